@@ -1,0 +1,124 @@
+import ONNX
+
+/// One executable node: built once from the node's attributes when a session is planned, then
+/// run many times. Operators are immutable (and so may serve concurrent runs) and never write into
+/// their inputs.
+public protocol Operator: Sendable {
+    /// Computes the node's outputs. `inputs[i]` is nil for an omitted optional input; the result
+    /// has one tensor per declared output (unused trailing optional outputs may be left out).
+    func run(_ inputs: [Tensor?]) throws -> [Tensor]
+}
+
+/// What a factory knows when it builds an operator.
+public struct OperatorContext: Sendable {
+    public let node: Node
+    /// The opset version imported for the node's domain.
+    public let opset: Int
+    /// Constant inputs known at planning time (initializers), by input position.
+    public let constantInputs: [Int: Tensor]
+    /// The model file, for tensors in attributes whose payload lives in it.
+    public let model: ONNXModel?
+}
+
+public typealias OperatorFactory = @Sendable (OperatorContext) throws -> any Operator
+
+/// The ops this runtime implements, registered by (domain, op type) with the opset versions they
+/// cover, as ONNX Runtime registers kernels.
+public enum OperatorRegistry {
+    struct Key: Hashable {
+        let domain: String
+        let opType: String
+    }
+
+    struct Entry {
+        let opsets: ClosedRange<Int>
+        let factory: OperatorFactory
+    }
+
+    static let entries: [Key: [Entry]] = {
+        var table: [Key: [Entry]] = [:]
+        func add(_ opType: String, domain: String = "", opsets: ClosedRange<Int> = 1...Int.max, _ f: @escaping OperatorFactory) {
+            table[Key(domain: domain, opType: opType), default: []].append(Entry(opsets: opsets, factory: f))
+        }
+        registerElementwise(add)
+        registerShapeOperators(add)
+        registerReductions(add)
+        registerMatMul(add)
+        registerContrib(add)
+        return table
+    }()
+
+    typealias Register = (_ opType: String, _ domain: String, _ opsets: ClosedRange<Int>, _ factory: @escaping OperatorFactory) -> Void
+
+    /// Builds the operator for `node`, or throws `unsupportedOperator`.
+    public static func make(_ node: Node, opsets: [String: Int], constants: [String: Tensor], model: ONNXModel? = nil) throws -> any Operator {
+        let opset = opsets[node.domain] ?? 1
+        guard let candidates = entries[Key(domain: node.domain, opType: node.opType)],
+              let entry = candidates.first(where: { $0.opsets.contains(opset) })
+        else {
+            throw RuntimeError.unsupportedOperator(opType: node.opType, domain: node.domain, opset: opset, node: node.name)
+        }
+        var constantInputs: [Int: Tensor] = [:]
+        for (i, name) in node.inputs.enumerated() where !name.isEmpty {
+            if let t = constants[name] { constantInputs[i] = t }
+        }
+        return try entry.factory(OperatorContext(node: node, opset: opset, constantInputs: constantInputs, model: model))
+    }
+
+    /// Whether an op is implemented, for `inspect`.
+    public static func supports(opType: String, domain: String, opset: Int) -> Bool {
+        entries[Key(domain: domain == "ai.onnx" ? "" : domain, opType: opType)]?.contains { $0.opsets.contains(opset) } ?? false
+    }
+}
+
+// MARK: - Attribute access with errors that name the node
+
+extension Node {
+    func invalid(_ reason: String) -> RuntimeError {
+        .invalidNode(node: name, opType: opType, reason: reason)
+    }
+
+    func intAttribute(_ key: String) -> Int? {
+        attributes[key].map { Int(truncatingIfNeeded: $0.i) }
+    }
+
+    func intAttribute(_ key: String, default value: Int) -> Int {
+        intAttribute(key) ?? value
+    }
+
+    func intsAttribute(_ key: String) -> [Int]? {
+        attributes[key].map { $0.ints.map { Int(truncatingIfNeeded: $0) } }
+    }
+
+    func floatAttribute(_ key: String, default value: Float) -> Float {
+        attributes[key]?.f ?? value
+    }
+
+    func stringAttribute(_ key: String) -> String? {
+        attributes[key].map { String(decoding: $0.s, as: UTF8.self) }
+    }
+}
+
+// MARK: - Input access inside operators
+
+extension Array where Element == Tensor? {
+    /// The required input `i`, or an error naming its position.
+    @inline(__always)
+    func required(_ i: Int) throws -> Tensor {
+        guard i < count, let t = self[i] else { throw OpError("missing required input \(i)") }
+        return t
+    }
+
+    @inline(__always)
+    func optional(_ i: Int) -> Tensor? {
+        i < count ? self[i] : nil
+    }
+}
+
+/// Normalises a possibly negative axis against `rank`.
+@inline(__always)
+func normalizeAxis(_ axis: Int, rank: Int) throws -> Int {
+    let a = axis < 0 ? axis + rank : axis
+    guard a >= 0 && a < max(rank, 1) else { throw OpError("axis \(axis) is out of range for rank \(rank)") }
+    return a
+}

@@ -1,0 +1,204 @@
+import Kernels
+
+// MatMul, Gemm and com.microsoft.MatMulNBits. float16 operands are widened to float32, multiplied
+// with float32 accumulation and rounded once, like ONNX Runtime's CPU kernels.
+
+/// A float32 view of a float32 or float16 tensor (float16 is converted into a new buffer).
+func floatOperand(_ t: Tensor) throws -> Tensor {
+    switch t.dtype {
+    case .float: return t
+    case .float16:
+        let out = Tensor(dtype: .float, shape: t.shape)
+        convertHalfToFloat(t.pointer(as: Float16.self), out.pointer(as: Float.self), t.count)
+        return out
+    default: throw OpError("expected float32 or float16, got \(t.dtype)")
+    }
+}
+
+/// Converts a float32 result back to `dtype` (float32 or float16).
+func narrowResult(_ t: Tensor, to dtype: DataType) -> Tensor {
+    if dtype == .float { return t }
+    let out = Tensor(dtype: .float16, shape: t.shape)
+    convertFloatToHalf(t.pointer(as: Float.self), out.pointer(as: Float16.self), t.count)
+    return out
+}
+
+/// NumPy matmul semantics: batch dimensions broadcast, 1-D operands promoted and the promoted
+/// dimension removed from the result.
+func matmul(_ aIn: Tensor, _ bIn: Tensor) throws -> Tensor {
+    guard aIn.dtype == bIn.dtype else { throw OpError("operand types differ: \(aIn.dtype) and \(bIn.dtype)") }
+    guard aIn.rank >= 1, bIn.rank >= 1 else { throw OpError("MatMul needs operands of rank ≥ 1") }
+    let a = try floatOperand(aIn), b = try floatOperand(bIn)
+    let aShape = a.rank == 1 ? [1, a.shape[0]] : a.shape
+    let bShape = b.rank == 1 ? [b.shape[0], 1] : b.shape
+    let m = aShape[aShape.count - 2], k = aShape[aShape.count - 1]
+    let kb = bShape[bShape.count - 2], n = bShape[bShape.count - 1]
+    guard k == kb else { throw OpError("inner dimensions differ: \(aIn.shape) × \(bIn.shape)") }
+    let aBatch = Array(aShape.dropLast(2)), bBatch = Array(bShape.dropLast(2))
+    let batch = try Broadcast.shape([aBatch, bBatch])
+    var outShape = batch + [m, n]
+    let out = Tensor(dtype: .float, shape: outShape)
+    let pa = a.pointer(as: Float.self), pb = b.pointer(as: Float.self), po = out.pointer(as: Float.self)
+
+    if bBatch.allSatisfy({ $0 == 1 }) && Tensor.elementCount(aBatch) == Tensor.elementCount(batch) {
+        // One GEMM: the A batches stack into rows.
+        sgemm(m: Tensor.elementCount(batch) * m, n: n, k: k, a: pa, lda: k, b: pb, ldb: n, c: po, ldc: n)
+    } else {
+        let batchCount = Tensor.elementCount(batch)
+        let aStrides = Broadcast.strides(aBatch, to: batch), bStrides = Broadcast.strides(bBatch, to: batch)
+        let batchStrides = contiguousStrides(batch)
+        for i in 0..<batchCount {
+            var rem = i, ia = 0, ib = 0
+            for d in 0..<batch.count {
+                let c = rem / batchStrides[d]
+                rem %= batchStrides[d]
+                ia += c * aStrides[d]
+                ib += c * bStrides[d]
+            }
+            sgemm(m: m, n: n, k: k, a: pa + ia * m * k, lda: k, b: pb + ib * k * n, ldb: n, c: po + i * m * n, ldc: n)
+        }
+    }
+    if aIn.rank == 1 { outShape.remove(at: outShape.count - 2) }
+    if bIn.rank == 1 { outShape.removeLast() }
+    return narrowResult(out.reshaped(outShape), to: aIn.dtype)
+}
+
+struct MatMulOperator: Operator {
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+        [try matmul(try inputs.required(0), try inputs.required(1))]
+    }
+}
+
+/// Gemm: `alpha · op(A) · op(B) + beta · C` with 2-D A and B, C unidirectionally broadcast.
+struct GemmOperator: Operator {
+    let alpha: Float, beta: Float
+    let transA: Bool, transB: Bool
+
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+        let aIn = try inputs.required(0), bIn = try inputs.required(1)
+        guard aIn.rank == 2, bIn.rank == 2 else { throw OpError("Gemm needs 2-D A and B, got \(aIn.shape) and \(bIn.shape)") }
+        let a = try floatOperand(aIn), b = try floatOperand(bIn)
+        let m = transA ? a.shape[1] : a.shape[0], k = transA ? a.shape[0] : a.shape[1]
+        let kb = transB ? b.shape[1] : b.shape[0], n = transB ? b.shape[0] : b.shape[1]
+        guard k == kb else { throw OpError("inner dimensions differ: \(aIn.shape) × \(bIn.shape)") }
+        let out = Tensor(dtype: .float, shape: [m, n])
+        var beta: Float = 0
+        if let cIn = inputs.optional(2), self.beta != 0 {
+            let c = try floatOperand(cIn)
+            _ = try Broadcast.shape([c.shape, [m, n]])
+            stridedCopy(elementSize: 4, shape: [m, n], src: c.rawPointer, srcStrides: Broadcast.strides(c.shape, to: [m, n]), dst: out.rawPointer)
+            beta = self.beta
+        }
+        sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+              a: a.pointer(as: Float.self), lda: a.shape[1], b: b.pointer(as: Float.self), ldb: b.shape[1],
+              beta: beta, c: out.pointer(as: Float.self), ldc: n)
+        return [narrowResult(out, to: aIn.dtype)]
+    }
+}
+
+/// com.microsoft.MatMulNBits: `Y = A · dequantize(B)ᵀ + bias`, A `[..., K]` float32/float16,
+/// B `[N, k_blocks, block_size · bits / 8]` uint8, scales `[N · k_blocks]`, optional zero points
+/// (packed uint8 or typed like A), optional bias `[N]`. `g_idx` (act-order) is not supported.
+struct MatMulNBitsOperator: Operator {
+    let n: Int, k: Int
+    let bits: Int, blockSize: Int
+    let nodeName: String
+
+    /// Rows of B dequantized per GEMM tile in the M > 1 path (bounds the scratch memory).
+    static let tileRows = 256
+
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+        let aIn = try inputs.required(0), b = try inputs.required(1), scales = try inputs.required(2)
+        guard aIn.dtype == .float || aIn.dtype == .float16 else { throw OpError("A must be float32 or float16, got \(aIn.dtype)") }
+        guard aIn.rank >= 1, aIn.shape.last == k else { throw OpError("A has shape \(aIn.shape), expected last dimension K = \(k)") }
+        let blocks = (k + blockSize - 1) / blockSize
+        let blobBytes = blockSize * bits / 8
+        guard b.dtype == .uint8, b.count == n * blocks * blobBytes else {
+            throw OpError("B has \(b.dtype)\(b.shape), expected uint8 [\(n), \(blocks), \(blobBytes)]")
+        }
+        guard scales.dtype == aIn.dtype, scales.count == n * blocks else {
+            throw OpError("scales have \(scales.dtype)\(scales.shape), expected \(aIn.dtype) with \(n * blocks) elements")
+        }
+        if let g = inputs.optional(4), g.count > 0 { throw OpError("g_idx (act-order) is not supported") }
+        let scaleStorage: BlockQuantizedMatrix.Scales = aIn.dtype == .float
+            ? .float(scales.pointer(as: Float.self)) : .half(scales.pointer(as: Float16.self))
+        var zeroPoints = BlockQuantizedMatrix.ZeroPoints.none
+        if let z = inputs.optional(3) {
+            switch z.dtype {
+            case .uint8:
+                let expected = n * ((blocks * bits + 7) / 8)
+                guard z.count == expected else { throw OpError("packed zero_points have \(z.count) bytes, expected \(expected)") }
+                zeroPoints = .packed(z.pointer(as: UInt8.self))
+            case .float where aIn.dtype == .float:
+                guard z.count == n * blocks else { throw OpError("zero_points have \(z.count) values, expected \(n * blocks)") }
+                zeroPoints = .float(z.pointer(as: Float.self))
+            case .float16 where aIn.dtype == .float16:
+                guard z.count == n * blocks else { throw OpError("zero_points have \(z.count) values, expected \(n * blocks)") }
+                zeroPoints = .half(z.pointer(as: Float16.self))
+            default:
+                throw OpError("zero_points of \(z.dtype) do not fit A of \(aIn.dtype)")
+            }
+        }
+        let bias = try inputs.optional(5).map(floatOperand)
+        if let bias, bias.count != n { throw OpError("bias has \(bias.count) elements, expected N = \(n)") }
+
+        let w = BlockQuantizedMatrix(n: n, k: k, bits: bits, blockSize: blockSize, data: b.pointer(as: UInt8.self),
+                                     scales: scaleStorage, zeroPoints: zeroPoints)
+        let a = try floatOperand(aIn)
+        let m = a.count / k
+        let outShape = Array(aIn.shape.dropLast()) + [n]
+        let out = Tensor(dtype: .float, shape: outShape)
+        let pa = a.pointer(as: Float.self), po = out.pointer(as: Float.self)
+
+        if m <= 2 {
+            for row in 0..<m {
+                let packed = PackedActivations(pa + row * k, k: k, blockSize: blockSize, bits: bits)
+                let y = po + row * n
+                parallelFor(n, minChunk: 64, granularity: 16) { rows in w.gemv(packed, rows: rows, into: y) }
+            }
+        } else {
+            let tile = Swift.min(MatMulNBitsOperator.tileRows, n)
+            var scratch = [Float](repeating: 0, count: tile * k)
+            scratch.withUnsafeMutableBufferPointer { buf in
+                let deq = buf.baseAddress!
+                var n0 = 0
+                while n0 < n {
+                    let rows = Swift.min(tile, n - n0)
+                    let start = n0
+                    parallelFor(rows, minChunk: 16) { r in
+                        w.dequantize(rows: (start + r.lowerBound)..<(start + r.upperBound), into: deq + r.lowerBound * k, ld: k)
+                    }
+                    sgemm(transB: true, m: m, n: rows, k: k, a: pa, lda: k, b: deq, ldb: k, c: po + n0, ldc: n)
+                    n0 += rows
+                }
+            }
+        }
+        if let bias {
+            let pb = bias.pointer(as: Float.self)
+            for row in 0..<m {
+                for j in 0..<n { po[row * n + j] += pb[j] }
+            }
+        }
+        return [narrowResult(out, to: aIn.dtype)]
+    }
+}
+
+func registerMatMul(_ add: (String, String, ClosedRange<Int>, @escaping OperatorFactory) -> Void) {
+    add("MatMul", "", 1...Int.max) { _ in MatMulOperator() }
+    add("Gemm", "", 1...Int.max) { ctx in
+        GemmOperator(alpha: ctx.node.floatAttribute("alpha", default: 1), beta: ctx.node.floatAttribute("beta", default: 1),
+                     transA: ctx.node.intAttribute("transA", default: 0) != 0, transB: ctx.node.intAttribute("transB", default: 0) != 0)
+    }
+    add("MatMulNBits", "com.microsoft", 1...Int.max) { ctx in
+        let node = ctx.node
+        guard let k = node.intAttribute("K"), let n = node.intAttribute("N"), k > 0, n > 0 else {
+            throw node.invalid("attributes K and N are required and must be positive")
+        }
+        let bits = node.intAttribute("bits", default: 4)
+        guard bits == 4 || bits == 8 else { throw node.invalid("bits = \(bits) is not supported (4 or 8)") }
+        guard let blockSize = node.intAttribute("block_size"), blockSize >= 16, blockSize & (blockSize - 1) == 0 else {
+            throw node.invalid("block_size must be a power of two ≥ 16")
+        }
+        return MatMulNBitsOperator(n: n, k: k, bits: bits, blockSize: blockSize, nodeName: node.name)
+    }
+}

@@ -1,0 +1,86 @@
+import Foundation
+
+// Normalisations: ONNX LayerNormalization, and the RMSNorm ops ONNX Runtime's optimiser writes
+// into saved optimised graphs (SimplifiedLayerNormalization, com.microsoft
+// SkipSimplifiedLayerNormalization). All compute in float32 and round the result once.
+
+/// Normalises rows of `n` floats: `y = (x - mean) / sqrt(var + eps) * scale + bias` (or the RMS
+/// form without the mean when `rms`), returning per-row mean and inverse std-dev.
+private func normalizeRows(_ x: Tensor, axis: Int, epsilon: Float, scale: Tensor, bias: Tensor?, rms: Bool) throws -> (y: Tensor, mean: [Float], invStd: [Float]) {
+    let a = try normalizeAxis(axis, rank: x.rank)
+    let n = Tensor.elementCount(Array(x.shape[a...]))
+    let rows = n == 0 ? 0 : x.count / n
+    let xf = try floatOperand(x), sf = try floatOperand(scale), bf = try bias.map(floatOperand)
+    guard sf.count == n || sf.count == 1 else { throw OpError("scale has \(sf.count) elements, expected \(n)") }
+    if let bf { guard bf.count == n || bf.count == 1 else { throw OpError("bias has \(bf.count) elements, expected \(n)") } }
+    let out = Tensor(dtype: .float, shape: x.shape)
+    let px = xf.pointer(as: Float.self), po = out.pointer(as: Float.self), ps = sf.pointer(as: Float.self)
+    let pb = bf?.pointer(as: Float.self)
+    var means = [Float](repeating: 0, count: rows), invStds = [Float](repeating: 0, count: rows)
+    for r in 0..<rows {
+        let row = px + r * n, o = po + r * n
+        var mean: Float = 0
+        if !rms {
+            for i in 0..<n { mean += row[i] }
+            mean /= Float(n)
+        }
+        var variance: Float = 0
+        for i in 0..<n { let d = row[i] - mean; variance += d * d }
+        variance /= Float(n)
+        let inv = 1 / (variance + epsilon).squareRoot()
+        for i in 0..<n {
+            var v = (row[i] - mean) * inv * ps[sf.count == 1 ? 0 : i]
+            if let pb { v += pb[bf!.count == 1 ? 0 : i] }
+            o[i] = v
+        }
+        means[r] = mean
+        invStds[r] = inv
+    }
+    return (narrowResult(out, to: x.dtype), means, invStds)
+}
+
+struct LayerNormalizationOperator: Operator {
+    let axis: Int
+    let epsilon: Float
+    let rms: Bool
+
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+        let x = try inputs.required(0)
+        let (y, mean, invStd) = try normalizeRows(x, axis: axis, epsilon: epsilon, scale: try inputs.required(1),
+                                                  bias: rms ? nil : inputs.optional(2), rms: rms)
+        let a = try normalizeAxis(axis, rank: x.rank)
+        let statShape = Array(x.shape[..<a]) + [Int](repeating: 1, count: x.rank - a)
+        return [y, Tensor(mean, shape: statShape), Tensor(invStd, shape: statShape)]
+    }
+}
+
+/// com.microsoft.SkipSimplifiedLayerNormalization: `s = input + skip (+ bias)`, `y = RMSNorm(s)`;
+/// outputs y, mean (unused, zeros), inv_std_var, and s.
+struct SkipSimplifiedLayerNormalizationOperator: Operator {
+    let epsilon: Float
+
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+        let x = try inputs.required(0), skip = try inputs.required(1), gamma = try inputs.required(2)
+        var sum = try binaryArithmetic(AddKind.self, try floatOperand(x), try floatOperand(skip))
+        if let bias = inputs.optional(3) { sum = try binaryArithmetic(AddKind.self, sum, try floatOperand(bias)) }
+        let (y, _, invStd) = try normalizeRows(sum, axis: -1, epsilon: epsilon, scale: gamma, bias: nil, rms: true)
+        let statShape = Array(x.shape.dropLast()) + [1]
+        return [narrowResult(try floatOperand(y), to: x.dtype), Tensor.zeros(.float, shape: statShape),
+                Tensor(invStd, shape: statShape), narrowResult(sum, to: x.dtype)]
+    }
+}
+
+func registerContrib(_ add: (String, String, ClosedRange<Int>, @escaping OperatorFactory) -> Void) {
+    add("LayerNormalization", "", 17...Int.max) { ctx in
+        LayerNormalizationOperator(axis: ctx.node.intAttribute("axis", default: -1),
+                                   epsilon: ctx.node.floatAttribute("epsilon", default: 1e-5), rms: false)
+    }
+    // ONNX Runtime registers SimplifiedLayerNormalization in the ONNX domain.
+    add("SimplifiedLayerNormalization", "", 1...Int.max) { ctx in
+        LayerNormalizationOperator(axis: ctx.node.intAttribute("axis", default: -1),
+                                   epsilon: ctx.node.floatAttribute("epsilon", default: 1e-5), rms: true)
+    }
+    add("SkipSimplifiedLayerNormalization", "com.microsoft", 1...Int.max) { ctx in
+        SkipSimplifiedLayerNormalizationOperator(epsilon: ctx.node.floatAttribute("epsilon", default: 1e-5))
+    }
+}

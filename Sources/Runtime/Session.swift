@@ -1,0 +1,150 @@
+import ONNX
+
+/// Options for planning a session.
+public struct SessionOptions: Sendable {
+    /// Fold nodes whose inputs are all constants into constants at planning time.
+    public var constantFolding = true
+
+    public init() {}
+}
+
+/// A planned graph: operators built once, values held in numbered slots, each intermediate
+/// released right after its last use. `run` may be called concurrently from several threads:
+/// the plan is immutable and each run has its own slots.
+public final class Session: @unchecked Sendable {
+    public let graph: Graph
+
+    struct Step {
+        let op: any Operator
+        let node: Node
+        /// Slot per node input; -1 for an omitted optional input.
+        let inputs: [Int]
+        /// Slot per node output; -1 for an omitted optional output.
+        let outputs: [Int]
+        /// Slots whose last reader is this step (released after it runs).
+        let releases: [Int]
+    }
+
+    let steps: [Step]
+    let slotCount: Int
+    let constantSlots: [(slot: Int, tensor: Tensor)]
+    let inputSlots: [String: Int]
+    let outputSlots: [(name: String, slot: Int)]
+
+    /// Loads and plans the model at `path`.
+    public convenience init(path: String, options: SessionOptions = SessionOptions()) throws {
+        try self.init(graph: Graph(model: ONNXModel(path: path)), options: options)
+    }
+
+    public init(graph original: Graph, options: SessionOptions = SessionOptions()) throws {
+        var graph = original
+        if options.constantFolding {
+            try ConstantFolding.run(&graph)
+        }
+        self.graph = graph
+
+        var slotOf: [String: Int] = [:]
+        var next = 0
+        func slot(_ name: String) -> Int {
+            if let s = slotOf[name] { return s }
+            slotOf[name] = next
+            next += 1
+            return next - 1
+        }
+        var constantSlots: [(Int, Tensor)] = []
+        for (name, t) in graph.constants { constantSlots.append((slot(name), t)) }
+        var inputSlots: [String: Int] = [:]
+        for spec in graph.inputs { inputSlots[spec.name] = slot(spec.name) }
+
+        var ops: [any Operator] = []
+        ops.reserveCapacity(graph.nodes.count)
+        for node in graph.nodes {
+            ops.append(try OperatorRegistry.make(node, opsets: graph.opsets, constants: graph.constants, model: graph.model))
+        }
+        // Last reader of each slot, so intermediates can be released early.
+        var lastUse: [Int: Int] = [:]
+        for (i, node) in graph.nodes.enumerated() {
+            for name in node.inputs where !name.isEmpty { lastUse[slot(name)] = i }
+            for name in node.outputs where !name.isEmpty { _ = slot(name) }
+        }
+        let outputs = graph.outputs.map { (name: $0.name, slot: slot($0.name)) }
+        let pinned = Set(constantSlots.map(\.0)).union(outputs.map(\.slot))
+        var releases = [[Int]](repeating: [], count: graph.nodes.count)
+        for (s, i) in lastUse where !pinned.contains(s) { releases[i].append(s) }
+
+        steps = graph.nodes.enumerated().map { i, node in
+            Step(op: ops[i], node: node,
+                 inputs: node.inputs.map { $0.isEmpty ? -1 : slot($0) },
+                 outputs: node.outputs.map { $0.isEmpty ? -1 : slot($0) },
+                 releases: releases[i])
+        }
+        slotCount = next
+        self.constantSlots = constantSlots
+        self.inputSlots = inputSlots
+        outputSlots = outputs
+    }
+
+    /// Declared graph inputs (initializers excluded).
+    public var inputs: [ValueSpec] { graph.inputs }
+    public var outputs: [ValueSpec] { graph.outputs }
+
+    /// Runs the graph on `feeds` (one tensor per declared input) and returns every graph output.
+    public func run(_ feeds: [String: Tensor]) throws -> [String: Tensor] {
+        var values = [Tensor?](repeating: nil, count: slotCount)
+        for (slot, t) in constantSlots { values[slot] = t }
+        for (name, t) in feeds {
+            guard let slot = inputSlots[name] else {
+                throw RuntimeError.invalidFeed(name: name, reason: "the graph has no such input (inputs: \(graph.inputs.map(\.name).joined(separator: ", ")))")
+            }
+            values[slot] = t
+        }
+        for spec in graph.inputs {
+            guard let t = feeds[spec.name] else {
+                throw RuntimeError.invalidFeed(name: spec.name, reason: "missing (declared \(spec))")
+            }
+            try Session.check(t, against: spec)
+        }
+
+        var args = [Tensor?]()
+        for step in steps {
+            args.removeAll(keepingCapacity: true)
+            for s in step.inputs { args.append(s < 0 ? nil : values[s]) }
+            let results: [Tensor]
+            do {
+                results = try step.op.run(args)
+            } catch let e as RuntimeError {
+                throw e
+            } catch {
+                throw RuntimeError.nodeFailed(node: step.node.name, opType: step.node.opType, reason: "\(error)")
+            }
+            for (k, s) in step.outputs.enumerated() where s >= 0 {
+                guard k < results.count else {
+                    throw RuntimeError.nodeFailed(node: step.node.name, opType: step.node.opType, reason: "produced \(results.count) outputs, output \(k) is used")
+                }
+                values[s] = results[k]
+            }
+            for s in step.releases { values[s] = nil }
+        }
+        var result: [String: Tensor] = [:]
+        for (name, slot) in outputSlots {
+            result[name] = values[slot]
+        }
+        return result
+    }
+
+    /// Checks a feed's element type and shape against the declared input.
+    static func check(_ t: Tensor, against spec: ValueSpec) throws {
+        if let type = spec.elementType, type != t.dtype {
+            throw RuntimeError.invalidFeed(name: spec.name, reason: "expected \(type), got \(t.dtype)")
+        }
+        guard let dims = spec.shape else { return }
+        guard dims.count == t.rank else {
+            throw RuntimeError.invalidFeed(name: spec.name, reason: "expected rank \(dims.count) \(spec), got shape \(t.shape)")
+        }
+        for (i, d) in dims.enumerated() {
+            if case .value(let v) = d, v >= 0, Int(v) != t.shape[i] {
+                throw RuntimeError.invalidFeed(name: spec.name, reason: "dimension \(i) must be \(v) (\(spec)), got shape \(t.shape)")
+            }
+        }
+    }
+}

@@ -1,0 +1,176 @@
+import ONNX
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Element types of tensors: the ONNX `TensorProto.DataType` codes.
+public typealias DataType = ElementType
+
+/// The memory behind one or more tensors.
+///
+/// Either owned (64-byte aligned heap memory, freed with the last reference) or a read-only view
+/// into a memory-mapped model file, kept alive by `owner`. Operators never write into their
+/// inputs, so views into read-only mappings are safe to share.
+public final class TensorStorage: @unchecked Sendable {
+    public let data: UnsafeMutableRawPointer
+    public let byteCount: Int
+    /// The mapping (or other object) that owns borrowed memory; nil when this storage owns it.
+    public let owner: AnyObject?
+
+    /// Fresh, uninitialised, 64-byte aligned memory.
+    public init(byteCount: Int) {
+        self.byteCount = byteCount
+        var p: UnsafeMutableRawPointer?
+        // posix_memalign with size 0 may return nil; always ask for at least one cache line.
+        let rc = posix_memalign(&p, 64, max(byteCount, 64))
+        precondition(rc == 0 && p != nil, "out of memory allocating \(byteCount) bytes")
+        data = p!
+        owner = nil
+    }
+
+    /// A read-only view of memory owned by `owner`.
+    public init(borrowing pointer: UnsafeRawPointer, byteCount: Int, owner: AnyObject) {
+        data = UnsafeMutableRawPointer(mutating: pointer)
+        self.byteCount = byteCount
+        self.owner = owner
+    }
+
+    deinit {
+        if owner == nil { free(data) }
+    }
+}
+
+/// An n-dimensional array: an element type, a shape, and contiguous row-major storage.
+public struct Tensor: @unchecked Sendable, CustomStringConvertible {
+    public let dtype: DataType
+    public let shape: [Int]
+    public let storage: TensorStorage
+
+    /// Allocates an uninitialised tensor.
+    public init(dtype: DataType, shape: [Int]) {
+        precondition(dtype.byteSize != nil, "tensors of \(dtype) are not supported")
+        self.dtype = dtype
+        self.shape = shape
+        storage = TensorStorage(byteCount: Tensor.elementCount(shape) * dtype.byteSize!)
+    }
+
+    /// A tensor over existing storage (e.g. a reshaped view).
+    public init(dtype: DataType, shape: [Int], storage: TensorStorage) {
+        precondition(Tensor.elementCount(shape) * (dtype.byteSize ?? 0) <= storage.byteCount)
+        self.dtype = dtype
+        self.shape = shape
+        self.storage = storage
+    }
+
+    @inline(__always) public static func elementCount(_ shape: [Int]) -> Int {
+        var n = 1
+        for d in shape { n &*= d }
+        return n
+    }
+
+    public var count: Int { Tensor.elementCount(shape) }
+    public var rank: Int { shape.count }
+    public var byteCount: Int { count * dtype.byteSize! }
+    public var rawPointer: UnsafeMutableRawPointer { storage.data }
+
+    /// Typed pointer to the elements. `T` must match `dtype`'s layout.
+    @inline(__always)
+    public func pointer<T>(as _: T.Type) -> UnsafeMutablePointer<T> {
+        storage.data.assumingMemoryBound(to: T.self)
+    }
+
+    /// The same elements with another shape (no copy).
+    public func reshaped(_ newShape: [Int]) -> Tensor {
+        Tensor(dtype: dtype, shape: newShape, storage: storage)
+    }
+
+    public var description: String { "Tensor<\(dtype)>\(shape)" }
+}
+
+// MARK: - Building tensors from Swift values
+
+extension Tensor {
+    public init(_ values: [Float], shape: [Int]) {
+        self.init(dtype: .float, shape: shape)
+        precondition(values.count == count, "\(values.count) values for shape \(shape)")
+        values.withUnsafeBufferPointer { pointer(as: Float.self).update(from: $0.baseAddress!, count: $0.count) }
+    }
+
+    public init(_ values: [Float16], shape: [Int]) {
+        self.init(dtype: .float16, shape: shape)
+        precondition(values.count == count, "\(values.count) values for shape \(shape)")
+        values.withUnsafeBufferPointer { pointer(as: Float16.self).update(from: $0.baseAddress!, count: $0.count) }
+    }
+
+    public init(_ values: [Int64], shape: [Int]) {
+        self.init(dtype: .int64, shape: shape)
+        precondition(values.count == count, "\(values.count) values for shape \(shape)")
+        values.withUnsafeBufferPointer { pointer(as: Int64.self).update(from: $0.baseAddress!, count: $0.count) }
+    }
+
+    public init(_ values: [Int32], shape: [Int]) {
+        self.init(dtype: .int32, shape: shape)
+        precondition(values.count == count, "\(values.count) values for shape \(shape)")
+        values.withUnsafeBufferPointer { pointer(as: Int32.self).update(from: $0.baseAddress!, count: $0.count) }
+    }
+
+    public init(_ values: [UInt8], dtype: DataType = .uint8, shape: [Int]) {
+        precondition(dtype.byteSize == 1)
+        self.init(dtype: dtype, shape: shape)
+        precondition(values.count == count, "\(values.count) values for shape \(shape)")
+        values.withUnsafeBufferPointer { pointer(as: UInt8.self).update(from: $0.baseAddress!, count: $0.count) }
+    }
+
+    public init(_ values: [Bool], shape: [Int]) {
+        self.init(values.map { $0 ? UInt8(1) : 0 }, dtype: .bool, shape: shape)
+    }
+
+    /// A rank-0 tensor.
+    public static func scalar(_ v: Float) -> Tensor { Tensor([v], shape: []) }
+    public static func scalar(_ v: Int64) -> Tensor { Tensor([v], shape: []) }
+
+    /// An all-zero tensor.
+    public static func zeros(_ dtype: DataType, shape: [Int]) -> Tensor {
+        let t = Tensor(dtype: dtype, shape: shape)
+        t.rawPointer.initializeMemory(as: UInt8.self, repeating: 0, count: t.byteCount)
+        return t
+    }
+}
+
+// MARK: - Reading tensors into Swift values
+
+extension Tensor {
+    /// The elements as Float (float32, float16, bfloat16, float64 and the integer types).
+    public func floats() -> [Float] {
+        let n = count
+        switch dtype {
+        case .float: return Array(UnsafeBufferPointer(start: pointer(as: Float.self), count: n))
+        case .float16: return (0..<n).map { Float(pointer(as: Float16.self)[$0]) }
+        case .bfloat16: return (0..<n).map { Float(bitPattern: UInt32(pointer(as: UInt16.self)[$0]) << 16) }
+        case .double: return (0..<n).map { Float(pointer(as: Double.self)[$0]) }
+        default: return int64s().map { Float($0) }
+        }
+    }
+
+    /// The elements as Int64 (integer and bool types; floats are truncated).
+    public func int64s() -> [Int64] {
+        let n = count
+        switch dtype {
+        case .int64: return Array(UnsafeBufferPointer(start: pointer(as: Int64.self), count: n))
+        case .int32: return (0..<n).map { Int64(pointer(as: Int32.self)[$0]) }
+        case .int16: return (0..<n).map { Int64(pointer(as: Int16.self)[$0]) }
+        case .int8: return (0..<n).map { Int64(pointer(as: Int8.self)[$0]) }
+        case .uint8, .bool: return (0..<n).map { Int64(pointer(as: UInt8.self)[$0]) }
+        case .uint16: return (0..<n).map { Int64(pointer(as: UInt16.self)[$0]) }
+        case .uint32: return (0..<n).map { Int64(pointer(as: UInt32.self)[$0]) }
+        case .uint64: return (0..<n).map { Int64(bitPattern: pointer(as: UInt64.self)[$0]) }
+        case .float, .float16, .bfloat16, .double: return floats().map { Int64($0) }
+        default: return []
+        }
+    }
+
+    /// The elements as Bool (nonzero is true).
+    public func bools() -> [Bool] { int64s().map { $0 != 0 } }
+}

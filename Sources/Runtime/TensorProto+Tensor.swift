@@ -1,0 +1,73 @@
+import ONNX
+
+extension Tensor {
+    /// A runtime tensor for an ONNX TensorProto: a zero-copy view into the mapped model or
+    /// external-data file when the payload is `raw_data`/external and suitably aligned, otherwise
+    /// a copy decoded from the typed repeated fields.
+    public init(proto t: TensorProto, model: ONNXModel?) throws {
+        guard let dtype = t.elementType, let size = dtype.byteSize else {
+            throw RuntimeError.invalidInitializer(name: t.name, reason: "element type \(t.dataType) (\(t.elementType?.description ?? "unknown")) is not supported")
+        }
+        let count = try ONNXModel.validateDims(t)
+        let shape = t.dims.map { Int($0) }
+        func mismatch(_ found: Int) -> RuntimeError {
+            .invalidInitializer(name: t.name, reason: "\(found) values stored but shape \(shape) needs \(count)")
+        }
+        switch t.payload {
+        case .raw, .external:
+            guard let model, let (bytes, owner) = try model.bytes(of: t) else {
+                throw RuntimeError.invalidInitializer(name: t.name, reason: "raw or external payload without a model file")
+            }
+            if count == 0 {
+                self = Tensor(dtype: dtype, shape: shape)
+            } else if let base = bytes.baseAddress, Int(bitPattern: base) % size == 0 {
+                self = Tensor(dtype: dtype, shape: shape, storage: TensorStorage(borrowing: base, byteCount: bytes.count, owner: owner))
+            } else {
+                // Misaligned inside the protobuf: copy once so kernels may assume element alignment.
+                self = Tensor(dtype: dtype, shape: shape)
+                rawPointer.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+            }
+        case .none:
+            guard count == 0 else {
+                throw RuntimeError.invalidInitializer(name: t.name, reason: "no data for shape \(shape)")
+            }
+            self = Tensor(dtype: dtype, shape: shape)
+        case .floats(let v):
+            guard dtype == .float else { throw RuntimeError.invalidInitializer(name: t.name, reason: "float_data for a \(dtype) tensor") }
+            guard v.count == count else { throw mismatch(v.count) }
+            self = Tensor(v, shape: shape)
+        case .int64s(let v):
+            guard dtype == .int64 else { throw RuntimeError.invalidInitializer(name: t.name, reason: "int64_data for a \(dtype) tensor") }
+            guard v.count == count else { throw mismatch(v.count) }
+            self = Tensor(v, shape: shape)
+        case .doubles(let v):
+            guard dtype == .double else { throw RuntimeError.invalidInitializer(name: t.name, reason: "double_data for a \(dtype) tensor") }
+            guard v.count == count else { throw mismatch(v.count) }
+            self = Tensor(dtype: .double, shape: shape)
+            for i in 0..<count { pointer(as: Double.self)[i] = v[i] }
+        case .uint64s(let v):
+            guard v.count == count else { throw mismatch(v.count) }
+            self = Tensor(dtype: dtype, shape: shape)
+            switch dtype {
+            case .uint64: for i in 0..<count { pointer(as: UInt64.self)[i] = v[i] }
+            case .uint32: for i in 0..<count { pointer(as: UInt32.self)[i] = UInt32(truncatingIfNeeded: v[i]) }
+            default: throw RuntimeError.invalidInitializer(name: t.name, reason: "uint64_data for a \(dtype) tensor")
+            }
+        case .int32s(let v):
+            guard v.count == count else { throw mismatch(v.count) }
+            self = Tensor(dtype: dtype, shape: shape)
+            switch dtype {
+            case .int32: for i in 0..<count { pointer(as: Int32.self)[i] = v[i] }
+            case .int16: for i in 0..<count { pointer(as: Int16.self)[i] = Int16(truncatingIfNeeded: v[i]) }
+            case .uint16, .float16, .bfloat16:
+                // float16/bfloat16 are stored as their bit patterns in the low 16 bits.
+                for i in 0..<count { pointer(as: UInt16.self)[i] = UInt16(truncatingIfNeeded: v[i]) }
+            case .int8: for i in 0..<count { pointer(as: Int8.self)[i] = Int8(truncatingIfNeeded: v[i]) }
+            case .uint8, .bool: for i in 0..<count { pointer(as: UInt8.self)[i] = UInt8(truncatingIfNeeded: v[i]) }
+            default: throw RuntimeError.invalidInitializer(name: t.name, reason: "int32_data for a \(dtype) tensor")
+            }
+        case .strings:
+            throw RuntimeError.invalidInitializer(name: t.name, reason: "string tensors are not supported")
+        }
+    }
+}
