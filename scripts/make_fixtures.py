@@ -1,0 +1,361 @@
+#!/usr/bin/env python3
+"""Tiny random-weight Qwen2 fixtures, exported by the real tool chain, with ONNX Runtime references.
+
+Usage:  .venv/bin/python scripts/make_fixtures.py [--out Models/fixtures] [--check]
+
+Writes, for each fixture (`tiny-qwen2`: untied lm_head; `tiny-qwen2-tied`: tied embeddings):
+
+  <fixture>/config.json, generation_config.json       HF Qwen2 config (save_pretrained)
+  <fixture>/tokenizer.json, tokenizer_config.json     a prefix of the real Qwen2.5 tokenizer
+  <fixture>/onnx/model.onnx                           optimum export, opset 18, fp32
+  <fixture>/onnx/model_q4.onnx                        MatMulNBits q4 (block 32, symmetric), inline
+  <fixture>/onnx/model_q4f16.onnx + .onnx_data        q4 + fp16 internals, external data
+  tiny-qwen2/onnx14/model_q4f16.onnx                  opset 14 export, q4f16, weights inline
+  <fixture>/reference/...                             ONNX Runtime outputs (.npy) + manifest.json
+  README.md                                           generated description (dims, I/O, op histograms)
+
+Everything is seeded; running twice gives byte-identical files (checked by --check, which
+regenerates into a temporary directory and compares sha256 of every file).
+
+The tokenizer: in Qwen2.5's vocabulary the first 256 ids are the byte-level alphabet and id 256+i
+is the result of merge i, so the first V ids with the first V-256 merges are a valid byte-level BPE
+on their own. With vocab_size 512 we keep V = 509 BPE tokens and 253 merges and put
+<|endoftext|>, <|im_start|>, <|im_end|> at ids 509, 510, 511.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import logging
+
+import numpy as np
+
+import build_tokenizer as bt
+import qwen_onnx as qo
+
+ROOT = Path(__file__).resolve().parent.parent
+QWEN_TOKENIZER = ROOT / "Models" / "tokenizer" / "qwen2.5"
+
+# Seed and logit scales were picked (by trying seeds 1..8) so that every greedy step of every
+# variant has a top-1/top-2 logit margin well above fp16 rounding noise (see manifest.json):
+# a runtime that rounds slightly differently from ONNX Runtime still picks the same ids.
+SEED = int(os.environ.get("FIXTURE_SEED", "4"))
+LOGIT_SCALE = float(os.environ.get("FIXTURE_LOGIT_SCALE", "6.0"))  # std of the untied logits
+TIED_LOGIT_SCALE = float(os.environ.get("FIXTURE_TIED_LOGIT_SCALE", "3.0"))  # tied: also the embedding scale
+VOCAB = 512
+ADDED = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+BPE_V = VOCAB - len(ADDED)  # 509
+ENDOFTEXT, IM_START, IM_END = BPE_V, BPE_V + 1, BPE_V + 2
+
+DIMS = dict(
+    vocab_size=VOCAB,
+    hidden_size=96,          # MatMulNBits K = 96: three 32-blocks
+    intermediate_size=200,   # down_proj K = 200: 6 full blocks + an 8-wide tail (zero-padded)
+    num_hidden_layers=2,
+    num_attention_heads=4,   # head_dim = 96 / 4 = 24
+    num_key_value_heads=2,   # GQA, 2 query heads per kv head
+    max_position_embeddings=256,
+    rope_theta=10000.0,
+    rms_norm_eps=1e-6,
+)
+
+PROMPT_TEXT = "<|im_start|>user\nfib(10) in C?<|im_end|>\n<|im_start|>assistant\n"
+DECODE_STEPS = 16
+GREEDY_STEPS = 16
+
+FIXTURES = {
+    # name: (tie_word_embeddings, variants)
+    "tiny-qwen2": (False, ["fp32", "q4", "q4f16", "opset14_q4f16"]),
+    "tiny-qwen2-tied": (True, ["fp32", "q4", "q4f16"]),
+}
+VARIANT_FILES = {
+    "fp32": "onnx/model.onnx",
+    "q4": "onnx/model_q4.onnx",
+    "q4f16": "onnx/model_q4f16.onnx",
+    "opset14_q4f16": "onnx14/model_q4f16.onnx",
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# HF model + tokenizer
+
+
+def make_hf_model(src: Path, tied: bool) -> None:
+    import torch
+    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(SEED)
+    cfg = Qwen2Config(**DIMS, tie_word_embeddings=tied, bos_token_id=ENDOFTEXT, eos_token_id=IM_END,
+                      dtype="float32")
+    model = Qwen2ForCausalLM(cfg).eval()
+    g = torch.Generator().manual_seed(SEED + (1 if tied else 0))
+    # Scales chosen so activations stay O(1) and logits have std ~LOGIT_SCALE (tied: ~TIED_LOGIT_SCALE) (not degenerate, no
+    # fp16 overflow): linear weights ~ N(0, 1/fan_in), biases and norm gains perturbed.
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name == "model.embed_tokens.weight":
+                std = TIED_LOGIT_SCALE / DIMS["hidden_size"] ** 0.5 if tied else 1.0
+                p.copy_(torch.randn(p.shape, generator=g) * std)
+            elif name == "lm_head.weight":
+                p.copy_(torch.randn(p.shape, generator=g) * (LOGIT_SCALE / p.shape[1] ** 0.5))
+            elif name.endswith("norm.weight"):
+                p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=g))
+            elif name.endswith(".bias"):
+                p.copy_(0.1 * torch.randn(p.shape, generator=g))
+            elif p.dim() == 2:
+                p.copy_(torch.randn(p.shape, generator=g) / p.shape[1] ** 0.5)
+            else:
+                raise SystemExit(f"unexpected parameter {name} {tuple(p.shape)}")
+    model.generation_config = GenerationConfig(
+        bos_token_id=ENDOFTEXT, eos_token_id=[IM_END, ENDOFTEXT], pad_token_id=ENDOFTEXT, do_sample=False,
+    )
+    model.save_pretrained(src, safe_serialization=True)
+
+
+def make_tokenizer(out: Path) -> None:
+    official = json.loads((QWEN_TOKENIZER / "tokenizer.json").read_text(encoding="utf-8"))
+    official_cfg = json.loads((QWEN_TOKENIZER / "tokenizer_config.json").read_text(encoding="utf-8"))
+    id_to_token = {i: t for t, i in official["model"]["vocab"].items()}
+    bpe = [id_to_token[i] for i in range(BPE_V)]
+    merges = official["model"]["merges"][: BPE_V - 256]
+    for i, m in enumerate(merges):  # id 256+i is the result of merge i
+        if m.replace(" ", "") != bpe[256 + i]:
+            raise SystemExit(f"merge {i} {m!r} does not produce token {256 + i} {bpe[256 + i]!r}")
+        a, b = m.split(" ")
+        if official["model"]["vocab"][a] >= BPE_V or official["model"]["vocab"][b] >= BPE_V:
+            raise SystemExit(f"merge {i} {m!r} uses a token outside the prefix")
+    added = [(BPE_V + k, name) for k, name in enumerate(ADDED)]
+    bt.write_json(out / "tokenizer.json", bt.tokenizer_json(bpe, merges, added))
+    cfg = bt.tokenizer_config(added, official_cfg["chat_template"], additional_special=ADDED[1:],
+                              model_max_length=DIMS["max_position_embeddings"])
+    bt.write_json(out / "tokenizer_config.json", cfg)
+
+
+# ---------------------------------------------------------------------------------------------
+# ONNX variants
+
+
+def build_onnx(fixture_dir: Path, src: Path, work: Path, variants: list[str]) -> None:
+    import onnx
+
+    v18 = qo.export_optimum(src, work / "export18", opset=18)
+    qo.save_model(onnx.load(str(v18)), fixture_dir / VARIANT_FILES["fp32"], external_data=False)
+    vi18 = qo.inferred_value_info(v18)
+    q4 = qo.quantize_q4(onnx.load(str(v18)))
+    qo.save_model(q4, fixture_dir / VARIANT_FILES["q4"], external_data=False)
+    f16 = qo.convert_q4_to_q4f16(onnx.load(str(fixture_dir / VARIANT_FILES["q4"])), vi18)
+    qo.save_model(f16, fixture_dir / VARIANT_FILES["q4f16"], external_data=True)
+    if "opset14_q4f16" in variants:
+        v14 = qo.export_optimum(src, work / "export14", opset=14)
+        vi14 = qo.inferred_value_info(v14)
+        q4_14 = qo.quantize_q4(onnx.load(str(v14)))
+        f16_14 = qo.convert_q4_to_q4f16(q4_14, vi14)
+        qo.save_model(f16_14, fixture_dir / VARIANT_FILES["opset14_q4f16"], external_data=False)
+    for v in variants:
+        onnx.checker.check_model(str(fixture_dir / VARIANT_FILES[v]))
+
+
+# ---------------------------------------------------------------------------------------------
+# references
+
+
+def prompt_ids(fixture_dir: Path) -> list[int]:
+    from tokenizers import Tokenizer
+
+    ids = Tokenizer.from_file(str(fixture_dir / "tokenizer.json")).encode(PROMPT_TEXT).ids
+    if not all(0 <= i < VOCAB for i in ids):
+        raise SystemExit(f"prompt ids out of range: {ids}")
+    return ids
+
+
+def top2_margin(logits: np.ndarray) -> float:
+    s = np.sort(logits.astype(np.float64))
+    return float(s[-1] - s[-2])
+
+
+def references(fixture_dir: Path, variants: list[str]) -> dict:
+    ref = fixture_dir / "reference"
+    files: dict[str, dict] = {}
+    prompt = prompt_ids(fixture_dir)
+    rng = np.random.default_rng(SEED)
+    decode_ids = [int(x) for x in rng.integers(0, BPE_V, DECODE_STEPS)]
+
+    def put(rel: str, array) -> None:
+        files[rel] = qo.save_npy(ref / rel, array)
+
+    # The exact prefill feeds (identical for every variant).
+    runner = qo.KVRunner(qo.ort_session(fixture_dir / VARIANT_FILES["fp32"], "disable_all"))
+    for name, value in runner.feeds_for(prompt).items():
+        put(f"feeds/prefill/{name}.npy", value)
+    put("feeds/decode_input_ids.npy", np.asarray(decode_ids, dtype=np.int64))
+
+    results = {}
+    for variant in variants:
+        for level in qo.OPT_LEVELS:
+            base = f"{variant}/{level}"
+            session = qo.ort_session(fixture_dir / VARIANT_FILES[variant], level)
+            # (1) prefill + (2) teacher-forced decode
+            r = qo.KVRunner(session)
+            logits, presents = r.step(prompt)
+            put(f"{base}/prefill_logits.npy", logits)
+            for k, v in presents.items():
+                put(f"{base}/prefill_{k}.npy", v)
+            step_logits = []
+            for tok in decode_ids:
+                lg, presents = r.step([tok])
+                step_logits.append(lg[0, -1])
+            put(f"{base}/decode_logits.npy", np.stack(step_logits))
+            for k, v in presents.items():
+                put(f"{base}/decode_last_{k}.npy", v)
+            # (3) greedy
+            g = qo.KVRunner(session)
+            lg, _ = g.step(prompt)
+            greedy, margins = [], []
+            for _ in range(GREEDY_STEPS):
+                last = lg[0, -1]
+                nxt = int(np.argmax(last))
+                greedy.append(nxt)
+                margins.append(round(top2_margin(last), 6))
+                lg, _ = g.step([nxt])
+            put(f"{base}/greedy_ids.npy", np.asarray(greedy, dtype=np.int64))
+            results[base] = {
+                "greedy_ids": greedy,
+                "greedy_top2_margins": margins,
+                "prefill_last_top2_margin": round(top2_margin(logits[0, -1]), 6),
+                "decode_min_top2_margin": round(min(top2_margin(x) for x in step_logits), 6),
+            }
+
+    # How far apart the variants / levels are (max abs diff of prefill logits vs fp32 disable_all).
+    base = np.load(ref / "fp32/disable_all/prefill_logits.npy")
+    diffs = {}
+    for variant in variants:
+        for level in qo.OPT_LEVELS:
+            a = np.load(ref / f"{variant}/{level}/prefill_logits.npy")
+            diffs[f"{variant}/{level}"] = float(np.abs(a - base).max())
+
+    return {
+        "prompt_text": PROMPT_TEXT,
+        "prompt_ids": prompt,
+        "decode_input_ids": decode_ids,
+        "results": results,
+        "prefill_logits_max_abs_diff_vs_fp32_disable_all": diffs,
+        "files": dict(sorted(files.items())),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# driver
+
+
+def build_fixture(out_root: Path, name: str, tied: bool, variants: list[str], work: Path) -> dict:
+    qo.log(f"{name}: building HF model (tie_word_embeddings={tied})")
+    fixture_dir = out_root / name
+    if fixture_dir.exists():
+        shutil.rmtree(fixture_dir)
+    fixture_dir.mkdir(parents=True)
+    src = work / name / "hf"
+    make_hf_model(src, tied)
+    make_tokenizer(src)
+    for f in ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json"]:
+        shutil.copy(src / f, fixture_dir / f)
+    qo.log(f"{name}: exporting + quantizing {variants}")
+    build_onnx(fixture_dir, src, work / name, variants)
+    qo.log(f"{name}: ONNX Runtime references")
+    ref = references(fixture_dir, variants)
+    config = json.loads((fixture_dir / "config.json").read_text())
+    manifest = {
+        "fixture": name,
+        "seed": SEED,
+        "dims": {
+            "vocab_size": config["vocab_size"],
+            "hidden_size": config["hidden_size"],
+            "intermediate_size": config["intermediate_size"],
+            "num_hidden_layers": config["num_hidden_layers"],
+            "num_attention_heads": config["num_attention_heads"],
+            "num_key_value_heads": config["num_key_value_heads"],
+            "head_dim": config["hidden_size"] // config["num_attention_heads"],
+            "max_position_embeddings": config["max_position_embeddings"],
+            "rope_theta": config["rope_theta"],
+            "rms_norm_eps": config["rms_norm_eps"],
+            "tie_word_embeddings": config["tie_word_embeddings"],
+        },
+        "tokens": {"bpe": BPE_V, "merges": BPE_V - 256, "added": {n: BPE_V + k for k, n in enumerate(ADDED)}},
+        "models": {v: {"path": VARIANT_FILES[v], **qo.describe(fixture_dir / VARIANT_FILES[v])} for v in variants},
+        "reference": {
+            "layout": "reference/feeds/prefill/<input>.npy; reference/feeds/decode_input_ids.npy; "
+                      "reference/<variant>/<disable_all|enable_all>/{prefill_logits, prefill_present.N.key|value, "
+                      "decode_logits, decode_last_present.N.key|value, greedy_ids}.npy",
+            "ort": {"execution_provider": "CPUExecutionProvider", "intra_op_num_threads": 1,
+                    "levels": qo.OPT_LEVELS},
+            "procedure": {
+                "prefill": "one run over prompt_ids: attention_mask ones [1, T], position_ids 0..T-1, "
+                           "past_key_values.* empty [1, kv_heads, 0, head_dim] float32",
+                "decode": "after prefill, one run per decode_input_ids[i] with input_ids [[id]], attention_mask "
+                          "ones [1, T+i+1], position_ids [[T+i]], past = previous present; decode_logits[i] = "
+                          "logits[0, -1] of step i; decode_last_present.* = presents after the last step",
+                "greedy": "after prefill, repeatedly feed argmax(logits[0, -1]) for 16 steps (no eos stop); "
+                          "greedy_ids are the 16 chosen ids",
+            },
+            **ref,
+        },
+        "versions": qo.versions(),
+    }
+    qo.log(f"{name}: done")
+    return manifest
+
+
+def file_table(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default=str(ROOT / "Models" / "fixtures"))
+    ap.add_argument("--check", action="store_true",
+                    help="regenerate into a temp dir and compare with --out byte for byte")
+    args = ap.parse_args()
+    logging.getLogger("onnxruntime.quantization").setLevel(logging.WARNING)
+    for n in ["onnxruntime.quantization.matmul_nbits_quantizer", "onnxruntime.quantization"]:
+        logging.getLogger(n).setLevel(logging.WARNING)
+
+    out_root = Path(args.out)
+    if args.check:
+        with tempfile.TemporaryDirectory() as tmp:
+            subprocess_env = dict(os.environ)
+            import subprocess
+
+            subprocess.run([sys.executable, __file__, "--out", tmp], check=True, env=subprocess_env)
+            a, b = file_table(out_root), file_table(Path(tmp))
+            diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+            if diff:
+                print(f"[make_fixtures] --check: {len(diff)} files differ: {diff[:20]}", file=sys.stderr)
+                return 1
+            print(f"[make_fixtures] --check: {len(a)} files identical", file=sys.stderr)
+            return 0
+
+    out_root.mkdir(parents=True, exist_ok=True)
+    manifests = {}
+    with tempfile.TemporaryDirectory() as work:
+        for name, (tied, variants) in FIXTURES.items():
+            manifests[name] = build_fixture(out_root, name, tied, variants, Path(work))
+            bt.write_json(out_root / name / "manifest.json", manifests[name])
+    import fixtures_readme
+
+    (out_root / "README.md").write_text(fixtures_readme.render(manifests, out_root), encoding="utf-8")
+    qo.log(f"wrote {out_root}/README.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,293 @@
+"""Shared tool chain: optimum export → q4 (MatMulNBits) → q4f16, and the ONNX Runtime oracle.
+
+Used by make_fixtures.py (tiny random models) and build_real_model.py (the real 0.5B), so both go
+through exactly the same steps:
+
+  1. `export_optimum`: optimum's `main_export(task="text-generation-with-past", opset=N)`, the
+     way people export Qwen2 for ONNX Runtime / transformers.js. Produces `model.onnx` (fp32) with
+     inputs input_ids / attention_mask / position_ids / past_key_values.N.{key,value} and outputs
+     logits / present.N.{key,value}.
+  2. `quantize_q4`: ONNX Runtime's `MatMulNBitsQuantizer(block_size=32, is_symmetric=True)`
+     (default RTN algorithm, accuracy_level unset). Every MatMul with a constant weight becomes
+     `com.microsoft.MatMulNBits`, lm_head included; output names are kept.
+  3. `convert_q4_to_q4f16`: onnxconverter-common's `convert_float_to_float16(keep_io_types=True)`
+     with `Cast` added to the op block list, plus the fixes the real exports need:
+       (a) shape inference is run on a weight-less copy of the fp32 graph and passed in as
+           value_info (in-memory `infer_shapes` fails beyond 2 GB, and knows nothing of
+           com.microsoft ops; the quantizer keeps tensor names, so the fp32 value_info applies);
+       (b) exported `Cast(to=FLOAT)` upcasts would keep producing float32 into fp16 ops, so `Cast`
+           is blocked (the converter then re-casts its float outputs to fp16), as transformers.js's
+           float16 script does;
+       (c) onnxconverter-common 1.16.0 iterates `graph.node` while appending the Casts it inserts
+           around blocked nodes; with `Cast` blocked those new Casts are visited again forever,
+           so we iterate a snapshot;
+       (d) with keep_io_types, each `present.*` output becomes `Cast(fp16→fp32)` of a renamed fp16
+           tensor, but nodes inside the graph that read `present.*` (the attention MatMuls read
+           the concatenated cache) keep reading the float32 name; they are redirected to the fp16
+           tensor.
+"""
+from __future__ import annotations
+
+import collections
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+
+import numpy as np
+import onnx
+from onnx import TensorProto
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. export
+
+
+def export_optimum(src_dir: str | Path, out_dir: str | Path, opset: int) -> Path:
+    """optimum export of a Qwen2 checkpoint directory; returns the path of model.onnx."""
+    from optimum.exporters.onnx import main_export
+
+    out_dir = Path(out_dir)
+    main_export(
+        str(src_dir),
+        output=str(out_dir),
+        task="text-generation-with-past",
+        opset=opset,
+        device="cpu",
+        do_validation=False,
+    )
+    path = out_dir / "model.onnx"
+    if not path.exists():
+        raise SystemExit(f"optimum export did not write {path}: {sorted(os.listdir(out_dir))}")
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# shape inference on a weight-less copy
+
+
+def inferred_value_info(model_path: str | Path) -> list[onnx.ValueInfoProto]:
+    """Shape/type inference on the graph without loading external weights.
+
+    Initializers that live in external data keep their dims and dtype, which is all inference
+    needs; small inline initializers (shape constants) stay. Works for models beyond 2 GB."""
+    m = onnx.load(str(model_path), load_external_data=False)
+    # Drop large inline payloads too, so the serialized proto stays small.
+    for init in m.graph.initializer:
+        if init.HasField("raw_data") and len(init.raw_data) > 4096:
+            init.ClearField("raw_data")
+            init.data_location = TensorProto.EXTERNAL
+            del init.external_data[:]
+            e = init.external_data.add()
+            e.key, e.value = "location", "__weightless__"
+    inferred = onnx.shape_inference.infer_shapes(m, strict_mode=False, data_prop=True)
+    return list(inferred.graph.value_info)
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. q4
+
+
+def quantize_q4(model: onnx.ModelProto, block_size: int = 32) -> onnx.ModelProto:
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    q = MatMulNBitsQuantizer(model, block_size=block_size, is_symmetric=True)
+    q.process()
+    return q.model.model
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. fp16
+
+
+def convert_q4_to_q4f16(model: onnx.ModelProto, value_info: list[onnx.ValueInfoProto]) -> onnx.ModelProto:
+    from onnxconverter_common import float16
+
+    # (a) types of every intermediate tensor, from the fp32 graph (names survive quantization).
+    known = {o.name for o in model.graph.output} | {i.name for i in model.graph.input}
+    produced = {o for n in model.graph.node for o in n.output}
+    del model.graph.value_info[:]
+    model.graph.value_info.extend(v for v in value_info if v.name in produced and v.name not in known)
+    missing = [o for n in model.graph.node for o in n.output
+               if o and o not in {v.name for v in model.graph.value_info} and o not in known]
+    if missing:
+        log(f"fp16: {len(missing)} node outputs have no inferred type, e.g. {missing[:5]}")
+
+    # (c) iterate a snapshot of graph.node while blocked nodes get Casts appended.
+    def process_node_in_block_list(graph, global_input_name_dict, op_block_list, node_block_list):
+        for node in list(graph.node):
+            if (node.op_type in op_block_list) or (node.name in node_block_list):
+                float16.insert_cast32_before_node(graph, node, global_input_name_dict)
+                float16.insert_cast16_after_node(graph, node, global_input_name_dict)
+
+    original = float16.process_node_in_block_list
+    float16.process_node_in_block_list = process_node_in_block_list
+    try:
+        # (b) Cast blocked, like transformers.js's float16 conversion.
+        out = float16.convert_float_to_float16(
+            model,
+            keep_io_types=True,
+            disable_shape_infer=True,
+            op_block_list=list(float16.DEFAULT_OP_BLOCK_LIST) + ["Cast"],
+        )
+    finally:
+        float16.process_node_in_block_list = original
+
+    # (d) internal readers of a graph output read the fp16 tensor, not the fp32 Cast result.
+    graph = out.graph
+    producer = {o: n for n in graph.node for o in n.output}
+    redirected = 0
+    for go in graph.output:
+        p = producer.get(go.name)
+        if p is None or p.op_type != "Cast" or go.type.tensor_type.elem_type != TensorProto.FLOAT:
+            continue
+        src = p.input[0]
+        for n in graph.node:
+            if n is p:
+                continue
+            for i, name in enumerate(n.input):
+                if name == go.name:
+                    n.input[i] = src
+                    redirected += 1
+    if redirected:
+        log(f"fp16: redirected {redirected} internal reads of graph outputs to their fp16 tensors")
+    float16.sort_topology(graph)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# saving / describing
+
+
+def save_model(model: onnx.ModelProto, path: str | Path, external_data: bool) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = path.with_name(path.name + "_data")
+    if data.exists():
+        data.unlink()
+    if external_data:
+        onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                        location=data.name, size_threshold=0, convert_attribute=False)
+    else:
+        onnx.save_model(model, str(path))
+
+
+def op_histogram(model: onnx.ModelProto) -> dict[str, int]:
+    c = collections.Counter(
+        (n.domain + "." if n.domain not in ("", "ai.onnx") else "") + n.op_type for n in model.graph.node
+    )
+    return dict(sorted(c.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def _dims(t) -> list:
+    return [d.dim_param if d.dim_param else d.dim_value for d in t.type.tensor_type.shape.dim]
+
+
+def describe(model_path: str | Path) -> dict:
+    m = onnx.load(str(model_path), load_external_data=False)
+    g = m.graph
+    dt = lambda v: TensorProto.DataType.Name(v.type.tensor_type.elem_type).lower()
+    initializer_types = collections.Counter(TensorProto.DataType.Name(i.data_type).lower() for i in g.initializer)
+    mnb = [n for n in g.node if n.op_type == "MatMulNBits"]
+    mnb_attrs = sorted({tuple(sorted((a.name, onnx.helper.get_attribute_value(a)) for a in n.attribute))
+                        for n in mnb})
+    return {
+        "opset_import": {(o.domain or "ai.onnx"): o.version for o in m.opset_import},
+        "ir_version": m.ir_version,
+        "inputs": [{"name": i.name, "dtype": dt(i), "shape": _dims(i)} for i in g.input],
+        "outputs": [{"name": o.name, "dtype": dt(o), "shape": _dims(o)} for o in g.output],
+        "node_count": len(g.node),
+        "op_histogram": op_histogram(m),
+        "initializer_count": len(g.initializer),
+        "initializer_dtypes": dict(sorted(initializer_types.items())),
+        "matmulnbits_attributes": [dict(a) for a in mnb_attrs],
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# ONNX Runtime oracle
+
+
+OPT_LEVELS = {"disable_all": "ORT_DISABLE_ALL", "enable_all": "ORT_ENABLE_ALL"}
+
+
+def ort_session(model_path: str | Path, opt_level: str, threads: int = 1):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, OPT_LEVELS[opt_level])
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    return ort.InferenceSession(str(model_path), sess_options=so, providers=["CPUExecutionProvider"])
+
+
+class KVRunner:
+    """Feeds a text-generation-with-past graph: prefill, then one token per step, present→past."""
+
+    def __init__(self, session):
+        self.session = session
+        self.inputs = {i.name: i for i in session.get_inputs()}
+        self.output_names = [o.name for o in session.get_outputs()]
+        self.past_names = [n for n in self.inputs if n.startswith("past_key_values.")]
+        self.past = None
+        self.length = 0
+
+    def empty_past(self) -> dict[str, np.ndarray]:
+        feeds = {}
+        for name in self.past_names:
+            shape = self.inputs[name].shape  # [batch, kv_heads, past, head_dim]
+            feeds[name] = np.zeros((1, int(shape[1]), 0, int(shape[3])), dtype=np.float32)
+        return feeds
+
+    def feeds_for(self, ids: list[int]) -> dict[str, np.ndarray]:
+        n = len(ids)
+        feeds = {
+            "input_ids": np.asarray([ids], dtype=np.int64),
+            "attention_mask": np.ones((1, self.length + n), dtype=np.int64),
+            "position_ids": np.arange(self.length, self.length + n, dtype=np.int64)[None, :],
+        }
+        feeds.update(self.empty_past() if self.past is None else self.past)
+        return {k: v for k, v in feeds.items() if k in self.inputs}
+
+    def step(self, ids: list[int]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Runs len(ids) tokens; returns logits [1, n, vocab] and the present.* outputs."""
+        feeds = self.feeds_for(ids)
+        outs = dict(zip(self.output_names, self.session.run(self.output_names, feeds)))
+        presents = {k: v for k, v in outs.items() if k.startswith("present.")}
+        self.past = {k.replace("present.", "past_key_values.", 1): v for k, v in presents.items()}
+        self.length += len(ids)
+        return outs["logits"], presents
+
+
+def save_npy(path: Path, array: np.ndarray) -> dict:
+    """Little-endian float32/int64 .npy (format 1.0); returns a manifest entry."""
+    a = np.asarray(array)
+    if a.dtype.kind == "f":
+        a = a.astype("<f4")
+    elif a.dtype.kind in "iu":
+        a = a.astype("<i8")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        np.lib.format.write_array(f, np.ascontiguousarray(a), version=(1, 0))
+    return {"shape": list(a.shape), "dtype": a.dtype.str}
+
+
+def versions() -> dict:
+    import importlib.metadata as md
+
+    out = {"python": sys.version.split()[0]}
+    for p in ["torch", "transformers", "tokenizers", "optimum", "optimum-onnx", "onnx", "onnx-ir",
+              "onnxruntime", "onnxconverter-common", "numpy", "gguf", "protobuf"]:
+        try:
+            out[p] = md.version(p)
+        except md.PackageNotFoundError:
+            pass
+    return out
