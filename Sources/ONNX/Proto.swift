@@ -62,6 +62,8 @@ public struct OperatorSetID: Sendable, Equatable {
 }
 
 public struct ModelProto: Sendable {
+    public init() {}
+
     public var irVersion: Int64 = 0
     public var opsetImports: [OperatorSetID] = []
     public var producerName = ""
@@ -82,6 +84,8 @@ public struct ModelProto: Sendable {
 }
 
 public struct GraphProto: Sendable {
+    public init() {}
+
     public var name = ""
     public var nodes: [NodeProto] = []
     public var initializers: [TensorProto] = []
@@ -93,6 +97,8 @@ public struct GraphProto: Sendable {
 }
 
 public struct NodeProto: Sendable {
+    public init() {}
+
     public var inputs: [String] = []
     public var outputs: [String] = []
     public var name = ""
@@ -105,6 +111,8 @@ public struct NodeProto: Sendable {
 }
 
 public struct AttributeProto: Sendable {
+    public init() {}
+
     public enum Kind: Int32, Sendable {
         case undefined = 0, float = 1, int = 2, string = 3, tensor = 4, graph = 5
         case floats = 6, ints = 7, strings = 8, tensors = 9, graphs = 10
@@ -157,6 +165,8 @@ public struct ExternalDataReference: Sendable, Equatable {
 }
 
 public struct TensorProto: Sendable {
+    public init() {}
+
     public var name = ""
     public var dims: [Int64] = []
     public var dataType: Int32 = 0
@@ -167,13 +177,15 @@ public struct TensorProto: Sendable {
 }
 
 public struct ValueInfoProto: Sendable {
+    public init() {}
+
     public var name = ""
     public var type: TypeProto?
     public var docString = ""
 }
 
 /// A dimension of a declared shape.
-public enum Dimension: Sendable, Equatable, CustomStringConvertible {
+public enum ShapeDimension: Sendable, Equatable, CustomStringConvertible {
     case value(Int64)
     case param(String)
     case unknown
@@ -189,7 +201,7 @@ public enum Dimension: Sendable, Equatable, CustomStringConvertible {
 
 public enum TypeProto: Sendable {
     /// A tensor of `elementType` with `shape` (nil when the rank is unknown).
-    case tensor(elementType: Int32, shape: [Dimension]?)
+    case tensor(elementType: Int32, shape: [ShapeDimension]?)
     /// Sequence, map, optional or sparse types: this runtime does not execute them.
     case other(String)
 }

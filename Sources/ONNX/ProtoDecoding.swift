@@ -292,14 +292,14 @@ extension TypeProto {
 
     private static func decodeTensorType(_ r: inout WireReader) throws -> TypeProto {
         var elem: Int32 = 0
-        var shape: [Dimension]?
+        var shape: [ShapeDimension]?
         while let (field, wire) = try r.readTag() {
             switch field {
             case 1: try r.expect(.varint, wire, field: "elem_type"); elem = try r.readInt32()
             case 2:
                 try r.expect(.lengthDelimited, wire, field: "shape")
                 var sub = try r.nested(try r.readLengthDelimited(), context: "TensorShapeProto")
-                var dims: [Dimension] = []
+                var dims: [ShapeDimension] = []
                 while let (f, w) = try sub.readTag() {
                     if f == 1 {
                         try sub.expect(.lengthDelimited, w, field: "dim")
@@ -316,8 +316,8 @@ extension TypeProto {
         return .tensor(elementType: elem, shape: shape)
     }
 
-    private static func decodeDimension(_ r: inout WireReader) throws -> Dimension {
-        var d = Dimension.unknown
+    private static func decodeDimension(_ r: inout WireReader) throws -> ShapeDimension {
+        var d = ShapeDimension.unknown
         while let (field, wire) = try r.readTag() {
             switch field {
             case 1: try r.expect(.varint, wire, field: "dim_value"); d = .value(try r.readInt64())

@@ -37,7 +37,13 @@ public struct ValueSpec: Sendable, CustomStringConvertible {
     public var name: String
     public var elementType: DataType?
     /// nil when the rank is not declared.
-    public var shape: [Dimension]?
+    public var shape: [ShapeDimension]?
+
+    public init(name: String, elementType: DataType?, shape: [ShapeDimension]?) {
+        self.name = name
+        self.elementType = elementType
+        self.shape = shape
+    }
 
     init(_ v: ValueInfoProto) {
         name = v.name

@@ -98,38 +98,38 @@ extension Tensor {
         values.withUnsafeBufferPointer { pointer(as: Float.self).update(from: $0.baseAddress!, count: $0.count) }
     }
 
-    public init(_ values: [Float16], shape: [Int]) {
+    public init(float16s values: [Float16], shape: [Int]) {
         self.init(dtype: .float16, shape: shape)
         precondition(values.count == count, "\(values.count) values for shape \(shape)")
         values.withUnsafeBufferPointer { pointer(as: Float16.self).update(from: $0.baseAddress!, count: $0.count) }
     }
 
-    public init(_ values: [Int64], shape: [Int]) {
+    public init(int64s values: [Int64], shape: [Int]) {
         self.init(dtype: .int64, shape: shape)
         precondition(values.count == count, "\(values.count) values for shape \(shape)")
         values.withUnsafeBufferPointer { pointer(as: Int64.self).update(from: $0.baseAddress!, count: $0.count) }
     }
 
-    public init(_ values: [Int32], shape: [Int]) {
+    public init(int32s values: [Int32], shape: [Int]) {
         self.init(dtype: .int32, shape: shape)
         precondition(values.count == count, "\(values.count) values for shape \(shape)")
         values.withUnsafeBufferPointer { pointer(as: Int32.self).update(from: $0.baseAddress!, count: $0.count) }
     }
 
-    public init(_ values: [UInt8], dtype: DataType = .uint8, shape: [Int]) {
+    public init(bytes values: [UInt8], dtype: DataType = .uint8, shape: [Int]) {
         precondition(dtype.byteSize == 1)
         self.init(dtype: dtype, shape: shape)
         precondition(values.count == count, "\(values.count) values for shape \(shape)")
         values.withUnsafeBufferPointer { pointer(as: UInt8.self).update(from: $0.baseAddress!, count: $0.count) }
     }
 
-    public init(_ values: [Bool], shape: [Int]) {
-        self.init(values.map { $0 ? UInt8(1) : 0 }, dtype: .bool, shape: shape)
+    public init(bools values: [Bool], shape: [Int]) {
+        self.init(bytes: values.map { $0 ? UInt8(1) : 0 }, dtype: .bool, shape: shape)
     }
 
     /// A rank-0 tensor.
     public static func scalar(_ v: Float) -> Tensor { Tensor([v], shape: []) }
-    public static func scalar(_ v: Int64) -> Tensor { Tensor([v], shape: []) }
+    public static func scalar(_ v: Int64) -> Tensor { Tensor(int64s: [v], shape: []) }
 
     /// An all-zero tensor.
     public static func zeros(_ dtype: DataType, shape: [Int]) -> Tensor {

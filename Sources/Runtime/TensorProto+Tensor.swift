@@ -39,7 +39,7 @@ extension Tensor {
         case .int64s(let v):
             guard dtype == .int64 else { throw RuntimeError.invalidInitializer(name: t.name, reason: "int64_data for a \(dtype) tensor") }
             guard v.count == count else { throw mismatch(v.count) }
-            self = Tensor(v, shape: shape)
+            self = Tensor(int64s: v, shape: shape)
         case .doubles(let v):
             guard dtype == .double else { throw RuntimeError.invalidInitializer(name: t.name, reason: "double_data for a \(dtype) tensor") }
             guard v.count == count else { throw mismatch(v.count) }

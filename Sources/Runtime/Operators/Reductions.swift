@@ -117,7 +117,7 @@ struct ReduceOperator: Operator {
                     result[o * inner + i] = acc
                 }
             }
-            let r = try castTensor(Tensor(result, shape: outShape), to: x.dtype)
+            let r = try castTensor(Tensor(int64s: result, shape: outShape), to: x.dtype)
             out.rawPointer.copyMemory(from: r.rawPointer, byteCount: r.byteCount)
             return [out]
         default: break
@@ -216,7 +216,7 @@ struct ArgExtremumOperator: Operator {
                 result[o * inner + i] = Int64(bestIndex)
             }
         }
-        return [Tensor(result, shape: outShape)]
+        return [Tensor(int64s: result, shape: outShape)]
     }
 }
 

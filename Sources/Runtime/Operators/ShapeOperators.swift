@@ -92,7 +92,7 @@ struct ShapeOperator: Operator {
         func clamp(_ v: Int) -> Int { Swift.min(Swift.max(v < 0 ? v + r : v, 0), r) }
         let s = clamp(start), e = clamp(end ?? r)
         let dims = s < e ? x.shape[s..<e].map { Int64($0) } : []
-        return [Tensor(dims, shape: [dims.count])]
+        return [Tensor(int64s: dims, shape: [dims.count])]
     }
 }
 
@@ -515,7 +515,7 @@ struct RangeOperator: Operator {
             let span = l - s
             let n = Swift.max(0, Int((span + (d > 0 ? d - 1 : d + 1)) / d))
             guard n <= (1 << 32) else { throw OpError("range of \(n) elements is too large") }
-            let out = Tensor((0..<n).map { s + Int64($0) * d }, shape: [n])
+            let out = Tensor(int64s: (0..<n).map { s + Int64($0) * d }, shape: [n])
             return [try castTensor(out, to: start.dtype)]
         default:
             throw OpError("Range of \(start.dtype) is not supported")
@@ -646,7 +646,7 @@ func constantValue(_ node: Node, model: ONNXModel?) throws -> Tensor {
     if let t = node.attributes["value"]?.t { return try Tensor(proto: t, model: model) }
     if let a = node.attributes["value_float"] { return Tensor([a.f], shape: []) }
     if let a = node.attributes["value_floats"] { return Tensor(a.floats, shape: [a.floats.count]) }
-    if let a = node.attributes["value_int"] { return Tensor([a.i], shape: []) }
-    if let a = node.attributes["value_ints"] { return Tensor(a.ints, shape: [a.ints.count]) }
+    if let a = node.attributes["value_int"] { return Tensor(int64s: [a.i], shape: []) }
+    if let a = node.attributes["value_ints"] { return Tensor(int64s: a.ints, shape: [a.ints.count]) }
     throw node.invalid("Constant without a supported value attribute (value, value_float(s), value_int(s))")
 }

@@ -1,0 +1,153 @@
+import Foundation
+import Testing
+@testable import Runtime
+
+/// MatMulNBits against a dequantize-then-matmul reference written from the com.microsoft spec.
+@Suite struct MatMulNBitsTests {
+    struct Case: CustomStringConvertible, Sendable {
+        var m: Int, k: Int, n: Int
+        var bits = 4, blockSize = 32
+        var zeroPoints = false, bias = false, half = false, rank3 = false
+        var description: String {
+            "M\(m) K\(k) N\(n) bits\(bits) block\(blockSize)\(zeroPoints ? " zp" : "")\(bias ? " bias" : "")\(half ? " fp16" : "")\(rank3 ? " rank3" : "")"
+        }
+    }
+
+    static let cases: [Case] = [
+        Case(m: 1, k: 64, n: 48),                                   // decode GEMV
+        Case(m: 5, k: 64, n: 300),                                  // prefill GEMM path, N past one tile
+        Case(m: 1, k: 40, n: 33),                                   // K tail inside the last block
+        Case(m: 3, k: 200, n: 20, zeroPoints: true),                // K tail + packed zero points
+        Case(m: 1, k: 96, n: 17, zeroPoints: true, bias: true),
+        Case(m: 2, k: 64, n: 16, blockSize: 16),                    // block 16 (generic kernel)
+        Case(m: 4, k: 256, n: 24, blockSize: 128, bias: true),
+        Case(m: 1, k: 64, n: 40, half: true),                       // q4f16: float16 A and scales
+        Case(m: 6, k: 72, n: 40, zeroPoints: true, half: true, rank3: true),
+        Case(m: 1, k: 64, n: 8, bits: 8),
+        Case(m: 3, k: 100, n: 8, bits: 8, zeroPoints: true),
+    ]
+
+    @Test(arguments: cases)
+    func matchesDequantizedReference(_ c: Case) throws {
+        var rng = SeededGenerator(seed: UInt64(c.m * 1_000_003 + c.k * 1009 + c.n * 7 + c.bits + c.blockSize))
+        let blocks = (c.k + c.blockSize - 1) / c.blockSize
+        let levels = 1 << c.bits
+        // Quantized values for the whole padded row; padding is random too and must be ignored.
+        let q = (0..<(c.n * blocks * c.blockSize)).map { _ in Int.random(in: 0..<levels, using: &rng) }
+        let scales = randomFloats(c.n * blocks, &rng, in: 0.01...0.1)
+        let zps = (0..<(c.n * blocks)).map { _ in c.zeroPoints ? Int.random(in: 0..<levels, using: &rng) : levels / 2 }
+        let bias = randomFloats(c.n, &rng)
+        var a = randomFloats(c.m * c.k, &rng)
+
+        // Pack B: [N, blocks, blockSize * bits / 8].
+        var packed = [UInt8]()
+        for i in 0..<(c.n * blocks) {
+            let block = q[(i * c.blockSize)..<((i + 1) * c.blockSize)].map { UInt8($0) }
+            if c.bits == 8 {
+                packed += block
+            } else {
+                for j in 0..<(c.blockSize / 2) { packed.append(block[2 * j] | block[2 * j + 1] << 4) }
+            }
+        }
+        var zpPacked = [UInt8]()
+        if c.zeroPoints {
+            let perRow = (blocks * c.bits + 7) / 8
+            for row in 0..<c.n {
+                var bytes = [UInt8](repeating: 0, count: perRow)
+                for b in 0..<blocks {
+                    let z = UInt8(zps[row * blocks + b])
+                    if c.bits == 8 { bytes[b] = z } else { bytes[b / 2] |= b % 2 == 0 ? z : z << 4 }
+                }
+                zpPacked += bytes
+            }
+        }
+
+        // The inputs as the node sees them; with fp16, A and scales are rounded to float16 first
+        // and the reference uses the rounded values.
+        var scaleValues = scales
+        var aTensor = Tensor(a, shape: c.rank3 ? [1, c.m, c.k] : [c.m, c.k])
+        var scaleTensor = Tensor(scales, shape: [c.n, blocks])
+        var biasTensor = Tensor(bias, shape: [c.n])
+        var biasValues = bias
+        if c.half {
+            a = a.map { Float(Float16($0)) }
+            scaleValues = scales.map { Float(Float16($0)) }
+            biasValues = bias.map { Float(Float16($0)) }
+            aTensor = Tensor(float16s: a.map { Float16($0) }, shape: aTensor.shape)
+            scaleTensor = Tensor(float16s: scaleValues.map { Float16($0) }, shape: [c.n, blocks])
+            biasTensor = Tensor(float16s: biasValues.map { Float16($0) }, shape: [c.n])
+        }
+        let inputs: [Tensor?] = [
+            aTensor,
+            Tensor(bytes: packed, shape: [c.n, blocks, c.blockSize * c.bits / 8]),
+            scaleTensor,
+            c.zeroPoints ? Tensor(bytes: zpPacked, shape: [zpPacked.count]) : nil,
+            nil,
+            c.bias ? biasTensor : nil,
+        ]
+        let y = try runOp("MatMulNBits", domain: "com.microsoft", inputs, attributes: attrs(
+            attr("K", int: c.k), attr("N", int: c.n), attr("bits", int: c.bits), attr("block_size", int: c.blockSize)))[0]
+        #expect(y.shape == (c.rank3 ? [1, c.m, c.n] : [c.m, c.n]))
+        #expect(y.dtype == (c.half ? .float16 : .float))
+
+        var reference = [Float]()
+        for row in 0..<c.m {
+            for col in 0..<c.n {
+                var sum = 0.0
+                for kk in 0..<c.k {
+                    let b = kk / c.blockSize
+                    let w = Double(q[(col * blocks + b) * c.blockSize + kk % c.blockSize] - zps[col * blocks + b]) * Double(scaleValues[col * blocks + b])
+                    sum += Double(a[row * c.k + kk]) * w
+                }
+                if c.bias { sum += Double(biasValues[col]) }
+                reference.append(Float(sum))
+            }
+        }
+        let scale = reference.map(abs).max() ?? 1
+        // float32 accumulation over K ≤ 256 terms: ~1e-6 relative; float16 output: half an ulp.
+        let tolerance = c.half ? scale * 1e-3 : scale * 2e-6
+        #expect(maxAbsDiff(y.floats(), reference) <= tolerance, "\(c)")
+    }
+
+    @Test func rejectsMismatchedShapesWithTheNodeName() throws {
+        let inputs: [Tensor?] = [Tensor([Float](repeating: 1, count: 32), shape: [1, 32]),
+                                 Tensor(bytes: [UInt8](repeating: 0, count: 15), shape: [1, 1, 15]),
+                                 Tensor([1], shape: [1, 1])]
+        do {
+            _ = try runOp("MatMulNBits", domain: "com.microsoft", inputs, attributes: attrs(
+                attr("K", int: 32), attr("N", int: 1), attr("bits", int: 4), attr("block_size", int: 32)))
+            Issue.record("accepted a B of the wrong size")
+        } catch let RuntimeError.nodeFailed(node, opType, reason) {
+            #expect(node == "node" && opType == "MatMulNBits")
+            #expect(reason.contains("B has"))
+        }
+    }
+}
+
+@Suite struct MatMulTests {
+    @Test func batchedMatMulBroadcastsAndPromotes() throws {
+        // [2, 2, 3] × [3, 2]
+        let a = Tensor((0..<12).map { Float($0) }, shape: [2, 2, 3])
+        let b = Tensor([1, 0, 0, 1, 1, 1], shape: [3, 2])
+        let y = try runOp("MatMul", [a, b])[0]
+        #expect(y.shape == [2, 2, 2])
+        #expect(y.floats() == [2, 3, 8, 9, 14, 15, 20, 21])
+        // [1, 2, 3] × [2, 3, 1]: batch broadcast of A.
+        let b2 = Tensor([1, 1, 1, 2, 2, 2], shape: [2, 3, 1])
+        let y2 = try runOp("MatMul", [Tensor([1, 2, 3, 4, 5, 6], shape: [1, 2, 3]), b2])[0]
+        #expect(y2.shape == [2, 2, 1] && y2.floats() == [6, 15, 12, 30])
+        // 1-D × 2-D
+        let v = try runOp("MatMul", [Tensor([1, 2, 3], shape: [3]), b])[0]
+        #expect(v.shape == [2] && v.floats() == [4, 5])
+        // float16 in and out.
+        let h = try runOp("MatMul", [Tensor(float16s: [1, 2], shape: [1, 2]), Tensor(float16s: [3, 4], shape: [2, 1])])[0]
+        #expect(h.dtype == .float16 && h.floats() == [11])
+    }
+
+    @Test func gemmWithTransposesAndBias() throws {
+        let a = Tensor([1, 2, 3, 4], shape: [2, 2]), b = Tensor([1, 0, 1, 1], shape: [2, 2])
+        let y = try runOp("Gemm", [a, b, Tensor([10, 20], shape: [2])], attributes: attrs(attr("transB", int: 1), attr("alpha", float: 2)))[0]
+        // A·Bᵀ = [[1, 3], [3, 7]]; ×2 + [10, 20]
+        #expect(y.floats() == [12, 26, 16, 34])
+    }
+}

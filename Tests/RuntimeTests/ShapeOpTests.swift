@@ -1,0 +1,120 @@
+import Foundation
+import Testing
+@testable import Runtime
+
+@Suite struct ShapeOpTests {
+    let x = Tensor((0..<24).map { Float($0) }, shape: [2, 3, 4])
+
+    @Test func shapeWithStartAndEnd() throws {
+        #expect(try runOp("Shape", [x])[0].int64s() == [2, 3, 4])
+        #expect(try runOp("Shape", [x], attributes: attrs(attr("start", int: -2)))[0].int64s() == [3, 4])
+        #expect(try runOp("Shape", [x], attributes: attrs(attr("start", int: 1), attr("end", int: 2)))[0].int64s() == [3])
+    }
+
+    @Test func reshapeCopiesZerosAndInfersMinusOne() throws {
+        let r = try runOp("Reshape", [x, Tensor(int64s: [Int64(0), -1], shape: [2])])[0]
+        #expect(r.shape == [2, 12])
+        #expect(r.floats() == x.floats())
+        #expect(throws: RuntimeError.self) { try runOp("Reshape", [x, Tensor(int64s: [Int64(5), -1], shape: [2])]) }
+        let z = try runOp("Reshape", [Tensor(dtype: .float, shape: [0, 4]), Tensor(int64s: [Int64(0), 2, 2], shape: [3])], attributes: attrs(attr("allowzero", int: 1)))[0]
+        #expect(z.shape == [0, 2, 2])
+    }
+
+    @Test func unsqueezeAndSqueezeByOpset() throws {
+        let u = try runOp("Unsqueeze", [x, Tensor(int64s: [Int64(-1), 0], shape: [2])])[0]
+        #expect(u.shape == [1, 2, 3, 4, 1])
+        let u11 = try runOp("Unsqueeze", [x], attributes: attrs(attr("axes", ints: [1])), opset: 11)[0]
+        #expect(u11.shape == [2, 1, 3, 4])
+        #expect(try runOp("Squeeze", [u, Tensor(int64s: [Int64(0)], shape: [1])])[0].shape == [2, 3, 4, 1])
+        #expect(try runOp("Squeeze", [u])[0].shape == [2, 3, 4])
+        #expect(throws: RuntimeError.self) { try runOp("Squeeze", [x, Tensor(int64s: [Int64(1)], shape: [1])]) }
+    }
+
+    @Test func transposeMovesAxes() throws {
+        let t = try runOp("Transpose", [x], attributes: attrs(attr("perm", ints: [2, 0, 1])))[0]
+        #expect(t.shape == [4, 2, 3])
+        // out[k, i, j] = x[i, j, k] = i*12 + j*4 + k
+        let v = t.floats()
+        for k in 0..<4 { for i in 0..<2 { for j in 0..<3 {
+            #expect(v[(k * 2 + i) * 3 + j] == Float(i * 12 + j * 4 + k))
+        } } }
+        #expect(try runOp("Transpose", [Tensor([1, 2, 3, 4, 5, 6], shape: [2, 3])])[0].floats() == [1, 4, 2, 5, 3, 6])
+    }
+
+    @Test func concatWithNegativeAxisAndEmptyPast() throws {
+        // An empty past [1, 2, 0, 4] joined with one new step [1, 2, 1, 4] on axis -2.
+        let past = Tensor(dtype: .float, shape: [1, 2, 0, 4])
+        let new = Tensor((0..<8).map { Float($0) }, shape: [1, 2, 1, 4])
+        let y = try runOp("Concat", [past, new], attributes: attrs(attr("axis", int: -2)))[0]
+        #expect(y.shape == [1, 2, 1, 4])
+        #expect(y.floats() == new.floats())
+        let a = Tensor([1, 2, 3, 4], shape: [2, 2]), b = Tensor([5, 6], shape: [2, 1])
+        #expect(try runOp("Concat", [a, b], attributes: attrs(attr("axis", int: 1)))[0].floats() == [1, 2, 5, 3, 4, 6])
+    }
+
+    @Test func sliceClampsAndStepsBackwards() throws {
+        let v = Tensor((0..<10).map { Float($0) }, shape: [10])
+        func slice(_ s: Int64, _ e: Int64, step: Int64 = 1) throws -> [Float] {
+            try runOp("Slice", [v, Tensor(int64s: [s], shape: [1]), Tensor(int64s: [e], shape: [1]), Tensor(int64s: [Int64(0)], shape: [1]), Tensor(int64s: [step], shape: [1])])[0].floats()
+        }
+        #expect(try slice(2, 5) == [2, 3, 4])
+        #expect(try slice(-3, Int64.max) == [7, 8, 9])
+        #expect(try slice(8, -100, step: -3) == [8, 5, 2])
+        #expect(try slice(Int64.max, Int64.min, step: -1) == (0..<10).reversed().map(Float.init))
+        #expect(try slice(5, 2) == [])
+        // 2-D: rows 1..<2, columns from the end.
+        let m = try runOp("Slice", [x, Tensor(int64s: [Int64(1), -1], shape: [2]), Tensor(int64s: [Int64(2), -5], shape: [2]),
+                                    Tensor(int64s: [Int64(1), 2], shape: [2]), Tensor(int64s: [Int64(1), -2], shape: [2])])[0]
+        #expect(m.shape == [2, 1, 2])
+        #expect(m.floats() == [7, 5, 19, 17])
+    }
+
+    @Test func gatherWithNegativeIndicesAndAxes() throws {
+        let g = try runOp("Gather", [x, Tensor(int64s: [Int64(-1), 0], shape: [2])], attributes: attrs(attr("axis", int: -1)))[0]
+        #expect(g.shape == [2, 3, 2])
+        #expect(Array(g.floats().prefix(4)) == [3, 0, 7, 4])
+        let s = try runOp("Gather", [Tensor(int64s: [Int64(5), 6, 7], shape: [3]), Tensor.scalar(Int64(1))])[0]
+        #expect(s.shape == [] && s.int64s() == [6])
+        #expect(throws: RuntimeError.self) { try runOp("Gather", [x, Tensor(int64s: [Int64(2)], shape: [1])]) }
+    }
+
+    @Test func expandTileAndConstantOfShape() throws {
+        let e = try runOp("Expand", [Tensor([1, 2], shape: [2, 1]), Tensor(int64s: [Int64(2), 3], shape: [2])])[0]
+        #expect(e.shape == [2, 3] && e.floats() == [1, 1, 1, 2, 2, 2])
+        // Expand is bidirectional: shape [1] keeps the input's larger dims.
+        #expect(try runOp("Expand", [Tensor([1, 2], shape: [2]), Tensor(int64s: [Int64(1)], shape: [1])])[0].shape == [2])
+        let t = try runOp("Tile", [Tensor([1, 2], shape: [1, 2]), Tensor(int64s: [Int64(2), 2], shape: [2])])[0]
+        #expect(t.shape == [2, 4] && t.floats() == [1, 2, 1, 2, 1, 2, 1, 2])
+        let c = try runOp("ConstantOfShape", [Tensor(int64s: [Int64(2), 0], shape: [2])])[0]
+        #expect(c.shape == [2, 0] && c.dtype == .float)
+    }
+
+    @Test func splitByInputAndByOutputCount() throws {
+        let v = Tensor((0..<5).map { Float($0) }, shape: [5])
+        let parts = try runOp("Split", [v, Tensor(int64s: [Int64(2), 3], shape: [2])], outputs: 2)
+        #expect(parts[0].floats() == [0, 1] && parts[1].floats() == [2, 3, 4])
+        let even = try runOp("Split", [v], attributes: attrs(attr("num_outputs", int: 2)), outputs: 2)
+        #expect(even[0].floats() == [0, 1, 2] && even[1].floats() == [3, 4])
+    }
+
+    @Test func rangeTriluCumSumScatterND() throws {
+        #expect(try runOp("Range", [Tensor.scalar(Int64(0)), Tensor.scalar(Int64(7)), Tensor.scalar(Int64(3))])[0].int64s() == [0, 3, 6])
+        #expect(try runOp("Range", [Tensor.scalar(Float(1)), Tensor.scalar(Float(0)), Tensor.scalar(Float(-0.25))])[0].floats() == [1, 0.75, 0.5, 0.25])
+        let ones = Tensor([Float](repeating: 1, count: 9), shape: [3, 3])
+        #expect(try runOp("Trilu", [ones, Tensor.scalar(Int64(1))])[0].floats() == [0, 1, 1, 0, 0, 1, 0, 0, 0])
+        #expect(try runOp("Trilu", [ones], attributes: attrs(attr("upper", int: 0)))[0].floats() == [1, 0, 0, 1, 1, 0, 1, 1, 1])
+        let c = try runOp("CumSum", [Tensor([1, 2, 3, 4], shape: [2, 2]), Tensor.scalar(Int64(-1))])[0]
+        #expect(c.floats() == [1, 3, 3, 7])
+        let ce = try runOp("CumSum", [Tensor([1, 2, 3], shape: [3]), Tensor.scalar(Int64(0))],
+                           attributes: attrs(attr("exclusive", int: 1), attr("reverse", int: 1)))[0]
+        #expect(ce.floats() == [5, 3, 0])
+        let s = try runOp("ScatterND", [Tensor([1, 2, 3, 4], shape: [4]), Tensor(int64s: [Int64(3), 1], shape: [2, 1]), Tensor([9, 10], shape: [2])])[0]
+        #expect(s.floats() == [1, 10, 3, 9])
+    }
+
+    @Test func flattenAndIdentity() throws {
+        #expect(try runOp("Flatten", [x], attributes: attrs(attr("axis", int: -1)))[0].shape == [6, 4])
+        #expect(try runOp("Flatten", [x], attributes: attrs(attr("axis", int: 0)))[0].shape == [1, 24])
+        #expect(try runOp("Identity", [x])[0].floats() == x.floats())
+    }
+}
