@@ -28,7 +28,8 @@ public struct ModelDirectory: Sendable {
         self.url = url
         config = try ModelConfig.load(url.appendingPathComponent("config.json"))
         let onnxDir = url.appendingPathComponent("onnx")
-        availableONNXFiles = ((try? fm.contentsOfDirectory(atPath: onnxDir.path)) ?? []).filter { $0.hasSuffix(".onnx") }.sorted()
+        let available = ((try? fm.contentsOfDirectory(atPath: onnxDir.path)) ?? []).filter { $0.hasSuffix(".onnx") }.sorted()
+        availableONNXFiles = available
         if let onnxFile {
             guard !onnxFile.hasPrefix("/"), !onnxFile.split(separator: "/").contains("..") else {
                 throw ModelDirectoryError.invalid(path: onnxFile, reason: "the ONNX file must be named relative to the model directory")
@@ -40,9 +41,9 @@ public struct ModelDirectory: Sendable {
             } else if fm.fileExists(atPath: direct.path) {
                 onnxURL = direct
             } else {
-                throw ModelDirectoryError.missing(path: inOnnx.path, what: "ONNX file '\(onnxFile)' (present: \(availableONNXFiles.joined(separator: ", ")))")
+                throw ModelDirectoryError.missing(path: inOnnx.path, what: "ONNX file '\(onnxFile)' (present: \(available.joined(separator: ", ")))")
             }
-        } else if let name = ModelDirectory.preferredONNXFiles.first(where: { availableONNXFiles.contains($0) }) ?? availableONNXFiles.first {
+        } else if let name = ModelDirectory.preferredONNXFiles.first(where: { available.contains($0) }) ?? available.first {
             onnxURL = onnxDir.appendingPathComponent(name)
         } else {
             throw ModelDirectoryError.missing(path: onnxDir.path, what: "ONNX model (onnx/*.onnx)")

@@ -1,0 +1,12 @@
+import ArgumentParser
+import Qwen
+
+/// The `qwen-run` command line. Errors reach stderr as their description (each names the file,
+/// tensor or node concerned) with exit code 1; usage errors exit with 64.
+@main
+struct QwenRun: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "qwen-run",
+        abstract: "Run quantized Qwen2 ONNX models natively.",
+        subcommands: [GraphCommand.self, InspectCommand.self])
+}
