@@ -190,6 +190,10 @@ public struct Tokenizer: Sendable {
         StreamingDetokenizer(tokenizer: self, skipSpecialTokens: skipSpecialTokens)
     }
 
+    /// For tests: the BPE stage and the pre-tokenizer.
+    var encoderForTesting: BytePairEncoder { encoder }
+    var preTokenizerForTesting: PreTokenizer { preTokenizer }
+
     // MARK: Chat
 
     /// Renders `messages` with the chat template, exactly as transformers'

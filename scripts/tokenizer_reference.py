@@ -1,0 +1,418 @@
+#!/usr/bin/env python3
+"""Writes the tokenizer reference data under Tests/TokenizerTests/Data/ from the pinned
+Hugging Face `tokenizers` and `transformers` (.venv, scripts/requirements.txt).
+
+  qwen2.5_corpus.jsonl      {"text", "ids", "nfc"}: >= 1,000 strings encoded by the real Qwen2.5
+                            tokenizer (Models/tokenizer/qwen2.5), with the reference NFC of each
+  qwen2.5_decode.jsonl      {"ids", "text", "text_skip_special"}: decode() of id sequences cut at
+                            arbitrary points (split UTF-8 characters, special tokens, unknown ids)
+  variants/<name>/tokenizer.json + variants/<name>.jsonl
+                            small vocab-prefix tokenizers with the other supported configurations
+                            (GPT-2 ByteLevel(use_regex=true, add_prefix_space), cl100k-style split,
+                            ignore_merges, added tokens with lstrip/rstrip/single_word/normalized)
+  chat_templates.json       {name: template source}
+  chat_cases.jsonl          {"template", "messages", "tools", "add_generation_prompt", "extra",
+                            "expected"}: transformers' apply_chat_template(..., tokenize=False)
+
+Usage: .venv/bin/python scripts/tokenizer_reference.py
+"""
+import copy
+import json
+import os
+import pathlib
+import random
+import sys
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import tokenizers  # noqa: E402
+import transformers  # noqa: E402
+from tokenizers import Tokenizer, normalizers  # noqa: E402
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import tokenizer_corpus  # noqa: E402
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+QWEN = ROOT / "Models/tokenizer/qwen2.5"
+DATA = ROOT / "Tests/TokenizerTests/Data"
+
+assert tokenizers.__version__ == "0.22.2", tokenizers.__version__
+assert transformers.__version__ == "4.57.6", transformers.__version__
+
+
+def write_jsonl(path, rows):
+    """ASCII-only JSON Lines: Foundation's JSONSerialization (which the Swift tests use to read
+    these files independently of our own JSON reader) drops a raw U+FEFF at the start of a string,
+    but keeps an escaped one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=True) + "\n")
+
+
+# ---------------------------------------------------------------- Qwen2.5 corpus and decoding
+
+
+def qwen_corpus(tok, corpus):
+    nfc = normalizers.NFC()
+    rows = []
+    for text in corpus:
+        rows.append({"text": text, "ids": tok.encode(text).ids, "nfc": nfc.normalize_str(text)})
+    return rows
+
+
+def decode_cases(tok, rows, rng):
+    vocab_size = tok.get_vocab_size(with_added_tokens=True)
+    cases = []
+    for row in rng.sample(rows, 300):
+        ids = row["ids"]
+        if not ids:
+            continue
+        a = rng.randrange(len(ids))
+        b = rng.randrange(a, len(ids)) + 1
+        cases.append(ids[a:b])
+    # Random ids, including added tokens and ids past the vocabulary (skipped by decode).
+    for _ in range(100):
+        cases.append([rng.randrange(vocab_size + 5) for _ in range(rng.randint(1, 12))])
+    # Single byte tokens (lone UTF-8 lead/continuation bytes) in odd orders.
+    byte_ids = [tok.token_to_id(c) for c in _byte_level_alphabet()]
+    for _ in range(100):
+        cases.append([rng.choice(byte_ids) for _ in range(rng.randint(1, 8))])
+    return [
+        {"ids": ids, "text": tok.decode(ids, skip_special_tokens=False), "text_skip_special": tok.decode(ids, skip_special_tokens=True)}
+        for ids in cases
+    ]
+
+
+def _byte_level_alphabet():
+    from tokenizers import pre_tokenizers
+
+    return sorted(pre_tokenizers.ByteLevel.alphabet())
+
+
+# ---------------------------------------------------------------- variant tokenizers
+
+
+GPT2_REGEX = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+CL100K_REGEX = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+
+
+def prefix_tokenizer(base, n_merges):
+    """A valid byte-level BPE: Qwen's first 256 + n_merges tokens with the first n_merges merges
+    (in Qwen2.5's vocabulary token 256+i is the result of merge i)."""
+    model = base["model"]
+    vocab = {t: i for t, i in model["vocab"].items() if i < 256 + n_merges}
+    merges = model["merges"][:n_merges]
+    return {
+        "version": "1.0",
+        "truncation": None,
+        "padding": None,
+        "added_tokens": [],
+        "normalizer": None,
+        "pre_tokenizer": None,
+        "post_processor": None,
+        "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
+        "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
+                  "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False, "ignore_merges": False,
+                  "vocab": vocab, "merges": merges},
+    }
+
+
+def added(id_, content, special=False, normalized=None, lstrip=False, rstrip=False, single_word=False):
+    return {"id": id_, "content": content, "single_word": single_word, "lstrip": lstrip, "rstrip": rstrip,
+            "normalized": (not special) if normalized is None else normalized, "special": special}
+
+
+def variants(base):
+    n = 3000
+    size = 256 + n
+    out = {}
+
+    gpt2 = prefix_tokenizer(base, n)
+    gpt2["pre_tokenizer"] = {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True}
+    gpt2["post_processor"] = {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": False, "use_regex": True}
+    gpt2["added_tokens"] = [
+        added(size, "<|endoftext|>", special=True),
+        added(size + 1, "<mask>", special=True, lstrip=True),
+        added(size + 2, "[SEP]", special=True, rstrip=True),
+        added(size + 3, "word", single_word=True),
+        added(size + 4, "\u00e9t\u00e9"),  # normalized, no normalizer: matched as is
+    ]
+    out["gpt2-bytelevel-regex"] = gpt2
+
+    qwen_like = prefix_tokenizer(base, n)
+    qwen_like["normalizer"] = {"type": "Sequence", "normalizers": [{"type": "NFC"}]}
+    qwen_like["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": {"Regex": CL100K_REGEX}, "behavior": "Isolated", "invert": False},
+        {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False},
+    ]}
+    qwen_like["model"]["ignore_merges"] = True
+    qwen_like["model"]["merges"] = [m.split(" ") for m in qwen_like["model"]["merges"]]  # pair form
+    qwen_like["added_tokens"] = [
+        added(size, "<|begin_of_text|>", special=True),
+        added(size + 1, "caf\u00e9", normalized=True),  # matched after NFC, so "cafe\u0301" finds it
+        added(size + 2, "<|eot_id|>", special=True),
+        added(size + 3, " spaced", normalized=False, lstrip=True, rstrip=True),
+    ]
+    out["cl100k-split-ignore-merges"] = qwen_like
+    return out
+
+
+# ---------------------------------------------------------------- chat templates
+
+QWEN2_TEMPLATE = (
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n' }}{% endif %}"
+    "{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+QWEN3_STYLE_TEMPLATE = r"""{%- if tools %}
+    {{- '<|im_start|>system\n' }}
+    {%- if messages[0].role == 'system' %}
+        {{- messages[0].content + '\n\n' }}
+    {%- endif %}
+    {{- "# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided with function signatures within <tools></tools> XML tags:\n<tools>" }}
+    {%- for tool in tools %}
+        {{- "\n" }}
+        {{- tool | tojson }}
+    {%- endfor %}
+    {{- "\n</tools>\n\nFor each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": <args-json-object>}\n</tool_call><|im_end|>\n" }}
+{%- else %}
+    {%- if messages[0].role == 'system' %}
+        {{- '<|im_start|>system\n' + messages[0].content + '<|im_end|>\n' }}
+    {%- endif %}
+{%- endif %}
+{%- set ns = namespace(multi_step_tool=true, last_query_index=messages|length - 1) %}
+{%- for message in messages[::-1] %}
+    {%- set index = (messages|length - 1) - loop.index0 %}
+    {%- if ns.multi_step_tool and message.role == "user" and message.content is string and not(message.content.startswith('<tool_response>') and message.content.endswith('</tool_response>')) %}
+        {%- set ns.multi_step_tool = false %}
+        {%- set ns.last_query_index = index %}
+    {%- endif %}
+{%- endfor %}
+{%- for message in messages %}
+    {%- if message.content is string %}
+        {%- set content = message.content %}
+    {%- else %}
+        {%- set content = '' %}
+    {%- endif %}
+    {%- if (message.role == "user") or (message.role == "system" and not loop.first) %}
+        {{- '<|im_start|>' + message.role + '\n' + content + '<|im_end|>' + '\n' }}
+    {%- elif message.role == "assistant" %}
+        {%- set reasoning_content = '' %}
+        {%- if message.reasoning_content is string %}
+            {%- set reasoning_content = message.reasoning_content %}
+        {%- else %}
+            {%- if '</think>' in content %}
+                {%- set reasoning_content = content.split('</think>')[0].rstrip('\n').split('<think>')[-1].lstrip('\n') %}
+                {%- set content = content.split('</think>')[-1].lstrip('\n') %}
+            {%- endif %}
+        {%- endif %}
+        {%- if loop.index0 > ns.last_query_index %}
+            {%- if loop.last or (not loop.last and reasoning_content) %}
+                {{- '<|im_start|>' + message.role + '\n<think>\n' + reasoning_content.strip('\n') + '\n</think>\n\n' + content.lstrip('\n') }}
+            {%- else %}
+                {{- '<|im_start|>' + message.role + '\n' + content }}
+            {%- endif %}
+        {%- else %}
+            {{- '<|im_start|>' + message.role + '\n' + content }}
+        {%- endif %}
+        {%- if message.tool_calls %}
+            {%- for tool_call in message.tool_calls %}
+                {%- if (loop.first and content) or (not loop.first) %}
+                    {{- '\n' }}
+                {%- endif %}
+                {%- if tool_call.function %}
+                    {%- set tool_call = tool_call.function %}
+                {%- endif %}
+                {{- '<tool_call>\n{"name": "' }}
+                {{- tool_call.name }}
+                {{- '", "arguments": ' }}
+                {%- if tool_call.arguments is string %}
+                    {{- tool_call.arguments }}
+                {%- else %}
+                    {{- tool_call.arguments | tojson }}
+                {%- endif %}
+                {{- '}\n</tool_call>' }}
+            {%- endfor %}
+        {%- endif %}
+        {{- '<|im_end|>\n' }}
+    {%- elif message.role == "tool" %}
+        {%- if loop.first or (messages[loop.index0 - 1].role != "tool") %}
+            {{- '<|im_start|>user' }}
+        {%- endif %}
+        {{- '\n<tool_response>\n' }}
+        {{- content }}
+        {{- '\n</tool_response>' }}
+        {%- if loop.last or (messages[loop.index0 + 1].role != "tool") %}
+            {{- '<|im_end|>\n' }}
+        {%- endif %}
+    {%- endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}
+    {{- '<|im_start|>assistant\n' }}
+    {%- if enable_thinking is defined and enable_thinking is false %}
+        {{- '<think>\n\n</think>\n\n' }}
+    {%- endif %}
+{%- endif %}
+"""
+
+# Exercises the Jinja subset beyond what the Qwen templates use.
+FEATURES_TEMPLATE = r"""{# A template that exercises the supported Jinja subset. #}
+{% macro render(m, prefix='> ') -%}
+{{ prefix }}{{ m.role | upper }}: {{ m.content | trim }}
+{%- endmacro %}
+{% set ns = namespace(count=0, roles=[]) %}
+{% for m in messages if m.role != 'system' %}
+  {% set ns.count = ns.count + 1 %}
+  {{ loop.index }}/{{ loop.length }} {{ render(m) }}{% if not loop.last %},{% endif %}
+  {% if loop.first %}first{% elif loop.revindex0 == 0 %}last{% else %}mid{% endif %} {{ loop.cycle('odd', 'even') }}
+{% else %}
+  no messages
+{% endfor %}
+count={{ ns.count }} total={{ messages | length }} {{ messages | map(attribute='role') | join('|') }}
+{{ messages | selectattr('role', 'equalto', 'user') | list | length }} users; {{ messages | rejectattr('role', 'in', ['user']) | map(attribute='role') | unique | list }}
+{{ (messages | first).role }} {{ (messages | last).content[:10] ~ '…' }} {{ messages[-1]['role'] }}
+{{ 'yes' if add_generation_prompt else 'no' }} {{ tools is none }} {{ tools is defined }} {{ missing | default('dflt') }} {{ '' | default('empty', true) }}
+{{ 7 // 2 }} {{ -7 // 2 }} {{ 7 % 3 }} {{ -7 % 3 }} {{ 2 ** 10 }} {{ 1 / 4 }} {{ 3 * 'ab' }} {{ (1, 2) }} {{ [1, 2.5, 'x', none, true] }}
+{{ {'b': 1, 'a': [1, 2]} | tojson }} {{ {'k': 'é"\n'} | tojson(indent=2) }} {{ [3, 1, 2] | sort | join(',') }} {{ ['b', 'A', 'c'] | sort(reverse=true) | join }}
+{{ 'Hello World'.lower().split() }} {{ '  pad  '.strip() }}|{{ 'xxhixx'.strip('x') }} {{ 'a,b,,c'.split(',') }} {{ 'abc'.startswith(('x', 'a')) }} {{ 'abc'.endswith('bc') }}
+{{ 'hello world' | title }} {{ 'hello' | capitalize }} {{ 'a-b-c' | replace('-', '+') }} {{ 'abc' | reverse }} {{ 'abc'[::-1] }} {{ 'abcdef'[1:4] }} {{ [1,2,3,4][::2] }}
+{{ range(3) | list }} {{ range(1, 10, 3) | list }} {{ 5 is odd }} {{ 4 is even }} {{ 9 is divisibleby 3 }} {{ 'a' is string }} {{ 1.5 is number }} {{ {} is mapping }}
+{{ 'x' in 'xyz' }} {{ 2 not in [1, 3] }} {{ 1 < 2 < 3 }} {{ 1 == 1.0 }} {{ 'a' ~ 1 ~ none }} {{ 3.0 }} {{ 1e-5 }} {{ 1e16 }} {{ 0.1 + 0.2 }} {{ 10 / 4 }}
+{%- for key, value in {'one': 1, 'two': 2} | dictsort %} {{ key }}={{ value }}{% endfor %}
+{%- for k, v in {'z': 1, 'y': 2}.items() %} {{ k }}:{{ v }}{% endfor %}
+{% set text %}captured {{ 1 + 1 }}{% endset %}{{ text | upper }}
+{% for i in range(10) %}{% if i == 2 %}{% continue %}{% endif %}{% if i == 5 %}{% break %}{% endif %}{{ i }}{% endfor %}
+{{ "%s" | length }} {{ messages | selectattr('role', 'defined') | list | count }} {{ [1, 2, 3] | sum }} {{ [4, 9, 2] | max }} {{ [4, 9, 2] | min }} {{ -3 | abs }} {{ 2.567 | round(2) }} {{ '42' | int + 1 }} {{ '2.5' | float }}
+{{ "line1\nline2" | indent(4) }} {{ '<b>' | e }} {{ messages | tojson }}
+   {%- raw %} {{ not rendered }} {% endraw %}
+  {%+ if true %}kept indent{% endif %}
+{{- '  trailing' }}   {{ raise_exception is defined }}
+"""
+
+TOOLS = [
+    {"type": "function", "function": {
+        "name": "get_weather",
+        "description": "Get the current weather in a city (°C). 天气",
+        "parameters": {"type": "object", "properties": {
+            "city": {"type": "string", "description": "City name, e.g. \"Paris\""},
+            "unit": {"type": "string", "enum": ["celsius", "fahrenheit"], "default": "celsius"},
+            "days": {"type": "integer", "minimum": 1, "maximum": 7},
+            "threshold": {"type": "number", "default": 0.5, "epsilon": 1e-05, "big": 1e16},
+        }, "required": ["city"]},
+    }},
+    {"type": "function", "function": {"name": "search", "description": "Search the web.",
+                                      "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}},
+]
+
+CONVERSATIONS = [
+    ("single user", [{"role": "user", "content": "Hello!"}]),
+    ("system and user", [{"role": "system", "content": "You are a pirate."}, {"role": "user", "content": "Where is the treasure?"}]),
+    ("multi-turn", [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "What is 2+2?"},
+        {"role": "assistant", "content": "4."},
+        {"role": "user", "content": "And 3+3?"},
+        {"role": "assistant", "content": "6."},
+        {"role": "user", "content": "Thanks!"},
+    ]),
+    ("unicode content", [{"role": "user", "content": "你好！こんにちは 😀👨‍👩‍👧 «ça va?» e\u0301\n\n  indented\ttab \"quotes\" 'single' <|im_end|> {{ not jinja }}"}]),
+    ("empty content", [{"role": "user", "content": ""}, {"role": "assistant", "content": ""}]),
+    ("system in the middle", [
+        {"role": "user", "content": "Hi"},
+        {"role": "system", "content": "Switch to French."},
+        {"role": "user", "content": "Bonjour"},
+    ]),
+    ("tool calls and responses", [
+        {"role": "user", "content": "Weather in Paris and Tokyo?"},
+        {"role": "assistant", "content": "", "tool_calls": [
+            {"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris", "days": 2}}},
+            {"type": "function", "function": {"name": "get_weather", "arguments": {"city": "東京", "unit": "celsius"}}},
+        ]},
+        {"role": "tool", "content": "{\"temp\": 18.5}"},
+        {"role": "tool", "content": "{\"temp\": 22}"},
+        {"role": "assistant", "content": "Paris: 18.5 °C, Tokyo: 22 °C."},
+        {"role": "user", "content": "Thanks"},
+    ]),
+    ("tool call without function wrapper", [
+        {"role": "system", "content": "Use tools."},
+        {"role": "user", "content": "Search for swift"},
+        {"role": "assistant", "content": "Searching.", "tool_calls": [{"name": "search", "arguments": {"q": "swift 6 concurrency"}}]},
+        {"role": "tool", "content": "results..."},
+    ]),
+    ("assistant last, no prompt", [{"role": "user", "content": "Say hi"}, {"role": "assistant", "content": "Hi!"}]),
+    ("code content", [{"role": "user", "content": tokenizer_corpus.CODE["python"]}, {"role": "assistant", "content": tokenizer_corpus.CODE["rust"]}]),
+    ("thinking", [
+        {"role": "user", "content": "Why is the sky blue?"},
+        {"role": "assistant", "content": "<think>\nRayleigh scattering.\n</think>\n\nBecause of Rayleigh scattering."},
+        {"role": "user", "content": "And sunsets?"},
+    ]),
+]
+
+
+def chat_cases():
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(QWEN))
+    qwen25 = tok.chat_template
+    templates = {"qwen2.5": qwen25, "qwen2": QWEN2_TEMPLATE, "qwen3-style": QWEN3_STYLE_TEMPLATE, "features": FEATURES_TEMPLATE}
+    cases = []
+
+    def add(template, messages, add_generation_prompt, tools=None, extra=None):
+        extra = extra or {}
+        expected = tok.apply_chat_template(
+            copy.deepcopy(messages), tools=copy.deepcopy(tools), add_generation_prompt=add_generation_prompt,
+            tokenize=False, chat_template=None if template == "qwen2.5" else templates[template], **extra)
+        cases.append({"template": template, "messages": messages, "tools": tools,
+                      "add_generation_prompt": add_generation_prompt, "extra": extra, "expected": expected})
+
+    for _, messages in CONVERSATIONS:
+        add("qwen2.5", messages, True)
+    add("qwen2.5", CONVERSATIONS[8][1], False)
+    add("qwen2.5", CONVERSATIONS[1][1], True, tools=TOOLS)
+    add("qwen2.5", CONVERSATIONS[0][1], True, tools=TOOLS)
+    add("qwen2.5", CONVERSATIONS[6][1], True, tools=TOOLS)
+    for i in (0, 2, 3, 4):
+        add("qwen2", CONVERSATIONS[i][1], True)
+    add("qwen2", CONVERSATIONS[8][1], False)
+    for i in (0, 1, 2, 6, 7, 10):
+        add("qwen3-style", CONVERSATIONS[i][1], True)
+    add("qwen3-style", CONVERSATIONS[10][1], True, extra={"enable_thinking": False})
+    add("qwen3-style", CONVERSATIONS[6][1], True, tools=TOOLS)
+    add("features", CONVERSATIONS[2][1], True)
+    add("features", CONVERSATIONS[3][1], False, tools=TOOLS)
+    return templates, cases
+
+
+def main():
+    rng = random.Random(1234)
+    corpus = tokenizer_corpus.build_corpus()
+    tok = Tokenizer.from_file(str(QWEN / "tokenizer.json"))
+    rows = qwen_corpus(tok, corpus)
+    write_jsonl(DATA / "qwen2.5_corpus.jsonl", rows)
+    write_jsonl(DATA / "qwen2.5_decode.jsonl", decode_cases(tok, rows, rng))
+    print(f"qwen2.5: {len(rows)} strings, {sum(len(r['ids']) for r in rows)} ids")
+
+    base = json.loads((QWEN / "tokenizer.json").read_text(encoding="utf-8"))
+    subset = rng.sample(corpus, 400) + [s for s in corpus if len(s) < 40][:200]
+    for name, spec in variants(base).items():
+        directory = DATA / "variants" / name
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "tokenizer.json").write_text(json.dumps(spec, ensure_ascii=False), encoding="utf-8")
+        vtok = Tokenizer.from_file(str(directory / "tokenizer.json"))
+        extra = ["word", "a word here", "swordfish word.", "x <mask> y", "x   <mask>", "[SEP]   after", "été", "ete\u0301",
+                 "café", "cafe\u0301 noir", "a spaced  b", "<|eot_id|><|begin_of_text|>", "", " ", "caf\u00e9caf\u00e9"]
+        vrows = [{"text": t, "ids": vtok.encode(t).ids} for t in subset + extra]
+        write_jsonl(DATA / "variants" / f"{name}.jsonl", vrows)
+        print(f"{name}: {len(vrows)} strings")
+
+    templates, cases = chat_cases()
+    (DATA / "chat_templates.json").write_text(json.dumps(templates, ensure_ascii=False, indent=1), encoding="utf-8")
+    write_jsonl(DATA / "chat_cases.jsonl", cases)
+    print(f"chat: {len(cases)} cases")
+
+
+if __name__ == "__main__":
+    main()
