@@ -98,7 +98,7 @@ public struct Tokenizer: Sendable {
 
     /// The id of a token given as written in `tokenizer.json` (e.g. `"Ġthe"`, `"<|im_end|>"`).
     public func tokenID(_ token: String) -> Int? {
-        vocabulary.index.id(of: Array(token.utf8)).map(Int.init)
+        vocabulary.id(of: token)
     }
 
     /// The token string of an id as written in `tokenizer.json`, or `nil` if unknown.

@@ -38,11 +38,45 @@ struct TokenizerFileContents {
         preTokenizer = try PreTokenizer(json: sections["pre_tokenizer"] ?? .null, file: file)
         try Self.checkDecoder(sections["decoder"] ?? .null, file: file)
         try Self.checkPostProcessor(sections["post_processor"] ?? .null, path: "post_processor", file: file)
-        addedTokens = try Self.parseAddedTokens(sections["added_tokens"] ?? .array([]), file: file)
+        let declared = try Self.parseAddedTokens(sections["added_tokens"] ?? .array([]), file: file)
 
+        let modelIndex = TokenStringIndex(arena: model.arena, ranges: model.vocabRanges, ids: model.vocabIDs)
+        encoder = try model.makeEncoder(index: modelIndex, file: file)
+        addedTokens = Self.assignIDs(declared, modelIndex: modelIndex, modelVocabularyCount: model.vocabIDs.count)
         vocabulary = Vocabulary(
-            modelArena: model.arena, modelRanges: model.vocabRanges, modelIDs: model.vocabIDs, added: addedTokens)
-        encoder = try model.makeEncoder(file: file)
+            modelArena: model.arena, modelRanges: model.vocabRanges, modelIDs: model.vocabIDs, added: addedTokens,
+            modelIndex: modelIndex)
+    }
+
+    /// Gives added tokens their ids the way Hugging Face does when it loads a file: the `id`
+    /// written in the file is not used; a token whose content is already known (an earlier added
+    /// token or a model token) takes that id, any other the next free id after the model
+    /// vocabulary. For files written by Hugging Face the result equals the written ids.
+    static func assignIDs(_ declared: [AddedToken], modelIndex: TokenStringIndex, modelVocabularyCount: Int) -> [AddedToken] {
+        var byContent: [String: Int] = [:]
+        var result: [AddedToken] = []
+        var positionOfID: [Int: Int] = [:]
+        var specialContents = Set<String>()
+        for var token in declared {
+            if token.special { specialContents.insert(token.content) }
+            if let known = byContent[token.content] ?? modelIndex.id(of: Array(token.content.utf8)).map(Int.init) {
+                token.id = known
+            } else if let maxID = byContent.values.max() {
+                token.id = (maxID >= modelVocabularyCount || modelVocabularyCount == 0) ? maxID + 1 : modelVocabularyCount
+            } else {
+                token.id = modelVocabularyCount
+            }
+            byContent[token.content] = token.id
+            if let position = positionOfID[token.id] {
+                result[position] = token
+            } else {
+                positionOfID[token.id] = result.count
+                result.append(token)
+            }
+        }
+        // "Special" is a property of the content once any declaration says so.
+        for i in result.indices where specialContents.contains(result[i].content) { result[i].special = true }
+        return result
     }
 
     // MARK: Small sections
@@ -227,8 +261,7 @@ private struct ModelSection {
     }
 
     /// Resolves merges to ids: both halves and their concatenation must be vocabulary tokens.
-    func makeEncoder(file: String) throws -> BytePairEncoder {
-        let index = TokenStringIndex(arena: arena, ranges: vocabRanges, ids: vocabIDs)
+    func makeEncoder(index: TokenStringIndex, file: String) throws -> BytePairEncoder {
         var table = MergeTable(capacityFor: mergeRanges.count)
         var joined: [UInt8] = []
         for (rank, (left, right)) in mergeRanges.enumerated() {

@@ -15,12 +15,15 @@ struct Vocabulary: Sendable {
     private let present: [Bool]
     /// Ids of special added tokens.
     private let special: [Bool]
-    /// Token string → id, added tokens taking precedence like Hugging Face's `token_to_id`.
-    let index: TokenStringIndex
+    /// Added token content → id; consulted before the model vocabulary, as Hugging Face's
+    /// `token_to_id` does.
+    private let addedIDs: [String: Int]
+    /// Model token string → id.
+    private let modelIndex: TokenStringIndex
 
     /// `model` holds the BPE vocabulary's strings (`modelRanges[i]` in `modelArena` for
     /// `modelIDs[i]`); `added` the added tokens.
-    init(modelArena: [UInt8], modelRanges: [Range<Int>], modelIDs: [Int32], added: [AddedToken]) {
+    init(modelArena: [UInt8], modelRanges: [Range<Int>], modelIDs: [Int32], added: [AddedToken], modelIndex: TokenStringIndex) {
         var size = 0
         for id in modelIDs { size = max(size, Int(id) + 1) }
         for token in added { size = max(size, token.id + 1) }
@@ -91,20 +94,16 @@ struct Vocabulary: Sendable {
         self.present = present
         self.special = special
 
-        // Index: model tokens first, then added tokens so that they win on equal strings.
-        var ranges: [Range<Int>] = []
-        var ids: [Int32] = []
-        ranges.reserveCapacity(modelIDs.count + added.count)
-        ids.reserveCapacity(modelIDs.count + added.count)
-        for (i, id) in modelIDs.enumerated() {
-            ranges.append(modelRanges[i])
-            ids.append(id)
-        }
-        for token in added {
-            ranges.append(stringRange[token.id]!)
-            ids.append(Int32(token.id))
-        }
-        self.index = TokenStringIndex(arena: arena, ranges: ranges, ids: ids)
+        var addedIDs: [String: Int] = [:]
+        for token in added { addedIDs[token.content] = token.id }
+        self.addedIDs = addedIDs
+        self.modelIndex = modelIndex
+    }
+
+    /// The id of a token string (as written in `tokenizer.json`).
+    func id(of token: String) -> Int? {
+        if let id = addedIDs[token] { return id }
+        return modelIndex.id(of: Array(token.utf8)).map(Int.init)
     }
 
     func contains(_ id: Int) -> Bool { id >= 0 && id < size && present[id] }

@@ -90,7 +90,9 @@ struct PreTokenizer: Sendable, Equatable {
             var scanner = SplitScanner(bytes, pattern: pattern)
             while let piece = scanner.next() { run(stage: k + 1, UnsafeBufferPointer(rebasing: bytes[piece]), emit) }
         case .byteLevel(let addPrefixSpace, let split):
-            if addPrefixSpace && (bytes.isEmpty || bytes[0] != 0x20) {
+            // Hugging Face drops empty pieces before pre-tokenizers see them.
+            guard !bytes.isEmpty else { return }
+            if addPrefixSpace && bytes[0] != 0x20 {
                 var spaced = [UInt8](repeating: 0x20, count: bytes.count + 1)
                 spaced.withUnsafeMutableBufferPointer { out in
                     _ = UnsafeMutableBufferPointer(rebasing: out[1...]).initialize(from: bytes)
