@@ -15,11 +15,13 @@ public struct ModelConfig: Codable, Sendable, Equatable {
     public var ropeTheta: Double?
     public var rmsNormEps: Double?
     public var tieWordEmbeddings: Bool?
+    /// `torch_dtype` (transformers < 4.56 writes this key; newer versions write `dtype`).
     public var torchDtype: String?
+    public var dtype: String?
     public var bosTokenId: Int?
     public var eosTokenId: TokenIDs?
     /// transformers.js's own section, when present (dtype choices, KV cache dtype...).
-    public var transformersJSConfig: JSONValue?
+    public var transformersJSConfig: ConfigValue?
 
     enum CodingKeys: String, CodingKey {
         case modelType = "model_type", architectures
@@ -28,7 +30,7 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         case numKeyValueHeads = "num_key_value_heads", headDim = "head_dim"
         case vocabSize = "vocab_size", maxPositionEmbeddings = "max_position_embeddings"
         case ropeTheta = "rope_theta", rmsNormEps = "rms_norm_eps"
-        case tieWordEmbeddings = "tie_word_embeddings", torchDtype = "torch_dtype"
+        case tieWordEmbeddings = "tie_word_embeddings", torchDtype = "torch_dtype", dtype
         case bosTokenId = "bos_token_id", eosTokenId = "eos_token_id"
         case transformersJSConfig = "transformers.js_config"
     }
@@ -63,8 +65,8 @@ public struct TokenIDs: Codable, Sendable, Equatable {
 }
 
 /// Any JSON value, for sections we only report.
-public enum JSONValue: Codable, Sendable, Equatable, CustomStringConvertible {
-    case null, bool(Bool), number(Double), string(String), array([JSONValue]), object([String: JSONValue])
+public enum ConfigValue: Codable, Sendable, Equatable, CustomStringConvertible {
+    case null, bool(Bool), number(Double), string(String), array([ConfigValue]), object([String: ConfigValue])
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.singleValueContainer()
@@ -72,8 +74,8 @@ public enum JSONValue: Codable, Sendable, Equatable, CustomStringConvertible {
         else if let b = try? c.decode(Bool.self) { self = .bool(b) }
         else if let d = try? c.decode(Double.self) { self = .number(d) }
         else if let s = try? c.decode(String.self) { self = .string(s) }
-        else if let a = try? c.decode([JSONValue].self) { self = .array(a) }
-        else { self = .object(try c.decode([String: JSONValue].self)) }
+        else if let a = try? c.decode([ConfigValue].self) { self = .array(a) }
+        else { self = .object(try c.decode([String: ConfigValue].self)) }
     }
 
     public func encode(to encoder: Encoder) throws {

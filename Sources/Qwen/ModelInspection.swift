@@ -50,7 +50,7 @@ public struct ModelInspection: Sendable, Encodable {
             Fact(key: "rope_theta", value: s(c.ropeTheta)),
             Fact(key: "rms_norm_eps", value: s(c.rmsNormEps)),
             Fact(key: "tie_word_embeddings", value: s(c.tieWordEmbeddings)),
-            Fact(key: "torch_dtype", value: s(c.torchDtype)),
+            Fact(key: "dtype", value: s(c.dtype ?? c.torchDtype)),
             Fact(key: "transformers.js_config", value: c.transformersJSConfig.map(\.description) ?? "-"),
             Fact(key: "onnx file", value: directory.onnxURL.lastPathComponent),
         ]

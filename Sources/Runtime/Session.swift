@@ -110,8 +110,10 @@ public final class Session: @unchecked Sendable {
             args.removeAll(keepingCapacity: true)
             for s in step.inputs { args.append(s < 0 ? nil : values[s]) }
             let results: [Tensor]
+            let started = Profiler.isEnabled ? monotonicSeconds() : 0
             do {
                 results = try step.op.run(args)
+                if Profiler.isEnabled { Profiler.shared.record(step.node.opType, monotonicSeconds() - started) }
             } catch let e as RuntimeError {
                 throw e
             } catch {

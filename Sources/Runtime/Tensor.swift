@@ -174,3 +174,34 @@ extension Tensor {
     /// The elements as Bool (nonzero is true).
     public func bools() -> [Bool] { int64s().map { $0 != 0 } }
 }
+
+// MARK: - Slicing
+
+extension Tensor {
+    /// A copy of the elements with index in `range` along `axis` (other axes whole).
+    public func sliced(axis: Int, _ range: Range<Int>) -> Tensor {
+        precondition(axis >= 0 && axis < rank && range.lowerBound >= 0 && range.upperBound <= shape[axis])
+        var outShape = shape
+        outShape[axis] = range.count
+        let out = Tensor(dtype: dtype, shape: outShape)
+        let strides = contiguousStrides(shape)
+        let size = dtype.byteSize!
+        stridedCopy(elementSize: size, shape: outShape, src: rawPointer + range.lowerBound * strides[axis] * size,
+                    srcStrides: strides, dst: out.rawPointer)
+        return out
+    }
+
+    /// The last `n` elements of the flattened tensor as Float (float32 or float16 tensors).
+    public func lastFloats(_ n: Int) -> [Float] {
+        precondition(n <= count)
+        let start = count - n
+        switch dtype {
+        case .float:
+            return Array(UnsafeBufferPointer(start: pointer(as: Float.self) + start, count: n))
+        case .float16:
+            return (0..<n).map { Float(pointer(as: Float16.self)[start + $0]) }
+        default:
+            return Array(floats().suffix(n))
+        }
+    }
+}

@@ -8,5 +8,6 @@ struct QwenRun: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "qwen-run",
         abstract: "Run quantized Qwen2 ONNX models natively.",
-        subcommands: [GraphCommand.self, InspectCommand.self])
+        subcommands: [GenerateCommand.self, GraphCommand.self, InspectCommand.self],
+        defaultSubcommand: GenerateCommand.self)
 }

@@ -1,0 +1,140 @@
+import Foundation
+
+/// Errors of generation and of the model's graph interface.
+public enum GenerationError: Error, CustomStringConvertible, Sendable, Equatable {
+    /// The graph does not have the inputs/outputs of a text-generation-with-past export.
+    case unsupportedGraph(String)
+    /// The prompt (plus what is already cached) does not fit the model's context.
+    case contextOverflow(tokens: Int, limit: Int)
+    case emptyPrompt
+    case invalidTokenID(Int, vocabularySize: Int)
+    case invalidParameters(String)
+
+    public var description: String {
+        switch self {
+        case let .unsupportedGraph(reason): "the ONNX graph is not a supported decoder export: \(reason)"
+        case let .contextOverflow(tokens, limit): "the prompt needs \(tokens) positions but the model's context is \(limit) (max_position_embeddings)"
+        case .emptyPrompt: "the prompt is empty"
+        case let .invalidTokenID(id, size): "token id \(id) is outside the vocabulary (0..<\(size))"
+        case let .invalidParameters(reason): "invalid generation parameters: \(reason)"
+        }
+    }
+}
+
+/// The interface of an optimum `text-generation-with-past` decoder graph, read from the graph's
+/// declared inputs and outputs (names, KV layout), not assumed.
+public struct DecoderInterface: Sendable {
+    public let inputIDs: String
+    public let attentionMask: String?
+    public let positionIDs: String?
+    /// (past input, matching present output), in layer order.
+    public let cache: [(past: String, present: String)]
+    public let logits: String
+    /// Element type of the KV cache tensors (float32 for the q4f16 exports).
+    public let cacheType: DataType
+    public let kvHeads: Int
+    public let headDim: Int
+
+    init(session: Session, config: ModelConfig) throws {
+        let inputs = session.inputs, outputs = session.outputs
+        func has(_ n: String, _ specs: [ValueSpec]) -> Bool { specs.contains { $0.name == n } }
+        guard has("input_ids", inputs) else { throw GenerationError.unsupportedGraph("no 'input_ids' input") }
+        guard let logits = outputs.first(where: { $0.name == "logits" }) ?? outputs.first else {
+            throw GenerationError.unsupportedGraph("no outputs")
+        }
+        inputIDs = "input_ids"
+        attentionMask = has("attention_mask", inputs) ? "attention_mask" : nil
+        positionIDs = has("position_ids", inputs) ? "position_ids" : nil
+        self.logits = logits.name
+        var pairs: [(String, String)] = []
+        var type: DataType = .float
+        var heads = config.numKeyValueHeads ?? 0
+        var dim = config.headDim ?? 0
+        for spec in inputs where spec.name.hasPrefix("past_key_values.") {
+            let present = spec.name.replacingOccurrences(of: "past_key_values.", with: "present.")
+            guard has(present, outputs) else {
+                throw GenerationError.unsupportedGraph("input '\(spec.name)' has no matching output '\(present)'")
+            }
+            pairs.append((spec.name, present))
+            type = spec.elementType ?? .float
+            if let shape = spec.shape, shape.count == 4 {
+                if case .value(let h) = shape[1] { heads = Int(h) }
+                if case .value(let d) = shape[3] { dim = Int(d) }
+            }
+        }
+        guard !pairs.isEmpty else { throw GenerationError.unsupportedGraph("no past_key_values.* inputs (export with --task text-generation-with-past)") }
+        guard heads > 0, dim > 0 else { throw GenerationError.unsupportedGraph("cannot tell the KV heads and head size from the graph or config.json") }
+        cache = pairs
+        cacheType = type
+        kvHeads = heads
+        headDim = dim
+    }
+
+    /// An empty past tensor `[1, kvHeads, 0, headDim]`.
+    func emptyPast() -> Tensor { Tensor(dtype: cacheType, shape: [1, kvHeads, 0, headDim]) }
+}
+
+/// One sequence's KV cache: the `present.*` tensors of the last run, which become the next run's
+/// `past_key_values.*`, and the token ids they hold.
+public struct KVCache: Sendable {
+    var tensors: [String: Tensor]
+    /// The ids whose keys and values are cached, in order.
+    public internal(set) var tokens: [Int]
+
+    init(interface: DecoderInterface) {
+        tensors = [:]
+        for (past, _) in interface.cache { tensors[past] = interface.emptyPast() }
+        tokens = []
+    }
+
+    public var count: Int { tokens.count }
+
+    /// Keeps only the first `length` positions (to reuse a common prefix between chat turns).
+    mutating func truncate(to length: Int) {
+        guard length < tokens.count else { return }
+        for (name, t) in tensors {
+            tensors[name] = t.sliced(axis: 2, 0..<length)
+        }
+        tokens.removeLast(tokens.count - length)
+    }
+}
+
+/// Runs the decoder graph one chunk of tokens at a time against a KV cache.
+struct GraphDecoder: Sendable {
+    let session: Session
+    let interface: DecoderInterface
+    let vocabularySize: Int
+    let maxPositions: Int
+
+    /// Runs `ids` after the cached tokens and returns the logits of the last position.
+    func forward(_ ids: [Int], cache: inout KVCache) throws -> [Float] {
+        guard !ids.isEmpty else { throw GenerationError.emptyPrompt }
+        let start = cache.count
+        guard start + ids.count <= maxPositions else {
+            throw GenerationError.contextOverflow(tokens: start + ids.count, limit: maxPositions)
+        }
+        for id in ids where id < 0 || id >= vocabularySize {
+            throw GenerationError.invalidTokenID(id, vocabularySize: vocabularySize)
+        }
+        var feeds: [String: Tensor] = [
+            interface.inputIDs: Tensor(int64s: ids.map(Int64.init), shape: [1, ids.count]),
+        ]
+        if let mask = interface.attentionMask {
+            feeds[mask] = Tensor(int64s: [Int64](repeating: 1, count: start + ids.count), shape: [1, start + ids.count])
+        }
+        if let positions = interface.positionIDs {
+            feeds[positions] = Tensor(int64s: (0..<ids.count).map { Int64(start + $0) }, shape: [1, ids.count])
+        }
+        for (past, _) in interface.cache { feeds[past] = cache.tensors[past] }
+        let outputs = try session.run(feeds)
+        for (past, present) in interface.cache {
+            guard let t = outputs[present] else { throw GenerationError.unsupportedGraph("output '\(present)' missing") }
+            cache.tensors[past] = t
+        }
+        cache.tokens += ids
+        guard let logits = outputs[interface.logits], let vocab = logits.shape.last, vocab > 0 else {
+            throw GenerationError.unsupportedGraph("no logits output")
+        }
+        return logits.lastFloats(vocab)
+    }
+}

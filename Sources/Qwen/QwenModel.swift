@@ -1,0 +1,235 @@
+import Foundation
+
+/// Why generation stopped.
+public enum StopReason: String, Sendable, Codable {
+    /// A stop (eos) token was produced; it is not part of the text.
+    case stopToken
+    case maxTokens
+    /// The next token would exceed the model's `max_position_embeddings`.
+    case contextLimit
+    case cancelled
+}
+
+/// Timings and memory of one generation.
+public struct GenerationStats: Sendable, Codable, Equatable {
+    public var promptTokens: Int
+    /// Prompt tokens actually run (fewer when a chat turn reuses the cached prefix).
+    public var prefilledTokens: Int
+    public var prefillSeconds: Double
+    public var generatedTokens: Int
+    public var decodeSeconds: Double
+    public var peakRSSMegabytes: Double
+
+    public var prefillTokensPerSecond: Double { prefillSeconds > 0 ? Double(prefilledTokens) / prefillSeconds : 0 }
+    /// Decode steps (tokens after the first) per second.
+    public var decodeTokensPerSecond: Double { decodeSeconds > 0 ? Double(max(generatedTokens - 1, 0)) / decodeSeconds : 0 }
+}
+
+/// The outcome of one generation.
+public struct GenerationResult: Sendable, Equatable {
+    public var promptTokenIds: [Int]
+    /// Generated ids, including the stop token when there was one.
+    public var generatedTokenIds: [Int]
+    /// The generated text (special tokens and the stop token left out).
+    public var text: String
+    public var stopReason: StopReason
+    public var stats: GenerationStats
+}
+
+/// What a generation stream yields: text as it forms, then the result.
+public enum GenerationEvent: Sendable {
+    /// A new token and the text it completes (empty while a character is split across tokens).
+    case token(id: Int, text: String)
+    case finished(GenerationResult)
+}
+
+/// A loaded Qwen2 model: weights memory-mapped once, shared by any number of concurrent
+/// generations, each with its own KV cache.
+///
+/// ```swift
+/// let model = try await QwenModel.load(directory: URL(fileURLWithPath: "Models/qwen2.5-coder-0.5b-instruct"))
+/// for try await event in model.generate(messages: [ChatMessage(role: "user", content: "Hi")]) {
+///     if case .token(_, let text) = event { print(text, terminator: "") }
+/// }
+/// ```
+public final class QwenModel: Sendable {
+    public let directory: ModelDirectory
+    public let tokenizer: Tokenizer
+    public let generationConfig: GenerationConfig
+    /// Seconds spent in `init` (reading files, mapping weights, planning the graph).
+    public let loadSeconds: Double
+    /// Ids that end generation by default: generation_config's eos ids, else config.json's,
+    /// else the tokenizer's eos token.
+    public let eosTokenIds: Set<Int>
+    let decoder: GraphDecoder
+
+    /// Loads a model directory (see ``ModelDirectory``) on a background thread.
+    public static func load(directory: URL, onnxFile: String? = nil) async throws -> QwenModel {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global(qos: .userInitiated).async {
+                continuation.resume(with: Result { try QwenModel(directory: directory, onnxFile: onnxFile) })
+            }
+        }
+    }
+
+    public init(directory url: URL, onnxFile: String? = nil) throws {
+        let start = Date()
+        directory = try ModelDirectory(url: url, onnxFile: onnxFile)
+        tokenizer = try Tokenizer(directory: url)
+        generationConfig = try GenerationConfig.load(url.appendingPathComponent("generation_config.json"))
+        let session = try Session(path: directory.onnxURL.path)
+        let interface = try DecoderInterface(session: session, config: directory.config)
+        let vocab = directory.config.vocabSize ?? tokenizer.vocabularySize
+        decoder = GraphDecoder(session: session, interface: interface, vocabularySize: vocab,
+                          maxPositions: directory.config.maxPositionEmbeddings ?? 32768)
+        var eos = Set(generationConfig.eosTokenId?.ids ?? directory.config.eosTokenId?.ids ?? [])
+        if eos.isEmpty, let id = tokenizer.eosTokenID { eos.insert(id) }
+        eosTokenIds = eos
+        loadSeconds = Date().timeIntervalSince(start)
+    }
+
+    public var config: ModelConfig { directory.config }
+    /// The context length (max_position_embeddings).
+    public var maxPositions: Int { decoder.maxPositions }
+
+    /// An empty KV cache for a new conversation.
+    public func makeCache() -> KVCache { KVCache(interface: decoder.interface) }
+
+    // MARK: Prompts
+
+    /// Renders `messages` with the chat template (with the generation prompt) and encodes them.
+    public func encode(messages: [ChatMessage]) throws -> [Int] {
+        tokenizer.encode(try tokenizer.applyChatTemplate(messages: messages, addGenerationPrompt: true))
+    }
+
+    /// The ids for a prompt: as a single user turn (with an optional system message) through the
+    /// chat template when the tokenizer has one and `raw` is false, else the text as is.
+    public func encode(prompt: String, system: String? = nil, raw: Bool = false) throws -> [Int] {
+        if raw || tokenizer.chatTemplate == nil { return tokenizer.encode(prompt) }
+        var messages: [ChatMessage] = []
+        if let system { messages.append(ChatMessage(role: "system", content: system)) }
+        messages.append(ChatMessage(role: "user", content: prompt))
+        return try encode(messages: messages)
+    }
+
+    // MARK: Generation
+
+    /// Generates after `promptIds`, calling `onToken(id, text)` for each new token (return false
+    /// to stop). `cache` may hold an earlier turn: its longest common prefix with the prompt is
+    /// reused and only the rest is run.
+    public func generate(
+        promptIds: [Int], parameters: GenerateParameters = GenerateParameters(), cache: inout KVCache,
+        onToken: (Int, String) -> Bool = { _, _ in true }
+    ) throws -> GenerationResult {
+        guard !promptIds.isEmpty else { throw GenerationError.emptyPrompt }
+        guard promptIds.count <= maxPositions else {
+            throw GenerationError.contextOverflow(tokens: promptIds.count, limit: maxPositions)
+        }
+        guard parameters.maxTokens >= 0 else { throw GenerationError.invalidParameters("maxTokens must be ≥ 0") }
+        let settings = SamplingSettings(parameters, defaults: generationConfig)
+        try settings.validate()
+        var sampler = Sampler(settings: settings, seed: parameters.seed ?? UInt64.random(in: .min ... .max))
+        let stop = parameters.stopTokenIds ?? eosTokenIds
+
+        // Reuse the cached prefix; at least the last prompt token runs, for its logits.
+        var common = 0
+        while common < min(cache.tokens.count, promptIds.count - 1), cache.tokens[common] == promptIds[common] { common += 1 }
+        cache.truncate(to: common)
+
+        var stats = GenerationStats(promptTokens: promptIds.count, prefilledTokens: promptIds.count - common,
+                                    prefillSeconds: 0, generatedTokens: 0, decodeSeconds: 0, peakRSSMegabytes: 0)
+        var generated: [Int] = []
+        var history = promptIds
+        var detokenizer = tokenizer.makeStreamingDetokenizer(skipSpecialTokens: true)
+        var reason = StopReason.maxTokens
+
+        if parameters.maxTokens > 0 {
+            let t0 = Date()
+            var logits = try decoder.forward(Array(promptIds[common...]), cache: &cache)
+            stats.prefillSeconds = Date().timeIntervalSince(t0)
+            let t1 = Date()
+            while true {
+                let next = sampler.next(logits: logits, history: history)
+                generated.append(next)
+                history.append(next)
+                if stop.contains(next) { reason = .stopToken; break }
+                if !onToken(next, detokenizer.append(next)) { reason = .cancelled; break }
+                if generated.count >= parameters.maxTokens { reason = .maxTokens; break }
+                if cache.count + 1 > maxPositions { reason = .contextLimit; break }
+                logits = try decoder.forward([next], cache: &cache)
+            }
+            stats.decodeSeconds = Date().timeIntervalSince(t1)
+        }
+        stats.generatedTokens = generated.count
+        stats.peakRSSMegabytes = peakResidentMegabytes()
+        let textIds = reason == .stopToken ? Array(generated.dropLast()) : generated
+        return GenerationResult(promptTokenIds: promptIds, generatedTokenIds: generated,
+                                text: tokenizer.decode(textIds, skipSpecialTokens: true), stopReason: reason, stats: stats)
+    }
+
+    /// Streams a generation for `prompt` (chat template applied unless `raw`).
+    public func generate(prompt: String, system: String? = nil, raw: Bool = false,
+                         parameters: GenerateParameters = GenerateParameters()) -> AsyncThrowingStream<GenerationEvent, Error> {
+        stream(parameters: parameters) { try self.encode(prompt: prompt, system: system, raw: raw) }
+    }
+
+    /// Streams a generation for a conversation.
+    public func generate(messages: [ChatMessage], parameters: GenerateParameters = GenerateParameters()) -> AsyncThrowingStream<GenerationEvent, Error> {
+        stream(parameters: parameters) { try self.encode(messages: messages) }
+    }
+
+    /// Streams a generation for prompt ids.
+    public func generate(promptIds: [Int], parameters: GenerateParameters = GenerateParameters()) -> AsyncThrowingStream<GenerationEvent, Error> {
+        stream(parameters: parameters) { promptIds }
+    }
+
+    private func stream(parameters: GenerateParameters, _ ids: @escaping @Sendable () throws -> [Int]) -> AsyncThrowingStream<GenerationEvent, Error> {
+        AsyncThrowingStream { continuation in
+            let cancelled = CancellationFlag()
+            continuation.onTermination = { _ in cancelled.set() }
+            // Compute runs on its own thread, not on the cooperative pool it would block.
+            let thread = Thread {
+                do {
+                    var cache = self.makeCache()
+                    let result = try self.generate(promptIds: try ids(), parameters: parameters, cache: &cache) { id, text in
+                        continuation.yield(.token(id: id, text: text))
+                        return !cancelled.isSet
+                    }
+                    continuation.yield(.finished(result))
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            thread.stackSize = 8 << 20
+            thread.start()
+        }
+    }
+}
+
+/// A flag set from one thread and read from another.
+final class CancellationFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    func set() { lock.lock(); value = true; lock.unlock() }
+    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
+}
+
+/// Peak resident set size of this process in MB (VmHWM on Linux, ru_maxrss elsewhere).
+public func peakResidentMegabytes() -> Double {
+    #if os(Linux)
+    if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+       let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+       let kb = Double(line.split(separator: " ").dropFirst().first { !$0.isEmpty } ?? "") {
+        return kb / 1024
+    }
+    #endif
+    var usage = rusage()
+    #if os(Linux)
+    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+    return Double(usage.ru_maxrss) / 1024
+    #else
+    getrusage(RUSAGE_SELF, &usage)
+    return Double(usage.ru_maxrss) / 1_048_576
+    #endif
+}

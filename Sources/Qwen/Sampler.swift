@@ -1,0 +1,199 @@
+import Foundation
+
+/// How the next token is chosen. `nil` fields fall back to the model's `generation_config.json`,
+/// then to Hugging Face's defaults (greedy unless `do_sample`).
+public struct GenerateParameters: Sendable, Equatable {
+    /// Maximum number of new tokens.
+    public var maxTokens: Int
+    /// Sample (true) or take the most likely token (false).
+    public var doSample: Bool?
+    public var temperature: Float?
+    /// Keep the k most likely tokens (0 disables).
+    public var topK: Int?
+    /// Keep the smallest set of tokens whose probability adds up to at least p (1 disables).
+    public var topP: Float?
+    /// Drop tokens less likely than `minP` × the most likely one's probability (0 disables).
+    public var minP: Float?
+    /// Hugging Face's repetition penalty over prompt and generated ids (1 disables).
+    public var repetitionPenalty: Float?
+    /// Seed for reproducible sampling (random when nil).
+    public var seed: UInt64?
+    /// Token ids that end generation; nil means the model's eos ids.
+    public var stopTokenIds: Set<Int>?
+
+    public init(maxTokens: Int = 256, doSample: Bool? = nil, temperature: Float? = nil, topK: Int? = nil,
+                topP: Float? = nil, minP: Float? = nil, repetitionPenalty: Float? = nil, seed: UInt64? = nil,
+                stopTokenIds: Set<Int>? = nil) {
+        self.maxTokens = maxTokens
+        self.doSample = doSample
+        self.temperature = temperature
+        self.topK = topK
+        self.topP = topP
+        self.minP = minP
+        self.repetitionPenalty = repetitionPenalty
+        self.seed = seed
+        self.stopTokenIds = stopTokenIds
+    }
+
+    /// Greedy decoding (no sampling), no repetition penalty.
+    public static func greedy(maxTokens: Int = 256) -> GenerateParameters {
+        GenerateParameters(maxTokens: maxTokens, doSample: false, repetitionPenalty: 1)
+    }
+}
+
+/// Resolved sampling settings.
+public struct SamplingSettings: Sendable, Equatable {
+    public var doSample: Bool
+    public var temperature: Float
+    public var topK: Int
+    public var topP: Float
+    public var minP: Float
+    public var repetitionPenalty: Float
+
+    /// Caller's parameters over the model's generation config over HF defaults.
+    public init(_ p: GenerateParameters, defaults g: GenerationConfig) {
+        doSample = p.doSample ?? g.doSample ?? false
+        temperature = p.temperature ?? g.temperature ?? 1
+        topK = p.topK ?? g.topK ?? 50
+        topP = p.topP ?? g.topP ?? 1
+        minP = p.minP ?? g.minP ?? 0
+        repetitionPenalty = p.repetitionPenalty ?? g.repetitionPenalty ?? 1
+        // A temperature of 0 means "always the most likely token".
+        if temperature <= 0 { doSample = false }
+    }
+
+    public func validate() throws {
+        guard temperature.isFinite, topP > 0, topP <= 1, minP >= 0, minP <= 1, topK >= 0,
+              repetitionPenalty > 0, repetitionPenalty.isFinite else {
+            throw GenerationError.invalidParameters("temperature \(temperature), top_k \(topK), top_p \(topP), min_p \(minP), repetition_penalty \(repetitionPenalty): need top_p in (0, 1], min_p in [0, 1], top_k ≥ 0, repetition_penalty > 0")
+        }
+    }
+}
+
+/// xoshiro256** seeded through SplitMix64: small, fast, and the same sequence on every platform.
+public struct SeededRandom: RandomNumberGenerator, Sendable {
+    private var s: (UInt64, UInt64, UInt64, UInt64)
+
+    public init(seed: UInt64) {
+        var x = seed
+        func splitMix() -> UInt64 {
+            x &+= 0x9E37_79B9_7F4A_7C15
+            var z = x
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        s = (splitMix(), splitMix(), splitMix(), splitMix())
+    }
+
+    public mutating func next() -> UInt64 {
+        let result = ((s.1 &* 5) << 7 | (s.1 &* 5) >> 57) &* 9
+        let t = s.1 << 17
+        s.2 ^= s.0
+        s.3 ^= s.1
+        s.1 ^= s.2
+        s.0 ^= s.3
+        s.2 ^= t
+        s.3 = s.3 << 45 | s.3 >> 19
+        return result
+    }
+}
+
+/// Chooses next tokens from logits with Hugging Face's logits-processor semantics, in its order:
+/// repetition penalty, then temperature, top-k, top-p, min-p, then a multinomial draw.
+public struct Sampler: Sendable {
+    public let settings: SamplingSettings
+    private var random: SeededRandom
+
+    public init(settings: SamplingSettings, seed: UInt64) {
+        self.settings = settings
+        random = SeededRandom(seed: seed)
+    }
+
+    /// The next token for `logits` (one row over the vocabulary) given every id so far.
+    public mutating func next(logits input: [Float], history: [Int]) -> Int {
+        var logits = input
+        if settings.repetitionPenalty != 1 {
+            let p = settings.repetitionPenalty
+            for id in Set(history) where id >= 0 && id < logits.count {
+                logits[id] = logits[id] < 0 ? logits[id] * p : logits[id] / p
+            }
+        }
+        if !settings.doSample {
+            return Sampler.argmax(logits)
+        }
+        // Candidates as (logit, id), most likely first; top-k narrows them before anything sorts.
+        var candidates: [(logit: Float, id: Int)]
+        let k = settings.topK > 0 ? min(settings.topK, logits.count) : logits.count
+        if k < logits.count {
+            candidates = Sampler.topK(logits, k)
+        } else {
+            candidates = logits.enumerated().map { ($0.element, $0.offset) }
+            candidates.sort { $0.logit > $1.logit || ($0.logit == $1.logit && $0.id < $1.id) }
+        }
+        let inverseTemperature = 1 / settings.temperature
+        var probs = Sampler.softmax(candidates.map { $0.logit * inverseTemperature })
+        if settings.topP < 1 {
+            // HF removes the tokens whose ascending cumulative probability is ≤ 1 - top_p,
+            // always keeping the most likely one.
+            var cumulative: Float = 0
+            var removeBelow = 0 // number of least-likely tokens to drop
+            for i in stride(from: probs.count - 1, through: 1, by: -1) {
+                cumulative += probs[i]
+                if cumulative <= 1 - settings.topP { removeBelow += 1 } else { break }
+            }
+            if removeBelow > 0 {
+                candidates.removeLast(removeBelow)
+                probs = Sampler.softmax(candidates.map { $0.logit * inverseTemperature })
+            }
+        }
+        if settings.minP > 0 {
+            let threshold = settings.minP * probs[0]
+            let keep = max(1, probs.prefix { $0 >= threshold }.count)
+            if keep < candidates.count {
+                candidates.removeLast(candidates.count - keep)
+                probs = Sampler.softmax(candidates.map { $0.logit * inverseTemperature })
+            }
+        }
+        let u = Float(Double(random.next() >> 11) * 0x1p-53)
+        var cumulative: Float = 0
+        for (i, p) in probs.enumerated() {
+            cumulative += p
+            if u < cumulative { return candidates[i].id }
+        }
+        return candidates[probs.count - 1].id
+    }
+
+    /// Index of the largest value (the first one on ties, like torch.argmax).
+    public static func argmax(_ v: [Float]) -> Int {
+        var best = 0
+        for i in 1..<v.count where v[i] > v[best] { best = i }
+        return best
+    }
+
+    static func softmax(_ v: [Float]) -> [Float] {
+        let m = v.max() ?? 0
+        var e = v.map { expf($0 - m) }
+        let sum = e.reduce(0, +)
+        for i in e.indices { e[i] /= sum }
+        return e
+    }
+
+    /// The k largest logits, most likely first (ties: lower id first).
+    static func topK(_ logits: [Float], _ k: Int) -> [(logit: Float, id: Int)] {
+        // A bounded selection: keep a sorted buffer of the best k seen.
+        var best: [(logit: Float, id: Int)] = []
+        best.reserveCapacity(k + 1)
+        for (id, x) in logits.enumerated() {
+            if best.count == k, let last = best.last, x <= last.logit { continue }
+            var lo = 0, hi = best.count
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if best[mid].logit >= x { lo = mid + 1 } else { hi = mid }
+            }
+            best.insert((x, id), at: lo)
+            if best.count > k { best.removeLast() }
+        }
+        return best
+    }
+}

@@ -1,0 +1,174 @@
+import ArgumentParser
+import Foundation
+import Qwen
+
+/// `qwen-run --model DIR --prompt TEXT`: generate text, streamed to stdout as tokens arrive.
+struct GenerateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Generate text with a model directory (the default command).",
+        discussion: """
+        The prompt goes through the tokenizer's chat template as one user message (after --system,
+        if given) unless --raw. Sampling defaults come from the model's generation_config.json;
+        flags override them; --greedy takes the most likely token every step.
+        Generation stops at an eos id of generation_config.json, after --max-tokens, or at the
+        model's context length.
+        """)
+
+    @Option(help: "Model directory (config.json, tokenizer.json, onnx/model_q4f16.onnx ...).")
+    var model: String
+
+    @Option(help: "The prompt (read from stdin when omitted and not --interactive).")
+    var prompt: String?
+
+    @Option(help: "ONNX file inside the model's onnx/ folder (default: model_q4f16.onnx, else the first present).")
+    var onnx: String?
+
+    @Option(help: "A system message for the chat template.")
+    var system: String?
+
+    @Flag(help: "Send the prompt as is, without the chat template.")
+    var raw = false
+
+    @Option(name: .customLong("max-tokens"), help: "Maximum number of new tokens.")
+    var maxTokens = 512
+
+    @Option(help: "Sampling temperature (0 = greedy).")
+    var temperature: Float?
+
+    @Option(name: .customLong("top-k"), help: "Keep the k most likely tokens (0 = off).")
+    var topK: Int?
+
+    @Option(name: .customLong("top-p"), help: "Nucleus sampling: keep tokens up to this cumulative probability.")
+    var topP: Float?
+
+    @Option(name: .customLong("min-p"), help: "Drop tokens below min-p × the top token's probability.")
+    var minP: Float?
+
+    @Option(name: .customLong("repetition-penalty"), help: "Hugging Face repetition penalty (1 = off).")
+    var repetitionPenalty: Float?
+
+    @Option(help: "Random seed for reproducible sampling.")
+    var seed: UInt64?
+
+    @Flag(help: "Greedy decoding: always the most likely token (no sampling, no repetition penalty unless given).")
+    var greedy = false
+
+    @Flag(help: "Print load time, prompt tokens, prefill and decode tokens/s, peak RSS to stderr.")
+    var stats = false
+
+    @Flag(help: "Print one JSON object (ids, text, stats) instead of streaming text.")
+    var json = false
+
+    @Flag(help: "Multi-turn chat in the terminal; the conversation and its KV cache are kept between turns.")
+    var interactive = false
+
+    var parameters: GenerateParameters {
+        GenerateParameters(
+            maxTokens: maxTokens,
+            doSample: greedy ? false : nil,
+            temperature: temperature, topK: topK, topP: topP, minP: minP,
+            repetitionPenalty: repetitionPenalty ?? (greedy ? 1 : nil),
+            seed: seed)
+    }
+
+    func validate() throws {
+        guard maxTokens >= 0 else { throw ValidationError("--max-tokens must be ≥ 0") }
+        if interactive && json { throw ValidationError("--interactive and --json do not go together") }
+    }
+
+    func run() throws {
+        let qwen = try QwenModel(directory: URL(fileURLWithPath: model), onnxFile: onnx)
+        if interactive {
+            try chat(qwen)
+            return
+        }
+        var text = prompt
+        if text == nil {
+            let data = FileHandle.standardInput.readDataToEndOfFile()
+            guard let s = String(data: data, encoding: .utf8) else { throw ValidationError("stdin is not valid UTF-8") }
+            text = s
+        }
+        let ids = try qwen.encode(prompt: text!, system: system, raw: raw)
+        var cache = qwen.makeCache()
+        let result = try qwen.generate(promptIds: ids, parameters: parameters, cache: &cache) { _, piece in
+            if !json { writeOut(piece) }
+            return true
+        }
+        if json {
+            print(try jsonReport(result, loadSeconds: qwen.loadSeconds))
+        } else {
+            writeOut("\n")
+        }
+        if stats { reportStats(result.stats, loadSeconds: qwen.loadSeconds) }
+        if Profiler.isEnabled { FileHandle.standardError.write(Data((Profiler.shared.report() + "\n").utf8)) }
+    }
+
+    private func chat(_ qwen: QwenModel) throws {
+        var messages: [ChatMessage] = system.map { [ChatMessage(role: "system", content: $0)] } ?? []
+        var cache = qwen.makeCache()
+        var pending = prompt
+        FileHandle.standardError.write(Data("Chatting with \(model). Empty line or /exit to quit.\n".utf8))
+        while true {
+            let line: String
+            if let p = pending {
+                line = p
+                pending = nil
+            } else {
+                FileHandle.standardError.write(Data("\n> ".utf8))
+                guard let l = readLine() else { break }
+                line = l
+            }
+            if line.isEmpty || line == "/exit" { break }
+            messages.append(ChatMessage(role: "user", content: line))
+            let ids = try qwen.encode(messages: messages)
+            let result = try qwen.generate(promptIds: ids, parameters: parameters, cache: &cache) { _, piece in
+                writeOut(piece)
+                return true
+            }
+            writeOut("\n")
+            messages.append(ChatMessage(role: "assistant", content: result.text))
+            if stats { reportStats(result.stats, loadSeconds: qwen.loadSeconds) }
+        }
+    }
+
+    private func reportStats(_ s: GenerationStats, loadSeconds: Double) {
+        let line = String(format: "load %.3f s | prompt %d tokens (%d run) | prefill %.1f tok/s | decode %.1f tok/s (%d tokens) | peak RSS %.0f MB\n",
+                          loadSeconds, s.promptTokens, s.prefilledTokens, s.prefillTokensPerSecond, s.decodeTokensPerSecond,
+                          s.generatedTokens, s.peakRSSMegabytes)
+        FileHandle.standardError.write(Data(line.utf8))
+    }
+
+    private func jsonReport(_ r: GenerationResult, loadSeconds: Double) throws -> String {
+        struct Report: Encodable {
+            struct Stats: Encodable {
+                let load_s: Double
+                let prompt_tokens: Int
+                let generated_tokens: Int
+                let prefill_tokens_per_s: Double
+                let decode_tokens_per_s: Double
+                let peak_rss_mb: Double
+            }
+            let prompt_ids: [Int]
+            let generated_ids: [Int]
+            let text: String
+            let stop_reason: String
+            let stats: Stats
+        }
+        let s = r.stats
+        let report = Report(prompt_ids: r.promptTokenIds, generated_ids: r.generatedTokenIds, text: r.text,
+                            stop_reason: r.stopReason.rawValue,
+                            stats: .init(load_s: loadSeconds, prompt_tokens: s.promptTokens, generated_tokens: s.generatedTokens,
+                                         prefill_tokens_per_s: s.prefillTokensPerSecond, decode_tokens_per_s: s.decodeTokensPerSecond,
+                                         peak_rss_mb: s.peakRSSMegabytes))
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(report), as: UTF8.self)
+    }
+}
+
+/// Writes to stdout unbuffered, so streamed text appears as it is generated.
+func writeOut(_ s: String) {
+    guard !s.isEmpty else { return }
+    FileHandle.standardOutput.write(Data(s.utf8))
+}
