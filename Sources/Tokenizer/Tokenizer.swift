@@ -16,20 +16,52 @@ import Foundation
 /// print(stream.finish())
 /// ```
 public struct Tokenizer: Sendable {
-    private let normalizer: Normalizer
-    private let preTokenizer: PreTokenizer
-    private let encoder: BytePairEncoder
-    private let vocabulary: Vocabulary
-    /// Added tokens matched in the raw text, and those matched after normalization.
-    private let rawMatcher: AddedTokenMatcher
-    private let normalizedMatcher: AddedTokenMatcher
+    /// Everything lives in one immutable object: copying a `Tokenizer` (into a closure, a task,
+    /// a detokenizer) costs one reference count.
+    private final class Core: Sendable {
+        let normalizer: Normalizer
+        let preTokenizer: PreTokenizer
+        let encoder: BytePairEncoder
+        let vocabulary: Vocabulary
+        /// Added tokens matched in the raw text, and those matched after normalization.
+        let rawMatcher: AddedTokenMatcher
+        let normalizedMatcher: AddedTokenMatcher
+        let addedTokens: [AddedToken]
+        let specialTokens: SpecialTokens
+        let chatTemplate: ChatTemplate?
+
+        init(
+            normalizer: Normalizer, preTokenizer: PreTokenizer, encoder: BytePairEncoder, vocabulary: Vocabulary,
+            rawMatcher: AddedTokenMatcher, normalizedMatcher: AddedTokenMatcher, addedTokens: [AddedToken],
+            specialTokens: SpecialTokens, chatTemplate: ChatTemplate?
+        ) {
+            self.normalizer = normalizer
+            self.preTokenizer = preTokenizer
+            self.encoder = encoder
+            self.vocabulary = vocabulary
+            self.rawMatcher = rawMatcher
+            self.normalizedMatcher = normalizedMatcher
+            self.addedTokens = addedTokens
+            self.specialTokens = specialTokens
+            self.chatTemplate = chatTemplate
+        }
+    }
+
+    private let core: Core
+
+    private var normalizer: Normalizer { core.normalizer }
+    private var preTokenizer: PreTokenizer { core.preTokenizer }
+    private var encoder: BytePairEncoder { core.encoder }
+    private var vocabulary: Vocabulary { core.vocabulary }
+    private var rawMatcher: AddedTokenMatcher { core.rawMatcher }
+    private var normalizedMatcher: AddedTokenMatcher { core.normalizedMatcher }
 
     /// The added tokens (`<|endoftext|>`, `<|im_start|>`, ...), in file order.
-    public let addedTokens: [AddedToken]
+    public var addedTokens: [AddedToken] { core.addedTokens }
     /// Special tokens named in `tokenizer_config.json` (`eos_token` etc.), if any.
-    public let specialTokens: SpecialTokens
+    public var specialTokens: SpecialTokens { core.specialTokens }
     /// The chat template, when the model directory has one.
-    public let chatTemplate: ChatTemplate?
+    public var chatTemplate: ChatTemplate? { core.chatTemplate }
 
     // MARK: Loading
 
@@ -63,17 +95,8 @@ public struct Tokenizer: Sendable {
         tokenizerSource: String = "tokenizer.json", configSource: String = "tokenizer_config.json"
     ) throws {
         let contents = try TokenizerFileContents(bytes: tokenizerJSON, file: tokenizerSource)
-        normalizer = contents.normalizer
-        preTokenizer = contents.preTokenizer
-        encoder = contents.encoder
-        vocabulary = contents.vocabulary
-        addedTokens = contents.addedTokens
-
         let raw = contents.addedTokens.filter { !$0.normalized }
-        rawMatcher = AddedTokenMatcher(tokens: raw, patterns: raw.map(\.content))
         let normalized = contents.addedTokens.filter(\.normalized)
-        normalizedMatcher = AddedTokenMatcher(
-            tokens: normalized, patterns: normalized.map { contents.normalizer.apply($0.content) })
 
         var config = JSONObject()
         if let tokenizerConfigJSON {
@@ -83,12 +106,15 @@ public struct Tokenizer: Sendable {
             }
             config = object
         }
-        specialTokens = try SpecialTokens(config: config, file: configSource)
-        if let chatTemplate {
-            self.chatTemplate = try ChatTemplate(chatTemplate)
-        } else {
-            self.chatTemplate = try ChatTemplate.fromConfig(config, file: configSource)
-        }
+        core = Core(
+            normalizer: contents.normalizer, preTokenizer: contents.preTokenizer, encoder: contents.encoder,
+            vocabulary: contents.vocabulary,
+            rawMatcher: AddedTokenMatcher(tokens: raw, patterns: raw.map(\.content)),
+            normalizedMatcher: AddedTokenMatcher(
+                tokens: normalized, patterns: normalized.map { contents.normalizer.apply($0.content) }),
+            addedTokens: contents.addedTokens,
+            specialTokens: try SpecialTokens(config: config, file: configSource),
+            chatTemplate: try chatTemplate.map { try ChatTemplate($0) } ?? ChatTemplate.fromConfig(config, file: configSource))
     }
 
     // MARK: Vocabulary

@@ -59,7 +59,7 @@ struct TokenizerFileContents {
         var specialContents = Set<String>()
         for var token in declared {
             if token.special { specialContents.insert(token.content) }
-            if let known = byContent[token.content] ?? modelIndex.id(of: Array(token.content.utf8)).map(Int.init) {
+            if let known = byContent[token.content] ?? modelIndex.id(of: Array(token.content.utf8)).map({ Int($0) }) {
                 token.id = known
             } else if let maxID = byContent.values.max() {
                 token.id = (maxID >= modelVocabularyCount || modelVocabularyCount == 0) ? maxID + 1 : modelVocabularyCount
@@ -265,8 +265,8 @@ private struct ModelSection {
         var table = MergeTable(capacityFor: mergeRanges.count)
         var joined: [UInt8] = []
         for (rank, (left, right)) in mergeRanges.enumerated() {
-            guard let a = index.id(of: arena[left]), let b = index.id(of: arena[right]) else {
-                let missing = index.id(of: arena[left]) == nil ? left : right
+            guard let a = index.id(ofArenaRange: left), let b = index.id(ofArenaRange: right) else {
+                let missing = index.id(ofArenaRange: left) == nil ? left : right
                 throw TokenizerError.invalidValue(
                     file: file, path: "model.merges[\(rank)]",
                     message: "token '\(String(decoding: arena[missing], as: UTF8.self))' is not in the vocabulary")

@@ -5,23 +5,35 @@
 /// pair can merge. Short pieces use a linear scan over a compact array; long pieces (a sentence of
 /// Chinese text is a single pre-token) use a binary heap over a linked list, which does the same
 /// merges in O(n log n).
-struct BytePairEncoder: Sendable {
+final class BytePairEncoder: @unchecked Sendable {
     /// The token id spelling each byte, or -1 when the vocabulary lacks it (the byte is then
-    /// dropped, as Hugging Face does for a BPE model without an unknown token).
-    let byteTokens: [Int32]
+    /// dropped, as Hugging Face does for a BPE model without an unknown token). 256 entries of
+    /// raw memory owned by this (immutable) object, read in the inner loop without reference
+    /// counting.
+    let byteTokens: UnsafeMutablePointer<Int32>
     let merges: MergeTable
     /// With `ignore_merges`, a piece that is itself a vocabulary token is emitted whole.
     let ignoreMerges: Bool
     /// Looks up whole pieces (byte-level spelled) when `ignoreMerges` is set.
     let vocabulary: TokenStringIndex
 
+    init(byteTokens: [Int32], merges: MergeTable, ignoreMerges: Bool, vocabulary: TokenStringIndex) {
+        precondition(byteTokens.count == 256)
+        self.byteTokens = .allocate(capacity: 256)
+        self.byteTokens.initialize(from: byteTokens, count: 256)
+        self.merges = merges
+        self.ignoreMerges = ignoreMerges
+        self.vocabulary = vocabulary
+    }
+
+    deinit { byteTokens.deallocate() }
+
     /// Pieces longer than this use the heap.
     static let heapThreshold = 48
 
-    /// Reusable buffers, so encoding a long text allocates only its output.
+    /// Reusable buffers for long pieces, so encoding a long text allocates only its output.
     struct Scratch {
         var symbols: [Int32] = []
-        var pairs: [UInt64] = []
         var next: [Int32] = []
         var prev: [Int32] = []
         var heap: [UInt64] = []
@@ -30,7 +42,8 @@ struct BytePairEncoder: Sendable {
 
     /// Appends the ids of `piece` to `out`.
     func encode(_ piece: UnsafeBufferPointer<UInt8>, into out: inout [Int], scratch: inout Scratch) {
-        if piece.count == 1 {
+        let n = piece.count
+        if n == 1 {
             let id = byteTokens[Int(piece[0])]
             if id >= 0 { out.append(Int(id)) }
             return
@@ -43,48 +56,61 @@ struct BytePairEncoder: Sendable {
                 return
             }
         }
+        if n <= Self.heapThreshold {
+            withUnsafeTemporaryAllocation(of: Int32.self, capacity: n) { symbols in
+                withUnsafeTemporaryAllocation(of: UInt64.self, capacity: n) { pairs in
+                    let symbols = symbols.baseAddress!
+                    var count = 0
+                    for b in piece {
+                        let id = byteTokens[Int(b)]
+                        if id >= 0 {
+                            symbols[count] = id
+                            count += 1
+                        }
+                    }
+                    count = mergeLinear(symbols, pairs.baseAddress!, count: count)
+                    for i in 0..<count { out.append(Int(symbols[i])) }
+                }
+            }
+            return
+        }
         scratch.symbols.removeAll(keepingCapacity: true)
         for b in piece {
             let id = byteTokens[Int(b)]
             if id >= 0 { scratch.symbols.append(id) }
         }
-        if scratch.symbols.count > Self.heapThreshold {
-            mergeWithHeap(&scratch)
-        } else {
-            mergeLinear(&scratch)
-        }
-        for id in scratch.symbols where id >= 0 { out.append(Int(id)) }
+        if scratch.symbols.count > 1 { mergeWithHeap(&scratch) }
+        for id in scratch.symbols { out.append(Int(id)) }
     }
 
-    /// O(n²) merging for short pieces: a scan for the lowest packed (rank, id) per merge.
-    func mergeLinear(_ scratch: inout Scratch) {
-        var count = scratch.symbols.count
-        guard count > 1 else { return }
-        scratch.pairs.removeAll(keepingCapacity: true)
-        for i in 0..<(count - 1) {
-            scratch.pairs.append(merges.lookup(scratch.symbols[i], scratch.symbols[i + 1]))
-        }
-        scratch.symbols.withUnsafeMutableBufferPointer { symbols in
-            scratch.pairs.withUnsafeMutableBufferPointer { pairs in
-                while count > 1 {
-                    var best = 0
-                    var bestValue = pairs[0]
-                    for i in 1..<(count - 1) where pairs[i] < bestValue {
-                        best = i
-                        bestValue = pairs[i]
-                    }
-                    if bestValue == MergeTable.noMerge { break }
-                    symbols[best] = Int32(truncatingIfNeeded: bestValue & 0xFFFF_FFFF)
-                    // Remove symbol best+1 and pair best.
-                    for i in (best + 1)..<(count - 1) { symbols[i] = symbols[i + 1] }
-                    for i in best..<(count - 2) { pairs[i] = pairs[i + 1] }
-                    count -= 1
-                    if best > 0 { pairs[best - 1] = merges.lookup(symbols[best - 1], symbols[best]) }
-                    if best < count - 1 { pairs[best] = merges.lookup(symbols[best], symbols[best + 1]) }
+    /// O(n²) merging for short pieces: repeatedly merges the pair with the lowest packed
+    /// (rank, id), leftmost first. `pairs` is scratch space for `count` values. Returns the new
+    /// number of symbols.
+    func mergeLinear(_ symbols: UnsafeMutablePointer<Int32>, _ pairs: UnsafeMutablePointer<UInt64>, count n: Int) -> Int {
+        var count = n
+        guard count > 1 else { return count }
+        for i in 0..<(count - 1) { pairs[i] = merges.lookup(symbols[i], symbols[i + 1]) }
+        while count > 1 {
+            var best = 0
+            var bestValue = pairs[0]
+            var i = 1
+            while i < count - 1 {
+                if pairs[i] < bestValue {
+                    best = i
+                    bestValue = pairs[i]
                 }
+                i += 1
             }
+            if bestValue == MergeTable.noMerge { break }
+            symbols[best] = Int32(truncatingIfNeeded: bestValue & 0xFFFF_FFFF)
+            // Remove symbol best+1 and pair best.
+            (symbols + best + 1).update(from: symbols + best + 2, count: count - best - 2)
+            (pairs + best).update(from: pairs + best + 1, count: count - best - 2)
+            count -= 1
+            if best > 0 { pairs[best - 1] = merges.lookup(symbols[best - 1], symbols[best]) }
+            if best < count - 1 { pairs[best] = merges.lookup(symbols[best], symbols[best + 1]) }
         }
-        scratch.symbols.removeLast(scratch.symbols.count - count)
+        return count
     }
 
     /// O(n log n) merging for long pieces. Heap entries are `rank << 32 | position`, so the minimum
