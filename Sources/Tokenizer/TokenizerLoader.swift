@@ -263,6 +263,11 @@ private struct ModelSection {
     /// Resolves merges to ids: both halves and their concatenation must be vocabulary tokens.
     func makeEncoder(index: TokenStringIndex, file: String) throws -> BytePairEncoder {
         var table = MergeTable(capacityFor: mergeRanges.count)
+        // Byte-level vocabularies usually list merge results in merge order after the 256 byte
+        // tokens (token 256+i is merge i, as in GPT-2 and Qwen2). Checking that candidate's
+        // spelling first spares most hash lookups; any other layout falls back to the index.
+        var rangeOfID = [Range<Int>?](repeating: nil, count: (vocabIDs.max().map { Int($0) } ?? -1) + 1)
+        for (i, id) in vocabIDs.enumerated() { rangeOfID[Int(id)] = vocabRanges[i] }
         var joined: [UInt8] = []
         for (rank, (left, right)) in mergeRanges.enumerated() {
             guard let a = index.id(ofArenaRange: left), let b = index.id(ofArenaRange: right) else {
@@ -274,7 +279,14 @@ private struct ModelSection {
             joined.removeAll(keepingCapacity: true)
             joined.append(contentsOf: arena[left])
             joined.append(contentsOf: arena[right])
-            guard let merged = index.id(of: joined) else {
+            var merged: Int32?
+            let candidate = 256 + rank
+            if candidate < rangeOfID.count, let r = rangeOfID[candidate], arena[r].elementsEqual(joined) {
+                merged = Int32(candidate)
+            } else {
+                merged = index.id(of: joined)
+            }
+            guard let merged else {
                 throw TokenizerError.invalidValue(
                     file: file, path: "model.merges[\(rank)]",
                     message: "merged token '\(String(decoding: joined, as: UTF8.self))' is not in the vocabulary")
