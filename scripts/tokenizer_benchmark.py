@@ -4,7 +4,8 @@
 Measures, for the real Qwen2.5 tokenizer (Models/tokenizer/qwen2.5, 151,643 BPE tokens):
   - tokenizer.json load time (each of N loads; HF: Tokenizer.from_file)
   - encode throughput on ~1 MB of mixed text (code, prose in 9 scripts, emoji, whitespace),
-    best of N, single-threaded (RAYON_NUM_THREADS=1; a single string is encoded on one thread)
+    best of N, single-threaded (RAYON_NUM_THREADS=1, TOKENIZERS_PARALLELISM=false): once as one
+    string, once line by line (HF: encode_batch, which then runs sequentially)
 Wall time and thread/process CPU time are both reported: on a busy machine CPU time is the
 fairer figure. The Swift ids are checked against HF's (count and checksum).
 
@@ -56,8 +57,20 @@ def hf(model, text, repeats):
         ids = tok.encode(text).ids
         best_cpu = min(best_cpu, time.process_time() - c)
         best_wall = min(best_wall, time.perf_counter() - w)
+    # The same text as many short inputs, one per line (newline kept), encoded one after the other.
+    parts = text.split("\n")
+    lines = [p + "\n" for p in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
+    best_lines_wall = best_lines_cpu = float("inf")
+    line_ids = []
+    for _ in range(repeats):
+        w, c = time.perf_counter(), time.process_time()
+        line_ids = [i for e in tok.encode_batch(lines) for i in e.ids]
+        best_lines_cpu = min(best_lines_cpu, time.process_time() - c)
+        best_lines_wall = min(best_lines_wall, time.perf_counter() - w)
     return {"load_wall_s": load_wall, "load_cpu_s": load_cpu, "encode_wall_mb_s": size / best_wall / 1e6,
-            "encode_cpu_mb_s": size / best_cpu / 1e6, "bytes": size, "tokens": len(ids), "checksum": checksum(ids)}
+            "encode_cpu_mb_s": size / best_cpu / 1e6, "lines_encode_wall_mb_s": size / best_lines_wall / 1e6,
+            "lines_encode_cpu_mb_s": size / best_lines_cpu / 1e6, "lines": len(lines),
+            "lines_checksum": checksum(line_ids), "bytes": size, "tokens": len(ids), "checksum": checksum(ids)}
 
 
 def swift(model, text_file, repeats):
@@ -94,8 +107,10 @@ def main():
     row("load, median CPU", statistics.median(s["load_cpu_s"]), statistics.median(h["load_cpu_s"]), "s", True)
     row("encode 1 MB, best wall", s["encode_wall_mb_s"], h["encode_wall_mb_s"], "MB/s", False)
     row("encode 1 MB, best CPU", s["encode_cpu_mb_s"], h["encode_cpu_mb_s"], "MB/s", False)
-    same = s["tokens"] == h["tokens"] and s["checksum"] == h["checksum"]
-    print(f"{s['bytes']} bytes -> {s['tokens']} tokens (HF {h['tokens']}); ids identical: {same}")
+    row(f"encode {s['lines']} lines, wall", s["lines_encode_wall_mb_s"], h["lines_encode_wall_mb_s"], "MB/s", False)
+    row(f"encode {s['lines']} lines, CPU", s["lines_encode_cpu_mb_s"], h["lines_encode_cpu_mb_s"], "MB/s", False)
+    same = s["tokens"] == h["tokens"] and s["checksum"] == h["checksum"] and s["lines_checksum"] == h["lines_checksum"]
+    print(f"{s['bytes']} bytes -> {s['tokens']} tokens (HF {h['tokens']}); ids identical (whole text and per line): {same}")
     print(f"load samples (s): Swift wall {s['load_wall_s']} / HF wall {[round(x, 4) for x in h['load_wall_s']]}")
     if not same:
         sys.exit(1)

@@ -48,13 +48,33 @@ for _ in 0..<repeats {
     bestCPU = min(bestCPU, threadCPUSeconds() - c)
     bestWall = min(bestWall, wallSeconds() - w)
 }
-var checksum: UInt64 = 0
-for (i, id) in ids.enumerated() { checksum = checksum &* 1_000_003 &+ UInt64(id) &+ UInt64(i) }
+func checksum(_ ids: [Int]) -> UInt64 {
+    var c: UInt64 = 0
+    for (i, id) in ids.enumerated() { c = c &* 1_000_003 &+ UInt64(id) &+ UInt64(i) }
+    return c
+}
+
+// The same text as many short inputs: one encode call per line (newline kept).
+let lineBytes = Array(text.utf8).split(separator: 0x0A, omittingEmptySubsequences: false)
+var lines = lineBytes.enumerated().map { i, l in String(decoding: l, as: UTF8.self) + (i + 1 < lineBytes.count ? "\n" : "") }
+if lines.last == "" { lines.removeLast() }
+var bestLinesWall = Double.infinity, bestLinesCPU = Double.infinity
+var lineIDs: [Int] = []
+for _ in 0..<repeats {
+    let w = wallSeconds(), c = threadCPUSeconds()
+    lineIDs = []
+    for line in lines { lineIDs += tokenizer!.encode(line) }
+    bestLinesCPU = min(bestLinesCPU, threadCPUSeconds() - c)
+    bestLinesWall = min(bestLinesWall, wallSeconds() - w)
+}
 
 func list(_ xs: [Double]) -> String { "[" + xs.map { String(format: "%.4f", $0) }.joined(separator: ", ") + "]" }
 print("""
 {"load_wall_s": \(list(loadWall)), "load_cpu_s": \(list(loadCPU)), \
 "encode_wall_mb_s": \(String(format: "%.3f", bytes / bestWall / 1e6)), \
 "encode_cpu_mb_s": \(String(format: "%.3f", bytes / bestCPU / 1e6)), \
-"bytes": \(Int(bytes)), "tokens": \(ids.count), "checksum": "\(checksum)"}
+"lines_encode_wall_mb_s": \(String(format: "%.3f", bytes / bestLinesWall / 1e6)), \
+"lines_encode_cpu_mb_s": \(String(format: "%.3f", bytes / bestLinesCPU / 1e6)), "lines": \(lines.count), \
+"lines_checksum": "\(checksum(lineIDs))", \
+"bytes": \(Int(bytes)), "tokens": \(ids.count), "checksum": "\(checksum(ids))"}
 """)
