@@ -110,41 +110,67 @@ public struct Sampler: Sendable {
         random = SeededRandom(seed: seed)
     }
 
-    /// The next token for `logits` (one row over the vocabulary) given every id so far.
-    public mutating func next(logits input: [Float], history: [Int]) -> Int {
-        var logits = input
-        if settings.repetitionPenalty != 1 {
-            let p = settings.repetitionPenalty
-            for id in Set(history) where id >= 0 && id < logits.count {
-                logits[id] = logits[id] < 0 ? logits[id] * p : logits[id] / p
-            }
-        }
+    /// The next token for `logits` (one row over the vocabulary) given every id so far: the most
+    /// likely one when not sampling, else a draw from ``distribution(logits:history:)``.
+    public mutating func next(logits: [Float], history: [Int]) -> Int {
         if !settings.doSample {
-            return Sampler.argmax(logits)
+            return Sampler.argmax(penalized(logits, history: history))
         }
-        // Candidates as (logit, id), most likely first; top-k narrows them before anything sorts.
+        let candidates = distribution(logits: logits, history: history)
+        let u = Float(Double(random.next() >> 11) * 0x1p-53)
+        var cumulative: Float = 0
+        for c in candidates {
+            cumulative += c.probability
+            if u < cumulative { return c.id }
+        }
+        return candidates[candidates.count - 1].id
+    }
+
+    /// The distribution the next token is drawn from: the tokens that survive Hugging Face's
+    /// logits processors (`RepetitionPenaltyLogitsProcessor`, `TemperatureLogitsWarper`,
+    /// `TopKLogitsWarper`, `TopPLogitsWarper`, `MinPLogitsWarper`, in that order) with their
+    /// softmax probabilities, most likely first (ties: lower id first). Without sampling, the most
+    /// likely token with probability 1.
+    ///
+    /// As in HF: top-k keeps every token equal to the k-th largest score; top-p drops the least
+    /// likely tokens whose cumulative probability is ≤ 1 - top_p; min-p drops tokens less likely
+    /// than min_p × the most likely one's probability; the most likely token always survives.
+    public func distribution(logits: [Float], history: [Int]) -> [(id: Int, probability: Float)] {
+        var scores = penalized(logits, history: history)
+        if !settings.doSample {
+            return [(Sampler.argmax(scores), 1)]
+        }
+        // HF divides every score by the temperature (not a multiply by its inverse: same rounding).
+        if settings.temperature != 1 {
+            let t = settings.temperature
+            for i in scores.indices { scores[i] /= t }
+        }
+        // Candidates as (score, id), most likely first.
         var candidates: [(logit: Float, id: Int)]
-        let k = settings.topK > 0 ? min(settings.topK, logits.count) : logits.count
-        if k < logits.count {
-            candidates = Sampler.topK(logits, k)
+        let k = settings.topK > 0 ? min(settings.topK, scores.count) : scores.count
+        if k < scores.count {
+            // Everything ≥ the k-th largest score (ties with it included).
+            let threshold = Sampler.topK(scores, k).last!.logit
+            candidates = []
+            for (id, x) in scores.enumerated() where x >= threshold { candidates.append((x, id)) }
         } else {
-            candidates = logits.enumerated().map { ($0.element, $0.offset) }
-            candidates.sort { $0.logit > $1.logit || ($0.logit == $1.logit && $0.id < $1.id) }
+            candidates = scores.enumerated().map { ($0.element, $0.offset) }
         }
-        let inverseTemperature = 1 / settings.temperature
-        var probs = Sampler.softmax(candidates.map { $0.logit * inverseTemperature })
+        candidates.sort { $0.logit > $1.logit || ($0.logit == $1.logit && $0.id < $1.id) }
+        var probs = Sampler.softmax(candidates.map(\.logit))
         if settings.topP < 1 {
-            // HF removes the tokens whose ascending cumulative probability is ≤ 1 - top_p,
-            // always keeping the most likely one.
-            var cumulative: Float = 0
-            var removeBelow = 0 // number of least-likely tokens to drop
+            // Ascending cumulative probability (accumulated in Double, as torch's CPU cumsum does),
+            // dropping while it is ≤ 1 - top_p; the most likely token stays.
+            let limit = 1 - Double(settings.topP)
+            var cumulative: Double = 0
+            var keep = candidates.count
             for i in stride(from: probs.count - 1, through: 1, by: -1) {
-                cumulative += probs[i]
-                if cumulative <= 1 - settings.topP { removeBelow += 1 } else { break }
+                cumulative += Double(probs[i])
+                if cumulative <= limit { keep = i } else { break }
             }
-            if removeBelow > 0 {
-                candidates.removeLast(removeBelow)
-                probs = Sampler.softmax(candidates.map { $0.logit * inverseTemperature })
+            if keep < candidates.count {
+                candidates.removeLast(candidates.count - keep)
+                probs = Sampler.softmax(candidates.map(\.logit))
             }
         }
         if settings.minP > 0 {
@@ -152,16 +178,23 @@ public struct Sampler: Sendable {
             let keep = max(1, probs.prefix { $0 >= threshold }.count)
             if keep < candidates.count {
                 candidates.removeLast(candidates.count - keep)
-                probs = Sampler.softmax(candidates.map { $0.logit * inverseTemperature })
+                probs = Sampler.softmax(candidates.map(\.logit))
             }
         }
-        let u = Float(Double(random.next() >> 11) * 0x1p-53)
-        var cumulative: Float = 0
-        for (i, p) in probs.enumerated() {
-            cumulative += p
-            if u < cumulative { return candidates[i].id }
+        return zip(candidates, probs).map { (id: $0.id, probability: $1) }
+    }
+
+    /// HF's repetition penalty: every id in `history` has its logit divided by the penalty when
+    /// positive, multiplied by it when negative.
+    func penalized(_ input: [Float], history: [Int]) -> [Float] {
+        var logits = input
+        if settings.repetitionPenalty != 1 {
+            let p = settings.repetitionPenalty
+            for id in Set(history) where id >= 0 && id < logits.count {
+                logits[id] = logits[id] < 0 ? logits[id] * p : logits[id] / p
+            }
         }
-        return candidates[probs.count - 1].id
+        return logits
     }
 
     /// Index of the largest value (the first one on ties, like torch.argmax).
