@@ -15,6 +15,7 @@ struct TokenizerFileContents {
         var model: ModelSection?
         try bytes.withUnsafeBufferPointer { buffer in
             var reader = JSONReader(buffer, source: file)
+            if reader.peek() == nil { throw reader.error("empty document") }
             guard reader.peek() == UInt8(ascii: "{") else {
                 throw TokenizerError.wrongType(file: file, path: "(top level)", expected: "an object", found: reader.peekKind())
             }

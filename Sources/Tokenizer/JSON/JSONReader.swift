@@ -200,7 +200,7 @@ struct JSONReader {
             if b == UInt8(ascii: "\"") {
                 let slice = UnsafeBufferPointer(rebasing: bytes[start..<position])
                 guard let s = String(validating: slice, as: UTF8.self) else {
-                    throw error("invalid UTF-8 in string", at: start)
+                    throw error("invalid UTF-8 in string", at: start + (firstInvalidUTF8(slice) ?? 0))
                 }
                 position += 1
                 return s
@@ -223,8 +223,8 @@ struct JSONReader {
             ascii = false
             break
         }
-        if !ascii && String(validating: slice, as: UTF8.self) == nil {
-            throw error("invalid UTF-8 in string", at: start)
+        if !ascii, let bad = firstInvalidUTF8(slice) {
+            throw error("invalid UTF-8 in string", at: start + bad)
         }
         out.append(contentsOf: slice)
     }
@@ -373,6 +373,38 @@ struct JSONReader {
         default: _ = try parseValue()
         }
     }
+}
+
+/// The offset of the first byte that is not part of valid UTF-8, or `nil` if all is valid.
+func firstInvalidUTF8(_ bytes: UnsafeBufferPointer<UInt8>) -> Int? {
+    var i = 0
+    let n = bytes.count
+    while i < n {
+        let b = bytes[i]
+        if b < 0x80 {
+            i += 1
+            continue
+        }
+        let length: Int
+        var low: UInt8 = 0x80
+        var high: UInt8 = 0xBF
+        switch b {
+        case 0xC2...0xDF: length = 2
+        case 0xE0: length = 3; low = 0xA0
+        case 0xE1...0xEC, 0xEE...0xEF: length = 3
+        case 0xED: length = 3; high = 0x9F
+        case 0xF0: length = 4; low = 0x90
+        case 0xF1...0xF3: length = 4
+        case 0xF4: length = 4; high = 0x8F
+        default: return i
+        }
+        guard i + 1 < n, bytes[i + 1] >= low, bytes[i + 1] <= high else { return i }
+        for k in 2..<length {
+            guard i + k < n, bytes[i + k] & 0xC0 == 0x80 else { return i }
+        }
+        i += length
+    }
+    return nil
 }
 
 /// Appends the UTF-8 encoding of `scalar`.
