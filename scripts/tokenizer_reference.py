@@ -292,6 +292,21 @@ count={{ ns.count }} total={{ messages | length }} {{ messages | map(attribute='
 {{- '  trailing' }}   {{ raise_exception is defined }}
 """
 
+# Whitespace control: trim_blocks, lstrip_blocks, '-' and '+' markers, comments, CRLF source,
+# a trailing newline (dropped), tags mid-line.
+WHITESPACE_TEMPLATE = (
+    "Start\n  {% if true %}\n    indented {{ 'a' }}  \n  {% endif %}\n"
+    "\t{%- for m in messages %}\r\n[{{ m.role }}]  {#- a comment -#}   {{- m.content -}}  \n{% endfor -%}\n\n"
+    "  {# comment on its own line #}\n"
+    "mid {% if true %}line{% endif %} tags\n"
+    "   {%+ if true %}plus keeps indent{% endif %}\n"
+    "  {{ 'var tags are not lstripped' }}\n"
+    "{% set x = 1 %}   after set\n"
+    "{%- if add_generation_prompt -%}\n\n   GEN   \n\n{%- endif %}\n"
+    "{% raw %}  {{ raw }}  {% endraw %}\n"
+    "end\n"
+)
+
 TOOLS = [
     {"type": "function", "function": {
         "name": "get_weather",
@@ -357,7 +372,8 @@ def chat_cases():
 
     tok = AutoTokenizer.from_pretrained(str(QWEN))
     qwen25 = tok.chat_template
-    templates = {"qwen2.5": qwen25, "qwen2": QWEN2_TEMPLATE, "qwen3-style": QWEN3_STYLE_TEMPLATE, "features": FEATURES_TEMPLATE}
+    templates = {"qwen2.5": qwen25, "qwen2": QWEN2_TEMPLATE, "qwen3-style": QWEN3_STYLE_TEMPLATE, "features": FEATURES_TEMPLATE,
+                 "whitespace": WHITESPACE_TEMPLATE}
     cases = []
 
     def add(template, messages, add_generation_prompt, tools=None, extra=None):
@@ -383,6 +399,8 @@ def chat_cases():
     add("qwen3-style", CONVERSATIONS[6][1], True, tools=TOOLS)
     add("features", CONVERSATIONS[2][1], True)
     add("features", CONVERSATIONS[3][1], False, tools=TOOLS)
+    add("whitespace", CONVERSATIONS[2][1], True)
+    add("whitespace", CONVERSATIONS[0][1], False)
     return templates, cases
 
 

@@ -16,7 +16,7 @@ public struct StreamingDetokenizer: Sendable {
         self.skipSpecialTokens = skipSpecialTokens
     }
 
-    /// Adds a token and returns the text it completes (often empty-free, sometimes empty).
+    /// Adds a token and returns the text it completes (empty while a character is incomplete).
     /// Unknown ids are skipped, as `decode` does.
     public mutating func append(_ id: Int) -> String {
         guard tokenizer.contains(id), !(skipSpecialTokens && tokenizer.isSpecial(id)), let bytes = tokenizer.tokenBytes(id) else {
