@@ -25,6 +25,7 @@ import sys
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import jinja2  # noqa: E402
 import tokenizers  # noqa: E402
 import transformers  # noqa: E402
 from tokenizers import Tokenizer, normalizers  # noqa: E402
@@ -307,6 +308,41 @@ WHITESPACE_TEMPLATE = (
     "end\n"
 )
 
+GEMMA_STYLE_TEMPLATE = (
+    "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}"
+    "{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+    "{% if (message['role'] == 'assistant') %}{% set role = 'model' %}{% else %}{% set role = message['role'] %}{% endif %}"
+    "{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{'<start_of_turn>model\n'}}{% endif %}"
+)
+
+MISTRAL_STYLE_TEMPLATE = """{%- if messages[0]['role'] == 'system' %}
+    {%- set system_message = messages[0]['content'] %}
+    {%- set loop_messages = messages[1:] %}
+{%- else %}
+    {%- set loop_messages = messages %}
+{%- endif %}
+
+{{- bos_token }}
+{%- for message in loop_messages %}
+    {%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}
+        {{- raise_exception('After the optional system message, conversation roles must alternate user/assistant/user/assistant/...') }}
+    {%- endif %}
+    {%- if message['role'] == 'user' %}
+        {%- if loop.first and system_message is defined %}
+            {{- ' [INST] ' + system_message + '\n\n' + message['content'] + ' [/INST]' }}
+        {%- else %}
+            {{- ' [INST] ' + message['content'] + ' [/INST]' }}
+        {%- endif %}
+    {%- elif message['role'] == 'assistant' %}
+        {{- ' ' + message['content'] + eos_token}}
+    {%- else %}
+        {{- raise_exception('Only user and assistant roles are supported, with the exception of an initial optional system message!') }}
+    {%- endif %}
+{%- endfor %}
+"""
+
 TOOLS = [
     {"type": "function", "function": {
         "name": "get_weather",
@@ -373,16 +409,21 @@ def chat_cases():
     tok = AutoTokenizer.from_pretrained(str(QWEN))
     qwen25 = tok.chat_template
     templates = {"qwen2.5": qwen25, "qwen2": QWEN2_TEMPLATE, "qwen3-style": QWEN3_STYLE_TEMPLATE, "features": FEATURES_TEMPLATE,
-                 "whitespace": WHITESPACE_TEMPLATE}
+                 "whitespace": WHITESPACE_TEMPLATE, "gemma-style": GEMMA_STYLE_TEMPLATE,
+                 "mistral-style": MISTRAL_STYLE_TEMPLATE}
     cases = []
 
     def add(template, messages, add_generation_prompt, tools=None, extra=None):
         extra = extra or {}
-        expected = tok.apply_chat_template(
-            copy.deepcopy(messages), tools=copy.deepcopy(tools), add_generation_prompt=add_generation_prompt,
-            tokenize=False, chat_template=None if template == "qwen2.5" else templates[template], **extra)
-        cases.append({"template": template, "messages": messages, "tools": tools,
-                      "add_generation_prompt": add_generation_prompt, "extra": extra, "expected": expected})
+        case = {"template": template, "messages": messages, "tools": tools,
+                "add_generation_prompt": add_generation_prompt, "extra": extra}
+        try:
+            case["expected"] = tok.apply_chat_template(
+                copy.deepcopy(messages), tools=copy.deepcopy(tools), add_generation_prompt=add_generation_prompt,
+                tokenize=False, chat_template=None if template == "qwen2.5" else templates[template], **extra)
+        except jinja2.exceptions.TemplateError as error:
+            case["expected_error"] = str(error)  # raise_exception(...) in the template
+        cases.append(case)
 
     for _, messages in CONVERSATIONS:
         add("qwen2.5", messages, True)
@@ -401,6 +442,10 @@ def chat_cases():
     add("features", CONVERSATIONS[3][1], False, tools=TOOLS)
     add("whitespace", CONVERSATIONS[2][1], True)
     add("whitespace", CONVERSATIONS[0][1], False)
+    add("gemma-style", CONVERSATIONS[2][1][1:], True)
+    add("gemma-style", CONVERSATIONS[1][1], True)  # raises: system role not supported
+    add("mistral-style", CONVERSATIONS[2][1], False)
+    add("mistral-style", CONVERSATIONS[5][1], True)  # raises: roles must alternate
     return templates, cases
 
 

@@ -228,13 +228,14 @@ public struct Tokenizer: Sendable {
     /// Each message is an object such as `["role": "user", "content": "Hi"]`; assistant messages may
     /// carry `tool_calls`. `tools` are JSON schemas. `additionalContext` adds template variables
     /// (e.g. `enable_thinking` for Qwen3). The special tokens of `tokenizer_config.json`
-    /// (`eos_token`, ...) are available to the template, as in transformers.
+    /// (`eos_token`, ...) are available to the template, as in transformers. `chatTemplate`
+    /// replaces the tokenizer's own template (transformers' `chat_template=` argument).
     /// Throws `ChatTemplateError`.
     public func applyChatTemplate(
         messages: [JSONValue], addGenerationPrompt: Bool = true, tools: [JSONValue]? = nil,
-        additionalContext: [String: JSONValue] = [:]
+        additionalContext: [String: JSONValue] = [:], chatTemplate: ChatTemplate? = nil
     ) throws -> String {
-        guard let chatTemplate else { throw ChatTemplateError.noTemplate }
+        guard let chatTemplate = chatTemplate ?? self.chatTemplate else { throw ChatTemplateError.noTemplate }
         var context = specialTokens.templateVariables
         context["messages"] = .array(messages)
         context["tools"] = tools.map { .array($0) } ?? .null
@@ -247,11 +248,11 @@ public struct Tokenizer: Sendable {
     /// Renders plain role/content messages; see `applyChatTemplate(messages:addGenerationPrompt:tools:additionalContext:)`.
     public func applyChatTemplate(
         messages: [ChatMessage], addGenerationPrompt: Bool = true, tools: [JSONValue]? = nil,
-        additionalContext: [String: JSONValue] = [:]
+        additionalContext: [String: JSONValue] = [:], chatTemplate: ChatTemplate? = nil
     ) throws -> String {
         try applyChatTemplate(
             messages: messages.map(\.json), addGenerationPrompt: addGenerationPrompt, tools: tools,
-            additionalContext: additionalContext)
+            additionalContext: additionalContext, chatTemplate: chatTemplate)
     }
 }
 

@@ -12,7 +12,8 @@ import Testing
         var tools: [JSONValue]?
         var addGenerationPrompt: Bool
         var extra: [String: JSONValue]
-        var expected: String
+        /// The rendering, or the message of the exception the template raised.
+        var expected: Result<String, ChatTemplateError>
         var index: Int
         var testDescription: String { "#\(index) \(template), \(messages.count) messages\(tools == nil ? "" : ", tools")" }
     }
@@ -25,7 +26,10 @@ import Testing
             return Case(
                 template: row["template"]!.stringValue!, messages: row["messages"]!.arrayValue!,
                 tools: row["tools"]?.arrayValue, addGenerationPrompt: row["add_generation_prompt"]!.boolValue!,
-                extra: extra, expected: row["expected"]!.stringValue!, index: i)
+                extra: extra,
+                expected: row["expected"]?.stringValue.map { .success($0) }
+                    ?? .failure(.raised(message: row["expected_error"]!.stringValue!)),
+                index: i)
         }
     }()
 
@@ -40,26 +44,33 @@ import Testing
     @Test func thereAreEnoughCases() {
         #expect(Self.cases.count >= 10)
         #expect(Self.cases.filter { $0.template == "qwen2.5" }.count >= 10)
+        #expect(Self.cases.contains { if case .failure = $0.expected { true } else { false } })
     }
 
     @Test(arguments: cases) func renderingMatchesTransformers(_ c: Case) throws {
-        let rendered: String
-        if c.template == "qwen2.5" {
-            // The real tokenizer's own template, through the public API.
-            rendered = try TestData.qwen().applyChatTemplate(
-                messages: c.messages, addGenerationPrompt: c.addGenerationPrompt, tools: c.tools, additionalContext: c.extra)
-        } else {
-            let source = try #require(Self.templates[c.template])
-            let template = try ChatTemplate(source)
-            var context: [String: JSONValue] = [
-                "messages": .array(c.messages), "tools": c.tools.map { .array($0) } ?? .null, "documents": .null,
-                "add_generation_prompt": .bool(c.addGenerationPrompt), "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>",
-            ]
-            for (k, v) in c.extra { context[k] = v }
-            rendered = try template.render(context)
+        let tok = try TestData.qwen()
+        // The real tokenizer's own template, or another one as transformers' chat_template=.
+        let template = c.template == "qwen2.5" ? nil : try ChatTemplate(try #require(Self.templates[c.template]))
+        let rendered = Result { () throws(ChatTemplateError) -> String in
+            do {
+                return try tok.applyChatTemplate(
+                    messages: c.messages, addGenerationPrompt: c.addGenerationPrompt, tools: c.tools,
+                    additionalContext: c.extra, chatTemplate: template)
+            } catch let error as ChatTemplateError {
+                throw error
+            } catch {
+                throw .runtime(message: "unexpected \(error)", line: 0)
+            }
         }
-        #expect(rendered.unicodeScalars.elementsEqual(c.expected.unicodeScalars),
-            "\n--- got ---\n\(visible(rendered))\n--- expected ---\n\(visible(c.expected))")
+        switch (rendered, c.expected) {
+        case (.success(let got), .success(let expected)):
+            #expect(got.unicodeScalars.elementsEqual(expected.unicodeScalars),
+                "\n--- got ---\n\(visible(got))\n--- expected ---\n\(visible(expected))")
+        case (.failure(let got), .failure(let expected)):
+            #expect(got == expected)
+        default:
+            Issue.record("got \(rendered), expected \(c.expected)")
+        }
     }
 
     @Test func defaultSystemPromptAndGenerationPrompt() throws {
