@@ -263,7 +263,7 @@ private struct ModelSection {
 
     /// Resolves merges to ids: both halves and their concatenation must be vocabulary tokens.
     func makeEncoder(index: TokenStringIndex, file: String) throws -> BytePairEncoder {
-        var table = MergeTable(capacityFor: mergeRanges.count)
+        let table = MergeTable(capacityFor: mergeRanges.count)
         // Byte-level vocabularies usually list merge results in merge order after the 256 byte
         // tokens (token 256+i is merge i, as in GPT-2 and Qwen2). Checking that candidate's
         // spelling first spares most hash lookups; any other layout falls back to the index.

@@ -111,6 +111,16 @@ import Testing
         #expect(renderError("{% break %}") == .syntax(message: "'break' outside of a loop", line: 1))
     }
 
+    @Test func hostileTemplatesFailCleanly() {
+        #expect(renderError("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}")
+            == .runtime(message: "maximum macro recursion depth exceeded in 'f'", line: 1))
+        #expect(renderError("{{ range(1000000000) | length }}")
+            == .runtime(message: "Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).", line: 1))
+        #expect(renderError("{{ 'ab' * 1000000000000 }}") == .runtime(message: "result of '*' is too large", line: 1))
+        #expect(renderError("{{ " + String(repeating: "(", count: 5000) + "1" + String(repeating: ")", count: 5000) + " }}") != nil)
+        #expect(renderError(String(repeating: "{% if true %}", count: 5000)) != nil)
+    }
+
     @Test func noTemplateIsAnError() throws {
         let json = try String(contentsOf: TestData.qwenDirectory.appendingPathComponent("tokenizer.json"), encoding: .utf8)
         let tok = try Tokenizer(tokenizerJSON: Array(json.utf8))

@@ -147,6 +147,20 @@ import Testing
         #expect(skipping.append(9707) == "Hello")
     }
 
+    /// One tokenizer used from many tasks at once gives the same ids as used alone.
+    @Test func concurrentEncodingIsSafe() async throws {
+        let tok = try TestData.qwen()
+        let rows = Array(Self.corpus.prefix(400))
+        try await withThrowingTaskGroup(of: Bool.self) { group in
+            for part in 0..<4 {
+                group.addTask {
+                    rows.enumerated().filter { $0.offset % 4 == part }.allSatisfy { tok.encode($0.element.text) == $0.element.ids }
+                }
+            }
+            for try await ok in group { #expect(ok) }
+        }
+    }
+
     /// Both merge strategies (linear scan for short pieces, heap for long ones) give the same
     /// tokens on every piece of the corpus; each is also covered by the corpus ids above.
     @Test func linearAndHeapMergingAgree() throws {

@@ -22,6 +22,12 @@ final class JinjaInterpreter {
     private let root: JinjaScope
     /// Line of the statement being executed, for error messages.
     private var line = 0
+    /// Macro call depth, bounded like Python's recursion limit.
+    private var callDepth = 0
+    private static let maxCallDepth = 200
+    /// Largest string or list an operator may build (Jinja's sandbox caps `range` at 100,000).
+    private static let maxRange = 100_000
+    private static let maxRepeatedLength = 10_000_000
 
     private enum Flow { case normal, breakLoop, continueLoop }
 
@@ -367,6 +373,16 @@ final class JinjaInterpreter {
             if let x = a.number, let y = b.number { return .double(x - y) }
             throw typeError()
         case "*":
+            if let n = a.integer ?? b.integer, n > 0 {
+                let other = a.integer == nil ? a : b
+                var size = 0
+                switch other {
+                case .string(let s): size = s.utf8.count
+                case .list(let items): size = items.count
+                default: break
+                }
+                if size > 0 && n > Self.maxRepeatedLength / size { throw runtime("result of '*' is too large") }
+            }
             switch (a, b) {
             case (.string(let s), _) where b.integer != nil: return .string(String(repeating: s, count: max(0, b.integer!)))
             case (_, .string(let s)) where a.integer != nil: return .string(String(repeating: s, count: max(0, a.integer!)))
@@ -485,6 +501,9 @@ final class JinjaInterpreter {
             throw runtime("macro '\(definition.name)' takes not more than \(definition.parameters.count) argument(s)")
         }
         let savedLine = line
+        callDepth += 1
+        defer { callDepth -= 1 }
+        if callDepth > Self.maxCallDepth { throw runtime("maximum macro recursion depth exceeded in '\(definition.name)'") }
         let scope = JinjaScope(parent: root)
         for (i, parameter) in definition.parameters.enumerated() {
             if i < args.count {
@@ -539,7 +558,11 @@ final class JinjaInterpreter {
             default: throw runtime("range expected 1 to 3 arguments, got \(ints.count)")
             }
             guard step != 0 else { throw runtime("range() arg 3 must not be zero") }
-            return .list(stride(from: start, to: stop, by: step).map { .int($0) })
+            let values = stride(from: start, to: stop, by: step)
+            guard (Double(stop) - Double(start)) / Double(step) <= Double(Self.maxRange) else {
+                throw runtime("Range too big. The sandbox blocks ranges larger than MAX_RANGE (\(Self.maxRange)).")
+            }
+            return .list(values.map { .int($0) })
         case "strftime_now":
             guard case .string(let format)? = args.first else { throw runtime("strftime_now() expects a format string") }
             return .string(strftime(format, Date()))
@@ -623,7 +646,7 @@ final class JinjaInterpreter {
         case "split", "rsplit":
             let maxSplit = arg(1, "maxsplit")?.integer ?? -1
             if name == "rsplit" && maxSplit >= 0 { throw unsupported("rsplit with maxsplit") }
-            return .list(try pythonSplit(s, try stringArg(0, "sep"), maxSplit: maxSplit).map { .string($0) })
+            return .list(pythonSplit(s, try stringArg(0, "sep"), maxSplit: maxSplit).map { .string($0) })
         case "splitlines":
             return .list(pythonSplitLines(s).map { .string($0) })
         case "startswith", "endswith":

@@ -4,6 +4,9 @@ struct JinjaParser {
     private let tokens: [JinjaToken]
     private var index = 0
     private var loopDepth = 0
+    /// Expression and block nesting, bounded so that hostile templates cannot exhaust the stack.
+    private var nesting = 0
+    private static let maxNesting = 200
 
     static func parse(_ source: String) throws -> [JinjaNode] {
         var parser = JinjaParser(tokens: try JinjaLexer.tokenize(source))
@@ -116,6 +119,9 @@ struct JinjaParser {
 
     private mutating func parseStatement(_ tag: String) throws -> JinjaNode {
         let line = current.line
+        nesting += 1
+        defer { nesting -= 1 }
+        if nesting > Self.maxNesting { throw error("blocks nested deeper than \(Self.maxNesting) levels") }
         _ = advance()  // the tag name
         switch tag {
         case "if":
@@ -284,6 +290,9 @@ struct JinjaParser {
     }
 
     private mutating func parseExpression() throws -> JinjaExpr {
+        nesting += 1
+        defer { nesting -= 1 }
+        if nesting > Self.maxNesting { throw error("expression nested deeper than \(Self.maxNesting) levels") }
         var expr = try parseOr()
         while skipName("if") {
             let condition = try parseOr()
@@ -370,6 +379,9 @@ struct JinjaParser {
     private mutating func parseUnary(withFilter: Bool = true) throws -> JinjaExpr {
         let line = current.line
         var node: JinjaExpr
+        nesting += 1
+        defer { nesting -= 1 }
+        if nesting > Self.maxNesting { throw error("expression nested deeper than \(Self.maxNesting) levels") }
         if skipOp("-") {
             node = .unary("-", try parseUnary(withFilter: false), line: line)
         } else if skipOp("+") {
