@@ -449,6 +449,90 @@ def chat_cases():
     return templates, cases
 
 
+# Small templates with contexts, rendered with transformers' own Jinja environment: a wide net
+# over the supported subset (filters, tests, operators, Python str/repr output, scoping).
+SNIPPET_CONTEXT = {
+    "s": "Hello, World", "u": "ßtraße ÉCOLE ǅ", "n": 7, "f": 2.5, "neg": -7, "t": True, "z": None,
+    "xs": [3, 1, 2], "words": ["b", "A", "c", "a"], "d": {"b": 1, "a": 2, "items": 3},
+    "people": [{"name": "Ada", "age": 36}, {"name": "Bob", "age": 17}, {"name": "Cy"}],
+    "empty": [], "text": "  line one\nline two\n\n  ", "big": 12345678901234,
+}
+SNIPPETS = [
+    "{{ s }}|{{ n }}|{{ f }}|{{ t }}|{{ z }}|{{ xs }}|{{ d }}|{{ people[0] }}|{{ missing }}|",
+    "{{ 1.0 }} {{ 100.0 }} {{ 0.1 }} {{ 1e22 }} {{ 1.5e-7 }} {{ -0.0 }} {{ 123456789.0 }} {{ 1e16 }} {{ 1e15 }} {{ 2/3 }}",
+    "{{ big * 1000 }} {{ -big }} {{ 7 / 2 }} {{ -7 // 2 }} {{ 7.5 // 2 }} {{ -7 % 3 }} {{ 7 % -3 }} {{ 5.5 % 2 }} {{ 2 ** -1 }} {{ 2 ** 0.5 }}",
+    "{{ t + 1 }} {{ t * 3 }} {{ 'ab' * 2 }} {{ [1] * 3 }} {{ xs + [9] }} {{ (1, 2) + (3,) }} {{ 'x' ~ 1 ~ 2.0 ~ none ~ t }}",
+    "{{ 1 < 2 <= 2 < 3 }} {{ 3 > 2 > 2 }} {{ 'a' < 'b' }} {{ [1, 2] < [1, 3] }} {{ 1 == 1.0 == t }} {{ 'a' != 'a' }}",
+    "{{ 'ell' in s }} {{ 'x' not in s }} {{ 2 in xs }} {{ 'a' in d }} {{ 'zz' in d }} {{ none in [none] }} {{ missing in xs }}",
+    "{{ not t }} {{ t and 'yes' }} {{ z or 'fallback' }} {{ empty or 'none' }} {{ 0 or '' or 'last' }} {{ 'a' and 0 }}",
+    "{{ 'a' if t }}|{{ 'b' if z }}|{{ 'c' if z else 'd' }}|{{ 'e' if n > 5 else 'f' if n > 2 else 'g' }}",
+    "{{ s|length }} {{ d|length }} {{ xs|length }} {{ u|length }} {{ missing|length }} {{ s|count }}",
+    "{{ s|upper }} {{ s|lower }} {{ u|upper }} {{ u|lower }} {{ 'hello wORLD foo-bar'|title }} {{ 'ßa'|capitalize }} {{ u|title }}",
+    "{{ s|replace('l', 'L') }} {{ s|replace('l', 'L', 2) }} {{ s|reverse }} {{ xs|reverse|list }} {{ s|first }} {{ s|last }} {{ xs|first }} {{ xs|last }}",
+    "{{ xs|sort }} {{ xs|sort(reverse=true) }} {{ words|sort }} {{ words|sort(case_sensitive=true) }} {{ people|sort(attribute='name')|map(attribute='name')|list }}",
+    "{{ words|unique|list }} {{ xs|min }} {{ xs|max }} {{ words|max }} {{ xs|sum }} {{ people|sum(attribute='age', start=1) if false else '' }}",
+    "{{ xs|join }} {{ xs|join(', ') }} {{ people|join(', ', attribute='name') }} {{ s|list }} {{ d|list }} {{ d|items|list }}",
+    "{{ d|dictsort }} {{ d|dictsort(reverse=true) }} {{ d|dictsort(by='value') }}",
+    "{{ missing|default('dflt') }} {{ z|default('dflt') }} {{ ''|default('dflt') }} {{ ''|default('dflt', true) }} {{ missing|d('x') }}",
+    "{{ people|selectattr('age')|map(attribute='name')|list }} {{ people|rejectattr('age')|map(attribute='name')|list }}",
+    "{{ people|selectattr('age', 'gt', 20)|map(attribute='name')|list }} {{ people|map(attribute='age', default=0)|list }}",
+    "{{ xs|select('odd')|list }} {{ xs|reject('odd')|list }} {{ [0, 1, '', 'a', none]|select|list }} {{ xs|map('string')|list }}",
+    "{{ '42'|int }} {{ '4.7'|int }} {{ 'x'|int }} {{ 'x'|int(5) }} {{ 3.9|int }} {{ '2.5'|float }} {{ 'x'|float }} {{ 7|float }} {{ -3|abs }} {{ -2.5|abs }}",
+    "{{ 2.675|round(2) }} {{ 2.5|round }} {{ 3.5|round }} {{ -2.5|round }} {{ 2.1|round(0, 'ceil') }} {{ 2.9|round(0, 'floor') }} {{ 7|round }}",
+    "{{ text|trim }}|{{ 'xxhixx'|trim('x') }}|{{ text|indent }}|{{ text|indent(2, true) }}|{{ text|indent('> ', first=true, blank=true) }}",
+    "{{ d|tojson }} {{ people|tojson }} {{ d|tojson(sort_keys=true) }} {{ xs|tojson(indent=2) }} {{ 'é\\u2028<>&\\'\\x01'|tojson }}",
+    "{{ {'a': [1, {'b': none}], 'c': 1.5e-7, 'd': t}|tojson(indent=1) }} {{ [] | tojson(indent=2) }} {{ {} | tojson }} {{ d|tojson(separators=(',', ':')) }}",
+    "{{ s is string }} {{ n is number }} {{ n is integer }} {{ f is float }} {{ t is boolean }} {{ z is none }} {{ xs is iterable }} {{ d is mapping }} {{ s is sequence }}",
+    "{{ missing is defined }} {{ missing is undefined }} {{ n is odd }} {{ n is even }} {{ 9 is divisibleby 3 }} {{ n is sameas 7 }} {{ t is true }} {{ z is false }}",
+    "{{ n is eq 7 }} {{ n is ne 7 }} {{ n is lt 8 }} {{ n is gt(8) }} {{ n is ge 7 }} {{ n is le 6 }} {{ 2 is in xs }} {{ s is lower }} {{ 'AB' is upper }} {{ d.items is callable }}",
+    "{{ s[0] }} {{ s[-1] }} {{ s[100] }} {{ s[2:5] }} {{ s[::-1] }} {{ s[::2] }} {{ s[-3:] }} {{ xs[1:] }} {{ xs[:-1] }} {{ xs[5:] }} {{ xs[::-2] }}",
+    "{{ d.b }} {{ d['a'] }} {{ d.items }}|{{ d['items'] }} {{ d.get('b') }} {{ d.get('q') }} {{ d.get('q', 9) }} {{ d.keys()|list }} {{ d.values()|list }}",
+    "{{ people[0].name }} {{ people[2].age }} {{ people[2]['age'] }} {{ people.0.name }} {{ z.anything }}|{{ xs.count(1) }} {{ xs.index(2) }}",
+    "{{ s.split(', ') }} {{ 'a  b c '.split() }} {{ 'a,b,c'.split(',', 1) }} {{ 'a b c'.rsplit() }} {{ 'a\nb\r\nc'.splitlines() }} {{ s.startswith(('x', 'He')) }}",
+    "{{ s.endswith('ld') }} {{ s.find('o') }} {{ s.rfind('o') }} {{ s.find('q') }} {{ s.count('l') }} {{ s.replace('o', '0', 1) }} {{ ', '.join(['a', 'b']) }}",
+    "{{ '  x  '.strip() }}|{{ '  x  '.lstrip() }}|{{ '  x  '.rstrip() }}|{{ '--x--'.strip('-') }}|{{ 'hello'.upper() }}|{{ 'AbC'.lower() }}|{{ 'abc def'.title() }}|{{ 'aBC'.capitalize() }}",
+    "{{ '12'.isdigit() }} {{ 'ab'.isalpha() }} {{ ' \t'.isspace() }} {{ 'Ab'.isupper() }} {{ 'ab'.islower() }} {{ 'prefix-x'.removeprefix('prefix-') }} {{ 'x.txt'.removesuffix('.txt') }}",
+    "{% for x in xs %}{{ loop.index }}{{ loop.index0 }}{{ loop.revindex }}{{ loop.revindex0 }}{{ loop.first }}{{ loop.last }}{{ loop.length }} {% endfor %}",
+    "{% for x in xs %}{{ loop.previtem }}>{{ x }}>{{ loop.nextitem }} {{ loop.cycle('a', 'b') }}|{% endfor %}",
+    "{% for x in xs if x > 1 %}{{ x }}:{{ loop.index }}/{{ loop.length }} {% else %}none{% endfor %}|{% for x in empty %}{{ x }}{% else %}empty{% endfor %}",
+    "{% for k, v in d.items() %}{{ k }}={{ v }};{% endfor %} {% for a, b in [[1, 2], [3, 4]] %}{{ a + b }}{% endfor %} {% for c in 'héllo' %}{{ c }}.{% endfor %}",
+    "{% for x in xs %}{% for y in xs %}{% if y == 2 %}{% break %}{% endif %}{{ x }}{{ y }}{{ loop.index }} {% endfor %}{{ loop.index }}|{% endfor %}",
+    "{% set a = 1 %}{% for x in xs %}{% set a = a + x %}{{ a }}{% endfor %}|{{ a }}|{% if true %}{% set a = 5 %}{% endif %}{{ a }}",
+    "{% set ns = namespace(total=0, items=[]) %}{% for x in xs %}{% set ns.total = ns.total + x %}{% set ns.items = ns.items + [x] %}{% endfor %}{{ ns.total }} {{ ns.items }}",
+    "{% set a, b = 1, 2 %}{{ a }}{{ b }} {% set t2 = (3, 4) %}{{ t2 }} {{ t2[0] }} {% set block %}B{{ n }}{% endset %}{{ block }}{{ block|length }}",
+    "{% macro greet(name, greeting='Hello', punct='!') %}{{ greeting }}, {{ name }}{{ punct }}{% endmacro %}{{ greet('Ada') }} {{ greet('Bob', 'Hi') }} {{ greet('Cy', punct='?') }}",
+    "{% macro outer() %}[{{ inner() }}]{% endmacro %}{% macro inner() %}in{{ n }}{% endmacro %}{{ outer() }}",
+    "{{ 'a' 'b' \"c\" }} {{ '\\x41\\u00e9\\t|' }} {{ \"it's\" }} {{ 'say \"hi\"' }} {{ 'back\\\\slash' }} {{ 0x1F }} {{ 0o17 }} {{ 0b101 }} {{ 1_000 }}",
+    "{{ ['x', 1, 2.0, none, true, {'k': ('t', 1)}] }} {{ (1,) }} {{ () }} {{ {'a': 'it\\'s'} }} {{ [\"q'uote\"] }} {{ ['\\n'] }}",
+    "{{ range(3)|list }} {{ range(2, 8, 2)|list }} {{ range(5, 0, -2)|list }} {{ dict(a=1, b='x') }} {{ namespace(a=1).a }}",
+    "{{ xs|length > 2 and s|lower == 'hello, world' }} {{ -n|abs }} {{ (-n)|abs }} {{ not xs|length }} {{ xs|map('string')|join('-') ~ '!' }}",
+    "{%- if t -%}  T  {%- else -%}  F  {%- endif -%}  |  {{- ' x ' -}}  |{# c #}|{#- c -#}  |",
+    "{{ u.split()[1][::-1] }} {{ people|selectattr('name', 'equalto', 'Bob')|first }} {{ (people|first).name }} {{ people|length is odd }}",
+    "{{ missing.attr }}",
+    "{{ xs + 'a' }}",
+    "{{ z + 1 }}",
+    "{{ 1 / 0 }}",
+    "{{ xs < 3 }}",
+    "{% for x in n %}{% endfor %}",
+    "{{ raise_exception('custom: ' ~ n) }}",
+]
+
+
+def jinja_snippets():
+    from transformers.utils.chat_template_utils import _compile_jinja_template
+
+    rows = []
+    for template in SNIPPETS:
+        row = {"template": template, "context": SNIPPET_CONTEXT}
+        try:
+            row["expected"] = _compile_jinja_template(template).render(**copy.deepcopy(SNIPPET_CONTEXT))
+        except Exception as error:  # noqa: BLE001 - the error kind is the expectation
+            row["expected_error"] = type(error).__name__
+            row["message"] = str(error)
+        rows.append(row)
+    return rows
+
+
 def main():
     rng = random.Random(1234)
     corpus = tokenizer_corpus.build_corpus()
@@ -475,6 +559,9 @@ def main():
     (DATA / "chat_templates.json").write_text(json.dumps(templates, ensure_ascii=False, indent=1), encoding="utf-8")
     write_jsonl(DATA / "chat_cases.jsonl", cases)
     print(f"chat: {len(cases)} cases")
+    snippets = jinja_snippets()
+    write_jsonl(DATA / "jinja_snippets.jsonl", snippets)
+    print(f"jinja snippets: {len(snippets)} ({sum('expected_error' in r for r in snippets)} raise)")
 
 
 if __name__ == "__main__":

@@ -773,7 +773,7 @@ final class JinjaInterpreter {
         case "capitalize":
             return .string(pythonCapitalize(text(value)))
         case "title":
-            return .string(pythonTitle(text(value)))
+            return .string(jinjaTitle(text(value)))
         case "default", "d":
             let useIfFalsy = arg(1, "boolean")?.isTruthy ?? false
             if value.isUndefined || (useIfFalsy && !value.isTruthy) { return arg(0, "default_value") ?? .string("") }
@@ -878,12 +878,20 @@ final class JinjaInterpreter {
             default: throw runtime("bad operand type for abs(): '\(value.typeName)'")
             }
         case "round":
-            guard let x = value.number else { throw runtime("round filter expects a number") }
             let precision = arg(0, "precision")?.integer ?? 0
             let method = arg(1, "method").map(text) ?? "common"
-            let scale = pow(10.0, Double(precision))
-            let rule: FloatingPointRoundingRule = method == "ceil" ? .up : method == "floor" ? .down : .toNearestOrAwayFromZero
-            return .double((x * scale).rounded(rule) / scale)
+            switch method {
+            case "common":
+                if case .int(let i) = value, precision >= 0 { return .int(i) }
+                guard let x = value.number else { throw runtime("round filter expects a number") }
+                return .double(pythonRound(x, precision))
+            case "ceil", "floor":
+                guard let x = value.number else { throw runtime("round filter expects a number") }
+                let scale = pow(10.0, Double(precision))
+                return .double((x * scale).rounded(method == "ceil" ? .up : .down) / scale)
+            default:
+                throw runtime("method must be common, ceil or floor")
+            }
         case "min", "max":
             let items = try iterate(value)
             guard var best = items.first else { return .undefined(reason: "no \(filter.name) item, sequence was empty") }
@@ -1045,6 +1053,7 @@ final class JinjaInterpreter {
             switch (value, o) {
             case (.none, .none): return true
             case (.bool(let a), .bool(let b)): return a == b
+            case (.int(let a), .int(let b)): return a == b && (-5...256).contains(a)  // CPython's cached small ints
             case (.namespace(let a), .namespace(let b)): return a === b
             default: return false
             }
@@ -1174,20 +1183,54 @@ func pythonSplitLines(_ s: String) -> [String] {
     return lines
 }
 
-/// `str.capitalize()`: first character upper-cased, the rest lower-cased.
+/// `str.capitalize()`: first character title-cased, the rest lower-cased.
 func pythonCapitalize(_ s: String) -> String {
     guard let first = s.unicodeScalars.first else { return s }
-    return String(first).uppercased() + String(String.UnicodeScalarView(s.unicodeScalars.dropFirst())).lowercased()
+    return first.properties.titlecaseMapping + String(String.UnicodeScalarView(s.unicodeScalars.dropFirst())).lowercased()
 }
 
-/// `str.title()`: a cased character after an uncased one starts a word.
+/// `str.title()`: a cased character after an uncased one starts a word and is title-cased;
+/// other cased characters are lower-cased.
 func pythonTitle(_ s: String) -> String {
     var out = ""
     var previousCased = false
     for c in s.unicodeScalars {
-        let isCased = c.properties.isCased
-        out += previousCased ? String(c).lowercased() : String(c).uppercased()
-        previousCased = isCased
+        out += previousCased ? c.properties.lowercaseMapping : c.properties.titlecaseMapping
+        previousCased = c.properties.isCased
     }
     return out
+}
+
+/// Jinja's `title` filter: after each run of `-`, whitespace, `(`, `{`, `[` or `<`, the first
+/// character upper-cased and the rest of the word lower-cased.
+func jinjaTitle(_ s: String) -> String {
+    func isSeparator(_ c: Unicode.Scalar) -> Bool { "-({[<".unicodeScalars.contains(c) || isPythonWhitespace(c) }
+    var out = ""
+    var word = String.UnicodeScalarView()
+    var wordIsSeparator = false
+    func flush() {
+        guard let first = word.first else { return }
+        out += String(first).uppercased() + String(String.UnicodeScalarView(word.dropFirst())).lowercased()
+        word = String.UnicodeScalarView()
+    }
+    for c in s.unicodeScalars {
+        let separator = isSeparator(c)
+        if !word.isEmpty && separator != wordIsSeparator { flush() }
+        wordIsSeparator = separator
+        word.append(c)
+    }
+    flush()
+    return out
+}
+
+/// Python's `round(x, ndigits)` for floats: the exact binary value rounded half to even.
+func pythonRound(_ x: Double, _ digits: Int) -> Double {
+    guard x.isFinite else { return x }
+    if digits == 0 { return x.rounded(.toNearestOrEven) }
+    if digits > 0 {
+        // printf rounds the exact binary value correctly, as Python's dtoa-based round() does.
+        return Double(String(format: "%.\(min(digits, 340))f", x)) ?? x
+    }
+    let scale = pow(10.0, Double(-digits))
+    return (x / scale).rounded(.toNearestOrEven) * scale
 }
