@@ -21,6 +21,7 @@ import json
 import os
 import pathlib
 import random
+import re
 import sys
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -525,7 +526,9 @@ def jinja_snippets():
     for template in SNIPPETS:
         row = {"template": template, "context": SNIPPET_CONTEXT}
         try:
-            row["expected"] = _compile_jinja_template(template).render(**copy.deepcopy(SNIPPET_CONTEXT))
+            rendered = _compile_jinja_template(template).render(**copy.deepcopy(SNIPPET_CONTEXT))
+            # Python prints the address of a bound method object; we print none.
+            row["expected"] = re.sub(r" at 0x[0-9a-f]+>", ">", rendered)
         except Exception as error:  # noqa: BLE001 - the error kind is the expectation
             row["expected_error"] = type(error).__name__
             row["message"] = str(error)
@@ -554,6 +557,14 @@ def main():
         vrows = [{"text": t, "ids": vtok.encode(t).ids} for t in subset + extra]
         write_jsonl(DATA / "variants" / f"{name}.jsonl", vrows)
         print(f"{name}: {len(vrows)} strings")
+
+    # The tiny fixture model's tokenizer (Models/fixtures/tiny-qwen2, a vocabulary prefix).
+    fixture = ROOT / "Models/fixtures/tiny-qwen2/tokenizer.json"
+    if fixture.exists():
+        ftok = Tokenizer.from_file(str(fixture))
+        frows = [{"text": t, "ids": ftok.encode(t).ids} for t in rng.sample(corpus, 300)]
+        write_jsonl(DATA / "fixture_tiny-qwen2.jsonl", frows)
+        print(f"tiny-qwen2 fixture: {len(frows)} strings")
 
     templates, cases = chat_cases()
     (DATA / "chat_templates.json").write_text(json.dumps(templates, ensure_ascii=False, indent=1), encoding="utf-8")
