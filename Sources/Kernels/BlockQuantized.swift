@@ -83,109 +83,206 @@ public struct BlockQuantizedMatrix: @unchecked Sendable {
         return j & 1 == 0 ? byte & 0x0F : byte >> 4
     }
 
-    /// Writes rows `rows` dequantized to float32 into `dst` (`[rows.count, ld]`, first `k`
-    /// columns).
-    public func dequantize(rows: Range<Int>, into dst: UnsafeMutablePointer<Float>, ld: Int) {
-        for (r, row) in rows.enumerated() {
-            let out = dst + r * ld
-            for b in 0..<blocksPerRow {
-                let s = scale(row, b), z = zeroPoint(row, b)
-                let start = b * blockSize, end = min(start + blockSize, k)
-                let base = data + (row * blocksPerRow + b) * blockBytes
-                if bits == 4 {
-                    var col = start
-                    while col < end {
-                        let byte = base[(col - start) / 2]
-                        out[col] = (Float(byte & 0x0F) - z) * s
-                        if col + 1 < end { out[col + 1] = (Float(byte >> 4) - z) * s }
-                        col += 2
-                    }
-                } else {
-                    for col in start..<end { out[col] = (Float(base[col - start]) - z) * s }
-                }
-            }
-        }
-    }
+    /// Bytes of one row of `data`.
+    public var rowBytes: Int { blocksPerRow * blockBytes }
+    /// K padded to whole blocks: the length of packed activation and dequantized rows.
+    public var paddedK: Int { blocksPerRow * blockSize }
+    /// Whole 64-byte chunks (128 four-bit weights) per row, walked by the SIMD kernels.
+    public var chunksPerRow: Int { bits == 4 ? rowBytes / 64 : 0 }
+    /// Lanes of a 16-lane chunk vector that share one block (lane j covers weights 8j..8j+7).
+    var lanesPerBlock: Int { min(16, blockSize / 8) }
 }
 
-/// Activations of one GEMV, laid out once for all rows of a quantized matrix: zero-padded to
-/// whole blocks, and for 4 bits de-interleaved per 32 elements (16 even-index values then 16
-/// odd-index values) to match the nibble order of the weight bytes.
-public struct PackedActivations {
-    public let values: [Float]
-
-    public init(_ a: UnsafePointer<Float>, k: Int, blockSize: Int, bits: Int) {
-        let padded = (k + blockSize - 1) / blockSize * blockSize
-        var v = [Float](repeating: 0, count: padded)
-        if bits == 4 && blockSize % 32 == 0 {
-            for g in 0..<(padded / 32) {
-                for j in 0..<16 {
-                    let e = g * 32 + 2 * j, o = e + 1
-                    v[g * 32 + j] = e < k ? a[e] : 0
-                    v[g * 32 + 16 + j] = o < k ? a[o] : 0
-                }
-            }
-        } else {
-            for i in 0..<k { v[i] = a[i] }
-        }
-        values = v
-    }
-}
+// MARK: - Packed order
+//
+// The 4-bit kernels read a row 64 bytes at a time as 16 little-endian UInt32 lanes: lane j holds
+// bytes 4j..4j+3, i.e. weights 8j..8j+7 of the chunk. Shifting by 8k (+4 for the high nibble)
+// and masking gives, in every lane at once, weight 8j + v with v = 2k (+1). So the kernels see a
+// chunk's 128 weights in "packed order" p = 16·v + j ↔ weight 8j + v. Activations are laid out
+// once in the same order (and dequantized tiles for the GEMM path are written in it), so no
+// shuffles are needed; a dot product does not care about the order of its terms. Elements past
+// the last whole chunk (a row tail of fewer than 64 bytes) stay in natural order.
 
 extension BlockQuantizedMatrix {
-    /// `y[row] = Σ_k w[row, k] · a[k]` for `row` in `rows` (no bias).
-    ///
-    /// `packed` must come from ``PackedActivations`` with this matrix's block size and bits.
-    public func gemv(_ packed: PackedActivations, rows: Range<Int>, into y: UnsafeMutablePointer<Float>) {
-        packed.values.withUnsafeBufferPointer { buf in
-            let a = UnsafeRawPointer(buf.baseAddress!)
-            if bits == 4 && blockSize % 32 == 0 {
-                gemv4(a, rows: rows, into: y)
-            } else {
-                gemvGeneric(a.assumingMemoryBound(to: Float.self), rows: rows, into: y)
+    /// Lays out one activation row `a` (`k` values) in packed order into `dst` (`paddedK`
+    /// values, zero beyond `k`).
+    public func pack(activations a: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>) {
+        let chunked = chunksPerRow * 128
+        for c in 0..<chunksPerRow {
+            let e0 = c * 128
+            for v in 0..<8 {
+                for j in 0..<16 {
+                    let e = e0 + 8 * j + v
+                    dst[e0 + 16 * v + j] = e < k ? a[e] : 0
+                }
             }
+        }
+        for e in chunked..<paddedK { dst[e] = e < k ? a[e] : 0 }
+    }
+
+    /// The symmetric default zero point plus 2^23, as a lane offset.
+    private var defaultOffset: ConstantLanes { ConstantLanes(value: 8_388_608 + Float(1 << (bits - 1))) }
+
+    /// Scales and zero-point offsets for any storage and block size, one value per block.
+    private var genericSources: (GenericLanes, GenericLanes) {
+        let lpb = lanesPerBlock, bpr = blocksPerRow
+        let scaleSource: GenericLanes
+        switch scales {
+        case .half(let p): scaleSource = GenericLanes(lanesPerBlock: lpb) { Float(p[$0]) }
+        case .float(let p): scaleSource = GenericLanes(lanesPerBlock: lpb) { p[$0] }
+        }
+        return (scaleSource, GenericLanes(lanesPerBlock: lpb) { block in 8_388_608 + self.zeroPoint(block / bpr, block % bpr) })
+    }
+
+    /// Dot products of rows `rows` with one packed activation row (`pack`), into `y[row]`.
+    public func gemv(packed a: UnsafePointer<Float>, rows: Range<Int>, into y: UnsafeMutablePointer<Float>) {
+        // Specialised for the q4f16 / q4 exports (block 32, symmetric); anything else is generic.
+        switch (scales, zeroPoints, lanesPerBlock) {
+        case (.half(let p), .none, 4): gemvKernel(HalfLanes4(p: p), defaultOffset, packed: a, rows: rows, into: y)
+        case (.float(let p), .none, 4): gemvKernel(FloatLanes4(p: p), defaultOffset, packed: a, rows: rows, into: y)
+        default:
+            let (s, z) = genericSources
+            gemvKernel(s, z, packed: a, rows: rows, into: y)
         }
     }
 
-    /// 4-bit blocks of 32·m: 16 bytes (32 nibbles) per step, two 16-lane FMAs.
     @inline(__always)
-    private func gemv4(_ a: UnsafeRawPointer, rows: Range<Int>, into y: UnsafeMutablePointer<Float>) {
-        let groups = blockSize / 32
+    private func gemvKernel<S: LaneSource, Z: LaneSource>(_ scales: S, _ offsets: Z, packed a: UnsafePointer<Float>,
+                                                         rows: Range<Int>, into y: UnsafeMutablePointer<Float>) {
+        let chunks = chunksPerRow
         let raw = UnsafeRawPointer(data)
+        let ap = UnsafeRawPointer(a)
+        let blocksPerChunk = 128 / min(blockSize, 128)
         for row in rows {
-            var acc = SIMD16<Float>()
-            var rowBase = (row * blocksPerRow) * blockBytes
-            for b in 0..<blocksPerRow {
-                let zero = SIMD16<Float>(repeating: zeroPoint(row, b))
-                var dot = SIMD16<Float>()
-                for g in 0..<groups {
-                    let bytes = raw.loadUnaligned(fromByteOffset: rowBase + g * 16, as: SIMD16<UInt8>.self)
-                    let lo = SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: bytes & 0x0F)) - zero
-                    let hi = SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: bytes &>> 4)) - zero
-                    let offset = ((b * groups + g) * 32) * 4
-                    dot.addProduct(lo, a.loadUnaligned(fromByteOffset: offset, as: SIMD16<Float>.self))
-                    dot.addProduct(hi, a.loadUnaligned(fromByteOffset: offset + 64, as: SIMD16<Float>.self))
+            var acc0 = SIMD16<Float>(), acc1 = SIMD16<Float>()
+            let rowBase = row * rowBytes
+            var firstBlock = row * blocksPerRow
+            for c in 0..<chunks {
+                let w = raw.loadUnaligned(fromByteOffset: rowBase + c * 64, as: SIMD16<UInt32>.self)
+                let offset = offsets.lanes(firstBlock)
+                let av = ap + c * 512
+                @inline(__always) func term(_ shift: UInt32, _ v: Int) -> SIMD16<Float> {
+                    let q = unsafeBitCast(((w &>> shift) & 0xF) | 0x4B00_0000, to: SIMD16<Float>.self) - offset
+                    return q * av.loadUnaligned(fromByteOffset: v * 64, as: SIMD16<Float>.self)
                 }
-                acc.addProduct(dot, SIMD16<Float>(repeating: scale(row, b)))
-                rowBase += blockBytes
+                // Weight v of every lane is nibble v of the lane's 32 bits; two chains for ILP.
+                var t0 = term(0, 0), t1 = term(4, 1)
+                t0 += term(8, 2); t1 += term(12, 3)
+                t0 += term(16, 4); t1 += term(20, 5)
+                t0 += term(24, 6); t1 += term(28, 7)
+                let s = scales.lanes(firstBlock)
+                acc0.addProduct(t0, s)
+                acc1.addProduct(t1, s)
+                firstBlock += blocksPerChunk
             }
-            y[row] = acc.sum()
+            var sum = (acc0 + acc1).sum()
+            if chunks * 128 < paddedK {
+                sum += tailDot(row: row, a: a, from: chunks * 128)
+            }
+            y[row] = sum
         }
     }
 
-    private func gemvGeneric(_ a: UnsafePointer<Float>, rows: Range<Int>, into y: UnsafeMutablePointer<Float>) {
-        for row in rows {
-            var acc: Float = 0
-            for b in 0..<blocksPerRow {
-                let z = zeroPoint(row, b)
-                var dot: Float = 0
-                let start = b * blockSize, end = min(start + blockSize, k)
-                for col in start..<end {
-                    dot += (Float(quantized(row, col)) - z) * a[col]
-                }
-                acc += dot * scale(row, b)
+    /// Natural-order dot product of elements `from..<paddedK` of `row` (rows whose byte length
+    /// is not a multiple of 64, and 8-bit weights).
+    private func tailDot(row: Int, a: UnsafePointer<Float>, from: Int) -> Float {
+        var acc: Float = 0
+        var block = from / blockSize
+        var e = from
+        while e < paddedK {
+            let z = zeroPoint(row, block), s = scale(row, block)
+            var dot: Float = 0
+            let end = (block + 1) * blockSize
+            while e < end {
+                dot += (Float(quantized(row, e)) - z) * a[e]
+                e += 1
             }
-            y[row] = acc
+            acc += dot * s
+            block += 1
         }
+        return acc
+    }
+
+    /// Writes rows `rows` dequantized to float32 in packed order into `dst` (`[rows.count, ld]`,
+    /// `paddedK` values per row), for a GEMM against activations laid out with `pack`.
+    public func dequantize(rows: Range<Int>, into dst: UnsafeMutablePointer<Float>, ld: Int) {
+        switch (scales, zeroPoints, lanesPerBlock) {
+        case (.half(let p), .none, 4): dequantizeKernel(HalfLanes4(p: p), defaultOffset, rows: rows, into: dst, ld: ld)
+        case (.float(let p), .none, 4): dequantizeKernel(FloatLanes4(p: p), defaultOffset, rows: rows, into: dst, ld: ld)
+        default:
+            let (s, z) = genericSources
+            dequantizeKernel(s, z, rows: rows, into: dst, ld: ld)
+        }
+    }
+
+    @inline(__always)
+    private func dequantizeKernel<S: LaneSource, Z: LaneSource>(_ scales: S, _ offsets: Z, rows: Range<Int>,
+                                                               into dst: UnsafeMutablePointer<Float>, ld: Int) {
+        let chunks = chunksPerRow
+        let raw = UnsafeRawPointer(data)
+        let blocksPerChunk = 128 / min(blockSize, 128)
+        for (r, row) in rows.enumerated() {
+            let out = UnsafeMutableRawPointer(dst + r * ld)
+            let rowBase = row * rowBytes
+            var firstBlock = row * blocksPerRow
+            for c in 0..<chunks {
+                let w = raw.loadUnaligned(fromByteOffset: rowBase + c * 64, as: SIMD16<UInt32>.self)
+                let offset = offsets.lanes(firstBlock)
+                let scale = scales.lanes(firstBlock)
+                @inline(__always) func store(_ shift: UInt32, _ v: Int) {
+                    let q = unsafeBitCast(((w &>> shift) & 0xF) | 0x4B00_0000, to: SIMD16<Float>.self) - offset
+                    out.storeBytes(of: q * scale, toByteOffset: (c * 128 + v * 16) * 4, as: SIMD16<Float>.self)
+                }
+                store(0, 0); store(4, 1); store(8, 2); store(12, 3)
+                store(16, 4); store(20, 5); store(24, 6); store(28, 7)
+                firstBlock += blocksPerChunk
+            }
+            let o = dst + r * ld
+            for e in (chunks * 128)..<paddedK {
+                let b = e / blockSize
+                o[e] = (Float(quantized(row, e)) - zeroPoint(row, b)) * scale(row, b)
+            }
+        }
+    }
+}
+
+/// Per-block values (scales, zero-point offsets) spread over the 16 lanes of a chunk vector,
+/// given the absolute index of the chunk's first block.
+protocol LaneSource {
+    func lanes(_ firstBlock: Int) -> SIMD16<Float>
+}
+
+struct ConstantLanes: LaneSource {
+    let value: Float
+    @inline(__always) func lanes(_ firstBlock: Int) -> SIMD16<Float> { SIMD16(repeating: value) }
+}
+
+/// float16 scales, block 32: four blocks per chunk, four lanes each.
+struct HalfLanes4: LaneSource {
+    let p: UnsafePointer<Float16>
+    @inline(__always) func lanes(_ firstBlock: Int) -> SIMD16<Float> {
+        let f = SIMD4<Float>(UnsafeRawPointer(p + firstBlock).loadUnaligned(as: SIMD4<Float16>.self))
+        return SIMD16(f[0], f[0], f[0], f[0], f[1], f[1], f[1], f[1], f[2], f[2], f[2], f[2], f[3], f[3], f[3], f[3])
+    }
+}
+
+/// float32 scales, block 32.
+struct FloatLanes4: LaneSource {
+    let p: UnsafePointer<Float>
+    @inline(__always) func lanes(_ firstBlock: Int) -> SIMD16<Float> {
+        let f = UnsafeRawPointer(p + firstBlock).loadUnaligned(as: SIMD4<Float>.self)
+        return SIMD16(f[0], f[0], f[0], f[0], f[1], f[1], f[1], f[1], f[2], f[2], f[2], f[2], f[3], f[3], f[3], f[3])
+    }
+}
+
+/// Any block size and storage, one value per block through a closure.
+struct GenericLanes: LaneSource {
+    let lanesPerBlock: Int
+    let value: (Int) -> Float
+    @inline(__always) func lanes(_ firstBlock: Int) -> SIMD16<Float> {
+        if lanesPerBlock == 16 { return SIMD16(repeating: value(firstBlock)) }
+        var v = SIMD16<Float>()
+        for j in 0..<16 { v[j] = value(firstBlock + j / lanesPerBlock) }
+        return v
     }
 }

@@ -4,6 +4,8 @@ import ONNX
 public struct SessionOptions: Sendable {
     /// Fold nodes whose inputs are all constants into constants at planning time.
     public var constantFolding = true
+    /// How float16 ops are computed (default: as ONNX Runtime's CPU provider does).
+    public var float16Numerics = Float16Numerics.onnxRuntime
 
     public init() {}
 }
@@ -38,6 +40,9 @@ public final class Session: @unchecked Sendable {
 
     public init(graph original: Graph, options: SessionOptions = SessionOptions()) throws {
         var graph = original
+        if options.float16Numerics == .onnxRuntime {
+            Float16Precision.run(&graph)
+        }
         if options.constantFolding {
             try ConstantFolding.run(&graph)
         }

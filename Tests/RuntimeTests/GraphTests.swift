@@ -71,3 +71,65 @@ import Testing
         #expect(try session.run(["x": Tensor((0..<6).map { Float($0) }, shape: [6])])["y"]!.shape == [2, 3])
     }
 }
+
+@Suite struct Float16NumericsTests {
+    /// y = (x + c) + c with x = 1, c = 2⁻¹¹, all float16. Rounding after each Add gives 1 (1 + 2⁻¹¹
+    /// ties to even), then 1 again; ONNX Runtime runs both Adds in float32 (no float16 Add kernel
+    /// on CPU) and rounds once at the graph output: 1 + 2⁻¹⁰.
+    @Test func chainsOfFloat32OpsRoundOnceLikeONNXRuntime() throws {
+        let nodes = [
+            Node(name: "add1", opType: "Add", inputs: ["x", "c"], outputs: ["s"]),
+            Node(name: "add2", opType: "Add", inputs: ["s", "c"], outputs: ["y"]),
+        ]
+        let c = Tensor(float16s: [Float16(Float(0x1p-11))], shape: [1])
+        let g = try Graph(nodes: nodes, constants: ["c": c], inputs: [ValueSpec(name: "x", elementType: .float16, shape: nil)],
+                          outputs: [ValueSpec(name: "y", elementType: .float16, shape: nil)], opsets: ["": 18])
+        let x = Tensor(float16s: [1], shape: [1])
+        var literal = SessionOptions()
+        literal.float16Numerics = .roundEveryOp
+        let yLiteral = try Session(graph: g, options: literal).run(["x": x])["y"]!
+        let yORT = try Session(graph: g).run(["x": x])["y"]!
+        #expect(yLiteral.dtype == .float16 && yLiteral.floats() == [1])
+        #expect(yORT.dtype == .float16 && yORT.floats() == [1 + Float(0x1p-10)])
+    }
+
+    /// The three graphs below were run with ONNX Runtime 1.31.1 (ORT_DISABLE_ALL, x = [1, 1]
+    /// float16, c = 2⁻¹¹): the expected values are its outputs.
+    func run(_ nodes: [Node], inputs: [String]) throws -> [Float] {
+        let c = Tensor(float16s: [Float16(Float(0x1p-11))], shape: [1])
+        let g = try Graph(nodes: nodes, constants: ["c": c, "shape": Tensor(int64s: [2], shape: [1])],
+                          inputs: inputs.map { ValueSpec(name: $0, elementType: .float16, shape: nil) },
+                          outputs: [ValueSpec(name: "y", elementType: .float16, shape: nil)], opsets: ["": 18])
+        var feeds: [String: Tensor] = [:]
+        for name in inputs { feeds[name] = Tensor(float16s: [1, 1], shape: [2]) }
+        return try Session(graph: g).run(feeds)["y"]!.floats()
+    }
+
+    @Test func float16CapableOpsBetweenFloat32OpsRunInFloat32() throws {
+        // Add → Concat(s, x) → Add: ORT gives [1+2⁻¹⁰, 1+2⁻¹⁰, 1, 1] (s is not rounded at the Concat).
+        let y1 = try run([
+            Node(name: "add1", opType: "Add", inputs: ["x", "c"], outputs: ["s"]),
+            Node(name: "concat", opType: "Concat", inputs: ["s", "x"], outputs: ["r"], attributes: ["axis": attr("axis", int: 0)]),
+            Node(name: "add2", opType: "Add", inputs: ["r", "c"], outputs: ["y"]),
+        ], inputs: ["x"])
+        let up = 1 + Float(0x1p-10)
+        #expect(y1 == [up, up, 1, 1])
+        // With a Reshape of a second input feeding the Concat: the same.
+        let y2 = try run([
+            Node(name: "add1", opType: "Add", inputs: ["x", "c"], outputs: ["s"]),
+            Node(name: "reshape", opType: "Reshape", inputs: ["x2", "shape"], outputs: ["q"]),
+            Node(name: "concat", opType: "Concat", inputs: ["s", "q"], outputs: ["r"], attributes: ["axis": attr("axis", int: 0)]),
+            Node(name: "add2", opType: "Add", inputs: ["r", "c"], outputs: ["y"]),
+        ], inputs: ["x", "x2"])
+        #expect(y2 == [up, up, 1, 1])
+    }
+
+    @Test func float16OpsFeedingGraphOutputsRound() throws {
+        // Add → Concat(s, x) as the graph output: the Concat stays float16 and rounds s to 1.
+        let y = try run([
+            Node(name: "add1", opType: "Add", inputs: ["x", "c"], outputs: ["s"]),
+            Node(name: "concat", opType: "Concat", inputs: ["s", "x"], outputs: ["y"], attributes: ["axis": attr("axis", int: 0)]),
+        ], inputs: ["x"])
+        #expect(y == [1, 1, 1, 1])
+    }
+}

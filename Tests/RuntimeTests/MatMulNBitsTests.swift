@@ -23,6 +23,14 @@ import Testing
         Case(m: 4, k: 256, n: 24, blockSize: 128, bias: true),
         Case(m: 1, k: 64, n: 40, half: true),                       // q4f16: float16 A and scales
         Case(m: 6, k: 72, n: 40, zeroPoints: true, half: true, rank3: true),
+        // Rows of whole 64-byte chunks (the SIMD path), with and without a tail.
+        Case(m: 1, k: 256, n: 40, half: true),
+        Case(m: 4, k: 256, n: 40, half: true),                      // GEMM path, specialised fp16 scales
+        Case(m: 3, k: 896, n: 300),                                 // GEMM path, specialised fp32 scales, 2 tiles
+        Case(m: 5, k: 512, n: 64, zeroPoints: true),
+        Case(m: 1, k: 320, n: 33, blockSize: 64, bias: true),
+        Case(m: 3, k: 384, n: 20, blockSize: 16),
+        Case(m: 2, k: 1000, n: 24, zeroPoints: true, half: true),
         Case(m: 1, k: 64, n: 8, bits: 8),
         Case(m: 3, k: 100, n: 8, bits: 8, zeroPoints: true),
     ]

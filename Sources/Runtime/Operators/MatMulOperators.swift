@@ -116,11 +116,13 @@ struct MatMulNBitsOperator: Operator {
         guard b.dtype == .uint8, b.count == n * blocks * blobBytes else {
             throw OpError("B has \(b.dtype)\(b.shape), expected uint8 [\(n), \(blocks), \(blobBytes)]")
         }
-        guard scales.dtype == aIn.dtype, scales.count == n * blocks else {
-            throw OpError("scales have \(scales.dtype)\(scales.shape), expected \(aIn.dtype) with \(n * blocks) elements")
+        // Scales are float32 or float16 (normally A's type; float16 scales also serve a float32 A
+        // when a float16 graph runs in float32, which reads them exactly).
+        guard scales.dtype == .float || scales.dtype == .float16, scales.count == n * blocks else {
+            throw OpError("scales have \(scales.dtype)\(scales.shape), expected float32 or float16 with \(n * blocks) elements")
         }
         if let g = inputs.optional(4), g.count > 0 { throw OpError("g_idx (act-order) is not supported") }
-        let scaleStorage: BlockQuantizedMatrix.Scales = aIn.dtype == .float
+        let scaleStorage: BlockQuantizedMatrix.Scales = scales.dtype == .float
             ? .float(scales.pointer(as: Float.self)) : .half(scales.pointer(as: Float16.self))
         var zeroPoints = BlockQuantizedMatrix.ZeroPoints.none
         if let z = inputs.optional(3) {
@@ -129,14 +131,14 @@ struct MatMulNBitsOperator: Operator {
                 let expected = n * ((blocks * bits + 7) / 8)
                 guard z.count == expected else { throw OpError("packed zero_points have \(z.count) bytes, expected \(expected)") }
                 zeroPoints = .packed(z.pointer(as: UInt8.self))
-            case .float where aIn.dtype == .float:
+            case .float:
                 guard z.count == n * blocks else { throw OpError("zero_points have \(z.count) values, expected \(n * blocks)") }
                 zeroPoints = .float(z.pointer(as: Float.self))
-            case .float16 where aIn.dtype == .float16:
+            case .float16:
                 guard z.count == n * blocks else { throw OpError("zero_points have \(z.count) values, expected \(n * blocks)") }
                 zeroPoints = .half(z.pointer(as: Float16.self))
             default:
-                throw OpError("zero_points of \(z.dtype) do not fit A of \(aIn.dtype)")
+                throw OpError("zero_points of \(z.dtype) are not supported (uint8, float32 or float16)")
             }
         }
         let bias = try inputs.optional(5).map(floatOperand)
@@ -150,27 +152,31 @@ struct MatMulNBitsOperator: Operator {
         let out = Tensor(dtype: .float, shape: outShape)
         let pa = a.pointer(as: Float.self), po = out.pointer(as: Float.self)
 
+        // Activations in the kernels' packed order, zero-padded to whole blocks.
+        let kp = w.paddedK
+        let packed = UnsafeMutablePointer<Float>.allocate(capacity: m * kp)
+        defer { packed.deallocate() }
+        for row in 0..<m { w.pack(activations: pa + row * k, into: packed + row * kp) }
+
         if m <= 2 {
             for row in 0..<m {
-                let packed = PackedActivations(pa + row * k, k: k, blockSize: blockSize, bits: bits)
-                let y = po + row * n
-                parallelFor(n, minChunk: 64, granularity: 16) { rows in w.gemv(packed, rows: rows, into: y) }
+                let a = packed + row * kp, y = po + row * n
+                parallelFor(n, minChunk: 64, granularity: 16) { rows in w.gemv(packed: a, rows: rows, into: y) }
             }
         } else {
+            // Dequantize B a tile of rows at a time (in packed order) and multiply with BLAS.
             let tile = Swift.min(MatMulNBitsOperator.tileRows, n)
-            var scratch = [Float](repeating: 0, count: tile * k)
-            scratch.withUnsafeMutableBufferPointer { buf in
-                let deq = buf.baseAddress!
-                var n0 = 0
-                while n0 < n {
-                    let rows = Swift.min(tile, n - n0)
-                    let start = n0
-                    parallelFor(rows, minChunk: 16) { r in
-                        w.dequantize(rows: (start + r.lowerBound)..<(start + r.upperBound), into: deq + r.lowerBound * k, ld: k)
-                    }
-                    sgemm(transB: true, m: m, n: rows, k: k, a: pa, lda: k, b: deq, ldb: k, c: po + n0, ldc: n)
-                    n0 += rows
+            let deq = UnsafeMutablePointer<Float>.allocate(capacity: tile * kp)
+            defer { deq.deallocate() }
+            var n0 = 0
+            while n0 < n {
+                let rows = Swift.min(tile, n - n0)
+                let start = n0
+                parallelFor(rows, minChunk: 16) { r in
+                    w.dequantize(rows: (start + r.lowerBound)..<(start + r.upperBound), into: deq + r.lowerBound * kp, ld: kp)
                 }
+                sgemm(transB: true, m: m, n: rows, k: kp, a: packed, lda: kp, b: deq, ldb: kp, c: po + n0, ldc: n)
+                n0 += rows
             }
         }
         if let bias {

@@ -1,0 +1,41 @@
+import ONNX
+
+/// Static element types of the graph's values, from initializers, declared inputs and per-op
+/// rules. Values whose type cannot be told are left out.
+enum TypeInference {
+    static func elementTypes(_ graph: Graph) -> [String: DataType] {
+        var types: [String: DataType] = [:]
+        for (name, t) in graph.constants { types[name] = t.dtype }
+        for spec in graph.inputs { if let t = spec.elementType { types[spec.name] = t } }
+        for node in graph.nodes {
+            func input(_ i: Int) -> DataType? { i < node.inputs.count ? types[node.inputs[i]] : nil }
+            var out: DataType?
+            switch node.opType {
+            case "Shape", "Size", "ArgMax", "ArgMin", "NonZero":
+                out = .int64
+            case "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor", "Not", "IsNaN", "IsInf":
+                out = .bool
+            case "Cast":
+                out = node.intAttribute("to").flatMap { DataType(rawValue: Int32($0)) }
+            case "CastLike":
+                out = input(1)
+            case "ConstantOfShape":
+                out = node.attributes["value"]?.t?.elementType ?? .float
+            case "Where":
+                out = input(1)
+            default:
+                out = input(0)
+            }
+            for name in node.outputs where !name.isEmpty {
+                if let out { types[name] = out }
+            }
+            // Normalisation ops: statistics outputs are float32.
+            if node.opType.hasSuffix("LayerNormalization") {
+                for (k, name) in node.outputs.enumerated() where k > 0 && !name.isEmpty && !(node.opType.hasPrefix("Skip") && k == 3) {
+                    types[name] = .float
+                }
+            }
+        }
+        return types
+    }
+}
