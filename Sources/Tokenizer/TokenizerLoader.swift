@@ -40,6 +40,13 @@ struct TokenizerFileContents {
         try Self.checkDecoder(sections["decoder"] ?? .null, file: file)
         try Self.checkPostProcessor(sections["post_processor"] ?? .null, path: "post_processor", file: file)
         let declared = try Self.parseAddedTokens(sections["added_tokens"] ?? .array([]), file: file)
+        // Tables are indexed by id: refuse ids far beyond the vocabulary instead of allocating for them.
+        let idLimit = max(model.vocabIDs.count * 4, 1 << 20)
+        if let tooLarge = model.vocabIDs.first(where: { Int($0) >= idLimit }) {
+            throw TokenizerError.invalidValue(
+                file: file, path: "model.vocab",
+                message: "token id \(tooLarge) is out of range for a vocabulary of \(model.vocabIDs.count) tokens")
+        }
 
         let modelIndex = TokenStringIndex(arena: model.arena, ranges: model.vocabRanges, ids: model.vocabIDs)
         encoder = try model.makeEncoder(index: modelIndex, file: file)

@@ -78,6 +78,8 @@ import Testing
         #expect(error(Self.validJSON(merges: #"[["h", "e", "l"]]"#))
             == .invalidValue(file: "test/tokenizer.json", path: "model.merges[0]", message: "expected a pair of tokens, found 3"))
         #expect(error(Self.validJSON(extraVocab: #", "he": -1"#)) != nil)
+        #expect(error(Self.validJSON(extraVocab: #", "he": 256, "hel": 2000000000"#))
+            == .invalidValue(file: "test/tokenizer.json", path: "model.vocab", message: "token id 2000000000 is out of range for a vocabulary of 258 tokens"))
         #expect(error(#"{"version": "1.0"}"#) == .missingField(file: "test/tokenizer.json", path: "model"))
         #expect(error(Self.validJSON(addedTokens: #"[{"id": 300}]"#))
             == .missingField(file: "test/tokenizer.json", path: "added_tokens[0].content"))
