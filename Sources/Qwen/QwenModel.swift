@@ -198,6 +198,7 @@ public final class QwenModel: Sendable {
                     var cache = self.makeCache()
                     let result = try self.generate(promptIds: try ids(), parameters: parameters, cache: &cache) { id, text in
                         continuation.yield(.token(id: id, text: text))
+                        activity.yielded()
                         return !cancelled.isSet
                     }
                     activity.finished(result.stopReason, tokens: result.generatedTokenIds.count)
@@ -234,6 +235,14 @@ final class StreamActivity: @unchecked Sendable {
     }
     private let lock = NSLock()
     private var state = Snapshot()
+    private var gate: (@Sendable () -> Void)?
+    /// Runs `body` on the generation thread after each streamed token, before it checks for
+    /// cancellation (tests use it to hold a fast generation until its consumer has gone).
+    func setTokenGate(_ body: (@Sendable () -> Void)?) { lock.lock(); gate = body; lock.unlock() }
+    func yielded() {
+        lock.lock(); let body = gate; lock.unlock()
+        body?()
+    }
     func started() { lock.lock(); state.running += 1; lock.unlock() }
     func finished(_ reason: StopReason?, tokens: Int) {
         lock.lock()

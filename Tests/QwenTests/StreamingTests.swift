@@ -60,27 +60,59 @@ import Testing
         #expect(activity.running == 0 && activity.failed == 1)
     }
 
-    /// Breaking out of the `for try await` loop stops the generation: its thread ends with
-    /// `.cancelled` long before the 200 tokens it was asked for.
+    /// Holds the generation thread after its `n`-th streamed token until `release()` (so that a
+    /// fast tiny-model generation cannot finish before its consumer reacts).
+    final class Gate: @unchecked Sendable {
+        private let lock = NSLock()
+        private var tokens = 0
+        private let hold: Int
+        private let semaphore = DispatchSemaphore(value: 0)
+        init(holdAfter n: Int) { hold = n }
+        func tokenYielded() {
+            lock.lock(); tokens += 1; let wait = tokens == hold; lock.unlock()
+            if wait { _ = semaphore.wait(timeout: .now() + 30) }
+        }
+        func release() { semaphore.signal() }
+    }
+
+    /// Breaking out of the `for try await` loop stops the generation: its thread, held after the
+    /// 2nd token until the loop is left, ends with `.cancelled` and 2 tokens instead of 200.
     @Test func breakingOutOfTheLoopCancels() async throws {
         let f = Fixture.untied
         let model = try await QwenModel.load(directory: f.directory)
+        let gate = Gate(holdAfter: 2)
+        model.streamActivity.setTokenGate { gate.tokenYielded() }
         var seen = 0
         for try await event in model.generate(promptIds: f.promptIds, parameters: greedyNoStop(200)) {
             if case .token = event { seen += 1 }
             if seen == 2 { break }
         }
+        gate.release()
         #expect(seen == 2)
         let activity = try await model.waitForStreamsToEnd()
         #expect(activity.running == 0)
         #expect(activity.stopped == [.cancelled: 1], "\(activity)")
-        #expect(activity.generatedTokens < 200, "\(activity.generatedTokens) tokens generated")
+        #expect(activity.generatedTokens == 2)
     }
 
-    /// Cancelling the consuming task ends the stream and the generation.
+    /// Without the hold, a consumer that stops reading still ends the generation early or it runs
+    /// to its end; either way the thread finishes and nothing is left running.
+    @Test func abandonedStreamsFinish() async throws {
+        let f = Fixture.untied
+        let model = try await QwenModel.load(directory: f.directory)
+        for try await _ in model.generate(promptIds: f.promptIds, parameters: greedyNoStop(200)) { break }
+        let activity = try await model.waitForStreamsToEnd()
+        #expect(activity.running == 0)
+        #expect(activity.stopped[.cancelled, default: 0] + activity.stopped[.maxTokens, default: 0] == 1)
+    }
+
+    /// Cancelling the consuming task ends the stream and the generation (held after its 1st token
+    /// until the task is cancelled).
     @Test func cancellingTheTaskCancels() async throws {
         let f = Fixture.untied
         let model = try await QwenModel.load(directory: f.directory)
+        let gate = Gate(holdAfter: 1)
+        model.streamActivity.setTokenGate { gate.tokenYielded() }
         let (firstToken, signal) = AsyncStream<Void>.makeStream()
         let consumer = Task {
             var count = 0
@@ -95,11 +127,12 @@ import Testing
         for await _ in firstToken { break }
         consumer.cancel()
         let count = try? await consumer.value
+        gate.release()
         let activity = try await model.waitForStreamsToEnd()
         #expect(activity.running == 0)
         #expect(activity.stopped == [.cancelled: 1], "\(activity)")
-        #expect(activity.generatedTokens < 200)
-        if let count { #expect(count < 200) }
+        #expect(activity.generatedTokens == 1)
+        #expect(count == nil || count == 1)
     }
 
     /// Four generations at once on one loaded model (each with its own KV cache, different

@@ -1,0 +1,352 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark: qwen-run vs ONNX Runtime (and llama.cpp when given) on the same model.
+
+Usage (through the shell wrapper, which sets up the pinned venv):
+    scripts/bench [--runs 3] [--json] [--model Models/qwen2.5-coder-0.5b-instruct]
+                  [--scratch-path .build] [--no-build] [--max-tokens 64] [--threads 2]
+    LLAMA_CPP_BIN=/path/to/llama-bench scripts/bench     # adds llama.cpp on the GGUF
+
+What runs, in interleaved rounds (after one untimed warm-up round that also fills the page cache):
+  ours   `qwen-run --model DIR --onnx model_q4f16.onnx --prompt TEXT --greedy --max-tokens 64 --json`
+         (release build with -Xswiftc -target-cpu -Xswiftc native); its own stats: load_s, prefill and
+         decode tok/s, peak RSS.
+  ORT    onnxruntime 1.31.1 (pinned), CPU EP, intra_op_num_threads 2, ORT_ENABLE_ALL, a Python greedy
+         loop over the same onnx/model_q4f16.onnx and the same prompt ids, in its own process (imports
+         only numpy + onnxruntime).
+  llama  when LLAMA_CPP_BIN is set: `llama-bench -p <prompt tokens> -n 64 -t 2 -o json` (synthetic
+         prompt of the same length) or `llama-cli` (same prompt text, greedy, timings parsed from its
+         log) on Models/gguf/qwen2.5-coder-0.5b-instruct.gguf (LLAMA_CPP_GGUF overrides).
+
+Measured the same way for ours and ORT:
+  prefill tok/s = prompt tokens / time of the one run over the whole prompt
+  decode tok/s  = (generated - 1) / time from the end of prefill to the last generated token
+                  (each step: argmax over the vocabulary + one single-token run with the KV cache)
+  load s        = model load (qwen-run: reading, mapping and planning; ORT: InferenceSession creation)
+  peak RSS      = the process's maximum resident set (wait4 ru_maxrss; the Python process of the ORT
+                  run includes the interpreter and numpy, ~40 MB)
+Both stop after an eos id (as qwen-run does), so the prompt is one that makes the model write >64
+tokens; the table says how many were generated. Medians over the timed rounds.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ORT_VERSION = "1.31.1"
+
+# A chat prompt of ~128 tokens (Qwen2.5 template with its default system message) asking for code,
+# so that greedy decoding writes well over 64 tokens.
+PROMPT = """Here is a Python function that computes running statistics over a list of numbers:
+
+def stats(xs):
+    total = 0
+    for x in xs:
+        total += x
+    mean = total / len(xs)
+    var = sum((x - mean) ** 2 for x in xs) / len(xs)
+    return mean, var
+
+Rewrite it in Swift as a generic function over BinaryFloatingPoint with a single pass (Welford's algorithm). Explain each step."""
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def run_measured(cmd: list[str], env: dict | None = None) -> tuple[int, str, str, float, float]:
+    """Runs cmd; returns (exit code, stdout, stderr, wall seconds, peak RSS MB of that process)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        p = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
+        _, status, usage = os.wait4(p.pid, 0)
+        wall = time.perf_counter() - t0
+        p.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return (p.returncode, out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace"),
+                wall, usage.ru_maxrss / 1024)
+
+
+# ---------------------------------------------------------------------------------------------
+# ONNX Runtime worker (runs in its own process: `bench.py --ort-worker SPEC.json`)
+
+def ort_worker(spec_path: str) -> int:
+    import numpy as np
+    import onnxruntime as ort
+
+    spec = json.loads(Path(spec_path).read_text())
+    if ort.__version__ != ORT_VERSION:
+        raise SystemExit(f"onnxruntime {ort.__version__}, expected {ORT_VERSION} (scripts/requirements.txt)")
+    t0 = time.perf_counter()
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.intra_op_num_threads = spec["threads"]
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    session = ort.InferenceSession(spec["model"], sess_options=so, providers=["CPUExecutionProvider"])
+    load_s = time.perf_counter() - t0
+
+    inputs = {i.name: i for i in session.get_inputs()}
+    output_names = [o.name for o in session.get_outputs()]
+    past_names = [n for n in inputs if n.startswith("past_key_values.")]
+    present_of = {n: n.replace("past_key_values.", "present.", 1) for n in past_names}
+    index = {n: output_names.index(present_of[n]) for n in past_names}
+    logits_index = output_names.index("logits")
+    past = {}
+    for n in past_names:
+        shape = inputs[n].shape
+        past[n] = np.zeros((1, int(shape[1]), 0, int(shape[3])), dtype=np.float32)
+    length = 0
+
+    def step(ids: list[int]):
+        nonlocal past, length
+        feeds = {
+            "input_ids": np.asarray([ids], dtype=np.int64),
+            "attention_mask": np.ones((1, length + len(ids)), dtype=np.int64),
+            "position_ids": np.arange(length, length + len(ids), dtype=np.int64)[None, :],
+        }
+        feeds.update(past)
+        outs = session.run(output_names, {k: v for k, v in feeds.items() if k in inputs})
+        past = {n: outs[index[n]] for n in past_names}
+        length += len(ids)
+        return outs[logits_index][0, -1]
+
+    prompt = spec["prompt_ids"]
+    eos = set(spec["eos"])
+    t0 = time.perf_counter()
+    logits = step(prompt)
+    prefill_s = time.perf_counter() - t0
+    generated = []
+    t1 = time.perf_counter()
+    while True:
+        nxt = int(np.argmax(logits))
+        generated.append(nxt)
+        if nxt in eos or len(generated) >= spec["max_tokens"]:
+            break
+        logits = step([nxt])
+    decode_s = time.perf_counter() - t1
+    print(json.dumps({
+        "load_s": load_s, "prefill_s": prefill_s, "decode_s": decode_s,
+        "prompt_tokens": len(prompt), "generated_ids": generated,
+        "prefill_tokens_per_s": len(prompt) / prefill_s,
+        "decode_tokens_per_s": (len(generated) - 1) / decode_s if decode_s > 0 else 0.0,
+    }))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# The systems
+
+def run_ours(binary: Path, model_dir: Path, onnx_name: str, max_tokens: int) -> dict:
+    cmd = [str(binary), "--model", str(model_dir), "--onnx", onnx_name, "--prompt", PROMPT,
+           "--greedy", "--max-tokens", str(max_tokens), "--json"]
+    code, out, err, wall, rss = run_measured(cmd)
+    if code != 0:
+        raise SystemExit(f"qwen-run failed ({code}):\n{err}")
+    r = json.loads(out)
+    s = r["stats"]
+    return {"load_s": s["load_s"], "prefill_tokens_per_s": s["prefill_tokens_per_s"],
+            "decode_tokens_per_s": s["decode_tokens_per_s"], "peak_rss_mb": rss,
+            "self_reported_peak_rss_mb": s["peak_rss_mb"], "wall_s": wall,
+            "prompt_ids": r["prompt_ids"], "generated_ids": r["generated_ids"]}
+
+
+def run_ort(spec_file: Path) -> dict:
+    code, out, err, wall, rss = run_measured([sys.executable, __file__, "--ort-worker", str(spec_file)])
+    if code != 0:
+        raise SystemExit(f"ONNX Runtime worker failed ({code}):\n{err}")
+    r = json.loads(out.strip().splitlines()[-1])
+    r["peak_rss_mb"] = rss
+    r["wall_s"] = wall
+    return r
+
+
+def run_llama(binary: str, gguf: Path, prompt_tokens: int, max_tokens: int, threads: int) -> dict:
+    name = Path(binary).name
+    if "bench" in name:
+        cmd = [binary, "-m", str(gguf), "-p", str(prompt_tokens), "-n", str(max_tokens), "-t", str(threads),
+               "-r", "1", "-o", "json"]
+        code, out, err, wall, rss = run_measured(cmd)
+        if code != 0:
+            raise SystemExit(f"{name} failed ({code}):\n{err}")
+        rows = json.loads(out)
+        pp = next(r for r in rows if r.get("n_prompt", 0) > 0 and r.get("n_gen", 0) == 0)
+        tg = next(r for r in rows if r.get("n_gen", 0) > 0 and r.get("n_prompt", 0) == 0)
+        return {"prefill_tokens_per_s": pp["avg_ts"], "decode_tokens_per_s": tg["avg_ts"], "load_s": None,
+                "peak_rss_mb": rss, "wall_s": wall, "how": "llama-bench (synthetic prompt of the same length)"}
+    # llama-cli: greedy on the same prompt text (raw; its own chat handling is off), timings from its log.
+    cmd = [binary, "-m", str(gguf), "-p", PROMPT, "-n", str(max_tokens), "-t", str(threads), "--temp", "0",
+           "-no-cnv", "--no-warmup"]
+    code, out, err, wall, rss = run_measured(cmd)
+    if code != 0:
+        raise SystemExit(f"{name} failed ({code}):\n{err}")
+    text = out + err
+
+    def rate(label: str) -> float | None:
+        m = re.search(label + r" time =\s*[\d.]+ ms /\s*\d+ (?:tokens|runs).*?([\d.]+) tokens per second", text)
+        return float(m.group(1)) if m else None
+
+    load = re.search(r"load time =\s*([\d.]+) ms", text)
+    return {"prefill_tokens_per_s": rate("prompt eval"), "decode_tokens_per_s": rate(r"(?<!prompt )eval"),
+            "load_s": float(load.group(1)) / 1000 if load else None, "peak_rss_mb": rss, "wall_s": wall,
+            "how": "llama-cli (raw prompt text, greedy)"}
+
+
+def llama_gguf(binary: str, source: Path, explicit: bool) -> Path:
+    """The GGUF llama.cpp runs. The fetched file's tensors are Q5_0/Q6_K/Q8_0; the fair rival of our
+    4-bit block-32 weights is pure Q4_0 (also 4.5 bits/weight), made once with the llama-quantize next
+    to LLAMA_CPP_BIN when there is one. LLAMA_CPP_GGUF names a file to use as is."""
+    if not source.exists():
+        raise SystemExit(f"LLAMA_CPP_BIN is set but {source} is missing (scripts/fetch_gguf.sh)")
+    if explicit:
+        return source
+    q4 = source.with_name(source.stem + "-q4_0-pure.gguf")
+    if q4.exists():
+        return q4
+    quantize = Path(binary).with_name("llama-quantize")
+    if quantize.exists():
+        log(f"making {q4.name} with {quantize} (--pure Q4_0)")
+        subprocess.run([str(quantize), "--allow-requantize", "--pure", str(source), str(q4), "Q4_0"],
+                       check=True, stdout=sys.stderr, stderr=sys.stderr)
+        return q4
+    log(f"no llama-quantize next to {binary}: llama.cpp runs {source.name} as fetched (Q5_0/Q6_K/Q8_0, not Q4_0)")
+    return source
+
+
+# ---------------------------------------------------------------------------------------------
+
+METRICS = [("prefill_tokens_per_s", "prefill tok/s", "{:.1f}"), ("decode_tokens_per_s", "decode tok/s", "{:.1f}"),
+           ("load_s", "load s", "{:.3f}"), ("peak_rss_mb", "peak RSS MB", "{:.0f}")]
+
+
+def median(runs: list[dict], key: str):
+    values = [r[key] for r in runs if r.get(key) is not None]
+    return statistics.median(values) if values else None
+
+
+def main() -> int:
+    if len(sys.argv) == 3 and sys.argv[1] == "--ort-worker":
+        return ort_worker(sys.argv[2])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", type=Path, default=ROOT / "Models/qwen2.5-coder-0.5b-instruct")
+    ap.add_argument("--onnx", default="model_q4f16.onnx", help="file inside MODEL/onnx/")
+    ap.add_argument("--runs", type=int, default=3, help="timed interleaved rounds (after one warm-up)")
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--max-tokens", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads, llama.cpp threads")
+    ap.add_argument("--scratch-path", type=Path, default=ROOT / ".build", help="SwiftPM scratch path")
+    ap.add_argument("--no-build", action="store_true", help="use the existing release qwen-run")
+    ap.add_argument("--json", action="store_true", help="print one JSON object (the table goes to stderr)")
+    args = ap.parse_args()
+
+    model_dir = args.model.resolve()
+    onnx_path = model_dir / "onnx" / args.onnx
+    if not onnx_path.exists():
+        raise SystemExit(f"{onnx_path} is missing: build the default model with scripts/build_default_model.sh")
+
+    scratch = args.scratch_path if args.scratch_path.is_absolute() else (Path.cwd() / args.scratch_path)
+    if not args.no_build:
+        log(f"building qwen-run (release, -target-cpu native, scratch {scratch})")
+        subprocess.run(["swift", "build", "-c", "release", "-Xswiftc", "-target-cpu", "-Xswiftc", "native",
+                        "--product", "qwen-run", "--scratch-path", str(scratch)], cwd=ROOT, check=True,
+                       stdout=sys.stderr)
+    binary = scratch / "release" / "qwen-run"
+    if not binary.exists():
+        raise SystemExit(f"{binary} is missing (drop --no-build)")
+
+    # The prompt ids, from HF (transformers' chat template + tokenizers), checked against qwen-run's.
+    import transformers
+    from transformers import AutoTokenizer
+
+    transformers.logging.set_verbosity_error()
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    text = tok.apply_chat_template([{"role": "user", "content": PROMPT}], tokenize=False, add_generation_prompt=True)
+    prompt_ids = tok(text, add_special_tokens=False).input_ids
+    gen = json.loads((model_dir / "generation_config.json").read_text())
+    eos = gen["eos_token_id"] if isinstance(gen["eos_token_id"], list) else [gen["eos_token_id"]]
+    spec_file = Path(tempfile.mkstemp(prefix="bench-ort-", suffix=".json")[1])
+    spec_file.write_text(json.dumps({"model": str(onnx_path), "prompt_ids": prompt_ids, "eos": eos,
+                                     "max_tokens": args.max_tokens, "threads": args.threads}))
+    log(f"prompt: {len(prompt_ids)} tokens (chat template), {args.max_tokens} new tokens, "
+        f"{args.runs} timed rounds after {args.warmup} warm-up")
+
+    llama_bin = os.environ.get("LLAMA_CPP_BIN")
+    gguf = Path(os.environ.get("LLAMA_CPP_GGUF", ROOT / "Models/gguf/qwen2.5-coder-0.5b-instruct.gguf"))
+    if llama_bin:
+        gguf = llama_gguf(llama_bin, gguf, explicit="LLAMA_CPP_GGUF" in os.environ)
+
+    systems = ["ours", "ort"] + (["llama.cpp"] if llama_bin else [])
+    runs: dict[str, list[dict]] = {s: [] for s in systems}
+    for round_ in range(args.warmup + args.runs):
+        timed = round_ >= args.warmup
+        order = systems[round_ % len(systems):] + systems[:round_ % len(systems)]  # rotate who goes first
+        for s in order:
+            if s == "ours":
+                r = run_ours(binary, model_dir, args.onnx, args.max_tokens)
+                if r["prompt_ids"] != prompt_ids:
+                    raise SystemExit(f"qwen-run's prompt ids differ from HF's:\n ours {r['prompt_ids']}\n HF   {prompt_ids}")
+            elif s == "ort":
+                r = run_ort(spec_file)
+            else:
+                r = run_llama(llama_bin, gguf, len(prompt_ids), args.max_tokens, args.threads)
+            log(f"{'round ' + str(round_ - args.warmup + 1) if timed else 'warm-up'} {s:9s} "
+                + "  ".join(f"{label} " + (fmt.format(r[k]) if r.get(k) is not None else "-") for k, label, fmt in METRICS))
+            if timed:
+                runs[s].append(r)
+    spec_file.unlink(missing_ok=True)
+
+    summary = {s: {k: median(runs[s], k) for k, _, _ in METRICS} for s in systems}
+    ours_ids, ort_ids = runs["ours"][-1]["generated_ids"], runs["ort"][-1]["generated_ids"]
+    agree = next((i for i, (a, b) in enumerate(zip(ours_ids, ort_ids)) if a != b), min(len(ours_ids), len(ort_ids)))
+    ratios = {}
+    for k, _, _ in METRICS:
+        a, b = summary["ours"][k], summary["ort"][k]
+        ratios[k] = a / b if a is not None and b else None
+
+    def fmt(v, f):
+        return f.format(v) if v is not None else "-"
+
+    lines = []
+    header = f"| system | {' | '.join(label for _, label, _ in METRICS)} | generated |"
+    lines += [header, "|" + "---|" * (len(METRICS) + 2)]
+    names = {"ours": f"qwen-run ({args.onnx})", "ort": f"ONNX Runtime {ORT_VERSION} ({args.onnx}, ENABLE_ALL, {args.threads} thr)",
+             "llama.cpp": f"llama.cpp ({gguf.name}, {args.threads} thr)"}
+    for s in systems:
+        gen_count = len(runs[s][-1]["generated_ids"]) if "generated_ids" in runs[s][-1] else args.max_tokens
+        lines.append(f"| {names[s]} | " + " | ".join(fmt(summary[s][k], f) for k, _, f in METRICS) + f" | {gen_count} |")
+    lines.append("| **ours / ORT** | " + " | ".join(fmt(ratios[k], "{:.2f}×") for k, _, _ in METRICS) + " | |")
+    if "llama.cpp" in systems:
+        lr = {k: (summary["ours"][k] / summary["llama.cpp"][k]) if summary["ours"][k] is not None and summary["llama.cpp"][k] else None
+              for k, _, _ in METRICS}
+        lines.append("| **ours / llama.cpp** | " + " | ".join(fmt(lr[k], "{:.2f}×") for k, _, _ in METRICS) + " | |")
+    notes = [f"prompt {len(prompt_ids)} tokens (chat template; ids identical for qwen-run and HF), "
+             f"greedy, up to {args.max_tokens} new tokens; medians of {args.runs} interleaved rounds",
+             f"generated ids, ours vs ORT ENABLE_ALL: {'identical' if ours_ids == ort_ids else f'first difference at step {agree}'}",
+             f"machine: {platform.machine()}, {os.cpu_count()} CPUs; higher is better for tok/s, lower for load and RSS"]
+    table = "\n".join(lines + [""] + notes)
+
+    if args.json:
+        print(table, file=sys.stderr)
+        print(json.dumps({"prompt_tokens": len(prompt_ids), "max_tokens": args.max_tokens, "runs": args.runs,
+                          "threads": args.threads, "onnx": args.onnx, "summary": summary, "ratios_ours_over_ort": ratios,
+                          "generated_ids_identical": ours_ids == ort_ids, "first_difference": None if ours_ids == ort_ids else agree,
+                          "raw": {s: [{k: v for k, v in r.items() if k not in ("prompt_ids",)} for r in runs[s]] for s in systems}},
+                         indent=1))
+    else:
+        print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
