@@ -28,8 +28,10 @@ let package = Package(
         ),
         // Protobuf wire reader, ModelProto & co, external data (mmap, bounds, safe paths).
         .target(name: "ONNX"),
+        // Hot int4 kernels in C with x86 intrinsics, chosen at run time by CPU features.
+        .target(name: "CKernels"),
         // Raw-pointer numeric kernels: int4 GEMV/GEMM, fp16 conversion, BLAS, softmax, norms.
-        .target(name: "Kernels", dependencies: ["COpenBLAS"]),
+        .target(name: "Kernels", dependencies: ["COpenBLAS", "CKernels"]),
         // Tensor, Graph, Session, operators, passes.
         .target(name: "Runtime", dependencies: ["ONNX", "Kernels"]),
         // tokenizer.json byte-level BPE, pre-tokenizer, streaming decode, chat templates.
@@ -44,7 +46,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "ONNXTests", dependencies: ["ONNX"]),
-        .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CKernels"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer"]),
         .testTarget(name: "QwenTests", dependencies: ["Qwen"]),

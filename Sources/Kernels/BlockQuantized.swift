@@ -1,3 +1,5 @@
+import CKernels
+
 /// A weight matrix quantized in blocks along K, in the layout of ONNX Runtime's
 /// `com.microsoft.MatMulNBits`:
 ///
@@ -31,6 +33,8 @@ public struct BlockQuantizedMatrix: @unchecked Sendable {
     public let data: UnsafePointer<UInt8>
     public let scales: Scales
     public let zeroPoints: ZeroPoints
+    /// Use the C kernels when they fit (false forces the portable Swift kernels, for tests).
+    public var allowsNativeKernels = true
 
     public var blocksPerRow: Int { (k + blockSize - 1) / blockSize }
     /// Bytes of one block of one row.
@@ -91,6 +95,27 @@ public struct BlockQuantizedMatrix: @unchecked Sendable {
     public var chunksPerRow: Int { bits == 4 ? rowBytes / 64 : 0 }
     /// Lanes of a 16-lane chunk vector that share one block (lane j covers weights 8j..8j+7).
     var lanesPerBlock: Int { min(16, blockSize / 8) }
+
+    /// Whether the C kernels (AVX-512 or AVX2, chosen at run time) serve this matrix: 4 bits,
+    /// block 32, symmetric or packed zero points. They take activations in natural order.
+    public var usesNativeKernels: Bool {
+        guard allowsNativeKernels, bits == 4, blockSize == 32, qk_q4_isa() > 0 else { return false }
+        switch zeroPoints {
+        case .none, .packed: return true
+        default: return false
+        }
+    }
+
+    /// The C kernels' arguments for this matrix.
+    @inline(__always)
+    private func withNativeArguments<R>(_ body: (UnsafePointer<UInt16>?, UnsafePointer<Float>?, UnsafePointer<UInt8>?) -> R) -> R {
+        var zp: UnsafePointer<UInt8>?
+        if case .packed(let p) = zeroPoints { zp = p }
+        switch scales {
+        case .half(let p): return body(UnsafeRawPointer(p).assumingMemoryBound(to: UInt16.self), nil, zp)
+        case .float(let p): return body(nil, p, zp)
+        }
+    }
 }
 
 // MARK: - Packed order
@@ -107,6 +132,10 @@ extension BlockQuantizedMatrix {
     /// Lays out one activation row `a` (`k` values) in packed order into `dst` (`paddedK`
     /// values, zero beyond `k`).
     public func pack(activations a: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>) {
+        if usesNativeKernels {
+            for e in 0..<paddedK { dst[e] = e < k ? a[e] : 0 }
+            return
+        }
         let chunked = chunksPerRow * 128
         for c in 0..<chunksPerRow {
             let e0 = c * 128
@@ -136,6 +165,12 @@ extension BlockQuantizedMatrix {
 
     /// Dot products of rows `rows` with one packed activation row (`pack`), into `y[row]`.
     public func gemv(packed a: UnsafePointer<Float>, rows: Range<Int>, into y: UnsafeMutablePointer<Float>) {
+        if usesNativeKernels {
+            let done = withNativeArguments { s16, s32, zp in
+                qk_q4_gemv(data, s16, s32, zp, blocksPerRow, a, rows.lowerBound, rows.upperBound, y)
+            }
+            if done != 0 { return }
+        }
         // Specialised for the q4f16 / q4 exports (block 32, symmetric); anything else is generic.
         switch (scales, zeroPoints, lanesPerBlock) {
         case (.half(let p), .none, 4): gemvKernel(HalfLanes4(p: p), defaultOffset, packed: a, rows: rows, into: y)
@@ -206,6 +241,12 @@ extension BlockQuantizedMatrix {
     /// Writes rows `rows` dequantized to float32 in packed order into `dst` (`[rows.count, ld]`,
     /// `paddedK` values per row), for a GEMM against activations laid out with `pack`.
     public func dequantize(rows: Range<Int>, into dst: UnsafeMutablePointer<Float>, ld: Int) {
+        if usesNativeKernels {
+            let done = withNativeArguments { s16, s32, zp in
+                qk_q4_dequantize(data, s16, s32, zp, blocksPerRow, rows.lowerBound, rows.upperBound, dst, ld)
+            }
+            if done != 0 { return }
+        }
         switch (scales, zeroPoints, lanesPerBlock) {
         case (.half(let p), .none, 4): dequantizeKernel(HalfLanes4(p: p), defaultOffset, rows: rows, into: dst, ld: ld)
         case (.float(let p), .none, 4): dequantizeKernel(FloatLanes4(p: p), defaultOffset, rows: rows, into: dst, ld: ld)

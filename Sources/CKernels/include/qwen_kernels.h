@@ -1,0 +1,38 @@
+#ifndef QWEN_KERNELS_H
+#define QWEN_KERNELS_H
+
+// Hot int4 kernels in C with x86 intrinsics, selected at run time by CPU features (as ONNX
+// Runtime's MLAS and ggml do), so the package needs no compiler flags. Each entry point returns 0
+// when no SIMD implementation fits this CPU; the Swift kernels then do the work.
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Which implementation the q4 kernels use here: 2 = AVX-512 (F/BW/VL), 1 = AVX2+FMA+F16C, 0 = none.
+int qk_q4_isa(void);
+
+/// y[r] = sum_k (q[r,k] - zp[r,k/32]) * scale[r,k/32] * a[k] for rows [row_begin, row_end).
+///
+/// Weights in MatMulNBits layout, 4 bits, block 32: `data` is [N, blocks, 16] bytes (element 2j
+/// in the low nibble of byte j); `scales` is [N, blocks] float16 (`scales_f16`) or float32
+/// (`scales_f32`), exactly one non-null; `zero_points` is null (zero point 8) or packed
+/// [N, (blocks + 1) / 2] bytes. `a` holds blocks * 32 floats (zero beyond K).
+int qk_q4_gemv(const uint8_t *data, const uint16_t *scales_f16, const float *scales_f32,
+               const uint8_t *zero_points, size_t blocks, const float *a,
+               size_t row_begin, size_t row_end, float *y);
+
+/// Dequantizes rows [row_begin, row_end) to float32: out[(r - row_begin) * ld + k] for
+/// k < blocks * 32. Same layout and arguments as `qk_q4_gemv`.
+int qk_q4_dequantize(const uint8_t *data, const uint16_t *scales_f16, const float *scales_f32,
+                     const uint8_t *zero_points, size_t blocks,
+                     size_t row_begin, size_t row_end, float *out, size_t ld);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
