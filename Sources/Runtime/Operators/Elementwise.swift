@@ -287,18 +287,38 @@ enum UnaryFunction: Sendable {
 
 struct UnaryOperator: Operator {
     let function: UnaryFunction
+
+    /// Applies `f` over float32 or float16 elements (float16 computed in float32, rounded once).
+    @inline(__always)
+    private func map(_ x: Tensor, _ out: Tensor, _ f: (Float) -> Float) {
+        let n = x.count
+        if x.dtype == .float {
+            let px = x.pointer(as: Float.self), po = out.pointer(as: Float.self)
+            for i in 0..<n { po[i] = f(px[i]) }
+        } else {
+            let px = x.pointer(as: Float16.self), po = out.pointer(as: Float16.self)
+            for i in 0..<n { po[i] = Float16(f(Float(px[i]))) }
+        }
+    }
+
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
         let x = try inputs.required(0)
         let out = Tensor(dtype: x.dtype, shape: x.shape)
         let n = x.count
         let f = function
         switch x.dtype {
-        case .float:
-            let px = x.pointer(as: Float.self), po = out.pointer(as: Float.self)
-            for i in 0..<n { po[i] = f.apply(px[i]) }
-        case .float16:
-            let px = x.pointer(as: Float16.self), po = out.pointer(as: Float16.self)
-            for i in 0..<n { po[i] = Float16(f.apply(Float(px[i]))) }
+        case .float, .float16:
+            // One loop per function, so each is a straight-line (vectorisable) loop.
+            switch f {
+            case .neg: map(x, out) { -$0 }
+            case .sqrt: map(x, out) { $0.squareRoot() }
+            case .reciprocal: map(x, out) { 1 / $0 }
+            case .sigmoid: map(x, out) { UnaryFunction.sigmoid.apply($0) }
+            case .exp: map(x, out) { Foundation.expf($0) }
+            case .cos: map(x, out) { Foundation.cosf($0) }
+            case .sin: map(x, out) { Foundation.sinf($0) }
+            default: map(x, out) { f.apply($0) }
+            }
         case .double:
             let px = x.pointer(as: Double.self), po = out.pointer(as: Double.self)
             for i in 0..<n { po[i] = f.apply(px[i]) }
