@@ -7,10 +7,12 @@ standard library's: about 4,600 code points are letters for Swift but not for th
 exact we take the classes from the reference itself: every code point is run through a `Split`
 pre-tokenizer with the class as pattern, and the members are written out as ranges.
 
-Also generated: the code points after which text may not be in NFC form ("NFC-unsafe": canonical
-combining class not 0, or NFC quick-check No/Maybe). Text made only of other code points is
-already NFC, so the normalizer only runs the full algorithm around unsafe spans. The set is the
-union of what Python's `unicodedata` and the reference's own NFC normalizer show.
+Also generated: NFC data as the reference normalizer knows it (its Unicode version, 9.0, is
+older than Python's or Swift's, so using either of those would normalize new characters the
+reference leaves alone): combining classes, canonical decompositions and compositions, found by
+probing the reference's NFD/NFC with candidates from Python's `unicodedata`; and the "NFC-unsafe"
+code points (non-zero class, decomposable, or second half of a composition). Text made only of
+other code points is already NFC, so the normalizer only works around unsafe spans.
 
 Also checked here (and encoded in the Swift scanner): which characters the case-insensitive
 contraction group `(?i:'s|'t|'re|'ve|'m|'ll|'d)` accepts for each letter.
@@ -48,36 +50,83 @@ def ranges(points):
     return out
 
 
-def nfc_unsafe():
-    """Code points that can change under NFC or interact with their neighbours."""
+def nfc_tables():
+    """Canonical combining classes, decompositions and compositions as the reference normalizer
+    knows them (its Unicode version is older than Python's: probing it, not Python's tables, is
+    what makes our NFC exact). Python's `unicodedata` (a newer Unicode) supplies the candidates."""
     import unicodedata
 
+    nfd = normalizers.NFD()
     nfc = normalizers.NFC()
-    unsafe = set()
+    candidates = [c for c in CODE_POINTS if unicodedata.combining(chr(c))]
+    # Combining classes: place each candidate next to a representative mark of every class and see
+    # whether the reference reorders the pair.
+    reps = {}
     for c in CODE_POINTS:
-        ch = chr(c)
-        if unicodedata.combining(ch) != 0:
-            unsafe.add(c)  # reorders / composes with the preceding starter
-        if unicodedata.normalize("NFC", ch) != ch:
-            unsafe.add(c)  # quick-check No for Python
-    # Quick-check No for the reference normalizer itself.
+        v = unicodedata.combining(chr(c))
+        if v and v not in reps and nfd.normalize_str("a" + chr(c)) == "a" + chr(c):
+            reps[v] = c
+    # A representative the reference does not know (newer than its Unicode) reorders nothing;
+    # it then only narrows nothing down, which the `inside` fallback below absorbs.
+    known_reps = reps
+    classes = {}
+    for c in candidates:
+        below, above = [], []
+        for v, m in sorted(known_reps.items()):
+            if nfd.normalize_str(chr(m) + chr(c)) == chr(c) + chr(m):
+                below.append(v)  # ccc(c) < v
+            if nfd.normalize_str(chr(c) + chr(m)) == chr(m) + chr(c):
+                above.append(v)  # ccc(c) > v
+        if not below and not above:
+            continue  # a starter for the reference
+        equal = [v for v in known_reps if v not in below and v not in above]
+        lo, hi = max(above, default=0), min(below, default=255)
+        inside = [v for v in equal if lo < v < hi]
+        classes[c] = inside[0] if inside else (lo + hi) // 2
+    # Decompositions (full, canonical), except Hangul syllables (algorithmic).
+    decompositions = {}
     for c in CODE_POINTS:
-        if c in unsafe:
+        if 0xAC00 <= c <= 0xD7A3:
             continue
-        if nfc.normalize_str(chr(c)) != chr(c):
-            unsafe.add(c)
-    # Quick-check Maybe: second halves of primary composites, and Hangul vowels / trailing jamo.
+        d = nfd.normalize_str(chr(c))
+        if d != chr(c):
+            decompositions[c] = [ord(x) for x in d]
+    # Compositions: Python's two-character canonical mappings that the reference also composes.
+    compositions = []
     for c in CODE_POINTS:
-        d = unicodedata.decomposition(chr(c))
-        if d and not d.startswith("<"):
-            parts = [int(x, 16) for x in d.split()]
-            if len(parts) == 2:
-                unsafe.add(parts[1])
-                if nfc.normalize_str(chr(parts[0]) + chr(parts[1])) != chr(parts[0]) + chr(parts[1]):
-                    unsafe.add(parts[1])
-    unsafe.update(range(0x1161, 0x1176))
+        m = unicodedata.decomposition(chr(c))
+        if not m or m.startswith("<") or 0xAC00 <= c <= 0xD7A3:
+            continue
+        parts = [int(x, 16) for x in m.split()]
+        if len(parts) != 2 or c not in decompositions:
+            continue
+        full = nfd.normalize_str(chr(c))
+        if nfc.normalize_str(full) == chr(c) and nfd.normalize_str(chr(parts[0]) + chr(parts[1])) == full:
+            compositions.append((parts[0], parts[1], c))
+    # Self-check: every composite the reference produces is in the table.
+    composed = {p for _, _, p in compositions}
+    for c, d in decompositions.items():
+        if nfc.normalize_str("".join(map(chr, d))) == chr(c) and len(d) > 1:
+            assert c in composed, f"U+{c:04X} composes in the reference but has no pair"
+    return classes, decompositions, compositions
+
+
+def nfc_unsafe(classes, decompositions, compositions):
+    """Code points near which text may change under NFC: a non-zero combining class, a
+    decomposition, or the second half of a composition (quick-check Maybe)."""
+    unsafe = set(classes) | set(decompositions) | {second for _, second, _ in compositions}
+    unsafe.update(range(0xAC00, 0xD7A4))  # Hangul syllables decompose
+    unsafe.update(range(0x1161, 0x1176))  # Hangul vowels and trailing consonants compose
     unsafe.update(range(0x11A8, 0x11C3))
     return sorted(unsafe)
+
+
+def swift_flat(name, doc, rows, per_line=4):
+    lines = [f"/// {doc}", f"let {name}: [UInt32] = ["]
+    for i in range(0, len(rows), per_line):
+        lines.append("    " + " ".join(", ".join(f"0x{x:X}" for x in row) + "," for row in rows[i:i + per_line]))
+    lines.append("]")
+    return "\n".join(lines)
 
 
 def swift_array(name, doc, rs):
@@ -98,7 +147,8 @@ def main():
     letters = members(r"\p{L}")
     numbers = members(r"\p{N}")
     spaces = members(r"\s")
-    unsafe = nfc_unsafe()
+    classes, decompositions, compositions = nfc_tables()
+    unsafe = nfc_unsafe(classes, decompositions, compositions)
     # The contraction letters the scanner hard-codes: check them against the reference.
     expected = {"s": [0x53, 0x73, 0x17F], "t": [0x54, 0x74], "r": [0x52, 0x72], "e": [0x45, 0x65],
                 "v": [0x56, 0x76], "m": [0x4D, 0x6D], "l": [0x4C, 0x6C], "d": [0x44, 0x64]}
@@ -119,9 +169,19 @@ def main():
         "",
         swift_array("nfcUnsafeRanges", "Code points near which text may change under NFC.", ranges(unsafe)),
         "",
+        swift_flat("nfcCombiningClasses", "Non-zero canonical combining classes, as (code point, class) pairs.",
+                   sorted(classes.items())),
+        "",
+        swift_flat("nfcDecompositions", "Full canonical decompositions (Hangul excluded), as (code point, "
+                   "length, code points...) records.", [[c, len(d), *d] for c, d in sorted(decompositions.items())], 1),
+        "",
+        swift_flat("nfcCompositions", "Canonical compositions (Hangul excluded), as (first, second, composite) triples.",
+                   compositions),
+        "",
     ]
     OUT.write_text("\n".join(body))
-    print(f"wrote {OUT}: {len(letters)} letters, {len(numbers)} numbers, {len(spaces)} spaces")
+    print(f"wrote {OUT}: {len(letters)} letters, {len(numbers)} numbers, {len(spaces)} spaces, "
+          f"{len(classes)} combining classes, {len(decompositions)} decompositions, {len(compositions)} compositions")
 
 
 if __name__ == "__main__":
