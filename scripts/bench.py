@@ -14,8 +14,10 @@ What runs, in interleaved rounds (after one untimed warm-up round that also fill
          loop over the same onnx/model_q4f16.onnx and the same prompt ids, in its own process (imports
          only numpy + onnxruntime).
   llama  when LLAMA_CPP_BIN is set: `llama-bench -p <prompt tokens> -n 64 -t 2 -o json` (synthetic
-         prompt of the same length) or `llama-cli` (same prompt text, greedy, timings parsed from its
-         log) on Models/gguf/qwen2.5-coder-0.5b-instruct.gguf (LLAMA_CPP_GGUF overrides).
+         prompt of the same length) or `llama-cli` (same prompt text, raw, greedy, timings parsed from
+         its log) on the same weights as pure Q4_0 (Models/gguf/...-q4_0-pure.gguf, made once from
+         Models/gguf/qwen2.5-coder-0.5b-instruct.gguf with the llama-quantize next to LLAMA_CPP_BIN;
+         without one, the fetched Q5_0/Q6_K/Q8_0 file itself). LLAMA_CPP_GGUF names a file to use as is.
 
 Measured the same way for ours and ORT:
   prefill tok/s = prompt tokens / time of the one run over the whole prompt
@@ -25,7 +27,9 @@ Measured the same way for ours and ORT:
   peak RSS      = the process's maximum resident set (wait4 ru_maxrss; the Python process of the ORT
                   run includes the interpreter and numpy, ~40 MB)
 Both stop after an eos id (as qwen-run does), so the prompt is one that makes the model write >64
-tokens; the table says how many were generated. Medians over the timed rounds.
+tokens; the table says how many were generated. Medians over the timed rounds. The CPU time other
+processes take during each run is measured (/proc/stat minus the run's own) and a busy machine is
+flagged: on 2 cores, ONNX Runtime's spinning intra-op threads collapse when a core is taken.
 """
 from __future__ import annotations
 
@@ -64,13 +68,31 @@ def log(msg: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
+def busy_cpu_seconds() -> float:
+    """CPU seconds the whole machine has spent busy (/proc/stat), or 0 where there is none."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except OSError:
+        return 0.0
+    user, nice, system, idle, iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+LAST_OTHERS_CPU = 0.0
+
+
 def run_measured(cmd: list[str], env: dict | None = None) -> tuple[int, str, str, float, float]:
-    """Runs cmd; returns (exit code, stdout, stderr, wall seconds, peak RSS MB of that process)."""
+    """Runs cmd; returns (exit code, stdout, stderr, wall seconds, peak RSS MB of that process).
+    Sets LAST_OTHERS_CPU: the fraction of the machine's CPU time used by other processes meanwhile."""
+    global LAST_OTHERS_CPU
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        busy0 = busy_cpu_seconds()
         t0 = time.perf_counter()
         p = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
         _, status, usage = os.wait4(p.pid, 0)
         wall = time.perf_counter() - t0
+        busy = busy_cpu_seconds() - busy0
+        LAST_OTHERS_CPU = max(0.0, busy - usage.ru_utime - usage.ru_stime) / (wall * (os.cpu_count() or 1))
         p.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
@@ -300,13 +322,16 @@ def main() -> int:
                 r = run_ort(spec_file)
             else:
                 r = run_llama(llama_bin, gguf, len(prompt_ids), args.max_tokens, args.threads)
+            r["others_cpu"] = LAST_OTHERS_CPU
             log(f"{'round ' + str(round_ - args.warmup + 1) if timed else 'warm-up'} {s:9s} "
-                + "  ".join(f"{label} " + (fmt.format(r[k]) if r.get(k) is not None else "-") for k, label, fmt in METRICS))
+                + "  ".join(f"{label} " + (fmt.format(r[k]) if r.get(k) is not None else "-") for k, label, fmt in METRICS)
+                + f"  (other processes: {LAST_OTHERS_CPU:.0%} CPU)")
             if timed:
                 runs[s].append(r)
     spec_file.unlink(missing_ok=True)
 
     summary = {s: {k: median(runs[s], k) for k, _, _ in METRICS} for s in systems}
+    others = [r["others_cpu"] for s in systems for r in runs[s]]
     ours_ids, ort_ids = runs["ours"][-1]["generated_ids"], runs["ort"][-1]["generated_ids"]
     agree = next((i for i, (a, b) in enumerate(zip(ours_ids, ort_ids)) if a != b), min(len(ours_ids), len(ort_ids)))
     ratios = {}
@@ -333,13 +358,17 @@ def main() -> int:
     notes = [f"prompt {len(prompt_ids)} tokens (chat template; ids identical for qwen-run and HF), "
              f"greedy, up to {args.max_tokens} new tokens; medians of {args.runs} interleaved rounds",
              f"generated ids, ours vs ORT ENABLE_ALL: {'identical' if ours_ids == ort_ids else f'first difference at step {agree}'}",
-             f"machine: {platform.machine()}, {os.cpu_count()} CPUs; higher is better for tok/s, lower for load and RSS"]
+             f"machine: {platform.machine()}, {os.cpu_count()} CPUs; higher is better for tok/s, lower for load and RSS",
+             f"CPU used by other processes during the runs: {min(others):.0%}–{max(others):.0%} of the machine"
+             + ("  ** BUSY MACHINE: not comparable with a quiet run (ONNX Runtime's spinning threads suffer most) **"
+                if max(others) > 0.10 else "")]
     table = "\n".join(lines + [""] + notes)
 
     if args.json:
         print(table, file=sys.stderr)
         print(json.dumps({"prompt_tokens": len(prompt_ids), "max_tokens": args.max_tokens, "runs": args.runs,
                           "threads": args.threads, "onnx": args.onnx, "summary": summary, "ratios_ours_over_ort": ratios,
+                          "other_processes_cpu_fraction": {s: [r["others_cpu"] for r in runs[s]] for s in systems},
                           "generated_ids_identical": ours_ids == ort_ids, "first_difference": None if ours_ids == ort_ids else agree,
                           "raw": {s: [{k: v for k, v in r.items() if k not in ("prompt_ids",)} for r in runs[s]] for s in systems}},
                          indent=1))
