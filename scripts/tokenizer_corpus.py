@@ -279,6 +279,11 @@ SPECIALS = [
     "<|vision_start|><|image_pad|><|vision_end|>", "<|box_start|>(1,2)<|box_end|>",
 ]
 
+# Combining marks from several Unicode versions (U+0301 … U+1DFA, U+08D0, U+1AC1 are newer than the
+# reference normalizer's Unicode 9.0, which does not reorder or compose them).
+MARKS = [0x0301, 0x0323, 0x0315, 0x0334, 0x05B0, 0x093C, 0x3099, 0x1DF9, 0x1DFA, 0x08D0, 0x1AC1, 0x1ABF, 0x1ABB,
+         0x0C3C, 0x10F46, 0x11D42, 0x16FF0, 0x0308, 0x0327]
+
 PUNCT = [
     "...", "!!!", "?!", "---", "—", "–", "…", "«»", "“quoted”", "‘single’", "(", ")", "[]", "{}", "<>", "//", "/*", "*/",
     "->", "=>", "::", "&&", "||", "!=", "==", "<=", ">=", "@", "#", "$", "%", "^", "&", "*", "_", "~", "`", "\\", "|",
@@ -377,6 +382,11 @@ def build_corpus(seed=20240315):
         k = rng.randint(2, 6)
         sep = rng.choice(["", " ", "\n", "  ", "\t", "\r\n", " \n"])
         corpus.append(sep.join(rng.choice(frags)[: rng.randint(1, 200)] for _ in range(k)))
+    # Bases followed by marks of mixed Unicode versions, in random order.
+    for _ in range(80):
+        base = rng.choice(["a", "e", "o", "A", "ᄀ", "가", "क", "ש", "か", " ", "1", "😀"])
+        marks = "".join(chr(rng.choice(MARKS)) for _ in range(rng.randint(1, 4)))
+        corpus.append(base + marks + rng.choice(["", "x", " next", "\u0301"]))
     # Fuzz strings over all kinds of code points.
     pools = code_point_pools()
     for _ in range(260):

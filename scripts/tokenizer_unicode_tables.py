@@ -61,25 +61,36 @@ def nfc_tables():
     candidates = [c for c in CODE_POINTS if unicodedata.combining(chr(c))]
     # Combining classes: place each candidate next to a representative mark of every class and see
     # whether the reference reorders the pair.
-    reps = {}
-    for c in CODE_POINTS:
+    def known(m, v):
+        """Whether the reference reorders mark `m` (class `v` for Python) against U+0300 (230) or,
+        for class 230, against U+0316 (220): then it knows the mark."""
+        if v < 230:
+            return nfd.normalize_str("a\u0300" + chr(m)) == "a" + chr(m) + "\u0300"
+        if v > 230:
+            return nfd.normalize_str("a" + chr(m) + "\u0300") == "a\u0300" + chr(m)
+        return nfd.normalize_str("a" + chr(m) + "\u0316") == "a\u0316" + chr(m)
+
+    reps = {}  # class -> a mark of that class the reference knows
+    for c in candidates:
         v = unicodedata.combining(chr(c))
-        if v and v not in reps and nfd.normalize_str("a" + chr(c)) == "a" + chr(c):
+        if v not in reps and nfd.normalize_str("a" + chr(c)) == "a" + chr(c) and known(c, v):
             reps[v] = c
-    # A representative the reference does not know (newer than its Unicode) reorders nothing;
-    # it then only narrows nothing down, which the `inside` fallback below absorbs.
     known_reps = reps
     classes = {}
     for c in candidates:
         below, above = [], []
         for v, m in sorted(known_reps.items()):
+            if m == c:
+                continue
             if nfd.normalize_str(chr(m) + chr(c)) == chr(c) + chr(m):
                 below.append(v)  # ccc(c) < v
             if nfd.normalize_str(chr(c) + chr(m)) == chr(m) + chr(c):
                 above.append(v)  # ccc(c) > v
         if not below and not above:
             continue  # a starter for the reference
-        equal = [v for v in known_reps if v not in below and v not in above]
+        equal = [v for v, m in known_reps.items() if v not in below and v not in above and m != c]
+        if c in known_reps.values():
+            equal.append(unicodedata.combining(chr(c)))
         lo, hi = max(above, default=0), min(below, default=255)
         inside = [v for v in equal if lo < v < hi]
         classes[c] = inside[0] if inside else (lo + hi) // 2
