@@ -4,11 +4,11 @@ import Foundation
 /// tables; the small sections (normalizer, pre-tokenizer, decoder, added tokens) become
 /// `JSONValue`s first and are then checked against what this implementation supports.
 struct TokenizerFileContents {
-    var normalizer = Normalizer.none
-    var preTokenizer: PreTokenizer
-    var addedTokens: [AddedToken]
-    var vocabulary: Vocabulary
-    var encoder: BytePairEncoder
+    let normalizer: Normalizer
+    let preTokenizer: PreTokenizer
+    let addedTokens: [AddedToken]
+    let vocabulary: Vocabulary
+    let encoder: BytePairEncoder
 
     init(bytes: [UInt8], file: String) throws {
         var sections: [String: JSONValue] = [:]
@@ -30,6 +30,9 @@ struct TokenizerFileContents {
         }
         guard let model else { throw TokenizerError.missingField(file: file, path: "model") }
 
+        if let version = sections["version"], version != .string("1.0") {
+            throw TokenizerError.unsupported(file: file, path: "version", feature: "tokenizer.json version '\(version.stringValue ?? version.kindName)' (expected '1.0')")
+        }
         for key in ["truncation", "padding"] {
             if let value = sections[key], value != .null {
                 throw TokenizerError.unsupported(file: file, path: key, feature: "\(key) settings (expected null)")

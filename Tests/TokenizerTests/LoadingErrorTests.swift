@@ -57,6 +57,8 @@ import Testing
         #expect(error(Self.validJSON(preTokenizer: #"{"type": "Sequence", "pretokenizers": [{"type": "Split", "pattern": {"Regex": "\\s+"}, "behavior": "Isolated"}, {"type": "ByteLevel", "use_regex": false}]}"#))
             == .unsupported(file: "test/tokenizer.json", path: "pre_tokenizer.pretokenizers[0].pattern", feature: "split regex \\s+"))
         #expect(error(Self.validJSON(preTokenizer: #"{"type": "Split", "pattern": {"Regex": "x"}, "behavior": "Isolated"}"#)) != nil)
+        #expect(error(Self.validJSON().replacingOccurrences(of: #""version": "1.0""#, with: #""version": "2.0""#))
+            == .unsupported(file: "test/tokenizer.json", path: "version", feature: "tokenizer.json version '2.0' (expected '1.0')"))
         #expect(error(Self.validJSON(decoder: #"{"type": "WordPiece"}"#))
             == .unsupported(file: "test/tokenizer.json", path: "decoder", feature: "decoder type 'WordPiece'"))
         #expect(error(Self.validJSON(model: ["byte_fallback": "true"]))
