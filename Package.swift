@@ -48,7 +48,7 @@ let package = Package(
         .testTarget(name: "ONNXTests", dependencies: ["ONNX"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CKernels"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime"]),
-        .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer"]),
-        .testTarget(name: "QwenTests", dependencies: ["Qwen"]),
+        .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer"], exclude: ["Data"]),
+        .testTarget(name: "QwenTests", dependencies: ["Qwen"], exclude: ["Data"]),
     ]
 )
