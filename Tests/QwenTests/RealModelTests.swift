@@ -138,8 +138,10 @@ import Testing
             lines.append(String(format: "real model prompt 0 prefill last logits: max|Δ| vs ORT %@ %.4g (max |logit| %.3g)",
                                 level, d, last.map(abs).max() ?? 0))
             #expect(Sampler.argmax(ours) == Sampler.argmax(last))
-            // A loose bound: float16 internals over 24 layers; a real bug is off by whole units.
-            #expect(d <= 0.5, "prefill logits vs ORT \(level): \(d)")
+            // Against ORT_DISABLE_ALL: a few float16 ulps (0.0156 at |logit| 16–32; observed 0.0156
+            // on 2026-11-26). ORT_ENABLE_ALL's fused float32 subgraphs differ more (observed 0.133);
+            // bounded loosely, as a real bug is off by whole units (it was 3.7 before the float16 fix).
+            #expect(d <= (level == "disable_all" ? 0.05 : 0.5), "prefill logits vs ORT \(level): \(d)")
         }
         print(lines.joined(separator: "\n"))
     }
