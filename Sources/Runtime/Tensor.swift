@@ -92,36 +92,23 @@ public struct Tensor: @unchecked Sendable, CustomStringConvertible {
 // MARK: - Building tensors from Swift values
 
 extension Tensor {
-    public init(_ values: [Float], shape: [Int]) {
-        self.init(dtype: .float, shape: shape)
-        precondition(values.count == count, "\(values.count) values for shape \(shape)")
-        values.withUnsafeBufferPointer { pointer(as: Float.self).update(from: $0.baseAddress!, count: $0.count) }
-    }
-
-    public init(float16s values: [Float16], shape: [Int]) {
-        self.init(dtype: .float16, shape: shape)
-        precondition(values.count == count, "\(values.count) values for shape \(shape)")
-        values.withUnsafeBufferPointer { pointer(as: Float16.self).update(from: $0.baseAddress!, count: $0.count) }
-    }
-
-    public init(int64s values: [Int64], shape: [Int]) {
-        self.init(dtype: .int64, shape: shape)
-        precondition(values.count == count, "\(values.count) values for shape \(shape)")
-        values.withUnsafeBufferPointer { pointer(as: Int64.self).update(from: $0.baseAddress!, count: $0.count) }
-    }
-
-    public init(int32s values: [Int32], shape: [Int]) {
-        self.init(dtype: .int32, shape: shape)
-        precondition(values.count == count, "\(values.count) values for shape \(shape)")
-        values.withUnsafeBufferPointer { pointer(as: Int32.self).update(from: $0.baseAddress!, count: $0.count) }
-    }
-
-    public init(bytes values: [UInt8], dtype: DataType = .uint8, shape: [Int]) {
-        precondition(dtype.byteSize == 1)
+    /// A tensor of `dtype` holding a copy of `values` (whose element layout must be `dtype`'s).
+    private init<T>(copying values: [T], dtype: DataType, shape: [Int]) {
+        precondition(MemoryLayout<T>.stride == dtype.byteSize, "\(T.self) values for a \(dtype) tensor")
         self.init(dtype: dtype, shape: shape)
         precondition(values.count == count, "\(values.count) values for shape \(shape)")
-        values.withUnsafeBufferPointer { pointer(as: UInt8.self).update(from: $0.baseAddress!, count: $0.count) }
+        values.withUnsafeBufferPointer { pointer(as: T.self).update(from: $0.baseAddress!, count: $0.count) }
     }
+
+    public init(_ values: [Float], shape: [Int]) { self.init(copying: values, dtype: .float, shape: shape) }
+
+    public init(float16s values: [Float16], shape: [Int]) { self.init(copying: values, dtype: .float16, shape: shape) }
+
+    public init(int64s values: [Int64], shape: [Int]) { self.init(copying: values, dtype: .int64, shape: shape) }
+
+    public init(int32s values: [Int32], shape: [Int]) { self.init(copying: values, dtype: .int32, shape: shape) }
+
+    public init(bytes values: [UInt8], dtype: DataType = .uint8, shape: [Int]) { self.init(copying: values, dtype: dtype, shape: shape) }
 
     public init(bools values: [Bool], shape: [Int]) {
         self.init(bytes: values.map { $0 ? UInt8(1) : 0 }, dtype: .bool, shape: shape)
