@@ -80,7 +80,10 @@ public final class QwenModel: Sendable {
         directory = try ModelDirectory(url: url, onnxFile: onnxFile)
         tokenizer = try Tokenizer(directory: url)
         generationConfig = try GenerationConfig.load(url.appendingPathComponent("generation_config.json"))
-        let session = try Session(path: directory.onnxURL.path)
+        // Generation reads only the last position's logits: skip the LM head for the others.
+        var options = SessionOptions()
+        options.lastPositionOnlyOutput = "logits"
+        let session = try Session(path: directory.onnxURL.path, options: options)
         let interface = try DecoderInterface(session: session, config: directory.config)
         let vocab = directory.config.vocabSize ?? tokenizer.vocabularySize
         decoder = GraphDecoder(session: session, interface: interface, vocabularySize: vocab,

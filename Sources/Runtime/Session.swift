@@ -6,6 +6,9 @@ public struct SessionOptions: Sendable {
     public var constantFolding = true
     /// How float16 ops are computed (default: as ONNX Runtime's CPU provider does).
     public var float16Numerics = Float16Numerics.onnxRuntime
+    /// Compute this output (a decoder's `logits`) for the last sequence position only, by slicing
+    /// the LM head's input (see `LastPositionLogits`). For generation; nil keeps the graph's shape.
+    public var lastPositionOnlyOutput: String?
 
     public init() {}
 }
@@ -40,6 +43,9 @@ public final class Session: @unchecked Sendable {
 
     public init(graph original: Graph, options: SessionOptions = SessionOptions()) throws {
         var graph = original
+        if let output = options.lastPositionOnlyOutput {
+            LastPositionLogits.run(&graph, output: output)
+        }
         if options.float16Numerics == .onnxRuntime {
             Float16Precision.run(&graph)
         }

@@ -118,3 +118,23 @@ import Testing
         print(report.joined(separator: "\n"))
     }
 }
+
+extension FixtureGraphTests {
+    /// The LM head restricted to the last position gives `[1, 1, vocab]` logits equal to ONNX
+    /// Runtime's last row of the full prefill.
+    @Test(arguments: variants)
+    func lastPositionLogitsMatchTheLastRow(_ v: Variant) throws {
+        var options = SessionOptions()
+        options.lastPositionOnlyOutput = "logits"
+        let session = try Session(path: FixtureGraphTests.root.appendingPathComponent("\(v.fixture)/\(v.file)").path, options: options)
+        var feeds: [String: Tensor] = [:]
+        for spec in session.inputs {
+            feeds[spec.name] = try FixtureGraphTests.npy("\(v.fixture)/reference/feeds/prefill/\(spec.name).npy")
+        }
+        let logits = try session.run(feeds)["logits"]!
+        #expect(logits.shape == [1, 1, 512])
+        let reference = try FixtureGraphTests.npy("\(v.fixture)/reference/\(v.name)/disable_all/prefill_logits.npy")
+        let d = maxAbsDiff(logits.floats(), reference.lastFloats(512))
+        #expect(d <= v.tolerance, "\(v): last-position logits differ by \(d)")
+    }
+}
