@@ -137,7 +137,7 @@ extension AttributeProto {
                 try r.expect(.lengthDelimited, wire, field: "g")
                 var sub = try r.nested(try r.readLengthDelimited(), context: "attribute \(a.name).g")
                 a.g = try GraphProto.decode(&sub)
-            case 7: try r.appendFixed32s(wire, to: &a.floats) { Float(bitPattern: $0) }
+            case 7: try r.appendFixed(wire, UInt32.self, to: &a.floats) { Float(bitPattern: $0) }
             case 8: try r.appendVarints(wire, to: &a.ints) { Int64(bitPattern: $0) }
             case 9: try r.expect(.lengthDelimited, wire, field: "strings"); a.strings.append(try r.readBytes())
             case 10:
@@ -183,13 +183,13 @@ extension TensorProto {
             case 1: try r.appendVarints(wire, to: &t.dims) { Int64(bitPattern: $0) }
             case 2: try r.expect(.varint, wire, field: "data_type"); t.dataType = try r.readInt32()
             case 3: try r.skip(wire) // segment: only for chunked streaming; not used by exports
-            case 4: try r.appendFixed32s(wire, to: &floats) { Float(bitPattern: $0) }
+            case 4: try r.appendFixed(wire, UInt32.self, to: &floats) { Float(bitPattern: $0) }
             case 5: try r.appendVarints(wire, to: &int32s) { Int32(truncatingIfNeeded: Int64(bitPattern: $0)) }
             case 6: try r.expect(.lengthDelimited, wire, field: "string_data"); strings.append(try r.readBytes())
             case 7: try r.appendVarints(wire, to: &int64s) { Int64(bitPattern: $0) }
             case 8: try r.expect(.lengthDelimited, wire, field: "name"); t.name = try r.readString(field: "name")
             case 9: try r.expect(.lengthDelimited, wire, field: "raw_data"); raw = try r.readLengthDelimited()
-            case 10: try r.appendFixed64s(wire, to: &doubles) { Double(bitPattern: $0) }
+            case 10: try r.appendFixed(wire, UInt64.self, to: &doubles) { Double(bitPattern: $0) }
             case 11: try r.appendVarints(wire, to: &uint64s) { $0 }
             case 12: try r.expect(.lengthDelimited, wire, field: "doc_string"); t.docString = try r.readString(field: "doc_string")
             case 13:

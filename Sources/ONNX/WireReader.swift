@@ -146,35 +146,24 @@ struct WireReader {
         }
     }
 
-    mutating func appendFixed32s<T>(_ wire: WireType, to array: inout [T], _ convert: (UInt32) -> T) throws {
+    /// Appends a repeated fixed-width field (fixed32 or fixed64, per `W`), packed or not.
+    mutating func appendFixed<W: FixedWidthInteger & UnsignedInteger, T>(_ wire: WireType, _: W.Type, to array: inout [T], _ convert: (W) -> T) throws {
+        let size = MemoryLayout<W>.size
         if wire == .lengthDelimited {
             let r = try readLengthDelimited()
-            guard r.count % 4 == 0 else { throw error("packed fixed32 field of \(r.count) bytes is not a multiple of 4") }
-            array.reserveCapacity(array.count + r.count / 4)
+            guard r.count % size == 0 else { throw error("packed fixed\(size * 8) field of \(r.count) bytes is not a multiple of \(size)") }
+            array.reserveCapacity(array.count + r.count / size)
             var p = r.lowerBound
             while p < r.upperBound {
-                array.append(convert(UInt32(littleEndian: buffer.loadUnaligned(fromByteOffset: p, as: UInt32.self))))
-                p += 4
+                array.append(convert(W(littleEndian: buffer.loadUnaligned(fromByteOffset: p, as: W.self))))
+                p += size
             }
-        } else {
+        } else if size == 4 {
             try expect(.fixed32, wire, field: "repeated fixed32")
-            array.append(convert(try readFixed32()))
-        }
-    }
-
-    mutating func appendFixed64s<T>(_ wire: WireType, to array: inout [T], _ convert: (UInt64) -> T) throws {
-        if wire == .lengthDelimited {
-            let r = try readLengthDelimited()
-            guard r.count % 8 == 0 else { throw error("packed fixed64 field of \(r.count) bytes is not a multiple of 8") }
-            array.reserveCapacity(array.count + r.count / 8)
-            var p = r.lowerBound
-            while p < r.upperBound {
-                array.append(convert(UInt64(littleEndian: buffer.loadUnaligned(fromByteOffset: p, as: UInt64.self))))
-                p += 8
-            }
+            array.append(convert(W(truncatingIfNeeded: try readFixed32())))
         } else {
             try expect(.fixed64, wire, field: "repeated fixed64")
-            array.append(convert(try readFixed64()))
+            array.append(convert(W(truncatingIfNeeded: try readFixed64())))
         }
     }
 }
