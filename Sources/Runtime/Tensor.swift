@@ -153,7 +153,9 @@ extension Tensor {
         case .uint16: return (0..<n).map { Int64(pointer(as: UInt16.self)[$0]) }
         case .uint32: return (0..<n).map { Int64(pointer(as: UInt32.self)[$0]) }
         case .uint64: return (0..<n).map { Int64(bitPattern: pointer(as: UInt64.self)[$0]) }
-        case .float, .float16, .bfloat16, .double: return floats().map { Int64($0) }
+        case .float, .float16, .bfloat16, .double:
+            // Truncated toward zero; NaN becomes 0 and out-of-range values saturate.
+            return floats().map { $0.isNaN ? 0 : Int64(exactly: $0.rounded(.towardZero)) ?? ($0 < 0 ? .min : .max) }
         default: return []
         }
     }

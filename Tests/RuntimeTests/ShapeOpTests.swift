@@ -118,3 +118,25 @@ import Testing
         #expect(try runOp("Identity", [x])[0].floats() == x.floats())
     }
 }
+
+@Suite struct HostileShapeTests {
+    @Test func absurdRangesAndShapesAreErrorsNotCrashes() throws {
+        #expect(throws: RuntimeError.self) {
+            try runOp("Range", [Tensor.scalar(Float(0)), Tensor.scalar(Float(1e30)), Tensor.scalar(Float(1))])
+        }
+        #expect(throws: RuntimeError.self) {
+            try runOp("Range", [Tensor.scalar(Int64.min), Tensor.scalar(Int64.max), Tensor.scalar(Int64(1))])
+        }
+        // An empty range far in the negative direction.
+        #expect(try runOp("Range", [Tensor.scalar(Float(0)), Tensor.scalar(Float(-1e30)), Tensor.scalar(Float(1))])[0].count == 0)
+        #expect(try runOp("Range", [Tensor.scalar(Int64.max), Tensor.scalar(Int64.min), Tensor.scalar(Int64(1))])[0].count == 0)
+        #expect(throws: RuntimeError.self) {
+            try runOp("ConstantOfShape", [Tensor(int64s: [1 << 30, 1 << 30], shape: [2])])
+        }
+        #expect(throws: RuntimeError.self) {
+            try runOp("Expand", [Tensor([1], shape: [1]), Tensor(int64s: [-3], shape: [1])])
+        }
+        // Float-to-integer reads of NaN and huge values do not trap.
+        #expect(Tensor([Float.nan, 1e30, -1e30, -2.7], shape: [4]).int64s() == [0, .max, .min, -2])
+    }
+}

@@ -499,8 +499,9 @@ struct RangeOperator: Operator {
             // Computed in the input type, element i = start + i * delta, like ONNX Runtime.
             let s = Double(start.floats()[0]), l = Double(limit.floats()[0]), d = Double(delta.floats()[0])
             guard d != 0, d.isFinite, s.isFinite, l.isFinite else { throw OpError("invalid range \(s) ..< \(l) step \(d)") }
-            let n = Swift.max(Int(((l - s) / d).rounded(.up)), 0)
-            guard n <= (1 << 32) else { throw OpError("range of \(n) elements is too large") }
+            let count = ((l - s) / d).rounded(.up)
+            guard count <= Double(1 << 32) else { throw OpError("range of \(count) elements is too large") }
+            let n = Int(Swift.max(count, 0))
             if start.dtype == .double {
                 let out = Tensor(dtype: .double, shape: [n])
                 for i in 0..<n { out.pointer(as: Double.self)[i] = s + Double(i) * d }
@@ -512,8 +513,10 @@ struct RangeOperator: Operator {
         case .int64, .int32:
             let s = start.int64s()[0], l = limit.int64s()[0], d = delta.int64s()[0]
             guard d != 0 else { throw OpError("delta is 0") }
-            let span = l - s
-            let n = Swift.max(0, Int((span + (d > 0 ? d - 1 : d + 1)) / d))
+            // In Double: the span of two extreme int64s overflows Int64.
+            let count = ((Double(l) - Double(s)) / Double(d)).rounded(.up)
+            guard count <= Double(1 << 32) else { throw OpError("range of \(count) elements is too large") }
+            let n = Int(Swift.max(count, 0))
             guard n <= (1 << 32) else { throw OpError("range of \(n) elements is too large") }
             let out = Tensor(int64s: (0..<n).map { s + Int64($0) * d }, shape: [n])
             return [try castTensor(out, to: start.dtype)]
