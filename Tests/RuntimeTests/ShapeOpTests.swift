@@ -136,6 +136,13 @@ import Testing
         #expect(throws: RuntimeError.self) {
             try runOp("Expand", [Tensor([1], shape: [1]), Tensor(int64s: [-3], shape: [1])])
         }
+        let v = Tensor([1, 2, 3], shape: [3])
+        #expect(throws: RuntimeError.self) {
+            try runOp("Slice", [v, Tensor(int64s: [0], shape: [1]), Tensor(int64s: [3], shape: [1]), Tensor(int64s: [0], shape: [1]), Tensor(int64s: [Int64.min], shape: [1])])
+        }
+        #expect(throws: RuntimeError.self) { try runOp("Tile", [v, Tensor(int64s: [Int64.max], shape: [1])]) }
+        #expect(throws: RuntimeError.self) { try runOp("Reshape", [v, Tensor(int64s: [1 << 62, 1 << 62, 3], shape: [3])]) }
+        #expect(throws: RuntimeError.self) { try runOp("Split", [v, Tensor(int64s: [Int64.max, 4, 2], shape: [3])], outputs: 3) }
         // Float-to-integer reads of NaN and huge values do not trap.
         #expect(Tensor([Float.nan, 1e30, -1e30, -2.7], shape: [4]).int64s() == [0, .max, .min, -2])
     }

@@ -131,7 +131,7 @@ struct ReshapeOperator: Operator {
             }
             shape[k] = x.count / known
         }
-        guard Tensor.elementCount(shape) == x.count else {
+        guard (try? checkedShape(shape)) != nil, Tensor.elementCount(shape) == x.count else {
             throw OpError("cannot reshape \(x.shape) (\(x.count) elements) to \(requested)")
         }
         return [x.reshaped(shape)]
@@ -231,7 +231,7 @@ struct SliceOperator: Operator {
             guard seen.insert(axis).inserted else { throw OpError("axis \(axes[k]) repeated") }
             let dim = x.shape[axis]
             let step = steps[k]
-            guard step != 0 else { throw OpError("step 0 on axis \(axis)") }
+            guard step != 0, step != Int.min else { throw OpError("step \(step) on axis \(axis)") }
             var s = starts[k], e = ends[k]
             if s < 0 { s += dim }
             if e < 0 { e += dim }
@@ -288,7 +288,10 @@ struct TileOperator: Operator {
             shape += [repeats[i], x.shape[i]]
             srcStrides += [0, strides[i]]
         }
-        let outShape = try checkedShape((0..<x.rank).map { repeats[$0] * x.shape[$0] })
+        let outShape = try checkedShape((0..<x.rank).map { i -> Int in
+            let (d, overflow) = repeats[i].multipliedReportingOverflow(by: x.shape[i])
+            return overflow ? -1 : d
+        })
         let out = Tensor(dtype: x.dtype, shape: outShape)
         stridedCopy(elementSize: x.dtype.byteSize!, shape: shape, src: x.rawPointer, srcStrides: srcStrides, dst: out.rawPointer)
         return [out]
@@ -350,7 +353,7 @@ struct SplitOperator: Operator {
             let chunk = (dim + n - 1) / n
             sizes = (0..<n).map { i in Swift.max(0, Swift.min(chunk, dim - i * chunk)) }
         }
-        guard sizes.allSatisfy({ $0 >= 0 }), sizes.reduce(0, +) == dim else {
+        guard sizes.allSatisfy({ $0 >= 0 && $0 <= dim }), sizes.reduce(0, &+) == dim else {
             throw OpError("split sizes \(sizes) do not add up to dimension \(dim) of \(x.shape)")
         }
         let strides = contiguousStrides(x.shape)
