@@ -1,10 +1,12 @@
 import Foundation
 
-/// Per-op-type time spent in `Session.run`, collected when the environment variable
+/// Per-op-type (or, with `QWEN_PROFILE=shapes`, per op type and input shapes) time spent in `Session.run`, collected when the environment variable
 /// `QWEN_PROFILE` is set (e.g. `QWEN_PROFILE=1 qwen-run ...` prints a table at exit).
 public final class Profiler: @unchecked Sendable {
     public static let shared = Profiler()
     public static let isEnabled = ProcessInfo.processInfo.environment["QWEN_PROFILE"] != nil
+    /// `QWEN_PROFILE=shapes`: one row per op type and input shapes instead of per op type.
+    public static let byShape = ProcessInfo.processInfo.environment["QWEN_PROFILE"] == "shapes"
 
     private let lock = NSLock()
     private var seconds: [String: Double] = [:]
@@ -22,12 +24,12 @@ public final class Profiler: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         let total = seconds.values.reduce(0, +)
-        var lines = [String(format: "%-28@ %10@ %8@ %10@ %6@", "op" as NSString, "total ms" as NSString, "calls" as NSString, "µs/call" as NSString, "%" as NSString)]
+        var lines = [String(format: "%-60@ %10@ %8@ %10@ %6@", "op" as NSString, "total ms" as NSString, "calls" as NSString, "µs/call" as NSString, "%" as NSString)]
         for (op, s) in seconds.sorted(by: { $0.value > $1.value }) {
             let n = calls[op] ?? 1
-            lines.append(String(format: "%-28@ %10.1f %8d %10.1f %6.1f", op as NSString, s * 1000, n, s * 1e6 / Double(n), 100 * s / max(total, 1e-12)))
+            lines.append(String(format: "%-60@ %10.1f %8d %10.1f %6.1f", op as NSString, s * 1000, n, s * 1e6 / Double(n), 100 * s / max(total, 1e-12)))
         }
-        lines.append(String(format: "%-28@ %10.1f", "total" as NSString, total * 1000))
+        lines.append(String(format: "%-60@ %10.1f", "total" as NSString, total * 1000))
         return lines.joined(separator: "\n")
     }
 }

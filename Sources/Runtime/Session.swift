@@ -124,7 +124,12 @@ public final class Session: @unchecked Sendable {
             let started = Profiler.isEnabled ? monotonicSeconds() : 0
             do {
                 results = try step.op.run(args)
-                if Profiler.isEnabled { Profiler.shared.record(step.node.opType, monotonicSeconds() - started) }
+                if Profiler.isEnabled {
+                    let key = Profiler.byShape
+                        ? "\(step.node.opType) \(args.map { $0.map { "\($0.dtype)\($0.shape)" } ?? "-" }.joined(separator: ","))"
+                        : step.node.opType
+                    Profiler.shared.record(key, monotonicSeconds() - started)
+                }
             } catch let e as RuntimeError {
                 throw e
             } catch {
