@@ -33,7 +33,7 @@ let package = Package(
         // Raw-pointer numeric kernels: int4 GEMV/GEMM, fp16 conversion, BLAS, softmax, norms.
         .target(name: "Kernels", dependencies: ["COpenBLAS", "CKernels"]),
         // Tensor, Graph, Session, operators, passes.
-        .target(name: "Runtime", dependencies: ["ONNX", "Kernels"]),
+        .target(name: "Runtime", dependencies: ["ONNX", "Kernels", "CKernels"]),
         // tokenizer.json byte-level BPE, pre-tokenizer, streaming decode, chat templates.
         .target(name: "Tokenizer"),
         // The library users import: model directory, generation, sampling.

@@ -45,6 +45,7 @@ public enum OperatorRegistry {
         registerReductions(add)
         registerMatMul(add)
         registerContrib(add)
+        registerAttention(add)
         return table
     }()
 

@@ -9,6 +9,8 @@ public struct SessionOptions: Sendable {
     /// Compute this output (a decoder's `logits`) for the last sequence position only, by slicing
     /// the LM head's input (see `LastPositionLogits`). For generation; nil keeps the graph's shape.
     public var lastPositionOnlyOutput: String?
+    /// Replace the exports' op-by-op attention with one fused op (`AttentionFusion`).
+    public var fuseAttention = true
 
     public init() {}
 }
@@ -45,6 +47,9 @@ public final class Session: @unchecked Sendable {
         var graph = original
         if let output = options.lastPositionOnlyOutput {
             LastPositionLogits.run(&graph, output: output)
+        }
+        if options.fuseAttention {
+            AttentionFusion.run(&graph)
         }
         if options.float16Numerics == .onnxRuntime {
             Float16Precision.run(&graph)

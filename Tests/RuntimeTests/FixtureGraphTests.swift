@@ -65,6 +65,8 @@ import Testing
         let dir = "\(v.fixture)/reference"
         let session = try Session(path: FixtureGraphTests.root.appendingPathComponent("\(v.fixture)/\(v.file)").path)
         let pastNames = session.inputs.map(\.name).filter { $0.hasPrefix("past_key_values.") }
+        // Every layer's attention runs fused (AttentionFusion), and that is what is compared below.
+        #expect(session.graph.nodes.filter { $0.opType == "FusedAttention" }.count == pastNames.count / 2, "\(v): attention not fused")
 
         // Prefill with the recorded feeds.
         var feeds: [String: Tensor] = [:]

@@ -31,6 +31,16 @@ int qk_q4_dequantize(const uint8_t *data, const uint16_t *scales_f16, const floa
                      const uint8_t *zero_points, size_t blocks,
                      size_t row_begin, size_t row_end, float *out, size_t ld);
 
+/// One row of scaled dot-product attention in float32 (the fused form of the exports'
+/// MatMul → Add(mask) → Softmax → Where(IsNaN) → MatMul chain):
+///   scores[t] = sum_d q[d] * (k[t, d] * scale) + mask[t]   (mask may be null)
+///   p = softmax(scores)   (NaN → 0 when nan_to_zero, e.g. a fully masked row)
+///   out[d] = sum_t p[t] * v[t, d]
+/// `k` and `v` are [t_count, d_count], each float16 (`k_half`, `v_half` != 0) or float32; `scores` is scratch
+/// for t_count floats.
+void qk_attention_row(const float *q, const void *k, int k_half, const void *v, int v_half, size_t t_count, size_t d_count,
+                      float scale, const float *mask, int nan_to_zero, float *scores, float *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,132 @@
+#include "qwen_kernels.h"
+
+#include <math.h>
+
+// One attention row in float32: scores over T keys, softmax, weighted sum of values. Keys and
+// values are float16 (`k_half`/`v_half` != 0) or float32, rows of D contiguous elements.
+
+static inline float load_scalar(const void *p, size_t i, int half);
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+
+static inline float load_scalar(const void *p, size_t i, int half) {
+    if (!half) return ((const float *)p)[i];
+    // float16 → float32 without F16C: exact bit manipulation.
+    uint16_t h = ((const uint16_t *)p)[i];
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1F, mant = h & 0x3FF, bits;
+    if (exp == 0x1F) bits = sign | 0x7F800000 | (mant << 13);
+    else if (exp != 0) bits = sign | ((exp + 112) << 23) | (mant << 13);
+    else if (mant == 0) bits = sign;
+    else {
+        exp = 113;
+        while (!(mant & 0x400)) { mant <<= 1; exp--; }
+        bits = sign | (exp << 23) | ((mant & 0x3FF) << 13);
+    }
+    float f;
+    __builtin_memcpy(&f, &bits, 4);
+    return f;
+}
+
+AVX2 static inline __m256 load8(const void *p, size_t i, int half) {
+    if (half) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)p + i)));
+    return _mm256_loadu_ps((const float *)p + i);
+}
+
+AVX2 static inline float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+// scores[t] = sum_d q[d] * (k[t, d] * c), D a multiple of 8.
+AVX2 static void scores_avx2(const float *q, const void *k, int half, size_t t_count, size_t d_count, float c, float *scores) {
+    const __m256 cv = _mm256_set1_ps(c);
+    for (size_t t = 0; t < t_count; t++) {
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+        size_t d = 0;
+        for (; d + 16 <= d_count; d += 16) {
+            acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), _mm256_mul_ps(load8(k, t * d_count + d, half), cv), acc0);
+            acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + d + 8), _mm256_mul_ps(load8(k, t * d_count + d + 8, half), cv), acc1);
+        }
+        for (; d < d_count; d += 8)
+            acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), _mm256_mul_ps(load8(k, t * d_count + d, half), cv), acc0);
+        scores[t] = hsum8(_mm256_add_ps(acc0, acc1));
+    }
+}
+
+// out[d] = sum_t p[t] * v[t, d], D a multiple of 8 and at most 256.
+AVX2 static void weighted_sum_avx2(const float *p, const void *v, int half, size_t t_count, size_t d_count, float *out) {
+    for (size_t d0 = 0; d0 < d_count; d0 += 64) {
+        size_t width = d_count - d0 < 64 ? d_count - d0 : 64;
+        __m256 acc[8];
+        for (int j = 0; j < 8; j++) acc[j] = _mm256_setzero_ps();
+        for (size_t t = 0; t < t_count; t++) {
+            __m256 pt = _mm256_set1_ps(p[t]);
+            for (size_t j = 0; j < width / 8; j++)
+                acc[j] = _mm256_fmadd_ps(pt, load8(v, t * d_count + d0 + 8 * j, half), acc[j]);
+        }
+        for (size_t j = 0; j < width / 8; j++) _mm256_storeu_ps(out + d0 + 8 * j, acc[j]);
+    }
+}
+
+static int attention_isa(void) {
+    static int isa = -1;
+    if (isa < 0) {
+        __builtin_cpu_init();
+        isa = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    }
+    return isa;
+}
+#else
+static inline float load_scalar(const void *p, size_t i, int half) {
+    if (!half) return ((const float *)p)[i];
+    return (float)((const _Float16 *)p)[i];
+}
+static int attention_isa(void) { return 0; }
+#endif
+
+void qk_attention_row(const float *q, const void *k, int k_half, const void *v, int v_half, size_t t_count, size_t d_count,
+                      float scale, const float *mask, int nan_to_zero, float *scores, float *out) {
+#if defined(__x86_64__) || defined(_M_X64)
+    int vectorized = attention_isa() && d_count % 8 == 0;
+    if (vectorized) scores_avx2(q, k, k_half, t_count, d_count, scale, scores);
+    else
+#else
+    int vectorized = 0;
+#endif
+    for (size_t t = 0; t < t_count; t++) {
+        float acc = 0;
+        for (size_t d = 0; d < d_count; d++) acc += q[d] * (load_scalar(k, t * d_count + d, k_half) * scale);
+        scores[t] = acc;
+    }
+    if (mask)
+        for (size_t t = 0; t < t_count; t++) scores[t] += mask[t];
+
+    // Softmax as the Softmax op computes it (max-subtracted; a row of -inf gives NaN).
+    float max_value = -INFINITY;
+    for (size_t t = 0; t < t_count; t++) max_value = scores[t] > max_value ? scores[t] : max_value;
+    float sum = 0;
+    for (size_t t = 0; t < t_count; t++) {
+        float e = expf(scores[t] - max_value);
+        scores[t] = e;
+        sum += e;
+    }
+    float inv = 1 / sum;
+    for (size_t t = 0; t < t_count; t++) {
+        float p = scores[t] * inv;
+        scores[t] = (nan_to_zero && p != p) ? 0 : p;
+    }
+
+#if defined(__x86_64__) || defined(_M_X64)
+    if (vectorized && d_count <= 256) {
+        weighted_sum_avx2(scores, v, v_half, t_count, d_count, out);
+        return;
+    }
+#endif
+    for (size_t d = 0; d < d_count; d++) out[d] = 0;
+    for (size_t t = 0; t < t_count; t++)
+        for (size_t d = 0; d < d_count; d++) out[d] += scores[t] * load_scalar(v, t * d_count + d, v_half);
+}

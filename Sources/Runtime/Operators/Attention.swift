@@ -1,0 +1,85 @@
+import CKernels
+import Kernels
+
+/// `qwen.swift` FusedAttention: the scaled dot-product attention that the optimum exports spell
+/// out in a dozen ops (see `AttentionFusion`), computed without materialising the repeated keys
+/// and values of grouped-query attention.
+///
+/// Inputs: `Q [B, H, S, D]`, `K [B, KVH, T, D]`, `V [B, KVH, T, D]` (float32 or float16; H a
+/// multiple of KVH, query head h reads key/value head h / (H / KVH)), optional `scale` (a
+/// scalar multiplying K, as the exports scale K by 1/sqrt(sqrt(D))), optional additive `mask`
+/// broadcastable to `[B, H, S, T]`. Attribute `nan_to_zero`: the softmax's NaNs (a fully masked
+/// row) become 0, as the exports' `Where(IsNaN(p), 0, p)` does. Output `[B, H, S, D]` in Q's
+/// type. Computed in float32, like ONNX Runtime's CPU kernels for the unfused ops.
+struct FusedAttentionOperator: Operator {
+    let nanToZero: Bool
+
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+        let qIn = try inputs.required(0), k = try inputs.required(1), v = try inputs.required(2)
+        for (name, t) in [("Q", qIn), ("K", k), ("V", v)] {
+            guard t.dtype == .float || t.dtype == .float16 else { throw OpError("\(name) must be float32 or float16, got \(t.dtype)") }
+            guard t.rank == 4 else { throw OpError("\(name) must have rank 4 [batch, heads, sequence, head size], got \(t.shape)") }
+        }
+        let (b, h, s, d) = (qIn.shape[0], qIn.shape[1], qIn.shape[2], qIn.shape[3])
+        let (kvh, t) = (k.shape[1], k.shape[2])
+        guard k.shape[0] == b, k.shape[3] == d, v.shape == k.shape else {
+            throw OpError("K \(k.shape) and V \(v.shape) do not fit Q \(qIn.shape)")
+        }
+        guard kvh > 0, h % kvh == 0 else { throw OpError("\(h) query heads are not a multiple of \(kvh) key/value heads") }
+
+        var scale: Float = 1
+        if let c = inputs.optional(3) {
+            guard c.count == 1 else { throw OpError("scale must be a scalar, got \(c.shape)") }
+            scale = try floatOperand(c).pointer(as: Float.self)[0]
+        }
+        // The mask, widened to float32, with broadcast strides over [B, H, S, T].
+        var mask: Tensor?
+        var maskStrides = [0, 0, 0, 0]
+        if let m = inputs.optional(4) {
+            guard m.rank <= 4 else { throw OpError("mask has rank \(m.rank), expected at most 4") }
+            let dims = Array(repeating: 1, count: 4 - m.rank) + m.shape
+            let full = [b, h, s, t]
+            var stride = 1
+            for axis in (0..<4).reversed() {
+                guard dims[axis] == full[axis] || dims[axis] == 1 else {
+                    throw OpError("mask \(m.shape) does not broadcast to [\(b), \(h), \(s), \(t)]")
+                }
+                maskStrides[axis] = dims[axis] == 1 ? 0 : stride
+                stride *= dims[axis]
+            }
+            guard maskStrides[3] == 1 || t == 1 else { throw OpError("mask \(m.shape) must span the key axis") }
+            mask = try floatOperand(m)
+        }
+
+        let q = try floatOperand(qIn)
+        let out = Tensor(dtype: .float, shape: [b, h, s, d])
+        let rows = b * h * s
+        if rows == 0 || d == 0 { return [narrowResult(out, to: qIn.dtype)] }
+        let group = h / kvh
+        let kHalf: Int32 = k.dtype == .float16 ? 1 : 0, vHalf: Int32 = v.dtype == .float16 ? 1 : 0
+        let kRaw = UnsafeRawPointer(k.pointer(as: UInt8.self)), vRaw = UnsafeRawPointer(v.pointer(as: UInt8.self))
+        let kBytes = k.dtype == .float16 ? 2 : 4, vBytes = v.dtype == .float16 ? 2 : 4
+        let pq = q.pointer(as: Float.self), po = out.pointer(as: Float.self)
+        let pm = mask.map { UnsafePointer($0.pointer(as: Float.self)) }
+        let strides = maskStrides
+        let nanToZero: Int32 = self.nanToZero ? 1 : 0
+        parallelFor(rows, minChunk: max(1, 4096 / max(t * d, 1))) { range in
+            let scores = UnsafeMutablePointer<Float>.allocate(capacity: max(t, 1))
+            defer { scores.deallocate() }
+            for row in range {
+                let si = row % s, hi = (row / s) % h, bi = row / (s * h)
+                let head = (bi * kvh + hi / group) * t * d
+                let m = pm.map { $0 + bi * strides[0] + hi * strides[1] + si * strides[2] }
+                qk_attention_row(pq + row * d, kRaw + head * kBytes, kHalf, vRaw + head * vBytes, vHalf, t, d, scale, m, nanToZero,
+                                 scores, po + row * d)
+            }
+        }
+        return [narrowResult(out, to: qIn.dtype)]
+    }
+}
+
+func registerAttention(_ add: (String, String, ClosedRange<Int>, @escaping OperatorFactory) -> Void) {
+    add("FusedAttention", AttentionFusion.domain, 1...Int.max) { ctx in
+        FusedAttentionOperator(nanToZero: ctx.node.intAttribute("nan_to_zero", default: 0) != 0)
+    }
+}

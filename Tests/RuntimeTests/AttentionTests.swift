@@ -1,0 +1,134 @@
+import Foundation
+import ONNX
+import Testing
+@testable import Runtime
+
+/// `AttentionFusion` + `FusedAttentionOperator` against the unfused op-by-op graph the exports
+/// contain (run by our executor's plain ops, themselves tested against hand-computed values and
+/// ONNX Runtime): same outputs, and the pattern is really replaced.
+@Suite struct AttentionTests {
+    struct Case: CustomStringConvertible, Sendable {
+        let heads: Int, kvHeads: Int, queries: Int, keys: Int, headSize: Int
+        let maskRank: Int      // 0 = no mask
+        let nanGuard: Bool
+        var description: String { "H\(heads)/KVH\(kvHeads) S\(queries) T\(keys) D\(headSize) mask rank \(maskRank)\(nanGuard ? " IsNaN guard" : "")" }
+    }
+
+    static let cases: [Case] = [
+        Case(heads: 4, kvHeads: 2, queries: 3, keys: 5, headSize: 16, maskRank: 4, nanGuard: true),   // GQA, vector path
+        Case(heads: 6, kvHeads: 3, queries: 1, keys: 33, headSize: 64, maskRank: 4, nanGuard: true),  // a decode step
+        Case(heads: 2, kvHeads: 1, queries: 4, keys: 4, headSize: 6, maskRank: 2, nanGuard: false),   // scalar path
+        Case(heads: 3, kvHeads: 3, queries: 2, keys: 7, headSize: 8, maskRank: 0, nanGuard: true),    // no repeat
+    ]
+
+    /// The exports' attention, op by op: Q·(Kᵀ·c) + mask → Softmax → Where(IsNaN) → ·V, with
+    /// K and V repeated by Unsqueeze → Expand → Reshape when there are fewer key/value heads.
+    static func graph(_ c: Case) throws -> (Graph, [String: Tensor]) {
+        var rng = SeededGenerator(seed: UInt64(c.heads * 1000 + c.keys * 10 + c.headSize))
+        func random(_ shape: [Int], scale: Float = 1) -> Tensor {
+            Tensor((0..<shape.reduce(1, *)).map { _ in Float.random(in: -scale...scale, using: &rng) }, shape: shape)
+        }
+        let rep = c.heads / c.kvHeads
+        var nodes: [Node] = []
+        let constants: [String: Tensor] = [
+            "c": Tensor([Float(1 / Double(c.headSize).squareRoot().squareRoot())], shape: []),
+            "zero": Tensor([0], shape: []),
+            "axis2": Tensor(int64s: [2], shape: [1]),
+            "expandShape": Tensor(int64s: [1, Int64(c.kvHeads), Int64(rep), Int64(c.keys), Int64(c.headSize)], shape: [5]),
+            "reshape": Tensor(int64s: [1, Int64(c.heads), Int64(c.keys), Int64(c.headSize)], shape: [4]),
+            "gatherIndex": Tensor(int64s: [2], shape: []),
+        ]
+        var feeds: [String: Tensor] = [
+            "q": random([1, c.heads, c.queries, c.headSize], scale: 2),
+            "k": random([1, c.kvHeads, c.keys, c.headSize], scale: 2),
+            "v": random([1, c.kvHeads, c.keys, c.headSize]),
+        ]
+        var k = "k", v = "v"
+        if rep > 1 {
+            for name in ["k", "v"] {
+                nodes.append(Node(name: "\(name)/Unsqueeze", opType: "Unsqueeze", inputs: [name, "axis2"], outputs: ["\(name).u"]))
+                nodes.append(Node(name: "\(name)/Expand", opType: "Expand", inputs: ["\(name).u", "expandShape"], outputs: ["\(name).e"]))
+                nodes.append(Node(name: "\(name)/Reshape", opType: "Reshape", inputs: ["\(name).e", "reshape"], outputs: ["\(name).r"]))
+            }
+            k = "k.r"; v = "v.r"
+            // The exports read the key length off the repeated keys.
+            nodes.append(Node(name: "Shape", opType: "Shape", inputs: ["k.r"], outputs: ["k.shape"]))
+            nodes.append(Node(name: "Gather", opType: "Gather", inputs: ["k.shape", "gatherIndex"], outputs: ["keyLength"]))
+        }
+        nodes.append(Node(name: "Transpose", opType: "Transpose", inputs: [k], outputs: ["kt"], attributes: attrs(attr("perm", ints: [0, 1, 3, 2]))))
+        nodes.append(Node(name: "ScaleK", opType: "Mul", inputs: ["kt", "c"], outputs: ["kts"]))
+        nodes.append(Node(name: "Scores", opType: "MatMul", inputs: ["q", "kts"], outputs: ["scores"]))
+        var logits = "scores"
+        if c.maskRank > 0 {
+            // Causal-style: query i sees keys ≤ keys - queries + i; the first query row sees nothing.
+            let shape = c.maskRank == 4 ? [1, 1, c.queries, c.keys] : [c.queries, c.keys]
+            var m = [Float](repeating: 0, count: c.queries * c.keys)
+            for i in 0..<c.queries {
+                for j in 0..<c.keys where j > c.keys - c.queries + i || (i == 0 && c.nanGuard) { m[i * c.keys + j] = -.infinity }
+            }
+            feeds["mask"] = Tensor(m, shape: shape)
+            nodes.append(Node(name: "Mask", opType: "Add", inputs: ["scores", "mask"], outputs: ["masked"]))
+            logits = "masked"
+        }
+        nodes.append(Node(name: "Softmax", opType: "Softmax", inputs: [logits], outputs: ["p"], attributes: attrs(attr("axis", int: -1))))
+        var p = "p"
+        if c.nanGuard {
+            nodes.append(Node(name: "IsNaN", opType: "IsNaN", inputs: ["p"], outputs: ["nan"]))
+            nodes.append(Node(name: "Guard", opType: "Where", inputs: ["nan", "zero", "p"], outputs: ["pg"]))
+            p = "pg"
+        }
+        nodes.append(Node(name: "Out", opType: "MatMul", inputs: [p, v], outputs: ["out"]))
+        var outputs = [ValueSpec(name: "out", elementType: .float, shape: nil)]
+        if rep > 1 { outputs.append(ValueSpec(name: "keyLength", elementType: .int64, shape: nil)) }
+        let inputs = feeds.keys.sorted().map { ValueSpec(name: $0, elementType: .float, shape: nil) }
+        return (try Graph(nodes: nodes, constants: constants, inputs: inputs, outputs: outputs, opsets: ["": 18]), feeds)
+    }
+
+    @Test(arguments: cases)
+    func fusedEqualsTheOpByOpGraph(_ c: Case) throws {
+        let (graph, feeds) = try AttentionTests.graph(c)
+        var plain = SessionOptions()
+        plain.fuseAttention = false
+        let reference = try Session(graph: graph, options: plain)
+        #expect(!reference.graph.nodes.contains { $0.opType == "FusedAttention" })
+        let fused = try Session(graph: graph)
+        #expect(fused.graph.nodes.filter { $0.opType == "FusedAttention" }.count == 1, "\(c): pattern not fused")
+        #expect(!fused.graph.nodes.contains { ["Expand", "Softmax", "MatMul", "Transpose"].contains($0.opType) }, "\(c): unfused ops left")
+
+        let expected = try reference.run(feeds), actual = try fused.run(feeds)
+        let e = expected["out"]!.floats(), a = actual["out"]!.floats()
+        #expect(actual["out"]!.shape == [1, c.heads, c.queries, c.headSize])
+        #expect(a.allSatisfy(\.isFinite) || !c.nanGuard)
+        let d = maxAbsDiff(a, e)
+        #expect(d <= 2e-6, "\(c): max |Δ| \(d)")
+        if c.maskRank > 0 && c.nanGuard {
+            // The fully masked first query row: zeros, not NaN.
+            #expect(a[0..<c.headSize].allSatisfy { $0 == 0 })
+        }
+        if let length = actual["keyLength"] { #expect(length.int64s() == [Int64(c.keys)]) }
+    }
+
+    /// float16 keys and values are read as they are: the same result as their exact float32 widening.
+    @Test func float16KeysAndValuesEqualTheirFloat32Widening() throws {
+        var rng = SeededGenerator(seed: 7)
+        let (h, kvh, s, t, d) = (4, 2, 2, 19, 64)
+        let q = Tensor((0..<(h * s * d)).map { _ in Float.random(in: -2...2, using: &rng) }, shape: [1, h, s, d])
+        let k16 = (0..<(kvh * t * d)).map { _ in Float16(Float.random(in: -2...2, using: &rng)) }
+        let v16 = (0..<(kvh * t * d)).map { _ in Float16(Float.random(in: -1...1, using: &rng)) }
+        let scale = Tensor([0.35], shape: [])
+        let half = try runOp("FusedAttention", domain: AttentionFusion.domain,
+                             [q, Tensor(float16s: k16, shape: [1, kvh, t, d]), Tensor(float16s: v16, shape: [1, kvh, t, d]), scale, nil])[0]
+        let wide = try runOp("FusedAttention", domain: AttentionFusion.domain,
+                             [q, Tensor(k16.map(Float.init), shape: [1, kvh, t, d]), Tensor(v16.map(Float.init), shape: [1, kvh, t, d]), scale, nil])[0]
+        #expect(half.floats() == wide.floats())
+    }
+
+    @Test func badShapesAreNodeErrors() throws {
+        let q = Tensor([Float](repeating: 0, count: 3 * 8), shape: [1, 3, 1, 8])
+        let k = Tensor([Float](repeating: 0, count: 2 * 4 * 8), shape: [1, 2, 4, 8])
+        #expect(throws: RuntimeError.self) { _ = try runOp("FusedAttention", domain: AttentionFusion.domain, [q, k, k]) }
+        let mask = Tensor([Float](repeating: 0, count: 3), shape: [1, 1, 1, 3])
+        let q2 = Tensor([Float](repeating: 0, count: 4 * 8), shape: [1, 4, 1, 8])
+        #expect(throws: RuntimeError.self) { _ = try runOp("FusedAttention", domain: AttentionFusion.domain, [q2, k, k, nil, mask]) }
+    }
+}
