@@ -79,3 +79,19 @@ import CKernels
         }
     }
 }
+
+/// The vectorised sigmoid (polynomial exp) against the libm-based formula.
+@Suite struct ActivationKernelTests {
+    @Test func sigmoidIsWithinFourUlpOfLibm() {
+        var x: [Float] = stride(from: -30, through: 30, by: 0.0137).map { Float($0) }
+        x += [0, -0, 1e-8, -1e-8, 88, -87, 100, -100, .infinity, -.infinity, .nan, 3]
+        var y = [Float](repeating: 0, count: x.count)
+        qk_sigmoid(x, &y, x.count)
+        for (xi, yi) in zip(x, y) {
+            if xi.isNaN { #expect(yi.isNaN); continue }
+            let reference = xi >= 0 ? 1 / (1 + expf(-xi)) : expf(xi) / (1 + expf(xi))
+            let tolerance = 4 * max(reference.ulp, Float.leastNormalMagnitude)
+            #expect(abs(yi - reference) <= tolerance || (reference < 1e-30 && yi < 1e-30), "sigmoid(\(xi)) = \(yi), libm \(reference)")
+        }
+    }
+}

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import Kernels
 
@@ -65,9 +66,64 @@ enum MinKind: ArithmeticKind {
     @inline(__always) static func int32(_ a: Int32, _ b: Int32) -> Int32 { Swift.min(a, b) }
 }
 
+/// float32 Add/Sub/Mul/Div as concrete loops over one row (operand strides 0 or 1).
+enum FloatBinary {
+    case add, sub, mul, div
+
+    init?<K: ArithmeticKind>(_: K.Type) {
+        switch ObjectIdentifier(K.self) {
+        case ObjectIdentifier(AddKind.self): self = .add
+        case ObjectIdentifier(SubKind.self): self = .sub
+        case ObjectIdentifier(MulKind.self): self = .mul
+        case ObjectIdentifier(DivKind.self): self = .div
+        default: return nil
+        }
+    }
+
+    func apply(_ n: Int, _ a: UnsafePointer<Float>, _ sa: Int, _ b: UnsafePointer<Float>, _ sb: Int, _ out: UnsafeMutablePointer<Float>) {
+        switch self {
+        case .add: FloatBinary.row(n, a, sa, b, sb, out, +)
+        case .sub: FloatBinary.row(n, a, sa, b, sb, out, -)
+        case .mul: FloatBinary.row(n, a, sa, b, sb, out, *)
+        case .div: FloatBinary.row(n, a, sa, b, sb, out, /)
+        }
+    }
+
+    @inline(__always)
+    static func row(_ n: Int, _ a: UnsafePointer<Float>, _ sa: Int, _ b: UnsafePointer<Float>, _ sb: Int,
+                    _ out: UnsafeMutablePointer<Float>, _ f: (Float, Float) -> Float) {
+        if sa == 1 && sb == 1 {
+            for i in 0..<n { out[i] = f(a[i], b[i]) }
+        } else if sa == 1 && sb == 0 {
+            let vb = b[0]
+            for i in 0..<n { out[i] = f(a[i], vb) }
+        } else if sa == 0 && sb == 1 {
+            let va = a[0]
+            for i in 0..<n { out[i] = f(va, b[i]) }
+        } else {
+            for i in 0..<n { out[i] = f(a[i * sa], b[i * sb]) }
+        }
+    }
+}
+
 /// `C = A op B` with broadcasting, for float32, float16, float64, int64 and int32.
 func binaryArithmetic<K: ArithmeticKind>(_: K.Type, _ a: Tensor, _ b: Tensor) throws -> Tensor {
     guard a.dtype == b.dtype else { throw OpError("operand types differ: \(a.dtype) and \(b.dtype)") }
+    if a.dtype == .float, let op = FloatBinary(K.self) {
+        // Add/Sub/Mul/Div on float32 through concrete loops: the generic `K.float` is called
+        // through a witness table when the operator is not specialised (~10x slower).
+        let outShape = a.shape == b.shape ? a.shape : try Broadcast.shape([a.shape, b.shape])
+        let out = Tensor(dtype: .float, shape: outShape)
+        let pa = a.pointer(as: Float.self), pb = b.pointer(as: Float.self), po = out.pointer(as: Float.self)
+        if a.shape == b.shape {
+            op.apply(out.count, pa, 1, pb, 1, po)
+        } else {
+            forEachBroadcastRow2(outShape: outShape, aShape: a.shape, bShape: b.shape) { o, ia, ib, n, sa, sb in
+                op.apply(n, pa + ia, sa, pb + ib, sb, po + o)
+            }
+        }
+        return out
+    }
     let outShape = try Broadcast.shape([a.shape, b.shape])
     let out = Tensor(dtype: a.dtype, shape: outShape)
     switch a.dtype {
@@ -313,6 +369,7 @@ struct UnaryOperator: Operator {
             case .neg: map(x, out) { -$0 }
             case .sqrt: map(x, out) { $0.squareRoot() }
             case .reciprocal: map(x, out) { 1 / $0 }
+            case .sigmoid where x.dtype == .float: qk_sigmoid(x.pointer(as: Float.self), out.pointer(as: Float.self), n)
             case .sigmoid: map(x, out) { UnaryFunction.sigmoid.apply($0) }
             case .exp: map(x, out) { Foundation.expf($0) }
             case .cos: map(x, out) { Foundation.cosf($0) }
