@@ -63,3 +63,31 @@ void qk_sigmoid(const float *x, float *y, size_t n) {
 #endif
     for (size_t i = 0; i < n; i++) y[i] = sigmoid_scalar(x[i]);
 }
+
+// MARK: float16 rounding
+
+#if defined(__x86_64__) || defined(_M_X64)
+__attribute__((target("avx,f16c"))) static void round_half_f16c(const float *x, float *y, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT)));
+    for (; i < n; i++)
+        y[i] = _cvtsh_ss(_cvtss_sh(x[i], _MM_FROUND_TO_NEAREST_INT));
+}
+#endif
+
+int qk_round_to_half(const float *x, float *y, size_t n) {
+#if defined(__x86_64__) || defined(_M_X64)
+    static int f16c = -1;
+    if (f16c < 0) {
+        __builtin_cpu_init();
+        f16c = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+    }
+    if (f16c) {
+        round_half_f16c(x, y, n);
+        return 1;
+    }
+#endif
+    (void)x; (void)y; (void)n;
+    return 0;
+}

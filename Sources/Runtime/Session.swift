@@ -9,7 +9,8 @@ public struct SessionOptions: Sendable {
     /// Compute this output (a decoder's `logits`) for the last sequence position only, by slicing
     /// the LM head's input (see `LastPositionLogits`). For generation; nil keeps the graph's shape.
     public var lastPositionOnlyOutput: String?
-    /// Replace the exports' op-by-op attention with one fused op (`AttentionFusion`).
+    /// Replace the exports' op-by-op attention with one fused op (`AttentionFusion`), and their
+    /// three-copy float16 cache Concat with one `AppendKV` (`CacheAppend`).
     public var fuseAttention = true
 
     public init() {}
@@ -50,6 +51,7 @@ public final class Session: @unchecked Sendable {
         }
         if options.fuseAttention {
             AttentionFusion.run(&graph)
+            CacheAppend.run(&graph)
         }
         if options.float16Numerics == .onnxRuntime {
             Float16Precision.run(&graph)

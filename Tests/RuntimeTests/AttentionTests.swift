@@ -131,4 +131,36 @@ import Testing
         let q2 = Tensor([Float](repeating: 0, count: 4 * 8), shape: [1, 4, 1, 8])
         #expect(throws: RuntimeError.self) { _ = try runOp("FusedAttention", domain: AttentionFusion.domain, [q2, k, k, nil, mask]) }
     }
+
+    /// The float16 exports' cache growth, Cast(past, fp16) → Concat(axis 2) → Cast(fp32) → present
+    /// (plus a Shape reader), against one AppendKV: bit-identical, with past values that float16
+    /// cannot hold exactly (so the rounding is exercised).
+    @Test(arguments: [0, 1, 37])
+    func appendKVEqualsCastConcatCast(_ pastLength: Int) throws {
+        var rng = SeededGenerator(seed: UInt64(pastLength + 3))
+        let (h, d) = (2, 24)
+        let past = Tensor((0..<(h * pastLength * d)).map { _ in Float.random(in: -3...3, using: &rng) }, shape: [1, h, pastLength, d])
+        let new = Tensor(float16s: (0..<(h * d)).map { _ in Float16(Float.random(in: -3...3, using: &rng)) }, shape: [1, h, 1, d])
+        var to16 = AttributeProto(); to16.name = "to"; to16.kind = .int; to16.i = Int64(DataType.float16.rawValue)
+        var to32 = AttributeProto(); to32.name = "to"; to32.kind = .int; to32.i = Int64(DataType.float.rawValue)
+        let nodes = [
+            Node(name: "down", opType: "Cast", inputs: ["past"], outputs: ["past16"], attributes: ["to": to16]),
+            Node(name: "concat", opType: "Concat", inputs: ["past16", "new"], outputs: ["all16"], attributes: attrs(attr("axis", int: 2))),
+            Node(name: "up", opType: "Cast", inputs: ["all16"], outputs: ["present"], attributes: ["to": to32]),
+            Node(name: "shape", opType: "Shape", inputs: ["all16"], outputs: ["shape"]),
+        ]
+        let graph = try Graph(nodes: nodes, constants: [:],
+                              inputs: [ValueSpec(name: "past", elementType: .float, shape: nil), ValueSpec(name: "new", elementType: .float16, shape: nil)],
+                              outputs: [ValueSpec(name: "present", elementType: .float, shape: nil), ValueSpec(name: "shape", elementType: .int64, shape: nil)],
+                              opsets: ["": 18])
+        var plain = SessionOptions()
+        plain.fuseAttention = false
+        let reference = try Session(graph: graph, options: plain).run(["past": past, "new": new])
+        let session = try Session(graph: graph)
+        #expect(session.graph.nodes.map(\.opType).sorted() == ["AppendKV", "Shape"])
+        let actual = try session.run(["past": past, "new": new])
+        #expect(actual["present"]!.shape == [1, h, pastLength + 1, d])
+        #expect(actual["present"]!.floats() == reference["present"]!.floats())
+        #expect(actual["shape"]!.int64s() == reference["shape"]!.int64s())
+    }
 }

@@ -82,4 +82,43 @@ func registerAttention(_ add: (String, String, ClosedRange<Int>, @escaping Opera
     add("FusedAttention", AttentionFusion.domain, 1...Int.max) { ctx in
         FusedAttentionOperator(nanToZero: ctx.node.intAttribute("nan_to_zero", default: 0) != 0)
     }
+    add("AppendKV", AttentionFusion.domain, 1...Int.max) { _ in AppendKVOperator() }
+}
+
+/// `qwen.swift` AppendKV(past, new) → present: `Concat([past, new], axis 2)` in float32 with
+/// every value rounded to float16 (as the exports' `Cast(past, float16)` → float16 Concat →
+/// `Cast(float32)` computes it; see `CacheAppend`), in one pass over the history instead of three.
+/// `past [B, H, P, D]` float32, `new [B, H, S, D]` float16 or float32.
+struct AppendKVOperator: Operator {
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+        let past = try inputs.required(0), new = try inputs.required(1)
+        guard past.dtype == .float else { throw OpError("past must be float32, got \(past.dtype)") }
+        guard new.dtype == .float || new.dtype == .float16 else { throw OpError("new must be float32 or float16, got \(new.dtype)") }
+        guard past.rank == 4, new.rank == 4, past.shape[0] == new.shape[0], past.shape[1] == new.shape[1], past.shape[3] == new.shape[3] else {
+            throw OpError("past \(past.shape) and new \(new.shape) must be [batch, heads, length, head size] alike")
+        }
+        let (b, h, p, s, d) = (past.shape[0], past.shape[1], past.shape[2], new.shape[2], past.shape[3])
+        let (total, overflow) = p.addingReportingOverflow(s)
+        guard !overflow else { throw OpError("cache length \(p) + \(s) overflows") }
+        let out = Tensor(dtype: .float, shape: [b, h, total, d])
+        let po = out.pointer(as: Float.self), pp = past.pointer(as: Float.self)
+        let rows = b * h
+        parallelFor(rows, minChunk: max(1, 65536 / max(total * d, 1))) { range in
+            for r in range {
+                let dst = po + r * total * d
+                roundToHalf(pp + r * p * d, dst, p * d)
+                if new.dtype == .float16 {
+                    convertHalfToFloat(new.pointer(as: Float16.self) + r * s * d, dst + p * d, s * d)
+                } else {
+                    roundToHalf(new.pointer(as: Float.self) + r * s * d, dst + p * d, s * d)
+                }
+            }
+        }
+        return [out]
+    }
+
+    private func roundToHalf(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int) {
+        if n == 0 || qk_round_to_half(src, dst, n) != 0 { return }
+        for i in 0..<n { dst[i] = Float(Float16(src[i])) }
+    }
 }

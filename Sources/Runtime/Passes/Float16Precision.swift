@@ -33,6 +33,8 @@ enum Float16Precision {
     static let float16Kernels: Set<String> = [
         "Max", "Min", "IsNaN", "Transpose", "Identity", "Flatten", "Expand", "Reshape", "Unsqueeze",
         "Squeeze", "Concat", "Split", "Slice", "Gather", "Shape", "ScatterND", "Cast", "MatMulNBits",
+        // Ours: AppendKV stands for a float16 Concat (it rounds what it reads to float16).
+        "AppendKV",
     ]
 
     static func run(_ graph: inout Graph) {

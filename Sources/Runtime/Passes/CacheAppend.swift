@@ -1,0 +1,63 @@
+import ONNX
+
+/// The float16 exports grow the KV cache with three copies of the whole history per step and
+/// layer: `Cast(past, float16)`, `Concat(past16, new, axis 2)`, `Cast(…, float32)` → `present`.
+/// This pass replaces them with one `AppendKV(past, new)` (`AppendKVOperator`), which writes
+/// `present` directly in one pass, rounding `past` to float16 and back exactly as the two Casts
+/// did, and points the Concat's other readers (the fused attention, Shape nodes) at `present`,
+/// which holds the same values widened to float32.
+///
+/// Applies when the Concat's first input is a Cast to float16 of a float32 graph input, its
+/// output's readers include a Cast to float32 that is a graph output, and every other reader is
+/// `Shape` or `FusedAttention` (which read float32 as well as float16).
+enum CacheAppend {
+    @discardableResult
+    static func run(_ graph: inout Graph) -> Int {
+        var producer: [String: Int] = [:]
+        var consumers: [String: [Int]] = [:]
+        for (i, node) in graph.nodes.enumerated() {
+            for o in node.outputs where !o.isEmpty { producer[o] = i }
+            for v in node.inputs where !v.isEmpty { consumers[v, default: []].append(i) }
+        }
+        let inputTypes = Dictionary(graph.inputs.map { ($0.name, $0.elementType) }, uniquingKeysWith: { a, _ in a })
+        let graphOutputs = Set(graph.outputs.map(\.name))
+        func castTarget(_ n: Node) -> DataType? { n.intAttribute("to").flatMap { DataType(rawValue: Int32($0)) } }
+
+        var replaced: [Int: Node] = [:]   // Concat → AppendKV
+        var dropped = Set<Int>()            // the Casts to present
+        var rewired: [Int: Node] = [:]
+        for (i, concat) in graph.nodes.enumerated() where concat.opType == "Concat" && concat.domain.isEmpty && concat.inputs.count == 2 {
+            let axis = concat.intAttribute("axis", default: 0)
+            guard axis == 2 || axis == -2, let castIn = producer[concat.inputs[0]] else { continue }
+            let down = graph.nodes[castIn]
+            guard down.opType == "Cast", castTarget(down) == .float16, let past = down.inputs.first,
+                  inputTypes[past] == .float else { continue }
+            let readers = consumers[concat.outputs[0]] ?? []
+            let ups = readers.filter { r in
+                graph.nodes[r].opType == "Cast" && castTarget(graph.nodes[r]) == .float && graphOutputs.contains(graph.nodes[r].outputs[0])
+            }
+            guard ups.count == 1, let up = ups.first, !graphOutputs.contains(concat.outputs[0]) else { continue }
+            let others = readers.filter { $0 != up }
+            guard others.allSatisfy({ ["Shape", "FusedAttention"].contains(graph.nodes[$0].opType) }) else { continue }
+
+            // AppendKV takes the Concat's place (before all its readers) and writes `present`.
+            let present = graph.nodes[up].outputs[0]
+            replaced[i] = Node(name: concat.name + "/AppendKV", opType: "AppendKV", domain: AttentionFusion.domain,
+                               inputs: [past, concat.inputs[1]], outputs: [present])
+            dropped.insert(up)
+            for r in others {
+                var n = rewired[r] ?? graph.nodes[r]
+                n.inputs = n.inputs.map { $0 == concat.outputs[0] ? present : $0 }
+                rewired[r] = n
+            }
+        }
+        guard !replaced.isEmpty else { return 0 }
+        var nodes: [Node] = []
+        for (i, n) in graph.nodes.enumerated() where !dropped.contains(i) {
+            nodes.append(replaced[i] ?? rewired[i] ?? n)
+        }
+        // The Casts of the past that fed the Concats are dead now.
+        graph.nodes = Float16Precision.removeDeadNodes(nodes, keeping: graphOutputs)
+        return replaced.count
+    }
+}
