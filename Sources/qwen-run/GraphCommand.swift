@@ -48,7 +48,11 @@ struct GraphCommand: ParsableCommand {
             try NumPy.write(t, to: URL(fileURLWithPath: outputDirectory).appendingPathComponent("\(safeName).npy").path)
             print("\(spec.name): \(t.dtype)\(t.shape)")
         }
-        FileHandle.standardError.write(Data(String(format: "ran %d nodes in %.3f s\n", session.graph.nodes.count, elapsed).utf8))
+        let fused = Dictionary(grouping: session.graph.nodes.filter { $0.domain == "qwen.swift" }, by: \.opType)
+            .map { "\($0.value.count) \($0.key)" }.sorted().joined(separator: ", ")
+        FileHandle.standardError.write(Data(String(format: "ran %d nodes in %.3f s%@\n", session.graph.nodes.count, elapsed,
+                                                   fused.isEmpty ? "" : " (fused: \(fused))").utf8))
+        if Profiler.isEnabled { FileHandle.standardError.write(Data((Profiler.shared.report() + "\n").utf8)) }
     }
 }
 
