@@ -4,6 +4,7 @@
 Usage (through the shell wrapper, which sets up the pinned venv):
     scripts/bench [--runs 3] [--json] [--model Models/qwen2.5-coder-0.5b-instruct]
                   [--scratch-path .build] [--no-build] [--max-tokens 64] [--threads 2]
+                  [--positions 128,1024,4096] [--position-steps 16]
     LLAMA_CPP_BIN=/path/to/llama-bench scripts/bench     # adds llama.cpp on the GGUF
 
 What runs, in interleaved rounds (after one untimed warm-up round that also fills the page cache):
@@ -26,6 +27,10 @@ Measured the same way for ours and ORT:
   load s        = model load (qwen-run: reading, mapping and planning; ORT: InferenceSession creation)
   peak RSS      = the process's maximum resident set (wait4 ru_maxrss; the Python process of the ORT
                   run includes the interpreter and numpy, ~40 MB)
+Decode speed at context lengths (second table): `qwen-run decode-speed` and the ORT worker each fill
+the KV cache with N zero positions, run one untimed step, then time single-token steps (the work of
+a step at that length does not depend on the values).
+
 Both stop after an eos id (as qwen-run does), so the prompt is one that makes the model write >64
 tokens; the table says how many were generated. Medians over the timed rounds. The CPU time other
 processes take during each run is measured (/proc/stat minus the run's own) and a busy machine is
@@ -125,10 +130,12 @@ def ort_worker(spec_path: str) -> int:
     present_of = {n: n.replace("past_key_values.", "present.", 1) for n in past_names}
     index = {n: output_names.index(present_of[n]) for n in past_names}
     logits_index = output_names.index("logits")
-    past = {}
-    for n in past_names:
-        shape = inputs[n].shape
-        past[n] = np.zeros((1, int(shape[1]), 0, int(shape[3])), dtype=np.float32)
+
+    def zero_past(length: int) -> dict:
+        return {n: np.zeros((1, int(inputs[n].shape[1]), length, int(inputs[n].shape[3])), dtype=np.float32)
+                for n in past_names}
+
+    past = zero_past(0)
     length = 0
 
     def step(ids: list[int]):
@@ -143,6 +150,19 @@ def ort_worker(spec_path: str) -> int:
         past = {n: outs[index[n]] for n in past_names}
         length += len(ids)
         return outs[logits_index][0, -1]
+
+    if spec.get("mode") == "context":
+        # Decode speed with N positions already cached (zeros), as `qwen-run decode-speed` measures.
+        rates = {}
+        for position in spec["positions"]:
+            past, length = zero_past(position), position
+            step([0])  # untimed
+            t0 = time.perf_counter()
+            for _ in range(spec["steps"]):
+                step([0])
+            rates[str(position)] = spec["steps"] / (time.perf_counter() - t0)
+        print(json.dumps({"decode_tokens_per_s": rates, "steps": spec["steps"]}))
+        return 0
 
     prompt = spec["prompt_ids"]
     eos = set(spec["eos"])
@@ -270,6 +290,9 @@ def main() -> int:
     ap.add_argument("--scratch-path", type=Path, default=ROOT / ".build", help="SwiftPM scratch path")
     ap.add_argument("--no-build", action="store_true", help="use the existing release qwen-run")
     ap.add_argument("--json", action="store_true", help="print one JSON object (the table goes to stderr)")
+    ap.add_argument("--positions", default="128,1024,4096",
+                    help="context lengths for the decode-vs-context table ('' to skip)")
+    ap.add_argument("--position-steps", type=int, default=16, help="timed decode steps per context length")
     args = ap.parse_args()
 
     model_dir = args.model.resolve()
@@ -362,6 +385,32 @@ def main() -> int:
              f"CPU used by other processes during the runs: {min(others):.0%}–{max(others):.0%} of the machine"
              + ("  ** BUSY MACHINE: not comparable with a quiet run (ONNX Runtime's spinning threads suffer most) **"
                 if max(others) > 0.10 else "")]
+    context = None
+    positions = [int(p) for p in args.positions.split(",") if p.strip()]
+    if positions:
+        log(f"decode speed at context lengths {positions} ({args.position_steps} steps each, synthetic cache)")
+        context = {}
+        code, out, err, _, _ = run_measured([str(binary), "decode-speed", "--model", str(model_dir), "--onnx", args.onnx,
+                                             "--positions", ",".join(map(str, positions)),
+                                             "--steps", str(args.position_steps), "--json"])
+        if code != 0:
+            raise SystemExit(f"qwen-run decode-speed failed ({code}):\n{err}")
+        context["ours"] = json.loads(out)["decode_tokens_per_s"]
+        context_others = [LAST_OTHERS_CPU]
+        ctx_spec = Path(tempfile.mkstemp(prefix="bench-ort-ctx-", suffix=".json")[1])
+        ctx_spec.write_text(json.dumps({"model": str(onnx_path), "mode": "context", "positions": positions,
+                                        "steps": args.position_steps, "threads": args.threads}))
+        context["ort"] = run_ort(ctx_spec)["decode_tokens_per_s"]
+        context_others.append(LAST_OTHERS_CPU)
+        ctx_spec.unlink(missing_ok=True)
+        lines += ["", "| decode tok/s at context length | " + " | ".join(str(p) for p in positions) + " |",
+                  "|" + "---|" * (len(positions) + 1),
+                  f"| {names['ours']} | " + " | ".join(f"{context['ours'][str(p)]:.2f}" for p in positions) + " |",
+                  f"| {names['ort']} | " + " | ".join(f"{context['ort'][str(p)]:.2f}" for p in positions) + " |",
+                  "| **ours / ORT** | " + " | ".join(f"{context['ours'][str(p)] / context['ort'][str(p)]:.2f}×" for p in positions) + " |"]
+        notes.append(f"context table: one single-token step after N cached positions (zeros; no prefill), "
+                     f"{args.position_steps} timed steps after one untimed, one run each; "
+                     f"other processes {min(context_others):.0%}–{max(context_others):.0%} CPU")
     table = "\n".join(lines + [""] + notes)
 
     if args.json:
@@ -369,6 +418,7 @@ def main() -> int:
         print(json.dumps({"prompt_tokens": len(prompt_ids), "max_tokens": args.max_tokens, "runs": args.runs,
                           "threads": args.threads, "onnx": args.onnx, "summary": summary, "ratios_ours_over_ort": ratios,
                           "other_processes_cpu_fraction": {s: [r["others_cpu"] for r in runs[s]] for s in systems},
+                          "decode_tokens_per_s_at_context": context,
                           "generated_ids_identical": ours_ids == ort_ids, "first_difference": None if ours_ids == ort_ids else agree,
                           "raw": {s: [{k: v for k, v in r.items() if k not in ("prompt_ids",)} for r in runs[s]] for s in systems}},
                          indent=1))

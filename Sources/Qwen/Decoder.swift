@@ -89,6 +89,17 @@ public struct KVCache: Sendable {
 
     public var count: Int { tokens.count }
 
+    /// Replaces the cache with `length` positions of zero keys and values (token id 0), for
+    /// measuring decode speed at a context length without a prefill.
+    mutating func fillWithZeros(length: Int, interface: DecoderInterface) {
+        for (past, _) in interface.cache {
+            let t = Tensor(dtype: interface.cacheType, shape: [1, interface.kvHeads, length, interface.headDim])
+            memset(t.rawPointer, 0, t.byteCount)
+            tensors[past] = t
+        }
+        tokens = [Int](repeating: 0, count: length)
+    }
+
     /// Keeps only the first `length` positions (to reuse a common prefix between chat turns).
     mutating func truncate(to length: Int) {
         guard length < tokens.count else { return }

@@ -275,3 +275,26 @@ public func peakResidentMegabytes() -> Double {
     return Double(usage.ru_maxrss) / 1_048_576
     #endif
 }
+
+// MARK: - Decode speed at a given context length
+
+extension QwenModel {
+    /// Decode speed with `position` tokens already in the KV cache: fills a cache with
+    /// `position` synthetic positions (all keys and values zero, all attended), then times
+    /// `steps` single-token forward passes (token 0) after one untimed warm-up step. The work per
+    /// step is what a real conversation at that length costs; the values do not matter.
+    /// Returns tokens per second.
+    public func decodeTokensPerSecond(atPosition position: Int, steps: Int) throws -> Double {
+        guard position >= 0, steps > 0 else { throw GenerationError.invalidParameters("position must be ≥ 0 and steps > 0, got \(position) and \(steps)") }
+        guard position + steps + 1 <= maxPositions else {
+            throw GenerationError.contextOverflow(tokens: position + steps + 1, limit: maxPositions)
+        }
+        var cache = makeCache()
+        cache.fillWithZeros(length: position, interface: decoder.interface)
+        _ = try decoder.forward([0], cache: &cache)
+        let start = DispatchTime.now().uptimeNanoseconds
+        for _ in 0..<steps { _ = try decoder.forward([0], cache: &cache) }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        return Double(steps) / seconds
+    }
+}

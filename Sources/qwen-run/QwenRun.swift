@@ -8,6 +8,6 @@ struct QwenRun: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "qwen-run",
         abstract: "Run quantized Qwen2 ONNX models natively.",
-        subcommands: [GenerateCommand.self, GraphCommand.self, InspectCommand.self, TokenizeCommand.self, DetokenizeCommand.self],
+        subcommands: [GenerateCommand.self, GraphCommand.self, InspectCommand.self, TokenizeCommand.self, DetokenizeCommand.self, DecodeSpeedCommand.self],
         defaultSubcommand: GenerateCommand.self)
 }

@@ -214,6 +214,24 @@ import Testing
         #expect(GenerationError.contextOverflow(tokens: 257, limit: 256).description.contains("256"))
     }
 
+    /// The decode-speed probe (scripts/bench's context table) runs on a synthetic cache and checks
+    /// its arguments; a zero cache of N positions runs like N real ones (the step sees N + 1 keys).
+    @Test func decodeSpeedProbe() throws {
+        let model = try Fixture.untied.model()
+        let rate = try model.decodeTokensPerSecond(atPosition: 200, steps: 3)
+        #expect(rate.isFinite && rate > 0)
+        #expect(throws: GenerationError.contextOverflow(tokens: 256 + 2, limit: 256)) {
+            _ = try model.decodeTokensPerSecond(atPosition: 254, steps: 3)
+        }
+        #expect(throws: GenerationError.self) { _ = try model.decodeTokensPerSecond(atPosition: -1, steps: 3) }
+        #expect(throws: GenerationError.self) { _ = try model.decodeTokensPerSecond(atPosition: 10, steps: 0) }
+        var cache = model.makeCache()
+        cache.fillWithZeros(length: 40, interface: model.decoder.interface)
+        #expect(cache.count == 40)
+        _ = try model.decoder.forward([1], cache: &cache)
+        #expect(cache.count == 41)
+    }
+
     /// Generation that reaches the context ends with `.contextLimit`: with a 250-token prompt the
     /// 256 positions hold the prompt and 6 fed tokens; the 7th token (predicted at position 255)
     /// is the last.
