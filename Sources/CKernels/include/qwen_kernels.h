@@ -31,6 +31,14 @@ int qk_q4_dequantize(const uint8_t *data, const uint16_t *scales_f16, const floa
                      const uint8_t *zero_points, size_t blocks,
                      size_t row_begin, size_t row_end, float *out, size_t ld);
 
+/// c[i, j] = sum_k a[i, k] * dequantize(B)[j, k] for i < m and columns j in [col_begin, col_end):
+/// the M > 2 (prefill) product, B dequantized panel by panel into L1 and multiplied with a
+/// 6×16 float32 FMA kernel. Same B layout and arguments as `qk_q4_gemv`; `a` is m rows of
+/// blocks * 32 floats (zero beyond K) with row stride `lda`; `c` has row stride `ldc`.
+int qk_q4_gemm(const uint8_t *data, const uint16_t *scales_f16, const float *scales_f32,
+               const uint8_t *zero_points, size_t blocks, const float *a, size_t lda, size_t m,
+               size_t col_begin, size_t col_end, float *c, size_t ldc);
+
 /// One row of scaled dot-product attention in float32 (the fused form of the exports'
 /// MatMul → Add(mask) → Softmax → Where(IsNaN) → MatMul chain):
 ///   scores[t] = sum_d q[d] * (k[t, d] * scale) + mask[t]   (mask may be null)

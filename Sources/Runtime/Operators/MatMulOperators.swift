@@ -163,6 +163,11 @@ struct MatMulNBitsOperator: Operator {
                 let a = packed + row * kp, y = po + row * n
                 parallelFor(n, minChunk: 64, granularity: 16) { rows in w.gemv(packed: a, rows: rows, into: y) }
             }
+        } else if w.supportsNativeGEMM {
+            // Panels of B dequantized into L1 by each thread, multiplied there (qk_q4_gemm).
+            parallelFor(n, minChunk: 64, granularity: 16) { columns in
+                _ = w.gemm(packed: packed, rows: m, lda: kp, columns: columns, into: po, ldc: n)
+            }
         } else {
             // Dequantize B a tile of rows at a time (in packed order) and multiply with BLAS.
             let tile = Swift.min(MatMulNBitsOperator.tileRows, n)
