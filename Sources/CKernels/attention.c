@@ -8,7 +8,7 @@
 static inline float load_scalar(const void *p, size_t i, int half);
 
 #if defined(__x86_64__) || defined(_M_X64)
-#include <immintrin.h>
+#include "simd_exp.h"
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
 
 static inline float load_scalar(const void *p, size_t i, int half) {
@@ -72,6 +72,49 @@ AVX2 static void weighted_sum_avx2(const float *p, const void *v, int half, size
     }
 }
 
+// p = softmax(scores) in place, e^x vectorised (simd_exp.h). Returns 0 (scores untouched) when
+// a score is NaN, for the scalar path to propagate it as the formula does.
+AVX2 static int softmax_avx2(float *scores, size_t n, int nan_to_zero) {
+    __m256 vmax = _mm256_set1_ps(-INFINITY), nan = _mm256_setzero_ps();
+    size_t t = 0;
+    for (; t + 8 <= n; t += 8) {
+        __m256 x = _mm256_loadu_ps(scores + t);
+        nan = _mm256_or_ps(nan, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+        vmax = _mm256_max_ps(vmax, x);
+    }
+    if (_mm256_movemask_ps(nan)) return 0;
+    float m[8], max_value = -INFINITY;
+    _mm256_storeu_ps(m, vmax);
+    for (int i = 0; i < 8; i++) max_value = m[i] > max_value ? m[i] : max_value;
+    for (; t < n; t++) {
+        if (scores[t] != scores[t]) return 0;
+        max_value = scores[t] > max_value ? scores[t] : max_value;
+    }
+    if (max_value == -INFINITY) {
+        // A fully masked row: the formula gives NaN everywhere (0 behind the exports' NaN guard).
+        for (t = 0; t < n; t++) scores[t] = nan_to_zero ? 0 : NAN;
+        return 1;
+    }
+    const __m256 vm = _mm256_set1_ps(max_value);
+    __m256 vsum = _mm256_setzero_ps();
+    for (t = 0; t + 8 <= n; t += 8) {
+        __m256 e = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(scores + t), vm));
+        _mm256_storeu_ps(scores + t, e);
+        vsum = _mm256_add_ps(vsum, e);
+    }
+    float sum = hsum8(vsum);
+    for (; t < n; t++) {
+        float e = expf(scores[t] - max_value);
+        scores[t] = e;
+        sum += e;
+    }
+    const float inv = 1 / sum;
+    const __m256 vinv = _mm256_set1_ps(inv);
+    for (t = 0; t + 8 <= n; t += 8) _mm256_storeu_ps(scores + t, _mm256_mul_ps(_mm256_loadu_ps(scores + t), vinv));
+    for (; t < n; t++) scores[t] *= inv;
+    return 1;
+}
+
 static int attention_isa(void) {
     static int isa = -1;
     if (isa < 0) {
@@ -85,43 +128,85 @@ static inline float load_scalar(const void *p, size_t i, int half) {
     if (!half) return ((const float *)p)[i];
     return (float)((const _Float16 *)p)[i];
 }
+// p = softmax(scores) in place: max-subtracted, e^x vectorised (simd_exp.h). Returns the sum.
+AVX2 static void softmax_avx2(float *scores, size_t n, int nan_to_zero) {
+    __m256 vmax = _mm256_set1_ps(-INFINITY);
+    size_t t = 0;
+    for (; t + 8 <= n; t += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(scores + t));
+    float m[8], max_value = -INFINITY;
+    _mm256_storeu_ps(m, vmax);
+    for (int i = 0; i < 8; i++) max_value = m[i] > max_value ? m[i] : max_value;
+    for (; t < n; t++) max_value = scores[t] > max_value ? scores[t] : max_value;
+    if (max_value == -INFINITY) {
+        // A fully masked row: the formula gives NaN everywhere (0 with the exports' NaN guard).
+        for (t = 0; t < n; t++) scores[t] = nan_to_zero ? 0 : NAN;
+        return;
+    }
+    const __m256 vm = _mm256_set1_ps(max_value);
+    __m256 vsum = _mm256_setzero_ps();
+    for (t = 0; t + 8 <= n; t += 8) {
+        __m256 e = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(scores + t), vm));
+        _mm256_storeu_ps(scores + t, e);
+        vsum = _mm256_add_ps(vsum, e);
+    }
+    float sum = hsum8(vsum);
+    for (; t < n; t++) {
+        float e = expf(scores[t] - max_value);
+        scores[t] = e;
+        sum += e;
+    }
+    const float inv = 1 / sum;
+    const __m256 vinv = _mm256_set1_ps(inv);
+    for (t = 0; t + 8 <= n; t += 8) _mm256_storeu_ps(scores + t, _mm256_mul_ps(_mm256_loadu_ps(scores + t), vinv));
+    for (; t < n; t++) scores[t] *= inv;
+}
+
 static int attention_isa(void) { return 0; }
 #endif
 
-void qk_attention_row(const float *q, const void *k, int k_half, const void *v, int v_half, size_t t_count, size_t d_count,
-                      float scale, const float *mask, int nan_to_zero, float *scores, float *out) {
-#if defined(__x86_64__) || defined(_M_X64)
-    int vectorized = attention_isa() && d_count % 8 == 0;
-    if (vectorized) scores_avx2(q, k, k_half, t_count, d_count, scale, scores);
-    else
-#else
-    int vectorized = 0;
-#endif
-    for (size_t t = 0; t < t_count; t++) {
-        float acc = 0;
-        for (size_t d = 0; d < d_count; d++) acc += q[d] * (load_scalar(k, t * d_count + d, k_half) * scale);
-        scores[t] = acc;
-    }
-    if (mask)
-        for (size_t t = 0; t < t_count; t++) scores[t] += mask[t];
-
-    // Softmax as the Softmax op computes it (max-subtracted; a row of -inf gives NaN).
+static void softmax_scalar(float *scores, size_t n, int nan_to_zero) {
     float max_value = -INFINITY;
-    for (size_t t = 0; t < t_count; t++) max_value = scores[t] > max_value ? scores[t] : max_value;
+    for (size_t t = 0; t < n; t++) max_value = scores[t] > max_value ? scores[t] : max_value;
     float sum = 0;
-    for (size_t t = 0; t < t_count; t++) {
+    for (size_t t = 0; t < n; t++) {
         float e = expf(scores[t] - max_value);
         scores[t] = e;
         sum += e;
     }
     float inv = 1 / sum;
-    for (size_t t = 0; t < t_count; t++) {
+    for (size_t t = 0; t < n; t++) {
         float p = scores[t] * inv;
         scores[t] = (nan_to_zero && p != p) ? 0 : p;
     }
+}
 
+void qk_softmax_row(float *scores, const float *mask, size_t n, int nan_to_zero) {
+    if (mask)
+        for (size_t t = 0; t < n; t++) scores[t] += mask[t];
+    // As the Softmax op computes it (max-subtracted; a row of -inf gives NaN, which the exports'
+    // guard turns into 0). Rows holding a NaN take the scalar path, which propagates it.
 #if defined(__x86_64__) || defined(_M_X64)
-    if (vectorized && d_count <= 256) {
+    if (attention_isa() && softmax_avx2(scores, n, nan_to_zero)) return;
+#endif
+    softmax_scalar(scores, n, nan_to_zero);
+}
+
+void qk_attention_row(const float *q, const void *k, int k_half, const void *v, int v_half, size_t t_count, size_t d_count,
+                      float scale, const float *mask, int nan_to_zero, float *scores, float *out) {
+    int vectorized = 0;
+#if defined(__x86_64__) || defined(_M_X64)
+    vectorized = attention_isa() && d_count % 8 == 0 && d_count <= 256;
+    if (vectorized) scores_avx2(q, k, k_half, t_count, d_count, scale, scores);
+#endif
+    if (!vectorized)
+        for (size_t t = 0; t < t_count; t++) {
+            float acc = 0;
+            for (size_t d = 0; d < d_count; d++) acc += q[d] * (load_scalar(k, t * d_count + d, k_half) * scale);
+            scores[t] = acc;
+        }
+    qk_softmax_row(scores, mask, t_count, nan_to_zero);
+#if defined(__x86_64__) || defined(_M_X64)
+    if (vectorized) {
         weighted_sum_avx2(scores, v, v_half, t_count, d_count, out);
         return;
     }

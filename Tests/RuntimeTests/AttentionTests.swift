@@ -19,6 +19,8 @@ import Testing
         Case(heads: 6, kvHeads: 3, queries: 1, keys: 33, headSize: 64, maskRank: 4, nanGuard: true),  // a decode step
         Case(heads: 2, kvHeads: 1, queries: 4, keys: 4, headSize: 6, maskRank: 2, nanGuard: false),   // scalar path
         Case(heads: 3, kvHeads: 3, queries: 2, keys: 7, headSize: 8, maskRank: 0, nanGuard: true),    // no repeat
+        Case(heads: 4, kvHeads: 2, queries: 20, keys: 33, headSize: 16, maskRank: 4, nanGuard: true), // prefill: GEMM path
+        Case(heads: 2, kvHeads: 2, queries: 300, keys: 300, headSize: 8, maskRank: 2, nanGuard: false), // GEMM, 2 row chunks
     ]
 
     /// The exports' attention, op by op: Q·(Kᵀ·c) + mask → Softmax → Where(IsNaN) → ·V, with
@@ -106,21 +108,31 @@ import Testing
             #expect(a[0..<c.headSize].allSatisfy { $0 == 0 })
         }
         if let length = actual["keyLength"] { #expect(length.int64s() == [Int64(c.keys)]) }
+
+        // A NaN in Q spoils its row's scores: the vectorised softmax hands such rows to the
+        // scalar path, so NaN (or 0 behind the guard) lands exactly where the op-by-op graph puts it.
+        var poisoned = feeds
+        var q = feeds["q"]!.floats()
+        q[c.headSize + 1] = .nan
+        poisoned["q"] = Tensor(q, shape: feeds["q"]!.shape)
+        let e2 = try reference.run(poisoned)["out"]!.floats(), a2 = try fused.run(poisoned)["out"]!.floats()
+        #expect(zip(e2, a2).allSatisfy { x, y in x.isNaN ? y.isNaN : (!y.isNaN && abs(x - y) <= 2e-6) }, "\(c): NaN row")
     }
 
     /// float16 keys and values are read as they are: the same result as their exact float32 widening.
     @Test func float16KeysAndValuesEqualTheirFloat32Widening() throws {
         var rng = SeededGenerator(seed: 7)
-        let (h, kvh, s, t, d) = (4, 2, 2, 19, 64)
-        let q = Tensor((0..<(h * s * d)).map { _ in Float.random(in: -2...2, using: &rng) }, shape: [1, h, s, d])
-        let k16 = (0..<(kvh * t * d)).map { _ in Float16(Float.random(in: -2...2, using: &rng)) }
-        let v16 = (0..<(kvh * t * d)).map { _ in Float16(Float.random(in: -1...1, using: &rng)) }
-        let scale = Tensor([0.35], shape: [])
-        let half = try runOp("FusedAttention", domain: AttentionFusion.domain,
-                             [q, Tensor(float16s: k16, shape: [1, kvh, t, d]), Tensor(float16s: v16, shape: [1, kvh, t, d]), scale, nil])[0]
-        let wide = try runOp("FusedAttention", domain: AttentionFusion.domain,
-                             [q, Tensor(k16.map(Float.init), shape: [1, kvh, t, d]), Tensor(v16.map(Float.init), shape: [1, kvh, t, d]), scale, nil])[0]
-        #expect(half.floats() == wide.floats())
+        for (h, kvh, s, t, d) in [(4, 2, 2, 19, 64), (4, 2, 40, 45, 64)] {  // row path, GEMM path
+            let q = Tensor((0..<(h * s * d)).map { _ in Float.random(in: -2...2, using: &rng) }, shape: [1, h, s, d])
+            let k16 = (0..<(kvh * t * d)).map { _ in Float16(Float.random(in: -2...2, using: &rng)) }
+            let v16 = (0..<(kvh * t * d)).map { _ in Float16(Float.random(in: -1...1, using: &rng)) }
+            let scale = Tensor([0.35], shape: [])
+            let half = try runOp("FusedAttention", domain: AttentionFusion.domain,
+                                 [q, Tensor(float16s: k16, shape: [1, kvh, t, d]), Tensor(float16s: v16, shape: [1, kvh, t, d]), scale, nil])[0]
+            let wide = try runOp("FusedAttention", domain: AttentionFusion.domain,
+                                 [q, Tensor(k16.map(Float.init), shape: [1, kvh, t, d]), Tensor(v16.map(Float.init), shape: [1, kvh, t, d]), scale, nil])[0]
+            #expect(half.floats() == wide.floats())
+        }
     }
 
     @Test func badShapesAreNodeErrors() throws {

@@ -39,6 +39,10 @@ int qk_q4_gemm(const uint8_t *data, const uint16_t *scales_f16, const float *sca
                const uint8_t *zero_points, size_t blocks, const float *a, size_t lda, size_t m,
                size_t col_begin, size_t col_end, float *c, size_t ldc);
 
+/// scores[t] = softmax(scores + mask)[t] in place (mask may be null); NaN → 0 when nan_to_zero.
+/// The softmax of `qk_attention_row`, for callers that compute the scores themselves.
+void qk_softmax_row(float *scores, const float *mask, size_t n, int nan_to_zero);
+
 /// One row of scaled dot-product attention in float32 (the fused form of the exports'
 /// MatMul → Add(mask) → Softmax → Where(IsNaN) → MatMul chain):
 ///   scores[t] = sum_d q[d] * (k[t, d] * scale) + mask[t]   (mask may be null)

@@ -63,6 +63,17 @@ struct FusedAttentionOperator: Operator {
         let pm = mask.map { UnsafePointer($0.pointer(as: Float.self)) }
         let strides = maskStrides
         let nanToZero: Int32 = self.nanToZero ? 1 : 0
+        if s * group >= FusedAttentionOperator.gemmRows && t > 0 {
+            // Prefill: the query rows of a key/value head's group, times its keys and values,
+            // are two GEMMs (BLAS) around a row softmax.
+            for bi in 0..<b {
+                for g in 0..<kvh {
+                    gemmGroup(batch: bi, group: g, queries: pq, k: k, v: v, heads: h, kvHeads: kvh, s: s, t: t, d: d,
+                                  scale: scale, mask: pm, maskStrides: strides, out: po)
+                }
+            }
+            return [narrowResult(out, to: qIn.dtype)]
+        }
         parallelFor(rows, minChunk: max(1, 4096 / max(t * d, 1))) { range in
             let scores = UnsafeMutablePointer<Float>.allocate(capacity: max(t, 1))
             defer { scores.deallocate() }
@@ -75,6 +86,52 @@ struct FusedAttentionOperator: Operator {
             }
         }
         return [narrowResult(out, to: qIn.dtype)]
+    }
+
+    /// Query rows per key/value head from which the GEMM formulation is used.
+    static let gemmRows = 32
+    /// Query rows per GEMM chunk (bounds the scores buffer to chunk × T floats).
+    static let chunkRows = 256
+
+    /// One key/value head's share of the output: `S = (Q_g · K_gᵀ) · scale` for its `group · s`
+    /// query rows (consecutive in Q: heads g·group..<(g+1)·group), masked softmax per row, `O = P · V_g`.
+    private func gemmGroup(batch bi: Int, group g: Int, queries pq: UnsafeMutablePointer<Float>, k: Tensor, v: Tensor,
+                           heads h: Int, kvHeads kvh: Int, s: Int, t: Int, d: Int, scale: Float,
+                           mask pm: UnsafePointer<Float>?, maskStrides strides: [Int], out po: UnsafeMutablePointer<Float>) {
+        let group = h / kvh
+        let head = (bi * kvh + g) * t * d
+        // Keys and values of this head as float32 (float16 caches widened once per call).
+        func float32(_ x: Tensor) -> (UnsafePointer<Float>, UnsafeMutablePointer<Float>?) {
+            if x.dtype == .float { return (UnsafePointer(x.pointer(as: Float.self) + head), nil) }
+            let buffer = UnsafeMutablePointer<Float>.allocate(capacity: t * d)
+            convertHalfToFloat(x.pointer(as: Float16.self) + head, buffer, t * d)
+            return (UnsafePointer(buffer), buffer)
+        }
+        let (pk, ownedK) = float32(k), (pv, ownedV) = float32(v)
+        defer { ownedK?.deallocate(); ownedV?.deallocate() }
+        let rows = group * s
+        let firstRow = (bi * h + g * group) * s
+        let chunk = min(rows, FusedAttentionOperator.chunkRows)
+        let scores = UnsafeMutablePointer<Float>.allocate(capacity: chunk * t)
+        defer { scores.deallocate() }
+        let nanToZero: Int32 = self.nanToZero ? 1 : 0
+        var r0 = 0
+        while r0 < rows {
+            let n = min(chunk, rows - r0)
+            // The exports compute q · (k · scale); alpha applies it to the sum instead (equal up to rounding).
+            sgemm(transB: true, m: n, n: t, k: d, alpha: scale, a: pq + (firstRow + r0) * d, lda: d, b: pk, ldb: d,
+                  c: scores, ldc: t)
+            let start = r0
+            parallelFor(n, minChunk: max(1, 8192 / t)) { range in
+                for r in range {
+                    let row = start + r, hh = g * group + row / s, si = row % s
+                    let m = pm.map { $0 + bi * strides[0] + hh * strides[1] + si * strides[2] }
+                    qk_softmax_row(scores + r * t, m, t, nanToZero)
+                }
+            }
+            sgemm(m: n, n: d, k: t, a: scores, lda: t, b: pv, ldb: d, c: po + (firstRow + r0) * d, ldc: d)
+            r0 += n
+        }
     }
 }
 
