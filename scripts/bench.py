@@ -201,6 +201,7 @@ def run_ours(binary: Path, model_dir: Path, onnx_name: str, max_tokens: int) -> 
     return {"load_s": s["load_s"], "prefill_tokens_per_s": s["prefill_tokens_per_s"],
             "decode_tokens_per_s": s["decode_tokens_per_s"], "peak_rss_mb": rss,
             "self_reported_peak_rss_mb": s["peak_rss_mb"], "wall_s": wall,
+            "weight_bytes_per_token": s.get("weight_bytes_per_token"),
             "prompt_ids": r["prompt_ids"], "generated_ids": r["generated_ids"]}
 
 
@@ -378,7 +379,11 @@ def main() -> int:
         lr = {k: (summary["ours"][k] / summary["llama.cpp"][k]) if summary["ours"][k] is not None and summary["llama.cpp"][k] else None
               for k, _, _ in METRICS}
         lines.append("| **ours / llama.cpp** | " + " | ".join(fmt(lr[k], "{:.2f}×") for k, _, _ in METRICS) + " | |")
-    notes = [f"prompt {len(prompt_ids)} tokens (chat template; ids identical for qwen-run and HF), "
+    wbytes = runs["ours"][-1].get("weight_bytes_per_token")
+    bandwidth = (f"decode reads {wbytes / 1e6:.0f} MB of weights per token (MatMulNBits weights+scales, one embedding row): "
+                 + ", ".join(f"{names[s]} {summary[s]['decode_tokens_per_s'] * wbytes / 1e9:.1f} GB/s"
+                             for s in systems if summary[s].get("decode_tokens_per_s"))) if wbytes else None
+    notes = ([bandwidth] if bandwidth else []) + [f"prompt {len(prompt_ids)} tokens (chat template; ids identical for qwen-run and HF), "
              f"greedy, up to {args.max_tokens} new tokens; medians of {args.runs} interleaved rounds",
              f"generated ids, ours vs ORT ENABLE_ALL: {'identical' if ours_ids == ort_ids else f'first difference at step {agree}'}",
              f"machine: {platform.machine()}, {os.cpu_count()} CPUs; higher is better for tok/s, lower for load and RSS",

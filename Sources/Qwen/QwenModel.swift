@@ -276,6 +276,33 @@ public func peakResidentMegabytes() -> Double {
     #endif
 }
 
+// MARK: - Weight traffic
+
+extension QwenModel {
+    /// Bytes of weights one decode step reads: every MatMulNBits' packed weights, scales and zero
+    /// points, every MatMul/Gemm constant, and one row of each Gather'ed embedding table. The
+    /// decode roofline is memory bandwidth divided by this (the KV cache adds its own reads).
+    public var weightBytesPerToken: Int {
+        let graph = decoder.session.graph
+        var bytes = 0
+        for node in graph.nodes {
+            switch node.opType {
+            case "MatMulNBits":
+                for name in node.inputs.dropFirst() where !name.isEmpty { bytes += graph.constants[name]?.byteCount ?? 0 }
+            case "MatMul", "Gemm":
+                for name in node.inputs where !name.isEmpty { bytes += graph.constants[name]?.byteCount ?? 0 }
+            case "Gather":
+                if let table = graph.constants[node.inputs[0]], table.rank == 2 {
+                    bytes += table.byteCount / max(table.shape[0], 1)
+                }
+            default:
+                break
+            }
+        }
+        return bytes
+    }
+}
+
 // MARK: - Decode speed at a given context length
 
 extension QwenModel {

@@ -96,11 +96,11 @@ struct GenerateCommand: ParsableCommand {
             return true
         }
         if json {
-            print(try jsonReport(result, loadSeconds: qwen.loadSeconds))
+            print(try jsonReport(result, loadSeconds: qwen.loadSeconds, weightBytesPerToken: qwen.weightBytesPerToken))
         } else {
             writeOut("\n")
         }
-        if stats { reportStats(result.stats, loadSeconds: qwen.loadSeconds) }
+        if stats { reportStats(result.stats, loadSeconds: qwen.loadSeconds, weightBytesPerToken: qwen.weightBytesPerToken) }
         if Profiler.isEnabled { FileHandle.standardError.write(Data((Profiler.shared.report() + "\n").utf8)) }
     }
 
@@ -128,18 +128,19 @@ struct GenerateCommand: ParsableCommand {
             }
             writeOut("\n")
             messages.append(ChatMessage(role: "assistant", content: result.text))
-            if stats { reportStats(result.stats, loadSeconds: qwen.loadSeconds) }
+            if stats { reportStats(result.stats, loadSeconds: qwen.loadSeconds, weightBytesPerToken: qwen.weightBytesPerToken) }
         }
     }
 
-    private func reportStats(_ s: GenerationStats, loadSeconds: Double) {
-        let line = String(format: "load %.3f s | prompt %d tokens (%d run) | prefill %.1f tok/s | decode %.1f tok/s (%d tokens) | peak RSS %.0f MB\n",
+    private func reportStats(_ s: GenerationStats, loadSeconds: Double, weightBytesPerToken: Int) {
+        let megabytes = Double(weightBytesPerToken) / 1e6
+        let line = String(format: "load %.3f s | prompt %d tokens (%d run) | prefill %.1f tok/s | decode %.1f tok/s (%d tokens), weights %.0f MB/token = %.1f GB/s | peak RSS %.0f MB\n",
                           loadSeconds, s.promptTokens, s.prefilledTokens, s.prefillTokensPerSecond, s.decodeTokensPerSecond,
-                          s.generatedTokens, s.peakRSSMegabytes)
+                          s.generatedTokens, megabytes, megabytes * s.decodeTokensPerSecond / 1000, s.peakRSSMegabytes)
         FileHandle.standardError.write(Data(line.utf8))
     }
 
-    private func jsonReport(_ r: GenerationResult, loadSeconds: Double) throws -> String {
+    private func jsonReport(_ r: GenerationResult, loadSeconds: Double, weightBytesPerToken: Int) throws -> String {
         struct Report: Encodable {
             struct Stats: Encodable {
                 let load_s: Double
@@ -148,6 +149,7 @@ struct GenerateCommand: ParsableCommand {
                 let prefill_tokens_per_s: Double
                 let decode_tokens_per_s: Double
                 let peak_rss_mb: Double
+                let weight_bytes_per_token: Int
             }
             let prompt_ids: [Int]
             let generated_ids: [Int]
@@ -160,7 +162,7 @@ struct GenerateCommand: ParsableCommand {
                             stop_reason: r.stopReason.rawValue,
                             stats: .init(load_s: loadSeconds, prompt_tokens: s.promptTokens, generated_tokens: s.generatedTokens,
                                          prefill_tokens_per_s: s.prefillTokensPerSecond, decode_tokens_per_s: s.decodeTokensPerSecond,
-                                         peak_rss_mb: s.peakRSSMegabytes))
+                                         peak_rss_mb: s.peakRSSMegabytes, weight_bytes_per_token: weightBytesPerToken))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return String(decoding: try encoder.encode(report), as: UTF8.self)
