@@ -161,7 +161,11 @@ struct MatMulNBitsOperator: Operator {
         if m <= 2 {
             for row in 0..<m {
                 let a = packed + row * kp, y = po + row * n
-                parallelFor(n, minChunk: 64, granularity: 16) { rows in w.gemv(packed: a, rows: rows, into: y) }
+                // At least ~256 K weights per thread: smaller products (the 0.5B's K/V projections,
+                // 896 x 128) cost less than waking a second thread.
+                parallelFor(n, minChunk: Swift.max(64, (1 << 18) / Swift.max(k, 1)), granularity: 16) { rows in
+                    w.gemv(packed: a, rows: rows, into: y)
+                }
             }
         } else if w.supportsNativeGEMM {
             // Panels of B dequantized into L1 by each thread, multiplied there (qk_q4_gemm).
