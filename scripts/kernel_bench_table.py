@@ -4,8 +4,9 @@
 
 Each benchmark left one file per metric, `Current_run.QwenBenchmarks.<name>.<metric>.histogram.samples.tsv`
 (spaces in <name> written as `_`), holding a header line and one sample per line. The table gives
-the median of every metric: wall time, and the MB/s, MFLOP/s and tokens/s each iteration recorded
-from its own wall time (Benchmarks/QwenBenchmarks/Support.swift says what is counted).
+the median of every metric (wall time, and the MB/s, MFLOP/s and tokens/s each iteration recorded
+from its own wall time) and the fastest iteration's wall time, the least disturbed by other work on
+a shared machine (Benchmarks/QwenBenchmarks/Support.swift says what is counted).
 
 usage: kernel_bench_table.py DIR [--markdown]
 """
@@ -55,7 +56,7 @@ def collect(directory):
                 name = stem[: -len(metric) - 1].replace("_", " ")
                 samples = read_samples(os.path.join(directory, file))
                 if samples:
-                    results.setdefault(name, {})[metric] = (statistics.median(samples), len(samples))
+                    results.setdefault(name, {})[metric] = (statistics.median(samples), len(samples), min(samples))
                 break
     return results
 
@@ -80,7 +81,7 @@ def main():
     if not results:
         print(f"no benchmark samples found in {args[0]}", file=sys.stderr)
         return 1
-    header = ["kernel", "shape", "GB/s", "GFLOP/s", "time (p50)", "tok/s", "iters"]
+    header = ["kernel", "shape", "GB/s", "GFLOP/s", "time (p50)", "time (min)", "tok/s", "iters"]
     rows = []
     for name in sorted(results, key=row_key):
         r = results[name]
@@ -89,10 +90,11 @@ def main():
         gbs = f"{r['MB_s'][0] / 1e3:.2f}" if "MB_s" in r else "-"
         gflops = f"{r['MFLOP_s'][0] / 1e3:.2f}" if "MFLOP_s" in r else "-"
         time = format_time(r["wallClock"][0]) if "wallClock" in r else "-"
+        best = format_time(r["wallClock"][2]) if "wallClock" in r else "-"
         tokens = f"{r['tokens_s'][0]:.1f}" if "tokens_s" in r else ""
         iterations = str(r["wallClock"][1]) if "wallClock" in r else ""
-        rows.append([kernel, shape, gbs, gflops, time, tokens, iterations])
-    numeric = {2, 3, 4, 5, 6}
+        rows.append([kernel, shape, gbs, gflops, time, best, tokens, iterations])
+    numeric = {2, 3, 4, 5, 6, 7}
     if markdown:
         print("| " + " | ".join(header) + " |")
         print("|" + "|".join("---:" if i in numeric else "---" for i in range(len(header))) + "|")
