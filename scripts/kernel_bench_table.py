@@ -4,9 +4,10 @@
 
 Each benchmark left one file per metric, `Current_run.QwenBenchmarks.<name>.<metric>.histogram.samples.tsv`
 (spaces in <name> written as `_`), holding a header line and one sample per line. The table gives
-the median of every metric (wall time, and the MB/s, MFLOP/s and tokens/s each iteration recorded
-from its own wall time) and the fastest iteration's wall time, the least disturbed by other work on
-a shared machine (Benchmarks/QwenBenchmarks/Support.swift says what is counted).
+the median of every metric (wall time, and the MB/s, MFLOP/s and µs/token each iteration recorded
+from its own wall time; tok/s is 10^6 / median µs/token) and the fastest iteration's wall time,
+the least disturbed by other work on a shared machine (Benchmarks/QwenBenchmarks/Support.swift
+says what is counted).
 
 usage: kernel_bench_table.py DIR [--markdown]
 """
@@ -15,7 +16,7 @@ import re
 import statistics
 import sys
 
-METRICS = {"wallClock": "ns", "MB_s": "MB/s", "MFLOP_s": "MFLOP/s", "tokens_s": "tokens/s"}
+METRICS = {"wallClock": "ns", "MB_s": "MB/s", "MFLOP_s": "MFLOP/s", "us_token": "µs/token"}
 SUFFIX = ".histogram.samples.tsv"
 PREFIX = "Current_run.QwenBenchmarks."
 
@@ -91,7 +92,7 @@ def main():
         gflops = f"{r['MFLOP_s'][0] / 1e3:.2f}" if "MFLOP_s" in r else "-"
         time = format_time(r["wallClock"][0]) if "wallClock" in r else "-"
         best = format_time(r["wallClock"][2]) if "wallClock" in r else "-"
-        tokens = f"{r['tokens_s'][0]:.1f}" if "tokens_s" in r else ""
+        tokens = f"{1e6 / r['us_token'][0]:.1f}" if r.get("us_token", (0,))[0] > 0 else ""
         iterations = str(r["wallClock"][1]) if "wallClock" in r else ""
         rows.append([kernel, shape, gbs, gflops, time, best, tokens, iterations])
     numeric = {2, 3, 4, 5, 6, 7}

@@ -4,7 +4,7 @@
 //
 // Each iteration records, besides wall time and throughput (iterations/s), MB/s (bytes moved:
 // packed int4 weights + scales + activations in and out, or for whole models the MatMulNBits
-// weights and scales), MFLOP/s (2·M·N·K for matrix products) and tokens/s. `scripts/kernel-bench`
+// weights and scales), MFLOP/s (2·M·N·K for matrix products) and µs/token. `scripts/kernel-bench`
 // builds with the CPU named and prints them as one table.
 import Benchmark
 

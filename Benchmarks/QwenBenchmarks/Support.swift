@@ -15,8 +15,9 @@ enum QwenMetric {
     static let megabytesPerSecond = BenchmarkMetric.custom("MB/s", polarity: .prefersLarger, useScalingFactor: false)
     /// Floating-point operations per second, in MFLOP/s (10^6); 2·M·N·K for a matrix product.
     static let megaflopsPerSecond = BenchmarkMetric.custom("MFLOP/s", polarity: .prefersLarger, useScalingFactor: false)
-    /// Tokens per second (model benchmarks).
-    static let tokensPerSecond = BenchmarkMetric.custom("tokens/s", polarity: .prefersLarger, useScalingFactor: false)
+    /// Microseconds per token (model benchmarks); an integer count keeps its precision where
+    /// tokens/s (a few per second when decoding on two cores) would not.
+    static let microsecondsPerToken = BenchmarkMetric.custom("us/token", polarity: .prefersSmaller, useScalingFactor: false)
 }
 
 /// What one iteration of a benchmark moves and computes; zero means "not reported".
@@ -61,8 +62,8 @@ enum Budget {
             QwenMetric.megabytesPerSecond: .count, QwenMetric.megaflopsPerSecond: .count,
         ]
         if reportsTokens {
-            metrics.append(QwenMetric.tokensPerSecond)
-            units[QwenMetric.tokensPerSecond] = .count
+            metrics.append(QwenMetric.microsecondsPerToken)
+            units[QwenMetric.microsecondsPerToken] = .count
         }
         return Benchmark.Configuration(
             metrics: metrics,
@@ -105,7 +106,7 @@ func register<State>(
         guard seconds > 0 else { return }
         if w.bytes > 0 { benchmark.measurement(QwenMetric.megabytesPerSecond, Int((w.bytes / seconds / 1e6).rounded())) }
         if w.flops > 0 { benchmark.measurement(QwenMetric.megaflopsPerSecond, Int((w.flops / seconds / 1e6).rounded())) }
-        if w.tokens > 0 { benchmark.measurement(QwenMetric.tokensPerSecond, Int((Double(w.tokens) / seconds).rounded())) }
+        if w.tokens > 0 { benchmark.measurement(QwenMetric.microsecondsPerToken, Int((seconds * 1e6 / Double(w.tokens)).rounded())) }
     }, setup: {
         box.value = try setup()
     }, teardown: {
