@@ -10,7 +10,8 @@ public struct SessionOptions: Sendable {
     /// the LM head's input (see `LastPositionLogits`). For generation; nil keeps the graph's shape.
     public var lastPositionOnlyOutput: String?
     /// Replace the exports' op-by-op attention with one fused op (`AttentionFusion`), and their
-    /// three-copy float16 cache Concat with one `AppendKV` (`CacheAppend`).
+    /// three-copy float16 cache Concat with one `AppendKV` (`CacheAppend`), and (with constant
+    /// folding) their op-by-op RMSNorm with one `RMSNorm` (`RMSNormFusion`). Results unchanged.
     public var fuseAttention = true
 
     public init() {}
@@ -58,6 +59,9 @@ public final class Session: @unchecked Sendable {
         }
         if options.constantFolding {
             try ConstantFolding.run(&graph)
+            if options.fuseAttention {
+                RMSNormFusion.run(&graph)
+            }
         }
         self.graph = graph
 

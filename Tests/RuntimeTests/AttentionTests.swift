@@ -175,4 +175,35 @@ import Testing
         #expect(actual["present"]!.floats() == reference["present"]!.floats())
         #expect(actual["shape"]!.int64s() == reference["shape"]!.int64s())
     }
+
+    /// The exports' RMSNorm, op by op, against the fused RMSNorm: bit-identical.
+    @Test(arguments: [(1, 896), (5, 64), (3, 7)])
+    func rmsNormFusionIsBitIdentical(_ shape: (rows: Int, width: Int)) throws {
+        var rng = SeededGenerator(seed: UInt64(shape.width))
+        let x = Tensor((0..<(shape.rows * shape.width)).map { _ in Float.random(in: -4...4, using: &rng) }, shape: [1, shape.rows, shape.width])
+        let w = Tensor((0..<shape.width).map { _ in Float.random(in: 0.5...1.5, using: &rng) }, shape: [shape.width])
+        let constants: [String: Tensor] = [
+            "two": Tensor([2], shape: []), "axes": Tensor(int64s: [-1], shape: [1]),
+            "eps": Tensor([Float(Float16(1e-6))], shape: []), "one": Tensor([1], shape: []), "w": w,
+        ]
+        let nodes = [
+            Node(name: "pow", opType: "Pow", inputs: ["x", "two"], outputs: ["sq"]),
+            Node(name: "mean", opType: "ReduceMean", inputs: ["sq", "axes"], outputs: ["ms"], attributes: attrs(attr("keepdims", int: 1))),
+            Node(name: "add", opType: "Add", inputs: ["ms", "eps"], outputs: ["mse"]),
+            Node(name: "sqrt", opType: "Sqrt", inputs: ["mse"], outputs: ["rms"]),
+            Node(name: "div", opType: "Div", inputs: ["one", "rms"], outputs: ["inv"]),
+            Node(name: "mul", opType: "Mul", inputs: ["x", "inv"], outputs: ["normed"]),
+            Node(name: "scale", opType: "Mul", inputs: ["w", "normed"], outputs: ["y"]),
+        ]
+        let graph = try Graph(nodes: nodes, constants: constants, inputs: [ValueSpec(name: "x", elementType: .float, shape: nil)],
+                              outputs: [ValueSpec(name: "y", elementType: .float, shape: nil)], opsets: ["": 18])
+        var plain = SessionOptions()
+        plain.fuseAttention = false
+        let expected = try Session(graph: graph, options: plain).run(["x": x])["y"]!
+        let session = try Session(graph: graph)
+        #expect(session.graph.nodes.map(\.opType) == ["RMSNorm"])
+        let actual = try session.run(["x": x])["y"]!
+        #expect(actual.shape == x.shape)
+        #expect(actual.floats() == expected.floats())
+    }
 }

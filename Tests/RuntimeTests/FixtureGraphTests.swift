@@ -67,6 +67,8 @@ import Testing
         let pastNames = session.inputs.map(\.name).filter { $0.hasPrefix("past_key_values.") }
         // Every layer's attention runs fused (AttentionFusion), and that is what is compared below.
         #expect(session.graph.nodes.filter { $0.opType == "FusedAttention" }.count == pastNames.count / 2, "\(v): attention not fused")
+        // Two RMSNorms per layer and the final one are fused too (RMSNormFusion).
+        #expect(session.graph.nodes.filter { $0.opType == "RMSNorm" }.count == pastNames.count + 1, "\(v): RMSNorm not fused")
         if v.name.hasSuffix("q4f16") {
             // …and the float16 cache grows through AppendKV (CacheAppend), one per key and value.
             #expect(session.graph.nodes.filter { $0.opType == "AppendKV" }.count == pastNames.count, "\(v): cache Concats not replaced")

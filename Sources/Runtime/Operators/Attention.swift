@@ -140,6 +140,7 @@ func registerAttention(_ add: (String, String, ClosedRange<Int>, @escaping Opera
         FusedAttentionOperator(nanToZero: ctx.node.intAttribute("nan_to_zero", default: 0) != 0)
     }
     add("AppendKV", AttentionFusion.domain, 1...Int.max) { _ in AppendKVOperator() }
+    add("RMSNorm", AttentionFusion.domain, 1...Int.max) { _ in RMSNormOperator() }
 }
 
 /// `qwen.swift` AppendKV(past, new) → present: `Concat([past, new], axis 2)` in float32 with
@@ -177,5 +178,32 @@ struct AppendKVOperator: Operator {
     private func roundToHalf(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int) {
         if n == 0 || qk_round_to_half(src, dst, n) != 0 { return }
         for i in 0..<n { dst[i] = Float(Float16(src[i])) }
+    }
+}
+
+/// `qwen.swift` RMSNorm(X, W, ε): `W · (X · 1/√(mean(X², last axis) + ε))` in float32, with the
+/// float operations of the exports' op-by-op form in their order (see `RMSNormFusion`).
+struct RMSNormOperator: Operator {
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+        let x = try inputs.required(0), w = try inputs.required(1), e = try inputs.required(2)
+        guard x.dtype == .float, w.dtype == .float, e.dtype == .float, e.count == 1 else {
+            throw OpError("RMSNorm takes float32 X, W and a scalar ε, got \(x.dtype), \(w.dtype), \(e.dtype)\(e.shape)")
+        }
+        guard let n = x.shape.last, n > 0, w.count == n else { throw OpError("W has \(w.count) values for X \(x.shape)") }
+        let eps = e.pointer(as: Float.self)[0]
+        let out = Tensor(dtype: .float, shape: x.shape)
+        let px = x.pointer(as: Float.self), pw = w.pointer(as: Float.self), po = out.pointer(as: Float.self)
+        let rows = x.count / n
+        parallelFor(rows, minChunk: max(1, 16384 / n)) { range in
+            for r in range {
+                let row = px + r * n, dst = po + r * n
+                var acc: Float = 0
+                for j in 0..<n { acc += row[j] * row[j] }
+                let mean = Float(Double(acc) / Double(n))
+                let inverse = 1 / (mean + eps).squareRoot()
+                for j in 0..<n { dst[j] = pw[j] * (row[j] * inverse) }
+            }
+        }
+        return [out]
     }
 }
