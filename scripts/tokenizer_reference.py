@@ -481,6 +481,7 @@ SNIPPETS = [
     "{{ '42'|int }} {{ '4.7'|int }} {{ 'x'|int }} {{ 'x'|int(5) }} {{ 3.9|int }} {{ '2.5'|float }} {{ 'x'|float }} {{ 7|float }} {{ -3|abs }} {{ -2.5|abs }}",
     "{{ 2.675|round(2) }} {{ 2.5|round }} {{ 3.5|round }} {{ -2.5|round }} {{ 2.1|round(0, 'ceil') }} {{ 2.9|round(0, 'floor') }} {{ 7|round }}",
     "{{ text|trim }}|{{ 'xxhixx'|trim('x') }}|{{ text|indent }}|{{ text|indent(2, true) }}|{{ text|indent('> ', first=true, blank=true) }}",
+    "{{ text|indent(-2) }}|{{ text|indent(-2, true) }}|{{ s|center(-5) }}|{{ s|center(20) }}|{{ xs|tojson(indent=-1) }}",
     "{{ d|tojson }} {{ people|tojson }} {{ d|tojson(sort_keys=true) }} {{ xs|tojson(indent=2) }} {{ 'é\\u2028<>&\\'\\x01'|tojson }}",
     "{{ {'a': [1, {'b': none}], 'c': 1.5e-7, 'd': t}|tojson(indent=1) }} {{ [] | tojson(indent=2) }} {{ {} | tojson }} {{ d|tojson(separators=(',', ':')) }}",
     "{{ s is string }} {{ n is number }} {{ n is integer }} {{ f is float }} {{ t is boolean }} {{ z is none }} {{ xs is iterable }} {{ d is mapping }} {{ s is sequence }}",

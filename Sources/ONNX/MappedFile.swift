@@ -4,18 +4,51 @@ import Glibc
 import Darwin
 #endif
 
-/// A read-only memory mapping of a whole file.
+/// A read-only memory mapping of a whole file (or, for a model that does not come from disk, a
+/// read-only copy of some bytes).
 ///
 /// Tensors loaded from a model are views into such mappings; a view keeps its mapping alive by
 /// holding a reference to it. The pages are mapped `PROT_READ`, so nothing can write through
-/// them, and `MAP_PRIVATE`, so a file changed on disk after loading is not seen mid-run
-/// (truncation of a mapped file can still raise SIGBUS on Linux: see docs/robustness).
+/// them, and `MAP_PRIVATE`. A file *replaced* on disk (a new file renamed over the path: a new
+/// inode) does not affect the mapping. A file changed *in place* does: truncation turns reads of
+/// the lost pages into SIGBUS, and rewritten bytes show through pages not yet read. The file stays
+/// open while mapped so that ``checkUnchanged()`` can tell such a change before a run and refuse
+/// to run on it (see docs/robustness.md for what this does and does not guard).
 public final class MappedFile: @unchecked Sendable {
     /// The path the file was opened with.
     public let path: String
     /// The mapped bytes (empty for an empty file).
     public let bytes: UnsafeRawBufferPointer
-    private let mappedLength: Int
+    private let storage: Storage
+    /// The file's identity, size and modification time when it was mapped.
+    private let snapshot: FileSnapshot?
+
+    private enum Storage {
+        case mapped(fd: Int32, length: Int)
+        case empty(fd: Int32)
+        case copied
+    }
+
+    struct FileSnapshot: Equatable {
+        var device: UInt64
+        var inode: UInt64
+        var size: Int64
+        var modifiedSeconds: Int64
+        var modifiedNanoseconds: Int64
+
+        init(_ st: stat) {
+            device = UInt64(st.st_dev)
+            inode = UInt64(st.st_ino)
+            size = Int64(st.st_size)
+            #if canImport(Darwin)
+            modifiedSeconds = Int64(st.st_mtimespec.tv_sec)
+            modifiedNanoseconds = Int64(st.st_mtimespec.tv_nsec)
+            #else
+            modifiedSeconds = Int64(st.st_mtim.tv_sec)
+            modifiedNanoseconds = Int64(st.st_mtim.tv_nsec)
+            #endif
+        }
+    }
 
     /// Maps `path` read-only.
     public init(path: String) throws {
@@ -24,33 +57,84 @@ public final class MappedFile: @unchecked Sendable {
         guard fd >= 0 else {
             throw ONNXError.cannotOpen(path: path, reason: String(cString: strerror(errno)))
         }
-        defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0 else {
-            throw ONNXError.cannotOpen(path: path, reason: String(cString: strerror(errno)))
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw ONNXError.cannotOpen(path: path, reason: reason)
         }
         guard (st.st_mode & S_IFMT) == S_IFREG else {
+            close(fd)
             throw ONNXError.cannotOpen(path: path, reason: "not a regular file")
         }
+        snapshot = FileSnapshot(st)
         let size = Int(st.st_size)
         if size == 0 {
             bytes = UnsafeRawBufferPointer(start: nil, count: 0)
-            mappedLength = 0
+            storage = .empty(fd: fd)
             return
         }
         guard let base = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), base != MAP_FAILED else {
-            throw ONNXError.cannotOpen(path: path, reason: "mmap failed: \(String(cString: strerror(errno)))")
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw ONNXError.cannotOpen(path: path, reason: "mmap failed: \(reason)")
         }
         bytes = UnsafeRawBufferPointer(start: UnsafeRawPointer(base), count: size)
-        mappedLength = size
+        storage = .mapped(fd: fd, length: size)
+    }
+
+    /// A read-only copy of `contents`, named `path` in error messages (for models decoded from
+    /// memory). The copy is exactly `contents.count` bytes long, so a read past its end is caught
+    /// by AddressSanitizer (the fuzz targets rely on that).
+    public init(copying contents: UnsafeRawBufferPointer, path: String) {
+        self.path = path
+        snapshot = nil
+        storage = .copied
+        if contents.isEmpty {
+            bytes = UnsafeRawBufferPointer(start: nil, count: 0)
+        } else {
+            let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: contents.count, alignment: 16)
+            copy.copyMemory(from: contents)
+            bytes = UnsafeRawBufferPointer(copy)
+        }
     }
 
     deinit {
-        if mappedLength > 0, let base = bytes.baseAddress {
-            munmap(UnsafeMutableRawPointer(mutating: base), mappedLength)
+        switch storage {
+        case .mapped(let fd, let length):
+            if let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), length) }
+            close(fd)
+        case .empty(let fd):
+            close(fd)
+        case .copied:
+            bytes.baseAddress.map { UnsafeMutableRawPointer(mutating: $0).deallocate() }
         }
     }
 
     /// The file's size in bytes.
     public var count: Int { bytes.count }
+
+    /// Throws ``ONNXError/fileChanged(path:reason:)`` when the mapped file has been truncated,
+    /// grown or rewritten in place since it was mapped (its size or modification time differ).
+    /// A file replaced by rename is not a change of *this* file: the mapping keeps the old one.
+    public func checkUnchanged() throws {
+        guard let snapshot else { return }
+        let fd: Int32
+        switch storage {
+        case .mapped(let f, _), .empty(let f): fd = f
+        case .copied: return
+        }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else {
+            throw ONNXError.fileChanged(path: path, reason: "cannot stat the mapped file: \(String(cString: strerror(errno)))")
+        }
+        let now = FileSnapshot(st)
+        if now.size != snapshot.size {
+            throw ONNXError.fileChanged(
+                path: path, reason: "it was \(snapshot.size) bytes when loaded and is \(now.size) bytes now (modified in place)")
+        }
+        if now != snapshot {
+            throw ONNXError.fileChanged(path: path, reason: "it was rewritten in place after loading (modification time changed)")
+        }
+    }
 }

@@ -16,6 +16,8 @@ public enum ONNXError: Error, CustomStringConvertible, Sendable, Equatable {
     case invalidExternalData(tensor: String, location: String, reason: String)
     /// The model uses a feature this reader does not support.
     case unsupported(context: String, reason: String)
+    /// A mapped model or external data file was truncated or rewritten in place after loading.
+    case fileChanged(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -31,6 +33,8 @@ public enum ONNXError: Error, CustomStringConvertible, Sendable, Equatable {
             return "external data of tensor '\(tensor)' (location '\(location)'): \(reason)"
         case let .unsupported(context, reason):
             return "unsupported ONNX feature in \(context): \(reason)"
+        case let .fileChanged(path, reason):
+            return "'\(path)' changed on disk while loaded: \(reason); reload the model"
         }
     }
 }

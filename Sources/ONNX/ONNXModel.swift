@@ -11,27 +11,45 @@ import Darwin
 /// once, at load: relative, no `..`, no absolute path, and after resolving symlinks still inside
 /// the model's folder; the byte range must lie within the file and match the tensor's size.
 public final class ONNXModel: @unchecked Sendable {
-    /// The path the model was loaded from.
+    /// The path the model was loaded from (for a model decoded from memory, the name it was given).
     public let path: String
     /// The canonical (symlink-free) folder of the model file; external data must stay inside it.
-    public let directory: String
+    /// Nil for a model decoded from memory without a folder: it cannot use external data.
+    public let directory: String?
     public let proto: ModelProto
     public let file: MappedFile
     /// Mapped external data files, keyed by their `location` string.
     public let externalFiles: [String: MappedFile]
 
-    public init(path: String) throws {
-        self.path = path
+    public convenience init(path: String) throws {
         let file = try MappedFile(path: path)
-        self.file = file
         guard let canonicalFile = ONNXModel.realPath(path) else {
             throw ONNXError.cannotOpen(path: path, reason: "cannot resolve the path")
         }
-        directory = ONNXModel.parentDirectory(of: canonicalFile)
-        var reader = try WireReader(buffer: file.bytes, file: path, range: 0..<file.count, context: "ModelProto", depth: 0)
+        try self.init(file: file, path: path, directory: ONNXModel.parentDirectory(of: canonicalFile))
+    }
+
+    /// Decodes a model from bytes in memory (copied). `name` stands for the file in error
+    /// messages; external data is resolved inside `directory` (and refused when it is nil).
+    public convenience init(bytes: UnsafeRawBufferPointer, name: String, directory: String? = nil) throws {
+        var canonical: String?
+        if let directory {
+            guard let real = ONNXModel.realPath(directory) else {
+                throw ONNXError.cannotOpen(path: directory, reason: "cannot resolve the folder")
+            }
+            canonical = real
+        }
+        try self.init(file: MappedFile(copying: bytes, path: name), path: name, directory: canonical)
+    }
+
+    private init(file: MappedFile, path: String, directory: String?) throws {
+        self.path = path
+        self.file = file
+        self.directory = directory
         if file.count == 0 {
             throw ONNXError.malformed(file: path, offset: 0, context: "ModelProto", reason: "the file is empty")
         }
+        var reader = try WireReader(buffer: file.bytes, file: path, range: 0..<file.count, context: "ModelProto", depth: 0)
         proto = try ModelProto.decode(&reader)
 
         var mapped: [String: MappedFile] = [:]
@@ -45,6 +63,14 @@ public final class ONNXModel: @unchecked Sendable {
         for tensor in proto.graph.initializers {
             _ = try bytes(of: tensor)
         }
+    }
+
+    /// Throws ``ONNXError/fileChanged(path:reason:)`` when the model file or one of its external
+    /// data files was truncated or rewritten in place since loading (reading its pages could then
+    /// crash with SIGBUS or give other weights than those loaded). Cheap (one `fstat` per file).
+    public func checkFilesUnchanged() throws {
+        try file.checkUnchanged()
+        for location in externalFiles.keys.sorted() { try externalFiles[location]!.checkUnchanged() }
     }
 
     /// The bytes of a tensor stored as `raw_data` or external data (nil for typed-field payloads
@@ -114,7 +140,11 @@ public final class ONNXModel: @unchecked Sendable {
 
     // MARK: External data paths
 
-    static func openExternal(_ ref: ExternalDataReference, tensor: String, directory: String) throws -> MappedFile {
+    static func openExternal(_ ref: ExternalDataReference, tensor: String, directory: String?) throws -> MappedFile {
+        guard let directory else {
+            throw ONNXError.invalidExternalData(
+                tensor: tensor, location: ref.location, reason: "the model was decoded from memory, without a folder for external data")
+        }
         let resolved = try resolveExternalPath(ref.location, tensor: tensor, directory: directory)
         do {
             return try MappedFile(path: resolved)

@@ -137,6 +137,9 @@ struct GraphDecoder: Sendable {
             feeds[positions] = Tensor(int64s: (0..<ids.count).map { Int64(start + $0) }, shape: [1, ids.count])
         }
         for (past, _) in interface.cache { feeds[past] = cache.tensors[past] }
+        // The weights are views into the mapped files: refuse to read them if a file was
+        // truncated or rewritten in place since loading (SIGBUS or other weights otherwise).
+        try session.graph.model?.checkFilesUnchanged()
         let outputs = try session.run(feeds)
         for (past, present) in interface.cache {
             guard let t = outputs[present] else { throw GenerationError.unsupportedGraph("output '\(present)' missing") }

@@ -119,14 +119,43 @@ func decodeJSONFile<T: Decodable>(_ type: T.Type, _ url: URL) throws -> T {
     } catch {
         throw ModelDirectoryError.missing(path: url.path, what: url.lastPathComponent)
     }
+    if let offset = firstInvalidUTF8Offset(data) {
+        throw ModelDirectoryError.invalidJSON(path: url.path, reason: "not valid UTF-8 (byte \(offset))")
+    }
     do {
         return try JSONDecoder().decode(T.self, from: data)
     } catch let DecodingError.dataCorrupted(ctx) {
-        throw ModelDirectoryError.invalidJSON(path: url.path, reason: ctx.underlyingError.map { "\($0.localizedDescription)" } ?? ctx.debugDescription)
+        if ctx.codingPath.isEmpty {
+            // JSONDecoder only says "not valid JSON"; JSONSerialization says where.
+            do {
+                _ = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
+            } catch {
+                if let detail = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String {
+                    throw ModelDirectoryError.invalidJSON(path: url.path, reason: "not valid JSON: \(detail)")
+                }
+            }
+        }
+        let path = ctx.codingPath.map(\.stringValue).joined(separator: ".")
+        let reason = ctx.underlyingError.map { "\($0.localizedDescription)" } ?? ctx.debugDescription
+        throw ModelDirectoryError.invalidJSON(path: url.path, reason: path.isEmpty ? reason : "at '\(path)': \(reason)")
     } catch let DecodingError.typeMismatch(_, ctx), let DecodingError.valueNotFound(_, ctx) {
         let path = ctx.codingPath.map(\.stringValue).joined(separator: ".")
         throw ModelDirectoryError.invalidJSON(path: url.path, reason: "at '\(path)': \(ctx.debugDescription)")
     } catch {
         throw ModelDirectoryError.invalidJSON(path: url.path, reason: "\(error)")
     }
+}
+
+/// The offset of the first byte that is not part of valid UTF-8, or nil.
+func firstInvalidUTF8Offset(_ data: Data) -> Int? {
+    let bytes = [UInt8](data)
+    if String(validating: bytes, as: UTF8.self) != nil { return nil }
+    var offset = 0
+    while offset < bytes.count {
+        var decoder = UTF8()
+        var iterator = bytes[offset...].makeIterator()
+        guard case .scalarValue(let scalar) = decoder.decode(&iterator) else { return offset }
+        offset += UTF8.width(scalar)
+    }
+    return nil
 }

@@ -152,6 +152,7 @@ public final class QwenModel: Sendable {
         if parameters.maxTokens > 0 {
             let t0 = Date()
             var logits = try decoder.forward(Array(promptIds[common...]), cache: &cache)
+            streamActivity.cacheUpdated(cache)
             stats.prefillSeconds = Date().timeIntervalSince(t0)
             let t1 = Date()
             while true {
@@ -163,6 +164,7 @@ public final class QwenModel: Sendable {
                 if generated.count >= parameters.maxTokens { reason = .maxTokens; break }
                 if cache.count + 1 > maxPositions { reason = .contextLimit; break }
                 logits = try decoder.forward([next], cache: &cache)
+                streamActivity.cacheUpdated(cache)
             }
             stats.decodeSeconds = Date().timeIntervalSince(t1)
         }
@@ -198,12 +200,16 @@ public final class QwenModel: Sendable {
             activity.started()
             let thread = Thread {
                 do {
-                    var cache = self.makeCache()
-                    let result = try self.generate(promptIds: try ids(), parameters: parameters, cache: &cache) { id, text in
-                        continuation.yield(.token(id: id, text: text))
-                        activity.yielded()
-                        return !cancelled.isSet
-                    }
+                    // The KV cache lives in this closure only: it is freed when the generation
+                    // ends (finished, cancelled or failed), before the activity is updated.
+                    let result = try { () throws -> GenerationResult in
+                        var cache = self.makeCache()
+                        return try self.generate(promptIds: try ids(), parameters: parameters, cache: &cache) { id, text in
+                            continuation.yield(.token(id: id, text: text))
+                            activity.yielded()
+                            return !cancelled.isSet
+                        }
+                    }()
                     activity.finished(result.stopReason, tokens: result.generatedTokenIds.count)
                     continuation.yield(.finished(result))
                     continuation.finish()
@@ -226,7 +232,8 @@ final class CancellationFlag: @unchecked Sendable {
     var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
 }
 
-/// Counts of a model's stream generations: how many run now, and how the finished ones ended.
+/// Counts of a model's stream generations: how many run now, and how the finished ones ended;
+/// and test hooks into every generation of the model.
 final class StreamActivity: @unchecked Sendable {
     struct Snapshot: Sendable, Equatable {
         var running = 0
@@ -245,6 +252,14 @@ final class StreamActivity: @unchecked Sendable {
     func yielded() {
         lock.lock(); let body = gate; lock.unlock()
         body?()
+    }
+    private var cacheObserver: (@Sendable (KVCache) -> Void)?
+    /// Runs `body` with a generation's KV cache after each forward pass (tests use it to hold weak
+    /// references to the cache's tensors and see them freed).
+    func setCacheObserver(_ body: (@Sendable (KVCache) -> Void)?) { lock.lock(); cacheObserver = body; lock.unlock() }
+    func cacheUpdated(_ cache: KVCache) {
+        lock.lock(); let body = cacheObserver; lock.unlock()
+        body?(cache)
     }
     func started() { lock.lock(); state.running += 1; lock.unlock() }
     func finished(_ reason: StopReason?, tokens: Int) {

@@ -51,11 +51,20 @@ public enum OperatorRegistry {
 
     typealias Register = (_ opType: String, _ domain: String, _ opsets: ClosedRange<Int>, _ factory: @escaping OperatorFactory) -> Void
 
+    /// The newest ai.onnx opset that exists (onnx 1.23, the pinned tool chain's version). Ops
+    /// registered without an upper bound cover opsets up to this one: a model importing a newer
+    /// opset may rely on changed semantics, so it is refused rather than run as if it were older.
+    public static let newestONNXOpset = 28
+
+    static func covers(_ entry: Entry, domain: String, opset: Int) -> Bool {
+        entry.opsets.contains(opset) && (!domain.isEmpty || opset <= newestONNXOpset)
+    }
+
     /// Builds the operator for `node`, or throws `unsupportedOperator`.
     public static func make(_ node: Node, opsets: [String: Int], constants: [String: Tensor], model: ONNXModel? = nil) throws -> any Operator {
         let opset = opsets[node.domain] ?? 1
         guard let candidates = entries[Key(domain: node.domain, opType: node.opType)],
-              let entry = candidates.first(where: { $0.opsets.contains(opset) })
+              let entry = candidates.first(where: { covers($0, domain: node.domain, opset: opset) })
         else {
             throw RuntimeError.unsupportedOperator(opType: node.opType, domain: node.domain, opset: opset, node: node.name)
         }
@@ -68,7 +77,8 @@ public enum OperatorRegistry {
 
     /// Whether an op is implemented, for `inspect`.
     public static func supports(opType: String, domain: String, opset: Int) -> Bool {
-        entries[Key(domain: domain == "ai.onnx" ? "" : domain, opType: opType)]?.contains { $0.opsets.contains(opset) } ?? false
+        let domain = domain == "ai.onnx" ? "" : domain
+        return entries[Key(domain: domain, opType: opType)]?.contains { covers($0, domain: domain, opset: opset) } ?? false
     }
 }
 

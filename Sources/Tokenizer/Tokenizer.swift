@@ -220,6 +220,27 @@ public struct Tokenizer: Sendable {
     var encoderForTesting: BytePairEncoder { encoder }
     var preTokenizerForTesting: PreTokenizer { preTokenizer }
 
+    /// For tests and fuzzing: what `decode(encode(text))` must give when BPE and pre-tokenization
+    /// lose nothing: added tokens as written, the text between them normalized (whitespace that
+    /// `lstrip`/`rstrip` tokens swallow left out). Nil when some added tokens match only after
+    /// normalization (the split then depends on the normalized text).
+    func losslessDecodingForTesting(of text: String) -> String? {
+        guard normalizedMatcher.isEmpty else { return nil }
+        var out = ""
+        var text = text
+        text.withUTF8 { bytes in
+            for piece in rawMatcher.split(bytes) {
+                switch piece {
+                case .token(let id):
+                    out += decode([id])
+                case .text(let range):
+                    out += normalizer.apply(String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self))
+                }
+            }
+        }
+        return out
+    }
+
     // MARK: Chat
 
     /// Renders `messages` with the chat template, exactly as transformers'

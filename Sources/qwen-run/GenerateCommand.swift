@@ -86,7 +86,9 @@ struct GenerateCommand: ParsableCommand {
         var text = prompt
         if text == nil {
             let data = FileHandle.standardInput.readDataToEndOfFile()
-            guard let s = String(data: data, encoding: .utf8) else { throw ValidationError("stdin is not valid UTF-8") }
+            guard let s = String(validating: [UInt8](data), as: UTF8.self) else {
+                throw InputError("the prompt on stdin is not valid UTF-8 (byte \(firstInvalidUTF8Offset([UInt8](data)) ?? 0) of \(data.count))")
+            }
             text = s
         }
         let ids = try qwen.encode(prompt: text!, system: system, raw: raw)

@@ -135,8 +135,8 @@ import Testing
         #expect(count == nil || count == 1)
     }
 
-    /// Four generations at once on one loaded model (each with its own KV cache, different
-    /// prompts and settings) equal the same four run one after another.
+    /// Eight generations at once on one loaded model (each with its own KV cache, different
+    /// prompts and settings) equal the same eight run one after another, twice over.
     @Test func concurrentGenerationsEqualSequentialOnes() async throws {
         let f = Fixture.untied
         let model = try await QwenModel.load(directory: f.directory)
@@ -145,6 +145,10 @@ import Testing
             (Array(f.promptIds.prefix(15)), SamplingTests.sampling(seed: 11, maxTokens: 24)),
             (f.promptIds + [369, 480, 448], SamplingTests.sampling(seed: 12, topK: 20, temperature: 0.7, topP: 0.8, penalty: 1.1, maxTokens: 24)),
             (Array(f.promptIds.reversed()), SamplingTests.sampling(seed: 13, temperature: 1.2, minP: 0.05, maxTokens: 24)),
+            (Array(f.promptIds.prefix(6)), greedyNoStop(40)),
+            (f.promptIds + f.promptIds, SamplingTests.sampling(seed: 14, topK: 5, maxTokens: 24)),
+            (Array(f.promptIds.dropFirst(4)), SamplingTests.sampling(seed: 15, temperature: 0.9, topP: 0.95, maxTokens: 32)),
+            ([7], SamplingTests.sampling(seed: 16, penalty: 1.3, maxTokens: 24)),
         ]
         var sequential: [GenerationResult] = []
         for job in jobs {
@@ -152,7 +156,7 @@ import Testing
             sequential.append(try model.generate(promptIds: job.prompt, parameters: job.parameters, cache: &cache))
         }
         #expect(sequential[0].generatedTokenIds.prefix(16) == ArraySlice(try f.greedyIds("q4f16")))
-        #expect(Set(sequential.map(\.generatedTokenIds)).count == 4)
+        #expect(Set(sequential.map(\.generatedTokenIds)).count == jobs.count)
 
         for round in 0..<2 {
             let concurrent = try await withThrowingTaskGroup(of: (Int, GenerationResult?).self) { group in
@@ -171,6 +175,6 @@ import Testing
             }
         }
         let activity = try await model.waitForStreamsToEnd()
-        #expect(activity.running == 0 && activity.stopped[.maxTokens] == 8)
+        #expect(activity.running == 0 && activity.stopped[.maxTokens] == 2 * jobs.count)
     }
 }

@@ -47,6 +47,24 @@ import Testing
         }
     }
 
+    /// An ai.onnx opset newer than any that exists is refused for every op, even one registered
+    /// without an upper bound (its semantics there are unknown); the newest one still runs.
+    @Test func opsetsNewerThanONNXAreRefused() throws {
+        let nodes = [Node(name: "neg", opType: "Neg", inputs: ["x"], outputs: ["y"])]
+        func session(_ opset: Int) throws -> Session {
+            try Session(graph: try Graph(nodes: nodes, constants: [:], inputs: [spec("x")], outputs: [spec("y")], opsets: ["": opset]))
+        }
+        #expect(try session(OperatorRegistry.newestONNXOpset).run(["x": Tensor([1], shape: [1])])["y"]!.floats() == [-1])
+        do {
+            _ = try session(OperatorRegistry.newestONNXOpset + 1)
+            Issue.record("opset \(OperatorRegistry.newestONNXOpset + 1) was accepted")
+        } catch let e as RuntimeError {
+            #expect("\(e)" == "unsupported operator ai.onnx::Neg (opset \(OperatorRegistry.newestONNXOpset + 1)) at node 'neg'")
+        }
+        #expect(!OperatorRegistry.supports(opType: "Neg", domain: "ai.onnx", opset: 99))
+        #expect(OperatorRegistry.supports(opType: "Neg", domain: "ai.onnx", opset: 18))
+    }
+
     @Test func feedsAreCheckedAgainstDeclaredTypesAndRanks() throws {
         let nodes = [Node(name: "n", opType: "Neg", inputs: ["x"], outputs: ["y"])]
         let x = ValueSpec(name: "x", elementType: .float, shape: [.param("batch"), .value(2)])

@@ -121,6 +121,41 @@ import Testing
         #expect(renderError(String(repeating: "{% if true %}", count: 5000)) != nil)
     }
 
+    /// Jinja has no bound on loops, sizes or output (a hostile template hangs or exhausts memory
+    /// there); ours fails with a runtime error instead (`JinjaRenderLimits`; the standard limits
+    /// sit far above real templates: the chat-template tests render within them). Checked here
+    /// with small limits, so that the test stays fast.
+    @Test func hostileTemplatesHitTheRenderBudgets() {
+        let limits = JinjaRenderLimits(iterations: 1000, work: 100_000, valueSize: 10_000, outputBytes: 50_000)
+        func error(_ source: String) -> ChatTemplateError? {
+            do {
+                _ = try ChatTemplate(source).render([:], limits: limits)
+                return nil
+            } catch {
+                return error as? ChatTemplateError
+            }
+        }
+        #expect(error("{% for a in range(100) %}{% for b in range(100) %}{% endfor %}{% endfor %}")
+            == .runtime(message: "more than 1000 loop iterations and macro calls; giving up", line: 1))
+        #expect(error("{% macro f(n) %}{% if n > 0 %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(20) }}")
+            == .runtime(message: "more than 1000 loop iterations and macro calls; giving up", line: 1))
+        // ns.s reaches 10,000 bytes (allowed) after 10 rounds; the 11th concatenation fails.
+        #expect(error("{% set ns = namespace(s='') %}{% for i in range(100) %}{% set ns.s = ns.s ~ ('x' * 1000) %}{% endfor %}")
+            == .runtime(message: "an expression produced a value of 11000 bytes or items; the limit is 10000", line: 1))
+        #expect(error("{% for i in range(100) %}{{ 'x' * 1000 }}{% endfor %}")
+            == .runtime(message: "the rendered text exceeds 50000 bytes; giving up", line: 1))
+        #expect(error("{% for i in range(1000) %}{% set x = 'x' * 9600 %}{% endfor %}")
+            == .runtime(message: "rendering takes more work than 100000 units (values produced); giving up", line: 1))
+        // Within the limits the same constructs render.
+        #expect(error("{% for a in range(30) %}{% for b in range(30) %}{% endfor %}{% endfor %}{{ 'x' * 10000 }}") == nil)
+        // Widths: Python's " " * n gives "" for n < 0 (the snippet tests hold that to Jinja's
+        // rendering); a huge one is refused rather than allocated, with the standard limits too.
+        #expect(error("{{ 'a'|indent(20000) }}") == .runtime(message: "a width of 20000 is too large", line: 1))
+        #expect(renderError("{{ 'a'|indent(1000000000000) }}") == .runtime(message: "a width of 1000000000000 is too large", line: 1))
+        // center pads (width - 1) / 2 on the left first.
+        #expect(renderError("{{ 'a'|center(1000000000000) }}") == .runtime(message: "a width of 499999999999 is too large", line: 1))
+    }
+
     @Test func noTemplateIsAnError() throws {
         let json = try String(contentsOf: TestData.qwenDirectory.appendingPathComponent("tokenizer.json"), encoding: .utf8)
         let tok = try Tokenizer(tokenizerJSON: Array(json.utf8))

@@ -33,7 +33,12 @@ public struct ChatTemplate: Sendable {
     /// Renders the template with `context` variables (`messages`, `add_generation_prompt`, ...).
     /// With `useToolTemplate`, a `tool_use` template is preferred when there is one.
     public func render(_ context: [String: JSONValue], useToolTemplate: Bool = false) throws -> String {
-        let interpreter = JinjaInterpreter(context: context.mapValues(JinjaValue.init))
+        try render(context, useToolTemplate: useToolTemplate, limits: .standard)
+    }
+
+    /// Renders within `limits` (the public `render` uses ``JinjaRenderLimits/standard``).
+    func render(_ context: [String: JSONValue], useToolTemplate: Bool = false, limits: JinjaRenderLimits) throws -> String {
+        let interpreter = JinjaInterpreter(context: context.mapValues(JinjaValue.init), limits: limits)
         if useToolTemplate, let toolUse { return try interpreter.render(toolUse.nodes) }
         return try interpreter.render(nodes)
     }

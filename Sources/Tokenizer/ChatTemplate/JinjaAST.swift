@@ -1,6 +1,6 @@
 /// The syntax tree of a parsed template. Immutable and `Sendable`, so a parsed `ChatTemplate` can
 /// be shared; rendering state lives in `JinjaInterpreter`.
-indirect enum JinjaNode: Sendable {
+enum JinjaNode: Sendable {
     case text(String)
     case output(JinjaExpr, line: Int)
     case ifChain(branches: [(condition: JinjaExpr, body: [JinjaNode])], otherwise: [JinjaNode], line: Int)
@@ -15,13 +15,22 @@ indirect enum JinjaNode: Sendable {
     case continueLoop(line: Int)
 }
 
-struct JinjaForLoop: Sendable {
-    var target: JinjaTarget
-    var iterable: JinjaExpr
-    var condition: JinjaExpr?
-    var body: [JinjaNode]
-    var otherwise: [JinjaNode]
-    var line: Int
+final class JinjaForLoop: Sendable {
+    let target: JinjaTarget
+    let iterable: JinjaExpr
+    let condition: JinjaExpr?
+    let body: [JinjaNode]
+    let otherwise: [JinjaNode]
+    let line: Int
+
+    init(target: JinjaTarget, iterable: JinjaExpr, condition: JinjaExpr?, body: [JinjaNode], otherwise: [JinjaNode], line: Int) {
+        self.target = target
+        self.iterable = iterable
+        self.condition = condition
+        self.body = body
+        self.otherwise = otherwise
+        self.line = line
+    }
 }
 
 final class JinjaMacroDefinition: Sendable {
@@ -57,7 +66,7 @@ struct JinjaArguments: Sendable {
     var keyword: [(name: String, value: JinjaExpr)] = []
 }
 
-indirect enum JinjaExpr: Sendable {
+enum JinjaExpr: Sendable {
     case string(String)
     case integer(Int)
     case float(Double)
@@ -67,20 +76,20 @@ indirect enum JinjaExpr: Sendable {
     case list([JinjaExpr])
     case tuple([JinjaExpr])
     case dict([(key: JinjaExpr, value: JinjaExpr)])
-    case attribute(JinjaExpr, String, line: Int)
-    case item(JinjaExpr, JinjaExpr, line: Int)
-    case slice(JinjaExpr, start: JinjaExpr?, stop: JinjaExpr?, step: JinjaExpr?, line: Int)
-    case call(JinjaExpr, JinjaArguments, line: Int)
-    case filter(JinjaExpr, JinjaFilterCall)
-    case test(JinjaExpr, name: String, arguments: JinjaArguments, negated: Bool, line: Int)
-    case unary(String, JinjaExpr, line: Int)
-    case binary(String, JinjaExpr, JinjaExpr, line: Int)
-    case and(JinjaExpr, JinjaExpr)
-    case or(JinjaExpr, JinjaExpr)
-    case not(JinjaExpr)
+    indirect case attribute(JinjaExpr, String, line: Int)
+    indirect case item(JinjaExpr, JinjaExpr, line: Int)
+    indirect case slice(JinjaExpr, start: JinjaExpr?, stop: JinjaExpr?, step: JinjaExpr?, line: Int)
+    indirect case call(JinjaExpr, JinjaArguments, line: Int)
+    indirect case filter(JinjaExpr, JinjaFilterCall)
+    indirect case test(JinjaExpr, name: String, arguments: JinjaArguments, negated: Bool, line: Int)
+    indirect case unary(String, JinjaExpr, line: Int)
+    indirect case binary(String, JinjaExpr, JinjaExpr, line: Int)
+    indirect case and(JinjaExpr, JinjaExpr)
+    indirect case or(JinjaExpr, JinjaExpr)
+    indirect case not(JinjaExpr)
     /// `a < b <= c`: each operator compares neighbours.
-    case compare(JinjaExpr, [(op: String, rhs: JinjaExpr)], line: Int)
-    case conditional(condition: JinjaExpr, then: JinjaExpr, otherwise: JinjaExpr?)
+    indirect case compare(JinjaExpr, [(op: String, rhs: JinjaExpr)], line: Int)
+    indirect case conditional(condition: JinjaExpr, then: JinjaExpr, otherwise: JinjaExpr?)
     /// `a ~ b ~ c`
     case concat([JinjaExpr], line: Int)
 }

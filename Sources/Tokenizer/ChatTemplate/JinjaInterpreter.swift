@@ -17,6 +17,22 @@ final class JinjaScope {
     }
 }
 
+/// Bounds on one render, so that a hostile template fails with a runtime error instead of
+/// hanging or exhausting memory. Jinja itself has none; real chat templates stay far below.
+struct JinjaRenderLimits: Sendable {
+    /// Loop iterations plus macro calls.
+    var iterations = 200_000
+    /// The sizes of all strings (in 16-byte units) and lists (in elements) that expressions
+    /// produce, plus one per expression.
+    var work = 2_000_000
+    /// The largest string (UTF-8 bytes) or list (elements) one expression may produce.
+    var valueSize = 10_000_000
+    /// The largest rendered text (or captured block), in UTF-8 bytes.
+    var outputBytes = 100_000_000
+
+    static let standard = JinjaRenderLimits()
+}
+
 /// Renders a parsed template. One interpreter per render call.
 final class JinjaInterpreter {
     private let root: JinjaScope
@@ -28,12 +44,17 @@ final class JinjaInterpreter {
     /// Largest string or list an operator may build (Jinja's sandbox caps `range` at 100,000).
     private static let maxRange = 100_000
     private static let maxRepeatedLength = 10_000_000
+    private var iterations = 0
+    private var work = 0
 
     private enum Flow { case normal, breakLoop, continueLoop }
 
-    init(context: [String: JinjaValue]) {
+    private let limits: JinjaRenderLimits
+
+    init(context: [String: JinjaValue], limits: JinjaRenderLimits = .standard) {
         root = JinjaScope(parent: nil)
         root.variables = context
+        self.limits = limits
     }
 
     func render(_ nodes: [JinjaNode]) throws -> String {
@@ -59,10 +80,12 @@ final class JinjaInterpreter {
             switch node {
             case .text(let text):
                 out += text
+                try checkOutput(out)
             case .output(let expr, let line):
                 self.line = line
                 let value = try evaluate(expr, scope)
                 out += value.pythonString
+                try checkOutput(out)
             case .ifChain(let branches, let otherwise, let line):
                 self.line = line
                 var taken = false
@@ -97,6 +120,7 @@ final class JinjaInterpreter {
                 var value = JinjaValue.string(captured)
                 for filter in filters { value = try applyFilter(filter, to: value, scope) }
                 out += value.pythonString
+                try checkOutput(out)
             case .generation(let body):
                 let flow = try execute(body, scope: scope, into: &out)
                 if flow != .normal { return flow }
@@ -124,6 +148,7 @@ final class JinjaInterpreter {
             return
         }
         for (i, item) in items.enumerated() {
+            try countIteration()
             let iterationScope = JinjaScope(parent: scope)
             try assign(loop.target, item, in: iterationScope)
             iterationScope.variables["loop"] = .loop(JinjaLoopState(
@@ -132,6 +157,26 @@ final class JinjaInterpreter {
             let flow = try execute(loop.body, scope: iterationScope, into: &out)
             if flow == .breakLoop { break }
             line = loop.line
+        }
+    }
+
+    /// `n` spaces (none for a negative `n`, as Python's `" " * n`), within the value size limit.
+    private func spaces(_ n: Int) throws -> String {
+        guard n <= limits.valueSize else { throw runtime("a width of \(n) is too large") }
+        return String(repeating: " ", count: max(0, n))
+    }
+
+    private func countIteration() throws {
+        iterations += 1
+        if iterations > limits.iterations {
+            throw runtime("more than \(limits.iterations) loop iterations and macro calls; giving up")
+        }
+    }
+
+    /// Fails when an output buffer (the result or a captured block) has grown past the limit.
+    private func checkOutput(_ out: String) throws {
+        if out.utf8.count > limits.outputBytes {
+            throw runtime("the rendered text exceeds \(limits.outputBytes) bytes; giving up")
         }
     }
 
@@ -155,7 +200,31 @@ final class JinjaInterpreter {
 
     // MARK: Expressions
 
+    /// Evaluates `expr`, charging its result to the render's work budget.
     func evaluate(_ expr: JinjaExpr, _ scope: JinjaScope) throws -> JinjaValue {
+        let value = try evaluateUncharged(expr, scope)
+        var size = 0, cost = 1
+        switch value {
+        case .string(let s):
+            size = s.utf8.count
+            cost += size / 16
+        case .list(let items), .tuple(let items):
+            size = items.count
+            cost += size
+        default:
+            break
+        }
+        if size > limits.valueSize {
+            throw runtime("an expression produced a value of \(size) bytes or items; the limit is \(limits.valueSize)")
+        }
+        work += cost
+        if work > limits.work {
+            throw runtime("rendering takes more work than \(limits.work) units (values produced); giving up")
+        }
+        return value
+    }
+
+    private func evaluateUncharged(_ expr: JinjaExpr, _ scope: JinjaScope) throws -> JinjaValue {
         switch expr {
         case .string(let s): return .string(s)
         case .integer(let i): return .int(i)
@@ -501,6 +570,7 @@ final class JinjaInterpreter {
             throw runtime("macro '\(definition.name)' takes not more than \(definition.parameters.count) argument(s)")
         }
         let savedLine = line
+        try countIteration()
         callDepth += 1
         defer { callDepth -= 1 }
         if callDepth > Self.maxCallDepth { throw runtime("maximum macro recursion depth exceeded in '\(definition.name)'") }
@@ -735,7 +805,7 @@ final class JinjaInterpreter {
             var indent: String?
             switch arg(0, "indent") {
             case nil, .none?: indent = nil
-            case .int(let n)?: indent = String(repeating: " ", count: max(0, n))
+            case .int(let n)?: indent = try spaces(n)
             case .string(let s)?: indent = s
             case let other?: throw runtime("tojson indent must be an int or a string, not \(other.typeName)")
             }
@@ -953,7 +1023,7 @@ final class JinjaInterpreter {
             switch arg(0, "width") {
             case nil: indentation = "    "
             case .string(let w)?: indentation = w
-            case let w?: indentation = String(repeating: " ", count: w.integer ?? 4)
+            case let w?: indentation = try spaces(w.integer ?? 4)
             }
             // Jinja appends a newline so that splitlines() keeps a trailing empty line.
             var lines = pythonSplitLines(text(value) + "\n")
@@ -980,7 +1050,7 @@ final class JinjaInterpreter {
             guard width > n else { return .string(s) }
             let total = width - n
             let left = total / 2 + (total & width & 1)
-            return .string(String(repeating: " ", count: left) + s + String(repeating: " ", count: total - left))
+            return .string(try spaces(left) + s + spaces(total - left))
         case "batch", "slice", "groupby", "wordwrap", "truncate", "urlencode", "urlize", "xmlattr", "filesizeformat",
             "pprint", "random", "striptags", "format", "attr":
             throw unsupported("filter '\(filter.name)'")

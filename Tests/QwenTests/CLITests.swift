@@ -1,0 +1,100 @@
+import Foundation
+import Testing
+@testable import Qwen
+
+/// `qwen-run` on bad input, run as a subprocess (the binary next to the test binary, which
+/// `swift test` builds with it): a non-zero exit and exactly one line on stderr, the library's
+/// typed error as the library describes it. The full list of bad inputs and their messages is
+/// scripts/bad_inputs.py (docs/robustness.md); these are the ones cheap enough to run each time.
+@Suite struct CLITests {
+    struct Run {
+        var status: Int32
+        var stdout: String
+        var stderrLines: [String]
+    }
+
+    static var executable: URL? {
+        #if os(Linux)
+        guard let me = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else { return nil }
+        let url = URL(fileURLWithPath: me).deletingLastPathComponent().appendingPathComponent("qwen-run")
+        return FileManager.default.isExecutableFile(atPath: url.path) ? url : nil
+        #else
+        return nil
+        #endif
+    }
+
+    func run(_ arguments: [String], stdin: Data = Data()) throws -> Run {
+        guard let executable = Self.executable else { throw FixtureError.missing("qwen-run next to the test binary") }
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        let input = Pipe(), output = Pipe(), error = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = error
+        try process.run()
+        input.fileHandleForWriting.write(stdin)
+        try input.fileHandleForWriting.close()
+        let out = output.fileHandleForReading.readDataToEndOfFile()
+        let err = error.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Run(status: process.terminationStatus, stdout: String(decoding: out, as: UTF8.self),
+                   stderrLines: String(decoding: err, as: UTF8.self).split(separator: "\n").map(String.init))
+    }
+
+    /// The message the library gives for `body`'s error.
+    func libraryMessage(_ body: () throws -> Void) -> String? {
+        do {
+            try body()
+            return nil
+        } catch {
+            return "Error: \(error)"
+        }
+    }
+
+    func expectOneLineError(_ run: Run, _ expected: String?, sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(run.status == 1, "exit status", sourceLocation: sourceLocation)
+        #expect(run.stderrLines.count == 1, "\(run.stderrLines)", sourceLocation: sourceLocation)
+        #expect(run.stderrLines.first == expected, sourceLocation: sourceLocation)
+    }
+
+    @Test func goodInputRunsAndBadInputsGiveOneLineTypedErrors() throws {
+        let copy = try LoadAndFaultTests.FixtureCopy()
+        let dir = copy.url.path
+        // The good case first: the same command succeeds.
+        let good = try run(["--model", dir, "--prompt", "Hi", "--max-tokens", "3", "--greedy", "--json"])
+        #expect(good.status == 0 && good.stderrLines.isEmpty, "\(good.stderrLines)")
+        #expect(good.stdout.contains("\"generated_ids\""))
+
+        let missing = copy.url.appendingPathComponent("nope")
+        expectOneLineError(try run(["--model", missing.path, "--prompt", "Hi"]),
+                           libraryMessage { _ = try QwenModel(directory: missing) })
+
+        let long = String(repeating: "word ", count: 300)
+        let model = try QwenModel(directory: copy.url)
+        expectOneLineError(try run(["--model", dir, "--raw", "--prompt", long]),
+                           libraryMessage {
+                               var cache = model.makeCache()
+                               _ = try model.generate(promptIds: try model.encode(prompt: long, raw: true), cache: &cache)
+                           })
+
+        // Invalid UTF-8 on stdin: a data error (exit 1), not a usage error.
+        let stdin = try run(["--model", dir, "--max-tokens", "2"], stdin: Data([0x48, 0x69, 0x20, 0xFF, 0xFE]))
+        expectOneLineError(stdin, "Error: the prompt on stdin is not valid UTF-8 (byte 3 of 5)")
+
+        // Broken files: config.json with invalid UTF-8, then a truncated graph.
+        let config = copy.url.appendingPathComponent("config.json")
+        let original = try Data(contentsOf: config)
+        try (original.prefix(10) + Data([0xC3, 0x28]) + original.dropFirst(10)).write(to: config)
+        let configMessage = libraryMessage { _ = try QwenModel(directory: copy.url) }
+        #expect(configMessage?.contains("not valid UTF-8 (byte 10)") == true, "\(configMessage ?? "no error")")
+        expectOneLineError(try run(["--model", dir, "--prompt", "Hi"]), configMessage)
+        try original.write(to: config)
+
+        let graph = copy.url.appendingPathComponent("onnx/model_q4f16.onnx")
+        try Data(try Data(contentsOf: graph).prefix(1000)).write(to: graph, options: .atomic)
+        let graphMessage = libraryMessage { _ = try QwenModel(directory: copy.url) }
+        #expect(graphMessage?.contains("malformed ONNX protobuf") == true, "\(graphMessage ?? "no error")")
+        expectOneLineError(try run(["--model", dir, "--prompt", "Hi"]), graphMessage)
+    }
+}
