@@ -128,40 +128,6 @@ static inline float load_scalar(const void *p, size_t i, int half) {
     if (!half) return ((const float *)p)[i];
     return (float)((const _Float16 *)p)[i];
 }
-// p = softmax(scores) in place: max-subtracted, e^x vectorised (simd_exp.h). Returns the sum.
-AVX2 static void softmax_avx2(float *scores, size_t n, int nan_to_zero) {
-    __m256 vmax = _mm256_set1_ps(-INFINITY);
-    size_t t = 0;
-    for (; t + 8 <= n; t += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(scores + t));
-    float m[8], max_value = -INFINITY;
-    _mm256_storeu_ps(m, vmax);
-    for (int i = 0; i < 8; i++) max_value = m[i] > max_value ? m[i] : max_value;
-    for (; t < n; t++) max_value = scores[t] > max_value ? scores[t] : max_value;
-    if (max_value == -INFINITY) {
-        // A fully masked row: the formula gives NaN everywhere (0 with the exports' NaN guard).
-        for (t = 0; t < n; t++) scores[t] = nan_to_zero ? 0 : NAN;
-        return;
-    }
-    const __m256 vm = _mm256_set1_ps(max_value);
-    __m256 vsum = _mm256_setzero_ps();
-    for (t = 0; t + 8 <= n; t += 8) {
-        __m256 e = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(scores + t), vm));
-        _mm256_storeu_ps(scores + t, e);
-        vsum = _mm256_add_ps(vsum, e);
-    }
-    float sum = hsum8(vsum);
-    for (; t < n; t++) {
-        float e = expf(scores[t] - max_value);
-        scores[t] = e;
-        sum += e;
-    }
-    const float inv = 1 / sum;
-    const __m256 vinv = _mm256_set1_ps(inv);
-    for (t = 0; t + 8 <= n; t += 8) _mm256_storeu_ps(scores + t, _mm256_mul_ps(_mm256_loadu_ps(scores + t), vinv));
-    for (; t < n; t++) scores[t] *= inv;
-}
-
-static int attention_isa(void) { return 0; }
 #endif
 
 static void softmax_scalar(float *scores, size_t n, int nan_to_zero) {

@@ -22,19 +22,9 @@ enum AttentionFusion {
 
     @discardableResult
     static func run(_ graph: inout Graph) -> Int {
-        var producer: [String: Int] = [:]
-        var consumers: [String: [Int]] = [:]
-        for (i, node) in graph.nodes.enumerated() {
-            for o in node.outputs where !o.isEmpty { producer[o] = i }
-            for v in node.inputs where !v.isEmpty { consumers[v, default: []].append(i) }
-        }
-        let graphOutputs = Set(graph.outputs.map(\.name))
-        let constants = graph.constants
-
-        func node(_ value: String, _ opType: String) -> (index: Int, node: Node)? {
-            guard let i = producer[value], graph.nodes[i].opType == opType, graph.nodes[i].domain.isEmpty else { return nil }
-            return (i, graph.nodes[i])
-        }
+        let index = GraphIndex(graph)
+        let consumers = index.consumers, constants = graph.constants
+        func node(_ value: String, _ opType: String) -> (index: Int, node: Node)? { index.node(value, opType) }
         func constantInts(_ name: String) -> [Int]? {
             guard let t = constants[name], t.dtype == .int64 else { return nil }
             return (0..<t.count).map { Int(t.pointer(as: Int64.self)[$0]) }
@@ -116,11 +106,7 @@ enum AttentionFusion {
             }
             // Every intermediate is read only inside the pattern (or by the allowed Shape readers).
             let inside = Set(matched).union(shapeReaders.map(\.index))
-            let intermediatesPrivate = matched.allSatisfy { i in
-                i == outIndex || graph.nodes[i].outputs.allSatisfy { o in
-                    o.isEmpty || (!graphOutputs.contains(o) && (consumers[o] ?? []).allSatisfy(inside.contains))
-                }
-            }
+            let intermediatesPrivate = index.outputsStayInside(matched.filter { $0 != outIndex }, inside)
             guard intermediatesPrivate, removed.isDisjoint(with: matched) else { continue }
 
             var flag = AttributeProto()
@@ -144,7 +130,7 @@ enum AttentionFusion {
             nodes.append(replacements[i] ?? rewired[i] ?? n)
         }
         // The repeat's shape arithmetic (Expand's target shape) is dead now.
-        graph.nodes = Float16Precision.removeDeadNodes(nodes, keeping: graphOutputs)
+        graph.nodes = Float16Precision.removeDeadNodes(nodes, keeping: index.graphOutputs)
         return fused
     }
 }

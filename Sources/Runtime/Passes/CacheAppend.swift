@@ -13,14 +13,9 @@ import ONNX
 enum CacheAppend {
     @discardableResult
     static func run(_ graph: inout Graph) -> Int {
-        var producer: [String: Int] = [:]
-        var consumers: [String: [Int]] = [:]
-        for (i, node) in graph.nodes.enumerated() {
-            for o in node.outputs where !o.isEmpty { producer[o] = i }
-            for v in node.inputs where !v.isEmpty { consumers[v, default: []].append(i) }
-        }
+        let index = GraphIndex(graph)
+        let producer = index.producer, consumers = index.consumers, graphOutputs = index.graphOutputs
         let inputTypes = Dictionary(graph.inputs.map { ($0.name, $0.elementType) }, uniquingKeysWith: { a, _ in a })
-        let graphOutputs = Set(graph.outputs.map(\.name))
         func castTarget(_ n: Node) -> DataType? { n.intAttribute("to").flatMap { DataType(rawValue: Int32($0)) } }
 
         var replaced: [Int: Node] = [:]   // Concat → AppendKV

@@ -14,18 +14,9 @@ import ONNX
 enum RMSNormFusion {
     @discardableResult
     static func run(_ graph: inout Graph) -> Int {
-        var producer: [String: Int] = [:]
-        var consumers: [String: [Int]] = [:]
-        for (i, node) in graph.nodes.enumerated() {
-            for o in node.outputs where !o.isEmpty { producer[o] = i }
-            for v in node.inputs where !v.isEmpty { consumers[v, default: []].append(i) }
-        }
-        let graphOutputs = Set(graph.outputs.map(\.name))
+        let index = GraphIndex(graph)
         let constants = graph.constants
-        func node(_ value: String, _ opType: String) -> (index: Int, node: Node)? {
-            guard let i = producer[value], graph.nodes[i].opType == opType, graph.nodes[i].domain.isEmpty else { return nil }
-            return (i, graph.nodes[i])
-        }
+        func node(_ value: String, _ opType: String) -> (index: Int, node: Node)? { index.node(value, opType) }
         func scalar(_ name: String) -> Float? {
             guard let t = constants[name], t.count == 1, t.dtype == .float else { return nil }
             return t.pointer(as: Float.self)[0]
@@ -65,10 +56,7 @@ enum RMSNormFusion {
             }
             guard let (x, eps) = found, removed.isDisjoint(with: matched) else { continue }
             // The intermediates are read only inside the pattern.
-            let inside = Set(matched + [i])
-            let private_ = matched.allSatisfy { m in
-                graph.nodes[m].outputs.allSatisfy { o in !graphOutputs.contains(o) && (consumers[o] ?? []).allSatisfy(inside.contains) }
-            }
+            let private_ = index.outputsStayInside(matched, Set(matched + [i]))
             guard private_ else { continue }
             replaced[i] = Node(name: outer.name + "/RMSNorm", opType: "RMSNorm", domain: AttentionFusion.domain,
                                inputs: [x, weight, eps], outputs: outer.outputs)
