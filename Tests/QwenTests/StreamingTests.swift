@@ -61,7 +61,9 @@ import Testing
     }
 
     /// Holds the generation thread after its `n`-th streamed token until `release()` (so that a
-    /// fast tiny-model generation cannot finish before its consumer reacts).
+    /// fast tiny-model generation cannot finish before its consumer reacts). The consumer runs on
+    /// the cooperative pool, which other tests can keep busy for minutes under the sanitizers:
+    /// the hold gives up only after 10 minutes (a consumer that never releases is a bug).
     final class Gate: @unchecked Sendable {
         private let lock = NSLock()
         private var tokens = 0
@@ -70,7 +72,7 @@ import Testing
         init(holdAfter n: Int) { hold = n }
         func tokenYielded() {
             lock.lock(); tokens += 1; let wait = tokens == hold; lock.unlock()
-            if wait { _ = semaphore.wait(timeout: .now() + 30) }
+            if wait { _ = semaphore.wait(timeout: .now() + 600) }
         }
         func release() { semaphore.signal() }
     }
