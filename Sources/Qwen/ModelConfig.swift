@@ -146,8 +146,9 @@ func decodeJSONFile<T: Decodable>(_ type: T.Type, _ url: URL) throws -> T {
     }
 }
 
-/// The offset of the first byte that is not part of valid UTF-8, or nil.
-func firstInvalidUTF8Offset(_ data: Data) -> Int? {
+/// The offset of the first byte of `data` that is not part of valid UTF-8, or nil (for error
+/// messages about input files and streams).
+public func firstInvalidUTF8Offset(_ data: Data) -> Int? {
     let bytes = [UInt8](data)
     if String(validating: bytes, as: UTF8.self) != nil { return nil }
     var offset = 0

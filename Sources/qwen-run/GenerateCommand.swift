@@ -87,7 +87,7 @@ struct GenerateCommand: ParsableCommand {
         if text == nil {
             let data = FileHandle.standardInput.readDataToEndOfFile()
             guard let s = String(validating: [UInt8](data), as: UTF8.self) else {
-                throw InputError("the prompt on stdin is not valid UTF-8 (byte \(firstInvalidUTF8Offset([UInt8](data)) ?? 0) of \(data.count))")
+                throw InputError("the prompt on stdin is not valid UTF-8 (byte \(firstInvalidUTF8Offset(data) ?? 0) of \(data.count))")
             }
             text = s
         }

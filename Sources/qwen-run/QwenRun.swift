@@ -18,14 +18,3 @@ struct InputError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// The offset of the first byte of `bytes` that is not part of valid UTF-8, or nil.
-func firstInvalidUTF8Offset(_ bytes: [UInt8]) -> Int? {
-    var offset = 0
-    while offset < bytes.count {
-        var decoder = UTF8()
-        var iterator = bytes[offset...].makeIterator()
-        guard case .scalarValue(let scalar) = decoder.decode(&iterator) else { return offset }
-        offset += UTF8.width(scalar)
-    }
-    return nil
-}
