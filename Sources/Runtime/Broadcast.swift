@@ -94,18 +94,27 @@ func broadcastMap2<A, B, R>(
     _ out: UnsafeMutablePointer<R>, _ f: (A, B) -> R
 ) {
     forEachBroadcastRow2(outShape: outShape, aShape: aShape, bShape: bShape) { o, ia, ib, n, sa, sb in
-        let pa = a + ia, pb = b + ib, po = out + o
-        if sa == 1 && sb == 1 {
-            for i in 0..<n { po[i] = f(pa[i], pb[i]) }
-        } else if sa == 1 && sb == 0 {
-            let vb = pb[0]
-            for i in 0..<n { po[i] = f(pa[i], vb) }
-        } else if sa == 0 && sb == 1 {
-            let va = pa[0]
-            for i in 0..<n { po[i] = f(va, pb[i]) }
-        } else {
-            for i in 0..<n { po[i] = f(pa[i * sa], pb[i * sb]) }
-        }
+        mapRow2(n, a + ia, sa, b + ib, sb, out + o, f)
+    }
+}
+
+/// `out[i] = f(a[i·sa], b[i·sb])` for one row of `n` elements, with the contiguous and
+/// scalar-operand cases as straight (vectorisable) loops.
+@inline(__always)
+func mapRow2<A, B, R>(
+    _ n: Int, _ pa: UnsafePointer<A>, _ sa: Int, _ pb: UnsafePointer<B>, _ sb: Int,
+    _ po: UnsafeMutablePointer<R>, _ f: (A, B) -> R
+) {
+    if sa == 1 && sb == 1 {
+        for i in 0..<n { po[i] = f(pa[i], pb[i]) }
+    } else if sa == 1 && sb == 0 {
+        let vb = pb[0]
+        for i in 0..<n { po[i] = f(pa[i], vb) }
+    } else if sa == 0 && sb == 1 {
+        let va = pa[0]
+        for i in 0..<n { po[i] = f(va, pb[i]) }
+    } else {
+        for i in 0..<n { po[i] = f(pa[i * sa], pb[i * sb]) }
     }
 }
 

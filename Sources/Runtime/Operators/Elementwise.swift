@@ -82,26 +82,10 @@ enum FloatBinary {
 
     func apply(_ n: Int, _ a: UnsafePointer<Float>, _ sa: Int, _ b: UnsafePointer<Float>, _ sb: Int, _ out: UnsafeMutablePointer<Float>) {
         switch self {
-        case .add: FloatBinary.row(n, a, sa, b, sb, out, +)
-        case .sub: FloatBinary.row(n, a, sa, b, sb, out, -)
-        case .mul: FloatBinary.row(n, a, sa, b, sb, out, *)
-        case .div: FloatBinary.row(n, a, sa, b, sb, out, /)
-        }
-    }
-
-    @inline(__always)
-    static func row(_ n: Int, _ a: UnsafePointer<Float>, _ sa: Int, _ b: UnsafePointer<Float>, _ sb: Int,
-                    _ out: UnsafeMutablePointer<Float>, _ f: (Float, Float) -> Float) {
-        if sa == 1 && sb == 1 {
-            for i in 0..<n { out[i] = f(a[i], b[i]) }
-        } else if sa == 1 && sb == 0 {
-            let vb = b[0]
-            for i in 0..<n { out[i] = f(a[i], vb) }
-        } else if sa == 0 && sb == 1 {
-            let va = a[0]
-            for i in 0..<n { out[i] = f(va, b[i]) }
-        } else {
-            for i in 0..<n { out[i] = f(a[i * sa], b[i * sb]) }
+        case .add: mapRow2(n, a, sa, b, sb, out, +)
+        case .sub: mapRow2(n, a, sa, b, sb, out, -)
+        case .mul: mapRow2(n, a, sa, b, sb, out, *)
+        case .div: mapRow2(n, a, sa, b, sb, out, /)
         }
     }
 }
