@@ -6,6 +6,8 @@ import Testing
 /// `swift test` builds with it): a non-zero exit and exactly one line on stderr, the library's
 /// typed error as the library describes it. The full list of bad inputs and their messages is
 /// scripts/bad_inputs.py (docs/robustness.md); these are the ones cheap enough to run each time.
+/// Linux only: elsewhere `swift test` runs the tests from an `xctest` bundle, not next to the CLI.
+#if os(Linux)
 @Suite struct CLITests {
     struct Run {
         var status: Int32
@@ -14,13 +16,9 @@ import Testing
     }
 
     static var executable: URL? {
-        #if os(Linux)
         guard let me = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else { return nil }
         let url = URL(fileURLWithPath: me).deletingLastPathComponent().appendingPathComponent("qwen-run")
         return FileManager.default.isExecutableFile(atPath: url.path) ? url : nil
-        #else
-        return nil
-        #endif
     }
 
     func run(_ arguments: [String], stdin: Data = Data()) throws -> Run {
@@ -98,3 +96,4 @@ import Testing
         expectOneLineError(try run(["--model", dir, "--prompt", "Hi"]), graphMessage)
     }
 }
+#endif
