@@ -114,6 +114,21 @@ public final class MappedFile: @unchecked Sendable {
     /// The file's size in bytes.
     public var count: Int { bytes.count }
 
+    /// Drops the whole pages inside `range` (a part of this mapping) from the process's resident
+    /// memory, for data that has been copied elsewhere (weights repacked at load). The mapping
+    /// stays valid: a later read faults the file's pages back in. Nothing happens for copies made
+    /// with `init(copying:path:)` or ranges outside the mapping.
+    public func releaseResidentPages(_ range: UnsafeRawBufferPointer) {
+        guard case .mapped = storage, let mapBase = bytes.baseAddress, let start = range.baseAddress else { return }
+        let lo = Int(bitPattern: start), hi = lo + range.count
+        let mapLo = Int(bitPattern: mapBase), mapHi = mapLo + bytes.count
+        guard lo >= mapLo, hi <= mapHi else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let first = (lo + page - 1) / page * page, last = hi / page * page
+        guard last > first, let p = UnsafeMutableRawPointer(bitPattern: first) else { return }
+        _ = madvise(p, last - first, MADV_DONTNEED)
+    }
+
     /// Throws ``ONNXError/fileChanged(path:reason:)`` when the mapped file has been truncated,
     /// grown or rewritten in place since it was mapped (its size or modification time differ).
     /// A file replaced by rename is not a change of *this* file: the mapping keeps the old one.

@@ -78,12 +78,23 @@ public final class QwenModel: Sendable {
     public init(directory url: URL, onnxFile: String? = nil) throws {
         let start = Date()
         directory = try ModelDirectory(url: url, onnxFile: onnxFile)
-        tokenizer = try Tokenizer(directory: url)
-        generationConfig = try GenerationConfig.load(url.appendingPathComponent("generation_config.json"))
+        // The tokenizer (tokenizer.json) loads on another thread while the graph is read, planned
+        // and its weights repacked; a tokenizer error is still reported before a graph error.
+        nonisolated(unsafe) var loadedTokenizer: Result<Tokenizer, any Error>?
+        let tokenizerLoaded = DispatchSemaphore(value: 0)
+        DispatchQueue.global(qos: .userInitiated).async {
+            loadedTokenizer = Result { try Tokenizer(directory: url) }
+            tokenizerLoaded.signal()
+        }
         // Generation reads only the last position's logits: skip the LM head for the others.
         var options = SessionOptions()
         options.lastPositionOnlyOutput = "logits"
-        let session = try Session(path: directory.onnxURL.path, options: options)
+        let onnxPath = directory.onnxURL.path
+        let loadedSession = Result { try Session(path: onnxPath, options: options) }
+        tokenizerLoaded.wait()
+        tokenizer = try loadedTokenizer!.get()
+        let session = try loadedSession.get()
+        generationConfig = try GenerationConfig.load(url.appendingPathComponent("generation_config.json"))
         let interface = try DecoderInterface(session: session, config: directory.config)
         let vocab = directory.config.vocabSize ?? tokenizer.vocabularySize
         decoder = GraphDecoder(session: session, interface: interface, vocabularySize: vocab,

@@ -18,6 +18,9 @@ public struct OperatorContext: Sendable {
     public let constantInputs: [Int: Tensor]
     /// The model file, for tensors in attributes whose payload lives in it.
     public let model: ONNXModel?
+    /// Whether operators may repack constant weights into their kernels' layouts
+    /// (`SessionOptions.prepackWeights`).
+    public var prepackWeights = true
 }
 
 public typealias OperatorFactory = @Sendable (OperatorContext) throws -> any Operator
@@ -61,7 +64,8 @@ public enum OperatorRegistry {
     }
 
     /// Builds the operator for `node`, or throws `unsupportedOperator`.
-    public static func make(_ node: Node, opsets: [String: Int], constants: [String: Tensor], model: ONNXModel? = nil) throws -> any Operator {
+    public static func make(_ node: Node, opsets: [String: Int], constants: [String: Tensor], model: ONNXModel? = nil,
+                            prepackWeights: Bool = true) throws -> any Operator {
         let opset = opsets[node.domain] ?? 1
         guard let candidates = entries[Key(domain: node.domain, opType: node.opType)],
               let entry = candidates.first(where: { covers($0, domain: node.domain, opset: opset) })
@@ -72,7 +76,8 @@ public enum OperatorRegistry {
         for (i, name) in node.inputs.enumerated() where !name.isEmpty {
             if let t = constants[name] { constantInputs[i] = t }
         }
-        return try entry.factory(OperatorContext(node: node, opset: opset, constantInputs: constantInputs, model: model))
+        return try entry.factory(OperatorContext(node: node, opset: opset, constantInputs: constantInputs, model: model,
+                                                 prepackWeights: prepackWeights))
     }
 
     /// Whether an op is implemented, for `inspect`.

@@ -13,6 +13,10 @@ public struct SessionOptions: Sendable {
     /// three-copy float16 cache Concat with one `AppendKV` (`CacheAppend`), and (with constant
     /// folding) their op-by-op RMSNorm with one `RMSNorm` (`RMSNormFusion`). Results unchanged.
     public var fuseAttention = true
+    /// Repack constant 4-bit weights at load into the layout the decode GEMV streams through
+    /// (`PackedQ4Matrix`: one sequential read, no shuffles). Results unchanged; costs a copy of
+    /// the weights at load, and the file's pages are released in exchange.
+    public var prepackWeights = true
 
     public init() {}
 }
@@ -81,7 +85,8 @@ public final class Session: @unchecked Sendable {
         var ops: [any Operator] = []
         ops.reserveCapacity(graph.nodes.count)
         for node in graph.nodes {
-            ops.append(try OperatorRegistry.make(node, opsets: graph.opsets, constants: graph.constants, model: graph.model))
+            ops.append(try OperatorRegistry.make(node, opsets: graph.opsets, constants: graph.constants, model: graph.model,
+                                                 prepackWeights: options.prepackWeights))
         }
         // Last reader of each slot, so intermediates can be released early.
         var lastUse: [Int: Int] = [:]

@@ -75,6 +75,13 @@ public struct Tensor: @unchecked Sendable, CustomStringConvertible {
     public var byteCount: Int { count * dtype.byteSize! }
     public var rawPointer: UnsafeMutableRawPointer { storage.data }
 
+    /// When this tensor is a view into a memory-mapped model file, drops its whole pages from the
+    /// process's resident memory (it has been copied elsewhere); reads fault them back in.
+    public func releaseResidentFilePages() {
+        guard let file = storage.owner as? MappedFile else { return }
+        file.releaseResidentPages(UnsafeRawBufferPointer(start: storage.data, count: storage.byteCount))
+    }
+
     /// Typed pointer to the elements. `T` must match `dtype`'s layout.
     @inline(__always)
     public func pointer<T>(as _: T.Type) -> UnsafeMutablePointer<T> {

@@ -48,5 +48,6 @@ struct DecodeSpeedCommand: ParsableCommand {
             let body = results.map { "\"\($0.0)\": \(String(format: "%.3f", $0.1))" }.joined(separator: ", ")
             print("{\"decode_tokens_per_s\": {\(body)}, \"steps\": \(steps)}")
         }
+        if Profiler.isEnabled { FileHandle.standardError.write(Data((Profiler.shared.report() + "\n").utf8)) }
     }
 }

@@ -142,3 +142,28 @@ import Testing
         #expect(throws: ONNXError.self) { try ONNXModel(path: try dir.write("mismatch.onnx", mismatch)) }
     }
 }
+
+/// `MappedFile.releaseResidentPages`: dropping pages of a mapping (weights copied elsewhere)
+/// leaves its contents readable and unchanged, inside and around the range, with unaligned ends.
+@Suite struct MappedFileTests {
+    @Test func releasedPagesReadBackUnchanged() throws {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let size = 5 * page + 123
+        let bytes = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 2654435761 >> 13) }
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("mapped-\(UUID().uuidString).bin")
+        try Data(bytes).write(to: url)
+        defer { try? FileManager.default.removeItem(at: url) }
+        let file = try MappedFile(path: url.path)
+        #expect(Array(file.bytes) == bytes)
+        let base = file.bytes.baseAddress!
+        // Unaligned both ends (pages 1-3 whole), a range past the end (ignored), an empty one.
+        file.releaseResidentPages(UnsafeRawBufferPointer(start: base + page / 2, count: 3 * page + 17))
+        file.releaseResidentPages(UnsafeRawBufferPointer(start: base + 4 * page, count: 4 * page))
+        file.releaseResidentPages(UnsafeRawBufferPointer(start: base, count: 0))
+        #expect(Array(file.bytes) == bytes)
+        // A copy (not a mapping) is left alone.
+        let copy = bytes.withUnsafeBytes { MappedFile(copying: $0, path: "copy") }
+        copy.releaseResidentPages(copy.bytes)
+        #expect(Array(copy.bytes) == bytes)
+    }
+}

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import Kernels
 @testable import Runtime
 
 /// MatMulNBits against a dequantize-then-matmul reference written from the com.microsoft spec.
@@ -33,12 +34,18 @@ import Testing
         Case(m: 1, k: 320, n: 33, blockSize: 64, bias: true),
         Case(m: 3, k: 384, n: 20, blockSize: 16),
         Case(m: 2, k: 1000, n: 24, zeroPoints: true, half: true),
+        // Shapes the q4x8 repacked kernels serve when B is constant (N a multiple of 8, no zero points).
+        Case(m: 13, k: 896, n: 48),                                 // packed GEMM: 6-row strips + tail, 4 K chunks
+        Case(m: 7, k: 600, n: 56, half: true),                      // packed GEMM, K tail, float16
+        Case(m: 2, k: 200, n: 24, bias: true),                      // packed GEMV per row, K tail, bias
         Case(m: 1, k: 64, n: 8, bits: 8),
         Case(m: 3, k: 100, n: 8, bits: 8, zeroPoints: true),
     ]
 
-    @Test(arguments: cases)
-    func matchesDequantizedReference(_ c: Case) throws {
+    /// With `constantWeights`, B and the scales are initializers, so the operator repacks them
+    /// at planning time when the packed kernels serve them (`PackedQ4Matrix`).
+    @Test(arguments: cases, [false, true])
+    func matchesDequantizedReference(_ c: Case, constantWeights: Bool) throws {
         var rng = SeededGenerator(seed: UInt64(c.m * 1_000_003 + c.k * 1009 + c.n * 7 + c.bits + c.blockSize))
         let blocks = (c.k + c.blockSize - 1) / c.blockSize
         let levels = 1 << c.bits
@@ -96,7 +103,8 @@ import Testing
             c.bias ? biasTensor : nil,
         ]
         let y = try runOp("MatMulNBits", domain: "com.microsoft", inputs, attributes: attrs(
-            attr("K", int: c.k), attr("N", int: c.n), attr("bits", int: c.bits), attr("block_size", int: c.blockSize)))[0]
+            attr("K", int: c.k), attr("N", int: c.n), attr("bits", int: c.bits), attr("block_size", int: c.blockSize)),
+            constantInputs: constantWeights ? [1, 2] : [])[0]
         #expect(y.shape == (c.rank3 ? [1, c.m, c.n] : [c.m, c.n]))
         #expect(y.dtype == (c.half ? .float16 : .float))
 
@@ -116,7 +124,51 @@ import Testing
         let scale = reference.map(abs).max() ?? 1
         // float32 accumulation over K ≤ 256 terms: ~1e-6 relative; float16 output: half an ulp.
         let tolerance = c.half ? scale * 1e-3 : scale * 2e-6
-        #expect(maxAbsDiff(y.floats(), reference) <= tolerance, "\(c)")
+        #expect(maxAbsDiff(y.floats(), reference) <= tolerance, "\(c) constant weights: \(constantWeights)")
+    }
+
+    /// Which nodes get repacked weights at planning time: constant symmetric 4-bit block-32 B with
+    /// N a multiple of 8, on CPUs where the packed kernels run (PackedQ4Matrix returns nil
+    /// elsewhere), and not when `prepackWeights` is off.
+    @Test func constantWeightsAreRepackedOnlyWhereThePackedKernelsServe() throws {
+        func planned(n: Int, zeroPoints: Bool = false, constant: Bool = true, prepack: Bool = true) throws -> Bool {
+            let k = 64, blocks = 2
+            var constants: [String: Tensor] = [
+                "B": Tensor(bytes: [UInt8](repeating: 0x9A, count: n * blocks * 16), shape: [n, blocks, 16]),
+                "scales": Tensor([Float](repeating: 0.5, count: n * blocks), shape: [n, blocks]),
+            ]
+            var inputs = ["A", "B", "scales"]
+            if zeroPoints {
+                constants["zp"] = Tensor(bytes: [UInt8](repeating: 0x88, count: n), shape: [n])
+                inputs.append("zp")
+            }
+            var specs = [ValueSpec(name: "A", elementType: .float, shape: nil)]
+            if !constant {
+                constants["B"] = nil
+                specs.append(ValueSpec(name: "B", elementType: .uint8, shape: nil))
+            }
+            let node = Node(name: "mm", opType: "MatMulNBits", domain: "com.microsoft", inputs: inputs, outputs: ["Y"],
+                            attributes: attrs(attr("K", int: k), attr("N", int: n), attr("bits", int: 4), attr("block_size", int: 32)))
+            let graph = try Graph(nodes: [node], constants: constants, inputs: specs,
+                                  outputs: [ValueSpec(name: "Y", elementType: nil, shape: nil)], opsets: ["": 18, "com.microsoft": 1])
+            var options = SessionOptions()
+            options.prepackWeights = prepack
+            let session = try Session(graph: graph, options: options)
+            let op = try #require(session.steps.first?.op as? MatMulNBitsOperator)
+            return op.packed != nil
+        }
+        let data = [UInt8](repeating: 0, count: 128), scales = [Float](repeating: 1, count: 8)
+        let serves = data.withUnsafeBufferPointer { d in
+            scales.withUnsafeBufferPointer { s in
+                PackedQ4Matrix(BlockQuantizedMatrix(n: 8, k: 32, bits: 4, blockSize: 32, data: d.baseAddress!,
+                                                    scales: .float(s.baseAddress!), zeroPoints: .none)) != nil
+            }
+        }
+        #expect(try planned(n: 48) == serves)
+        #expect(try !planned(n: 44), "N not a multiple of 8")
+        #expect(try !planned(n: 48, zeroPoints: true))
+        #expect(try !planned(n: 48, constant: false), "B fed at run time")
+        #expect(try !planned(n: 48, prepack: false))
     }
 
     @Test func rejectsMismatchedShapesWithTheNodeName() throws {

@@ -3,22 +3,28 @@ import ONNX
 @testable import Runtime
 
 /// Runs one node on `inputs` through a real Session (inputs are graph feeds, so nothing is
-/// folded away) and returns its outputs.
+/// folded away, except those at positions `constantInputs`, which are initializers, as weights
+/// are) and returns its outputs.
 func runOp(_ opType: String, domain: String = "", _ inputs: [Tensor?], attributes: [String: AttributeProto] = [:],
-           opset: Int = 18, outputs: Int = 1) throws -> [Tensor] {
+           opset: Int = 18, outputs: Int = 1, constantInputs: Set<Int> = []) throws -> [Tensor] {
     var specs: [ValueSpec] = []
     var feeds: [String: Tensor] = [:]
+    var constants: [String: Tensor] = [:]
     var names: [String] = []
     for (i, t) in inputs.enumerated() {
         guard let t else { names.append(""); continue }
         let name = "in\(i)"
         names.append(name)
-        specs.append(ValueSpec(name: name, elementType: t.dtype, shape: nil))
-        feeds[name] = t
+        if constantInputs.contains(i) {
+            constants[name] = t
+        } else {
+            specs.append(ValueSpec(name: name, elementType: t.dtype, shape: nil))
+            feeds[name] = t
+        }
     }
     let outNames = (0..<outputs).map { "out\($0)" }
     let node = Node(name: "node", opType: opType, domain: domain, inputs: names, outputs: outNames, attributes: attributes)
-    let graph = try Graph(nodes: [node], constants: [:], inputs: specs,
+    let graph = try Graph(nodes: [node], constants: constants, inputs: specs,
                           outputs: outNames.map { ValueSpec(name: $0, elementType: nil, shape: nil) },
                           opsets: ["": opset, "com.microsoft": 1])
     let result = try Session(graph: graph).run(feeds)

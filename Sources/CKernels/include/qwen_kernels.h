@@ -39,6 +39,29 @@ int qk_q4_gemm(const uint8_t *data, const uint16_t *scales_f16, const float *sca
                const uint8_t *zero_points, size_t blocks, const float *a, size_t lda, size_t m,
                size_t col_begin, size_t col_end, float *c, size_t ldc);
 
+/// The q4x8 layout (q4x8.c): symmetric 4-bit block-32 weights repacked at load, rows in groups
+/// of 8, each block of a group one record of its 8 scales followed by its 128 weight bytes with
+/// 32-bit word j of row r at byte 32j + 4r. `n` must be a multiple of 8.
+/// Bytes of the packed form of an [n, blocks] matrix (float16 scales, or float32 when f32_scales).
+size_t qk_q4x8_size(size_t n, size_t blocks, int f32_scales);
+
+/// Packs row groups [group_begin, group_end) (8 rows each) of a MatMulNBits matrix without zero
+/// points (`data`, and `scales_f16` or `scales_f32`, exactly one non-null) into `out`, which
+/// holds the whole packed matrix. Returns 0 when the packed kernels do not run on this CPU.
+int qk_q4x8_pack(const uint8_t *data, const uint16_t *scales_f16, const float *scales_f32, size_t blocks,
+                 size_t group_begin, size_t group_end, uint8_t *out);
+
+/// `qk_q4_gemv` over the packed form: y[r] for rows [row_begin, row_end), both multiples of 8.
+/// Returns 0 (nothing written) when this CPU lacks AVX2/FMA/F16C or the rows are not whole groups.
+int qk_q4x8_gemv(const uint8_t *packed, int f32_scales, size_t blocks, const float *a,
+                 size_t row_begin, size_t row_end, float *y);
+
+/// `qk_q4_gemm` over the packed form, columns [col_begin, col_end) multiples of 8. Returns 0
+/// (nothing written) when the CPU lacks AVX2/FMA/F16C, the columns are not whole groups, or
+/// scratch memory could not be allocated.
+int qk_q4x8_gemm(const uint8_t *packed, int f32_scales, size_t blocks, const float *a, size_t lda, size_t m,
+                 size_t col_begin, size_t col_end, float *c, size_t ldc);
+
 /// scores[t] = softmax(scores + mask)[t] in place (mask may be null); NaN → 0 when nan_to_zero.
 /// The softmax of `qk_attention_row`, for callers that compute the scores themselves.
 void qk_softmax_row(float *scores, const float *mask, size_t n, int nan_to_zero);

@@ -103,6 +103,15 @@ struct MatMulNBitsOperator: Operator {
     let n: Int, k: Int
     let bits: Int, blockSize: Int
     let nodeName: String
+    /// B and its scales repacked at planning time (constant weights the packed kernels serve),
+    /// with the addresses they were packed from: used only when the run's inputs are those.
+    var packed: Prepacked?
+
+    struct Prepacked: Sendable {
+        let matrix: PackedQ4Matrix
+        /// Addresses of the B and scales tensors packed.
+        let data: Int, scales: Int
+    }
 
     /// Rows of B dequantized per GEMM tile in the M > 1 path (bounds the scratch memory).
     static let tileRows = 256
@@ -154,13 +163,30 @@ struct MatMulNBitsOperator: Operator {
 
         // Activations in the kernels' packed order, zero-padded to whole blocks.
         let kp = w.paddedK
-        let packed = UnsafeMutablePointer<Float>.allocate(capacity: m * kp)
-        defer { packed.deallocate() }
-        for row in 0..<m { w.pack(activations: pa + row * k, into: packed + row * kp) }
+        let activations = UnsafeMutablePointer<Float>.allocate(capacity: m * kp)
+        defer { activations.deallocate() }
+        for row in 0..<m { w.pack(activations: pa + row * k, into: activations + row * kp) }
 
-        if m <= 2 {
+        if let packed, packed.data == Int(bitPattern: b.rawPointer), packed.scales == Int(bitPattern: scales.rawPointer) {
+            let pw = packed.matrix
+            if m <= 2 {
+                for row in 0..<m {
+                    let a = activations + row * kp, y = po + row * n
+                    parallelFor(n, minChunk: Swift.max(64, (1 << 18) / Swift.max(k, 1)), granularity: 16) { rows in
+                        pw.gemv(a, rows: rows, into: y)
+                    }
+                }
+            } else {
+                parallelFor(n, minChunk: 64, granularity: 16) { columns in
+                    // The packed GEMM fails only without scratch memory; the original layout's needs none.
+                    if !pw.gemm(activations, rows: m, lda: kp, columns: columns, into: po, ldc: n) {
+                        _ = w.gemm(packed: activations, rows: m, lda: kp, columns: columns, into: po, ldc: n)
+                    }
+                }
+            }
+        } else if m <= 2 {
             for row in 0..<m {
-                let a = packed + row * kp, y = po + row * n
+                let a = activations + row * kp, y = po + row * n
                 // At least ~256 K weights per thread: smaller products (the 0.5B's K/V projections,
                 // 896 x 128) cost less than waking a second thread.
                 parallelFor(n, minChunk: Swift.max(64, (1 << 18) / Swift.max(k, 1)), granularity: 16) { rows in
@@ -170,7 +196,7 @@ struct MatMulNBitsOperator: Operator {
         } else if w.supportsNativeGEMM {
             // Panels of B dequantized into L1 by each thread, multiplied there (qk_q4_gemm).
             parallelFor(n, minChunk: 64, granularity: 16) { columns in
-                _ = w.gemm(packed: packed, rows: m, lda: kp, columns: columns, into: po, ldc: n)
+                _ = w.gemm(packed: activations, rows: m, lda: kp, columns: columns, into: po, ldc: n)
             }
         } else {
             // Dequantize B a tile of rows at a time (in packed order) and multiply with BLAS.
@@ -184,7 +210,7 @@ struct MatMulNBitsOperator: Operator {
                 parallelFor(rows, minChunk: 16) { r in
                     w.dequantize(rows: (start + r.lowerBound)..<(start + r.upperBound), into: deq + r.lowerBound * kp, ld: kp)
                 }
-                sgemm(transB: true, m: m, n: rows, k: kp, a: packed, lda: kp, b: deq, ldb: kp, c: po + n0, ldc: n)
+                sgemm(transB: true, m: m, n: rows, k: kp, a: activations, lda: kp, b: deq, ldb: kp, c: po + n0, ldc: n)
                 n0 += rows
             }
         }
@@ -214,6 +240,37 @@ func registerMatMul(_ add: (String, String, ClosedRange<Int>, @escaping Operator
         guard let blockSize = node.intAttribute("block_size"), blockSize >= 16, blockSize & (blockSize - 1) == 0 else {
             throw node.invalid("block_size must be a power of two ≥ 16")
         }
-        return MatMulNBitsOperator(n: n, k: k, bits: bits, blockSize: blockSize, nodeName: node.name)
+        var op = MatMulNBitsOperator(n: n, k: k, bits: bits, blockSize: blockSize, nodeName: node.name)
+        if ctx.prepackWeights { op.packed = MatMulNBitsOperator.prepack(ctx, n: n, k: k, bits: bits, blockSize: blockSize) }
+        return op
+    }
+}
+
+extension MatMulNBitsOperator {
+    /// The node's constant B and scales in the q4x8 layout, when the packed kernels serve them
+    /// (4 bits, block 32, no zero points, N a multiple of 8, AVX2) and their shapes are what
+    /// `run` accepts (otherwise `run` reports the error). The file pages of the originals are
+    /// then dropped from resident memory: the kernels read only the packed copy, so resident
+    /// memory holds the weights once.
+    static func prepack(_ ctx: OperatorContext, n: Int, k: Int, bits: Int, blockSize: Int)
+        -> Prepacked? {
+        let inputs = ctx.node.inputs
+        func present(_ i: Int) -> Bool { i < inputs.count && !inputs[i].isEmpty }
+        guard bits == 4, blockSize == 32, !present(3), !present(4),
+              let b = ctx.constantInputs[1], let scales = ctx.constantInputs[2] else { return nil }
+        let blocks = (k + blockSize - 1) / blockSize
+        guard b.dtype == .uint8, b.count == n * blocks * 16, scales.count == n * blocks else { return nil }
+        let storage: BlockQuantizedMatrix.Scales
+        switch scales.dtype {
+        case .float: storage = .float(scales.pointer(as: Float.self))
+        case .float16: storage = .half(scales.pointer(as: Float16.self))
+        default: return nil
+        }
+        let w = BlockQuantizedMatrix(n: n, k: k, bits: bits, blockSize: blockSize, data: b.pointer(as: UInt8.self),
+                                     scales: storage, zeroPoints: .none)
+        guard let matrix = PackedQ4Matrix(w) else { return nil }
+        b.releaseResidentFilePages()
+        scales.releaseResidentFilePages()
+        return Prepacked(matrix: matrix, data: Int(bitPattern: b.rawPointer), scales: Int(bitPattern: scales.rawPointer))
     }
 }

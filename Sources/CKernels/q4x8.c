@@ -1,0 +1,272 @@
+#include "qwen_kernels.h"
+
+// The "q4x8" layout: symmetric 4-bit block-32 MatMulNBits weights repacked once at load so that
+// the decode GEMV reads one sequential stream and needs no shuffles.
+//
+// Rows go in groups of 8. A group is `blocks` records; record b holds block b of the 8 rows:
+//   - the 8 scales (8 float16 = 16 bytes, or 8 float32 = 32 bytes), row r at position r;
+//   - 128 bytes of weights: 32-bit word j (weights 8j..8j+7 of the block, weight 8j+i in bits
+//     4i..4i+3, as in the original layout) of row r at byte 32j + 4r.
+// So a 256-bit load gives word j of all eight rows (lanes = rows), exactly what the MatMulNBits
+// layout gave after four loads and eight unpacks per block; the scales sit next to the weights
+// they scale. The GEMM's panel packing reads the same records.
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#include <stdlib.h>
+#include <string.h>
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+
+static int q4x8_isa(void) {
+    static int isa = -1;
+    if (isa < 0) {
+        __builtin_cpu_init();
+        isa = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    }
+    return isa;
+}
+
+static inline size_t record_bytes(int f32_scales) { return (f32_scales ? 32 : 16) + 128; }
+
+size_t qk_q4x8_size(size_t n, size_t blocks, int f32_scales) {
+    return (n / 8) * blocks * record_bytes(f32_scales);
+}
+
+// Block b of rows g*8..g*8+7 into one record: the four 32-bit words of each row's 16 bytes
+// transposed so that word j of the 8 rows is 32 contiguous bytes.
+AVX2 static void pack_groups(const uint8_t *data, const uint16_t *sf16, const float *sf32, size_t blocks,
+                             size_t g0, size_t g1, uint8_t *out) {
+    const size_t rec = record_bytes(sf16 == NULL), sbytes = sf16 ? 16 : 32, row_bytes = blocks * 16;
+    for (size_t g = g0; g < g1; g++) {
+        const uint8_t *rows = data + g * 8 * row_bytes;
+        for (size_t b = 0; b < blocks; b++) {
+            uint8_t *dst = out + (g * blocks + b) * rec;
+            for (size_t r = 0; r < 8; r++) {
+                if (sf16) memcpy(dst + 2 * r, sf16 + (g * 8 + r) * blocks + b, 2);
+                else memcpy(dst + 4 * r, sf32 + (g * 8 + r) * blocks + b, 4);
+            }
+            const uint8_t *p = rows + b * 16;
+#define ROWS(i) _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(p + (i) * row_bytes))), \
+                                        _mm_loadu_si128((const __m128i *)(p + ((i) + 4) * row_bytes)), 1)
+            __m256i a0 = ROWS(0), a1 = ROWS(1), a2 = ROWS(2), a3 = ROWS(3);
+#undef ROWS
+            __m256i t0 = _mm256_unpacklo_epi32(a0, a1), t1 = _mm256_unpackhi_epi32(a0, a1);
+            __m256i t2 = _mm256_unpacklo_epi32(a2, a3), t3 = _mm256_unpackhi_epi32(a2, a3);
+            __m256i *w = (__m256i *)(dst + sbytes);
+            _mm256_storeu_si256(w + 0, _mm256_unpacklo_epi64(t0, t2));
+            _mm256_storeu_si256(w + 1, _mm256_unpackhi_epi64(t0, t2));
+            _mm256_storeu_si256(w + 2, _mm256_unpacklo_epi64(t1, t3));
+            _mm256_storeu_si256(w + 3, _mm256_unpackhi_epi64(t1, t3));
+        }
+    }
+}
+
+int qk_q4x8_pack(const uint8_t *data, const uint16_t *scales_f16, const float *scales_f32, size_t blocks,
+                 size_t group_begin, size_t group_end, uint8_t *out) {
+    if (!q4x8_isa() || (scales_f16 == NULL) == (scales_f32 == NULL)) return 0;
+    pack_groups(data, scales_f16, scales_f32, blocks, group_begin, group_end, out);
+    return 1;
+}
+
+AVX2 static inline __m256 record_scales(const uint8_t *rec, int f32) {
+    return f32 ? _mm256_loadu_ps((const float *)rec) : _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)rec));
+}
+
+// --- GEMV -------------------------------------------------------------------------------------
+//
+// As in q4.c's 8-row kernel: masking nibble i of a word (0xF << 4i, after a 16-bit shift for
+// i >= 4) leaves q * 16^(i mod 4), which converts to float exactly; the activations are
+// pre-scaled by 16^-(k mod 4) (powers of two, exact), so one AND, one convert and one FMA per
+// 8 weights give q * a. The symmetric zero point 8 comes off per block through the block's
+// activation sum: sum (q - 8) a = sum q a - 8 sum a.
+
+#define Q4_STEP(c, w, m, x) c = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_and_si256(w, m)), _mm256_broadcast_ss(x), c)
+
+// Bytes ahead of the record being read that each record's loop asks the memory system for.
+enum { PREFETCH_AHEAD = 1024 };
+
+AVX2 static void gemv_groups(const uint8_t *packed, int f32, size_t blocks, const float *xs, const float *xsum,
+                             size_t g0, size_t g1, float *y) {
+    const size_t rec = record_bytes(f32), sbytes = f32 ? 32 : 16;
+    const __m256i m0 = _mm256_set1_epi32(0xF), m1 = _mm256_set1_epi32(0xF0);
+    const __m256i m2 = _mm256_set1_epi32(0xF00), m3 = _mm256_set1_epi32(0xF000);
+    const __m256 eight = _mm256_set1_ps(8.0f);
+    for (size_t g = g0; g < g1; g++) {
+        const uint8_t *p = packed + g * blocks * rec;
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+        for (size_t b = 0; b < blocks; b++) {
+            const uint8_t *r = p + b * rec;
+            _mm_prefetch((const char *)r + PREFETCH_AHEAD, _MM_HINT_T0);
+            _mm_prefetch((const char *)r + PREFETCH_AHEAD + 64, _MM_HINT_T0);
+            _mm_prefetch((const char *)r + PREFETCH_AHEAD + 128, _MM_HINT_T0);
+            const uint8_t *q = r + sbytes;
+            const float *xb = xs + b * 32;
+            __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
+            for (int j = 0; j < 4; j++) {
+                __m256i lo = _mm256_loadu_si256((const __m256i *)(q + 32 * j)), hi = _mm256_srli_epi32(lo, 16);
+                const float *x = xb + 8 * j;
+                Q4_STEP(c0, lo, m0, x + 0); Q4_STEP(c1, lo, m1, x + 1); Q4_STEP(c2, lo, m2, x + 2); Q4_STEP(c3, lo, m3, x + 3);
+                Q4_STEP(c0, hi, m0, x + 4); Q4_STEP(c1, hi, m1, x + 5); Q4_STEP(c2, hi, m2, x + 6); Q4_STEP(c3, hi, m3, x + 7);
+            }
+            __m256 dot = _mm256_add_ps(_mm256_add_ps(c0, c1), _mm256_add_ps(c2, c3));
+            __m256 v = _mm256_fnmadd_ps(eight, _mm256_broadcast_ss(xsum + b), dot);
+            if (b & 1) acc1 = _mm256_fmadd_ps(v, record_scales(r, f32), acc1);
+            else acc0 = _mm256_fmadd_ps(v, record_scales(r, f32), acc0);
+        }
+        _mm256_storeu_ps(y + g * 8, _mm256_add_ps(acc0, acc1));
+    }
+}
+#undef Q4_STEP
+
+// xs[k] = a[k] * 16^-(k mod 4); xsum[b] = sum of block b of a.
+AVX2 static void prescale(const float *a, size_t blocks, float *xs, float *xsum) {
+    const __m256 scale = _mm256_setr_ps(1.0f, 0.0625f, 0.00390625f, 0.000244140625f,
+                                        1.0f, 0.0625f, 0.00390625f, 0.000244140625f);
+    for (size_t b = 0; b < blocks; b++) {
+        __m256 s = _mm256_setzero_ps();
+        for (int j = 0; j < 4; j++) {
+            __m256 v = _mm256_loadu_ps(a + b * 32 + 8 * j);
+            s = _mm256_add_ps(s, v);
+            _mm256_storeu_ps(xs + b * 32 + 8 * j, _mm256_mul_ps(v, scale));
+        }
+        __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+        h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_add_ss(h, _mm_movehdup_ps(h));
+        xsum[b] = _mm_cvtss_f32(h);
+    }
+}
+
+int qk_q4x8_gemv(const uint8_t *packed, int f32_scales, size_t blocks, const float *a,
+                 size_t row_begin, size_t row_end, float *y) {
+    if (!q4x8_isa() || row_begin % 8 || row_end % 8) return 0;
+    float stack[33 * 64];
+    float *xs = blocks <= 64 ? stack : malloc(blocks * 33 * sizeof(float));
+    if (!xs) return 0;
+    prescale(a, blocks, xs, xs + blocks * 32);
+    gemv_groups(packed, f32_scales, blocks, xs, xs + blocks * 32, row_begin / 8, row_end / 8, y);
+    if (xs != stack) free(xs);
+    return 1;
+}
+
+// --- GEMM -------------------------------------------------------------------------------------
+//
+// C = A · dequantize(B)ᵀ for M > 2 (prefill): B dequantized a panel of 16 columns (two groups)
+// × KC depth at a time into an L1 buffer laid out k-major, A's rows packed 6 at a time k-major
+// (one stream of broadcasts), and a 6×16 register-blocked float32 FMA kernel, as BLAS packs its
+// operands. KC × 16 floats of B (16 KB) stay in L1 while every 6-row strip of A passes.
+
+enum { NR = 16, MR = 6, KC = 256 };
+
+// Block b of one group into panel[k * NR + col0 + r] for the block's 32 k.
+AVX2 static void panel_block(const uint8_t *rec, int f32, float *panel, size_t col0) {
+    const __m256 s = record_scales(rec, f32), o = _mm256_mul_ps(s, _mm256_set1_ps(8.0f));
+    const __m256i nibble = _mm256_set1_epi32(0xF);
+    const uint8_t *q = rec + (f32 ? 32 : 16);
+    for (int j = 0; j < 4; j++) {
+        __m256i w = _mm256_loadu_si256((const __m256i *)(q + 32 * j));
+        for (int i = 0; i < 8; i++) {
+            __m256 v = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(w, 4 * i), nibble));
+            _mm256_store_ps(panel + (size_t)(8 * j + i) * NR + col0, _mm256_fmsub_ps(v, s, o));
+        }
+    }
+}
+
+// ap[k * MR + i] = a[i * lda + k] for k < kc, i < mr (rows past mr repeat the last row).
+static void pack_a(const float *a, size_t lda, size_t mr, size_t kc, float *ap) {
+    for (size_t i = 0; i < MR; i++) {
+        const float *src = a + (i < mr ? i : mr - 1) * lda;
+        for (size_t k = 0; k < kc; k++) ap[k * MR + i] = src[k];
+    }
+}
+
+// c[0..mr) x [0..nr) (+)= ap (k-major, MR per k) · panel[kc][NR]; `accumulate` adds to c.
+AVX2 static void kernel_6x16(const float *ap, const float *panel, size_t kc, float *c, size_t ldc,
+                             size_t mr, size_t nr, int accumulate) {
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+    __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    for (size_t k = 0; k < kc; k++) {
+        const __m256 b0 = _mm256_load_ps(panel + k * NR), b1 = _mm256_load_ps(panel + k * NR + 8);
+        const float *x = ap + k * MR;
+        __m256 v;
+        v = _mm256_broadcast_ss(x + 0); c00 = _mm256_fmadd_ps(v, b0, c00); c01 = _mm256_fmadd_ps(v, b1, c01);
+        v = _mm256_broadcast_ss(x + 1); c10 = _mm256_fmadd_ps(v, b0, c10); c11 = _mm256_fmadd_ps(v, b1, c11);
+        v = _mm256_broadcast_ss(x + 2); c20 = _mm256_fmadd_ps(v, b0, c20); c21 = _mm256_fmadd_ps(v, b1, c21);
+        v = _mm256_broadcast_ss(x + 3); c30 = _mm256_fmadd_ps(v, b0, c30); c31 = _mm256_fmadd_ps(v, b1, c31);
+        v = _mm256_broadcast_ss(x + 4); c40 = _mm256_fmadd_ps(v, b0, c40); c41 = _mm256_fmadd_ps(v, b1, c41);
+        v = _mm256_broadcast_ss(x + 5); c50 = _mm256_fmadd_ps(v, b0, c50); c51 = _mm256_fmadd_ps(v, b1, c51);
+    }
+    __m256 acc[MR][2] = { { c00, c01 }, { c10, c11 }, { c20, c21 }, { c30, c31 }, { c40, c41 }, { c50, c51 } };
+    for (size_t i = 0; i < mr; i++) {
+        float *ci = c + i * ldc;
+        if (nr == NR) {
+            if (accumulate) {
+                acc[i][0] = _mm256_add_ps(acc[i][0], _mm256_loadu_ps(ci));
+                acc[i][1] = _mm256_add_ps(acc[i][1], _mm256_loadu_ps(ci + 8));
+            }
+            _mm256_storeu_ps(ci, acc[i][0]);
+            _mm256_storeu_ps(ci + 8, acc[i][1]);
+        } else {
+            float t[NR];
+            _mm256_storeu_ps(t, acc[i][0]);
+            _mm256_storeu_ps(t + 8, acc[i][1]);
+            for (size_t j = 0; j < nr; j++) ci[j] = accumulate ? ci[j] + t[j] : t[j];
+        }
+    }
+}
+
+// Columns [n0, n1) (multiples of 8). A's m rows are packed once into strips of 6 rows, k-major
+// (strip s at ap + s * MR * kp); then per 16-column panel and K chunk, B is dequantized into L1
+// and every strip passes over it.
+AVX2 static int gemm_avx2(const uint8_t *packed, int f32, size_t blocks, const float *a, size_t lda, size_t m,
+                          size_t n0, size_t n1, float *c, size_t ldc) {
+    float panel[KC * NR] __attribute__((aligned(64)));
+    const size_t strips = (m + MR - 1) / MR, kp = blocks * 32;
+    float *ap = aligned_alloc(64, strips * MR * kp * sizeof(float));
+    if (!ap) return 0;
+    for (size_t s = 0; s < strips; s++) {
+        const size_t i = s * MR, mr = m - i < MR ? m - i : MR;
+        pack_a(a + i * lda, lda, mr, kp, ap + s * MR * kp);
+    }
+    const size_t rec = record_bytes(f32), blocks_per_chunk = KC / 32;
+    for (size_t n = n0; n < n1; n += NR) {
+        const size_t nr = n1 - n < NR ? n1 - n : NR;
+        for (size_t b0 = 0; b0 < blocks; b0 += blocks_per_chunk) {
+            const size_t nb = blocks - b0 < blocks_per_chunk ? blocks - b0 : blocks_per_chunk;
+            const size_t kc = nb * 32, k0 = b0 * 32;
+            for (size_t b = 0; b < nb; b++) {
+                float *dst = panel + b * 32 * NR;
+                panel_block(packed + ((n / 8) * blocks + b0 + b) * rec, f32, dst, 0);
+                if (nr > 8) panel_block(packed + ((n / 8 + 1) * blocks + b0 + b) * rec, f32, dst, 8);
+            }
+            for (size_t s = 0; s < strips; s++) {
+                const size_t i = s * MR, mr = m - i < MR ? m - i : MR;
+                kernel_6x16(ap + s * MR * kp + k0 * MR, panel, kc, c + i * ldc + n, ldc, mr, nr, b0 > 0);
+            }
+        }
+    }
+    free(ap);
+    return 1;
+}
+
+int qk_q4x8_gemm(const uint8_t *packed, int f32_scales, size_t blocks, const float *a, size_t lda, size_t m,
+                 size_t col_begin, size_t col_end, float *c, size_t ldc) {
+    if (!q4x8_isa() || col_begin % 8 || col_end % 8) return 0;
+    if (m == 0 || col_begin >= col_end) return 1;
+    return gemm_avx2(packed, f32_scales, blocks, a, lda, m, col_begin, col_end, c, ldc);
+}
+
+#else
+
+size_t qk_q4x8_size(size_t n, size_t blocks, int f32_scales) { (void)n; (void)blocks; (void)f32_scales; return 0; }
+int qk_q4x8_pack(const uint8_t *d, const uint16_t *s16, const float *s32, size_t b, size_t g0, size_t g1, uint8_t *o) {
+    (void)d; (void)s16; (void)s32; (void)b; (void)g0; (void)g1; (void)o; return 0;
+}
+int qk_q4x8_gemv(const uint8_t *p, int f, size_t b, const float *a, size_t r0, size_t r1, float *y) {
+    (void)p; (void)f; (void)b; (void)a; (void)r0; (void)r1; (void)y; return 0;
+}
+int qk_q4x8_gemm(const uint8_t *p, int f, size_t b, const float *a, size_t lda, size_t m, size_t c0, size_t c1,
+                 float *c, size_t ldc) {
+    (void)p; (void)f; (void)b; (void)a; (void)lda; (void)m; (void)c0; (void)c1; (void)c; (void)ldc; return 0;
+}
+
+#endif

@@ -1,0 +1,72 @@
+import CKernels
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A symmetric 4-bit block-32 weight matrix repacked once, at load, into the "q4x8" layout of
+/// `q4x8.c`: rows in groups of 8, each block of a group one record of its 8 scales and its
+/// 128 weight bytes, transposed so that one 256-bit load holds a 32-bit word of all 8 rows.
+///
+/// The decode GEMV then reads one sequential stream (the MatMulNBits layout is read as 8 row
+/// streams 448+ bytes apart and needs 12 shuffles per block to transpose), and the prefill
+/// GEMM's panel packing needs no gathers. Values and results are the same as with the original
+/// layout: the kernels compute the same products and sums in the same order.
+///
+/// Only built for matrices the packed kernels serve: 4 bits, block 32, no zero points (8),
+/// N a multiple of 8, on CPUs with AVX2+FMA+F16C.
+public final class PackedQ4Matrix: @unchecked Sendable {
+    public let n: Int
+    public let k: Int
+    public let blocksPerRow: Int
+    let floatScales: Bool
+    let base: UnsafeMutableRawPointer
+    public let byteCount: Int
+
+    /// Packs `matrix`, or returns nil when the packed kernels do not serve it (see the type's
+    /// notes; also when `matrix.allowsNativeKernels` is off) or memory for the copy cannot be had.
+    public init?(_ matrix: BlockQuantizedMatrix) {
+        guard matrix.allowsNativeKernels, matrix.bits == 4, matrix.blockSize == 32, matrix.n % 8 == 0, matrix.n > 0, qk_q4_isa() > 0,
+              case .none = matrix.zeroPoints else { return nil }
+        n = matrix.n
+        k = matrix.k
+        blocksPerRow = matrix.blocksPerRow
+        let s16: UnsafePointer<UInt16>?, s32: UnsafePointer<Float>?
+        switch matrix.scales {
+        case .half(let p): s16 = UnsafeRawPointer(p).assumingMemoryBound(to: UInt16.self); s32 = nil
+        case .float(let p): s16 = nil; s32 = p
+        }
+        floatScales = s32 != nil
+        // An empty range packs nothing and says whether the packed kernels run on this CPU.
+        guard qk_q4x8_pack(matrix.data, s16, s32, blocksPerRow, 0, 0, nil) != 0 else { return nil }
+        byteCount = qk_q4x8_size(n, blocksPerRow, floatScales ? 1 : 0)
+        var memory: UnsafeMutableRawPointer?
+        guard posix_memalign(&memory, 64, max(byteCount, 64)) == 0, let memory else { return nil }
+        base = memory
+        let groups = n / 8, blocks = blocksPerRow, data = matrix.data, out = base.assumingMemoryBound(to: UInt8.self)
+        // Two threads: besides the copying, each faults in the fresh pages of its own range.
+        parallelFor(groups, minChunk: 64) { range in
+            _ = qk_q4x8_pack(data, s16, s32, blocks, range.lowerBound, range.upperBound, out)
+        }
+    }
+
+    deinit { free(base) }
+
+    /// `y[r] = Σ_k W[r, k] · a[k]` for rows `rows` (multiples of 8 at both ends); `a` holds
+    /// `blocksPerRow * 32` activations in natural order, zero beyond K. False when the kernel did
+    /// not run (rows not whole groups).
+    @discardableResult
+    public func gemv(_ a: UnsafePointer<Float>, rows: Range<Int>, into y: UnsafeMutablePointer<Float>) -> Bool {
+        qk_q4x8_gemv(base, floatScales ? 1 : 0, blocksPerRow, a, rows.lowerBound, rows.upperBound, y) != 0
+    }
+
+    /// `c[i, j] = Σ_k a[i, k] · W[j, k]` for `m` activation rows (natural order, stride `lda`,
+    /// zero beyond K) and columns `columns` (multiples of 8 at both ends), into `c` (row stride
+    /// `ldc`). False when the kernel did not run (columns not whole groups, no scratch memory).
+    @discardableResult
+    public func gemm(_ a: UnsafePointer<Float>, rows m: Int, lda: Int, columns: Range<Int>,
+                     into c: UnsafeMutablePointer<Float>, ldc: Int) -> Bool {
+        qk_q4x8_gemm(base, floatScales ? 1 : 0, blocksPerRow, a, lda, m, columns.lowerBound, columns.upperBound, c, ldc) != 0
+    }
+}
