@@ -40,7 +40,7 @@ AVX2 static void pack_groups(const uint8_t *data, const uint16_t *sf16, const fl
     for (size_t g = g0; g < g1; g++) {
         const uint8_t *rows = data + g * 8 * row_bytes;
         for (size_t b = 0; b < blocks; b++) {
-            uint8_t *dst = out + (g * blocks + b) * rec;
+            uint8_t *dst = out + ((g - g0) * blocks + b) * rec;
             for (size_t r = 0; r < 8; r++) {
                 if (sf16) memcpy(dst + 2 * r, sf16 + (g * 8 + r) * blocks + b, 2);
                 else memcpy(dst + 4 * r, sf32 + (g * 8 + r) * blocks + b, 4);

@@ -20,9 +20,11 @@ public final class PackedQ4Matrix: @unchecked Sendable {
     public let n: Int
     public let k: Int
     public let blocksPerRow: Int
-    let floatScales: Bool
-    let base: UnsafeMutableRawPointer
+    public let floatScales: Bool
+    let base: UnsafeRawPointer
     public let byteCount: Int
+    /// What keeps `base` alive when it is not this object's own memory (a mapped cache file).
+    private let owner: AnyObject?
 
     /// Packs `matrix`, or returns nil when the packed kernels do not serve it (see the type's
     /// notes; also when `matrix.allowsNativeKernels` is off) or memory for the copy cannot be had.
@@ -43,15 +45,65 @@ public final class PackedQ4Matrix: @unchecked Sendable {
         byteCount = qk_q4x8_size(n, blocksPerRow, floatScales ? 1 : 0)
         var memory: UnsafeMutableRawPointer?
         guard posix_memalign(&memory, 64, max(byteCount, 64)) == 0, let memory else { return nil }
-        base = memory
-        let groups = n / 8, blocks = blocksPerRow, data = matrix.data, out = base.assumingMemoryBound(to: UInt8.self)
+        base = UnsafeRawPointer(memory)
+        owner = nil
+        let groups = n / 8, blocks = blocksPerRow, data = matrix.data, out = memory.assumingMemoryBound(to: UInt8.self)
+        let groupBytes = byteCount / groups
         // Two threads: besides the copying, each faults in the fresh pages of its own range.
         parallelFor(groups, minChunk: 64) { range in
-            _ = qk_q4x8_pack(data, s16, s32, blocks, range.lowerBound, range.upperBound, out)
+            _ = qk_q4x8_pack(data, s16, s32, blocks, range.lowerBound, range.upperBound, out + range.lowerBound * groupBytes)
         }
     }
 
-    deinit { free(base) }
+    /// A packed matrix stored elsewhere (`bytes`, e.g. in a mapped cache file that `owner` keeps
+    /// alive), for a matrix of `n` rows, `k` columns and the given scale type. Nil when the size
+    /// is not the packed size of that shape or the packed kernels do not run here. The contents
+    /// are trusted: check them with ``samplesMatch(_:)`` against the original.
+    public init?(stored bytes: UnsafeRawBufferPointer, n: Int, k: Int, floatScales: Bool, owner: AnyObject) {
+        let blocks = (k + 31) / 32
+        guard n > 0, n % 8 == 0, k > 0, qk_q4_isa() > 0, let start = bytes.baseAddress,
+              Int(bitPattern: start) % 64 == 0,
+              bytes.count == qk_q4x8_size(n, blocks, floatScales ? 1 : 0) else { return nil }
+        self.n = n
+        self.k = k
+        blocksPerRow = blocks
+        self.floatScales = floatScales
+        base = start
+        byteCount = bytes.count
+        self.owner = owner
+    }
+
+    deinit {
+        if owner == nil { free(UnsafeMutableRawPointer(mutating: base)) }
+    }
+
+    /// The packed bytes.
+    public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: byteCount) }
+
+    /// Whether this packing is that of `matrix`, checked on a sample: the first, middle and last
+    /// row groups are packed afresh from `matrix` and compared byte for byte (a stored packing
+    /// made from other weights, or damaged, shows there; reading all of it would cost what
+    /// packing costs).
+    public func samplesMatch(_ matrix: BlockQuantizedMatrix) -> Bool {
+        guard matrix.n == n, matrix.k == k, matrix.bits == 4, matrix.blockSize == 32,
+              case .none = matrix.zeroPoints else { return false }
+        let s16: UnsafePointer<UInt16>?, s32: UnsafePointer<Float>?
+        switch matrix.scales {
+        case .half(let p): s16 = UnsafeRawPointer(p).assumingMemoryBound(to: UInt16.self); s32 = nil
+        case .float(let p): s16 = nil; s32 = p
+        }
+        guard (s32 != nil) == floatScales else { return false }
+        let groups = n / 8, groupBytes = byteCount / groups
+        var scratch = [UInt8](repeating: 0, count: groupBytes)
+        for g in Set([0, groups / 2, groups - 1]) {
+            let same = scratch.withUnsafeMutableBufferPointer { out -> Bool in
+                guard qk_q4x8_pack(matrix.data, s16, s32, blocksPerRow, g, g + 1, out.baseAddress!) != 0 else { return false }
+                return memcmp(out.baseAddress!, base + g * groupBytes, groupBytes) == 0
+            }
+            if !same { return false }
+        }
+        return true
+    }
 
     /// `y[r] = Σ_k W[r, k] · a[k]` for rows `rows` (multiples of 8 at both ends); `a` holds
     /// `blocksPerRow * 32` activations in natural order, zero beyond K. False when the kernel did

@@ -15,9 +15,11 @@ public let kernelThreadCount: Int = {
 /// Runs `body(range)` over `0..<count` split into at most `kernelThreadCount` contiguous chunks
 /// of at least `minChunk` items (rounded to multiples of `granularity`). Runs inline when one
 /// chunk suffices.
-public func parallelFor(_ count: Int, minChunk: Int = 1, granularity: Int = 1, _ body: (Range<Int>) -> Void) {
+public func parallelFor(_ count: Int, minChunk: Int = 1, granularity: Int = 1, chunksPerThread: Int = 1,
+                        _ body: (Range<Int>) -> Void) {
     if count <= 0 { return }
-    let maxChunks = max(1, min(kernelThreadCount, count / max(minChunk, 1)))
+    let threads = kernelThreadCount
+    let maxChunks = max(1, min(threads == 1 ? 1 : threads * chunksPerThread, count / max(minChunk, 1)))
     if maxChunks == 1 {
         body(0..<count)
         return

@@ -114,6 +114,13 @@ public final class MappedFile: @unchecked Sendable {
     /// The file's size in bytes.
     public var count: Int { bytes.count }
 
+    /// Device, inode, size and modification time of the file when it was mapped, as one string
+    /// (nil for copies): two mappings with equal identities mapped the same, unchanged file, as
+    /// far as `stat` can tell. Keys caches derived from the file.
+    public var identity: String? {
+        snapshot.map { "\($0.device):\($0.inode):\($0.size):\($0.modifiedSeconds).\($0.modifiedNanoseconds)" }
+    }
+
     /// Drops the whole pages inside `range` (a part of this mapping) from the process's resident
     /// memory, for data that has been copied elsewhere (weights repacked at load). The mapping
     /// stays valid: a later read faults the file's pages back in. Nothing happens for copies made

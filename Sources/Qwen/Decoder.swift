@@ -139,7 +139,7 @@ struct GraphDecoder: Sendable {
         for (past, _) in interface.cache { feeds[past] = cache.tensors[past] }
         // The weights are views into the mapped files: refuse to read them if a file was
         // truncated or rewritten in place since loading (SIGBUS or other weights otherwise).
-        try session.graph.model?.checkFilesUnchanged()
+        try session.checkFilesUnchanged()
         let outputs = try session.run(feeds)
         for (past, present) in interface.cache {
             guard let t = outputs[present] else { throw GenerationError.unsupportedGraph("output '\(present)' missing") }

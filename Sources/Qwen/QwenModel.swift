@@ -66,6 +66,18 @@ public final class QwenModel: Sendable {
     /// generation whose consumer has gone).
     let streamActivity = StreamActivity()
 
+    /// Where repacked weights are kept between loads (`SessionOptions.packedWeightCacheDirectory`):
+    /// `$QWEN_CACHE_DIR`, else `$XDG_CACHE_HOME/qwen-swift`, else `~/.cache/qwen-swift`; nil
+    /// (pack at every load, write nothing) when `QWEN_WEIGHT_CACHE=0` or no home is known.
+    public static var defaultWeightCacheDirectory: String? {
+        let env = ProcessInfo.processInfo.environment
+        if let flag = env["QWEN_WEIGHT_CACHE"], ["0", "off", "no", "false"].contains(flag.lowercased()) { return nil }
+        if let dir = env["QWEN_CACHE_DIR"], !dir.isEmpty { return dir }
+        if let xdg = env["XDG_CACHE_HOME"], xdg.hasPrefix("/") { return xdg + "/qwen-swift" }
+        if let home = env["HOME"], home.hasPrefix("/") { return home + "/.cache/qwen-swift" }
+        return nil
+    }
+
     /// Loads a model directory (see ``ModelDirectory``) on a background thread.
     public static func load(directory: URL, onnxFile: String? = nil) async throws -> QwenModel {
         try await withCheckedThrowingContinuation { continuation in
@@ -83,12 +95,15 @@ public final class QwenModel: Sendable {
         nonisolated(unsafe) var loadedTokenizer: Result<Tokenizer, any Error>?
         let tokenizerLoaded = DispatchSemaphore(value: 0)
         DispatchQueue.global(qos: .userInitiated).async {
+            let start = Date()
             loadedTokenizer = Result { try Tokenizer(directory: url) }
+            if Profiler.isEnabled { Profiler.shared.recordPhase("tokenizer (in parallel)", Date().timeIntervalSince(start)) }
             tokenizerLoaded.signal()
         }
         // Generation reads only the last position's logits: skip the LM head for the others.
         var options = SessionOptions()
         options.lastPositionOnlyOutput = "logits"
+        options.packedWeightCacheDirectory = QwenModel.defaultWeightCacheDirectory
         let onnxPath = directory.onnxURL.path
         let loadedSession = Result { try Session(path: onnxPath, options: options) }
         tokenizerLoaded.wait()

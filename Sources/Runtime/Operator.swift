@@ -21,6 +21,8 @@ public struct OperatorContext: Sendable {
     /// Whether operators may repack constant weights into their kernels' layouts
     /// (`SessionOptions.prepackWeights`).
     public var prepackWeights = true
+    /// Where repacked weights are looked up and recorded (`SessionOptions.packedWeightCacheDirectory`).
+    var weightCache: PackedWeightCache?
 }
 
 public typealias OperatorFactory = @Sendable (OperatorContext) throws -> any Operator
@@ -66,6 +68,11 @@ public enum OperatorRegistry {
     /// Builds the operator for `node`, or throws `unsupportedOperator`.
     public static func make(_ node: Node, opsets: [String: Int], constants: [String: Tensor], model: ONNXModel? = nil,
                             prepackWeights: Bool = true) throws -> any Operator {
+        try make(node, opsets: opsets, constants: constants, model: model, prepackWeights: prepackWeights, weightCache: nil)
+    }
+
+    static func make(_ node: Node, opsets: [String: Int], constants: [String: Tensor], model: ONNXModel?,
+                     prepackWeights: Bool, weightCache: PackedWeightCache?) throws -> any Operator {
         let opset = opsets[node.domain] ?? 1
         guard let candidates = entries[Key(domain: node.domain, opType: node.opType)],
               let entry = candidates.first(where: { covers($0, domain: node.domain, opset: opset) })
@@ -77,7 +84,7 @@ public enum OperatorRegistry {
             if let t = constants[name] { constantInputs[i] = t }
         }
         return try entry.factory(OperatorContext(node: node, opset: opset, constantInputs: constantInputs, model: model,
-                                                 prepackWeights: prepackWeights))
+                                                 prepackWeights: prepackWeights, weightCache: weightCache))
     }
 
     /// Whether an op is implemented, for `inspect`.

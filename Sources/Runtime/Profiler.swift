@@ -11,6 +11,15 @@ public final class Profiler: @unchecked Sendable {
     private let lock = NSLock()
     private var seconds: [String: Double] = [:]
     private var calls: [String: Int] = [:]
+    /// Load phases (reading the model, passes, building operators), in order.
+    private var phases: [(String, Double)] = []
+
+    /// Records a load phase that took `s` seconds (shown above the op table).
+    public func recordPhase(_ name: String, _ s: Double) {
+        lock.lock()
+        phases.append((name, s))
+        lock.unlock()
+    }
 
     func record(_ opType: String, _ s: Double) {
         lock.lock()
@@ -24,7 +33,8 @@ public final class Profiler: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         let total = seconds.values.reduce(0, +)
-        var lines = [String(format: "%-60@ %10@ %8@ %10@ %6@", "op" as NSString, "total ms" as NSString, "calls" as NSString, "µs/call" as NSString, "%" as NSString)]
+        var lines = phases.map { String(format: "load: %-54@ %10.1f ms", $0.0 as NSString, $0.1 * 1000) }
+        lines += [String(format: "%-60@ %10@ %8@ %10@ %6@", "op" as NSString, "total ms" as NSString, "calls" as NSString, "µs/call" as NSString, "%" as NSString)]
         for (op, s) in seconds.sorted(by: { $0.value > $1.value }) {
             let n = calls[op] ?? 1
             lines.append(String(format: "%-60@ %10.1f %8d %10.1f %6.1f", op as NSString, s * 1000, n, s * 1e6 / Double(n), 100 * s / max(total, 1e-12)))

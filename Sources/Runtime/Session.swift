@@ -17,6 +17,13 @@ public struct SessionOptions: Sendable {
     /// (`PackedQ4Matrix`: one sequential read, no shuffles). Results unchanged; costs a copy of
     /// the weights at load, and the file's pages are released in exchange.
     public var prepackWeights = true
+    /// A directory where repacked weights are kept between loads (`PackedWeightCache`), so that
+    /// later loads of the same model files map them instead of packing again; created when
+    /// needed. Nil (the default): pack at every load, write nothing.
+    public var packedWeightCacheDirectory: String?
+    /// The cache file is written only when at least this many bytes were packed afresh (small
+    /// models pack faster than they would load from a file).
+    public var packedWeightCacheMinimumBytes = 16 << 20
 
     public init() {}
 }
@@ -43,13 +50,25 @@ public final class Session: @unchecked Sendable {
     let constantSlots: [(slot: Int, tensor: Tensor)]
     let inputSlots: [String: Int]
     let outputSlots: [(name: String, slot: Int)]
+    /// The packed-weight cache whose file the operators' weights may live in.
+    let weightCache: PackedWeightCache?
 
     /// Loads and plans the model at `path`.
     public convenience init(path: String, options: SessionOptions = SessionOptions()) throws {
-        try self.init(graph: Graph(model: ONNXModel(path: path)), options: options)
+        let start = monotonicSeconds()
+        let graph = try Graph(model: ONNXModel(path: path))
+        if Profiler.isEnabled { Profiler.shared.recordPhase("read the model and graph", monotonicSeconds() - start) }
+        try self.init(graph: graph, options: options)
     }
 
     public init(graph original: Graph, options: SessionOptions = SessionOptions()) throws {
+        var phaseStart = monotonicSeconds()
+        func phase(_ name: String) {
+            guard Profiler.isEnabled else { return }
+            let now = monotonicSeconds()
+            Profiler.shared.recordPhase(name, now - phaseStart)
+            phaseStart = now
+        }
         var graph = original
         if let output = options.lastPositionOnlyOutput {
             LastPositionLogits.run(&graph, output: output)
@@ -68,6 +87,7 @@ public final class Session: @unchecked Sendable {
             }
         }
         self.graph = graph
+        phase("graph passes")
 
         var slotOf: [String: Int] = [:]
         var next = 0
@@ -82,12 +102,19 @@ public final class Session: @unchecked Sendable {
         var inputSlots: [String: Int] = [:]
         for spec in graph.inputs { inputSlots[spec.name] = slot(spec.name) }
 
+        var cache: PackedWeightCache?
+        if options.prepackWeights, let directory = options.packedWeightCacheDirectory, let model = graph.model {
+            cache = PackedWeightCache(directory: directory, model: model, minimumBytes: options.packedWeightCacheMinimumBytes)
+        }
         var ops: [any Operator] = []
         ops.reserveCapacity(graph.nodes.count)
         for node in graph.nodes {
             ops.append(try OperatorRegistry.make(node, opsets: graph.opsets, constants: graph.constants, model: graph.model,
-                                                 prepackWeights: options.prepackWeights))
+                                                 prepackWeights: options.prepackWeights, weightCache: cache))
         }
+        phase("operators (weights repacked or mapped from the cache)")
+        if let cache, cache.persist() { phase("packed-weight cache written") }
+        weightCache = cache
         // Last reader of each slot, so intermediates can be released early.
         var lastUse: [Int: Int] = [:]
         for (i, node) in graph.nodes.enumerated() {
@@ -109,6 +136,14 @@ public final class Session: @unchecked Sendable {
         self.constantSlots = constantSlots
         self.inputSlots = inputSlots
         outputSlots = outputs
+    }
+
+    /// Throws ``ONNXError/fileChanged(path:reason:)`` when a file the weights are read from (the
+    /// model, its external data, the packed-weight cache) was truncated or rewritten in place
+    /// since loading. One `fstat` per file; call before a run.
+    public func checkFilesUnchanged() throws {
+        try graph.model?.checkFilesUnchanged()
+        try weightCache?.checkUnchanged()
     }
 
     /// Declared graph inputs (initializers excluded).

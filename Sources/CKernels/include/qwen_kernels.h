@@ -46,8 +46,9 @@ int qk_q4_gemm(const uint8_t *data, const uint16_t *scales_f16, const float *sca
 size_t qk_q4x8_size(size_t n, size_t blocks, int f32_scales);
 
 /// Packs row groups [group_begin, group_end) (8 rows each) of a MatMulNBits matrix without zero
-/// points (`data`, and `scales_f16` or `scales_f32`, exactly one non-null) into `out`, which
-/// holds the whole packed matrix. Returns 0 when the packed kernels do not run on this CPU.
+/// points (`data`, and `scales_f16` or `scales_f32`, exactly one non-null) into `out`, the place
+/// of group `group_begin` in the packed matrix. Returns 0 when the packed kernels do not run on
+/// this CPU.
 int qk_q4x8_pack(const uint8_t *data, const uint16_t *scales_f16, const float *scales_f32, size_t blocks,
                  size_t group_begin, size_t group_end, uint8_t *out);
 

@@ -177,7 +177,7 @@ struct MatMulNBitsOperator: Operator {
                     }
                 }
             } else {
-                parallelFor(n, minChunk: 64, granularity: 16) { columns in
+                parallelFor(n, minChunk: 64, granularity: 16, chunksPerThread: 4) { columns in
                     // The packed GEMM fails only without scratch memory; the original layout's needs none.
                     if !pw.gemm(activations, rows: m, lda: kp, columns: columns, into: po, ldc: n) {
                         _ = w.gemm(packed: activations, rows: m, lda: kp, columns: columns, into: po, ldc: n)
@@ -268,7 +268,8 @@ extension MatMulNBitsOperator {
         }
         let w = BlockQuantizedMatrix(n: n, k: k, bits: bits, blockSize: blockSize, data: b.pointer(as: UInt8.self),
                                      scales: storage, zeroPoints: .none)
-        guard let matrix = PackedQ4Matrix(w) else { return nil }
+        let name = inputs[1] + "|" + inputs[2]
+        guard let matrix = ctx.weightCache.map({ $0.packed(name, w) }) ?? PackedQ4Matrix(w) else { return nil }
         b.releaseResidentFilePages()
         scales.releaseResidentFilePages()
         return Prepacked(matrix: matrix, data: Int(bitPattern: b.rawPointer), scales: Int(bitPattern: scales.rawPointer))

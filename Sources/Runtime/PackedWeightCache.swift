@@ -1,0 +1,173 @@
+import Foundation
+import Kernels
+import ONNX
+
+/// Weights repacked at load (`PackedQ4Matrix`), kept in a file between loads so that later loads
+/// of the same model map them instead of packing them again (packing the 0.5B's 278 MB costs
+/// more than the rest of the load).
+///
+/// One file per model file, named after its canonical path, in a cache directory of the user's
+/// (`SessionOptions.packedWeightCacheDirectory`; `QwenModel` uses `~/.cache/qwen-swift`). It is
+/// used only when it was made from the very files mapped now: the header records the device,
+/// inode, size and modification time of the model file and each external data file, and every
+/// matrix taken from it is checked on a sample (three row groups packed afresh and compared
+/// byte for byte). Anything wrong with the file (missing, unreadable, other version, other model,
+/// damaged) means packing as without a cache; the file is then rewritten. It is written to a
+/// temporary name and renamed, so readers never see a half-written file. Only the cache
+/// directory is written to; the model directory is never written.
+///
+/// Format: "QWENQ4X8", header length (UInt64 little endian), the JSON header, then each matrix's
+/// packed bytes at a 4096-byte aligned offset given in the header.
+final class PackedWeightCache: @unchecked Sendable {
+    static let magic = Array("QWENQ4X8".utf8)
+    static let formatVersion = 1
+
+    struct Header: Codable {
+        var version: Int
+        /// Identities (`MappedFile.identity`) of the model file and its external data files.
+        var files: [String]
+        var entries: [Entry]
+    }
+
+    struct Entry: Codable {
+        var name: String
+        var n: Int
+        var k: Int
+        var floatScales: Bool
+        var offset: Int
+        var bytes: Int
+    }
+
+    let url: URL
+    private let files: [String]
+    private let minimumBytes: Int
+    private let mapping: MappedFile?
+    private let stored: [String: Entry]
+    private let lock = NSLock()
+    /// Matrices this session uses, in the order asked for, and whether any was packed afresh.
+    private var used: [(name: String, matrix: PackedQ4Matrix)] = []
+    private var packedAfresh = 0
+
+    /// Bytes packed afresh so far (not found in the file); 0 when every matrix came from it.
+    var bytesPackedAfresh: Int { lock.withLock { packedAfresh } }
+
+    /// A cache for `model` in `directory`, or nil when the model was not read from files (it
+    /// has no identity to key the cache with). Never fails otherwise: an unusable file is ignored.
+    /// Nothing is written unless at least `minimumBytes` were packed afresh.
+    init?(directory: String, model: ONNXModel, minimumBytes: Int) {
+        let mapped = [model.file] + model.externalFiles.keys.sorted().map { model.externalFiles[$0]! }
+        let identities = mapped.compactMap(\.identity)
+        guard identities.count == mapped.count, let folder = model.directory else { return nil }
+        self.files = identities
+        self.minimumBytes = minimumBytes
+        let modelPath = folder + "/" + (model.path as NSString).lastPathComponent
+        url = URL(fileURLWithPath: directory).appendingPathComponent(
+            "\((modelPath as NSString).lastPathComponent)-\(PackedWeightCache.hash(modelPath)).q4x8")
+        if let (mapping, header) = PackedWeightCache.open(url), header.files == identities {
+            self.mapping = mapping
+            stored = Dictionary(header.entries.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        } else {
+            mapping = nil
+            stored = [:]
+        }
+    }
+
+    /// FNV-1a, 64 bits, in hex: a stable name for a path.
+    static func hash(_ s: String) -> String {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in s.utf8 { h = (h ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return String(h, radix: 16)
+    }
+
+    /// The mapped file and its header, or nil when the file is missing or not a cache of this version.
+    static func open(_ url: URL) -> (MappedFile, Header)? {
+        guard let file = try? MappedFile(path: url.path), file.count >= 16 else { return nil }
+        let bytes = file.bytes
+        guard Array(bytes[0..<8]) == magic else { return nil }
+        var length: UInt64 = 0
+        for i in 0..<8 { length |= UInt64(bytes[8 + i]) << (8 * UInt64(i)) }
+        guard length <= UInt64(file.count - 16) else { return nil }
+        let json = Data(bytes[16..<(16 + Int(length))])
+        guard let header = try? JSONDecoder().decode(Header.self, from: json), header.version == formatVersion,
+              header.entries.allSatisfy({ $0.offset >= 16 + Int(length) && $0.bytes >= 0 && $0.offset <= file.count - $0.bytes })
+        else { return nil }
+        return (file, header)
+    }
+
+    /// The packed form of `matrix` (named `name`, unique in the model): from the file when it
+    /// holds this matrix, else packed now. Nil when the packed kernels do not serve the matrix.
+    func packed(_ name: String, _ matrix: BlockQuantizedMatrix) -> PackedQ4Matrix? {
+        if let entry = stored[name], entry.n == matrix.n, entry.k == matrix.k, let mapping,
+           entry.floatScales == { if case .float = matrix.scales { return true } else { return false } }(),
+           let view = PackedQ4Matrix(stored: UnsafeRawBufferPointer(rebasing: mapping.bytes[entry.offset..<(entry.offset + entry.bytes)]),
+                                     n: entry.n, k: entry.k, floatScales: entry.floatScales, owner: mapping),
+           view.samplesMatch(matrix) {
+            lock.withLock { used.append((name, view)) }
+            return view
+        }
+        guard let fresh = PackedQ4Matrix(matrix) else { return nil }
+        lock.withLock {
+            used.append((name, fresh))
+            packedAfresh += fresh.byteCount
+        }
+        return fresh
+    }
+
+    /// Writes the file when matrices were packed afresh (at least `minimumBytes` of them):
+    /// every matrix this session uses, so the next load finds them all. Returns whether it wrote.
+    @discardableResult
+    func persist() -> Bool {
+        let (entries, afresh) = lock.withLock { (used, packedAfresh) }
+        guard afresh > 0, afresh >= minimumBytes, !entries.isEmpty else { return false }
+        let page = 4096
+        func header(dataStart: Int) -> (Header, Data)? {
+            var offset = dataStart
+            var list: [Entry] = []
+            for (name, m) in entries {
+                list.append(Entry(name: name, n: m.n, k: m.k, floatScales: m.floatScales, offset: offset, bytes: m.byteCount))
+                offset += (m.byteCount + page - 1) / page * page
+            }
+            let h = Header(version: PackedWeightCache.formatVersion, files: files, entries: list)
+            guard let json = try? JSONEncoder().encode(h) else { return nil }
+            return (h, json)
+        }
+        // The header's size depends on the offsets it lists; two passes settle it.
+        guard let (_, first) = header(dataStart: 0) else { return false }
+        let dataStart = (16 + first.count + 64 + page - 1) / page * page
+        guard let (_, json) = header(dataStart: dataStart), 16 + json.count <= dataStart else { return false }
+
+        let directory = url.deletingLastPathComponent()
+        let temporary = directory.appendingPathComponent(".\(url.lastPathComponent).\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp")
+        do {
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            guard FileManager.default.createFile(atPath: temporary.path, contents: nil) else { return false }
+            let out = try FileHandle(forWritingTo: temporary)
+            defer { try? out.close() }
+            var prefix = Data(PackedWeightCache.magic)
+            withUnsafeBytes(of: UInt64(json.count).littleEndian) { prefix.append(contentsOf: $0) }
+            prefix.append(json)
+            prefix.append(Data(count: dataStart - prefix.count))
+            try out.write(contentsOf: prefix)
+            for (_, m) in entries {
+                try out.write(contentsOf: Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: m.bytes.baseAddress!),
+                                               count: m.byteCount, deallocator: .none))
+                let pad = (m.byteCount + page - 1) / page * page - m.byteCount
+                if pad > 0 { try out.write(contentsOf: Data(count: pad)) }
+            }
+            try out.synchronize()
+            guard rename(temporary.path, url.path) == 0 else {
+                try? FileManager.default.removeItem(at: temporary)
+                return false
+            }
+            return true
+        } catch {
+            try? FileManager.default.removeItem(at: temporary)
+            return false
+        }
+    }
+
+    /// Throws when the cache file in use was truncated or rewritten in place since it was mapped.
+    func checkUnchanged() throws {
+        try mapping?.checkUnchanged()
+    }
+}

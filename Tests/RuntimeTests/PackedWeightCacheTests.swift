@@ -1,0 +1,120 @@
+import Foundation
+import Testing
+import Kernels
+import ONNX
+@testable import Runtime
+
+/// The packed-weight cache (`PackedWeightCache`) on the committed tiny exports: written on the
+/// first load, used on the next (nothing packed afresh, identical logits, equal to ONNX Runtime's),
+/// and ignored and rewritten when it is damaged, garbage, or made from other weights; a cache
+/// file truncated under a running session is refused before the next run.
+@Suite struct PackedWeightCacheTests {
+    static let root = FixtureGraphTests.root
+
+    struct Model: Sendable, CustomStringConvertible {
+        let file: String, referenceName: String, tolerance: Float
+        var description: String { file }
+    }
+
+    static let models = [
+        Model(file: "onnx/model_q4f16.onnx", referenceName: "q4f16", tolerance: 0.03),   // external data, float16 scales
+        Model(file: "onnx/model_q4.onnx", referenceName: "q4", tolerance: 1e-4),         // inline weights, float32 scales
+    ]
+
+    static func session(_ m: Model, cache: URL) throws -> Session {
+        var options = SessionOptions()
+        options.lastPositionOnlyOutput = "logits"
+        options.packedWeightCacheDirectory = cache.path
+        options.packedWeightCacheMinimumBytes = 0
+        return try Session(path: root.appendingPathComponent("tiny-qwen2/\(m.file)").path, options: options)
+    }
+
+    static func lastLogits(_ s: Session) throws -> [Float] {
+        var feeds: [String: Tensor] = [:]
+        for spec in s.inputs {
+            feeds[spec.name] = try FixtureGraphTests.npy("tiny-qwen2/reference/feeds/prefill/\(spec.name).npy")
+        }
+        return try s.run(feeds)["logits"]!.floats()
+    }
+
+    @Test(arguments: models)
+    func writtenOnceThenUsedAndRewrittenWhenDamaged(_ m: Model) throws {
+        let cache = FileManager.default.temporaryDirectory.appendingPathComponent("q4x8-cache-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: cache) }
+
+        let first = try PackedWeightCacheTests.session(m, cache: cache)
+        let firstCache = try #require(first.weightCache)
+        #expect(firstCache.bytesPackedAfresh > 0 || qk_packedKernelsMissing, "\(m): nothing was packed")
+        let reference = try FixtureGraphTests.npy("tiny-qwen2/reference/\(m.referenceName)/disable_all/prefill_logits.npy").lastFloats(512)
+        let logits = try PackedWeightCacheTests.lastLogits(first)
+        #expect(maxAbsDiff(logits, reference) <= m.tolerance, "\(m): logits vs ONNX Runtime")
+        if qk_packedKernelsMissing {
+            print("SKIPPED PackedWeightCacheTests: the packed kernels do not run on this CPU, nothing is cached")
+            return
+        }
+        let url = firstCache.url
+        #expect(FileManager.default.fileExists(atPath: url.path), "\(m): no cache file")
+
+        // Second load: everything from the file, same logits bit for bit.
+        let second = try PackedWeightCacheTests.session(m, cache: cache)
+        #expect(second.weightCache?.bytesPackedAfresh == 0, "\(m): packed again although cached")
+        #expect(try PackedWeightCacheTests.lastLogits(second) == logits)
+
+        // Damage one matrix's first row group: that matrix is packed afresh, results unchanged, file rewritten.
+        let (_, header) = try #require(PackedWeightCache.open(url))
+        let entry = try #require(header.entries.first)
+        let handle = try FileHandle(forUpdating: url)
+        try handle.seek(toOffset: UInt64(entry.offset + 40))
+        try handle.write(contentsOf: Data([0xAB, 0xCD, 0xEF, 0x01]))
+        try handle.close()
+        let third = try PackedWeightCacheTests.session(m, cache: cache)
+        #expect(third.weightCache?.bytesPackedAfresh == entry.bytes, "\(m): the damaged matrix was not repacked")
+        #expect(try PackedWeightCacheTests.lastLogits(third) == logits)
+        let fourth = try PackedWeightCacheTests.session(m, cache: cache)
+        #expect(fourth.weightCache?.bytesPackedAfresh == 0, "\(m): the rewritten file was not used")
+
+        // A cache file truncated in place under a running session: refused before the next run.
+        try FileHandle(forUpdating: url).truncate(atOffset: UInt64(entry.offset))
+        #expect(throws: ONNXError.self) { try fourth.checkFilesUnchanged() }
+
+        // Garbage (and a truncated file) is ignored: everything packed afresh, same results.
+        try Data((0..<100_000).map { UInt8(truncatingIfNeeded: $0 &* 7919) }).write(to: url)
+        let fifth = try PackedWeightCacheTests.session(m, cache: cache)
+        #expect(fifth.weightCache!.bytesPackedAfresh > 0)
+        #expect(try PackedWeightCacheTests.lastLogits(fifth) == logits)
+    }
+
+    /// A cache made from one model is not used for another (other file identities).
+    @Test func aCacheOfOtherFilesIsNotUsed() throws {
+        if qk_packedKernelsMissing { return }
+        let cache = FileManager.default.temporaryDirectory.appendingPathComponent("q4x8-cache-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: cache) }
+        let a = try PackedWeightCacheTests.session(PackedWeightCacheTests.models[0], cache: cache)
+        let url = try #require(a.weightCache?.url)
+        // Copy the model folder elsewhere: same contents, other inodes and path.
+        let copy = FileManager.default.temporaryDirectory.appendingPathComponent("tiny-copy-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: copy) }
+        try FileManager.default.copyItem(at: PackedWeightCacheTests.root.appendingPathComponent("tiny-qwen2/onnx"), to: copy)
+        // Put a's cache file where the copy's cache would be.
+        var options = SessionOptions()
+        options.packedWeightCacheDirectory = cache.path
+        options.packedWeightCacheMinimumBytes = 1 << 40   // never write
+        let probe = try Session(path: copy.appendingPathComponent("model_q4f16.onnx").path, options: options)
+        let copyURL = try #require(probe.weightCache?.url)
+        #expect(copyURL != url)
+        try FileManager.default.copyItem(at: url, to: copyURL)
+        let b = try Session(path: copy.appendingPathComponent("model_q4f16.onnx").path, options: options)
+        #expect(b.weightCache!.bytesPackedAfresh > 0, "a cache of other files was used")
+    }
+}
+
+/// Whether the packed kernels are missing on this CPU (no AVX2/FMA/F16C): then nothing is packed or cached.
+let qk_packedKernelsMissing: Bool = {
+    let data = [UInt8](repeating: 0, count: 128), scales = [Float](repeating: 1, count: 8)
+    return data.withUnsafeBufferPointer { d in
+        scales.withUnsafeBufferPointer { s in
+            PackedQ4Matrix(BlockQuantizedMatrix(n: 8, k: 32, bits: 4, blockSize: 32, data: d.baseAddress!,
+                                                scales: .float(s.baseAddress!), zeroPoints: .none)) == nil
+        }
+    }
+}()
