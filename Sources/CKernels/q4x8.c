@@ -13,6 +13,7 @@
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
@@ -148,6 +149,97 @@ int qk_q4x8_gemv(const uint8_t *packed, int f32_scales, size_t blocks, const flo
     return 1;
 }
 
+// --- int8 activations (accuracy level 4) --------------------------------------------------------
+//
+// The activations are quantized per block of 32 to int8 with one float scale (q8 = round(a /
+// s), s = max|a| / 127), as ONNX Runtime's MatMulNBits does at accuracy_level 4 and llama.cpp's
+// Q8_0 does. Then the products are integer: within 32-bit lane r (row r of the group), the
+// bytes of (word & 0x0F0F0F0F) are weights 8j, 8j+2, 8j+4, 8j+6 and those of (word >> 4 &
+// 0x0F0F0F0F) weights 8j+1, 8j+3, 8j+5, 8j+7; the activations are laid out so that one 32-bit
+// broadcast holds the four matching int8 values. `vpmaddubsw` (unsigned weight × signed
+// activation, pairs summed to int16) then does 32 multiply-adds per instruction; the 8 results
+// of a block add up in int16 without overflow (16 products of at most 15 × 127 per half-lane =
+// 30,480), one `vpmaddwd` with ones widens them to int32, the zero point comes off as 8 × the
+// block's activation sum, and one FMA applies the weight scales × the activation scale.
+
+// Activation block layout for the int8 kernel: per block 32 bytes, for j = 0..3: the 4 bytes of
+// a[8j + {0,2,4,6}], then the 4 bytes of a[8j + {1,3,5,7}].
+AVX2 static void quantize_activations(const float *a, size_t blocks, int8_t *q, float *scale, int32_t *sum) {
+    for (size_t b = 0; b < blocks; b++) {
+        const float *x = a + b * 32;
+        __m256 m = _mm256_setzero_ps();
+        const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+        for (int i = 0; i < 4; i++) m = _mm256_max_ps(m, _mm256_and_ps(_mm256_loadu_ps(x + 8 * i), abs_mask));
+        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_max_ss(h, _mm_movehdup_ps(h));
+        const float amax = _mm_cvtss_f32(h);
+        const float s = amax / 127.0f, inv = amax > 0 ? 127.0f / amax : 0.0f;
+        scale[b] = s;
+        int32_t total = 0;
+        int8_t *out = q + b * 32;
+        for (int j = 0; j < 4; j++) {
+            for (int t = 0; t < 4; t++) {
+                // Round half away from zero, as ONNX Runtime's and ggml's quantizers do.
+                int lo = (int)lroundf(x[8 * j + 2 * t] * inv), hi = (int)lroundf(x[8 * j + 2 * t + 1] * inv);
+                out[8 * j + t] = (int8_t)lo;
+                out[8 * j + 4 + t] = (int8_t)hi;
+                total += lo + hi;
+            }
+        }
+        sum[b] = total;
+    }
+}
+
+AVX2 static void gemv_groups_i8(const uint8_t *packed, int f32, size_t blocks, const int8_t *aq, const float *ascale,
+                                const int32_t *asum, size_t g0, size_t g1, float *y) {
+    const size_t rec = record_bytes(f32), sbytes = f32 ? 32 : 16;
+    const __m256i nibbles = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+    for (size_t g = g0; g < g1; g++) {
+        const uint8_t *p = packed + g * blocks * rec;
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+        for (size_t b = 0; b < blocks; b++) {
+            const uint8_t *r = p + b * rec;
+            _mm_prefetch((const char *)r + PREFETCH_AHEAD, _MM_HINT_T0);
+            _mm_prefetch((const char *)r + PREFETCH_AHEAD + 64, _MM_HINT_T0);
+            _mm_prefetch((const char *)r + PREFETCH_AHEAD + 128, _MM_HINT_T0);
+            const uint8_t *q = r + sbytes;
+            const int32_t *x = (const int32_t *)(aq + b * 32);
+            __m256i d0 = _mm256_setzero_si256(), d1 = d0;
+            for (int j = 0; j < 4; j++) {
+                __m256i w = _mm256_loadu_si256((const __m256i *)(q + 32 * j));
+                __m256i lo = _mm256_and_si256(w, nibbles), hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), nibbles);
+                d0 = _mm256_add_epi16(d0, _mm256_maddubs_epi16(lo, _mm256_set1_epi32(x[2 * j])));
+                d1 = _mm256_add_epi16(d1, _mm256_maddubs_epi16(hi, _mm256_set1_epi32(x[2 * j + 1])));
+            }
+            __m256i dot = _mm256_madd_epi16(_mm256_add_epi16(d0, d1), ones);
+            dot = _mm256_sub_epi32(dot, _mm256_set1_epi32(8 * asum[b]));
+            __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(dot), _mm256_broadcast_ss(ascale + b));
+            if (b & 1) acc1 = _mm256_fmadd_ps(v, record_scales(r, f32), acc1);
+            else acc0 = _mm256_fmadd_ps(v, record_scales(r, f32), acc0);
+        }
+        _mm256_storeu_ps(y + g * 8, _mm256_add_ps(acc0, acc1));
+    }
+}
+
+size_t qk_q8_activation_bytes(size_t blocks) { return blocks * (32 + sizeof(float) + sizeof(int32_t)); }
+
+int qk_q8_quantize(const float *a, size_t blocks, void *out) {
+    if (!q4x8_isa()) return 0;
+    int8_t *q = out;
+    quantize_activations(a, blocks, q, (float *)(q + blocks * 32), (int32_t *)(q + blocks * 36));
+    return 1;
+}
+
+int qk_q4x8_gemv_q8(const uint8_t *packed, int f32_scales, size_t blocks, const void *aq,
+                    size_t row_begin, size_t row_end, float *y) {
+    if (!q4x8_isa() || row_begin % 8 || row_end % 8) return 0;
+    const int8_t *q = aq;
+    gemv_groups_i8(packed, f32_scales, blocks, q, (const float *)(q + blocks * 32), (const int32_t *)(q + blocks * 36),
+                   row_begin / 8, row_end / 8, y);
+    return 1;
+}
+
 // --- GEMM -------------------------------------------------------------------------------------
 //
 // C = A · dequantize(B)ᵀ for M > 2 (prefill): B dequantized a panel of 16 columns (two groups)
@@ -267,6 +359,11 @@ int qk_q4x8_gemv(const uint8_t *p, int f, size_t b, const float *a, size_t r0, s
 int qk_q4x8_gemm(const uint8_t *p, int f, size_t b, const float *a, size_t lda, size_t m, size_t c0, size_t c1,
                  float *c, size_t ldc) {
     (void)p; (void)f; (void)b; (void)a; (void)lda; (void)m; (void)c0; (void)c1; (void)c; (void)ldc; return 0;
+}
+size_t qk_q8_activation_bytes(size_t blocks) { return blocks * 40; }
+int qk_q8_quantize(const float *a, size_t blocks, void *out) { (void)a; (void)blocks; (void)out; return 0; }
+int qk_q4x8_gemv_q8(const uint8_t *p, int f, size_t b, const void *aq, size_t r0, size_t r1, float *y) {
+    (void)p; (void)f; (void)b; (void)aq; (void)r0; (void)r1; (void)y; return 0;
 }
 
 #endif

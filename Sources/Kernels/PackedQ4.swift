@@ -113,6 +113,24 @@ public final class PackedQ4Matrix: @unchecked Sendable {
         qk_q4x8_gemv(base, floatScales ? 1 : 0, blocksPerRow, a, rows.lowerBound, rows.upperBound, y) != 0
     }
 
+    /// Bytes of one activation row quantized to int8 for ``gemvInt8(_:rows:into:)``.
+    public var int8ActivationBytes: Int { qk_q8_activation_bytes(blocksPerRow) }
+
+    /// Quantizes one activation row (`blocksPerRow * 32` floats, zero beyond K) to int8 per block
+    /// of 32 into `out` (`int8ActivationBytes`). False when the int8 kernels do not run here.
+    @discardableResult
+    public func quantizeInt8(_ a: UnsafePointer<Float>, into out: UnsafeMutableRawPointer) -> Bool {
+        qk_q8_quantize(a, blocksPerRow, out) != 0
+    }
+
+    /// `y[r] = Σ_k W[r, k] · a8[k]` with activations quantized by ``quantizeInt8(_:into:)``
+    /// (accuracy level 4: integer products per block, float32 across blocks), rows `rows`
+    /// (multiples of 8 at both ends). False when the kernel did not run.
+    @discardableResult
+    public func gemvInt8(_ a8: UnsafeRawPointer, rows: Range<Int>, into y: UnsafeMutablePointer<Float>) -> Bool {
+        qk_q4x8_gemv_q8(base, floatScales ? 1 : 0, blocksPerRow, a8, rows.lowerBound, rows.upperBound, y) != 0
+    }
+
     /// `c[i, j] = Σ_k a[i, k] · W[j, k]` for `m` activation rows (natural order, stride `lda`,
     /// zero beyond K) and columns `columns` (multiples of 8 at both ends), into `c` (row stride
     /// `ldc`). False when the kernel did not run (columns not whole groups, no scratch memory).

@@ -79,15 +79,20 @@ public final class QwenModel: Sendable {
     }
 
     /// Loads a model directory (see ``ModelDirectory``) on a background thread.
-    public static func load(directory: URL, onnxFile: String? = nil) async throws -> QwenModel {
+    public static func load(directory: URL, onnxFile: String? = nil,
+                            int8Activations: Int8Activations = .accuracyLevel4) async throws -> QwenModel {
         try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global(qos: .userInitiated).async {
-                continuation.resume(with: Result { try QwenModel(directory: directory, onnxFile: onnxFile) })
+                continuation.resume(with: Result {
+                    try QwenModel(directory: directory, onnxFile: onnxFile, int8Activations: int8Activations)
+                })
             }
         }
     }
 
-    public init(directory url: URL, onnxFile: String? = nil) throws {
+    /// `int8Activations`: where MatMulNBits multiplies int8-quantized activations (see
+    /// `Int8Activations`; the default follows each node's `accuracy_level`, as ONNX Runtime does).
+    public init(directory url: URL, onnxFile: String? = nil, int8Activations: Int8Activations = .accuracyLevel4) throws {
         let start = Date()
         directory = try ModelDirectory(url: url, onnxFile: onnxFile)
         // The tokenizer (tokenizer.json) loads on another thread while the graph is read, planned
@@ -104,6 +109,7 @@ public final class QwenModel: Sendable {
         var options = SessionOptions()
         options.lastPositionOnlyOutput = "logits"
         options.packedWeightCacheDirectory = QwenModel.defaultWeightCacheDirectory
+        options.int8Activations = int8Activations
         let onnxPath = directory.onnxURL.path
         let loadedSession = Result { try Session(path: onnxPath, options: options) }
         tokenizerLoaded.wait()

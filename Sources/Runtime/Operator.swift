@@ -23,6 +23,8 @@ public struct OperatorContext: Sendable {
     public var prepackWeights = true
     /// Where repacked weights are looked up and recorded (`SessionOptions.packedWeightCacheDirectory`).
     var weightCache: PackedWeightCache?
+    /// `SessionOptions.int8Activations`.
+    public var int8Activations = Int8Activations.accuracyLevel4
 }
 
 public typealias OperatorFactory = @Sendable (OperatorContext) throws -> any Operator
@@ -68,11 +70,12 @@ public enum OperatorRegistry {
     /// Builds the operator for `node`, or throws `unsupportedOperator`.
     public static func make(_ node: Node, opsets: [String: Int], constants: [String: Tensor], model: ONNXModel? = nil,
                             prepackWeights: Bool = true) throws -> any Operator {
-        try make(node, opsets: opsets, constants: constants, model: model, prepackWeights: prepackWeights, weightCache: nil)
+        try make(node, opsets: opsets, constants: constants, model: model, prepackWeights: prepackWeights, weightCache: nil,
+                 int8Activations: .accuracyLevel4)
     }
 
     static func make(_ node: Node, opsets: [String: Int], constants: [String: Tensor], model: ONNXModel?,
-                     prepackWeights: Bool, weightCache: PackedWeightCache?) throws -> any Operator {
+                     prepackWeights: Bool, weightCache: PackedWeightCache?, int8Activations: Int8Activations) throws -> any Operator {
         let opset = opsets[node.domain] ?? 1
         guard let candidates = entries[Key(domain: node.domain, opType: node.opType)],
               let entry = candidates.first(where: { covers($0, domain: node.domain, opset: opset) })
@@ -84,7 +87,8 @@ public enum OperatorRegistry {
             if let t = constants[name] { constantInputs[i] = t }
         }
         return try entry.factory(OperatorContext(node: node, opset: opset, constantInputs: constantInputs, model: model,
-                                                 prepackWeights: prepackWeights, weightCache: weightCache))
+                                                 prepackWeights: prepackWeights, weightCache: weightCache,
+                                                 int8Activations: int8Activations))
     }
 
     /// Whether an op is implemented, for `inspect`.

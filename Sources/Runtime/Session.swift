@@ -1,5 +1,16 @@
 import ONNX
 
+/// When MatMulNBits multiplies int8-quantized activations (per block of 32, one scale each) by
+/// its 4-bit weights with integer products, instead of float32 activations.
+public enum Int8Activations: String, Sendable, CaseIterable {
+    /// Never: float32 activations everywhere (numerically like ONNX Runtime's default).
+    case never
+    /// Where the node asks for it with `accuracy_level = 4`, as ONNX Runtime does (the default).
+    case accuracyLevel4
+    /// In every MatMulNBits the int8 kernels serve: faster, less accurate (see docs/performance.md).
+    case always
+}
+
 /// Options for planning a session.
 public struct SessionOptions: Sendable {
     /// Fold nodes whose inputs are all constants into constants at planning time.
@@ -24,6 +35,8 @@ public struct SessionOptions: Sendable {
     /// The cache file is written only when at least this many bytes were packed afresh (small
     /// models pack faster than they would load from a file).
     public var packedWeightCacheMinimumBytes = 16 << 20
+    /// Where MatMulNBits uses int8 activations (only with repacked weights, `prepackWeights`).
+    public var int8Activations = Int8Activations.accuracyLevel4
 
     public init() {}
 }
@@ -110,7 +123,8 @@ public final class Session: @unchecked Sendable {
         ops.reserveCapacity(graph.nodes.count)
         for node in graph.nodes {
             ops.append(try OperatorRegistry.make(node, opsets: graph.opsets, constants: graph.constants, model: graph.model,
-                                                 prepackWeights: options.prepackWeights, weightCache: cache))
+                                                 prepackWeights: options.prepackWeights, weightCache: cache,
+                                                 int8Activations: options.int8Activations))
         }
         phase("operators (weights repacked or mapped from the cache)")
         if let cache, cache.persist() { phase("packed-weight cache written") }

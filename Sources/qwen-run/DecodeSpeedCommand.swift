@@ -20,6 +20,9 @@ struct DecodeSpeedCommand: ParsableCommand {
     @Option(help: "ONNX file inside the model's onnx/ folder.")
     var onnx: String?
 
+    @Option(name: .customLong("int8"), help: "Where MatMulNBits multiplies int8-quantized activations (faster, less accurate): never, accuracyLevel4 (nodes with accuracy_level = 4; the default), always.")
+    var int8: Int8Activations = .accuracyLevel4
+
     @Option(help: "Context lengths, comma-separated.")
     var positions = "128,1024,4096"
 
@@ -37,7 +40,7 @@ struct DecodeSpeedCommand: ParsableCommand {
             return n
         }
         guard steps > 0 else { throw ValidationError("--steps must be positive") }
-        let qwen = try QwenModel(directory: URL(fileURLWithPath: model), onnxFile: onnx)
+        let qwen = try QwenModel(directory: URL(fileURLWithPath: model), onnxFile: onnx, int8Activations: int8)
         var results: [(Int, Double)] = []
         for p in list {
             let rate = try qwen.decodeTokensPerSecond(atPosition: p, steps: steps)

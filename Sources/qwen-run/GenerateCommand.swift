@@ -24,6 +24,9 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "ONNX file inside the model's onnx/ folder (default: model_q4f16.onnx, else the first present).")
     var onnx: String?
 
+    @Option(name: .customLong("int8"), help: "Where MatMulNBits multiplies int8-quantized activations (faster, less accurate): never, accuracyLevel4 (nodes with accuracy_level = 4; the default), always.")
+    var int8: Int8Activations = .accuracyLevel4
+
     @Option(help: "A system message for the chat template.")
     var system: String?
 
@@ -78,7 +81,7 @@ struct GenerateCommand: ParsableCommand {
     }
 
     func run() throws {
-        let qwen = try QwenModel(directory: URL(fileURLWithPath: model), onnxFile: onnx)
+        let qwen = try QwenModel(directory: URL(fileURLWithPath: model), onnxFile: onnx, int8Activations: int8)
         if interactive {
             try chat(qwen)
             return

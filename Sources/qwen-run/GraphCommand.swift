@@ -23,8 +23,13 @@ struct GraphCommand: ParsableCommand {
     @Option(name: .customLong("output-dir"), help: "Where to write <output name>.npy files.")
     var outputDirectory: String
 
+    @Option(name: .customLong("int8"), help: "Where MatMulNBits multiplies int8-quantized activations (faster, less accurate): never, accuracyLevel4 (nodes with accuracy_level = 4; the default), always.")
+    var int8: Int8Activations = .accuracyLevel4
+
     func run() throws {
-        let session = try Session(path: model)
+        var options = SessionOptions()
+        options.int8Activations = int8
+        let session = try Session(path: model, options: options)
         var feeds: [String: Tensor] = [:]
         for spec in inputs {
             guard let eq = spec.firstIndex(of: "="), eq != spec.startIndex else {

@@ -18,3 +18,5 @@ struct InputError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
+
+extension Int8Activations: ExpressibleByArgument {}

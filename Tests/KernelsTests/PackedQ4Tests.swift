@@ -40,6 +40,16 @@ import CKernels
             a = (0..<m).map { _ in (0..<s.k).map { _ in Float(Int(next() % 2001) - 1000) / 1000 } }
         }
 
+        /// `other`'s weights with the given activation rows.
+        init(_ s: Shape, rows m: Int, activations: [[Float]], from other: Case) {
+            self.s = s
+            blocks = other.blocks
+            data = other.data
+            scales = other.scales
+            halfScales = other.halfScales
+            a = activations
+        }
+
         func reference(row i: Int, column j: Int) -> Double {
             var sum = 0.0
             for k in 0..<s.k {
@@ -136,6 +146,54 @@ import CKernels
                     }
                 }
             }
+        }
+    }
+
+    /// The int8-activation GEMV against the same reference evaluated on the dequantized int8
+    /// activations it is given (so only float32 summation error remains), and the quantizer
+    /// against its definition: scale max|a|/127 per block of 32, round half away from zero.
+    @Test(arguments: shapes)
+    func int8GemvMatchesTheReferenceOnQuantizedActivations(_ s: Shape) throws {
+        guard PackedQ4Tests.packedKernelsRunHere else {
+            print("SKIPPED PackedQ4Tests.int8: this CPU has no AVX2/FMA/F16C, the packed layout is not used")
+            return
+        }
+        let c = Case(s, rows: 1)
+        let packed = try #require(c.withMatrix { PackedQ4Matrix($0) })
+        var a = c.paddedA
+        a[5] = 0.5 * (a.map(abs).max()! / 127) * 3   // a value on a rounding tie (1.5 steps) in block 0
+        let bytes = packed.int8ActivationBytes
+        #expect(bytes == c.blocks * 40)
+        var q = [UInt8](repeating: 0, count: bytes)
+        let quantized = a.withUnsafeBufferPointer { ap in q.withUnsafeMutableBytes { packed.quantizeInt8(ap.baseAddress!, into: $0.baseAddress!) } }
+        #expect(quantized)
+        // Layout: 32 int8 per block (for j: a[8j + 0,2,4,6], then a[8j + 1,3,5,7]), then the scales, then the sums.
+        var dequantized = [Float](repeating: 0, count: a.count)
+        for b in 0..<c.blocks {
+            let block = a[(b * 32)..<(b * 32 + 32)]
+            let amax = block.map(abs).max()!
+            let scale = q.withUnsafeBytes { $0.load(fromByteOffset: c.blocks * 32 + 4 * b, as: Float.self) }
+            let sum = q.withUnsafeBytes { $0.load(fromByteOffset: c.blocks * 36 + 4 * b, as: Int32.self) }
+            #expect(scale == amax / 127, "block \(b) scale")
+            var total: Int32 = 0
+            for e in 0..<32 {
+                let j = e / 8, i = e % 8
+                let position = b * 32 + 8 * j + (i % 2 == 0 ? i / 2 : 4 + i / 2)
+                let v = Int32(Int8(bitPattern: q[position]))
+                let expected = amax > 0 ? Int32((a[b * 32 + e] * (127 / amax)).rounded(.toNearestOrAwayFromZero)) : 0
+                #expect(v == expected, "block \(b) element \(e): \(v) vs \(expected)")
+                dequantized[b * 32 + e] = Float(v) * scale
+                total += v
+            }
+            #expect(sum == total, "block \(b) sum")
+        }
+        var y = [Float](repeating: .nan, count: s.n)
+        let ran = q.withUnsafeBytes { qp in y.withUnsafeMutableBufferPointer { packed.gemvInt8(qp.baseAddress!, rows: 0..<s.n, into: $0.baseAddress!) } }
+        #expect(ran)
+        let d = Case(s, rows: 1, activations: [Array(dequantized[0..<s.k])], from: c)
+        for j in 0..<s.n {
+            let r = d.reference(row: 0, column: j)
+            #expect(abs(Double(y[j]) - r) <= c.tolerance(r), "\(s) row \(j): int8 GEMV \(y[j]) vs \(r)")
         }
     }
 

@@ -171,6 +171,45 @@ import Kernels
         #expect(try !planned(n: 48, prepack: false))
     }
 
+    /// `accuracy_level = 4` (or `Int8Activations.always`) switches a repacked MatMulNBits to int8
+    /// activations: results within the int8 quantization error of the float32 ones, and not
+    /// equal to them (the int8 kernel ran); `.never` keeps float32 whatever the node says.
+    @Test(arguments: [1, 2, 9])
+    func accuracyLevel4SelectsInt8Activations(m: Int) throws {
+        let k = 200, n = 48, blocks = 7
+        var rng = SeededGenerator(seed: UInt64(77 + m))
+        let b = (0..<(n * blocks * 16)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        let scales = randomFloats(n * blocks, &rng, in: 0.01...0.1)
+        let a = randomFloats(m * k, &rng)
+        func run(level: Int?, mode: Int8Activations) throws -> (y: [Float], int8: Bool) {
+            var attributes = [attr("K", int: k), attr("N", int: n), attr("bits", int: 4), attr("block_size", int: 32)]
+            if let level { attributes.append(attr("accuracy_level", int: level)) }
+            let node = Node(name: "mm", opType: "MatMulNBits", domain: "com.microsoft", inputs: ["A", "B", "scales"], outputs: ["Y"],
+                            attributes: Dictionary(uniqueKeysWithValues: attributes.map { ($0.name, $0) }))
+            let graph = try Graph(nodes: [node],
+                                  constants: ["B": Tensor(bytes: b, shape: [n, blocks, 16]), "scales": Tensor(scales, shape: [n, blocks])],
+                                  inputs: [ValueSpec(name: "A", elementType: .float, shape: nil)],
+                                  outputs: [ValueSpec(name: "Y", elementType: nil, shape: nil)], opsets: ["": 18, "com.microsoft": 1])
+            var options = SessionOptions()
+            options.int8Activations = mode
+            let session = try Session(graph: graph, options: options)
+            let op = try #require(session.steps.first?.op as? MatMulNBitsOperator)
+            return (try session.run(["A": Tensor(a, shape: [m, k])])["Y"]!.floats(), op.int8Activations)
+        }
+        let float32 = try run(level: nil, mode: .accuracyLevel4)
+        #expect(!float32.int8)
+        #expect(try run(level: 4, mode: .never) == float32)
+        let packedHere = !qk_packedKernelsMissing
+        for (level, mode) in [(4, Int8Activations.accuracyLevel4), (0, .always), (nil, .always)] as [(Int?, Int8Activations)] {
+            let int8 = try run(level: level, mode: mode)
+            #expect(int8.int8 == packedHere, "level \(String(describing: level)) \(mode)")
+            guard packedHere else { continue }
+            let scale = float32.y.map(abs).max()!
+            #expect(maxAbsDiff(int8.y, float32.y) <= 0.02 * scale, "int8 vs float32, level \(String(describing: level)) \(mode)")
+            #expect(int8.y != float32.y, "the int8 kernel did not run")
+        }
+    }
+
     @Test func rejectsMismatchedShapesWithTheNodeName() throws {
         let inputs: [Tensor?] = [Tensor([Float](repeating: 1, count: 32), shape: [1, 32]),
                                  Tensor(bytes: [UInt8](repeating: 0, count: 15), shape: [1, 1, 15]),

@@ -57,6 +57,20 @@ int qk_q4x8_pack(const uint8_t *data, const uint16_t *scales_f16, const float *s
 int qk_q4x8_gemv(const uint8_t *packed, int f32_scales, size_t blocks, const float *a,
                  size_t row_begin, size_t row_end, float *y);
 
+/// Bytes of one activation row quantized for `qk_q4x8_gemv_q8` (`blocks` blocks of 32).
+size_t qk_q8_activation_bytes(size_t blocks);
+
+/// Quantizes `a` (blocks * 32 floats, zero beyond K) to int8 per block of 32 (scale max|a|/127,
+/// round half away from zero) into `out` (`qk_q8_activation_bytes(blocks)` bytes). Returns 0
+/// when the int8 kernels do not run on this CPU.
+int qk_q8_quantize(const float *a, size_t blocks, void *out);
+
+/// The int8-activation GEMV (accuracy level 4): y[r] for rows [row_begin, row_end) (multiples of
+/// 8) of the packed matrix times activations quantized by `qk_q8_quantize`; integer products
+/// within a block, float32 across blocks. Returns 0 when it cannot run.
+int qk_q4x8_gemv_q8(const uint8_t *packed, int f32_scales, size_t blocks, const void *aq,
+                    size_t row_begin, size_t row_end, float *y);
+
 /// `qk_q4_gemm` over the packed form, columns [col_begin, col_end) multiples of 8. Returns 0
 /// (nothing written) when the CPU lacks AVX2/FMA/F16C, the columns are not whole groups, or
 /// scratch memory could not be allocated.

@@ -106,6 +106,9 @@ struct MatMulNBitsOperator: Operator {
     /// B and its scales repacked at planning time (constant weights the packed kernels serve),
     /// with the addresses they were packed from: used only when the run's inputs are those.
     var packed: Prepacked?
+    /// Multiply int8-quantized activations (with packed weights only): `accuracy_level = 4` or
+    /// `SessionOptions.int8Activations == .always`.
+    var int8Activations = false
 
     struct Prepacked: Sendable {
         let matrix: PackedQ4Matrix
@@ -169,7 +172,18 @@ struct MatMulNBitsOperator: Operator {
 
         if let packed, packed.data == Int(bitPattern: b.rawPointer), packed.scales == Int(bitPattern: scales.rawPointer) {
             let pw = packed.matrix
-            if m <= 2 {
+            if int8Activations {
+                // Each activation row quantized once, then one int8 GEMV per row over every column
+                // range: the weights are read once per row from cache, with integer products.
+                let rowBytes = pw.int8ActivationBytes
+                let quantized = UnsafeMutableRawPointer.allocate(byteCount: m * rowBytes, alignment: 64)
+                defer { quantized.deallocate() }
+                for row in 0..<m { pw.quantizeInt8(activations + row * kp, into: quantized + row * rowBytes) }
+                let minChunk = m <= 2 ? Swift.max(64, (1 << 18) / Swift.max(k, 1)) : 64
+                parallelFor(n, minChunk: minChunk, granularity: 16, chunksPerThread: m <= 2 ? 1 : 4) { rows in
+                    for row in 0..<m { pw.gemvInt8(quantized + row * rowBytes, rows: rows, into: po + row * n) }
+                }
+            } else if m <= 2 {
                 for row in 0..<m {
                     let a = activations + row * kp, y = po + row * n
                     parallelFor(n, minChunk: Swift.max(64, (1 << 18) / Swift.max(k, 1)), granularity: 16) { rows in
@@ -242,6 +256,11 @@ func registerMatMul(_ add: (String, String, ClosedRange<Int>, @escaping Operator
         }
         var op = MatMulNBitsOperator(n: n, k: k, bits: bits, blockSize: blockSize, nodeName: node.name)
         if ctx.prepackWeights { op.packed = MatMulNBitsOperator.prepack(ctx, n: n, k: k, bits: bits, blockSize: blockSize) }
+        switch ctx.int8Activations {
+        case .never: op.int8Activations = false
+        case .accuracyLevel4: op.int8Activations = op.packed != nil && node.intAttribute("accuracy_level", default: 0) == 4
+        case .always: op.int8Activations = op.packed != nil
+        }
         return op
     }
 }
