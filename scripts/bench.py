@@ -4,13 +4,16 @@
 Usage (through the shell wrapper, which sets up the pinned venv):
     scripts/bench [--runs 3] [--json] [--model Models/qwen2.5-coder-0.5b-instruct]
                   [--scratch-path .build] [--no-build] [--max-tokens 64] [--threads 2]
-                  [--positions 128,1024,4096] [--position-steps 16]
+                  [--positions 128,1024,4096] [--position-steps 16] [--no-int8]
     LLAMA_CPP_BIN=/path/to/llama-bench scripts/bench     # adds llama.cpp on the GGUF
 
 What runs, in interleaved rounds (after one untimed warm-up round that also fills the page cache):
   ours   `qwen-run --model DIR --onnx model_q4f16.onnx --prompt TEXT --greedy --max-tokens 64 --json`
          (release build with -Xswiftc -target-cpu -Xswiftc native); its own stats: load_s, prefill and
-         decode tok/s, peak RSS.
+         decode tok/s, peak RSS. The packed-weight cache (~/.cache/qwen-swift) is warm in the rounds
+         (the warm-up writes it); one extra run before them with an empty cache directory gives the
+         first-ever load time, printed in the notes.
+  ours-int8  the same with `--int8 always` (int8 activations in every MatMulNBits; --no-int8 skips it).
   ORT    onnxruntime 1.31.1 (pinned), CPU EP, intra_op_num_threads 2, ORT_ENABLE_ALL, a Python greedy
          loop over the same onnx/model_q4f16.onnx and the same prompt ids, in its own process (imports
          only numpy + onnxruntime).
@@ -190,10 +193,14 @@ def ort_worker(spec_path: str) -> int:
 # ---------------------------------------------------------------------------------------------
 # The systems
 
-def run_ours(binary: Path, model_dir: Path, onnx_name: str, max_tokens: int) -> dict:
+def run_ours(binary: Path, model_dir: Path, onnx_name: str, max_tokens: int, int8: str = "accuracyLevel4",
+             cache_dir: str | None = None) -> dict:
     cmd = [str(binary), "--model", str(model_dir), "--onnx", onnx_name, "--prompt", PROMPT,
-           "--greedy", "--max-tokens", str(max_tokens), "--json"]
-    code, out, err, wall, rss = run_measured(cmd)
+           "--greedy", "--max-tokens", str(max_tokens), "--json", "--int8", int8]
+    env = None
+    if cache_dir is not None:
+        env = dict(os.environ, QWEN_CACHE_DIR=cache_dir)
+    code, out, err, wall, rss = run_measured(cmd, env=env)
     if code != 0:
         raise SystemExit(f"qwen-run failed ({code}):\n{err}")
     r = json.loads(out)
@@ -294,6 +301,8 @@ def main() -> int:
     ap.add_argument("--positions", default="128,1024,4096",
                     help="context lengths for the decode-vs-context table ('' to skip)")
     ap.add_argument("--position-steps", type=int, default=16, help="timed decode steps per context length")
+    ap.add_argument("--no-int8", action="store_true",
+                    help="skip the qwen-run row with int8 activations (--int8 always; accuracy: scripts/int8_accuracy.py)")
     args = ap.parse_args()
 
     model_dir = args.model.resolve()
@@ -332,14 +341,20 @@ def main() -> int:
     if llama_bin:
         gguf = llama_gguf(llama_bin, gguf, explicit="LLAMA_CPP_GGUF" in os.environ)
 
-    systems = ["ours", "ort"] + (["llama.cpp"] if llama_bin else [])
+    # The first load of a model packs its weights and writes the packed-weight cache; later loads
+    # map it. Measured once with an empty cache directory, then every round runs with the cache warm.
+    with tempfile.TemporaryDirectory(prefix="bench-cache-") as cold:
+        first = run_ours(binary, model_dir, args.onnx, 1, cache_dir=cold)
+    log(f"first load with an empty packed-weight cache: {first['load_s']:.3f} s (packs the weights and writes the cache)")
+
+    systems = ["ours"] + ([] if args.no_int8 else ["ours-int8"]) + ["ort"] + (["llama.cpp"] if llama_bin else [])
     runs: dict[str, list[dict]] = {s: [] for s in systems}
     for round_ in range(args.warmup + args.runs):
         timed = round_ >= args.warmup
         order = systems[round_ % len(systems):] + systems[:round_ % len(systems)]  # rotate who goes first
         for s in order:
-            if s == "ours":
-                r = run_ours(binary, model_dir, args.onnx, args.max_tokens)
+            if s in ("ours", "ours-int8"):
+                r = run_ours(binary, model_dir, args.onnx, args.max_tokens, int8="always" if s == "ours-int8" else "accuracyLevel4")
                 if r["prompt_ids"] != prompt_ids:
                     raise SystemExit(f"qwen-run's prompt ids differ from HF's:\n ours {r['prompt_ids']}\n HF   {prompt_ids}")
             elif s == "ort":
@@ -369,12 +384,17 @@ def main() -> int:
     lines = []
     header = f"| system | {' | '.join(label for _, label, _ in METRICS)} | generated |"
     lines += [header, "|" + "---|" * (len(METRICS) + 2)]
-    names = {"ours": f"qwen-run ({args.onnx})", "ort": f"ONNX Runtime {ORT_VERSION} ({args.onnx}, ENABLE_ALL, {args.threads} thr)",
+    names = {"ours": f"qwen-run ({args.onnx})", "ours-int8": f"qwen-run --int8 always ({args.onnx}, int8 activations)",
+             "ort": f"ONNX Runtime {ORT_VERSION} ({args.onnx}, ENABLE_ALL, {args.threads} thr)",
              "llama.cpp": f"llama.cpp ({gguf.name}, {args.threads} thr)"}
     for s in systems:
         gen_count = len(runs[s][-1]["generated_ids"]) if "generated_ids" in runs[s][-1] else args.max_tokens
         lines.append(f"| {names[s]} | " + " | ".join(fmt(summary[s][k], f) for k, _, f in METRICS) + f" | {gen_count} |")
     lines.append("| **ours / ORT** | " + " | ".join(fmt(ratios[k], "{:.2f}×") for k, _, _ in METRICS) + " | |")
+    if "ours-int8" in systems:
+        ir = {k: (summary["ours-int8"][k] / summary["ort"][k]) if summary["ours-int8"][k] is not None and summary["ort"][k] else None
+              for k, _, _ in METRICS}
+        lines.append("| **ours int8 / ORT** | " + " | ".join(fmt(ir[k], "{:.2f}×") for k, _, _ in METRICS) + " | |")
     if "llama.cpp" in systems:
         lr = {k: (summary["ours"][k] / summary["llama.cpp"][k]) if summary["ours"][k] is not None and summary["llama.cpp"][k] else None
               for k, _, _ in METRICS}
@@ -386,6 +406,8 @@ def main() -> int:
     notes = ([bandwidth] if bandwidth else []) + [f"prompt {len(prompt_ids)} tokens (chat template; ids identical for qwen-run and HF), "
              f"greedy, up to {args.max_tokens} new tokens; medians of {args.runs} interleaved rounds",
              f"generated ids, ours vs ORT ENABLE_ALL: {'identical' if ours_ids == ort_ids else f'first difference at step {agree}'}",
+             f"load: with the packed-weight cache warm (the warm-up writes it); first load with an empty cache "
+             f"{first['load_s']:.3f} s (packs 278 MB of weights and writes the cache)",
              f"machine: {platform.machine()}, {os.cpu_count()} CPUs; higher is better for tok/s, lower for load and RSS",
              f"CPU used by other processes during the runs: {min(others):.0%}–{max(others):.0%} of the machine"
              + ("  ** BUSY MACHINE: not comparable with a quiet run (ONNX Runtime's spinning threads suffer most) **"
@@ -416,11 +438,17 @@ def main() -> int:
         notes.append(f"context table: one single-token step after N cached positions (zeros; no prefill), "
                      f"{args.position_steps} timed steps after one untimed, one run each; "
                      f"other processes {min(context_others):.0%}–{max(context_others):.0%} CPU")
+    if "ours-int8" in systems:
+        i8 = runs["ours-int8"][-1]["generated_ids"]
+        d8 = next((i for i, (a, b) in enumerate(zip(i8, ort_ids)) if a != b), min(len(i8), len(ort_ids)))
+        notes.append(f"generated ids, ours int8 vs ORT ENABLE_ALL: {'identical' if i8 == ort_ids else f'first difference at step {d8}'}"
+                     " (int8 activations change the numerics; teacher-forced accuracy: scripts/int8_accuracy.py)")
     table = "\n".join(lines + [""] + notes)
 
     if args.json:
         print(table, file=sys.stderr)
         print(json.dumps({"prompt_tokens": len(prompt_ids), "max_tokens": args.max_tokens, "runs": args.runs,
+                          "first_load_s_empty_cache": first["load_s"],
                           "threads": args.threads, "onnx": args.onnx, "summary": summary, "ratios_ours_over_ort": ratios,
                           "other_processes_cpu_fraction": {s: [r["others_cpu"] for r in runs[s]] for s in systems},
                           "decode_tokens_per_s_at_context": context,

@@ -15,12 +15,20 @@ let qwenMatMulShapes: [(model: String, k: Int, n: Int)] = [
 
 /// How the quantized weights and activations are typed: the q4f16 export (float16 A, float16
 /// scales) or the q4 export (float32 A, float32 scales). Both: 4 bits, block 32, no zero points.
+/// `q4f16-int8`: the q4f16 node with `accuracy_level = 4`, so int8-quantized activations.
 enum QuantizedVariant: String, CaseIterable {
     case q4f16, q4
+    case q4f16Int8 = "q4f16-int8"
 
-    var activationType: DataType { self == .q4f16 ? .float16 : .float }
-    var elementBytes: Int { self == .q4f16 ? 2 : 4 }
-    var label: String { self == .q4f16 ? "q4f16 (fp16 scales, fp16 A)" : "q4 (fp32 scales, fp32 A)" }
+    var activationType: DataType { self == .q4 ? .float : .float16 }
+    var elementBytes: Int { self == .q4 ? 4 : 2 }
+    var label: String {
+        switch self {
+        case .q4f16: "q4f16 (fp16 scales, fp16 A)"
+        case .q4: "q4 (fp32 scales, fp32 A)"
+        case .q4f16Int8: "q4f16, accuracy_level 4 (int8 A)"
+        }
+    }
 }
 
 /// A `com.microsoft.MatMulNBits` node (bits 4, block 32, symmetric) with random weights as
@@ -37,6 +45,7 @@ func matMulNBitsGraph(m: Int, k: Int, n: Int, variant: QuantizedVariant, seed: U
         attributes: [
             "K": intAttribute("K", k), "N": intAttribute("N", n),
             "bits": intAttribute("bits", 4), "block_size": intAttribute("block_size", blockSize),
+            "accuracy_level": intAttribute("accuracy_level", variant == .q4f16Int8 ? 4 : 0),
         ])
     return try planGraph(nodes: [node], inputs: ["A": a], constants: ["B": weights, "scales": scales], outputs: ["Y"])
 }

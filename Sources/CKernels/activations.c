@@ -46,6 +46,16 @@ void qk_sigmoid(const float *x, float *y, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] = sigmoid_scalar(x[i]);
 }
 
+void qk_silu_mul(const float *x, const float *u, float *y, size_t n) {
+    float s[256];
+    for (size_t i = 0; i < n; i += 256) {
+        const size_t c = n - i < 256 ? n - i : 256;
+        qk_sigmoid(x + i, s, c);
+        // (x · σ(x)) · u: the exports' two products, in their order.
+        for (size_t j = 0; j < c; j++) y[i + j] = (x[i + j] * s[j]) * u[i + j];
+    }
+}
+
 // MARK: float16 rounding
 
 #if defined(__x86_64__) || defined(_M_X64)

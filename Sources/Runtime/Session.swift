@@ -21,8 +21,9 @@ public struct SessionOptions: Sendable {
     /// the LM head's input (see `LastPositionLogits`). For generation; nil keeps the graph's shape.
     public var lastPositionOnlyOutput: String?
     /// Replace the exports' op-by-op attention with one fused op (`AttentionFusion`), and their
-    /// three-copy float16 cache Concat with one `AppendKV` (`CacheAppend`), and (with constant
-    /// folding) their op-by-op RMSNorm with one `RMSNorm` (`RMSNormFusion`). Results unchanged.
+    /// three-copy float16 cache Concat with one `AppendKV` (`CacheAppend`), their SiLU-gated MLP
+    /// product with one `SiLUMul` (`SiLUMulFusion`), and (with constant folding) their op-by-op
+    /// RMSNorm with one `RMSNorm` (`RMSNormFusion`). Results unchanged.
     public var fuseAttention = true
     /// Repack constant 4-bit weights at load into the layout the decode GEMV streams through
     /// (`PackedQ4Matrix`: one sequential read, no shuffles). Results unchanged; costs a copy of
@@ -92,6 +93,9 @@ public final class Session: @unchecked Sendable {
         }
         if options.float16Numerics == .onnxRuntime {
             Float16Precision.run(&graph)
+        }
+        if options.fuseAttention {
+            SiLUMulFusion.run(&graph)
         }
         if options.constantFolding {
             try ConstantFolding.run(&graph)

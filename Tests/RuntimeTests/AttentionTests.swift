@@ -176,6 +176,38 @@ import Testing
         #expect(actual["shape"]!.int64s() == reference["shape"]!.int64s())
     }
 
+    /// The MLP gate, op by op (`Mul(Mul(X, Sigmoid(X)), U)`, both operand orders), against the
+    /// fused SiLUMul: bit-identical, threaded over a large tensor, broadcasting when shapes differ;
+    /// not fused when an intermediate is read elsewhere.
+    @Test(arguments: [([1, 128, 4864], [1, 128, 4864], false), ([1, 1, 200], [1, 1, 200], true), ([2, 3, 8], [8], false)])
+    func siluMulFusionIsBitIdentical(_ c: (x: [Int], u: [Int], swapped: Bool)) throws {
+        var rng = SeededGenerator(seed: UInt64(c.x.reduce(1, *)))
+        let x = Tensor((0..<c.x.reduce(1, *)).map { _ in Float.random(in: -12...12, using: &rng) }, shape: c.x)
+        let u = Tensor((0..<c.u.reduce(1, *)).map { _ in Float.random(in: -3...3, using: &rng) }, shape: c.u)
+        func graph(extraOutput: Bool) throws -> Graph {
+            let nodes = [
+                Node(name: "sig", opType: "Sigmoid", inputs: ["x"], outputs: ["s"]),
+                Node(name: "silu", opType: "Mul", inputs: c.swapped ? ["s", "x"] : ["x", "s"], outputs: ["m"]),
+                Node(name: "gate", opType: "Mul", inputs: c.swapped ? ["u", "m"] : ["m", "u"], outputs: ["y"]),
+            ]
+            return try Graph(nodes: nodes, constants: [:],
+                             inputs: [ValueSpec(name: "x", elementType: .float, shape: nil), ValueSpec(name: "u", elementType: .float, shape: nil)],
+                             outputs: [ValueSpec(name: "y", elementType: .float, shape: nil)]
+                                 + (extraOutput ? [ValueSpec(name: "m", elementType: .float, shape: nil)] : []),
+                             opsets: ["": 18])
+        }
+        var plain = SessionOptions()
+        plain.fuseAttention = false
+        let expected = try Session(graph: graph(extraOutput: false), options: plain).run(["x": x, "u": u])["y"]!
+        let session = try Session(graph: graph(extraOutput: false))
+        #expect(session.graph.nodes.map(\.opType) == ["SiLUMul"])
+        let actual = try session.run(["x": x, "u": u])["y"]!
+        #expect(actual.shape == expected.shape)
+        #expect(actual.floats() == expected.floats())
+        // The product x·σ(x) is a graph output: nothing to fuse.
+        #expect(try Session(graph: graph(extraOutput: true)).graph.nodes.map(\.opType) == ["Sigmoid", "Mul", "Mul"])
+    }
+
     /// The exports' RMSNorm, op by op, against the fused RMSNorm: bit-identical.
     @Test(arguments: [(1, 896), (5, 64), (3, 7)])
     func rmsNormFusionIsBitIdentical(_ shape: (rows: Int, width: Int)) throws {

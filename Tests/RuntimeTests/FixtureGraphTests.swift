@@ -69,6 +69,8 @@ import Testing
         #expect(session.graph.nodes.filter { $0.opType == "FusedAttention" }.count == pastNames.count / 2, "\(v): attention not fused")
         // Two RMSNorms per layer and the final one are fused too (RMSNormFusion).
         #expect(session.graph.nodes.filter { $0.opType == "RMSNorm" }.count == pastNames.count + 1, "\(v): RMSNorm not fused")
+        // One MLP gate per layer (two past values per layer).
+        #expect(session.graph.nodes.filter { $0.opType == "SiLUMul" }.count == pastNames.count / 2, "\(v): SiLU·mul not fused")
         if v.name.hasSuffix("q4f16") {
             // …and the float16 cache grows through AppendKV (CacheAppend), one per key and value.
             #expect(session.graph.nodes.filter { $0.opType == "AppendKV" }.count == pastNames.count, "\(v): cache Concats not replaced")

@@ -94,6 +94,10 @@ void qk_attention_row(const float *q, const void *k, int k_half, const void *v, 
 /// y[i] = 1 / (1 + e^-x[i]), vectorised (AVX2) with a polynomial exp; within 4 ulp of expf.
 void qk_sigmoid(const float *x, float *y, size_t n);
 
+/// y[i] = (x[i] · sigmoid(x[i])) · u[i]: SiLU(x) · u with `qk_sigmoid` and the two float32
+/// products in that order (the Qwen2/Llama MLP gate); y may alias neither x nor u.
+void qk_silu_mul(const float *x, const float *u, float *y, size_t n);
+
 /// y[i] = x[i] rounded to float16 (nearest, ties to even) and widened back, with F16C; returns 0
 /// (nothing done) on CPUs without it.
 int qk_round_to_half(const float *x, float *y, size_t n);

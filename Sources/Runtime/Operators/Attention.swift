@@ -141,6 +141,29 @@ func registerAttention(_ add: (String, String, ClosedRange<Int>, @escaping Opera
     }
     add("AppendKV", AttentionFusion.domain, 1...Int.max) { _ in AppendKVOperator() }
     add("RMSNorm", AttentionFusion.domain, 1...Int.max) { _ in RMSNormOperator() }
+    add("SiLUMul", AttentionFusion.domain, 1...Int.max) { _ in SiLUMulOperator() }
+}
+
+/// `qwen.swift` SiLUMul(X, U) = `Mul(Mul(X, Sigmoid(X)), U)` in float32 (see `SiLUMulFusion`):
+/// the same sigmoid and the same two products per element, in one threaded pass instead of three
+/// single-threaded ones with two intermediate tensors. Operands of different shapes broadcast
+/// through the op-by-op form.
+struct SiLUMulOperator: Operator {
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+        let x = try inputs.required(0), u = try inputs.required(1)
+        guard x.dtype == .float, u.dtype == .float else { throw OpError("SiLUMul takes float32 X and U, got \(x.dtype), \(u.dtype)") }
+        guard x.shape == u.shape else {
+            let s = Tensor(dtype: .float, shape: x.shape)
+            qk_sigmoid(x.pointer(as: Float.self), s.pointer(as: Float.self), x.count)
+            return [try binaryArithmetic(MulKind.self, try binaryArithmetic(MulKind.self, x, s), u)]
+        }
+        let out = Tensor(dtype: .float, shape: x.shape)
+        let px = x.pointer(as: Float.self), pu = u.pointer(as: Float.self), po = out.pointer(as: Float.self)
+        parallelFor(x.count, minChunk: 1 << 15, granularity: 256) { r in
+            qk_silu_mul(px + r.lowerBound, pu + r.lowerBound, po + r.lowerBound, r.count)
+        }
+        return [out]
+    }
 }
 
 /// `qwen.swift` AppendKV(past, new) → present: `Concat([past, new], axis 2)` in float32 with
