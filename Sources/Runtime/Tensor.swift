@@ -50,11 +50,11 @@ public final class TensorStorage: @unchecked Sendable {
 /// every step, and a fresh multi-megabyte allocation costs a page fault per 4 KB (the allocator
 /// returns large blocks to the kernel on free). Buffers of at least `minimumBytes` are rounded up
 /// to whole pages, kept per size up to `capacityBytes` in all, and handed out again for the same
-/// rounded size, so decode steps after the first allocate nothing from the system.
+/// rounded size, so a step allocates its large buffers from the system only the first time.
 final class BufferPool: @unchecked Sendable {
     static let shared = BufferPool()
     static let minimumBytes = 64 << 10
-    static let capacityBytes = 256 << 20
+    static let capacityBytes = 64 << 20
 
     private var free: [Int: [UnsafeMutableRawPointer]] = [:]
     private var heldBytes = 0
