@@ -46,6 +46,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -192,6 +193,63 @@ def ort_worker(spec_path: str) -> int:
 
 # ---------------------------------------------------------------------------------------------
 # The systems
+
+# A machine check: float32 FMA throughput of one and of two threads (12 independent AVX2 FMA
+# chains each, ~0.5 s). On a VM whose vCPUs share physical cores with other tenants, two threads
+# can get one core's worth or less for minutes at a time; this shows it next to the figures.
+FMA_PROBE = r"""
+#include <immintrin.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <time.h>
+static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
+static float sink[2];
+#define F(x) x = _mm256_fmadd_ps(x, m, c)
+static void *spin(void *arg) {
+    long id = (long)arg;
+    __m256 m = _mm256_set1_ps(0.9999f), c = _mm256_set1_ps(1e-4f);
+    __m256 a0 = _mm256_set1_ps(id), a1 = _mm256_set1_ps(id + 1), a2 = _mm256_set1_ps(id + 2), a3 = _mm256_set1_ps(id + 3);
+    __m256 a4 = _mm256_set1_ps(id + 4), a5 = _mm256_set1_ps(id + 5), a6 = _mm256_set1_ps(id + 6), a7 = _mm256_set1_ps(id + 7);
+    __m256 a8 = _mm256_set1_ps(id + 8), a9 = _mm256_set1_ps(id + 9), a10 = _mm256_set1_ps(id + 10), a11 = _mm256_set1_ps(id + 11);
+    for (long i = 0; i < 20000000; i++) { F(a0); F(a1); F(a2); F(a3); F(a4); F(a5); F(a6); F(a7); F(a8); F(a9); F(a10); F(a11); }
+    __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)), _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));
+    s = _mm256_add_ps(s, _mm256_add_ps(_mm256_add_ps(a8, a9), _mm256_add_ps(a10, a11)));
+    float o[8]; _mm256_storeu_ps(o, s); sink[id] = o[0];
+    return 0;
+}
+int main(void) {
+    double flops = 20000000.0 * 12 * 16, t = now();
+    spin((void *)0);
+    double one = flops / (now() - t) / 1e9;
+    pthread_t th; t = now();
+    pthread_create(&th, 0, spin, (void *)1); spin((void *)0); pthread_join(th, 0);
+    printf("%.1f %.1f %g\n", one, 2 * flops / (now() - t) / 1e9, sink[0] + sink[1]);
+    return 0;
+}
+"""
+
+
+def fma_probe(workdir: Path) -> tuple[float, float] | None:
+    """(GFLOP/s of one thread, of two threads), or None without a C compiler or AVX2."""
+    exe = workdir / "fma-probe"
+    if not exe.exists():
+        src = workdir / "fma-probe.c"
+        src.write_text(FMA_PROBE)
+        for cc in ("clang", "cc", "gcc"):
+            try:
+                if subprocess.run([cc, "-O2", "-mavx2", "-mfma", str(src), "-o", str(exe), "-lpthread"],
+                                  capture_output=True).returncode == 0:
+                    break
+            except FileNotFoundError:
+                continue
+        else:
+            return None
+    try:
+        out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split()
+        return float(out[0]), float(out[1])
+    except (subprocess.CalledProcessError, OSError, ValueError, IndexError):
+        return None
+
 
 def run_ours(binary: Path, model_dir: Path, onnx_name: str, max_tokens: int, int8: str = "accuracyLevel4",
              cache_dir: str | None = None) -> dict:
@@ -341,6 +399,11 @@ def main() -> int:
     if llama_bin:
         gguf = llama_gguf(llama_bin, gguf, explicit="LLAMA_CPP_GGUF" in os.environ)
 
+    probe_dir = Path(tempfile.mkdtemp(prefix="bench-probe-"))
+    probes = [fma_probe(probe_dir)]
+    if probes[0]:
+        log(f"machine check: float32 FMA {probes[0][0]:.0f} GFLOP/s on one thread, {probes[0][1]:.0f} on two")
+
     # The first load of a model packs its weights and writes the packed-weight cache; later loads
     # map it. Measured once with an empty cache directory, then every round runs with the cache warm.
     with tempfile.TemporaryDirectory(prefix="bench-cache-") as cold:
@@ -369,6 +432,8 @@ def main() -> int:
                 runs[s].append(r)
     spec_file.unlink(missing_ok=True)
 
+    probes.append(fma_probe(probe_dir))
+    shutil.rmtree(probe_dir, ignore_errors=True)
     summary = {s: {k: median(runs[s], k) for k, _, _ in METRICS} for s in systems}
     others = [r["others_cpu"] for s in systems for r in runs[s]]
     ours_ids, ort_ids = runs["ours"][-1]["generated_ids"], runs["ort"][-1]["generated_ids"]
@@ -409,6 +474,10 @@ def main() -> int:
              f"load: with the packed-weight cache warm (the warm-up writes it); first load with an empty cache "
              f"{first['load_s']:.3f} s (packs 278 MB of weights and writes the cache)",
              f"machine: {platform.machine()}, {os.cpu_count()} CPUs; higher is better for tok/s, lower for load and RSS",
+             ("machine check (float32 FMA GFLOP/s, one thread / two threads), before and after the rounds: "
+              + ", ".join(f"{p[0]:.0f} / {p[1]:.0f}" if p else "-" for p in probes)
+              + ("  ** two threads got less than 1.6x one thread: cores shared with other tenants, figures not"
+                 " comparable with a quiet run **" if any(p and p[1] < 1.6 * p[0] for p in probes) else "")),
              f"CPU used by other processes during the runs: {min(others):.0%}–{max(others):.0%} of the machine"
              + ("  ** BUSY MACHINE: not comparable with a quiet run (ONNX Runtime's spinning threads suffer most) **"
                 if max(others) > 0.10 else "")]
@@ -449,6 +518,7 @@ def main() -> int:
         print(table, file=sys.stderr)
         print(json.dumps({"prompt_tokens": len(prompt_ids), "max_tokens": args.max_tokens, "runs": args.runs,
                           "first_load_s_empty_cache": first["load_s"],
+                          "fma_gflops_one_two_threads_before_after": probes,
                           "threads": args.threads, "onnx": args.onnx, "summary": summary, "ratios_ours_over_ort": ratios,
                           "other_processes_cpu_fraction": {s: [r["others_cpu"] for r in runs[s]] for s in systems},
                           "decode_tokens_per_s_at_context": context,
