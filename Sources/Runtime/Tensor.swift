@@ -19,18 +19,14 @@ public final class TensorStorage: @unchecked Sendable {
     /// The mapping (or other object) that owns borrowed memory; nil when this storage owns it.
     public let owner: AnyObject?
 
-    /// Fresh, uninitialised, 64-byte aligned memory (large buffers recycled through `BufferPool`).
+    /// Fresh, uninitialised, 64-byte aligned memory.
     public init(byteCount: Int) {
         self.byteCount = byteCount
-        if let recycled = BufferPool.shared.take(byteCount) {
-            data = recycled
-        } else {
-            var p: UnsafeMutableRawPointer?
-            // posix_memalign with size 0 may return nil; always ask for at least one cache line.
-            let rc = posix_memalign(&p, 64, max(BufferPool.roundedSize(byteCount), 64))
-            precondition(rc == 0 && p != nil, "out of memory allocating \(byteCount) bytes")
-            data = p!
-        }
+        var p: UnsafeMutableRawPointer?
+        // posix_memalign with size 0 may return nil; always ask for at least one cache line.
+        let rc = posix_memalign(&p, 64, max(byteCount, 64))
+        precondition(rc == 0 && p != nil, "out of memory allocating \(byteCount) bytes")
+        data = p!
         owner = nil
     }
 
@@ -42,52 +38,7 @@ public final class TensorStorage: @unchecked Sendable {
     }
 
     deinit {
-        if owner == nil && !BufferPool.shared.give(data, byteCount) { free(data) }
-    }
-}
-
-/// Large tensor buffers kept for reuse instead of freed: a forward pass allocates the same sizes
-/// every step, and a fresh multi-megabyte allocation costs a page fault per 4 KB (the allocator
-/// returns large blocks to the kernel on free). Buffers of at least `minimumBytes` are rounded up
-/// to whole pages, kept per size up to `capacityBytes` in all, and handed out again for the same
-/// rounded size, so a step allocates its large buffers from the system only the first time.
-final class BufferPool: @unchecked Sendable {
-    static let shared = BufferPool()
-    static let minimumBytes = 64 << 10
-    static let capacityBytes = 64 << 20
-
-    private var free: [Int: [UnsafeMutableRawPointer]] = [:]
-    private var heldBytes = 0
-    private var lock = pthread_mutex_t()
-
-    private init() { pthread_mutex_init(&lock, nil) }
-
-    /// The size a buffer of `byteCount` bytes is allocated with.
-    static func roundedSize(_ byteCount: Int) -> Int {
-        byteCount < minimumBytes ? byteCount : (byteCount + 4095) & ~4095
-    }
-
-    func take(_ byteCount: Int) -> UnsafeMutableRawPointer? {
-        guard byteCount >= BufferPool.minimumBytes else { return nil }
-        let size = BufferPool.roundedSize(byteCount)
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
-        guard let p = free[size]?.popLast() else { return nil }
-        heldBytes -= size
-        return p
-    }
-
-    /// Keeps `p` (allocated for `byteCount` bytes) for reuse; false when the pool is full or the
-    /// buffer is small (the caller frees it).
-    func give(_ p: UnsafeMutableRawPointer, _ byteCount: Int) -> Bool {
-        guard byteCount >= BufferPool.minimumBytes else { return false }
-        let size = BufferPool.roundedSize(byteCount)
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
-        guard heldBytes + size <= BufferPool.capacityBytes else { return false }
-        free[size, default: []].append(p)
-        heldBytes += size
-        return true
+        if owner == nil { free(data) }
     }
 }
 
