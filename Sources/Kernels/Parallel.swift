@@ -1,3 +1,4 @@
+import CKernels
 import Dispatch
 #if canImport(Glibc)
 import Glibc
@@ -12,9 +13,27 @@ public let kernelThreadCount: Int = {
     return max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
 }()
 
+/// Whether parallel loops use the kernels' own spinning thread pool (`qk_pool_run`, the default)
+/// or Dispatch (`QWEN_THREAD_POOL=dispatch`).
+let usesSpinningPool: Bool = {
+    if let s = getenv("QWEN_THREAD_POOL"), String(cString: s) == "dispatch" { return false }
+    return true
+}()
+
+/// One parallel loop as the pool's C tasks see it.
+private struct PoolJob {
+    let chunk: Int
+    let count: Int
+    let body: (Range<Int>) -> Void
+}
+
 /// Runs `body(range)` over `0..<count` split into at most `kernelThreadCount` contiguous chunks
-/// of at least `minChunk` items (rounded to multiples of `granularity`). Runs inline when one
-/// chunk suffices.
+/// of at least `minChunk` items (rounded to multiples of `granularity`), or `chunksPerThread`
+/// times as many (for balance when a thread may start late). Runs inline when one chunk
+/// suffices. The chunks run on the calling thread and the kernels' thread pool (workers that
+/// spin briefly between jobs, so the hundreds of short loops of a decode step do not each pay a
+/// thread wake-up); a loop started from inside another, or while another thread's loop holds the
+/// pool, runs through Dispatch instead.
 public func parallelFor(_ count: Int, minChunk: Int = 1, granularity: Int = 1, chunksPerThread: Int = 1,
                         _ body: (Range<Int>) -> Void) {
     if count <= 0 { return }
@@ -28,8 +47,19 @@ public func parallelFor(_ count: Int, minChunk: Int = 1, granularity: Int = 1, c
     let chunk = (perThread + granularity - 1) / granularity * granularity
     let chunks = (count + chunk - 1) / chunk
     withoutActuallyEscaping(body) { body in
-        // concurrentPerform returns only after every iteration has finished, so the non-escaping
-        // body outlives all its uses.
+        // Both ways return only after every chunk has finished, so the non-escaping body
+        // outlives all its uses.
+        if usesSpinningPool {
+            var job = PoolJob(chunk: chunk, count: count, body: body)
+            let ran = withUnsafeMutablePointer(to: &job) { p in
+                qk_pool_run(chunks, Int32(threads), { context, index in
+                    let job = context!.assumingMemoryBound(to: PoolJob.self).pointee
+                    let start = index * job.chunk
+                    job.body(start..<min(start + job.chunk, job.count))
+                }, p)
+            }
+            if ran != 0 { return }
+        }
         nonisolated(unsafe) let body = body
         DispatchQueue.concurrentPerform(iterations: chunks) { c in
             let start = c * chunk

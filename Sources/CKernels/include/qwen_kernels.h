@@ -91,6 +91,16 @@ void qk_softmax_row(float *scores, const float *mask, size_t n, int nan_to_zero)
 void qk_attention_row(const float *q, const void *k, int k_half, const void *v, int v_half, size_t t_count, size_t d_count,
                       float scale, const float *mask, int nan_to_zero, float *scores, float *out);
 
+/// A task of a parallel loop: runs item `index` of the loop described by `ctx`.
+typedef void (*qk_task_fn)(void *ctx, size_t index);
+
+/// Runs fn(ctx, i) for every i < count on the calling thread and the pool's workers (threads - 1
+/// persistent threads, started on first use, spinning ~1 ms after a job before they sleep) and
+/// returns when all have finished. Returns 0 without running anything when it cannot take the
+/// job: threads < 2, a call from inside a task, or another thread's job in progress (the caller
+/// then runs the loop another way).
+int qk_pool_run(size_t count, int threads, qk_task_fn fn, void *ctx);
+
 /// y[i] = 1 / (1 + e^-x[i]), vectorised (AVX2) with a polynomial exp; within 4 ulp of expf.
 void qk_sigmoid(const float *x, float *y, size_t n);
 
