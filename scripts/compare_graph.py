@@ -44,6 +44,18 @@ def feeds_for(session, ids, past=None, start=0):
     return feeds
 
 
+ORT_LEVELS = [("ORT_DISABLE_ALL", ort.GraphOptimizationLevel.ORT_DISABLE_ALL),
+              ("ORT_ENABLE_ALL", ort.GraphOptimizationLevel.ORT_ENABLE_ALL)]
+
+
+def ort_session(model, level):
+    """An ONNX Runtime CPU session on 2 threads at the given graph optimisation level."""
+    so = ort.SessionOptions()
+    so.graph_optimization_level = level
+    so.intra_op_num_threads = 2
+    return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+
+
 def run_ours(qwen_run, model, feeds, workdir):
     args = [qwen_run, "graph", model, "--output-dir", os.path.join(workdir, "out")]
     for name, value in feeds.items():
@@ -87,12 +99,8 @@ def main():
     ids = Tokenizer.from_file(os.path.join(a.model_dir, "tokenizer.json")).encode(PROMPT).ids
 
     results = []
-    for level_name, level in [("ORT_DISABLE_ALL", ort.GraphOptimizationLevel.ORT_DISABLE_ALL),
-                              ("ORT_ENABLE_ALL", ort.GraphOptimizationLevel.ORT_ENABLE_ALL)]:
-        so = ort.SessionOptions()
-        so.graph_optimization_level = level
-        so.intra_op_num_threads = 2
-        sess = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+    for level_name, level in ORT_LEVELS:
+        sess = ort_session(model, level)
         names = [o.name for o in sess.get_outputs()]
         with tempfile.TemporaryDirectory() as tmp:
             f1 = feeds_for(sess, ids)

@@ -22,7 +22,7 @@ import numpy as np
 import onnxruntime as ort
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compare_graph import feeds_for  # noqa: E402
+from compare_graph import ORT_LEVELS, feeds_for, ort_session  # noqa: E402
 
 # Teacher-forced text: a chat turn with code and prose (the kinds of text the coder model sees).
 TEXT = ("<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n"
@@ -77,12 +77,8 @@ def main():
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         ours = {}
-        for level_name, level in [("ORT_DISABLE_ALL", ort.GraphOptimizationLevel.ORT_DISABLE_ALL),
-                                  ("ORT_ENABLE_ALL", ort.GraphOptimizationLevel.ORT_ENABLE_ALL)]:
-            so = ort.SessionOptions()
-            so.graph_optimization_level = level
-            so.intra_op_num_threads = 2
-            sess = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+        for level_name, level in ORT_LEVELS:
+            sess = ort_session(model, level)
             feeds = feeds_for(sess, ids)
             names = [o.name for o in sess.get_outputs()]
             ref = dict(zip(names, sess.run(None, feeds)))["logits"][0]

@@ -4,6 +4,7 @@
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
+#include "q4_shared.h"
 
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,fma,f16c")))
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
@@ -212,21 +213,6 @@ AVX2 static void gemv8_avx2(const uint8_t *data, const uint16_t *sf16, const flo
     }
 }
 
-// Pre-scaled activations and block sums for gemv8_avx2.
-AVX2 static void prepare_activations(const float *a, size_t blocks, float *xs, float *xsum) {
-    const __m256 scale = _mm256_setr_ps(1.0f, 0.0625f, 0.00390625f, 0.000244140625f,
-                                        1.0f, 0.0625f, 0.00390625f, 0.000244140625f);
-    for (size_t b = 0; b < blocks; b++) {
-        __m256 s = _mm256_setzero_ps();
-        for (int j = 0; j < 4; j++) {
-            __m256 v = _mm256_loadu_ps(a + b * 32 + 8 * j);
-            s = _mm256_add_ps(s, v);
-            _mm256_storeu_ps(xs + b * 32 + 8 * j, _mm256_mul_ps(v, scale));
-        }
-        xsum[b] = hsum256(s);
-    }
-}
-
 AVX512 static void dequantize_avx512(const uint8_t *data, const uint16_t *sf16, const float *sf32, const uint8_t *zp,
                                      size_t blocks, size_t r0, size_t r1, float *out, size_t ld) {
     for (size_t r = r0; r < r1; r++) {
@@ -269,7 +255,7 @@ int qk_q4_gemv(const uint8_t *data, const uint16_t *scales_f16, const float *sca
     if (grouped > 0) {
         float *xs = malloc((blocks * 33) * sizeof(float));
         if (xs) {
-            prepare_activations(a, blocks, xs, xs + blocks * 32);
+            q4_prescale_activations(a, blocks, xs, xs + blocks * 32);
             gemv8_avx2(data, scales_f16, scales_f32, zero_points, blocks, xs, xs + blocks * 32, row_begin, row_begin + grouped, y);
             free(xs);
             row_begin += grouped;

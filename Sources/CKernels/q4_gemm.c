@@ -7,10 +7,10 @@
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
+#include <stdlib.h>
 #include <string.h>
-#define AVX2 __attribute__((target("avx2,fma,f16c")))
-
-enum { NR = 16, MR = 6, KC = 256 };
+#include "q4_shared.h"
+#define AVX2 Q4_AVX2
 
 static inline int zero_point(const uint8_t *zp, size_t blocks, size_t row, size_t b) {
     if (!zp) return 8;
@@ -43,68 +43,38 @@ AVX2 static void pack_block8(const uint8_t *data, const uint16_t *sf16, const fl
                                       (int)words[4][j], (int)words[5][j], (int)words[6][j], (int)words[7][j]);
         for (int i = 0; i < 8; i++) {
             __m256 q = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(w, 4 * i), nibble));
-            _mm256_storeu_ps(panel + (size_t)(8 * j + i) * NR + col0, _mm256_fmsub_ps(q, s, o));
+            _mm256_storeu_ps(panel + (size_t)(8 * j + i) * Q4_NR + col0, _mm256_fmsub_ps(q, s, o));
         }
     }
 }
 
-// c[0..mr) x [0..NR) (+)= a[0..mr) x [0..kc) · panel[kc][NR]; `accumulate` adds to c.
-AVX2 static void kernel_6x16(const float *a, size_t lda, const float *panel, size_t kc, float *c, size_t ldc,
-                             size_t mr, size_t nr, int accumulate) {
-    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
-    __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-    const float *a0 = a, *a1 = a + (mr > 1 ? lda : 0), *a2 = a + (mr > 2 ? 2 * lda : 0);
-    const float *a3 = a + (mr > 3 ? 3 * lda : 0), *a4 = a + (mr > 4 ? 4 * lda : 0), *a5 = a + (mr > 5 ? 5 * lda : 0);
-    for (size_t k = 0; k < kc; k++) {
-        __m256 b0 = _mm256_loadu_ps(panel + k * NR), b1 = _mm256_loadu_ps(panel + k * NR + 8);
-        __m256 x;
-        x = _mm256_broadcast_ss(a0 + k); c00 = _mm256_fmadd_ps(x, b0, c00); c01 = _mm256_fmadd_ps(x, b1, c01);
-        x = _mm256_broadcast_ss(a1 + k); c10 = _mm256_fmadd_ps(x, b0, c10); c11 = _mm256_fmadd_ps(x, b1, c11);
-        x = _mm256_broadcast_ss(a2 + k); c20 = _mm256_fmadd_ps(x, b0, c20); c21 = _mm256_fmadd_ps(x, b1, c21);
-        x = _mm256_broadcast_ss(a3 + k); c30 = _mm256_fmadd_ps(x, b0, c30); c31 = _mm256_fmadd_ps(x, b1, c31);
-        x = _mm256_broadcast_ss(a4 + k); c40 = _mm256_fmadd_ps(x, b0, c40); c41 = _mm256_fmadd_ps(x, b1, c41);
-        x = _mm256_broadcast_ss(a5 + k); c50 = _mm256_fmadd_ps(x, b0, c50); c51 = _mm256_fmadd_ps(x, b1, c51);
-    }
-    __m256 acc[MR][2] = { { c00, c01 }, { c10, c11 }, { c20, c21 }, { c30, c31 }, { c40, c41 }, { c50, c51 } };
-    for (size_t i = 0; i < mr; i++) {
-        float *ci = c + i * ldc;
-        if (nr == NR) {
-            if (accumulate) {
-                acc[i][0] = _mm256_add_ps(acc[i][0], _mm256_loadu_ps(ci));
-                acc[i][1] = _mm256_add_ps(acc[i][1], _mm256_loadu_ps(ci + 8));
-            }
-            _mm256_storeu_ps(ci, acc[i][0]);
-            _mm256_storeu_ps(ci + 8, acc[i][1]);
-        } else {
-            float t[NR];
-            _mm256_storeu_ps(t, acc[i][0]);
-            _mm256_storeu_ps(t + 8, acc[i][1]);
-            for (size_t j = 0; j < nr; j++) ci[j] = accumulate ? ci[j] + t[j] : t[j];
-        }
-    }
-}
-
-AVX2 static void gemm_avx2(const uint8_t *data, const uint16_t *sf16, const float *sf32, const uint8_t *zp,
-                           size_t blocks, const float *a, size_t lda, size_t m, size_t n0, size_t n1,
-                           float *c, size_t ldc) {
-    float panel[KC * NR] __attribute__((aligned(64)));
-    const size_t blocks_per_chunk = KC / 32;
-    for (size_t n = n0; n < n1; n += NR) {
-        size_t nr = n1 - n < NR ? n1 - n : NR;
+AVX2 static int gemm_avx2(const uint8_t *data, const uint16_t *sf16, const float *sf32, const uint8_t *zp,
+                          size_t blocks, const float *a, size_t lda, size_t m, size_t n0, size_t n1,
+                          float *c, size_t ldc) {
+    float panel[Q4_KC * Q4_NR] __attribute__((aligned(64)));
+    const size_t strips = (m + Q4_MR - 1) / Q4_MR, kp = blocks * 32;
+    float *ap = aligned_alloc(64, strips * Q4_MR * kp * sizeof(float));
+    if (!ap) return 0;
+    q4_pack_a(a, lda, m, kp, ap);
+    const size_t blocks_per_chunk = Q4_KC / 32;
+    for (size_t n = n0; n < n1; n += Q4_NR) {
+        size_t nr = n1 - n < Q4_NR ? n1 - n : Q4_NR;
         for (size_t b0 = 0; b0 < blocks; b0 += blocks_per_chunk) {
             size_t nb = blocks - b0 < blocks_per_chunk ? blocks - b0 : blocks_per_chunk;
             for (size_t b = 0; b < nb; b++) {
-                float *dst = panel + b * 32 * NR;
+                float *dst = panel + b * 32 * Q4_NR;
                 pack_block8(data, sf16, sf32, zp, blocks, n, nr, b0 + b, dst, 0);
                 pack_block8(data, sf16, sf32, zp, blocks, n + 8, nr > 8 ? nr - 8 : 0, b0 + b, dst, 8);
             }
             size_t kc = nb * 32, k0 = b0 * 32;
-            for (size_t i = 0; i < m; i += MR) {
-                size_t mr = m - i < MR ? m - i : MR;
-                kernel_6x16(a + i * lda + k0, lda, panel, kc, c + i * ldc + n, ldc, mr, nr, b0 > 0);
+            for (size_t s = 0; s < strips; s++) {
+                const size_t i = s * Q4_MR, mr = m - i < Q4_MR ? m - i : Q4_MR;
+                q4_kernel_6x16(ap + s * Q4_MR * kp + k0 * Q4_MR, panel, kc, c + i * ldc + n, ldc, mr, nr, b0 > 0);
             }
         }
     }
+    free(ap);
+    return 1;
 }
 
 static int gemm_isa(void) {
@@ -120,8 +90,8 @@ int qk_q4_gemm(const uint8_t *data, const uint16_t *scales_f16, const float *sca
                const uint8_t *zero_points, size_t blocks, const float *a, size_t lda, size_t m,
                size_t col_begin, size_t col_end, float *c, size_t ldc) {
     if (!gemm_isa()) return 0;
-    gemm_avx2(data, scales_f16, scales_f32, zero_points, blocks, a, lda, m, col_begin, col_end, c, ldc);
-    return 1;
+    if (m == 0 || col_begin >= col_end) return 1;
+    return gemm_avx2(data, scales_f16, scales_f32, zero_points, blocks, a, lda, m, col_begin, col_end, c, ldc);
 }
 
 #else

@@ -16,7 +16,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#define AVX2 __attribute__((target("avx2,fma,f16c")))
+#include "q4_shared.h"
+#define AVX2 Q4_AVX2
 
 static int q4x8_isa(void) {
     static int isa = -1;
@@ -86,6 +87,13 @@ AVX2 static inline __m256 record_scales(const uint8_t *rec, int f32) {
 // Bytes ahead of the record being read that each record's loop asks the memory system for.
 enum { PREFETCH_AHEAD = 1024 };
 
+// Asks for the (144 or 160 byte) record PREFETCH_AHEAD bytes after r.
+static inline void prefetch_record(const uint8_t *r) {
+    _mm_prefetch((const char *)r + PREFETCH_AHEAD, _MM_HINT_T0);
+    _mm_prefetch((const char *)r + PREFETCH_AHEAD + 64, _MM_HINT_T0);
+    _mm_prefetch((const char *)r + PREFETCH_AHEAD + 128, _MM_HINT_T0);
+}
+
 AVX2 static void gemv_groups(const uint8_t *packed, int f32, size_t blocks, const float *xs, const float *xsum,
                              size_t g0, size_t g1, float *y) {
     const size_t rec = record_bytes(f32), sbytes = f32 ? 32 : 16;
@@ -97,9 +105,7 @@ AVX2 static void gemv_groups(const uint8_t *packed, int f32, size_t blocks, cons
         __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
         for (size_t b = 0; b < blocks; b++) {
             const uint8_t *r = p + b * rec;
-            _mm_prefetch((const char *)r + PREFETCH_AHEAD, _MM_HINT_T0);
-            _mm_prefetch((const char *)r + PREFETCH_AHEAD + 64, _MM_HINT_T0);
-            _mm_prefetch((const char *)r + PREFETCH_AHEAD + 128, _MM_HINT_T0);
+            prefetch_record(r);
             const uint8_t *q = r + sbytes;
             const float *xb = xs + b * 32;
             __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
@@ -119,31 +125,13 @@ AVX2 static void gemv_groups(const uint8_t *packed, int f32, size_t blocks, cons
 }
 #undef Q4_STEP
 
-// xs[k] = a[k] * 16^-(k mod 4); xsum[b] = sum of block b of a.
-AVX2 static void prescale(const float *a, size_t blocks, float *xs, float *xsum) {
-    const __m256 scale = _mm256_setr_ps(1.0f, 0.0625f, 0.00390625f, 0.000244140625f,
-                                        1.0f, 0.0625f, 0.00390625f, 0.000244140625f);
-    for (size_t b = 0; b < blocks; b++) {
-        __m256 s = _mm256_setzero_ps();
-        for (int j = 0; j < 4; j++) {
-            __m256 v = _mm256_loadu_ps(a + b * 32 + 8 * j);
-            s = _mm256_add_ps(s, v);
-            _mm256_storeu_ps(xs + b * 32 + 8 * j, _mm256_mul_ps(v, scale));
-        }
-        __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
-        h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-        h = _mm_add_ss(h, _mm_movehdup_ps(h));
-        xsum[b] = _mm_cvtss_f32(h);
-    }
-}
-
 int qk_q4x8_gemv(const uint8_t *packed, int f32_scales, size_t blocks, const float *a,
                  size_t row_begin, size_t row_end, float *y) {
     if (!q4x8_isa() || row_begin % 8 || row_end % 8) return 0;
     float stack[33 * 64];
     float *xs = blocks <= 64 ? stack : malloc(blocks * 33 * sizeof(float));
     if (!xs) return 0;
-    prescale(a, blocks, xs, xs + blocks * 32);
+    q4_prescale_activations(a, blocks, xs, xs + blocks * 32);
     gemv_groups(packed, f32_scales, blocks, xs, xs + blocks * 32, row_begin / 8, row_end / 8, y);
     if (xs != stack) free(xs);
     return 1;
@@ -200,9 +188,7 @@ AVX2 static void gemv_groups_i8(const uint8_t *packed, int f32, size_t blocks, c
         __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
         for (size_t b = 0; b < blocks; b++) {
             const uint8_t *r = p + b * rec;
-            _mm_prefetch((const char *)r + PREFETCH_AHEAD, _MM_HINT_T0);
-            _mm_prefetch((const char *)r + PREFETCH_AHEAD + 64, _MM_HINT_T0);
-            _mm_prefetch((const char *)r + PREFETCH_AHEAD + 128, _MM_HINT_T0);
+            prefetch_record(r);
             const uint8_t *q = r + sbytes;
             const int32_t *x = (const int32_t *)(aq + b * 32);
             __m256i d0 = _mm256_setzero_si256(), d1 = d0;
@@ -247,8 +233,6 @@ int qk_q4x8_gemv_q8(const uint8_t *packed, int f32_scales, size_t blocks, const 
 // (one stream of broadcasts), and a 6×16 register-blocked float32 FMA kernel, as BLAS packs its
 // operands. KC × 16 floats of B (16 KB) stay in L1 while every 6-row strip of A passes.
 
-enum { NR = 16, MR = 6, KC = 256 };
-
 // Block b of one group into panel[k * NR + col0 + r] for the block's 32 k.
 AVX2 static void panel_block(const uint8_t *rec, int f32, float *panel, size_t col0) {
     const __m256 s = record_scales(rec, f32), o = _mm256_mul_ps(s, _mm256_set1_ps(8.0f));
@@ -258,50 +242,7 @@ AVX2 static void panel_block(const uint8_t *rec, int f32, float *panel, size_t c
         __m256i w = _mm256_loadu_si256((const __m256i *)(q + 32 * j));
         for (int i = 0; i < 8; i++) {
             __m256 v = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(w, 4 * i), nibble));
-            _mm256_store_ps(panel + (size_t)(8 * j + i) * NR + col0, _mm256_fmsub_ps(v, s, o));
-        }
-    }
-}
-
-// ap[k * MR + i] = a[i * lda + k] for k < kc, i < mr (rows past mr repeat the last row).
-static void pack_a(const float *a, size_t lda, size_t mr, size_t kc, float *ap) {
-    for (size_t i = 0; i < MR; i++) {
-        const float *src = a + (i < mr ? i : mr - 1) * lda;
-        for (size_t k = 0; k < kc; k++) ap[k * MR + i] = src[k];
-    }
-}
-
-// c[0..mr) x [0..nr) (+)= ap (k-major, MR per k) · panel[kc][NR]; `accumulate` adds to c.
-AVX2 static void kernel_6x16(const float *ap, const float *panel, size_t kc, float *c, size_t ldc,
-                             size_t mr, size_t nr, int accumulate) {
-    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
-    __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-    for (size_t k = 0; k < kc; k++) {
-        const __m256 b0 = _mm256_load_ps(panel + k * NR), b1 = _mm256_load_ps(panel + k * NR + 8);
-        const float *x = ap + k * MR;
-        __m256 v;
-        v = _mm256_broadcast_ss(x + 0); c00 = _mm256_fmadd_ps(v, b0, c00); c01 = _mm256_fmadd_ps(v, b1, c01);
-        v = _mm256_broadcast_ss(x + 1); c10 = _mm256_fmadd_ps(v, b0, c10); c11 = _mm256_fmadd_ps(v, b1, c11);
-        v = _mm256_broadcast_ss(x + 2); c20 = _mm256_fmadd_ps(v, b0, c20); c21 = _mm256_fmadd_ps(v, b1, c21);
-        v = _mm256_broadcast_ss(x + 3); c30 = _mm256_fmadd_ps(v, b0, c30); c31 = _mm256_fmadd_ps(v, b1, c31);
-        v = _mm256_broadcast_ss(x + 4); c40 = _mm256_fmadd_ps(v, b0, c40); c41 = _mm256_fmadd_ps(v, b1, c41);
-        v = _mm256_broadcast_ss(x + 5); c50 = _mm256_fmadd_ps(v, b0, c50); c51 = _mm256_fmadd_ps(v, b1, c51);
-    }
-    __m256 acc[MR][2] = { { c00, c01 }, { c10, c11 }, { c20, c21 }, { c30, c31 }, { c40, c41 }, { c50, c51 } };
-    for (size_t i = 0; i < mr; i++) {
-        float *ci = c + i * ldc;
-        if (nr == NR) {
-            if (accumulate) {
-                acc[i][0] = _mm256_add_ps(acc[i][0], _mm256_loadu_ps(ci));
-                acc[i][1] = _mm256_add_ps(acc[i][1], _mm256_loadu_ps(ci + 8));
-            }
-            _mm256_storeu_ps(ci, acc[i][0]);
-            _mm256_storeu_ps(ci + 8, acc[i][1]);
-        } else {
-            float t[NR];
-            _mm256_storeu_ps(t, acc[i][0]);
-            _mm256_storeu_ps(t + 8, acc[i][1]);
-            for (size_t j = 0; j < nr; j++) ci[j] = accumulate ? ci[j] + t[j] : t[j];
+            _mm256_store_ps(panel + (size_t)(8 * j + i) * Q4_NR + col0, _mm256_fmsub_ps(v, s, o));
         }
     }
 }
@@ -311,28 +252,25 @@ AVX2 static void kernel_6x16(const float *ap, const float *panel, size_t kc, flo
 // and every strip passes over it.
 AVX2 static int gemm_avx2(const uint8_t *packed, int f32, size_t blocks, const float *a, size_t lda, size_t m,
                           size_t n0, size_t n1, float *c, size_t ldc) {
-    float panel[KC * NR] __attribute__((aligned(64)));
-    const size_t strips = (m + MR - 1) / MR, kp = blocks * 32;
-    float *ap = aligned_alloc(64, strips * MR * kp * sizeof(float));
+    float panel[Q4_KC * Q4_NR] __attribute__((aligned(64)));
+    const size_t strips = (m + Q4_MR - 1) / Q4_MR, kp = blocks * 32;
+    float *ap = aligned_alloc(64, strips * Q4_MR * kp * sizeof(float));
     if (!ap) return 0;
-    for (size_t s = 0; s < strips; s++) {
-        const size_t i = s * MR, mr = m - i < MR ? m - i : MR;
-        pack_a(a + i * lda, lda, mr, kp, ap + s * MR * kp);
-    }
-    const size_t rec = record_bytes(f32), blocks_per_chunk = KC / 32;
-    for (size_t n = n0; n < n1; n += NR) {
-        const size_t nr = n1 - n < NR ? n1 - n : NR;
+    q4_pack_a(a, lda, m, kp, ap);
+    const size_t rec = record_bytes(f32), blocks_per_chunk = Q4_KC / 32;
+    for (size_t n = n0; n < n1; n += Q4_NR) {
+        const size_t nr = n1 - n < Q4_NR ? n1 - n : Q4_NR;
         for (size_t b0 = 0; b0 < blocks; b0 += blocks_per_chunk) {
             const size_t nb = blocks - b0 < blocks_per_chunk ? blocks - b0 : blocks_per_chunk;
             const size_t kc = nb * 32, k0 = b0 * 32;
             for (size_t b = 0; b < nb; b++) {
-                float *dst = panel + b * 32 * NR;
+                float *dst = panel + b * 32 * Q4_NR;
                 panel_block(packed + ((n / 8) * blocks + b0 + b) * rec, f32, dst, 0);
                 if (nr > 8) panel_block(packed + ((n / 8 + 1) * blocks + b0 + b) * rec, f32, dst, 8);
             }
             for (size_t s = 0; s < strips; s++) {
-                const size_t i = s * MR, mr = m - i < MR ? m - i : MR;
-                kernel_6x16(ap + s * MR * kp + k0 * MR, panel, kc, c + i * ldc + n, ldc, mr, nr, b0 > 0);
+                const size_t i = s * Q4_MR, mr = m - i < Q4_MR ? m - i : Q4_MR;
+                q4_kernel_6x16(ap + s * Q4_MR * kp + k0 * Q4_MR, panel, kc, c + i * ldc + n, ldc, mr, nr, b0 > 0);
             }
         }
     }

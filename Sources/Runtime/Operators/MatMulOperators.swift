@@ -173,15 +173,19 @@ struct MatMulNBitsOperator: Operator {
         if let packed, packed.data == Int(bitPattern: b.rawPointer), packed.scales == Int(bitPattern: scales.rawPointer) {
             let pw = packed.matrix
             if int8Activations {
-                // Each activation row quantized once, then one int8 GEMV per row over every column
-                // range: the weights are read once per row from cache, with integer products.
+                // Each activation row quantized once, then one int8 GEMV per activation row and tile
+                // of weight rows: the weights come from memory once, with integer products.
                 let rowBytes = pw.int8ActivationBytes
                 let quantized = UnsafeMutableRawPointer.allocate(byteCount: m * rowBytes, alignment: 64)
                 defer { quantized.deallocate() }
                 for row in 0..<m { pw.quantizeInt8(activations + row * kp, into: quantized + row * rowBytes) }
                 let minChunk = m <= 2 ? Swift.max(64, (1 << 18) / Swift.max(k, 1)) : 64
                 parallelFor(n, minChunk: minChunk, granularity: 16, chunksPerThread: m <= 2 ? 1 : 4) { rows in
-                    for row in 0..<m { pw.gemvInt8(quantized + row * rowBytes, rows: rows, into: po + row * n) }
+                    // 256 weight rows (~115 KB at K = 896) stay in L2 while every activation row passes.
+                    for start in stride(from: rows.lowerBound, to: rows.upperBound, by: 256) {
+                        let tile = start..<Swift.min(start + 256, rows.upperBound)
+                        for row in 0..<m { pw.gemvInt8(quantized + row * rowBytes, rows: tile, into: po + row * n) }
+                    }
                 }
             } else if m <= 2 {
                 for row in 0..<m {
@@ -192,9 +196,9 @@ struct MatMulNBitsOperator: Operator {
                 }
             } else {
                 parallelFor(n, minChunk: 64, granularity: 16, chunksPerThread: 4) { columns in
-                    // The packed GEMM fails only without scratch memory; the original layout's needs none.
+                    // The C GEMMs fail only without memory for packing A.
                     if !pw.gemm(activations, rows: m, lda: kp, columns: columns, into: po, ldc: n) {
-                        _ = w.gemm(packed: activations, rows: m, lda: kp, columns: columns, into: po, ldc: n)
+                        MatMulNBitsOperator.dequantizedGEMM(w, activations, m: m, columns: columns, into: po, ldc: n)
                     }
                 }
             }
@@ -210,7 +214,9 @@ struct MatMulNBitsOperator: Operator {
         } else if w.supportsNativeGEMM {
             // Panels of B dequantized into L1 by each thread, multiplied there (qk_q4_gemm).
             parallelFor(n, minChunk: 64, granularity: 16) { columns in
-                _ = w.gemm(packed: activations, rows: m, lda: kp, columns: columns, into: po, ldc: n)
+                if !w.gemm(packed: activations, rows: m, lda: kp, columns: columns, into: po, ldc: n) {
+                    MatMulNBitsOperator.dequantizedGEMM(w, activations, m: m, columns: columns, into: po, ldc: n)
+                }
             }
         } else {
             // Dequantize B a tile of rows at a time (in packed order) and multiply with BLAS.
@@ -266,6 +272,17 @@ func registerMatMul(_ add: (String, String, ClosedRange<Int>, @escaping Operator
 }
 
 extension MatMulNBitsOperator {
+    /// Columns `columns` of `m` activation rows (packed order, `w.paddedK` apart) times B, by
+    /// dequantizing those rows of B and one BLAS GEMM: the way when the C GEMMs cannot run.
+    static func dequantizedGEMM(_ w: BlockQuantizedMatrix, _ a: UnsafePointer<Float>, m: Int, columns: Range<Int>,
+                                into c: UnsafeMutablePointer<Float>, ldc: Int) {
+        let kp = w.paddedK
+        let deq = UnsafeMutablePointer<Float>.allocate(capacity: columns.count * kp)
+        defer { deq.deallocate() }
+        w.dequantize(rows: columns, into: deq, ld: kp)
+        sgemm(transB: true, m: m, n: columns.count, k: kp, a: a, lda: kp, b: deq, ldb: kp, c: c + columns.lowerBound, ldc: ldc)
+    }
+
     /// The node's constant B and scales in the q4x8 layout, when the packed kernels serve them
     /// (4 bits, block 32, no zero points, N a multiple of 8, AVX2) and their shapes are what
     /// `run` accepts (otherwise `run` reports the error). The file pages of the originals are

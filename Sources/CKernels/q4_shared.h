@@ -1,0 +1,85 @@
+#ifndef QWEN_Q4_SHARED_H
+#define QWEN_Q4_SHARED_H
+
+// Pieces the two int4 layouts' kernels share (q4.c / q4_gemm.c for the MatMulNBits layout, q4x8.c
+// for the repacked one): the GEMV's activation pre-scaling and the GEMM's A packing and 6×16
+// micro-kernel. Private to CKernels; x86-64 only (included inside the files' x86 sections).
+
+#include <immintrin.h>
+#include <stddef.h>
+
+#define Q4_AVX2 __attribute__((target("avx2,fma,f16c")))
+
+// xs[k] = a[k] * 16^-(k mod 4) (exact: powers of two); xsum[b] = sum of block b of a. The GEMVs
+// mask nibble i of a 32-bit word in place, leaving q * 16^(i mod 4), and multiply it by xs.
+Q4_AVX2 static inline void q4_prescale_activations(const float *a, size_t blocks, float *xs, float *xsum) {
+    const __m256 scale = _mm256_setr_ps(1.0f, 0.0625f, 0.00390625f, 0.000244140625f,
+                                        1.0f, 0.0625f, 0.00390625f, 0.000244140625f);
+    for (size_t b = 0; b < blocks; b++) {
+        __m256 s = _mm256_setzero_ps();
+        for (int j = 0; j < 4; j++) {
+            __m256 v = _mm256_loadu_ps(a + b * 32 + 8 * j);
+            s = _mm256_add_ps(s, v);
+            _mm256_storeu_ps(xs + b * 32 + 8 * j, _mm256_mul_ps(v, scale));
+        }
+        __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+        h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_add_ss(h, _mm_movehdup_ps(h));
+        xsum[b] = _mm_cvtss_f32(h);
+    }
+}
+
+// The GEMM's register block: 6 rows of A × 16 columns of B, K in chunks of 256 (B's panel of
+// 16 × 256 floats, 16 KB, stays in L1).
+enum { Q4_NR = 16, Q4_MR = 6, Q4_KC = 256 };
+
+// A's m rows (stride lda, kp columns) packed in strips of 6 rows, k-major: strip s holds
+// ap[s * 6 * kp + k * 6 + i] = a[(6s + i) * lda + k] (rows past m repeat the last row; their
+// results are not stored). One stream of broadcasts for the micro-kernel.
+static inline void q4_pack_a(const float *a, size_t lda, size_t m, size_t kp, float *ap) {
+    for (size_t s = 0; s * Q4_MR < m; s++) {
+        float *strip = ap + s * Q4_MR * kp;
+        for (size_t i = 0; i < Q4_MR; i++) {
+            const size_t row = s * Q4_MR + i < m ? s * Q4_MR + i : m - 1;
+            const float *src = a + row * lda;
+            for (size_t k = 0; k < kp; k++) strip[k * Q4_MR + i] = src[k];
+        }
+    }
+}
+
+// c[0..mr) x [0..nr) (+)= strip (k-major, 6 per k) · panel[kc][16]; `accumulate` adds to c.
+Q4_AVX2 static inline void q4_kernel_6x16(const float *ap, const float *panel, size_t kc, float *c, size_t ldc,
+                                          size_t mr, size_t nr, int accumulate) {
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+    __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    for (size_t k = 0; k < kc; k++) {
+        const __m256 b0 = _mm256_load_ps(panel + k * Q4_NR), b1 = _mm256_load_ps(panel + k * Q4_NR + 8);
+        const float *x = ap + k * Q4_MR;
+        __m256 v;
+        v = _mm256_broadcast_ss(x + 0); c00 = _mm256_fmadd_ps(v, b0, c00); c01 = _mm256_fmadd_ps(v, b1, c01);
+        v = _mm256_broadcast_ss(x + 1); c10 = _mm256_fmadd_ps(v, b0, c10); c11 = _mm256_fmadd_ps(v, b1, c11);
+        v = _mm256_broadcast_ss(x + 2); c20 = _mm256_fmadd_ps(v, b0, c20); c21 = _mm256_fmadd_ps(v, b1, c21);
+        v = _mm256_broadcast_ss(x + 3); c30 = _mm256_fmadd_ps(v, b0, c30); c31 = _mm256_fmadd_ps(v, b1, c31);
+        v = _mm256_broadcast_ss(x + 4); c40 = _mm256_fmadd_ps(v, b0, c40); c41 = _mm256_fmadd_ps(v, b1, c41);
+        v = _mm256_broadcast_ss(x + 5); c50 = _mm256_fmadd_ps(v, b0, c50); c51 = _mm256_fmadd_ps(v, b1, c51);
+    }
+    __m256 acc[Q4_MR][2] = { { c00, c01 }, { c10, c11 }, { c20, c21 }, { c30, c31 }, { c40, c41 }, { c50, c51 } };
+    for (size_t i = 0; i < mr; i++) {
+        float *ci = c + i * ldc;
+        if (nr == Q4_NR) {
+            if (accumulate) {
+                acc[i][0] = _mm256_add_ps(acc[i][0], _mm256_loadu_ps(ci));
+                acc[i][1] = _mm256_add_ps(acc[i][1], _mm256_loadu_ps(ci + 8));
+            }
+            _mm256_storeu_ps(ci, acc[i][0]);
+            _mm256_storeu_ps(ci + 8, acc[i][1]);
+        } else {
+            float t[Q4_NR];
+            _mm256_storeu_ps(t, acc[i][0]);
+            _mm256_storeu_ps(t + 8, acc[i][1]);
+            for (size_t j = 0; j < nr; j++) ci[j] = accumulate ? ci[j] + t[j] : t[j];
+        }
+    }
+}
+
+#endif
