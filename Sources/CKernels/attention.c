@@ -61,6 +61,28 @@ AVX2 static void scores_avx2(const float *q, const void *k, int half, size_t t_c
 AVX2 static void weighted_sum_avx2(const float *p, const void *v, int half, size_t t_count, size_t d_count, float *out) {
     for (size_t d0 = 0; d0 < d_count; d0 += 64) {
         size_t width = d_count - d0 < 64 ? d_count - d0 : 64;
+        if (width == 64) {
+            // The common head size, spelled out: eight accumulators in registers (SwiftPM builds
+            // C at -O2, which keeps the general loop's array in memory).
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+            for (size_t t = 0; t < t_count; t++) {
+                const __m256 pt = _mm256_set1_ps(p[t]);
+                const size_t base = t * d_count + d0;
+                a0 = _mm256_fmadd_ps(pt, load8(v, base, half), a0);
+                a1 = _mm256_fmadd_ps(pt, load8(v, base + 8, half), a1);
+                a2 = _mm256_fmadd_ps(pt, load8(v, base + 16, half), a2);
+                a3 = _mm256_fmadd_ps(pt, load8(v, base + 24, half), a3);
+                a4 = _mm256_fmadd_ps(pt, load8(v, base + 32, half), a4);
+                a5 = _mm256_fmadd_ps(pt, load8(v, base + 40, half), a5);
+                a6 = _mm256_fmadd_ps(pt, load8(v, base + 48, half), a6);
+                a7 = _mm256_fmadd_ps(pt, load8(v, base + 56, half), a7);
+            }
+            _mm256_storeu_ps(out + d0, a0); _mm256_storeu_ps(out + d0 + 8, a1);
+            _mm256_storeu_ps(out + d0 + 16, a2); _mm256_storeu_ps(out + d0 + 24, a3);
+            _mm256_storeu_ps(out + d0 + 32, a4); _mm256_storeu_ps(out + d0 + 40, a5);
+            _mm256_storeu_ps(out + d0 + 48, a6); _mm256_storeu_ps(out + d0 + 56, a7);
+            continue;
+        }
         __m256 acc[8];
         for (int j = 0; j < 8; j++) acc[j] = _mm256_setzero_ps();
         for (size_t t = 0; t < t_count; t++) {

@@ -109,6 +109,8 @@ AVX2 static void gemv_groups(const uint8_t *packed, int f32, size_t blocks, cons
             const uint8_t *q = r + sbytes;
             const float *xb = xs + b * 32;
             __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
+            // Unrolled here (SwiftPM builds C at -O2, which leaves these loops rolled).
+#pragma unroll
             for (int j = 0; j < 4; j++) {
                 __m256i lo = _mm256_loadu_si256((const __m256i *)(q + 32 * j)), hi = _mm256_srli_epi32(lo, 16);
                 const float *x = xb + 8 * j;
@@ -192,6 +194,7 @@ AVX2 static void gemv_groups_i8(const uint8_t *packed, int f32, size_t blocks, c
             const uint8_t *q = r + sbytes;
             const int32_t *x = (const int32_t *)(aq + b * 32);
             __m256i d0 = _mm256_setzero_si256(), d1 = d0;
+#pragma unroll
             for (int j = 0; j < 4; j++) {
                 __m256i w = _mm256_loadu_si256((const __m256i *)(q + 32 * j));
                 __m256i lo = _mm256_and_si256(w, nibbles), hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), nibbles);
