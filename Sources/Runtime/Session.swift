@@ -194,10 +194,12 @@ public final class Session: @unchecked Sendable {
             do {
                 results = try step.op.run(args)
                 if Profiler.isEnabled {
+                    // The time first: building a per-shape key takes microseconds of its own.
+                    let elapsed = monotonicSeconds() - started
                     let key = Profiler.byShape
                         ? "\(step.node.opType) \(args.map { $0.map { "\($0.dtype)\($0.shape)" } ?? "-" }.joined(separator: ","))"
                         : step.node.opType
-                    Profiler.shared.record(key, monotonicSeconds() - started)
+                    Profiler.shared.record(key, elapsed)
                 }
             } catch let e as RuntimeError {
                 throw e
