@@ -11,8 +11,9 @@ import Darwin
 ///
 /// The decode GEMV then reads one sequential stream (the MatMulNBits layout is read as 8 row
 /// streams 448+ bytes apart and needs 12 shuffles per block to transpose), and the prefill
-/// GEMM's panel packing needs no gathers. Values and results are the same as with the original
-/// layout: the kernels compute the same products and sums in the same order.
+/// GEMM's panel packing needs no gathers. The kernels compute the same products as those of the
+/// original layout; the GEMM also sums them in the same order (identical results), the GEMV
+/// groups its per-block sums a little differently (float32 rounding differences, ~1e-7 relative).
 ///
 /// Only built for matrices the packed kernels serve: 4 bits, block 32, no zero points (8),
 /// N a multiple of 8, on CPUs with AVX2+FMA+F16C.
