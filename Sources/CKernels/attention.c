@@ -1,4 +1,5 @@
 #include "qwen_kernels.h"
+#include "cpu.h"
 
 #include <math.h>
 
@@ -137,14 +138,6 @@ AVX2 static int softmax_avx2(float *scores, size_t n, int nan_to_zero) {
     return 1;
 }
 
-static int attention_isa(void) {
-    static int isa = -1;
-    if (isa < 0) {
-        __builtin_cpu_init();
-        isa = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-    }
-    return isa;
-}
 #else
 static inline float load_scalar(const void *p, size_t i, int half) {
     if (!half) return ((const float *)p)[i];
@@ -174,7 +167,7 @@ void qk_softmax_row(float *scores, const float *mask, size_t n, int nan_to_zero)
     // As the Softmax op computes it (max-subtracted; a row of -inf gives NaN, which the exports'
     // guard turns into 0). Rows holding a NaN take the scalar path, which propagates it.
 #if defined(__x86_64__) || defined(_M_X64)
-    if (attention_isa() && softmax_avx2(scores, n, nan_to_zero)) return;
+    if (qk_cpu_has_avx2_fma_f16c() && softmax_avx2(scores, n, nan_to_zero)) return;
 #endif
     softmax_scalar(scores, n, nan_to_zero);
 }
@@ -183,7 +176,7 @@ void qk_attention_row(const float *q, const void *k, int k_half, const void *v, 
                       float scale, const float *mask, int nan_to_zero, float *scores, float *out) {
     int vectorized = 0;
 #if defined(__x86_64__) || defined(_M_X64)
-    vectorized = attention_isa() && d_count % 8 == 0 && d_count <= 256;
+    vectorized = qk_cpu_has_avx2_fma_f16c() && d_count % 8 == 0 && d_count <= 256;
     if (vectorized) scores_avx2(q, k, k_half, t_count, d_count, scale, scores);
 #endif
     if (!vectorized)

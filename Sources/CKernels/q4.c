@@ -1,4 +1,5 @@
 #include "qwen_kernels.h"
+#include "cpu.h"
 
 #include <stdlib.h>
 
@@ -15,7 +16,7 @@ int qk_q4_isa(void) {
         __builtin_cpu_init();
         if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
             isa = 2;
-        else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+        else if (qk_cpu_has_avx2_fma_f16c())
             isa = 1;
         else
             isa = 0;
@@ -156,14 +157,8 @@ AVX2 static inline __m256 zero_points8(const uint8_t *zp, size_t blocks, size_t 
 // sum_k q[row, k] * a[k] over block b for the 8 rows whose block starts at p (rows rowBytes apart);
 // xs = the block's 32 pre-scaled activations.
 AVX2 static inline __m256 block_dot8(const uint8_t *p, size_t rowBytes, const float *xs) {
-#define Q4_ROWS(i) _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(p + (i) * rowBytes))), \
-                                           _mm_loadu_si128((const __m128i *)(p + ((i) + 4) * rowBytes)), 1)
-    __m256i a0 = Q4_ROWS(0), a1 = Q4_ROWS(1), a2 = Q4_ROWS(2), a3 = Q4_ROWS(3);
-#undef Q4_ROWS
-    __m256i t0 = _mm256_unpacklo_epi32(a0, a1), t1 = _mm256_unpackhi_epi32(a0, a1);
-    __m256i t2 = _mm256_unpacklo_epi32(a2, a3), t3 = _mm256_unpackhi_epi32(a2, a3);
-    __m256i w[4] = { _mm256_unpacklo_epi64(t0, t2), _mm256_unpackhi_epi64(t0, t2),
-                     _mm256_unpacklo_epi64(t1, t3), _mm256_unpackhi_epi64(t1, t3) };
+    __m256i w[4];
+    q4_transpose_words8(p, rowBytes, w);
     const __m256i m0 = _mm256_set1_epi32(0xF), m1 = _mm256_set1_epi32(0xF0);
     const __m256i m2 = _mm256_set1_epi32(0xF00), m3 = _mm256_set1_epi32(0xF000);
     __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;

@@ -1,4 +1,5 @@
 #include "qwen_kernels.h"
+#include "cpu.h"
 
 // C = A · dequantize(B)ᵀ for 4-bit block-32 MatMulNBits weights, M > 2 (prefill). B is
 // dequantized (with scale and zero point) a panel of 16 columns × KC depth at a time into an L1
@@ -48,50 +49,23 @@ AVX2 static void pack_block8(const uint8_t *data, const uint16_t *sf16, const fl
     }
 }
 
-AVX2 static int gemm_avx2(const uint8_t *data, const uint16_t *sf16, const float *sf32, const uint8_t *zp,
-                          size_t blocks, const float *a, size_t lda, size_t m, size_t n0, size_t n1,
-                          float *c, size_t ldc) {
-    float panel[Q4_KC * Q4_NR] __attribute__((aligned(64)));
-    const size_t strips = (m + Q4_MR - 1) / Q4_MR, kp = blocks * 32;
-    float *ap = aligned_alloc(64, strips * Q4_MR * kp * sizeof(float));
-    if (!ap) return 0;
-    q4_pack_a(a, lda, m, kp, ap);
-    const size_t blocks_per_chunk = Q4_KC / 32;
-    for (size_t n = n0; n < n1; n += Q4_NR) {
-        size_t nr = n1 - n < Q4_NR ? n1 - n : Q4_NR;
-        for (size_t b0 = 0; b0 < blocks; b0 += blocks_per_chunk) {
-            size_t nb = blocks - b0 < blocks_per_chunk ? blocks - b0 : blocks_per_chunk;
-            for (size_t b = 0; b < nb; b++) {
-                float *dst = panel + b * 32 * Q4_NR;
-                pack_block8(data, sf16, sf32, zp, blocks, n, nr, b0 + b, dst, 0);
-                pack_block8(data, sf16, sf32, zp, blocks, n + 8, nr > 8 ? nr - 8 : 0, b0 + b, dst, 8);
-            }
-            size_t kc = nb * 32, k0 = b0 * 32;
-            for (size_t s = 0; s < strips; s++) {
-                const size_t i = s * Q4_MR, mr = m - i < Q4_MR ? m - i : Q4_MR;
-                q4_kernel_6x16(ap + s * Q4_MR * kp + k0 * Q4_MR, panel, kc, c + i * ldc + n, ldc, mr, nr, b0 > 0);
-            }
-        }
-    }
-    free(ap);
-    return 1;
-}
+// The MatMulNBits-layout matrix as `q4_gemm` sees it.
+typedef struct { const uint8_t *data; const uint16_t *sf16; const float *sf32; const uint8_t *zp; size_t blocks; } q4_weights;
 
-static int gemm_isa(void) {
-    static int isa = -1;
-    if (isa < 0) {
-        __builtin_cpu_init();
-        isa = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-    }
-    return isa;
+// Block `block` of the 16 rows of B (columns of C) from n, rows past nr as zeros.
+AVX2 static void q4_fill(const void *weights, size_t n, size_t nr, size_t block, float *panel) {
+    const q4_weights *w = weights;
+    pack_block8(w->data, w->sf16, w->sf32, w->zp, w->blocks, n, nr, block, panel, 0);
+    pack_block8(w->data, w->sf16, w->sf32, w->zp, w->blocks, n + 8, nr > 8 ? nr - 8 : 0, block, panel, 8);
 }
 
 int qk_q4_gemm(const uint8_t *data, const uint16_t *scales_f16, const float *scales_f32,
                const uint8_t *zero_points, size_t blocks, const float *a, size_t lda, size_t m,
                size_t col_begin, size_t col_end, float *c, size_t ldc) {
-    if (!gemm_isa()) return 0;
+    if (!qk_cpu_has_avx2_fma_f16c()) return 0;
     if (m == 0 || col_begin >= col_end) return 1;
-    return gemm_avx2(data, scales_f16, scales_f32, zero_points, blocks, a, lda, m, col_begin, col_end, c, ldc);
+    const q4_weights w = { data, scales_f16, scales_f32, zero_points, blocks };
+    return q4_gemm(q4_fill, &w, blocks, a, lda, m, col_begin, col_end, c, ldc);
 }
 
 #else

@@ -7,6 +7,8 @@
 
 #include <immintrin.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
 
 #define Q4_AVX2 __attribute__((target("avx2,fma,f16c")))
 
@@ -27,6 +29,22 @@ Q4_AVX2 static inline void q4_prescale_activations(const float *a, size_t blocks
         h = _mm_add_ss(h, _mm_movehdup_ps(h));
         xsum[b] = _mm_cvtss_f32(h);
     }
+}
+
+// The 16-byte block at p of 8 rows (row i at p + i * row_bytes) as four vectors, w[j] holding
+// 32-bit word j (weights 8j..8j+7) of rows 0..7 in lanes 0..7: four loads and eight unpacks.
+// The MatMulNBits-layout GEMV does this per block; the q4x8 layout is this done once, at load.
+Q4_AVX2 static inline void q4_transpose_words8(const uint8_t *p, size_t row_bytes, __m256i w[4]) {
+#define Q4_ROWS(i) _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(p + (i) * row_bytes))), \
+                                           _mm_loadu_si128((const __m128i *)(p + ((i) + 4) * row_bytes)), 1)
+    const __m256i a0 = Q4_ROWS(0), a1 = Q4_ROWS(1), a2 = Q4_ROWS(2), a3 = Q4_ROWS(3);
+#undef Q4_ROWS
+    const __m256i t0 = _mm256_unpacklo_epi32(a0, a1), t1 = _mm256_unpackhi_epi32(a0, a1);
+    const __m256i t2 = _mm256_unpacklo_epi32(a2, a3), t3 = _mm256_unpackhi_epi32(a2, a3);
+    w[0] = _mm256_unpacklo_epi64(t0, t2);
+    w[1] = _mm256_unpackhi_epi64(t0, t2);
+    w[2] = _mm256_unpacklo_epi64(t1, t3);
+    w[3] = _mm256_unpackhi_epi64(t1, t3);
 }
 
 // The GEMM's register block: 6 rows of A × 16 columns of B, K in chunks of 256 (B's panel of
@@ -80,6 +98,38 @@ Q4_AVX2 static inline void q4_kernel_6x16(const float *ap, const float *panel, s
             for (size_t j = 0; j < nr; j++) ci[j] = accumulate ? ci[j] + t[j] : t[j];
         }
     }
+}
+
+// Fills panel[k * 16 + j] for the 32 k of K block `block` and the 16 columns of C from `n` (`nr`
+// of them real): the one step in which the two weight layouts' GEMMs differ.
+typedef void (*q4_panel_fill)(const void *weights, size_t n, size_t nr, size_t block, float *panel);
+
+// C[0..m) x [n0, n1) = A · Bᵀ: A's m rows (stride lda, blocks * 32 columns) packed once into
+// strips of 6 rows; then per 16-column panel and 256-deep K chunk, B dequantized into an L1
+// buffer by `fill` and every strip passed over it by the 6×16 kernel, as BLAS packs its
+// operands. Returns 0 (nothing written) without memory for packing A.
+Q4_AVX2 static inline int q4_gemm(q4_panel_fill fill, const void *weights, size_t blocks, const float *a, size_t lda,
+                                  size_t m, size_t n0, size_t n1, float *c, size_t ldc) {
+    float panel[Q4_KC * Q4_NR] __attribute__((aligned(64)));
+    const size_t strips = (m + Q4_MR - 1) / Q4_MR, kp = blocks * 32;
+    float *ap = aligned_alloc(64, strips * Q4_MR * kp * sizeof(float));
+    if (!ap) return 0;
+    q4_pack_a(a, lda, m, kp, ap);
+    const size_t blocks_per_chunk = Q4_KC / 32;
+    for (size_t n = n0; n < n1; n += Q4_NR) {
+        const size_t nr = n1 - n < Q4_NR ? n1 - n : Q4_NR;
+        for (size_t b0 = 0; b0 < blocks; b0 += blocks_per_chunk) {
+            const size_t nb = blocks - b0 < blocks_per_chunk ? blocks - b0 : blocks_per_chunk;
+            const size_t kc = nb * 32, k0 = b0 * 32;
+            for (size_t b = 0; b < nb; b++) fill(weights, n, nr, b0 + b, panel + b * 32 * Q4_NR);
+            for (size_t s = 0; s < strips; s++) {
+                const size_t i = s * Q4_MR, mr = m - i < Q4_MR ? m - i : Q4_MR;
+                q4_kernel_6x16(ap + s * Q4_MR * kp + k0 * Q4_MR, panel, kc, c + i * ldc + n, ldc, mr, nr, b0 > 0);
+            }
+        }
+    }
+    free(ap);
+    return 1;
 }
 
 #endif

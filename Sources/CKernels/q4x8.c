@@ -1,4 +1,5 @@
 #include "qwen_kernels.h"
+#include "cpu.h"
 
 // The "q4x8" layout: symmetric 4-bit block-32 MatMulNBits weights repacked once at load so that
 // the decode GEMV reads one sequential stream and needs no shuffles.
@@ -19,15 +20,6 @@
 #include "q4_shared.h"
 #define AVX2 Q4_AVX2
 
-static int q4x8_isa(void) {
-    static int isa = -1;
-    if (isa < 0) {
-        __builtin_cpu_init();
-        isa = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-    }
-    return isa;
-}
-
 static inline size_t record_bytes(int f32_scales) { return (f32_scales ? 32 : 16) + 128; }
 
 size_t qk_q4x8_size(size_t n, size_t blocks, int f32_scales) {
@@ -47,25 +39,16 @@ AVX2 static void pack_groups(const uint8_t *data, const uint16_t *sf16, const fl
                 if (sf16) memcpy(dst + 2 * r, sf16 + (g * 8 + r) * blocks + b, 2);
                 else memcpy(dst + 4 * r, sf32 + (g * 8 + r) * blocks + b, 4);
             }
-            const uint8_t *p = rows + b * 16;
-#define ROWS(i) _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(p + (i) * row_bytes))), \
-                                        _mm_loadu_si128((const __m128i *)(p + ((i) + 4) * row_bytes)), 1)
-            __m256i a0 = ROWS(0), a1 = ROWS(1), a2 = ROWS(2), a3 = ROWS(3);
-#undef ROWS
-            __m256i t0 = _mm256_unpacklo_epi32(a0, a1), t1 = _mm256_unpackhi_epi32(a0, a1);
-            __m256i t2 = _mm256_unpacklo_epi32(a2, a3), t3 = _mm256_unpackhi_epi32(a2, a3);
-            __m256i *w = (__m256i *)(dst + sbytes);
-            _mm256_storeu_si256(w + 0, _mm256_unpacklo_epi64(t0, t2));
-            _mm256_storeu_si256(w + 1, _mm256_unpackhi_epi64(t0, t2));
-            _mm256_storeu_si256(w + 2, _mm256_unpacklo_epi64(t1, t3));
-            _mm256_storeu_si256(w + 3, _mm256_unpackhi_epi64(t1, t3));
+            __m256i w[4];
+            q4_transpose_words8(rows + b * 16, row_bytes, w);
+            for (int j = 0; j < 4; j++) _mm256_storeu_si256((__m256i *)(dst + sbytes) + j, w[j]);
         }
     }
 }
 
 int qk_q4x8_pack(const uint8_t *data, const uint16_t *scales_f16, const float *scales_f32, size_t blocks,
                  size_t group_begin, size_t group_end, uint8_t *out) {
-    if (!q4x8_isa() || (scales_f16 == NULL) == (scales_f32 == NULL)) return 0;
+    if (!qk_cpu_has_avx2_fma_f16c() || (scales_f16 == NULL) == (scales_f32 == NULL)) return 0;
     pack_groups(data, scales_f16, scales_f32, blocks, group_begin, group_end, out);
     return 1;
 }
@@ -129,7 +112,7 @@ AVX2 static void gemv_groups(const uint8_t *packed, int f32, size_t blocks, cons
 
 int qk_q4x8_gemv(const uint8_t *packed, int f32_scales, size_t blocks, const float *a,
                  size_t row_begin, size_t row_end, float *y) {
-    if (!q4x8_isa() || row_begin % 8 || row_end % 8) return 0;
+    if (!qk_cpu_has_avx2_fma_f16c() || row_begin % 8 || row_end % 8) return 0;
     float stack[33 * 64];
     float *xs = blocks <= 64 ? stack : malloc(blocks * 33 * sizeof(float));
     if (!xs) return 0;
@@ -214,7 +197,7 @@ AVX2 static void gemv_groups_i8(const uint8_t *packed, int f32, size_t blocks, c
 size_t qk_q8_activation_bytes(size_t blocks) { return blocks * (32 + sizeof(float) + sizeof(int32_t)); }
 
 int qk_q8_quantize(const float *a, size_t blocks, void *out) {
-    if (!q4x8_isa()) return 0;
+    if (!qk_cpu_has_avx2_fma_f16c()) return 0;
     int8_t *q = out;
     quantize_activations(a, blocks, q, (float *)(q + blocks * 32), (int32_t *)(q + blocks * 36));
     return 1;
@@ -222,7 +205,7 @@ int qk_q8_quantize(const float *a, size_t blocks, void *out) {
 
 int qk_q4x8_gemv_q8(const uint8_t *packed, int f32_scales, size_t blocks, const void *aq,
                     size_t row_begin, size_t row_end, float *y) {
-    if (!q4x8_isa() || row_begin % 8 || row_end % 8) return 0;
+    if (!qk_cpu_has_avx2_fma_f16c() || row_begin % 8 || row_end % 8) return 0;
     const int8_t *q = aq;
     gemv_groups_i8(packed, f32_scales, blocks, q, (const float *)(q + blocks * 32), (const int32_t *)(q + blocks * 36),
                    row_begin / 8, row_end / 8, y);
@@ -231,10 +214,8 @@ int qk_q4x8_gemv_q8(const uint8_t *packed, int f32_scales, size_t blocks, const 
 
 // --- GEMM -------------------------------------------------------------------------------------
 //
-// C = A · dequantize(B)ᵀ for M > 2 (prefill): B dequantized a panel of 16 columns (two groups)
-// × KC depth at a time into an L1 buffer laid out k-major, A's rows packed 6 at a time k-major
-// (one stream of broadcasts), and a 6×16 register-blocked float32 FMA kernel, as BLAS packs its
-// operands. KC × 16 floats of B (16 KB) stay in L1 while every 6-row strip of A passes.
+// C = A · dequantize(B)ᵀ for M > 2 (prefill) through `q4_gemm` (q4_shared.h): B dequantized a
+// panel of 16 columns (two row groups) × 256 deep at a time into an L1 buffer, k-major.
 
 // Block b of one group into panel[k * NR + col0 + r] for the block's 32 k.
 AVX2 static void panel_block(const uint8_t *rec, int f32, float *panel, size_t col0) {
@@ -250,42 +231,23 @@ AVX2 static void panel_block(const uint8_t *rec, int f32, float *panel, size_t c
     }
 }
 
-// Columns [n0, n1) (multiples of 8). A's m rows are packed once into strips of 6 rows, k-major
-// (strip s at ap + s * MR * kp); then per 16-column panel and K chunk, B is dequantized into L1
-// and every strip passes over it.
-AVX2 static int gemm_avx2(const uint8_t *packed, int f32, size_t blocks, const float *a, size_t lda, size_t m,
-                          size_t n0, size_t n1, float *c, size_t ldc) {
-    float panel[Q4_KC * Q4_NR] __attribute__((aligned(64)));
-    const size_t strips = (m + Q4_MR - 1) / Q4_MR, kp = blocks * 32;
-    float *ap = aligned_alloc(64, strips * Q4_MR * kp * sizeof(float));
-    if (!ap) return 0;
-    q4_pack_a(a, lda, m, kp, ap);
-    const size_t rec = record_bytes(f32), blocks_per_chunk = Q4_KC / 32;
-    for (size_t n = n0; n < n1; n += Q4_NR) {
-        const size_t nr = n1 - n < Q4_NR ? n1 - n : Q4_NR;
-        for (size_t b0 = 0; b0 < blocks; b0 += blocks_per_chunk) {
-            const size_t nb = blocks - b0 < blocks_per_chunk ? blocks - b0 : blocks_per_chunk;
-            const size_t kc = nb * 32, k0 = b0 * 32;
-            for (size_t b = 0; b < nb; b++) {
-                float *dst = panel + b * 32 * Q4_NR;
-                panel_block(packed + ((n / 8) * blocks + b0 + b) * rec, f32, dst, 0);
-                if (nr > 8) panel_block(packed + ((n / 8 + 1) * blocks + b0 + b) * rec, f32, dst, 8);
-            }
-            for (size_t s = 0; s < strips; s++) {
-                const size_t i = s * Q4_MR, mr = m - i < Q4_MR ? m - i : Q4_MR;
-                q4_kernel_6x16(ap + s * Q4_MR * kp + k0 * Q4_MR, panel, kc, c + i * ldc + n, ldc, mr, nr, b0 > 0);
-            }
-        }
-    }
-    free(ap);
-    return 1;
+// The packed matrix as `q4_gemm` sees it.
+typedef struct { const uint8_t *packed; int f32; size_t blocks; } q4x8_weights;
+
+// Block `block` of the (one or two) row groups of C's columns n..n+nr.
+AVX2 static void q4x8_fill(const void *weights, size_t n, size_t nr, size_t block, float *panel) {
+    const q4x8_weights *w = weights;
+    const size_t rec = record_bytes(w->f32);
+    panel_block(w->packed + ((n / 8) * w->blocks + block) * rec, w->f32, panel, 0);
+    if (nr > 8) panel_block(w->packed + ((n / 8 + 1) * w->blocks + block) * rec, w->f32, panel, 8);
 }
 
 int qk_q4x8_gemm(const uint8_t *packed, int f32_scales, size_t blocks, const float *a, size_t lda, size_t m,
                  size_t col_begin, size_t col_end, float *c, size_t ldc) {
-    if (!q4x8_isa() || col_begin % 8 || col_end % 8) return 0;
+    if (!qk_cpu_has_avx2_fma_f16c() || col_begin % 8 || col_end % 8) return 0;
     if (m == 0 || col_begin >= col_end) return 1;
-    return gemm_avx2(packed, f32_scales, blocks, a, lda, m, col_begin, col_end, c, ldc);
+    const q4x8_weights w = { packed, f32_scales, blocks };
+    return q4_gemm(q4x8_fill, &w, blocks, a, lda, m, col_begin, col_end, c, ldc);
 }
 
 #else
