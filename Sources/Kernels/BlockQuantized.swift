@@ -111,9 +111,15 @@ public struct BlockQuantizedMatrix: @unchecked Sendable {
     private func withNativeArguments<R>(_ body: (UnsafePointer<UInt16>?, UnsafePointer<Float>?, UnsafePointer<UInt8>?) -> R) -> R {
         var zp: UnsafePointer<UInt8>?
         if case .packed(let p) = zeroPoints { zp = p }
+        let (half, float) = nativeScales
+        return body(half, float, zp)
+    }
+
+    /// The scales as the C kernels take them: float16 bits or float32, exactly one non-nil.
+    var nativeScales: (half: UnsafePointer<UInt16>?, float: UnsafePointer<Float>?) {
         switch scales {
-        case .half(let p): return body(UnsafeRawPointer(p).assumingMemoryBound(to: UInt16.self), nil, zp)
-        case .float(let p): return body(nil, p, zp)
+        case .half(let p): (UnsafeRawPointer(p).assumingMemoryBound(to: UInt16.self), nil)
+        case .float(let p): (nil, p)
         }
     }
 }

@@ -35,11 +35,7 @@ public final class PackedQ4Matrix: @unchecked Sendable {
         n = matrix.n
         k = matrix.k
         blocksPerRow = matrix.blocksPerRow
-        let s16: UnsafePointer<UInt16>?, s32: UnsafePointer<Float>?
-        switch matrix.scales {
-        case .half(let p): s16 = UnsafeRawPointer(p).assumingMemoryBound(to: UInt16.self); s32 = nil
-        case .float(let p): s16 = nil; s32 = p
-        }
+        let (s16, s32) = matrix.nativeScales
         floatScales = s32 != nil
         // An empty range packs nothing and says whether the packed kernels run on this CPU.
         guard qk_q4x8_pack(matrix.data, s16, s32, blocksPerRow, 0, 0, nil) != 0 else { return nil }
@@ -88,11 +84,7 @@ public final class PackedQ4Matrix: @unchecked Sendable {
     public func samplesMatch(_ matrix: BlockQuantizedMatrix) -> Bool {
         guard matrix.n == n, matrix.k == k, matrix.bits == 4, matrix.blockSize == 32,
               case .none = matrix.zeroPoints else { return false }
-        let s16: UnsafePointer<UInt16>?, s32: UnsafePointer<Float>?
-        switch matrix.scales {
-        case .half(let p): s16 = UnsafeRawPointer(p).assumingMemoryBound(to: UInt16.self); s32 = nil
-        case .float(let p): s16 = nil; s32 = p
-        }
+        let (s16, s32) = matrix.nativeScales
         guard (s32 != nil) == floatScales else { return false }
         let groups = n / 8, groupBytes = byteCount / groups
         var scratch = [UInt8](repeating: 0, count: groupBytes)

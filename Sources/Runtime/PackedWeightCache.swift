@@ -98,7 +98,6 @@ final class PackedWeightCache: @unchecked Sendable {
     /// holds this matrix, else packed now. Nil when the packed kernels do not serve the matrix.
     func packed(_ name: String, _ matrix: BlockQuantizedMatrix) -> PackedQ4Matrix? {
         if let entry = stored[name], entry.n == matrix.n, entry.k == matrix.k, let mapping,
-           entry.floatScales == { if case .float = matrix.scales { return true } else { return false } }(),
            let view = PackedQ4Matrix(stored: UnsafeRawBufferPointer(rebasing: mapping.bytes[entry.offset..<(entry.offset + entry.bytes)]),
                                      n: entry.n, k: entry.k, floatScales: entry.floatScales, owner: mapping),
            view.samplesMatch(matrix) {
@@ -119,22 +118,21 @@ final class PackedWeightCache: @unchecked Sendable {
     func persist() -> Bool {
         let (entries, afresh) = lock.withLock { (used, packedAfresh) }
         guard afresh > 0, afresh >= minimumBytes, !entries.isEmpty else { return false }
-        let page = 4096
-        func header(dataStart: Int) -> (Header, Data)? {
+        /// `bytes` rounded up to whole 4 KB pages (each matrix starts on a page).
+        func pages(_ bytes: Int) -> Int { (bytes + 4095) / 4096 * 4096 }
+        func header(dataStart: Int) -> Data? {
             var offset = dataStart
             var list: [Entry] = []
             for (name, m) in entries {
                 list.append(Entry(name: name, n: m.n, k: m.k, floatScales: m.floatScales, offset: offset, bytes: m.byteCount))
-                offset += (m.byteCount + page - 1) / page * page
+                offset += pages(m.byteCount)
             }
-            let h = Header(version: PackedWeightCache.formatVersion, files: files, entries: list)
-            guard let json = try? JSONEncoder().encode(h) else { return nil }
-            return (h, json)
+            return try? JSONEncoder().encode(Header(version: PackedWeightCache.formatVersion, files: files, entries: list))
         }
         // The header's size depends on the offsets it lists; two passes settle it.
-        guard let (_, first) = header(dataStart: 0) else { return false }
-        let dataStart = (16 + first.count + 64 + page - 1) / page * page
-        guard let (_, json) = header(dataStart: dataStart), 16 + json.count <= dataStart else { return false }
+        guard let first = header(dataStart: 0) else { return false }
+        let dataStart = pages(16 + first.count + 64)
+        guard let json = header(dataStart: dataStart), 16 + json.count <= dataStart else { return false }
 
         let directory = url.deletingLastPathComponent()
         let temporary = directory.appendingPathComponent(".\(url.lastPathComponent).\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp")
@@ -151,7 +149,7 @@ final class PackedWeightCache: @unchecked Sendable {
             for (_, m) in entries {
                 try out.write(contentsOf: Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: m.bytes.baseAddress!),
                                                count: m.byteCount, deallocator: .none))
-                let pad = (m.byteCount + page - 1) / page * page - m.byteCount
+                let pad = pages(m.byteCount) - m.byteCount
                 if pad > 0 { try out.write(contentsOf: Data(count: pad)) }
             }
             try out.synchronize()

@@ -119,10 +119,9 @@ struct MatMulNBitsOperator: Operator {
     /// Rows of B dequantized per GEMM tile in the M > 1 path (bounds the scratch memory).
     static let tileRows = 256
 
-    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
-        let aIn = try inputs.required(0), b = try inputs.required(1), scales = try inputs.required(2)
-        guard aIn.dtype == .float || aIn.dtype == .float16 else { throw OpError("A must be float32 or float16, got \(aIn.dtype)") }
-        guard aIn.rank >= 1, aIn.shape.last == k else { throw OpError("A has shape \(aIn.shape), expected last dimension K = \(k)") }
+    /// B, its scales and zero points as a `BlockQuantizedMatrix`, after checking their types and
+    /// sizes against N, K and the block layout (and that there is no `g_idx`).
+    func weights(_ b: Tensor, _ scales: Tensor, zeroPoints z: Tensor?, gIdx: Tensor?) throws -> BlockQuantizedMatrix {
         let blocks = (k + blockSize - 1) / blockSize
         let blobBytes = blockSize * bits / 8
         guard b.dtype == .uint8, b.count == n * blocks * blobBytes else {
@@ -133,11 +132,11 @@ struct MatMulNBitsOperator: Operator {
         guard scales.dtype == .float || scales.dtype == .float16, scales.count == n * blocks else {
             throw OpError("scales have \(scales.dtype)\(scales.shape), expected float32 or float16 with \(n * blocks) elements")
         }
-        if let g = inputs.optional(4), g.count > 0 { throw OpError("g_idx (act-order) is not supported") }
+        if let g = gIdx, g.count > 0 { throw OpError("g_idx (act-order) is not supported") }
         let scaleStorage: BlockQuantizedMatrix.Scales = scales.dtype == .float
             ? .float(scales.pointer(as: Float.self)) : .half(scales.pointer(as: Float16.self))
         var zeroPoints = BlockQuantizedMatrix.ZeroPoints.none
-        if let z = inputs.optional(3) {
+        if let z {
             switch z.dtype {
             case .uint8:
                 let expected = n * ((blocks * bits + 7) / 8)
@@ -153,11 +152,18 @@ struct MatMulNBitsOperator: Operator {
                 throw OpError("zero_points of \(z.dtype) are not supported (uint8, float32 or float16)")
             }
         }
+        return BlockQuantizedMatrix(n: n, k: k, bits: bits, blockSize: blockSize, data: b.pointer(as: UInt8.self),
+                                    scales: scaleStorage, zeroPoints: zeroPoints)
+    }
+
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+        let aIn = try inputs.required(0), b = try inputs.required(1), scales = try inputs.required(2)
+        guard aIn.dtype == .float || aIn.dtype == .float16 else { throw OpError("A must be float32 or float16, got \(aIn.dtype)") }
+        guard aIn.rank >= 1, aIn.shape.last == k else { throw OpError("A has shape \(aIn.shape), expected last dimension K = \(k)") }
+        let w = try weights(b, scales, zeroPoints: inputs.optional(3), gIdx: inputs.optional(4))
         let bias = try inputs.optional(5).map(floatOperand)
         if let bias, bias.count != n { throw OpError("bias has \(bias.count) elements, expected N = \(n)") }
 
-        let w = BlockQuantizedMatrix(n: n, k: k, bits: bits, blockSize: blockSize, data: b.pointer(as: UInt8.self),
-                                     scales: scaleStorage, zeroPoints: zeroPoints)
         let a = try floatOperand(aIn)
         let m = a.count / k
         let outShape = Array(aIn.shape.dropLast()) + [n]
@@ -170,45 +176,37 @@ struct MatMulNBitsOperator: Operator {
         defer { activations.deallocate() }
         for row in 0..<m { w.pack(activations: pa + row * k, into: activations + row * kp) }
 
-        if let packed, packed.data == Int(bitPattern: b.rawPointer), packed.scales == Int(bitPattern: scales.rawPointer) {
-            let pw = packed.matrix
-            if int8Activations {
-                // Each activation row quantized once, then one int8 GEMV per activation row and tile
-                // of weight rows: the weights come from memory once, with integer products.
-                let rowBytes = pw.int8ActivationBytes
-                let quantized = UnsafeMutableRawPointer.allocate(byteCount: m * rowBytes, alignment: 64)
-                defer { quantized.deallocate() }
-                for row in 0..<m { pw.quantizeInt8(activations + row * kp, into: quantized + row * rowBytes) }
-                let minChunk = m <= 2 ? Swift.max(64, (1 << 18) / Swift.max(k, 1)) : 64
-                parallelFor(n, minChunk: minChunk, granularity: 16, chunksPerThread: m <= 2 ? 1 : 4) { rows in
-                    // 256 weight rows (~115 KB at K = 896) stay in L2 while every activation row passes.
-                    for start in stride(from: rows.lowerBound, to: rows.upperBound, by: 256) {
-                        let tile = start..<Swift.min(start + 256, rows.upperBound)
-                        for row in 0..<m { pw.gemvInt8(quantized + row * rowBytes, rows: tile, into: po + row * n) }
-                    }
-                }
-            } else if m <= 2 {
-                for row in 0..<m {
-                    let a = activations + row * kp, y = po + row * n
-                    parallelFor(n, minChunk: Swift.max(64, (1 << 18) / Swift.max(k, 1)), granularity: 16) { rows in
-                        pw.gemv(a, rows: rows, into: y)
-                    }
-                }
-            } else {
-                parallelFor(n, minChunk: 64, granularity: 16, chunksPerThread: 4) { columns in
-                    // The C GEMMs fail only without memory for packing A.
-                    if !pw.gemm(activations, rows: m, lda: kp, columns: columns, into: po, ldc: n) {
-                        MatMulNBitsOperator.dequantizedGEMM(w, activations, m: m, columns: columns, into: po, ldc: n)
-                    }
+        // The repacked weights serve when this run's B and scales are the constants they came from.
+        let pw = packed.flatMap { p in
+            p.data == Int(bitPattern: b.rawPointer) && p.scales == Int(bitPattern: scales.rawPointer) ? p.matrix : nil
+        }
+        if let pw, int8Activations {
+            // Each activation row quantized once, then one int8 GEMV per activation row and tile
+            // of weight rows: the weights come from memory once, with integer products.
+            let rowBytes = pw.int8ActivationBytes
+            let quantized = UnsafeMutableRawPointer.allocate(byteCount: m * rowBytes, alignment: 64)
+            defer { quantized.deallocate() }
+            for row in 0..<m { pw.quantizeInt8(activations + row * kp, into: quantized + row * rowBytes) }
+            let minChunk = m <= 2 ? MatMulNBitsOperator.gemvMinRows(k: k) : 64
+            parallelFor(n, minChunk: minChunk, granularity: 16, chunksPerThread: m <= 2 ? 1 : 4) { rows in
+                // 256 weight rows (~115 KB at K = 896) stay in L2 while every activation row passes.
+                for start in stride(from: rows.lowerBound, to: rows.upperBound, by: 256) {
+                    let tile = start..<Swift.min(start + 256, rows.upperBound)
+                    for row in 0..<m { pw.gemvInt8(quantized + row * rowBytes, rows: tile, into: po + row * n) }
                 }
             }
         } else if m <= 2 {
             for row in 0..<m {
                 let a = activations + row * kp, y = po + row * n
-                // At least ~256 K weights per thread: smaller products (the 0.5B's K/V projections,
-                // 896 x 128) cost less than waking a second thread.
-                parallelFor(n, minChunk: Swift.max(64, (1 << 18) / Swift.max(k, 1)), granularity: 16) { rows in
-                    w.gemv(packed: a, rows: rows, into: y)
+                parallelFor(n, minChunk: MatMulNBitsOperator.gemvMinRows(k: k), granularity: 16) { rows in
+                    if let pw { pw.gemv(a, rows: rows, into: y) } else { w.gemv(packed: a, rows: rows, into: y) }
+                }
+            }
+        } else if let pw {
+            parallelFor(n, minChunk: 64, granularity: 16, chunksPerThread: 4) { columns in
+                // The C GEMMs fail only without memory for packing A.
+                if !pw.gemm(activations, rows: m, lda: kp, columns: columns, into: po, ldc: n) {
+                    MatMulNBitsOperator.dequantizedGEMM(w, activations, m: m, columns: columns, into: po, ldc: n)
                 }
             }
         } else if w.supportsNativeGEMM {
@@ -261,7 +259,7 @@ func registerMatMul(_ add: (String, String, ClosedRange<Int>, @escaping Operator
             throw node.invalid("block_size must be a power of two ≥ 16")
         }
         var op = MatMulNBitsOperator(n: n, k: k, bits: bits, blockSize: blockSize, nodeName: node.name)
-        if ctx.prepackWeights { op.packed = MatMulNBitsOperator.prepack(ctx, n: n, k: k, bits: bits, blockSize: blockSize) }
+        if ctx.prepackWeights { op.packed = op.prepack(ctx) }
         switch ctx.int8Activations {
         case .never: op.int8Activations = false
         case .accuracyLevel4: op.int8Activations = op.packed != nil && node.intAttribute("accuracy_level", default: 0) == 4
@@ -283,27 +281,22 @@ extension MatMulNBitsOperator {
         sgemm(transB: true, m: m, n: columns.count, k: kp, a: a, lda: kp, b: deq, ldb: kp, c: c + columns.lowerBound, ldc: ldc)
     }
 
+    /// Weight rows per thread below which a GEMV runs on one thread: at least ~256 K weights per
+    /// thread (smaller products, such as the 0.5B's K/V projections, 896 × 128, cost less than
+    /// waking a second thread).
+    static func gemvMinRows(k: Int) -> Int { Swift.max(64, (1 << 18) / Swift.max(k, 1)) }
+
     /// The node's constant B and scales in the q4x8 layout, when the packed kernels serve them
-    /// (4 bits, block 32, no zero points, N a multiple of 8, AVX2) and their shapes are what
-    /// `run` accepts (otherwise `run` reports the error). The file pages of the originals are
-    /// then dropped from resident memory: the kernels read only the packed copy, so resident
-    /// memory holds the weights once.
-    static func prepack(_ ctx: OperatorContext, n: Int, k: Int, bits: Int, blockSize: Int)
-        -> Prepacked? {
+    /// (4 bits, block 32, no zero points, N a multiple of 8, AVX2) and they pass `weights`
+    /// (otherwise `run` reports the error). The file pages of the originals are then dropped from
+    /// resident memory: the kernels read only the packed copy, so resident memory holds the
+    /// weights once.
+    func prepack(_ ctx: OperatorContext) -> Prepacked? {
         let inputs = ctx.node.inputs
         func present(_ i: Int) -> Bool { i < inputs.count && !inputs[i].isEmpty }
         guard bits == 4, blockSize == 32, !present(3), !present(4),
-              let b = ctx.constantInputs[1], let scales = ctx.constantInputs[2] else { return nil }
-        let blocks = (k + blockSize - 1) / blockSize
-        guard b.dtype == .uint8, b.count == n * blocks * 16, scales.count == n * blocks else { return nil }
-        let storage: BlockQuantizedMatrix.Scales
-        switch scales.dtype {
-        case .float: storage = .float(scales.pointer(as: Float.self))
-        case .float16: storage = .half(scales.pointer(as: Float16.self))
-        default: return nil
-        }
-        let w = BlockQuantizedMatrix(n: n, k: k, bits: bits, blockSize: blockSize, data: b.pointer(as: UInt8.self),
-                                     scales: storage, zeroPoints: .none)
+              let b = ctx.constantInputs[1], let scales = ctx.constantInputs[2],
+              let w = try? weights(b, scales, zeroPoints: nil, gIdx: nil) else { return nil }
         let name = inputs[1] + "|" + inputs[2]
         guard let matrix = ctx.weightCache.map({ $0.packed(name, w) }) ?? PackedQ4Matrix(w) else { return nil }
         b.releaseResidentFilePages()
