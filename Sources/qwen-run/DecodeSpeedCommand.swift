@@ -20,8 +20,7 @@ struct DecodeSpeedCommand: ParsableCommand {
     @Option(help: "ONNX file inside the model's onnx/ folder.")
     var onnx: String?
 
-    @Option(name: .customLong("int8"), help: "Where MatMulNBits multiplies int8-quantized activations (faster, less accurate): never, accuracyLevel4 (nodes with accuracy_level = 4; the default), always.")
-    var int8: Int8Activations = .accuracyLevel4
+    @OptionGroup var int8Option: Int8Option
 
     @Option(help: "Context lengths, comma-separated.")
     var positions = "128,1024,4096"
@@ -40,7 +39,7 @@ struct DecodeSpeedCommand: ParsableCommand {
             return n
         }
         guard steps > 0 else { throw ValidationError("--steps must be positive") }
-        let qwen = try QwenModel(directory: URL(fileURLWithPath: model), onnxFile: onnx, int8Activations: int8)
+        let qwen = try QwenModel(directory: URL(fileURLWithPath: model), onnxFile: onnx, int8Activations: int8Option.int8)
         var results: [(Int, Double)] = []
         for p in list {
             let rate = try qwen.decodeTokensPerSecond(atPosition: p, steps: steps)
@@ -51,6 +50,6 @@ struct DecodeSpeedCommand: ParsableCommand {
             let body = results.map { "\"\($0.0)\": \(String(format: "%.3f", $0.1))" }.joined(separator: ", ")
             print("{\"decode_tokens_per_s\": {\(body)}, \"steps\": \(steps)}")
         }
-        if Profiler.isEnabled { FileHandle.standardError.write(Data((Profiler.shared.report() + "\n").utf8)) }
+        printProfileIfEnabled()
     }
 }

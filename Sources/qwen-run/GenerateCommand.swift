@@ -24,8 +24,7 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "ONNX file inside the model's onnx/ folder (default: model_q4f16.onnx, else the first present).")
     var onnx: String?
 
-    @Option(name: .customLong("int8"), help: "Where MatMulNBits multiplies int8-quantized activations (faster, less accurate): never, accuracyLevel4 (nodes with accuracy_level = 4; the default), always.")
-    var int8: Int8Activations = .accuracyLevel4
+    @OptionGroup var int8Option: Int8Option
 
     @Option(help: "A system message for the chat template.")
     var system: String?
@@ -81,7 +80,7 @@ struct GenerateCommand: ParsableCommand {
     }
 
     func run() throws {
-        let qwen = try QwenModel(directory: URL(fileURLWithPath: model), onnxFile: onnx, int8Activations: int8)
+        let qwen = try QwenModel(directory: URL(fileURLWithPath: model), onnxFile: onnx, int8Activations: int8Option.int8)
         if interactive {
             try chat(qwen)
             return
@@ -106,7 +105,7 @@ struct GenerateCommand: ParsableCommand {
             writeOut("\n")
         }
         if stats { reportStats(result.stats, loadSeconds: qwen.loadSeconds, weightBytesPerToken: qwen.weightBytesPerToken) }
-        if Profiler.isEnabled { FileHandle.standardError.write(Data((Profiler.shared.report() + "\n").utf8)) }
+        printProfileIfEnabled()
     }
 
     private func chat(_ qwen: QwenModel) throws {

@@ -23,12 +23,11 @@ struct GraphCommand: ParsableCommand {
     @Option(name: .customLong("output-dir"), help: "Where to write <output name>.npy files.")
     var outputDirectory: String
 
-    @Option(name: .customLong("int8"), help: "Where MatMulNBits multiplies int8-quantized activations (faster, less accurate): never, accuracyLevel4 (nodes with accuracy_level = 4; the default), always.")
-    var int8: Int8Activations = .accuracyLevel4
+    @OptionGroup var int8Option: Int8Option
 
     func run() throws {
         var options = SessionOptions()
-        options.int8Activations = int8
+        options.int8Activations = int8Option.int8
         let session = try Session(path: model, options: options)
         var feeds: [String: Tensor] = [:]
         for spec in inputs {
@@ -57,7 +56,7 @@ struct GraphCommand: ParsableCommand {
             .map { "\($0.value.count) \($0.key)" }.sorted().joined(separator: ", ")
         FileHandle.standardError.write(Data(String(format: "ran %d nodes in %.3f s%@\n", session.graph.nodes.count, elapsed,
                                                    fused.isEmpty ? "" : " (fused: \(fused))").utf8))
-        if Profiler.isEnabled { FileHandle.standardError.write(Data((Profiler.shared.report() + "\n").utf8)) }
+        printProfileIfEnabled()
     }
 }
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Qwen
 
 /// The `qwen-run` command line. Errors reach stderr as their description (each names the file,
@@ -20,3 +21,14 @@ struct InputError: Error, CustomStringConvertible {
 
 
 extension Int8Activations: ExpressibleByArgument {}
+
+/// `--int8`, shared by the commands that run a model.
+struct Int8Option: ParsableArguments {
+    @Option(name: .customLong("int8"), help: "Where MatMulNBits multiplies int8-quantized activations (faster, less accurate): never, accuracyLevel4 (nodes with accuracy_level = 4; the default), always.")
+    var int8: Int8Activations = .accuracyLevel4
+}
+
+/// With `QWEN_PROFILE` set, prints the profile (load phases, time per op) to stderr.
+func printProfileIfEnabled() {
+    if Profiler.isEnabled { FileHandle.standardError.write(Data((Profiler.shared.report() + "\n").utf8)) }
+}
