@@ -87,16 +87,22 @@ def compare(ours, ref, label):
     }
 
 
-def main():
+def parse_args_and_encode(text):
+    """The command line shared with int8_accuracy.py (MODEL_DIR, --onnx, --qwen-run, --json), the
+    .onnx path, and `text` encoded with the model's tokenizer.json (HF tokenizers)."""
     p = argparse.ArgumentParser()
     p.add_argument("model_dir")
     p.add_argument("--onnx", default="onnx/model_q4f16.onnx")
     p.add_argument("--qwen-run", default=".build/release/qwen-run")
     p.add_argument("--json", help="write the figures here")
     a = p.parse_args()
-    model = os.path.join(a.model_dir, a.onnx)
     from tokenizers import Tokenizer
-    ids = Tokenizer.from_file(os.path.join(a.model_dir, "tokenizer.json")).encode(PROMPT).ids
+    ids = Tokenizer.from_file(os.path.join(a.model_dir, "tokenizer.json")).encode(text).ids
+    return a, os.path.join(a.model_dir, a.onnx), ids
+
+
+def main():
+    a, model, ids = parse_args_and_encode(PROMPT)
 
     results = []
     for level_name, level in ORT_LEVELS:

@@ -12,7 +12,6 @@ ORT_ENABLE_ALL (ORT's default):
 Usage:
   .venv/bin/python scripts/int8_accuracy.py MODEL_DIR [--onnx onnx/model_q4f16.onnx] [--qwen-run .build/release/qwen-run] [--json FILE]
 """
-import argparse
 import json
 import os
 import sys
@@ -22,7 +21,7 @@ import numpy as np
 import onnxruntime as ort
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compare_graph import ORT_LEVELS, feeds_for, ort_session  # noqa: E402
+from compare_graph import ORT_LEVELS, feeds_for, ort_session, parse_args_and_encode  # noqa: E402
 
 # Teacher-forced text: a chat turn with code and prose (the kinds of text the coder model sees).
 TEXT = ("<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n"
@@ -64,15 +63,7 @@ def compare(ours, ref):
 
 
 def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("model_dir")
-    p.add_argument("--onnx", default="onnx/model_q4f16.onnx")
-    p.add_argument("--qwen-run", default=".build/release/qwen-run")
-    p.add_argument("--json", help="write the figures here")
-    a = p.parse_args()
-    model = os.path.join(a.model_dir, a.onnx)
-    from tokenizers import Tokenizer
-    ids = Tokenizer.from_file(os.path.join(a.model_dir, "tokenizer.json")).encode(TEXT).ids
+    a, model, ids = parse_args_and_encode(TEXT)
 
     results = []
     with tempfile.TemporaryDirectory() as tmp:
