@@ -58,14 +58,22 @@ AVX2 static void scores_avx2(const float *q, const void *k, int half, size_t t_c
     }
 }
 
-// out[d] = sum_t p[t] * v[t, d], D a multiple of 8 and at most 256.
-AVX2 static void weighted_sum_avx2(const float *p, const void *v, int half, size_t t_count, size_t d_count, float *out) {
+// out[d] (+)= sum_t p[t] * v[t, d], D a multiple of 8 and at most 256; with `accumulate` the sums
+// continue from out's values (a sum over T split into consecutive parts gives the same floats).
+AVX2 static void weighted_sum_avx2(const float *p, const void *v, int half, size_t t_count, size_t d_count, float *out,
+                                   int accumulate) {
     for (size_t d0 = 0; d0 < d_count; d0 += 64) {
         size_t width = d_count - d0 < 64 ? d_count - d0 : 64;
         if (width == 64) {
             // The common head size, spelled out: eight accumulators in registers (SwiftPM builds
             // C at -O2, which keeps the general loop's array in memory).
             __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+            if (accumulate) {
+                a0 = _mm256_loadu_ps(out + d0); a1 = _mm256_loadu_ps(out + d0 + 8);
+                a2 = _mm256_loadu_ps(out + d0 + 16); a3 = _mm256_loadu_ps(out + d0 + 24);
+                a4 = _mm256_loadu_ps(out + d0 + 32); a5 = _mm256_loadu_ps(out + d0 + 40);
+                a6 = _mm256_loadu_ps(out + d0 + 48); a7 = _mm256_loadu_ps(out + d0 + 56);
+            }
             for (size_t t = 0; t < t_count; t++) {
                 const __m256 pt = _mm256_set1_ps(p[t]);
                 const size_t base = t * d_count + d0;
@@ -85,7 +93,7 @@ AVX2 static void weighted_sum_avx2(const float *p, const void *v, int half, size
             continue;
         }
         __m256 acc[8];
-        for (int j = 0; j < 8; j++) acc[j] = _mm256_setzero_ps();
+        for (size_t j = 0; j < 8; j++) acc[j] = accumulate && j < width / 8 ? _mm256_loadu_ps(out + d0 + 8 * j) : _mm256_setzero_ps();
         for (size_t t = 0; t < t_count; t++) {
             __m256 pt = _mm256_set1_ps(p[t]);
             for (size_t j = 0; j < width / 8; j++)
@@ -188,11 +196,42 @@ void qk_attention_row(const float *q, const void *k, int k_half, const void *v, 
     qk_softmax_row(scores, mask, t_count, nan_to_zero);
 #if defined(__x86_64__) || defined(_M_X64)
     if (vectorized) {
-        weighted_sum_avx2(scores, v, v_half, t_count, d_count, out);
+        weighted_sum_avx2(scores, v, v_half, t_count, d_count, out, 0);
         return;
     }
 #endif
     for (size_t d = 0; d < d_count; d++) out[d] = 0;
     for (size_t t = 0; t < t_count; t++)
         for (size_t d = 0; d < d_count; d++) out[d] += scores[t] * load_scalar(v, t * d_count + d, v_half);
+}
+
+void qk_attention_group(const float *q, size_t q_stride, size_t rows, const float *k, const float *v, size_t t_count,
+                        size_t d_count, float scale, const float *mask, size_t mask_stride, int nan_to_zero, float *scores,
+                        float *out, size_t out_stride) {
+#if defined(__x86_64__) || defined(_M_X64)
+    if (qk_cpu_has_avx2_fma_f16c() && d_count % 8 == 0 && d_count <= 256) {
+        // Tiles of keys (then values) small enough for L1, each read from memory once and passed
+        // by every row in turn; per row the operations and their order are qk_attention_row's.
+        const size_t tile = d_count <= 64 ? 64 : 16384 / (d_count * sizeof(float));
+        for (size_t t0 = 0; t0 < t_count; t0 += tile) {
+            const size_t n = t_count - t0 < tile ? t_count - t0 : tile;
+            for (size_t r = 0; r < rows; r++)
+                scores_avx2(q + r * q_stride, k + t0 * d_count, 0, n, d_count, scale, scores + r * t_count + t0);
+        }
+        for (size_t r = 0; r < rows; r++)
+            qk_softmax_row(scores + r * t_count, mask ? mask + r * mask_stride : NULL, t_count, nan_to_zero);
+        for (size_t t0 = 0; t0 < t_count; t0 += tile) {
+            const size_t n = t_count - t0 < tile ? t_count - t0 : tile;
+            for (size_t r = 0; r < rows; r++)
+                weighted_sum_avx2(scores + r * t_count + t0, v + t0 * d_count, 0, n, d_count, out + r * out_stride, t0 > 0);
+        }
+        if (t_count == 0)
+            for (size_t r = 0; r < rows; r++)
+                for (size_t d = 0; d < d_count; d++) out[r * out_stride + d] = 0;
+        return;
+    }
+#endif
+    for (size_t r = 0; r < rows; r++)
+        qk_attention_row(q + r * q_stride, k, 0, v, 0, t_count, d_count, scale, mask ? mask + r * mask_stride : NULL,
+                         nan_to_zero, scores + r * t_count, out + r * out_stride);
 }

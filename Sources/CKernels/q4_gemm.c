@@ -1,6 +1,30 @@
 #include "qwen_kernels.h"
 #include "cpu.h"
 
+// A for the int4 GEMMs (both weight layouts): strips of 6 rows, k-major, so that the micro-kernel
+// reads one stream of broadcasts. Strip s holds ap[s * 6 * kp + k * 6 + i] = a[(6s + i) * lda + k]
+// for k < K, zero for K <= k < kp; rows past m repeat the last row (their results are not stored).
+size_t qk_q4_packed_a_floats(size_t m, size_t blocks) {
+    return (m + 5) / 6 * 6 * blocks * 32;
+}
+
+void qk_q4_pack_a(const float *a, size_t lda, size_t m, size_t k, size_t blocks,
+                  size_t strip_begin, size_t strip_end, float *ap) {
+    const size_t kp = blocks * 32;
+    for (size_t s = strip_begin; s < strip_end && s * 6 < m; s++) {
+        float *strip = ap + s * 6 * kp;
+        const float *row[6];
+        for (size_t i = 0; i < 6; i++) row[i] = a + (s * 6 + i < m ? s * 6 + i : m - 1) * lda;
+        for (size_t e = 0; e < k; e++, strip += 6) {
+            strip[0] = row[0][e]; strip[1] = row[1][e]; strip[2] = row[2][e];
+            strip[3] = row[3][e]; strip[4] = row[4][e]; strip[5] = row[5][e];
+        }
+        for (size_t e = k; e < kp; e++, strip += 6) {
+            for (size_t i = 0; i < 6; i++) strip[i] = 0;
+        }
+    }
+}
+
 // C = A · dequantize(B)ᵀ for 4-bit block-32 MatMulNBits weights, M > 2 (prefill). B is
 // dequantized (with scale and zero point) a panel of 16 columns × KC depth at a time into an L1
 // buffer laid out k-major, then a 6×16 register-blocked float32 FMA kernel multiplies it with A,
@@ -8,7 +32,6 @@
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
-#include <stdlib.h>
 #include <string.h>
 #include "q4_shared.h"
 #define AVX2 Q4_AVX2
@@ -60,20 +83,21 @@ AVX2 static void q4_fill(const void *weights, size_t n, size_t nr, size_t block,
 }
 
 int qk_q4_gemm(const uint8_t *data, const uint16_t *scales_f16, const float *scales_f32,
-               const uint8_t *zero_points, size_t blocks, const float *a, size_t lda, size_t m,
+               const uint8_t *zero_points, size_t blocks, const float *ap, size_t m,
                size_t col_begin, size_t col_end, float *c, size_t ldc) {
     if (!qk_cpu_has_avx2_fma_f16c()) return 0;
     if (m == 0 || col_begin >= col_end) return 1;
     const q4_weights w = { data, scales_f16, scales_f32, zero_points, blocks };
-    return q4_gemm(q4_fill, &w, blocks, a, lda, m, col_begin, col_end, c, ldc);
+    q4_gemm(q4_fill, &w, blocks, ap, m, col_begin, col_end, c, ldc);
+    return 1;
 }
 
 #else
 
 int qk_q4_gemm(const uint8_t *data, const uint16_t *scales_f16, const float *scales_f32,
-               const uint8_t *zero_points, size_t blocks, const float *a, size_t lda, size_t m,
+               const uint8_t *zero_points, size_t blocks, const float *ap, size_t m,
                size_t col_begin, size_t col_end, float *c, size_t ldc) {
-    (void)data; (void)scales_f16; (void)scales_f32; (void)zero_points; (void)blocks; (void)a; (void)lda;
+    (void)data; (void)scales_f16; (void)scales_f32; (void)zero_points; (void)blocks; (void)ap;
     (void)m; (void)col_begin; (void)col_end; (void)c; (void)ldc;
     return 0;
 }

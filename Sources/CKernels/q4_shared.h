@@ -2,13 +2,13 @@
 #define QWEN_Q4_SHARED_H
 
 // Pieces the two int4 layouts' kernels share (q4.c / q4_gemm.c for the MatMulNBits layout, q4x8.c
-// for the repacked one): the GEMV's activation pre-scaling and the GEMM's A packing and 6×16
-// micro-kernel. Private to CKernels; x86-64 only (included inside the files' x86 sections).
+// for the repacked one): the GEMV's activation pre-scaling and the GEMM's 6×16 micro-kernel and
+// driver (A is packed by `qk_q4_pack_a`, q4_gemm.c). Private to CKernels; x86-64 only (included
+// inside the files' x86 sections).
 
 #include <immintrin.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdlib.h>
 
 #define Q4_AVX2 __attribute__((target("avx2,fma,f16c")))
 
@@ -51,20 +51,6 @@ Q4_AVX2 static inline void q4_transpose_words8(const uint8_t *p, size_t row_byte
 // 16 × 256 floats, 16 KB, stays in L1).
 enum { Q4_NR = 16, Q4_MR = 6, Q4_KC = 256 };
 
-// A's m rows (stride lda, kp columns) packed in strips of 6 rows, k-major: strip s holds
-// ap[s * 6 * kp + k * 6 + i] = a[(6s + i) * lda + k] (rows past m repeat the last row; their
-// results are not stored). One stream of broadcasts for the micro-kernel.
-static inline void q4_pack_a(const float *a, size_t lda, size_t m, size_t kp, float *ap) {
-    for (size_t s = 0; s * Q4_MR < m; s++) {
-        float *strip = ap + s * Q4_MR * kp;
-        for (size_t i = 0; i < Q4_MR; i++) {
-            const size_t row = s * Q4_MR + i < m ? s * Q4_MR + i : m - 1;
-            const float *src = a + row * lda;
-            for (size_t k = 0; k < kp; k++) strip[k * Q4_MR + i] = src[k];
-        }
-    }
-}
-
 // c[0..mr) x [0..nr) (+)= strip (k-major, 6 per k) · panel[kc][16]; `accumulate` adds to c.
 Q4_AVX2 static inline void q4_kernel_6x16(const float *ap, const float *panel, size_t kc, float *c, size_t ldc,
                                           size_t mr, size_t nr, int accumulate) {
@@ -104,17 +90,14 @@ Q4_AVX2 static inline void q4_kernel_6x16(const float *ap, const float *panel, s
 // of them real): the one step in which the two weight layouts' GEMMs differ.
 typedef void (*q4_panel_fill)(const void *weights, size_t n, size_t nr, size_t block, float *panel);
 
-// C[0..m) x [n0, n1) = A · Bᵀ: A's m rows (stride lda, blocks * 32 columns) packed once into
-// strips of 6 rows; then per 16-column panel and 256-deep K chunk, B dequantized into an L1
-// buffer by `fill` and every strip passed over it by the 6×16 kernel, as BLAS packs its
-// operands. Returns 0 (nothing written) without memory for packing A.
-Q4_AVX2 static inline int q4_gemm(q4_panel_fill fill, const void *weights, size_t blocks, const float *a, size_t lda,
-                                  size_t m, size_t n0, size_t n1, float *c, size_t ldc) {
+// C[0..m) x [n0, n1) = A · Bᵀ, A packed by `qk_q4_pack_a` (strips of 6 rows, k-major): per
+// 16-column panel and 256-deep K chunk, B dequantized into an L1 buffer by `fill` and every strip
+// passed over it by the 6×16 kernel, as BLAS packs its operands. A is packed once per product
+// and shared by the threads, each of which takes a range of columns.
+Q4_AVX2 static inline void q4_gemm(q4_panel_fill fill, const void *weights, size_t blocks, const float *ap,
+                                   size_t m, size_t n0, size_t n1, float *c, size_t ldc) {
     float panel[Q4_KC * Q4_NR] __attribute__((aligned(64)));
     const size_t strips = (m + Q4_MR - 1) / Q4_MR, kp = blocks * 32;
-    float *ap = aligned_alloc(64, strips * Q4_MR * kp * sizeof(float));
-    if (!ap) return 0;
-    q4_pack_a(a, lda, m, kp, ap);
     const size_t blocks_per_chunk = Q4_KC / 32;
     for (size_t n = n0; n < n1; n += Q4_NR) {
         const size_t nr = n1 - n < Q4_NR ? n1 - n : Q4_NR;
@@ -128,8 +111,6 @@ Q4_AVX2 static inline int q4_gemm(q4_panel_fill fill, const void *weights, size_
             }
         }
     }
-    free(ap);
-    return 1;
 }
 
 #endif

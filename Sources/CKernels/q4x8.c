@@ -242,12 +242,13 @@ AVX2 static void q4x8_fill(const void *weights, size_t n, size_t nr, size_t bloc
     if (nr > 8) panel_block(w->packed + ((n / 8 + 1) * w->blocks + block) * rec, w->f32, panel, 8);
 }
 
-int qk_q4x8_gemm(const uint8_t *packed, int f32_scales, size_t blocks, const float *a, size_t lda, size_t m,
+int qk_q4x8_gemm(const uint8_t *packed, int f32_scales, size_t blocks, const float *ap, size_t m,
                  size_t col_begin, size_t col_end, float *c, size_t ldc) {
     if (!qk_cpu_has_avx2_fma_f16c() || col_begin % 8 || col_end % 8) return 0;
     if (m == 0 || col_begin >= col_end) return 1;
     const q4x8_weights w = { packed, f32_scales, blocks };
-    return q4_gemm(q4x8_fill, &w, blocks, a, lda, m, col_begin, col_end, c, ldc);
+    q4_gemm(q4x8_fill, &w, blocks, ap, m, col_begin, col_end, c, ldc);
+    return 1;
 }
 
 #else
@@ -259,9 +260,9 @@ int qk_q4x8_pack(const uint8_t *d, const uint16_t *s16, const float *s32, size_t
 int qk_q4x8_gemv(const uint8_t *p, int f, size_t b, const float *a, size_t r0, size_t r1, float *y) {
     (void)p; (void)f; (void)b; (void)a; (void)r0; (void)r1; (void)y; return 0;
 }
-int qk_q4x8_gemm(const uint8_t *p, int f, size_t b, const float *a, size_t lda, size_t m, size_t c0, size_t c1,
+int qk_q4x8_gemm(const uint8_t *p, int f, size_t b, const float *ap, size_t m, size_t c0, size_t c1,
                  float *c, size_t ldc) {
-    (void)p; (void)f; (void)b; (void)a; (void)lda; (void)m; (void)c0; (void)c1; (void)c; (void)ldc; return 0;
+    (void)p; (void)f; (void)b; (void)ap; (void)m; (void)c0; (void)c1; (void)c; (void)ldc; return 0;
 }
 size_t qk_q8_activation_bytes(size_t blocks) { return blocks * 40; }
 int qk_q8_quantize(const float *a, size_t blocks, void *out) { (void)a; (void)blocks; (void)out; return 0; }

@@ -244,22 +244,21 @@ extension BlockQuantizedMatrix {
         return acc
     }
 
-    /// `c[i, j] = Σ_k a[i, k] · W[j, k]` for `m` packed activation rows (stride `lda`) and the
-    /// rows `columns` of this matrix, into `c` (row stride `ldc`), with the C kernel that
-    /// dequantizes panels into L1 (`qk_q4_gemm`). Returns false (nothing written) when that kernel
-    /// does not serve this matrix or CPU; callers then dequantize tiles for BLAS.
     /// Whether `gemm` serves this matrix on this CPU (block 32, 4 bits, AVX2+FMA+F16C).
     public var supportsNativeGEMM: Bool {
         guard usesNativeKernels else { return false }
         // An empty product does no work and reports whether the kernel runs here.
-        return withNativeArguments { s16, s32, zp in qk_q4_gemm(data, s16, s32, zp, blocksPerRow, nil, 0, 0, 0, 0, nil, 0) } != 0
+        return withNativeArguments { s16, s32, zp in qk_q4_gemm(data, s16, s32, zp, blocksPerRow, nil, 0, 0, 0, nil, 0) } != 0
     }
 
-    public func gemm(packed a: UnsafePointer<Float>, rows m: Int, lda: Int, columns: Range<Int>,
-                     into c: UnsafeMutablePointer<Float>, ldc: Int) -> Bool {
-        guard usesNativeKernels else { return false }
+    /// `c[i, j] = Σ_k a[i, k] · W[j, k]` for the activations `a` (packed for this matrix's
+    /// blocks) and the rows `columns` of this matrix, into `c` (row stride `ldc`), with the C
+    /// kernel that dequantizes panels into L1 (`qk_q4_gemm`). Returns false (nothing written)
+    /// when that kernel does not serve this matrix or CPU (`supportsNativeGEMM`).
+    public func gemm(_ a: GEMMActivations, columns: Range<Int>, into c: UnsafeMutablePointer<Float>, ldc: Int) -> Bool {
+        guard usesNativeKernels, a.blocks == blocksPerRow else { return false }
         return withNativeArguments { s16, s32, zp in
-            qk_q4_gemm(data, s16, s32, zp, blocksPerRow, a, lda, m, columns.lowerBound, columns.upperBound, c, ldc)
+            qk_q4_gemm(data, s16, s32, zp, blocksPerRow, a.pointer, a.rows, columns.lowerBound, columns.upperBound, c, ldc)
         } != 0
     }
 

@@ -124,12 +124,13 @@ public final class PackedQ4Matrix: @unchecked Sendable {
         qk_q4x8_gemv_q8(base, floatScales ? 1 : 0, blocksPerRow, a8, rows.lowerBound, rows.upperBound, y) != 0
     }
 
-    /// `c[i, j] = Σ_k a[i, k] · W[j, k]` for `m` activation rows (natural order, stride `lda`,
-    /// zero beyond K) and columns `columns` (multiples of 8 at both ends), into `c` (row stride
-    /// `ldc`). False when the kernel did not run (columns not whole groups, no scratch memory).
+    /// `c[i, j] = Σ_k a[i, k] · W[j, k]` for the activations `a` (packed for this matrix's
+    /// blocks) and columns `columns` (multiples of 8 at both ends), into `c` (row stride `ldc`).
+    /// False when the kernel did not run (columns not whole groups, `a` packed for another K).
     @discardableResult
-    public func gemm(_ a: UnsafePointer<Float>, rows m: Int, lda: Int, columns: Range<Int>,
-                     into c: UnsafeMutablePointer<Float>, ldc: Int) -> Bool {
-        qk_q4x8_gemm(base, floatScales ? 1 : 0, blocksPerRow, a, lda, m, columns.lowerBound, columns.upperBound, c, ldc) != 0
+    public func gemm(_ a: GEMMActivations, columns: Range<Int>, into c: UnsafeMutablePointer<Float>, ldc: Int) -> Bool {
+        guard a.blocks == blocksPerRow else { return false }
+        return qk_q4x8_gemm(base, floatScales ? 1 : 0, blocksPerRow, a.pointer, a.rows, columns.lowerBound, columns.upperBound,
+                            c, ldc) != 0
     }
 }

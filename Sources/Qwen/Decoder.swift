@@ -140,7 +140,8 @@ struct GraphDecoder: Sendable {
         // The weights are views into the mapped files: refuse to read them if a file was
         // truncated or rewritten in place since loading (SIGBUS or other weights otherwise).
         try session.checkFilesUnchanged()
-        let outputs = try session.run(feeds)
+        // The present caches come back as in-place views: the next run appends to them.
+        let outputs = try session.run(feeds, keepingCacheViews: true)
         for (past, present) in interface.cache {
             guard let t = outputs[present] else { throw GenerationError.unsupportedGraph("output '\(present)' missing") }
             cache.tensors[past] = t

@@ -7,6 +7,14 @@ public protocol Operator: Sendable {
     /// Computes the node's outputs. `inputs[i]` is nil for an omitted optional input; the result
     /// has one tensor per declared output (unused trailing optional outputs may be left out).
     func run(_ inputs: [Tensor?]) throws -> [Tensor]
+
+    /// Whether `run` takes KV-cache views (`Tensor.cacheCapacity`) as they are; for every other
+    /// operator the session passes contiguous copies. False unless an operator says otherwise.
+    var readsCacheViews: Bool { get }
+}
+
+extension Operator {
+    public var readsCacheViews: Bool { false }
 }
 
 /// What a factory knows when it builds an operator.

@@ -57,6 +57,8 @@ public final class Session: @unchecked Sendable {
         let outputs: [Int]
         /// Slots whose last reader is this step (released after it runs).
         let releases: [Int]
+        /// `op.readsCacheViews`: KV-cache views reach it as they are, not as contiguous copies.
+        let readsCacheViews: Bool
     }
 
     let steps: [Step]
@@ -148,7 +150,7 @@ public final class Session: @unchecked Sendable {
             Step(op: ops[i], node: node,
                  inputs: node.inputs.map { $0.isEmpty ? -1 : slot($0) },
                  outputs: node.outputs.map { $0.isEmpty ? -1 : slot($0) },
-                 releases: releases[i])
+                 releases: releases[i], readsCacheViews: ops[i].readsCacheViews)
         }
         slotCount = next
         self.constantSlots = constantSlots
@@ -169,7 +171,12 @@ public final class Session: @unchecked Sendable {
     public var outputs: [ValueSpec] { graph.outputs }
 
     /// Runs the graph on `feeds` (one tensor per declared input) and returns every graph output.
-    public func run(_ feeds: [String: Tensor]) throws -> [String: Tensor] {
+    ///
+    /// With `keepingCacheViews`, outputs that are in-place KV caches (`Tensor.cacheCapacity`,
+    /// written by `AppendKV`) are returned as such, to be fed back as the next run's past: the
+    /// next step then appends in place instead of copying the history. Without, every output is
+    /// contiguous.
+    public func run(_ feeds: [String: Tensor], keepingCacheViews: Bool = false) throws -> [String: Tensor] {
         var values = [Tensor?](repeating: nil, count: slotCount)
         for (slot, t) in constantSlots { values[slot] = t }
         for (name, t) in feeds {
@@ -188,7 +195,10 @@ public final class Session: @unchecked Sendable {
         var args = [Tensor?]()
         for step in steps {
             args.removeAll(keepingCapacity: true)
-            for s in step.inputs { args.append(s < 0 ? nil : values[s]) }
+            for s in step.inputs {
+                guard s >= 0, let t = values[s] else { args.append(nil); continue }
+                args.append(t.isContiguous || step.readsCacheViews ? t : t.contiguous())
+            }
             let results: [Tensor]
             let started = Profiler.isEnabled ? monotonicSeconds() : 0
             do {
@@ -216,7 +226,7 @@ public final class Session: @unchecked Sendable {
         }
         var result: [String: Tensor] = [:]
         for (name, slot) in outputSlots {
-            result[name] = values[slot]
+            result[name] = keepingCacheViews ? values[slot] : values[slot]?.contiguous()
         }
         return result
     }

@@ -1,4 +1,5 @@
 import ONNX
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -18,9 +19,19 @@ public final class TensorStorage: @unchecked Sendable {
     public let byteCount: Int
     /// The mapping (or other object) that owns borrowed memory; nil when this storage owns it.
     public let owner: AnyObject?
+    /// For the storage of an in-place KV cache (`Tensor.cacheCapacity`): how many positions of
+    /// it have been written. Positions below it never change; the one `AppendKV` that moves it
+    /// from a view's length writes the positions after that view in place (see `AppendKVOperator`).
+    /// -1 for all other storage.
+    let cacheLength: Atomic<Int>
 
     /// Fresh, uninitialised, 64-byte aligned memory.
-    public init(byteCount: Int) {
+    public convenience init(byteCount: Int) {
+        self.init(byteCount: byteCount, cacheLength: nil)
+    }
+
+    /// Fresh memory for an in-place KV cache holding `cacheLength` written positions.
+    init(byteCount: Int, cacheLength: Int?) {
         self.byteCount = byteCount
         var p: UnsafeMutableRawPointer?
         // posix_memalign with size 0 may return nil; always ask for at least one cache line.
@@ -28,6 +39,7 @@ public final class TensorStorage: @unchecked Sendable {
         precondition(rc == 0 && p != nil, "out of memory allocating \(byteCount) bytes")
         data = p!
         owner = nil
+        self.cacheLength = Atomic(cacheLength ?? -1)
     }
 
     /// A read-only view of memory owned by `owner`.
@@ -35,6 +47,7 @@ public final class TensorStorage: @unchecked Sendable {
         data = UnsafeMutableRawPointer(mutating: pointer)
         self.byteCount = byteCount
         self.owner = owner
+        cacheLength = Atomic(-1)
     }
 
     deinit {
@@ -42,11 +55,18 @@ public final class TensorStorage: @unchecked Sendable {
     }
 }
 
-/// An n-dimensional array: an element type, a shape, and contiguous row-major storage.
+/// An n-dimensional array: an element type, a shape, and row-major storage, contiguous except in
+/// one case: a KV-cache view (`cacheCapacity`).
 public struct Tensor: @unchecked Sendable, CustomStringConvertible {
     public let dtype: DataType
     public let shape: [Int]
     public let storage: TensorStorage
+    /// Non-nil for a view into an in-place KV cache (`AppendKVOperator`): a rank-4
+    /// `[B, H, T, D]` tensor whose storage is laid out `[B, H, cacheCapacity, D]`, so that
+    /// positions can be appended without moving the others. Only the operators that say so
+    /// (`Operator.readsCacheViews`) see such tensors; `Session` hands every other reader, and
+    /// its caller unless asked, a contiguous copy (`contiguous()`).
+    public let cacheCapacity: Int?
 
     /// Allocates an uninitialised tensor.
     public init(dtype: DataType, shape: [Int]) {
@@ -54,6 +74,7 @@ public struct Tensor: @unchecked Sendable, CustomStringConvertible {
         self.dtype = dtype
         self.shape = shape
         storage = TensorStorage(byteCount: Tensor.elementCount(shape) * dtype.byteSize!)
+        cacheCapacity = nil
     }
 
     /// A tensor over existing storage (e.g. a reshaped view).
@@ -62,6 +83,31 @@ public struct Tensor: @unchecked Sendable, CustomStringConvertible {
         self.dtype = dtype
         self.shape = shape
         self.storage = storage
+        cacheCapacity = nil
+    }
+
+    /// A KV-cache view: `shape` `[B, H, T, D]` over storage laid out `[B, H, capacity, D]`.
+    init(dtype: DataType, cacheShape shape: [Int], capacity: Int, storage: TensorStorage) {
+        precondition(shape.count == 4 && shape[2] <= capacity
+                     && shape[0] * shape[1] * capacity * shape[3] * (dtype.byteSize ?? 0) <= storage.byteCount)
+        self.dtype = dtype
+        self.shape = shape
+        self.storage = storage
+        cacheCapacity = capacity
+    }
+
+    /// Whether the elements are laid out contiguously in `shape` (all but KV-cache views).
+    @inline(__always) public var isContiguous: Bool { cacheCapacity == nil }
+
+    /// This tensor with contiguous storage: itself, or for a KV-cache view a copy.
+    public func contiguous() -> Tensor {
+        guard let capacity = cacheCapacity else { return self }
+        let out = Tensor(dtype: dtype, shape: shape)
+        let rowBytes = shape[2] * shape[3] * dtype.byteSize!, stride = capacity * shape[3] * dtype.byteSize!
+        for r in 0..<(shape[0] * shape[1]) {
+            (out.rawPointer + r * rowBytes).copyMemory(from: rawPointer + r * stride, byteCount: rowBytes)
+        }
+        return out
     }
 
     @inline(__always) public static func elementCount(_ shape: [Int]) -> Int {
@@ -88,9 +134,9 @@ public struct Tensor: @unchecked Sendable, CustomStringConvertible {
         storage.data.assumingMemoryBound(to: T.self)
     }
 
-    /// The same elements with another shape (no copy).
+    /// The same elements with another shape (no copy for contiguous tensors).
     public func reshaped(_ newShape: [Int]) -> Tensor {
-        Tensor(dtype: dtype, shape: newShape, storage: storage)
+        Tensor(dtype: dtype, shape: newShape, storage: contiguous().storage)
     }
 
     public var description: String { "Tensor<\(dtype)>\(shape)" }
@@ -138,6 +184,7 @@ extension Tensor {
 extension Tensor {
     /// The elements as Float (float32, float16, bfloat16, float64 and the integer types).
     public func floats() -> [Float] {
+        if !isContiguous { return contiguous().floats() }
         let n = count
         switch dtype {
         case .float: return Array(UnsafeBufferPointer(start: pointer(as: Float.self), count: n))
@@ -150,6 +197,7 @@ extension Tensor {
 
     /// The elements as Int64 (integer and bool types; floats are truncated).
     public func int64s() -> [Int64] {
+        if !isContiguous { return contiguous().int64s() }
         let n = count
         switch dtype {
         case .int64: return Array(UnsafeBufferPointer(start: pointer(as: Int64.self), count: n))
@@ -177,6 +225,15 @@ extension Tensor {
     /// A copy of the elements with index in `range` along `axis` (other axes whole).
     public func sliced(axis: Int, _ range: Range<Int>) -> Tensor {
         precondition(axis >= 0 && axis < rank && range.lowerBound >= 0 && range.upperBound <= shape[axis])
+        if let capacity = cacheCapacity {
+            // A KV cache's first positions stay a view of the same cache (no copy).
+            if axis == 2 && range.lowerBound == 0 {
+                var s = shape
+                s[2] = range.count
+                return Tensor(dtype: dtype, cacheShape: s, capacity: capacity, storage: storage)
+            }
+            return contiguous().sliced(axis: axis, range)
+        }
         var outShape = shape
         outShape[axis] = range.count
         let out = Tensor(dtype: dtype, shape: outShape)
@@ -189,6 +246,7 @@ extension Tensor {
 
     /// The last `n` elements of the flattened tensor as Float (float32 or float16 tensors).
     public func lastFloats(_ n: Int) -> [Float] {
+        if !isContiguous { return contiguous().lastFloats(n) }
         precondition(n <= count)
         let start = count - n
         switch dtype {

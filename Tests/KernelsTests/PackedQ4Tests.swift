@@ -126,13 +126,17 @@ import CKernels
         }
         let c = Case(s, rows: m)
         let packed = try #require(c.withMatrix { PackedQ4Matrix($0) }, "\(s): not packed")
-        let a = c.paddedA, lda = c.blocks * 32
+        let lda = c.blocks * 32
+        // Packed from the first K columns only: NaN past them must not reach the product.
+        var a = c.paddedA
+        for i in 0..<m { for e in s.k..<lda { a[i * lda + e] = .nan } }
+        let activations = a.withUnsafeBufferPointer {
+            GEMMActivations($0.baseAddress!, rows: m, k: s.k, lda: lda, blocks: c.blocks)
+        }
         for columns in [0..<s.n, 8..<s.n] {
             var out = [Float](repeating: .nan, count: m * s.n)
-            let ran = a.withUnsafeBufferPointer { ap in
-                out.withUnsafeMutableBufferPointer {
-                    packed.gemm(ap.baseAddress!, rows: m, lda: lda, columns: columns, into: $0.baseAddress!, ldc: s.n)
-                }
+            let ran = out.withUnsafeMutableBufferPointer {
+                packed.gemm(activations, columns: columns, into: $0.baseAddress!, ldc: s.n)
             }
             #expect(ran)
             for i in 0..<m {

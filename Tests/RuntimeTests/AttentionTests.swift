@@ -176,6 +176,103 @@ import Testing
         #expect(actual["shape"]!.int64s() == reference["shape"]!.int64s())
     }
 
+    /// The in-place KV cache: `present` comes back as a view with room (when asked), feeding it
+    /// back appends into that room without moving the history, a past that was already extended
+    /// (a repeated step) or a full cache is copied instead, and every value equals the op-by-op
+    /// Cast → Concat → Cast graph's on contiguous tensors.
+    @Test func appendKVAppendsInPlaceAndCopiesWhenItMust() throws {
+        var rng = SeededGenerator(seed: 11)
+        let (h, d) = (2, 16)
+        var to16 = AttributeProto(); to16.name = "to"; to16.kind = .int; to16.i = Int64(DataType.float16.rawValue)
+        var to32 = AttributeProto(); to32.name = "to"; to32.kind = .int; to32.i = Int64(DataType.float.rawValue)
+        let graph = try Graph(nodes: [
+            Node(name: "down", opType: "Cast", inputs: ["past"], outputs: ["past16"], attributes: ["to": to16]),
+            Node(name: "concat", opType: "Concat", inputs: ["past16", "new"], outputs: ["all16"], attributes: attrs(attr("axis", int: 2))),
+            Node(name: "up", opType: "Cast", inputs: ["all16"], outputs: ["present"], attributes: ["to": to32]),
+        ], constants: [:],
+        inputs: [ValueSpec(name: "past", elementType: .float, shape: nil), ValueSpec(name: "new", elementType: .float16, shape: nil)],
+        outputs: [ValueSpec(name: "present", elementType: .float, shape: nil)], opsets: ["": 18])
+        var plain = SessionOptions()
+        plain.fuseAttention = false
+        let reference = try Session(graph: graph, options: plain), session = try Session(graph: graph)
+        func newRows(_ n: Int) -> Tensor {
+            Tensor(float16s: (0..<(h * n * d)).map { _ in Float16(Float.random(in: -3...3, using: &rng)) }, shape: [1, h, n, d])
+        }
+        func expected(_ past: Tensor, _ new: Tensor) throws -> [Float] {
+            try reference.run(["past": past.contiguous(), "new": new])["present"]!.floats()
+        }
+
+        // A prompt of 5 positions: contiguous by default, a view with room when asked.
+        let past0 = Tensor.zeros(.float, shape: [1, h, 0, d]), prompt = newRows(5)
+        #expect(try session.run(["past": past0, "new": prompt])["present"]!.isContiguous)
+        let p1 = try session.run(["past": past0, "new": prompt], keepingCacheViews: true)["present"]!
+        #expect(p1.shape == [1, h, 5, d] && p1.cacheCapacity == AppendKVOperator.capacity(for: 5))
+        #expect(try p1.floats() == expected(past0, prompt))
+
+        // The next step appends in place: same storage, values as the reference's.
+        let n2 = newRows(1)
+        let p2 = try session.run(["past": p1, "new": n2], keepingCacheViews: true)["present"]!
+        #expect(p2.storage === p1.storage && p2.shape == [1, h, 6, d])
+        let p2Values = try expected(p1, n2)
+        #expect(p2.floats() == p2Values)
+        #expect(try p1.floats() == expected(past0, prompt), "the shorter view still reads its positions")
+
+        // The same step again from p1 (another continuation): p1's room is taken, so a copy;
+        // p2 keeps its values.
+        let n3 = newRows(1)
+        let p3 = try session.run(["past": p1, "new": n3], keepingCacheViews: true)["present"]!
+        #expect(p3.storage !== p1.storage)
+        #expect(try p3.floats() == expected(p1, n3))
+        #expect(p2.floats() == p2Values)
+
+        // A view cut back to 3 positions (a shared chat prefix) is a view; appending to it copies.
+        let cut = p2.sliced(axis: 2, 0..<3)
+        #expect(cut.storage === p2.storage && cut.shape == [1, h, 3, d])
+        let n4 = newRows(2)
+        let p4 = try session.run(["past": cut, "new": n4], keepingCacheViews: true)["present"]!
+        #expect(try p4.storage !== p2.storage && p4.floats() == expected(cut, n4))
+
+        // Growing past the room: in place until full, then one copy into a larger cache.
+        var cache = p2, copies = 0
+        var history = p2.floats()
+        while cache.shape[2] < p2.cacheCapacity! + 10 {
+            let step = newRows(3)
+            let next = try session.run(["past": cache, "new": step], keepingCacheViews: true)["present"]!
+            if next.storage !== cache.storage { copies += 1 }
+            let want = try expected(cache, step)
+            #expect(next.floats() == want)
+            // Per head: the old positions, then the new ones.
+            #expect(Array(want[0..<(cache.shape[2] * d)]) == Array(history[0..<(cache.shape[2] * d)]))
+            history = want
+            cache = next
+        }
+        #expect(copies == 1 && cache.cacheCapacity! >= cache.shape[2])
+    }
+
+    /// A KV-cache view fed to an op that does not read views (here Add) reaches it as a
+    /// contiguous copy.
+    @Test func cacheViewsReachOtherOperatorsContiguous() throws {
+        let storage = TensorStorage(byteCount: 2 * 8 * 8 * 4, cacheLength: 3)
+        let values = (0..<(2 * 8 * 8)).map { Float($0) / 64 }
+        storage.data.copyMemory(from: values, byteCount: values.count * 4)
+        let view = Tensor(dtype: .float, cacheShape: [1, 2, 3, 8], capacity: 8, storage: storage)
+        // Head 0: positions 0..2 at floats 0..23; head 1 starts at 8 · 8 = 64.
+        let contiguous = (Array(0..<24) + Array(64..<88)).map { Float($0) / 64 }
+        #expect(view.floats() == contiguous && !view.isContiguous && view.contiguous().isContiguous)
+        let graph = try Graph(nodes: [Node(name: "add", opType: "Add", inputs: ["x", "zero"], outputs: ["y"])],
+                              constants: ["zero": Tensor([0], shape: [])],
+                              inputs: [ValueSpec(name: "x", elementType: .float, shape: nil)],
+                              outputs: [ValueSpec(name: "y", elementType: .float, shape: nil)], opsets: ["": 18])
+        #expect(try Session(graph: graph).run(["x": view])["y"]!.floats() == contiguous)
+        // FusedAttention reads K and V views in place: the same result as from contiguous copies.
+        var rng = SeededGenerator(seed: 5)
+        let q = Tensor((0..<(4 * 1 * 8)).map { _ in Float.random(in: -1...1, using: &rng) }, shape: [1, 4, 1, 8])
+        let fromView = try runOp("FusedAttention", domain: AttentionFusion.domain, [q, view, view, Tensor([0.5], shape: []), nil])[0]
+        let fromCopy = try runOp("FusedAttention", domain: AttentionFusion.domain,
+                                 [q, view.contiguous(), view.contiguous(), Tensor([0.5], shape: []), nil])[0]
+        #expect(fromView.floats() == fromCopy.floats())
+    }
+
     /// The MLP gate, op by op (`Mul(Mul(X, Sigmoid(X)), U)`, both operand orders), against the
     /// fused SiLUMul: bit-identical, threaded over a large tensor, broadcasting when shapes differ;
     /// not fused when an intermediate is read elsewhere.

@@ -31,12 +31,23 @@ int qk_q4_dequantize(const uint8_t *data, const uint16_t *scales_f16, const floa
                      const uint8_t *zero_points, size_t blocks,
                      size_t row_begin, size_t row_end, float *out, size_t ld);
 
+/// Floats of the packed form of m activation rows for the GEMMs below (whole strips of 6 rows,
+/// blocks * 32 columns each).
+size_t qk_q4_packed_a_floats(size_t m, size_t blocks);
+
+/// Packs strips [strip_begin, strip_end) (rows 6s..6s+5) of the m × k activations `a` (row
+/// stride lda) for the GEMMs: k-major within a strip, zero for k ≤ column < blocks * 32, rows past
+/// m repeating row m - 1. Packed once per product, shared by the threads computing its columns.
+void qk_q4_pack_a(const float *a, size_t lda, size_t m, size_t k, size_t blocks,
+                  size_t strip_begin, size_t strip_end, float *ap);
+
 /// c[i, j] = sum_k a[i, k] * dequantize(B)[j, k] for i < m and columns j in [col_begin, col_end):
 /// the M > 2 (prefill) product, B dequantized panel by panel into L1 and multiplied with a
-/// 6×16 float32 FMA kernel. Same B layout and arguments as `qk_q4_gemv`; `a` is m rows of
-/// blocks * 32 floats (zero beyond K) with row stride `lda`; `c` has row stride `ldc`.
+/// 6×16 float32 FMA kernel. Same B layout and arguments as `qk_q4_gemv`; `ap` is A packed by
+/// `qk_q4_pack_a`; `c` has row stride `ldc`. Returns 0 (nothing written) when the CPU lacks
+/// AVX2/FMA/F16C.
 int qk_q4_gemm(const uint8_t *data, const uint16_t *scales_f16, const float *scales_f32,
-               const uint8_t *zero_points, size_t blocks, const float *a, size_t lda, size_t m,
+               const uint8_t *zero_points, size_t blocks, const float *ap, size_t m,
                size_t col_begin, size_t col_end, float *c, size_t ldc);
 
 /// The q4x8 layout (q4x8.c): symmetric 4-bit block-32 weights repacked at load, rows in groups
@@ -72,9 +83,8 @@ int qk_q4x8_gemv_q8(const uint8_t *packed, int f32_scales, size_t blocks, const 
                     size_t row_begin, size_t row_end, float *y);
 
 /// `qk_q4_gemm` over the packed form, columns [col_begin, col_end) multiples of 8. Returns 0
-/// (nothing written) when the CPU lacks AVX2/FMA/F16C, the columns are not whole groups, or
-/// scratch memory could not be allocated.
-int qk_q4x8_gemm(const uint8_t *packed, int f32_scales, size_t blocks, const float *a, size_t lda, size_t m,
+/// (nothing written) when the CPU lacks AVX2/FMA/F16C or the columns are not whole groups.
+int qk_q4x8_gemm(const uint8_t *packed, int f32_scales, size_t blocks, const float *ap, size_t m,
                  size_t col_begin, size_t col_end, float *c, size_t ldc);
 
 /// scores[t] = softmax(scores + mask)[t] in place (mask may be null); NaN → 0 when nan_to_zero.
@@ -90,6 +100,15 @@ void qk_softmax_row(float *scores, const float *mask, size_t n, int nan_to_zero)
 /// for t_count floats.
 void qk_attention_row(const float *q, const void *k, int k_half, const void *v, int v_half, size_t t_count, size_t d_count,
                       float scale, const float *mask, int nan_to_zero, float *scores, float *out);
+
+/// `qk_attention_row` for `rows` query rows that share float32 keys and values (the query heads
+/// of one key/value head in grouped-query attention): row r reads q + r * q_stride and
+/// mask + r * mask_stride (mask may be null), writes out + r * out_stride, and gets exactly
+/// qk_attention_row's floats. The keys and values pass through L1 in tiles, each read from
+/// memory once for all rows. `scores` is scratch for rows * t_count floats.
+void qk_attention_group(const float *q, size_t q_stride, size_t rows, const float *k, const float *v, size_t t_count,
+                        size_t d_count, float scale, const float *mask, size_t mask_stride, int nan_to_zero, float *scores,
+                        float *out, size_t out_stride);
 
 /// A task of a parallel loop: runs item `index` of the loop described by `ctx`.
 typedef void (*qk_task_fn)(void *ctx, size_t index);

@@ -1,5 +1,6 @@
 import CKernels
 import Kernels
+import Synchronization
 
 /// `qwen.swift` FusedAttention: the scaled dot-product attention that the optimum exports spell
 /// out in a dozen ops (see `AttentionFusion`), computed without materialising the repeated keys
@@ -13,6 +14,8 @@ import Kernels
 /// type. Computed in float32, like ONNX Runtime's CPU kernels for the unfused ops.
 struct FusedAttentionOperator: Operator {
     let nanToZero: Bool
+    /// K and V may be in-place KV-cache views (rows of a head `cacheCapacity · D` apart).
+    var readsCacheViews: Bool { true }
 
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
         let qIn = try inputs.required(0), k = try inputs.required(1), v = try inputs.required(2)
@@ -62,14 +65,33 @@ struct FusedAttentionOperator: Operator {
         let pq = q.pointer(as: Float.self), po = out.pointer(as: Float.self)
         let pm = mask.map { UnsafePointer($0.pointer(as: Float.self)) }
         let strides = maskStrides
+        // Elements between consecutive heads of K and V (more than T · D in a KV-cache view).
+        let kHead = (k.cacheCapacity ?? t) * d, vHead = (v.cacheCapacity ?? t) * d
         let nanToZero: Int32 = self.nanToZero ? 1 : 0
         if s * group >= FusedAttentionOperator.gemmRows && t > 0 {
             // Prefill: the query rows of a key/value head's group, times its keys and values,
             // are two GEMMs (BLAS) around a row softmax.
             for bi in 0..<b {
                 for g in 0..<kvh {
-                    gemmGroup(batch: bi, group: g, queries: pq, k: k, v: v, heads: h, kvHeads: kvh, s: s, t: t, d: d,
-                                  scale: scale, mask: pm, maskStrides: strides, out: po)
+                    gemmGroup(batch: bi, group: g, queries: pq, k: k, v: v, kHead: kHead, vHead: vHead, heads: h, kvHeads: kvh,
+                              s: s, t: t, d: d, scale: scale, mask: pm, maskStrides: strides, out: po)
+                }
+            }
+            return [narrowResult(out, to: qIn.dtype)]
+        }
+        if kHalf == 0 && vHalf == 0 {
+            // Decode: the `group` query heads of a key/value head at one position read its keys
+            // and values together (one pass over the cache per group, not one per head).
+            let pk = k.pointer(as: Float.self), pv = v.pointer(as: Float.self)
+            parallelFor(b * kvh * s) { range in
+                let scores = UnsafeMutablePointer<Float>.allocate(capacity: max(group * t, 1))
+                defer { scores.deallocate() }
+                for unit in range {
+                    let si = unit % s, g = (unit / s) % kvh, bi = unit / (s * kvh)
+                    let row = (bi * h + g * group) * s + si
+                    let m = pm.map { $0 + bi * strides[0] + g * group * strides[1] + si * strides[2] }
+                    qk_attention_group(pq + row * d, s * d, group, pk + (bi * kvh + g) * kHead, pv + (bi * kvh + g) * vHead, t, d,
+                                       scale, m, strides[1], nanToZero, scores, po + row * d, s * d)
                 }
             }
             return [narrowResult(out, to: qIn.dtype)]
@@ -79,10 +101,10 @@ struct FusedAttentionOperator: Operator {
             defer { scores.deallocate() }
             for row in range {
                 let si = row % s, hi = (row / s) % h, bi = row / (s * h)
-                let head = (bi * kvh + hi / group) * t * d
+                let head = bi * kvh + hi / group
                 let m = pm.map { $0 + bi * strides[0] + hi * strides[1] + si * strides[2] }
-                qk_attention_row(pq + row * d, kRaw + head * kBytes, kHalf, vRaw + head * vBytes, vHalf, t, d, scale, m, nanToZero,
-                                 scores, po + row * d)
+                qk_attention_row(pq + row * d, kRaw + head * kHead * kBytes, kHalf, vRaw + head * vHead * vBytes, vHalf, t, d, scale,
+                                 m, nanToZero, scores, po + row * d)
             }
         }
         return [narrowResult(out, to: qIn.dtype)]
@@ -96,18 +118,18 @@ struct FusedAttentionOperator: Operator {
     /// One key/value head's share of the output: `S = (Q_g · K_gᵀ) · scale` for its `group · s`
     /// query rows (consecutive in Q: heads g·group..<(g+1)·group), masked softmax per row, `O = P · V_g`.
     private func gemmGroup(batch bi: Int, group g: Int, queries pq: UnsafeMutablePointer<Float>, k: Tensor, v: Tensor,
-                           heads h: Int, kvHeads kvh: Int, s: Int, t: Int, d: Int, scale: Float,
+                           kHead: Int, vHead: Int, heads h: Int, kvHeads kvh: Int, s: Int, t: Int, d: Int, scale: Float,
                            mask pm: UnsafePointer<Float>?, maskStrides strides: [Int], out po: UnsafeMutablePointer<Float>) {
         let group = h / kvh
-        let head = (bi * kvh + g) * t * d
+        let head = bi * kvh + g
         // Keys and values of this head as float32 (float16 caches widened once per call).
-        func float32(_ x: Tensor) -> (UnsafePointer<Float>, UnsafeMutablePointer<Float>?) {
-            if x.dtype == .float { return (UnsafePointer(x.pointer(as: Float.self) + head), nil) }
+        func float32(_ x: Tensor, _ headElements: Int) -> (UnsafePointer<Float>, UnsafeMutablePointer<Float>?) {
+            if x.dtype == .float { return (UnsafePointer(x.pointer(as: Float.self) + head * headElements), nil) }
             let buffer = UnsafeMutablePointer<Float>.allocate(capacity: t * d)
-            convertHalfToFloat(x.pointer(as: Float16.self) + head, buffer, t * d)
+            convertHalfToFloat(x.pointer(as: Float16.self) + head * headElements, buffer, t * d)
             return (UnsafePointer(buffer), buffer)
         }
-        let (pk, ownedK) = float32(k), (pv, ownedV) = float32(v)
+        let (pk, ownedK) = float32(k, kHead), (pv, ownedV) = float32(v, vHead)
         defer { ownedK?.deallocate(); ownedV?.deallocate() }
         let rows = group * s
         let firstRow = (bi * h + g * group) * s
@@ -168,9 +190,21 @@ struct SiLUMulOperator: Operator {
 
 /// `qwen.swift` AppendKV(past, new) → present: `Concat([past, new], axis 2)` in float32 with
 /// every value rounded to float16 (as the exports' `Cast(past, float16)` → float16 Concat →
-/// `Cast(float32)` computes it; see `CacheAppend`), in one pass over the history instead of three.
-/// `past [B, H, P, D]` float32, `new [B, H, S, D]` float16 or float32.
+/// `Cast(float32)` computes it; see `CacheAppend`). `past [B, H, P, D]` float32, `new
+/// [B, H, S, D]` float16 or float32.
+///
+/// `present` is an in-place KV cache (`Tensor.cacheCapacity`): storage laid out
+/// `[B, H, capacity, D]` with room after the P + S positions. When `past` is such a view and
+/// nothing has been appended after it yet (its storage's `cacheLength` is P, claimed atomically),
+/// the S new positions are written into that room and `present` is a longer view of the same
+/// storage: one step of decoding copies one position, not the whole history. Otherwise (a past
+/// from elsewhere, a full cache, a past that was already extended — say a run repeated from an
+/// earlier cache) the history is copied once into fresh storage with room for about a quarter
+/// more. Rows already in a cache were rounded when they were appended, so both ways give the
+/// same values.
 struct AppendKVOperator: Operator {
+    var readsCacheViews: Bool { true }
+
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
         let past = try inputs.required(0), new = try inputs.required(1)
         guard past.dtype == .float else { throw OpError("past must be float32, got \(past.dtype)") }
@@ -180,22 +214,47 @@ struct AppendKVOperator: Operator {
         }
         let (b, h, p, s, d) = (past.shape[0], past.shape[1], past.shape[2], new.shape[2], past.shape[3])
         let (total, overflow) = p.addingReportingOverflow(s)
-        guard !overflow else { throw OpError("cache length \(p) + \(s) overflows") }
-        let out = Tensor(dtype: .float, shape: [b, h, total, d])
+        guard !overflow, total <= Int32.max else { throw OpError("cache length \(p) + \(s) is too long") }
+        let shape = [b, h, total, d], rows = b * h
+
+        // In place: the room after `past` is free and ours once the length moves from P.
+        if let capacity = past.cacheCapacity, total <= capacity,
+           past.storage.cacheLength.compareExchange(expected: p, desired: total, ordering: .acquiringAndReleasing).exchanged {
+            let base = past.pointer(as: Float.self)
+            parallelFor(rows, minChunk: max(1, 65536 / max(s * d, 1))) { range in
+                for r in range { appendNew(new, row: r, length: s * d, to: base + (r * capacity + p) * d) }
+            }
+            return [Tensor(dtype: .float, cacheShape: shape, capacity: capacity, storage: past.storage)]
+        }
+
+        let capacity = AppendKVOperator.capacity(for: total)
+        let storage = TensorStorage(byteCount: rows * capacity * d * MemoryLayout<Float>.stride, cacheLength: total)
+        let out = Tensor(dtype: .float, cacheShape: shape, capacity: capacity, storage: storage)
         let po = out.pointer(as: Float.self), pp = past.pointer(as: Float.self)
-        let rows = b * h
+        let pastStride = (past.cacheCapacity ?? p) * d
         parallelFor(rows, minChunk: max(1, 65536 / max(total * d, 1))) { range in
             for r in range {
-                let dst = po + r * total * d
-                roundToHalf(pp + r * p * d, dst, p * d)
-                if new.dtype == .float16 {
-                    convertHalfToFloat(new.pointer(as: Float16.self) + r * s * d, dst + p * d, s * d)
-                } else {
-                    roundToHalf(new.pointer(as: Float.self) + r * s * d, dst + p * d, s * d)
-                }
+                let dst = po + r * capacity * d
+                roundToHalf(pp + r * pastStride, dst, p * d)
+                appendNew(new, row: r, length: s * d, to: dst + p * d)
             }
         }
         return [out]
+    }
+
+    /// Positions a fresh cache of `length` positions has room for: a quarter more, at least 256
+    /// (so appends copy the history O(log n) times in all), in whole cache lines of positions.
+    static func capacity(for length: Int) -> Int {
+        (length + Swift.max(256, length / 4) + 15) / 16 * 16
+    }
+
+    /// Row `row` of `new` (`length` values), rounded to float16, at `dst`.
+    private func appendNew(_ new: Tensor, row r: Int, length n: Int, to dst: UnsafeMutablePointer<Float>) {
+        if new.dtype == .float16 {
+            convertHalfToFloat(new.pointer(as: Float16.self) + r * n, dst, n)
+        } else {
+            roundToHalf(new.pointer(as: Float.self) + r * n, dst, n)
+        }
     }
 
     private func roundToHalf(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int) {

@@ -170,16 +170,29 @@ struct MatMulNBitsOperator: Operator {
         let out = Tensor(dtype: .float, shape: outShape)
         let pa = a.pointer(as: Float.self), po = out.pointer(as: Float.self)
 
-        // Activations in the kernels' packed order, zero-padded to whole blocks.
-        let kp = w.paddedK
-        let activations = UnsafeMutablePointer<Float>.allocate(capacity: m * kp)
-        defer { activations.deallocate() }
-        for row in 0..<m { w.pack(activations: pa + row * k, into: activations + row * kp) }
-
         // The repacked weights serve when this run's B and scales are the constants they came from.
         let pw = packed.flatMap { p in
             p.data == Int(bitPattern: b.rawPointer) && p.scales == Int(bitPattern: scales.rawPointer) ? p.matrix : nil
         }
+        let kp = w.paddedK
+        if m > 2 && !int8Activations && (pw != nil || w.supportsNativeGEMM) {
+            // A packed once for the micro-kernel, then each thread's columns: panels of B
+            // dequantized into L1 and multiplied there (q4_gemm).
+            let packedA = GEMMActivations(pa, rows: m, k: k, lda: k, blocks: kp / 32)
+            parallelFor(n, minChunk: 64, granularity: 16, chunksPerThread: 4) { columns in
+                let done = pw?.gemm(packedA, columns: columns, into: po, ldc: n)
+                    ?? w.gemm(packedA, columns: columns, into: po, ldc: n)
+                // Both were checked to run here; should one refuse, BLAS gives the same product.
+                if !done { MatMulNBitsOperator.dequantizedGEMM(w, pa, lda: k, m: m, columns: columns, into: po, ldc: n) }
+            }
+            return [finish(out, bias: bias, rows: m, resultType: aIn.dtype)]
+        }
+
+        // Activations in the kernels' packed order, zero-padded to whole blocks.
+        let activations = UnsafeMutablePointer<Float>.allocate(capacity: m * kp)
+        defer { activations.deallocate() }
+        for row in 0..<m { w.pack(activations: pa + row * k, into: activations + row * kp) }
+
         if let pw, int8Activations {
             // Each activation row quantized once, then one int8 GEMV per activation row and tile
             // of weight rows: the weights come from memory once, with integer products.
@@ -202,20 +215,6 @@ struct MatMulNBitsOperator: Operator {
                     if let pw { pw.gemv(a, rows: rows, into: y) } else { w.gemv(packed: a, rows: rows, into: y) }
                 }
             }
-        } else if let pw {
-            parallelFor(n, minChunk: 64, granularity: 16, chunksPerThread: 4) { columns in
-                // The C GEMMs fail only without memory for packing A.
-                if !pw.gemm(activations, rows: m, lda: kp, columns: columns, into: po, ldc: n) {
-                    MatMulNBitsOperator.dequantizedGEMM(w, activations, m: m, columns: columns, into: po, ldc: n)
-                }
-            }
-        } else if w.supportsNativeGEMM {
-            // Panels of B dequantized into L1 by each thread, multiplied there (qk_q4_gemm).
-            parallelFor(n, minChunk: 64, granularity: 16) { columns in
-                if !w.gemm(packed: activations, rows: m, lda: kp, columns: columns, into: po, ldc: n) {
-                    MatMulNBitsOperator.dequantizedGEMM(w, activations, m: m, columns: columns, into: po, ldc: n)
-                }
-            }
         } else {
             // Dequantize B a tile of rows at a time (in packed order) and multiply with BLAS.
             let tile = Swift.min(MatMulNBitsOperator.tileRows, n)
@@ -232,13 +231,19 @@ struct MatMulNBitsOperator: Operator {
                 n0 += rows
             }
         }
+        return [finish(out, bias: bias, rows: m, resultType: aIn.dtype)]
+    }
+
+    /// Adds the bias to every row and converts the result to the activations' type.
+    private func finish(_ out: Tensor, bias: Tensor?, rows m: Int, resultType: DataType) -> Tensor {
+        let po = out.pointer(as: Float.self)
         if let bias {
             let pb = bias.pointer(as: Float.self)
             for row in 0..<m {
                 for j in 0..<n { po[row * n + j] += pb[j] }
             }
         }
-        return [narrowResult(out, to: aIn.dtype)]
+        return narrowResult(out, to: resultType)
     }
 }
 
@@ -270,15 +275,16 @@ func registerMatMul(_ add: (String, String, ClosedRange<Int>, @escaping Operator
 }
 
 extension MatMulNBitsOperator {
-    /// Columns `columns` of `m` activation rows (packed order, `w.paddedK` apart) times B, by
-    /// dequantizing those rows of B and one BLAS GEMM: the way when the C GEMMs cannot run.
-    static func dequantizedGEMM(_ w: BlockQuantizedMatrix, _ a: UnsafePointer<Float>, m: Int, columns: Range<Int>,
+    /// Columns `columns` of `m` activation rows (natural order, `lda` apart; the native kernels'
+    /// packed order is natural) times B, by dequantizing those rows of B and one BLAS GEMM over
+    /// the first K of each row: the way when a C GEMM refuses to run.
+    static func dequantizedGEMM(_ w: BlockQuantizedMatrix, _ a: UnsafePointer<Float>, lda: Int, m: Int, columns: Range<Int>,
                                 into c: UnsafeMutablePointer<Float>, ldc: Int) {
         let kp = w.paddedK
         let deq = UnsafeMutablePointer<Float>.allocate(capacity: columns.count * kp)
         defer { deq.deallocate() }
         w.dequantize(rows: columns, into: deq, ld: kp)
-        sgemm(transB: true, m: m, n: columns.count, k: kp, a: a, lda: kp, b: deq, ldb: kp, c: c + columns.lowerBound, ldc: ldc)
+        sgemm(transB: true, m: m, n: columns.count, k: w.k, a: a, lda: lda, b: deq, ldb: kp, c: c + columns.lowerBound, ldc: ldc)
     }
 
     /// Weight rows per thread below which a GEMV runs on one thread: at least ~256 K weights per

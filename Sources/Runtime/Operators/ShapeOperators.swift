@@ -84,6 +84,8 @@ func checkedShape(_ shape: [Int]) throws -> [Int] {
 // MARK: - Shape queries and views
 
 struct ShapeOperator: Operator {
+    /// Reads only the shape.
+    var readsCacheViews: Bool { true }
     let start: Int
     let end: Int?
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
