@@ -13,6 +13,9 @@ What runs, in interleaved rounds (after one untimed warm-up round that also fill
          decode tok/s, peak RSS. The packed-weight cache (~/.cache/qwen-swift) is warm in the rounds
          (the warm-up writes it); one extra run before them with an empty cache directory gives the
          first-ever load time, printed in the notes.
+         Its decode steps multiply int16-quantized activations in the float16 MatMulNBits (the default,
+         `--decode-activations automatic`; accuracy equal to float32's in scripts/int8_accuracy.py).
+  ours-f32   the same with `--decode-activations float32` (float32 decode activations, as ORT computes).
   ours-int8  the same with `--int8 always` (int8 activations in every MatMulNBits; --no-int8 skips it).
   ORT    onnxruntime 1.31.1 (pinned), CPU EP, intra_op_num_threads 2, ORT_ENABLE_ALL, a Python greedy
          loop over the same onnx/model_q4f16.onnx and the same prompt ids, in its own process (imports
@@ -252,9 +255,9 @@ def fma_probe(workdir: Path) -> tuple[float, float] | None:
 
 
 def run_ours(binary: Path, model_dir: Path, onnx_name: str, max_tokens: int, int8: str = "accuracyLevel4",
-             cache_dir: str | None = None) -> dict:
+             cache_dir: str | None = None, decode: str = "automatic") -> dict:
     cmd = [str(binary), "--model", str(model_dir), "--onnx", onnx_name, "--prompt", PROMPT,
-           "--greedy", "--max-tokens", str(max_tokens), "--json", "--int8", int8]
+           "--greedy", "--max-tokens", str(max_tokens), "--json", "--int8", int8, "--decode-activations", decode]
     env = None
     if cache_dir is not None:
         env = dict(os.environ, QWEN_CACHE_DIR=cache_dir)
@@ -410,14 +413,15 @@ def main() -> int:
         first = run_ours(binary, model_dir, args.onnx, 1, cache_dir=cold)
     log(f"first load with an empty packed-weight cache: {first['load_s']:.3f} s (packs the weights and writes the cache)")
 
-    systems = ["ours"] + ([] if args.no_int8 else ["ours-int8"]) + ["ort"] + (["llama.cpp"] if llama_bin else [])
+    systems = ["ours", "ours-f32"] + ([] if args.no_int8 else ["ours-int8"]) + ["ort"] + (["llama.cpp"] if llama_bin else [])
     runs: dict[str, list[dict]] = {s: [] for s in systems}
     for round_ in range(args.warmup + args.runs):
         timed = round_ >= args.warmup
         order = systems[round_ % len(systems):] + systems[:round_ % len(systems)]  # rotate who goes first
         for s in order:
-            if s in ("ours", "ours-int8"):
-                r = run_ours(binary, model_dir, args.onnx, args.max_tokens, int8="always" if s == "ours-int8" else "accuracyLevel4")
+            if s in ("ours", "ours-f32", "ours-int8"):
+                r = run_ours(binary, model_dir, args.onnx, args.max_tokens, int8="always" if s == "ours-int8" else "accuracyLevel4",
+                             decode="float32" if s == "ours-f32" else "automatic")
                 if r["prompt_ids"] != prompt_ids:
                     raise SystemExit(f"qwen-run's prompt ids differ from HF's:\n ours {r['prompt_ids']}\n HF   {prompt_ids}")
             elif s == "ort":
@@ -449,17 +453,20 @@ def main() -> int:
     lines = []
     header = f"| system | {' | '.join(label for _, label, _ in METRICS)} | generated |"
     lines += [header, "|" + "---|" * (len(METRICS) + 2)]
-    names = {"ours": f"qwen-run ({args.onnx})", "ours-int8": f"qwen-run --int8 always ({args.onnx}, int8 activations)",
+    names = {"ours": f"qwen-run ({args.onnx})", "ours-f32": f"qwen-run --decode-activations float32 ({args.onnx})",
+             "ours-int8": f"qwen-run --int8 always ({args.onnx}, int8 activations)",
              "ort": f"ONNX Runtime {ORT_VERSION} ({args.onnx}, ENABLE_ALL, {args.threads} thr)",
              "llama.cpp": f"llama.cpp ({gguf.name}, {args.threads} thr)"}
     for s in systems:
         gen_count = len(runs[s][-1]["generated_ids"]) if "generated_ids" in runs[s][-1] else args.max_tokens
         lines.append(f"| {names[s]} | " + " | ".join(fmt(summary[s][k], f) for k, _, f in METRICS) + f" | {gen_count} |")
     lines.append("| **ours / ORT** | " + " | ".join(fmt(ratios[k], "{:.2f}×") for k, _, _ in METRICS) + " | |")
-    if "ours-int8" in systems:
-        ir = {k: (summary["ours-int8"][k] / summary["ort"][k]) if summary["ours-int8"][k] is not None and summary["ort"][k] else None
+    for variant, label in (("ours-f32", "ours float32 decode / ORT"), ("ours-int8", "ours int8 / ORT")):
+        if variant not in systems:
+            continue
+        vr = {k: (summary[variant][k] / summary["ort"][k]) if summary[variant][k] is not None and summary["ort"][k] else None
               for k, _, _ in METRICS}
-        lines.append("| **ours int8 / ORT** | " + " | ".join(fmt(ir[k], "{:.2f}×") for k, _, _ in METRICS) + " | |")
+        lines.append(f"| **{label}** | " + " | ".join(fmt(vr[k], "{:.2f}×") for k, _, _ in METRICS) + " | |")
     if "llama.cpp" in systems:
         lr = {k: (summary["ours"][k] / summary["llama.cpp"][k]) if summary["ours"][k] is not None and summary["llama.cpp"][k] else None
               for k, _, _ in METRICS}
@@ -507,6 +514,8 @@ def main() -> int:
         notes.append(f"context table: one single-token step after N cached positions (zeros; no prefill), "
                      f"{args.position_steps} timed steps after one untimed, one run each; "
                      f"other processes {min(context_others):.0%}–{max(context_others):.0%} CPU")
+    f32 = runs["ours-f32"][-1]["generated_ids"]
+    notes.append(f"generated ids, ours float32 decode vs ORT ENABLE_ALL: {'identical' if f32 == ort_ids else 'differ'}")
     if "ours-int8" in systems:
         i8 = runs["ours-int8"][-1]["generated_ids"]
         d8 = next((i for i, (a, b) in enumerate(zip(i8, ort_ids)) if a != b), min(len(i8), len(ort_ids)))

@@ -1,10 +1,15 @@
 #!/usr/bin/env python3
-"""Accuracy of qwen-run's int8-activation mode (`--int8 always`, what `accuracy_level = 4` selects)
-against ONNX Runtime, teacher-forced: one prefill over a fixed text of a few hundred tokens, the
-logits of every position compared with ONNX Runtime's on the same graph and ids.
+"""Accuracy of qwen-run's quantized-activation modes against ONNX Runtime, teacher-forced over a
+fixed text of a few hundred tokens: the logits of every position compared with ONNX Runtime's
+(one prefill over the same graph and ids).
 
-Reported for qwen-run's float32 mode (the default) and its int8 mode, against ORT_DISABLE_ALL and
-ORT_ENABLE_ALL (ORT's default):
+qwen-run is run two ways:
+  prefill   one `qwen-run graph` over all the ids: the GEMM kernels (float32 activations, the
+            default, or int8 with `--int8 always`, what `accuracy_level = 4` selects);
+  decode    `qwen-run stepwise-logits`: one token per step through the KV cache, the decode
+            kernels: float32 activations (`--decode-activations float32`), int16 (the default)
+            or int8 (`--int8 always`).
+Against ORT_DISABLE_ALL and ORT_ENABLE_ALL (ORT's default):
   top-1 agreement   positions whose argmax is the same
   KL mean / max     KL(p_ORT || p_ours) of the softmax over the vocabulary, in nats
   max |Δlogit|
@@ -48,6 +53,15 @@ def run_ours(qwen_run, model, feeds, workdir, int8):
     return np.load(os.path.join(workdir, "out", "logits.npy"))[0]
 
 
+def run_ours_stepwise(qwen_run, model_dir, onnx, ids, workdir, int8, decode):
+    import subprocess
+    out = os.path.join(workdir, f"stepwise-{int8}-{decode}.npy")
+    subprocess.run([qwen_run, "stepwise-logits", "--model", model_dir, "--onnx", os.path.basename(onnx),
+                    "--ids", ",".join(map(str, ids)), "--output", out, "--int8", int8, "--decode-activations", decode],
+                   check=True, stdout=subprocess.DEVNULL)
+    return np.load(out)
+
+
 def log_softmax(x):
     x = x.astype(np.float64)
     m = x.max(-1, keepdims=True)
@@ -62,6 +76,16 @@ def compare(ours, ref):
             "kl_max": float(kl.max()), "max_abs_logit_error": float(np.abs(ours - ref).max())}
 
 
+# (label, how qwen-run runs, --int8, --decode-activations)
+MODES = [
+    ("prefill, float32 activations", "graph", "never", "float32"),
+    ("prefill, int8 activations", "graph", "always", "float32"),
+    ("decode, float32 activations", "stepwise", "never", "float32"),
+    ("decode, int16 activations (default)", "stepwise", "never", "int16"),
+    ("decode, int8 activations", "stepwise", "always", "int16"),
+]
+
+
 def main():
     a, model, ids = parse_args_and_encode(TEXT)
 
@@ -73,15 +97,17 @@ def main():
             feeds = feeds_for(sess, ids)
             names = [o.name for o in sess.get_outputs()]
             ref = dict(zip(names, sess.run(None, feeds)))["logits"][0]
-            for mode in ["never", "always"]:
-                if mode not in ours:
-                    ours[mode] = run_ours(a.qwen_run, model, feeds, tmp, mode)
-                r = compare(ours[mode], ref)
-                r.update({"ours": "float32 activations" if mode == "never" else "int8 activations", "reference": level_name})
+            for label, how, int8, decode in MODES:
+                if label not in ours:
+                    ours[label] = (run_ours(a.qwen_run, model, feeds, tmp, int8) if how == "graph"
+                                   else run_ours_stepwise(a.qwen_run, a.model_dir, a.onnx, ids, tmp, int8, decode))
+                r = compare(ours[label], ref)
+                r.update({"ours": label, "reference": level_name})
                 results.append(r)
-        between = compare(ours["always"], ours["never"])
-        between.update({"ours": "int8 activations", "reference": "qwen-run float32 activations"})
-        results.append(between)
+        for label in [m[0] for m in MODES[1:]]:
+            between = compare(ours[label], ours[MODES[0][0]])
+            between.update({"ours": label, "reference": "qwen-run prefill, float32 activations"})
+            results.append(between)
     print(f"teacher-forced over {len(ids)} tokens ({model}, ONNX Runtime {ort.__version__})")
     print("| qwen-run | vs | top-1 agree | KL mean (nats) | KL max | max |Δlogit| |")
     print("|---|---|---|---|---|---|")

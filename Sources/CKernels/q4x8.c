@@ -212,6 +212,99 @@ int qk_q4x8_gemv_q8(const uint8_t *packed, int f32_scales, size_t blocks, const 
     return 1;
 }
 
+// --- int16 activations (decode) ------------------------------------------------------------------
+//
+// The float32 GEMV spends three vector operations on 8 weights (AND, convert, FMA) and is
+// compute-bound here; with the activations quantized per block of 32 to int16 (q = a · 32767 /
+// max|a|, rounded to nearest even: at most 2^-16 of the block's largest value off, far below the
+// float16 rounding the exports apply to every MatMulNBits output) the products are integer:
+// within 32-bit lane r (row r of the group) the two 16-bit halves of word j hold weights
+// 8j..8j+3 and 8j+4..8j+7, so (word >> 4i) & 0x000F per 16-bit half gives weights 8j+i and
+// 8j+4+i, and one `vpmaddwd` with a broadcast of the pair (a[8j+i], a[8j+4+i]) adds both products
+// in int32: 16 multiply-adds per instruction, about half the float kernel's instructions per
+// weight. A block's 16 products per lane stay far inside int32 (16 · 2 · 15 · 32767 < 2^24); the
+// zero point 8 comes off as 8 × the block's activation sum, and one FMA per block applies the
+// weight scales × the activation scale.
+
+// Activation block layout: 16 words per block, word 4j + i = a16[8j + i] | a16[8j + 4 + i] << 16;
+// then the blocks' float scales and int32 sums.
+AVX2 static void quantize_activations16(const float *a, size_t blocks, int32_t *q, float *scale, int32_t *sum) {
+    const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    const __m128i low16 = _mm_set1_epi32(0xFFFF);
+    for (size_t b = 0; b < blocks; b++) {
+        const float *x = a + b * 32;
+        __m256 m = _mm256_setzero_ps();
+        for (int i = 0; i < 4; i++) m = _mm256_max_ps(m, _mm256_and_ps(_mm256_loadu_ps(x + 8 * i), abs_mask));
+        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_max_ss(h, _mm_movehdup_ps(h));
+        const float amax = _mm_cvtss_f32(h);
+        scale[b] = amax / 32767.0f;
+        const __m256 inv = _mm256_set1_ps(amax > 0 ? 32767.0f / amax : 0.0f);
+        __m256i total = _mm256_setzero_si256();
+        for (int j = 0; j < 4; j++) {
+            // Round to nearest even (the default rounding mode); |a · inv| <= 32767.
+            const __m256i v = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * j), inv));
+            total = _mm256_add_epi32(total, v);
+            const __m128i lo = _mm256_castsi256_si128(v), hi = _mm256_extracti128_si256(v, 1);
+            _mm_storeu_si128((__m128i *)(q + b * 16 + 4 * j), _mm_or_si128(_mm_and_si128(lo, low16), _mm_slli_epi32(hi, 16)));
+        }
+        __m128i t = _mm_add_epi32(_mm256_castsi256_si128(total), _mm256_extracti128_si256(total, 1));
+        t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4E));
+        t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xB1));
+        sum[b] = _mm_cvtsi128_si32(t);
+    }
+}
+
+AVX2 static void gemv_groups_i16(const uint8_t *packed, int f32, size_t blocks, const int32_t *aq, const float *ascale,
+                                 const int32_t *asum, size_t g0, size_t g1, float *y) {
+    const size_t rec = record_bytes(f32), sbytes = f32 ? 32 : 16;
+    const __m256i nibble = _mm256_set1_epi16(0xF);
+    for (size_t g = g0; g < g1; g++) {
+        const uint8_t *p = packed + g * blocks * rec;
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+        for (size_t b = 0; b < blocks; b++) {
+            const uint8_t *r = p + b * rec;
+            prefetch_record(r);
+            const uint8_t *q = r + sbytes;
+            const int32_t *x = aq + b * 16;
+            __m256i d0 = _mm256_setzero_si256(), d1 = d0;
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                const __m256i w = _mm256_loadu_si256((const __m256i *)(q + 32 * j));
+                const int32_t *xj = x + 4 * j;
+                d0 = _mm256_add_epi32(d0, _mm256_madd_epi16(_mm256_and_si256(w, nibble), _mm256_set1_epi32(xj[0])));
+                d1 = _mm256_add_epi32(d1, _mm256_madd_epi16(_mm256_and_si256(_mm256_srli_epi16(w, 4), nibble), _mm256_set1_epi32(xj[1])));
+                d0 = _mm256_add_epi32(d0, _mm256_madd_epi16(_mm256_and_si256(_mm256_srli_epi16(w, 8), nibble), _mm256_set1_epi32(xj[2])));
+                d1 = _mm256_add_epi32(d1, _mm256_madd_epi16(_mm256_srli_epi16(w, 12), _mm256_set1_epi32(xj[3])));
+            }
+            const __m256i dot = _mm256_sub_epi32(_mm256_add_epi32(d0, d1), _mm256_set1_epi32(8 * asum[b]));
+            const __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(dot), _mm256_broadcast_ss(ascale + b));
+            if (b & 1) acc1 = _mm256_fmadd_ps(v, record_scales(r, f32), acc1);
+            else acc0 = _mm256_fmadd_ps(v, record_scales(r, f32), acc0);
+        }
+        _mm256_storeu_ps(y + g * 8, _mm256_add_ps(acc0, acc1));
+    }
+}
+
+size_t qk_q16_activation_bytes(size_t blocks) { return blocks * (64 + sizeof(float) + sizeof(int32_t)); }
+
+int qk_q16_quantize(const float *a, size_t blocks, void *out) {
+    if (!qk_cpu_has_avx2_fma_f16c()) return 0;
+    int32_t *q = out;
+    quantize_activations16(a, blocks, q, (float *)(q + blocks * 16), q + blocks * 17);
+    return 1;
+}
+
+int qk_q4x8_gemv_q16(const uint8_t *packed, int f32_scales, size_t blocks, const void *aq,
+                     size_t row_begin, size_t row_end, float *y) {
+    if (!qk_cpu_has_avx2_fma_f16c() || row_begin % 8 || row_end % 8) return 0;
+    const int32_t *q = aq;
+    gemv_groups_i16(packed, f32_scales, blocks, q, (const float *)(q + blocks * 16), q + blocks * 17,
+                    row_begin / 8, row_end / 8, y);
+    return 1;
+}
+
 // --- GEMM -------------------------------------------------------------------------------------
 //
 // C = A · dequantize(B)ᵀ for M > 2 (prefill) through `q4_gemm` (q4_shared.h): B dequantized a
@@ -265,6 +358,11 @@ int qk_q4x8_gemm(const uint8_t *p, int f, size_t b, const float *ap, size_t m, s
     (void)p; (void)f; (void)b; (void)ap; (void)m; (void)c0; (void)c1; (void)c; (void)ldc; return 0;
 }
 size_t qk_q8_activation_bytes(size_t blocks) { return blocks * 40; }
+size_t qk_q16_activation_bytes(size_t blocks) { return blocks * 72; }
+int qk_q16_quantize(const float *a, size_t blocks, void *out) { (void)a; (void)blocks; (void)out; return 0; }
+int qk_q4x8_gemv_q16(const uint8_t *p, int f, size_t b, const void *aq, size_t r0, size_t r1, float *y) {
+    (void)p; (void)f; (void)b; (void)aq; (void)r0; (void)r1; (void)y; return 0;
+}
 int qk_q8_quantize(const float *a, size_t blocks, void *out) { (void)a; (void)blocks; (void)out; return 0; }
 int qk_q4x8_gemv_q8(const uint8_t *p, int f, size_t b, const void *aq, size_t r0, size_t r1, float *y) {
     (void)p; (void)f; (void)b; (void)aq; (void)r0; (void)r1; (void)y; return 0;

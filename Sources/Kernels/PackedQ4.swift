@@ -124,6 +124,24 @@ public final class PackedQ4Matrix: @unchecked Sendable {
         qk_q4x8_gemv_q8(base, floatScales ? 1 : 0, blocksPerRow, a8, rows.lowerBound, rows.upperBound, y) != 0
     }
 
+    /// Bytes of one activation row quantized to int16 for ``gemvInt16(_:rows:into:)``.
+    public var int16ActivationBytes: Int { qk_q16_activation_bytes(blocksPerRow) }
+
+    /// Quantizes one activation row (`blocksPerRow * 32` floats, zero beyond K) to int16 per
+    /// block of 32 into `out` (`int16ActivationBytes`). False when the int16 kernels do not run here.
+    @discardableResult
+    public func quantizeInt16(_ a: UnsafePointer<Float>, into out: UnsafeMutableRawPointer) -> Bool {
+        qk_q16_quantize(a, blocksPerRow, out) != 0
+    }
+
+    /// `y[r] = Σ_k W[r, k] · a16[k]` with activations quantized by ``quantizeInt16(_:into:)``
+    /// (integer products per block, float32 across blocks), rows `rows` (multiples of 8 at both
+    /// ends). False when the kernel did not run.
+    @discardableResult
+    public func gemvInt16(_ a16: UnsafeRawPointer, rows: Range<Int>, into y: UnsafeMutablePointer<Float>) -> Bool {
+        qk_q4x8_gemv_q16(base, floatScales ? 1 : 0, blocksPerRow, a16, rows.lowerBound, rows.upperBound, y) != 0
+    }
+
     /// `c[i, j] = Σ_k a[i, k] · W[j, k]` for the activations `a` (packed for this matrix's
     /// blocks) and columns `columns` (multiples of 8 at both ends), into `c` (row stride `ldc`).
     /// False when the kernel did not run (columns not whole groups, `a` packed for another K).

@@ -79,12 +79,13 @@ public final class QwenModel: Sendable {
     }
 
     /// Loads a model directory (see ``ModelDirectory``) on a background thread.
-    public static func load(directory: URL, onnxFile: String? = nil,
-                            int8Activations: Int8Activations = .accuracyLevel4) async throws -> QwenModel {
+    public static func load(directory: URL, onnxFile: String? = nil, int8Activations: Int8Activations = .accuracyLevel4,
+                            decodeActivations: DecodeActivations = .automatic) async throws -> QwenModel {
         try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global(qos: .userInitiated).async {
                 continuation.resume(with: Result {
-                    try QwenModel(directory: directory, onnxFile: onnxFile, int8Activations: int8Activations)
+                    try QwenModel(directory: directory, onnxFile: onnxFile, int8Activations: int8Activations,
+                                  decodeActivations: decodeActivations)
                 })
             }
         }
@@ -92,7 +93,9 @@ public final class QwenModel: Sendable {
 
     /// `int8Activations`: where MatMulNBits multiplies int8-quantized activations (see
     /// `Int8Activations`; the default follows each node's `accuracy_level`, as ONNX Runtime does).
-    public init(directory url: URL, onnxFile: String? = nil, int8Activations: Int8Activations = .accuracyLevel4) throws {
+    /// `decodeActivations`: how the other decode-step products take theirs (`DecodeActivations`).
+    public init(directory url: URL, onnxFile: String? = nil, int8Activations: Int8Activations = .accuracyLevel4,
+                decodeActivations: DecodeActivations = .automatic) throws {
         let start = Date()
         directory = try ModelDirectory(url: url, onnxFile: onnxFile)
         // The tokenizer (tokenizer.json) loads on another thread while the graph is read, planned
@@ -110,6 +113,7 @@ public final class QwenModel: Sendable {
         options.lastPositionOnlyOutput = "logits"
         options.packedWeightCacheDirectory = QwenModel.defaultWeightCacheDirectory
         options.int8Activations = int8Activations
+        options.decodeActivations = decodeActivations
         let onnxPath = directory.onnxURL.path
         let loadedSession = Result { try Session(path: onnxPath, options: options) }
         tokenizerLoaded.wait()
@@ -370,5 +374,17 @@ extension QwenModel {
         for _ in 0..<steps { _ = try decoder.forward([0], cache: &cache) }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         return Double(steps) / seconds
+    }
+}
+
+// MARK: - Teacher-forced logits through the decode path
+
+extension QwenModel {
+    /// The logits after each of `ids` (row i: the next-token logits after ids[0...i]), computed
+    /// one token at a time through the KV cache, i.e. by the decode step's kernels, not the
+    /// prefill's. For measuring decode accuracy against a reference (scripts/int8_accuracy.py).
+    public func stepwiseLogits(_ ids: [Int]) throws -> [[Float]] {
+        var cache = makeCache()
+        return try ids.map { try decoder.forward([$0], cache: &cache) }
     }
 }

@@ -33,6 +33,8 @@ public struct OperatorContext: Sendable {
     var weightCache: PackedWeightCache?
     /// `SessionOptions.int8Activations`.
     public var int8Activations = Int8Activations.accuracyLevel4
+    /// `SessionOptions.decodeActivations`.
+    public var decodeActivations = DecodeActivations.automatic
 }
 
 public typealias OperatorFactory = @Sendable (OperatorContext) throws -> any Operator
@@ -79,11 +81,12 @@ public enum OperatorRegistry {
     public static func make(_ node: Node, opsets: [String: Int], constants: [String: Tensor], model: ONNXModel? = nil,
                             prepackWeights: Bool = true) throws -> any Operator {
         try make(node, opsets: opsets, constants: constants, model: model, prepackWeights: prepackWeights, weightCache: nil,
-                 int8Activations: .accuracyLevel4)
+                 int8Activations: .accuracyLevel4, decodeActivations: .automatic)
     }
 
     static func make(_ node: Node, opsets: [String: Int], constants: [String: Tensor], model: ONNXModel?,
-                     prepackWeights: Bool, weightCache: PackedWeightCache?, int8Activations: Int8Activations) throws -> any Operator {
+                     prepackWeights: Bool, weightCache: PackedWeightCache?, int8Activations: Int8Activations,
+                     decodeActivations: DecodeActivations) throws -> any Operator {
         let opset = opsets[node.domain] ?? 1
         guard let candidates = entries[Key(domain: node.domain, opType: node.opType)],
               let entry = candidates.first(where: { covers($0, domain: node.domain, opset: opset) })
@@ -96,7 +99,7 @@ public enum OperatorRegistry {
         }
         return try entry.factory(OperatorContext(node: node, opset: opset, constantInputs: constantInputs, model: model,
                                                  prepackWeights: prepackWeights, weightCache: weightCache,
-                                                 int8Activations: int8Activations))
+                                                 int8Activations: int8Activations, decodeActivations: decodeActivations))
     }
 
     /// Whether an op is implemented, for `inspect`.

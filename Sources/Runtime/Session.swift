@@ -11,6 +11,22 @@ public enum Int8Activations: String, Sendable, CaseIterable {
     case always
 }
 
+/// How MatMulNBits takes its float activations in single-row products (decode steps), where int8
+/// activations do not apply.
+public enum DecodeActivations: String, Sendable, CaseIterable {
+    /// int16 in float16 MatMulNBits (the q4f16 exports, whose graphs round every MatMulNBits
+    /// result to float16), float32 in float32 ones (q4 exports: their results stay float32).
+    case automatic
+    /// float32, as ONNX Runtime's default MatMulNBits computes: one AND, convert and FMA per 8
+    /// weights, compute-bound on AVX2.
+    case float32
+    /// int16 per block of 32 (scale max|a| / 32767, round to nearest even) in every MatMulNBits
+    /// with repacked weights: integer products, about half the instructions per weight. Each
+    /// activation is at most 2^-16 of its block's largest off, far below a float16 rounding
+    /// (2^-11); accuracy on the real model in docs/performance.md.
+    case int16
+}
+
 /// Options for planning a session.
 public struct SessionOptions: Sendable {
     /// Fold nodes whose inputs are all constants into constants at planning time.
@@ -38,6 +54,9 @@ public struct SessionOptions: Sendable {
     public var packedWeightCacheMinimumBytes = 16 << 20
     /// Where MatMulNBits uses int8 activations (only with repacked weights, `prepackWeights`).
     public var int8Activations = Int8Activations.accuracyLevel4
+    /// How the other single-row MatMulNBits products take their activations (only with repacked
+    /// weights).
+    public var decodeActivations = DecodeActivations.automatic
 
     public init() {}
 }
@@ -48,20 +67,22 @@ public struct SessionOptions: Sendable {
 public final class Session: @unchecked Sendable {
     public let graph: Graph
 
+    /// One node as `run` executes it. Its slot lists are ranges of `slotLists`, so that the loop
+    /// over ~2,000 steps per decode token reads them in place instead of retaining arrays.
     struct Step {
         let op: any Operator
-        let node: Node
-        /// Slot per node input; -1 for an omitted optional input.
-        let inputs: [Int]
-        /// Slot per node output; -1 for an omitted optional output.
-        let outputs: [Int]
-        /// Slots whose last reader is this step (released after it runs).
-        let releases: [Int]
+        /// Slot per node input (-1 for an omitted optional input), in `slotLists`.
+        let inputs: Range<Int>
+        /// Slot per node output (-1 for an omitted optional output), in `slotLists`.
+        let outputs: Range<Int>
+        /// Slots whose last reader is this step (released after it runs), in `slotLists`.
+        let releases: Range<Int>
         /// `op.readsCacheViews`: KV-cache views reach it as they are, not as contiguous copies.
         let readsCacheViews: Bool
     }
 
     let steps: [Step]
+    let slotLists: [Int]
     let slotCount: Int
     let constantSlots: [(slot: Int, tensor: Tensor)]
     let inputSlots: [String: Int]
@@ -130,7 +151,8 @@ public final class Session: @unchecked Sendable {
         for node in graph.nodes {
             ops.append(try OperatorRegistry.make(node, opsets: graph.opsets, constants: graph.constants, model: graph.model,
                                                  prepackWeights: options.prepackWeights, weightCache: cache,
-                                                 int8Activations: options.int8Activations))
+                                                 int8Activations: options.int8Activations,
+                                                 decodeActivations: options.decodeActivations))
         }
         phase("operators (weights repacked or mapped from the cache)")
         if let cache, cache.persist() { phase("packed-weight cache written") }
@@ -146,12 +168,18 @@ public final class Session: @unchecked Sendable {
         var releases = [[Int]](repeating: [], count: graph.nodes.count)
         for (s, i) in lastUse where !pinned.contains(s) { releases[i].append(s) }
 
-        steps = graph.nodes.enumerated().map { i, node in
-            Step(op: ops[i], node: node,
-                 inputs: node.inputs.map { $0.isEmpty ? -1 : slot($0) },
-                 outputs: node.outputs.map { $0.isEmpty ? -1 : slot($0) },
-                 releases: releases[i], readsCacheViews: ops[i].readsCacheViews)
+        var slotLists: [Int] = []
+        func list(_ slots: [Int]) -> Range<Int> {
+            slotLists += slots
+            return (slotLists.count - slots.count)..<slotLists.count
         }
+        steps = graph.nodes.enumerated().map { i, node in
+            Step(op: ops[i],
+                 inputs: list(node.inputs.map { $0.isEmpty ? -1 : slot($0) }),
+                 outputs: list(node.outputs.map { $0.isEmpty ? -1 : slot($0) }),
+                 releases: list(releases[i]), readsCacheViews: ops[i].readsCacheViews)
+        }
+        self.slotLists = slotLists
         slotCount = next
         self.constantSlots = constantSlots
         self.inputSlots = inputSlots
@@ -193,42 +221,58 @@ public final class Session: @unchecked Sendable {
         }
 
         var args = [Tensor?]()
-        for step in steps {
-            args.removeAll(keepingCapacity: true)
-            for s in step.inputs {
-                guard s >= 0, let t = values[s] else { args.append(nil); continue }
-                args.append(t.isContiguous || step.readsCacheViews ? t : t.contiguous())
-            }
-            let results: [Tensor]
-            let started = Profiler.isEnabled ? monotonicSeconds() : 0
-            do {
-                results = try step.op.run(args)
-                if Profiler.isEnabled {
-                    // The time first: building a per-shape key takes microseconds of its own.
-                    let elapsed = monotonicSeconds() - started
-                    let key = Profiler.byShape
-                        ? "\(step.node.opType) \(args.map { $0.map { "\($0.dtype)\($0.shape)" } ?? "-" }.joined(separator: ","))"
-                        : step.node.opType
-                    Profiler.shared.record(key, elapsed)
+        try steps.withUnsafeBufferPointer { steps in
+            try slotLists.withUnsafeBufferPointer { slots in
+                for index in steps.indices {
+                    try runStep(index, steps, slots, &values, &args)
                 }
-            } catch let e as RuntimeError {
-                throw e
-            } catch {
-                throw RuntimeError.nodeFailed(node: step.node.name, opType: step.node.opType, reason: "\(error)")
             }
-            for (k, s) in step.outputs.enumerated() where s >= 0 {
-                guard k < results.count else {
-                    throw RuntimeError.nodeFailed(node: step.node.name, opType: step.node.opType, reason: "produced \(results.count) outputs, output \(k) is used")
-                }
-                values[s] = results[k]
-            }
-            for s in step.releases { values[s] = nil }
         }
         var result: [String: Tensor] = [:]
         for (name, slot) in outputSlots {
             result[name] = keepingCacheViews ? values[slot] : values[slot]?.contiguous()
         }
         return result
+    }
+
+    /// Runs step `index` on `values`, then releases the slots it read last.
+    @inline(__always)
+    private func runStep(_ index: Int, _ steps: UnsafeBufferPointer<Step>, _ slots: UnsafeBufferPointer<Int>,
+                         _ values: inout [Tensor?], _ args: inout [Tensor?]) throws {
+        let readsViews = steps[index].readsCacheViews
+        args.removeAll(keepingCapacity: true)
+        for s in slots[steps[index].inputs] {
+            guard s >= 0, let t = values[s] else { args.append(nil); continue }
+            args.append(t.isContiguous || readsViews ? t : t.contiguous())
+        }
+        let results: [Tensor]
+        let started = Profiler.isEnabled ? monotonicSeconds() : 0
+        do {
+            results = try steps[index].op.run(args)
+            if Profiler.isEnabled {
+                // The time first: building a per-shape key takes microseconds of its own.
+                let elapsed = monotonicSeconds() - started
+                let node = graph.nodes[index]
+                let key = Profiler.byShape
+                    ? "\(node.opType) \(args.map { $0.map { "\($0.dtype)\($0.shape)" } ?? "-" }.joined(separator: ","))"
+                    : node.opType
+                Profiler.shared.record(key, elapsed)
+            }
+        } catch let e as RuntimeError {
+            throw e
+        } catch {
+            let node = graph.nodes[index]
+            throw RuntimeError.nodeFailed(node: node.name, opType: node.opType, reason: "\(error)")
+        }
+        let outputs = steps[index].outputs
+        for (k, s) in slots[outputs].enumerated() where s >= 0 {
+            guard k < results.count else {
+                let node = graph.nodes[index]
+                throw RuntimeError.nodeFailed(node: node.name, opType: node.opType, reason: "produced \(results.count) outputs, output \(k) is used")
+            }
+            values[s] = results[k]
+        }
+        for s in slots[steps[index].releases] { values[s] = nil }
     }
 
     /// Checks a feed's element type and shape against the declared input.

@@ -20,7 +20,7 @@ struct DecodeSpeedCommand: ParsableCommand {
     @Option(help: "ONNX file inside the model's onnx/ folder.")
     var onnx: String?
 
-    @OptionGroup var int8Option: Int8Option
+    @OptionGroup var activations: ActivationOptions
 
     @Option(help: "Context lengths, comma-separated.")
     var positions = "128,1024,4096"
@@ -39,7 +39,8 @@ struct DecodeSpeedCommand: ParsableCommand {
             return n
         }
         guard steps > 0 else { throw ValidationError("--steps must be positive") }
-        let qwen = try QwenModel(directory: URL(fileURLWithPath: model), onnxFile: onnx, int8Activations: int8Option.int8)
+        let qwen = try QwenModel(directory: URL(fileURLWithPath: model), onnxFile: onnx, int8Activations: activations.int8,
+                                   decodeActivations: activations.decode)
         var results: [(Int, Double)] = []
         for p in list {
             let rate = try qwen.decodeTokensPerSecond(atPosition: p, steps: steps)
@@ -51,5 +52,48 @@ struct DecodeSpeedCommand: ParsableCommand {
             print("{\"decode_tokens_per_s\": {\(body)}, \"steps\": \(steps)}")
         }
         printProfileIfEnabled()
+    }
+}
+
+/// `qwen-run stepwise-logits --model DIR --ids 1,2,3 --output FILE.npy`: teacher-forced logits
+/// through the decode path, one token per step, for accuracy measurements.
+struct StepwiseLogitsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stepwise-logits",
+        abstract: "Write the logits after each given token, run one token per decode step, as a .npy file.",
+        discussion: """
+        Row i of the [N, vocabulary] float32 output holds the next-token logits after the first
+        i + 1 ids, each step running one token against the KV cache (the decode kernels). Compare
+        it with a reference's logits for the same ids (scripts/int8_accuracy.py does).
+        """)
+
+    @Option(help: "Model directory.")
+    var model: String
+
+    @Option(help: "ONNX file inside the model's onnx/ folder.")
+    var onnx: String?
+
+    @OptionGroup var activations: ActivationOptions
+
+    @Option(help: "Token ids, comma-separated.")
+    var ids: String
+
+    @Option(help: "Where to write the logits (.npy).")
+    var output: String
+
+    func run() throws {
+        let list = try ids.split(separator: ",").map { part -> Int in
+            guard let n = Int(part.trimmingCharacters(in: .whitespaces)) else {
+                throw ValidationError("--ids expects comma-separated integers, got '\(part)'")
+            }
+            return n
+        }
+        guard !list.isEmpty else { throw ValidationError("--ids is empty") }
+        let qwen = try QwenModel(directory: URL(fileURLWithPath: model), onnxFile: onnx, int8Activations: activations.int8,
+                                 decodeActivations: activations.decode)
+        let rows = try qwen.stepwiseLogits(list)
+        let vocabulary = rows[0].count
+        try NumPy.write(Tensor(rows.flatMap { $0 }, shape: [rows.count, vocabulary]), to: output)
+        print("\(output): float32[\(rows.count), \(vocabulary)]")
     }
 }

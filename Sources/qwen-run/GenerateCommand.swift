@@ -24,7 +24,7 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "ONNX file inside the model's onnx/ folder (default: model_q4f16.onnx, else the first present).")
     var onnx: String?
 
-    @OptionGroup var int8Option: Int8Option
+    @OptionGroup var activations: ActivationOptions
 
     @Option(help: "A system message for the chat template.")
     var system: String?
@@ -80,7 +80,8 @@ struct GenerateCommand: ParsableCommand {
     }
 
     func run() throws {
-        let qwen = try QwenModel(directory: URL(fileURLWithPath: model), onnxFile: onnx, int8Activations: int8Option.int8)
+        let qwen = try QwenModel(directory: URL(fileURLWithPath: model), onnxFile: onnx, int8Activations: activations.int8,
+                                   decodeActivations: activations.decode)
         if interactive {
             try chat(qwen)
             return

@@ -23,11 +23,12 @@ struct GraphCommand: ParsableCommand {
     @Option(name: .customLong("output-dir"), help: "Where to write <output name>.npy files.")
     var outputDirectory: String
 
-    @OptionGroup var int8Option: Int8Option
+    @OptionGroup var activations: ActivationOptions
 
     func run() throws {
         var options = SessionOptions()
-        options.int8Activations = int8Option.int8
+        options.int8Activations = activations.int8
+        options.decodeActivations = activations.decode
         let session = try Session(path: model, options: options)
         var feeds: [String: Tensor] = [:]
         for spec in inputs {

@@ -9,7 +9,7 @@ struct QwenRun: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "qwen-run",
         abstract: "Run quantized Qwen2 ONNX models natively.",
-        subcommands: [GenerateCommand.self, GraphCommand.self, InspectCommand.self, TokenizeCommand.self, DetokenizeCommand.self, DecodeSpeedCommand.self],
+        subcommands: [GenerateCommand.self, GraphCommand.self, InspectCommand.self, TokenizeCommand.self, DetokenizeCommand.self, DecodeSpeedCommand.self, StepwiseLogitsCommand.self],
         defaultSubcommand: GenerateCommand.self)
 }
 
@@ -21,11 +21,15 @@ struct InputError: Error, CustomStringConvertible {
 
 
 extension Int8Activations: ExpressibleByArgument {}
+extension DecodeActivations: ExpressibleByArgument {}
 
 /// `--int8`, shared by the commands that run a model.
-struct Int8Option: ParsableArguments {
+struct ActivationOptions: ParsableArguments {
     @Option(name: .customLong("int8"), help: "Where MatMulNBits multiplies int8-quantized activations (faster, less accurate): never, accuracyLevel4 (nodes with accuracy_level = 4; the default), always.")
     var int8: Int8Activations = .accuracyLevel4
+
+    @Option(name: .customLong("decode-activations"), help: "How the other decode-step MatMulNBits products take their activations: automatic (int16 per block of 32 in float16 nodes, whose results the graph rounds to float16; float32 in float32 nodes; the default), float32 (as ONNX Runtime computes; slower), int16 (everywhere).")
+    var decode: DecodeActivations = .automatic
 }
 
 /// With `QWEN_PROFILE` set, prints the profile (load phases, time per op) to stderr.

@@ -201,6 +201,62 @@ import CKernels
         }
     }
 
+    /// The int16-activation GEMV against the reference evaluated on the dequantized int16
+    /// activations it is given, and the quantizer against its definition: scale max|a|/32767 per
+    /// block of 32, a · (32767 / max|a|) rounded to nearest even.
+    @Test(arguments: shapes)
+    func int16GemvMatchesTheReferenceOnQuantizedActivations(_ s: Shape) throws {
+        guard PackedQ4Tests.packedKernelsRunHere else {
+            print("SKIPPED PackedQ4Tests.int16: this CPU has no AVX2/FMA/F16C, the packed layout is not used")
+            return
+        }
+        let c = Case(s, rows: 1)
+        let packed = try #require(c.withMatrix { PackedQ4Matrix($0) })
+        var a = c.paddedA
+        a[5] = 0.5 * (a.map(abs).max()! / 32767) * 3   // near a rounding tie (1.5 steps) in block 0
+        let bytes = packed.int16ActivationBytes
+        #expect(bytes == c.blocks * 72)
+        var q = [UInt8](repeating: 0, count: bytes)
+        let quantized = a.withUnsafeBufferPointer { ap in q.withUnsafeMutableBytes { packed.quantizeInt16(ap.baseAddress!, into: $0.baseAddress!) } }
+        #expect(quantized)
+        // Layout: per block 16 words, word 4j + i = a[8j + i] | a[8j + 4 + i] << 16; then the scales, then the sums.
+        var dequantized = [Float](repeating: 0, count: a.count)
+        q.withUnsafeBytes { raw in
+            for b in 0..<c.blocks {
+                let block = a[(b * 32)..<(b * 32 + 32)]
+                let amax = block.map(abs).max()!
+                let scale = raw.load(fromByteOffset: c.blocks * 64 + 4 * b, as: Float.self)
+                let sum = raw.load(fromByteOffset: c.blocks * 68 + 4 * b, as: Int32.self)
+                #expect(scale == amax / 32767, "block \(b) scale")
+                var total: Int32 = 0
+                for e in 0..<32 {
+                    let j = e / 8, i = e % 8
+                    let halfOffset = b * 64 + 4 * (4 * j + i % 4) + (i < 4 ? 0 : 2)
+                    let v = Int32(raw.load(fromByteOffset: halfOffset, as: Int16.self))
+                    let expected = amax > 0 ? Int32((a[b * 32 + e] * (32767 / amax)).rounded(.toNearestOrEven)) : 0
+                    #expect(v == expected, "block \(b) element \(e): \(v) vs \(expected)")
+                    dequantized[b * 32 + e] = Float(v) * scale
+                    total += v
+                }
+                #expect(sum == total, "block \(b) sum")
+            }
+        }
+        for rows in [0..<s.n, 8..<s.n] {
+            var y = [Float](repeating: .nan, count: s.n)
+            let ran = q.withUnsafeBytes { qp in y.withUnsafeMutableBufferPointer { packed.gemvInt16(qp.baseAddress!, rows: rows, into: $0.baseAddress!) } }
+            #expect(ran)
+            let d = Case(s, rows: 1, activations: [Array(dequantized[0..<s.k])], from: c)
+            for j in 0..<s.n {
+                if rows.contains(j) {
+                    let r = d.reference(row: 0, column: j)
+                    #expect(abs(Double(y[j]) - r) <= c.tolerance(r), "\(s) row \(j): int16 GEMV \(y[j]) vs \(r)")
+                } else {
+                    #expect(y[j].isNaN, "\(s) rows \(rows): row \(j) outside the range was written")
+                }
+            }
+        }
+    }
+
     @Test func matricesThePackedKernelsDoNotServeAreNotPacked() {
         let c = Case(Shape(k: 64, n: 16, half: true), rows: 1)
         c.data.withUnsafeBufferPointer { d in

@@ -102,9 +102,14 @@ import Kernels
             nil,
             c.bias ? biasTensor : nil,
         ]
-        let y = try runOp("MatMulNBits", domain: "com.microsoft", inputs, attributes: attrs(
-            attr("K", int: c.k), attr("N", int: c.n), attr("bits", int: c.bits), attr("block_size", int: c.blockSize)),
-            constantInputs: constantWeights ? [1, 2] : [])[0]
+        func run(_ decode: DecodeActivations) throws -> Tensor {
+            var options = SessionOptions()
+            options.decodeActivations = decode
+            return try runOp("MatMulNBits", domain: "com.microsoft", inputs, attributes: attrs(
+                attr("K", int: c.k), attr("N", int: c.n), attr("bits", int: c.bits), attr("block_size", int: c.blockSize)),
+                constantInputs: constantWeights ? [1, 2] : [], options: options)[0]
+        }
+        let y = try run(.float32)
         #expect(y.shape == (c.rank3 ? [1, c.m, c.n] : [c.m, c.n]))
         #expect(y.dtype == (c.half ? .float16 : .float))
 
@@ -125,6 +130,9 @@ import Kernels
         // float32 accumulation over K ≤ 256 terms: ~1e-6 relative; float16 output: half an ulp.
         let tolerance = c.half ? scale * 1e-3 : scale * 2e-6
         #expect(maxAbsDiff(y.floats(), reference) <= tolerance, "\(c) constant weights: \(constantWeights)")
+        // The default int16 decode activations (repacked weights, M ≤ 2): within 2^-12 of the scale.
+        let int16 = try run(.int16)
+        #expect(maxAbsDiff(int16.floats(), reference) <= max(tolerance, scale / 4096), "\(c) int16, constant weights: \(constantWeights)")
     }
 
     /// Which nodes get repacked weights at planning time: constant symmetric 4-bit block-32 B with
@@ -207,6 +215,54 @@ import Kernels
             let scale = float32.y.map(abs).max()!
             #expect(maxAbsDiff(int8.y, float32.y) <= 0.02 * scale, "int8 vs float32, level \(String(describing: level)) \(mode)")
             #expect(int8.y != float32.y, "the int8 kernel did not run")
+        }
+    }
+
+    /// `decodeActivations`: int16 activations in the single-row products (M ≤ 2) with packed
+    /// weights, within 2^-12 of the float32 result's scale (int8: 2%); products with more rows are
+    /// untouched; `.automatic` picks int16 for float16 nodes only.
+    @Test(arguments: [1, 2, 3])
+    func decodeActivationsSelectTheInt16GEMV(m: Int) throws {
+        let k = 200, n = 48, blocks = 7
+        var rng = SeededGenerator(seed: UInt64(91 + m))
+        let b = (0..<(n * blocks * 16)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        let scales = randomFloats(n * blocks, &rng, in: 0.01...0.1)
+        let a = randomFloats(m * k, &rng)
+        for half in [false, true] {
+            var options = SessionOptions()
+            options.decodeActivations = .automatic
+            let node = Node(name: "mm", opType: "MatMulNBits", domain: "com.microsoft", inputs: ["A", "B", "scales"], outputs: ["Y"],
+                            attributes: attrs(attr("K", int: k), attr("N", int: n), attr("bits", int: 4), attr("block_size", int: 32)))
+            let scaleTensor = half ? Tensor(float16s: scales.map { Float16($0) }, shape: [n, blocks]) : Tensor(scales, shape: [n, blocks])
+            let graph = try Graph(nodes: [node], constants: ["B": Tensor(bytes: b, shape: [n, blocks, 16]), "scales": scaleTensor],
+                                  inputs: [ValueSpec(name: "A", elementType: half ? .float16 : .float, shape: nil)],
+                                  outputs: [ValueSpec(name: "Y", elementType: nil, shape: nil)], opsets: ["": 18, "com.microsoft": 1])
+            let op = try #require(try Session(graph: graph, options: options).steps.first?.op as? MatMulNBitsOperator)
+            #expect(op.int16Decode == (half && !qk_packedKernelsMissing), "automatic, float16 node: \(half)")
+        }
+        func run(_ mode: DecodeActivations) throws -> (y: [Float], int16: Bool) {
+            let node = Node(name: "mm", opType: "MatMulNBits", domain: "com.microsoft", inputs: ["A", "B", "scales"], outputs: ["Y"],
+                            attributes: attrs(attr("K", int: k), attr("N", int: n), attr("bits", int: 4), attr("block_size", int: 32)))
+            let graph = try Graph(nodes: [node],
+                                  constants: ["B": Tensor(bytes: b, shape: [n, blocks, 16]), "scales": Tensor(scales, shape: [n, blocks])],
+                                  inputs: [ValueSpec(name: "A", elementType: .float, shape: nil)],
+                                  outputs: [ValueSpec(name: "Y", elementType: nil, shape: nil)], opsets: ["": 18, "com.microsoft": 1])
+            var options = SessionOptions()
+            options.decodeActivations = mode
+            let session = try Session(graph: graph, options: options)
+            let op = try #require(session.steps.first?.op as? MatMulNBitsOperator)
+            return (try session.run(["A": Tensor(a, shape: [m, k])])["Y"]!.floats(), op.int16Decode)
+        }
+        let float32 = try run(.float32), int16 = try run(.int16)
+        #expect(!float32.int16)
+        #expect(int16.int16 == !qk_packedKernelsMissing)
+        guard !qk_packedKernelsMissing else { return }
+        if m <= 2 {
+            let scale = float32.y.map(abs).max()!
+            #expect(maxAbsDiff(int16.y, float32.y) <= scale / 4096, "int16 vs float32")
+            #expect(int16.y != float32.y, "the int16 kernel did not run")
+        } else {
+            #expect(int16.y == float32.y, "M > 2 runs the GEMM either way")
         }
     }
 

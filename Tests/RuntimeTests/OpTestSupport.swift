@@ -6,7 +6,8 @@ import ONNX
 /// folded away, except those at positions `constantInputs`, which are initializers, as weights
 /// are) and returns its outputs.
 func runOp(_ opType: String, domain: String = "", _ inputs: [Tensor?], attributes: [String: AttributeProto] = [:],
-           opset: Int = 18, outputs: Int = 1, constantInputs: Set<Int> = []) throws -> [Tensor] {
+           opset: Int = 18, outputs: Int = 1, constantInputs: Set<Int> = [],
+           options: SessionOptions = SessionOptions()) throws -> [Tensor] {
     var specs: [ValueSpec] = []
     var feeds: [String: Tensor] = [:]
     var constants: [String: Tensor] = [:]
@@ -27,7 +28,7 @@ func runOp(_ opType: String, domain: String = "", _ inputs: [Tensor?], attribute
     let graph = try Graph(nodes: [node], constants: constants, inputs: specs,
                           outputs: outNames.map { ValueSpec(name: $0, elementType: nil, shape: nil) },
                           opsets: ["": opset, "com.microsoft": 1])
-    let result = try Session(graph: graph).run(feeds)
+    let result = try Session(graph: graph, options: options).run(feeds)
     return outNames.map { result[$0]! }
 }
 

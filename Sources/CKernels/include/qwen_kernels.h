@@ -82,6 +82,19 @@ int qk_q8_quantize(const float *a, size_t blocks, void *out);
 int qk_q4x8_gemv_q8(const uint8_t *packed, int f32_scales, size_t blocks, const void *aq,
                     size_t row_begin, size_t row_end, float *y);
 
+/// Bytes of one activation row quantized by `qk_q16_quantize`.
+size_t qk_q16_activation_bytes(size_t blocks);
+
+/// Quantizes `blocks` blocks of 32 activations to int16, one float scale per block (scale =
+/// max|a| / 32767, q = a · 32767 / max|a| rounded to nearest even), into the layout
+/// `qk_q4x8_gemv_q16` reads. Returns 0 when the CPU lacks AVX2/FMA/F16C.
+int qk_q16_quantize(const float *a, size_t blocks, void *out);
+
+/// `qk_q4x8_gemv` with activations quantized by `qk_q16_quantize`: integer products per block
+/// (`vpmaddwd`), float32 across blocks. Same row rules and return values as `qk_q4x8_gemv`.
+int qk_q4x8_gemv_q16(const uint8_t *packed, int f32_scales, size_t blocks, const void *aq,
+                     size_t row_begin, size_t row_end, float *y);
+
 /// `qk_q4_gemm` over the packed form, columns [col_begin, col_end) multiples of 8. Returns 0
 /// (nothing written) when the CPU lacks AVX2/FMA/F16C or the columns are not whole groups.
 int qk_q4x8_gemm(const uint8_t *packed, int f32_scales, size_t blocks, const float *ap, size_t m,

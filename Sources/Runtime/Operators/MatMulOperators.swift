@@ -109,6 +109,9 @@ struct MatMulNBitsOperator: Operator {
     /// Multiply int8-quantized activations (with packed weights only): `accuracy_level = 4` or
     /// `SessionOptions.int8Activations == .always`.
     var int8Activations = false
+    /// Multiply int16-quantized activations in single-row products (with packed weights only,
+    /// where int8 does not apply): see `SessionOptions.decodeActivations`.
+    var int16Decode = false
 
     struct Prepacked: Sendable {
         let matrix: PackedQ4Matrix
@@ -208,6 +211,18 @@ struct MatMulNBitsOperator: Operator {
                     for row in 0..<m { pw.gemvInt8(quantized + row * rowBytes, rows: tile, into: po + row * n) }
                 }
             }
+        } else if let pw, m <= 2, int16Decode {
+            // Each row quantized once to int16 per block, then integer products per block.
+            let rowBytes = pw.int16ActivationBytes
+            let quantized = UnsafeMutableRawPointer.allocate(byteCount: m * rowBytes, alignment: 64)
+            defer { quantized.deallocate() }
+            for row in 0..<m {
+                let q = quantized + row * rowBytes, y = po + row * n
+                pw.quantizeInt16(activations + row * kp, into: q)
+                parallelFor(n, minChunk: MatMulNBitsOperator.gemvMinRows(k: k), granularity: 16) { rows in
+                    pw.gemvInt16(q, rows: rows, into: y)
+                }
+            }
         } else if m <= 2 {
             for row in 0..<m {
                 let a = activations + row * kp, y = po + row * n
@@ -269,6 +284,11 @@ func registerMatMul(_ add: (String, String, ClosedRange<Int>, @escaping Operator
         case .never: op.int8Activations = false
         case .accuracyLevel4: op.int8Activations = op.packed != nil && node.intAttribute("accuracy_level", default: 0) == 4
         case .always: op.int8Activations = op.packed != nil
+        }
+        switch (ctx.decodeActivations, op.packed) {
+        case (_, nil), (.float32, _): op.int16Decode = false
+        case (.automatic, let p?): op.int16Decode = !p.matrix.floatScales   // a float16 node
+        case (.int16, _): op.int16Decode = true
         }
         return op
     }
