@@ -1,4 +1,5 @@
 import ONNX
+import Kernels
 
 /// When MatMulNBits multiplies int8-quantized activations (per block of 32, one scale each) by
 /// its 4-bit weights with integer products, instead of float32 activations.
@@ -99,6 +100,7 @@ public final class Session: @unchecked Sendable {
     }
 
     public init(graph original: Graph, options: SessionOptions = SessionOptions()) throws {
+        BuildTarget.warnOnceIfGeneric()
         var phaseStart = monotonicSeconds()
         func phase(_ name: String) {
             guard Profiler.isEnabled else { return }

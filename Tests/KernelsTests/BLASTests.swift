@@ -46,3 +46,14 @@ import Testing
         #expect(worst <= 1e-5 * Double(s.k), "\(s) transposes \(transposes): max |Δ| \(worst)")
     }
 }
+
+/// The generic-build warning: only when the CPU has AVX2 and the Swift code was not built for it.
+@Suite struct BuildTargetTests {
+    @Test func warnsOnlyForAGenericBuildOnAnAVX2CPU() {
+        #expect(BuildTarget.genericBuildWarning(compiledForAVX2: false, cpuHasAVX2: true)?.contains("-target-cpu") == true)
+        #expect(BuildTarget.genericBuildWarning(compiledForAVX2: true, cpuHasAVX2: true) == nil)
+        #expect(BuildTarget.genericBuildWarning(compiledForAVX2: false, cpuHasAVX2: false) == nil)
+        // scripts/test builds with -target-cpu native: on an AVX2 machine that must be detected.
+        print("BuildTarget: Swift compiled for AVX2: \(BuildTarget.compiledForAVX2), CPU has AVX2: \(BuildTarget.cpuHasAVX2)")
+    }
+}

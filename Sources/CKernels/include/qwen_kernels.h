@@ -15,6 +15,18 @@ extern "C" {
 /// Which implementation the q4 kernels use here: 2 = AVX-512 (F/BW/VL), 1 = AVX2+FMA+F16C, 0 = none.
 int qk_q4_isa(void);
 
+/// 1 when the code that includes this header is compiled for a CPU with AVX2 and FMA. Swift
+/// modules import C headers for their own compilation target, so from Swift this says whether
+/// that module was built with `-target-cpu` naming such a CPU (its SIMD loops then use AVX and
+/// FMA; for a generic x86-64 target, SSE only). The C kernels do not depend on it.
+static inline int qk_caller_compiled_for_avx2(void) {
+#if defined(__AVX2__) && defined(__FMA__)
+    return 1;
+#else
+    return 0;
+#endif
+}
+
 /// y[r] = sum_k (q[r,k] - zp[r,k/32]) * scale[r,k/32] * a[k] for rows [row_begin, row_end).
 ///
 /// Weights in MatMulNBits layout, 4 bits, block 32: `data` is [N, blocks, 16] bytes (element 2j
