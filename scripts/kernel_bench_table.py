@@ -20,7 +20,7 @@ METRICS = {"wallClock": "ns", "MB_s": "MB/s", "MFLOP_s": "MFLOP/s", "us_token": 
 SUFFIX = ".histogram.samples.tsv"
 PREFIX = "Current_run.QwenBenchmarks."
 
-# Row order: kernels first, whole models last; q4f16, q4f16-int8, then q4; GEMV before GEMM.
+# Row order: kernels first, whole models last; q4f16, q4f16-f32, q4f16-int8, then q4; GEMV before GEMM.
 CATEGORIES = ["MatMulNBits", "MatMul ", "Softmax", "RMSNorm", "Rotary", "Session.run", "Decoder layer", "Model decode", "Model prefill"]
 
 
@@ -30,7 +30,7 @@ def natural_key(text):
 
 def row_key(name):
     category = next((i for i, c in enumerate(CATEGORIES) if name.startswith(c)), len(CATEGORIES))
-    variant = 0 if " q4f16 " in name else 1 if " q4f16-int8 " in name else 2
+    variant = next((i for i, v in enumerate([" q4f16 ", " q4f16-f32 ", " q4f16-int8 "]) if v in name), 3)
     kind = 0 if " GEMV" in name else 1
     return (category, variant, kind, natural_key(name))
 

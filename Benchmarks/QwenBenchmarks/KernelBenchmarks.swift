@@ -15,20 +15,26 @@ let qwenMatMulShapes: [(model: String, k: Int, n: Int)] = [
 
 /// How the quantized weights and activations are typed: the q4f16 export (float16 A, float16
 /// scales) or the q4 export (float32 A, float32 scales). Both: 4 bits, block 32, no zero points.
+/// `q4f16` GEMVs run with int16-quantized activations (the default for float16 nodes);
+/// `q4f16-f32`: the same node with float32 decode activations (`--decode-activations float32`);
 /// `q4f16-int8`: the q4f16 node with `accuracy_level = 4`, so int8-quantized activations.
 enum QuantizedVariant: String, CaseIterable {
     case q4f16, q4
+    case q4f16Float32 = "q4f16-f32"
     case q4f16Int8 = "q4f16-int8"
 
     var activationType: DataType { self == .q4 ? .float : .float16 }
     var elementBytes: Int { self == .q4 ? 4 : 2 }
     var label: String {
         switch self {
-        case .q4f16: "q4f16 (fp16 scales, fp16 A)"
+        case .q4f16: "q4f16 (fp16 scales, fp16 A; GEMV: int16 A)"
         case .q4: "q4 (fp32 scales, fp32 A)"
+        case .q4f16Float32: "q4f16, float32 decode activations"
         case .q4f16Int8: "q4f16, accuracy_level 4 (int8 A)"
         }
     }
+
+    var decodeActivations: DecodeActivations { self == .q4f16Float32 ? .float32 : .automatic }
 }
 
 /// A `com.microsoft.MatMulNBits` node (bits 4, block 32, symmetric) with random weights as
@@ -47,7 +53,8 @@ func matMulNBitsGraph(m: Int, k: Int, n: Int, variant: QuantizedVariant, seed: U
             "bits": intAttribute("bits", 4), "block_size": intAttribute("block_size", blockSize),
             "accuracy_level": intAttribute("accuracy_level", variant == .q4f16Int8 ? 4 : 0),
         ])
-    return try planGraph(nodes: [node], inputs: ["A": a], constants: ["B": weights, "scales": scales], outputs: ["Y"])
+    return try planGraph(nodes: [node], inputs: ["A": a], constants: ["B": weights, "scales": scales], outputs: ["Y"],
+                         decodeActivations: variant.decodeActivations)
 }
 
 func matMulNBitsWork(m: Int, k: Int, n: Int, variant: QuantizedVariant) -> Work {
@@ -59,7 +66,8 @@ func matMulNBitsWork(m: Int, k: Int, n: Int, variant: QuantizedVariant) -> Work 
 
 func registerMatMulNBitsBenchmarks() {
     for variant in QuantizedVariant.allCases {
-        for m in [1, 128] {
+        // The GEMMs (M = 128) do not depend on the decode activations.
+        for m in variant == .q4f16Float32 ? [1] : [1, 128] {
             for (model, k, n) in qwenMatMulShapes {
                 let kind = m == 1 ? "GEMV" : "GEMM"
                 let seed = UInt64(k &* 1_000_003 &+ n)

@@ -193,7 +193,7 @@ let exportOpsets = ["": 18, "com.microsoft": 1]
 /// model's weights are), `outputs` are the graph outputs.
 func planGraph(
     nodes: [Node], inputs: [String: Tensor], constants: [String: Tensor], outputs: [String],
-    numerics: Float16Numerics = .onnxRuntime
+    numerics: Float16Numerics = .onnxRuntime, decodeActivations: DecodeActivations = .automatic
 ) throws -> PlannedGraph {
     let specs = inputs.keys.sorted().map { ValueSpec(name: $0, elementType: inputs[$0]!.dtype, shape: nil) }
     let graph = try Graph(
@@ -201,6 +201,7 @@ func planGraph(
         outputs: outputs.map { ValueSpec(name: $0, elementType: nil, shape: nil) }, opsets: exportOpsets)
     var options = SessionOptions()
     options.float16Numerics = numerics
+    options.decodeActivations = decodeActivations
     return PlannedGraph(session: try Session(graph: graph, options: options), feeds: inputs)
 }
 

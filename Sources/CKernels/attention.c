@@ -42,10 +42,43 @@ AVX2 static inline float hsum8(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-// scores[t] = sum_d q[d] * (k[t, d] * c), D a multiple of 8.
+// scores[t] = sum_d q[d] * (k[t, d] * c), D a multiple of 8. Per key: two accumulators (d mod 16
+// below or above 8), then hsum8(acc0 + acc1). Four keys at a time where they are: the same
+// operations per key, the four horizontal sums done together through a 4×4 transpose in
+// exactly hsum8's order ((v0+v4) + (v2+v6)) + ((v1+v5) + (v3+v7)), so every score is the float
+// the one-key loop gives, with four independent chains instead of one.
 AVX2 static void scores_avx2(const float *q, const void *k, int half, size_t t_count, size_t d_count, float c, float *scores) {
     const __m256 cv = _mm256_set1_ps(c);
-    for (size_t t = 0; t < t_count; t++) {
+    size_t t0 = 0;
+    for (; t0 + 4 <= t_count; t0 += 4) {
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        const size_t r0 = t0 * d_count, r1 = r0 + d_count, r2 = r1 + d_count, r3 = r2 + d_count;
+        size_t d = 0;
+        for (; d + 16 <= d_count; d += 16) {
+            const __m256 qa = _mm256_loadu_ps(q + d), qb = _mm256_loadu_ps(q + d + 8);
+            a0 = _mm256_fmadd_ps(qa, _mm256_mul_ps(load8(k, r0 + d, half), cv), a0);
+            b0 = _mm256_fmadd_ps(qb, _mm256_mul_ps(load8(k, r0 + d + 8, half), cv), b0);
+            a1 = _mm256_fmadd_ps(qa, _mm256_mul_ps(load8(k, r1 + d, half), cv), a1);
+            b1 = _mm256_fmadd_ps(qb, _mm256_mul_ps(load8(k, r1 + d + 8, half), cv), b1);
+            a2 = _mm256_fmadd_ps(qa, _mm256_mul_ps(load8(k, r2 + d, half), cv), a2);
+            b2 = _mm256_fmadd_ps(qb, _mm256_mul_ps(load8(k, r2 + d + 8, half), cv), b2);
+            a3 = _mm256_fmadd_ps(qa, _mm256_mul_ps(load8(k, r3 + d, half), cv), a3);
+            b3 = _mm256_fmadd_ps(qb, _mm256_mul_ps(load8(k, r3 + d + 8, half), cv), b3);
+        }
+        for (; d < d_count; d += 8) {
+            const __m256 qa = _mm256_loadu_ps(q + d);
+            a0 = _mm256_fmadd_ps(qa, _mm256_mul_ps(load8(k, r0 + d, half), cv), a0);
+            a1 = _mm256_fmadd_ps(qa, _mm256_mul_ps(load8(k, r1 + d, half), cv), a1);
+            a2 = _mm256_fmadd_ps(qa, _mm256_mul_ps(load8(k, r2 + d, half), cv), a2);
+            a3 = _mm256_fmadd_ps(qa, _mm256_mul_ps(load8(k, r3 + d, half), cv), a3);
+        }
+#define HALVES(a, b) ({ const __m256 s_ = _mm256_add_ps(a, b); _mm_add_ps(_mm256_castps256_ps128(s_), _mm256_extractf128_ps(s_, 1)); })
+        __m128 x0 = HALVES(a0, b0), x1 = HALVES(a1, b1), x2 = HALVES(a2, b2), x3 = HALVES(a3, b3);
+#undef HALVES
+        _MM_TRANSPOSE4_PS(x0, x1, x2, x3);   // x_i now holds lane i of the four keys' halves
+        _mm_storeu_ps(scores + t0, _mm_add_ps(_mm_add_ps(x0, x2), _mm_add_ps(x1, x3)));
+    }
+    for (size_t t = t0; t < t_count; t++) {
         __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
         size_t d = 0;
         for (; d + 16 <= d_count; d += 16) {
