@@ -33,11 +33,15 @@ public final class TensorStorage: @unchecked Sendable {
     /// Fresh memory for an in-place KV cache holding `cacheLength` written positions.
     init(byteCount: Int, cacheLength: Int?) {
         self.byteCount = byteCount
-        var p: UnsafeMutableRawPointer?
-        // posix_memalign with size 0 may return nil; always ask for at least one cache line.
-        let rc = posix_memalign(&p, 64, max(byteCount, 64))
-        precondition(rc == 0 && p != nil, "out of memory allocating \(byteCount) bytes")
-        data = p!
+        if let recycled = LargeBuffers.shared.take(byteCount) {
+            data = recycled
+        } else {
+            var p: UnsafeMutableRawPointer?
+            // posix_memalign with size 0 may return nil; always ask for at least one cache line.
+            let rc = posix_memalign(&p, 64, LargeBuffers.allocationSize(byteCount))
+            precondition(rc == 0 && p != nil, "out of memory allocating \(byteCount) bytes")
+            data = p!
+        }
         owner = nil
         self.cacheLength = Atomic(cacheLength ?? -1)
     }
@@ -51,8 +55,55 @@ public final class TensorStorage: @unchecked Sendable {
     }
 
     deinit {
-        if owner == nil { free(data) }
+        if owner == nil && !LargeBuffers.shared.give(data, byteCount: byteCount) { free(data) }
     }
+}
+
+/// Tensor buffers of 256 KB and more, kept for reuse when freed (up to 64 MB in all). glibc maps
+/// allocations that large afresh and unmaps them on free, so each new one paid a page fault per
+/// 4 KB on first touch: ~4% of a prefill's time (`perf`: page clearing and fault handling), where
+/// every layer allocates the same few sizes again. Buffers this large do not fit in L2 anyway,
+/// so a recycled one is no colder than a fresh one (unlike small ones: a pool of those measured
+/// slower). Sizes are rounded up to whole 4 KB pages; a buffer is reused only for its size.
+final class LargeBuffers: @unchecked Sendable {
+    static let shared = LargeBuffers()
+    static let minimumBytes = 256 << 10
+    static let maximumHeldBytes = 64 << 20
+
+    /// The bytes to allocate for `byteCount` (at least a cache line; whole pages when recyclable).
+    static func allocationSize(_ byteCount: Int) -> Int {
+        byteCount >= minimumBytes ? (byteCount + 4095) & ~4095 : max(byteCount, 64)
+    }
+
+    /// Free buffers' addresses by size, and their total size.
+    private let state = Mutex<(free: [Int: [Int]], held: Int)>(([:], 0))
+
+    /// A free buffer of `byteCount`'s size class, or nil.
+    func take(_ byteCount: Int) -> UnsafeMutableRawPointer? {
+        guard byteCount >= LargeBuffers.minimumBytes else { return nil }
+        let size = LargeBuffers.allocationSize(byteCount)
+        let address = state.withLock { s -> Int? in
+            guard let p = s.free[size]?.popLast() else { return nil }
+            s.held -= size
+            return p
+        }
+        return address.flatMap(UnsafeMutableRawPointer.init(bitPattern:))
+    }
+
+    /// Keeps `p` (allocated for `byteCount`) for reuse; false when it is too small or the cache is full.
+    func give(_ p: UnsafeMutableRawPointer, byteCount: Int) -> Bool {
+        guard byteCount >= LargeBuffers.minimumBytes else { return false }
+        let size = LargeBuffers.allocationSize(byteCount)
+        return state.withLock { s -> Bool in
+            guard s.held + size <= LargeBuffers.maximumHeldBytes else { return false }
+            s.free[size, default: []].append(Int(bitPattern: p))
+            s.held += size
+            return true
+        }
+    }
+
+    /// Bytes held for reuse.
+    var heldBytes: Int { state.withLock { $0.held } }
 }
 
 /// An n-dimensional array: an element type, a shape, and row-major storage, contiguous except in

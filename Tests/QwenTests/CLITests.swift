@@ -95,5 +95,30 @@ import Testing
         #expect(graphMessage?.contains("malformed ONNX protobuf") == true, "\(graphMessage ?? "no error")")
         expectOneLineError(try run(["--model", dir, "--prompt", "Hi"]), graphMessage)
     }
+
+    /// `qwen-run stepwise-logits`: one row per id, the library's decode-path logits exactly, and
+    /// each row what one prefill over the ids so far gives at its last position (float32 GEMM vs
+    /// the decode GEMV: within the q4f16 fixtures' tolerance against ONNX Runtime).
+    @Test func stepwiseLogitsAreTheDecodePathsLogitsAfterEachId() throws {
+        let copy = try LoadAndFaultTests.FixtureCopy()
+        let output = copy.url.appendingPathComponent("stepwise.npy")
+        let ids = [5, 17, 42, 9]
+        let result = try run(["stepwise-logits", "--model", copy.url.path, "--ids", ids.map(String.init).joined(separator: ","),
+                              "--output", output.path])
+        #expect(result.status == 0 && result.stderrLines.isEmpty, "\(result.stderrLines)")
+        let written = try NumPy.read(output.path)
+        let model = try QwenModel(directory: copy.url)
+        let expected = try model.stepwiseLogits(ids)
+        #expect(written.shape == [ids.count, expected[0].count])
+        #expect(written.floats() == expected.flatMap { $0 })
+        for i in ids.indices {
+            var cache = model.makeCache()
+            let prefill = try model.decoder.forward(Array(ids[0...i]), cache: &cache)
+            let d = zip(prefill, expected[i]).map { abs($0 - $1) }.max()!
+            #expect(d <= 0.03, "row \(i): max |Δ| \(d) between prefill and decode steps")
+        }
+        let bad = try run(["stepwise-logits", "--model", copy.url.path, "--ids", "5,x", "--output", output.path])
+        #expect(bad.status != 0 && bad.stderrLines.contains { $0.contains("--ids") }, "\(bad.stderrLines)")
+    }
 }
 #endif
