@@ -137,16 +137,33 @@ int qk_q4x8_gemv(const uint8_t *packed, int f32_scales, size_t blocks, const flo
 
 // Activation block layout for the int8 kernel: per block 32 bytes, for j = 0..3: the 4 bytes of
 // a[8j + {0,2,4,6}], then the 4 bytes of a[8j + {1,3,5,7}].
+// max |x[i]| over the 32 values of a block.
+AVX2 static inline float block_absmax(const float *x) {
+    const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    __m256 m = _mm256_setzero_ps();
+    for (int i = 0; i < 4; i++) m = _mm256_max_ps(m, _mm256_and_ps(_mm256_loadu_ps(x + 8 * i), abs_mask));
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_movehdup_ps(h));
+    return _mm_cvtss_f32(h);
+}
+
+// The end of a block in the integer GEMVs: `dot` holds the 8 rows' integer sums Σ q·a over the
+// block; the zero point 8 comes off as 8 × the activations' sum, the activation scale converts
+// to float, and the rows' weight scales are applied into one of two accumulators (even and odd
+// blocks, two independent FMA chains).
+AVX2 static inline void block_epilogue(__m256i dot, int32_t asum, const float *ascale, const uint8_t *rec, int f32,
+                                       size_t b, __m256 *acc0, __m256 *acc1) {
+    dot = _mm256_sub_epi32(dot, _mm256_set1_epi32(8 * asum));
+    const __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(dot), _mm256_broadcast_ss(ascale));
+    if (b & 1) *acc1 = _mm256_fmadd_ps(v, record_scales(rec, f32), *acc1);
+    else *acc0 = _mm256_fmadd_ps(v, record_scales(rec, f32), *acc0);
+}
+
 AVX2 static void quantize_activations(const float *a, size_t blocks, int8_t *q, float *scale, int32_t *sum) {
     for (size_t b = 0; b < blocks; b++) {
         const float *x = a + b * 32;
-        __m256 m = _mm256_setzero_ps();
-        const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-        for (int i = 0; i < 4; i++) m = _mm256_max_ps(m, _mm256_and_ps(_mm256_loadu_ps(x + 8 * i), abs_mask));
-        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
-        h = _mm_max_ss(h, _mm_movehdup_ps(h));
-        const float amax = _mm_cvtss_f32(h);
+        const float amax = block_absmax(x);
         const float s = amax / 127.0f, inv = amax > 0 ? 127.0f / amax : 0.0f;
         scale[b] = s;
         int32_t total = 0;
@@ -184,11 +201,7 @@ AVX2 static void gemv_groups_i8(const uint8_t *packed, int f32, size_t blocks, c
                 d0 = _mm256_add_epi16(d0, _mm256_maddubs_epi16(lo, _mm256_set1_epi32(x[2 * j])));
                 d1 = _mm256_add_epi16(d1, _mm256_maddubs_epi16(hi, _mm256_set1_epi32(x[2 * j + 1])));
             }
-            __m256i dot = _mm256_madd_epi16(_mm256_add_epi16(d0, d1), ones);
-            dot = _mm256_sub_epi32(dot, _mm256_set1_epi32(8 * asum[b]));
-            __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(dot), _mm256_broadcast_ss(ascale + b));
-            if (b & 1) acc1 = _mm256_fmadd_ps(v, record_scales(r, f32), acc1);
-            else acc0 = _mm256_fmadd_ps(v, record_scales(r, f32), acc0);
+            block_epilogue(_mm256_madd_epi16(_mm256_add_epi16(d0, d1), ones), asum[b], ascale + b, r, f32, b, &acc0, &acc1);
         }
         _mm256_storeu_ps(y + g * 8, _mm256_add_ps(acc0, acc1));
     }
@@ -229,16 +242,10 @@ int qk_q4x8_gemv_q8(const uint8_t *packed, int f32_scales, size_t blocks, const 
 // Activation block layout: 16 words per block, word 4j + i = a16[8j + i] | a16[8j + 4 + i] << 16;
 // then the blocks' float scales and int32 sums.
 AVX2 static void quantize_activations16(const float *a, size_t blocks, int32_t *q, float *scale, int32_t *sum) {
-    const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
     const __m128i low16 = _mm_set1_epi32(0xFFFF);
     for (size_t b = 0; b < blocks; b++) {
         const float *x = a + b * 32;
-        __m256 m = _mm256_setzero_ps();
-        for (int i = 0; i < 4; i++) m = _mm256_max_ps(m, _mm256_and_ps(_mm256_loadu_ps(x + 8 * i), abs_mask));
-        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
-        h = _mm_max_ss(h, _mm_movehdup_ps(h));
-        const float amax = _mm_cvtss_f32(h);
+        const float amax = block_absmax(x);
         scale[b] = amax / 32767.0f;
         const __m256 inv = _mm256_set1_ps(amax > 0 ? 32767.0f / amax : 0.0f);
         __m256i total = _mm256_setzero_si256();
@@ -278,10 +285,7 @@ AVX2 static void gemv_groups_i16(const uint8_t *packed, int f32, size_t blocks, 
                 d0 = _mm256_add_epi32(d0, _mm256_madd_epi16(_mm256_and_si256(_mm256_srli_epi16(w, 8), nibble), _mm256_set1_epi32(xj[2])));
                 d1 = _mm256_add_epi32(d1, _mm256_madd_epi16(_mm256_srli_epi16(w, 12), _mm256_set1_epi32(xj[3])));
             }
-            const __m256i dot = _mm256_sub_epi32(_mm256_add_epi32(d0, d1), _mm256_set1_epi32(8 * asum[b]));
-            const __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(dot), _mm256_broadcast_ss(ascale + b));
-            if (b & 1) acc1 = _mm256_fmadd_ps(v, record_scales(r, f32), acc1);
-            else acc0 = _mm256_fmadd_ps(v, record_scales(r, f32), acc0);
+            block_epilogue(_mm256_add_epi32(d0, d1), asum[b], ascale + b, r, f32, b, &acc0, &acc1);
         }
         _mm256_storeu_ps(y + g * 8, _mm256_add_ps(acc0, acc1));
     }

@@ -179,6 +179,23 @@ import Kernels
         #expect(try !planned(n: 48, prepack: false))
     }
 
+    /// A session of one constant-weight 4-bit block-32 MatMulNBits node ([n, blocks] of `b` and
+    /// `scales`, float16 when `half`), planned with `options`, and its operator.
+    static func constantWeightSession(k: Int, n: Int, b: [UInt8], scales: [Float], half: Bool = false, accuracyLevel: Int? = nil,
+                                      options: SessionOptions) throws -> (Session, MatMulNBitsOperator) {
+        let blocks = (k + 31) / 32
+        var attributes = [attr("K", int: k), attr("N", int: n), attr("bits", int: 4), attr("block_size", int: 32)]
+        if let accuracyLevel { attributes.append(attr("accuracy_level", int: accuracyLevel)) }
+        let node = Node(name: "mm", opType: "MatMulNBits", domain: "com.microsoft", inputs: ["A", "B", "scales"], outputs: ["Y"],
+                        attributes: Dictionary(uniqueKeysWithValues: attributes.map { ($0.name, $0) }))
+        let scaleTensor = half ? Tensor(float16s: scales.map { Float16($0) }, shape: [n, blocks]) : Tensor(scales, shape: [n, blocks])
+        let graph = try Graph(nodes: [node], constants: ["B": Tensor(bytes: b, shape: [n, blocks, 16]), "scales": scaleTensor],
+                              inputs: [ValueSpec(name: "A", elementType: half ? .float16 : .float, shape: nil)],
+                              outputs: [ValueSpec(name: "Y", elementType: nil, shape: nil)], opsets: ["": 18, "com.microsoft": 1])
+        let session = try Session(graph: graph, options: options)
+        return (session, try #require(session.steps.first?.op as? MatMulNBitsOperator))
+    }
+
     /// `accuracy_level = 4` (or `Int8Activations.always`) switches a repacked MatMulNBits to int8
     /// activations: results within the int8 quantization error of the float32 ones, and not
     /// equal to them (the int8 kernel ran); `.never` keeps float32 whatever the node says.
@@ -190,18 +207,10 @@ import Kernels
         let scales = randomFloats(n * blocks, &rng, in: 0.01...0.1)
         let a = randomFloats(m * k, &rng)
         func run(level: Int?, mode: Int8Activations) throws -> (y: [Float], int8: Bool) {
-            var attributes = [attr("K", int: k), attr("N", int: n), attr("bits", int: 4), attr("block_size", int: 32)]
-            if let level { attributes.append(attr("accuracy_level", int: level)) }
-            let node = Node(name: "mm", opType: "MatMulNBits", domain: "com.microsoft", inputs: ["A", "B", "scales"], outputs: ["Y"],
-                            attributes: Dictionary(uniqueKeysWithValues: attributes.map { ($0.name, $0) }))
-            let graph = try Graph(nodes: [node],
-                                  constants: ["B": Tensor(bytes: b, shape: [n, blocks, 16]), "scales": Tensor(scales, shape: [n, blocks])],
-                                  inputs: [ValueSpec(name: "A", elementType: .float, shape: nil)],
-                                  outputs: [ValueSpec(name: "Y", elementType: nil, shape: nil)], opsets: ["": 18, "com.microsoft": 1])
             var options = SessionOptions()
             options.int8Activations = mode
-            let session = try Session(graph: graph, options: options)
-            let op = try #require(session.steps.first?.op as? MatMulNBitsOperator)
+            let (session, op) = try MatMulNBitsTests.constantWeightSession(k: k, n: n, b: b, scales: scales, accuracyLevel: level,
+                                                                           options: options)
             return (try session.run(["A": Tensor(a, shape: [m, k])])["Y"]!.floats(), op.int8Activations)
         }
         let float32 = try run(level: nil, mode: .accuracyLevel4)
@@ -231,26 +240,13 @@ import Kernels
         for half in [false, true] {
             var options = SessionOptions()
             options.decodeActivations = .automatic
-            let node = Node(name: "mm", opType: "MatMulNBits", domain: "com.microsoft", inputs: ["A", "B", "scales"], outputs: ["Y"],
-                            attributes: attrs(attr("K", int: k), attr("N", int: n), attr("bits", int: 4), attr("block_size", int: 32)))
-            let scaleTensor = half ? Tensor(float16s: scales.map { Float16($0) }, shape: [n, blocks]) : Tensor(scales, shape: [n, blocks])
-            let graph = try Graph(nodes: [node], constants: ["B": Tensor(bytes: b, shape: [n, blocks, 16]), "scales": scaleTensor],
-                                  inputs: [ValueSpec(name: "A", elementType: half ? .float16 : .float, shape: nil)],
-                                  outputs: [ValueSpec(name: "Y", elementType: nil, shape: nil)], opsets: ["": 18, "com.microsoft": 1])
-            let op = try #require(try Session(graph: graph, options: options).steps.first?.op as? MatMulNBitsOperator)
+            let (_, op) = try MatMulNBitsTests.constantWeightSession(k: k, n: n, b: b, scales: scales, half: half, options: options)
             #expect(op.int16Decode == (half && !qk_packedKernelsMissing), "automatic, float16 node: \(half)")
         }
         func run(_ mode: DecodeActivations) throws -> (y: [Float], int16: Bool) {
-            let node = Node(name: "mm", opType: "MatMulNBits", domain: "com.microsoft", inputs: ["A", "B", "scales"], outputs: ["Y"],
-                            attributes: attrs(attr("K", int: k), attr("N", int: n), attr("bits", int: 4), attr("block_size", int: 32)))
-            let graph = try Graph(nodes: [node],
-                                  constants: ["B": Tensor(bytes: b, shape: [n, blocks, 16]), "scales": Tensor(scales, shape: [n, blocks])],
-                                  inputs: [ValueSpec(name: "A", elementType: .float, shape: nil)],
-                                  outputs: [ValueSpec(name: "Y", elementType: nil, shape: nil)], opsets: ["": 18, "com.microsoft": 1])
             var options = SessionOptions()
             options.decodeActivations = mode
-            let session = try Session(graph: graph, options: options)
-            let op = try #require(session.steps.first?.op as? MatMulNBitsOperator)
+            let (session, op) = try MatMulNBitsTests.constantWeightSession(k: k, n: n, b: b, scales: scales, options: options)
             return (try session.run(["A": Tensor(a, shape: [m, k])])["Y"]!.floats(), op.int16Decode)
         }
         let float32 = try run(.float32), int16 = try run(.int16)
