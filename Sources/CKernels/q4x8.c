@@ -207,6 +207,75 @@ AVX2 static void gemv_groups_i8(const uint8_t *packed, int f32, size_t blocks, c
     }
 }
 
+// The int8 GEMM (M > 2): the same products as the GEMV, four activation rows per pass over the
+// weights, so each weight word is loaded and split into nibbles once for four rows. Per row one
+// int16 accumulator per block (a block's 8 `vpmaddubsw` results stay below 30,481, as above) and
+// one float accumulator. Row i's activations are at x[i] (`blocks` blocks, then their scales and
+// sums), its 8 results go to out[i].
+AVX2 static void gemm_group_i8x4(const uint8_t *rec0, int f32, size_t blocks, const int8_t *const x[4], float *const out[4]) {
+    const size_t rec = record_bytes(f32), sbytes = f32 ? 32 : 16;
+    const __m256i nibbles = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (size_t b = 0; b < blocks; b++) {
+        const uint8_t *r = rec0 + b * rec;
+        prefetch_record(r);
+        const uint8_t *q = r + sbytes;
+        const int32_t *p0 = (const int32_t *)(x[0] + b * 32), *p1 = (const int32_t *)(x[1] + b * 32);
+        const int32_t *p2 = (const int32_t *)(x[2] + b * 32), *p3 = (const int32_t *)(x[3] + b * 32);
+        __m256i d0 = _mm256_setzero_si256(), d1 = d0, d2 = d0, d3 = d0;
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            const __m256i w = _mm256_loadu_si256((const __m256i *)(q + 32 * j));
+            const __m256i lo = _mm256_and_si256(w, nibbles), hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), nibbles);
+#define Q8_PAIR(p) _mm256_add_epi16(_mm256_maddubs_epi16(lo, _mm256_set1_epi32(p[2 * j])), \
+                                    _mm256_maddubs_epi16(hi, _mm256_set1_epi32(p[2 * j + 1])))
+            d0 = _mm256_add_epi16(d0, Q8_PAIR(p0));
+            d1 = _mm256_add_epi16(d1, Q8_PAIR(p1));
+            d2 = _mm256_add_epi16(d2, Q8_PAIR(p2));
+            d3 = _mm256_add_epi16(d3, Q8_PAIR(p3));
+#undef Q8_PAIR
+        }
+        const __m256 ws = record_scales(r, f32);
+#define Q8_ROW(d, i, acc) do { \
+            const float *scale = (const float *)(x[i] + blocks * 32); \
+            const int32_t *sum = (const int32_t *)(x[i] + blocks * 36); \
+            const __m256i dot = _mm256_sub_epi32(_mm256_madd_epi16(d, ones), _mm256_set1_epi32(8 * sum[b])); \
+            acc = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(dot), _mm256_broadcast_ss(scale + b)), ws, acc); \
+        } while (0)
+        Q8_ROW(d0, 0, a0); Q8_ROW(d1, 1, a1); Q8_ROW(d2, 2, a2); Q8_ROW(d3, 3, a3);
+#undef Q8_ROW
+    }
+    _mm256_storeu_ps(out[0], a0);
+    _mm256_storeu_ps(out[1], a1);
+    _mm256_storeu_ps(out[2], a2);
+    _mm256_storeu_ps(out[3], a3);
+}
+
+int qk_q4x8_gemm_q8(const uint8_t *packed, int f32_scales, size_t blocks, const void *aq, size_t m,
+                    size_t col_begin, size_t col_end, float *c, size_t ldc) {
+    if (!qk_cpu_has_avx2_fma_f16c() || col_begin % 8 || col_end % 8) return 0;
+    if (m == 0) return 1;
+    const size_t rec = record_bytes(f32_scales), row_bytes = qk_q8_activation_bytes(blocks);
+    const int8_t *a = aq;
+    float discard[8];
+    // 32 row groups (256 columns of C; ~130 KB of weights at K = 896) stay in L2 while every
+    // activation row passes over them.
+    for (size_t g0 = col_begin / 8; g0 < col_end / 8; g0 += 32) {
+        const size_t g1 = g0 + 32 < col_end / 8 ? g0 + 32 : col_end / 8;
+        for (size_t i = 0; i < m; i += 4) {
+            // Past the last row (m not a multiple of 4): the last row again, results discarded.
+            const int8_t *x[4];
+            for (size_t r = 0; r < 4; r++) x[r] = a + (i + r < m ? i + r : m - 1) * row_bytes;
+            for (size_t g = g0; g < g1; g++) {
+                float *out[4];
+                for (size_t r = 0; r < 4; r++) out[r] = i + r < m ? c + (i + r) * ldc + g * 8 : discard;
+                gemm_group_i8x4(packed + g * blocks * rec, f32_scales, blocks, x, out);
+            }
+        }
+    }
+    return 1;
+}
+
 size_t qk_q8_activation_bytes(size_t blocks) { return blocks * (32 + sizeof(float) + sizeof(int32_t)); }
 
 int qk_q8_quantize(const float *a, size_t blocks, void *out) {
@@ -370,6 +439,9 @@ int qk_q4x8_gemv_q16(const uint8_t *p, int f, size_t b, const void *aq, size_t r
 int qk_q8_quantize(const float *a, size_t blocks, void *out) { (void)a; (void)blocks; (void)out; return 0; }
 int qk_q4x8_gemv_q8(const uint8_t *p, int f, size_t b, const void *aq, size_t r0, size_t r1, float *y) {
     (void)p; (void)f; (void)b; (void)aq; (void)r0; (void)r1; (void)y; return 0;
+}
+int qk_q4x8_gemm_q8(const uint8_t *p, int f, size_t b, const void *aq, size_t m, size_t c0, size_t c1, float *c, size_t ldc) {
+    (void)p; (void)f; (void)b; (void)aq; (void)m; (void)c0; (void)c1; (void)c; (void)ldc; return 0;
 }
 
 #endif

@@ -124,6 +124,16 @@ public final class PackedQ4Matrix: @unchecked Sendable {
         qk_q4x8_gemv_q8(base, floatScales ? 1 : 0, blocksPerRow, a8, rows.lowerBound, rows.upperBound, y) != 0
     }
 
+    /// `c[i, j] = Σ_k W[j, k] · a8_i[k]` for `m` activation rows quantized by
+    /// ``quantizeInt8(_:into:)`` (`int8ActivationBytes` apart from `a8`) and columns `columns`
+    /// (multiples of 8 at both ends), into `c` (row stride `ldc`): the int8 GEMV's products, four
+    /// activation rows per pass over the weights. False when the kernel did not run.
+    @discardableResult
+    public func gemmInt8(_ a8: UnsafeRawPointer, rows m: Int, columns: Range<Int>, into c: UnsafeMutablePointer<Float>,
+                         ldc: Int) -> Bool {
+        qk_q4x8_gemm_q8(base, floatScales ? 1 : 0, blocksPerRow, a8, m, columns.lowerBound, columns.upperBound, c, ldc) != 0
+    }
+
     /// Bytes of one activation row quantized to int16 for ``gemvInt16(_:rows:into:)``.
     public var int16ActivationBytes: Int { qk_q16_activation_bytes(blocksPerRow) }
 

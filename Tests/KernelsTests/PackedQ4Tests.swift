@@ -201,6 +201,49 @@ import CKernels
         }
     }
 
+    /// The int8 GEMM (four activation rows per pass, the last pass padded) against the int8 GEMV
+    /// row by row: the same integer block products, float32 sums in another order; columns
+    /// outside the range untouched.
+    @Test(arguments: shapes, [3, 5, 9])
+    func int8GemmMatchesTheInt8GemvRowByRow(_ s: Shape, m: Int) throws {
+        guard PackedQ4Tests.packedKernelsRunHere else {
+            print("SKIPPED PackedQ4Tests.int8 GEMM: this CPU has no AVX2/FMA/F16C, the packed layout is not used")
+            return
+        }
+        let c = Case(s, rows: m)
+        let packed = try #require(c.withMatrix { PackedQ4Matrix($0) })
+        let a = c.paddedA, lda = c.blocks * 32, bytes = packed.int8ActivationBytes
+        var q = [UInt8](repeating: 0, count: m * bytes)
+        a.withUnsafeBufferPointer { ap in
+            q.withUnsafeMutableBytes { qp in
+                for i in 0..<m { packed.quantizeInt8(ap.baseAddress! + i * lda, into: qp.baseAddress! + i * bytes) }
+            }
+        }
+        var rowByRow = [Float](repeating: .nan, count: m * s.n)
+        q.withUnsafeBytes { qp in
+            rowByRow.withUnsafeMutableBufferPointer { y in
+                for i in 0..<m { packed.gemvInt8(qp.baseAddress! + i * bytes, rows: 0..<s.n, into: y.baseAddress! + i * s.n) }
+            }
+        }
+        for columns in [0..<s.n, 8..<s.n] {
+            var out = [Float](repeating: .nan, count: m * s.n)
+            let ran = q.withUnsafeBytes { qp in
+                out.withUnsafeMutableBufferPointer { packed.gemmInt8(qp.baseAddress!, rows: m, columns: columns, into: $0.baseAddress!, ldc: s.n) }
+            }
+            #expect(ran)
+            for i in 0..<m {
+                for j in 0..<s.n {
+                    let y = out[i * s.n + j], r = Double(rowByRow[i * s.n + j])
+                    if columns.contains(j) {
+                        #expect(abs(Double(y) - r) <= c.tolerance(r), "\(s) m \(m) [\(i), \(j)]: GEMM \(y) vs GEMV \(r)")
+                    } else {
+                        #expect(y.isNaN, "\(s) m \(m) columns \(columns): [\(i), \(j)] outside the range was written")
+                    }
+                }
+            }
+        }
+    }
+
     /// The int16-activation GEMV against the reference evaluated on the dequantized int16
     /// activations it is given, and the quantizer against its definition: scale max|a|/32767 per
     /// block of 32, a · (32767 / max|a|) rounded to nearest even.

@@ -94,6 +94,14 @@ int qk_q8_quantize(const float *a, size_t blocks, void *out);
 int qk_q4x8_gemv_q8(const uint8_t *packed, int f32_scales, size_t blocks, const void *aq,
                     size_t row_begin, size_t row_end, float *y);
 
+/// The int8-activation GEMM (accuracy level 4, M > 2): c[i, j] for the m activation rows at aq
+/// (each quantized by `qk_q8_quantize`, `qk_q8_activation_bytes(blocks)` apart) and columns j in
+/// [col_begin, col_end) (multiples of 8); four activation rows per pass over the weights. The
+/// same integer block products as `qk_q4x8_gemv_q8`; across blocks one float32 sum in block
+/// order. Returns 0 when it cannot run.
+int qk_q4x8_gemm_q8(const uint8_t *packed, int f32_scales, size_t blocks, const void *aq, size_t m,
+                    size_t col_begin, size_t col_end, float *c, size_t ldc);
+
 /// Bytes of one activation row quantized by `qk_q16_quantize`.
 size_t qk_q16_activation_bytes(size_t blocks);
 

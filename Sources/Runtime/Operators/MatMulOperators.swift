@@ -202,13 +202,17 @@ struct MatMulNBitsOperator: Operator {
             let rowBytes = pw.int8ActivationBytes
             let quantized = UnsafeMutableRawPointer.allocate(byteCount: m * rowBytes, alignment: 64)
             defer { quantized.deallocate() }
-            for row in 0..<m { pw.quantizeInt8(activations + row * kp, into: quantized + row * rowBytes) }
-            let minChunk = m <= 2 ? MatMulNBitsOperator.gemvMinRows(k: k) : 64
-            parallelFor(n, minChunk: minChunk, granularity: 16, chunksPerThread: m <= 2 ? 1 : 4) { rows in
-                // 256 weight rows (~115 KB at K = 896) stay in L2 while every activation row passes.
-                for start in stride(from: rows.lowerBound, to: rows.upperBound, by: 256) {
-                    let tile = start..<Swift.min(start + 256, rows.upperBound)
-                    for row in 0..<m { pw.gemvInt8(quantized + row * rowBytes, rows: tile, into: po + row * n) }
+            parallelFor(m, minChunk: 16) { rows in
+                for row in rows { pw.quantizeInt8(activations + row * kp, into: quantized + row * rowBytes) }
+            }
+            if m <= 2 {
+                parallelFor(n, minChunk: MatMulNBitsOperator.gemvMinRows(k: k), granularity: 16) { rows in
+                    for row in 0..<m { pw.gemvInt8(quantized + row * rowBytes, rows: rows, into: po + row * n) }
+                }
+            } else {
+                // Four activation rows per pass over the weights (qk_q4x8_gemm_q8).
+                parallelFor(n, minChunk: 64, granularity: 16, chunksPerThread: 4) { columns in
+                    pw.gemmInt8(quantized, rows: m, columns: columns, into: po, ldc: n)
                 }
             }
         } else if let pw, m <= 2, int16Decode {
