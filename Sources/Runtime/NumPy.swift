@@ -104,6 +104,34 @@ public enum NumPy {
     }
 
     public static func write(_ t: Tensor, to path: String) throws {
-        try encode(t).write(to: URL(fileURLWithPath: path))
+        let data = try encode(t)
+        // POSIX calls, so that a failure names the file and the system's reason (Foundation's
+        // error is a dump of its error domain).
+        func failure() -> WriteError { WriteError(file: path, reason: String(cString: strerror(errno))) }
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw failure() }
+        defer { close(fd) }
+        try data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
+            var offset = 0
+            while offset < raw.count {
+                #if canImport(Glibc)
+                let n = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
+                #else
+                let n = Darwin.write(fd, raw.baseAddress! + offset, raw.count - offset)
+                #endif
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw failure()
+                }
+                offset += n
+            }
+        }
+    }
+
+    /// A `.npy` file that could not be written.
+    public struct WriteError: Error, CustomStringConvertible {
+        public let file: String
+        public let reason: String
+        public var description: String { "cannot write '\(file)': \(reason)" }
     }
 }

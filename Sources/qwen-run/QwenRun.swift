@@ -23,7 +23,7 @@ struct InputError: Error, CustomStringConvertible {
 extension Int8Activations: ExpressibleByArgument {}
 extension DecodeActivations: ExpressibleByArgument {}
 
-/// `--int8`, shared by the commands that run a model.
+/// `--int8` and `--decode-activations`, shared by the commands that run a model.
 struct ActivationOptions: ParsableArguments {
     @Option(name: .customLong("int8"), help: "Where MatMulNBits multiplies int8-quantized activations (faster, less accurate): never, accuracyLevel4 (nodes with accuracy_level = 4; the default), always.")
     var int8: Int8Activations = .accuracyLevel4

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import Runtime
 #if canImport(Glibc)
@@ -40,6 +41,23 @@ import Glibc
             let p = t.pointer(as: Float.self)
             for i in 0..<t.count { p[i] = Float(i % 977) + Float(round) }
             #expect(t.floats().enumerated().allSatisfy { $0.element == Float($0.offset % 977) + Float(round) })
+        }
+    }
+}
+
+/// `.npy` writing: a round trip through a temporary file, and a file that cannot be written named
+/// with the system's reason.
+@Suite struct NumPyWriteTests {
+    @Test func roundTripsAndNamesUnwritableFiles() throws {
+        let path = NSTemporaryDirectory() + "numpy-write-\(getpid()).npy"
+        defer { unlink(path) }
+        let t = Tensor([1.5, -2, 3.25, 0, 7, 8], shape: [2, 3])
+        try NumPy.write(t, to: path)
+        let back = try NumPy.read(path)
+        #expect(back.shape == [2, 3] && back.floats() == t.floats())
+        let missing = NSTemporaryDirectory() + "no-such-directory-\(getpid())/x.npy"
+        #expect { try NumPy.write(t, to: missing) } throws: { error in
+            "\(error)" == "cannot write '\(missing)': No such file or directory"
         }
     }
 }
