@@ -137,11 +137,18 @@ int qk_q4x8_gemv(const uint8_t *packed, int f32_scales, size_t blocks, const flo
 
 // Activation block layout for the int8 kernel: per block 32 bytes, for j = 0..3: the 4 bytes of
 // a[8j + {0,2,4,6}], then the 4 bytes of a[8j + {1,3,5,7}].
-// max |x[i]| over the 32 values of a block.
+// max |x[i]| over the 32 values of a block; NaN when one of them is NaN (the block's scale is
+// then NaN, so the products it enters come out NaN, as the float32 kernels' would: `max_ps`
+// alone would drop a NaN it met first).
 AVX2 static inline float block_absmax(const float *x) {
     const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-    __m256 m = _mm256_setzero_ps();
-    for (int i = 0; i < 4; i++) m = _mm256_max_ps(m, _mm256_and_ps(_mm256_loadu_ps(x + 8 * i), abs_mask));
+    __m256 m = _mm256_setzero_ps(), nan = _mm256_setzero_ps();
+    for (int i = 0; i < 4; i++) {
+        const __m256 v = _mm256_loadu_ps(x + 8 * i);
+        nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+        m = _mm256_max_ps(m, _mm256_and_ps(v, abs_mask));
+    }
+    if (_mm256_movemask_ps(nan)) return NAN;
     __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
     h = _mm_max_ps(h, _mm_movehl_ps(h, h));
     h = _mm_max_ss(h, _mm_movehdup_ps(h));

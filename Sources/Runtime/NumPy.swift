@@ -99,6 +99,7 @@ public enum NumPy {
         let length = header.utf8.count
         data.append(contentsOf: [UInt8(length & 0xFF), UInt8(length >> 8)])
         data.append(contentsOf: Array(header.utf8))
+        let t = t.contiguous()   // a KV-cache view's rows are not adjacent in its storage
         data.append(Data(bytes: t.rawPointer, count: t.byteCount))
         return data
     }

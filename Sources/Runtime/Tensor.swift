@@ -170,6 +170,8 @@ public struct Tensor: @unchecked Sendable, CustomStringConvertible {
     public var count: Int { Tensor.elementCount(shape) }
     public var rank: Int { shape.count }
     public var byteCount: Int { count * dtype.byteSize! }
+    /// The storage's first byte. For a KV-cache view (`isContiguous` false) the elements are not
+    /// laid out in `shape`: read it through `contiguous()`.
     public var rawPointer: UnsafeMutableRawPointer { storage.data }
 
     /// When this tensor is a view into a memory-mapped model file, drops its whole pages from the
@@ -273,7 +275,8 @@ extension Tensor {
 // MARK: - Slicing
 
 extension Tensor {
-    /// A copy of the elements with index in `range` along `axis` (other axes whole).
+    /// A copy of the elements with index in `range` along `axis` (other axes whole) — except for a
+    /// KV-cache view cut to its first positions, which stays a (read-only) view of the same cache.
     public func sliced(axis: Int, _ range: Range<Int>) -> Tensor {
         precondition(axis >= 0 && axis < rank && range.lowerBound >= 0 && range.upperBound <= shape[axis])
         if let capacity = cacheCapacity {

@@ -300,6 +300,38 @@ import CKernels
         }
     }
 
+    /// A NaN activation makes the integer GEMVs' outputs NaN, as it makes the float32 one's
+    /// (the block maximum carries it into the block's scale), wherever it sits in the block.
+    @Test(arguments: [0, 13, 31])
+    func integerGemvsPropagateNaN(position: Int) throws {
+        guard PackedQ4Tests.packedKernelsRunHere else {
+            print("SKIPPED PackedQ4Tests.integerGemvsPropagateNaN: this CPU has no AVX2/FMA/F16C")
+            return
+        }
+        let s = Shape(k: 96, n: 16, half: true)
+        let c = Case(s, rows: 1)
+        let packed = try #require(c.withMatrix { PackedQ4Matrix($0) })
+        var a = c.paddedA
+        a[32 + position] = .nan   // block 1
+        for int16 in [false, true] {
+            var q = [UInt8](repeating: 0, count: int16 ? packed.int16ActivationBytes : packed.int8ActivationBytes)
+            var y = [Float](repeating: 0, count: s.n)
+            let ran = a.withUnsafeBufferPointer { ap in
+                q.withUnsafeMutableBytes { qp in
+                    int16 ? packed.quantizeInt16(ap.baseAddress!, into: qp.baseAddress!)
+                          : packed.quantizeInt8(ap.baseAddress!, into: qp.baseAddress!)
+                }
+            } && q.withUnsafeBytes { qp in
+                y.withUnsafeMutableBufferPointer {
+                    int16 ? packed.gemvInt16(qp.baseAddress!, rows: 0..<s.n, into: $0.baseAddress!)
+                          : packed.gemvInt8(qp.baseAddress!, rows: 0..<s.n, into: $0.baseAddress!)
+                }
+            }
+            let allNaN = y.allSatisfy { $0.isNaN }
+            #expect(ran && allNaN, "\(int16 ? "int16" : "int8"): NaN at \(32 + position) -> \(y)")
+        }
+    }
+
     @Test func matricesThePackedKernelsDoNotServeAreNotPacked() {
         let c = Case(Shape(k: 64, n: 16, half: true), rows: 1)
         c.data.withUnsafeBufferPointer { d in

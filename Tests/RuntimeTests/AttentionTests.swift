@@ -271,6 +271,15 @@ import Testing
         let fromCopy = try runOp("FusedAttention", domain: AttentionFusion.domain,
                                  [q, view.contiguous(), view.contiguous(), Tensor([0.5], shape: []), nil])[0]
         #expect(fromView.floats() == fromCopy.floats())
+        // A view where only contiguous tensors are expected (Q here) is read as its values.
+        let qView = try runOp("FusedAttention", domain: AttentionFusion.domain,
+                              [view, view.contiguous(), view.contiguous(), Tensor([0.5], shape: []), nil])[0]
+        let qCopy = try runOp("FusedAttention", domain: AttentionFusion.domain,
+                              [view.contiguous(), view.contiguous(), view.contiguous(), Tensor([0.5], shape: []), nil])[0]
+        #expect(qView.floats() == qCopy.floats())
+        // .npy files hold a view's values, not its storage.
+        let viewFile = try NumPy.encode(view), copyFile = try NumPy.encode(view.contiguous())
+        #expect(viewFile == copyFile)
     }
 
     /// The MLP gate, op by op (`Mul(Mul(X, Sigmoid(X)), U)`, both operand orders), against the

@@ -18,7 +18,8 @@ struct FusedAttentionOperator: Operator {
     var readsCacheViews: Bool { true }
 
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
-        let qIn = try inputs.required(0), k = try inputs.required(1), v = try inputs.required(2)
+        // K and V may be cache views (read with their head strides); Q, scale and mask are read as contiguous.
+        let qIn = try inputs.required(0).contiguous(), k = try inputs.required(1), v = try inputs.required(2)
         for (name, t) in [("Q", qIn), ("K", k), ("V", v)] {
             guard t.dtype == .float || t.dtype == .float16 else { throw OpError("\(name) must be float32 or float16, got \(t.dtype)") }
             guard t.rank == 4 else { throw OpError("\(name) must have rank 4 [batch, heads, sequence, head size], got \(t.shape)") }
@@ -31,14 +32,14 @@ struct FusedAttentionOperator: Operator {
         guard kvh > 0, h % kvh == 0 else { throw OpError("\(h) query heads are not a multiple of \(kvh) key/value heads") }
 
         var scale: Float = 1
-        if let c = inputs.optional(3) {
+        if let c = inputs.optional(3)?.contiguous() {
             guard c.count == 1 else { throw OpError("scale must be a scalar, got \(c.shape)") }
             scale = try floatOperand(c).pointer(as: Float.self)[0]
         }
         // The mask, widened to float32, with broadcast strides over [B, H, S, T].
         var mask: Tensor?
         var maskStrides = [0, 0, 0, 0]
-        if let m = inputs.optional(4) {
+        if let m = inputs.optional(4)?.contiguous() {
             guard m.rank <= 4 else { throw OpError("mask has rank \(m.rank), expected at most 4") }
             let dims = Array(repeating: 1, count: 4 - m.rank) + m.shape
             let full = [b, h, s, t]
@@ -206,7 +207,8 @@ struct AppendKVOperator: Operator {
     var readsCacheViews: Bool { true }
 
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
-        let past = try inputs.required(0), new = try inputs.required(1)
+        // Only `past` may be a cache view; `new` is read as contiguous.
+        let past = try inputs.required(0), new = try inputs.required(1).contiguous()
         guard past.dtype == .float else { throw OpError("past must be float32, got \(past.dtype)") }
         guard new.dtype == .float || new.dtype == .float16 else { throw OpError("new must be float32 or float16, got \(new.dtype)") }
         guard past.rank == 4, new.rank == 4, past.shape[0] == new.shape[0], past.shape[1] == new.shape[1], past.shape[3] == new.shape[3] else {

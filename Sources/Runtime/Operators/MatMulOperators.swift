@@ -178,7 +178,7 @@ struct MatMulNBitsOperator: Operator {
             p.data == Int(bitPattern: b.rawPointer) && p.scales == Int(bitPattern: scales.rawPointer) ? p.matrix : nil
         }
         let kp = w.paddedK
-        if m > 2 && !int8Activations && (pw != nil || w.supportsNativeGEMM) {
+        if m > 2 && !(pw != nil && int8Activations) && (pw != nil || w.supportsNativeGEMM) {
             // A packed once for the micro-kernel, then each thread's columns: panels of B
             // dequantized into L1 and multiplied there (q4_gemm).
             let packedA = GEMMActivations(pa, rows: m, k: k, lda: k, blocks: kp / 32)
@@ -195,6 +195,12 @@ struct MatMulNBitsOperator: Operator {
         let activations = UnsafeMutablePointer<Float>.allocate(capacity: m * kp)
         defer { activations.deallocate() }
         for row in 0..<m { w.pack(activations: pa + row * k, into: activations + row * kp) }
+        // The float32 GEMV of one activation row: the repacked kernel, else the original layout's
+        // (which always runs). Also what the integer GEMVs fall back to, should one refuse (they
+        // run wherever repacked weights exist: AVX2, whole groups of 8 rows).
+        func floatGEMV(_ a: UnsafePointer<Float>, rows: Range<Int>, into y: UnsafeMutablePointer<Float>) {
+            if pw?.gemv(a, rows: rows, into: y) != true { w.gemv(packed: a, rows: rows, into: y) }
+        }
 
         if let pw, int8Activations {
             // Each activation row quantized once, then one int8 GEMV per activation row and tile
@@ -207,12 +213,16 @@ struct MatMulNBitsOperator: Operator {
             }
             if m <= 2 {
                 parallelFor(n, minChunk: MatMulNBitsOperator.gemvMinRows(k: k), granularity: 16) { rows in
-                    for row in 0..<m { pw.gemvInt8(quantized + row * rowBytes, rows: rows, into: po + row * n) }
+                    for row in 0..<m where !pw.gemvInt8(quantized + row * rowBytes, rows: rows, into: po + row * n) {
+                        floatGEMV(activations + row * kp, rows: rows, into: po + row * n)
+                    }
                 }
             } else {
                 // Four activation rows per pass over the weights (qk_q4x8_gemm_q8).
                 parallelFor(n, minChunk: 64, granularity: 16, chunksPerThread: 4) { columns in
-                    pw.gemmInt8(quantized, rows: m, columns: columns, into: po, ldc: n)
+                    if !pw.gemmInt8(quantized, rows: m, columns: columns, into: po, ldc: n) {
+                        MatMulNBitsOperator.dequantizedGEMM(w, activations, lda: kp, m: m, columns: columns, into: po, ldc: n)
+                    }
                 }
             }
         } else if let pw, m <= 2, int16Decode {
@@ -221,17 +231,17 @@ struct MatMulNBitsOperator: Operator {
             let quantized = UnsafeMutableRawPointer.allocate(byteCount: m * rowBytes, alignment: 64)
             defer { quantized.deallocate() }
             for row in 0..<m {
-                let q = quantized + row * rowBytes, y = po + row * n
-                pw.quantizeInt16(activations + row * kp, into: q)
+                let a = activations + row * kp, q = quantized + row * rowBytes, y = po + row * n
+                pw.quantizeInt16(a, into: q)
                 parallelFor(n, minChunk: MatMulNBitsOperator.gemvMinRows(k: k), granularity: 16) { rows in
-                    pw.gemvInt16(q, rows: rows, into: y)
+                    if !pw.gemvInt16(q, rows: rows, into: y) { floatGEMV(a, rows: rows, into: y) }
                 }
             }
         } else if m <= 2 {
             for row in 0..<m {
                 let a = activations + row * kp, y = po + row * n
                 parallelFor(n, minChunk: MatMulNBitsOperator.gemvMinRows(k: k), granularity: 16) { rows in
-                    if let pw { pw.gemv(a, rows: rows, into: y) } else { w.gemv(packed: a, rows: rows, into: y) }
+                    floatGEMV(a, rows: rows, into: y)
                 }
             }
         } else {
