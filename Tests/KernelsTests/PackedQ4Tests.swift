@@ -153,51 +153,93 @@ import CKernels
         }
     }
 
-    /// The int8-activation GEMV against the same reference evaluated on the dequantized int8
-    /// activations it is given (so only float32 summation error remains), and the quantizer
-    /// against its definition: scale max|a|/127 per block of 32, round half away from zero.
-    @Test(arguments: shapes)
-    func int8GemvMatchesTheReferenceOnQuantizedActivations(_ s: Shape) throws {
+    /// An integer activation format of the packed GEMVs as the tests read it: per block of 32,
+    /// `valueBytes` of quantized values (where element e of block b sits: `value`), then one
+    /// float scale per block, then one int32 sum per block. The quantizer's definition: scale
+    /// max|a| / levels, q = a · (levels / max|a|) rounded by `rounding`.
+    struct IntegerActivations: Sendable, CustomStringConvertible {
+        let name: String
+        let levels: Float
+        let rounding: FloatingPointRoundingRule
+        let valueBytes: Int
+        let value: @Sendable (_ raw: UnsafeRawBufferPointer, _ block: Int, _ element: Int) -> Int32
+        let bytes: @Sendable (PackedQ4Matrix) -> Int
+        let quantize: @Sendable (PackedQ4Matrix, UnsafePointer<Float>, UnsafeMutableRawPointer) -> Bool
+        let gemv: @Sendable (PackedQ4Matrix, UnsafeRawPointer, Range<Int>, UnsafeMutablePointer<Float>) -> Bool
+        var description: String { name }
+
+        /// int8 (accuracy level 4): per block 32 bytes, for j: a[8j + 0,2,4,6], then a[8j + 1,3,5,7];
+        /// rounding half away from zero, as ONNX Runtime's and ggml's quantizers do.
+        static let int8 = IntegerActivations(
+            name: "int8", levels: 127, rounding: .toNearestOrAwayFromZero, valueBytes: 32,
+            value: { raw, b, e in
+                let j = e / 8, i = e % 8
+                return Int32(raw.load(fromByteOffset: b * 32 + 8 * j + (i % 2 == 0 ? i / 2 : 4 + i / 2), as: Int8.self))
+            },
+            bytes: { $0.int8ActivationBytes }, quantize: { $0.quantizeInt8($1, into: $2) },
+            gemv: { $0.gemvInt8($1, rows: $2, into: $3) })
+
+        /// int16 (decode): per block 16 words, word 4j + i = a[8j + i] | a[8j + 4 + i] << 16;
+        /// rounding to nearest even.
+        static let int16 = IntegerActivations(
+            name: "int16", levels: 32767, rounding: .toNearestOrEven, valueBytes: 64,
+            value: { raw, b, e in
+                let j = e / 8, i = e % 8
+                return Int32(raw.load(fromByteOffset: b * 64 + 4 * (4 * j + i % 4) + (i < 4 ? 0 : 2), as: Int16.self))
+            },
+            bytes: { $0.int16ActivationBytes }, quantize: { $0.quantizeInt16($1, into: $2) },
+            gemv: { $0.gemvInt16($1, rows: $2, into: $3) })
+    }
+
+    /// An integer-activation GEMV against the reference evaluated on the dequantized activations
+    /// it is given (so only float32 summation error remains), on whole and partial row ranges, and
+    /// the quantizer against its definition (including a value near a rounding tie).
+    @Test(arguments: shapes, [IntegerActivations.int8, .int16])
+    func integerGemvMatchesTheReferenceOnQuantizedActivations(_ s: Shape, format f: IntegerActivations) throws {
         guard PackedQ4Tests.packedKernelsRunHere else {
-            print("SKIPPED PackedQ4Tests.int8: this CPU has no AVX2/FMA/F16C, the packed layout is not used")
+            print("SKIPPED PackedQ4Tests.\(f) GEMV: this CPU has no AVX2/FMA/F16C, the packed layout is not used")
             return
         }
         let c = Case(s, rows: 1)
         let packed = try #require(c.withMatrix { PackedQ4Matrix($0) })
         var a = c.paddedA
-        a[5] = 0.5 * (a.map(abs).max()! / 127) * 3   // a value on a rounding tie (1.5 steps) in block 0
-        let bytes = packed.int8ActivationBytes
-        #expect(bytes == c.blocks * 40)
+        a[5] = 0.5 * (a.map(abs).max()! / f.levels) * 3   // near a rounding tie (1.5 steps) in block 0
+        let bytes = f.bytes(packed)
+        #expect(bytes == c.blocks * (f.valueBytes + 8))
         var q = [UInt8](repeating: 0, count: bytes)
-        let quantized = a.withUnsafeBufferPointer { ap in q.withUnsafeMutableBytes { packed.quantizeInt8(ap.baseAddress!, into: $0.baseAddress!) } }
+        let quantized = a.withUnsafeBufferPointer { ap in q.withUnsafeMutableBytes { f.quantize(packed, ap.baseAddress!, $0.baseAddress!) } }
         #expect(quantized)
-        // Layout: 32 int8 per block (for j: a[8j + 0,2,4,6], then a[8j + 1,3,5,7]), then the scales, then the sums.
         var dequantized = [Float](repeating: 0, count: a.count)
-        for b in 0..<c.blocks {
-            let block = a[(b * 32)..<(b * 32 + 32)]
-            let amax = block.map(abs).max()!
-            let scale = q.withUnsafeBytes { $0.load(fromByteOffset: c.blocks * 32 + 4 * b, as: Float.self) }
-            let sum = q.withUnsafeBytes { $0.load(fromByteOffset: c.blocks * 36 + 4 * b, as: Int32.self) }
-            #expect(scale == amax / 127, "block \(b) scale")
-            var total: Int32 = 0
-            for e in 0..<32 {
-                let j = e / 8, i = e % 8
-                let position = b * 32 + 8 * j + (i % 2 == 0 ? i / 2 : 4 + i / 2)
-                let v = Int32(Int8(bitPattern: q[position]))
-                let expected = amax > 0 ? Int32((a[b * 32 + e] * (127 / amax)).rounded(.toNearestOrAwayFromZero)) : 0
-                #expect(v == expected, "block \(b) element \(e): \(v) vs \(expected)")
-                dequantized[b * 32 + e] = Float(v) * scale
-                total += v
+        q.withUnsafeBytes { raw in
+            for b in 0..<c.blocks {
+                let amax = a[(b * 32)..<(b * 32 + 32)].map(abs).max()!
+                let scale = raw.load(fromByteOffset: c.blocks * f.valueBytes + 4 * b, as: Float.self)
+                let sum = raw.load(fromByteOffset: c.blocks * (f.valueBytes + 4) + 4 * b, as: Int32.self)
+                #expect(scale == amax / f.levels, "\(f) block \(b) scale")
+                var total: Int32 = 0
+                for e in 0..<32 {
+                    let v = f.value(raw, b, e)
+                    let expected = amax > 0 ? Int32((a[b * 32 + e] * (f.levels / amax)).rounded(f.rounding)) : 0
+                    #expect(v == expected, "\(f) block \(b) element \(e): \(v) vs \(expected)")
+                    dequantized[b * 32 + e] = Float(v) * scale
+                    total += v
+                }
+                #expect(sum == total, "\(f) block \(b) sum")
             }
-            #expect(sum == total, "block \(b) sum")
         }
-        var y = [Float](repeating: .nan, count: s.n)
-        let ran = q.withUnsafeBytes { qp in y.withUnsafeMutableBufferPointer { packed.gemvInt8(qp.baseAddress!, rows: 0..<s.n, into: $0.baseAddress!) } }
-        #expect(ran)
         let d = Case(s, rows: 1, activations: [Array(dequantized[0..<s.k])], from: c)
-        for j in 0..<s.n {
-            let r = d.reference(row: 0, column: j)
-            #expect(abs(Double(y[j]) - r) <= c.tolerance(r), "\(s) row \(j): int8 GEMV \(y[j]) vs \(r)")
+        for rows in [0..<s.n, 8..<s.n] {
+            var y = [Float](repeating: .nan, count: s.n)
+            let ran = q.withUnsafeBytes { qp in y.withUnsafeMutableBufferPointer { f.gemv(packed, qp.baseAddress!, rows, $0.baseAddress!) } }
+            #expect(ran)
+            for j in 0..<s.n {
+                if rows.contains(j) {
+                    let r = d.reference(row: 0, column: j)
+                    #expect(abs(Double(y[j]) - r) <= c.tolerance(r), "\(s) row \(j): \(f) GEMV \(y[j]) vs \(r)")
+                } else {
+                    #expect(y[j].isNaN, "\(s) rows \(rows): row \(j) outside the range was written")
+                }
+            }
         }
     }
 
@@ -244,66 +286,10 @@ import CKernels
         }
     }
 
-    /// The int16-activation GEMV against the reference evaluated on the dequantized int16
-    /// activations it is given, and the quantizer against its definition: scale max|a|/32767 per
-    /// block of 32, a · (32767 / max|a|) rounded to nearest even.
-    @Test(arguments: shapes)
-    func int16GemvMatchesTheReferenceOnQuantizedActivations(_ s: Shape) throws {
-        guard PackedQ4Tests.packedKernelsRunHere else {
-            print("SKIPPED PackedQ4Tests.int16: this CPU has no AVX2/FMA/F16C, the packed layout is not used")
-            return
-        }
-        let c = Case(s, rows: 1)
-        let packed = try #require(c.withMatrix { PackedQ4Matrix($0) })
-        var a = c.paddedA
-        a[5] = 0.5 * (a.map(abs).max()! / 32767) * 3   // near a rounding tie (1.5 steps) in block 0
-        let bytes = packed.int16ActivationBytes
-        #expect(bytes == c.blocks * 72)
-        var q = [UInt8](repeating: 0, count: bytes)
-        let quantized = a.withUnsafeBufferPointer { ap in q.withUnsafeMutableBytes { packed.quantizeInt16(ap.baseAddress!, into: $0.baseAddress!) } }
-        #expect(quantized)
-        // Layout: per block 16 words, word 4j + i = a[8j + i] | a[8j + 4 + i] << 16; then the scales, then the sums.
-        var dequantized = [Float](repeating: 0, count: a.count)
-        q.withUnsafeBytes { raw in
-            for b in 0..<c.blocks {
-                let block = a[(b * 32)..<(b * 32 + 32)]
-                let amax = block.map(abs).max()!
-                let scale = raw.load(fromByteOffset: c.blocks * 64 + 4 * b, as: Float.self)
-                let sum = raw.load(fromByteOffset: c.blocks * 68 + 4 * b, as: Int32.self)
-                #expect(scale == amax / 32767, "block \(b) scale")
-                var total: Int32 = 0
-                for e in 0..<32 {
-                    let j = e / 8, i = e % 8
-                    let halfOffset = b * 64 + 4 * (4 * j + i % 4) + (i < 4 ? 0 : 2)
-                    let v = Int32(raw.load(fromByteOffset: halfOffset, as: Int16.self))
-                    let expected = amax > 0 ? Int32((a[b * 32 + e] * (32767 / amax)).rounded(.toNearestOrEven)) : 0
-                    #expect(v == expected, "block \(b) element \(e): \(v) vs \(expected)")
-                    dequantized[b * 32 + e] = Float(v) * scale
-                    total += v
-                }
-                #expect(sum == total, "block \(b) sum")
-            }
-        }
-        for rows in [0..<s.n, 8..<s.n] {
-            var y = [Float](repeating: .nan, count: s.n)
-            let ran = q.withUnsafeBytes { qp in y.withUnsafeMutableBufferPointer { packed.gemvInt16(qp.baseAddress!, rows: rows, into: $0.baseAddress!) } }
-            #expect(ran)
-            let d = Case(s, rows: 1, activations: [Array(dequantized[0..<s.k])], from: c)
-            for j in 0..<s.n {
-                if rows.contains(j) {
-                    let r = d.reference(row: 0, column: j)
-                    #expect(abs(Double(y[j]) - r) <= c.tolerance(r), "\(s) row \(j): int16 GEMV \(y[j]) vs \(r)")
-                } else {
-                    #expect(y[j].isNaN, "\(s) rows \(rows): row \(j) outside the range was written")
-                }
-            }
-        }
-    }
-
     /// A NaN activation makes the integer GEMVs' outputs NaN, as it makes the float32 one's
     /// (the block maximum carries it into the block's scale), wherever it sits in the block.
-    @Test(arguments: [0, 13, 31])
-    func integerGemvsPropagateNaN(position: Int) throws {
+    @Test(arguments: [0, 13, 31], [IntegerActivations.int8, .int16])
+    func integerGemvsPropagateNaN(position: Int, format f: IntegerActivations) throws {
         guard PackedQ4Tests.packedKernelsRunHere else {
             print("SKIPPED PackedQ4Tests.integerGemvsPropagateNaN: this CPU has no AVX2/FMA/F16C")
             return
@@ -313,23 +299,12 @@ import CKernels
         let packed = try #require(c.withMatrix { PackedQ4Matrix($0) })
         var a = c.paddedA
         a[32 + position] = .nan   // block 1
-        for int16 in [false, true] {
-            var q = [UInt8](repeating: 0, count: int16 ? packed.int16ActivationBytes : packed.int8ActivationBytes)
-            var y = [Float](repeating: 0, count: s.n)
-            let ran = a.withUnsafeBufferPointer { ap in
-                q.withUnsafeMutableBytes { qp in
-                    int16 ? packed.quantizeInt16(ap.baseAddress!, into: qp.baseAddress!)
-                          : packed.quantizeInt8(ap.baseAddress!, into: qp.baseAddress!)
-                }
-            } && q.withUnsafeBytes { qp in
-                y.withUnsafeMutableBufferPointer {
-                    int16 ? packed.gemvInt16(qp.baseAddress!, rows: 0..<s.n, into: $0.baseAddress!)
-                          : packed.gemvInt8(qp.baseAddress!, rows: 0..<s.n, into: $0.baseAddress!)
-                }
-            }
-            let allNaN = y.allSatisfy { $0.isNaN }
-            #expect(ran && allNaN, "\(int16 ? "int16" : "int8"): NaN at \(32 + position) -> \(y)")
-        }
+        var q = [UInt8](repeating: 0, count: f.bytes(packed))
+        var y = [Float](repeating: 0, count: s.n)
+        let ran = a.withUnsafeBufferPointer { ap in q.withUnsafeMutableBytes { f.quantize(packed, ap.baseAddress!, $0.baseAddress!) } }
+            && q.withUnsafeBytes { qp in y.withUnsafeMutableBufferPointer { f.gemv(packed, qp.baseAddress!, 0..<s.n, $0.baseAddress!) } }
+        let allNaN = y.allSatisfy { $0.isNaN }
+        #expect(ran && allNaN, "\(f): NaN at \(32 + position) -> \(y)")
     }
 
     @Test func matricesThePackedKernelsDoNotServeAreNotPacked() {
