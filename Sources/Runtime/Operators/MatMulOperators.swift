@@ -182,7 +182,7 @@ struct MatMulNBitsOperator: Operator {
             // A packed once for the micro-kernel, then each thread's columns: panels of B
             // dequantized into L1 and multiplied there (q4_gemm).
             let packedA = GEMMActivations(pa, rows: m, k: k, lda: k, blocks: kp / 32)
-            parallelFor(n, minChunk: 64, granularity: 16, chunksPerThread: 4) { columns in
+            parallelFor(n, minChunk: 32, granularity: 16, chunksPerThread: 16) { columns in
                 let done = pw?.gemm(packedA, columns: columns, into: po, ldc: n)
                     ?? w.gemm(packedA, columns: columns, into: po, ldc: n)
                 // Both were checked to run here; should one refuse, BLAS gives the same product.
@@ -219,7 +219,7 @@ struct MatMulNBitsOperator: Operator {
                 }
             } else {
                 // Four activation rows per pass over the weights (qk_q4x8_gemm_q8).
-                parallelFor(n, minChunk: 64, granularity: 16, chunksPerThread: 4) { columns in
+                parallelFor(n, minChunk: 32, granularity: 16, chunksPerThread: 16) { columns in
                     if !pw.gemmInt8(quantized, rows: m, columns: columns, into: po, ldc: n) {
                         MatMulNBitsOperator.dequantizedGEMM(w, activations, lda: kp, m: m, columns: columns, into: po, ldc: n)
                     }
