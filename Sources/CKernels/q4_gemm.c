@@ -1,33 +1,36 @@
 #include "qwen_kernels.h"
 #include "cpu.h"
 
-// A for the int4 GEMMs (both weight layouts): strips of 6 rows, k-major, so that the micro-kernel
-// reads one stream of broadcasts. Strip s holds ap[s * 6 * kp + k * 6 + i] = a[(6s + i) * lda + k]
-// for k < K, zero for K <= k < kp; rows past m repeat the last row (their results are not stored).
+// A for the int4 GEMMs (both weight layouts), in the strips their kernel reads (q4_shared.h:
+// mostly 6 rows, k-major, so the kernel's broadcasts read one stream), zero for K <= k < kp.
+#include "q4_strips.h"
+
 size_t qk_q4_packed_a_floats(size_t m, size_t blocks) {
-    return (m + 5) / 6 * 6 * blocks * 32;
+    return m * blocks * 32;
+}
+
+size_t qk_q4_strip_count(size_t m) {
+    return q4_strip_plan(m).count;
 }
 
 void qk_q4_pack_a(const float *a, size_t lda, size_t m, size_t k, size_t blocks,
                   size_t strip_begin, size_t strip_end, float *ap) {
     const size_t kp = blocks * 32;
-    for (size_t s = strip_begin; s < strip_end && s * 6 < m; s++) {
-        float *strip = ap + s * 6 * kp;
-        const float *row[6];
-        for (size_t i = 0; i < 6; i++) row[i] = a + (s * 6 + i < m ? s * 6 + i : m - 1) * lda;
-        for (size_t e = 0; e < k; e++, strip += 6) {
-            strip[0] = row[0][e]; strip[1] = row[1][e]; strip[2] = row[2][e];
-            strip[3] = row[3][e]; strip[4] = row[4][e]; strip[5] = row[5][e];
-        }
-        for (size_t e = k; e < kp; e++, strip += 6) {
-            for (size_t i = 0; i < 6; i++) strip[i] = 0;
+    const q4_strips plan = q4_strip_plan(m);
+    for (size_t s = strip_begin; s < strip_end && s < plan.count; s++) {
+        const size_t i0 = q4_strip_row(plan, s), h = q4_strip_height(plan, s);
+        float *strip = ap + i0 * kp;
+        for (size_t i = 0; i < h; i++) {
+            const float *row = a + (i0 + i) * lda;
+            for (size_t e = 0; e < k; e++) strip[e * h + i] = row[e];
+            for (size_t e = k; e < kp; e++) strip[e * h + i] = 0;
         }
     }
 }
 
 // C = A · dequantize(B)ᵀ for 4-bit block-32 MatMulNBits weights, M > 2 (prefill). B is
 // dequantized (with scale and zero point) a panel of 16 columns × KC depth at a time into an L1
-// buffer laid out k-major, then a 6×16 register-blocked float32 FMA kernel multiplies it with A,
+// buffer laid out k-major, then a register-blocked float32 FMA kernel (6 rows × 16) multiplies it with A,
 // as BLAS packs its operands, so no float copy of B goes through memory.
 
 #if defined(__x86_64__) || defined(_M_X64)

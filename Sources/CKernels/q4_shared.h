@@ -2,13 +2,14 @@
 #define QWEN_Q4_SHARED_H
 
 // Pieces the two int4 layouts' kernels share (q4.c / q4_gemm.c for the MatMulNBits layout, q4x8.c
-// for the repacked one): the GEMV's activation pre-scaling and the GEMM's 6×16 micro-kernel and
+// for the repacked one): the GEMV's activation pre-scaling and the GEMM's register-blocked kernel and
 // driver (A is packed by `qk_q4_pack_a`, q4_gemm.c). Private to CKernels; x86-64 only (included
 // inside the files' x86 sections).
 
 #include <immintrin.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "q4_strips.h"
 
 #define Q4_AVX2 __attribute__((target("avx2,fma,f16c")))
 
@@ -47,28 +48,27 @@ Q4_AVX2 static inline void q4_transpose_words8(const uint8_t *p, size_t row_byte
     w[3] = _mm256_unpackhi_epi64(t1, t3);
 }
 
-// The GEMM's register block: 6 rows of A × 16 columns of B, K in chunks of 256 (B's panel of
-// 16 × 256 floats, 16 KB, stays in L1).
-enum { Q4_NR = 16, Q4_MR = 6, Q4_KC = 256 };
+// The GEMM's register block: up to 6 rows of A × 16 columns of B, K in chunks of 256 (B's panel
+// of 16 × 256 floats, 16 KB, stays in L1).
+enum { Q4_NR = 16, Q4_KC = 256 };
 
-// c[0..mr) x [0..nr) (+)= strip (k-major, 6 per k) · panel[kc][16]; `accumulate` adds to c.
-Q4_AVX2 static inline void q4_kernel_6x16(const float *ap, const float *panel, size_t kc, float *c, size_t ldc,
-                                          size_t mr, size_t nr, int accumulate) {
-    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
-    __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+// c[0..R) x [0..nr) (+)= strip (k-major, R per k) · panel[kc][16]; `accumulate` adds to c. R is a
+// constant at every call, so the accumulators are registers (2R of them) and the loops unroll.
+__attribute__((always_inline)) Q4_AVX2 static inline void
+q4_kernel_rows(const int R, const float *ap, const float *panel, size_t kc, float *c, size_t ldc, size_t nr,
+               int accumulate) {
+    __m256 acc[Q4_MR][2];
+    for (int i = 0; i < R; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
     for (size_t k = 0; k < kc; k++) {
         const __m256 b0 = _mm256_load_ps(panel + k * Q4_NR), b1 = _mm256_load_ps(panel + k * Q4_NR + 8);
-        const float *x = ap + k * Q4_MR;
-        __m256 v;
-        v = _mm256_broadcast_ss(x + 0); c00 = _mm256_fmadd_ps(v, b0, c00); c01 = _mm256_fmadd_ps(v, b1, c01);
-        v = _mm256_broadcast_ss(x + 1); c10 = _mm256_fmadd_ps(v, b0, c10); c11 = _mm256_fmadd_ps(v, b1, c11);
-        v = _mm256_broadcast_ss(x + 2); c20 = _mm256_fmadd_ps(v, b0, c20); c21 = _mm256_fmadd_ps(v, b1, c21);
-        v = _mm256_broadcast_ss(x + 3); c30 = _mm256_fmadd_ps(v, b0, c30); c31 = _mm256_fmadd_ps(v, b1, c31);
-        v = _mm256_broadcast_ss(x + 4); c40 = _mm256_fmadd_ps(v, b0, c40); c41 = _mm256_fmadd_ps(v, b1, c41);
-        v = _mm256_broadcast_ss(x + 5); c50 = _mm256_fmadd_ps(v, b0, c50); c51 = _mm256_fmadd_ps(v, b1, c51);
+        const float *x = ap + k * R;
+        for (int i = 0; i < R; i++) {
+            const __m256 v = _mm256_broadcast_ss(x + i);
+            acc[i][0] = _mm256_fmadd_ps(v, b0, acc[i][0]);
+            acc[i][1] = _mm256_fmadd_ps(v, b1, acc[i][1]);
+        }
     }
-    __m256 acc[Q4_MR][2] = { { c00, c01 }, { c10, c11 }, { c20, c21 }, { c30, c31 }, { c40, c41 }, { c50, c51 } };
-    for (size_t i = 0; i < mr; i++) {
+    for (int i = 0; i < R; i++) {
         float *ci = c + i * ldc;
         if (nr == Q4_NR) {
             if (accumulate) {
@@ -86,18 +86,31 @@ Q4_AVX2 static inline void q4_kernel_6x16(const float *ap, const float *panel, s
     }
 }
 
+Q4_AVX2 static inline void q4_kernel(size_t h, const float *ap, const float *panel, size_t kc, float *c, size_t ldc,
+                                     size_t nr, int accumulate) {
+    switch (h) {
+    case 6: q4_kernel_rows(6, ap, panel, kc, c, ldc, nr, accumulate); break;
+    case 5: q4_kernel_rows(5, ap, panel, kc, c, ldc, nr, accumulate); break;
+    case 4: q4_kernel_rows(4, ap, panel, kc, c, ldc, nr, accumulate); break;
+    case 3: q4_kernel_rows(3, ap, panel, kc, c, ldc, nr, accumulate); break;
+    case 2: q4_kernel_rows(2, ap, panel, kc, c, ldc, nr, accumulate); break;
+    default: q4_kernel_rows(1, ap, panel, kc, c, ldc, nr, accumulate); break;
+    }
+}
+
 // Fills panel[k * 16 + j] for the 32 k of K block `block` and the 16 columns of C from `n` (`nr`
 // of them real): the one step in which the two weight layouts' GEMMs differ.
 typedef void (*q4_panel_fill)(const void *weights, size_t n, size_t nr, size_t block, float *panel);
 
-// C[0..m) x [n0, n1) = A · Bᵀ, A packed by `qk_q4_pack_a` (strips of 6 rows, k-major): per
-// 16-column panel and 256-deep K chunk, B dequantized into an L1 buffer by `fill` and every strip
-// passed over it by the 6×16 kernel, as BLAS packs its operands. A is packed once per product
-// and shared by the threads, each of which takes a range of columns.
+// C[0..m) x [n0, n1) = A · Bᵀ, A packed by `qk_q4_pack_a` (strips, see above): per 16-column
+// panel and 256-deep K chunk, B dequantized into an L1 buffer by `fill` and every strip passed
+// over it by the register-blocked kernel, as BLAS packs its operands. A is packed once per
+// product and shared by the threads, each of which takes a range of columns.
 Q4_AVX2 static inline void q4_gemm(q4_panel_fill fill, const void *weights, size_t blocks, const float *ap,
                                    size_t m, size_t n0, size_t n1, float *c, size_t ldc) {
     float panel[Q4_KC * Q4_NR] __attribute__((aligned(64)));
-    const size_t strips = (m + Q4_MR - 1) / Q4_MR, kp = blocks * 32;
+    const q4_strips strips = q4_strip_plan(m);
+    const size_t kp = blocks * 32;
     const size_t blocks_per_chunk = Q4_KC / 32;
     for (size_t n = n0; n < n1; n += Q4_NR) {
         const size_t nr = n1 - n < Q4_NR ? n1 - n : Q4_NR;
@@ -105,9 +118,9 @@ Q4_AVX2 static inline void q4_gemm(q4_panel_fill fill, const void *weights, size
             const size_t nb = blocks - b0 < blocks_per_chunk ? blocks - b0 : blocks_per_chunk;
             const size_t kc = nb * 32, k0 = b0 * 32;
             for (size_t b = 0; b < nb; b++) fill(weights, n, nr, b0 + b, panel + b * 32 * Q4_NR);
-            for (size_t s = 0; s < strips; s++) {
-                const size_t i = s * Q4_MR, mr = m - i < Q4_MR ? m - i : Q4_MR;
-                q4_kernel_6x16(ap + s * Q4_MR * kp + k0 * Q4_MR, panel, kc, c + i * ldc + n, ldc, mr, nr, b0 > 0);
+            for (size_t s = 0; s < strips.count; s++) {
+                const size_t i = q4_strip_row(strips, s), h = q4_strip_height(strips, s);
+                q4_kernel(h, ap + i * kp + k0 * h, panel, kc, c + i * ldc + n, ldc, nr, b0 > 0);
             }
         }
     }

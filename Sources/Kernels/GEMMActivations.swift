@@ -1,8 +1,8 @@
 import CKernels
 
 /// The activations of one int4 GEMM (`BlockQuantizedMatrix.gemm`, `PackedQ4Matrix.gemm`) in the
-/// order their 6×16 micro-kernel reads them: strips of 6 rows, k-major, zero-padded to whole
-/// blocks (`qk_q4_pack_a`). Packed once per product, in parallel, and shared by every thread's
+/// order their register-blocked kernel reads them: strips of 6 rows (the last one or two 3-5),
+/// k-major, zero-padded to whole blocks (`qk_q4_pack_a`). Packed once per product, in parallel, and shared by every thread's
 /// range of columns.
 public final class GEMMActivations: @unchecked Sendable {
     public let rows: Int
@@ -15,7 +15,7 @@ public final class GEMMActivations: @unchecked Sendable {
         self.rows = rows
         self.blocks = blocks
         pointer = .allocate(capacity: qk_q4_packed_a_floats(rows, blocks))
-        let strips = (rows + 5) / 6, p = pointer
+        let strips = qk_q4_strip_count(rows), p = pointer
         // ~16 K floats per chunk at least: below that a second thread costs more than it saves.
         parallelFor(strips, minChunk: Swift.max(1, (1 << 14) / Swift.max(k * 6, 1))) { s in
             qk_q4_pack_a(a, lda, rows, k, blocks, s.lowerBound, s.upperBound, p)

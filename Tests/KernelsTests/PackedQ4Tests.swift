@@ -118,7 +118,8 @@ import CKernels
         #expect(!ran && y.allSatisfy(\.isNaN))
     }
 
-    @Test(arguments: shapes, [3, 7, 13])
+    /// M from 3 to 13: every way the rows are cut into strips (6s, then 3, 4, 5 or two of 3-5).
+    @Test(arguments: shapes, [3, 4, 5, 7, 8, 9, 10, 11, 12, 13])
     func gemmMatchesTheReferenceOnWholeAndPartialColumnRanges(_ s: Shape, m: Int) throws {
         guard PackedQ4Tests.packedKernelsRunHere else {
             print("SKIPPED PackedQ4Tests.gemm: this CPU has no AVX2/FMA/F16C, the packed layout is not used")

@@ -28,14 +28,14 @@ import Kernels
         Case(m: 1, k: 256, n: 40, half: true),
         Case(m: 4, k: 256, n: 40, half: true),                      // GEMM path, specialised fp16 scales
         Case(m: 3, k: 896, n: 300),                                 // GEMM path, specialised fp32 scales, 2 tiles
-        Case(m: 13, k: 896, n: 37),                                 // C GEMM: M past two 6-row tiles, 4 K chunks, N tail
+        Case(m: 13, k: 896, n: 37),                                 // C GEMM: strips of 6, 4 and 3 rows, 4 K chunks, N tail
         Case(m: 7, k: 600, n: 50, zeroPoints: true, half: true),    // C GEMM with zero points, K tail chunk
         Case(m: 5, k: 512, n: 64, zeroPoints: true),
         Case(m: 1, k: 320, n: 33, blockSize: 64, bias: true),
         Case(m: 3, k: 384, n: 20, blockSize: 16),
         Case(m: 2, k: 1000, n: 24, zeroPoints: true, half: true),
         // Shapes the q4x8 repacked kernels serve when B is constant (N a multiple of 8, no zero points).
-        Case(m: 13, k: 896, n: 48),                                 // packed GEMM: 6-row strips + tail, 4 K chunks
+        Case(m: 13, k: 896, n: 48),                                 // packed GEMM: strips of 6, 4 and 3 rows, 4 K chunks
         Case(m: 7, k: 600, n: 56, half: true),                      // packed GEMM, K tail, float16
         Case(m: 2, k: 200, n: 24, bias: true),                      // packed GEMV per row, K tail, bias
         Case(m: 1, k: 64, n: 8, bits: 8),

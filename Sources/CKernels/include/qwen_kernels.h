@@ -43,19 +43,21 @@ int qk_q4_dequantize(const uint8_t *data, const uint16_t *scales_f16, const floa
                      const uint8_t *zero_points, size_t blocks,
                      size_t row_begin, size_t row_end, float *out, size_t ld);
 
-/// Floats of the packed form of m activation rows for the GEMMs below (whole strips of 6 rows,
-/// blocks * 32 columns each).
+/// Floats of the packed form of m activation rows for the GEMMs below (blocks * 32 per row).
 size_t qk_q4_packed_a_floats(size_t m, size_t blocks);
 
-/// Packs strips [strip_begin, strip_end) (rows 6s..6s+5) of the m × k activations `a` (row
-/// stride lda) for the GEMMs: k-major within a strip, zero for k ≤ column < blocks * 32, rows past
-/// m repeating row m - 1. Packed once per product, shared by the threads computing its columns.
+/// Strips of rows the m activation rows are packed in (6 rows each, the last one or two 3-5).
+size_t qk_q4_strip_count(size_t m);
+
+/// Packs strips [strip_begin, strip_end) of the m × k activations `a` (row stride lda) for the
+/// GEMMs: k-major within a strip, zero for k ≤ column < blocks * 32. Packed once per product,
+/// shared by the threads computing its columns.
 void qk_q4_pack_a(const float *a, size_t lda, size_t m, size_t k, size_t blocks,
                   size_t strip_begin, size_t strip_end, float *ap);
 
 /// c[i, j] = sum_k a[i, k] * dequantize(B)[j, k] for i < m and columns j in [col_begin, col_end):
 /// the M > 2 (prefill) product, B dequantized panel by panel into L1 and multiplied with a
-/// 6×16 float32 FMA kernel. Same B layout and arguments as `qk_q4_gemv`; `ap` is A packed by
+/// register-blocked (6 rows × 16) float32 FMA kernel. Same B layout and arguments as `qk_q4_gemv`; `ap` is A packed by
 /// `qk_q4_pack_a`; `c` has row stride `ldc`. Returns 0 (nothing written) when the CPU lacks
 /// AVX2/FMA/F16C.
 int qk_q4_gemm(const uint8_t *data, const uint16_t *scales_f16, const float *scales_f32,
