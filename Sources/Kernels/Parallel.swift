@@ -29,16 +29,19 @@ private struct PoolJob {
 
 /// Runs `body(range)` over `0..<count` split into at most `kernelThreadCount` contiguous chunks
 /// of at least `minChunk` items (rounded to multiples of `granularity`), or `chunksPerThread`
-/// times as many (for balance when a thread may start late). Runs inline when one chunk
-/// suffices. The chunks run on the calling thread and the kernels' thread pool (workers that
-/// spin briefly between jobs, so the hundreds of short loops of a decode step do not each pay a
-/// thread wake-up); a loop started from inside another, or while another thread's loop holds the
-/// pool, runs through Dispatch instead.
+/// times as many (for balance when a thread may start late or run slower), a whole number per
+/// thread when there are more chunks than threads. Runs inline when one chunk suffices. The
+/// chunks run on the calling thread and the kernels' thread pool (workers that spin between
+/// jobs, so the hundreds of short loops of a decode step do not each pay a thread wake-up); a
+/// loop started from inside another, or while another thread's loop holds the pool, runs
+/// through Dispatch instead.
 public func parallelFor(_ count: Int, minChunk: Int = 1, granularity: Int = 1, chunksPerThread: Int = 1,
                         _ body: (Range<Int>) -> Void) {
     if count <= 0 { return }
     let threads = kernelThreadCount
-    let maxChunks = max(1, min(threads == 1 ? 1 : threads * chunksPerThread, count / max(minChunk, 1)))
+    var maxChunks = max(1, min(threads == 1 ? 1 : threads * chunksPerThread, count / max(minChunk, 1)))
+    // A whole number of chunks per thread: 3 chunks on 2 threads take as long as 4.
+    if maxChunks > threads { maxChunks -= maxChunks % threads }
     if maxChunks == 1 {
         body(0..<count)
         return
