@@ -338,7 +338,7 @@ extension QwenModel {
         var bytes = 0
         for node in graph.nodes {
             switch node.opType {
-            case "MatMulNBits":
+            case "MatMulNBits", "MatMulNBitsGroup":
                 for name in node.inputs.dropFirst() where !name.isEmpty { bytes += graph.constants[name]?.byteCount ?? 0 }
             case "MatMul", "Gemm":
                 for name in node.inputs where !name.isEmpty { bytes += graph.constants[name]?.byteCount ?? 0 }

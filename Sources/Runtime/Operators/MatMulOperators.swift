@@ -173,10 +173,7 @@ struct MatMulNBitsOperator: Operator {
         let out = Tensor(dtype: .float, shape: outShape)
         let pa = a.pointer(as: Float.self), po = out.pointer(as: Float.self)
 
-        // The repacked weights serve when this run's B and scales are the constants they came from.
-        let pw = packed.flatMap { p in
-            p.data == Int(bitPattern: b.rawPointer) && p.scales == Int(bitPattern: scales.rawPointer) ? p.matrix : nil
-        }
+        let pw = packedMatrix(b: b, scales: scales)
         let kp = w.paddedK
         if m > 2 && !(pw != nil && int8Activations) && (pw != nil || w.supportsNativeGEMM) {
             // A packed once for the micro-kernel, then each thread's columns: panels of B
@@ -263,6 +260,13 @@ struct MatMulNBitsOperator: Operator {
         return [finish(out, bias: bias, rows: m, resultType: aIn.dtype)]
     }
 
+    /// The repacked weights, when this run's B and scales are the constants they came from.
+    func packedMatrix(b: Tensor, scales: Tensor) -> PackedQ4Matrix? {
+        packed.flatMap { p in
+            p.data == Int(bitPattern: b.rawPointer) && p.scales == Int(bitPattern: scales.rawPointer) ? p.matrix : nil
+        }
+    }
+
     /// Adds the bias to every row and converts the result to the activations' type.
     private func finish(_ out: Tensor, bias: Tensor?, rows m: Int, resultType: DataType) -> Tensor {
         let po = out.pointer(as: Float.self)
@@ -282,7 +286,14 @@ func registerMatMul(_ add: (String, String, ClosedRange<Int>, @escaping Operator
         GemmOperator(alpha: ctx.node.floatAttribute("alpha", default: 1), beta: ctx.node.floatAttribute("beta", default: 1),
                      transA: ctx.node.intAttribute("transA", default: 0) != 0, transB: ctx.node.intAttribute("transB", default: 0) != 0)
     }
-    add("MatMulNBits", "com.microsoft", 1...Int.max) { ctx in
+    add("MatMulNBits", "com.microsoft", 1...Int.max) { ctx in try MatMulNBitsOperator.make(ctx) }
+    add(MatMulNBitsGrouping.opType, AttentionFusion.domain, 1...Int.max) { ctx in try MatMulNBitsGroupOperator.make(ctx) }
+}
+
+extension MatMulNBitsOperator {
+    /// The operator for a MatMulNBits node (attributes checked; weights repacked when constant
+    /// and served by the packed kernels; int8/int16 activations chosen per the options).
+    static func make(_ ctx: OperatorContext) throws -> MatMulNBitsOperator {
         let node = ctx.node
         guard let k = node.intAttribute("K"), let n = node.intAttribute("N"), k > 0, n > 0 else {
             throw node.invalid("attributes K and N are required and must be positive")
@@ -306,9 +317,7 @@ func registerMatMul(_ add: (String, String, ClosedRange<Int>, @escaping Operator
         }
         return op
     }
-}
 
-extension MatMulNBitsOperator {
     /// Columns `columns` of `m` activation rows (natural order, `lda` apart; the native kernels'
     /// packed order is natural) times B, by dequantizing those rows of B and one BLAS GEMM over
     /// the first K of each row: the way when a C GEMM refuses to run.

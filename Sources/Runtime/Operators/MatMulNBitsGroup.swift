@@ -1,0 +1,120 @@
+import Kernels
+import ONNX
+import Synchronization
+
+/// `qwen.swift` MatMulNBitsGroup (see `MatMulNBitsGrouping`): MatMulNBits nodes that multiply the
+/// same activations, run together. Inputs: A, then B and scales of each member; one output per
+/// member; attributes those of MatMulNBits, with `Ns` (each member's N) in place of N.
+///
+/// With every member's weights repacked (`PackedQ4Matrix`) and no int8 activations, A is
+/// converted once, then packed once (prefill: `GEMMActivations`) or quantized once (decode,
+/// int16 activations), and one parallel loop covers all members' columns or rows, each range
+/// going through the member's own kernel, so every output element is what the member alone
+/// computes. Anything else runs the members one by one, as separate nodes would.
+struct MatMulNBitsGroupOperator: Operator {
+    let members: [MatMulNBitsOperator]
+
+    static func make(_ ctx: OperatorContext) throws -> MatMulNBitsGroupOperator {
+        let node = ctx.node
+        guard let ns = node.intsAttribute("Ns"), !ns.isEmpty, node.inputs.count == 1 + 2 * ns.count,
+              node.outputs.count == ns.count else {
+            throw node.invalid("expected attribute Ns (one N per member), inputs A then B and scales of each member, one output per member")
+        }
+        let members = try ns.enumerated().map { j, n -> MatMulNBitsOperator in
+            var attributes = node.attributes
+            attributes["Ns"] = nil
+            var nAttribute = AttributeProto()
+            nAttribute.name = "N"
+            nAttribute.kind = .int
+            nAttribute.i = Int64(n)
+            attributes["N"] = nAttribute
+            let member = Node(name: "\(node.name)/\(j)", opType: "MatMulNBits", domain: "com.microsoft",
+                              inputs: [node.inputs[0], node.inputs[1 + 2 * j], node.inputs[2 + 2 * j]],
+                              outputs: [node.outputs[j]], attributes: attributes)
+            var constants: [Int: Tensor] = [:]
+            constants[1] = ctx.constantInputs[1 + 2 * j]
+            constants[2] = ctx.constantInputs[2 + 2 * j]
+            let memberContext = OperatorContext(node: member, opset: ctx.opset, constantInputs: constants, model: ctx.model,
+                                                prepackWeights: ctx.prepackWeights, weightCache: ctx.weightCache,
+                                                int8Activations: ctx.int8Activations, decodeActivations: ctx.decodeActivations)
+            return try MatMulNBitsOperator.make(memberContext)
+        }
+        guard members.allSatisfy({ $0.k == members[0].k }) else { throw node.invalid("members differ in K") }
+        return MatMulNBitsGroupOperator(members: members)
+    }
+
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+        let aIn = try inputs.required(0)
+        var weights: [(b: Tensor, scales: Tensor)] = []
+        for j in members.indices { weights.append((try inputs.required(1 + 2 * j), try inputs.required(2 + 2 * j))) }
+        let first = members[0], k = first.k
+        let packed = members.indices.compactMap { members[$0].packedMatrix(b: weights[$0].b, scales: weights[$0].scales) }
+        func oneByOne() throws -> [Tensor] {
+            try members.indices.flatMap { try members[$0].run([aIn, weights[$0].b, weights[$0].scales]) }
+        }
+        guard packed.count == members.count, aIn.dtype == .float || aIn.dtype == .float16, aIn.rank >= 1, aIn.shape.last == k,
+              members.allSatisfy({ !$0.int8Activations && $0.int16Decode == first.int16Decode }) else {
+            return try oneByOne()
+        }
+
+        let a = try floatOperand(aIn)
+        let m = a.count / k
+        let pa = a.pointer(as: Float.self)
+        let ns = members.map(\.n)
+        var offsets = [0]
+        for n in ns { offsets.append(offsets.last! + n) }
+        let total = offsets.last!
+        let outs = ns.map { Tensor(dtype: .float, shape: Array(aIn.shape.dropLast()) + [$0]) }
+        let po = outs.map { $0.pointer(as: Float.self) }
+        // Members whose kernel refused a range (none do with repacked weights; they are then
+        // computed again as a node of their own, so no output is left unwritten).
+        let refused = Mutex(Set<Int>())
+
+        /// `body(j, range)` for each member's share of the group's rows or columns `range`.
+        func forEachMember(in range: Range<Int>, _ body: (Int, Range<Int>) -> Bool) {
+            for j in members.indices {
+                let lower = Swift.max(range.lowerBound, offsets[j]), upper = Swift.min(range.upperBound, offsets[j + 1])
+                if lower < upper && !body(j, (lower - offsets[j])..<(upper - offsets[j])) {
+                    refused.withLock { _ = $0.insert(j) }
+                }
+            }
+        }
+
+        if m > 2 {
+            // Prefill: A packed once, every member's columns in one loop (as MatMulNBitsOperator).
+            let activations = GEMMActivations(pa, rows: m, k: k, lda: k, blocks: packed[0].blocksPerRow)
+            parallelFor(total, minChunk: 32, granularity: 16, chunksPerThread: 16) { columns in
+                forEachMember(in: columns) { j, local in packed[j].gemm(activations, columns: local, into: po[j], ldc: ns[j]) }
+            }
+        } else {
+            // Decode: each activation row in the kernels' order (and quantized to int16) once.
+            let kp = packed[0].blocksPerRow * 32
+            let w = try first.weights(weights[0].b, weights[0].scales, zeroPoints: nil, gIdx: nil)
+            let rowsA = UnsafeMutablePointer<Float>.allocate(capacity: m * kp)
+            defer { rowsA.deallocate() }
+            for row in 0..<m { w.pack(activations: pa + row * k, into: rowsA + row * kp) }
+            let rowBytes = packed[0].int16ActivationBytes
+            let quantized = UnsafeMutableRawPointer.allocate(byteCount: Swift.max(m * rowBytes, 1), alignment: 64)
+            defer { quantized.deallocate() }
+            var int16 = first.int16Decode
+            if int16 {
+                for row in 0..<m where !packed[0].quantizeInt16(rowsA + row * kp, into: quantized + row * rowBytes) { int16 = false }
+            }
+            let useInt16 = int16
+            parallelFor(total, minChunk: MatMulNBitsOperator.gemvMinRows(k: k), granularity: 16, chunksPerThread: 4) { rows in
+                forEachMember(in: rows) { j, local in
+                    (0..<m).allSatisfy { row in
+                        let y = po[j] + row * ns[j]
+                        return useInt16 ? packed[j].gemvInt16(quantized + row * rowBytes, rows: local, into: y)
+                                        : packed[j].gemv(rowsA + row * kp, rows: local, into: y)
+                    }
+                }
+            }
+        }
+        var results = outs.map { narrowResult($0, to: aIn.dtype) }
+        for j in refused.withLock({ $0 }) {
+            results[j] = try members[j].run([aIn, weights[j].b, weights[j].scales])[0]
+        }
+        return results
+    }
+}

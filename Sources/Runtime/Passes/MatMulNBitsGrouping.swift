@@ -1,0 +1,61 @@
+import ONNX
+
+/// Joins the MatMulNBits nodes that multiply the same activations into one `MatMulNBitsGroup`
+/// node (`MatMulNBitsGroupOperator`): a layer's Q, K and V projections, and its MLP's gate and up
+/// projections. The group quantizes or packs the activations once and runs every member's rows
+/// (decode) or columns (prefill) in one parallel loop, with each member's own kernel on its own
+/// repacked weights, so every output element is computed exactly as before. It saves per layer
+/// three activation quantizations and three parallel loops in a decode step (the 896 × 128 K and V
+/// products are too small to keep two threads busy on their own), and three packings of A and
+/// their loops in a prefill.
+///
+/// Members: `com.microsoft` MatMulNBits with constant B and scales and no further inputs (zero
+/// points, g_idx, bias), the same activations, and the same K, bits, block_size, accuracy_level
+/// and scale type. The group takes the first member's place in the node order; its outputs are the
+/// members' outputs.
+enum MatMulNBitsGrouping {
+    static let opType = "MatMulNBitsGroup"
+
+    @discardableResult
+    static func run(_ graph: inout Graph) -> Int {
+        struct Key: Hashable {
+            let a: String, k: Int, bits: Int, blockSize: Int, accuracyLevel: Int, scales: DataType
+        }
+        var groups: [Key: [Int]] = [:]
+        var order: [Key] = []
+        for (i, node) in graph.nodes.enumerated() where node.opType == "MatMulNBits" && node.domain == "com.microsoft" {
+            let inputs = node.inputs
+            guard inputs.count >= 3, inputs[3...].allSatisfy(\.isEmpty), node.outputs.count == 1, !node.outputs[0].isEmpty,
+                  !inputs[0].isEmpty, let b = graph.constants[inputs[1]], b.dtype == .uint8,
+                  let scales = graph.constants[inputs[2]],
+                  let k = node.intAttribute("K"), let n = node.intAttribute("N"), k > 0, n > 0, n % 8 == 0,
+                  let blockSize = node.intAttribute("block_size")
+            else { continue }
+            let key = Key(a: inputs[0], k: k, bits: node.intAttribute("bits", default: 4), blockSize: blockSize,
+                          accuracyLevel: node.intAttribute("accuracy_level", default: 0), scales: scales.dtype)
+            if groups[key] == nil { order.append(key) }
+            groups[key, default: []].append(i)
+        }
+        var replaced: [Int: Node] = [:]
+        var removed = Set<Int>()
+        for key in order {
+            guard let members = groups[key], members.count > 1 else { continue }
+            let nodes = members.map { graph.nodes[$0] }
+            let first = nodes[0]
+            var attributes = first.attributes
+            attributes["N"] = nil
+            var ns = AttributeProto()
+            ns.name = "Ns"
+            ns.kind = .ints
+            ns.ints = nodes.map { Int64($0.intAttribute("N")!) }
+            attributes["Ns"] = ns
+            replaced[members[0]] = Node(name: first.name + "/grouped", opType: opType, domain: AttentionFusion.domain,
+                                        inputs: [key.a] + nodes.flatMap { [$0.inputs[1], $0.inputs[2]] },
+                                        outputs: nodes.map { $0.outputs[0] }, attributes: attributes)
+            removed.formUnion(members.dropFirst())
+        }
+        guard !replaced.isEmpty else { return 0 }
+        graph.nodes = graph.nodes.enumerated().compactMap { i, n in removed.contains(i) ? nil : (replaced[i] ?? n) }
+        return replaced.count
+    }
+}
