@@ -39,10 +39,10 @@ public struct SessionOptions: Sendable {
     public var lastPositionOnlyOutput: String?
     /// Replace the exports' op-by-op attention with one fused op (`AttentionFusion`), and their
     /// three-copy float16 cache Concat with one `AppendKV` (`CacheAppend`), their SiLU-gated MLP
-    /// product with one `SiLUMul` (`SiLUMulFusion`), (with constant folding) their op-by-op
-    /// RMSNorm with one `RMSNorm` (`RMSNormFusion`), and the MatMulNBits nodes that share their
-    /// activations (Q/K/V, gate/up) with one `MatMulNBitsGroup` (`MatMulNBitsGrouping`). Results
-    /// unchanged.
+    /// product with one `SiLUMul` (`SiLUMulFusion`), their rotary embedding with one `Rotary`
+    /// (`RotaryFusion`), (with constant folding) their op-by-op RMSNorm with one `RMSNorm`
+    /// (`RMSNormFusion`), and the MatMulNBits nodes that share their activations (Q/K/V,
+    /// gate/up) with one `MatMulNBitsGroup` (`MatMulNBitsGrouping`). Results unchanged.
     public var fuseAttention = true
     /// Repack constant 4-bit weights at load into the layout the decode GEMV streams through
     /// (`PackedQ4Matrix`: one sequential read, no shuffles). Results unchanged; costs a copy of
@@ -123,6 +123,7 @@ public final class Session: @unchecked Sendable {
         }
         if options.fuseAttention {
             SiLUMulFusion.run(&graph)
+            RotaryFusion.run(&graph)
         }
         if options.constantFolding {
             try ConstantFolding.run(&graph)

@@ -165,6 +165,10 @@ func registerAttention(_ add: (String, String, ClosedRange<Int>, @escaping Opera
     add("AppendKV", AttentionFusion.domain, 1...Int.max) { _ in AppendKVOperator() }
     add("RMSNorm", AttentionFusion.domain, 1...Int.max) { _ in RMSNormOperator() }
     add("SiLUMul", AttentionFusion.domain, 1...Int.max) { _ in SiLUMulOperator() }
+    add(RotaryFusion.opType, AttentionFusion.domain, 1...Int.max) { ctx in
+        guard let axis = ctx.node.intAttribute("axis") else { throw ctx.node.invalid("attribute 'axis' is required") }
+        return RotaryOperator(axis: axis)
+    }
 }
 
 /// `qwen.swift` SiLUMul(X, U) = `Mul(Mul(X, Sigmoid(X)), U)` in float32 (see `SiLUMulFusion`):

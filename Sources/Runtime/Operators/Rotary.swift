@@ -1,0 +1,99 @@
+import Kernels
+
+/// `qwen.swift` Rotary (see `RotaryFusion`): `x·cos + rotate_half(x)·sin`, where
+/// `rotate_half(x) = Concat(−x[..., h:], x[..., :h], axis)`. Inputs: x, cos, sin, then the
+/// starts, ends, axes and steps of the Slice giving the kept half (`x[..., :h]`) and of the one
+/// giving the negated half (`x[..., h:]`) ("" where omitted); attribute `axis` (the Concat's).
+///
+/// When x, cos and sin are float32, cos and sin broadcast to x's shape, and the Slices and the
+/// Concat cut the last axis into its two halves, each element is `x[i]·cos[i] + (−x[i+h])·sin[i]`
+/// (first half) or `x[i]·cos[i] + x[i−h]·sin[i]` (second half): the op-by-op form's two float32
+/// products and sum, so the results are bit-identical. Otherwise the op-by-op form is computed.
+struct RotaryOperator: Operator {
+    let axis: Int
+
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+        guard inputs.count == 11 else { throw OpError("expected 11 inputs (x, cos, sin, two Slices' bounds), got \(inputs.count)") }
+        let x = try inputs.required(0), cos = try inputs.required(1), sin = try inputs.required(2)
+        if let out = try halves(x, cos, sin, kept: Array(inputs[3...6]), negated: Array(inputs[7...10])) {
+            return [out]
+        }
+        return [try opByOp(inputs)]
+    }
+
+    /// The fused computation, or nil when the inputs are not the rotate-half layout it serves.
+    private func halves(_ x: Tensor, _ cos: Tensor, _ sin: Tensor, kept: [Tensor?], negated: [Tensor?]) throws -> Tensor? {
+        guard inputsCount(kept, negated), x.dtype == .float, cos.dtype == .float, sin.dtype == .float, x.rank >= 1,
+              cos.shape == sin.shape, cos.rank <= x.rank, cos.shape.last == x.shape.last,
+              try normalizeAxis(axis, rank: x.rank) == x.rank - 1 else { return nil }
+        let d = x.shape[x.rank - 1], h = d / 2
+        guard d > 0, d % 2 == 0, try isSlice(kept, start: 0, end: h, dim: d, rank: x.rank),
+              try isSlice(negated, start: h, end: d, dim: d, rank: x.rank) else { return nil }
+        // cos and sin broadcast to x (x itself is not broadcast).
+        let offset = x.rank - cos.rank
+        for (i, c) in cos.shape.enumerated() where c != 1 && c != x.shape[offset + i] { return nil }
+
+        let rows = x.count / d
+        let out = Tensor(dtype: .float, shape: x.shape)
+        let px = x.pointer(as: Float.self), pc = cos.pointer(as: Float.self), ps = sin.pointer(as: Float.self)
+        let po = out.pointer(as: Float.self)
+        // Element strides of cos/sin over x's dimensions before the last (0 where broadcast).
+        let outer = Array(x.shape.dropLast())
+        let strides = Broadcast.strides(cos.shape, to: x.shape).dropLast().map { $0 }
+        parallelFor(rows, minChunk: Swift.max(1, 16384 / d)) { range in
+            var index = [Int](repeating: 0, count: outer.count)
+            var rest = range.lowerBound
+            for a in stride(from: outer.count - 1, through: 0, by: -1) {
+                index[a] = rest % outer[a]
+                rest /= outer[a]
+            }
+            for row in range {
+                var c = 0
+                for a in 0..<outer.count { c += index[a] * strides[a] }
+                let xr = px + row * d, cr = pc + c, sr = ps + c, yr = po + row * d
+                for i in 0..<h {
+                    let direct = xr[i] * cr[i], rotated = -xr[i + h] * sr[i]
+                    yr[i] = direct + rotated
+                }
+                for i in h..<d {
+                    let direct = xr[i] * cr[i], rotated = xr[i - h] * sr[i]
+                    yr[i] = direct + rotated
+                }
+                var a = outer.count - 1
+                while a >= 0 {
+                    index[a] += 1
+                    if index[a] < outer[a] { break }
+                    index[a] = 0
+                    a -= 1
+                }
+            }
+        }
+        return out
+    }
+
+    private func inputsCount(_ kept: [Tensor?], _ negated: [Tensor?]) -> Bool {
+        kept[0] != nil && kept[1] != nil && negated[0] != nil && negated[1] != nil
+    }
+
+    /// Whether Slice bounds (starts, ends, axes, steps) select [start, end) of the last axis.
+    private func isSlice(_ bounds: [Tensor?], start: Int, end: Int, dim: Int, rank: Int) throws -> Bool {
+        guard let s = bounds[0], let e = bounds[1], s.count == 1, e.count == 1 else { return false }
+        let starts = try intValues(s), ends = try intValues(e)
+        let axes = try bounds[2].map(intValues) ?? [0]
+        let steps = try bounds[3].map(intValues) ?? [1]
+        guard axes.count == 1, steps == [1], (try? normalizeAxis(axes[0], rank: rank)) == rank - 1 else { return false }
+        func clamp(_ v: Int) -> Int { Swift.min(Swift.max(v < 0 ? v + dim : v, 0), dim) }
+        return clamp(starts[0]) == start && clamp(ends[0]) == end
+    }
+
+    /// Slice, Slice, Neg, Concat, Mul, Mul, Add as the graph spelled them.
+    private func opByOp(_ inputs: [Tensor?]) throws -> Tensor {
+        let x = try inputs.required(0), cos = try inputs.required(1), sin = try inputs.required(2)
+        let slice = SliceOperator(attributeStarts: nil, attributeEnds: nil, attributeAxes: nil)
+        let kept = try slice.run([x] + Array(inputs[3...6]))[0]
+        let negated = try UnaryOperator(function: .neg).run(try slice.run([x] + Array(inputs[7...10])))[0]
+        let rotated = try ConcatOperator(axis: axis).run([negated, kept])[0]
+        return try binaryArithmetic(AddKind.self, try binaryArithmetic(MulKind.self, x, cos),
+                                    try binaryArithmetic(MulKind.self, rotated, sin))
+    }
+}
