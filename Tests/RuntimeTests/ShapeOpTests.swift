@@ -41,6 +41,30 @@ import Testing
         #expect(try runOp("Transpose", [Tensor([1, 2, 3, 4, 5, 6], shape: [2, 3])])[0].floats() == [1, 4, 2, 5, 3, 6])
     }
 
+    /// A permutation that moves only axes of length 1 (a decode step's [1, 1, H, D] → [1, H, 1, D])
+    /// leaves the elements in place; one that reorders longer axes does not.
+    @Test(arguments: [([1, 1, 3, 4], [0, 2, 1, 3]), ([3, 1, 4], [1, 0, 2]), ([1, 3, 1, 4], [2, 1, 3, 0]),
+                      ([2, 1, 3], [2, 1, 0]), ([1, 2, 3], [0, 2, 1])])
+    func transposeAroundLengthOneAxes(_ shape: [Int], _ perm: [Int]) throws {
+        let n = shape.reduce(1, *)
+        let x = Tensor((0..<n).map(Float.init), shape: shape)
+        let t = try runOp("Transpose", [x], attributes: attrs(attr("perm", ints: perm)))[0]
+        #expect(t.shape == perm.map { shape[$0] })
+        // The reference: out[index] = x[index permuted back], from the definition.
+        let outShape = perm.map { shape[$0] }
+        var expected = [Float](repeating: 0, count: n)
+        for flat in 0..<n {
+            var rest = flat, inIndex = [Int](repeating: 0, count: shape.count)
+            for a in stride(from: outShape.count - 1, through: 0, by: -1) {
+                inIndex[perm[a]] = rest % outShape[a]
+                rest /= outShape[a]
+            }
+            // x holds its own flat index: the row-major position of inIndex.
+            expected[flat] = Float(zip(inIndex, shape).reduce(0) { $0 * $1.1 + $1.0 })
+        }
+        #expect(t.floats() == expected, "\(shape) perm \(perm)")
+    }
+
     @Test func concatWithNegativeAxisAndEmptyPast() throws {
         // An empty past [1, 2, 0, 4] joined with one new step [1, 2, 1, 4] on axis -2.
         let past = Tensor(dtype: .float, shape: [1, 2, 0, 4])

@@ -203,6 +203,10 @@ struct TransposeOperator: Operator {
         guard p.count == x.rank, Set(p) == Set(0..<x.rank) else { throw OpError("perm \(p) is not a permutation of rank \(x.rank)") }
         let inStrides = contiguousStrides(x.shape)
         let outShape = p.map { x.shape[$0] }
+        // Axes longer than 1 kept in their order (decode's [1, 1, H, D] → [1, H, 1, D]): the
+        // elements stay where they are, so the result shares the input's storage.
+        let moved = p.filter { x.shape[$0] != 1 }
+        if moved == moved.sorted() { return [x.reshaped(outShape)] }
         let out = Tensor(dtype: x.dtype, shape: outShape)
         stridedCopy(elementSize: x.dtype.byteSize!, shape: outShape, src: x.rawPointer, srcStrides: p.map { inStrides[$0] }, dst: out.rawPointer)
         return [out]
