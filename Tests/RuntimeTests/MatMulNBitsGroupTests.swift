@@ -7,9 +7,9 @@ import Testing
 /// computes, in decode (one or two rows: int16 or float32 activations) and prefill (the GEMM), on
 /// float32 and float16 graphs, and through the one-by-one fallback (int8 activations).
 struct MatMulNBitsGroupTests {
-    /// Three projections of A (N = 96, 16, 24: K/V-like sizes that are not multiples of 16),
-    /// one of another input, one with a bias, and one of A with another K layout (block 16):
-    /// only the first three can join.
+    /// Projections of A (N = 96, 16, 24: K/V-like sizes that are not multiples of 16), one with a
+    /// bias input, one followed by an `Add` of a bias (as the exports add Q/K/V biases), one of
+    /// another input, and one of A with another K layout (block 16): all of A's but the last join.
     static func graph(k: Int, half: Bool, seed: UInt64) throws -> Graph {
         var rng = SeededGenerator(seed: seed)
         var nodes: [Node] = [], constants: [String: Tensor] = [:]
@@ -36,20 +36,31 @@ struct MatMulNBitsGroupTests {
         projection("biased", a: "A", n: 40, bias: true)
         projection("v", a: "A", n: 24)
         projection("block16", a: "A", n: 32, blockSize: 16)
+        projection("added", a: "A", n: 8)
+        let addBias = randomFloats(8, &rng)
+        constants["added.addBias"] = half ? Tensor(float16s: addBias.map { Float16($0) }, shape: [8]) : Tensor(addBias, shape: [8])
+        nodes.append(Node(name: "addBias", opType: "Add", inputs: ["added.addBias", "added"], outputs: ["addedOut"]))
         let type: DataType = half ? .float16 : .float
         return try Graph(nodes: nodes, constants: constants,
                          inputs: [ValueSpec(name: "A", elementType: type, shape: nil), ValueSpec(name: "A2", elementType: type, shape: nil)],
-                         outputs: ["q", "other", "k", "biased", "v", "block16"].map { ValueSpec(name: $0, elementType: nil, shape: nil) },
+                         outputs: outputNames.map { ValueSpec(name: $0, elementType: nil, shape: nil) },
                          opsets: ["": 18, "com.microsoft": 1])
     }
 
+    static let outputNames = ["q", "other", "k", "biased", "v", "block16", "addedOut"]
+
+    /// The Add of a bias becomes the node's bias input, and A's projections with block 32 form
+    /// one group. (In the float16 graph the node the Add follows runs in float32, on a widened
+    /// copy of A, so it forms no group with the float16 nodes reading A itself.)
     @Test func sharedActivationsJoinOneGroup() throws {
         let session = try Session(graph: try Self.graph(k: 96, half: false, seed: 1))
         let groups = session.graph.nodes.filter { $0.opType == MatMulNBitsGrouping.opType }
         #expect(groups.count == 1)
-        #expect(groups.first?.outputs == ["q", "k", "v"])
-        #expect(groups.first?.intsAttribute("Ns") == [96, 16, 24])
-        #expect(session.graph.nodes.filter { $0.opType == "MatMulNBits" }.map(\.outputs) == [["other"], ["biased"], ["block16"]])
+        #expect(groups.first?.outputs == ["q", "k", "biased", "v", "addedOut"])
+        #expect(groups.first?.intsAttribute("Ns") == [96, 16, 40, 24, 8])
+        #expect(groups.first?.inputs.last == "added.addBias")
+        #expect(!session.graph.nodes.contains { $0.opType == "Add" })
+        #expect(session.graph.nodes.filter { $0.opType == "MatMulNBits" }.map(\.outputs) == [["other"], ["block16"]])
     }
 
     /// Every output equal bit for bit to the ungrouped graph's (fusions off), for each way the
@@ -73,7 +84,7 @@ struct MatMulNBitsGroupTests {
             let session = try Session(graph: graph, options: grouped)
             #expect(session.graph.nodes.contains { $0.opType == MatMulNBitsGrouping.opType })
             let actual = try session.run(feeds)
-            for name in ["q", "k", "v", "other", "biased", "block16"] {
+            for name in Self.outputNames {
                 #expect(actual[name]!.shape == expected[name]!.shape, "\(name) m \(m) half \(half) \(decode)")
                 #expect(actual[name]!.floats() == expected[name]!.floats(), "\(name) m \(m) half \(half) \(decode)")
             }
@@ -93,7 +104,7 @@ struct MatMulNBitsGroupTests {
         grouped.int8Activations = .always
         let expected = try Session(graph: graph, options: plain).run(feeds)
         let actual = try Session(graph: graph, options: grouped).run(feeds)
-        for name in ["q", "k", "v"] {
+        for name in Self.outputNames {
             #expect(actual[name]!.floats() == expected[name]!.floats(), "\(name) m \(m)")
         }
     }

@@ -3,8 +3,9 @@ import ONNX
 import Synchronization
 
 /// `qwen.swift` MatMulNBitsGroup (see `MatMulNBitsGrouping`): MatMulNBits nodes that multiply the
-/// same activations, run together. Inputs: A, then B and scales of each member; one output per
-/// member; attributes those of MatMulNBits, with `Ns` (each member's N) in place of N.
+/// same activations, run together. Inputs: A, then B, scales and bias ("" for none) of each
+/// member; one output per member; attributes those of MatMulNBits, with `Ns` (each member's N) in
+/// place of N.
 ///
 /// With every member's weights repacked (`PackedQ4Matrix`) and no int8 activations, A is
 /// converted once, then packed once (prefill: `GEMMActivations`) or quantized once (decode,
@@ -16,9 +17,9 @@ struct MatMulNBitsGroupOperator: Operator {
 
     static func make(_ ctx: OperatorContext) throws -> MatMulNBitsGroupOperator {
         let node = ctx.node
-        guard let ns = node.intsAttribute("Ns"), !ns.isEmpty, node.inputs.count == 1 + 2 * ns.count,
+        guard let ns = node.intsAttribute("Ns"), !ns.isEmpty, node.inputs.count == 1 + 3 * ns.count,
               node.outputs.count == ns.count else {
-            throw node.invalid("expected attribute Ns (one N per member), inputs A then B and scales of each member, one output per member")
+            throw node.invalid("expected attribute Ns (one N per member), inputs A then B, scales and bias of each member, one output per member")
         }
         let members = try ns.enumerated().map { j, n -> MatMulNBitsOperator in
             var attributes = node.attributes
@@ -29,11 +30,12 @@ struct MatMulNBitsGroupOperator: Operator {
             nAttribute.i = Int64(n)
             attributes["N"] = nAttribute
             let member = Node(name: "\(node.name)/\(j)", opType: "MatMulNBits", domain: "com.microsoft",
-                              inputs: [node.inputs[0], node.inputs[1 + 2 * j], node.inputs[2 + 2 * j]],
+                              inputs: [node.inputs[0], node.inputs[1 + 3 * j], node.inputs[2 + 3 * j], "", "", node.inputs[3 + 3 * j]],
                               outputs: [node.outputs[j]], attributes: attributes)
             var constants: [Int: Tensor] = [:]
-            constants[1] = ctx.constantInputs[1 + 2 * j]
-            constants[2] = ctx.constantInputs[2 + 2 * j]
+            constants[1] = ctx.constantInputs[1 + 3 * j]
+            constants[2] = ctx.constantInputs[2 + 3 * j]
+            constants[5] = ctx.constantInputs[3 + 3 * j]
             let memberContext = OperatorContext(node: member, opset: ctx.opset, constantInputs: constants, model: ctx.model,
                                                 prepackWeights: ctx.prepackWeights, weightCache: ctx.weightCache,
                                                 int8Activations: ctx.int8Activations, decodeActivations: ctx.decodeActivations)
@@ -45,16 +47,19 @@ struct MatMulNBitsGroupOperator: Operator {
 
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
         let aIn = try inputs.required(0)
-        var weights: [(b: Tensor, scales: Tensor)] = []
-        for j in members.indices { weights.append((try inputs.required(1 + 2 * j), try inputs.required(2 + 2 * j))) }
+        var weights: [(b: Tensor, scales: Tensor, bias: Tensor?)] = []
+        for j in members.indices {
+            weights.append((try inputs.required(1 + 3 * j), try inputs.required(2 + 3 * j), inputs.optional(3 + 3 * j)))
+        }
         let first = members[0], k = first.k
         let packed = members.indices.compactMap { members[$0].packedMatrix(b: weights[$0].b, scales: weights[$0].scales) }
-        func oneByOne() throws -> [Tensor] {
-            try members.indices.flatMap { try members[$0].run([aIn, weights[$0].b, weights[$0].scales]) }
+        /// Member j as a node of its own.
+        func alone(_ j: Int) throws -> Tensor {
+            try members[j].run([aIn, weights[j].b, weights[j].scales, nil, nil, weights[j].bias])[0]
         }
         guard packed.count == members.count, aIn.dtype == .float || aIn.dtype == .float16, aIn.rank >= 1, aIn.shape.last == k,
               members.allSatisfy({ !$0.int8Activations && $0.int16Decode == first.int16Decode }) else {
-            return try oneByOne()
+            return try members.indices.map(alone)
         }
 
         let a = try floatOperand(aIn)
@@ -111,10 +116,10 @@ struct MatMulNBitsGroupOperator: Operator {
                 }
             }
         }
-        var results = outs.map { narrowResult($0, to: aIn.dtype) }
-        for j in refused.withLock({ $0 }) {
-            results[j] = try members[j].run([aIn, weights[j].b, weights[j].scales])[0]
+        var results = try members.indices.map { j in
+            try members[j].finish(outs[j], bias: weights[j].bias.map(floatOperand), rows: m, resultType: aIn.dtype)
         }
+        for j in refused.withLock({ $0 }) { results[j] = try alone(j) }
         return results
     }
 }

@@ -185,7 +185,7 @@ struct MatMulNBitsOperator: Operator {
                 // Both were checked to run here; should one refuse, BLAS gives the same product.
                 if !done { MatMulNBitsOperator.dequantizedGEMM(w, pa, lda: k, m: m, columns: columns, into: po, ldc: n) }
             }
-            return [finish(out, bias: bias, rows: m, resultType: aIn.dtype)]
+            return [try finish(out, bias: bias, rows: m, resultType: aIn.dtype)]
         }
 
         // Activations in the kernels' packed order, zero-padded to whole blocks.
@@ -257,7 +257,7 @@ struct MatMulNBitsOperator: Operator {
                 n0 += rows
             }
         }
-        return [finish(out, bias: bias, rows: m, resultType: aIn.dtype)]
+        return [try finish(out, bias: bias, rows: m, resultType: aIn.dtype)]
     }
 
     /// The repacked weights, when this run's B and scales are the constants they came from.
@@ -267,10 +267,11 @@ struct MatMulNBitsOperator: Operator {
         }
     }
 
-    /// Adds the bias to every row and converts the result to the activations' type.
-    private func finish(_ out: Tensor, bias: Tensor?, rows m: Int, resultType: DataType) -> Tensor {
+    /// Adds the bias (float32, N values) to every row and converts the result to the activations' type.
+    func finish(_ out: Tensor, bias: Tensor?, rows m: Int, resultType: DataType) throws -> Tensor {
         let po = out.pointer(as: Float.self)
         if let bias {
+            guard bias.dtype == .float, bias.count == n else { throw OpError("bias has \(bias.dtype)\(bias.shape), expected \(n) values") }
             let pb = bias.pointer(as: Float.self)
             for row in 0..<m {
                 for j in 0..<n { po[row * n + j] += pb[j] }

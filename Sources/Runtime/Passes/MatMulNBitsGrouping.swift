@@ -9,15 +9,19 @@ import ONNX
 /// products are too small to keep two threads busy on their own), and three packings of A and
 /// their loops in a prefill.
 ///
-/// Members: `com.microsoft` MatMulNBits with constant B and scales and no further inputs (zero
-/// points, g_idx, bias), the same activations, and the same K, bits, block_size, accuracy_level
-/// and scale type. The group takes the first member's place in the node order; its outputs are the
-/// members' outputs.
+/// Members: `com.microsoft` MatMulNBits with constant B and scales, no zero points or g_idx, the
+/// same activations, and the same K, bits, block_size, accuracy_level and scale type. The group
+/// takes the first member's place in the node order; its outputs are the members' outputs.
+///
+/// First, a float32 `Add` of a constant bias `[N]` that is the only reader of a float32
+/// MatMulNBits result becomes that node's bias input (the exports add the Q/K/V biases so): the
+/// operator adds it in float32 to the same sums, so the result is the Add's, one node fewer.
 enum MatMulNBitsGrouping {
     static let opType = "MatMulNBitsGroup"
 
     @discardableResult
     static func run(_ graph: inout Graph) -> Int {
+        absorbBiases(&graph)
         struct Key: Hashable {
             let a: String, k: Int, bits: Int, blockSize: Int, accuracyLevel: Int, scales: DataType
         }
@@ -25,7 +29,8 @@ enum MatMulNBitsGrouping {
         var order: [Key] = []
         for (i, node) in graph.nodes.enumerated() where node.opType == "MatMulNBits" && node.domain == "com.microsoft" {
             let inputs = node.inputs
-            guard inputs.count >= 3, inputs[3...].allSatisfy(\.isEmpty), node.outputs.count == 1, !node.outputs[0].isEmpty,
+            guard inputs.count >= 3, inputs.count <= 6, inputs.dropFirst(3).prefix(2).allSatisfy(\.isEmpty),
+                  node.outputs.count == 1, !node.outputs[0].isEmpty,
                   !inputs[0].isEmpty, let b = graph.constants[inputs[1]], b.dtype == .uint8,
                   let scales = graph.constants[inputs[2]],
                   let k = node.intAttribute("K"), let n = node.intAttribute("N"), k > 0, n > 0, n % 8 == 0,
@@ -50,9 +55,40 @@ enum MatMulNBitsGrouping {
             ns.ints = nodes.map { Int64($0.intAttribute("N")!) }
             attributes["Ns"] = ns
             replaced[members[0]] = Node(name: first.name + "/grouped", opType: opType, domain: AttentionFusion.domain,
-                                        inputs: [key.a] + nodes.flatMap { [$0.inputs[1], $0.inputs[2]] },
+                                        inputs: [key.a] + nodes.flatMap { [$0.inputs[1], $0.inputs[2], $0.inputs.count > 5 ? $0.inputs[5] : ""] },
                                         outputs: nodes.map { $0.outputs[0] }, attributes: attributes)
             removed.formUnion(members.dropFirst())
+        }
+        guard !replaced.isEmpty else { return 0 }
+        graph.nodes = graph.nodes.enumerated().compactMap { i, n in removed.contains(i) ? nil : (replaced[i] ?? n) }
+        return replaced.count
+    }
+
+    /// `Add(bias, Y)` or `Add(Y, bias)` after `Y = MatMulNBits(A, B, scales)` → `MatMulNBits(A, B,
+    /// scales, "", "", bias)`, where Y and the bias are float32, the bias a constant of N values,
+    /// and the Add Y's only reader (Y not a graph output).
+    @discardableResult
+    static func absorbBiases(_ graph: inout Graph) -> Int {
+        let index = GraphIndex(graph)
+        let types = TypeInference.elementTypes(graph)
+        var replaced: [Int: Node] = [:]
+        var removed = Set<Int>()
+        for (i, add) in graph.nodes.enumerated() where add.opType == "Add" && add.domain.isEmpty && add.inputs.count == 2 {
+            for side in 0..<2 {
+                let y = add.inputs[side], biasName = add.inputs[1 - side]
+                guard let p = index.producer[y], replaced[p] == nil, !removed.contains(p) else { continue }
+                let mm = graph.nodes[p]
+                guard mm.opType == "MatMulNBits", mm.domain == "com.microsoft", mm.inputs.count == 3, mm.outputs == [y],
+                      let n = mm.intAttribute("N"), let bias = graph.constants[biasName], bias.dtype == .float,
+                      bias.rank == 1, bias.count == n, types[y] == .float, !index.graphOutputs.contains(y),
+                      index.consumers[y] == [i] else { continue }
+                var fused = mm
+                fused.inputs = mm.inputs + ["", "", biasName]
+                fused.outputs = add.outputs
+                replaced[p] = fused
+                removed.insert(i)
+                break
+            }
         }
         guard !replaced.isEmpty else { return 0 }
         graph.nodes = graph.nodes.enumerated().compactMap { i, n in removed.contains(i) ? nil : (replaced[i] ?? n) }
