@@ -313,10 +313,10 @@ int qk_q4x8_gemv_q8(const uint8_t *packed, int f32_scales, size_t blocks, const 
 // in int32: 16 multiply-adds per instruction, about half the float kernel's instructions per
 // weight. Nibbles 1 and 2 are masked in place instead (& 0x00F0, & 0x0F00: 16 q and 256 q, still
 // positive int16) and summed in accumulators of their own, which are exact multiples of 16 and
-// 256 and are shifted back once per block (nibble 3 needs its shift: 4096 q is not an int16): four
-// vector operations per word fewer. The largest sum, 256 · 8 products of 15 · 32767 per lane, stays
-// below 2^30, and all sums are exact integers, so the result is that of shifting every nibble
-// down. The zero point 8 comes off as 8 × the block's activation sum, and one FMA per block
+// 256 and are shifted back once per block (nibble 3 needs its shift: 4096 q is not an int16): two
+// shifts fewer per word, 8 vector operations per block less the 3 added to recombine. The largest
+// sum, 256 · 8 products of 15 · 32767 per lane, stays below 2^30, and all sums are exact
+// integers, so the result is that of shifting every nibble down. The zero point 8 comes off as 8 × the block's activation sum, and one FMA per block
 // applies the weight scales × the activation scale.
 
 // Activation block layout: 16 words per block, word 4j + i = a16[8j + i] | a16[8j + 4 + i] << 16;

@@ -29,8 +29,9 @@ private struct PoolJob {
 
 /// Runs `body(range)` over `0..<count` split into at most `kernelThreadCount` contiguous chunks
 /// of at least `minChunk` items (rounded to multiples of `granularity`), or `chunksPerThread`
-/// times as many (for balance when a thread may start late or run slower), a whole number per
-/// thread when there are more chunks than threads. Runs inline when one chunk suffices. The
+/// times as many (for balance when a thread may start late or run slower), aiming at a whole
+/// number per thread when there are more chunks than threads (rounding chunks up to the
+/// granularity may still leave an odd count). Runs inline when one chunk suffices. The
 /// chunks run on the calling thread and the kernels' thread pool (workers that spin between
 /// jobs, so the hundreds of short loops of a decode step do not each pay a thread wake-up); a
 /// loop started from inside another, or while another thread's loop holds the pool, runs

@@ -10,7 +10,7 @@ struct MatMulNBitsGroupTests {
     /// Projections of A (N = 96, 16, 24: K/V-like sizes that are not multiples of 16), one with a
     /// bias input, one followed by an `Add` of a bias (as the exports add Q/K/V biases), one of
     /// another input, and one of A with another K layout (block 16): all of A's but the last join.
-    static func graph(k: Int, half: Bool, seed: UInt64) throws -> Graph {
+    static func graph(k: Int, half: Bool, seed: UInt64, qN: Int = 96, computedBias: Bool = false) throws -> Graph {
         var rng = SeededGenerator(seed: seed)
         var nodes: [Node] = [], constants: [String: Tensor] = [:]
         func projection(_ name: String, a: String, n: Int, blockSize: Int = 32, bias: Bool = false) {
@@ -30,20 +30,28 @@ struct MatMulNBitsGroupTests {
                               attributes: attrs(attr("K", int: k), attr("N", int: n), attr("bits", int: 4),
                                                 attr("block_size", int: blockSize))))
         }
-        projection("q", a: "A", n: 96)
+        projection("q", a: "A", n: qN)
         projection("other", a: "A2", n: 32)
         projection("k", a: "A", n: 16)
         projection("biased", a: "A", n: 40, bias: true)
         projection("v", a: "A", n: 24)
         projection("block16", a: "A", n: 32, blockSize: 16)
         projection("added", a: "A", n: 8)
+        if computedBias {
+            // A bias computed between the group's first member and this one: "k2" cannot join
+            // (the group runs where "q" was, before the bias exists).
+            constants["k2.biasIn"] = Tensor(randomFloats(16, &rng), shape: [16])
+            nodes.append(Node(name: "k2bias", opType: "Neg", inputs: ["k2.biasIn"], outputs: ["k2.bias"]))
+            projection("k2", a: "A", n: 16)
+            nodes[nodes.count - 1].inputs += ["", "", "k2.bias"]
+        }
         let addBias = randomFloats(8, &rng)
         constants["added.addBias"] = half ? Tensor(float16s: addBias.map { Float16($0) }, shape: [8]) : Tensor(addBias, shape: [8])
         nodes.append(Node(name: "addBias", opType: "Add", inputs: ["added.addBias", "added"], outputs: ["addedOut"]))
         let type: DataType = half ? .float16 : .float
         return try Graph(nodes: nodes, constants: constants,
                          inputs: [ValueSpec(name: "A", elementType: type, shape: nil), ValueSpec(name: "A2", elementType: type, shape: nil)],
-                         outputs: outputNames.map { ValueSpec(name: $0, elementType: nil, shape: nil) },
+                         outputs: (outputNames + (computedBias ? ["k2"] : [])).map { ValueSpec(name: $0, elementType: nil, shape: nil) },
                          opsets: ["": 18, "com.microsoft": 1])
     }
 
@@ -89,6 +97,38 @@ struct MatMulNBitsGroupTests {
                 #expect(actual[name]!.floats() == expected[name]!.floats(), "\(name) m \(m) half \(half) \(decode)")
             }
         }
+    }
+
+    /// A bias that is computed (not a constant) keeps its node out of the group; with constant
+    /// folding off it stays computed. Results as without grouping.
+    @Test func computedBiasesStayOut() throws {
+        let k = 64
+        let graph = try Self.graph(k: k, half: false, seed: 11, computedBias: true)
+        var options = SessionOptions()
+        options.constantFolding = false
+        let session = try Session(graph: graph, options: options)
+        let group = try #require(session.graph.nodes.first { $0.opType == MatMulNBitsGrouping.opType })
+        #expect(!group.outputs.contains("k2"))
+        var rng = SeededGenerator(seed: 12)
+        let feeds = ["A": Tensor(randomFloats(k, &rng), shape: [1, k]), "A2": Tensor(randomFloats(k, &rng), shape: [1, k])]
+        var plain = options
+        plain.fuseAttention = false
+        let expected = try Session(graph: graph, options: plain).run(feeds), actual = try session.run(feeds)
+        for name in Self.outputNames + ["k2"] { #expect(actual[name]!.floats() == expected[name]!.floats(), "\(name)") }
+    }
+
+    /// K = 4096 lets a decode GEMV split into chunks of 64 rows; with q's 104 rows the chunk
+    /// boundary falls inside a member. Results as without grouping.
+    @Test func decodeChunksSplitMembers() throws {
+        let k = 4096
+        let graph = try Self.graph(k: k, half: true, seed: 13, qN: 104)
+        var rng = SeededGenerator(seed: 14)
+        let feeds = ["A": Tensor(float16s: randomFloats(k, &rng).map { Float16($0) }, shape: [1, 1, k]),
+                     "A2": Tensor(float16s: randomFloats(k, &rng).map { Float16($0) }, shape: [1, 1, k])]
+        var plain = SessionOptions()
+        plain.fuseAttention = false
+        let expected = try Session(graph: graph, options: plain).run(feeds), actual = try Session(graph: graph).run(feeds)
+        for name in Self.outputNames { #expect(actual[name]!.floats() == expected[name]!.floats(), "\(name)") }
     }
 
     /// With int8 activations the members run one by one: still their own results.

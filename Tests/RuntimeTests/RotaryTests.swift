@@ -55,9 +55,10 @@ struct RotaryTests {
 
     /// Decode (one position) and prefill shapes, cos/sin per position broadcast over heads
     /// ([1, 1, S, D]), without the leading ones ([S, D]), or per head ([1, H, S, D]).
-    @Test(arguments: [(1, 64), (7, 64), (5, 8), (130, 64)], [false, true])
-    func fusedEqualsTheOpByOpForm(_ c: (s: Int, d: Int), swapped: Bool) throws {
-        let heads = 3
+    /// (14 heads × 64 positions: 896 rows, two parallel chunks, the second starting mid-tensor.)
+    @Test(arguments: [(3, 1, 64), (3, 7, 64), (3, 5, 8), (3, 130, 64), (14, 64, 64)], [false, true])
+    func fusedEqualsTheOpByOpForm(_ c: (heads: Int, s: Int, d: Int), swapped: Bool) throws {
+        let heads = c.heads
         for cosShape in [[1, 1, c.s, c.d], [c.s, c.d], [1, heads, c.s, c.d]] {
             try Self.compare(try Self.graph(swapped: swapped),
                              Self.feeds(heads: heads, s: c.s, d: c.d, cosShape: cosShape, half: c.d / 2, seed: UInt64(c.s * 100 + c.d)),

@@ -46,7 +46,8 @@ int qk_q4_dequantize(const uint8_t *data, const uint16_t *scales_f16, const floa
 /// Floats of the packed form of m activation rows for the GEMMs below (blocks * 32 per row).
 size_t qk_q4_packed_a_floats(size_t m, size_t blocks);
 
-/// Strips of rows the m activation rows are packed in (6 rows each, the last one or two 3-5).
+/// Strips of rows the m activation rows are packed in (6 rows each, the last one or two 3-5;
+/// one strip of m rows when m < 6).
 size_t qk_q4_strip_count(size_t m);
 
 /// Packs strips [strip_begin, strip_end) of the m × k activations `a` (row stride lda) for the

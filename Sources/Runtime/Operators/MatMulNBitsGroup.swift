@@ -5,7 +5,7 @@ import Synchronization
 /// `qwen.swift` MatMulNBitsGroup (see `MatMulNBitsGrouping`): MatMulNBits nodes that multiply the
 /// same activations, run together. Inputs: A, then B, scales and bias ("" for none) of each
 /// member; one output per member; attributes those of MatMulNBits, with `Ns` (each member's N) in
-/// place of N.
+/// place of N, and optionally `member_names` (the members' node names, for errors).
 ///
 /// With every member's weights repacked (`PackedQ4Matrix`) and no int8 activations, A is
 /// converted once, then packed once (prefill: `GEMMActivations`) or quantized once (decode,
@@ -21,15 +21,18 @@ struct MatMulNBitsGroupOperator: Operator {
               node.outputs.count == ns.count else {
             throw node.invalid("expected attribute Ns (one N per member), inputs A then B, scales and bias of each member, one output per member")
         }
+        let names = node.attributes["member_names"]?.strings.map { String(decoding: $0, as: UTF8.self) }
         let members = try ns.enumerated().map { j, n -> MatMulNBitsOperator in
             var attributes = node.attributes
             attributes["Ns"] = nil
+            attributes["member_names"] = nil
             var nAttribute = AttributeProto()
             nAttribute.name = "N"
             nAttribute.kind = .int
             nAttribute.i = Int64(n)
             attributes["N"] = nAttribute
-            let member = Node(name: "\(node.name)/\(j)", opType: "MatMulNBits", domain: "com.microsoft",
+            let name = names.flatMap { j < $0.count ? $0[j] : nil } ?? "\(node.name)/\(j)"
+            let member = Node(name: name, opType: "MatMulNBits", domain: "com.microsoft",
                               inputs: [node.inputs[0], node.inputs[1 + 3 * j], node.inputs[2 + 3 * j], "", "", node.inputs[3 + 3 * j]],
                               outputs: [node.outputs[j]], attributes: attributes)
             var constants: [Int: Tensor] = [:]

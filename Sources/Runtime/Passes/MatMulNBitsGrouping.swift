@@ -9,9 +9,10 @@ import ONNX
 /// products are too small to keep two threads busy on their own), and three packings of A and
 /// their loops in a prefill.
 ///
-/// Members: `com.microsoft` MatMulNBits with constant B and scales, no zero points or g_idx, the
-/// same activations, and the same K, bits, block_size, accuracy_level and scale type. The group
-/// takes the first member's place in the node order; its outputs are the members' outputs.
+/// Members: `com.microsoft` MatMulNBits with constant B, scales and bias (if any), no zero points
+/// or g_idx, the same activations, and the same K, bits, block_size, accuracy_level and scale
+/// type. The group takes the first member's place in the node order; its outputs are the
+/// members' outputs, its attribute `member_names` their names (for errors).
 ///
 /// First, a float32 `Add` of a constant bias `[N]` that is the only reader of a float32
 /// MatMulNBits result becomes that node's bias input (the exports add the Q/K/V biases so): the
@@ -29,7 +30,11 @@ enum MatMulNBitsGrouping {
         var order: [Key] = []
         for (i, node) in graph.nodes.enumerated() where node.opType == "MatMulNBits" && node.domain == "com.microsoft" {
             let inputs = node.inputs
+            // A bias must be a constant too: the group runs at the first member's place, where
+            // a computed bias of a later member may not exist yet.
+            let bias = inputs.count > 5 ? inputs[5] : ""
             guard inputs.count >= 3, inputs.count <= 6, inputs.dropFirst(3).prefix(2).allSatisfy(\.isEmpty),
+                  bias.isEmpty || graph.constants[bias] != nil,
                   node.outputs.count == 1, !node.outputs[0].isEmpty,
                   !inputs[0].isEmpty, let b = graph.constants[inputs[1]], b.dtype == .uint8,
                   let scales = graph.constants[inputs[2]],
@@ -54,6 +59,11 @@ enum MatMulNBitsGrouping {
             ns.kind = .ints
             ns.ints = nodes.map { Int64($0.intAttribute("N")!) }
             attributes["Ns"] = ns
+            var names = AttributeProto()
+            names.name = "member_names"
+            names.kind = .strings
+            names.strings = nodes.map { Array($0.name.utf8) }
+            attributes["member_names"] = names
             replaced[members[0]] = Node(name: first.name + "/grouped", opType: opType, domain: AttentionFusion.domain,
                                         inputs: [key.a] + nodes.flatMap { [$0.inputs[1], $0.inputs[2], $0.inputs.count > 5 ? $0.inputs[5] : ""] },
                                         outputs: nodes.map { $0.outputs[0] }, attributes: attributes)

@@ -47,7 +47,11 @@ enum RotaryFusion {
                 }
             }
             guard let f = found, isFloat(f.x), isFloat(f.cos), isFloat(f.sin), removed.isDisjoint(with: f.matched),
-                  index.outputsStayInside(f.matched, Set(f.matched + [i])) else { continue }
+                  index.outputsStayInside(f.matched, Set(f.matched + [i])),
+                  // The fused node's inputs must not be values the replaced nodes produce.
+                  !([f.x, f.cos, f.sin] + f.kept + f.negated).contains(where: { v in
+                      index.producer[v].map(f.matched.contains) ?? false
+                  }) else { continue }
             var axis = AttributeProto()
             axis.name = "axis"
             axis.kind = .int
