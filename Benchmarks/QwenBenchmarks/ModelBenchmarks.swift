@@ -109,12 +109,18 @@ struct BenchmarkSetupError: Error, CustomStringConvertible {
 }
 
 /// Bytes of the MatMulNBits weights (packed + scales) a run of `graph` reads and its 2·M·N·K
-/// FLOPs, `tokens` rows each (one row for an LM head that LastPositionLogits sliced).
+/// FLOPs, `tokens` rows each (one row for an LM head that LastPositionLogits sliced). Grouped
+/// nodes (`MatMulNBitsGroup`: A, then B, scales and bias per member; `Ns`) count every member.
 func matMulNBitsWork(graph: Graph, tokens: Int) -> Work {
     var bytes = 0.0, flops = 0.0
-    for node in graph.nodes where node.opType == "MatMulNBits" {
-        let k = Double(node.attributes["K"]?.i ?? 0), n = Double(node.attributes["N"]?.i ?? 0)
-        for input in node.inputs.dropFirst().prefix(2) {
+    for node in graph.nodes where node.opType == "MatMulNBits" || node.opType == "MatMulNBitsGroup" {
+        let k = Double(node.attributes["K"]?.i ?? 0)
+        let grouped = node.opType == "MatMulNBitsGroup"
+        let n = grouped ? Double(node.attributes["Ns"]?.ints.reduce(0, +) ?? 0) : Double(node.attributes["N"]?.i ?? 0)
+        let weights = grouped
+            ? node.inputs.dropFirst().enumerated().filter { $0.offset % 3 != 2 }.map(\.element)
+            : Array(node.inputs.dropFirst().prefix(2))
+        for input in weights {
             bytes += Double(graph.constants[input]?.byteCount ?? 0)
         }
         let rows = node.inputs.first?.hasSuffix("::last_position") == true ? 1 : tokens
