@@ -1,4 +1,5 @@
 #include "qwen_kernels.h"
+#include <stdatomic.h>
 
 #include <math.h>
 
@@ -27,10 +28,12 @@ AVX2 static void sigmoid_avx2(const float *x, float *y, size_t n) {
 }
 
 static int activations_isa(void) {
-    static int isa = -1;
+    static _Atomic int cached = -1;   // computed once (see cpu.c)
+    int isa = atomic_load_explicit(&cached, memory_order_relaxed);
     if (isa < 0) {
         __builtin_cpu_init();
         isa = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        atomic_store_explicit(&cached, isa, memory_order_relaxed);
     }
     return isa;
 }

@@ -1,6 +1,7 @@
 #include "qwen_kernels.h"
 #include "cpu.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -11,7 +12,8 @@
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
 
 int qk_q4_isa(void) {
-    static int isa = -1;
+    static _Atomic int cached = -1;   // computed once (see cpu.c)
+    int isa = atomic_load_explicit(&cached, memory_order_relaxed);
     if (isa < 0) {
         __builtin_cpu_init();
         if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
@@ -20,6 +22,7 @@ int qk_q4_isa(void) {
             isa = 1;
         else
             isa = 0;
+        atomic_store_explicit(&cached, isa, memory_order_relaxed);
     }
     return isa;
 }

@@ -1,16 +1,29 @@
-import Synchronization
 import Testing
 @testable import Kernels
 
 /// `parallelFor`'s split: every index exactly once, chunks of whole granules, and no odd chunk
 /// count that leaves one thread a chunk more than the other.
 struct ParallelForTests {
+    /// The chunks `parallelFor` ran. Each chunk records itself at its first index and counts its
+    /// indices (disjoint memory per chunk, so no lock: overlapping chunks would show as counts
+    /// above 1, and as a data race under ThreadSanitizer).
     static func ranges(_ count: Int, minChunk: Int, granularity: Int, chunksPerThread: Int) -> [Range<Int>] {
-        let seen = Mutex<[Range<Int>]>([])
+        let ends = UnsafeMutableBufferPointer<Int>.allocate(capacity: max(count, 1))
+        let hits = UnsafeMutableBufferPointer<Int>.allocate(capacity: max(count, 1))
+        defer { ends.deallocate(); hits.deallocate() }
+        ends.initialize(repeating: -1)
+        hits.initialize(repeating: 0)
         parallelFor(count, minChunk: minChunk, granularity: granularity, chunksPerThread: chunksPerThread) { r in
-            seen.withLock { $0.append(r) }
+            if !r.isEmpty { ends[r.lowerBound] = r.upperBound }
+            for i in r { hits[i] += 1 }
         }
-        return seen.withLock { $0 }.sorted { $0.lowerBound < $1.lowerBound }
+        var ranges: [Range<Int>] = [], i = 0
+        while i < count {
+            guard ends[i] > i, hits[i..<ends[i]].allSatisfy({ $0 == 1 }) else { return ranges + [i..<i] }
+            ranges.append(i..<ends[i])
+            i = ends[i]
+        }
+        return ranges
     }
 
     @Test(arguments: [(0, 1, 1, 1), (1, 1, 1, 1), (7, 1, 1, 4), (100, 16, 16, 4), (896, 292, 16, 4), (4864, 292, 16, 4),
