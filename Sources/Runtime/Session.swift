@@ -117,25 +117,29 @@ public final class Session: @unchecked Sendable {
         if options.fuseAttention {
             AttentionFusion.run(&graph)
             CacheAppend.run(&graph)
+            phase("graph passes: attention, cache")
         }
         if options.float16Numerics == .onnxRuntime {
             Float16Precision.run(&graph)
+            phase("graph passes: float16 numerics")
         }
         if options.fuseAttention {
             SiLUMulFusion.run(&graph)
             RotaryFusion.run(&graph)
+            phase("graph passes: SiLU·mul, rotary")
         }
         if options.constantFolding {
             try ConstantFolding.run(&graph)
             if options.fuseAttention {
                 RMSNormFusion.run(&graph)
             }
+            phase("graph passes: constant folding, RMSNorm")
         }
         if options.fuseAttention {
             MatMulNBitsGrouping.run(&graph)
+            phase("graph passes: MatMulNBits groups")
         }
         self.graph = graph
-        phase("graph passes")
 
         var slotOf: [String: Int] = [:]
         var next = 0
