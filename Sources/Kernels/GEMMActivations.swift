@@ -2,9 +2,9 @@ import CKernels
 
 /// The activations of one int4 GEMM (`BlockQuantizedMatrix.gemm`, `PackedQ4Matrix.gemm`) in the
 /// order their register-blocked kernel reads them: strips of 6 rows (the last one or two 3-5, or
-/// one of all the rows when there are fewer than 6),
-/// k-major, zero-padded to whole blocks (`qk_q4_pack_a`). Packed once per product, in parallel, and shared by every thread's
-/// range of columns.
+/// one of all the rows when there are fewer than 6), k-major, zero-padded to whole blocks
+/// (`qk_q4_pack_a`). Packed once per product, in parallel, and shared by every thread's range of
+/// columns (and by every product of a `MatMulNBitsGroup`).
 public final class GEMMActivations: @unchecked Sendable {
     public let rows: Int
     public let blocks: Int

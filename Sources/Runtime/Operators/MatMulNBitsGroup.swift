@@ -67,20 +67,36 @@ struct MatMulNBitsGroupOperator: Operator {
 
         let a = try floatOperand(aIn)
         let m = a.count / k
-        let pa = a.pointer(as: Float.self)
-        let ns = members.map(\.n)
+        let outs = members.map { Tensor(dtype: .float, shape: Array(aIn.shape.dropLast()) + [$0.n]) }
+        let refused = MatMulNBitsOperator.packedProducts(a.pointer(as: Float.self), rows: m, k: k, packed: packed,
+                                                         int16: first.int16Decode, into: outs.map { $0.pointer(as: Float.self) })
+        var results = try members.indices.map { j in
+            try members[j].finish(outs[j], bias: weights[j].bias.map(floatOperand), rows: m, resultType: aIn.dtype)
+        }
+        // A member whose kernel refused a range (none does with repacked weights) runs alone.
+        for j in refused { results[j] = try alone(j) }
+        return results
+    }
+}
+
+extension MatMulNBitsOperator {
+    /// `y_j = a · W_jᵀ` for products sharing the activations `a` (`m` float32 rows of `k`), each
+    /// with its repacked weights `packed[j]` and output `outs[j]` (`m` rows of its N): A packed
+    /// once for the GEMM (m > 2), or each row zero-padded to whole blocks and, with `int16`,
+    /// quantized once for the GEMVs; then one parallel loop over all products' columns (or rows),
+    /// each range through its product's kernel. A single MatMulNBits is the group of one.
+    /// Returns the products whose kernel refused a range (none does where repacked weights
+    /// exist); their outputs are incomplete.
+    static func packedProducts(_ a: UnsafePointer<Float>, rows m: Int, k: Int, packed: [PackedQ4Matrix], int16: Bool,
+                               into outs: [UnsafeMutablePointer<Float>]) -> Set<Int> {
+        let ns = packed.map(\.n)
         var offsets = [0]
         for n in ns { offsets.append(offsets.last! + n) }
         let total = offsets.last!
-        let outs = ns.map { Tensor(dtype: .float, shape: Array(aIn.shape.dropLast()) + [$0]) }
-        let po = outs.map { $0.pointer(as: Float.self) }
-        // Members whose kernel refused a range (none do with repacked weights; they are then
-        // computed again as a node of their own, so no output is left unwritten).
         let refused = Mutex(Set<Int>())
-
-        /// `body(j, range)` for each member's share of the group's rows or columns `range`.
-        func forEachMember(in range: Range<Int>, _ body: (Int, Range<Int>) -> Bool) {
-            for j in members.indices {
+        /// `body(j, range)` for each product's share of the group's columns or rows `range`.
+        func forEachProduct(in range: Range<Int>, _ body: (Int, Range<Int>) -> Bool) {
+            for j in packed.indices {
                 let lower = Swift.max(range.lowerBound, offsets[j]), upper = Swift.min(range.upperBound, offsets[j + 1])
                 if lower < upper && !body(j, (lower - offsets[j])..<(upper - offsets[j])) {
                     refused.withLock { _ = $0.insert(j) }
@@ -89,40 +105,40 @@ struct MatMulNBitsGroupOperator: Operator {
         }
 
         if m > 2 {
-            // Prefill: A packed once, every member's columns in one loop (as MatMulNBitsOperator).
-            let activations = GEMMActivations(pa, rows: m, k: k, lda: k, blocks: packed[0].blocksPerRow)
+            // Prefill: panels of B dequantized into L1 and multiplied there (q4_gemm), each
+            // thread taking column ranges as it comes free.
+            let activations = GEMMActivations(a, rows: m, k: k, lda: k, blocks: packed[0].blocksPerRow)
             parallelFor(total, minChunk: 32, granularity: 16, chunksPerThread: 16) { columns in
-                forEachMember(in: columns) { j, local in packed[j].gemm(activations, columns: local, into: po[j], ldc: ns[j]) }
+                forEachProduct(in: columns) { j, local in packed[j].gemm(activations, columns: local, into: outs[j], ldc: ns[j]) }
             }
         } else {
-            // Decode: each activation row in the kernels' order (and quantized to int16) once.
+            // Decode: each row zero-padded to whole blocks (the kernels' order is natural), and
+            // with int16 quantized per block once for all products.
             let kp = packed[0].blocksPerRow * 32
-            let w = try first.weights(weights[0].b, weights[0].scales, zeroPoints: nil, gIdx: nil)
             let rowsA = UnsafeMutablePointer<Float>.allocate(capacity: m * kp)
             defer { rowsA.deallocate() }
-            for row in 0..<m { w.pack(activations: pa + row * k, into: rowsA + row * kp) }
+            for row in 0..<m {
+                (rowsA + row * kp).update(from: a + row * k, count: k)
+                (rowsA + row * kp + k).update(repeating: 0, count: kp - k)
+            }
             let rowBytes = packed[0].int16ActivationBytes
             let quantized = UnsafeMutableRawPointer.allocate(byteCount: Swift.max(m * rowBytes, 1), alignment: 64)
             defer { quantized.deallocate() }
-            var int16 = first.int16Decode
-            if int16 {
-                for row in 0..<m where !packed[0].quantizeInt16(rowsA + row * kp, into: quantized + row * rowBytes) { int16 = false }
+            var useInt16 = int16
+            if useInt16 {
+                for row in 0..<m where !packed[0].quantizeInt16(rowsA + row * kp, into: quantized + row * rowBytes) { useInt16 = false }
             }
-            let useInt16 = int16
-            parallelFor(total, minChunk: MatMulNBitsOperator.gemvMinRows(k: k), granularity: 16, chunksPerThread: 4) { rows in
-                forEachMember(in: rows) { j, local in
+            let int16Rows = useInt16
+            parallelFor(total, minChunk: gemvMinRows(k: k), granularity: 16, chunksPerThread: 4) { rows in
+                forEachProduct(in: rows) { j, local in
                     (0..<m).allSatisfy { row in
-                        let y = po[j] + row * ns[j]
-                        return useInt16 ? packed[j].gemvInt16(quantized + row * rowBytes, rows: local, into: y)
-                                        : packed[j].gemv(rowsA + row * kp, rows: local, into: y)
+                        let y = outs[j] + row * ns[j]
+                        return int16Rows ? packed[j].gemvInt16(quantized + row * rowBytes, rows: local, into: y)
+                                         : packed[j].gemv(rowsA + row * kp, rows: local, into: y)
                     }
                 }
             }
         }
-        var results = try members.indices.map { j in
-            try members[j].finish(outs[j], bias: weights[j].bias.map(floatOperand), rows: m, resultType: aIn.dtype)
-        }
-        for j in refused.withLock({ $0 }) { results[j] = try alone(j) }
-        return results
+        return refused.withLock { $0 }
     }
 }

@@ -174,16 +174,26 @@ struct MatMulNBitsOperator: Operator {
         let pa = a.pointer(as: Float.self), po = out.pointer(as: Float.self)
 
         let pw = packedMatrix(b: b, scales: scales)
+        if let pw, !int8Activations {
+            // Repacked weights: the group-of-one case of MatMulNBitsGroup (GEMM, or the int16 or
+            // float32 GEMV). Should a kernel refuse a range (none does where repacked weights
+            // exist), the original layout's kernels below compute the whole product.
+            if MatMulNBitsOperator.packedProducts(pa, rows: m, k: k, packed: [pw], int16: int16Decode, into: [po]).isEmpty {
+                return [try finish(out, bias: bias, rows: m, resultType: aIn.dtype)]
+            }
+        }
+        // From here: int8 activations on repacked weights, or the original layout.
+        let int8Weights = int8Activations ? pw : nil
         let kp = w.paddedK
-        if m > 2 && !(pw != nil && int8Activations) && (pw != nil || w.supportsNativeGEMM) {
+        if m > 2 && int8Weights == nil && w.supportsNativeGEMM {
             // A packed once for the micro-kernel, then each thread's columns: panels of B
             // dequantized into L1 and multiplied there (q4_gemm).
             let packedA = GEMMActivations(pa, rows: m, k: k, lda: k, blocks: kp / 32)
             parallelFor(n, minChunk: 32, granularity: 16, chunksPerThread: 16) { columns in
-                let done = pw?.gemm(packedA, columns: columns, into: po, ldc: n)
-                    ?? w.gemm(packedA, columns: columns, into: po, ldc: n)
-                // Both were checked to run here; should one refuse, BLAS gives the same product.
-                if !done { MatMulNBitsOperator.dequantizedGEMM(w, pa, lda: k, m: m, columns: columns, into: po, ldc: n) }
+                // Checked to run here; should it refuse, BLAS gives the same product.
+                if !w.gemm(packedA, columns: columns, into: po, ldc: n) {
+                    MatMulNBitsOperator.dequantizedGEMM(w, pa, lda: k, m: m, columns: columns, into: po, ldc: n)
+                }
             }
             return [try finish(out, bias: bias, rows: m, resultType: aIn.dtype)]
         }
@@ -193,13 +203,13 @@ struct MatMulNBitsOperator: Operator {
         defer { activations.deallocate() }
         for row in 0..<m { w.pack(activations: pa + row * k, into: activations + row * kp) }
         // The float32 GEMV of one activation row: the repacked kernel, else the original layout's
-        // (which always runs). Also what the integer GEMVs fall back to, should one refuse (they
-        // run wherever repacked weights exist: AVX2, whole groups of 8 rows).
+        // (which always runs). Also what the int8 GEMV falls back to, should it refuse (it runs
+        // wherever repacked weights exist: AVX2, whole groups of 8 rows).
         func floatGEMV(_ a: UnsafePointer<Float>, rows: Range<Int>, into y: UnsafeMutablePointer<Float>) {
             if pw?.gemv(a, rows: rows, into: y) != true { w.gemv(packed: a, rows: rows, into: y) }
         }
 
-        if let pw, int8Activations {
+        if let pw = int8Weights {
             // Each activation row quantized once, then one int8 GEMV per activation row and tile
             // of weight rows: the weights come from memory once, with integer products.
             let rowBytes = pw.int8ActivationBytes
@@ -220,18 +230,6 @@ struct MatMulNBitsOperator: Operator {
                     if !pw.gemmInt8(quantized, rows: m, columns: columns, into: po, ldc: n) {
                         MatMulNBitsOperator.dequantizedGEMM(w, activations, lda: kp, m: m, columns: columns, into: po, ldc: n)
                     }
-                }
-            }
-        } else if let pw, m <= 2, int16Decode {
-            // Each row quantized once to int16 per block, then integer products per block.
-            let rowBytes = pw.int16ActivationBytes
-            let quantized = UnsafeMutableRawPointer.allocate(byteCount: m * rowBytes, alignment: 64)
-            defer { quantized.deallocate() }
-            for row in 0..<m {
-                let a = activations + row * kp, q = quantized + row * rowBytes, y = po + row * n
-                pw.quantizeInt16(a, into: q)
-                parallelFor(n, minChunk: MatMulNBitsOperator.gemvMinRows(k: k), granularity: 16, chunksPerThread: 4) { rows in
-                    if !pw.gemvInt16(q, rows: rows, into: y) { floatGEMV(a, rows: rows, into: y) }
                 }
             }
         } else if m <= 2 {
