@@ -55,6 +55,10 @@ public struct SessionOptions: Sendable {
     /// The cache file is written only when at least this many bytes were packed afresh (small
     /// models pack faster than they would load from a file).
     public var packedWeightCacheMinimumBytes = 16 << 20
+    /// Replace the exports' shape arithmetic (Shape → Gather → Unsqueeze → Concat → Reshape
+    /// targets, Slice bounds, …) with one `ShapeProgram` node evaluating the same integers from
+    /// the inputs' dimensions (`ShapeFolding`; with constant folding). Results unchanged.
+    public var foldShapeArithmetic = true
     /// Where MatMulNBits uses int8 activations (only with repacked weights, `prepackWeights`).
     public var int8Activations = Int8Activations.accuracyLevel4
     /// How the other single-row MatMulNBits products take their activations (only with repacked
@@ -90,6 +94,9 @@ public final class Session: @unchecked Sendable {
     let constantSlots: [(slot: Int, tensor: Tensor)]
     let inputSlots: [String: Int]
     let outputSlots: [(name: String, slot: Int)]
+    /// Named dimensions (`dim_param`) that several inputs declare, with where each does: feeds
+    /// must agree on them (`ShapeFolding` computes with one size per name).
+    let sharedDimensions: [(parameter: String, uses: [(slot: Int, input: String, axis: Int)])]
     /// The packed-weight cache whose file the operators' weights may live in.
     let weightCache: PackedWeightCache?
 
@@ -134,6 +141,11 @@ public final class Session: @unchecked Sendable {
                 RMSNormFusion.run(&graph)
             }
             phase("graph passes: constant folding, RMSNorm")
+            if options.foldShapeArithmetic {
+                ShapeFolding.run(&graph)
+                CommonSubexpressions.run(&graph)
+                phase("graph passes: shape arithmetic, common subexpressions")
+            }
         }
         if options.fuseAttention {
             MatMulNBitsGrouping.run(&graph)
@@ -153,6 +165,16 @@ public final class Session: @unchecked Sendable {
         for (name, t) in graph.constants { constantSlots.append((slot(name), t)) }
         var inputSlots: [String: Int] = [:]
         for spec in graph.inputs { inputSlots[spec.name] = slot(spec.name) }
+        var parameterUses: [String: [(slot: Int, input: String, axis: Int)]] = [:]
+        var parameterOrder: [String] = []
+        for spec in graph.inputs {
+            for (axis, d) in (spec.shape ?? []).enumerated() {
+                guard case .param(let p) = d, !p.isEmpty else { continue }
+                if parameterUses[p] == nil { parameterOrder.append(p) }
+                parameterUses[p, default: []].append((inputSlots[spec.name]!, spec.name, axis))
+            }
+        }
+        sharedDimensions = parameterOrder.filter { parameterUses[$0]!.count > 1 }.map { ($0, parameterUses[$0]!) }
 
         var cache: PackedWeightCache?
         if options.prepackWeights, let directory = options.packedWeightCacheDirectory, let model = graph.model {
@@ -230,6 +252,12 @@ public final class Session: @unchecked Sendable {
                 throw RuntimeError.invalidFeed(name: spec.name, reason: "missing (declared \(spec))")
             }
             try Session.check(t, against: spec)
+        }
+        for (parameter, uses) in sharedDimensions {
+            let first = uses[0], size = values[first.slot]!.shape[first.axis]
+            for use in uses.dropFirst() where values[use.slot]!.shape[use.axis] != size {
+                throw RuntimeError.invalidFeed(name: use.input, reason: "dimension \(use.axis) ('\(parameter)') is \(values[use.slot]!.shape[use.axis]), but '\(first.input)' has \(size) there: inputs declaring the same dimension name must agree")
+            }
         }
 
         var args = [Tensor?]()

@@ -163,6 +163,7 @@ func registerAttention(_ add: (String, String, ClosedRange<Int>, @escaping Opera
         FusedAttentionOperator(nanToZero: ctx.node.intAttribute("nan_to_zero", default: 0) != 0)
     }
     add("AppendKV", AttentionFusion.domain, 1...Int.max) { _ in AppendKVOperator() }
+    add(ShapeFolding.opType, AttentionFusion.domain, 1...Int.max) { ctx in try ShapeProgramOperator(node: ctx.node) }
     add("RMSNorm", AttentionFusion.domain, 1...Int.max) { _ in RMSNormOperator() }
     add("SiLUMul", AttentionFusion.domain, 1...Int.max) { _ in SiLUMulOperator() }
     add(RotaryFusion.opType, AttentionFusion.domain, 1...Int.max) { ctx in
