@@ -143,8 +143,9 @@ public final class Session: @unchecked Sendable {
             phase("graph passes: constant folding, RMSNorm")
             if options.foldShapeArithmetic {
                 ShapeFolding.run(&graph)
+                phase("graph passes: shape arithmetic")
                 CommonSubexpressions.run(&graph)
-                phase("graph passes: shape arithmetic, common subexpressions")
+                phase("graph passes: common subexpressions")
             }
         }
         if options.fuseAttention {

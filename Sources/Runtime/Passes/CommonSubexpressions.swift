@@ -14,7 +14,7 @@ enum CommonSubexpressions {
     @discardableResult
     static func run(_ graph: inout Graph) -> Int {
         let graphOutputs = Set(graph.outputs.map(\.name))
-        var first: [String: Int] = [:]
+        var first: [Key: Int] = [:]
         var renamed: [String: String] = [:]
         var kept: [Node] = []
         kept.reserveCapacity(graph.nodes.count)
@@ -38,28 +38,45 @@ enum CommonSubexpressions {
         return removed
     }
 
+    /// An input as the key sees it: by name, or a small constant by value.
+    enum Operand: Hashable {
+        case value(String)
+        case constant(dtype: Int32, shape: [Int], bytes: [UInt8])
+    }
+
+    /// An attribute as the key sees it (tensors and graphs are not compared).
+    enum Attribute: Hashable {
+        case int(Int64), ints([Int64]), float(UInt32), floats([UInt32]), string([UInt8]), strings([[UInt8]])
+    }
+
+    struct Key: Hashable {
+        let domain: String
+        let opType: String
+        let inputs: [Operand]
+        let attributes: [String: Attribute]
+    }
+
     /// What identifies the node's computation, or nil when it is not to be merged. Small
     /// constant inputs count by value (each layer has its own copy of the same Slice axes).
-    static func key(_ node: Node, _ constants: [String: Tensor]) -> String? {
+    static func key(_ node: Node, _ constants: [String: Tensor]) -> Key? {
         guard !neverMerged.contains(node.opType), !node.inputs.isEmpty else { return nil }
-        let inputs = node.inputs.map { name -> String in
-            guard let t = constants[name], t.byteCount <= 512, t.isContiguous else { return name }
-            let bytes = UnsafeRawBufferPointer(start: t.rawPointer, count: t.byteCount)
-            return "=\(t.dtype.rawValue)\(t.shape)\(Array(bytes))"
-        }
-        var parts = [node.domain, node.opType, inputs.joined(separator: "\u{1}")]
-        for name in node.attributes.keys.sorted() {
-            let a = node.attributes[name]!
+        var attributes: [String: Attribute] = [:]
+        for (name, a) in node.attributes {
             switch a.kind {
-            case .int: parts.append("\(name)=i\(a.i)")
-            case .ints: parts.append("\(name)=I\(a.ints)")
-            case .float: parts.append("\(name)=f\(a.f.bitPattern)")
-            case .floats: parts.append("\(name)=F\(a.floats.map(\.bitPattern))")
-            case .string: parts.append("\(name)=s\(a.s)")
-            case .strings: parts.append("\(name)=S\(a.strings)")
+            case .int: attributes[name] = .int(a.i)
+            case .ints: attributes[name] = .ints(a.ints)
+            case .float: attributes[name] = .float(a.f.bitPattern)
+            case .floats: attributes[name] = .floats(a.floats.map(\.bitPattern))
+            case .string: attributes[name] = .string(a.s)
+            case .strings: attributes[name] = .strings(a.strings)
             default: return nil
             }
         }
-        return parts.joined(separator: "\u{2}")
+        let inputs = node.inputs.map { name -> Operand in
+            guard let t = constants[name], t.byteCount <= 512, t.isContiguous else { return .value(name) }
+            return .constant(dtype: t.dtype.rawValue, shape: t.shape,
+                             bytes: Array(UnsafeRawBufferPointer(start: t.rawPointer, count: t.byteCount)))
+        }
+        return Key(domain: node.domain, opType: node.opType, inputs: inputs, attributes: attributes)
     }
 }

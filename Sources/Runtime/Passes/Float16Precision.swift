@@ -153,7 +153,9 @@ enum Float16Precision {
     /// Drops nodes none of whose outputs is read or is a graph output.
     static func removeDeadNodes(_ nodes: [Node], keeping outputs: Set<String>) -> [Node] {
         var live = outputs
+        live.reserveCapacity(3 * nodes.count)
         var kept: [Node] = []
+        kept.reserveCapacity(nodes.count)
         for node in nodes.reversed() {
             if node.outputs.contains(where: { live.contains($0) }) {
                 kept.append(node)

@@ -11,6 +11,8 @@ struct GraphIndex {
     init(_ graph: Graph) {
         var producer: [String: Int] = [:]
         var consumers: [String: [Int]] = [:]
+        producer.reserveCapacity(2 * graph.nodes.count)
+        consumers.reserveCapacity(2 * graph.nodes.count)
         for (i, node) in graph.nodes.enumerated() {
             for o in node.outputs where !o.isEmpty { producer[o] = i }
             for v in node.inputs where !v.isEmpty { consumers[v, default: []].append(i) }

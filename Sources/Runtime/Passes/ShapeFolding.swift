@@ -31,23 +31,24 @@ enum ShapeFolding {
     @discardableResult
     static func run(_ graph: inout Graph) -> Int {
         var folder = Folder(graph)
-        for node in graph.nodes { folder.visit(node) }
-
-        var producer: [String: Int] = [:]
+        // Nodes whose outputs are all followed as values, and those outputs.
+        var folded = Set<Int>()
+        var foldedValues = Set<String>()
         for (i, node) in graph.nodes.enumerated() {
-            for o in node.outputs where !o.isEmpty { producer[o] = i }
+            folder.visit(node)
+            if node.outputs.contains(where: { !$0.isEmpty }),
+               node.outputs.allSatisfy({ $0.isEmpty || folder.values[$0] != nil }) {
+                folded.insert(i)
+                for o in node.outputs where !o.isEmpty { foldedValues.insert(o) }
+            }
         }
-        let folded = Set(graph.nodes.indices.filter { i in
-            let outputs = graph.nodes[i].outputs.filter { !$0.isEmpty }
-            return !outputs.isEmpty && outputs.allSatisfy { folder.values[$0] != nil }
-        })
         guard !folded.isEmpty else { return 0 }
 
         // The folded values something else still reads, in first-use order.
         var needed: [String] = []
         var seen = Set<String>()
         func need(_ name: String) {
-            guard let p = producer[name], folded.contains(p), seen.insert(name).inserted else { return }
+            guard foldedValues.contains(name), seen.insert(name).inserted else { return }
             needed.append(name)
         }
         for (i, node) in graph.nodes.enumerated() where !folded.contains(i) {
@@ -81,7 +82,7 @@ enum ShapeFolding {
         }
         var nodes = graph.nodes.enumerated().compactMap { folded.contains($0.offset) ? nil : $0.element }
         if !renamed.isEmpty {
-            for i in nodes.indices {
+            for i in nodes.indices where nodes[i].inputs.contains(where: { renamed[$0] != nil }) {
                 nodes[i].inputs = nodes[i].inputs.map { renamed[$0] ?? $0 }
             }
         }
@@ -109,11 +110,10 @@ private struct Folder {
     /// lengths are one term.
     var parameters: [String: Int] = [:]
     let opsets: [String: Int]
-    let constants: [String: Tensor]
 
     init(_ graph: Graph) {
         opsets = graph.opsets
-        constants = graph.constants
+        shapes.reserveCapacity(graph.constants.count + 2 * graph.nodes.count)
         for (name, t) in graph.constants {
             shapes[name] = t.shape.map { terms.literal(Int64($0)) }
             if (t.dtype == .int64 || t.dtype == .bool) && t.count <= ShapeFolding.maxElements && t.isContiguous {

@@ -5,6 +5,7 @@ import ONNX
 enum TypeInference {
     static func elementTypes(_ graph: Graph) -> [String: DataType] {
         var types: [String: DataType] = [:]
+        types.reserveCapacity(graph.constants.count + graph.inputs.count + 2 * graph.nodes.count)
         for (name, t) in graph.constants { types[name] = t.dtype }
         for spec in graph.inputs { if let t = spec.elementType { types[spec.name] = t } }
         for node in graph.nodes {
