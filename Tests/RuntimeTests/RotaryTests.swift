@@ -9,7 +9,9 @@ import Testing
 struct RotaryTests {
     /// The pattern as HF's `apply_rotary_pos_emb` exports it (operand orders as in the Qwen2 export,
     /// or swapped), plus an extra reader of the Neg's output when `leak` (then it cannot be fused).
-    static func graph(swapped: Bool = false, leak: Bool = false) throws -> Graph {
+    /// With `constantHalf`, the middle bound is a constant (as `ShapeFolding` leaves the exports'):
+    /// the operator reads the bounds once when planned.
+    static func graph(swapped: Bool = false, leak: Bool = false, constantHalf: Int? = nil) throws -> Graph {
         var nodes = [
             Node(name: "direct", opType: "Mul", inputs: swapped ? ["cos", "x"] : ["x", "cos"], outputs: ["direct"]),
             Node(name: "kept", opType: "Slice", inputs: ["x", "zero", "half", "axis", "one"], outputs: ["kept"]),
@@ -24,12 +26,16 @@ struct RotaryTests {
             nodes.append(Node(name: "leak", opType: "Abs", inputs: ["negated"], outputs: ["leaked"]))
             outputs.append(ValueSpec(name: "leaked", elementType: .float, shape: nil))
         }
-        let constants = ["zero": Tensor(int64s: [0], shape: [1]), "end": Tensor(int64s: [Int64.max], shape: [1]),
+        var constants = ["zero": Tensor(int64s: [0], shape: [1]), "end": Tensor(int64s: [Int64.max], shape: [1]),
                          "axis": Tensor(int64s: [3], shape: [1]), "one": Tensor(int64s: [1], shape: [1])]
-        return try Graph(nodes: nodes, constants: constants,
-                         inputs: [ValueSpec(name: "x", elementType: .float, shape: nil), ValueSpec(name: "cos", elementType: .float, shape: nil),
-                                  ValueSpec(name: "sin", elementType: .float, shape: nil), ValueSpec(name: "half", elementType: .int64, shape: nil)],
-                         outputs: outputs, opsets: ["": 18])
+        var inputs = [ValueSpec(name: "x", elementType: .float, shape: nil), ValueSpec(name: "cos", elementType: .float, shape: nil),
+                      ValueSpec(name: "sin", elementType: .float, shape: nil)]
+        if let constantHalf {
+            constants["half"] = Tensor(int64s: [Int64(constantHalf)], shape: [1])
+        } else {
+            inputs.append(ValueSpec(name: "half", elementType: .int64, shape: nil))
+        }
+        return try Graph(nodes: nodes, constants: constants, inputs: inputs, outputs: outputs, opsets: ["": 18])
     }
 
     static func feeds(heads: Int, s: Int, d: Int, cosShape: [Int], half: Int, seed: UInt64) -> [String: Tensor] {
@@ -64,6 +70,19 @@ struct RotaryTests {
                              Self.feeds(heads: heads, s: c.s, d: c.d, cosShape: cosShape, half: c.d / 2, seed: UInt64(c.s * 100 + c.d)),
                              fused: true)
         }
+    }
+
+    /// Constant bounds, read when the session is planned: the halves (fused), and a cut at 3 of 8
+    /// (the op-by-op form), for decode and prefill shapes.
+    @Test(arguments: [(3, 1, 64), (14, 1, 64), (3, 7, 8)], [true, false])
+    func constantBounds(_ c: (heads: Int, s: Int, d: Int), halves: Bool) throws {
+        var feeds = Self.feeds(heads: c.heads, s: c.s, d: c.d, cosShape: [1, 1, c.s, c.d], half: 0, seed: UInt64(c.heads + c.d))
+        feeds["half"] = nil
+        let graph = try Self.graph(constantHalf: halves ? c.d / 2 : 3)
+        let op = try #require(try Session(graph: graph).graph.nodes.first { $0.opType == RotaryFusion.opType })
+        let rotary = try #require(try OperatorRegistry.make(op, opsets: ["": 18, AttentionFusion.domain: 1], constants: graph.constants) as? RotaryOperator)
+        #expect(rotary.constantBounds != nil)
+        try Self.compare(graph, feeds, fused: true)
     }
 
     /// Bounds that are not the halves (the Slices cut at 3 of 8): the op-by-op fallback.

@@ -168,7 +168,7 @@ func registerAttention(_ add: (String, String, ClosedRange<Int>, @escaping Opera
     add("SiLUMul", AttentionFusion.domain, 1...Int.max) { _ in SiLUMulOperator() }
     add(RotaryFusion.opType, AttentionFusion.domain, 1...Int.max) { ctx in
         guard let axis = ctx.node.intAttribute("axis") else { throw ctx.node.invalid("attribute 'axis' is required") }
-        return RotaryOperator(axis: axis)
+        return RotaryOperator(axis: axis, inputNames: ctx.node.inputs, constantInputs: ctx.constantInputs)
     }
 }
 

@@ -96,9 +96,21 @@ func binaryArithmetic<K: ArithmeticKind>(_: K.Type, _ a: Tensor, _ b: Tensor) th
     if a.dtype == .float, let op = FloatBinary(K.self) {
         // Add/Sub/Mul/Div on float32 through concrete loops: the generic `K.float` is called
         // through a witness table when the operator is not specialised (~10x slower).
+        let pa = a.pointer(as: Float.self), pb = b.pointer(as: Float.self)
+        // A one-element operand of no higher rank (a scalar scale): one loop, no broadcast walk.
+        if b.count == 1 && b.rank <= a.rank {
+            let out = Tensor(dtype: .float, shape: a.shape)
+            op.apply(out.count, pa, 1, pb, 0, out.pointer(as: Float.self))
+            return out
+        }
+        if a.count == 1 && a.rank <= b.rank {
+            let out = Tensor(dtype: .float, shape: b.shape)
+            op.apply(out.count, pa, 0, pb, 1, out.pointer(as: Float.self))
+            return out
+        }
         let outShape = a.shape == b.shape ? a.shape : try Broadcast.shape([a.shape, b.shape])
         let out = Tensor(dtype: .float, shape: outShape)
-        let pa = a.pointer(as: Float.self), pb = b.pointer(as: Float.self), po = out.pointer(as: Float.self)
+        let po = out.pointer(as: Float.self)
         if a.shape == b.shape {
             op.apply(out.count, pa, 1, pb, 1, po)
         } else {

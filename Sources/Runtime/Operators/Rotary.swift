@@ -11,24 +11,66 @@ import Kernels
 /// products and sum, so the results are bit-identical. Otherwise the op-by-op form is computed.
 struct RotaryOperator: Operator {
     let axis: Int
+    /// The Slices' bounds when all of them are constants (as they are once `ShapeFolding` has
+    /// computed them): read once here instead of at every run.
+    let constantBounds: (kept: SliceBounds, negated: SliceBounds)?
+
+    /// One Slice's single-axis bounds (starts, ends, axes, steps), nil where not of that form.
+    struct SliceBounds {
+        let start: Int, end: Int, axis: Int, step: Int
+
+        init?(_ bounds: [Tensor?]) throws {
+            guard let s = bounds[0], let e = bounds[1], s.count == 1, e.count == 1 else { return nil }
+            let axes = try bounds[2].map(intValues) ?? [0]
+            let steps = try bounds[3].map(intValues) ?? [1]
+            guard axes.count == 1, steps.count == 1 else { return nil }
+            start = try intValues(s)[0]
+            end = try intValues(e)[0]
+            axis = axes[0]
+            step = steps[0]
+        }
+
+        /// Whether these bounds select [start, end) of the last axis of size `dim`.
+        func selects(start wanted: Int, end wantedEnd: Int, dim: Int, rank: Int) -> Bool {
+            guard step == 1, (try? normalizeAxis(axis, rank: rank)) == rank - 1 else { return false }
+            func clamp(_ v: Int) -> Int { Swift.min(Swift.max(v < 0 ? v + dim : v, 0), dim) }
+            return clamp(start) == wanted && clamp(end) == wantedEnd
+        }
+    }
+
+    /// `inputNames`: the node's inputs ("" where omitted); bounds are read here when every given
+    /// one is a constant.
+    init(axis: Int, inputNames: [String] = [], constantInputs: [Int: Tensor] = [:]) {
+        self.axis = axis
+        let inputs = (3...10).map { constantInputs[$0] }
+        let given = (3...10).filter { $0 < inputNames.count && !inputNames[$0].isEmpty }
+        if inputNames.count == 11, given.allSatisfy({ constantInputs[$0] != nil }),
+           let kept = try? SliceBounds(Array(inputs[0...3])), let negated = try? SliceBounds(Array(inputs[4...7])) {
+            constantBounds = (kept, negated)
+        } else {
+            constantBounds = nil
+        }
+    }
 
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
         guard inputs.count == 11 else { throw OpError("expected 11 inputs (x, cos, sin, two Slices' bounds), got \(inputs.count)") }
         let x = try inputs.required(0), cos = try inputs.required(1), sin = try inputs.required(2)
-        if let out = try halves(x, cos, sin, kept: Array(inputs[3...6]), negated: Array(inputs[7...10])) {
+        let bounds = try constantBounds
+            ?? SliceBounds(Array(inputs[3...6])).flatMap { kept in try SliceBounds(Array(inputs[7...10])).map { (kept, $0) } }
+        if let bounds, let out = try halves(x, cos, sin, kept: bounds.kept, negated: bounds.negated) {
             return [out]
         }
         return [try opByOp(inputs)]
     }
 
     /// The fused computation, or nil when the inputs are not the rotate-half layout it serves.
-    private func halves(_ x: Tensor, _ cos: Tensor, _ sin: Tensor, kept: [Tensor?], negated: [Tensor?]) throws -> Tensor? {
-        guard inputsCount(kept, negated), x.dtype == .float, cos.dtype == .float, sin.dtype == .float, x.rank >= 1,
+    private func halves(_ x: Tensor, _ cos: Tensor, _ sin: Tensor, kept: SliceBounds, negated: SliceBounds) throws -> Tensor? {
+        guard x.dtype == .float, cos.dtype == .float, sin.dtype == .float, x.rank >= 1,
               cos.shape == sin.shape, cos.rank <= x.rank, cos.shape.last == x.shape.last,
               try normalizeAxis(axis, rank: x.rank) == x.rank - 1 else { return nil }
         let d = x.shape[x.rank - 1], h = d / 2
-        guard d > 0, d % 2 == 0, try isSlice(kept, start: 0, end: h, dim: d, rank: x.rank),
-              try isSlice(negated, start: h, end: d, dim: d, rank: x.rank) else { return nil }
+        guard d > 0, d % 2 == 0, kept.selects(start: 0, end: h, dim: d, rank: x.rank),
+              negated.selects(start: h, end: d, dim: d, rank: x.rank) else { return nil }
         // cos and sin broadcast to x (x itself is not broadcast).
         let offset = x.rank - cos.rank
         for (i, c) in cos.shape.enumerated() where c != 1 && c != x.shape[offset + i] { return nil }
@@ -37,6 +79,22 @@ struct RotaryOperator: Operator {
         let out = Tensor(dtype: .float, shape: x.shape)
         let px = x.pointer(as: Float.self), pc = cos.pointer(as: Float.self), ps = sin.pointer(as: Float.self)
         let po = out.pointer(as: Float.self)
+        @inline(__always) func rotate(_ xr: UnsafePointer<Float>, _ cr: UnsafePointer<Float>, _ sr: UnsafePointer<Float>,
+                                      _ yr: UnsafeMutablePointer<Float>) {
+            for i in 0..<h {
+                let direct = xr[i] * cr[i], rotated = -xr[i + h] * sr[i]
+                yr[i] = direct + rotated
+            }
+            for i in h..<d {
+                let direct = xr[i] * cr[i], rotated = xr[i - h] * sr[i]
+                yr[i] = direct + rotated
+            }
+        }
+        if cos.count == d && rows * d <= 16384 {
+            // One cos/sin row for every row of x (a decode step's position).
+            for row in 0..<rows { rotate(px + row * d, pc, ps, po + row * d) }
+            return out
+        }
         // Element strides of cos/sin over x's dimensions before the last (0 where broadcast).
         let outer = Array(x.shape.dropLast())
         let strides = Broadcast.strides(cos.shape, to: x.shape).dropLast().map { $0 }
@@ -50,15 +108,7 @@ struct RotaryOperator: Operator {
             for row in range {
                 var c = 0
                 for a in 0..<outer.count { c += index[a] * strides[a] }
-                let xr = px + row * d, cr = pc + c, sr = ps + c, yr = po + row * d
-                for i in 0..<h {
-                    let direct = xr[i] * cr[i], rotated = -xr[i + h] * sr[i]
-                    yr[i] = direct + rotated
-                }
-                for i in h..<d {
-                    let direct = xr[i] * cr[i], rotated = xr[i - h] * sr[i]
-                    yr[i] = direct + rotated
-                }
+                rotate(px + row * d, pc + c, ps + c, po + row * d)
                 var a = outer.count - 1
                 while a >= 0 {
                     index[a] += 1
@@ -69,21 +119,6 @@ struct RotaryOperator: Operator {
             }
         }
         return out
-    }
-
-    private func inputsCount(_ kept: [Tensor?], _ negated: [Tensor?]) -> Bool {
-        kept[0] != nil && kept[1] != nil && negated[0] != nil && negated[1] != nil
-    }
-
-    /// Whether Slice bounds (starts, ends, axes, steps) select [start, end) of the last axis.
-    private func isSlice(_ bounds: [Tensor?], start: Int, end: Int, dim: Int, rank: Int) throws -> Bool {
-        guard let s = bounds[0], let e = bounds[1], s.count == 1, e.count == 1 else { return false }
-        let starts = try intValues(s), ends = try intValues(e)
-        let axes = try bounds[2].map(intValues) ?? [0]
-        let steps = try bounds[3].map(intValues) ?? [1]
-        guard axes.count == 1, steps == [1], (try? normalizeAxis(axes[0], rank: rank)) == rank - 1 else { return false }
-        func clamp(_ v: Int) -> Int { Swift.min(Swift.max(v < 0 ? v + dim : v, 0), dim) }
-        return clamp(starts[0]) == start && clamp(ends[0]) == end
     }
 
     /// Slice, Slice, Neg, Concat, Mul, Mul, Add as the graph spelled them.

@@ -200,17 +200,32 @@ struct TransposeOperator: Operator {
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
         let x = try inputs.required(0)
         let p = perm ?? Array((0..<x.rank).reversed())
-        guard p.count == x.rank, Set(p) == Set(0..<x.rank) else { throw OpError("perm \(p) is not a permutation of rank \(x.rank)") }
-        let inStrides = contiguousStrides(x.shape)
+        guard p.count == x.rank, isPermutation(p) else { throw OpError("perm \(p) is not a permutation of rank \(x.rank)") }
         let outShape = p.map { x.shape[$0] }
         // Axes longer than 1 kept in their order (decode's [1, 1, H, D] → [1, H, 1, D]): the
         // elements stay where they are, so the result shares the input's storage.
-        let moved = p.filter { x.shape[$0] != 1 }
-        if moved == moved.sorted() { return [x.reshaped(outShape)] }
+        var lastMoved = -1, inOrder = true
+        for axis in p where x.shape[axis] != 1 {
+            if axis < lastMoved { inOrder = false; break }
+            lastMoved = axis
+        }
+        if inOrder { return [x.reshaped(outShape)] }
+        let inStrides = contiguousStrides(x.shape)
         let out = Tensor(dtype: x.dtype, shape: outShape)
         stridedCopy(elementSize: x.dtype.byteSize!, shape: outShape, src: x.rawPointer, srcStrides: p.map { inStrides[$0] }, dst: out.rawPointer)
         return [out]
     }
+}
+
+/// Whether `p` holds each of 0..<p.count once.
+func isPermutation(_ p: [Int]) -> Bool {
+    var seen = 0 as UInt64
+    guard p.count <= 64 else { return Set(p) == Set(0..<p.count) }
+    for a in p {
+        guard a >= 0 && a < p.count && seen & (1 << a) == 0 else { return false }
+        seen |= 1 << a
+    }
+    return true
 }
 
 /// Slice (opset 10+: starts, ends, axes, steps as inputs; opset 1–9: attributes).
