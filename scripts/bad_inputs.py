@@ -233,6 +233,8 @@ def cases():
     add("feeds", "input_ids fed with rank 1", feeds_graph + feed_args, lambda d: feed_files(d, npy([1, 2, 3], "i8", [3])))
     add("feeds", "input_ids file is not .npy", feeds_graph + feed_args, lambda d: feed_files(d, b"1 2 3\n"))
     add("feeds", "a declared input not given", feeds_graph + feed_args[:2], lambda d: feed_files(d, npy([1, 2, 3], "i8", [1, 3])))
+    add("feeds", "input_ids with batch 2, the other inputs batch 1", feeds_graph + feed_args,
+        lambda d: feed_files(d, npy([1, 2, 3, 4, 5, 6], "i8", [2, 3])))
 
     # Config and tokenizer files.
     add("config files", "config.json not JSON", gen, lambda d: write(os.path.join(d, "config.json"), "{\"vocab_size\": 512,"))

@@ -153,12 +153,21 @@ struct ShapeFoldingTests {
         }
     }
 
-    /// A ShapeProgram node whose terms read a later term is refused when the session is planned.
-    @Test func malformedProgramsAreRefused() throws {
+    /// ShapeProgram nodes in a model file are checked when the session is planned: a term reading
+    /// a later term, a dimension of a missing input, an unknown code, an output too large (its
+    /// element count would overflow), an output reading a term that does not exist.
+    @Test(arguments: [
+        ([0, 7, 0, 0, 3, 0, 1, 0], [7, 1, 1, 1]),
+        ([1, 5, 0, 0], [7, 1, 1, 0]),
+        ([0, 7, 0, 0, 99, 0, 0, 0], [7, 1, 1, 0]),
+        ([0, 7, 0, 0], [7, 8, 4096, 4096, 4096, 4096, 4096, 4096, 4096, 4096, 0]),
+        ([0, 7, 0, 0], [7, 1, 1, 3]),
+    ] as [([Int64], [Int64])])
+    func malformedProgramsAreRefused(_ c: (terms: [Int64], outputs: [Int64])) throws {
         var terms = AttributeProto()
-        terms.name = "terms"; terms.kind = .ints; terms.ints = [0, 7, 0, 0, 3, 0, 1, 0]
+        terms.name = "terms"; terms.kind = .ints; terms.ints = c.terms
         var outputs = AttributeProto()
-        outputs.name = "outputs"; outputs.kind = .ints; outputs.ints = [7, 1, 1, 1]
+        outputs.name = "outputs"; outputs.kind = .ints; outputs.ints = c.outputs
         let node = Node(name: "program", opType: ShapeFolding.opType, domain: AttentionFusion.domain, inputs: ["x"], outputs: ["y"],
                         attributes: ["terms": terms, "outputs": outputs])
         let graph = try Graph(nodes: [node], constants: [:], inputs: [ValueSpec(name: "x", elementType: .float, shape: nil)],

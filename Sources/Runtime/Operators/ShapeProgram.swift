@@ -190,13 +190,16 @@ struct ShapeProgramOperator: Operator {
             let rank = try next()
             guard rank >= 0 && rank <= 8 else { throw node.invalid("output rank \(rank)") }
             var shape: [Int] = []
+            var count = 1
             for _ in 0..<rank {
                 let d = try next()
                 guard d >= 0 && d <= 4096 else { throw node.invalid("output dimension \(d)") }
                 shape.append(Int(d))
+                count *= Int(d)
+                guard count <= 4096 else { throw node.invalid("output of more than 4096 elements") }
             }
             var terms: [Int] = []
-            for _ in 0..<Tensor.elementCount(shape) {
+            for _ in 0..<count {
                 let id = try next()
                 guard id >= 0 && id < Int64(steps.count) else { throw node.invalid("output reads term \(id) of \(steps.count)") }
                 terms.append(Int(id))
