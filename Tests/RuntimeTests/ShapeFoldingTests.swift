@@ -47,7 +47,11 @@ struct ShapeFoldingTests {
             Node(name: "expandShape", opType: "Where", inputs: ["isInferred", "ones", "target"], outputs: ["expandShape"]),
             Node(name: "expand", opType: "Expand", inputs: ["row", "expandShape"], outputs: ["expanded"]),
             Node(name: "uT", opType: "Unsqueeze", inputs: ["T", "axes0"], outputs: ["uT"]),
-            Node(name: "lengths", opType: "Concat", inputs: ["ub", "uT"], outputs: ["lengths"], attributes: attrs(attr("axis", int: 0))),
+            // The lengths of the symbolic Slice and Range, read back through Shape.
+            Node(name: "slicedShape", opType: "Shape", inputs: ["sliced"], outputs: ["slicedShape"]),
+            Node(name: "rangeShape", opType: "Shape", inputs: ["r"], outputs: ["rangeShape"]),
+            Node(name: "lengths", opType: "Concat", inputs: ["ub", "uT", "slicedShape", "rangeShape"], outputs: ["lengths"],
+                 attributes: attrs(attr("axis", int: 0))),
         ]
         for layer in 0..<2 {
             nodes.append(Node(name: "mask\(layer)", opType: "Slice", inputs: ["mask", "zero", "uT", "axis1_\(layer)"], outputs: ["maskSlice\(layer)"]))
@@ -107,7 +111,8 @@ struct ShapeFoldingTests {
             #expect(Array(UnsafeRawBufferPointer(start: a.rawPointer, count: a.byteCount))
                     == Array(UnsafeRawBufferPointer(start: e.rawPointer, count: e.byteCount)), "\(name)")
         }
-        #expect(actual["lengths"]!.int64s() == [Int64(c.batch), Int64(c.past + c.seq)])
+        let t = Int64(c.past + c.seq)
+        #expect(actual["lengths"]!.int64s() == [Int64(c.batch), t, Int64(c.batch), 2, t / 2, 4, t])
         #expect(actual["sliced"]!.shape == [c.batch, 2, (c.past + c.seq) / 2, 4])
     }
 

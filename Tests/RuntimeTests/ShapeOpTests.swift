@@ -86,6 +86,9 @@ import Testing
         #expect(try slice(8, -100, step: -3) == [8, 5, 2])
         #expect(try slice(Int64.max, Int64.min, step: -1) == (0..<10).reversed().map(Float.init))
         #expect(try slice(5, 2) == [])
+        // Steps near Int64's ends take one element (the count's arithmetic must not overflow).
+        #expect(try slice(2, 9, step: Int64.max) == [2])
+        #expect(try slice(8, 0, step: -Int64.max) == [8])
         // 2-D: rows 1..<2, columns from the end.
         let m = try runOp("Slice", [x, Tensor(int64s: [Int64(1), -1], shape: [2]), Tensor(int64s: [Int64(2), -5], shape: [2]),
                                     Tensor(int64s: [Int64(1), 2], shape: [2]), Tensor(int64s: [Int64(1), -2], shape: [2])])[0]

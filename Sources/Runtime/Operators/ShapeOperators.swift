@@ -260,11 +260,11 @@ struct SliceOperator: Operator {
             if step > 0 {
                 s = Swift.min(Swift.max(s, 0), dim)
                 e = Swift.min(Swift.max(e, 0), dim)
-                count = e > s ? (e - s + step - 1) / step : 0
+                count = e > s ? (e - s - 1) / step + 1 : 0  // ⌈(e − s) / step⌉ without overflow
             } else {
                 s = Swift.min(Swift.max(s, -1), dim - 1)
                 e = Swift.min(Swift.max(e, -1), dim - 1)
-                count = s > e ? (s - e - step - 1) / -step : 0
+                count = s > e ? (s - e - 1) / -step + 1 : 0
             }
             outShape[axis] = count
             begin[axis] = count > 0 ? s : 0

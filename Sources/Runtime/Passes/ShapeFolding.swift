@@ -150,9 +150,11 @@ private struct Folder {
         return c.count == v.terms.count ? c.map { Int(truncatingIfNeeded: $0) } : nil
     }
 
+    /// The dimensions as integers when all are constants and their product fits in an Int.
     func staticShape(_ dims: [Int]) -> [Int]? {
         let c = dims.compactMap { terms.constant($0) }
-        return c.count == dims.count && c.allSatisfy({ $0 >= 0 }) ? c.map(Int.init) : nil
+        guard c.count == dims.count, c.allSatisfy({ $0 >= 0 }), elementCount(c.map(Int.init)) != nil else { return nil }
+        return c.map(Int.init)
     }
 
     mutating func setValue(_ name: String, _ value: Value) {
@@ -461,12 +463,12 @@ private struct Folder {
         case "ConstantOfShape":
             guard let target = value(0), target.shape.count == 1 else { return }
             let fill = node.attributes["value"]?.t
-            if let size = constantInts(input(0)), size.allSatisfy({ $0 >= 0 }), size.reduce(1, *) <= ShapeFolding.maxElements,
+            if let size = constantInts(input(0)), size.allSatisfy({ $0 >= 0 }), let n = elementCount(size), n <= ShapeFolding.maxElements,
                let fill, let tensor = try? Tensor(proto: fill, model: nil), tensor.count == 1,
                tensor.dtype == .int64 || tensor.dtype == .bool {
                 let element = tensor.dtype == .bool ? Int64(tensor.rawPointer.load(as: UInt8.self) != 0 ? 1 : 0) : tensor.int64s()[0]
                 setValue(out, Value(dtype: tensor.dtype, shape: size,
-                                    terms: Array(repeating: terms.literal(element), count: size.reduce(1, *))))
+                                    terms: Array(repeating: terms.literal(element), count: n)))
             } else {
                 setShape(target.terms)
             }
@@ -475,12 +477,7 @@ private struct Folder {
             guard let start = value(0), let limit = value(1), let delta = constantInts(input(2)),
                   start.dtype == .int64, limit.dtype == .int64, start.terms.count == 1, limit.terms.count == 1,
                   delta.count == 1, delta[0] > 0 else { return }
-            let d = terms.literal(Int64(delta[0]))
-            guard let span = terms.apply(.subtract, limit.terms[0], start.terms[0]),
-                  let rounded = terms.apply(.add, span, terms.literal(Int64(delta[0] - 1))),
-                  let count = terms.apply(.divide, rounded, d),
-                  let n = terms.apply(.maximum, count, terms.literal(0)) else { return }
-            setShape([n])
+            if let n = stepCount(from: start.terms[0], to: limit.terms[0], step: delta[0]) { setShape([n]) }
 
         case "MatMul":
             guard let a = shape(0), let b = shape(1), a.count >= 2, b.count >= 2 else { return }
@@ -521,7 +518,7 @@ private struct Folder {
     mutating func elementwise(_ out: String, _ operands: [Value], dtype: DataType, shape: [Int]? = nil,
                               _ f: (inout ShapeTerms, [Int]) -> Int?) {
         guard let outShape = shape ?? (try? Broadcast.shape(operands.map(\.shape))),
-              outShape.reduce(1, *) <= ShapeFolding.maxElements else { return }
+              let n = elementCount(outShape), n <= ShapeFolding.maxElements else { return }
         let strides = operands.map { Broadcast.strides($0.shape, to: outShape) }
         var result: [Int] = []
         for index in forEachIndex(outShape) {
@@ -535,7 +532,7 @@ private struct Folder {
     /// Slice: of a value with constant bounds, element by element; of other tensors, the shape
     /// (constant bounds and positive steps, or bounds that cannot be negative).
     mutating func slice(_ node: Node, opset: Int) {
-        guard let dims = shapes[node.inputs[0]], let out = node.outputs.first, !out.isEmpty else { return }
+        guard let data = node.inputs.first, let dims = shapes[data], let out = node.outputs.first, !out.isEmpty else { return }
         func boundTerms(_ i: Int, _ attribute: String) -> [Int]? {
             if opset < 10 { return node.intsAttribute(attribute)?.map { terms.literal(Int64($0)) } }
             guard i < node.inputs.count, !node.inputs[i].isEmpty else { return nil }
@@ -576,26 +573,23 @@ private struct Folder {
                 if step > 0 {
                     s = Swift.min(Swift.max(s, 0), d)
                     e = Swift.min(Swift.max(e, 0), d)
-                    count = e > s ? (e - s + step - 1) / step : 0
+                    count = e > s ? (e - s - 1) / step + 1 : 0  // ⌈(e − s) / step⌉ without overflow
                 } else {
                     s = Swift.min(Swift.max(s, -1), d - 1)
                     e = Swift.min(Swift.max(e, -1), d - 1)
-                    count = s > e ? (s - e - step - 1) / -step : 0
+                    count = s > e ? (s - e - 1) / -step + 1 : 0
                 }
                 result[axis] = terms.literal(Int64(count))
                 begin[axis] = count > 0 ? s : 0
                 stepOf[axis] = step
             } else {
-                guard step > 0, values[node.inputs[0]] == nil,
+                guard step > 0, values[data] == nil,
                       let s = clampedBound(starts[k], dims[axis]), let e = clampedBound(ends[k], dims[axis]),
-                      let span = terms.apply(.subtract, e, s),
-                      let rounded = terms.apply(.add, span, terms.literal(Int64(step - 1))),
-                      let count = terms.apply(.divide, rounded, terms.literal(Int64(step))),
-                      let n = terms.apply(.maximum, count, terms.literal(0)) else { return }
+                      let n = stepCount(from: s, to: e, step: step) else { return }
                 result[axis] = n
             }
         }
-        guard let v = values[node.inputs[0]] else {
+        guard let v = values[data] else {
             shapes[out] = result
             return
         }
@@ -605,6 +599,16 @@ private struct Folder {
             v.terms[index.indices.reduce(0) { $0 + (begin[$1] + index[$1] * stepOf[$1]) * strides[$1] }]
         }
         setValue(out, Value(dtype: v.dtype, shape: outShape, terms: picked))
+    }
+
+    /// ⌈(end − start) / step⌉ if end > start, else 0 (step > 0): Slice's and Range's lengths,
+    /// written so that no intermediate exceeds end − start.
+    mutating func stepCount(from start: Int, to end: Int, step: Int) -> Int? {
+        guard let span = terms.apply(.subtract, end, start), let less = terms.apply(.subtract, span, terms.literal(1)),
+              let whole = terms.apply(.divide, less, terms.literal(Int64(step))),
+              let count = terms.apply(.add, whole, terms.literal(1)),
+              let positive = terms.apply(.less, start, end) else { return nil }
+        return terms.select(positive, count, terms.literal(0))
     }
 
     /// A Slice bound on an axis of size `dim` (positive step), clamped to [0, dim] after adding
@@ -669,6 +673,17 @@ private struct Folder {
                     inputs: inputs, outputs: outputs.map(\.name),
                     attributes: ["terms": termsAttribute, "outputs": outputsAttribute])
     }
+}
+
+/// The product of non-negative `shape`, nil when it overflows.
+private func elementCount(_ shape: [Int]) -> Int? {
+    var n = 1
+    for d in shape {
+        let (p, overflow) = n.multipliedReportingOverflow(by: d)
+        guard !overflow, d >= 0 else { return nil }
+        n = p
+    }
+    return n
 }
 
 /// Every index of `shape` in row-major order.
