@@ -43,6 +43,7 @@ enum ShapeFolding {
             }
         }
         guard !folded.isEmpty else { return 0 }
+        folder.constants = [:]   // so that adding constants below does not copy the table
 
         // The folded values something else still reads, in first-use order.
         var needed: [String] = []
@@ -110,19 +111,13 @@ private struct Folder {
     /// lengths are one term.
     var parameters: [String: Int] = [:]
     let opsets: [String: Int]
+    /// The graph's constants, read when a node reads one (most are weights no shape depends on).
+    var constants: [String: Tensor]
 
     init(_ graph: Graph) {
         opsets = graph.opsets
-        shapes.reserveCapacity(graph.constants.count + 2 * graph.nodes.count)
-        for (name, t) in graph.constants {
-            shapes[name] = t.shape.map { terms.literal(Int64($0)) }
-            if (t.dtype == .int64 || t.dtype == .bool) && t.count <= ShapeFolding.maxElements && t.isContiguous {
-                let elements = t.dtype == .bool
-                    ? UnsafeBufferPointer(start: t.pointer(as: UInt8.self), count: t.count).map { Int64($0 != 0 ? 1 : 0) }
-                    : t.int64s()
-                values[name] = Value(dtype: t.dtype, shape: t.shape, terms: elements.map { terms.literal($0) })
-            }
-        }
+        shapes.reserveCapacity(2 * graph.nodes.count + graph.inputs.count)
+        constants = graph.constants
         for spec in graph.inputs {
             guard let dims = spec.shape else { continue }
             let input = inputNames.count
@@ -144,8 +139,31 @@ private struct Folder {
 
     // MARK: Reading operands
 
-    func constantInts(_ name: String) -> [Int]? {
-        guard let v = values[name] else { return nil }
+    /// The dimensions of value `name`, if known (a constant's on first use).
+    mutating func shapeOf(_ name: String) -> [Int]? {
+        if let s = shapes[name] { return s }
+        guard let t = constants[name] else { return nil }
+        let s = t.shape.map { terms.literal(Int64($0)) }
+        shapes[name] = s
+        return s
+    }
+
+    /// The elements of value `name`, if it is a small int64/bool tensor known element by element
+    /// (a constant's on first use).
+    mutating func valueOf(_ name: String) -> Value? {
+        if let v = values[name] { return v }
+        guard let t = constants[name], t.dtype == .int64 || t.dtype == .bool, t.count <= ShapeFolding.maxElements,
+              t.isContiguous else { return nil }
+        let elements = t.dtype == .bool
+            ? UnsafeBufferPointer(start: t.pointer(as: UInt8.self), count: t.count).map { Int64($0 != 0 ? 1 : 0) }
+            : t.int64s()
+        let v = Value(dtype: t.dtype, shape: t.shape, terms: elements.map { terms.literal($0) })
+        values[name] = v
+        return v
+    }
+
+    mutating func constantInts(_ name: String) -> [Int]? {
+        guard let v = valueOf(name) else { return nil }
         let c = v.terms.compactMap { terms.constant($0) }
         return c.count == v.terms.count ? c.map { Int(truncatingIfNeeded: $0) } : nil
     }
@@ -194,8 +212,8 @@ private struct Folder {
     mutating func visit(_ node: Node) {
         let opset = opsets[node.domain] ?? 1
         func input(_ i: Int) -> String { i < node.inputs.count ? node.inputs[i] : "" }
-        func shape(_ i: Int) -> [Int]? { shapes[input(i)] }
-        func value(_ i: Int) -> Value? { values[input(i)] }
+        func shape(_ i: Int) -> [Int]? { shapeOf(input(i)) }
+        func value(_ i: Int) -> Value? { valueOf(input(i)) }
         let out = node.outputs.first ?? ""
         func setShape(_ dims: [Int]?) { if let dims, !out.isEmpty { shapes[out] = dims } }
 
@@ -372,11 +390,11 @@ private struct Folder {
 
         case "Concat":
             let inputs = node.inputs.filter { !$0.isEmpty }
-            guard let first = inputs.first.flatMap({ shapes[$0] }), !first.isEmpty else { return }
+            guard let name = inputs.first, let first = shapeOf(name), !first.isEmpty else { return }
             let axis = node.intAttribute("axis", default: 0)
             let a = axis < 0 ? axis + first.count : axis
             guard a >= 0 && a < first.count else { return }
-            let parts = inputs.compactMap { values[$0] }
+            let parts = inputs.compactMap { valueOf($0) }
             if parts.count == inputs.count, parts.allSatisfy({ $0.dtype == parts[0].dtype && $0.shape.count == first.count }) {
                 let outer = parts[0].shape[..<a].reduce(1, *)
                 guard parts.allSatisfy({ $0.shape[..<a].reduce(1, *) == outer && Array($0.shape[(a + 1)...]) == Array(parts[0].shape[(a + 1)...]) })
@@ -392,7 +410,7 @@ private struct Folder {
                 outShape[a] = parts.reduce(0) { $0 + $1.shape[a] }
                 setValue(out, Value(dtype: parts[0].dtype, shape: outShape, terms: joined))
             } else {
-                let all = inputs.compactMap { shapes[$0] }
+                let all = inputs.compactMap { shapeOf($0) }
                 guard all.count == inputs.count, all.allSatisfy({ $0.count == first.count }) else { return }
                 var total = terms.literal(0)
                 for s in all {
@@ -499,7 +517,7 @@ private struct Folder {
 
     /// Broadcast of the node's inputs' shapes, when all are known.
     mutating func broadcastShapes(_ node: Node) {
-        let all = node.inputs.filter { !$0.isEmpty }.compactMap { shapes[$0] }
+        let all = node.inputs.filter { !$0.isEmpty }.compactMap { shapeOf($0) }
         guard all.count == node.inputs.filter({ !$0.isEmpty }).count, !all.isEmpty, let out = node.outputs.first, !out.isEmpty else { return }
         shapes[out] = broadcast(all)
     }
@@ -532,11 +550,11 @@ private struct Folder {
     /// Slice: of a value with constant bounds, element by element; of other tensors, the shape
     /// (constant bounds and positive steps, or bounds that cannot be negative).
     mutating func slice(_ node: Node, opset: Int) {
-        guard let data = node.inputs.first, let dims = shapes[data], let out = node.outputs.first, !out.isEmpty else { return }
+        guard let data = node.inputs.first, let dims = shapeOf(data), let out = node.outputs.first, !out.isEmpty else { return }
         func boundTerms(_ i: Int, _ attribute: String) -> [Int]? {
             if opset < 10 { return node.intsAttribute(attribute)?.map { terms.literal(Int64($0)) } }
             guard i < node.inputs.count, !node.inputs[i].isEmpty else { return nil }
-            return values[node.inputs[i]]?.terms
+            return valueOf(node.inputs[i])?.terms
         }
         guard let starts = boundTerms(1, "starts"), let ends = boundTerms(2, "ends"), starts.count == ends.count else { return }
         let axes: [Int]
@@ -583,13 +601,13 @@ private struct Folder {
                 begin[axis] = count > 0 ? s : 0
                 stepOf[axis] = step
             } else {
-                guard step > 0, values[data] == nil,
+                guard step > 0, valueOf(data) == nil,
                       let s = clampedBound(starts[k], dims[axis]), let e = clampedBound(ends[k], dims[axis]),
                       let n = stepCount(from: s, to: e, step: step) else { return }
                 result[axis] = n
             }
         }
-        guard let v = values[data] else {
+        guard let v = valueOf(data) else {
             shapes[out] = result
             return
         }
