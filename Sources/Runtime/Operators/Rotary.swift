@@ -109,13 +109,7 @@ struct RotaryOperator: Operator {
                 var c = 0
                 for a in 0..<outer.count { c += index[a] * strides[a] }
                 rotate(px + row * d, pc + c, ps + c, po + row * d)
-                var a = outer.count - 1
-                while a >= 0 {
-                    index[a] += 1
-                    if index[a] < outer[a] { break }
-                    index[a] = 0
-                    a -= 1
-                }
+                _ = advance(&index, within: outer)
             }
         }
         return out

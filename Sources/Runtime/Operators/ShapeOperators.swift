@@ -217,6 +217,40 @@ struct TransposeOperator: Operator {
     }
 }
 
+/// Slice on one axis of size `dim` (step neither 0 nor Int.min): the first index taken (0 when
+/// none) and how many, after ONNX's clamping of the bounds to [0, dim] (positive steps) or
+/// [-1, dim - 1] (negative ones), negative bounds counting from the end.
+func sliceAxis(start: Int, end: Int, step: Int, dim: Int) -> (begin: Int, count: Int) {
+    var s = start, e = end
+    if s < 0 { s += dim }
+    if e < 0 { e += dim }
+    let count: Int
+    if step > 0 {
+        s = Swift.min(Swift.max(s, 0), dim)
+        e = Swift.min(Swift.max(e, 0), dim)
+        count = e > s ? (e - s - 1) / step + 1 : 0  // ⌈(e − s) / step⌉ without overflow
+    } else {
+        s = Swift.min(Swift.max(s, -1), dim - 1)
+        e = Swift.min(Swift.max(e, -1), dim - 1)
+        count = s > e ? (s - e - 1) / -step + 1 : 0
+    }
+    return (count > 0 ? s : 0, count)
+}
+
+/// Steps `index` to the next index of `shape` in row-major order (the last axis fastest);
+/// false after the last one (the index is then all zeros).
+@inline(__always)
+func advance(_ index: inout [Int], within shape: [Int]) -> Bool {
+    var d = shape.count - 1
+    while d >= 0 {
+        index[d] += 1
+        if index[d] < shape[d] { return true }
+        index[d] = 0
+        d -= 1
+    }
+    return false
+}
+
 /// Whether `p` holds each of 0..<p.count once.
 func isPermutation(_ p: [Int]) -> Bool {
     var seen = 0 as UInt64
@@ -253,21 +287,9 @@ struct SliceOperator: Operator {
             let dim = x.shape[axis]
             let step = steps[k]
             guard step != 0, step != Int.min else { throw OpError("step \(step) on axis \(axis)") }
-            var s = starts[k], e = ends[k]
-            if s < 0 { s += dim }
-            if e < 0 { e += dim }
-            let count: Int
-            if step > 0 {
-                s = Swift.min(Swift.max(s, 0), dim)
-                e = Swift.min(Swift.max(e, 0), dim)
-                count = e > s ? (e - s - 1) / step + 1 : 0  // ⌈(e − s) / step⌉ without overflow
-            } else {
-                s = Swift.min(Swift.max(s, -1), dim - 1)
-                e = Swift.min(Swift.max(e, -1), dim - 1)
-                count = s > e ? (s - e - 1) / -step + 1 : 0
-            }
+            let (first, count) = sliceAxis(start: starts[k], end: ends[k], step: step, dim: dim)
             outShape[axis] = count
-            begin[axis] = count > 0 ? s : 0
+            begin[axis] = first
             stepOf[axis] = step
         }
         let inStrides = contiguousStrides(x.shape)

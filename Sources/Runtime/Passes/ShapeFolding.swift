@@ -583,22 +583,10 @@ private struct Folder {
             guard step != 0, step != Int.min else { return }
             if let dim = terms.constant(dims[axis]), let s0 = terms.constant(starts[k]), let e0 = terms.constant(ends[k]) {
                 // All known: SliceOperator's arithmetic.
-                let d = Int(dim)
-                var s = Int(truncatingIfNeeded: s0), e = Int(truncatingIfNeeded: e0)
-                if s < 0 { s += d }
-                if e < 0 { e += d }
-                let count: Int
-                if step > 0 {
-                    s = Swift.min(Swift.max(s, 0), d)
-                    e = Swift.min(Swift.max(e, 0), d)
-                    count = e > s ? (e - s - 1) / step + 1 : 0  // ⌈(e − s) / step⌉ without overflow
-                } else {
-                    s = Swift.min(Swift.max(s, -1), d - 1)
-                    e = Swift.min(Swift.max(e, -1), d - 1)
-                    count = s > e ? (s - e - 1) / -step + 1 : 0
-                }
+                let (first, count) = sliceAxis(start: Int(truncatingIfNeeded: s0), end: Int(truncatingIfNeeded: e0),
+                                               step: step, dim: Int(dim))
                 result[axis] = terms.literal(Int64(count))
-                begin[axis] = count > 0 ? s : 0
+                begin[axis] = first
                 stepOf[axis] = step
             } else {
                 guard step > 0, valueOf(data) == nil,
@@ -706,20 +694,10 @@ private func elementCount(_ shape: [Int]) -> Int? {
 
 /// Every index of `shape` in row-major order.
 private func forEachIndex(_ shape: [Int]) -> [[Int]] {
-    let count = shape.reduce(1, *)
-    guard count > 0 else { return [] }
+    guard let count = elementCount(shape), count > 0 else { return [] }
     var result: [[Int]] = []
     result.reserveCapacity(count)
     var index = [Int](repeating: 0, count: shape.count)
-    for _ in 0..<count {
-        result.append(index)
-        var d = shape.count - 1
-        while d >= 0 {
-            index[d] += 1
-            if index[d] < shape[d] { break }
-            index[d] = 0
-            d -= 1
-        }
-    }
+    repeat { result.append(index) } while advance(&index, within: shape)
     return result
 }
