@@ -3,12 +3,13 @@ import COpenBLAS
 /// Row-major single-precision GEMM: `C[M, N] = alpha * op(A) · op(B) + beta * C`, where
 /// `op(A)` is `[M, K]` (A stored `[K, M]` when `transA`) and `op(B)` is `[K, N]` (B stored
 /// `[N, K]` when `transB`). Leading dimensions are in elements. Products of at least ~1M
-/// multiply-adds run on the kernels' threads (`parallelFor`), each part a single-threaded BLAS call.
+/// multiply-adds run on the kernels' threads (`parallelFor`), each part a single-threaded BLAS call,
+/// unless `threaded` is false (a caller already running on the threads).
 @inline(__always)
 public func sgemm(
     transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
     alpha: Float = 1, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-    beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
+    beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, threaded: Bool = true
 ) {
     if m == 0 || n == 0 { return }
     if k == 0 {
@@ -28,7 +29,7 @@ public func sgemm(
     }
     // Large products: the rows (or columns, whichever are more) of C split across the kernels' pool.
     let work = m.multipliedReportingOverflow(by: n).partialValue.multipliedReportingOverflow(by: k)
-    if kernelThreadCount > 1 && (work.overflow || work.partialValue >= 1 << 20) {
+    if threaded && kernelThreadCount > 1 && (work.overflow || work.partialValue >= 1 << 20) {
         if m >= n {
             parallelFor(m, minChunk: 16, granularity: 8) { product(rows: $0, columns: 0..<n) }
         } else {

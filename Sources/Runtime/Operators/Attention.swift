@@ -71,13 +71,9 @@ struct FusedAttentionOperator: Operator {
         let nanToZero: Int32 = self.nanToZero ? 1 : 0
         if s * group >= FusedAttentionOperator.gemmRows && t > 0 {
             // Prefill: the query rows of a key/value head's group, times its keys and values,
-            // are two GEMMs (BLAS) around a row softmax.
-            for bi in 0..<b {
-                for g in 0..<kvh {
-                    gemmGroup(batch: bi, group: g, queries: pq, k: k, v: v, kHead: kHead, vHead: vHead, heads: h, kvHeads: kvh,
-                              s: s, t: t, d: d, scale: scale, mask: pm, maskStrides: strides, out: po)
-                }
-            }
+            // are two GEMMs (BLAS) around a row softmax; see `gemmGroups`.
+            gemmGroups(queries: pq, k: k, v: v, kHead: kHead, vHead: vHead, batch: b, heads: h, kvHeads: kvh,
+                       s: s, t: t, d: d, scale: scale, mask: pm, maskStrides: strides, out: po)
             return [narrowResult(out, to: qIn.dtype)]
         }
         if kHalf == 0 && vHalf == 0 {
@@ -116,44 +112,51 @@ struct FusedAttentionOperator: Operator {
     /// Query rows per GEMM chunk (bounds the scores buffer to chunk × T floats).
     static let chunkRows = 256
 
-    /// One key/value head's share of the output: `S = (Q_g · K_gᵀ) · scale` for its `group · s`
-    /// query rows (consecutive in Q: heads g·group..<(g+1)·group), masked softmax per row, `O = P · V_g`.
-    private func gemmGroup(batch bi: Int, group g: Int, queries pq: UnsafeMutablePointer<Float>, k: Tensor, v: Tensor,
-                           kHead: Int, vHead: Int, heads h: Int, kvHeads kvh: Int, s: Int, t: Int, d: Int, scale: Float,
-                           mask pm: UnsafePointer<Float>?, maskStrides strides: [Int], out po: UnsafeMutablePointer<Float>) {
+    /// The prefill form: per key/value head g, `S = (Q_g · K_gᵀ) · scale` for its `group · s` query
+    /// rows (consecutive in Q: heads g·group..<(g+1)·group), masked softmax per row, `O = P · V_g`.
+    /// The rows of every (batch, head) are cut into chunks of at most `chunkRows`, and the chunks
+    /// run as one parallel loop, each its two single-threaded BLAS products and its softmax rows
+    /// (one parallel region per layer instead of three per chunk; every row's operations are the
+    /// same).
+    private func gemmGroups(queries pq: UnsafeMutablePointer<Float>, k: Tensor, v: Tensor, kHead: Int, vHead: Int,
+                            batch b: Int, heads h: Int, kvHeads kvh: Int, s: Int, t: Int, d: Int, scale: Float,
+                            mask pm: UnsafePointer<Float>?, maskStrides strides: [Int], out po: UnsafeMutablePointer<Float>) {
         let group = h / kvh
-        let head = bi * kvh + g
-        // Keys and values of this head as float32 (float16 caches widened once per call).
-        func float32(_ x: Tensor, _ headElements: Int) -> (UnsafePointer<Float>, UnsafeMutablePointer<Float>?) {
-            if x.dtype == .float { return (UnsafePointer(x.pointer(as: Float.self) + head * headElements), nil) }
-            let buffer = UnsafeMutablePointer<Float>.allocate(capacity: t * d)
-            convertHalfToFloat(x.pointer(as: Float16.self) + head * headElements, buffer, t * d)
-            return (UnsafePointer(buffer), buffer)
+        // Keys and values as float32: float16 caches widened once, here, for every head.
+        func float32(_ x: Tensor, _ headElements: Int) -> (UnsafePointer<Float>, UnsafeMutablePointer<Float>?, Int) {
+            if x.dtype == .float { return (UnsafePointer(x.pointer(as: Float.self)), nil, headElements) }
+            let heads = b * kvh
+            let buffer = UnsafeMutablePointer<Float>.allocate(capacity: heads * t * d)
+            for head in 0..<heads {
+                convertHalfToFloat(x.pointer(as: Float16.self) + head * headElements, buffer + head * t * d, t * d)
+            }
+            return (UnsafePointer(buffer), buffer, t * d)
         }
-        let (pk, ownedK) = float32(k, kHead), (pv, ownedV) = float32(v, vHead)
+        let (keys, ownedK, kStride) = float32(k, kHead), (values, ownedV, vStride) = float32(v, vHead)
         defer { ownedK?.deallocate(); ownedV?.deallocate() }
         let rows = group * s
-        let firstRow = (bi * h + g * group) * s
         let chunk = min(rows, FusedAttentionOperator.chunkRows)
-        let scores = UnsafeMutablePointer<Float>.allocate(capacity: chunk * t)
-        defer { scores.deallocate() }
+        let chunksPerHead = (rows + chunk - 1) / chunk
         let nanToZero: Int32 = self.nanToZero ? 1 : 0
-        var r0 = 0
-        while r0 < rows {
-            let n = min(chunk, rows - r0)
-            // The exports compute q · (k · scale); alpha applies it to the sum instead (equal up to rounding).
-            sgemm(transB: true, m: n, n: t, k: d, alpha: scale, a: pq + (firstRow + r0) * d, lda: d, b: pk, ldb: d,
-                  c: scores, ldc: t)
-            let start = r0
-            parallelFor(n, minChunk: max(1, 8192 / t)) { range in
-                for r in range {
-                    let row = start + r, hh = g * group + row / s, si = row % s
+        parallelFor(b * kvh * chunksPerHead) { units in
+            let scores = UnsafeMutablePointer<Float>.allocate(capacity: chunk * t)
+            defer { scores.deallocate() }
+            for unit in units {
+                let head = unit / chunksPerHead, r0 = (unit % chunksPerHead) * chunk
+                let bi = head / kvh, g = head % kvh
+                let n = min(chunk, rows - r0)
+                let firstRow = (bi * h + g * group) * s + r0
+                let pk = keys + head * kStride, pv = values + head * vStride
+                // The exports compute q · (k · scale); alpha applies it to the sum instead (equal up to rounding).
+                sgemm(transB: true, m: n, n: t, k: d, alpha: scale, a: pq + firstRow * d, lda: d, b: pk, ldb: d,
+                      c: scores, ldc: t, threaded: false)
+                for r in 0..<n {
+                    let row = r0 + r, hh = g * group + row / s, si = row % s
                     let m = pm.map { $0 + bi * strides[0] + hh * strides[1] + si * strides[2] }
                     qk_softmax_row(scores + r * t, m, t, nanToZero)
                 }
+                sgemm(m: n, n: d, k: t, a: scores, lda: t, b: pv, ldb: d, c: po + firstRow * d, ldc: d, threaded: false)
             }
-            sgemm(m: n, n: d, k: t, a: scores, lda: t, b: pv, ldb: d, c: po + (firstRow + r0) * d, ldc: d)
-            r0 += n
         }
     }
 }
