@@ -176,6 +176,42 @@ import Testing
         #expect(actual["shape"]!.int64s() == reference["shape"]!.int64s())
     }
 
+    /// The float32 exports' cache growth, Concat(past, new, axis 2) → present (plus a Shape
+    /// reader), against one AppendKV that does not round: bit-identical (values float16 cannot
+    /// hold), and appending in place when the past is a view with room.
+    @Test(arguments: [0, 1, 37])
+    func appendKVEqualsFloat32Concat(_ pastLength: Int) throws {
+        var rng = SeededGenerator(seed: UInt64(pastLength + 5))
+        let (h, d) = (2, 24)
+        func rows(_ n: Int) -> Tensor {
+            Tensor((0..<(h * n * d)).map { _ in Float.random(in: -3...3, using: &rng) }, shape: [1, h, n, d])
+        }
+        let dims: [ShapeDimension] = [.value(1), .value(Int64(h)), .param("past"), .value(Int64(d))]
+        let graph = try Graph(nodes: [
+            Node(name: "concat", opType: "Concat", inputs: ["past", "new"], outputs: ["present"], attributes: attrs(attr("axis", int: -2))),
+            Node(name: "shape", opType: "Shape", inputs: ["present"], outputs: ["shape"]),
+        ], constants: [:],
+        inputs: [ValueSpec(name: "past", elementType: .float, shape: dims), ValueSpec(name: "new", elementType: .float, shape: nil)],
+        outputs: [ValueSpec(name: "present", elementType: .float, shape: nil), ValueSpec(name: "shape", elementType: .int64, shape: nil)],
+        opsets: ["": 18])
+        var plain = SessionOptions()
+        plain.fuseAttention = false
+        let reference = try Session(graph: graph, options: plain), session = try Session(graph: graph)
+        #expect(session.graph.nodes.map(\.opType).sorted() == ["AppendKV", "Shape"])
+        let past = rows(pastLength), new = rows(1)
+        let p1 = try session.run(["past": past, "new": new], keepingCacheViews: true)["present"]!
+        #expect(p1.shape == [1, h, pastLength + 1, d] && p1.cacheCapacity != nil)
+        #expect(p1.floats() == (try reference.run(["past": past, "new": new])["present"]!.floats()))
+        // The next step appends into the same storage; values as the plain Concat's.
+        let n2 = rows(1)
+        let p2 = try session.run(["past": p1, "new": n2], keepingCacheViews: true)["present"]!
+        #expect(p2.storage === p1.storage && p2.shape == [1, h, pastLength + 2, d])
+        #expect(p2.floats() == (try reference.run(["past": p1.contiguous(), "new": n2])["present"]!.floats()))
+        // float16 rows are not a float32 Concat's: refused (the feed check names the declared type).
+        let half = Tensor(float16s: [Float16](repeating: 1, count: h * d), shape: [1, h, 1, d])
+        #expect(throws: (any Error).self) { try session.run(["past": past, "new": half]) }
+    }
+
     /// The in-place KV cache: `present` comes back as a view with room (when asked), feeding it
     /// back appends into that room without moving the history, a past that was already extended
     /// (a repeated step) or a full cache is copied instead, and every value equals the op-by-op

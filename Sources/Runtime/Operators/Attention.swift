@@ -165,7 +165,9 @@ func registerAttention(_ add: (String, String, ClosedRange<Int>, @escaping Opera
     add("FusedAttention", AttentionFusion.domain, 1...Int.max) { ctx in
         FusedAttentionOperator(nanToZero: ctx.node.intAttribute("nan_to_zero", default: 0) != 0)
     }
-    add("AppendKV", AttentionFusion.domain, 1...Int.max) { _ in AppendKVOperator() }
+    add("AppendKV", AttentionFusion.domain, 1...Int.max) { ctx in
+        AppendKVOperator(roundsToHalf: ctx.node.intAttribute("float16", default: 1) != 0)
+    }
     add(ShapeFolding.opType, AttentionFusion.domain, 1...Int.max) { ctx in try ShapeProgramOperator(node: ctx.node) }
     add("RMSNorm", AttentionFusion.domain, 1...Int.max) { _ in RMSNormOperator() }
     add("SiLUMul", AttentionFusion.domain, 1...Int.max) { _ in SiLUMulOperator() }
@@ -199,8 +201,9 @@ struct SiLUMulOperator: Operator {
 
 /// `qwen.swift` AppendKV(past, new) → present: `Concat([past, new], axis 2)` in float32 with
 /// every value rounded to float16 (as the exports' `Cast(past, float16)` → float16 Concat →
-/// `Cast(float32)` computes it; see `CacheAppend`). `past [B, H, P, D]` float32, `new
-/// [B, H, S, D]` float16 or float32.
+/// `Cast(float32)` computes it; see `CacheAppend`), or with attribute `float16 = 0` (the float32
+/// exports' plain Concat) every value as it is. `past [B, H, P, D]` float32, `new [B, H, S, D]`
+/// float16 or float32 (float32 only without rounding).
 ///
 /// `present` is an in-place KV cache (`Tensor.cacheCapacity`): storage laid out
 /// `[B, H, capacity, D]` with room after the P + S positions. When `past` is such a view and
@@ -213,12 +216,16 @@ struct SiLUMulOperator: Operator {
 /// same values.
 struct AppendKVOperator: Operator {
     var readsCacheViews: Bool { true }
+    /// Whether values are rounded to float16 (the float16 exports' cache); false: copied as they are.
+    var roundsToHalf = true
 
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
         // Only `past` may be a cache view; `new` is read as contiguous.
         let past = try inputs.required(0), new = try inputs.required(1).contiguous()
         guard past.dtype == .float else { throw OpError("past must be float32, got \(past.dtype)") }
-        guard new.dtype == .float || new.dtype == .float16 else { throw OpError("new must be float32 or float16, got \(new.dtype)") }
+        guard new.dtype == .float || (new.dtype == .float16 && roundsToHalf) else {
+            throw OpError("new must be float32\(roundsToHalf ? " or float16" : "") like past, got \(new.dtype)")
+        }
         guard past.rank == 4, new.rank == 4, past.shape[0] == new.shape[0], past.shape[1] == new.shape[1], past.shape[3] == new.shape[3] else {
             throw OpError("past \(past.shape) and new \(new.shape) must be [batch, heads, length, head size] alike")
         }
@@ -245,7 +252,7 @@ struct AppendKVOperator: Operator {
         parallelFor(rows, minChunk: max(1, 65536 / max(total * d, 1))) { range in
             for r in range {
                 let dst = po + r * capacity * d
-                roundToHalf(pp + r * pastStride, dst, p * d)
+                copyRow(pp + r * pastStride, dst, p * d)
                 appendNew(new, row: r, length: s * d, to: dst + p * d)
             }
         }
@@ -258,16 +265,21 @@ struct AppendKVOperator: Operator {
         (length + Swift.max(256, length / 4) + 15) / 16 * 16
     }
 
-    /// Row `row` of `new` (`length` values), rounded to float16, at `dst`.
+    /// Row `row` of `new` (`length` values), rounded to float16 when the cache is, at `dst`.
     private func appendNew(_ new: Tensor, row r: Int, length n: Int, to dst: UnsafeMutablePointer<Float>) {
         if new.dtype == .float16 {
             convertHalfToFloat(new.pointer(as: Float16.self) + r * n, dst, n)
         } else {
-            roundToHalf(new.pointer(as: Float.self) + r * n, dst, n)
+            copyRow(new.pointer(as: Float.self) + r * n, dst, n)
         }
     }
 
-    private func roundToHalf(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int) {
+    /// `n` float32 values to `dst`, rounded to float16 when the cache is.
+    private func copyRow(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int) {
+        guard roundsToHalf else {
+            dst.update(from: src, count: n)
+            return
+        }
         if n == 0 || qk_round_to_half(src, dst, n) != 0 { return }
         for i in 0..<n { dst[i] = Float(Float16(src[i])) }
     }

@@ -10,12 +10,18 @@ import ONNX
 /// Applies when the Concat's first input is a Cast to float16 of a float32 graph input, its
 /// output's readers include a Cast to float32 that is a graph output, and every other reader is
 /// `Shape` or `FusedAttention` (which read float32 as well as float16).
+///
+/// The float32 exports grow the cache with one plain `Concat(past, new, axis 2)` → `present`,
+/// still one copy of the whole history per step and layer: when the past is a float32 graph
+/// input and the Concat's output a graph output, it becomes an `AppendKV` with `float16 = 0`,
+/// which appends in place the same way and copies values as they are.
 enum CacheAppend {
     @discardableResult
     static func run(_ graph: inout Graph) -> Int {
         let index = GraphIndex(graph)
         let producer = index.producer, consumers = index.consumers, graphOutputs = index.graphOutputs
         let inputTypes = Dictionary(graph.inputs.map { ($0.name, $0.elementType) }, uniquingKeysWith: { a, _ in a })
+        let inputRanks = Dictionary(graph.inputs.map { ($0.name, $0.shape?.count) }, uniquingKeysWith: { a, _ in a })
         func castTarget(_ n: Node) -> DataType? { n.intAttribute("to").flatMap { DataType(rawValue: Int32($0)) } }
 
         var replaced: [Int: Node] = [:]   // Concat → AppendKV
@@ -23,7 +29,20 @@ enum CacheAppend {
         var rewired: [Int: Node] = [:]
         for (i, concat) in graph.nodes.enumerated() where concat.opType == "Concat" && concat.domain.isEmpty && concat.inputs.count == 2 {
             let axis = concat.intAttribute("axis", default: 0)
-            guard axis == 2 || axis == -2, let castIn = producer[concat.inputs[0]] else { continue }
+            guard axis == 2 || axis == -2 else { continue }
+            guard let castIn = producer[concat.inputs[0]] else {
+                // The float32 form: Concat(past, new) → present, past declared [B, H, P, D].
+                if inputTypes[concat.inputs[0]] == .float, inputRanks[concat.inputs[0]] == 4,
+                   graphOutputs.contains(concat.outputs[0]) {
+                    var float32 = AttributeProto()
+                    float32.name = "float16"
+                    float32.kind = .int
+                    float32.i = 0
+                    replaced[i] = Node(name: concat.name + "/AppendKV", opType: "AppendKV", domain: AttentionFusion.domain,
+                                       inputs: concat.inputs, outputs: concat.outputs, attributes: ["float16": float32])
+                }
+                continue
+            }
             let down = graph.nodes[castIn]
             guard down.opType == "Cast", castTarget(down) == .float16, let past = down.inputs.first,
                   inputTypes[past] == .float else { continue }
