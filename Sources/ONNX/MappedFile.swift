@@ -136,6 +136,20 @@ public final class MappedFile: @unchecked Sendable {
         _ = madvise(p, last - first, MADV_DONTNEED)
     }
 
+    /// Maps every page of the file into the process now, in one system call
+    /// (`MADV_POPULATE_READ`, Linux 5.14+), instead of one page fault per 64 KB on first read.
+    /// Returns false where the kernel does not offer it (nothing happens then) and for copies.
+    @discardableResult
+    public func populate() -> Bool {
+        #if os(Linux)
+        guard case .mapped = storage, let base = bytes.baseAddress, !bytes.isEmpty else { return false }
+        let madvPopulateRead: Int32 = 22
+        return madvise(UnsafeMutableRawPointer(mutating: base), bytes.count, madvPopulateRead) == 0
+        #else
+        return false
+        #endif
+    }
+
     /// Throws ``ONNXError/fileChanged(path:reason:)`` when the mapped file has been truncated,
     /// grown or rewritten in place since it was mapped (its size or modification time differ).
     /// A file replaced by rename is not a change of *this* file: the mapping keeps the old one.
