@@ -14,16 +14,17 @@ static inline float sigmoid_scalar(float x) {
 #include "simd_exp.h"
 #define AVX2 __attribute__((target("avx2,fma")))
 
+// σ of 8 values: 1 / (1 + e^-v); NaN in, NaN out (exp_avx2's clamp would turn it into a number).
+AVX2 static inline __m256 sigmoid8(__m256 v) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    __m256 e = exp_avx2(_mm256_sub_ps(_mm256_setzero_ps(), v));
+    __m256 s = _mm256_div_ps(one, _mm256_add_ps(one, e));
+    return _mm256_blendv_ps(s, v, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+}
+
 AVX2 static void sigmoid_avx2(const float *x, float *y, size_t n) {
     size_t i = 0;
-    const __m256 one = _mm256_set1_ps(1.0f);
-    for (; i + 8 <= n; i += 8) {
-        __m256 v = _mm256_loadu_ps(x + i);
-        __m256 e = exp_avx2(_mm256_sub_ps(_mm256_setzero_ps(), v));
-        __m256 s = _mm256_div_ps(one, _mm256_add_ps(one, e));
-        // NaN in, NaN out (the clamp above would turn it into a number).
-        _mm256_storeu_ps(y + i, _mm256_blendv_ps(s, v, _mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
-    }
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, sigmoid8(_mm256_loadu_ps(x + i)));
     for (; i < n; i++) y[i] = sigmoid_scalar(x[i]);
 }
 
@@ -31,13 +32,9 @@ AVX2 static void sigmoid_avx2(const float *x, float *y, size_t n) {
 // the same values as qk_sigmoid followed by the products, in one pass.
 AVX2 static void silu_mul_avx2(const float *x, const float *u, float *y, size_t n) {
     size_t i = 0;
-    const __m256 one = _mm256_set1_ps(1.0f);
     for (; i + 8 <= n; i += 8) {
-        __m256 v = _mm256_loadu_ps(x + i);
-        __m256 e = exp_avx2(_mm256_sub_ps(_mm256_setzero_ps(), v));
-        __m256 s = _mm256_div_ps(one, _mm256_add_ps(one, e));
-        s = _mm256_blendv_ps(s, v, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
-        _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_mul_ps(v, s), _mm256_loadu_ps(u + i)));
+        const __m256 v = _mm256_loadu_ps(x + i);
+        _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_mul_ps(v, sigmoid8(v)), _mm256_loadu_ps(u + i)));
     }
     for (; i < n; i++) y[i] = (x[i] * sigmoid_scalar(x[i])) * u[i];
 }
