@@ -30,11 +30,11 @@ struct RotaryOperator: Operator {
             step = steps[0]
         }
 
-        /// Whether these bounds select [start, end) of the last axis of size `dim`.
+        /// Whether these bounds select [start, end) of the last axis of size `dim` (start < end).
         func selects(start wanted: Int, end wantedEnd: Int, dim: Int, rank: Int) -> Bool {
             guard step == 1, (try? normalizeAxis(axis, rank: rank)) == rank - 1 else { return false }
-            func clamp(_ v: Int) -> Int { Swift.min(Swift.max(v < 0 ? v + dim : v, 0), dim) }
-            return clamp(start) == wanted && clamp(end) == wantedEnd
+            let (first, count) = sliceAxis(start: start, end: end, step: 1, dim: dim)
+            return first == wanted && count == wantedEnd - wanted
         }
     }
 

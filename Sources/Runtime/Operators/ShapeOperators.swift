@@ -90,11 +90,16 @@ struct ShapeOperator: Operator {
     let end: Int?
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
         let x = try inputs.required(0)
-        let r = x.rank
+        let dims = x.shape[ShapeOperator.axes(start: start, end: end, rank: x.rank)].map { Int64($0) }
+        return [Tensor(int64s: dims, shape: [dims.count])]
+    }
+
+    /// The axes Shape reports for `start` and `end` (negative from the back, clamped to the rank;
+    /// empty when they cross).
+    static func axes(start: Int, end: Int?, rank r: Int) -> Range<Int> {
         func clamp(_ v: Int) -> Int { Swift.min(Swift.max(v < 0 ? v + r : v, 0), r) }
         let s = clamp(start), e = clamp(end ?? r)
-        let dims = s < e ? x.shape[s..<e].map { Int64($0) } : []
-        return [Tensor(int64s: dims, shape: [dims.count])]
+        return s < e ? s..<e : s..<s
     }
 }
 

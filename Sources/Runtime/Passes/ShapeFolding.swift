@@ -247,11 +247,8 @@ private struct Folder {
         switch node.opType {
         case "Shape":
             guard let dims = shape(0) else { return }
-            let r = dims.count
-            func clamp(_ v: Int) -> Int { Swift.min(Swift.max(v < 0 ? v + r : v, 0), r) }
-            let s = clamp(opset >= 15 ? node.intAttribute("start", default: 0) : 0)
-            let e = clamp(opset >= 15 ? node.intAttribute("end") ?? r : r)
-            let picked = s < e ? Array(dims[s..<e]) : []
+            let picked = Array(dims[ShapeOperator.axes(start: opset >= 15 ? node.intAttribute("start", default: 0) : 0,
+                                                       end: opset >= 15 ? node.intAttribute("end") : nil, rank: dims.count)])
             setValue(out, Value(dtype: .int64, shape: [picked.count], terms: picked))
 
         case "Size":
@@ -353,7 +350,7 @@ private struct Folder {
         case "Transpose":
             guard let dims = shape(0) else { return }
             let perm = node.intsAttribute("perm") ?? Array((0..<dims.count).reversed())
-            guard perm.count == dims.count, Set(perm) == Set(0..<dims.count) else { return }
+            guard perm.count == dims.count, isPermutation(perm) else { return }
             if let v = value(0) {
                 guard let staticDims = staticShape(dims) else { return }
                 let strides = contiguousStrides(staticDims)
@@ -681,15 +678,10 @@ private struct Folder {
     }
 }
 
-/// The product of non-negative `shape`, nil when it overflows.
+/// The element count of `shape`, nil when a dimension is negative or the count too large
+/// (`checkedShape`'s limits).
 private func elementCount(_ shape: [Int]) -> Int? {
-    var n = 1
-    for d in shape {
-        let (p, overflow) = n.multipliedReportingOverflow(by: d)
-        guard !overflow, d >= 0 else { return nil }
-        n = p
-    }
-    return n
+    (try? checkedShape(shape)).map(Tensor.elementCount)
 }
 
 /// Every index of `shape` in row-major order.
