@@ -50,8 +50,12 @@ public final class MappedFile: @unchecked Sendable {
         }
     }
 
-    /// Maps `path` read-only.
-    public init(path: String) throws {
+    /// Maps `path` read-only. With `hugePages`, the mapping starts on a 2 MB boundary and asks for
+    /// transparent huge pages (`MADV_HUGEPAGE`, Linux): where the page cache holds the file in
+    /// 2 MB folios (as a file written in 2 MB-aligned pieces is held, and as pages faulted in
+    /// through such a mapping are read), each 2 MB is then one page-table entry and one TLB entry
+    /// instead of 512, and mapping them in costs 139 steps instead of ~68,000 for 278 MB.
+    public init(path: String, hugePages: Bool = false) throws {
         self.path = path
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
@@ -74,13 +78,46 @@ public final class MappedFile: @unchecked Sendable {
             storage = .empty(fd: fd)
             return
         }
-        guard let base = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), base != MAP_FAILED else {
+        guard let base = hugePages ? MappedFile.mapHugePageAligned(fd: fd, size: size) : mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0),
+              base != MAP_FAILED
+        else {
             let reason = String(cString: strerror(errno))
             close(fd)
             throw ONNXError.cannotOpen(path: path, reason: "mmap failed: \(reason)")
         }
         bytes = UnsafeRawBufferPointer(start: UnsafeRawPointer(base), count: size)
         storage = .mapped(fd: fd, length: size)
+    }
+
+    /// `size` bytes of the file at `fd` mapped read-only at a 2 MB-aligned address with
+    /// `MADV_HUGEPAGE`; `MAP_FAILED` (and `errno`) when the address space cannot be had.
+    private static func mapHugePageAligned(fd: Int32, size: Int) -> UnsafeMutableRawPointer? {
+        let hugePage = 2 << 20
+        let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let mappedLength = (size + pageSize - 1) / pageSize * pageSize
+        // Reserve one huge page more than needed, map the file at the first 2 MB boundary inside,
+        // and give back what is left on either side.
+        let reserved = mappedLength + hugePage
+        guard let raw = mmap(nil, reserved, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), raw != MAP_FAILED else {
+            return MAP_FAILED
+        }
+        let start = (Int(bitPattern: raw) + hugePage - 1) / hugePage * hugePage
+        guard let base = mmap(UnsafeMutableRawPointer(bitPattern: start), size, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd, 0),
+              base != MAP_FAILED
+        else {
+            let saved = errno
+            munmap(raw, reserved)
+            errno = saved
+            return MAP_FAILED
+        }
+        let head = start - Int(bitPattern: raw), tail = reserved - head - mappedLength
+        if head > 0 { munmap(raw, head) }
+        if tail > 0 { munmap(base + mappedLength, tail) }
+        #if os(Linux)
+        let madvHugePage: Int32 = 14
+        _ = madvise(base, mappedLength, madvHugePage)
+        #endif
+        return base
     }
 
     /// A read-only copy of `contents`, named `path` in error messages (for models decoded from

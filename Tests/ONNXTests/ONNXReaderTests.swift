@@ -166,4 +166,27 @@ import Testing
         copy.releaseResidentPages(copy.bytes)
         #expect(Array(copy.bytes) == bytes)
     }
+
+    /// `hugePages: true` maps the same bytes at a 2 MB boundary (files of 0 bytes, under a page,
+    /// and over two huge pages with a ragged end); releasing pages and the change check still work.
+    @Test(arguments: [0, 1000, (4 << 20) + 12345])
+    func hugePageMappingReadsTheSameBytes(size: Int) throws {
+        let bytes = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 2654435761 >> 11) }
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("mapped-huge-\(UUID().uuidString).bin")
+        try Data(bytes).write(to: url)
+        defer { try? FileManager.default.removeItem(at: url) }
+        let file = try MappedFile(path: url.path, hugePages: true)
+        #expect(file.count == size)
+        #expect(Array(file.bytes) == bytes)
+        if let base = file.bytes.baseAddress {
+            #expect(Int(bitPattern: base) % (2 << 20) == 0, "not on a 2 MB boundary")
+            file.releaseResidentPages(UnsafeRawBufferPointer(start: base + 100, count: size / 2))
+            #expect(Array(file.bytes) == bytes)
+        }
+        try file.checkUnchanged()
+        let handle = try FileHandle(forUpdating: url)
+        try handle.truncate(atOffset: UInt64(size / 3))
+        try handle.close()
+        if size > 0 { #expect(throws: ONNXError.self) { try file.checkUnchanged() } }
+    }
 }

@@ -118,3 +118,29 @@ let qk_packedKernelsMissing: Bool = {
         }
     }
 }()
+
+/// `AlignedWriter` (how the cache file is written, in 2 MB pieces): the file holds exactly the
+/// parts appended, whatever their sizes and however they straddle the pieces.
+@Suite struct AlignedWriterTests {
+    @Test func writesExactlyWhatWasAppended() throws {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("aligned-\(UUID().uuidString).bin")
+        defer { try? FileManager.default.removeItem(at: url) }
+        #expect(FileManager.default.createFile(atPath: url.path, contents: nil))
+        let piece = AlignedWriter.piece
+        let parts = [piece / 2 + 3, 1, 0, piece, 2 * piece + 4097, 5].map { n in
+            (0..<n).map { UInt8(truncatingIfNeeded: ($0 &+ n) &* 2654435761 >> 9) }
+        }
+        var expected: [UInt8] = []
+        let out = try FileHandle(forWritingTo: url)
+        let writer = AlignedWriter(out)
+        for (i, part) in parts.enumerated() {
+            try part.withUnsafeBytes { try writer.append($0) }
+            expected += part
+            try writer.appendZeros(i * 1000)
+            expected += [UInt8](repeating: 0, count: i * 1000)
+        }
+        try writer.finish()
+        try out.close()
+        #expect(try Data(contentsOf: url) == Data(expected))
+    }
+}
