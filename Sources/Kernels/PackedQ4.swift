@@ -40,7 +40,8 @@ public final class PackedQ4Matrix: @unchecked Sendable {
         // An empty range packs nothing and says whether the packed kernels run on this CPU.
         guard qk_q4x8_pack(matrix.data, s16, s32, blocksPerRow, 0, 0, nil) != 0 else { return nil }
         byteCount = qk_q4x8_size(n, blocksPerRow, floatScales ? 1 : 0)
-        guard let memory = PackedQ4Matrix.allocate(byteCount) else { return nil }
+        // Every decode step streams the matrix: from 2 MB on it goes in huge pages.
+        guard let memory = HugePages.allocate(byteCount) else { return nil }
         base = UnsafeRawPointer(memory)
         owner = nil
         let groups = n / 8, blocks = blocksPerRow, data = matrix.data, out = memory.assumingMemoryBound(to: UInt8.self)
@@ -49,23 +50,6 @@ public final class PackedQ4Matrix: @unchecked Sendable {
         parallelFor(groups, minChunk: 64) { range in
             _ = qk_q4x8_pack(data, s16, s32, blocks, range.lowerBound, range.upperBound, out + range.lowerBound * groupBytes)
         }
-    }
-
-    /// Memory for `bytes` packed bytes, to be released with `free`. Matrices of 2 MB or more
-    /// start on a 2 MB boundary and ask for transparent huge pages (`MADV_HUGEPAGE`, Linux), as
-    /// the mapped cache file does: every decode step streams them, and through 4 KB pages that
-    /// costs a TLB miss per page and stops the hardware prefetcher at each page boundary.
-    static func allocate(_ bytes: Int) -> UnsafeMutableRawPointer? {
-        let hugePage = 2 << 20
-        var memory: UnsafeMutableRawPointer?
-        guard posix_memalign(&memory, bytes >= hugePage ? hugePage : 64, max(bytes, 64)) == 0, let memory else { return nil }
-        #if os(Linux)
-        if bytes >= hugePage {
-            let madvHugePage: Int32 = 14
-            _ = madvise(memory, bytes / hugePage * hugePage, madvHugePage)
-        }
-        #endif
-        return memory
     }
 
     /// A packed matrix stored elsewhere (`bytes`, e.g. in a mapped cache file that `owner` keeps

@@ -1,3 +1,4 @@
+import Kernels
 import ONNX
 import Synchronization
 #if canImport(Glibc)
@@ -35,6 +36,11 @@ public final class TensorStorage: @unchecked Sendable {
         self.byteCount = byteCount
         if let recycled = LargeBuffers.shared.take(byteCount) {
             data = recycled
+        } else if cacheLength != nil {
+            // A KV cache is read whole at every decode step: from 2 MB on, in huge pages.
+            let p = HugePages.allocate(LargeBuffers.allocationSize(byteCount))
+            precondition(p != nil, "out of memory allocating \(byteCount) bytes")
+            data = p!
         } else {
             var p: UnsafeMutableRawPointer?
             // posix_memalign with size 0 may return nil; always ask for at least one cache line.

@@ -178,8 +178,9 @@ import Testing
 
     /// The float32 exports' cache growth, Concat(past, new, axis 2) → present (plus a Shape
     /// reader), against one AppendKV that does not round: bit-identical (values float16 cannot
-    /// hold), and appending in place when the past is a view with room.
-    @Test(arguments: [0, 1, 37])
+    /// hold), and appending in place when the past is a view with room. 9,000 positions make a
+    /// cache of over 2 MB, which is allocated in huge pages (`HugePages`).
+    @Test(arguments: [0, 1, 37, 9000])
     func appendKVEqualsFloat32Concat(_ pastLength: Int) throws {
         var rng = SeededGenerator(seed: UInt64(pastLength + 5))
         let (h, d) = (2, 24)
