@@ -450,6 +450,20 @@ def main() -> int:
     def fmt(v, f):
         return f.format(v) if v is not None else "-"
 
+    def paired(a: str, b: str) -> dict:
+        """Round-by-round ratios a / b of the tok/s metrics: both ran within the same round, a
+        minute apart, so each ratio sees about the same machine (the host's slow spells move
+        whole rounds); their spread says how far a single ratio can be trusted."""
+        out = {}
+        for k in ("prefill_tokens_per_s", "decode_tokens_per_s"):
+            values = sorted(x[k] / y[k] for x, y in zip(runs[a], runs[b]) if x.get(k) and y.get(k))
+            if values:
+                out[k] = {"min": values[0], "median": statistics.median(values), "max": values[-1]}
+        return out
+
+    pairs = {f"{a}/{b}": paired(a, b) for a, b in (("ours", "ort"), ("ours-f32", "ort"), ("ours", "llama.cpp"))
+             if a in systems and b in systems}
+
     lines = []
     header = f"| system | {' | '.join(label for _, label, _ in METRICS)} | generated |"
     lines += [header, "|" + "---|" * (len(METRICS) + 2)]
@@ -477,6 +491,9 @@ def main() -> int:
                              for s in systems if summary[s].get("decode_tokens_per_s"))) if wbytes else None
     notes = ([bandwidth] if bandwidth else []) + [f"prompt {len(prompt_ids)} tokens (chat template; ids identical for qwen-run and HF), "
              f"greedy, up to {args.max_tokens} new tokens; medians of {args.runs} interleaved rounds",
+             *[f"{pair} round by round (same round's runs): "
+               + ", ".join(f"{k.split('_')[0]} {v['median']:.2f}× (rounds {v['min']:.2f}–{v['max']:.2f}×)" for k, v in d.items())
+               for pair, d in pairs.items() if d],
              f"generated ids, ours vs ORT ENABLE_ALL: {'identical' if ours_ids == ort_ids else f'first difference at step {agree}'}",
              f"load: with the packed-weight cache warm (the warm-up writes it); first load with an empty cache "
              f"{first['load_s']:.3f} s (packs 278 MB of weights and writes the cache)",
@@ -529,6 +546,7 @@ def main() -> int:
                           "first_load_s_empty_cache": first["load_s"],
                           "fma_gflops_one_two_threads_before_after": probes,
                           "threads": args.threads, "onnx": args.onnx, "summary": summary, "ratios_ours_over_ort": ratios,
+                          "paired_round_ratios": pairs,
                           "other_processes_cpu_fraction": {s: [r["others_cpu"] for r in runs[s]] for s in systems},
                           "decode_tokens_per_s_at_context": context,
                           "generated_ids_identical": ours_ids == ort_ids, "first_difference": None if ours_ids == ort_ids else agree,
