@@ -167,24 +167,47 @@ AVX2 static inline void block_epilogue(__m256i dot, int32_t asum, const float *a
     else *acc0 = _mm256_fmadd_ps(v, record_scales(rec, f32), *acc0);
 }
 
+// Each lane rounded half away from zero (`lroundf`), as ONNX Runtime's and ggml's quantizers
+// do; NaN lanes give 0. Exact for |v| < 2^23: the integer part t and the fraction v - t are
+// exact, and t ± 1 is.
+AVX2 static inline __m256i round_half_away(__m256 v) {
+    const __m256 sign = _mm256_castsi256_ps(_mm256_set1_epi32((int)0x80000000));
+    const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __m256 f = _mm256_andnot_ps(sign, _mm256_sub_ps(v, t));
+    const __m256 away = _mm256_or_ps(_mm256_set1_ps(1.0f), _mm256_and_ps(v, sign));   // copysign(1, v)
+    __m256 r = _mm256_add_ps(t, _mm256_and_ps(_mm256_cmp_ps(f, _mm256_set1_ps(0.5f), _CMP_GE_OQ), away));
+    r = _mm256_and_ps(r, _mm256_cmp_ps(v, v, _CMP_ORD_Q));
+    return _mm256_cvttps_epi32(r);
+}
+
+// Per block of 32: scale max|a| / 127, q = a · 127 / max|a| rounded half away from zero (0 for
+// a block of zeros or one holding NaN, whose scale is then NaN), bytes 8j..8j+3 = q[8j + 0, 2, 4,
+// 6] and 8j+4..8j+7 = q[8j + 1, 3, 5, 7] (the layout `gemv_groups_i8` reads), and the block's
+// sum of q. Vectorised: 8 lanes rounded at once, each group's evens and odds gathered by one
+// permute, the 32 values packed to bytes with saturating packs (|q| <= 127 never saturates).
 AVX2 static void quantize_activations(const float *a, size_t blocks, int8_t *q, float *scale, int32_t *sum) {
+    const __m256i evens_odds = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+    // packs work within 128-bit lanes: after two of them the 4-byte units are
+    // g0[0..3] g1[0..3] g2[0..3] g3[0..3] g0[4..7] g1[4..7] g2[4..7] g3[4..7].
+    const __m256i unpack_lanes = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     for (size_t b = 0; b < blocks; b++) {
         const float *x = a + b * 32;
         const float amax = block_absmax(x);
-        const float s = amax / 127.0f, inv = amax > 0 ? 127.0f / amax : 0.0f;
-        scale[b] = s;
-        int32_t total = 0;
-        int8_t *out = q + b * 32;
+        scale[b] = amax / 127.0f;
+        const __m256 inv = _mm256_set1_ps(amax > 0 ? 127.0f / amax : 0.0f);
+        __m256i g[4];
+        __m256i total = _mm256_setzero_si256();
         for (int j = 0; j < 4; j++) {
-            for (int t = 0; t < 4; t++) {
-                // Round half away from zero, as ONNX Runtime's and ggml's quantizers do.
-                int lo = (int)lroundf(x[8 * j + 2 * t] * inv), hi = (int)lroundf(x[8 * j + 2 * t + 1] * inv);
-                out[8 * j + t] = (int8_t)lo;
-                out[8 * j + 4 + t] = (int8_t)hi;
-                total += lo + hi;
-            }
+            const __m256i r = round_half_away(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * j), inv));
+            total = _mm256_add_epi32(total, r);
+            g[j] = _mm256_permutevar8x32_epi32(r, evens_odds);
         }
-        sum[b] = total;
+        const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(g[0], g[1]), _mm256_packs_epi32(g[2], g[3]));
+        _mm256_storeu_si256((__m256i *)(q + b * 32), _mm256_permutevar8x32_epi32(bytes, unpack_lanes));
+        __m128i t = _mm_add_epi32(_mm256_castsi256_si128(total), _mm256_extracti128_si256(total, 1));
+        t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4E));
+        t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xB1));
+        sum[b] = _mm_cvtsi128_si32(t);
     }
 }
 

@@ -244,6 +244,41 @@ import CKernels
         }
     }
 
+    /// The int8 quantizer on values where the rounding rule shows: with max|a| = 127 the factor
+    /// is exactly 1, so ±(k + 0.5) are exact ties (away from zero: ±(k + 1)), the floats next to
+    /// 0.5 are not, and -0.0 is 0; a block holding NaN gets a NaN scale and zeros; all against
+    /// the definition (Swift's `.toNearestOrAwayFromZero`), with the layout and sums.
+    @Test func int8QuantizerRoundsTiesAwayFromZero() throws {
+        guard PackedQ4Tests.packedKernelsRunHere else {
+            print("SKIPPED PackedQ4Tests.int8QuantizerRoundsTiesAwayFromZero: this CPU has no AVX2/FMA/F16C")
+            return
+        }
+        var ties: [Float] = [127, -0.5, 0.5, -1.5, 1.5, 2.5, -2.5, 125.5, -125.5, 126.5, -126.5,
+                             Float(0.5).nextDown, Float(0.5).nextUp, -Float(0.5).nextDown, -Float(1.5).nextUp, -0.0, 0]
+        ties += (0..<(32 - ties.count)).map { Float($0) * 7.5 - 60 }
+        var withNaN = [Float](repeating: 3, count: 32)
+        withNaN[9] = .nan
+        let a = ties + withNaN
+        var q = [UInt8](repeating: 0xEE, count: 2 * 40)
+        #expect(qk_q8_quantize(a, 2, &q) != 0)
+        q.withUnsafeBytes { raw in
+            func value(_ b: Int, _ e: Int) -> Int8 {
+                let j = e / 8, i = e % 8
+                return raw.load(fromByteOffset: b * 32 + 8 * j + (i % 2 == 0 ? i / 2 : 4 + i / 2), as: Int8.self)
+            }
+            #expect(raw.load(fromByteOffset: 64, as: Float.self) == 1)
+            var total: Int32 = 0
+            for e in 0..<32 {
+                let expected = Int8(ties[e].rounded(.toNearestOrAwayFromZero))
+                #expect(value(0, e) == expected, "element \(e) (\(ties[e])): \(value(0, e)) vs \(expected)")
+                total += Int32(value(0, e))
+            }
+            #expect(raw.load(fromByteOffset: 72, as: Int32.self) == total)
+            #expect(raw.load(fromByteOffset: 68, as: Float.self).isNaN)
+            #expect((0..<32).allSatisfy { value(1, $0) == 0 } && raw.load(fromByteOffset: 76, as: Int32.self) == 0)
+        }
+    }
+
     /// The int8 GEMM (four activation rows per pass, the last pass padded) against the int8 GEMV
     /// row by row: the same integer block products, float32 sums in another order; columns
     /// outside the range untouched.
