@@ -139,7 +139,8 @@ extension BlockQuantizedMatrix {
     /// values, zero beyond `k`).
     public func pack(activations a: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>) {
         if usesNativeKernels {
-            for e in 0..<paddedK { dst[e] = e < k ? a[e] : 0 }
+            dst.update(from: a, count: k)
+            (dst + k).update(repeating: 0, count: paddedK - k)
             return
         }
         let chunked = chunksPerRow * 128
