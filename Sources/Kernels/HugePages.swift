@@ -23,8 +23,7 @@ public enum HugePages {
         guard posix_memalign(&memory, huge ? size : 64, max(bytes, 64)) == 0, let memory else { return nil }
         #if os(Linux)
         if huge {
-            let madvHugePage: Int32 = 14
-            _ = madvise(memory, bytes / size * size, madvHugePage)
+            _ = madvise(memory, bytes / size * size, MADV_HUGEPAGE)
         }
         #endif
         return memory

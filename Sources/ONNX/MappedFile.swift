@@ -114,8 +114,7 @@ public final class MappedFile: @unchecked Sendable {
         if head > 0 { munmap(raw, head) }
         if tail > 0 { munmap(base + mappedLength, tail) }
         #if os(Linux)
-        let madvHugePage: Int32 = 14
-        _ = madvise(base, mappedLength, madvHugePage)
+        _ = madvise(base, mappedLength, MADV_HUGEPAGE)
         #endif
         return base
     }
