@@ -109,6 +109,28 @@ public enum OperatorRegistry {
     }
 }
 
+// MARK: - Attributes of the nodes the passes make
+
+extension AttributeProto {
+    /// The integer attribute `name` = `value`.
+    static func int(_ name: String, _ value: Int) -> AttributeProto {
+        var a = AttributeProto()
+        a.name = name
+        a.kind = .int
+        a.i = Int64(value)
+        return a
+    }
+
+    /// The integer-list attribute `name` = `values`.
+    static func ints(_ name: String, _ values: [Int64]) -> AttributeProto {
+        var a = AttributeProto()
+        a.name = name
+        a.kind = .ints
+        a.ints = values
+        return a
+    }
+}
+
 // MARK: - Attribute access with errors that name the node
 
 extension Node {
@@ -122,6 +144,11 @@ extension Node {
 
     func intAttribute(_ key: String, default value: Int) -> Int {
         intAttribute(key) ?? value
+    }
+
+    /// The type a Cast node's `to` names; nil when it is missing or no ONNX type code.
+    var castTarget: DataType? {
+        attributes["to"].flatMap { Int32(exactly: $0.i) }.flatMap { DataType(rawValue: $0) }
     }
 
     func intsAttribute(_ key: String) -> [Int]? {

@@ -111,4 +111,13 @@ import Testing
         let i = try runOp("Cast", [Tensor(int64s: [Int64(3), -2], shape: [2])], attributes: attrs(attr("to", int: 1)))[0]
         #expect(i.floats() == [3, -2])
     }
+
+    /// A `to` that is no type code (beyond Int32, negative, unknown, or a type without storage)
+    /// is a typed error naming the node when the session is planned, not a trap.
+    @Test(arguments: [1 << 40, -1, 99, 0])
+    func castToWhatIsNoTypeIsAnError(to: Int) throws {
+        #expect(throws: RuntimeError.self) {
+            try runOp("Cast", [Tensor([1], shape: [1])], attributes: attrs(attr("to", int: to)))
+        }
+    }
 }

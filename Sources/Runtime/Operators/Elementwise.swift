@@ -593,7 +593,7 @@ func registerElementwise(_ add: (String, String, ClosedRange<Int>, @escaping Ope
     }
     simple("Where") { WhereOperator() }
     add("Cast", "", 1...Int.max) { ctx in
-        guard let raw = ctx.node.intAttribute("to"), let type = DataType(rawValue: Int32(raw)), type.byteSize != nil else {
+        guard let type = ctx.node.castTarget, type.byteSize != nil else {
             throw ctx.node.invalid("attribute 'to' is missing or names an unsupported type")
         }
         return CastOperator(to: type)

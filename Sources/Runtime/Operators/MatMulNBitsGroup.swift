@@ -26,11 +26,7 @@ struct MatMulNBitsGroupOperator: Operator {
             var attributes = node.attributes
             attributes["Ns"] = nil
             attributes["member_names"] = nil
-            var nAttribute = AttributeProto()
-            nAttribute.name = "N"
-            nAttribute.kind = .int
-            nAttribute.i = Int64(n)
-            attributes["N"] = nAttribute
+            attributes["N"] = .int("N", n)
             let name = names.flatMap { j < $0.count ? $0[j] : nil } ?? "\(node.name)/\(j)"
             let member = Node(name: name, opType: "MatMulNBits", domain: "com.microsoft",
                               inputs: [node.inputs[0], node.inputs[1 + 3 * j], node.inputs[2 + 3 * j], "", "", node.inputs[3 + 3 * j]],

@@ -109,13 +109,9 @@ enum AttentionFusion {
             let intermediatesPrivate = index.outputsStayInside(matched.filter { $0 != outIndex }, inside)
             guard intermediatesPrivate, removed.isDisjoint(with: matched) else { continue }
 
-            var flag = AttributeProto()
-            flag.name = "nan_to_zero"
-            flag.kind = .int
-            flag.i = nanToZero ? 1 : 0
             replacements[outIndex] = Node(name: out.name + "/FusedAttention", opType: "FusedAttention", domain: domain,
                                           inputs: [query, keys, values, scale, mask], outputs: out.outputs,
-                                          attributes: ["nan_to_zero": flag])
+                                          attributes: ["nan_to_zero": .int("nan_to_zero", nanToZero ? 1 : 0)])
             for (reader, source) in shapeReaders {
                 var n = graph.nodes[reader]
                 n.inputs[0] = source

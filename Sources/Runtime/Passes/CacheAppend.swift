@@ -22,7 +22,6 @@ enum CacheAppend {
         let producer = index.producer, consumers = index.consumers, graphOutputs = index.graphOutputs
         let inputTypes = Dictionary(graph.inputs.map { ($0.name, $0.elementType) }, uniquingKeysWith: { a, _ in a })
         let inputRanks = Dictionary(graph.inputs.map { ($0.name, $0.shape?.count) }, uniquingKeysWith: { a, _ in a })
-        func castTarget(_ n: Node) -> DataType? { n.intAttribute("to").flatMap { DataType(rawValue: Int32($0)) } }
 
         var replaced: [Int: Node] = [:]   // Concat → AppendKV
         var dropped = Set<Int>()            // the Casts to present
@@ -34,21 +33,17 @@ enum CacheAppend {
                 // The float32 form: Concat(past, new) → present, past declared [B, H, P, D].
                 if inputTypes[concat.inputs[0]] == .float, inputRanks[concat.inputs[0]] == 4,
                    graphOutputs.contains(concat.outputs[0]) {
-                    var float32 = AttributeProto()
-                    float32.name = "float16"
-                    float32.kind = .int
-                    float32.i = 0
                     replaced[i] = Node(name: concat.name + "/AppendKV", opType: "AppendKV", domain: AttentionFusion.domain,
-                                       inputs: concat.inputs, outputs: concat.outputs, attributes: ["float16": float32])
+                                       inputs: concat.inputs, outputs: concat.outputs, attributes: ["float16": .int("float16", 0)])
                 }
                 continue
             }
             let down = graph.nodes[castIn]
-            guard down.opType == "Cast", castTarget(down) == .float16, let past = down.inputs.first,
+            guard down.opType == "Cast", down.castTarget == .float16, let past = down.inputs.first,
                   inputTypes[past] == .float else { continue }
             let readers = consumers[concat.outputs[0]] ?? []
             let ups = readers.filter { r in
-                graph.nodes[r].opType == "Cast" && castTarget(graph.nodes[r]) == .float && graphOutputs.contains(graph.nodes[r].outputs[0])
+                graph.nodes[r].opType == "Cast" && graph.nodes[r].castTarget == .float && graphOutputs.contains(graph.nodes[r].outputs[0])
             }
             guard ups.count == 1, let up = ups.first, !graphOutputs.contains(concat.outputs[0]) else { continue }
             let others = readers.filter { $0 != up }

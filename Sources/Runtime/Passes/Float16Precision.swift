@@ -117,7 +117,7 @@ enum Float16Precision {
                 for (k, v) in node.outputs.enumerated() where isHalf(v) {
                     node.outputs[k] = fp32Name(v)
                     let needsHalf = graphOutputs.contains(v) || (consumers[v] ?? []).contains { c in
-                        !fp32[c] && !(graph.nodes[c].opType == "Cast" && castTarget(graph.nodes[c]) == .float && !graph.nodes[c].outputs.contains(where: graphOutputs.contains))
+                        !fp32[c] && !(graph.nodes[c].opType == "Cast" && graph.nodes[c].castTarget == .float && !graph.nodes[c].outputs.contains(where: graphOutputs.contains))
                     }
                     if needsHalf {
                         downcasts.append(cast(fp32Name(v), to: .float16, output: v, name: "\(original.name)/InsertedCast_out\(k)"))
@@ -128,7 +128,7 @@ enum Float16Precision {
             } else {
                 // A Cast-to-float32 of a value that exists in float32 unrounded reads that value
                 // (the inserted Cast-to-float16 and this Cast cancel out).
-                if node.opType == "Cast", castTarget(node) == .float, isHalf(node.inputs[0]),
+                if node.opType == "Cast", node.castTarget == .float, isHalf(node.inputs[0]),
                    !node.outputs.contains(where: graphOutputs.contains), let source = fp32Source(node.inputs[0]) {
                     node.inputs[0] = source
                 }
@@ -138,16 +138,8 @@ enum Float16Precision {
         graph.nodes = removeDeadNodes(nodes, keeping: graphOutputs)
     }
 
-    static func castTarget(_ node: Node) -> DataType? {
-        node.intAttribute("to").flatMap { DataType(rawValue: Int32($0)) }
-    }
-
     static func cast(_ input: String, to type: DataType, output: String, name: String) -> Node {
-        var to = AttributeProto()
-        to.name = "to"
-        to.kind = .int
-        to.i = Int64(type.rawValue)
-        return Node(name: name, opType: "Cast", inputs: [input], outputs: [output], attributes: ["to": to])
+        Node(name: name, opType: "Cast", inputs: [input], outputs: [output], attributes: ["to": .int("to", Int(type.rawValue))])
     }
 
     /// Drops nodes none of whose outputs is read or is a graph output.

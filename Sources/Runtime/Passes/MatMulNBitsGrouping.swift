@@ -54,11 +54,7 @@ enum MatMulNBitsGrouping {
             let first = nodes[0]
             var attributes = first.attributes
             attributes["N"] = nil
-            var ns = AttributeProto()
-            ns.name = "Ns"
-            ns.kind = .ints
-            ns.ints = nodes.map { Int64($0.intAttribute("N")!) }
-            attributes["Ns"] = ns
+            attributes["Ns"] = .ints("Ns", nodes.map { Int64($0.intAttribute("N")!) })
             var names = AttributeProto()
             names.name = "member_names"
             names.kind = .strings

@@ -52,12 +52,8 @@ enum RotaryFusion {
                   !([f.x, f.cos, f.sin] + f.kept + f.negated).contains(where: { v in
                       index.producer[v].map(f.matched.contains) ?? false
                   }) else { continue }
-            var axis = AttributeProto()
-            axis.name = "axis"
-            axis.kind = .int
-            axis.i = Int64(f.axis)
             replaced[i] = Node(name: add.name + "/Rotary", opType: opType, domain: AttentionFusion.domain,
-                               inputs: [f.x, f.cos, f.sin] + f.kept + f.negated, outputs: add.outputs, attributes: ["axis": axis])
+                               inputs: [f.x, f.cos, f.sin] + f.kept + f.negated, outputs: add.outputs, attributes: ["axis": .int("axis", f.axis)])
             removed.formUnion(f.matched)
         }
         guard !replaced.isEmpty else { return 0 }

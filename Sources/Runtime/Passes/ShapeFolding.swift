@@ -259,7 +259,7 @@ private struct Folder {
 
         case "Cast":
             setShape(shape(0))
-            guard let v = value(0), let to = node.intAttribute("to").flatMap({ DataType(rawValue: Int32($0)) }) else { return }
+            guard let v = value(0), let to = node.castTarget else { return }
             if to == .int64 {
                 setValue(out, Value(dtype: .int64, shape: v.shape, terms: v.terms))
             } else if to == .bool && v.dtype == .bool {
@@ -664,17 +664,9 @@ private struct Folder {
         for (_, v) in outputs {
             encoded += [Int64(v.dtype.rawValue), Int64(v.shape.count)] + v.shape.map(Int64.init) + v.terms.map { Int64(newId[$0]!) }
         }
-        var termsAttribute = AttributeProto()
-        termsAttribute.name = "terms"
-        termsAttribute.kind = .ints
-        termsAttribute.ints = flat
-        var outputsAttribute = AttributeProto()
-        outputsAttribute.name = "outputs"
-        outputsAttribute.kind = .ints
-        outputsAttribute.ints = encoded
         return Node(name: "ShapeFolding/" + ShapeFolding.opType, opType: ShapeFolding.opType, domain: AttentionFusion.domain,
                     inputs: inputs, outputs: outputs.map(\.name),
-                    attributes: ["terms": termsAttribute, "outputs": outputsAttribute])
+                    attributes: ["terms": .ints("terms", flat), "outputs": .ints("outputs", encoded)])
     }
 }
 

@@ -17,7 +17,7 @@ enum TypeInference {
             case "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor", "Not", "IsNaN", "IsInf":
                 out = .bool
             case "Cast":
-                out = node.intAttribute("to").flatMap { DataType(rawValue: Int32($0)) }
+                out = node.castTarget
             case "CastLike":
                 out = input(1)
             case "ConstantOfShape":
