@@ -59,6 +59,9 @@ q4_kernel_rows(const int R, const float *ap, const float *panel, size_t kc, floa
                int accumulate) {
     __m256 acc[Q4_MR][2];
     for (int i = 0; i < R; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+    // Unrolled by 4: the rolled loop ran at 63 GFLOP/s on one thread where this runs at 73
+    // (C harness, 128 x 896 x 9728, medians of 8 alternations; 2, 4 and 8 measured alike).
+#pragma clang loop unroll_count(4)
     for (size_t k = 0; k < kc; k++) {
         const __m256 b0 = _mm256_load_ps(panel + k * Q4_NR), b1 = _mm256_load_ps(panel + k * Q4_NR + 8);
         const float *x = ap + k * R;
