@@ -109,15 +109,39 @@ struct FusedAttentionOperator: Operator {
 
     /// Query rows per key/value head from which the GEMM formulation is used.
     static let gemmRows = 32
-    /// Query rows per GEMM chunk (bounds the scores buffer to chunk × T floats).
-    static let chunkRows = 256
+    /// Query rows (of all the heads sharing a key/value head) per GEMM unit, about: bounds the
+    /// scores buffer to that many rows × T floats.
+    static let unitRows = 256
 
-    /// The prefill form: per key/value head g, `S = (Q_g · K_gᵀ) · scale` for its `group · s` query
-    /// rows (consecutive in Q: heads g·group..<(g+1)·group), masked softmax per row, `O = P · V_g`.
-    /// The rows of every (batch, head) are cut into chunks of at most `chunkRows`, and the chunks
-    /// run as one parallel loop, each its two single-threaded BLAS products and its softmax rows
-    /// (one parallel region per layer instead of three per chunk; every row's operations are the
-    /// same).
+    /// A mask value at or below this is "dead": where the row also holds a live value (at or
+    /// above `liveMask`), its key's softmax weight is exactly 0 (the exports' masks are 0 and
+    /// float32's lowest, or -inf), so the key need not be read at all.
+    static let deadMask: Float = -1e37
+    static let liveMask: Float = -1e36
+
+    /// How many leading keys a query row with additive mask row `m` (t values) reads: up to its
+    /// last key that is not dead, when every key after it is dead and the row has a live key;
+    /// all t otherwise. For a causal mask, position i of the prompt reads past + i + 1 keys.
+    ///
+    /// Skipping dead keys changes nothing for finite scores below 1e36 in magnitude: each skipped
+    /// weight is exp(s_j + m_j − max) with s_j + m_j − max ≤ s_j − s_u − 9e36 (u the live key),
+    /// which is 0 in float32, and the row's max and sum are those of the kept keys. A fully
+    /// masked row keeps every key, so it gives the same NaN (or, behind the guard, 0) or uniform
+    /// weights as before; a NaN in the mask stops the skipping at its key.
+    static func keysNeeded(mask m: UnsafePointer<Float>, keys t: Int) -> Int {
+        var last = t - 1
+        while last >= 0 && m[last] <= deadMask { last -= 1 }
+        if last < 0 || last == t - 1 { return t }
+        for j in 0...last where m[j] >= liveMask { return last + 1 }
+        return t
+    }
+
+    /// The prefill form: per key/value head g and block of query positions, the block's query
+    /// rows of the `group` heads sharing g (gathered into one matrix unless they are already
+    /// consecutive in Q), `S = (Q · K_gᵀ) · scale` over the keys the block's rows read
+    /// (`keysNeeded`: a causal prompt's early positions skip the later keys), masked softmax
+    /// per row, `O = P · V_g`. The units (largest blocks first, for balance) run as one
+    /// parallel loop, each its two single-threaded BLAS products and its softmax rows.
     private func gemmGroups(queries pq: UnsafeMutablePointer<Float>, k: Tensor, v: Tensor, kHead: Int, vHead: Int,
                             batch b: Int, heads h: Int, kvHeads kvh: Int, s: Int, t: Int, d: Int, scale: Float,
                             mask pm: UnsafePointer<Float>?, maskStrides strides: [Int], out po: UnsafeMutablePointer<Float>) {
@@ -134,28 +158,65 @@ struct FusedAttentionOperator: Operator {
         }
         let (keys, ownedK, kStride) = float32(k, kHead), (values, ownedV, vStride) = float32(v, vHead)
         defer { ownedK?.deallocate(); ownedV?.deallocate() }
-        let rows = group * s
-        let chunk = min(rows, FusedAttentionOperator.chunkRows)
-        let chunksPerHead = (rows + chunk - 1) / chunk
+
+        // Keys needed per (batch, head, position); once per (batch, position) when the mask is
+        // the same for every head (the exports' [B, 1, S, T]).
+        let perHead = strides[1] != 0
+        var needed = [Int](repeating: t, count: pm == nil ? 0 : b * (perHead ? h : 1) * s)
+        if let pm {
+            for bi in 0..<b {
+                for hh in 0..<(perHead ? h : 1) {
+                    for si in 0..<s {
+                        needed[(bi * (perHead ? h : 1) + hh) * s + si] = FusedAttentionOperator.keysNeeded(
+                            mask: pm + bi * strides[0] + hh * strides[1] + si * strides[2], keys: t)
+                    }
+                }
+            }
+        }
+        let keysNeeded = needed
+        func keyCount(_ bi: Int, _ hh: Int, _ si: Int) -> Int {
+            keysNeeded.isEmpty ? t : keysNeeded[(bi * (perHead ? h : 1) + (perHead ? hh : 0)) * s + si]
+        }
+
+        let block = min(s, max(8, FusedAttentionOperator.unitRows / group / 8 * 8))
+        let blocks = (s + block - 1) / block
         let nanToZero: Int32 = self.nanToZero ? 1 : 0
-        parallelFor(b * kvh * chunksPerHead) { units in
-            let scores = UnsafeMutablePointer<Float>.allocate(capacity: chunk * t)
-            defer { scores.deallocate() }
+        // One unit per chunk: they differ in size, so the threads take them one at a time.
+        parallelFor(b * kvh * blocks, chunksPerThread: b * kvh * blocks) { units in
+            let scores = UnsafeMutablePointer<Float>.allocate(capacity: group * block * t)
+            // The block's query rows and results, when they are not consecutive in Q and O.
+            let gathered = block < s && group > 1
+            let qRows = gathered ? UnsafeMutablePointer<Float>.allocate(capacity: group * block * d) : nil
+            let oRows = gathered ? UnsafeMutablePointer<Float>.allocate(capacity: group * block * d) : nil
+            defer { scores.deallocate(); qRows?.deallocate(); oRows?.deallocate() }
             for unit in units {
-                let head = unit / chunksPerHead, r0 = (unit % chunksPerHead) * chunk
+                let head = unit % (b * kvh), s0 = (blocks - 1 - unit / (b * kvh)) * block
                 let bi = head / kvh, g = head % kvh
-                let n = min(chunk, rows - r0)
-                let firstRow = (bi * h + g * group) * s + r0
+                let n = min(block, s - s0), rows = group * n
+                // Row r of the unit: head g·group + r / n, position s0 + r % n.
+                let firstRow = (bi * h + g * group) * s + s0
+                var tk = 0
+                for r in 0..<rows { tk = max(tk, keyCount(bi, g * group + r / n, s0 + r % n)) }
+                let q: UnsafePointer<Float>, o: UnsafeMutablePointer<Float>
+                if let qRows, let oRows {
+                    for j in 0..<group { (qRows + j * n * d).update(from: pq + (firstRow + j * s) * d, count: n * d) }
+                    (q, o) = (UnsafePointer(qRows), oRows)
+                } else {
+                    (q, o) = (UnsafePointer(pq + firstRow * d), po + firstRow * d)
+                }
                 let pk = keys + head * kStride, pv = values + head * vStride
                 // The exports compute q · (k · scale); alpha applies it to the sum instead (equal up to rounding).
-                sgemm(transB: true, m: n, n: t, k: d, alpha: scale, a: pq + firstRow * d, lda: d, b: pk, ldb: d,
-                      c: scores, ldc: t, threaded: false)
-                for r in 0..<n {
-                    let row = r0 + r, hh = g * group + row / s, si = row % s
+                sgemm(transB: true, m: rows, n: tk, k: d, alpha: scale, a: q, lda: d, b: pk, ldb: d,
+                      c: scores, ldc: tk, threaded: false)
+                for r in 0..<rows {
+                    let hh = g * group + r / n, si = s0 + r % n
                     let m = pm.map { $0 + bi * strides[0] + hh * strides[1] + si * strides[2] }
-                    qk_softmax_row(scores + r * t, m, t, nanToZero)
+                    qk_softmax_row(scores + r * tk, m, tk, nanToZero)
                 }
-                sgemm(m: n, n: d, k: t, a: scores, lda: t, b: pv, ldb: d, c: po + firstRow * d, ldc: d, threaded: false)
+                sgemm(m: rows, n: d, k: tk, a: scores, lda: tk, b: pv, ldb: d, c: o, ldc: d, threaded: false)
+                if let oRows {
+                    for j in 0..<group { (po + (firstRow + j * s) * d).update(from: oRows + j * n * d, count: n * d) }
+                }
             }
         }
     }
