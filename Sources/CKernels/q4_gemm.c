@@ -87,11 +87,11 @@ AVX2 static void q4_fill(const void *weights, size_t n, size_t nr, size_t block,
 
 int qk_q4_gemm(const uint8_t *data, const uint16_t *scales_f16, const float *scales_f32,
                const uint8_t *zero_points, size_t blocks, const float *ap, size_t m,
-               size_t col_begin, size_t col_end, float *c, size_t ldc) {
+               size_t strip_begin, size_t strip_end, size_t col_begin, size_t col_end, float *c, size_t ldc) {
     if (!qk_cpu_has_avx2_fma_f16c()) return 0;
-    if (m == 0 || col_begin >= col_end) return 1;
+    if (m == 0 || col_begin >= col_end || strip_begin >= strip_end) return 1;
     const q4_weights w = { data, scales_f16, scales_f32, zero_points, blocks };
-    q4_gemm(q4_fill, &w, blocks, ap, m, col_begin, col_end, c, ldc);
+    q4_gemm(q4_fill, &w, blocks, ap, m, strip_begin, strip_end, col_begin, col_end, c, ldc);
     return 1;
 }
 
@@ -99,9 +99,9 @@ int qk_q4_gemm(const uint8_t *data, const uint16_t *scales_f16, const float *sca
 
 int qk_q4_gemm(const uint8_t *data, const uint16_t *scales_f16, const float *scales_f32,
                const uint8_t *zero_points, size_t blocks, const float *ap, size_t m,
-               size_t col_begin, size_t col_end, float *c, size_t ldc) {
+               size_t strip_begin, size_t strip_end, size_t col_begin, size_t col_end, float *c, size_t ldc) {
     (void)data; (void)scales_f16; (void)scales_f32; (void)zero_points; (void)blocks; (void)ap;
-    (void)m; (void)col_begin; (void)col_end; (void)c; (void)ldc;
+    (void)m; (void)strip_begin; (void)strip_end; (void)col_begin; (void)col_end; (void)c; (void)ldc;
     return 0;
 }
 

@@ -105,14 +105,16 @@ Q4_AVX2 static inline void q4_kernel(size_t h, const float *ap, const float *pan
 // of them real): the one step in which the two weight layouts' GEMMs differ.
 typedef void (*q4_panel_fill)(const void *weights, size_t n, size_t nr, size_t block, float *panel);
 
-// C[0..m) x [n0, n1) = A · Bᵀ, A packed by `qk_q4_pack_a` (strips, see above): per 16-column
-// panel and 256-deep K chunk, B dequantized into an L1 buffer by `fill` and every strip passed
-// over it by the register-blocked kernel, as BLAS packs its operands. A is packed once per
-// product and shared by the threads, each of which takes a range of columns.
+// Rows [row of strip s0, row of strip s1) x columns [n0, n1) of C = A · Bᵀ, A packed by
+// `qk_q4_pack_a` (strips, see above): per 16-column panel and 256-deep K chunk, B dequantized
+// into an L1 buffer by `fill` and each of the strips passed over it by the register-blocked
+// kernel, as BLAS packs its operands. A is packed once per product and shared by the threads,
+// each of which takes a range of columns; the caller cuts a long A into blocks of strips.
 Q4_AVX2 static inline void q4_gemm(q4_panel_fill fill, const void *weights, size_t blocks, const float *ap,
-                                   size_t m, size_t n0, size_t n1, float *c, size_t ldc) {
+                                   size_t m, size_t s0, size_t s1, size_t n0, size_t n1, float *c, size_t ldc) {
     float panel[Q4_KC * Q4_NR] __attribute__((aligned(64)));
     const q4_strips strips = q4_strip_plan(m);
+    if (s1 > strips.count) s1 = strips.count;
     const size_t kp = blocks * 32;
     const size_t blocks_per_chunk = Q4_KC / 32;
     for (size_t n = n0; n < n1; n += Q4_NR) {
@@ -121,7 +123,7 @@ Q4_AVX2 static inline void q4_gemm(q4_panel_fill fill, const void *weights, size
             const size_t nb = blocks - b0 < blocks_per_chunk ? blocks - b0 : blocks_per_chunk;
             const size_t kc = nb * 32, k0 = b0 * 32;
             for (size_t b = 0; b < nb; b++) fill(weights, n, nr, b0 + b, panel + b * 32 * Q4_NR);
-            for (size_t s = 0; s < strips.count; s++) {
+            for (size_t s = s0; s < s1; s++) {
                 const size_t i = q4_strip_row(strips, s), h = q4_strip_height(strips, s);
                 q4_kernel(h, ap + i * kp + k0 * h, panel, kc, c + i * ldc + n, ldc, nr, b0 > 0);
             }

@@ -446,11 +446,11 @@ AVX2 static void q4x8_fill(const void *weights, size_t n, size_t nr, size_t bloc
 }
 
 int qk_q4x8_gemm(const uint8_t *packed, int f32_scales, size_t blocks, const float *ap, size_t m,
-                 size_t col_begin, size_t col_end, float *c, size_t ldc) {
+                 size_t strip_begin, size_t strip_end, size_t col_begin, size_t col_end, float *c, size_t ldc) {
     if (!qk_cpu_has_avx2_fma_f16c() || col_begin % 8 || col_end % 8) return 0;
-    if (m == 0 || col_begin >= col_end) return 1;
+    if (m == 0 || col_begin >= col_end || strip_begin >= strip_end) return 1;
     const q4x8_weights w = { packed, f32_scales, blocks };
-    q4_gemm(q4x8_fill, &w, blocks, ap, m, col_begin, col_end, c, ldc);
+    q4_gemm(q4x8_fill, &w, blocks, ap, m, strip_begin, strip_end, col_begin, col_end, c, ldc);
     return 1;
 }
 
@@ -463,9 +463,9 @@ int qk_q4x8_pack(const uint8_t *d, const uint16_t *s16, const float *s32, size_t
 int qk_q4x8_gemv(const uint8_t *p, int f, size_t b, const float *a, size_t r0, size_t r1, float *y) {
     (void)p; (void)f; (void)b; (void)a; (void)r0; (void)r1; (void)y; return 0;
 }
-int qk_q4x8_gemm(const uint8_t *p, int f, size_t b, const float *ap, size_t m, size_t c0, size_t c1,
-                 float *c, size_t ldc) {
-    (void)p; (void)f; (void)b; (void)ap; (void)m; (void)c0; (void)c1; (void)c; (void)ldc; return 0;
+int qk_q4x8_gemm(const uint8_t *p, int f, size_t b, const float *ap, size_t m, size_t s0, size_t s1, size_t c0,
+                 size_t c1, float *c, size_t ldc) {
+    (void)p; (void)f; (void)b; (void)ap; (void)m; (void)s0; (void)s1; (void)c0; (void)c1; (void)c; (void)ldc; return 0;
 }
 size_t qk_q8_activation_bytes(size_t blocks) { return blocks * 40; }
 size_t qk_q16_activation_bytes(size_t blocks) { return blocks * 72; }

@@ -249,17 +249,20 @@ extension BlockQuantizedMatrix {
     public var supportsNativeGEMM: Bool {
         guard usesNativeKernels else { return false }
         // An empty product does no work and reports whether the kernel runs here.
-        return withNativeArguments { s16, s32, zp in qk_q4_gemm(data, s16, s32, zp, blocksPerRow, nil, 0, 0, 0, nil, 0) } != 0
+        return withNativeArguments { s16, s32, zp in qk_q4_gemm(data, s16, s32, zp, blocksPerRow, nil, 0, 0, 0, 0, 0, nil, 0) } != 0
     }
 
     /// `c[i, j] = Σ_k a[i, k] · W[j, k]` for the activations `a` (packed for this matrix's
-    /// blocks) and the rows `columns` of this matrix, into `c` (row stride `ldc`), with the C
-    /// kernel that dequantizes panels into L1 (`qk_q4_gemm`). Returns false (nothing written)
-    /// when that kernel does not serve this matrix or CPU (`supportsNativeGEMM`).
-    public func gemm(_ a: GEMMActivations, columns: Range<Int>, into c: UnsafeMutablePointer<Float>, ldc: Int) -> Bool {
+    /// blocks), their rows in strips `strips` (one of `a.stripBlocks`) and the rows `columns` of
+    /// this matrix, into `c` (row stride `ldc`), with the C kernel that dequantizes panels into
+    /// L1 (`qk_q4_gemm`). Returns false (nothing written) when that kernel does not serve this
+    /// matrix or CPU (`supportsNativeGEMM`).
+    public func gemm(_ a: GEMMActivations, strips: Range<Int>, columns: Range<Int>, into c: UnsafeMutablePointer<Float>,
+                     ldc: Int) -> Bool {
         guard usesNativeKernels, a.blocks == blocksPerRow else { return false }
         return withNativeArguments { s16, s32, zp in
-            qk_q4_gemm(data, s16, s32, zp, blocksPerRow, a.pointer, a.rows, columns.lowerBound, columns.upperBound, c, ldc)
+            qk_q4_gemm(data, s16, s32, zp, blocksPerRow, a.pointer, a.rows, strips.lowerBound, strips.upperBound,
+                       columns.lowerBound, columns.upperBound, c, ldc)
         } != 0
     }
 

@@ -153,12 +153,14 @@ public final class PackedQ4Matrix: @unchecked Sendable {
     }
 
     /// `c[i, j] = Σ_k a[i, k] · W[j, k]` for the activations `a` (packed for this matrix's
-    /// blocks) and columns `columns` (multiples of 8 at both ends), into `c` (row stride `ldc`).
-    /// False when the kernel did not run (columns not whole groups, `a` packed for another K).
+    /// blocks), their rows in strips `strips` (one of `a.stripBlocks`) and columns `columns`
+    /// (multiples of 8 at both ends), into `c` (row stride `ldc`). False when the kernel did not
+    /// run (columns not whole groups, `a` packed for another K).
     @discardableResult
-    public func gemm(_ a: GEMMActivations, columns: Range<Int>, into c: UnsafeMutablePointer<Float>, ldc: Int) -> Bool {
+    public func gemm(_ a: GEMMActivations, strips: Range<Int>, columns: Range<Int>, into c: UnsafeMutablePointer<Float>,
+                     ldc: Int) -> Bool {
         guard a.blocks == blocksPerRow else { return false }
-        return qk_q4x8_gemm(base, floatScales ? 1 : 0, blocksPerRow, a.pointer, a.rows, columns.lowerBound, columns.upperBound,
-                            c, ldc) != 0
+        return qk_q4x8_gemm(base, floatScales ? 1 : 0, blocksPerRow, a.pointer, a.rows, strips.lowerBound, strips.upperBound,
+                            columns.lowerBound, columns.upperBound, c, ldc) != 0
     }
 }

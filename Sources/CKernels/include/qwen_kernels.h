@@ -56,14 +56,15 @@ size_t qk_q4_strip_count(size_t m);
 void qk_q4_pack_a(const float *a, size_t lda, size_t m, size_t k, size_t blocks,
                   size_t strip_begin, size_t strip_end, float *ap);
 
-/// c[i, j] = sum_k a[i, k] * dequantize(B)[j, k] for i < m and columns j in [col_begin, col_end):
-/// the M > 2 (prefill) product, B dequantized panel by panel into L1 and multiplied with a
+/// c[i, j] = sum_k a[i, k] * dequantize(B)[j, k] for the rows i of A's strips [strip_begin,
+/// strip_end) (of `qk_q4_strip_count(m)`) and columns j in [col_begin, col_end): the M > 2
+/// (prefill) product, B dequantized panel by panel into L1 and multiplied with a
 /// register-blocked (6 rows × 16) float32 FMA kernel. Same B layout and arguments as `qk_q4_gemv`; `ap` is A packed by
 /// `qk_q4_pack_a`; `c` has row stride `ldc`. Returns 0 (nothing written) when the CPU lacks
 /// AVX2/FMA/F16C.
 int qk_q4_gemm(const uint8_t *data, const uint16_t *scales_f16, const float *scales_f32,
                const uint8_t *zero_points, size_t blocks, const float *ap, size_t m,
-               size_t col_begin, size_t col_end, float *c, size_t ldc);
+               size_t strip_begin, size_t strip_end, size_t col_begin, size_t col_end, float *c, size_t ldc);
 
 /// The q4x8 layout (q4x8.c): symmetric 4-bit block-32 weights repacked at load, rows in groups
 /// of 8, each block of a group one record of its 8 scales followed by its 128 weight bytes with
@@ -121,7 +122,7 @@ int qk_q4x8_gemv_q16(const uint8_t *packed, int f32_scales, size_t blocks, const
 /// `qk_q4_gemm` over the packed form, columns [col_begin, col_end) multiples of 8. Returns 0
 /// (nothing written) when the CPU lacks AVX2/FMA/F16C or the columns are not whole groups.
 int qk_q4x8_gemm(const uint8_t *packed, int f32_scales, size_t blocks, const float *ap, size_t m,
-                 size_t col_begin, size_t col_end, float *c, size_t ldc);
+                 size_t strip_begin, size_t strip_end, size_t col_begin, size_t col_end, float *c, size_t ldc);
 
 /// scores[t] = softmax(scores + mask)[t] in place (mask may be null); NaN → 0 when nan_to_zero.
 /// The softmax of `qk_attention_row`, for callers that compute the scores themselves.

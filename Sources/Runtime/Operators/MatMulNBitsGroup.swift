@@ -102,10 +102,14 @@ extension MatMulNBitsOperator {
 
         if m > 2 {
             // Prefill: panels of B dequantized into L1 and multiplied there (q4_gemm), each
-            // thread taking column ranges as it comes free.
+            // thread taking column ranges as it comes free, a block of rows at a time.
             let activations = GEMMActivations(a, rows: m, k: k, lda: k, blocks: packed[0].blocksPerRow)
-            parallelFor(total, minChunk: 32, granularity: 16, chunksPerThread: 16) { columns in
-                forEachProduct(in: columns) { j, local in packed[j].gemm(activations, columns: local, into: outs[j], ldc: ns[j]) }
+            for strips in activations.stripBlocks {
+                parallelFor(total, minChunk: 32, granularity: 16, chunksPerThread: 16) { columns in
+                    forEachProduct(in: columns) { j, local in
+                        packed[j].gemm(activations, strips: strips, columns: local, into: outs[j], ldc: ns[j])
+                    }
+                }
             }
         } else {
             // Decode: each row zero-padded to whole blocks (the kernels' order is natural), and

@@ -186,13 +186,15 @@ struct MatMulNBitsOperator: Operator {
         let int8Weights = int8Activations ? pw : nil
         let kp = w.paddedK
         if m > 2 && int8Weights == nil && w.supportsNativeGEMM {
-            // A packed once for the micro-kernel, then each thread's columns: panels of B
-            // dequantized into L1 and multiplied there (q4_gemm).
+            // A packed once for the micro-kernel, then, a block of rows at a time, each thread's
+            // columns: panels of B dequantized into L1 and multiplied there (q4_gemm).
             let packedA = GEMMActivations(pa, rows: m, k: k, lda: k, blocks: kp / 32)
-            parallelFor(n, minChunk: 32, granularity: 16, chunksPerThread: 16) { columns in
-                // Checked to run here; should it refuse, BLAS gives the same product.
-                if !w.gemm(packedA, columns: columns, into: po, ldc: n) {
-                    MatMulNBitsOperator.dequantizedGEMM(w, pa, lda: k, m: m, columns: columns, into: po, ldc: n)
+            for strips in packedA.stripBlocks {
+                parallelFor(n, minChunk: 32, granularity: 16, chunksPerThread: 16) { columns in
+                    // Checked to run here; should it refuse, BLAS gives the same product (all rows).
+                    if !w.gemm(packedA, strips: strips, columns: columns, into: po, ldc: n) {
+                        MatMulNBitsOperator.dequantizedGEMM(w, pa, lda: k, m: m, columns: columns, into: po, ldc: n)
+                    }
                 }
             }
             return [try finish(out, bias: bias, rows: m, resultType: aIn.dtype)]
