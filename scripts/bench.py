@@ -5,6 +5,7 @@ Usage (through the shell wrapper, which sets up the pinned venv):
     scripts/bench [--runs 3] [--json] [--model Models/qwen2.5-coder-0.5b-instruct]
                   [--scratch-path .build] [--no-build] [--max-tokens 64] [--threads 2]
                   [--positions 128,1024,4096] [--position-steps 16] [--no-int8]
+                  [--prompt-lengths 512,1024] [--prompt-rounds 2]
     LLAMA_CPP_BIN=/path/to/llama-bench scripts/bench     # adds llama.cpp on the GGUF
 
 What runs, in interleaved rounds (after one untimed warm-up round that also fills the page cache):
@@ -36,6 +37,9 @@ Measured the same way for ours and ORT:
 Decode speed at context lengths (second table): `qwen-run decode-speed` and the ORT worker each fill
 the KV cache with N zero positions, run one untimed step, then time single-token steps (the work of
 a step at that length does not depend on the values).
+Prefill at prompt lengths (third table): the prompt's text repeated in one user message to about
+512 and 1024 tokens (ids from HF, checked against qwen-run's), one token generated, qwen-run and the
+ORT worker run alternately, medians.
 
 Both stop after an eos id (as qwen-run does), so the prompt is one that makes the model write >64
 tokens; the table says how many were generated. Medians over the timed rounds. The CPU time other
@@ -255,8 +259,8 @@ def fma_probe(workdir: Path) -> tuple[float, float] | None:
 
 
 def run_ours(binary: Path, model_dir: Path, onnx_name: str, max_tokens: int, int8: str = "accuracyLevel4",
-             cache_dir: str | None = None, decode: str = "automatic") -> dict:
-    cmd = [str(binary), "--model", str(model_dir), "--onnx", onnx_name, "--prompt", PROMPT,
+             cache_dir: str | None = None, decode: str = "automatic", prompt: str = PROMPT) -> dict:
+    cmd = [str(binary), "--model", str(model_dir), "--onnx", onnx_name, "--prompt", prompt,
            "--greedy", "--max-tokens", str(max_tokens), "--json", "--int8", int8, "--decode-activations", decode]
     env = None
     if cache_dir is not None:
@@ -362,6 +366,9 @@ def main() -> int:
     ap.add_argument("--positions", default="128,1024,4096",
                     help="context lengths for the decode-vs-context table ('' to skip)")
     ap.add_argument("--position-steps", type=int, default=16, help="timed decode steps per context length")
+    ap.add_argument("--prompt-lengths", default="512,1024",
+                    help="about how many prompt tokens for the prefill-vs-prompt-length table ('' to skip)")
+    ap.add_argument("--prompt-rounds", type=int, default=2, help="interleaved runs per prompt length and system")
     ap.add_argument("--no-int8", action="store_true",
                     help="skip the qwen-run row with int8 activations (--int8 always; accuracy: scripts/int8_accuracy.py)")
     args = ap.parse_args()
@@ -531,6 +538,43 @@ def main() -> int:
         notes.append(f"context table: one single-token step after N cached positions (zeros; no prefill), "
                      f"{args.position_steps} timed steps after one untimed, one run each; "
                      f"other processes {min(context_others):.0%}–{max(context_others):.0%} CPU")
+    prefill_at = None
+    targets = [int(p) for p in args.prompt_lengths.split(",") if p.strip()]
+    if targets:
+        # Longer prompts: the bench prompt's text repeated in one user message (chat template),
+        # ids from HF and checked against qwen-run's; one token generated.
+        prefill_at = {}
+        per_copy = len(tok("\n\n" + PROMPT, add_special_tokens=False).input_ids)
+        length_others = []
+        for target in targets:
+            copies = max(1, round((target - len(prompt_ids)) / per_copy) + 1)
+            content = "\n\n".join([PROMPT] * copies)
+            ids = tok(tok.apply_chat_template([{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True),
+                      add_special_tokens=False).input_ids
+            log(f"prefill at a {len(ids)}-token prompt ({copies} copies of the prompt), {args.prompt_rounds} runs each")
+            spec = Path(tempfile.mkstemp(prefix="bench-ort-long-", suffix=".json")[1])
+            spec.write_text(json.dumps({"model": str(onnx_path), "prompt_ids": ids, "eos": eos, "max_tokens": 1,
+                                        "threads": args.threads}))
+            rates = {"ours": [], "ort": []}
+            for _ in range(args.prompt_rounds):
+                r = run_ours(binary, model_dir, args.onnx, 1, prompt=content)
+                length_others.append(LAST_OTHERS_CPU)
+                if r["prompt_ids"] != ids:
+                    raise SystemExit(f"qwen-run's ids for the {len(ids)}-token prompt differ from HF's")
+                rates["ours"].append(r["prefill_tokens_per_s"])
+                rates["ort"].append(run_ort(spec)["prefill_tokens_per_s"])
+                length_others.append(LAST_OTHERS_CPU)
+            spec.unlink(missing_ok=True)
+            prefill_at[str(len(ids))] = {k: statistics.median(v) for k, v in rates.items()} | {"runs": rates}
+        lengths = list(prefill_at)
+        lines += ["", "| prefill tok/s at prompt length | " + " | ".join(lengths) + " |",
+                  "|" + "---|" * (len(lengths) + 1),
+                  f"| {names['ours']} | " + " | ".join(f"{prefill_at[n]['ours']:.1f}" for n in lengths) + " |",
+                  f"| {names['ort']} | " + " | ".join(f"{prefill_at[n]['ort']:.1f}" for n in lengths) + " |",
+                  "| **ours / ORT** | " + " | ".join(f"{prefill_at[n]['ours'] / prefill_at[n]['ort']:.2f}×" for n in lengths) + " |"]
+        notes.append(f"prompt-length table: the prompt's text repeated in one user message, ids identical for qwen-run and HF, "
+                     f"one token generated, medians of {args.prompt_rounds} interleaved runs; "
+                     f"other processes {min(length_others):.0%}–{max(length_others):.0%} CPU")
     f32 = runs["ours-f32"][-1]["generated_ids"]
     notes.append(f"generated ids, ours float32 decode vs ORT ENABLE_ALL: {'identical' if f32 == ort_ids else 'differ'}")
     if "ours-int8" in systems:
@@ -549,6 +593,7 @@ def main() -> int:
                           "paired_round_ratios": pairs,
                           "other_processes_cpu_fraction": {s: [r["others_cpu"] for r in runs[s]] for s in systems},
                           "decode_tokens_per_s_at_context": context,
+                          "prefill_tokens_per_s_at_prompt_length": prefill_at,
                           "generated_ids_identical": ours_ids == ort_ids, "first_difference": None if ours_ids == ort_ids else agree,
                           "raw": {s: [{k: v for k, v in r.items() if k not in ("prompt_ids",)} for r in runs[s]] for s in systems}},
                          indent=1))
