@@ -512,6 +512,13 @@ def main() -> int:
              f"CPU used by other processes during the runs: {min(others):.0%}–{max(others):.0%} of the machine"
              + ("  ** BUSY MACHINE: not comparable with a quiet run (ONNX Runtime's spinning threads suffer most) **"
                 if max(others) > 0.10 else "")]
+    def versus_ort(title: str, columns: list[str], ours: dict, ort: dict, fmt: str) -> list[str]:
+        """A table of ours and ORT by column (keys of `ours` and `ort`), with their ratio."""
+        return ["", f"| {title} | " + " | ".join(columns) + " |", "|" + "---|" * (len(columns) + 1),
+                f"| {names['ours']} | " + " | ".join(fmt.format(ours[c]) for c in columns) + " |",
+                f"| {names['ort']} | " + " | ".join(fmt.format(ort[c]) for c in columns) + " |",
+                "| **ours / ORT** | " + " | ".join(f"{ours[c] / ort[c]:.2f}×" for c in columns) + " |"]
+
     context = None
     positions = [int(p) for p in args.positions.split(",") if p.strip()]
     if positions:
@@ -530,11 +537,8 @@ def main() -> int:
         context["ort"] = run_ort(ctx_spec)["decode_tokens_per_s"]
         context_others.append(LAST_OTHERS_CPU)
         ctx_spec.unlink(missing_ok=True)
-        lines += ["", "| decode tok/s at context length | " + " | ".join(str(p) for p in positions) + " |",
-                  "|" + "---|" * (len(positions) + 1),
-                  f"| {names['ours']} | " + " | ".join(f"{context['ours'][str(p)]:.2f}" for p in positions) + " |",
-                  f"| {names['ort']} | " + " | ".join(f"{context['ort'][str(p)]:.2f}" for p in positions) + " |",
-                  "| **ours / ORT** | " + " | ".join(f"{context['ours'][str(p)] / context['ort'][str(p)]:.2f}×" for p in positions) + " |"]
+        lines += versus_ort("decode tok/s at context length", [str(p) for p in positions], context["ours"], context["ort"],
+                            "{:.2f}")
         notes.append(f"context table: one single-token step after N cached positions (zeros; no prefill), "
                      f"{args.position_steps} timed steps after one untimed, one run each; "
                      f"other processes {min(context_others):.0%}–{max(context_others):.0%} CPU")
@@ -566,12 +570,8 @@ def main() -> int:
                 length_others.append(LAST_OTHERS_CPU)
             spec.unlink(missing_ok=True)
             prefill_at[str(len(ids))] = {k: statistics.median(v) for k, v in rates.items()} | {"runs": rates}
-        lengths = list(prefill_at)
-        lines += ["", "| prefill tok/s at prompt length | " + " | ".join(lengths) + " |",
-                  "|" + "---|" * (len(lengths) + 1),
-                  f"| {names['ours']} | " + " | ".join(f"{prefill_at[n]['ours']:.1f}" for n in lengths) + " |",
-                  f"| {names['ort']} | " + " | ".join(f"{prefill_at[n]['ort']:.1f}" for n in lengths) + " |",
-                  "| **ours / ORT** | " + " | ".join(f"{prefill_at[n]['ours'] / prefill_at[n]['ort']:.2f}×" for n in lengths) + " |"]
+        lines += versus_ort("prefill tok/s at prompt length", list(prefill_at),
+                            {n: r["ours"] for n, r in prefill_at.items()}, {n: r["ort"] for n, r in prefill_at.items()}, "{:.1f}")
         notes.append(f"prompt-length table: the prompt's text repeated in one user message, ids identical for qwen-run and HF, "
                      f"one token generated, medians of {args.prompt_rounds} interleaved runs; "
                      f"other processes {min(length_others):.0%}–{max(length_others):.0%} CPU")
