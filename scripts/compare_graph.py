@@ -88,16 +88,19 @@ def compare(ours, ref, label):
 
 
 def parse_args_and_encode(text):
-    """The command line shared with int8_accuracy.py (MODEL_DIR, --onnx, --qwen-run, --json), the
-    .onnx path, and `text` encoded with the model's tokenizer.json (HF tokenizers)."""
+    """The command line shared with int8_accuracy.py (MODEL_DIR, --onnx, --qwen-run, --json, --repeat),
+    the .onnx path, and `text` (repeated) encoded with the model's tokenizer.json (HF tokenizers)."""
     p = argparse.ArgumentParser()
     p.add_argument("model_dir")
     p.add_argument("--onnx", default="onnx/model_q4f16.onnx")
     p.add_argument("--qwen-run", default=".build/release/qwen-run")
     p.add_argument("--json", help="write the figures here")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="the text this many times over, one per line (longer prompts: more blocks of rows in the "
+                        "GEMMs and of positions in attention)")
     a = p.parse_args()
     from tokenizers import Tokenizer
-    ids = Tokenizer.from_file(os.path.join(a.model_dir, "tokenizer.json")).encode(text).ids
+    ids = Tokenizer.from_file(os.path.join(a.model_dir, "tokenizer.json")).encode("\n".join([text] * max(1, a.repeat))).ids
     return a, os.path.join(a.model_dir, a.onnx), ids
 
 
