@@ -394,8 +394,13 @@ def main() -> int:
 
     transformers.logging.set_verbosity_error()
     tok = AutoTokenizer.from_pretrained(str(model_dir))
-    text = tok.apply_chat_template([{"role": "user", "content": PROMPT}], tokenize=False, add_generation_prompt=True)
-    prompt_ids = tok(text, add_special_tokens=False).input_ids
+
+    def chat_ids(content: str) -> list[int]:
+        """HF's ids for `content` as one user message in the chat template, with the generation prompt."""
+        text = tok.apply_chat_template([{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True)
+        return tok(text, add_special_tokens=False).input_ids
+
+    prompt_ids = chat_ids(PROMPT)
     gen = json.loads((model_dir / "generation_config.json").read_text())
     eos = gen["eos_token_id"] if isinstance(gen["eos_token_id"], list) else [gen["eos_token_id"]]
     spec_file = Path(tempfile.mkstemp(prefix="bench-ort-", suffix=".json")[1])
@@ -553,8 +558,7 @@ def main() -> int:
         for target in targets:
             copies = max(1, round((target - len(prompt_ids)) / per_copy) + 1)
             content = "\n\n".join([PROMPT] * copies)
-            ids = tok(tok.apply_chat_template([{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True),
-                      add_special_tokens=False).input_ids
+            ids = chat_ids(content)
             log(f"prefill at a {len(ids)}-token prompt ({copies} copies of the prompt), {args.prompt_rounds} runs each")
             spec = Path(tempfile.mkstemp(prefix="bench-ort-long-", suffix=".json")[1])
             spec.write_text(json.dumps({"model": str(onnx_path), "prompt_ids": ids, "eos": eos, "max_tokens": 1,

@@ -187,7 +187,7 @@ final class PackedWeightCache: @unchecked Sendable {
 /// the file in 2 MB folios, which a 2 MB-aligned mapping maps as huge pages
 /// (`MappedFile(path:hugePages:)`). Written in 64 KB pieces, the same file is held in small folios.
 final class AlignedWriter {
-    static let piece = 2 << 20
+    static let piece = HugePages.size
     private let out: FileHandle
     private var buffer = Data(capacity: AlignedWriter.piece)
 
