@@ -3,6 +3,37 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# transformers.js / onnx-community dtypes (make_fixtures.TJS_VARIANTS): described in their own tables.
+TJS_VARIANTS = ("fp16", "q8", "int8", "uint8", "bnb4")
+
+TJS_TEXT = """\
+The transformers.js / onnx-community dtypes are made from the fp32 `model.onnx` the way
+transformers.js's `scripts/quantize.py` makes them (huggingface/transformers.js, last version
+before its v4 restructure, commit 3c64b72675cb; see `scripts/qwen_onnx.py`), all saved inline:
+
+- **fp16** `model_fp16.onnx`: float16 conversion with `keep_io_types=True` (inputs and outputs stay
+  float32, with `Cast` at the edges) and `Cast` blocked, i.e. the same conversion as q4f16 without
+  the q4 step. Every float initializer is float16.
+- **q8** `model_quantized.onnx`, **int8** `model_int8.onnx`, **uint8** `model_uint8.onnx`: ONNX
+  Runtime dynamic quantization (`ONNXQuantizer`, IntegerOps, per-tensor, no reduce_range,
+  `MatMulConstBOnly`, op types of `IntegerOpsRegistry`). q8 picks QInt8 weights unless the graph has
+  Conv / GroupQueryAttention / MultiHeadAttention, so here q8 is the int8 file byte for byte.
+  Each MatMul with a constant weight becomes `DynamicQuantizeLinear(A)` (uint8 activations, scalar
+  scale and zero point; one per distinct A, shared by q/k/v and by gate/up) →
+  `MatMulInteger(A_q, B_q [K, N], A_zp, B_zp)` → `Cast(int32→float)` → `Mul(A_scale·B_scale)`.
+  B_q is int8 with zero point 0 (symmetric) for int8, uint8 with a computed zero point for uint8;
+  scales and zero points are scalars (per-tensor). The `Gather` of `embed_tokens` is quantized too
+  (uint8, asymmetric, scalar scale/zero point, also in int8) and followed by `DequantizeLinear`.
+  With tied embeddings lm_head is a float `MatMul` on `DequantizeLinear(Transpose(embed uint8))`.
+  MatMuls whose B is computed (attention scores) stay float `MatMul`.
+- **bnb4** `model_bnb4.onnx`: ONNX Runtime `MatMulBnb4Quantizer` (quant_type 1 = NF4, block 64),
+  every MatMul with a constant weight, lm_head included (untied). B is uint8 [(K·N+1)/2]: the
+  transposed weight [N, K], flattened row-major, cut into blocks of 64 elements (blocks run across
+  rows: K is not a multiple of 64), two 4-bit codes per byte, first element in the high nibble;
+  absmax is float [ceil(K·N/64)], the largest |w| of each block; w = NF4[code] · absmax[block]
+  with the bitsandbytes NF4 code book.
+"""
+
 
 def _size(p: Path) -> int:
     return p.stat().st_size if p.exists() else 0
@@ -14,6 +45,35 @@ def _io_table(desc: dict) -> str:
         for v in desc[kind]:
             rows.append(f"| {kind[:-1]} | `{v['name']}` | {v['dtype']} | {v['shape']} |")
     return "\n".join(rows)
+
+
+def _op_table(w, m: dict, variants: list[str]) -> None:
+    hist = {v: m["models"][v]["op_histogram"] for v in variants}
+    ops = sorted({op for v in variants for op in hist[v]})
+    w("| op | " + " | ".join(variants) + " |")
+    w("|---|" + "---|" * len(variants))
+    for op in sorted(ops, key=lambda o: (-max(hist[v].get(o, 0) for v in variants), o)):
+        w(f"| {op} | " + " | ".join(str(hist[v].get(op, 0)) for v in variants) + " |")
+    w("")
+
+
+def _signature_table(w, m: dict) -> None:
+    """Quantization ops: input / output element types (init = initializer, [] = scalar), attributes."""
+    groups: dict[str, list[str]] = {}
+    for v, desc in m["models"].items():
+        sigs = desc.get("quantized_op_signatures")
+        if sigs:
+            groups.setdefault(repr(sigs), []).append(v)
+    if not groups:
+        return
+    w("Quantization ops (inputs and outputs: `init dtype[dims]` is an initializer, `[]` a scalar;"
+      " otherwise the computed tensor's dtype):\n")
+    w("| variants | op | count | inputs | outputs | attributes |\n|---|---|---|---|---|---|")
+    for key, variants in groups.items():
+        for s in m["models"][variants[0]]["quantized_op_signatures"]:
+            w(f"| {', '.join(variants)} | {s['op']} | {s['count']} | {', '.join(s['inputs'])} | "
+              f"{', '.join(s['outputs'])} | {s['attributes'] or ''} |")
+    w("")
 
 
 def render(manifests: dict, root: Path) -> str:
@@ -34,6 +94,8 @@ def render(manifests: dict, root: Path) -> str:
       "generation_config: eos [511, 509], pad 509, bos 509, do_sample false.\n")
     w("Weights are random, so the text is gibberish; the fixtures test that a runtime executes the\n"
       "graphs it finds the way ONNX Runtime does.\n")
+    if any(v in m["models"] for m in manifests.values() for v in TJS_VARIANTS):
+        w(TJS_TEXT)
 
     for name, m in manifests.items():
         d = m["dims"]
@@ -65,16 +127,18 @@ def render(manifests: dict, root: Path) -> str:
             w("**Note: the variants' I/O differ; see manifest.json.**\n")
         w(_io_table(first) + "\n")
         w("### Op histograms\n")
-        ops = sorted({op for desc in m["models"].values() for op in desc["op_histogram"]})
-        variants = list(m["models"])
-        w("| op | " + " | ".join(variants) + " |")
-        w("|---|" + "---|" * len(variants))
-        for op in sorted(ops, key=lambda o: (-max(m["models"][v]["op_histogram"].get(o, 0) for v in variants), o)):
-            w(f"| {op} | " + " | ".join(str(m["models"][v]["op_histogram"].get(op, 0)) for v in variants) + " |")
-        w("")
+        _op_table(w, m, [v for v in m["models"] if v not in TJS_VARIANTS])
         attrs = {str(a) for desc in m["models"].values() for a in desc["matmulnbits_attributes"]}
         if attrs:
             w("MatMulNBits attribute sets: " + "; ".join(f"`{a}`" for a in sorted(attrs)) + "\n")
+        tjs = [v for v in m["models"] if v in TJS_VARIANTS]
+        if tjs:
+            w("transformers.js dtypes (fp32 for comparison):\n")
+            _op_table(w, m, ["fp32"] + tjs)
+            attrs = {str(a) for desc in m["models"].values() for a in desc.get("matmulbnb4_attributes", [])}
+            if attrs:
+                w("MatMulBnb4 attribute sets (quant_type 1 = NF4): " + "; ".join(f"`{a}`" for a in sorted(attrs)) + "\n")
+            _signature_table(w, m)
         w("### References (ONNX Runtime " + m["versions"]["onnxruntime"] + ", CPU EP, 1 thread)\n")
         w(f"Prompt: `{ref['prompt_text']!r}` → ids `{ref['prompt_ids']}` ({len(ref['prompt_ids'])} tokens).\n")
         w(f"Teacher-forced decode ids: `{ref['decode_input_ids']}`.\n")
@@ -89,6 +153,13 @@ def render(manifests: dict, root: Path) -> str:
             w(f"| {k} | `{r['greedy_ids']}` | {min(r['greedy_top2_margins']):.4f} | "
               f"{ref['prefill_logits_max_abs_diff_vs_fp32_disable_all'][k]:.3g} |")
         w("")
+        levels = ref.get("logits_max_abs_diff_disable_all_vs_enable_all")
+        if levels:
+            w("Max |logit difference| between ORT_DISABLE_ALL and ORT_ENABLE_ALL (same variant):\n")
+            w("| variant | prefill_logits | decode_logits |\n|---|---|---|")
+            for v, d in levels.items():
+                w(f"| {v} | {d['prefill_logits']:.3g} | {d['decode_logits']:.3g} |")
+            w("")
     versions = next(iter(manifests.values()))["versions"]
     w("\n## Tool versions\n")
     w(", ".join(f"{k} {v}" for k, v in versions.items()) + "\n")

@@ -11,6 +11,11 @@ Writes, for each fixture (`tiny-qwen2`: untied lm_head; `tiny-qwen2-tied`: tied 
   <fixture>/onnx/model_q4.onnx                        MatMulNBits q4 (block 32, symmetric), inline
   <fixture>/onnx/model_q4f16.onnx + .onnx_data        q4 + fp16 internals, external data
   tiny-qwen2/onnx14/model_q4f16.onnx                  opset 14 export, q4f16, weights inline
+  <fixture>/onnx/model_fp16.onnx                      transformers.js dtypes, each made from model.onnx the
+  <fixture>/onnx/model_quantized.onnx                 way transformers.js's scripts/quantize.py makes it
+  <fixture>/onnx/model_int8.onnx                      (fp16: float16 conversion, float32 I/O; q8 = quantized,
+  <fixture>/onnx/model_uint8.onnx                     int8, uint8: ORT dynamic quantization, MatMulInteger;
+  <fixture>/onnx/model_bnb4.onnx                      bnb4: MatMulBnb4 NF4, block 64), all inline
   <fixture>/reference/...                             ONNX Runtime outputs (.npy) + manifest.json
   README.md                                           generated description (dims, I/O, op histograms)
 
@@ -73,16 +78,25 @@ PROMPT_TEXT = "<|im_start|>user\nfib(10) in C?<|im_end|>\n<|im_start|>assistant\
 DECODE_STEPS = 16
 GREEDY_STEPS = 16
 
+# transformers.js / onnx-community dtypes made from the fp32 model.onnx (after the variants above,
+# so adding them left every earlier file byte-identical).
+TJS_VARIANTS = ["fp16", "q8", "int8", "uint8", "bnb4"]
 FIXTURES = {
     # name: (tie_word_embeddings, variants)
-    "tiny-qwen2": (False, ["fp32", "q4", "q4f16", "opset14_q4f16"]),
-    "tiny-qwen2-tied": (True, ["fp32", "q4", "q4f16"]),
+    "tiny-qwen2": (False, ["fp32", "q4", "q4f16", "opset14_q4f16"] + TJS_VARIANTS),
+    "tiny-qwen2-tied": (True, ["fp32", "q4", "q4f16"] + TJS_VARIANTS),
 }
 VARIANT_FILES = {
     "fp32": "onnx/model.onnx",
     "q4": "onnx/model_q4.onnx",
     "q4f16": "onnx/model_q4f16.onnx",
     "opset14_q4f16": "onnx14/model_q4f16.onnx",
+    # transformers.js file names (dtype → file: q8 is "model_quantized")
+    "fp16": "onnx/model_fp16.onnx",
+    "q8": "onnx/model_quantized.onnx",
+    "int8": "onnx/model_int8.onnx",
+    "uint8": "onnx/model_uint8.onnx",
+    "bnb4": "onnx/model_bnb4.onnx",
 }
 
 
@@ -161,6 +175,21 @@ def build_onnx(fixture_dir: Path, src: Path, work: Path, variants: list[str]) ->
         q4_14 = qo.quantize_q4(onnx.load(str(v14)))
         f16_14 = qo.convert_q4_to_q4f16(q4_14, vi14)
         qo.save_model(f16_14, fixture_dir / VARIANT_FILES["opset14_q4f16"], external_data=False)
+    # transformers.js dtypes, following huggingface/transformers.js scripts/quantize.py (see
+    # qwen_onnx.py): each starts from the fp32 model.onnx; transformers.js saves models under 2 GB
+    # inline (scripts/utils.py check_and_save_model), so these are inline too.
+    tjs = {
+        "fp16": lambda: qo.convert_to_fp16(onnx.load(str(v18)), vi18),
+        "q8": lambda: qo.quantize_q8(onnx.load(str(v18)), qo.q8_weight_type(onnx.load(str(v18)))),
+        "int8": lambda: qo.quantize_q8(onnx.load(str(v18)), "QInt8"),
+        "uint8": lambda: qo.quantize_q8(onnx.load(str(v18)), "QUInt8"),
+        "bnb4": lambda: qo.quantize_bnb4(onnx.load(str(v18)), block_size=64, quant_type="NF4"),
+    }
+    for v in TJS_VARIANTS:
+        if v in variants:
+            model = tjs[v]()
+            qo.check_like_transformers_js(model)
+            qo.save_model(model, fixture_dir / VARIANT_FILES[v], external_data=False)
     for v in variants:
         onnx.checker.check_model(str(fixture_dir / VARIANT_FILES[v]))
 
@@ -243,12 +272,22 @@ def references(fixture_dir: Path, variants: list[str]) -> dict:
             a = np.load(ref / f"{variant}/{level}/prefill_logits.npy")
             diffs[f"{variant}/{level}"] = float(np.abs(a - base).max())
 
+    # How far ORT_ENABLE_ALL moves each variant's logits away from ORT_DISABLE_ALL.
+    levels = {}
+    for variant in variants:
+        levels[variant] = {}
+        for kind in ("prefill_logits", "decode_logits"):
+            a = np.load(ref / f"{variant}/disable_all/{kind}.npy")
+            b = np.load(ref / f"{variant}/enable_all/{kind}.npy")
+            levels[variant][kind] = float(np.abs(a - b).max())
+
     return {
         "prompt_text": PROMPT_TEXT,
         "prompt_ids": prompt,
         "decode_input_ids": decode_ids,
         "results": results,
         "prefill_logits_max_abs_diff_vs_fp32_disable_all": diffs,
+        "logits_max_abs_diff_disable_all_vs_enable_all": levels,
         "files": dict(sorted(files.items())),
     }
 

@@ -1,4 +1,4 @@
-"""Shared tool chain: optimum export → q4 (MatMulNBits) → q4f16, and the ONNX Runtime oracle.
+"""Shared tool chain: optimum export → q4 (MatMulNBits) → q4f16 (+ transformers.js dtypes), and the ONNX Runtime oracle.
 
 Used by make_fixtures.py (tiny random models) and build_real_model.py (the real 0.5B), so both go
 through exactly the same steps:
@@ -25,6 +25,14 @@ through exactly the same steps:
            tensor, but nodes inside the graph that read `present.*` (the attention MatMuls read
            the concatenated cache) keep reading the float32 name; they are redirected to the fp16
            tensor.
+     The same conversion of the fp32 model is transformers.js's "fp16" dtype (`convert_to_fp16`).
+     transformers.js runs its own copy of this converter (scripts/float16.py, derived from
+     onnxconverter-common) with keep_io_types=True and `Cast` in its block list; its other
+     changes are fixes (c) and (d) done in place, names of the inserted Casts, a different
+     topological sort, and `Range` not blocked (all Range ops here are int64, so no difference).
+  4. transformers.js's 8-bit and bnb4 dtypes, as its scripts/quantize.py makes them from the fp32
+     model: `quantize_q8` (ONNX Runtime dynamic quantization: DynamicQuantizeLinear +
+     MatMulInteger) for q8 / int8 / uint8, and `quantize_bnb4` (MatMulBnb4, NF4, block 64).
 """
 from __future__ import annotations
 
@@ -78,6 +86,11 @@ def inferred_value_info(model_path: str | Path) -> list[onnx.ValueInfoProto]:
 
     Initializers that live in external data keep their dims and dtype, which is all inference
     needs; small inline initializers (shape constants) stay. Works for models beyond 2 GB."""
+    inferred = onnx.shape_inference.infer_shapes(_weightless(model_path), strict_mode=False, data_prop=True)
+    return list(inferred.graph.value_info)
+
+
+def _weightless(model_path: str | Path) -> onnx.ModelProto:
     m = onnx.load(str(model_path), load_external_data=False)
     # Drop large inline payloads too, so the serialized proto stays small.
     for init in m.graph.initializer:
@@ -87,8 +100,27 @@ def inferred_value_info(model_path: str | Path) -> list[onnx.ValueInfoProto]:
             del init.external_data[:]
             e = init.external_data.add()
             e.key, e.value = "location", "__weightless__"
-    inferred = onnx.shape_inference.infer_shapes(m, strict_mode=False, data_prop=True)
-    return list(inferred.graph.value_info)
+    return m
+
+
+def inferred_elem_types(model_path: str | Path) -> dict[str, int]:
+    """Element type of every tensor. onnx's inference knows no com.microsoft op and stops behind
+    one, so the output of MatMulNBits / MatMulBnb4 (typed like input A) is declared and inference
+    rerun until nothing new is learnt."""
+    m = _weightless(model_path)
+    g = m.graph
+    while True:
+        inferred = onnx.shape_inference.infer_shapes(m, strict_mode=False, data_prop=True).graph
+        types = {v.name: v.type.tensor_type.elem_type
+                 for v in list(inferred.input) + list(inferred.output) + list(inferred.value_info)
+                 if v.type.tensor_type.elem_type}
+        types.update({i.name: i.data_type for i in g.initializer})
+        new = [onnx.helper.make_tensor_value_info(n.output[0], types[n.input[0]], None) for n in g.node
+               if n.domain == "com.microsoft" and n.op_type in ("MatMulNBits", "MatMulBnb4")
+               and n.input[0] in types and n.output[0] not in types]
+        if not new:
+            return types
+        g.value_info.extend(new)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -104,7 +136,89 @@ def quantize_q4(model: onnx.ModelProto, block_size: int = 32) -> onnx.ModelProto
 
 
 # ---------------------------------------------------------------------------------------------
+# transformers.js dtypes: q8 / int8 / uint8 (MatMulInteger) and bnb4 (MatMulBnb4)
+#
+# Followed: huggingface/transformers.js scripts/quantize.py (last version before the v4 repo
+# restructure removed scripts/, commit 3c64b72675cb, 2026-01-23): `quantize_q8` and `quantize_bnb4`,
+# with the CLI defaults (per_channel and reduce_range unset, no op_block_list, bnb4 block_size 64,
+# quant_type NF4). Both start from the fp32 model.onnx, like transformers.js.
+
+# transformers.js picks QUInt8 weights for "q8" only when the graph has one of these ops (Conv:
+# onnxruntime-web has no int8 ConvInteger; GQA/MHA: onnxruntime-genai graphs); otherwise QInt8.
+Q8_QUINT8_OPS = ("Conv", "GroupQueryAttention", "MultiHeadAttention")
+
+
+def q8_weight_type(model: onnx.ModelProto) -> str:
+    """transformers.js's weight type for dtype "q8": "QUInt8" or "QInt8"."""
+    ops = set()
+
+    def walk(graph):
+        for node in graph.node:
+            ops.add(node.op_type)
+            for a in node.attribute:
+                if a.type == onnx.AttributeProto.GRAPH:
+                    walk(a.g)
+
+    walk(model.graph)
+    return "QUInt8" if ops & set(Q8_QUINT8_OPS) else "QInt8"
+
+
+def quantize_q8(model: onnx.ModelProto, weight_type: str) -> onnx.ModelProto:
+    """ONNX Runtime dynamic (IntegerOps) quantization exactly as transformers.js's quantize_q8:
+    ONNXQuantizer used directly (not quantize_dynamic), every IntegerOpsRegistry op type (Conv,
+    MatMul, Attention, LSTM, Gather, Transpose, EmbedLayerNormalization), per_channel and
+    reduce_range off (the CLI's None), activations QUInt8, extra_options EnableSubgraph and
+    MatMulConstBOnly. weight_type: "QInt8" (dtype int8, and q8 for graphs without Conv/GQA/MHA)
+    or "QUInt8" (dtype uint8)."""
+    from onnxruntime.quantization import QuantizationMode, QuantType
+    from onnxruntime.quantization.onnx_quantizer import ONNXQuantizer
+    from onnxruntime.quantization.registry import IntegerOpsRegistry
+
+    quantizer = ONNXQuantizer(
+        model,
+        False,  # per_channel (transformers.js default None)
+        False,  # reduce_range (transformers.js default None)
+        mode=QuantizationMode.IntegerOps,
+        static=False,
+        weight_qType=getattr(QuantType, weight_type),
+        activation_qType=QuantType.QUInt8,
+        tensors_range=None,
+        nodes_to_quantize=[],
+        nodes_to_exclude=[],
+        op_types_to_quantize=set(IntegerOpsRegistry.keys()),
+        extra_options=dict(EnableSubgraph=True, MatMulConstBOnly=True),
+    )
+    quantizer.quantize_model()
+    return quantizer.model.model
+
+
+def check_like_transformers_js(model: onnx.ModelProto) -> None:
+    """transformers.js's scripts/utils.py strict_check_model: full check, ops unknown to onnx allowed."""
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except Exception as e:  # noqa: BLE001 (the same filter transformers.js applies)
+        if "No Op registered for" not in str(e):
+            raise
+
+
+def quantize_bnb4(model: onnx.ModelProto, block_size: int = 64, quant_type: str = "NF4") -> onnx.ModelProto:
+    """ONNX Runtime's MatMulBnb4Quantizer as transformers.js's quantize_bnb4 (defaults block_size
+    64, quant_type NF4): every MatMul with a constant 2-D weight becomes com.microsoft.MatMulBnb4."""
+    from onnxruntime.quantization.matmul_bnb4_quantizer import MatMulBnb4Quantizer
+
+    q = MatMulBnb4Quantizer(model, quant_type=getattr(MatMulBnb4Quantizer, quant_type), block_size=block_size)
+    q.process()
+    return q.model.model
+
+
+# ---------------------------------------------------------------------------------------------
 # 3. fp16
+
+
+def convert_to_fp16(model: onnx.ModelProto, value_info: list[onnx.ValueInfoProto]) -> onnx.ModelProto:
+    """fp16 conversion (q4 → q4f16, and fp32 → fp16 for transformers.js's "fp16" dtype, which runs
+    the same conversion on the fp32 model.onnx). See the module docstring for the fixes."""
+    return convert_q4_to_q4f16(model, value_info)
 
 
 def convert_q4_to_q4f16(model: onnx.ModelProto, value_info: list[onnx.ValueInfoProto]) -> onnx.ModelProto:
@@ -190,6 +304,40 @@ def _dims(t) -> list:
     return [d.dim_param if d.dim_param else d.dim_value for d in t.type.tensor_type.shape.dim]
 
 
+QUANT_OPS = ("MatMulInteger", "DynamicQuantizeLinear", "QuantizeLinear", "DequantizeLinear", "MatMulBnb4")
+
+
+def quantized_op_signatures(model_path: str | Path) -> list[dict]:
+    """For each distinct (op, input types/shapes, attributes) among the quantization ops
+    (MatMulInteger, DynamicQuantizeLinear, QuantizeLinear, DequantizeLinear, MatMulBnb4): how many
+    nodes have it. Inputs read `init <dtype>[dims]` for initializers (a [] shape is a scalar, i.e.
+    per-tensor scale / zero point), `<dtype>` for computed tensors; outputs give their dtype."""
+    m = onnx.load(str(model_path), load_external_data=False)
+    g = m.graph
+    if not any(n.op_type in QUANT_OPS for n in g.node):
+        return []
+    name = lambda t: TensorProto.DataType.Name(t).lower()
+    inits = {i.name: i for i in g.initializer}
+    types = inferred_elem_types(model_path)
+
+    def kind(x: str) -> str:
+        if x == "":
+            return "(absent)"
+        if x in inits:
+            return f"init {name(inits[x].data_type)}{list(inits[x].dims)}"
+        return name(types[x]) if types.get(x) else "?"
+
+    sigs = collections.Counter()
+    for n in g.node:
+        if n.op_type not in QUANT_OPS:
+            continue
+        attrs = tuple(sorted((a.name, onnx.helper.get_attribute_value(a)) for a in n.attribute))
+        sigs[((n.domain + "." if n.domain not in ("", "ai.onnx") else "") + n.op_type,
+              tuple(kind(x) for x in n.input), tuple(kind(x) for x in n.output), attrs)] += 1
+    return [{"op": op, "inputs": list(i), "outputs": list(o), "attributes": dict(a), "count": c}
+            for (op, i, o, a), c in sorted(sigs.items())]
+
+
 def describe(model_path: str | Path) -> dict:
     m = onnx.load(str(model_path), load_external_data=False)
     g = m.graph
@@ -198,6 +346,14 @@ def describe(model_path: str | Path) -> dict:
     mnb = [n for n in g.node if n.op_type == "MatMulNBits"]
     mnb_attrs = sorted({tuple(sorted((a.name, onnx.helper.get_attribute_value(a)) for a in n.attribute))
                         for n in mnb})
+    extra = {}  # only for graphs that have these ops, so older manifests' entries stay as they were
+    bnb4 = [n for n in g.node if n.op_type == "MatMulBnb4"]
+    if bnb4:
+        extra["matmulbnb4_attributes"] = [dict(a) for a in sorted(
+            {tuple(sorted((a.name, onnx.helper.get_attribute_value(a)) for a in n.attribute)) for n in bnb4})]
+    sigs = quantized_op_signatures(model_path)
+    if sigs:
+        extra["quantized_op_signatures"] = sigs
     return {
         "opset_import": {(o.domain or "ai.onnx"): o.version for o in m.opset_import},
         "ir_version": m.ir_version,
@@ -208,6 +364,7 @@ def describe(model_path: str | Path) -> dict:
         "initializer_count": len(g.initializer),
         "initializer_dtypes": dict(sorted(initializer_types.items())),
         "matmulnbits_attributes": [dict(a) for a in mnb_attrs],
+        **extra,
     }
 
 
