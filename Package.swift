@@ -47,7 +47,7 @@ let package = Package(
         ),
         .testTarget(name: "ONNXTests", dependencies: ["ONNX"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CKernels"]),
-        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Kernels"]),
+        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Kernels"], exclude: ["Data"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer"], exclude: ["Data"]),
         .testTarget(name: "QwenTests", dependencies: ["Qwen"], exclude: ["Data"]),
     ]

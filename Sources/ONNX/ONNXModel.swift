@@ -117,7 +117,8 @@ public final class ONNXModel: @unchecked Sendable {
     public func expectedByteCount(_ tensor: TensorProto) throws -> Int {
         let count = try ONNXModel.validateDims(tensor)
         guard let type = tensor.elementType, let size = type.byteSize else {
-            throw ONNXError.invalidTensor(name: tensor.name, reason: "element type \(tensor.dataType) has no fixed byte size")
+            let name = tensor.elementType.map { " (\($0))" } ?? ""
+            throw ONNXError.invalidTensor(name: tensor.name, reason: "element type \(tensor.dataType)\(name) is not supported: sub-byte and unknown types have no fixed byte size")
         }
         let (bytes, overflow) = count.multipliedReportingOverflow(by: size)
         guard !overflow else { throw ONNXError.invalidTensor(name: tensor.name, reason: "byte size overflows") }

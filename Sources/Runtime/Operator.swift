@@ -63,6 +63,10 @@ public enum OperatorRegistry {
         registerMatMul(add)
         registerContrib(add)
         registerAttention(add)
+        registerQuantization(add)
+        registerBlockQuantized(add)
+        registerRotaryEmbedding(add)
+        registerGroupQueryAttention(add)
         return table
     }()
 

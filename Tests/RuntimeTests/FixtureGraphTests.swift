@@ -35,6 +35,10 @@ import Testing
         Variant(fixture: f, name: "fp32", file: "onnx/model.onnx", tolerance: 1e-4),
         Variant(fixture: f, name: "q4", file: "onnx/model_q4.onnx", tolerance: 1e-4),
         Variant(fixture: f, name: "q4f16", file: "onnx/model_q4f16.onnx", tolerance: 0.03),
+        // The transformers.js dtypes (scripts/make_fixtures.py follows its quantize.py):
+        // onnxconverter-common fp16 with float32 I/O; MatMulBnb4 NF4 in blocks of 64.
+        Variant(fixture: f, name: "fp16", file: "onnx/model_fp16.onnx", tolerance: 0.03),
+        Variant(fixture: f, name: "bnb4", file: "onnx/model_bnb4.onnx", tolerance: 1e-4),
     ] } + [
         // The opset-14 single-file export (weights inline), made for the untied fixture only.
         Variant(fixture: "tiny-qwen2", name: "opset14_q4f16", file: "onnx14/model_q4f16.onnx", tolerance: 0.03),
@@ -75,7 +79,8 @@ import Testing
         // float16 in the float16 exports only.
         let appends = session.graph.nodes.filter { $0.opType == "AppendKV" }
         #expect(appends.count == pastNames.count, "\(v): cache Concats not replaced")
-        #expect(appends.allSatisfy { $0.intAttribute("float16", default: 1) == (v.name.hasSuffix("q4f16") ? 1 : 0) })
+        let halfCache = v.name.hasSuffix("q4f16") || v.name == "fp16"
+        #expect(appends.allSatisfy { $0.intAttribute("float16", default: 1) == (halfCache ? 1 : 0) })
 
         // Prefill with the recorded feeds.
         var feeds: [String: Tensor] = [:]

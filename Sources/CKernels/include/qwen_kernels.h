@@ -168,6 +168,27 @@ void qk_silu_mul(const float *x, const float *u, float *y, size_t n);
 /// (nothing done) on CPUs without it.
 int qk_round_to_half(const float *x, float *y, size_t n);
 
+/// Exact integer products for MatMulInteger: c[i·ldc + j] = Σ_{k < kp} a[i·lda + k] · b[j·ldb + k]
+/// for i < m, j < n, with int16 `a` (activations minus their zero point) and bytes `b` (B's
+/// columns, int8 when `b_signed`, else uint8), both zero-padded to `kp`. AVX2 (`vpmaddwd`) when
+/// the CPU has it and kp is a multiple of 16, unless `portable`; the portable loop otherwise. The
+/// same int32 results either way.
+void qk_int_gemm(size_t m, size_t n, size_t kp, const int16_t *a, size_t lda, const uint8_t *b, size_t ldb,
+                 int b_signed, int32_t *c, size_t ldc, int portable);
+
+/// com.microsoft.MatMulBnb4 weights: rows [row_begin, row_end) of B [N, k] (bitsandbytes 4-bit:
+/// the flat N·k codes two per byte, first in the high nibble; blocks of `block_size` consecutive
+/// flat elements share `absmax`; quant_type 0 FP4, 1 NF4) as float32 rows of k at `dst`, each
+/// weight map[code] · absmax as ONNX Runtime dequantizes it.
+void qk_bnb4_dequantize(const uint8_t *b, const float *absmax, size_t block_size, int quant_type, size_t k,
+                        size_t row_begin, size_t row_end, float *dst);
+
+/// y[r - row_begin] = Σ_c a[c] · B[r, c] for the same B. AVX2/FMA when the CPU has it, blocks lie
+/// within rows (k a multiple of block_size) and block_size is a multiple of 16, unless `portable`:
+/// per block Σ a · map[code], times absmax; the portable loop sums a · (map[code] · absmax).
+void qk_bnb4_gemv(const uint8_t *b, const float *absmax, size_t block_size, int quant_type, size_t k, const float *a,
+                  size_t row_begin, size_t row_end, float *y, int portable);
+
 #ifdef __cplusplus
 }
 #endif

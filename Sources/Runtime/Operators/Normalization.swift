@@ -50,6 +50,8 @@ struct LayerNormalizationOperator: Operator {
                                                   bias: rms ? nil : inputs.optional(2), rms: rms)
         let a = try normalizeAxis(axis, rank: x.rank)
         let statShape = Array(x.shape[..<a]) + [Int](repeating: 1, count: x.rank - a)
+        // SimplifiedLayerNormalization's outputs are (Y, inv_std_var); LayerNormalization's (Y, Mean, InvStdDev).
+        if rms { return [y, Tensor(invStd, shape: statShape)] }
         return [y, Tensor(mean, shape: statShape), Tensor(invStd, shape: statShape)]
     }
 }

@@ -35,6 +35,11 @@ enum Float16Precision {
         "Squeeze", "Concat", "Split", "Slice", "Gather", "Shape", "ScatterND", "Cast", "MatMulNBits",
         // Ours: AppendKV stands for a float16 Concat (it rounds what it reads to float16).
         "AppendKV",
+        // Registered for MLFloat16 in ONNX Runtime's CPU provider (quantization and contrib ops
+        // of the transformers.js and onnxruntime-genai graphs; each computes in float32 inside and
+        // rounds its outputs once, as ours do).
+        "DequantizeLinear", "QuantizeLinear", "GatherBlockQuantized", "RotaryEmbedding", "GroupQueryAttention",
+        "SimplifiedLayerNormalization", "SkipSimplifiedLayerNormalization",
     ]
 
     static func run(_ graph: inout Graph) {

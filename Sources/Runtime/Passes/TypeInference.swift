@@ -24,11 +24,25 @@ enum TypeInference {
                 out = node.attributes["value"]?.t?.elementType ?? .float
             case "Where":
                 out = input(1)
+            // Quantization: the integer type is the zero point's (or the attribute's), the float
+            // type the scale's.
+            case "DequantizeLinear", "GatherBlockQuantized":
+                out = input(1 + (node.opType == "GatherBlockQuantized" ? 1 : 0))
+            case "QuantizeLinear":
+                out = input(2) ?? node.intAttribute("output_dtype").flatMap { $0 == 0 ? nil : Int32(exactly: $0) }
+                    .flatMap(DataType.init(rawValue:)) ?? .uint8
+            case "MatMulInteger":
+                out = .int32
+            case "DynamicQuantizeLinear":
+                out = .uint8
             default:
                 out = input(0)
             }
             for name in node.outputs where !name.isEmpty {
                 if let out { types[name] = out }
+            }
+            if node.opType == "DynamicQuantizeLinear", node.outputs.count > 1, !node.outputs[1].isEmpty {
+                types[node.outputs[1]] = .float
             }
             // Normalisation ops: statistics outputs are float32.
             if node.opType.hasSuffix("LayerNormalization") {

@@ -1,0 +1,102 @@
+#include "qwen_kernels.h"
+#include "cpu.h"
+
+// com.microsoft.MatMulBnb4's weights (bitsandbytes 4-bit, as ONNX Runtime's MatMulBnb4Quantizer
+// writes them): B is [N, K] flattened, two codes per byte (the first in the high nibble), and
+// blocks of `block_size` consecutive elements of that flat order share one absmax. A weight is
+// map[code] · absmax[block], map the FP4 or NF4 table below (ONNX Runtime's values).
+
+static const float bnb4_fp4[16] = {0.00000000f, 5.208333333e-03f, 0.66666667f, 1.00000000f,
+                                   0.33333333f, 0.50000000f, 0.16666667f, 0.25000000f,
+                                   -0.00000000f, -5.208333333e-03f, -0.66666667f, -1.00000000f,
+                                   -0.33333333f, -0.50000000f, -0.16666667f, -0.25000000f};
+static const float bnb4_nf4[16] = {-1.0f, -0.6961928009986877f, -0.5250730514526367f, -0.39491748809814453f,
+                                   -0.28444138169288635f, -0.18477343022823334f, -0.09105003625154495f, 0.0f,
+                                   0.07958029955625534f, 0.16093020141124725f, 0.24611230194568634f,
+                                   0.33791524171829224f, 0.44070982933044434f, 0.5626170039176941f,
+                                   0.7229568362236023f, 1.0f};
+
+static inline const float *bnb4_map(int quant_type) { return quant_type == 0 ? bnb4_fp4 : bnb4_nf4; }
+
+static inline unsigned bnb4_code(const uint8_t *b, size_t flat) {
+    const uint8_t byte = b[flat >> 1];
+    return (flat & 1) ? (byte & 15u) : (byte >> 4);
+}
+
+void qk_bnb4_dequantize(const uint8_t *b, const float *absmax, size_t block_size, int quant_type, size_t k,
+                        size_t row_begin, size_t row_end, float *dst) {
+    const float *map = bnb4_map(quant_type);
+    for (size_t r = row_begin; r < row_end; r++) {
+        float *out = dst + (r - row_begin) * k;
+        for (size_t c = 0; c < k; c++) {
+            const size_t flat = r * k + c;
+            out[c] = map[bnb4_code(b, flat)] * absmax[flat / block_size];
+        }
+    }
+}
+
+static void bnb4_gemv_portable(const uint8_t *b, const float *absmax, size_t block_size, int quant_type, size_t k,
+                               const float *a, size_t row_begin, size_t row_end, float *y) {
+    const float *map = bnb4_map(quant_type);
+    for (size_t r = row_begin; r < row_end; r++) {
+        float sum = 0;
+        for (size_t c = 0; c < k; c++) {
+            const size_t flat = r * k + c;
+            sum += a[c] * (map[bnb4_code(b, flat)] * absmax[flat / block_size]);
+        }
+        y[r - row_begin] = sum;
+    }
+}
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#define AVX2 __attribute__((target("avx2,fma")))
+
+// Blocks aligned with rows (k a multiple of block_size, block_size of 16): per block, the sum of
+// a · map[code] over its 16-weight groups (codes looked up with two 8-entry permutes), times
+// the block's absmax.
+AVX2 static void bnb4_gemv_avx2(const uint8_t *b, const float *absmax, size_t block_size, int quant_type, size_t k,
+                                const float *a, size_t row_begin, size_t row_end, float *y) {
+    const float *map = bnb4_map(quant_type);
+    const __m256 lo_table = _mm256_loadu_ps(map), hi_table = _mm256_loadu_ps(map + 8);
+    const __m128i low_nibble = _mm_set1_epi8(15);
+    const __m256i seven = _mm256_set1_epi32(7);
+    const size_t blocks = k / block_size;
+    for (size_t r = row_begin; r < row_end; r++) {
+        const uint8_t *row = b + r * k / 2;
+        const float *scales = absmax + r * blocks;
+        __m256 total = _mm256_setzero_ps();
+        for (size_t blk = 0; blk < blocks; blk++) {
+            __m256 acc = _mm256_setzero_ps();
+            for (size_t c = blk * block_size; c < (blk + 1) * block_size; c += 16) {
+                const __m128i bytes = _mm_loadl_epi64((const __m128i *)(row + c / 2));
+                const __m128i hi = _mm_and_si128(_mm_srli_epi16(bytes, 4), low_nibble);
+                const __m128i codes = _mm_unpacklo_epi8(hi, _mm_and_si128(bytes, low_nibble));  // weight order
+                for (int half = 0; half < 2; half++) {
+                    const __m256i idx = _mm256_cvtepu8_epi32(half ? _mm_srli_si128(codes, 8) : codes);
+                    const __m256 w = _mm256_blendv_ps(_mm256_permutevar8x32_ps(lo_table, idx),
+                                                      _mm256_permutevar8x32_ps(hi_table, idx),
+                                                      _mm256_castsi256_ps(_mm256_cmpgt_epi32(idx, seven)));
+                    acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + c + 8 * half), w, acc);
+                }
+            }
+            total = _mm256_fmadd_ps(acc, _mm256_set1_ps(scales[blk]), total);
+        }
+        __m128 s = _mm_add_ps(_mm256_castps256_ps128(total), _mm256_extractf128_ps(total, 1));
+        s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        s = _mm_add_ss(s, _mm_movehdup_ps(s));
+        y[r - row_begin] = _mm_cvtss_f32(s);
+    }
+}
+#endif
+
+void qk_bnb4_gemv(const uint8_t *b, const float *absmax, size_t block_size, int quant_type, size_t k, const float *a,
+                  size_t row_begin, size_t row_end, float *y, int portable) {
+#if defined(__x86_64__) || defined(_M_X64)
+    if (!portable && qk_cpu_has_avx2_fma_f16c() && block_size % 16 == 0 && k % block_size == 0) {
+        bnb4_gemv_avx2(b, absmax, block_size, quant_type, k, a, row_begin, row_end, y);
+        return;
+    }
+#endif
+    bnb4_gemv_portable(b, absmax, block_size, quant_type, k, a, row_begin, row_end, y);
+}

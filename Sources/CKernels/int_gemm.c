@@ -1,0 +1,133 @@
+#include "qwen_kernels.h"
+#include "cpu.h"
+
+// Exact integer products for MatMulInteger (the transformers.js q8/int8/uint8 exports):
+//
+//   c[i][j] = Σ_k a[i][k] · b[j][k]      i < m, j < n, k < kp (kp a multiple of 16)
+//
+// a: int16 rows `lda` apart (activations minus their zero point, zero-padded to kp);
+// b: bytes rows `ldb` apart, B's columns (int8 when b_signed, else uint8), zero-padded to kp.
+// Products are at most 255 · 255 and pairs of them fit int32, so `vpmaddwd` sums exactly;
+// the int32 accumulation wraps like ONNX Runtime's (it cannot for K below 16,000).
+
+static void int_gemm_portable(size_t m, size_t n, size_t kp, const int16_t *a, size_t lda, const uint8_t *b,
+                              size_t ldb, int b_signed, int32_t *c, size_t ldc) {
+    for (size_t i = 0; i < m; i++) {
+        for (size_t j = 0; j < n; j++) {
+            const int16_t *ar = a + i * lda;
+            const uint8_t *br = b + j * ldb;
+            uint32_t sum = 0;  // wraps like int32 without undefined behaviour
+            if (b_signed) {
+                for (size_t k = 0; k < kp; k++) sum += (uint32_t)((int32_t)ar[k] * (int32_t)(int8_t)br[k]);
+            } else {
+                for (size_t k = 0; k < kp; k++) sum += (uint32_t)((int32_t)ar[k] * (int32_t)br[k]);
+            }
+            c[i * ldc + j] = (int32_t)sum;
+        }
+    }
+}
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#define AVX2 __attribute__((target("avx2")))
+
+AVX2 static inline __m256i widen16(const uint8_t *p, int b_signed) {
+    const __m128i v = _mm_loadu_si128((const __m128i *)p);
+    return b_signed ? _mm256_cvtepi8_epi16(v) : _mm256_cvtepu8_epi16(v);
+}
+
+AVX2 static inline int32_t hsum(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+// Four rows of A against two columns of B per pass: each B load serves four rows and each A
+// load two columns (8 accumulators); rows and columns left over go one by one.
+AVX2 static void int_gemm_avx2(size_t m, size_t n, size_t kp, const int16_t *a, size_t lda, const uint8_t *b,
+                               size_t ldb, int b_signed, int32_t *c, size_t ldc) {
+    size_t i = 0;
+    for (; i + 4 <= m; i += 4) {
+        const int16_t *a0 = a + i * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
+        size_t j = 0;
+        for (; j + 2 <= n; j += 2) {
+            const uint8_t *b0 = b + j * ldb, *b1 = b0 + ldb;
+            __m256i s00 = _mm256_setzero_si256(), s01 = s00, s10 = s00, s11 = s00;
+            __m256i s20 = s00, s21 = s00, s30 = s00, s31 = s00;
+            for (size_t k = 0; k < kp; k += 16) {
+                const __m256i w0 = widen16(b0 + k, b_signed), w1 = widen16(b1 + k, b_signed);
+                __m256i x = _mm256_loadu_si256((const __m256i *)(a0 + k));
+                s00 = _mm256_add_epi32(s00, _mm256_madd_epi16(x, w0));
+                s01 = _mm256_add_epi32(s01, _mm256_madd_epi16(x, w1));
+                x = _mm256_loadu_si256((const __m256i *)(a1 + k));
+                s10 = _mm256_add_epi32(s10, _mm256_madd_epi16(x, w0));
+                s11 = _mm256_add_epi32(s11, _mm256_madd_epi16(x, w1));
+                x = _mm256_loadu_si256((const __m256i *)(a2 + k));
+                s20 = _mm256_add_epi32(s20, _mm256_madd_epi16(x, w0));
+                s21 = _mm256_add_epi32(s21, _mm256_madd_epi16(x, w1));
+                x = _mm256_loadu_si256((const __m256i *)(a3 + k));
+                s30 = _mm256_add_epi32(s30, _mm256_madd_epi16(x, w0));
+                s31 = _mm256_add_epi32(s31, _mm256_madd_epi16(x, w1));
+            }
+            int32_t *ci = c + i * ldc + j;
+            ci[0] = hsum(s00); ci[1] = hsum(s01);
+            ci[ldc] = hsum(s10); ci[ldc + 1] = hsum(s11);
+            ci[2 * ldc] = hsum(s20); ci[2 * ldc + 1] = hsum(s21);
+            ci[3 * ldc] = hsum(s30); ci[3 * ldc + 1] = hsum(s31);
+        }
+        for (; j < n; j++) {
+            const uint8_t *b0 = b + j * ldb;
+            __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
+            for (size_t k = 0; k < kp; k += 16) {
+                const __m256i w = widen16(b0 + k, b_signed);
+                s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(a0 + k)), w));
+                s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(a1 + k)), w));
+                s2 = _mm256_add_epi32(s2, _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(a2 + k)), w));
+                s3 = _mm256_add_epi32(s3, _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(a3 + k)), w));
+            }
+            c[i * ldc + j] = hsum(s0);
+            c[(i + 1) * ldc + j] = hsum(s1);
+            c[(i + 2) * ldc + j] = hsum(s2);
+            c[(i + 3) * ldc + j] = hsum(s3);
+        }
+    }
+    // Single rows (decode): four columns per pass.
+    for (; i < m; i++) {
+        const int16_t *a0 = a + i * lda;
+        size_t j = 0;
+        for (; j + 4 <= n; j += 4) {
+            const uint8_t *b0 = b + j * ldb;
+            __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
+            for (size_t k = 0; k < kp; k += 16) {
+                const __m256i x = _mm256_loadu_si256((const __m256i *)(a0 + k));
+                s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(x, widen16(b0 + k, b_signed)));
+                s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(x, widen16(b0 + ldb + k, b_signed)));
+                s2 = _mm256_add_epi32(s2, _mm256_madd_epi16(x, widen16(b0 + 2 * ldb + k, b_signed)));
+                s3 = _mm256_add_epi32(s3, _mm256_madd_epi16(x, widen16(b0 + 3 * ldb + k, b_signed)));
+            }
+            int32_t *ci = c + i * ldc + j;
+            ci[0] = hsum(s0); ci[1] = hsum(s1); ci[2] = hsum(s2); ci[3] = hsum(s3);
+        }
+        for (; j < n; j++) {
+            const uint8_t *b0 = b + j * ldb;
+            __m256i s = _mm256_setzero_si256();
+            for (size_t k = 0; k < kp; k += 16) {
+                s = _mm256_add_epi32(s, _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(a0 + k)), widen16(b0 + k, b_signed)));
+            }
+            c[i * ldc + j] = hsum(s);
+        }
+    }
+}
+#endif
+
+void qk_int_gemm(size_t m, size_t n, size_t kp, const int16_t *a, size_t lda, const uint8_t *b, size_t ldb,
+                 int b_signed, int32_t *c, size_t ldc, int portable) {
+#if defined(__x86_64__) || defined(_M_X64)
+    if (!portable && qk_cpu_has_avx2_fma_f16c() && kp % 16 == 0) {
+        int_gemm_avx2(m, n, kp, a, lda, b, ldb, b_signed, c, ldc);
+        return;
+    }
+#endif
+    int_gemm_portable(m, n, kp, a, lda, b, ldb, b_signed, c, ldc);
+}

@@ -1,0 +1,343 @@
+import CKernels
+import Kernels
+
+// Integer quantization as ONNX defines it and ONNX Runtime's CPU kernels compute it:
+// QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear and MatMulInteger — the ops of the
+// transformers.js q8 / int8 / uint8 exports, which onnxruntime's `quantize_dynamic` writes as
+//
+//   x ─ DynamicQuantizeLinear ─► (x_q uint8, x_scale, x_zp) ─ MatMulInteger(x_q, W_q, x_zp, W_zp)
+//     ─► int32 ─ Cast(float) ─ Mul(x_scale · W_scale) ─► y
+//
+// Integer results are exact, so these graphs can match ONNX Runtime bit for bit up to the float
+// operations around them.
+
+/// The integer element types quantized tensors use, with their ranges.
+enum QuantizedInteger: Sendable {
+    case uint8, int8, uint16, int16
+
+    init?(_ type: DataType) {
+        switch type {
+        case .uint8: self = .uint8
+        case .int8: self = .int8
+        case .uint16: self = .uint16
+        case .int16: self = .int16
+        default: return nil
+        }
+    }
+
+    var dataType: DataType {
+        switch self {
+        case .uint8: .uint8
+        case .int8: .int8
+        case .uint16: .uint16
+        case .int16: .int16
+        }
+    }
+
+    var range: (min: Float, max: Float) {
+        switch self {
+        case .uint8: (0, 255)
+        case .int8: (-128, 127)
+        case .uint16: (0, 65535)
+        case .int16: (-32768, 32767)
+        }
+    }
+}
+
+/// The values of an integer tensor (int8, uint8, int16, uint16, int32) as Int32.
+func int32Values(_ t: Tensor, _ what: String) throws -> [Int32] {
+    let n = t.count
+    switch t.dtype {
+    case .int8: return (0..<n).map { Int32(t.pointer(as: Int8.self)[$0]) }
+    case .uint8: return (0..<n).map { Int32(t.pointer(as: UInt8.self)[$0]) }
+    case .int16: return (0..<n).map { Int32(t.pointer(as: Int16.self)[$0]) }
+    case .uint16: return (0..<n).map { Int32(t.pointer(as: UInt16.self)[$0]) }
+    case .int32: return Array(UnsafeBufferPointer(start: t.pointer(as: Int32.self), count: n))
+    default: throw OpError("\(what) must be int8, uint8, int16, uint16 or int32, got \(t.dtype)")
+    }
+}
+
+/// How a scale (and zero point) tensor maps onto the elements of `x`: one value for all
+/// (per tensor), one per index along `axis` (per axis), or one per block of `blockSize` indices
+/// along `axis` (blocked: the parameter has x's shape with that axis divided, rounded up).
+struct QuantizationParameterLayout {
+    /// Elements before, along and after the axis.
+    let outer: Int, length: Int, inner: Int
+    enum Kind { case perTensor, perAxis, blocked(Int) }
+    let kind: Kind
+
+    init(x: [Int], parameter p: [Int], axis: Int, blockSize: Int, what: String) throws {
+        let count = Tensor.elementCount(p)
+        if x.isEmpty || (p.count <= 1 && count == 1 && blockSize == 0) {
+            (outer, length, inner, kind) = (Tensor.elementCount(x), 1, 1, .perTensor)
+            return
+        }
+        let a = try normalizeAxis(axis, rank: x.count)
+        outer = Tensor.elementCount(Array(x[..<a]))
+        length = x[a]
+        inner = Tensor.elementCount(Array(x[(a + 1)...]))
+        if blockSize > 0 {
+            var expected = x
+            expected[a] = (x[a] + blockSize - 1) / blockSize
+            guard p == expected else { throw OpError("\(what) has shape \(p), expected \(expected) for blocks of \(blockSize) along axis \(a) of \(x)") }
+            kind = .blocked(blockSize)
+        } else {
+            guard p.count == 1, p[0] == x[a] else {
+                throw OpError("\(what) has shape \(p): expected one value, or \(x[a]) (one per index of axis \(a) of \(x))")
+            }
+            kind = .perAxis
+        }
+    }
+
+    /// Calls `body(element, parameterIndex)` for every element of x, in order.
+    @inline(__always)
+    func forEach(_ body: (Int, Int) -> Void) {
+        switch kind {
+        case .perTensor:
+            for e in 0..<outer { body(e, 0) }
+        case .perAxis:
+            var e = 0
+            for _ in 0..<outer { for a in 0..<length { for _ in 0..<inner { body(e, a); e += 1 } } }
+        case .blocked(let size):
+            let blocks = (length + size - 1) / size
+            var e = 0
+            for o in 0..<outer {
+                for a in 0..<length {
+                    let base = (o * blocks + a / size) * inner
+                    for i in 0..<inner { body(e, base + i); e += 1 }
+                }
+            }
+        }
+    }
+}
+
+/// ONNX QuantizeLinear: `y = saturate(round_half_to_even(x / scale) + zero_point)`, with the
+/// zero point's type (uint8 when there is none, or `output_dtype`), per tensor, per axis or per
+/// block. Computed in float32 (float16 x and scales widened exactly), as ONNX Runtime does.
+struct QuantizeLinearOperator: Operator {
+    let axis: Int, blockSize: Int
+    let outputType: DataType?
+
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+        let x = try floatOperand(try inputs.required(0)), scaleIn = try inputs.required(1)
+        let scale = try floatOperand(scaleIn)
+        let zeroPoint = inputs.optional(2)
+        let type = zeroPoint?.dtype ?? outputType ?? .uint8
+        guard let q = QuantizedInteger(type) else { throw OpError("quantizing to \(type) is not supported (uint8, int8, uint16, int16)") }
+        let layout = try QuantizationParameterLayout(x: x.shape, parameter: scale.shape, axis: axis, blockSize: blockSize, what: "y_scale")
+        let zp: [Int32]
+        if let zeroPoint {
+            guard zeroPoint.shape == scale.shape || (zeroPoint.count == 1 && scale.count == 1) else {
+                throw OpError("y_zero_point has shape \(zeroPoint.shape), y_scale \(scale.shape): they must match")
+            }
+            zp = try int32Values(zeroPoint, "y_zero_point")
+        } else {
+            zp = [Int32](repeating: 0, count: scale.count)
+        }
+        let out = Tensor(dtype: q.dataType, shape: x.shape)
+        let px = x.pointer(as: Float.self), ps = scale.pointer(as: Float.self)
+        let (lo, hi) = q.range
+        func quantize(_ e: Int, _ p: Int) -> Float {
+            let v = (px[e] / ps[p]).rounded(.toNearestOrEven) + Float(zp[p])
+            return v.isNaN ? Float(zp[p]) : Swift.min(Swift.max(v, lo), hi)
+        }
+        switch q {
+        case .uint8: let po = out.pointer(as: UInt8.self); layout.forEach { po[$0] = UInt8(quantize($0, $1)) }
+        case .int8: let po = out.pointer(as: Int8.self); layout.forEach { po[$0] = Int8(quantize($0, $1)) }
+        case .uint16: let po = out.pointer(as: UInt16.self); layout.forEach { po[$0] = UInt16(quantize($0, $1)) }
+        case .int16: let po = out.pointer(as: Int16.self); layout.forEach { po[$0] = Int16(quantize($0, $1)) }
+        }
+        return [out]
+    }
+}
+
+/// ONNX DequantizeLinear: `y = (x − zero_point) · scale` in the scale's type (float32 or
+/// float16, computed in float32 and rounded once), per tensor, per axis or per block.
+struct DequantizeLinearOperator: Operator {
+    let axis: Int, blockSize: Int
+
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+        let x = try inputs.required(0), scaleIn = try inputs.required(1)
+        let values = try int32Values(x, "x")
+        let scale = try floatOperand(scaleIn)
+        let layout = try QuantizationParameterLayout(x: x.shape, parameter: scale.shape, axis: axis, blockSize: blockSize, what: "x_scale")
+        var zp = [Int32](repeating: 0, count: scale.count)
+        if let z = inputs.optional(2) {
+            guard z.dtype == x.dtype else { throw OpError("x_zero_point is \(z.dtype) but x is \(x.dtype)") }
+            guard z.shape == scale.shape || (z.count == 1 && scale.count == 1) else {
+                throw OpError("x_zero_point has shape \(z.shape), x_scale \(scale.shape): they must match")
+            }
+            zp = try int32Values(z, "x_zero_point")
+        }
+        let out = Tensor(dtype: .float, shape: x.shape)
+        let po = out.pointer(as: Float.self), ps = scale.pointer(as: Float.self)
+        layout.forEach { e, p in po[e] = Float(values[e] - zp[p]) * ps[p] }
+        return [narrowResult(out, to: scaleIn.dtype)]
+    }
+}
+
+/// ONNX DynamicQuantizeLinear: uint8 quantization of float32 `x` over the range [min(x, 0),
+/// max(x, 0)]: `scale = (max − min) / 255`, `zero_point = saturate(round(0 − min / scale))`,
+/// `y = saturate(round(x / scale) + zero_point)`, rounding half to even.
+struct DynamicQuantizeLinearOperator: Operator {
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+        let x = try inputs.required(0)
+        guard x.dtype == .float else { throw OpError("x must be float32, got \(x.dtype)") }
+        let n = x.count, px = x.pointer(as: Float.self)
+        var lo: Float = 0, hi: Float = 0
+        for i in 0..<n {
+            lo = Swift.min(lo, px[i])
+            hi = Swift.max(hi, px[i])
+        }
+        let (scale, zeroPoint) = DynamicQuantizeLinearOperator.parameters(min: lo, max: hi)
+        let out = Tensor(dtype: .uint8, shape: x.shape)
+        let po = out.pointer(as: UInt8.self), z = Float(zeroPoint)
+        for i in 0..<n {
+            let v = (px[i] / scale).rounded(.toNearestOrEven) + z
+            po[i] = v.isNaN ? zeroPoint : UInt8(Swift.min(Swift.max(v, 0), 255))
+        }
+        return [out, Tensor([scale], shape: []), Tensor(bytes: [zeroPoint], shape: [])]
+    }
+
+    /// Scale and zero point for the range [lo, hi] (lo ≤ 0 ≤ hi), as ONNX Runtime's
+    /// `GetQuantizationParameter`: an empty range gets scale 1; the zero point is clamped, then
+    /// rounded.
+    static func parameters(min lo: Float, max hi: Float) -> (scale: Float, zeroPoint: UInt8) {
+        let scale = hi == lo ? 1 : (hi - lo) / 255
+        let z = Swift.max(0, Swift.min(255, 0 - lo / scale)).rounded(.toNearestOrEven)
+        return (scale, z.isNaN ? 0 : UInt8(z))
+    }
+}
+
+/// ONNX MatMulInteger: `Y = (A − a_zero_point) · (B − b_zero_point)` in int32, NumPy matmul
+/// shapes; A and B int8 or uint8; `a_zero_point` a scalar or one per row of A, `b_zero_point` a
+/// scalar or one per column of B. Exact: int16 differences times the bytes of B in the
+/// `qk_int_gemm` kernel (AVX2 `vpmaddwd`), with `b_zero_point · Σ(A − a_zero_point)` subtracted
+/// per output. A constant 2-D B is laid out once at planning, column by column.
+struct MatMulIntegerOperator: Operator {
+    /// B's columns as contiguous rows of `kp` bytes (zero-padded), for a constant 2-D B.
+    struct PackedB: @unchecked Sendable {
+        let storage: Tensor
+        let k: Int, n: Int, kp: Int
+        let signed: Bool
+        /// The tensor's address it was packed from.
+        let source: Int
+    }
+    var packed: PackedB?
+
+    static func pack(_ b: Tensor) -> PackedB? {
+        guard b.rank == 2, b.dtype == .int8 || b.dtype == .uint8 else { return nil }
+        let (k, n) = (b.shape[0], b.shape[1]), kp = (k + 15) / 16 * 16
+        let storage = Tensor.zeros(.uint8, shape: [n, kp])
+        let src = b.pointer(as: UInt8.self), dst = storage.pointer(as: UInt8.self)
+        parallelFor(n, minChunk: 64) { columns in
+            for j in columns {
+                for i in 0..<k { dst[j * kp + i] = src[i * n + j] }
+            }
+        }
+        return PackedB(storage: storage, k: k, n: n, kp: kp, signed: b.dtype == .int8, source: Int(bitPattern: b.rawPointer))
+    }
+
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+        let a = try inputs.required(0), b = try inputs.required(1)
+        for (name, t) in [("A", a), ("B", b)] where t.dtype != .int8 && t.dtype != .uint8 {
+            throw OpError("\(name) must be int8 or uint8, got \(t.dtype)")
+        }
+        guard a.rank >= 1, b.rank >= 1 else { throw OpError("MatMulInteger needs operands of rank ≥ 1") }
+        let aShape = a.rank == 1 ? [1, a.shape[0]] : a.shape
+        let bShape = b.rank == 1 ? [b.shape[0], 1] : b.shape
+        let m = aShape[aShape.count - 2], k = aShape[aShape.count - 1]
+        let n = bShape[bShape.count - 1]
+        guard bShape[bShape.count - 2] == k else { throw OpError("inner dimensions differ: \(a.shape) × \(b.shape)") }
+        let aBatch = Array(aShape.dropLast(2)), bBatch = Array(bShape.dropLast(2))
+        let batch = try Broadcast.shape([aBatch, bBatch])
+        let batchCount = Tensor.elementCount(batch)
+
+        // Zero points: A's scalar or per row (of each A matrix), B's scalar or per column.
+        var aZero = [Int32](repeating: 0, count: m)
+        if let z = inputs.optional(2) {
+            guard z.dtype == a.dtype else { throw OpError("a_zero_point is \(z.dtype) but A is \(a.dtype)") }
+            let v = try int32Values(z, "a_zero_point")
+            if v.count == 1 { aZero = [Int32](repeating: v[0], count: m) }
+            else if v.count == m && z.rank == 1 { aZero = v }
+            else { throw OpError("a_zero_point has shape \(z.shape): expected a scalar or [\(m)] (one per row of A)") }
+        }
+        var bZero = [Int32](repeating: 0, count: n)
+        if let z = inputs.optional(3) {
+            guard z.dtype == b.dtype else { throw OpError("b_zero_point is \(z.dtype) but B is \(b.dtype)") }
+            let v = try int32Values(z, "b_zero_point")
+            if v.count == 1 { bZero = [Int32](repeating: v[0], count: n) }
+            else if v.count == n && z.rank == 1 { bZero = v }
+            else { throw OpError("b_zero_point has shape \(z.shape): expected a scalar or [\(n)] (one per column of B)") }
+        }
+
+        var outShape = batch + [m, n]
+        let out = Tensor(dtype: .int32, shape: outShape)
+        let kp = (k + 15) / 16 * 16
+        let aStrides = Broadcast.strides(aBatch, to: batch), bStrides = Broadcast.strides(bBatch, to: batch)
+        let batchStrides = contiguousStrides(batch)
+        // A − a_zero_point as int16 rows, with each row's sum.
+        let aRows = UnsafeMutablePointer<Int16>.allocate(capacity: max(m * kp, 1))
+        defer { aRows.deallocate() }
+        var rowSums = [Int32](repeating: 0, count: m)
+        let constantB = packed.flatMap { $0.source == Int(bitPattern: b.rawPointer) && b.rank == 2 ? $0 : nil }
+        for bi in 0..<batchCount {
+            var rem = bi, ia = 0, ib = 0
+            for d in 0..<batch.count {
+                let c = rem / batchStrides[d]
+                rem %= batchStrides[d]
+                ia += c * aStrides[d]
+                ib += c * bStrides[d]
+            }
+            aRows.initialize(repeating: 0, count: m * kp)
+            let aBytes = a.pointer(as: UInt8.self) + ia * m * k
+            for r in 0..<m {
+                var sum: Int32 = 0
+                for c in 0..<k {
+                    let raw = a.dtype == .int8 ? Int32(Int8(bitPattern: aBytes[r * k + c])) : Int32(aBytes[r * k + c])
+                    let v = raw - aZero[r]
+                    aRows[r * kp + c] = Int16(v)
+                    sum &+= v
+                }
+                rowSums[r] = sum
+            }
+            let columns = constantB ?? MatMulIntegerOperator.pack(Tensor(dtype: b.dtype, shape: [k, n],
+                storage: TensorStorage(borrowing: b.rawPointer + ib * k * n, byteCount: k * n, owner: b.storage)))!
+            let pc = out.pointer(as: Int32.self) + bi * m * n
+            let pb = UnsafePointer(columns.storage.pointer(as: UInt8.self))
+            let pa = UnsafePointer(aRows), signed: Int32 = columns.signed ? 1 : 0
+            parallelFor(n, minChunk: max(16, 65536 / max(kp * max(m, 1), 1))) { cols in
+                qk_int_gemm(m, cols.count, kp, pa, kp, pb + cols.lowerBound * kp, kp, signed,
+                            pc + cols.lowerBound, n, 0)
+            }
+            if bZero.contains(where: { $0 != 0 }) {
+                for r in 0..<m {
+                    for j in 0..<n { pc[r * n + j] &-= bZero[j] &* rowSums[r] }
+                }
+            }
+        }
+        if a.rank == 1 { outShape.remove(at: outShape.count - 2) }
+        if b.rank == 1 { outShape.removeLast() }
+        return [out.reshaped(outShape)]
+    }
+}
+
+func registerQuantization(_ add: (String, String, ClosedRange<Int>, @escaping OperatorFactory) -> Void) {
+    add("QuantizeLinear", "", 10...Int.max) { ctx in
+        let type = ctx.node.intAttribute("output_dtype").flatMap { $0 == 0 ? nil : Int32(exactly: $0) }.flatMap(DataType.init(rawValue:))
+        if let t = ctx.node.intAttribute("output_dtype"), t != 0, type.flatMap(QuantizedInteger.init) == nil {
+            throw ctx.node.invalid("output_dtype \(t) is not supported (uint8, int8, uint16, int16)")
+        }
+        return QuantizeLinearOperator(axis: ctx.node.intAttribute("axis", default: 1),
+                                      blockSize: ctx.node.intAttribute("block_size", default: 0), outputType: type)
+    }
+    add("DequantizeLinear", "", 10...Int.max) { ctx in
+        DequantizeLinearOperator(axis: ctx.node.intAttribute("axis", default: 1), blockSize: ctx.node.intAttribute("block_size", default: 0))
+    }
+    add("DynamicQuantizeLinear", "", 11...Int.max) { _ in DynamicQuantizeLinearOperator() }
+    add("MatMulInteger", "", 10...Int.max) { ctx in
+        var op = MatMulIntegerOperator()
+        if ctx.prepackWeights, let b = ctx.constantInputs[1] { op.packed = MatMulIntegerOperator.pack(b) }
+        return op
+    }
+}
