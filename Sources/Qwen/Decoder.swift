@@ -35,27 +35,31 @@ public struct DecoderInterface: Sendable {
     public let kvHeads: Int
     public let headDim: Int
 
-    init(session: Session, config: ModelConfig) throws {
+    init(session: Session, config: ModelConfig, names: DecoderNames = DecoderNames()) throws {
         let inputs = session.inputs, outputs = session.outputs
         func has(_ n: String, _ specs: [ValueSpec]) -> Bool { specs.contains { $0.name == n } }
-        guard has("input_ids", inputs) else { throw GenerationError.unsupportedGraph("no 'input_ids' input") }
-        guard let logits = outputs.first(where: { $0.name == "logits" }) ?? outputs.first else {
+        guard has(names.inputIDs, inputs) else { throw GenerationError.unsupportedGraph("no '\(names.inputIDs)' input") }
+        guard let logits = outputs.first(where: { $0.name == names.logits }) ?? outputs.first else {
             throw GenerationError.unsupportedGraph("no outputs")
         }
-        inputIDs = "input_ids"
-        attentionMask = has("attention_mask", inputs) ? "attention_mask" : nil
-        positionIDs = has("position_ids", inputs) ? "position_ids" : nil
+        inputIDs = names.inputIDs
+        attentionMask = has(names.attentionMask, inputs) ? names.attentionMask : nil
+        positionIDs = has(names.positionIDs, inputs) ? names.positionIDs : nil
         self.logits = logits.name
         var pairs: [(String, String)] = []
         var type: DataType = .float
         var heads = config.numKeyValueHeads ?? 0
         var dim = config.headDim ?? 0
-        for spec in inputs where spec.name.hasPrefix("past_key_values.") {
-            let present = spec.name.replacingOccurrences(of: "past_key_values.", with: "present.")
-            guard has(present, outputs) else {
-                throw GenerationError.unsupportedGraph("input '\(spec.name)' has no matching output '\(present)'")
+        let candidates = names.cache ?? inputs.filter { $0.name.hasPrefix("past_key_values.") }
+            .map { ($0.name, $0.name.replacingOccurrences(of: "past_key_values.", with: "present.")) }
+        for (past, present) in candidates {
+            guard let spec = inputs.first(where: { $0.name == past }) else {
+                throw GenerationError.unsupportedGraph("no cache input '\(past)' (inputs: \(inputs.map(\.name).joined(separator: ", ")))")
             }
-            pairs.append((spec.name, present))
+            guard has(present, outputs) else {
+                throw GenerationError.unsupportedGraph("input '\(past)' has no matching output '\(present)'")
+            }
+            pairs.append((past, present))
             type = spec.elementType ?? .float
             if let shape = spec.shape, shape.count == 4 {
                 if case .value(let h) = shape[1] { heads = Int(h) }

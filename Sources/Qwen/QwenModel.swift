@@ -119,8 +119,15 @@ public final class QwenModel: Sendable {
         tokenizerLoaded.wait()
         tokenizer = try loadedTokenizer!.get()
         let session = try loadedSession.get()
-        generationConfig = try GenerationConfig.load(url.appendingPathComponent("generation_config.json"))
-        let interface = try DecoderInterface(session: session, config: directory.config)
+        // An onnxruntime-genai directory: its search defaults and the decoder names it gives.
+        if let genAI = directory.genAIConfig {
+            generationConfig = genAI.generationConfig
+        } else {
+            generationConfig = try GenerationConfig.load(url.appendingPathComponent("generation_config.json"))
+        }
+        let layers = directory.config.numHiddenLayers ?? 0
+        let names = directory.genAIConfig.map { $0.decoderNames(layers: layers) } ?? DecoderNames()
+        let interface = try DecoderInterface(session: session, config: directory.config, names: names)
         let vocab = directory.config.vocabSize ?? tokenizer.vocabularySize
         decoder = GraphDecoder(session: session, interface: interface, vocabularySize: vocab,
                           maxPositions: directory.config.maxPositionEmbeddings ?? 32768)

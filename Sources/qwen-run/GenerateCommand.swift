@@ -24,6 +24,9 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "ONNX file inside the model's onnx/ folder (default: model_q4f16.onnx, else the first present).")
     var onnx: String?
 
+    @Option(help: "transformers.js dtype, choosing the onnx/ file: q4f16, q4, fp16, fp32, q8, int8, uint8, bnb4.")
+    var dtype: String?
+
     @OptionGroup var activations: ActivationOptions
 
     @Option(help: "A system message for the chat template.")
@@ -76,11 +79,14 @@ struct GenerateCommand: ParsableCommand {
 
     func validate() throws {
         guard maxTokens >= 0 else { throw ValidationError("--max-tokens must be ≥ 0") }
+        if onnx != nil && dtype != nil { throw ValidationError("--onnx and --dtype both choose the file: give one") }
+        if let dtype { _ = try ModelDirectory.onnxFile(forDType: dtype) }
         if interactive && json { throw ValidationError("--interactive and --json do not go together") }
     }
 
     func run() throws {
-        let qwen = try QwenModel(directory: URL(fileURLWithPath: model), onnxFile: onnx, int8Activations: activations.int8,
+        let qwen = try QwenModel(directory: URL(fileURLWithPath: model), onnxFile: try onnx ?? dtype.map(ModelDirectory.onnxFile(forDType:)),
+                                 int8Activations: activations.int8,
                                    decodeActivations: activations.decode)
         if interactive {
             try chat(qwen)

@@ -154,3 +154,38 @@ extension FixtureGraphTests {
         #expect(d <= v.tolerance, "\(v): last-position logits differ by \(d)")
     }
 }
+
+extension FixtureGraphTests {
+    /// The generic path, which runs whenever a fusion's pattern does not match: every fixture
+    /// with all fusions, constant folding and shape folding off (op by op, as the file says),
+    /// prefill and four teacher-forced decode steps against ONNX Runtime.
+    @Test(arguments: variants)
+    func unfusedGraphMatchesONNXRuntime(_ v: Variant) throws {
+        var options = SessionOptions()
+        options.fuseAttention = false
+        options.constantFolding = false
+        options.foldShapeArithmetic = false
+        let dir = "\(v.fixture)/reference"
+        let session = try Session(path: FixtureGraphTests.root.appendingPathComponent("\(v.fixture)/\(v.file)").path, options: options)
+        #expect(!session.graph.nodes.contains { $0.domain == AttentionFusion.domain }, "\(v): a private op was planned with fusions off")
+        let pastNames = session.inputs.map(\.name).filter { $0.hasPrefix("past_key_values.") }
+        var feeds: [String: Tensor] = [:]
+        for spec in session.inputs {
+            feeds[spec.name] = try FixtureGraphTests.npy("\(dir)/feeds/prefill/\(spec.name).npy")
+        }
+        let prompt = feeds["input_ids"]!.int64s()
+        var state = try session.run(feeds)
+        let prefill = try FixtureGraphTests.npy("\(dir)/\(v.name)/disable_all/prefill_logits.npy")
+        let d = maxAbsDiff(state["logits"]!.floats(), prefill.floats())
+        #expect(d <= v.tolerance, "\(v) unfused prefill logits: max |Δ| \(d)")
+        let forced = try FixtureGraphTests.npy("\(dir)/feeds/decode_input_ids.npy").int64s()
+        let decode = try FixtureGraphTests.npy("\(dir)/\(v.name)/disable_all/decode_logits.npy").floats()
+        var worst: Float = 0
+        for (i, id) in forced.prefix(4).enumerated() {
+            state = try session.run(FixtureGraphTests.stepFeeds(tokens: [id], start: prompt.count + i, presents: state, layers: pastNames))
+            worst = max(worst, maxAbsDiff(state["logits"]!.floats(), Array(decode[(i * 512)..<((i + 1) * 512)])))
+        }
+        #expect(worst <= v.tolerance, "\(v) unfused decode logits: max |Δ| \(worst)")
+        print(String(format: "%@ unfused: prefill max|Δ| %.3g, decode (4 steps) %.3g", v.description, d, worst))
+    }
+}
