@@ -34,6 +34,46 @@ before its v4 restructure, commit 3c64b72675cb; see `scripts/qwen_onnx.py`), all
   with the bitsandbytes NF4 code book.
 """
 
+EXACT_TEXT = """\
+**Exact integer references (`reference/q8/exact`, `reference/int8/exact`).** ONNX defines
+`MatMulInteger` as exact int32 arithmetic, (A − a_zero_point)·(B − b_zero_point). ONNX Runtime's
+CPU kernel for uint8 A × int8 B does not compute that on x86 without AVX-VNNI (the machine these
+files were made on): MLAS's AVX2 kernel multiplies the raw bytes with `vpmaddubsw`, which adds
+each pair of adjacent products a[k]·b[k] + a[k+1]·b[k+1] with int16 saturation (and corrects the
+zero points afterwards), so a few outputs per run are off by hundreds to thousands (counts below);
+with VNNI the same file gives different, exact results. The int8/q8 `disable_all` and
+`enable_all` references are therefore ONNX Runtime's results on that kernel, kept as they are.
+The `exact` references come from ORT_DISABLE_ALL on the same function with every int8 weight
+moved to uint8 (B + 128 and b_zero_point + 128, so each B − b_zero_point is unchanged), which runs
+ORT's uint8 × uint8 kernel; that kernel widens both operands to int16 (`vpmaddwd`) and is exact.
+`make_fixtures.py` checks it: every `MatMulInteger` output of the exact runs (prefill and each
+teacher-forced decode step) is compared with NumPy int64 at the inputs ORT computed, and any
+difference stops the build. uint8 models already run on that kernel, so `uint8/disable_all` is
+checked the same way and is the exact reference. A runtime that computes `MatMulInteger` exactly
+should compare int8/q8 with `exact`; what is left is float32 rounding of the other ops, which
+can move an element of a `DynamicQuantizeLinear` input across a rounding boundary (one quantum,
+then a few tenths in the logits of that step).
+"""
+
+
+def _exact_table(w, exact: dict) -> None:
+    w("Exact integer references (`reference.exact_integer` in manifest.json): the reference to use"
+      " for exact `MatMulInteger`, and how many `MatMulInteger` outputs ONNX Runtime got wrong in"
+      " the prefill and 16 teacher-forced decode runs together (checked against NumPy int64):\n")
+    w("| variant | exact reference | ORT disable_all: inexact outputs (max error) | exact run: inexact outputs |"
+      " ORT disable_all vs exact: prefill / decode logits, first greedy difference |")
+    w("|---|---|---|---|---|")
+    for v, e in exact.items():
+        raw = e["ort_disable_all_matmulinteger_check"]
+        run = e.get("exact_run_matmulinteger_check", raw)
+        far = e.get("ort_disable_all_vs_exact")
+        far_s = (f"{far['prefill_logits']:.3g} / {far['decode_logits']:.3g}, "
+                 + ("none" if far["greedy_first_difference"] is None else f"step {far['greedy_first_difference']}")
+                 if far else "(same files)")
+        w(f"| {v} | `reference/{e['reference']}` | {raw['outputs_differing']} of {raw['outputs_checked']}"
+          f" ({raw['max_abs_error']}) | {run['outputs_differing']} of {run['outputs_checked']} | {far_s} |")
+    w("")
+
 
 def _size(p: Path) -> int:
     return p.stat().st_size if p.exists() else 0
@@ -96,6 +136,8 @@ def render(manifests: dict, root: Path) -> str:
       "graphs it finds the way ONNX Runtime does.\n")
     if any(v in m["models"] for m in manifests.values() for v in TJS_VARIANTS):
         w(TJS_TEXT)
+    if any(m["reference"].get("exact_integer") for m in manifests.values()):
+        w(EXACT_TEXT)
 
     for name, m in manifests.items():
         d = m["dims"]
@@ -153,6 +195,8 @@ def render(manifests: dict, root: Path) -> str:
             w(f"| {k} | `{r['greedy_ids']}` | {min(r['greedy_top2_margins']):.4f} | "
               f"{ref['prefill_logits_max_abs_diff_vs_fp32_disable_all'][k]:.3g} |")
         w("")
+        if ref.get("exact_integer"):
+            _exact_table(w, ref["exact_integer"])
         levels = ref.get("logits_max_abs_diff_disable_all_vs_enable_all")
         if levels:
             w("Max |logit difference| between ORT_DISABLE_ALL and ORT_ENABLE_ALL (same variant):\n")

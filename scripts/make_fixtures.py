@@ -17,6 +17,9 @@ Writes, for each fixture (`tiny-qwen2`: untied lm_head; `tiny-qwen2-tied`: tied 
   <fixture>/onnx/model_uint8.onnx                     int8, uint8: ORT dynamic quantization, MatMulInteger;
   <fixture>/onnx/model_bnb4.onnx                      bnb4: MatMulBnb4 NF4, block 64), all inline
   <fixture>/reference/...                             ONNX Runtime outputs (.npy) + manifest.json
+  <fixture>/reference/{q8,int8}/exact/...             exact-MatMulInteger references (ORT on the model with
+                                                      int8 weights shifted to uint8; see
+                                                      exact_integer_references)
   README.md                                           generated description (dims, I/O, op histograms)
 
 Everything is seeded; running twice gives byte-identical files (checked by --check, which
@@ -81,6 +84,9 @@ GREEDY_STEPS = 16
 # transformers.js / onnx-community dtypes made from the fp32 model.onnx (after the variants above,
 # so adding them left every earlier file byte-identical).
 TJS_VARIANTS = ["fp16", "q8", "int8", "uint8", "bnb4"]
+# Variants whose MatMulInteger references are checked against exact int32 arithmetic; those with
+# int8 weights also get reference/<variant>/exact/ (see exact_integer_references).
+INTEGER_VARIANTS = ["q8", "int8", "uint8"]
 FIXTURES = {
     # name: (tie_word_embeddings, variants)
     "tiny-qwen2": (False, ["fp32", "q4", "q4f16", "opset14_q4f16"] + TJS_VARIANTS),
@@ -228,49 +234,59 @@ def references(fixture_dir: Path, variants: list[str]) -> dict:
         put(f"feeds/prefill/{name}.npy", value)
     put("feeds/decode_input_ids.npy", np.asarray(decode_ids, dtype=np.int64))
 
+    def run(session, base: str) -> tuple[dict, list[dict]]:
+        """Writes <base>/*.npy; returns the manifest entry and the prefill + decode feeds."""
+        # (1) prefill + (2) teacher-forced decode
+        r = qo.KVRunner(session)
+        feeds = [r.feeds_for(prompt)]
+        logits, presents = r.step(prompt)
+        put(f"{base}/prefill_logits.npy", logits)
+        for k, v in presents.items():
+            put(f"{base}/prefill_{k}.npy", v)
+        step_logits = []
+        for tok in decode_ids:
+            feeds.append(r.feeds_for([tok]))
+            lg, presents = r.step([tok])
+            step_logits.append(lg[0, -1])
+        put(f"{base}/decode_logits.npy", np.stack(step_logits))
+        for k, v in presents.items():
+            put(f"{base}/decode_last_{k}.npy", v)
+        # (3) greedy
+        g = qo.KVRunner(session)
+        lg, _ = g.step(prompt)
+        greedy, margins = [], []
+        for _ in range(GREEDY_STEPS):
+            last = lg[0, -1]
+            nxt = int(np.argmax(last))
+            greedy.append(nxt)
+            margins.append(round(top2_margin(last), 6))
+            lg, _ = g.step([nxt])
+        put(f"{base}/greedy_ids.npy", np.asarray(greedy, dtype=np.int64))
+        return {
+            "greedy_ids": greedy,
+            "greedy_top2_margins": margins,
+            "prefill_last_top2_margin": round(top2_margin(logits[0, -1]), 6),
+            "decode_min_top2_margin": round(min(top2_margin(x) for x in step_logits), 6),
+        }, feeds
+
     results = {}
+    exact = {}
     for variant in variants:
         for level in qo.OPT_LEVELS:
             base = f"{variant}/{level}"
             session = qo.ort_session(fixture_dir / VARIANT_FILES[variant], level)
-            # (1) prefill + (2) teacher-forced decode
-            r = qo.KVRunner(session)
-            logits, presents = r.step(prompt)
-            put(f"{base}/prefill_logits.npy", logits)
-            for k, v in presents.items():
-                put(f"{base}/prefill_{k}.npy", v)
-            step_logits = []
-            for tok in decode_ids:
-                lg, presents = r.step([tok])
-                step_logits.append(lg[0, -1])
-            put(f"{base}/decode_logits.npy", np.stack(step_logits))
-            for k, v in presents.items():
-                put(f"{base}/decode_last_{k}.npy", v)
-            # (3) greedy
-            g = qo.KVRunner(session)
-            lg, _ = g.step(prompt)
-            greedy, margins = [], []
-            for _ in range(GREEDY_STEPS):
-                last = lg[0, -1]
-                nxt = int(np.argmax(last))
-                greedy.append(nxt)
-                margins.append(round(top2_margin(last), 6))
-                lg, _ = g.step([nxt])
-            put(f"{base}/greedy_ids.npy", np.asarray(greedy, dtype=np.int64))
-            results[base] = {
-                "greedy_ids": greedy,
-                "greedy_top2_margins": margins,
-                "prefill_last_top2_margin": round(top2_margin(logits[0, -1]), 6),
-                "decode_min_top2_margin": round(min(top2_margin(x) for x in step_logits), 6),
-            }
+            results[base], feeds = run(session, base)
+            if level == "disable_all":
+                raw_feeds = feeds
+        if variant in INTEGER_VARIANTS:
+            exact[variant] = exact_integer_references(fixture_dir, variant, raw_feeds, run, results)
 
     # How far apart the variants / levels are (max abs diff of prefill logits vs fp32 disable_all).
     base = np.load(ref / "fp32/disable_all/prefill_logits.npy")
     diffs = {}
-    for variant in variants:
-        for level in qo.OPT_LEVELS:
-            a = np.load(ref / f"{variant}/{level}/prefill_logits.npy")
-            diffs[f"{variant}/{level}"] = float(np.abs(a - base).max())
+    for key in results:
+        a = np.load(ref / f"{key}/prefill_logits.npy")
+        diffs[key] = float(np.abs(a - base).max())
 
     # How far ORT_ENABLE_ALL moves each variant's logits away from ORT_DISABLE_ALL.
     levels = {}
@@ -281,6 +297,18 @@ def references(fixture_dir: Path, variants: list[str]) -> dict:
             b = np.load(ref / f"{variant}/enable_all/{kind}.npy")
             levels[variant][kind] = float(np.abs(a - b).max())
 
+    # How far ONNX Runtime's own int8 results are from the exact ones.
+    for variant, e in exact.items():
+        if e["reference"] == f"{variant}/exact":
+            e["ort_disable_all_vs_exact"] = {
+                kind: float(np.abs(np.load(ref / f"{variant}/disable_all/{kind}.npy")
+                                   - np.load(ref / f"{variant}/exact/{kind}.npy")).max())
+                for kind in ("prefill_logits", "decode_logits")
+            }
+            a, b = results[f"{variant}/disable_all"]["greedy_ids"], results[f"{variant}/exact"]["greedy_ids"]
+            e["ort_disable_all_vs_exact"]["greedy_first_difference"] = next(
+                (i for i, (x, y) in enumerate(zip(a, b)) if x != y), None)
+
     return {
         "prompt_text": PROMPT_TEXT,
         "prompt_ids": prompt,
@@ -288,7 +316,46 @@ def references(fixture_dir: Path, variants: list[str]) -> dict:
         "results": results,
         "prefill_logits_max_abs_diff_vs_fp32_disable_all": diffs,
         "logits_max_abs_diff_disable_all_vs_enable_all": levels,
+        "exact_integer": exact,
         "files": dict(sorted(files.items())),
+    }
+
+
+def exact_integer_references(fixture_dir: Path, variant: str, raw_feeds: list[dict], run, results: dict) -> dict:
+    """The ONNX definition of MatMulInteger is exact int32 arithmetic. ONNX Runtime's CPU kernel
+    for uint8 A x uint8 B is exact; for uint8 A x int8 B on x86 without AVX-VNNI (MLAS AVX2,
+    `vpmaddubsw`) each sum of two adjacent products a[k]b[k] + a[k+1]b[k+1] (raw bytes, zero
+    points corrected afterwards) saturates to int16, so a few outputs per run are off by up to
+    thousands and its int8/q8 references are that kernel's, not ONNX's (and differ between CPUs).
+
+    For a variant with int8 weights, write reference/<variant>/exact/ (the same files as a level
+    directory) from ORT_DISABLE_ALL on the equivalent model whose int8 B become uint8 (B + 128,
+    b_zero_point + 128: each term (B - b_zp) is unchanged), which takes the exact u8 x u8 kernel.
+    Every MatMulInteger output of that run (prefill + teacher-forced decode) is compared with NumPy
+    int64 at the inputs ORT computed; any difference stops the build. The raw ORT_DISABLE_ALL run
+    is checked the same way and its count of inexact outputs recorded. A uint8 variant is already
+    on the exact kernel: it is only checked, and its reference is <variant>/disable_all."""
+    import onnx
+
+    model = onnx.load(str(fixture_dir / VARIANT_FILES[variant]))
+    raw = qo.check_integer_ops_exact(model, raw_feeds)
+    u8, changed = qo.matmulinteger_b_to_uint8(model)
+    if not changed:
+        if raw["outputs_differing"]:
+            raise SystemExit(f"{variant}: ONNX Runtime's uint8 MatMulInteger is not exact: {raw}")
+        return {"reference": f"{variant}/disable_all", "ort_disable_all_matmulinteger_check": raw}
+    base = f"{variant}/exact"
+    results[base], feeds = run(qo.ort_session(u8.SerializeToString(), "disable_all"), base)
+    check = qo.check_integer_ops_exact(u8, feeds)
+    if check["outputs_differing"]:
+        raise SystemExit(f"{variant}: the uint8-weight model's MatMulInteger is not exact in ORT: {check}")
+    return {
+        "reference": base,
+        "how": "ORT_DISABLE_ALL on the model with every int8 MatMulInteger B and b_zero_point "
+               "replaced by uint8 B + 128, b_zero_point + 128 (same function; ORT's exact u8 x u8 kernel)",
+        "matmulinteger_nodes_converted": changed,
+        "exact_run_matmulinteger_check": check,
+        "ort_disable_all_matmulinteger_check": raw,
     }
 
 
@@ -333,7 +400,8 @@ def build_fixture(out_root: Path, name: str, tied: bool, variants: list[str], wo
         "reference": {
             "layout": "reference/feeds/prefill/<input>.npy; reference/feeds/decode_input_ids.npy; "
                       "reference/<variant>/<disable_all|enable_all>/{prefill_logits, prefill_present.N.key|value, "
-                      "decode_logits, decode_last_present.N.key|value, greedy_ids}.npy",
+                      "decode_logits, decode_last_present.N.key|value, greedy_ids}.npy; "
+                      "reference/<q8|int8>/exact/ (same files): exact MatMulInteger (see exact_integer)",
             "ort": {"execution_provider": "CPUExecutionProvider", "intra_op_num_threads": 1,
                     "levels": qo.OPT_LEVELS},
             "procedure": {
@@ -344,6 +412,10 @@ def build_fixture(out_root: Path, name: str, tied: bool, variants: list[str], wo
                           "logits[0, -1] of step i; decode_last_present.* = presents after the last step",
                 "greedy": "after prefill, repeatedly feed argmax(logits[0, -1]) for 16 steps (no eos stop); "
                           "greedy_ids are the 16 chosen ids",
+                "exact": "q8/int8 only: the three procedures above with ORT_DISABLE_ALL on the model whose int8 "
+                         "MatMulInteger weights are shifted to uint8 (B + 128, b_zero_point + 128), which ORT "
+                         "multiplies exactly; use these, not disable_all/enable_all, to test exact int32 "
+                         "MatMulInteger (reference.exact_integer)",
             },
             **ref,
         },

@@ -192,6 +192,91 @@ def quantize_q8(model: onnx.ModelProto, weight_type: str) -> onnx.ModelProto:
     return quantizer.model.model
 
 
+def matmulinteger_b_to_uint8(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
+    """The same function with every int8 `MatMulInteger` B (and b_zero_point) as uint8: B + 128 and
+    b_zero_point + 128, so (A - a_zp)(B - b_zp) is unchanged term by term. For an exact reference:
+    on x86 without AVX-VNNI, ONNX Runtime's u8 x s8 kernel (MLAS, `vpmaddubsw`) saturates each
+    sum of two adjacent products a[k]b[k] + a[k+1]b[k+1] to int16, so its int8 results are not
+    the ONNX definition; its u8 x u8 kernel widens both to int16 (`vpmaddwd`) and is exact.
+    Operates on a copy; new initializers get the suffix `_uint8`, the old ones are dropped when
+    nothing else reads them (the embedding Gather's DequantizeLinear keeps its own). Returns the
+    model and the number of MatMulInteger nodes changed."""
+    from onnx import numpy_helper
+
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    g = model.graph
+    init = {t.name: t for t in g.initializer}
+    made: dict[str, str] = {}
+
+    def as_uint8(name: str) -> str:
+        if name not in made:
+            t = init.get(name)
+            if t is None or t.data_type != TensorProto.INT8:
+                raise SystemExit(f"MatMulInteger B / b_zero_point {name!r} is not an int8 initializer")
+            u = (numpy_helper.to_array(t).astype(np.int16) + 128).astype(np.uint8)
+            made[name] = name + "_uint8"
+            g.initializer.append(numpy_helper.from_array(u, made[name]))
+        return made[name]
+
+    changed = 0
+    for node in g.node:
+        if node.op_type != "MatMulInteger" or node.input[1] not in init:
+            continue
+        if init[node.input[1]].data_type != TensorProto.INT8:
+            continue
+        if len(node.input) < 4 or not node.input[3]:
+            raise SystemExit(f"{node.name}: int8 B without b_zero_point (would need one of 128)")
+        node.input[1] = as_uint8(node.input[1])
+        node.input[3] = as_uint8(node.input[3])
+        changed += 1
+    read = {i for n in g.node for i in n.input} | {o.name for o in g.output}
+    keep = [t for t in g.initializer if t.name in read]
+    del g.initializer[:]
+    g.initializer.extend(keep)
+    return model, changed
+
+
+def check_integer_ops_exact(model: onnx.ModelProto, feeds_list: list[dict[str, np.ndarray]]) -> dict:
+    """Runs `model` in ONNX Runtime (ORT_DISABLE_ALL) with every MatMulInteger's inputs and output
+    as extra graph outputs, on each feeds dict in turn, and compares each output with the exact
+    int64 product (A - a_zp)(B - b_zp) computed in NumPy, at the inputs ONNX Runtime itself
+    computed. Returns counts: runs, nodes, outputs checked, outputs differing, largest |error|.
+    (Feeds are given, not chained: the caller passes the same feeds its references saw.)"""
+    from onnx import numpy_helper
+
+    m = onnx.ModelProto.FromString(model.SerializeToString())
+    init = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
+    nodes = [n for n in m.graph.node if n.op_type == "MatMulInteger"]
+    wanted = []
+    for n in nodes:
+        for name in [*n.input, n.output[0]]:
+            if name and name not in init and name not in wanted:
+                wanted.append(name)
+    have = {o.name for o in m.graph.output}
+    m.graph.output.extend(onnx.ValueInfoProto(name=w) for w in wanted if w not in have)
+    session = ort_session(m.SerializeToString(), "disable_all")
+    outputs = differing = worst = 0
+    for feeds in feeds_list:
+        got = dict(zip(wanted, session.run(wanted, feeds)))
+        val = lambda name: init[name] if name in init else got[name]  # noqa: E731
+        for n in nodes:
+            a, b = val(n.input[0]).astype(np.int64), val(n.input[1]).astype(np.int64)
+            az = val(n.input[2]).astype(np.int64) if len(n.input) > 2 and n.input[2] else np.int64(0)
+            bz = val(n.input[3]).astype(np.int64) if len(n.input) > 3 and n.input[3] else np.int64(0)
+            if az.size > 1:  # per-row a_zero_point [M]: not in these exports
+                raise SystemExit(f"MatMulInteger {n.name}: per-row a_zero_point is not handled here")
+            exact = np.matmul(a - az, b - bz)  # b_zero_point scalar or per column [N]
+            y = got[n.output[0]].astype(np.int64)
+            if y.shape != exact.shape:
+                raise SystemExit(f"MatMulInteger {n.name}: shape {y.shape}, expected {exact.shape}")
+            error = np.abs(y - exact)
+            outputs += y.size
+            differing += int((error != 0).sum())
+            worst = max(worst, int(error.max(initial=0)))
+    return {"runs": len(feeds_list), "matmulinteger_nodes": len(nodes), "outputs_checked": outputs,
+            "outputs_differing": differing, "max_abs_error": worst}
+
+
 def check_like_transformers_js(model: onnx.ModelProto) -> None:
     """transformers.js's scripts/utils.py strict_check_model: full check, ops unknown to onnx allowed."""
     try:
@@ -375,7 +460,8 @@ def describe(model_path: str | Path) -> dict:
 OPT_LEVELS = {"disable_all": "ORT_DISABLE_ALL", "enable_all": "ORT_ENABLE_ALL"}
 
 
-def ort_session(model_path: str | Path, opt_level: str, threads: int = 1):
+def ort_session(model_path: str | Path | bytes, opt_level: str, threads: int = 1):
+    """A CPU session; model_path may also be a serialized model (bytes)."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -383,7 +469,7 @@ def ort_session(model_path: str | Path, opt_level: str, threads: int = 1):
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     so.log_severity_level = 3
-    return ort.InferenceSession(str(model_path), sess_options=so, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model_path if isinstance(model_path, bytes) else str(model_path), sess_options=so, providers=["CPUExecutionProvider"])
 
 
 class KVRunner:
