@@ -67,6 +67,7 @@ public enum OperatorRegistry {
         registerBlockQuantized(add)
         registerRotaryEmbedding(add)
         registerGroupQueryAttention(add)
+        registerMultiHeadAttention(add)
         return table
     }()
 

@@ -13,9 +13,7 @@ import Testing
 
     /// Cases whose ops or types this runtime refuses, with the words its error must contain: a
     /// typed error naming what is missing, never a wrong answer.
-    static let refused: [String: String] = [
-        "mha_": "MultiHeadAttention",
-    ]
+    static let refused: [String: String] = [:]
     /// int4 / uint4 tensors (ONNX sub-byte types) are not loaded yet.
     static func refusal(_ name: String) -> String? {
         if let hit = refused.first(where: { name.hasPrefix($0.key) }) { return hit.value }

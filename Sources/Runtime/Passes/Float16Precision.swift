@@ -38,7 +38,7 @@ enum Float16Precision {
         // Registered for MLFloat16 in ONNX Runtime's CPU provider (quantization and contrib ops
         // of the transformers.js and onnxruntime-genai graphs; each computes in float32 inside and
         // rounds its outputs once, as ours do).
-        "DequantizeLinear", "QuantizeLinear", "GatherBlockQuantized", "RotaryEmbedding", "GroupQueryAttention",
+        "DequantizeLinear", "QuantizeLinear", "GatherBlockQuantized", "RotaryEmbedding", "GroupQueryAttention", "MultiHeadAttention",
         "SimplifiedLayerNormalization", "SkipSimplifiedLayerNormalization",
     ]
 
