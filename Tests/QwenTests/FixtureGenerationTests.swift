@@ -315,3 +315,23 @@ import Testing
         #expect(repeatRun.generatedTokenIds == fresh.generatedTokenIds)
     }
 }
+
+extension FixtureGenerationTests {
+    /// The transformers.js dtypes through the library, picked by dtype as transformers.js does:
+    /// 16 greedy ids equal to ONNX Runtime's (for int8 weights: ORT's exact u8×u8 path on the
+    /// same graph with B shifted to uint8, see Models/fixtures/README.md), fed by the library's
+    /// own decoder.
+    @Test(arguments: [Fixture.untied, Fixture.tied])
+    func transformersJSDTypesGenerateONNXRuntimesGreedyIds(_ f: Fixture) throws {
+        let directory = try ModelDirectory(url: f.directory)
+        #expect(directory.availableDTypes == ["q4f16", "q4", "fp16", "fp32", "q8", "int8", "uint8", "bnb4"])
+        for dtype in ["fp16", "q8", "int8", "uint8", "bnb4"] {
+            let model = try f.model(try ModelDirectory.onnxFile(forDType: dtype))
+            var cache = model.makeCache()
+            let result = try model.generate(promptIds: f.promptIds, parameters: greedyNoStop(16), cache: &cache)
+            let level = dtype == "q8" || dtype == "int8" ? "exact" : "disable_all"
+            #expect(result.generatedTokenIds == (try f.greedyIds(dtype, level: level)), "\(f.name) \(dtype): greedy ids vs ORT (\(level))")
+        }
+        #expect(throws: ModelDirectoryError.self) { try ModelDirectory.onnxFile(forDType: "q3") }
+    }
+}

@@ -4,13 +4,13 @@ import Kernels
 /// com.microsoft.MultiHeadAttention in its self-attention form (what onnxruntime-genai's builder
 /// writes for CPU fp16 models, after a RotaryEmbedding), with ONNX Runtime's CPU semantics:
 ///
-/// - inputs: `query`, `key`, `value` `[B, S, N·H]` (separate, not packed, not BNSH), optional
+/// - inputs: `query [B, S, N·H]`, `key`, `value [B, L, N·H]` (separate, not packed, not BNSH), optional
 ///   `bias [3·N·H]` added to each, `key_padding_mask [B, T]` (0 masks the key), `attention_bias`
 ///   broadcastable to `[B, N, S, T]`, `past_key`/`past_value [B, N, P, H]`;
 /// - the keys and values are the past's followed by the new ones (`present_key`/`present_value
-///   [B, N, P + S, H]`); scores `scale · q·k` (default 1/√H) plus `attention_bias`, plus
+///   [B, N, T = P + L, H]`); scores `scale · q·k` (default 1/√H) plus `attention_bias`, plus
 ///   `mask_filter_value` (default −10000) where the padding mask is 0 or, with `unidirectional`,
-///   where the key comes after the query's position P + s; softmax in float32.
+///   where the key comes after the query's position T − S + s; softmax in float32.
 ///
 /// Other forms (packed QKV, cross-attention keys in BNSH, `past_sequence_length`,
 /// `cache_indirection`) are refused with an error naming them.
@@ -42,8 +42,9 @@ struct MultiHeadAttentionOperator: Operator {
             throw OpError("query, key and value must be [batch, sequence, hidden] (got \(queryIn.shape), \(keyIn.shape), \(valueIn.shape))")
         }
         let (b, s, hidden) = (queryIn.shape[0], queryIn.shape[1], queryIn.shape[2])
-        guard hidden % heads == 0, keyIn.shape == queryIn.shape, valueIn.shape == queryIn.shape else {
-            throw OpError("key \(keyIn.shape) and value \(valueIn.shape) must match query \(queryIn.shape), hidden a multiple of \(heads) heads")
+        let l = keyIn.shape[1]
+        guard hidden % heads == 0, keyIn.shape == [b, l, hidden], valueIn.shape == keyIn.shape else {
+            throw OpError("key \(keyIn.shape) and value \(valueIn.shape) must be [\(b), length, \(hidden)] like query \(queryIn.shape), hidden a multiple of \(heads) heads")
         }
         let h = hidden / heads
         var q = try floatOperand(queryIn.contiguous()).floats(), k = try floatOperand(keyIn.contiguous()).floats()
@@ -51,9 +52,8 @@ struct MultiHeadAttentionOperator: Operator {
         if let bias = inputs.optional(3) {
             let bf = try floatOperand(bias.contiguous()).floats()
             guard bf.count == 3 * hidden else { throw OpError("bias has \(bf.count) values, expected \(3 * hidden)") }
-            for i in 0..<(b * s * hidden) {
-                q[i] += bf[i % hidden]; k[i] += bf[hidden + i % hidden]; v[i] += bf[2 * hidden + i % hidden]
-            }
+            for i in 0..<(b * s * hidden) { q[i] += bf[i % hidden] }
+            for i in 0..<(b * l * hidden) { k[i] += bf[hidden + i % hidden]; v[i] += bf[2 * hidden + i % hidden] }
         }
         // New keys and values in float16 graphs are stored (and read) as float16.
         if dtype == .float16 {
@@ -72,7 +72,7 @@ struct MultiHeadAttentionOperator: Operator {
         } else if (pastKey == nil) != (pastValue == nil) {
             throw OpError("past_key and past_value must both be given or both omitted")
         }
-        let t = p + s
+        let t = p + l
         // Present caches [B, N, T, H] (float32 working copies).
         var presentK = [Float](repeating: 0, count: b * heads * t * h), presentV = presentK
         let pk = try pastKey.map { try floatOperand($0).floats() }, pv = try pastValue.map { try floatOperand($0).floats() }
@@ -85,10 +85,10 @@ struct MultiHeadAttentionOperator: Operator {
                         presentV[base + i] = pv[(bi * heads + n) * p * h + i]
                     }
                 }
-                for si in 0..<s {
+                for li in 0..<l {
                     for d in 0..<h {
-                        presentK[base + (p + si) * h + d] = k[(bi * s + si) * hidden + n * h + d]
-                        presentV[base + (p + si) * h + d] = v[(bi * s + si) * hidden + n * h + d]
+                        presentK[base + (p + li) * h + d] = k[(bi * l + li) * hidden + n * h + d]
+                        presentV[base + (p + li) * h + d] = v[(bi * l + li) * hidden + n * h + d]
                     }
                 }
             }
@@ -121,7 +121,7 @@ struct MultiHeadAttentionOperator: Operator {
                         var x = dot * alpha
                         if let bias { x += bias.values[bi * bias.strides[0] + n * bias.strides[1] + si * t + j] }
                         if let padding, padding[bi * t + j] == 0 { x += maskFilterValue }
-                        if unidirectional && j > p + si { x += maskFilterValue }
+                        if unidirectional && j > t - s + si { x += maskFilterValue }
                         scores[j] = x
                         maxScore = max(maxScore, x)
                     }
