@@ -194,12 +194,12 @@ extension BlockQuantizedMatrix {
         let chunks = chunksPerRow
         let raw = UnsafeRawPointer(data)
         let ap = UnsafeRawPointer(a)
-        let blocksPerChunk = 128 / min(blockSize, 128)
         for row in rows {
             var acc0 = SIMD16<Float>(), acc1 = SIMD16<Float>()
             let rowBase = row * rowBytes
-            var firstBlock = row * blocksPerRow
             for c in 0..<chunks {
+                // The chunk's first block (blocks above 128 span several chunks).
+                let firstBlock = row * blocksPerRow + c * 128 / blockSize
                 let w = raw.loadUnaligned(fromByteOffset: rowBase + c * 64, as: SIMD16<UInt32>.self)
                 let offset = offsets.lanes(firstBlock)
                 let av = ap + c * 512
@@ -215,7 +215,6 @@ extension BlockQuantizedMatrix {
                 let s = scales.lanes(firstBlock)
                 acc0.addProduct(t0, s)
                 acc1.addProduct(t1, s)
-                firstBlock += blocksPerChunk
             }
             var sum = (acc0 + acc1).sum()
             if chunks * 128 < paddedK {
@@ -289,12 +288,12 @@ extension BlockQuantizedMatrix {
                                                                into dst: UnsafeMutablePointer<Float>, ld: Int) {
         let chunks = chunksPerRow
         let raw = UnsafeRawPointer(data)
-        let blocksPerChunk = 128 / min(blockSize, 128)
         for (r, row) in rows.enumerated() {
             let out = UnsafeMutableRawPointer(dst + r * ld)
             let rowBase = row * rowBytes
-            var firstBlock = row * blocksPerRow
             for c in 0..<chunks {
+                // The chunk's first block (blocks above 128 span several chunks).
+                let firstBlock = row * blocksPerRow + c * 128 / blockSize
                 let w = raw.loadUnaligned(fromByteOffset: rowBase + c * 64, as: SIMD16<UInt32>.self)
                 let offset = offsets.lanes(firstBlock)
                 let scale = scales.lanes(firstBlock)
@@ -304,7 +303,6 @@ extension BlockQuantizedMatrix {
                 }
                 store(0, 0); store(4, 1); store(8, 2); store(12, 3)
                 store(16, 4); store(20, 5); store(24, 6); store(28, 7)
-                firstBlock += blocksPerChunk
             }
             let o = dst + r * ld
             for e in (chunks * 128)..<paddedK {
@@ -353,5 +351,146 @@ struct GenericLanes: LaneSource {
         var v = SIMD16<Float>()
         for j in 0..<16 { v[j] = value(firstBlock + j / lanesPerBlock) }
         return v
+    }
+}
+
+/// A 4-bit matrix with blocks of a multiple of 32 or zero points, seen as the blocks-of-32,
+/// zero-point-8 matrix the packed kernels (`PackedQ4Matrix`) serve, plus what the zero points add:
+///
+///   w[n, k] = (q − z) · s = (q − 8) · s + (8 − z) · s
+///
+/// so `y = A · Wᵀ` is the symmetric product of the same codes plus, per block of 32 of K,
+/// `(8 − z[n, b]) · s[n, b]` (`zeroPointTerms`, `[N, K/32]`) times the block's activation sum
+/// (`addZeroPointTerms`). A block of 64, 128 or 256 is that many blocks of 32 with the same
+/// scale, and its codes lie in the same bytes, so only the scales are repeated (needs K a
+/// multiple of the block, or blocks of 32). The results are the original matrix's up to float32
+/// rounding (the terms are summed apart).
+public final class SymmetricBlocks32: @unchecked Sendable {
+    public let matrix: BlockQuantizedMatrix
+    /// `(8 − z) · s` per row and block of 32 (`[n, k / 32]`), when the original had zero points.
+    public let zeroPointTerms: UnsafeMutablePointer<Float>?
+    private let repeatedScales: UnsafeMutableRawPointer?
+
+    /// Nil when the packed kernels cannot take the matrix this way (not 4 bits, blocks not a
+    /// multiple of 32, K not a multiple of a block above 32, zero points not packed 4-bit).
+    public init?(_ m: BlockQuantizedMatrix) {
+        guard m.bits == 4, m.blockSize % 32 == 0, m.blockSize == 32 || m.k % m.blockSize == 0 else { return nil }
+        let repeats = m.blockSize / 32, blocks = m.blocksPerRow * repeats, n = m.n
+        var zeroPoints: UnsafePointer<UInt8>?
+        switch m.zeroPoints {
+        case .none: break
+        case .packed(let p): zeroPoints = p
+        case .float, .half: return nil
+        }
+        // Scales repeated for each block of 32 (as they are when the blocks are 32 already).
+        var scales = m.scales
+        if repeats > 1 {
+            switch m.scales {
+            case .float(let p):
+                let r = UnsafeMutablePointer<Float>.allocate(capacity: n * blocks)
+                for i in 0..<(n * blocks) { r[i] = p[i / repeats] }
+                scales = .float(r)
+                repeatedScales = UnsafeMutableRawPointer(r)
+            case .half(let p):
+                let r = UnsafeMutablePointer<Float16>.allocate(capacity: n * blocks)
+                for i in 0..<(n * blocks) { r[i] = p[i / repeats] }
+                scales = .half(r)
+                repeatedScales = UnsafeMutableRawPointer(r)
+            }
+        } else {
+            repeatedScales = nil
+        }
+        if zeroPoints != nil {
+            let terms = UnsafeMutablePointer<Float>.allocate(capacity: n * blocks)
+            for row in 0..<n {
+                for b in 0..<blocks {
+                    terms[row * blocks + b] = (8 - m.zeroPoint(row, b / repeats)) * m.scale(row, b / repeats)
+                }
+            }
+            zeroPointTerms = terms
+        } else {
+            zeroPointTerms = nil
+        }
+        var symmetric = BlockQuantizedMatrix(n: n, k: m.k, bits: 4, blockSize: 32, data: m.data, scales: scales, zeroPoints: .none)
+        symmetric.allowsNativeKernels = m.allowsNativeKernels
+        matrix = symmetric
+    }
+
+    deinit {
+        repeatedScales?.deallocate()
+        zeroPointTerms?.deallocate()
+    }
+
+    /// `y[i, j] += Σ_b zeroPointTerms[j, b] · Σ_{k in block b} a[i, k]` for `m` rows of `a`
+    /// (`lda` apart, K values each) into `y` (`ldy` apart): what the zero points add to the
+    /// symmetric product. Nothing without zero points.
+    public func addZeroPointTerms(_ a: UnsafePointer<Float>, rows m: Int, lda: Int, into y: UnsafeMutablePointer<Float>, ldy: Int) {
+        guard zeroPointTerms != nil, m > 0 else { return }
+        let blocks = matrix.blocksPerRow, k = matrix.k
+        var sums = [Float](repeating: 0, count: m * blocks)
+        for i in 0..<m {
+            for b in 0..<blocks {
+                var s: Float = 0
+                for j in (b * 32)..<Swift.min(k, b * 32 + 32) { s += a[i * lda + j] }
+                sums[i * blocks + b] = s
+            }
+        }
+        addZeroPointTerms(blockSums: sums, rows: m, into: y, ldy: ldy)
+    }
+
+    /// The same with the activations' sums per block of 32 given (`[m, k / 32]`): with int8
+    /// activations, those of the quantized values (as ONNX Runtime's int8 kernels subtract
+    /// `zero point · Σ q_a`), from ``PackedQ4Matrix/int8BlockSums(_:into:)``.
+    public func addZeroPointTerms(blockSums sums: [Float], rows m: Int, into y: UnsafeMutablePointer<Float>, ldy: Int) {
+        guard let terms = zeroPointTerms, m > 0 else { return }
+        let blocks = matrix.blocksPerRow
+        precondition(sums.count == m * blocks, "\(sums.count) block sums for \(m) rows of \(blocks) blocks")
+        sums.withUnsafeBufferPointer { s in
+            sgemm(transB: true, m: m, n: matrix.n, k: blocks, a: s.baseAddress!, lda: blocks, b: terms, ldb: blocks, beta: 1, c: y, ldc: ldy)
+        }
+    }
+}
+
+extension BlockQuantizedMatrix {
+    /// `c[i, j] = Σ_b s_a[i, b] · s_w[j, b] · Σ_{k in b} q_a[i, k] · (q_w[j, k] − z[j, b])` for the
+    /// `m` rows of `a` (K floats each) quantized to int8 per block of 32 as the 4-bit kernels
+    /// quantize them (`s_a = max|a| / 127`, `q_a = round(a · 127 / max|a|)`, half away from zero),
+    /// 8-bit weights in blocks of 32: ONNX Runtime's MatMulNBits at `accuracy_level = 4` for 8 bits
+    /// (integer products per block, float32 across blocks). False for other bits or blocks.
+    public func int8Products(_ a: UnsafePointer<Float>, rows m: Int, into c: UnsafeMutablePointer<Float>, ldc: Int) -> Bool {
+        guard bits == 8, blockSize == 32 else { return false }
+        let blocks = blocksPerRow, kp = paddedK
+        var qa = [Int8](repeating: 0, count: m * kp)
+        var sa = [Float](repeating: 0, count: m * blocks)
+        for i in 0..<m {
+            for b in 0..<blocks {
+                let range = (b * 32)..<Swift.min(k, b * 32 + 32)
+                var amax: Float = 0
+                for e in range { amax = Swift.max(amax, abs(a[i * k + e])) }
+                sa[i * blocks + b] = amax / 127
+                let inverse: Float = amax > 0 ? 127 / amax : 0
+                for e in range { qa[i * kp + e] = Int8((a[i * k + e] * inverse).rounded(.toNearestOrAwayFromZero)) }
+            }
+        }
+        let n = self.n, w = data
+        qa.withUnsafeBufferPointer { qa in
+            sa.withUnsafeBufferPointer { sa in
+                parallelFor(n, minChunk: 16) { columns in
+                    for i in 0..<m {
+                        for j in columns {
+                            var sum: Float = 0
+                            for b in 0..<blocks {
+                                let z = Int32(zeroPoint(j, b)), qw = w + j * blocks * 32 + b * 32, x = qa.baseAddress! + i * kp + b * 32
+                                var dot: Int32 = 0
+                                for e in 0..<32 { dot &+= Int32(x[e]) &* (Int32(qw[e]) &- z) }
+                                sum += Float(dot) * (sa[i * blocks + b] * scale(j, b))
+                            }
+                            c[i * ldc + j] = sum
+                        }
+                    }
+                }
+            }
+        }
+        return true
     }
 }

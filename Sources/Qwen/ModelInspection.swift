@@ -55,6 +55,15 @@ public struct ModelInspection: Sendable, Encodable {
             Fact(key: "onnx file", value: directory.onnxURL.lastPathComponent),
         ]
         facts.append(Fact(key: "onnx files present", value: directory.availableONNXFiles.joined(separator: ", ")))
+        if let genAI = directory.genAIConfig {
+            facts.append(Fact(key: "layout", value: "onnxruntime-genai (genai_config.json)"))
+            facts.append(Fact(key: "genai decoder", value: genAI.model.decoder.filename))
+            facts.append(Fact(key: "genai inputs", value: (genAI.model.decoder.inputs ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")))
+            facts.append(Fact(key: "genai past_present_share_buffer", value: s(genAI.search?.pastPresentShareBuffer)))
+            return Section(title: "genai_config.json", facts: facts)
+        }
+        facts.append(Fact(key: "layout", value: "Hugging Face / transformers.js (config.json, onnx/)"))
+        facts.append(Fact(key: "transformers.js dtypes present", value: directory.availableDTypes.joined(separator: ", ")))
         return Section(title: "config.json", facts: facts)
     }
 

@@ -38,6 +38,13 @@ import Kernels
         Case(m: 13, k: 896, n: 48),                                 // packed GEMM: strips of 6, 4 and 3 rows, 4 K chunks
         Case(m: 7, k: 600, n: 56, half: true),                      // packed GEMM, K tail, float16
         Case(m: 2, k: 200, n: 24, bias: true),                      // packed GEMV per row, K tail, bias
+        // Blocks of 64-256 and zero points on the repacked kernels (SymmetricBlocks32): the
+        // symmetric product of the same codes plus the zero points' terms per block of 32.
+        Case(m: 1, k: 256, n: 48, blockSize: 64, zeroPoints: true),
+        Case(m: 9, k: 512, n: 40, blockSize: 128, zeroPoints: true, half: true),
+        Case(m: 1, k: 512, n: 24, blockSize: 256),                  // (generic path too: blocks span two chunks)
+        Case(m: 5, k: 512, n: 20, blockSize: 256, zeroPoints: true),
+        Case(m: 6, k: 384, n: 32, blockSize: 128, half: true),
         Case(m: 1, k: 64, n: 8, bits: 8),
         Case(m: 3, k: 100, n: 8, bits: 8, zeroPoints: true),
     ]
@@ -107,7 +114,7 @@ import Kernels
             options.decodeActivations = decode
             return try runOp("MatMulNBits", domain: "com.microsoft", inputs, attributes: attrs(
                 attr("K", int: c.k), attr("N", int: c.n), attr("bits", int: c.bits), attr("block_size", int: c.blockSize)),
-                constantInputs: constantWeights ? [1, 2] : [], options: options)[0]
+                constantInputs: constantWeights ? [1, 2, 3] : [], options: options)[0]
         }
         let y = try run(.float32)
         #expect(y.shape == (c.rank3 ? [1, c.m, c.n] : [c.m, c.n]))
@@ -174,7 +181,8 @@ import Kernels
         }
         #expect(try planned(n: 48) == serves)
         #expect(try !planned(n: 44), "N not a multiple of 8")
-        #expect(try !planned(n: 48, zeroPoints: true))
+        // Constant zero points are repacked too (the symmetric product plus their terms).
+        #expect(try planned(n: 48, zeroPoints: true) == serves)
         #expect(try !planned(n: 48, constant: false), "B fed at run time")
         #expect(try !planned(n: 48, prepack: false))
     }

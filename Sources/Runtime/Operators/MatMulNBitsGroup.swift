@@ -51,7 +51,7 @@ struct MatMulNBitsGroupOperator: Operator {
             weights.append((try inputs.required(1 + 3 * j), try inputs.required(2 + 3 * j), inputs.optional(3 + 3 * j)))
         }
         let first = members[0], k = first.k
-        let packed = members.indices.compactMap { members[$0].packedMatrix(b: weights[$0].b, scales: weights[$0].scales) }
+        let packed = members.indices.compactMap { members[$0].packedMatrix(b: weights[$0].b, scales: weights[$0].scales, zeroPoints: nil) }
         /// Member j as a node of its own.
         func alone(_ j: Int) throws -> Tensor {
             try members[j].run([aIn, weights[j].b, weights[j].scales, nil, nil, weights[j].bias])[0]

@@ -112,11 +112,19 @@ struct MatMulNBitsOperator: Operator {
     /// Multiply int16-quantized activations in single-row products (with packed weights only,
     /// where int8 does not apply): see `SessionOptions.decodeActivations`.
     var int16Decode = false
+    /// 8-bit weights multiplied by int8-quantized activations per block of 32, as ONNX Runtime
+    /// does at `accuracy_level = 4` (`BlockQuantizedMatrix.int8Products`).
+    var int8Bits8 = false
 
     struct Prepacked: Sendable {
         let matrix: PackedQ4Matrix
         /// Addresses of the B and scales tensors packed.
         let data: Int, scales: Int
+        /// Address of the zero points tensor packed with them, when the node has one.
+        let zeroPoints: Int?
+        /// The symmetric blocks-of-32 matrix packed (the node's own when its blocks are 32 and it
+        /// has no zero points), with what its zero points add.
+        let symmetric: SymmetricBlocks32
     }
 
     /// Rows of B dequantized per GEMM tile in the M > 1 path (bounds the scratch memory).
@@ -163,7 +171,7 @@ struct MatMulNBitsOperator: Operator {
         let aIn = try inputs.required(0), b = try inputs.required(1), scales = try inputs.required(2)
         guard aIn.dtype == .float || aIn.dtype == .float16 else { throw OpError("A must be float32 or float16, got \(aIn.dtype)") }
         guard aIn.rank >= 1, aIn.shape.last == k else { throw OpError("A has shape \(aIn.shape), expected last dimension K = \(k)") }
-        let w = try weights(b, scales, zeroPoints: inputs.optional(3), gIdx: inputs.optional(4))
+        let original = try weights(b, scales, zeroPoints: inputs.optional(3), gIdx: inputs.optional(4))
         let bias = try inputs.optional(5).map(floatOperand)
         if let bias, bias.count != n { throw OpError("bias has \(bias.count) elements, expected N = \(n)") }
 
@@ -173,13 +181,34 @@ struct MatMulNBitsOperator: Operator {
         let out = Tensor(dtype: .float, shape: outShape)
         let pa = a.pointer(as: Float.self), po = out.pointer(as: Float.self)
 
-        let pw = packedMatrix(b: b, scales: scales)
+        // With repacked weights, every product below is of the symmetric blocks-of-32 matrix
+        // they were packed from (`SymmetricBlocks32`: the same codes, zero point 8), and the
+        // node's zero points, if any, add their terms once all is done.
+        let pw = packedMatrix(b: b, scales: scales, zeroPoints: inputs.optional(3))
+        let symmetric = pw == nil ? nil : packed?.symmetric
+        let w = symmetric?.matrix ?? original
+        let quantizedSums = try products(pa, rows: m, w: w, packed: pw, into: po, int8BlockSums: symmetric?.zeroPointTerms != nil)
+        if let quantizedSums {
+            symmetric?.addZeroPointTerms(blockSums: quantizedSums, rows: m, into: po, ldy: n)
+        } else {
+            symmetric?.addZeroPointTerms(pa, rows: m, lda: k, into: po, ldy: n)
+        }
+        return [try finish(out, bias: bias, rows: m, resultType: aIn.dtype)]
+    }
+
+    /// `po = pa · wᵀ` for `m` rows: the repacked kernels where `pw` is given (GEMM, int16 or
+    /// float32 GEMV, int8 at accuracy level 4), else the original layout's. With int8
+    /// activations and `int8BlockSums`, returns the quantized activations' sums per block of 32
+    /// (`[m, blocks]`), for the zero points' terms.
+    private func products(_ pa: UnsafePointer<Float>, rows m: Int, w: BlockQuantizedMatrix, packed pw: PackedQ4Matrix?,
+                          into po: UnsafeMutablePointer<Float>, int8BlockSums: Bool) throws -> [Float]? {
+        if int8Bits8 && w.int8Products(pa, rows: m, into: po, ldc: n) { return nil }
         if let pw, !int8Activations {
             // Repacked weights: the group-of-one case of MatMulNBitsGroup (GEMM, or the int16 or
             // float32 GEMV). Should a kernel refuse a range (none does where repacked weights
             // exist), the original layout's kernels below compute the whole product.
             if MatMulNBitsOperator.packedProducts(pa, rows: m, k: k, packed: [pw], int16: int16Decode, into: [po]).isEmpty {
-                return [try finish(out, bias: bias, rows: m, resultType: aIn.dtype)]
+                return nil
             }
         }
         // From here: int8 activations on repacked weights, or the original layout.
@@ -197,7 +226,7 @@ struct MatMulNBitsOperator: Operator {
                     }
                 }
             }
-            return [try finish(out, bias: bias, rows: m, resultType: aIn.dtype)]
+            return nil
         }
 
         // Activations in the kernels' packed order, zero-padded to whole blocks.
@@ -220,6 +249,14 @@ struct MatMulNBitsOperator: Operator {
             parallelFor(m, minChunk: 16) { rows in
                 for row in rows { pw.quantizeInt8(activations + row * kp, into: quantized + row * rowBytes) }
             }
+            var sums: [Float]?
+            if int8BlockSums {
+                var s = [Float](repeating: 0, count: m * pw.blocksPerRow)
+                s.withUnsafeMutableBufferPointer { p in
+                    for row in 0..<m { pw.int8BlockSums(quantized + row * rowBytes, into: p.baseAddress! + row * pw.blocksPerRow) }
+                }
+                sums = s
+            }
             if m <= 2 {
                 parallelFor(n, minChunk: MatMulNBitsOperator.gemvMinRows(k: k), granularity: 16, chunksPerThread: 4) { rows in
                     for row in 0..<m where !pw.gemvInt8(quantized + row * rowBytes, rows: rows, into: po + row * n) {
@@ -234,6 +271,7 @@ struct MatMulNBitsOperator: Operator {
                     }
                 }
             }
+            return sums
         } else if m <= 2 {
             for row in 0..<m {
                 let a = activations + row * kp, y = po + row * n
@@ -257,13 +295,14 @@ struct MatMulNBitsOperator: Operator {
                 n0 += rows
             }
         }
-        return [try finish(out, bias: bias, rows: m, resultType: aIn.dtype)]
+        return nil
     }
 
     /// The repacked weights, when this run's B and scales are the constants they came from.
-    func packedMatrix(b: Tensor, scales: Tensor) -> PackedQ4Matrix? {
+    func packedMatrix(b: Tensor, scales: Tensor, zeroPoints: Tensor?) -> PackedQ4Matrix? {
         packed.flatMap { p in
-            p.data == Int(bitPattern: b.rawPointer) && p.scales == Int(bitPattern: scales.rawPointer) ? p.matrix : nil
+            p.data == Int(bitPattern: b.rawPointer) && p.scales == Int(bitPattern: scales.rawPointer)
+                && p.zeroPoints == zeroPoints.map({ Int(bitPattern: $0.rawPointer) }) ? p.matrix : nil
         }
     }
 
@@ -311,6 +350,12 @@ extension MatMulNBitsOperator {
         case .accuracyLevel4: op.int8Activations = op.packed != nil && node.intAttribute("accuracy_level", default: 0) == 4
         case .always: op.int8Activations = op.packed != nil
         }
+        // 8-bit weights in blocks of 32 at accuracy level 4: ORT's int8 activations, per block.
+        switch ctx.int8Activations {
+        case .never: op.int8Bits8 = false
+        case .accuracyLevel4: op.int8Bits8 = bits == 8 && blockSize == 32 && node.intAttribute("accuracy_level", default: 0) == 4
+        case .always: op.int8Bits8 = bits == 8 && blockSize == 32
+        }
         switch (ctx.decodeActivations, op.packed) {
         case (_, nil), (.float32, _): op.int16Decode = false
         case (.automatic, let p?): op.int16Decode = !p.matrix.floatScales   // a float16 node
@@ -346,13 +391,17 @@ extension MatMulNBitsOperator {
     func prepack(_ ctx: OperatorContext) -> Prepacked? {
         let inputs = ctx.node.inputs
         func present(_ i: Int) -> Bool { i < inputs.count && !inputs[i].isEmpty }
-        guard bits == 4, blockSize == 32, !present(3), !present(4),
+        let zeroPoints = present(3) ? ctx.constantInputs[3] : nil
+        guard bits == 4, !present(4), !present(3) || zeroPoints?.dtype == .uint8,
               let b = ctx.constantInputs[1], let scales = ctx.constantInputs[2],
-              let w = try? weights(b, scales, zeroPoints: nil, gIdx: nil) else { return nil }
-        let name = inputs[1] + "|" + inputs[2]
-        guard let matrix = ctx.weightCache.map({ $0.packed(name, w) }) ?? PackedQ4Matrix(w) else { return nil }
+              let w = try? weights(b, scales, zeroPoints: zeroPoints, gIdx: nil),
+              let symmetric = SymmetricBlocks32(w) else { return nil }
+        // Blocks of 32 without zero points pack as they are (and keep their cache file name).
+        let name = inputs[1] + "|" + inputs[2] + (blockSize == 32 ? "" : "|blocks\(blockSize)")
+        guard let matrix = ctx.weightCache.map({ $0.packed(name, symmetric.matrix) }) ?? PackedQ4Matrix(symmetric.matrix) else { return nil }
         b.releaseResidentFilePages()
         scales.releaseResidentFilePages()
-        return Prepacked(matrix: matrix, data: Int(bitPattern: b.rawPointer), scales: Int(bitPattern: scales.rawPointer))
+        return Prepacked(matrix: matrix, data: Int(bitPattern: b.rawPointer), scales: Int(bitPattern: scales.rawPointer),
+                         zeroPoints: zeroPoints.map { Int(bitPattern: $0.rawPointer) }, symmetric: symmetric)
     }
 }
