@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The real Qwen2.5-Coder-0.5B-Instruct in the other formats people have (all git-ignored), with reference
+# greedy ids from the reference runtimes (scripts/build_format_models.py has the details):
+#
+#   Models/qwen2.5-coder-0.5b-instruct/onnx/model_quantized.onnx    transformers.js q8 (MatMulInteger)
+#   Models/qwen2.5-coder-0.5b-instruct/onnx/model_fp16.onnx         transformers.js fp16
+#   Models/qwen2.5-coder-0.5b-instruct/reference/formats.json       ORT 1.31.1 greedy ids of both files
+#   Models/qwen2.5-coder-0.5b-instruct-genai-int4/                  onnxruntime-genai builder, int4 CPU
+#   Models/qwen2.5-coder-0.5b-instruct-genai-int4/reference/greedy.json  genai Generator + ORT greedy ids
+#
+#   scripts/build_default_model.sh        the default model and its intermediates (downloads/real-build)
+#   scripts/setup_venv_genai.sh           the builder's venv (.venv-genai, transformers 5)
+#   build_format_models.py tjs            (.venv)        q8 + fp16 from the fp32 optimum export
+#   build_format_models.py genai          (.venv-genai)  builder -p int4 -e cpu on the HF checkpoint
+#   build_format_models.py ort-refs       (.venv)        formats.json
+#   build_format_models.py genai-refs     (.venv-genai)  greedy.json
+#
+# Idempotent: each stage is skipped when its outputs exist (FORCE=1 redoes the four stages here; the
+# default model is left as it is). On 2 busy cores: ~20 minutes on top of the default model's 7-15
+# (q8 + fp16 5, builder 1, ORT references 10-12 of which ~6 for q8's exact run and checks, genai 2).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+py="${QWEN_VENV:-$root/.venv}/bin/python"
+gpy="${QWEN_GENAI_VENV:-$root/.venv-genai}/bin/python"
+export HF_HUB_OFFLINE=1
+force=()
+[ "${FORCE:-0}" = "1" ] && force=(--force)
+
+log() { echo "[build_format_models $(date +%H:%M:%S)] $*" >&2; }
+t0=$(date +%s)
+stage() {  # stage NAME PYTHON
+  local s; s=$(date +%s)
+  log "$1"
+  "$2" scripts/build_format_models.py "$1" ${force[@]+"${force[@]}"}
+  log "$1: $(( $(date +%s) - s ))s"
+}
+
+log "default model (scripts/build_default_model.sh)"
+scripts/build_default_model.sh
+log "onnxruntime-genai tool chain (scripts/setup_venv_genai.sh)"
+scripts/setup_venv_genai.sh
+
+stage tjs "$py"
+stage genai "$gpy"
+stage ort-refs "$py"
+stage genai-refs "$gpy"
+
+log "done in $(( $(date +%s) - t0 ))s"
