@@ -426,8 +426,11 @@ def build_fixture(out_root: Path, name: str, tied: bool, variants: list[str], wo
 
 
 def file_table(root: Path) -> dict[str, str]:
+    """sha256 of the files this script writes (README.md and the FIXTURES directories); other
+    fixtures under the same root (tiny-qwen2-genai, made by make_genai_fixtures.py) are not ours."""
+    paths = [root / "README.md"] + [p for name in FIXTURES for p in sorted((root / name).rglob("*"))]
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+            for p in paths if p.is_file()}
 
 
 def main() -> int:
