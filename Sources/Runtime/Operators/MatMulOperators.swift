@@ -1,3 +1,4 @@
+import CKernels
 import Kernels
 
 // MatMul, Gemm and com.microsoft.MatMulNBits. float16 operands are widened to float32, multiplied
@@ -66,6 +67,60 @@ func matmul(_ aIn: Tensor, _ bIn: Tensor) throws -> Tensor {
 struct MatMulOperator: Operator {
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
         [try matmul(try inputs.required(0), try inputs.required(1))]
+    }
+}
+
+/// MatMul by a constant float16 `B [K, N]` (the fp16 exports' weights, which `Float16Precision`
+/// leaves in float16 for this op): A float32 or float16, the product in float32 as ONNX Runtime
+/// computes it (B widened exactly), rounded to A's type. Single rows read B in place, two bytes
+/// per weight (`qk_f16_gemv`); more rows widen B a tile of columns at a time for BLAS. Any other
+/// B goes through `matmul`.
+struct HalfWeightMatMulOperator: Operator {
+    /// Address of the constant B this operator was planned for.
+    let weight: Int
+
+    /// Columns of B widened per GEMM tile.
+    static let tileColumns = 256
+
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+        let aIn = try inputs.required(0), b = try inputs.required(1)
+        guard b.dtype == .float16, b.rank == 2, Int(bitPattern: b.rawPointer) == weight, b.isContiguous,
+              aIn.dtype == .float || aIn.dtype == .float16, aIn.rank >= 2, aIn.shape.last == b.shape[0] else {
+            if aIn.dtype == b.dtype { return [try matmul(aIn, b)] }
+            return [narrowResult(try matmul(try floatOperand(aIn), try floatOperand(b)), to: aIn.dtype)]
+        }
+        let (k, n) = (b.shape[0], b.shape[1])
+        let a = try floatOperand(aIn)
+        let m = a.count / max(k, 1)
+        let out = Tensor(dtype: .float, shape: Array(aIn.shape.dropLast()) + [n])
+        let pa = UnsafePointer(a.pointer(as: Float.self)), po = out.pointer(as: Float.self)
+        let pb = UnsafeRawPointer(b.rawPointer).assumingMemoryBound(to: UInt16.self)
+        let ph = UnsafePointer(b.pointer(as: Float16.self))
+        if m <= 2 {
+            for row in 0..<m {
+                parallelFor(n, minChunk: max(64, (1 << 16) / max(k, 1)), granularity: 64) { columns in
+                    if qk_f16_gemv(pa + row * k, pb, n, k, columns.lowerBound, columns.upperBound, po + row * n + columns.lowerBound) == 0 {
+                        for j in columns {
+                            var s: Float = 0
+                            for r in 0..<k { s += pa[row * k + r] * Float(ph[r * n + j]) }
+                            po[row * n + j] = s
+                        }
+                    }
+                }
+            }
+        } else {
+            let tile = HalfWeightMatMulOperator.tileColumns, tiles = (n + tile - 1) / tile
+            parallelFor(tiles, minChunk: 1) { range in
+                let widened = UnsafeMutablePointer<Float>.allocate(capacity: k * tile)
+                defer { widened.deallocate() }
+                for t in range {
+                    let j0 = t * tile, width = min(tile, n - j0)
+                    for r in 0..<k { convertHalfToFloat(ph + r * n + j0, widened + r * width, width) }
+                    sgemm(m: m, n: width, k: k, a: pa, lda: k, b: widened, ldb: width, c: po + j0, ldc: n, threaded: false)
+                }
+            }
+        }
+        return [narrowResult(out, to: aIn.dtype)]
     }
 }
 
@@ -321,7 +376,12 @@ struct MatMulNBitsOperator: Operator {
 }
 
 func registerMatMul(_ add: (String, String, ClosedRange<Int>, @escaping OperatorFactory) -> Void) {
-    add("MatMul", "", 1...Int.max) { _ in MatMulOperator() }
+    add("MatMul", "", 1...Int.max) { ctx in
+        if ctx.prepackWeights, let b = ctx.constantInputs[1], b.dtype == .float16, b.rank == 2 {
+            return HalfWeightMatMulOperator(weight: Int(bitPattern: b.rawPointer))
+        }
+        return MatMulOperator()
+    }
     add("Gemm", "", 1...Int.max) { ctx in
         GemmOperator(alpha: ctx.node.floatAttribute("alpha", default: 1), beta: ctx.node.floatAttribute("beta", default: 1),
                      transA: ctx.node.intAttribute("transA", default: 0) != 0, transB: ctx.node.intAttribute("transB", default: 0) != 0)

@@ -102,6 +102,9 @@ enum Float16Precision {
                 for (k, v) in node.inputs.enumerated() where isHalf(v) {
                     // MatMulNBits reads float16 scales and zero points as they are (exact).
                     if node.opType == "MatMulNBits" && k >= 2 { continue }
+                    // MatMul reads a constant float16 weight as it is (exact; HalfWeightMatMulOperator),
+                    // two bytes per weight instead of a widened copy.
+                    if node.opType == "MatMul" && node.domain.isEmpty && k == 1, let w = graph.constants[v], w.rank == 2 { continue }
                     // FusedAttention reads float16 keys and values as they are (exact), saving a
                     // widened copy of the cache per step; a float32 source is used when there is one.
                     if node.domain == AttentionFusion.domain && node.opType == "FusedAttention" && (k == 1 || k == 2) {

@@ -1,0 +1,81 @@
+import Foundation
+import Testing
+@testable import Qwen
+
+/// The real Qwen2.5-Coder-0.5B-Instruct in the other forms people have it (built by
+/// scripts/build_format_models.sh, git-ignored): the transformers.js q8 and fp16 files beside
+/// the q4f16 export, and the onnxruntime-genai builder's int4 CPU directory. Greedy ids through
+/// the library for 3 chat prompts × 32 tokens against the reference runtimes' own
+/// (reference/formats.json, reference/greedy.json): ONNX Runtime on the q8 file with its exact
+/// integer path (on AVX2 without VNNI its u8×s8 kernel saturates, see README "Model formats"), ORT
+/// on the fp16 file, onnxruntime-genai's Generator on its directory. Equal within each reference's
+/// robust prefix (its top-2 margins ≥ 0.05); the full comparison is printed.
+///
+/// Skipped, like RealModelTests, when the files are absent or in a debug build.
+@Suite struct RealModelFormatTests {
+    static let genAIDirectory = Paths.realModel.deletingLastPathComponent().appendingPathComponent("qwen2.5-coder-0.5b-instruct-genai-int4")
+
+    static let skipReason: String? = {
+        if let reason = RealModelTests.skipReason { return reason }
+        let fm = FileManager.default
+        for path in [Paths.realModel.appendingPathComponent("onnx/model_quantized.onnx"), Paths.realModel.appendingPathComponent("onnx/model_fp16.onnx"),
+                     Paths.realModel.appendingPathComponent("reference/formats.json"), genAIDirectory.appendingPathComponent("model.onnx.data"),
+                     genAIDirectory.appendingPathComponent("reference/greedy.json")]
+        where !fm.fileExists(atPath: path.path) {
+            return "SKIPPED: \(path.path) missing; build it with scripts/build_format_models.sh"
+        }
+        return nil
+    }()
+
+    struct Run: Decodable { let prompt: Int; let ids: [Int]; let robust_prefix_length: Int }
+    struct Prompt: Decodable { let ids: [Int] }
+    struct Formats: Decodable {
+        struct Model: Decodable { let file: String; let runs: [String: [Run]] }
+        let prompts: [Prompt]
+        let models: [String: Model]
+    }
+    struct GenAI: Decodable {
+        struct Runs: Decodable { let runs: [Run] }
+        let prompts: [Prompt]
+        let onnxruntime_genai: Runs
+    }
+
+    /// Greedy ids for each prompt, compared with `runs` within their robust prefixes.
+    func check(_ model: QwenModel, prompts: [Prompt], runs: [Run], _ what: String) throws -> [String] {
+        var lines: [String] = []
+        for run in runs {
+            var cache = model.makeCache()
+            let result = try model.generate(promptIds: prompts[run.prompt].ids, parameters: .greedy(maxTokens: 32), cache: &cache)
+            // The references stop after an eos id, which they include; the library does not emit it.
+            let ours = result.generatedTokenIds, reference = run.ids.filter { !model.eosTokenIds.contains($0) }
+            let same = zip(ours, reference).prefix { $0 == $1 }.count
+            let robust = min(run.robust_prefix_length, reference.count)
+            lines.append(String(format: "%@ prompt %d: %@ (%d of %d equal; robust prefix %d), decode %.1f tok/s", what, run.prompt,
+                                ours == reference ? "identical" : "first difference at \(same)", same, reference.count, robust,
+                                result.stats.decodeTokensPerSecond))
+            #expect(Array(ours.prefix(robust)) == Array(reference.prefix(robust)), "\(what) prompt \(run.prompt): differs at \(same) within the robust prefix \(robust)")
+        }
+        return lines
+    }
+
+    @Test(.enabled(if: RealModelFormatTests.skipReason == nil, Comment(rawValue: RealModelFormatTests.skipReason ?? "")))
+    func transformersJSFilesGenerateONNXRuntimesIds() throws {
+        let formats = try JSONDecoder().decode(Formats.self, from: Data(contentsOf: Paths.realModel.appendingPathComponent("reference/formats.json")))
+        var lines: [String] = []
+        for (dtype, level) in [("q8", "exact"), ("fp16", "disable_all")] {
+            let model = try QwenModel(directory: Paths.realModel, onnxFile: try ModelDirectory.onnxFile(forDType: dtype))
+            let runs = try #require(formats.models[dtype]?.runs[level], "formats.json has no \(dtype) \(level) runs")
+            lines += try check(model, prompts: formats.prompts, runs: runs, "\(dtype) vs ORT \(level)")
+        }
+        print(lines.joined(separator: "\n"))
+    }
+
+    @Test(.enabled(if: RealModelFormatTests.skipReason == nil, Comment(rawValue: RealModelFormatTests.skipReason ?? "")))
+    func genAIInt4GeneratesTheGeneratorsIds() throws {
+        let reference = try JSONDecoder().decode(GenAI.self, from: Data(contentsOf: RealModelFormatTests.genAIDirectory.appendingPathComponent("reference/greedy.json")))
+        let model = try QwenModel(directory: RealModelFormatTests.genAIDirectory)
+        #expect(model.directory.genAIConfig != nil)
+        let lines = try check(model, prompts: reference.prompts, runs: reference.onnxruntime_genai.runs, "genai int4 vs onnxruntime-genai")
+        print(lines.joined(separator: "\n"))
+    }
+}
