@@ -270,7 +270,7 @@ import Testing
         #expect(throws: GenerationError.self) { try model.generate(promptIds: [1], parameters: bad, cache: &cache) }
         // A file name outside the model directory is refused.
         #expect(throws: ModelDirectoryError.self) { try f.model("../tiny-qwen2-tied/onnx/model.onnx") }
-        #expect(throws: ModelDirectoryError.self) { try f.model("model_fp16.onnx") }
+        #expect(throws: ModelDirectoryError.self) { try f.model("model_q3.onnx") }
     }
 
     // MARK: KV-cache prefix reuse (chat turns)

@@ -28,7 +28,7 @@ import Testing
     }()
 
     struct Run: Decodable { let prompt: Int; let ids: [Int]; let robust_prefix_length: Int }
-    struct Prompt: Decodable { let ids: [Int] }
+    struct Prompt: Decodable { let ids: [Int]; let messages: [[String: String]] }
     struct Formats: Decodable {
         struct Model: Decodable { let file: String; let runs: [String: [Run]] }
         let prompts: [Prompt]
@@ -75,6 +75,12 @@ import Testing
         let reference = try JSONDecoder().decode(GenAI.self, from: Data(contentsOf: RealModelFormatTests.genAIDirectory.appendingPathComponent("reference/greedy.json")))
         let model = try QwenModel(directory: RealModelFormatTests.genAIDirectory)
         #expect(model.directory.genAIConfig != nil)
+        // The builder's directory: tokenizer.json re-saved by transformers 5 and the template in
+        // chat_template.jinja (its tokenizer_config.json has none); the same ids as HF's.
+        for (k, p) in reference.prompts.enumerated() {
+            let messages = p.messages.map { ChatMessage(role: $0["role"] ?? "", content: $0["content"] ?? "") }
+            #expect(try model.encode(messages: messages) == p.ids, "prompt \(k): chat template + tokenizer of the genai directory vs HF")
+        }
         let lines = try check(model, prompts: reference.prompts, runs: reference.onnxruntime_genai.runs, "genai int4 vs onnxruntime-genai")
         print(lines.joined(separator: "\n"))
     }
