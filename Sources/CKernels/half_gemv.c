@@ -2,54 +2,62 @@
 #include "cpu.h"
 #include <math.h>
 
-// y[j] = Σ_k a[k] · B[k, j] for columns j in [col_begin, col_end), B float16 [k, ldb] row-major
-// (a MatMul's constant float16 weight as the fp16 exports store it, never widened in memory):
-// each row of B is converted 8 values at a time and multiplied in float32, so the product reads
-// two bytes per weight. Sums run over k in order for each column (float32, one FMA each).
+// MatMul by a constant float16 weight (the fp16 exports'), read as float16: each value converted
+// with F16C and multiplied in float32, two bytes per weight from memory.
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
 
-AVX2 static void f16_gemv_avx2(const float *a, const uint16_t *b, size_t ldb, size_t k, size_t j0, size_t j1, float *y) {
-    size_t j = j0;
-    // 64 columns per pass: 8 accumulators, one broadcast of a[k] each row.
-    for (; j + 64 <= j1; j += 64) {
-        __m256 acc[8];
-        for (int t = 0; t < 8; t++) acc[t] = _mm256_setzero_ps();
-        const uint16_t *col = b + j;
-        for (size_t r = 0; r < k; r++) {
-            const __m256 x = _mm256_set1_ps(a[r]);
-            const uint16_t *row = col + r * ldb;
-            for (int t = 0; t < 8; t++) {
-                const __m256 w = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + 8 * t)));
-                acc[t] = _mm256_fmadd_ps(x, w, acc[t]);
-            }
+// y[r - row_begin] = Σ_c a[c] · W[r, c] for W float16 [rows, k] (a weight stored transposed, row
+// by row): each row one sequential stream, four rows per pass sharing the loads of a.
+AVX2 static void f16_gemv_rows_avx2(const float *a, const uint16_t *w, size_t k, size_t r0, size_t r1, float *y) {
+    const size_t k8 = k / 8 * 8;
+    size_t r = r0;
+    for (; r + 4 <= r1; r += 4) {
+        const uint16_t *w0 = w + r * k, *w1 = w0 + k, *w2 = w1 + k, *w3 = w2 + k;
+        __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+        for (size_t c = 0; c < k8; c += 8) {
+            const __m256 x = _mm256_loadu_ps(a + c);
+            s0 = _mm256_fmadd_ps(x, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w0 + c))), s0);
+            s1 = _mm256_fmadd_ps(x, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w1 + c))), s1);
+            s2 = _mm256_fmadd_ps(x, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w2 + c))), s2);
+            s3 = _mm256_fmadd_ps(x, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w3 + c))), s3);
         }
-        for (int t = 0; t < 8; t++) _mm256_storeu_ps(y + (j - j0) + 8 * t, acc[t]);
-    }
-    for (; j + 8 <= j1; j += 8) {
-        __m256 acc = _mm256_setzero_ps();
-        for (size_t r = 0; r < k; r++) {
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(a[r]), _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(b + r * ldb + j))), acc);
+        const __m256 sums[4] = {s0, s1, s2, s3};
+        const uint16_t *rows[4] = {w0, w1, w2, w3};
+        for (int i = 0; i < 4; i++) {
+            __m128 h = _mm_add_ps(_mm256_castps256_ps128(sums[i]), _mm256_extractf128_ps(sums[i], 1));
+            h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+            h = _mm_add_ss(h, _mm_movehdup_ps(h));
+            float t = _mm_cvtss_f32(h);
+            for (size_t c = k8; c < k; c++) t = fmaf(a[c], _cvtsh_ss(rows[i][c]), t);
+            y[r + i - r0] = t;
         }
-        _mm256_storeu_ps(y + (j - j0), acc);
     }
-    for (; j < j1; j++) {
-        float s = 0;
-        for (size_t r = 0; r < k; r++) s = fmaf(a[r], _cvtsh_ss(b[r * ldb + j]), s);
-        y[j - j0] = s;
+    for (; r < r1; r++) {
+        const uint16_t *w0 = w + r * k;
+        __m256 s0 = _mm256_setzero_ps();
+        for (size_t c = 0; c < k8; c += 8) {
+            s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + c), _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w0 + c))), s0);
+        }
+        __m128 h = _mm_add_ps(_mm256_castps256_ps128(s0), _mm256_extractf128_ps(s0, 1));
+        h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_add_ss(h, _mm_movehdup_ps(h));
+        float t = _mm_cvtss_f32(h);
+        for (size_t c = k8; c < k; c++) t = fmaf(a[c], _cvtsh_ss(w0[c]), t);
+        y[r - r0] = t;
     }
 }
 #endif
 
-int qk_f16_gemv(const float *a, const uint16_t *b, size_t ldb, size_t k, size_t col_begin, size_t col_end, float *y) {
+int qk_f16_gemv_rows(const float *a, const uint16_t *w, size_t k, size_t row_begin, size_t row_end, float *y) {
 #if defined(__x86_64__) || defined(_M_X64)
     if (qk_cpu_has_avx2_fma_f16c()) {
-        f16_gemv_avx2(a, b, ldb, k, col_begin, col_end, y);
+        f16_gemv_rows_avx2(a, w, k, row_begin, row_end, y);
         return 1;
     }
 #endif
-    (void)a; (void)b; (void)ldb; (void)k; (void)col_begin; (void)col_end; (void)y;
+    (void)a; (void)w; (void)k; (void)row_begin; (void)row_end; (void)y;
     return 0;
 }

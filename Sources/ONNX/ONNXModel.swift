@@ -116,6 +116,8 @@ public final class ONNXModel: @unchecked Sendable {
     /// `dims` × element size, refusing negative dims, unknown types and overflow.
     public func expectedByteCount(_ tensor: TensorProto) throws -> Int {
         let count = try ONNXModel.validateDims(tensor)
+        // int4 and uint4 are packed two to a byte, the first in the low nibble.
+        if tensor.elementType == .int4 || tensor.elementType == .uint4 { return count / 2 + count % 2 }
         guard let type = tensor.elementType, let size = type.byteSize else {
             let name = tensor.elementType.map { " (\($0))" } ?? ""
             throw ONNXError.invalidTensor(name: tensor.name, reason: "element type \(tensor.dataType)\(name) is not supported: sub-byte and unknown types have no fixed byte size")

@@ -47,11 +47,28 @@ public struct ModelDirectory: Sendable {
 
     /// Opens `url`. `onnxFile` is a name inside `onnx/` (or a path relative to the directory);
     /// when nil the first of ``preferredONNXFiles`` present is used.
-    public init(url: URL, onnxFile: String? = nil, requireTokenizer: Bool = true) throws {
+    public init(url given: URL, onnxFile givenFile: String? = nil, requireTokenizer: Bool = true) throws {
         let fm = FileManager.default
         var isDirectory: ObjCBool = false
-        guard fm.fileExists(atPath: url.path, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw ModelDirectoryError.missing(path: url.path, what: "model directory")
+        guard fm.fileExists(atPath: given.path, isDirectory: &isDirectory) else {
+            throw ModelDirectoryError.missing(path: given.path, what: "model directory")
+        }
+        var url = given, onnxFile = givenFile
+        if !isDirectory.boolValue {
+            // An .onnx file stands for its model directory with that file chosen: onnx/NAME.onnx
+            // in a Hugging Face layout, or a decoder beside its genai_config.json.
+            guard given.pathExtension == "onnx", givenFile == nil else {
+                throw ModelDirectoryError.invalid(path: given.path, reason: given.pathExtension == "onnx"
+                    ? "is an ONNX file and --onnx/--dtype names another: give the model directory"
+                    : "is a file, not a model directory (config.json or genai_config.json, tokenizer.json, the .onnx files)"
+                      + (given.pathExtension == "gguf" ? "; GGUF files are llama.cpp's format, this runtime reads ONNX exports" : ""))
+            }
+            let folder = given.deletingLastPathComponent()
+            if folder.lastPathComponent == "onnx" && !fm.fileExists(atPath: folder.appendingPathComponent(GenAIConfig.fileName).path) {
+                (url, onnxFile) = (folder.deletingLastPathComponent(), given.lastPathComponent)
+            } else {
+                (url, onnxFile) = (folder, given.lastPathComponent)
+            }
         }
         self.url = url
         let genAIURL = url.appendingPathComponent(GenAIConfig.fileName)

@@ -98,13 +98,15 @@ public final class QwenModel: Sendable {
                 decodeActivations: DecodeActivations = .automatic) throws {
         let start = Date()
         directory = try ModelDirectory(url: url, onnxFile: onnxFile)
+        // The directory itself when `url` named one of its .onnx files.
+        let root = directory.url
         // The tokenizer (tokenizer.json) loads on another thread while the graph is read, planned
         // and its weights repacked; a tokenizer error is still reported before a graph error.
         nonisolated(unsafe) var loadedTokenizer: Result<Tokenizer, any Error>?
         let tokenizerLoaded = DispatchSemaphore(value: 0)
         DispatchQueue.global(qos: .userInitiated).async {
             let start = Date()
-            loadedTokenizer = Result { try Tokenizer(directory: url) }
+            loadedTokenizer = Result { try Tokenizer(directory: root) }
             if Profiler.isEnabled { Profiler.shared.recordPhase("tokenizer (in parallel)", Date().timeIntervalSince(start)) }
             tokenizerLoaded.signal()
         }
@@ -123,7 +125,7 @@ public final class QwenModel: Sendable {
         if let genAI = directory.genAIConfig {
             generationConfig = genAI.generationConfig
         } else {
-            generationConfig = try GenerationConfig.load(url.appendingPathComponent("generation_config.json"))
+            generationConfig = try GenerationConfig.load(root.appendingPathComponent("generation_config.json"))
         }
         let layers = directory.config.numHiddenLayers ?? 0
         let names = directory.genAIConfig.map { $0.decoderNames(layers: layers) } ?? DecoderNames()

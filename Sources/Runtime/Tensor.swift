@@ -10,6 +10,18 @@ import Darwin
 /// Element types of tensors: the ONNX `TensorProto.DataType` codes.
 public typealias DataType = ElementType
 
+extension ElementType {
+    /// Bytes per element in a runtime tensor: `byteSize`, and one byte for int4 and uint4, which
+    /// are unpacked at load (one value per byte, int4 sign-extended) so that operators index them
+    /// like int8 and uint8.
+    public var storageSize: Int? {
+        switch self {
+        case .int4, .uint4: 1
+        default: byteSize
+        }
+    }
+}
+
 /// The memory behind one or more tensors.
 ///
 /// Either owned (64-byte aligned heap memory, freed with the last reference) or a read-only view
@@ -127,16 +139,16 @@ public struct Tensor: @unchecked Sendable, CustomStringConvertible {
 
     /// Allocates an uninitialised tensor.
     public init(dtype: DataType, shape: [Int]) {
-        precondition(dtype.byteSize != nil, "tensors of \(dtype) are not supported")
+        precondition(dtype.storageSize != nil, "tensors of \(dtype) are not supported")
         self.dtype = dtype
         self.shape = shape
-        storage = TensorStorage(byteCount: Tensor.elementCount(shape) * dtype.byteSize!)
+        storage = TensorStorage(byteCount: Tensor.elementCount(shape) * dtype.storageSize!)
         cacheCapacity = nil
     }
 
     /// A tensor over existing storage (e.g. a reshaped view).
     public init(dtype: DataType, shape: [Int], storage: TensorStorage) {
-        precondition(Tensor.elementCount(shape) * (dtype.byteSize ?? 0) <= storage.byteCount)
+        precondition(Tensor.elementCount(shape) * (dtype.storageSize ?? 0) <= storage.byteCount)
         self.dtype = dtype
         self.shape = shape
         self.storage = storage
@@ -146,7 +158,7 @@ public struct Tensor: @unchecked Sendable, CustomStringConvertible {
     /// A KV-cache view: `shape` `[B, H, T, D]` over storage laid out `[B, H, capacity, D]`.
     init(dtype: DataType, cacheShape shape: [Int], capacity: Int, storage: TensorStorage) {
         precondition(shape.count == 4 && shape[2] <= capacity
-                     && shape[0] * shape[1] * capacity * shape[3] * (dtype.byteSize ?? 0) <= storage.byteCount)
+                     && shape[0] * shape[1] * capacity * shape[3] * (dtype.storageSize ?? 0) <= storage.byteCount)
         self.dtype = dtype
         self.shape = shape
         self.storage = storage
@@ -160,7 +172,7 @@ public struct Tensor: @unchecked Sendable, CustomStringConvertible {
     public func contiguous() -> Tensor {
         guard let capacity = cacheCapacity else { return self }
         let out = Tensor(dtype: dtype, shape: shape)
-        let rowBytes = shape[2] * shape[3] * dtype.byteSize!, stride = capacity * shape[3] * dtype.byteSize!
+        let rowBytes = shape[2] * shape[3] * dtype.storageSize!, stride = capacity * shape[3] * dtype.storageSize!
         for r in 0..<(shape[0] * shape[1]) {
             (out.rawPointer + r * rowBytes).copyMemory(from: rawPointer + r * stride, byteCount: rowBytes)
         }
@@ -175,7 +187,7 @@ public struct Tensor: @unchecked Sendable, CustomStringConvertible {
 
     public var count: Int { Tensor.elementCount(shape) }
     public var rank: Int { shape.count }
-    public var byteCount: Int { count * dtype.byteSize! }
+    public var byteCount: Int { count * dtype.storageSize! }
     /// The storage's first byte. For a KV-cache view (`isContiguous` false) the elements are not
     /// laid out in `shape`: read it through `contiguous()`.
     public var rawPointer: UnsafeMutableRawPointer { storage.data }
@@ -206,7 +218,7 @@ public struct Tensor: @unchecked Sendable, CustomStringConvertible {
 extension Tensor {
     /// A tensor of `dtype` holding a copy of `values` (whose element layout must be `dtype`'s).
     private init<T>(copying values: [T], dtype: DataType, shape: [Int]) {
-        precondition(MemoryLayout<T>.stride == dtype.byteSize, "\(T.self) values for a \(dtype) tensor")
+        precondition(MemoryLayout<T>.stride == dtype.storageSize, "\(T.self) values for a \(dtype) tensor")
         self.init(dtype: dtype, shape: shape)
         precondition(values.count == count, "\(values.count) values for shape \(shape)")
         values.withUnsafeBufferPointer { pointer(as: T.self).update(from: $0.baseAddress!, count: $0.count) }
@@ -298,7 +310,7 @@ extension Tensor {
         outShape[axis] = range.count
         let out = Tensor(dtype: dtype, shape: outShape)
         let strides = contiguousStrides(shape)
-        let size = dtype.byteSize!
+        let size = dtype.storageSize!
         stridedCopy(elementSize: size, shape: outShape, src: rawPointer + range.lowerBound * strides[axis] * size,
                     srcStrides: strides, dst: out.rawPointer)
         return out

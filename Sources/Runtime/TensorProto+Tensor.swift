@@ -5,6 +5,10 @@ extension Tensor {
     /// external-data file when the payload is `raw_data`/external and suitably aligned, otherwise
     /// a copy decoded from the typed repeated fields.
     public init(proto t: TensorProto, model: ONNXModel?) throws {
+        if t.elementType == .int4 || t.elementType == .uint4 {
+            self = try Tensor(fourBit: t, model: model)
+            return
+        }
         guard let dtype = t.elementType, let size = dtype.byteSize else {
             throw RuntimeError.invalidInitializer(name: t.name, reason: "element type \(t.dataType) (\(t.elementType?.description ?? "unknown")) is not supported")
         }
@@ -69,5 +73,46 @@ extension Tensor {
         case .strings:
             throw RuntimeError.invalidInitializer(name: t.name, reason: "string tensors are not supported")
         }
+    }
+}
+
+extension Tensor {
+    /// An int4 or uint4 TensorProto, unpacked to one value per byte (int4 sign-extended): from
+    /// raw or external data or int32_data (one byte per entry), two values a byte, the first in
+    /// the low nibble.
+    init(fourBit t: TensorProto, model: ONNXModel?) throws {
+        let dtype = t.elementType!, signed = dtype == .int4
+        let count = try ONNXModel.validateDims(t)
+        let shape = t.dims.map { Int($0) }
+        var out = Tensor(dtype: dtype, shape: shape)
+        let dst = out.pointer(as: UInt8.self)
+        func store(_ i: Int, _ nibble: UInt8) {
+            dst[i] = signed && nibble >= 8 ? nibble | 0xF0 : nibble
+        }
+        switch t.payload {
+        case .raw, .external:
+            guard let model, let (bytes, _) = try model.bytes(of: t) else {
+                throw RuntimeError.invalidInitializer(name: t.name, reason: "raw or external payload without a model file")
+            }
+            guard bytes.count == (count + 1) / 2 else {
+                throw RuntimeError.invalidInitializer(name: t.name, reason: "\(bytes.count) bytes stored but \(count) \(dtype) values need \((count + 1) / 2)")
+            }
+            for i in 0..<count { store(i, i & 1 == 0 ? bytes[i / 2] & 0x0F : bytes[i / 2] >> 4) }
+        case .int32s(let v):
+            // Packed like raw data, one byte (two values) per int32 entry.
+            guard v.count == (count + 1) / 2, v.allSatisfy({ (0...255).contains($0) }) else {
+                throw RuntimeError.invalidInitializer(name: t.name, reason: "int32_data has \(v.count) entries; \(count) \(dtype) values need \((count + 1) / 2) bytes of two values")
+            }
+            for i in 0..<count {
+                let byte = UInt8(v[i / 2])
+                store(i, i & 1 == 0 ? byte & 0x0F : byte >> 4)
+            }
+        case .none:
+            guard count == 0 else { throw RuntimeError.invalidInitializer(name: t.name, reason: "no data for shape \(shape)") }
+        default:
+            throw RuntimeError.invalidInitializer(name: t.name, reason: "\(dtype) values must be raw, external or int32_data")
+        }
+        out = out.reshaped(shape)
+        self = out
     }
 }

@@ -35,22 +35,24 @@ struct GenerateCommand: ParsableCommand {
     @Flag(help: "Send the prompt as is, without the chat template.")
     var raw = false
 
-    @Option(name: .customLong("max-tokens"), help: "Maximum number of new tokens.")
+    // Numeric options take values that start with '-' (so that `--temperature -1` reaches
+    // validate() and its message, instead of "missing value").
+    @Option(name: .customLong("max-tokens"), parsing: .unconditional, help: "Maximum number of new tokens.")
     var maxTokens = 512
 
-    @Option(help: "Sampling temperature (0 = greedy).")
+    @Option(parsing: .unconditional, help: "Sampling temperature (0 = greedy).")
     var temperature: Float?
 
-    @Option(name: .customLong("top-k"), help: "Keep the k most likely tokens (0 = off).")
+    @Option(name: .customLong("top-k"), parsing: .unconditional, help: "Keep the k most likely tokens (0 = off).")
     var topK: Int?
 
-    @Option(name: .customLong("top-p"), help: "Nucleus sampling: keep tokens up to this cumulative probability.")
+    @Option(name: .customLong("top-p"), parsing: .unconditional, help: "Nucleus sampling: keep tokens up to this cumulative probability.")
     var topP: Float?
 
-    @Option(name: .customLong("min-p"), help: "Drop tokens below min-p × the top token's probability.")
+    @Option(name: .customLong("min-p"), parsing: .unconditional, help: "Drop tokens below min-p × the top token's probability.")
     var minP: Float?
 
-    @Option(name: .customLong("repetition-penalty"), help: "Hugging Face repetition penalty (1 = off).")
+    @Option(name: .customLong("repetition-penalty"), parsing: .unconditional, help: "Hugging Face repetition penalty (1 = off).")
     var repetitionPenalty: Float?
 
     @Option(help: "Random seed for reproducible sampling.")
@@ -78,7 +80,12 @@ struct GenerateCommand: ParsableCommand {
     }
 
     func validate() throws {
-        guard maxTokens >= 0 else { throw ValidationError("--max-tokens must be ≥ 0") }
+        guard maxTokens >= 0 else { throw ValidationError("--max-tokens must be ≥ 0, got \(maxTokens)") }
+        if let t = temperature, !(t >= 0) { throw ValidationError("--temperature must be ≥ 0 (0 = greedy), got \(t)") }
+        if let k = topK, k < 0 { throw ValidationError("--top-k must be ≥ 0 (0 = off), got \(k)") }
+        if let p = topP, !(p > 0 && p <= 1) { throw ValidationError("--top-p must be in (0, 1], got \(p)") }
+        if let p = minP, !(p >= 0 && p <= 1) { throw ValidationError("--min-p must be in [0, 1], got \(p)") }
+        if let r = repetitionPenalty, !(r > 0) { throw ValidationError("--repetition-penalty must be > 0 (1 = off), got \(r)") }
         if onnx != nil && dtype != nil { throw ValidationError("--onnx and --dtype both choose the file: give one") }
         if let dtype { _ = try ModelDirectory.onnxFile(forDType: dtype) }
         if interactive && json { throw ValidationError("--interactive and --json do not go together") }

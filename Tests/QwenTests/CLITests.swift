@@ -96,6 +96,29 @@ import Testing
         expectOneLineError(try run(["--model", dir, "--prompt", "Hi"]), graphMessage)
     }
 
+    /// Numeric options take negative values and refuse the out-of-range ones with a message
+    /// naming the option (usage errors, exit 64), instead of "missing value" or silently greedy;
+    /// `--model` on a file: an .onnx file stands for its directory with that file chosen (the
+    /// same ids as `--onnx`), any other file is refused as a file.
+    @Test func negativeNumbersAndFilePathsAreUnderstood() throws {
+        let dir = Fixture.untied.directory.path
+        for (arguments, fragment) in [(["--temperature", "-1"], "--temperature must be ≥ 0"), (["--temperature=-1"], "--temperature must be ≥ 0"),
+                                      (["--max-tokens", "-3"], "--max-tokens must be ≥ 0, got -3"), (["--top-p", "0"], "--top-p must be in (0, 1]"),
+                                      (["--repetition-penalty", "-1"], "--repetition-penalty must be > 0")] {
+            let r = try run(["--model", dir, "--prompt", "Hi"] + arguments)
+            #expect(r.status == 64 && r.stderrLines.contains { $0.contains(fragment) }, "\(arguments): \(r.status) \(r.stderrLines)")
+        }
+        let viaDirectory = try run(["--model", dir, "--onnx", "model_bnb4.onnx", "--prompt", "Hi", "--max-tokens", "4", "--greedy", "--json"])
+        let viaFile = try run(["--model", dir + "/onnx/model_bnb4.onnx", "--prompt", "Hi", "--max-tokens", "4", "--greedy", "--json"])
+        #expect(viaDirectory.status == 0 && viaFile.status == 0, "\(viaDirectory.stderrLines) \(viaFile.stderrLines)")
+        func ids(_ r: Run) -> String? { r.stdout.range(of: "\"generated_ids\":[").map { String(r.stdout[$0.upperBound...].prefix { $0 != "]" }) } }
+        #expect(ids(viaFile) != nil && ids(viaFile) == ids(viaDirectory))
+        let config = dir + "/config.json"
+        let notModel = try run(["--model", config, "--prompt", "Hi"])
+        expectOneLineError(notModel, libraryMessage { _ = try QwenModel(directory: URL(fileURLWithPath: config)) })
+        #expect(notModel.stderrLines.first?.contains("is a file, not a model directory") == true, "\(notModel.stderrLines)")
+    }
+
     /// `qwen-run stepwise-logits`: one row per id, the library's decode-path logits exactly, and
     /// each row what one prefill over the ids so far gives at its last position (float32 GEMM vs
     /// the decode GEMV: within the q4f16 fixtures' tolerance against ONNX Runtime).

@@ -11,14 +11,11 @@ import Testing
     static let root = URL(fileURLWithPath: #filePath).resolvingSymlinksInPath().deletingLastPathComponent()
         .appendingPathComponent("Data/ops").standardized
 
-    /// Cases whose ops or types this runtime refuses, with the words its error must contain: a
-    /// typed error naming what is missing, never a wrong answer.
+    /// Cases whose ops or types this runtime refuses, by name prefix, with the words its error
+    /// must contain: a typed error naming what is missing, never a wrong answer. None today.
     static let refused: [String: String] = [:]
-    /// int4 / uint4 tensors (ONNX sub-byte types) are not loaded yet.
     static func refusal(_ name: String) -> String? {
-        if let hit = refused.first(where: { name.hasPrefix($0.key) }) { return hit.value }
-        if name.contains("int4") { return "int4" }
-        return nil
+        refused.first(where: { name.hasPrefix($0.key) })?.value
     }
 
     static let cases: [String] = ((try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? [])

@@ -189,10 +189,10 @@ void qk_bnb4_dequantize(const uint8_t *b, const float *absmax, size_t block_size
 void qk_bnb4_gemv(const uint8_t *b, const float *absmax, size_t block_size, int quant_type, size_t k, const float *a,
                   size_t row_begin, size_t row_end, float *y, int portable);
 
-/// y[j − col_begin] = Σ_{r < k} a[r] · B[r, j] for j in [col_begin, col_end), B float16 bits
-/// (row stride `ldb`) converted with F16C, float32 FMA in order of r. Returns 0 (nothing written)
-/// on CPUs without AVX2/FMA/F16C.
-int qk_f16_gemv(const float *a, const uint16_t *b, size_t ldb, size_t k, size_t col_begin, size_t col_end, float *y);
+/// y[r − row_begin] = Σ_{c < k} a[c] · W[r, c] for rows [row_begin, row_end) of W float16 bits
+/// [rows, k] (a weight stored transposed): sequential rows, four per pass, F16C conversion and
+/// float32 FMA. Returns 0 (nothing written) on CPUs without AVX2/FMA/F16C.
+int qk_f16_gemv_rows(const float *a, const uint16_t *w, size_t k, size_t row_begin, size_t row_end, float *y);
 
 #ifdef __cplusplus
 }

@@ -431,7 +431,7 @@ struct WhereOperator: Operator {
                 po[o] = pc[ic] != 0 ? px[ix] : py[iy]
             }
         }
-        switch x.dtype.byteSize {
+        switch x.dtype.storageSize {
         case 1: go(UInt8.self)
         case 2: go(UInt16.self)
         case 4: go(UInt32.self)
@@ -456,7 +456,7 @@ func castTensor(_ x: Tensor, to type: DataType) throws -> Tensor {
     let isFloatSource: Bool
     switch x.dtype {
     case .float, .float16, .bfloat16, .double: isFloatSource = true
-    case .int64, .int32, .int16, .int8, .uint8, .uint16, .uint32, .uint64, .bool: isFloatSource = false
+    case .int64, .int32, .int16, .int8, .uint8, .uint16, .uint32, .uint64, .bool, .int4, .uint4: isFloatSource = false
     default: throw OpError("Cast from \(x.dtype) is not supported")
     }
 
@@ -483,8 +483,8 @@ func castTensor(_ x: Tensor, to type: DataType) throws -> Tensor {
         case .int64: x.pointer(as: Int64.self)[i]
         case .int32: Int64(x.pointer(as: Int32.self)[i])
         case .int16: Int64(x.pointer(as: Int16.self)[i])
-        case .int8: Int64(x.pointer(as: Int8.self)[i])
-        case .uint8, .bool: Int64(x.pointer(as: UInt8.self)[i])
+        case .int8, .int4: Int64(x.pointer(as: Int8.self)[i])
+        case .uint8, .bool, .uint4: Int64(x.pointer(as: UInt8.self)[i])
         case .uint16: Int64(x.pointer(as: UInt16.self)[i])
         case .uint32: Int64(x.pointer(as: UInt32.self)[i])
         default: Int64(bitPattern: x.pointer(as: UInt64.self)[i])
@@ -593,7 +593,7 @@ func registerElementwise(_ add: (String, String, ClosedRange<Int>, @escaping Ope
     }
     simple("Where") { WhereOperator() }
     add("Cast", "", 1...Int.max) { ctx in
-        guard let type = ctx.node.castTarget, type.byteSize != nil else {
+        guard let type = ctx.node.castTarget, type.storageSize != nil else {
             throw ctx.node.invalid("attribute 'to' is missing or names an unsupported type")
         }
         return CastOperator(to: type)

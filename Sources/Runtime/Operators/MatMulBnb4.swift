@@ -79,7 +79,8 @@ struct MatMulBnb4Operator: Operator {
 /// last axis, `scales` (float32 or float16: the output's type) one per block, optional
 /// `zero_points` (4-bit packed like the data; default 2^(bits−1)). Only the gathered rows are
 /// dequantized: `(q − zero_point) · scale` in float32, rounded once to the output type. An index
-/// outside [−rows, rows) gives a row of zeros, as in ONNX Runtime.
+/// outside [−rows, rows) gives a row of zeros, as in ONNX Runtime. int4 / uint4 `data` (the
+/// typed form) holds one value per element, zero points default 0.
 struct GatherBlockQuantizedOperator: Operator {
     let bits: Int, blockSize: Int
 
@@ -94,6 +95,7 @@ struct GatherBlockQuantizedOperator: Operator {
 
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
         let data = try inputs.required(0), indices = try inputs.required(1), scalesIn = try inputs.required(2)
+        if data.dtype == .int4 || data.dtype == .uint4 { return try typedFourBit(data, indices, scalesIn, inputs.optional(3)) }
         guard data.dtype == .uint8, data.rank >= 2 else { throw OpError("data must be uint8 of rank ≥ 2 (4- or 8-bit values), got \(data.dtype)\(data.shape)") }
         let perByte = 8 / bits
         let rows = data.shape[0], rowBytes = data.count / max(rows, 1)
@@ -138,6 +140,36 @@ struct GatherBlockQuantizedOperator: Operator {
                     }
                     dst[line * lineWidth + c] = (q - zero) * ps[scaleLine + blk]
                 }
+            }
+        }
+        return [narrowResult(out, to: scalesIn.dtype)]
+    }
+}
+
+extension GatherBlockQuantizedOperator {
+    /// int4 / uint4 `data` (held one value per byte, `DataType.storageSize`) of rank 2, blocks
+    /// along the last axis; zero points of the same type and the scales' shape (default 0).
+    func typedFourBit(_ data: Tensor, _ indices: Tensor, _ scalesIn: Tensor, _ zeroPoints: Tensor?) throws -> [Tensor] {
+        guard data.rank == 2, bits == 4 else { throw OpError("\(data.dtype) data must be [rows, columns] with bits = 4, got \(data.shape), bits \(bits)") }
+        let (rows, width) = (data.shape[0], data.shape[1]), blocks = (width + blockSize - 1) / blockSize
+        guard scalesIn.dtype == .float || scalesIn.dtype == .float16, scalesIn.shape == [rows, blocks] else {
+            throw OpError("scales have \(scalesIn.dtype)\(scalesIn.shape), expected float32 or float16 [\(rows), \(blocks)]")
+        }
+        if let z = zeroPoints, z.dtype != data.dtype || z.shape != [rows, blocks] {
+            throw OpError("zero_points have \(z.dtype)\(z.shape), expected \(data.dtype)[\(rows), \(blocks)]")
+        }
+        let scales = try floatOperand(scalesIn).floats(), values = try int32Values(data, "data")
+        let zeros = try zeroPoints.map { try int32Values($0, "zero_points") }
+        let ids = try intValues(indices)
+        let out = Tensor(dtype: .float, shape: indices.shape + [width])
+        let po = out.pointer(as: Float.self)
+        for (i, raw) in ids.enumerated() {
+            let dst = po + i * width
+            guard raw >= -rows && raw < rows else { dst.initialize(repeating: 0, count: width); continue }
+            let row = raw < 0 ? raw + rows : raw
+            for c in 0..<width {
+                let b = row * blocks + c / blockSize
+                dst[c] = Float(values[row * width + c] - (zeros?[b] ?? 0)) * scales[b]
             }
         }
         return [narrowResult(out, to: scalesIn.dtype)]

@@ -72,19 +72,41 @@ struct MatMulOperator: Operator {
 
 /// MatMul by a constant float16 `B [K, N]` (the fp16 exports' weights, which `Float16Precision`
 /// leaves in float16 for this op): A float32 or float16, the product in float32 as ONNX Runtime
-/// computes it (B widened exactly), rounded to A's type. Single rows read B in place, two bytes
-/// per weight (`qk_f16_gemv`); more rows widen B a tile of columns at a time for BLAS. Any other
-/// B goes through `matmul`.
+/// computes it (B widened exactly), rounded to A's type. B is transposed once at planning into
+/// float16 rows `[N, K]`, and the file's pages released: single rows are dot products streaming
+/// those rows (`qk_f16_gemv_rows`, two bytes per weight); more rows widen 256 of them at a time
+/// for BLAS. Any other B goes through `matmul`.
 struct HalfWeightMatMulOperator: Operator {
     /// Address of the constant B this operator was planned for.
     let weight: Int
+    /// B transposed: `[N, K]` float16.
+    let rows: Tensor
 
-    /// Columns of B widened per GEMM tile.
-    static let tileColumns = 256
+    /// Rows of Bᵀ widened per GEMM tile.
+    static let tileRows = 256
+
+    init(_ b: Tensor) {
+        weight = Int(bitPattern: b.rawPointer)
+        let (k, n) = (b.shape[0], b.shape[1])
+        rows = Tensor(dtype: .float16, shape: [n, k])
+        let src = UnsafePointer(b.pointer(as: UInt16.self)), dst = rows.pointer(as: UInt16.self)
+        parallelFor(n, minChunk: 256) { range in
+            // In blocks of 64 × 64 so that both sides stay in cache.
+            for j0 in stride(from: range.lowerBound, to: range.upperBound, by: 64) {
+                let j1 = Swift.min(j0 + 64, range.upperBound)
+                for r0 in stride(from: 0, to: k, by: 64) {
+                    for r in r0..<Swift.min(r0 + 64, k) {
+                        for j in j0..<j1 { dst[j * k + r] = src[r * n + j] }
+                    }
+                }
+            }
+        }
+        b.releaseResidentFilePages()
+    }
 
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
         let aIn = try inputs.required(0), b = try inputs.required(1)
-        guard b.dtype == .float16, b.rank == 2, Int(bitPattern: b.rawPointer) == weight, b.isContiguous,
+        guard b.dtype == .float16, b.rank == 2, Int(bitPattern: b.rawPointer) == weight,
               aIn.dtype == .float || aIn.dtype == .float16, aIn.rank >= 2, aIn.shape.last == b.shape[0] else {
             if aIn.dtype == b.dtype { return [try matmul(aIn, b)] }
             return [narrowResult(try matmul(try floatOperand(aIn), try floatOperand(b)), to: aIn.dtype)]
@@ -94,29 +116,28 @@ struct HalfWeightMatMulOperator: Operator {
         let m = a.count / max(k, 1)
         let out = Tensor(dtype: .float, shape: Array(aIn.shape.dropLast()) + [n])
         let pa = UnsafePointer(a.pointer(as: Float.self)), po = out.pointer(as: Float.self)
-        let pb = UnsafeRawPointer(b.rawPointer).assumingMemoryBound(to: UInt16.self)
-        let ph = UnsafePointer(b.pointer(as: Float16.self))
+        let pw = UnsafePointer(rows.pointer(as: UInt16.self)), ph = UnsafePointer(rows.pointer(as: Float16.self))
         if m <= 2 {
             for row in 0..<m {
-                parallelFor(n, minChunk: max(64, (1 << 16) / max(k, 1)), granularity: 64) { columns in
-                    if qk_f16_gemv(pa + row * k, pb, n, k, columns.lowerBound, columns.upperBound, po + row * n + columns.lowerBound) == 0 {
-                        for j in columns {
+                parallelFor(n, minChunk: max(16, (1 << 16) / max(k, 1)), granularity: 4) { range in
+                    if qk_f16_gemv_rows(pa + row * k, pw, k, range.lowerBound, range.upperBound, po + row * n + range.lowerBound) == 0 {
+                        for j in range {
                             var s: Float = 0
-                            for r in 0..<k { s += pa[row * k + r] * Float(ph[r * n + j]) }
+                            for c in 0..<k { s += pa[row * k + c] * Float(ph[j * k + c]) }
                             po[row * n + j] = s
                         }
                     }
                 }
             }
         } else {
-            let tile = HalfWeightMatMulOperator.tileColumns, tiles = (n + tile - 1) / tile
+            let tile = HalfWeightMatMulOperator.tileRows, tiles = (n + tile - 1) / tile
             parallelFor(tiles, minChunk: 1) { range in
                 let widened = UnsafeMutablePointer<Float>.allocate(capacity: k * tile)
                 defer { widened.deallocate() }
                 for t in range {
-                    let j0 = t * tile, width = min(tile, n - j0)
-                    for r in 0..<k { convertHalfToFloat(ph + r * n + j0, widened + r * width, width) }
-                    sgemm(m: m, n: width, k: k, a: pa, lda: k, b: widened, ldb: width, c: po + j0, ldc: n, threaded: false)
+                    let j0 = t * tile, count = Swift.min(tile, n - j0)
+                    convertHalfToFloat(ph + j0 * k, widened, count * k)
+                    sgemm(transB: true, m: m, n: count, k: k, a: pa, lda: k, b: widened, ldb: k, c: po + j0, ldc: n, threaded: false)
                 }
             }
         }
@@ -378,7 +399,7 @@ struct MatMulNBitsOperator: Operator {
 func registerMatMul(_ add: (String, String, ClosedRange<Int>, @escaping OperatorFactory) -> Void) {
     add("MatMul", "", 1...Int.max) { ctx in
         if ctx.prepackWeights, let b = ctx.constantInputs[1], b.dtype == .float16, b.rank == 2 {
-            return HalfWeightMatMulOperator(weight: Int(bitPattern: b.rawPointer))
+            return HalfWeightMatMulOperator(b)
         }
         return MatMulOperator()
     }

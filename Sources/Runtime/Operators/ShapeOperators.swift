@@ -217,7 +217,7 @@ struct TransposeOperator: Operator {
         if inOrder { return [x.reshaped(outShape)] }
         let inStrides = contiguousStrides(x.shape)
         let out = Tensor(dtype: x.dtype, shape: outShape)
-        stridedCopy(elementSize: x.dtype.byteSize!, shape: outShape, src: x.rawPointer, srcStrides: p.map { inStrides[$0] }, dst: out.rawPointer)
+        stridedCopy(elementSize: x.dtype.storageSize!, shape: outShape, src: x.rawPointer, srcStrides: p.map { inStrides[$0] }, dst: out.rawPointer)
         return [out]
     }
 }
@@ -301,7 +301,7 @@ struct SliceOperator: Operator {
         var offset = 0
         for i in 0..<x.rank { offset += begin[i] * inStrides[i] }
         let out = Tensor(dtype: x.dtype, shape: outShape)
-        let size = x.dtype.byteSize!
+        let size = x.dtype.storageSize!
         stridedCopy(elementSize: size, shape: outShape, src: x.rawPointer + offset * size,
                     srcStrides: (0..<x.rank).map { inStrides[$0] * stepOf[$0] }, dst: out.rawPointer)
         return [out]
@@ -316,7 +316,7 @@ struct ExpandOperator: Operator {
         let outShape = try checkedShape(try Broadcast.shape([x.shape, target]))
         if outShape == x.shape { return [x] }
         let out = Tensor(dtype: x.dtype, shape: outShape)
-        stridedCopy(elementSize: x.dtype.byteSize!, shape: outShape, src: x.rawPointer,
+        stridedCopy(elementSize: x.dtype.storageSize!, shape: outShape, src: x.rawPointer,
                     srcStrides: Broadcast.strides(x.shape, to: outShape), dst: out.rawPointer)
         return [out]
     }
@@ -341,7 +341,7 @@ struct TileOperator: Operator {
             return overflow ? -1 : d
         })
         let out = Tensor(dtype: x.dtype, shape: outShape)
-        stridedCopy(elementSize: x.dtype.byteSize!, shape: shape, src: x.rawPointer, srcStrides: srcStrides, dst: out.rawPointer)
+        stridedCopy(elementSize: x.dtype.storageSize!, shape: shape, src: x.rawPointer, srcStrides: srcStrides, dst: out.rawPointer)
         return [out]
     }
 }
@@ -365,7 +365,7 @@ struct ConcatOperator: Operator {
             outShape[a] += p.shape[a]
         }
         let out = Tensor(dtype: first.dtype, shape: outShape)
-        let size = first.dtype.byteSize!
+        let size = first.dtype.storageSize!
         let outer = Tensor.elementCount(Array(outShape[..<a]))
         let innerOut = Tensor.elementCount(Array(outShape[a...])) * size
         var column = 0
@@ -405,7 +405,7 @@ struct SplitOperator: Operator {
             throw OpError("split sizes \(sizes) do not add up to dimension \(dim) of \(x.shape)")
         }
         let strides = contiguousStrides(x.shape)
-        let size = x.dtype.byteSize!
+        let size = x.dtype.storageSize!
         var start = 0
         return sizes.map { n in
             var shape = x.shape
@@ -429,7 +429,7 @@ struct GatherOperator: Operator {
         let dim = data.shape[a]
         let outShape = Array(data.shape[..<a]) + indicesTensor.shape + Array(data.shape[(a + 1)...])
         let out = Tensor(dtype: data.dtype, shape: outShape)
-        let size = data.dtype.byteSize!
+        let size = data.dtype.storageSize!
         let outer = Tensor.elementCount(Array(data.shape[..<a]))
         let inner = Tensor.elementCount(Array(data.shape[(a + 1)...])) * size
         var dst = out.rawPointer
@@ -454,7 +454,7 @@ struct GatherElementsOperator: Operator {
         guard idx.rank == data.rank else { throw OpError("indices rank \(idx.rank) differs from data rank \(data.rank)") }
         let indices = try intValues(idx)
         let out = Tensor(dtype: data.dtype, shape: idx.shape)
-        let size = data.dtype.byteSize!
+        let size = data.dtype.storageSize!
         let dStrides = contiguousStrides(data.shape), iStrides = contiguousStrides(idx.shape)
         for (flat, var k) in indices.enumerated() {
             if k < 0 { k += data.shape[a] }
@@ -482,7 +482,7 @@ struct ScatterNDOperator: Operator {
         guard k <= data.rank else { throw OpError("index depth \(k) exceeds data rank \(data.rank)") }
         let out = Tensor(dtype: data.dtype, shape: data.shape)
         out.rawPointer.copyMemory(from: data.rawPointer, byteCount: data.byteCount)
-        let size = data.dtype.byteSize!
+        let size = data.dtype.storageSize!
         let slice = Tensor.elementCount(Array(data.shape[k...]))
         let strides = contiguousStrides(data.shape)
         let updateCount = k == 0 ? 1 : indices.count / k
@@ -518,7 +518,7 @@ struct ScatterNDOperator: Operator {
     }
 
     private func sliceStorage(_ t: Tensor, _ offset: Int, _ count: Int) -> TensorStorage {
-        let size = t.dtype.byteSize!
+        let size = t.dtype.storageSize!
         return TensorStorage(borrowing: t.rawPointer + offset * size, byteCount: count * size, owner: t.storage)
     }
 }
@@ -535,7 +535,7 @@ struct ConstantOfShapeOperator: Operator {
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
         let shape = try checkedShape(try intValues(try inputs.required(0)))
         let out = Tensor(dtype: value.dtype, shape: shape)
-        let size = value.dtype.byteSize!
+        let size = value.dtype.storageSize!
         for i in 0..<out.count { (out.rawPointer + i * size).copyMemory(from: value.rawPointer, byteCount: size) }
         return [out]
     }
@@ -586,7 +586,7 @@ struct TriluOperator: Operator {
         let k = try inputs.optional(1).map { try intValues($0)[0] } ?? 0
         let rows = x.shape[x.rank - 2], cols = x.shape[x.rank - 1]
         let out = Tensor(dtype: x.dtype, shape: x.shape)
-        let size = x.dtype.byteSize!
+        let size = x.dtype.storageSize!
         out.rawPointer.copyMemory(from: x.rawPointer, byteCount: x.byteCount)
         let batches = x.count / Swift.max(rows * cols, 1)
         for b in 0..<(rows * cols == 0 ? 0 : batches) {
