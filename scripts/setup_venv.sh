@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Creates (or reuses) the pinned Python tool chain in .venv (git-ignored). Idempotent.
+# QWEN_VENV and QWEN_REQUIREMENTS choose another venv and pin list (scripts/setup_venv_genai.sh).
 # Usage: scripts/setup_venv.sh   then   .venv/bin/python scripts/...
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 venv="${QWEN_VENV:-$root/.venv}"
-req="$root/scripts/requirements.txt"
+req="${QWEN_REQUIREMENTS:-$root/scripts/requirements.txt}"
 stamp="$venv/.requirements.sha256"
 want="$(sha256sum "$req" | cut -d' ' -f1)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then

@@ -1,5 +1,22 @@
 /// Multidirectional (NumPy-style) broadcasting, as ONNX defines it for elementwise ops.
 enum Broadcast {
+    /// For the batch dimensions of a NumPy matmul: which batch of A and of B (counted in whole
+    /// matrices) each batch of the result, row-major over `batch`, multiplies.
+    static func matrixPairs(_ aBatch: [Int], _ bBatch: [Int], to batch: [Int]) -> [(a: Int, b: Int)] {
+        let aStrides = strides(aBatch, to: batch), bStrides = strides(bBatch, to: batch)
+        let batchStrides = contiguousStrides(batch)
+        return (0..<Tensor.elementCount(batch)).map { i in
+            var rem = i, ia = 0, ib = 0
+            for d in 0..<batch.count {
+                let c = rem / batchStrides[d]
+                rem %= batchStrides[d]
+                ia += c * aStrides[d]
+                ib += c * bStrides[d]
+            }
+            return (ia, ib)
+        }
+    }
+
     /// The broadcast result shape of `shapes`, or an error naming the clash.
     static func shape(_ shapes: [[Int]]) throws -> [Int] {
         let rank = shapes.map(\.count).max() ?? 0

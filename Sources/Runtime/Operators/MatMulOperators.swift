@@ -45,17 +45,7 @@ func matmul(_ aIn: Tensor, _ bIn: Tensor) throws -> Tensor {
         // One GEMM: the A batches stack into rows.
         sgemm(m: Tensor.elementCount(batch) * m, n: n, k: k, a: pa, lda: k, b: pb, ldb: n, c: po, ldc: n)
     } else {
-        let batchCount = Tensor.elementCount(batch)
-        let aStrides = Broadcast.strides(aBatch, to: batch), bStrides = Broadcast.strides(bBatch, to: batch)
-        let batchStrides = contiguousStrides(batch)
-        for i in 0..<batchCount {
-            var rem = i, ia = 0, ib = 0
-            for d in 0..<batch.count {
-                let c = rem / batchStrides[d]
-                rem %= batchStrides[d]
-                ia += c * aStrides[d]
-                ib += c * bStrides[d]
-            }
+        for (i, (ia, ib)) in Broadcast.matrixPairs(aBatch, bBatch, to: batch).enumerated() {
             sgemm(m: m, n: n, k: k, a: pa + ia * m * k, lda: k, b: pb + ib * k * n, ldb: n, c: po + i * m * n, ldc: n)
         }
     }
@@ -74,16 +64,16 @@ struct MatMulOperator: Operator {
 /// leaves in float16 for this op): A float32 or float16, the product in float32 as ONNX Runtime
 /// computes it (B widened exactly), rounded to A's type. B is transposed once at planning into
 /// float16 rows `[N, K]`, and the file's pages released: single rows are dot products streaming
-/// those rows (`qk_f16_gemv_rows`, two bytes per weight); more rows widen 256 of them at a time
-/// for BLAS. Any other B goes through `matmul`.
+/// those rows (`qk_f16_gemv_rows`, two bytes per weight); more rows widen 1,024 of them at a
+/// time for a threaded BLAS product. Any other B goes through `matmul`.
 struct HalfWeightMatMulOperator: Operator {
     /// Address of the constant B this operator was planned for.
     let weight: Int
     /// B transposed: `[N, K]` float16.
     let rows: Tensor
 
-    /// Rows of Bᵀ widened per GEMM tile.
-    static let tileRows = 256
+    /// Rows of Bᵀ widened per GEMM tile (≤ 4 MB of float32 at K = 896, 19 MB at 4864).
+    static let tileRows = 1024
 
     init(_ b: Tensor) {
         weight = Int(bitPattern: b.rawPointer)
@@ -130,15 +120,16 @@ struct HalfWeightMatMulOperator: Operator {
                 }
             }
         } else {
-            let tile = HalfWeightMatMulOperator.tileRows, tiles = (n + tile - 1) / tile
-            parallelFor(tiles, minChunk: 1) { range in
-                let widened = UnsafeMutablePointer<Float>.allocate(capacity: k * tile)
-                defer { widened.deallocate() }
-                for t in range {
-                    let j0 = t * tile, count = Swift.min(tile, n - j0)
-                    convertHalfToFloat(ph + j0 * k, widened, count * k)
-                    sgemm(transB: true, m: m, n: count, k: k, a: pa, lda: k, b: widened, ldb: k, c: po + j0, ldc: n, threaded: false)
+            // A tile of rows widened (both threads), then one threaded BLAS product over it.
+            let tile = Swift.min(HalfWeightMatMulOperator.tileRows, n)
+            let widened = UnsafeMutablePointer<Float>.allocate(capacity: k * tile)
+            defer { widened.deallocate() }
+            for j0 in stride(from: 0, to: n, by: tile) {
+                let count = Swift.min(tile, n - j0)
+                parallelFor(count, minChunk: 64) { r in
+                    convertHalfToFloat(ph + (j0 + r.lowerBound) * k, widened + r.lowerBound * k, r.count * k)
                 }
+                sgemm(transB: true, m: m, n: count, k: k, a: pa, lda: k, b: widened, ldb: k, c: po + j0, ldc: n)
             }
         }
         return [narrowResult(out, to: aIn.dtype)]

@@ -276,7 +276,6 @@ struct MatMulIntegerOperator: Operator {
         guard bShape[bShape.count - 2] == k else { throw OpError("inner dimensions differ: \(a.shape) × \(b.shape)") }
         let aBatch = Array(aShape.dropLast(2)), bBatch = Array(bShape.dropLast(2))
         let batch = try Broadcast.shape([aBatch, bBatch])
-        let batchCount = Tensor.elementCount(batch)
 
         // Zero points: A's scalar or per row (of each A matrix), B's scalar or per column.
         var aZero = [Int32](repeating: 0, count: m)
@@ -299,21 +298,12 @@ struct MatMulIntegerOperator: Operator {
         var outShape = batch + [m, n]
         let out = Tensor(dtype: .int32, shape: outShape)
         let kp = (k + 15) / 16 * 16
-        let aStrides = Broadcast.strides(aBatch, to: batch), bStrides = Broadcast.strides(bBatch, to: batch)
-        let batchStrides = contiguousStrides(batch)
         // A − a_zero_point as int16 rows, with each row's sum.
         let aRows = UnsafeMutablePointer<Int16>.allocate(capacity: max(m * kp, 1))
         defer { aRows.deallocate() }
         var rowSums = [Int32](repeating: 0, count: m)
         let constantB = packed.flatMap { $0.source == Int(bitPattern: b.rawPointer) && b.rank == 2 ? $0 : nil }
-        for bi in 0..<batchCount {
-            var rem = bi, ia = 0, ib = 0
-            for d in 0..<batch.count {
-                let c = rem / batchStrides[d]
-                rem %= batchStrides[d]
-                ia += c * aStrides[d]
-                ib += c * bStrides[d]
-            }
+        for (bi, (ia, ib)) in Broadcast.matrixPairs(aBatch, bBatch, to: batch).enumerated() {
             aRows.initialize(repeating: 0, count: m * kp)
             let aBytes = a.pointer(as: UInt8.self) + ia * m * k
             for r in 0..<m {
