@@ -31,7 +31,7 @@ static void int_gemm_portable(size_t m, size_t n, size_t kp, const int16_t *a, s
 #include <immintrin.h>
 #define AVX2 __attribute__((target("avx2")))
 
-AVX2 static inline __m256i widen16(const uint8_t *p, int b_signed) {
+__attribute__((always_inline)) AVX2 static inline __m256i widen16(const uint8_t *p, int b_signed) {
     const __m128i v = _mm_loadu_si128((const __m128i *)p);
     return b_signed ? _mm256_cvtepi8_epi16(v) : _mm256_cvtepu8_epi16(v);
 }
@@ -44,9 +44,11 @@ AVX2 static inline int32_t hsum(__m256i v) {
 }
 
 // Four rows of A against two columns of B per pass: each B load serves four rows and each A
-// load two columns (8 accumulators); rows and columns left over go one by one.
-AVX2 static void int_gemm_avx2(size_t m, size_t n, size_t kp, const int16_t *a, size_t lda, const uint8_t *b,
-                               size_t ldb, int b_signed, int32_t *c, size_t ldc) {
+// load two columns (8 accumulators); rows and columns left over go one by one. Inlined into one
+// function per signedness of B, so that the widening is chosen once, not per load.
+__attribute__((always_inline)) AVX2 static inline void int_gemm_avx2(size_t m, size_t n, size_t kp, const int16_t *a,
+                                                                     size_t lda, const uint8_t *b, size_t ldb,
+                                                                     const int b_signed, int32_t *c, size_t ldc) {
     size_t i = 0;
     for (; i + 4 <= m; i += 4) {
         const int16_t *a0 = a + i * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
@@ -119,13 +121,23 @@ AVX2 static void int_gemm_avx2(size_t m, size_t n, size_t kp, const int16_t *a, 
         }
     }
 }
+AVX2 static void int_gemm_avx2_s8(size_t m, size_t n, size_t kp, const int16_t *a, size_t lda, const uint8_t *b,
+                                  size_t ldb, int32_t *c, size_t ldc) {
+    int_gemm_avx2(m, n, kp, a, lda, b, ldb, 1, c, ldc);
+}
+
+AVX2 static void int_gemm_avx2_u8(size_t m, size_t n, size_t kp, const int16_t *a, size_t lda, const uint8_t *b,
+                                  size_t ldb, int32_t *c, size_t ldc) {
+    int_gemm_avx2(m, n, kp, a, lda, b, ldb, 0, c, ldc);
+}
 #endif
 
 void qk_int_gemm(size_t m, size_t n, size_t kp, const int16_t *a, size_t lda, const uint8_t *b, size_t ldb,
                  int b_signed, int32_t *c, size_t ldc, int portable) {
 #if defined(__x86_64__) || defined(_M_X64)
     if (!portable && qk_cpu_has_avx2_fma_f16c() && kp % 16 == 0) {
-        int_gemm_avx2(m, n, kp, a, lda, b, ldb, b_signed, c, ldc);
+        if (b_signed) int_gemm_avx2_s8(m, n, kp, a, lda, b, ldb, c, ldc);
+        else int_gemm_avx2_u8(m, n, kp, a, lda, b, ldb, c, ldc);
         return;
     }
 #endif
