@@ -175,7 +175,8 @@ struct GroupQueryAttentionOperator: Operator {
         return [narrowResult(y, to: dtype), presentKey, presentValue]
     }
 
-    var effectiveScale: (Int) -> Float { { h in scale == 0 ? 1 / Float(h).squareRoot() : scale } }
+    /// The score scale: the attribute, or 1/√H when it is 0 (absent).
+    func effectiveScale(_ h: Int) -> Float { scale == 0 ? 1 / Float(h).squareRoot() : scale }
 
     /// The keys token `si` of a sequence with past `p` and `keys` keys in all sees: up to its own
     /// position (and no further than the sequence's keys: a first prompt's padding rows see them

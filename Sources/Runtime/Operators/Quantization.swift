@@ -11,42 +11,22 @@ import Kernels
 // Integer results are exact, so these graphs can match ONNX Runtime bit for bit up to the float
 // operations around them.
 
-/// The integer element types quantized tensors use, with their ranges.
-enum QuantizedInteger: Sendable {
-    case uint8, int8, uint16, int16, uint4, int4
+/// An integer element type quantized tensors use, with its range.
+struct QuantizedInteger: Sendable {
+    let dataType: DataType
+    let range: (min: Float, max: Float)
 
     init?(_ type: DataType) {
         switch type {
-        case .uint8: self = .uint8
-        case .int8: self = .int8
-        case .uint16: self = .uint16
-        case .int16: self = .int16
-        case .uint4: self = .uint4
-        case .int4: self = .int4
+        case .uint8: range = (0, 255)
+        case .int8: range = (-128, 127)
+        case .uint16: range = (0, 65535)
+        case .int16: range = (-32768, 32767)
+        case .uint4: range = (0, 15)
+        case .int4: range = (-8, 7)
         default: return nil
         }
-    }
-
-    var dataType: DataType {
-        switch self {
-        case .uint8: .uint8
-        case .int8: .int8
-        case .uint16: .uint16
-        case .int16: .int16
-        case .uint4: .uint4
-        case .int4: .int4
-        }
-    }
-
-    var range: (min: Float, max: Float) {
-        switch self {
-        case .uint8: (0, 255)
-        case .int8: (-128, 127)
-        case .uint16: (0, 65535)
-        case .int16: (-32768, 32767)
-        case .uint4: (0, 15)
-        case .int4: (-8, 7)
-        }
+        dataType = type
     }
 }
 
@@ -148,11 +128,11 @@ struct QuantizeLinearOperator: Operator {
             let v = (px[e] / ps[p]).rounded(.toNearestOrEven) + Float(zp[p])
             return v.isNaN ? Float(zp[p]) : Swift.min(Swift.max(v, lo), hi)
         }
-        switch q {
+        switch q.dataType {
         case .uint8, .uint4: let po = out.pointer(as: UInt8.self); layout.forEach { po[$0] = UInt8(quantize($0, $1)) }
         case .int8, .int4: let po = out.pointer(as: Int8.self); layout.forEach { po[$0] = Int8(quantize($0, $1)) }
         case .uint16: let po = out.pointer(as: UInt16.self); layout.forEach { po[$0] = UInt16(quantize($0, $1)) }
-        case .int16: let po = out.pointer(as: Int16.self); layout.forEach { po[$0] = Int16(quantize($0, $1)) }
+        default: let po = out.pointer(as: Int16.self); layout.forEach { po[$0] = Int16(quantize($0, $1)) }
         }
         return [out]
     }
