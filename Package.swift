@@ -42,6 +42,7 @@ let package = Package(
             name: "qwen-run",
             dependencies: [
                 "Qwen",
+                "Kernels",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

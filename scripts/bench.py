@@ -21,6 +21,12 @@ What runs, in interleaved rounds (after one untimed warm-up round that also fill
   ORT    onnxruntime 1.31.1 (pinned), CPU EP, intra_op_num_threads 2, ORT_ENABLE_ALL, a Python greedy
          loop over the same onnx/model_q4f16.onnx and the same prompt ids, in its own process (imports
          only numpy + onnxruntime).
+  GenAI  onnxruntime-genai 0.18.0 (in .venv-genai, QWEN_GENAI_VENV; its builder needs transformers >= 5)
+         on its model builder's int4 CPU model of the same weights
+         (Models/qwen2.5-coder-0.5b-instruct-genai-int4, scripts/build_format_models.sh), its own
+         Generator loop (`bench_formats.py --genai-worker`: append_tokens(prompt), then
+         generate_next_token), the same prompt ids, 2 intra-op threads; skipped with --no-genai or when
+         the model or the venv is missing.
   llama  when LLAMA_CPP_BIN is set: `llama-bench -p <prompt tokens> -n 64 -t 2 -o json` (synthetic
          prompt of the same length) or `llama-cli` (same prompt text, raw, greedy, timings parsed from
          its log) on the same weights as pure Q4_0 (Models/gguf/...-q4_0-pure.gguf, made once from
@@ -64,6 +70,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ORT_VERSION = "1.31.1"
+GENAI_VERSION = "0.18.0"
 
 # A chat prompt of ~128 tokens (Qwen2.5 template with its default system message) asking for code,
 # so that greedy decoding writes well over 64 tokens.
@@ -273,7 +280,7 @@ def run_ours(binary: Path, model_dir: Path, onnx_name: str, max_tokens: int, int
     return {"load_s": s["load_s"], "prefill_tokens_per_s": s["prefill_tokens_per_s"],
             "decode_tokens_per_s": s["decode_tokens_per_s"], "peak_rss_mb": rss,
             "self_reported_peak_rss_mb": s["peak_rss_mb"], "wall_s": wall,
-            "weight_bytes_per_token": s.get("weight_bytes_per_token"),
+            "weight_bytes_per_token": s.get("weight_bytes_per_token"), "kernel_isa": s.get("kernel_isa"),
             "prompt_ids": r["prompt_ids"], "generated_ids": r["generated_ids"]}
 
 
@@ -316,6 +323,56 @@ def run_llama(binary: str, gguf: Path, prompt_tokens: int, max_tokens: int, thre
     return {"prefill_tokens_per_s": rate("prompt eval"), "decode_tokens_per_s": rate(r"(?<!prompt )eval"),
             "load_s": float(load.group(1)) / 1000 if load else None, "peak_rss_mb": rss, "wall_s": wall,
             "how": "llama-cli (raw prompt text, greedy)"}
+
+
+def run_genai(python: Path, spec_file: Path) -> dict:
+    """onnxruntime-genai's own Generator loop, in its venv (bench_formats.py's worker)."""
+    code, out, err, wall, rss = run_measured([str(python), str(ROOT / "scripts/bench_formats.py"), "--genai-worker",
+                                              str(spec_file)])
+    if code != 0:
+        raise SystemExit(f"onnxruntime-genai worker failed ({code}):\n{err[-4000:]}")
+    r = json.loads(out.strip().splitlines()[-1])
+    r["peak_rss_mb"] = rss
+    r["wall_s"] = wall
+    return r
+
+
+def cpu_flags() -> set[str]:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def cpu_model() -> str:
+    """The CPU's model name, family and model (Linux), e.g. 'AMD EPYC (family 25 model 17)'."""
+    fields = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if ":" in line:
+                k, v = (x.strip() for x in line.split(":", 1))
+                fields.setdefault(k, v)
+    except OSError:
+        return platform.machine()
+    return f"{fields.get('model name', platform.machine())} (family {fields.get('cpu family', '?')} model {fields.get('model', '?')})"
+
+
+def isa_used(system: str, runs: dict, llama_bin: str | None) -> str:
+    """What instruction sets each side used, as far as it can be told from outside."""
+    if system.startswith("ours"):
+        levels = {r.get("kernel_isa") for r in runs[system]} - {None}
+        return f"{system} kernels {', '.join(sorted(levels)) or '?'} (QWEN_ISA={os.environ.get('QWEN_ISA', 'unset')})"
+    if system in ("ort", "genai"):
+        vnni = "avx512_vnni" in cpu_flags()
+        top = "AVX-512" + (" VNNI" if vnni else "") if "avx512f" in cpu_flags() else "AVX2" if "avx2" in cpu_flags() else "SSE"
+        return f"{system} MLAS dispatch by CPUID ({top} on this CPU)"
+    if system == "llama.cpp" and llama_bin:
+        isa = Path(llama_bin).parent.parent / "isa.txt"
+        return f"llama.cpp built for {isa.read_text().strip() if isa.exists() else 'unknown flags'}"
+    return f"{system} ?"
 
 
 def llama_gguf(binary: str, source: Path, explicit: bool) -> Path:
@@ -369,6 +426,9 @@ def main() -> int:
     ap.add_argument("--prompt-lengths", default="512,1024",
                     help="about how many prompt tokens for the prefill-vs-prompt-length table ('' to skip)")
     ap.add_argument("--prompt-rounds", type=int, default=2, help="interleaved runs per prompt length and system")
+    ap.add_argument("--genai", type=Path, default=ROOT / "Models/qwen2.5-coder-0.5b-instruct-genai-int4",
+                    help="onnxruntime-genai builder model directory (int4 CPU) run by its own Generator")
+    ap.add_argument("--no-genai", action="store_true", help="leave onnxruntime-genai out")
     ap.add_argument("--no-int8", action="store_true",
                     help="skip the qwen-run row with int8 activations (--int8 always; accuracy: scripts/int8_accuracy.py)")
     args = ap.parse_args()
@@ -414,6 +474,23 @@ def main() -> int:
     if llama_bin:
         gguf = llama_gguf(llama_bin, gguf, explicit="LLAMA_CPP_GGUF" in os.environ)
 
+    genai_python = Path(os.environ.get("QWEN_GENAI_VENV", ROOT / ".venv-genai")) / "bin" / "python"
+    genai_dir = args.genai.resolve()
+    genai_spec = None
+    if not args.no_genai:
+        if not (genai_dir / "genai_config.json").exists() or not genai_python.exists():
+            log(f"onnxruntime-genai left out: {genai_dir} or {genai_python} is missing "
+                "(scripts/setup_venv_genai.sh, scripts/build_format_models.sh)")
+        else:
+            dec = json.loads((genai_dir / "genai_config.json").read_text())["model"]
+            e = dec["eos_token_id"]
+            genai_spec = Path(tempfile.mkstemp(prefix="bench-genai-", suffix=".json")[1])
+            genai_spec.write_text(json.dumps({
+                "model_dir": str(genai_dir), "prompt_ids": prompt_ids, "max_tokens": args.max_tokens,
+                "eos": e if isinstance(e, list) else [e],
+                "session_options": {"intra_op_num_threads": args.threads, "inter_op_num_threads": 1,
+                                    "graph_optimization_level": "ORT_ENABLE_ALL"}}))
+
     probe_dir = Path(tempfile.mkdtemp(prefix="bench-probe-"))
     probes = [fma_probe(probe_dir)]
     if probes[0]:
@@ -425,7 +502,8 @@ def main() -> int:
         first = run_ours(binary, model_dir, args.onnx, 1, cache_dir=cold)
     log(f"first load with an empty packed-weight cache: {first['load_s']:.3f} s (packs the weights and writes the cache)")
 
-    systems = ["ours", "ours-f32"] + ([] if args.no_int8 else ["ours-int8"]) + ["ort"] + (["llama.cpp"] if llama_bin else [])
+    systems = (["ours", "ours-f32"] + ([] if args.no_int8 else ["ours-int8"]) + ["ort"] + (["genai"] if genai_spec else [])
+               + (["llama.cpp"] if llama_bin else []))
     runs: dict[str, list[dict]] = {s: [] for s in systems}
     for round_ in range(args.warmup + args.runs):
         timed = round_ >= args.warmup
@@ -438,6 +516,8 @@ def main() -> int:
                     raise SystemExit(f"qwen-run's prompt ids differ from HF's:\n ours {r['prompt_ids']}\n HF   {prompt_ids}")
             elif s == "ort":
                 r = run_ort(spec_file)
+            elif s == "genai":
+                r = run_genai(genai_python, genai_spec)
             else:
                 r = run_llama(llama_bin, gguf, len(prompt_ids), args.max_tokens, args.threads)
             r["others_cpu"] = LAST_OTHERS_CPU
@@ -447,6 +527,8 @@ def main() -> int:
             if timed:
                 runs[s].append(r)
     spec_file.unlink(missing_ok=True)
+    if genai_spec:
+        genai_spec.unlink(missing_ok=True)
 
     probes.append(fma_probe(probe_dir))
     shutil.rmtree(probe_dir, ignore_errors=True)
@@ -473,7 +555,8 @@ def main() -> int:
                 out[k] = {"min": values[0], "median": statistics.median(values), "max": values[-1]}
         return out
 
-    pairs = {f"{a}/{b}": paired(a, b) for a, b in (("ours", "ort"), ("ours-f32", "ort"), ("ours", "llama.cpp"))
+    pairs = {f"{a}/{b}": paired(a, b) for a, b in (("ours", "ort"), ("ours-f32", "ort"), ("ours", "genai"),
+                                                    ("ours", "llama.cpp"), ("ours-int8", "llama.cpp"))
              if a in systems and b in systems}
 
     lines = []
@@ -482,6 +565,7 @@ def main() -> int:
     names = {"ours": f"qwen-run ({args.onnx})", "ours-f32": f"qwen-run --decode-activations float32 ({args.onnx})",
              "ours-int8": f"qwen-run --int8 always ({args.onnx}, int8 activations)",
              "ort": f"ONNX Runtime {ORT_VERSION} ({args.onnx}, ENABLE_ALL, {args.threads} thr)",
+             "genai": f"onnxruntime-genai {GENAI_VERSION} ({genai_dir.name}, builder int4, {args.threads} thr)",
              "llama.cpp": f"llama.cpp ({gguf.name}, {args.threads} thr)"}
     for s in systems:
         gen_count = len(runs[s][-1]["generated_ids"]) if "generated_ids" in runs[s][-1] else args.max_tokens
@@ -493,10 +577,12 @@ def main() -> int:
         vr = {k: (summary[variant][k] / summary["ort"][k]) if summary[variant][k] is not None and summary["ort"][k] else None
               for k, _, _ in METRICS}
         lines.append(f"| **{label}** | " + " | ".join(fmt(vr[k], "{:.2f}×") for k, _, _ in METRICS) + " | |")
-    if "llama.cpp" in systems:
-        lr = {k: (summary["ours"][k] / summary["llama.cpp"][k]) if summary["ours"][k] is not None and summary["llama.cpp"][k] else None
-              for k, _, _ in METRICS}
-        lines.append("| **ours / llama.cpp** | " + " | ".join(fmt(lr[k], "{:.2f}×") for k, _, _ in METRICS) + " | |")
+    for a, b, label in (("ours", "genai", "ours / GenAI"), ("ours", "llama.cpp", "ours / llama.cpp"),
+                        ("ours-int8", "llama.cpp", "ours int8 / llama.cpp")):
+        if a not in systems or b not in systems:
+            continue
+        lr = {k: (summary[a][k] / summary[b][k]) if summary[a][k] is not None and summary[b][k] else None for k, _, _ in METRICS}
+        lines.append(f"| **{label}** | " + " | ".join(fmt(lr[k], "{:.2f}×") for k, _, _ in METRICS) + " | |")
     wbytes = runs["ours"][-1].get("weight_bytes_per_token")
     bandwidth = (f"decode reads {wbytes / 1e6:.0f} MB of weights per token (MatMulNBits weights+scales, one embedding row): "
                  + ", ".join(f"{names[s]} {summary[s]['decode_tokens_per_s'] * wbytes / 1e9:.1f} GB/s"
@@ -509,7 +595,8 @@ def main() -> int:
              f"generated ids, ours vs ORT ENABLE_ALL: {'identical' if ours_ids == ort_ids else f'first difference at step {agree}'}",
              f"load: with the packed-weight cache warm (the warm-up writes it); first load with an empty cache "
              f"{first['load_s']:.3f} s (packs 278 MB of weights and writes the cache)",
-             f"machine: {platform.machine()}, {os.cpu_count()} CPUs; higher is better for tok/s, lower for load and RSS",
+             f"machine: {cpu_model()}, {os.cpu_count()} CPUs; higher is better for tok/s, lower for load and RSS",
+             "instruction sets: " + "; ".join(isa_used(s, runs, llama_bin) for s in systems),
              ("machine check (float32 FMA GFLOP/s, one thread / two threads), before and after the rounds: "
               + ", ".join(f"{p[0]:.0f} / {p[1]:.0f}" if p else "-" for p in probes)
               + ("  ** two threads got less than 1.6x one thread: cores shared with other tenants, figures not"
@@ -593,7 +680,8 @@ def main() -> int:
         print(json.dumps({"prompt_tokens": len(prompt_ids), "max_tokens": args.max_tokens, "runs": args.runs,
                           "first_load_s_empty_cache": first["load_s"],
                           "fma_gflops_one_two_threads_before_after": probes,
-                          "threads": args.threads, "onnx": args.onnx, "summary": summary, "ratios_ours_over_ort": ratios,
+                          "threads": args.threads, "onnx": args.onnx, "cpu": cpu_model(),
+                          "instruction_sets": {s: isa_used(s, runs, llama_bin) for s in systems}, "summary": summary, "ratios_ours_over_ort": ratios,
                           "paired_round_ratios": pairs,
                           "other_processes_cpu_fraction": {s: [r["others_cpu"] for r in runs[s]] for s in systems},
                           "decode_tokens_per_s_at_context": context,

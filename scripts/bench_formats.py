@@ -80,7 +80,7 @@ import bench  # noqa: E402  (PROMPT, run_measured, fma_probe; imports only the s
 ROOT = SCRIPTS.parent
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ORT_VERSION = bench.ORT_VERSION
-GENAI_VERSION = "0.18.0"
+GENAI_VERSION = bench.GENAI_VERSION
 
 # format -> (directory kind, qwen-run --dtype, file inside the directory)
 FORMATS = {

@@ -2,7 +2,12 @@
 # Builds llama.cpp (llama-bench and llama-quantize) for the speed comparison in
 # scripts/bench, from the llama.cpp source that PyPI's llama-cpp-python sdist vendors (pinned
 # version and sha256 below; no other source of llama.cpp is reachable from here). CPU only, built
-# for this machine (GGML_NATIVE). Output in .llama.cpp/ (git-ignored); then:
+# for this machine with explicit ISA flags read from /proc/cpuinfo (AVX2/FMA/F16C, AVX-512
+# F/BW/VL/VBMI/VNNI/BF16 and AVX-VNNI when listed) and AMX always off: not GGML_NATIVE, because
+# -march=native turns on ggml's AMX path wherever CPUID lists AMX, and VMs that list it without
+# granting the tile state kill llama-bench with SIGILL in `tilezero`. The flags used are printed
+# and kept in .llama.cpp/build/isa.txt (scripts/bench prints them). Output in .llama.cpp/
+# (git-ignored); then:
 #
 #   LLAMA_CPP_BIN=.llama.cpp/build/bin/llama-bench scripts/bench
 #
@@ -48,7 +53,22 @@ if [ -z "$cmake_bin" ]; then
   cmake_bin="$venv/bin/cmake"
 fi
 
-"$cmake_bin" -S "$src" -B "$out/build" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DBUILD_SHARED_LIBS=OFF \
+# ISA flags from what this CPU lists (x86-64; elsewhere ggml's defaults for the target).
+flags=(-DGGML_NATIVE=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF)
+isa=()
+if [ "$(uname -m)" = x86_64 ]; then
+  cpu_flags=" $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2) "
+  has() { [[ "$cpu_flags" == *" $1 "* ]]; }
+  for pair in avx:GGML_AVX avx2:GGML_AVX2 fma:GGML_FMA f16c:GGML_F16C bmi2:GGML_BMI2 \
+              avx512f:GGML_AVX512 avx512vbmi:GGML_AVX512_VBMI avx512_vnni:GGML_AVX512_VNNI \
+              avx512_bf16:GGML_AVX512_BF16 avx_vnni:GGML_AVX_VNNI; do
+    if has "${pair%%:*}"; then flags+=("-D${pair#*:}=ON"); isa+=("${pair%%:*}"); else flags+=("-D${pair#*:}=OFF"); fi
+  done
+fi
+echo "build_llama_cpp: ${flags[*]}" >&2
+"$cmake_bin" -S "$src" -B "$out/build" -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF "${flags[@]}" \
   -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF >/dev/null
+mkdir -p "$out/build"
+echo "${isa[*]:-default} (AMX off)" > "$out/build/isa.txt"
 "$cmake_bin" --build "$out/build" --config Release -j "$(nproc)" --target llama-bench llama-quantize
 echo "LLAMA_CPP_BIN=$out/build/bin/llama-bench"

@@ -1,5 +1,5 @@
 #include "qwen_kernels.h"
-#include <stdatomic.h>
+#include "cpu.h"
 
 #include <math.h>
 
@@ -39,16 +39,7 @@ AVX2 static void silu_mul_avx2(const float *x, const float *u, float *y, size_t 
     for (; i < n; i++) y[i] = (x[i] * sigmoid_scalar(x[i])) * u[i];
 }
 
-static int activations_isa(void) {
-    static _Atomic int cached = -1;   // computed once (see cpu.c)
-    int isa = atomic_load_explicit(&cached, memory_order_relaxed);
-    if (isa < 0) {
-        __builtin_cpu_init();
-        isa = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-        atomic_store_explicit(&cached, isa, memory_order_relaxed);
-    }
-    return isa;
-}
+static int activations_isa(void) { return qk_cpu_has_avx2_fma_f16c(); }
 #endif
 
 void qk_sigmoid(const float *x, float *y, size_t n) {
@@ -91,12 +82,7 @@ __attribute__((target("avx,f16c"))) static void round_half_f16c(const float *x, 
 
 int qk_round_to_half(const float *x, float *y, size_t n) {
 #if defined(__x86_64__) || defined(_M_X64)
-    static int f16c = -1;
-    if (f16c < 0) {
-        __builtin_cpu_init();
-        f16c = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
-    }
-    if (f16c) {
+    if (qk_cpu_has_avx2_fma_f16c()) {
         round_half_f16c(x, y, n);
         return 1;
     }

@@ -11,21 +11,7 @@
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,fma,f16c")))
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
 
-int qk_q4_isa(void) {
-    static _Atomic int cached = -1;   // computed once (see cpu.c)
-    int isa = atomic_load_explicit(&cached, memory_order_relaxed);
-    if (isa < 0) {
-        __builtin_cpu_init();
-        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
-            isa = 2;
-        else if (qk_cpu_has_avx2_fma_f16c())
-            isa = 1;
-        else
-            isa = 0;
-        atomic_store_explicit(&cached, isa, memory_order_relaxed);
-    }
-    return isa;
-}
+int qk_q4_isa(void) { return qk_isa(); }
 
 static inline float block_scale(const uint16_t *f16, const float *f32, size_t i) AVX2;
 static inline float block_scale(const uint16_t *f16, const float *f32, size_t i) {
@@ -260,7 +246,7 @@ int qk_q4_gemv(const uint8_t *data, const uint16_t *scales_f16, const float *sca
         }
     }
     if (row_begin < row_end) {
-        if (qk_q4_isa() == 2) gemv_avx512(data, scales_f16, scales_f32, zero_points, blocks, a, row_begin, row_end, y);
+        if (qk_q4_isa() >= QK_ISA_AVX512) gemv_avx512(data, scales_f16, scales_f32, zero_points, blocks, a, row_begin, row_end, y);
         else gemv_avx2(data, scales_f16, scales_f32, zero_points, blocks, a, row_begin, row_end, y);
     }
     return 1;
@@ -270,15 +256,15 @@ int qk_q4_dequantize(const uint8_t *data, const uint16_t *scales_f16, const floa
                      const uint8_t *zero_points, size_t blocks,
                      size_t row_begin, size_t row_end, float *out, size_t ld) {
     switch (qk_q4_isa()) {
-    case 2: dequantize_avx512(data, scales_f16, scales_f32, zero_points, blocks, row_begin, row_end, out, ld); return 1;
-    case 1: dequantize_avx2(data, scales_f16, scales_f32, zero_points, blocks, row_begin, row_end, out, ld); return 1;
+    case QK_ISA_AVX512: case QK_ISA_AVX512_VNNI: dequantize_avx512(data, scales_f16, scales_f32, zero_points, blocks, row_begin, row_end, out, ld); return 1;
+    case QK_ISA_AVX2: dequantize_avx2(data, scales_f16, scales_f32, zero_points, blocks, row_begin, row_end, out, ld); return 1;
     default: return 0;
     }
 }
 
 #else
 
-int qk_q4_isa(void) { return 0; }
+int qk_q4_isa(void) { return QK_ISA_PORTABLE; }
 int qk_q4_gemv(const uint8_t *d, const uint16_t *s16, const float *s32, const uint8_t *z, size_t b, const float *a,
                size_t r0, size_t r1, float *y) { (void)d; (void)s16; (void)s32; (void)z; (void)b; (void)a; (void)r0; (void)r1; (void)y; return 0; }
 int qk_q4_dequantize(const uint8_t *d, const uint16_t *s16, const float *s32, const uint8_t *z, size_t b,

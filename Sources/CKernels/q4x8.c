@@ -17,10 +17,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include "q4_shared.h"
+#include "q4x8_shared.h"
+#include "q4x8_avx512.h"
 #define AVX2 Q4_AVX2
-
-static inline size_t record_bytes(int f32_scales) { return (f32_scales ? 32 : 16) + 128; }
 
 size_t qk_q4x8_size(size_t n, size_t blocks, int f32_scales) {
     return (n / 8) * blocks * record_bytes(f32_scales);
@@ -53,10 +52,6 @@ int qk_q4x8_pack(const uint8_t *data, const uint16_t *scales_f16, const float *s
     return 1;
 }
 
-AVX2 static inline __m256 record_scales(const uint8_t *rec, int f32) {
-    return f32 ? _mm256_loadu_ps((const float *)rec) : _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)rec));
-}
-
 // --- GEMV -------------------------------------------------------------------------------------
 //
 // As in q4.c's 8-row kernel: masking nibble i of a word (0xF << 4i, after a 16-bit shift for
@@ -66,16 +61,6 @@ AVX2 static inline __m256 record_scales(const uint8_t *rec, int f32) {
 // activation sum: sum (q - 8) a = sum q a - 8 sum a.
 
 #define Q4_STEP(c, w, m, x) c = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_and_si256(w, m)), _mm256_broadcast_ss(x), c)
-
-// Bytes ahead of the record being read that each record's loop asks the memory system for.
-enum { PREFETCH_AHEAD = 2048 };
-
-// Asks for the (144 or 160 byte) record PREFETCH_AHEAD bytes after r.
-static inline void prefetch_record(const uint8_t *r) {
-    _mm_prefetch((const char *)r + PREFETCH_AHEAD, _MM_HINT_T0);
-    _mm_prefetch((const char *)r + PREFETCH_AHEAD + 64, _MM_HINT_T0);
-    _mm_prefetch((const char *)r + PREFETCH_AHEAD + 128, _MM_HINT_T0);
-}
 
 AVX2 static void gemv_groups(const uint8_t *packed, int f32, size_t blocks, const float *xs, const float *xsum,
                              size_t g0, size_t g1, float *y) {
@@ -153,18 +138,6 @@ AVX2 static inline float block_absmax(const float *x) {
     h = _mm_max_ps(h, _mm_movehl_ps(h, h));
     h = _mm_max_ss(h, _mm_movehdup_ps(h));
     return _mm_cvtss_f32(h);
-}
-
-// The end of a block in the integer GEMVs: `dot` holds the 8 rows' integer sums Σ q·a over the
-// block; the zero point 8 comes off as 8 × the activations' sum, the activation scale converts
-// to float, and the rows' weight scales are applied into one of two accumulators (even and odd
-// blocks, two independent FMA chains).
-AVX2 static inline void block_epilogue(__m256i dot, int32_t asum, const float *ascale, const uint8_t *rec, int f32,
-                                       size_t b, __m256 *acc0, __m256 *acc1) {
-    dot = _mm256_sub_epi32(dot, _mm256_set1_epi32(8 * asum));
-    const __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(dot), _mm256_broadcast_ss(ascale));
-    if (b & 1) *acc1 = _mm256_fmadd_ps(v, record_scales(rec, f32), *acc1);
-    else *acc0 = _mm256_fmadd_ps(v, record_scales(rec, f32), *acc0);
 }
 
 // Each lane rounded half away from zero (`lroundf`), as ONNX Runtime's and ggml's quantizers
@@ -282,9 +255,14 @@ AVX2 static void gemm_group_i8x4(const uint8_t *rec0, int f32, size_t blocks, co
 }
 
 int qk_q4x8_gemm_q8(const uint8_t *packed, int f32_scales, size_t blocks, const void *aq, size_t m,
-                    size_t col_begin, size_t col_end, float *c, size_t ldc) {
-    if (!qk_cpu_has_avx2_fma_f16c() || col_begin % 8 || col_end % 8) return 0;
+                    size_t col_begin, size_t col_end, float *c, size_t ldc, int isa) {
+    isa = qk_isa_clamp(isa);
+    if (isa < QK_ISA_AVX2 || col_begin % 8 || col_end % 8) return 0;
     if (m == 0) return 1;
+    if (isa >= QK_ISA_AVX512_VNNI) {
+        q4x8_gemm_q8_vnni(packed, f32_scales, blocks, aq, m, col_begin, col_end, c, ldc);
+        return 1;
+    }
     const size_t rec = record_bytes(f32_scales), row_bytes = qk_q8_activation_bytes(blocks);
     const int8_t *a = aq;
     float discard[8];
@@ -316,10 +294,11 @@ int qk_q8_quantize(const float *a, size_t blocks, void *out) {
 }
 
 int qk_q4x8_gemv_q8(const uint8_t *packed, int f32_scales, size_t blocks, const void *aq,
-                    size_t row_begin, size_t row_end, float *y) {
-    if (!qk_cpu_has_avx2_fma_f16c() || row_begin % 8 || row_end % 8) return 0;
+                    size_t row_begin, size_t row_end, float *y, int isa) {
+    isa = qk_isa_clamp(isa);
+    if (isa < QK_ISA_AVX2 || row_begin % 8 || row_end % 8) return 0;
     const int8_t *q = aq;
-    gemv_groups_i8(packed, f32_scales, blocks, q, (const float *)(q + blocks * 32), (const int32_t *)(q + blocks * 36),
+    (isa >= QK_ISA_AVX512_VNNI ? q4x8_gemv_q8_vnni : gemv_groups_i8)(packed, f32_scales, blocks, q, (const float *)(q + blocks * 32), (const int32_t *)(q + blocks * 36),
                    row_begin / 8, row_end / 8, y);
     return 1;
 }
@@ -407,10 +386,11 @@ int qk_q16_quantize(const float *a, size_t blocks, void *out) {
 }
 
 int qk_q4x8_gemv_q16(const uint8_t *packed, int f32_scales, size_t blocks, const void *aq,
-                     size_t row_begin, size_t row_end, float *y) {
-    if (!qk_cpu_has_avx2_fma_f16c() || row_begin % 8 || row_end % 8) return 0;
+                     size_t row_begin, size_t row_end, float *y, int isa) {
+    isa = qk_isa_clamp(isa);
+    if (isa < QK_ISA_AVX2 || row_begin % 8 || row_end % 8) return 0;
     const int32_t *q = aq;
-    gemv_groups_i16(packed, f32_scales, blocks, q, (const float *)(q + blocks * 16), q + blocks * 17,
+    (isa >= QK_ISA_AVX512_VNNI ? q4x8_gemv_q16_vnni : gemv_groups_i16)(packed, f32_scales, blocks, q, (const float *)(q + blocks * 16), q + blocks * 17,
                     row_begin / 8, row_end / 8, y);
     return 1;
 }
@@ -446,9 +426,14 @@ AVX2 static void q4x8_fill(const void *weights, size_t n, size_t nr, size_t bloc
 }
 
 int qk_q4x8_gemm(const uint8_t *packed, int f32_scales, size_t blocks, const float *ap, size_t m,
-                 size_t strip_begin, size_t strip_end, size_t col_begin, size_t col_end, float *c, size_t ldc) {
-    if (!qk_cpu_has_avx2_fma_f16c() || col_begin % 8 || col_end % 8) return 0;
+                 size_t strip_begin, size_t strip_end, size_t col_begin, size_t col_end, float *c, size_t ldc, int isa) {
+    isa = qk_isa_clamp(isa);
+    if (isa < QK_ISA_AVX2 || col_begin % 8 || col_end % 8) return 0;
     if (m == 0 || col_begin >= col_end || strip_begin >= strip_end) return 1;
+    if (isa >= QK_ISA_AVX512) {
+        q4x8_gemm_avx512(packed, f32_scales, blocks, ap, m, strip_begin, strip_end, col_begin, col_end, c, ldc);
+        return 1;
+    }
     const q4x8_weights w = { packed, f32_scales, blocks };
     q4_gemm(q4x8_fill, &w, blocks, ap, m, strip_begin, strip_end, col_begin, col_end, c, ldc);
     return 1;
@@ -464,21 +449,22 @@ int qk_q4x8_gemv(const uint8_t *p, int f, size_t b, const float *a, size_t r0, s
     (void)p; (void)f; (void)b; (void)a; (void)r0; (void)r1; (void)y; return 0;
 }
 int qk_q4x8_gemm(const uint8_t *p, int f, size_t b, const float *ap, size_t m, size_t s0, size_t s1, size_t c0,
-                 size_t c1, float *c, size_t ldc) {
-    (void)p; (void)f; (void)b; (void)ap; (void)m; (void)s0; (void)s1; (void)c0; (void)c1; (void)c; (void)ldc; return 0;
+                 size_t c1, float *c, size_t ldc, int isa) {
+    (void)isa; (void)p; (void)f; (void)b; (void)ap; (void)m; (void)s0; (void)s1; (void)c0; (void)c1; (void)c; (void)ldc; return 0;
 }
 size_t qk_q8_activation_bytes(size_t blocks) { return blocks * 40; }
 size_t qk_q16_activation_bytes(size_t blocks) { return blocks * 72; }
 int qk_q16_quantize(const float *a, size_t blocks, void *out) { (void)a; (void)blocks; (void)out; return 0; }
-int qk_q4x8_gemv_q16(const uint8_t *p, int f, size_t b, const void *aq, size_t r0, size_t r1, float *y) {
-    (void)p; (void)f; (void)b; (void)aq; (void)r0; (void)r1; (void)y; return 0;
+int qk_q4x8_gemv_q16(const uint8_t *p, int f, size_t b, const void *aq, size_t r0, size_t r1, float *y, int isa) {
+    (void)isa; (void)p; (void)f; (void)b; (void)aq; (void)r0; (void)r1; (void)y; return 0;
 }
 int qk_q8_quantize(const float *a, size_t blocks, void *out) { (void)a; (void)blocks; (void)out; return 0; }
-int qk_q4x8_gemv_q8(const uint8_t *p, int f, size_t b, const void *aq, size_t r0, size_t r1, float *y) {
-    (void)p; (void)f; (void)b; (void)aq; (void)r0; (void)r1; (void)y; return 0;
+int qk_q4x8_gemv_q8(const uint8_t *p, int f, size_t b, const void *aq, size_t r0, size_t r1, float *y, int isa) {
+    (void)isa; (void)p; (void)f; (void)b; (void)aq; (void)r0; (void)r1; (void)y; return 0;
 }
-int qk_q4x8_gemm_q8(const uint8_t *p, int f, size_t b, const void *aq, size_t m, size_t c0, size_t c1, float *c, size_t ldc) {
-    (void)p; (void)f; (void)b; (void)aq; (void)m; (void)c0; (void)c1; (void)c; (void)ldc; return 0;
+int qk_q4x8_gemm_q8(const uint8_t *p, int f, size_t b, const void *aq, size_t m, size_t c0, size_t c1, float *c, size_t ldc,
+                    int isa) {
+    (void)isa; (void)p; (void)f; (void)b; (void)aq; (void)m; (void)c0; (void)c1; (void)c; (void)ldc; return 0;
 }
 
 #endif

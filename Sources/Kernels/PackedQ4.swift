@@ -26,6 +26,9 @@ public final class PackedQ4Matrix: @unchecked Sendable {
     public let byteCount: Int
     /// What keeps `base` alive when it is not this object's own memory (a mapped cache file).
     private let owner: AnyObject?
+    /// The instruction-set level the products run at: ``KernelISA/active`` unless lowered (the
+    /// tests run every level the CPU has). Every level gives the same floats.
+    var isa: KernelISA = .active
 
     /// Packs `matrix`, or returns nil when the packed kernels do not serve it (see the type's
     /// notes; also when `matrix.allowsNativeKernels` is off) or memory for the copy cannot be had.
@@ -130,7 +133,7 @@ public final class PackedQ4Matrix: @unchecked Sendable {
     /// (multiples of 8 at both ends). False when the kernel did not run.
     @discardableResult
     public func gemvInt8(_ a8: UnsafeRawPointer, rows: Range<Int>, into y: UnsafeMutablePointer<Float>) -> Bool {
-        qk_q4x8_gemv_q8(base, floatScales ? 1 : 0, blocksPerRow, a8, rows.lowerBound, rows.upperBound, y) != 0
+        qk_q4x8_gemv_q8(base, floatScales ? 1 : 0, blocksPerRow, a8, rows.lowerBound, rows.upperBound, y, isa.level) != 0
     }
 
     /// `c[i, j] = Σ_k W[j, k] · a8_i[k]` for `m` activation rows quantized by
@@ -140,7 +143,8 @@ public final class PackedQ4Matrix: @unchecked Sendable {
     @discardableResult
     public func gemmInt8(_ a8: UnsafeRawPointer, rows m: Int, columns: Range<Int>, into c: UnsafeMutablePointer<Float>,
                          ldc: Int) -> Bool {
-        qk_q4x8_gemm_q8(base, floatScales ? 1 : 0, blocksPerRow, a8, m, columns.lowerBound, columns.upperBound, c, ldc) != 0
+        qk_q4x8_gemm_q8(base, floatScales ? 1 : 0, blocksPerRow, a8, m, columns.lowerBound, columns.upperBound, c, ldc,
+                        isa.level) != 0
     }
 
     /// Bytes of one activation row quantized to int16 for ``gemvInt16(_:rows:into:)``.
@@ -158,7 +162,7 @@ public final class PackedQ4Matrix: @unchecked Sendable {
     /// ends). False when the kernel did not run.
     @discardableResult
     public func gemvInt16(_ a16: UnsafeRawPointer, rows: Range<Int>, into y: UnsafeMutablePointer<Float>) -> Bool {
-        qk_q4x8_gemv_q16(base, floatScales ? 1 : 0, blocksPerRow, a16, rows.lowerBound, rows.upperBound, y) != 0
+        qk_q4x8_gemv_q16(base, floatScales ? 1 : 0, blocksPerRow, a16, rows.lowerBound, rows.upperBound, y, isa.level) != 0
     }
 
     /// `c[i, j] = Σ_k a[i, k] · W[j, k]` for the activations `a` (packed for this matrix's
@@ -170,6 +174,6 @@ public final class PackedQ4Matrix: @unchecked Sendable {
                      ldc: Int) -> Bool {
         guard a.blocks == blocksPerRow else { return false }
         return qk_q4x8_gemm(base, floatScales ? 1 : 0, blocksPerRow, a.pointer, a.rows, strips.lowerBound, strips.upperBound,
-                            columns.lowerBound, columns.upperBound, c, ldc) != 0
+                            columns.lowerBound, columns.upperBound, c, ldc, isa.level) != 0
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Kernels
 import Qwen
 
 /// `qwen-run --model DIR --prompt TEXT`: generate text, streamed to stdout as tokens arrive.
@@ -152,9 +153,10 @@ struct GenerateCommand: ParsableCommand {
 
     private func reportStats(_ s: GenerationStats, loadSeconds: Double, weightBytesPerToken: Int) {
         let megabytes = Double(weightBytesPerToken) / 1e6
-        let line = String(format: "load %.3f s | prompt %d tokens (%d run) | prefill %.1f tok/s | decode %.1f tok/s (%d tokens), weights %.0f MB/token = %.1f GB/s | peak RSS %.0f MB\n",
+        let line = String(format: "load %.3f s | prompt %d tokens (%d run) | prefill %.1f tok/s | decode %.1f tok/s (%d tokens), weights %.0f MB/token = %.1f GB/s | peak RSS %.0f MB",
                           loadSeconds, s.promptTokens, s.prefilledTokens, s.prefillTokensPerSecond, s.decodeTokensPerSecond,
                           s.generatedTokens, megabytes, megabytes * s.decodeTokensPerSecond / 1000, s.peakRSSMegabytes)
+            + " | kernels \(KernelISA.active.name)\n"
         FileHandle.standardError.write(Data(line.utf8))
     }
 
@@ -168,6 +170,8 @@ struct GenerateCommand: ParsableCommand {
                 let decode_tokens_per_s: Double
                 let peak_rss_mb: Double
                 let weight_bytes_per_token: Int
+                /// The kernels' instruction-set level (`KernelISA.name`).
+                let kernel_isa: String
             }
             let prompt_ids: [Int]
             let generated_ids: [Int]
@@ -180,7 +184,8 @@ struct GenerateCommand: ParsableCommand {
                             stop_reason: r.stopReason.rawValue,
                             stats: .init(load_s: loadSeconds, prompt_tokens: s.promptTokens, generated_tokens: s.generatedTokens,
                                          prefill_tokens_per_s: s.prefillTokensPerSecond, decode_tokens_per_s: s.decodeTokensPerSecond,
-                                         peak_rss_mb: s.peakRSSMegabytes, weight_bytes_per_token: weightBytesPerToken))
+                                         peak_rss_mb: s.peakRSSMegabytes, weight_bytes_per_token: weightBytesPerToken,
+                                         kernel_isa: KernelISA.active.name))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return String(decoding: try encoder.encode(report), as: UTF8.self)

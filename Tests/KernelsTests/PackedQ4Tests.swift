@@ -138,24 +138,28 @@ import CKernels
         // Blocks of 22 strips: 132 rows each (only the last block holds the 1-5-row tail strips).
         let blocks = activations.stripBlocks
         #expect(blocks.count == (m + 131) / 132 && blocks.first?.lowerBound == 0 && blocks.last?.upperBound == activations.stripCount)
-        // Every block, as the runtime runs them; with two or more, also all but the first.
-        for (columns, skipped) in [(0..<s.n, nil), (8..<s.n, nil)] + (blocks.count > 1 ? [(0..<s.n, 0)] : []) {
-            var out = [Float](repeating: .nan, count: m * s.n)
-            let ran = out.withUnsafeMutableBufferPointer { o in
-                blocks.indices.allSatisfy { b in
-                    b == skipped || packed.gemm(activations, strips: blocks[b], columns: columns, into: o.baseAddress!, ldc: s.n)
+        // Every block, as the runtime runs them; with two or more, also all but the first; at
+        // every instruction-set level this CPU has.
+        for isa in KernelISA.runnable {
+            packed.isa = isa
+            for (columns, skipped) in [(0..<s.n, nil), (8..<s.n, nil)] + (s.n > 16 ? [(8..<(s.n - 8), nil)] : []) + (blocks.count > 1 ? [(0..<s.n, 0)] : []) {
+                var out = [Float](repeating: .nan, count: m * s.n)
+                let ran = out.withUnsafeMutableBufferPointer { o in
+                    blocks.indices.allSatisfy { b in
+                        b == skipped || packed.gemm(activations, strips: blocks[b], columns: columns, into: o.baseAddress!, ldc: s.n)
+                    }
                 }
-            }
-            #expect(ran)
-            let skippedRows = skipped.map { b in (132 * b)..<Swift.min(132 * (b + 1), m) } ?? 0..<0
-            for i in 0..<m {
-                for j in 0..<s.n {
-                    let y = out[i * s.n + j]
-                    if columns.contains(j) && !skippedRows.contains(i) {
-                        let r = c.reference(row: i, column: j)
-                        #expect(abs(Double(y) - r) <= c.tolerance(r), "\(s) m \(m) columns \(columns) [\(i), \(j)]: \(y) vs \(r)")
-                    } else {
-                        #expect(y.isNaN, "\(s) m \(m) columns \(columns): [\(i), \(j)] outside the range was written")
+                #expect(ran)
+                let skippedRows = skipped.map { b in (132 * b)..<Swift.min(132 * (b + 1), m) } ?? 0..<0
+                for i in 0..<m {
+                    for j in 0..<s.n {
+                        let y = out[i * s.n + j]
+                        if columns.contains(j) && !skippedRows.contains(i) {
+                            let r = c.reference(row: i, column: j)
+                            #expect(abs(Double(y) - r) <= c.tolerance(r), "\(isa) \(s) m \(m) columns \(columns) [\(i), \(j)]: \(y) vs \(r)")
+                        } else {
+                            #expect(y.isNaN, "\(isa) \(s) m \(m) columns \(columns): [\(i), \(j)] outside the range was written")
+                        }
                     }
                 }
             }
@@ -174,6 +178,7 @@ import CKernels
         let value: @Sendable (_ raw: UnsafeRawBufferPointer, _ block: Int, _ element: Int) -> Int32
         let bytes: @Sendable (PackedQ4Matrix) -> Int
         let quantize: @Sendable (PackedQ4Matrix, UnsafePointer<Float>, UnsafeMutableRawPointer) -> Bool
+        /// The GEMV, run at the matrix's `isa`.
         let gemv: @Sendable (PackedQ4Matrix, UnsafeRawPointer, Range<Int>, UnsafeMutablePointer<Float>) -> Bool
         var description: String { name }
 
@@ -237,16 +242,19 @@ import CKernels
             }
         }
         let d = Case(s, rows: 1, activations: [Array(dequantized[0..<s.k])], from: c)
-        for rows in [0..<s.n, 8..<s.n] {
-            var y = [Float](repeating: .nan, count: s.n)
-            let ran = q.withUnsafeBytes { qp in y.withUnsafeMutableBufferPointer { f.gemv(packed, qp.baseAddress!, rows, $0.baseAddress!) } }
-            #expect(ran)
-            for j in 0..<s.n {
-                if rows.contains(j) {
-                    let r = d.reference(row: 0, column: j)
-                    #expect(abs(Double(y[j]) - r) <= c.tolerance(r), "\(s) row \(j): \(f) GEMV \(y[j]) vs \(r)")
-                } else {
-                    #expect(y[j].isNaN, "\(s) rows \(rows): row \(j) outside the range was written")
+        for isa in KernelISA.runnable {
+            packed.isa = isa
+            for rows in [0..<s.n, 8..<s.n] {
+                var y = [Float](repeating: .nan, count: s.n)
+                let ran = q.withUnsafeBytes { qp in y.withUnsafeMutableBufferPointer { f.gemv(packed, qp.baseAddress!, rows, $0.baseAddress!) } }
+                #expect(ran)
+                for j in 0..<s.n {
+                    if rows.contains(j) {
+                        let r = d.reference(row: 0, column: j)
+                        #expect(abs(Double(y[j]) - r) <= c.tolerance(r), "\(isa) \(s) row \(j): \(f) GEMV \(y[j]) vs \(r)")
+                    } else {
+                        #expect(y[j].isNaN, "\(isa) \(s) rows \(rows): row \(j) outside the range was written")
+                    }
                 }
             }
         }
@@ -311,19 +319,22 @@ import CKernels
                 for i in 0..<m { packed.gemvInt8(qp.baseAddress! + i * bytes, rows: 0..<s.n, into: y.baseAddress! + i * s.n) }
             }
         }
-        for columns in [0..<s.n, 8..<s.n] {
-            var out = [Float](repeating: .nan, count: m * s.n)
-            let ran = q.withUnsafeBytes { qp in
-                out.withUnsafeMutableBufferPointer { packed.gemmInt8(qp.baseAddress!, rows: m, columns: columns, into: $0.baseAddress!, ldc: s.n) }
-            }
-            #expect(ran)
-            for i in 0..<m {
-                for j in 0..<s.n {
-                    let y = out[i * s.n + j], r = Double(rowByRow[i * s.n + j])
-                    if columns.contains(j) {
-                        #expect(abs(Double(y) - r) <= c.tolerance(r), "\(s) m \(m) [\(i), \(j)]: GEMM \(y) vs GEMV \(r)")
-                    } else {
-                        #expect(y.isNaN, "\(s) m \(m) columns \(columns): [\(i), \(j)] outside the range was written")
+        for isa in KernelISA.runnable {
+            packed.isa = isa
+            for columns in [0..<s.n, 8..<s.n] {
+                var out = [Float](repeating: .nan, count: m * s.n)
+                let ran = q.withUnsafeBytes { qp in
+                    out.withUnsafeMutableBufferPointer { packed.gemmInt8(qp.baseAddress!, rows: m, columns: columns, into: $0.baseAddress!, ldc: s.n) }
+                }
+                #expect(ran)
+                for i in 0..<m {
+                    for j in 0..<s.n {
+                        let y = out[i * s.n + j], r = Double(rowByRow[i * s.n + j])
+                        if columns.contains(j) {
+                            #expect(abs(Double(y) - r) <= c.tolerance(r), "\(isa) \(s) m \(m) [\(i), \(j)]: GEMM \(y) vs GEMV \(r)")
+                        } else {
+                            #expect(y.isNaN, "\(isa) \(s) m \(m) columns \(columns): [\(i), \(j)] outside the range was written")
+                        }
                     }
                 }
             }
@@ -349,6 +360,77 @@ import CKernels
             && q.withUnsafeBytes { qp in y.withUnsafeMutableBufferPointer { f.gemv(packed, qp.baseAddress!, 0..<s.n, $0.baseAddress!) } }
         let allNaN = y.allSatisfy { $0.isNaN }
         #expect(ran && allNaN, "\(f): NaN at \(32 + position) -> \(y)")
+    }
+
+    /// Every instruction-set level this CPU has gives the AVX2 kernels' floats bit for bit
+    /// (the same products summed in the same order, q4x8_avx512.c): the float32 GEMM, the int8
+    /// GEMM and GEMV, the int16 GEMV, on every shape, with column ranges that end inside a
+    /// 32-column panel.
+    @Test(arguments: shapes)
+    func everyInstructionSetLevelGivesTheSameFloats(_ s: Shape) throws {
+        guard PackedQ4Tests.packedKernelsRunHere else {
+            print("SKIPPED PackedQ4Tests.everyInstructionSetLevelGivesTheSameFloats: this CPU has no AVX2/FMA/F16C")
+            return
+        }
+        let m = 11
+        let c = Case(s, rows: m)
+        let packed = try #require(c.withMatrix { PackedQ4Matrix($0) })
+        let a = c.paddedA, lda = c.blocks * 32
+        let activations = a.withUnsafeBufferPointer { GEMMActivations($0.baseAddress!, rows: m, k: s.k, lda: lda, blocks: c.blocks) }
+        let b8 = packed.int8ActivationBytes, b16 = packed.int16ActivationBytes
+        var q8 = [UInt8](repeating: 0, count: m * b8), q16 = [UInt8](repeating: 0, count: b16)
+        a.withUnsafeBufferPointer { ap in
+            q8.withUnsafeMutableBytes { for i in 0..<m { packed.quantizeInt8(ap.baseAddress! + i * lda, into: $0.baseAddress! + i * b8) } }
+            q16.withUnsafeMutableBytes { _ = packed.quantizeInt16(ap.baseAddress!, into: $0.baseAddress!) }
+        }
+        let columns = s.n > 8 ? 8..<s.n : 0..<s.n
+        /// The four products' outputs at `isa`, NaN where nothing was written.
+        func outputs(_ isa: KernelISA) -> [[Float]] {
+            packed.isa = isa
+            var gemm = [Float](repeating: .nan, count: m * s.n), gemm8 = gemm
+            var gemv8 = [Float](repeating: .nan, count: s.n), gemv16 = gemv8
+            gemm.withUnsafeMutableBufferPointer { o in
+                for strips in activations.stripBlocks { _ = packed.gemm(activations, strips: strips, columns: columns, into: o.baseAddress!, ldc: s.n) }
+            }
+            q8.withUnsafeBytes { qp in
+                _ = gemm8.withUnsafeMutableBufferPointer { packed.gemmInt8(qp.baseAddress!, rows: m, columns: columns, into: $0.baseAddress!, ldc: s.n) }
+                _ = gemv8.withUnsafeMutableBufferPointer { packed.gemvInt8(qp.baseAddress!, rows: columns, into: $0.baseAddress!) }
+            }
+            q16.withUnsafeBytes { qp in
+                _ = gemv16.withUnsafeMutableBufferPointer { packed.gemvInt16(qp.baseAddress!, rows: columns, into: $0.baseAddress!) }
+            }
+            return [gemm, gemm8, gemv8, gemv16]
+        }
+        let base = outputs(.avx2)
+        #expect(base.allSatisfy { $0.contains { !$0.isNaN } })
+        for isa in KernelISA.runnable where isa > .avx2 {
+            for (name, (x, y)) in zip(["GEMM", "int8 GEMM", "int8 GEMV", "int16 GEMV"], zip(outputs(isa), base)) {
+                let same = zip(x, y).allSatisfy { $0.bitPattern == $1.bitPattern }
+                #expect(same, "\(s): the \(name) at \(isa.name) differs from AVX2's")
+            }
+        }
+    }
+
+    /// The level the kernels detect agrees with what the kernel (Linux) lists in /proc/cpuinfo,
+    /// and without QWEN_ISA the active level is the detected one. Prints the levels the tests
+    /// of this suite ran.
+    @Test func instructionSetLevelsAgreeWithTheCPUFlags() throws {
+        print("PackedQ4Tests: kernel ISA detected \(KernelISA.detected.name), active \(KernelISA.active.name); "
+              + "levels tested here: \(KernelISA.runnable.map(\.name).joined(separator: ", "))")
+        if ProcessInfo.processInfo.environment["QWEN_ISA"] == nil { #expect(KernelISA.active == KernelISA.detected) }
+        #expect(KernelISA.active <= KernelISA.detected)
+        #expect(KernelISA(name: "avx512vnni") == .avx512VNNI && KernelISA(name: "AVX2") == nil)
+        #if arch(x86_64) && os(Linux)
+        let cpuinfo = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
+        let flagsLine = try #require(cpuinfo.split(separator: "\n").first { $0.hasPrefix("flags") })
+        let flags = Set(flagsLine.split(separator: ":")[1].split(separator: " ").map(String.init))
+        let expected: KernelISA
+        if !flags.isSuperset(of: ["avx2", "fma", "f16c"]) { expected = .portable }
+        else if !flags.isSuperset(of: ["avx512f", "avx512bw", "avx512vl", "avx512dq"]) { expected = .avx2 }
+        else if !flags.contains("avx512_vnni") { expected = .avx512 }
+        else { expected = .avx512VNNI }
+        #expect(KernelISA.detected == expected, "/proc/cpuinfo says \(expected.name)")
+        #endif
     }
 
     @Test func matricesThePackedKernelsDoNotServeAreNotPacked() {

@@ -12,7 +12,25 @@
 extern "C" {
 #endif
 
-/// Which implementation the q4 kernels use here: 2 = AVX-512 (F/BW/VL), 1 = AVX2+FMA+F16C, 0 = none.
+/// Instruction-set levels of the x86 kernels, each including the ones below it.
+enum qk_isa_level {
+    QK_ISA_PORTABLE = 0,     ///< no C SIMD kernel: the Swift/scalar fallbacks
+    QK_ISA_AVX2 = 1,         ///< AVX2 + FMA + F16C
+    QK_ISA_AVX512 = 2,       ///< + AVX-512 F/BW/VL/DQ
+    QK_ISA_AVX512_VNNI = 3,  ///< + AVX-512 VNNI (`vpdpbusd`, `vpdpwssd`)
+};
+
+/// The highest level this CPU (and its OS, which must save the vector state) supports.
+int qk_isa_detected(void);
+
+/// The level the kernels use: `qk_isa_detected()`, lowered by the environment variable QWEN_ISA
+/// (`portable`, `avx2`, `avx512`, `avx512vnni`) when it names a lower one. Read once.
+int qk_isa(void);
+
+/// The level named `name` (as QWEN_ISA spells it), or -1.
+int qk_isa_parse(const char *name);
+
+/// `qk_isa()`: the level the q4 kernels use here (kept for callers of the older name).
 int qk_q4_isa(void);
 
 /// 1 when the code that includes this header is compiled for a CPU with AVX2 and FMA. Swift
@@ -66,6 +84,11 @@ int qk_q4_gemm(const uint8_t *data, const uint16_t *scales_f16, const float *sca
                const uint8_t *zero_points, size_t blocks, const float *ap, size_t m,
                size_t strip_begin, size_t strip_end, size_t col_begin, size_t col_end, float *c, size_t ldc);
 
+/// The kernels below that take `isa` (a `qk_isa_level`) run the highest implementation up to
+/// min(isa, qk_isa()): AVX2, AVX-512 (`qk_q4x8_gemm`) or AVX-512 VNNI (the integer products).
+/// Every implementation of a kernel returns the same floats (q4x8_avx512.c); `isa` lets tests
+/// run each level on one machine.
+///
 /// The q4x8 layout (q4x8.c): symmetric 4-bit block-32 weights repacked at load, rows in groups
 /// of 8, each block of a group one record of its 8 scales followed by its 128 weight bytes with
 /// 32-bit word j of row r at byte 32j + 4r. `n` must be a multiple of 8.
@@ -96,7 +119,7 @@ int qk_q8_quantize(const float *a, size_t blocks, void *out);
 /// 8) of the packed matrix times activations quantized by `qk_q8_quantize`; integer products
 /// within a block, float32 across blocks. Returns 0 when it cannot run.
 int qk_q4x8_gemv_q8(const uint8_t *packed, int f32_scales, size_t blocks, const void *aq,
-                    size_t row_begin, size_t row_end, float *y);
+                    size_t row_begin, size_t row_end, float *y, int isa);
 
 /// The int8-activation GEMM (accuracy level 4, M > 2): c[i, j] for the m activation rows at aq
 /// (each quantized by `qk_q8_quantize`, `qk_q8_activation_bytes(blocks)` apart) and columns j in
@@ -104,7 +127,7 @@ int qk_q4x8_gemv_q8(const uint8_t *packed, int f32_scales, size_t blocks, const 
 /// same integer block products as `qk_q4x8_gemv_q8`; across blocks one float32 sum in block
 /// order. Returns 0 when it cannot run.
 int qk_q4x8_gemm_q8(const uint8_t *packed, int f32_scales, size_t blocks, const void *aq, size_t m,
-                    size_t col_begin, size_t col_end, float *c, size_t ldc);
+                    size_t col_begin, size_t col_end, float *c, size_t ldc, int isa);
 
 /// Bytes of one activation row quantized by `qk_q16_quantize`.
 size_t qk_q16_activation_bytes(size_t blocks);
@@ -115,14 +138,15 @@ size_t qk_q16_activation_bytes(size_t blocks);
 int qk_q16_quantize(const float *a, size_t blocks, void *out);
 
 /// `qk_q4x8_gemv` with activations quantized by `qk_q16_quantize`: integer products per block
-/// (`vpmaddwd`), float32 across blocks. Same row rules and return values as `qk_q4x8_gemv`.
+/// (`vpmaddwd`; `vpdpwssd` at QK_ISA_AVX512_VNNI), float32 across blocks. Same row rules and
+/// return values as `qk_q4x8_gemv`.
 int qk_q4x8_gemv_q16(const uint8_t *packed, int f32_scales, size_t blocks, const void *aq,
-                     size_t row_begin, size_t row_end, float *y);
+                     size_t row_begin, size_t row_end, float *y, int isa);
 
 /// `qk_q4_gemm` over the packed form, columns [col_begin, col_end) multiples of 8. Returns 0
 /// (nothing written) when the CPU lacks AVX2/FMA/F16C or the columns are not whole groups.
 int qk_q4x8_gemm(const uint8_t *packed, int f32_scales, size_t blocks, const float *ap, size_t m,
-                 size_t strip_begin, size_t strip_end, size_t col_begin, size_t col_end, float *c, size_t ldc);
+                 size_t strip_begin, size_t strip_end, size_t col_begin, size_t col_end, float *c, size_t ldc, int isa);
 
 /// scores[t] = softmax(scores + mask)[t] in place (mask may be null); NaN → 0 when nan_to_zero.
 /// The softmax of `qk_attention_row`, for callers that compute the scores themselves.

@@ -105,7 +105,7 @@ extension MatMulNBitsOperator {
             // thread taking column ranges as it comes free, a block of rows at a time.
             let activations = GEMMActivations(a, rows: m, k: k, lda: k, blocks: packed[0].blocksPerRow)
             for strips in activations.stripBlocks {
-                parallelFor(total, minChunk: 32, granularity: 16, chunksPerThread: 16) { columns in
+                parallelFor(total, minChunk: 32, granularity: 32, chunksPerThread: 16) { columns in
                     forEachProduct(in: columns) { j, local in
                         packed[j].gemm(activations, strips: strips, columns: local, into: outs[j], ldc: ns[j])
                     }

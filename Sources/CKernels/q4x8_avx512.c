@@ -1,0 +1,258 @@
+#include "q4x8_avx512.h"
+
+// AVX-512 kernels over the q4x8 layout (q4x8.c), chosen by q4x8.c's entry points at level
+// QK_ISA_AVX512 (the float32 GEMM) and QK_ISA_AVX512_VNNI (the integer GEMVs and GEMM). Each
+// computes exactly the floats of its AVX2 counterpart in q4x8.c: the same products summed in
+// the same order (integer sums are exact either way), so the ISA level never changes a result.
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <string.h>
+#include "q4x8_shared.h"
+
+#define AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq")))
+#define AVX512_VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
+
+// --- float32 GEMM (prefill) -------------------------------------------------------------------
+//
+// `q4_gemm` (q4_shared.h) with panels of 32 columns (four row groups) in 512-bit registers: the
+// same A strips (6 rows, k-major), the same 256-deep K chunks, and per C element the same FMA
+// chain from zero over a chunk, added to C after the first chunk. A 6 × 32 register block is 12
+// accumulators of 16 lanes: per k 2 loads of the panel, 6 broadcasts and 12 FMAs, twice the
+// columns of the AVX2 kernel's step (on CPUs with two 512-bit FMA units, twice the FLOPs per
+// cycle; on Zen 4, whose 512-bit operations take both 256-bit halves, half the instructions).
+
+enum { NR = 32 };
+
+// The 32 k of block `block` of the row groups of C's columns n .. n + nr (nr a multiple of 8,
+// at most 32) into panel[k * NR + column], columns past nr zero. Two row groups per register:
+// the records' words and scales side by side, each lane's value as q4x8.c's `panel_block`
+// computes it (q · s − 8 · s, one fused multiply-subtract).
+AVX512 static void fill_block(const uint8_t *packed, int f32, size_t blocks, size_t n, size_t nr, size_t block,
+                              float *panel) {
+    const size_t rec = record_bytes(f32), sbytes = f32 ? 32 : 16;
+    const __m512i nibble = _mm512_set1_epi32(0xF);
+    for (size_t col0 = 0; col0 < NR; col0 += 16) {
+        if (col0 >= nr) {
+            for (int k = 0; k < 32; k++) _mm512_store_ps(panel + (size_t)k * NR + col0, _mm512_setzero_ps());
+            continue;
+        }
+        const uint8_t *ra = packed + ((n + col0) / 8 * blocks + block) * rec;
+        const uint8_t *rb = col0 + 8 < nr ? ra + blocks * rec : NULL;
+        __m512 s;
+        if (f32) {
+            const __m256 hi = rb ? _mm256_loadu_ps((const float *)rb) : _mm256_setzero_ps();
+            s = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps((const float *)ra)), hi, 1);
+        } else {
+            const __m128i hi = rb ? _mm_loadu_si128((const __m128i *)rb) : _mm_setzero_si128();
+            s = _mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)ra)), hi, 1));
+        }
+        const __m512 o = _mm512_mul_ps(s, _mm512_set1_ps(8.0f));
+        for (int j = 0; j < 4; j++) {
+            const __m256i wb = rb ? _mm256_loadu_si256((const __m256i *)(rb + sbytes + 32 * j)) : _mm256_setzero_si256();
+            const __m512i w = _mm512_inserti64x4(
+                _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(ra + sbytes + 32 * j))), wb, 1);
+#pragma unroll
+            for (int i = 0; i < 8; i++) {
+                const __m512 v = _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(w, 4 * i), nibble));
+                _mm512_store_ps(panel + (size_t)(8 * j + i) * NR + col0, _mm512_fmsub_ps(v, s, o));
+            }
+        }
+    }
+}
+
+// c[0..R) x [0..nr) (+)= strip (k-major, R per k) · panel[kc][32], as q4_kernel_rows does for 16
+// columns; columns past nr are neither read nor written.
+__attribute__((always_inline)) AVX512 static inline void
+kernel_rows(const int R, const float *ap, const float *panel, size_t kc, float *c, size_t ldc, size_t nr,
+            int accumulate) {
+    __m512 acc[Q4_MR][2];
+    for (int i = 0; i < R; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+#pragma clang loop unroll_count(4)
+    for (size_t k = 0; k < kc; k++) {
+        const __m512 b0 = _mm512_load_ps(panel + k * NR), b1 = _mm512_load_ps(panel + k * NR + 16);
+        const float *x = ap + k * R;
+        for (int i = 0; i < R; i++) {
+            const __m512 v = _mm512_set1_ps(x[i]);
+            acc[i][0] = _mm512_fmadd_ps(v, b0, acc[i][0]);
+            acc[i][1] = _mm512_fmadd_ps(v, b1, acc[i][1]);
+        }
+    }
+    const __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1);
+    const __mmask16 m1 = nr >= 32 ? 0xFFFF : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : 0;
+    for (int i = 0; i < R; i++) {
+        float *ci = c + i * ldc;
+        if (accumulate) {
+            acc[i][0] = _mm512_add_ps(acc[i][0], _mm512_maskz_loadu_ps(m0, ci));
+            acc[i][1] = _mm512_add_ps(acc[i][1], _mm512_maskz_loadu_ps(m1, ci + 16));
+        }
+        _mm512_mask_storeu_ps(ci, m0, acc[i][0]);
+        _mm512_mask_storeu_ps(ci + 16, m1, acc[i][1]);
+    }
+}
+
+AVX512 static void kernel(size_t h, const float *ap, const float *panel, size_t kc, float *c, size_t ldc, size_t nr,
+                          int accumulate) {
+    switch (h) {
+    case 6: kernel_rows(6, ap, panel, kc, c, ldc, nr, accumulate); break;
+    case 5: kernel_rows(5, ap, panel, kc, c, ldc, nr, accumulate); break;
+    case 4: kernel_rows(4, ap, panel, kc, c, ldc, nr, accumulate); break;
+    case 3: kernel_rows(3, ap, panel, kc, c, ldc, nr, accumulate); break;
+    case 2: kernel_rows(2, ap, panel, kc, c, ldc, nr, accumulate); break;
+    default: kernel_rows(1, ap, panel, kc, c, ldc, nr, accumulate); break;
+    }
+}
+
+AVX512 void q4x8_gemm_avx512(const uint8_t *packed, int f32, size_t blocks, const float *ap, size_t m, size_t s0,
+                             size_t s1, size_t n0, size_t n1, float *c, size_t ldc) {
+    float panel[Q4_KC * NR] __attribute__((aligned(64)));
+    const q4_strips strips = q4_strip_plan(m);
+    if (s1 > strips.count) s1 = strips.count;
+    const size_t kp = blocks * 32, blocks_per_chunk = Q4_KC / 32;
+    for (size_t n = n0; n < n1; n += NR) {
+        const size_t nr = n1 - n < NR ? n1 - n : NR;
+        for (size_t b0 = 0; b0 < blocks; b0 += blocks_per_chunk) {
+            const size_t nb = blocks - b0 < blocks_per_chunk ? blocks - b0 : blocks_per_chunk;
+            const size_t kc = nb * 32, k0 = b0 * 32;
+            for (size_t b = 0; b < nb; b++) fill_block(packed, f32, blocks, n, nr, b0 + b, panel + b * 32 * NR);
+            for (size_t s = s0; s < s1; s++) {
+                const size_t i = q4_strip_row(strips, s), h = q4_strip_height(strips, s);
+                kernel(h, ap + i * kp + k0 * h, panel, kc, c + i * ldc + n, ldc, nr, b0 > 0);
+            }
+        }
+    }
+}
+
+// --- integer products with VNNI ------------------------------------------------------------------
+//
+// The AVX2 kernels' integer sums, one instruction per step instead of two or three: `vpdpbusd`
+// (unsigned weight bytes × signed int8 activations, four products added into each int32 lane)
+// replaces `vpmaddubsw` + `vpaddw` (+ the block's `vpmaddwd` widening), `vpdpwssd` (int16 pairs
+// into int32) replaces `vpmaddwd` + `vpaddd`. The sums are exact integers either way (no
+// saturation in the AVX2 forms: see q4x8.c), so the results are identical. Two or more
+// accumulators per row keep the dependency chains short (5-cycle latency).
+
+AVX512_VNNI void q4x8_gemv_q8_vnni(const uint8_t *packed, int f32, size_t blocks, const int8_t *aq, const float *ascale,
+                                   const int32_t *asum, size_t g0, size_t g1, float *y) {
+    const size_t rec = record_bytes(f32), sbytes = f32 ? 32 : 16;
+    const __m256i nibbles = _mm256_set1_epi8(0x0F);
+    for (size_t g = g0; g < g1; g++) {
+        const uint8_t *p = packed + g * blocks * rec;
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+        for (size_t b = 0; b < blocks; b++) {
+            const uint8_t *r = p + b * rec;
+            prefetch_record(r);
+            const uint8_t *q = r + sbytes;
+            const int32_t *x = (const int32_t *)(aq + b * 32);
+            // One accumulator per word: chains of two `vpdpbusd`, not eight (a GEMV has no other
+            // rows to hide the latency behind).
+            __m256i d[4];
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                const __m256i w = _mm256_loadu_si256((const __m256i *)(q + 32 * j));
+                const __m256i lo = _mm256_and_si256(w, nibbles), hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), nibbles);
+                d[j] = _mm256_dpbusd_epi32(_mm256_setzero_si256(), lo, _mm256_set1_epi32(x[2 * j]));
+                d[j] = _mm256_dpbusd_epi32(d[j], hi, _mm256_set1_epi32(x[2 * j + 1]));
+            }
+            const __m256i dot = _mm256_add_epi32(_mm256_add_epi32(d[0], d[1]), _mm256_add_epi32(d[2], d[3]));
+            block_epilogue(dot, asum[b], ascale + b, r, f32, b, &acc0, &acc1);
+        }
+        _mm256_storeu_ps(y + g * 8, _mm256_add_ps(acc0, acc1));
+    }
+}
+
+// q4x8.c's `gemm_group_i8x4` with VNNI: four activation rows per pass over one row group's
+// records; row i's activations at x[i] (blocks × 32 bytes, then scales and sums), its 8 results
+// to out[i].
+AVX512_VNNI static void gemm_group_i8x4(const uint8_t *rec0, int f32, size_t blocks, const int8_t *const x[4],
+                                        float *const out[4]) {
+    const size_t rec = record_bytes(f32), sbytes = f32 ? 32 : 16;
+    const __m256i nibbles = _mm256_set1_epi8(0x0F);
+    __m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps() };
+    for (size_t b = 0; b < blocks; b++) {
+        const uint8_t *r = rec0 + b * rec;
+        prefetch_record(r);
+        const uint8_t *q = r + sbytes;
+        const int32_t *p[4];
+        for (int i = 0; i < 4; i++) p[i] = (const int32_t *)(x[i] + b * 32);
+        __m256i lo_sum[4], hi_sum[4];
+        for (int i = 0; i < 4; i++) lo_sum[i] = hi_sum[i] = _mm256_setzero_si256();
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            const __m256i w = _mm256_loadu_si256((const __m256i *)(q + 32 * j));
+            const __m256i lo = _mm256_and_si256(w, nibbles), hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), nibbles);
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                lo_sum[i] = _mm256_dpbusd_epi32(lo_sum[i], lo, _mm256_set1_epi32(p[i][2 * j]));
+                hi_sum[i] = _mm256_dpbusd_epi32(hi_sum[i], hi, _mm256_set1_epi32(p[i][2 * j + 1]));
+            }
+        }
+        const __m256 ws = record_scales(r, f32);
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const float *scale = (const float *)(x[i] + blocks * 32);
+            const int32_t *sum = (const int32_t *)(x[i] + blocks * 36);
+            const __m256i dot = _mm256_sub_epi32(_mm256_add_epi32(lo_sum[i], hi_sum[i]), _mm256_set1_epi32(8 * sum[b]));
+            acc[i] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(dot), _mm256_broadcast_ss(scale + b)), ws, acc[i]);
+        }
+    }
+    for (int i = 0; i < 4; i++) _mm256_storeu_ps(out[i], acc[i]);
+}
+
+AVX512_VNNI void q4x8_gemm_q8_vnni(const uint8_t *packed, int f32, size_t blocks, const int8_t *a, size_t m,
+                                   size_t col_begin, size_t col_end, float *c, size_t ldc) {
+    const size_t rec = record_bytes(f32), row_bytes = qk_q8_activation_bytes(blocks);
+    float discard[8];
+    // As q4x8.c: 32 row groups stay in L2 while every activation row passes over them.
+    for (size_t g0 = col_begin / 8; g0 < col_end / 8; g0 += 32) {
+        const size_t g1 = g0 + 32 < col_end / 8 ? g0 + 32 : col_end / 8;
+        for (size_t i = 0; i < m; i += 4) {
+            const int8_t *x[4];
+            for (size_t r = 0; r < 4; r++) x[r] = a + (i + r < m ? i + r : m - 1) * row_bytes;
+            for (size_t g = g0; g < g1; g++) {
+                float *out[4];
+                for (size_t r = 0; r < 4; r++) out[r] = i + r < m ? c + (i + r) * ldc + g * 8 : discard;
+                gemm_group_i8x4(packed + g * blocks * rec, f32, blocks, x, out);
+            }
+        }
+    }
+}
+
+AVX512_VNNI void q4x8_gemv_q16_vnni(const uint8_t *packed, int f32, size_t blocks, const int32_t *aq,
+                                    const float *ascale, const int32_t *asum, size_t g0, size_t g1, float *y) {
+    const size_t rec = record_bytes(f32), sbytes = f32 ? 32 : 16;
+    const __m256i nibble0 = _mm256_set1_epi16(0x000F), nibble1 = _mm256_set1_epi16(0x00F0);
+    const __m256i nibble2 = _mm256_set1_epi16(0x0F00);
+    for (size_t g = g0; g < g1; g++) {
+        const uint8_t *p = packed + g * blocks * rec;
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+        for (size_t b = 0; b < blocks; b++) {
+            const uint8_t *r = p + b * rec;
+            prefetch_record(r);
+            const uint8_t *q = r + sbytes;
+            const int32_t *x = aq + b * 16;
+            // As q4x8.c: nibble 1 summed times 16, nibble 2 times 256, shifted back per block (the sums
+            // are exact multiples of 16 and 256 however they are split).
+            // Accumulators for even and odd words: chains of two `vpdpwssd` per accumulator.
+            __m256i d03[2], d16[2], d256[2];
+            for (int e = 0; e < 2; e++) d03[e] = d16[e] = d256[e] = _mm256_setzero_si256();
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                const __m256i w = _mm256_loadu_si256((const __m256i *)(q + 32 * j));
+                const int32_t *xj = x + 4 * j;
+                __m256i *a03 = &d03[j & 1];
+                *a03 = _mm256_dpwssd_epi32(*a03, _mm256_and_si256(w, nibble0), _mm256_set1_epi32(xj[0]));
+                d16[j & 1] = _mm256_dpwssd_epi32(d16[j & 1], _mm256_and_si256(w, nibble1), _mm256_set1_epi32(xj[1]));
+                d256[j & 1] = _mm256_dpwssd_epi32(d256[j & 1], _mm256_and_si256(w, nibble2), _mm256_set1_epi32(xj[2]));
+                *a03 = _mm256_dpwssd_epi32(*a03, _mm256_srli_epi16(w, 12), _mm256_set1_epi32(xj[3]));
+            }
+            const __m256i dot = _mm256_add_epi32(
+                _mm256_add_epi32(d03[0], d03[1]),
+                _mm256_add_epi32(_mm256_srai_epi32(_mm256_add_epi32(d16[0], d16[1]), 4),
+                                 _mm256_srai_epi32(_mm256_add_epi32(d256[0], d256[1]), 8)));
+            block_epilogue(dot, asum[b], ascale + b, r, f32, b, &acc0, &acc1);
+        }
+        _mm256_storeu_ps(y + g * 8, _mm256_add_ps(acc0, acc1));
+    }
+}
+
+#endif

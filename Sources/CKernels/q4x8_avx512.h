@@ -1,0 +1,21 @@
+#ifndef QWEN_Q4X8_AVX512_H
+#define QWEN_Q4X8_AVX512_H
+
+// The AVX-512 kernels of q4x8_avx512.c, called by q4x8.c's entry points when the level allows
+// (the callers check the CPU). Private to CKernels; x86-64 only. Arguments as in q4x8.c's AVX2
+// kernels of the same names.
+
+#include <stddef.h>
+#include <stdint.h>
+#include "qwen_kernels.h"
+
+void q4x8_gemm_avx512(const uint8_t *packed, int f32, size_t blocks, const float *ap, size_t m, size_t s0,
+                      size_t s1, size_t n0, size_t n1, float *c, size_t ldc);
+void q4x8_gemv_q8_vnni(const uint8_t *packed, int f32, size_t blocks, const int8_t *aq, const float *ascale,
+                       const int32_t *asum, size_t g0, size_t g1, float *y);
+void q4x8_gemm_q8_vnni(const uint8_t *packed, int f32, size_t blocks, const int8_t *a, size_t m,
+                       size_t col_begin, size_t col_end, float *c, size_t ldc);
+void q4x8_gemv_q16_vnni(const uint8_t *packed, int f32, size_t blocks, const int32_t *aq,
+                        const float *ascale, const int32_t *asum, size_t g0, size_t g1, float *y);
+
+#endif

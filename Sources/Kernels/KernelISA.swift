@@ -1,0 +1,57 @@
+import CKernels
+
+/// The instruction-set levels of the C kernels (`qk_isa_level`), each including the ones below.
+///
+/// Chosen at run time: the highest level the CPU and OS support (``detected``), lowered by the
+/// environment variable `QWEN_ISA` (`portable`, `avx2`, `avx512`, `avx512vnni`) when it names a
+/// lower one (``active``). Every level computes the same floats; only the speed differs.
+public enum KernelISA: Int32, Comparable, CaseIterable, Sendable, CustomStringConvertible {
+    /// No C SIMD kernel: the Swift and scalar fallbacks (and every non-x86 CPU, for now).
+    case portable = 0
+    /// AVX2, FMA and F16C.
+    case avx2 = 1
+    /// AVX-512 F/BW/VL/DQ: the float32 int4 GEMM in 512-bit registers.
+    case avx512 = 2
+    /// AVX-512 VNNI: the integer (int8 and int16 activation) int4 products with `vpdpbusd` and
+    /// `vpdpwssd`.
+    case avx512VNNI = 3
+
+    /// The highest level this CPU supports.
+    public static let detected = KernelISA(rawValue: qk_isa_detected()) ?? .portable
+
+    /// The level the kernels run at in this process (``detected``, or lower with `QWEN_ISA`).
+    public static let active = KernelISA(rawValue: qk_isa()) ?? .portable
+
+    /// The level named as `QWEN_ISA` spells it (`portable`, `avx2`, `avx512`, `avx512vnni`).
+    public init?(name: String) {
+        guard let isa = KernelISA(rawValue: qk_isa_parse(name)) else { return nil }
+        self = isa
+    }
+
+    /// The name `QWEN_ISA` takes.
+    public var name: String {
+        switch self {
+        case .portable: "portable"
+        case .avx2: "avx2"
+        case .avx512: "avx512"
+        case .avx512VNNI: "avx512vnni"
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .portable: "portable (no C SIMD kernels)"
+        case .avx2: "AVX2 + FMA + F16C"
+        case .avx512: "AVX-512 F/BW/VL/DQ"
+        case .avx512VNNI: "AVX-512 VNNI"
+        }
+    }
+
+    /// The levels from AVX2 up to ``active``: those whose kernels run on this machine.
+    public static var runnable: [KernelISA] { allCases.filter { $0 >= .avx2 && $0 <= active } }
+
+    public static func < (a: KernelISA, b: KernelISA) -> Bool { a.rawValue < b.rawValue }
+
+    /// The C level.
+    var level: Int32 { rawValue }
+}
