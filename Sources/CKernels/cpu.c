@@ -52,3 +52,11 @@ int qk_isa(void) {
     }
     return isa;
 }
+
+int qk_kernels_optimized(void) {
+#ifdef __OPTIMIZE__
+    return 1;
+#else
+    return 0;
+#endif
+}

@@ -3,3 +3,9 @@
 @_exported import ONNX
 @_exported import Runtime
 @_exported import Tokenizer
+
+/// The package's version.
+public enum QwenSwift {
+    /// The release this source tree is: 0.SESSION.PATCH while the API settles.
+    public static let version = "0.10.0"
+}

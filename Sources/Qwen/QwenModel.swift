@@ -222,22 +222,22 @@ public final class QwenModel: Sendable {
 
     /// Streams a generation for `prompt` (chat template applied unless `raw`).
     public func generate(prompt: String, system: String? = nil, raw: Bool = false,
-                         parameters: GenerateParameters = GenerateParameters()) -> AsyncThrowingStream<GenerationEvent, Error> {
+                         parameters: GenerateParameters = GenerateParameters()) -> GenerationStream {
         stream(parameters: parameters) { try self.encode(prompt: prompt, system: system, raw: raw) }
     }
 
     /// Streams a generation for a conversation.
-    public func generate(messages: [ChatMessage], parameters: GenerateParameters = GenerateParameters()) -> AsyncThrowingStream<GenerationEvent, Error> {
+    public func generate(messages: [ChatMessage], parameters: GenerateParameters = GenerateParameters()) -> GenerationStream {
         stream(parameters: parameters) { try self.encode(messages: messages) }
     }
 
     /// Streams a generation for prompt ids.
-    public func generate(promptIds: [Int], parameters: GenerateParameters = GenerateParameters()) -> AsyncThrowingStream<GenerationEvent, Error> {
+    public func generate(promptIds: [Int], parameters: GenerateParameters = GenerateParameters()) -> GenerationStream {
         stream(parameters: parameters) { promptIds }
     }
 
-    private func stream(parameters: GenerateParameters, _ ids: @escaping @Sendable () throws -> [Int]) -> AsyncThrowingStream<GenerationEvent, Error> {
-        AsyncThrowingStream { continuation in
+    private func stream(parameters: GenerateParameters, _ ids: @escaping @Sendable () throws -> [Int]) -> GenerationStream {
+        GenerationStream(base: AsyncThrowingStream { continuation in
             let cancelled = CancellationFlag()
             continuation.onTermination = { _ in cancelled.set() }
             // Compute runs on its own thread, not on the cooperative pool it would block.
@@ -265,8 +265,46 @@ public final class QwenModel: Sendable {
             }
             thread.stackSize = 8 << 20
             thread.start()
+        })
+    }
+}
+
+/// The events of one streamed generation (`QwenModel.generate(…)`): `.token`s, then one
+/// `.finished` with the result, or an error.
+///
+/// How it ends, always one of three ways a caller can tell apart:
+/// - `.finished(result)`, then the end of the sequence: the generation stopped by itself
+///   (`result.stopReason`: a stop token, `maxTokens`, the context limit);
+/// - a thrown error: the generation failed (bad prompt, model error);
+/// - a thrown `CancellationError`: the consuming task was cancelled before `.finished` arrived.
+///   The generation thread is told at once and stops within one token; its KV cache is freed.
+///
+/// Leaving the loop early (`break`) also stops the generation, once the sequence's iterator is
+/// released (at the end of the enclosing scope).
+public struct GenerationStream: AsyncSequence, Sendable {
+    public typealias Element = GenerationEvent
+    let base: AsyncThrowingStream<GenerationEvent, Error>
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        var base: AsyncThrowingStream<GenerationEvent, Error>.AsyncIterator
+        var finished = false
+        var ended = false
+
+        public mutating func next() async throws -> GenerationEvent? {
+            guard !ended else { return nil }
+            guard let event = try await base.next() else {
+                ended = true
+                // A stream that ends without `.finished` and without an error was ended by the
+                // consumer's cancellation (AsyncThrowingStream returns nil then): say so.
+                if !finished && Task.isCancelled { throw CancellationError() }
+                return nil
+            }
+            if case .finished = event { finished = true }
+            return event
         }
     }
+
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: base.makeAsyncIterator()) }
 }
 
 /// A flag set from one thread and read from another.

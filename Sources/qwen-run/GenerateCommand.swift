@@ -102,6 +102,11 @@ struct GenerateCommand: ParsableCommand {
         }
         var text = prompt
         if text == nil {
+            if isatty(0) != 0 {
+                // A terminal: say what the silence is waiting for.
+                FileHandle.standardError.write(Data("qwen-run: reading the prompt from standard input; end it with Ctrl-D "
+                    .appending("(or pass --prompt TEXT, or --interactive for a chat)\n").utf8))
+            }
             let data = FileHandle.standardInput.readDataToEndOfFile()
             guard let s = String(validating: [UInt8](data), as: UTF8.self) else {
                 throw InputError("the prompt on stdin is not valid UTF-8 (byte \(firstInvalidUTF8Offset(data) ?? 0) of \(data.count))")

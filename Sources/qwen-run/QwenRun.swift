@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Kernels
 import Qwen
 
 /// The `qwen-run` command line. Errors reach stderr as their description (each names the file,
@@ -9,8 +10,21 @@ struct QwenRun: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "qwen-run",
         abstract: "Run quantized Qwen2 ONNX models natively.",
+        version: versionText,
         subcommands: [GenerateCommand.self, GraphCommand.self, InspectCommand.self, TokenizeCommand.self, DetokenizeCommand.self, DecodeSpeedCommand.self, StepwiseLogitsCommand.self],
         defaultSubcommand: GenerateCommand.self)
+
+    /// `qwen-run --version`: the version, then how this binary was built and which kernels run here.
+    static var versionText: String {
+        let levels = KernelISA.allCases.filter { $0 <= KernelISA.detected }.map(\.name).joined(separator: ", ")
+        let isa = ProcessInfo.processInfo.environment["QWEN_ISA"].map { " (QWEN_ISA=\($0))" } ?? ""
+        return """
+        qwen-run \(QwenSwift.version)
+        build: \(BuildTarget.kernelsOptimized && BuildTarget.swiftOptimized ? "optimised" : "NOT optimised (debug)"), \
+        Swift code for \(BuildTarget.compiledForAVX2 ? "AVX2+FMA (-target-cpu)" : "generic x86-64 / this architecture's baseline")
+        kernels: \(KernelISA.active.name)\(isa); this CPU supports \(levels)
+        """
+    }
 }
 
 /// Bad input that is not a usage error: printed as one line, exit code 1.

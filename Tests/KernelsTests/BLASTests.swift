@@ -56,4 +56,15 @@ import Testing
         // scripts/test builds with -target-cpu native: on an AVX2 machine that must be detected.
         print("BuildTarget: Swift compiled for AVX2: \(BuildTarget.compiledForAVX2), CPU has AVX2: \(BuildTarget.cpuHasAVX2)")
     }
+
+    /// The debug-build warning names what is unoptimised; scripts/test builds release, so this
+    /// build is optimised in both languages and prints none.
+    @Test func warnsForAnUnoptimisedBuild() {
+        #expect(BuildTarget.unoptimizedBuildWarning(kernelsOptimized: true, swiftOptimized: true) == nil)
+        let both = BuildTarget.unoptimizedBuildWarning(kernelsOptimized: false, swiftOptimized: false)
+        #expect(both?.contains("C kernels (-O0) and Swift code (-Onone)") == true && both?.contains("-c release") == true)
+        #expect(BuildTarget.unoptimizedBuildWarning(kernelsOptimized: false, swiftOptimized: true)?.contains("C kernels (-O0)") == true)
+        #expect(BuildTarget.unoptimizedBuildWarning(kernelsOptimized: true, swiftOptimized: false)?.contains("Swift code (-Onone)") == true)
+        #expect(BuildTarget.kernelsOptimized && BuildTarget.swiftOptimized, "scripts/test builds with -c release")
+    }
 }

@@ -100,6 +100,16 @@ import Testing
     /// naming the option (usage errors, exit 64), instead of "missing value" or silently greedy;
     /// `--model` on a file: an .onnx file stands for its directory with that file chosen (the
     /// same ids as `--onnx`), any other file is refused as a file.
+    /// `--version` answers without a model: the version, the build, the kernel level in use.
+    @Test func versionNeedsNoModel() throws {
+        let r = try run(["--version"])
+        #expect(r.status == 0, "\(r.stderrLines)")
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.first == "qwen-run \(QwenSwift.version)")
+        #expect(lines.contains { $0.hasPrefix("build: optimised") }, "\(lines)")
+        #expect(lines.contains { $0.hasPrefix("kernels: ") }, "\(lines)")
+    }
+
     @Test func negativeNumbersAndFilePathsAreUnderstood() throws {
         let dir = Fixture.untied.directory.path
         for (arguments, fragment) in [(["--temperature", "-1"], "--temperature must be ≥ 0"), (["--temperature=-1"], "--temperature must be ≥ 0"),

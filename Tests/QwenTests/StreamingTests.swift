@@ -116,25 +116,36 @@ import Testing
         let gate = Gate(holdAfter: 1)
         model.streamActivity.setTokenGate { gate.tokenYielded() }
         let (firstToken, signal) = AsyncStream<Void>.makeStream()
-        let consumer = Task {
-            var count = 0
-            for try await event in model.generate(promptIds: f.promptIds, parameters: greedyNoStop(200)) {
-                if case .token = event {
-                    count += 1
-                    if count == 1 { signal.yield(()) }
+        /// How the consumer's loop ended: tokens seen, whether `.finished` came, the error thrown.
+        let consumer = Task { () -> (Int, Bool, Error?) in
+            var count = 0, finished = false
+            do {
+                for try await event in model.generate(promptIds: f.promptIds, parameters: greedyNoStop(200)) {
+                    switch event {
+                    case .token:
+                        count += 1
+                        if count == 1 { signal.yield(()) }
+                    case .finished:
+                        finished = true
+                    }
                 }
+            } catch {
+                return (count, finished, error)
             }
-            return count
+            return (count, finished, nil)
         }
         for await _ in firstToken { break }
         consumer.cancel()
-        let count = try? await consumer.value
+        let (count, finished, error) = await consumer.value
         gate.release()
         let activity = try await model.waitForStreamsToEnd()
         #expect(activity.running == 0)
         #expect(activity.stopped == [.cancelled: 1], "\(activity)")
         #expect(activity.generatedTokens == 1)
-        #expect(count == nil || count == 1)
+        #expect(count == 1)
+        // The consumer can tell cancellation from completion: no `.finished`, a CancellationError.
+        #expect(!finished)
+        #expect(error is CancellationError, "ended with \(String(describing: error))")
     }
 
     /// Eight generations at once on one loaded model (each with its own KV cache, different

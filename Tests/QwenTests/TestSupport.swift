@@ -109,7 +109,7 @@ func greedyNoStop(_ maxTokens: Int) -> GenerateParameters {
 
 extension QwenModel {
     /// Collects a stream: the token events in order and the final result.
-    func collect(_ stream: AsyncThrowingStream<GenerationEvent, Error>) async throws -> (tokens: [(id: Int, text: String)], result: GenerationResult?, eventsAfterFinished: Int) {
+    func collect(_ stream: GenerationStream) async throws -> (tokens: [(id: Int, text: String)], result: GenerationResult?, eventsAfterFinished: Int) {
         var tokens: [(id: Int, text: String)] = []
         var result: GenerationResult?
         var after = 0

@@ -33,6 +33,11 @@ int qk_isa_parse(const char *name);
 /// `qk_isa()`: the level the q4 kernels use here (kept for callers of the older name).
 int qk_q4_isa(void);
 
+/// 1 when this C code was compiled with optimisation (`__OPTIMIZE__`: -O1 and up), 0 for -O0,
+/// which SwiftPM uses for C targets in debug builds (the kernels then run ~100× slower). Clang
+/// has no per-function way to optimise inside an -O0 build, so the library can only say so.
+int qk_kernels_optimized(void);
+
 /// 1 when the code that includes this header is compiled for a CPU with AVX2 and FMA. Swift
 /// modules import C headers for their own compilation target, so from Swift this says whether
 /// that module was built with `-target-cpu` naming such a CPU (its SIMD loops then use AVX and
