@@ -8,13 +8,16 @@
 #                                config/generation_config/tokenizer (intermediates in downloads/real-build)
 #   scripts/ort_reference.py   prefill logits + greedy ids, ORT_DISABLE_ALL and ORT_ENABLE_ALL
 #
+# Env: QWEN_MODEL_OUT (build into another directory; .ci/run uses a cache outside the clone),
+# QWEN_CLEAN_INTERMEDIATES=1 (delete downloads/real-build afterwards).
+#
 # Idempotent: each stage is skipped when its outputs exist (FORCE=1 rebuilds the model directory and
 # references; the GGUF and downloads/real-build intermediates are kept). Takes ~6 minutes on 2 cores
 # and ~6 GB of RAM at peak; needs ~7 GB of disk (downloads/ + Models/).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-out="$root/Models/qwen2.5-coder-0.5b-instruct"
+out="${QWEN_MODEL_OUT:-$root/Models/qwen2.5-coder-0.5b-instruct}"
 py="${QWEN_VENV:-$root/.venv}/bin/python"
 export HF_HUB_OFFLINE=1
 
@@ -46,4 +49,8 @@ else
   "$py" scripts/ort_reference.py "$out" --out "$out/reference"
 fi
 
+if [ "${QWEN_CLEAN_INTERMEDIATES:-0}" = "1" ]; then
+  log "QWEN_CLEAN_INTERMEDIATES=1: removing downloads/real-build (the export's intermediates, ~4.7 GB)"
+  rm -rf "$root/downloads/real-build"
+fi
 log "done in $(( $(date +%s) - t0 ))s: $out"
