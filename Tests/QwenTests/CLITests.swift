@@ -100,6 +100,33 @@ import Testing
     /// naming the option (usage errors, exit 64), instead of "missing value" or silently greedy;
     /// `--model` on a file: an .onnx file stands for its directory with that file chosen (the
     /// same ids as `--onnx`), any other file is refused as a file.
+    /// `tokenize` takes its text from the argument, a file or stdin alike (texts too long for a
+    /// command line); with `--jsonl`, a bad line gives `null` and one error naming it while the
+    /// other lines are still tokenized, and the exit code says something failed.
+    @Test func tokenizeReadsFilesAndStdinAndReportsBadJSONLinesOneByOne() throws {
+        let dir = Fixture.untied.directory.path
+        let text = "Hello, world! def f(x): return x * 2 — ünïcödé"
+        let byArgument = try run(["tokenize", "--model", dir, text])
+        #expect(byArgument.status == 0 && byArgument.stderrLines.isEmpty, "\(byArgument.stderrLines)")
+        let ids = byArgument.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(ids.hasPrefix("[") && ids.count > 2)
+        let byStdin = try run(["tokenize", "--model", dir], stdin: Data(text.utf8))
+        #expect(byStdin.status == 0 && byStdin.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == ids)
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("qwen-tokenize-\(getpid()).txt")
+        try Data(text.utf8).write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let byFile = try run(["tokenize", "--model", dir, "--file", file.path])
+        #expect(byFile.status == 0 && byFile.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == ids)
+        let twice = try run(["tokenize", "--model", dir, "--file", file.path, text])
+        #expect(twice.status == 64, "TEXT and --file together are a usage error")
+
+        let lines = "\"\(text)\"\n42\n\"\(text)\"\n"
+        let jsonl = try run(["tokenize", "--model", dir, "--jsonl", "-"], stdin: Data(lines.utf8))
+        #expect(jsonl.status == 1)
+        #expect(jsonl.stdout.split(separator: "\n").map(String.init) == [ids, "null", ids])
+        #expect(jsonl.stderrLines.count == 1 && jsonl.stderrLines.first?.contains("-:2") == true, "\(jsonl.stderrLines)")
+    }
+
     /// `--version` answers without a model: the version, the build, the kernel level in use.
     @Test func versionNeedsNoModel() throws {
         let r = try run(["--version"])
