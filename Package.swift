@@ -50,6 +50,6 @@ let package = Package(
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CKernels"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Kernels"], exclude: ["Data"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer"], exclude: ["Data"]),
-        .testTarget(name: "QwenTests", dependencies: ["Qwen"], exclude: ["Data"]),
+        .testTarget(name: "QwenTests", dependencies: ["Qwen", "qwen-run"], exclude: ["Data"]),
     ]
 )

@@ -132,25 +132,29 @@ struct GenerateCommand: ParsableCommand {
         var messages: [ChatMessage] = system.map { [ChatMessage(role: "system", content: $0)] } ?? []
         var cache = qwen.makeCache()
         var pending = prompt
-        FileHandle.standardError.write(Data("Chatting with \(model). Empty line or /exit to quit.\n".utf8))
+        var editor = LineEditor()
+        catchInterrupts()
+        FileHandle.standardError.write(Data(("Chatting with \(model). Empty line, /exit or Ctrl-D to quit; "
+            + "Ctrl-C stops an answer.\n").utf8))
         while true {
             let line: String
             if let p = pending {
                 line = p
                 pending = nil
             } else {
-                FileHandle.standardError.write(Data("\n> ".utf8))
-                guard let l = readLine() else { break }
+                guard let l = editor.readLine(prompt: "> ") else { break }
                 line = l
             }
             if line.isEmpty || line == "/exit" { break }
             messages.append(ChatMessage(role: "user", content: line))
             let ids = try qwen.encode(messages: messages)
+            interruptRequested.store(false, ordering: .relaxed)
             let result = try qwen.generate(promptIds: ids, parameters: parameters, cache: &cache) { _, piece in
                 writeOut(piece)
-                return true
+                return !interruptRequested.load(ordering: .relaxed)
             }
-            writeOut("\n")
+            // Ctrl-C stopped the answer: keep what was said, say so, and take the next line.
+            writeOut(result.stopReason == .cancelled ? " [stopped]\n" : "\n")
             messages.append(ChatMessage(role: "assistant", content: result.text))
             if stats { reportStats(result.stats, loadSeconds: qwen.loadSeconds, weightBytesPerToken: qwen.weightBytesPerToken) }
         }
