@@ -9,8 +9,8 @@ struct DecodeSpeedCommand: ParsableCommand {
         commandName: "decode-speed",
         abstract: "Measure decode tokens/s with N tokens already in the KV cache.",
         discussion: """
-        For each position N, the KV cache is filled with N zero positions (no prefill), one
-        untimed step runs, then --steps single-token steps are timed. Values do not change the
+        For each position N, the KV cache is filled with N zero positions (no prefill), one \
+        untimed step runs, then --steps single-token steps are timed. Values do not change the \
         work, so this is the decode cost at that context length.
         """)
 
@@ -62,8 +62,8 @@ struct StepwiseLogitsCommand: ParsableCommand {
         commandName: "stepwise-logits",
         abstract: "Write the logits after each given token, run one token per decode step, as a .npy file.",
         discussion: """
-        Row i of the [N, vocabulary] float32 output holds the next-token logits after the first
-        i + 1 ids, each step running one token against the KV cache (the decode kernels). Compare
+        Row i of the [N, vocabulary] float32 output holds the next-token logits after the first \
+        i + 1 ids, each step running one token against the KV cache (the decode kernels). Compare \
         it with a reference's logits for the same ids (scripts/int8_accuracy.py does).
         """)
 

@@ -9,10 +9,10 @@ struct GenerateCommand: ParsableCommand {
         commandName: "generate",
         abstract: "Generate text with a model directory (the default command).",
         discussion: """
-        The prompt goes through the tokenizer's chat template as one user message (after --system,
-        if given) unless --raw. Sampling defaults come from the model's generation_config.json;
-        flags override them; --greedy takes the most likely token every step.
-        Generation stops at an eos id of generation_config.json, after --max-tokens, or at the
+        The prompt goes through the tokenizer's chat template as one user message (after --system, \
+        if given) unless --raw. Sampling defaults come from the model's generation_config.json; \
+        flags override them; --greedy takes the most likely token every step. \
+        Generation stops at an eos id of generation_config.json, after --max-tokens, or at the \
         model's context length.
         """)
 

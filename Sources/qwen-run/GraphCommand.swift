@@ -9,8 +9,8 @@ struct GraphCommand: ParsableCommand {
         commandName: "graph",
         abstract: "Run an ONNX graph on .npy inputs and write its outputs as .npy files.",
         discussion: """
-        Every declared graph input needs one --input NAME=FILE.npy (int64, float32, float16, bool...;
-        zero-size dimensions allowed, e.g. an empty past of shape [1, 2, 0, 64]). Outputs are written
+        Every declared graph input needs one --input NAME=FILE.npy (int64, float32, float16, bool...; \
+        zero-size dimensions allowed, e.g. an empty past of shape [1, 2, 0, 64]). Outputs are written \
         to DIR/<output name>.npy. Compare them with ONNX Runtime to check an export.
         """)
 
@@ -67,9 +67,9 @@ struct InspectCommand: ParsableCommand {
         commandName: "inspect",
         abstract: "Describe an ONNX model file or model directory, or compare two.",
         discussion: """
-        Reports inputs/outputs (dtypes, shapes, counts by dtype), opset imports, external data files,
-        node count and op-type histogram, MatMulNBits attributes and the MatMuls left in float,
-        whether every op is supported here, and config.json facts. With two paths, the reports are
+        Reports inputs/outputs (dtypes, shapes, counts by dtype), opset imports, external data files, \
+        node count and op-type histogram, MatMulNBits attributes and the MatMuls left in float, \
+        whether every op is supported here, and config.json facts. With two paths, the reports are \
         shown side by side and differences are marked with '*'.
         """)
 

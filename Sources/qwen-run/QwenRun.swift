@@ -10,6 +10,15 @@ struct QwenRun: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "qwen-run",
         abstract: "Run quantized Qwen2 ONNX models natively.",
+        usage: """
+        qwen-run --model DIR [--prompt TEXT] [<generate options>]
+        qwen-run <subcommand> [<options>]
+        """,
+        discussion: """
+        Without a subcommand, qwen-run generates: --model DIR (a model directory), --prompt TEXT \
+        (else standard input), --interactive for a chat, --greedy or sampling flags, --stats. \
+        'qwen-run help generate' lists every generate option.
+        """,
         version: versionText,
         subcommands: [GenerateCommand.self, GraphCommand.self, InspectCommand.self, TokenizeCommand.self, DetokenizeCommand.self, DecodeSpeedCommand.self, StepwiseLogitsCommand.self],
         defaultSubcommand: GenerateCommand.self)
