@@ -122,7 +122,8 @@ struct GraphDecoder: Sendable {
     let maxPositions: Int
 
     /// Runs `ids` after the cached tokens and returns the logits of the last position.
-    func forward(_ ids: [Int], cache: inout KVCache) throws -> [Float] {
+    /// `progress` gets the fraction of the graph's nodes run so far (see `Session.run`).
+    func forward(_ ids: [Int], cache: inout KVCache, progress: ((Double) -> Void)? = nil) throws -> [Float] {
         guard !ids.isEmpty else { throw GenerationError.emptyPrompt }
         let start = cache.count
         guard start + ids.count <= maxPositions else {
@@ -145,7 +146,8 @@ struct GraphDecoder: Sendable {
         // truncated or rewritten in place since loading (SIGBUS or other weights otherwise).
         try session.checkFilesUnchanged()
         // The present caches come back as in-place views: the next run appends to them.
-        let outputs = try session.run(feeds, keepingCacheViews: true)
+        let outputs = try session.run(feeds, keepingCacheViews: true,
+                                      progress: progress.map { report in { done, total in report(Double(done) / Double(total)) } })
         for (past, present) in interface.cache {
             guard let t = outputs[present] else { throw GenerationError.unsupportedGraph("output '\(present)' missing") }
             cache.tensors[past] = t

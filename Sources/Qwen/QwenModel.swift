@@ -168,9 +168,13 @@ public final class QwenModel: Sendable {
     /// Generates after `promptIds`, calling `onToken(id, text)` for each new token (return false
     /// to stop). `cache` may hold an earlier turn: its longest common prefix with the prompt is
     /// reused and only the rest is run.
+    ///
+    /// `onPrefillProgress` gets, during the prompt's forward pass, the fraction of the graph run so
+    /// far (node by node, on this thread): for a progress display on long prompts.
     public func generate(
         promptIds: [Int], parameters: GenerateParameters = GenerateParameters(), cache: inout KVCache,
-        onToken: (Int, String) -> Bool = { _, _ in true }
+        onToken: (Int, String) -> Bool = { _, _ in true },
+        onPrefillProgress: ((Double) -> Void)? = nil
     ) throws -> GenerationResult {
         guard !promptIds.isEmpty else { throw GenerationError.emptyPrompt }
         guard promptIds.count <= maxPositions else {
@@ -196,7 +200,7 @@ public final class QwenModel: Sendable {
 
         if parameters.maxTokens > 0 {
             let t0 = Date()
-            var logits = try decoder.forward(Array(promptIds[common...]), cache: &cache)
+            var logits = try decoder.forward(Array(promptIds[common...]), cache: &cache, progress: onPrefillProgress)
             streamActivity.cacheUpdated(cache)
             stats.prefillSeconds = Date().timeIntervalSince(t0)
             let t1 = Date()

@@ -239,7 +239,11 @@ public final class Session: @unchecked Sendable {
     /// written by `AppendKV`) are returned as such, to be fed back as the next run's past: the
     /// next step then appends in place instead of copying the history. Without, every output is
     /// contiguous.
-    public func run(_ feeds: [String: Tensor], keepingCacheViews: Bool = false) throws -> [String: Tensor] {
+    ///
+    /// `progress`, when given, is called after each node with the number of nodes run and the
+    /// total (on the calling thread; keep it cheap): how far a long run has got.
+    public func run(_ feeds: [String: Tensor], keepingCacheViews: Bool = false,
+                    progress: ((_ done: Int, _ total: Int) -> Void)? = nil) throws -> [String: Tensor] {
         var values = [Tensor?](repeating: nil, count: slotCount)
         for (slot, t) in constantSlots { values[slot] = t }
         for (name, t) in feeds {
@@ -266,6 +270,7 @@ public final class Session: @unchecked Sendable {
             try slotLists.withUnsafeBufferPointer { slots in
                 for index in steps.indices {
                     try runStep(index, steps, slots, &values, &args)
+                    progress?(index + 1, steps.count)
                 }
             }
         }

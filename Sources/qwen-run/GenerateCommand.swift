@@ -115,10 +115,13 @@ struct GenerateCommand: ParsableCommand {
         }
         let ids = try qwen.encode(prompt: text!, system: system, raw: raw)
         var cache = qwen.makeCache()
-        let result = try qwen.generate(promptIds: ids, parameters: parameters, cache: &cache) { _, piece in
+        var progress = PrefillProgress(tokens: ids.count)
+        let result = try qwen.generate(promptIds: ids, parameters: parameters, cache: &cache, onToken: { _, piece in
+            progress.clear()
             if !json { writeOut(piece) }
             return true
-        }
+        }, onPrefillProgress: progress.isShown ? { progress.update($0) } : nil)
+        progress.clear()
         if json {
             print(try jsonReport(result, loadSeconds: qwen.loadSeconds, weightBytesPerToken: qwen.weightBytesPerToken))
         } else {
@@ -198,6 +201,38 @@ struct GenerateCommand: ParsableCommand {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return String(decoding: try encoder.encode(report), as: UTF8.self)
+    }
+}
+
+/// A progress line on stderr while a long prompt is prefilled ("prefill 3,039 tokens: 41%, 12.3 s"),
+/// when stderr is a terminal and the prompt has 512 tokens or more; erased before the answer.
+struct PrefillProgress {
+    let tokens: Int
+    let isShown: Bool
+    private var started = Date()
+    private var lastPercent = -1
+    private var visible = false
+
+    init(tokens: Int) {
+        self.tokens = tokens
+        isShown = tokens >= 512 && isatty(2) != 0
+    }
+
+    mutating func update(_ fraction: Double) {
+        guard isShown else { return }
+        let percent = Int(fraction * 100)
+        guard percent != lastPercent, percent < 100 else { return }
+        if lastPercent < 0 { started = Date() }
+        lastPercent = percent
+        visible = true
+        let line = String(format: "\rprefill %d tokens: %d%%, %.1f s\u{1B}[K", tokens, percent, Date().timeIntervalSince(started))
+        FileHandle.standardError.write(Data(line.utf8))
+    }
+
+    mutating func clear() {
+        guard visible else { return }
+        visible = false
+        FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
     }
 }
 

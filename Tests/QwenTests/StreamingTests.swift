@@ -108,6 +108,19 @@ import Testing
         #expect(activity.stopped[.cancelled, default: 0] + activity.stopped[.maxTokens, default: 0] == 1)
     }
 
+    /// The prefill reports its progress node by node, rising to 1, on the calling thread; the
+    /// decode steps after it report nothing.
+    @Test func prefillProgressRisesToOne() throws {
+        let f = Fixture.untied
+        let model = try QwenModel(directory: f.directory)
+        var cache = model.makeCache()
+        var seen: [Double] = []
+        let result = try model.generate(promptIds: f.promptIds, parameters: greedyNoStop(3), cache: &cache,
+                                        onPrefillProgress: { seen.append($0) })
+        #expect(result.generatedTokenIds.count == 3)
+        #expect(seen.count > 10 && seen == seen.sorted() && seen.first! > 0 && seen.last == 1, "\(seen.prefix(5)) … \(seen.suffix(2))")
+    }
+
     /// Cancelling the consuming task ends the stream and the generation (held after its 1st token
     /// until the task is cancelled).
     @Test func cancellingTheTaskCancels() async throws {
