@@ -7,6 +7,9 @@ Usage (through the shell wrapper, which sets up the pinned venv):
                   [--positions 128,1024,4096] [--position-steps 16] [--no-int8]
                   [--prompt-lengths 512,1024] [--prompt-rounds 2]
     LLAMA_CPP_BIN=/path/to/llama-bench scripts/bench     # adds llama.cpp on the GGUF
+    LLAMA_CPP_GGUF=Models/gguf/synthetic-qwen2.5-1.5b-q4_0-pure.gguf LLAMA_CPP_BIN=... scripts/bench \
+        --model Models/synthetic-qwen2.5-1.5b --genai Models/synthetic-qwen2.5-1.5b-genai-int4
+                                  # the 1.5B's shape, random weights, speed only (build_synthetic_model.sh)
 
 What runs, in interleaved rounds (after one untimed warm-up round that also fills the page cache):
   ours   `qwen-run --model DIR --onnx model_q4f16.onnx --prompt TEXT --greedy --max-tokens 64 --json`
@@ -48,9 +51,10 @@ Prefill at prompt lengths (third table): the prompt's text repeated in one user 
 ORT worker run alternately, medians.
 
 Both stop after an eos id (as qwen-run does), so the prompt is one that makes the model write >64
-tokens; the table says how many were generated. Medians over the timed rounds. The CPU time other
-processes take during each run is measured (/proc/stat minus the run's own) and a busy machine is
-flagged: on 2 cores, ONNX Runtime's spinning intra-op threads collapse when a core is taken.
+tokens; the table says how many were generated, and a note names any system that stopped early
+(the random weights of Models/synthetic-qwen2.5-1.5b may hit an eos id). Medians over the timed
+rounds. The CPU time other processes take during each run is measured (/proc/stat minus the run's
+own) and a busy machine is flagged: on 2 cores, ONNX Runtime's spinning intra-op threads collapse when a core is taken.
 """
 from __future__ import annotations
 
@@ -500,6 +504,7 @@ def main() -> int:
     # map it. Measured once with an empty cache directory, then every round runs with the cache warm.
     with tempfile.TemporaryDirectory(prefix="bench-cache-") as cold:
         first = run_ours(binary, model_dir, args.onnx, 1, cache_dir=cold)
+        packed_mb = sum(p.stat().st_size for p in Path(cold).rglob("*") if p.is_file()) / 1e6
     log(f"first load with an empty packed-weight cache: {first['load_s']:.3f} s (packs the weights and writes the cache)")
 
     systems = (["ours", "ours-f32"] + ([] if args.no_int8 else ["ours-int8"]) + ["ort"] + (["genai"] if genai_spec else [])
@@ -592,9 +597,12 @@ def main() -> int:
              *[f"{pair} round by round (same round's runs): "
                + ", ".join(f"{k.split('_')[0]} {v['median']:.2f}× (rounds {v['min']:.2f}–{v['max']:.2f}×)" for k, v in d.items())
                for pair, d in pairs.items() if d],
+             *[f"{names[s]} stopped at an eos id after {len(runs[s][-1]['generated_ids'])} of {args.max_tokens} tokens: "
+               f"its decode tok/s is over {len(runs[s][-1]['generated_ids']) - 1} steps"
+               for s in systems if len(runs[s][-1].get("generated_ids", [None] * args.max_tokens)) < args.max_tokens],
              f"generated ids, ours vs ORT ENABLE_ALL: {'identical' if ours_ids == ort_ids else f'first difference at step {agree}'}",
              f"load: with the packed-weight cache warm (the warm-up writes it); first load with an empty cache "
-             f"{first['load_s']:.3f} s (packs 278 MB of weights and writes the cache)",
+             f"{first['load_s']:.3f} s (packs the weights and writes a {packed_mb:.0f} MB cache)",
              f"machine: {cpu_model()}, {os.cpu_count()} CPUs; higher is better for tok/s, lower for load and RSS",
              "instruction sets: " + "; ".join(isa_used(s, runs, llama_bin) for s in systems),
              ("machine check (float32 FMA GFLOP/s, one thread / two threads), before and after the rounds: "
