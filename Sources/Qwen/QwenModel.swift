@@ -241,8 +241,10 @@ public final class QwenModel: Sendable {
     }
 
     private func stream(parameters: GenerateParameters, _ ids: @escaping @Sendable () throws -> [Int]) -> GenerationStream {
-        GenerationStream(base: AsyncThrowingStream { continuation in
-            let cancelled = CancellationFlag()
+        // Set when the stream terminates (consumer cancelled, stream dropped) or its iterator is
+        // released (the consumer left the loop, even while the stream value lives on).
+        let cancelled = CancellationFlag()
+        return GenerationStream(cancelled: cancelled, base: AsyncThrowingStream { continuation in
             continuation.onTermination = { _ in cancelled.set() }
             // Compute runs on its own thread, not on the cooperative pool it would block.
             let activity = self.streamActivity
@@ -283,14 +285,23 @@ public final class QwenModel: Sendable {
 /// - a thrown `CancellationError`: the consuming task was cancelled before `.finished` arrived.
 ///   The generation thread is told at once and stops within one token; its KV cache is freed.
 ///
-/// Leaving the loop early (`break`) also stops the generation, once the sequence's iterator is
-/// released (at the end of the enclosing scope).
+/// Leaving the loop early (`break`) also stops the generation within one token: the loop's
+/// iterator is released there, even if the stream value itself is kept (top-level code).
 public struct GenerationStream: AsyncSequence, Sendable {
     public typealias Element = GenerationEvent
+    let cancelled: CancellationFlag
     let base: AsyncThrowingStream<GenerationEvent, Error>
+
+    /// Cancels the generation when the last copy of the iterator holding it goes away.
+    final class Canceller: Sendable {
+        let flag: CancellationFlag
+        init(_ flag: CancellationFlag) { self.flag = flag }
+        deinit { flag.set() }
+    }
 
     public struct AsyncIterator: AsyncIteratorProtocol {
         var base: AsyncThrowingStream<GenerationEvent, Error>.AsyncIterator
+        let canceller: Canceller
         var finished = false
         var ended = false
 
@@ -308,7 +319,9 @@ public struct GenerationStream: AsyncSequence, Sendable {
         }
     }
 
-    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: base.makeAsyncIterator()) }
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(base: base.makeAsyncIterator(), canceller: Canceller(cancelled))
+    }
 }
 
 /// A flag set from one thread and read from another.

@@ -97,6 +97,27 @@ import Testing
         #expect(activity.generatedTokens == 2)
     }
 
+    /// Breaking out of the loop stops the generation even while the stream value itself lives on
+    /// (a variable in an outer scope, or top-level code, where the sequence outlives the loop):
+    /// leaving the loop releases the iterator, and that is what cancels.
+    @Test func breakingOutCancelsWhileTheStreamIsStillHeld() async throws {
+        let f = Fixture.untied
+        let model = try await QwenModel.load(directory: f.directory)
+        let gate = Gate(holdAfter: 2)
+        model.streamActivity.setTokenGate { gate.tokenYielded() }
+        let stream = model.generate(promptIds: f.promptIds, parameters: greedyNoStop(200))
+        var seen = 0
+        for try await event in stream {
+            if case .token = event { seen += 1 }
+            if seen == 2 { break }
+        }
+        gate.release()
+        let activity = try await model.waitForStreamsToEnd()
+        #expect(activity.stopped == [.cancelled: 1], "\(activity)")
+        #expect(activity.generatedTokens == 2)
+        withExtendedLifetime(stream) {}
+    }
+
     /// Without the hold, a consumer that stops reading still ends the generation early or it runs
     /// to its end; either way the thread finishes and nothing is left running.
     @Test func abandonedStreamsFinish() async throws {
