@@ -288,14 +288,19 @@ def run_ours(binary: Path, model_dir: Path, onnx_name: str, max_tokens: int, int
             "prompt_ids": r["prompt_ids"], "generated_ids": r["generated_ids"]}
 
 
-def run_ort(spec_file: Path) -> dict:
-    code, out, err, wall, rss = run_measured([sys.executable, __file__, "--ort-worker", str(spec_file)])
+def run_worker(cmd: list[str], what: str) -> dict:
+    """A worker process printing one JSON object as its last line, with its peak RSS and wall time."""
+    code, out, err, wall, rss = run_measured(cmd)
     if code != 0:
-        raise SystemExit(f"ONNX Runtime worker failed ({code}):\n{err}")
+        raise SystemExit(f"{what} worker failed ({code}):\n{err[-4000:]}")
     r = json.loads(out.strip().splitlines()[-1])
     r["peak_rss_mb"] = rss
     r["wall_s"] = wall
     return r
+
+
+def run_ort(spec_file: Path) -> dict:
+    return run_worker([sys.executable, __file__, "--ort-worker", str(spec_file)], "ONNX Runtime")
 
 
 def run_llama(binary: str, gguf: Path, prompt_tokens: int, max_tokens: int, threads: int) -> dict:
@@ -331,14 +336,8 @@ def run_llama(binary: str, gguf: Path, prompt_tokens: int, max_tokens: int, thre
 
 def run_genai(python: Path, spec_file: Path) -> dict:
     """onnxruntime-genai's own Generator loop, in its venv (bench_formats.py's worker)."""
-    code, out, err, wall, rss = run_measured([str(python), str(ROOT / "scripts/bench_formats.py"), "--genai-worker",
-                                              str(spec_file)])
-    if code != 0:
-        raise SystemExit(f"onnxruntime-genai worker failed ({code}):\n{err[-4000:]}")
-    r = json.loads(out.strip().splitlines()[-1])
-    r["peak_rss_mb"] = rss
-    r["wall_s"] = wall
-    return r
+    return run_worker([str(python), str(ROOT / "scripts/bench_formats.py"), "--genai-worker", str(spec_file)],
+                      "onnxruntime-genai")
 
 
 def cpu_flags() -> set[str]:

@@ -259,28 +259,9 @@ int qk_q4x8_gemm_q8(const uint8_t *packed, int f32_scales, size_t blocks, const 
     isa = qk_isa_clamp(isa);
     if (isa < QK_ISA_AVX2 || col_begin % 8 || col_end % 8) return 0;
     if (m == 0) return 1;
-    if (isa >= QK_ISA_AVX512_VNNI) {
-        q4x8_gemm_q8_vnni(packed, f32_scales, blocks, aq, m, col_begin, col_end, c, ldc);
-        return 1;
-    }
-    const size_t rec = record_bytes(f32_scales), row_bytes = qk_q8_activation_bytes(blocks);
-    const int8_t *a = aq;
-    float discard[8];
-    // 32 row groups (256 columns of C; ~130 KB of weights at K = 896) stay in L2 while every
-    // activation row passes over them.
-    for (size_t g0 = col_begin / 8; g0 < col_end / 8; g0 += 32) {
-        const size_t g1 = g0 + 32 < col_end / 8 ? g0 + 32 : col_end / 8;
-        for (size_t i = 0; i < m; i += 4) {
-            // Past the last row (m not a multiple of 4): the last row again, results discarded.
-            const int8_t *x[4];
-            for (size_t r = 0; r < 4; r++) x[r] = a + (i + r < m ? i + r : m - 1) * row_bytes;
-            for (size_t g = g0; g < g1; g++) {
-                float *out[4];
-                for (size_t r = 0; r < 4; r++) out[r] = i + r < m ? c + (i + r) * ldc + g * 8 : discard;
-                gemm_group_i8x4(packed + g * blocks * rec, f32_scales, blocks, x, out);
-            }
-        }
-    }
+    const size_t row_bytes = qk_q8_activation_bytes(blocks);
+    q4x8_gemm_q8_drive(isa >= QK_ISA_AVX512_VNNI ? q4x8_gemm_group_i8x4_vnni : gemm_group_i8x4, packed, f32_scales,
+                       blocks, aq, row_bytes, m, col_begin, col_end, c, ldc);
     return 1;
 }
 

@@ -160,11 +160,11 @@ AVX512_VNNI void q4x8_gemv_q8_vnni(const uint8_t *packed, int f32, size_t blocks
     }
 }
 
-// q4x8.c's `gemm_group_i8x4` with VNNI: four activation rows per pass over one row group's
-// records; row i's activations at x[i] (blocks × 32 bytes, then scales and sums), its 8 results
-// to out[i].
-AVX512_VNNI static void gemm_group_i8x4(const uint8_t *rec0, int f32, size_t blocks, const int8_t *const x[4],
-                                        float *const out[4]) {
+// q4x8.c's `gemm_group_i8x4` with VNNI (run by `q4x8_gemm_q8_drive`): four activation rows per
+// pass over one row group's records; row i's activations at x[i] (blocks × 32 bytes, then scales
+// and sums), its 8 results to out[i].
+AVX512_VNNI void q4x8_gemm_group_i8x4_vnni(const uint8_t *rec0, int f32, size_t blocks, const int8_t *const x[4],
+                                           float *const out[4]) {
     const size_t rec = record_bytes(f32), sbytes = f32 ? 32 : 16;
     const __m256i nibbles = _mm256_set1_epi8(0x0F);
     __m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps() };
@@ -196,25 +196,6 @@ AVX512_VNNI static void gemm_group_i8x4(const uint8_t *rec0, int f32, size_t blo
         }
     }
     for (int i = 0; i < 4; i++) _mm256_storeu_ps(out[i], acc[i]);
-}
-
-AVX512_VNNI void q4x8_gemm_q8_vnni(const uint8_t *packed, int f32, size_t blocks, const int8_t *a, size_t m,
-                                   size_t col_begin, size_t col_end, float *c, size_t ldc) {
-    const size_t rec = record_bytes(f32), row_bytes = qk_q8_activation_bytes(blocks);
-    float discard[8];
-    // As q4x8.c: 32 row groups stay in L2 while every activation row passes over them.
-    for (size_t g0 = col_begin / 8; g0 < col_end / 8; g0 += 32) {
-        const size_t g1 = g0 + 32 < col_end / 8 ? g0 + 32 : col_end / 8;
-        for (size_t i = 0; i < m; i += 4) {
-            const int8_t *x[4];
-            for (size_t r = 0; r < 4; r++) x[r] = a + (i + r < m ? i + r : m - 1) * row_bytes;
-            for (size_t g = g0; g < g1; g++) {
-                float *out[4];
-                for (size_t r = 0; r < 4; r++) out[r] = i + r < m ? c + (i + r) * ldc + g * 8 : discard;
-                gemm_group_i8x4(packed + g * blocks * rec, f32, blocks, x, out);
-            }
-        }
-    }
 }
 
 AVX512_VNNI void q4x8_gemv_q16_vnni(const uint8_t *packed, int f32, size_t blocks, const int32_t *aq,
