@@ -21,20 +21,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-py="${QWEN_VENV:-$root/.venv}/bin/python"
-gpy="${QWEN_GENAI_VENV:-$root/.venv-genai}/bin/python"
-export HF_HUB_OFFLINE=1
-force=()
-[ "${FORCE:-0}" = "1" ] && force=(--force)
-
-log() { echo "[build_format_models $(date +%H:%M:%S)] $*" >&2; }
-t0=$(date +%s)
-stage() {  # stage NAME PYTHON
-  local s; s=$(date +%s)
-  log "$1"
-  "$2" scripts/build_format_models.py "$1" ${force[@]+"${force[@]}"}
-  log "$1: $(( $(date +%s) - s ))s"
-}
+source scripts/model_stages.sh build_format_models scripts/build_format_models.py
 
 log "default model (scripts/build_default_model.sh)"
 scripts/build_default_model.sh
