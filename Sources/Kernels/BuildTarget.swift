@@ -52,15 +52,17 @@ public enum BuildTarget {
     }
 
     private static let warnedOnce: Void = {
+        let isaSetting = getenv("QWEN_ISA").map { String(cString: $0) }
         for message in [unoptimizedBuildWarning(kernelsOptimized: kernelsOptimized, swiftOptimized: swiftOptimized),
-                        genericBuildWarning(compiledForAVX2: compiledForAVX2, cpuHasAVX2: cpuHasAVX2)] {
+                        genericBuildWarning(compiledForAVX2: compiledForAVX2, cpuHasAVX2: cpuHasAVX2),
+                        KernelISA.settingWarning(isaSetting, detected: KernelISA.detected)] {
             guard let message else { continue }
             var bytes = Array(message.utf8)
             _ = write(2, &bytes, bytes.count)
         }
     }()
 
-    /// Prints `unoptimizedBuildWarning` and `genericBuildWarning` (those that apply) to standard
-    /// error, once per process.
+    /// Prints `unoptimizedBuildWarning`, `genericBuildWarning` and `KernelISA.settingWarning` (those
+    /// that apply) to standard error, once per process.
     public static func warnOnceIfGeneric() { _ = warnedOnce }
 }

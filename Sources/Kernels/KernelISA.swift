@@ -1,4 +1,9 @@
 import CKernels
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// The instruction-set levels of the C kernels (`qk_isa_level`), each including the ones below.
 ///
@@ -51,6 +56,20 @@ public enum KernelISA: Int32, Comparable, CaseIterable, Sendable, CustomStringCo
     public static var runnable: [KernelISA] { allCases.filter { $0 >= .avx2 && $0 <= active } }
 
     public static func < (a: KernelISA, b: KernelISA) -> Bool { a.rawValue < b.rawValue }
+
+    /// What to say about a `QWEN_ISA` setting (`setting`, on a CPU supporting `detected`), or nil
+    /// when it is unset or does what it says.
+    static func settingWarning(_ setting: String?, detected: KernelISA) -> String? {
+        guard let setting else { return nil }
+        guard let isa = KernelISA(name: setting) else {
+            return "qwen-swift: warning: QWEN_ISA=\(setting) is not a kernel level "
+                + "(portable, avx2, avx512, avx512vnni); it is ignored and the kernels run at \(detected.name).\n"
+        }
+        guard isa <= detected else {
+            return "qwen-swift: note: QWEN_ISA=\(setting) is above what this CPU supports; the kernels run at \(detected.name).\n"
+        }
+        return nil
+    }
 
     /// The C level.
     var level: Int32 { rawValue }

@@ -10,12 +10,9 @@ struct QwenRun: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "qwen-run",
         abstract: "Run quantized Qwen2 ONNX models natively.",
-        usage: """
-        qwen-run --model DIR [--prompt TEXT] [<generate options>]
-        qwen-run <subcommand> [<options>]
-        """,
+        // No custom `usage:` here: ArgumentParser would print it under every subcommand's errors.
         discussion: """
-        Without a subcommand, qwen-run generates: --model DIR (a model directory), --prompt TEXT \
+        Without a subcommand, qwen-run generates: qwen-run --model DIR [--prompt TEXT] \
         (else standard input), --interactive for a chat, --greedy or sampling flags, --stats. \
         'qwen-run help generate' lists every generate option.
         """,

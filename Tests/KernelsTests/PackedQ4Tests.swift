@@ -420,6 +420,10 @@ import CKernels
         if ProcessInfo.processInfo.environment["QWEN_ISA"] == nil { #expect(KernelISA.active == KernelISA.detected) }
         #expect(KernelISA.active <= KernelISA.detected)
         #expect(KernelISA(name: "avx512vnni") == .avx512VNNI && KernelISA(name: "AVX2") == nil)
+        #expect(KernelISA.settingWarning(nil, detected: .avx2) == nil)
+        #expect(KernelISA.settingWarning("avx2", detected: .avx512VNNI) == nil)
+        #expect(KernelISA.settingWarning("avx-512", detected: .avx2)?.contains("not a kernel level") == true)
+        #expect(KernelISA.settingWarning("avx512vnni", detected: .avx2)?.contains("above what this CPU supports") == true)
         #if arch(x86_64) && os(Linux)
         let cpuinfo = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
         let flagsLine = try #require(cpuinfo.split(separator: "\n").first { $0.hasPrefix("flags") })
