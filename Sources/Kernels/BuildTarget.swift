@@ -10,22 +10,16 @@ import Darwin
 /// The hot kernels are C chosen at run time, but the Swift loops (elementwise ops, conversions,
 /// shape ops) use whatever the compiler was told: without `-Xswiftc -target-cpu -Xswiftc native`
 /// (or `x86-64-v3`, `znver4`...) a `SIMD16<Float>` FMA becomes scalar `fma` calls. SwiftPM refuses
-/// dependencies that declare such flags, so the library cannot set them; it warns instead.
+/// dependencies that declare such flags, so the library cannot set them. Measured, that costs a
+/// generation ~4% (AMD Zen 4, 6 paired runs: wall 1.039×): too little for a line on every run's
+/// stderr (`qwen-run --version` says how the binary was built). A build without optimisation
+/// (debug: ~100× slower) is warned about once per process.
 public enum BuildTarget {
     /// Whether the Swift code of this module was compiled for a CPU with AVX2 and FMA.
     public static let compiledForAVX2 = qk_caller_compiled_for_avx2() != 0
 
     /// Whether this CPU has AVX2, FMA and F16C.
     public static var cpuHasAVX2: Bool { qk_q4_isa() > 0 }
-
-    /// The warning for a build that leaves the CPU's AVX2 unused, or nil.
-    static func genericBuildWarning(compiledForAVX2: Bool, cpuHasAVX2: Bool) -> String? {
-        guard cpuHasAVX2 && !compiledForAVX2 else { return nil }
-        return "qwen-swift: note: built for a generic x86-64 CPU, but this one has AVX2 and FMA: the Swift loops "
-            + "(elementwise ops, conversions) run with SSE only; the C kernels choose AVX2/AVX-512 at run time either way. "
-            + "Measured: a generation ~4% slower than a build with -Xswiftc -target-cpu -Xswiftc native (or x86-64-v3); "
-            + "see README, \"Build for speed\".\n"
-    }
 
     /// Whether the C kernels were compiled with optimisation (SwiftPM builds C targets -O0 in
     /// debug builds).
@@ -54,7 +48,6 @@ public enum BuildTarget {
     private static let warnedOnce: Void = {
         let isaSetting = getenv("QWEN_ISA").map { String(cString: $0) }
         for message in [unoptimizedBuildWarning(kernelsOptimized: kernelsOptimized, swiftOptimized: swiftOptimized),
-                        genericBuildWarning(compiledForAVX2: compiledForAVX2, cpuHasAVX2: cpuHasAVX2),
                         KernelISA.settingWarning(isaSetting, detected: KernelISA.detected)] {
             guard let message else { continue }
             var bytes = Array(message.utf8)
@@ -62,7 +55,7 @@ public enum BuildTarget {
         }
     }()
 
-    /// Prints `unoptimizedBuildWarning`, `genericBuildWarning` and `KernelISA.settingWarning` (those
-    /// that apply) to standard error, once per process.
-    public static func warnOnceIfGeneric() { _ = warnedOnce }
+    /// Prints `unoptimizedBuildWarning` and `KernelISA.settingWarning` (those that apply) to
+    /// standard error, once per process.
+    public static func warnOnce() { _ = warnedOnce }
 }

@@ -109,7 +109,7 @@ public final class Session: @unchecked Sendable {
     }
 
     public init(graph original: Graph, options: SessionOptions = SessionOptions()) throws {
-        BuildTarget.warnOnceIfGeneric()
+        BuildTarget.warnOnce()
         var phaseStart = monotonicSeconds()
         func phase(_ name: String) {
             guard Profiler.isEnabled else { return }
