@@ -20,7 +20,11 @@ What runs, in interleaved rounds (after one untimed warm-up round that also fill
          Its decode steps multiply int16-quantized activations in the float16 MatMulNBits (the default,
          `--decode-activations automatic`; accuracy equal to float32's in scripts/int8_accuracy.py).
   ours-f32   the same with `--decode-activations float32` (float32 decode activations, as ORT computes).
+  ours-generic  the same binary built without -target-cpu (generic x86-64; what a package that
+         depends on this one builds; --no-generic leaves it out)
   ours-int8  the same with `--int8 always` (int8 activations in every MatMulNBits; --no-int8 skips it).
+  ours-generic  the same program built without -target-cpu (generic x86-64: what a package that
+         depends on this one builds; .build-generic; --no-generic leaves it out).
   ORT    onnxruntime 1.31.1 (pinned), CPU EP, intra_op_num_threads 2, ORT_ENABLE_ALL, a Python greedy
          loop over the same onnx/model_q4f16.onnx and the same prompt ids, in its own process (imports
          only numpy + onnxruntime).
@@ -432,6 +436,10 @@ def main() -> int:
     ap.add_argument("--genai", type=Path, default=ROOT / "Models/qwen2.5-coder-0.5b-instruct-genai-int4",
                     help="onnxruntime-genai builder model directory (int4 CPU) run by its own Generator")
     ap.add_argument("--no-genai", action="store_true", help="leave onnxruntime-genai out")
+    ap.add_argument("--no-generic", action="store_true",
+                    help="leave out the row for qwen-run built without -target-cpu (what a dependent package gets)")
+    ap.add_argument("--generic-scratch-path", type=Path, default=ROOT / ".build-generic",
+                    help="SwiftPM scratch path of that build")
     ap.add_argument("--no-int8", action="store_true",
                     help="skip the qwen-run row with int8 activations (--int8 always; accuracy: scripts/int8_accuracy.py)")
     args = ap.parse_args()
@@ -450,6 +458,18 @@ def main() -> int:
     binary = scratch / "release" / "qwen-run"
     if not binary.exists():
         raise SystemExit(f"{binary} is missing (drop --no-build)")
+    # The same program built for the generic x86-64 target (no -target-cpu): what a package that
+    # depends on this one builds. The C kernels choose their ISA at run time either way.
+    generic = None
+    if not args.no_generic:
+        gscratch = args.generic_scratch_path if args.generic_scratch_path.is_absolute() else Path.cwd() / args.generic_scratch_path
+        if not args.no_build:
+            log(f"building qwen-run (release, generic x86-64: no -target-cpu, scratch {gscratch})")
+            subprocess.run(["swift", "build", "-c", "release", "--product", "qwen-run", "--scratch-path", str(gscratch)],
+                           cwd=ROOT, check=True, stdout=sys.stderr)
+        generic = gscratch / "release" / "qwen-run"
+        if not generic.exists():
+            raise SystemExit(f"{generic} is missing (drop --no-build, or --no-generic)")
 
     # The prompt ids, from HF (transformers' chat template + tokenizers), checked against qwen-run's.
     import transformers
@@ -506,15 +526,16 @@ def main() -> int:
         packed_mb = sum(p.stat().st_size for p in Path(cold).rglob("*") if p.is_file()) / 1e6
     log(f"first load with an empty packed-weight cache: {first['load_s']:.3f} s (packs the weights and writes the cache)")
 
-    systems = (["ours", "ours-f32"] + ([] if args.no_int8 else ["ours-int8"]) + ["ort"] + (["genai"] if genai_spec else [])
-               + (["llama.cpp"] if llama_bin else []))
+    systems = (["ours", "ours-f32"] + ([] if args.no_int8 else ["ours-int8"]) + (["ours-generic"] if generic else [])
+               + ["ort"] + (["genai"] if genai_spec else []) + (["llama.cpp"] if llama_bin else []))
     runs: dict[str, list[dict]] = {s: [] for s in systems}
     for round_ in range(args.warmup + args.runs):
         timed = round_ >= args.warmup
         order = systems[round_ % len(systems):] + systems[:round_ % len(systems)]  # rotate who goes first
         for s in order:
-            if s in ("ours", "ours-f32", "ours-int8"):
-                r = run_ours(binary, model_dir, args.onnx, args.max_tokens, int8="always" if s == "ours-int8" else "accuracyLevel4",
+            if s in ("ours", "ours-f32", "ours-int8", "ours-generic"):
+                r = run_ours(generic if s == "ours-generic" else binary, model_dir, args.onnx, args.max_tokens,
+                             int8="always" if s == "ours-int8" else "accuracyLevel4",
                              decode="float32" if s == "ours-f32" else "automatic")
                 if r["prompt_ids"] != prompt_ids:
                     raise SystemExit(f"qwen-run's prompt ids differ from HF's:\n ours {r['prompt_ids']}\n HF   {prompt_ids}")
@@ -560,7 +581,8 @@ def main() -> int:
         return out
 
     pairs = {f"{a}/{b}": paired(a, b) for a, b in (("ours", "ort"), ("ours-f32", "ort"), ("ours", "genai"),
-                                                    ("ours", "llama.cpp"), ("ours-int8", "llama.cpp"))
+                                                    ("ours", "llama.cpp"), ("ours-int8", "llama.cpp"),
+                                                    ("ours-generic", "ours"))
              if a in systems and b in systems}
 
     lines = []
@@ -568,6 +590,7 @@ def main() -> int:
     lines += [header, "|" + "---|" * (len(METRICS) + 2)]
     names = {"ours": f"qwen-run ({args.onnx})", "ours-f32": f"qwen-run --decode-activations float32 ({args.onnx})",
              "ours-int8": f"qwen-run --int8 always ({args.onnx}, int8 activations)",
+             "ours-generic": f"qwen-run built for generic x86-64, no -target-cpu ({args.onnx})",
              "ort": f"ONNX Runtime {ORT_VERSION} ({args.onnx}, ENABLE_ALL, {args.threads} thr)",
              "genai": f"onnxruntime-genai {GENAI_VERSION} ({genai_dir.name}, builder int4, {args.threads} thr)",
              "llama.cpp": f"llama.cpp ({gguf.name}, {args.threads} thr)"}
@@ -582,7 +605,8 @@ def main() -> int:
               for k, _, _ in METRICS}
         lines.append(f"| **{label}** | " + " | ".join(fmt(vr[k], "{:.2f}×") for k, _, _ in METRICS) + " | |")
     for a, b, label in (("ours", "genai", "ours / GenAI"), ("ours", "llama.cpp", "ours / llama.cpp"),
-                        ("ours-int8", "llama.cpp", "ours int8 / llama.cpp")):
+                        ("ours-int8", "llama.cpp", "ours int8 / llama.cpp"),
+                        ("ours-generic", "ours", "generic build / ours")):
         if a not in systems or b not in systems:
             continue
         lr = {k: (summary[a][k] / summary[b][k]) if summary[a][k] is not None and summary[b][k] else None for k, _, _ in METRICS}
