@@ -23,8 +23,6 @@ What runs, in interleaved rounds (after one untimed warm-up round that also fill
   ours-generic  the same binary built without -target-cpu (generic x86-64; what a package that
          depends on this one builds; --no-generic leaves it out)
   ours-int8  the same with `--int8 always` (int8 activations in every MatMulNBits; --no-int8 skips it).
-  ours-generic  the same program built without -target-cpu (generic x86-64: what a package that
-         depends on this one builds; .build-generic; --no-generic leaves it out).
   ORT    onnxruntime 1.31.1 (pinned), CPU EP, intra_op_num_threads 2, ORT_ENABLE_ALL, a Python greedy
          loop over the same onnx/model_q4f16.onnx and the same prompt ids, in its own process (imports
          only numpy + onnxruntime).
