@@ -61,6 +61,7 @@ own) and a busy machine is flagged: on 2 cores, ONNX Runtime's spinning intra-op
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -342,27 +343,31 @@ def run_genai(python: Path, spec_file: Path) -> dict:
                       "onnxruntime-genai")
 
 
-def cpu_flags() -> set[str]:
+@functools.cache
+def cpuinfo() -> dict[str, str]:
+    """The first processor's fields in /proc/cpuinfo (empty elsewhere), read once."""
+    fields: dict[str, str] = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
+            if not line.strip():
+                break
+            k, _, v = line.partition(":")
+            fields.setdefault(k.strip(), v.strip())
     except OSError:
         pass
-    return set()
+    return fields
+
+
+def cpu_flags() -> set[str]:
+    return set(cpuinfo().get("flags", "").split())
 
 
 def cpu_model() -> str:
     """The CPU's model name, family and model (Linux), e.g. 'AMD EPYC (family 25 model 17)'."""
-    fields = {}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if ":" in line:
-                k, v = (x.strip() for x in line.split(":", 1))
-                fields.setdefault(k, v)
-    except OSError:
+    f = cpuinfo()
+    if not f:
         return platform.machine()
-    return f"{fields.get('model name', platform.machine())} (family {fields.get('cpu family', '?')} model {fields.get('model', '?')})"
+    return f"{f.get('model name', platform.machine())} (family {f.get('cpu family', '?')} model {f.get('model', '?')})"
 
 
 def isa_used(system: str, runs: dict, llama_bin: str | None) -> str:
@@ -371,8 +376,9 @@ def isa_used(system: str, runs: dict, llama_bin: str | None) -> str:
         levels = {r.get("kernel_isa") for r in runs[system]} - {None}
         return f"{system} kernels {', '.join(sorted(levels)) or '?'} (QWEN_ISA={os.environ.get('QWEN_ISA', 'unset')})"
     if system in ("ort", "genai"):
-        vnni = "avx512_vnni" in cpu_flags()
-        top = "AVX-512" + (" VNNI" if vnni else "") if "avx512f" in cpu_flags() else "AVX2" if "avx2" in cpu_flags() else "SSE"
+        flags = cpu_flags()
+        top = ("AVX-512" + (" VNNI" if "avx512_vnni" in flags else "") if "avx512f" in flags
+               else "AVX2" if "avx2" in flags else "SSE")
         return f"{system} MLAS dispatch by CPUID ({top} on this CPU)"
     if system == "llama.cpp" and llama_bin:
         isa = Path(llama_bin).parent.parent / "isa.txt"

@@ -120,14 +120,9 @@ def cpu_info() -> dict:
                 out[key.strip()] = value.strip()
     except (OSError, subprocess.CalledProcessError):
         pass
-    flags: set[str] = set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    except OSError:
-        pass
+    import bench  # stdlib only at import: usable from either venv
+
+    flags = bench.cpu_flags()
     out["avx2"] = "avx2" in flags
     out["f16c"] = "f16c" in flags
     out["avx512"] = sorted(f for f in flags if f.startswith("avx512"))

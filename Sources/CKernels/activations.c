@@ -39,12 +39,11 @@ AVX2 static void silu_mul_avx2(const float *x, const float *u, float *y, size_t 
     for (; i < n; i++) y[i] = (x[i] * sigmoid_scalar(x[i])) * u[i];
 }
 
-static int activations_isa(void) { return qk_cpu_has_avx2_fma_f16c(); }
 #endif
 
 void qk_sigmoid(const float *x, float *y, size_t n) {
 #if defined(__x86_64__) || defined(_M_X64)
-    if (activations_isa()) {
+    if (qk_cpu_has_avx2_fma_f16c()) {
         sigmoid_avx2(x, y, n);
         return;
     }
@@ -54,7 +53,7 @@ void qk_sigmoid(const float *x, float *y, size_t n) {
 
 void qk_silu_mul(const float *x, const float *u, float *y, size_t n) {
 #if defined(__x86_64__) || defined(_M_X64)
-    if (activations_isa()) {
+    if (qk_cpu_has_avx2_fma_f16c()) {
         silu_mul_avx2(x, u, y, n);
         return;
     }

@@ -11,8 +11,6 @@
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,fma,f16c")))
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
 
-int qk_q4_isa(void) { return qk_isa(); }
-
 static inline float block_scale(const uint16_t *f16, const float *f32, size_t i) AVX2;
 static inline float block_scale(const uint16_t *f16, const float *f32, size_t i) {
     return f16 ? _cvtsh_ss(f16[i]) : f32[i];
@@ -231,7 +229,7 @@ AVX2 static void dequantize_avx2(const uint8_t *data, const uint16_t *sf16, cons
 int qk_q4_gemv(const uint8_t *data, const uint16_t *scales_f16, const float *scales_f32,
                const uint8_t *zero_points, size_t blocks, const float *a,
                size_t row_begin, size_t row_end, float *y) {
-    switch (qk_q4_isa()) {
+    switch (qk_isa()) {
     case 0: return 0;
     default: break;
     }
@@ -246,7 +244,7 @@ int qk_q4_gemv(const uint8_t *data, const uint16_t *scales_f16, const float *sca
         }
     }
     if (row_begin < row_end) {
-        if (qk_q4_isa() >= QK_ISA_AVX512) gemv_avx512(data, scales_f16, scales_f32, zero_points, blocks, a, row_begin, row_end, y);
+        if (qk_isa() >= QK_ISA_AVX512) gemv_avx512(data, scales_f16, scales_f32, zero_points, blocks, a, row_begin, row_end, y);
         else gemv_avx2(data, scales_f16, scales_f32, zero_points, blocks, a, row_begin, row_end, y);
     }
     return 1;
@@ -255,7 +253,7 @@ int qk_q4_gemv(const uint8_t *data, const uint16_t *scales_f16, const float *sca
 int qk_q4_dequantize(const uint8_t *data, const uint16_t *scales_f16, const float *scales_f32,
                      const uint8_t *zero_points, size_t blocks,
                      size_t row_begin, size_t row_end, float *out, size_t ld) {
-    switch (qk_q4_isa()) {
+    switch (qk_isa()) {
     case QK_ISA_AVX512: case QK_ISA_AVX512_VNNI: dequantize_avx512(data, scales_f16, scales_f32, zero_points, blocks, row_begin, row_end, out, ld); return 1;
     case QK_ISA_AVX2: dequantize_avx2(data, scales_f16, scales_f32, zero_points, blocks, row_begin, row_end, out, ld); return 1;
     default: return 0;
@@ -264,7 +262,6 @@ int qk_q4_dequantize(const uint8_t *data, const uint16_t *scales_f16, const floa
 
 #else
 
-int qk_q4_isa(void) { return QK_ISA_PORTABLE; }
 int qk_q4_gemv(const uint8_t *d, const uint16_t *s16, const float *s32, const uint8_t *z, size_t b, const float *a,
                size_t r0, size_t r1, float *y) { (void)d; (void)s16; (void)s32; (void)z; (void)b; (void)a; (void)r0; (void)r1; (void)y; return 0; }
 int qk_q4_dequantize(const uint8_t *d, const uint16_t *s16, const float *s32, const uint8_t *z, size_t b,

@@ -19,7 +19,7 @@ public enum BuildTarget {
     public static let compiledForAVX2 = qk_caller_compiled_for_avx2() != 0
 
     /// Whether this CPU has AVX2, FMA and F16C.
-    public static var cpuHasAVX2: Bool { qk_q4_isa() > 0 }
+    public static var cpuHasAVX2: Bool { KernelISA.detected >= .avx2 }
 
     /// Whether the C kernels were compiled with optimisation (SwiftPM builds C targets -O0 in
     /// debug builds).

@@ -83,7 +83,7 @@ import CKernels
         func tolerance(_ r: Double) -> Double { 1e-5 * max(1, abs(r)) + 1e-6 * Double(s.k) }
     }
 
-    static var packedKernelsRunHere: Bool { qk_q4_isa() > 0 }
+    static var packedKernelsRunHere: Bool { KernelISA.active >= .avx2 }
 
     @Test(arguments: shapes)
     func gemvMatchesTheReferenceOnWholeAndPartialRowRanges(_ s: Shape) throws {

@@ -30,9 +30,6 @@ int qk_isa(void);
 /// The level named `name` (as QWEN_ISA spells it), or -1.
 int qk_isa_parse(const char *name);
 
-/// `qk_isa()`: the level the q4 kernels use here (kept for callers of the older name).
-int qk_q4_isa(void);
-
 /// 1 when this C code was compiled with optimisation (`__OPTIMIZE__`: -O1 and up), 0 for -O0,
 /// which SwiftPM uses for C targets in debug builds (the kernels then run ~100× slower). Clang
 /// has no per-function way to optimise inside an -O0 build, so the library can only say so.
