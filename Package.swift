@@ -13,10 +13,19 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .library(name: "Qwen", targets: ["Qwen"]),
+        .library(name: "QwenServer", targets: ["QwenServer"]),
         .executable(name: "qwen-run", targets: ["qwen-run"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // QwenServer: HTTP (Hummingbird 2 on SwiftNIO), graceful shutdown, Prometheus metrics.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.20.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.1.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.3.0"),
     ],
     targets: [
         // libopenblas-dev (Debian) / openblas (Homebrew): cblas_sgemm and friends.
@@ -38,10 +47,26 @@ let package = Package(
         .target(name: "Tokenizer"),
         // The library users import: model directory, generation, sampling.
         .target(name: "Qwen", dependencies: ["Runtime", "Tokenizer"]),
+        // The OpenAI-compatible HTTP API over Qwen: routes, scheduler, metrics.
+        .target(
+            name: "QwenServer",
+            dependencies: [
+                "Qwen",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ]
+        ),
         .executableTarget(
             name: "qwen-run",
             dependencies: [
                 "Qwen",
+                "QwenServer",
                 "Kernels",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -51,5 +76,9 @@ let package = Package(
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Kernels"], exclude: ["Data"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer"], exclude: ["Data"]),
         .testTarget(name: "QwenTests", dependencies: ["Qwen", "qwen-run"], exclude: ["Data"]),
+        .testTarget(
+            name: "QwenServerTests",
+            dependencies: ["QwenServer", "Qwen", .product(name: "HummingbirdTesting", package: "hummingbird")]
+        ),
     ]
 )

@@ -4,6 +4,8 @@ import Foundation
 public enum StopReason: String, Sendable, Codable {
     /// A stop (eos) token was produced; it is not part of the text.
     case stopToken
+    /// One of `GenerateParameters.stopStrings` appeared; the text ends before it.
+    case stopString
     case maxTokens
     /// The next token would exceed the model's `max_position_embeddings`.
     case contextLimit
@@ -176,52 +178,14 @@ public final class QwenModel: Sendable {
         onToken: (Int, String) -> Bool = { _, _ in true },
         onPrefillProgress: ((Double) -> Void)? = nil
     ) throws -> GenerationResult {
-        guard !promptIds.isEmpty else { throw GenerationError.emptyPrompt }
-        guard promptIds.count <= maxPositions else {
-            throw GenerationError.contextOverflow(tokens: promptIds.count, limit: maxPositions)
+        var generation = try Generation(model: self, promptIds: promptIds, parameters: parameters, cache: cache)
+        defer { cache = generation.cache }
+        while let step = try generation.step(onPrefillProgress: onPrefillProgress) {
+            // The stop token adds no text; it only reports text held back until the end.
+            if step.isStopToken && step.text.isEmpty { continue }
+            if !onToken(step.tokenId, step.text) { generation.cancel() }
         }
-        guard parameters.maxTokens >= 0 else { throw GenerationError.invalidParameters("maxTokens must be ≥ 0") }
-        let settings = SamplingSettings(parameters, defaults: generationConfig)
-        try settings.validate()
-        var sampler = Sampler(settings: settings, seed: parameters.seed ?? UInt64.random(in: .min ... .max))
-        let stop = parameters.stopTokenIds ?? eosTokenIds
-
-        // Reuse the cached prefix; at least the last prompt token runs, for its logits.
-        var common = 0
-        while common < min(cache.tokens.count, promptIds.count - 1), cache.tokens[common] == promptIds[common] { common += 1 }
-        cache.truncate(to: common)
-
-        var stats = GenerationStats(promptTokens: promptIds.count, prefilledTokens: promptIds.count - common,
-                                    prefillSeconds: 0, generatedTokens: 0, decodeSeconds: 0, peakRSSMegabytes: 0)
-        var generated: [Int] = []
-        var history = promptIds
-        var detokenizer = tokenizer.makeStreamingDetokenizer(skipSpecialTokens: true)
-        var reason = StopReason.maxTokens
-
-        if parameters.maxTokens > 0 {
-            let t0 = Date()
-            var logits = try decoder.forward(Array(promptIds[common...]), cache: &cache, progress: onPrefillProgress)
-            streamActivity.cacheUpdated(cache)
-            stats.prefillSeconds = Date().timeIntervalSince(t0)
-            let t1 = Date()
-            while true {
-                let next = sampler.next(logits: logits, history: history)
-                generated.append(next)
-                history.append(next)
-                if stop.contains(next) { reason = .stopToken; break }
-                if !onToken(next, detokenizer.append(next)) { reason = .cancelled; break }
-                if generated.count >= parameters.maxTokens { reason = .maxTokens; break }
-                if cache.count + 1 > maxPositions { reason = .contextLimit; break }
-                logits = try decoder.forward([next], cache: &cache)
-                streamActivity.cacheUpdated(cache)
-            }
-            stats.decodeSeconds = Date().timeIntervalSince(t1)
-        }
-        stats.generatedTokens = generated.count
-        stats.peakRSSMegabytes = peakResidentMegabytes()
-        let textIds = reason == .stopToken ? Array(generated.dropLast()) : generated
-        return GenerationResult(promptTokenIds: promptIds, generatedTokenIds: generated,
-                                text: tokenizer.decode(textIds, skipSpecialTokens: true), stopReason: reason, stats: stats)
+        return generation.result
     }
 
     /// Streams a generation for `prompt` (chat template applied unless `raw`).

@@ -20,10 +20,13 @@ public struct GenerateParameters: Sendable, Equatable {
     public var seed: UInt64?
     /// Token ids that end generation; nil means the model's eos ids.
     public var stopTokenIds: Set<Int>?
+    /// Strings that end generation (OpenAI's `stop`): the text ends before the first occurrence
+    /// of any of them, and streamed text never shows a part of one.
+    public var stopStrings: [String]
 
     public init(maxTokens: Int = 256, doSample: Bool? = nil, temperature: Float? = nil, topK: Int? = nil,
                 topP: Float? = nil, minP: Float? = nil, repetitionPenalty: Float? = nil, seed: UInt64? = nil,
-                stopTokenIds: Set<Int>? = nil) {
+                stopTokenIds: Set<Int>? = nil, stopStrings: [String] = []) {
         self.maxTokens = maxTokens
         self.doSample = doSample
         self.temperature = temperature
@@ -33,6 +36,7 @@ public struct GenerateParameters: Sendable, Equatable {
         self.repetitionPenalty = repetitionPenalty
         self.seed = seed
         self.stopTokenIds = stopTokenIds
+        self.stopStrings = stopStrings
     }
 
     /// Greedy decoding (no sampling), no repetition penalty.

@@ -6,7 +6,7 @@ import Qwen
 /// The `qwen-run` command line. Errors reach stderr as their description (each names the file,
 /// tensor or node concerned) with exit code 1; usage errors exit with 64.
 @main
-struct QwenRun: ParsableCommand {
+struct QwenRun: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "qwen-run",
         abstract: "Run quantized Qwen2 ONNX models natively.",
@@ -17,7 +17,7 @@ struct QwenRun: ParsableCommand {
         'qwen-run help generate' lists every generate option.
         """,
         version: versionText,
-        subcommands: [GenerateCommand.self, GraphCommand.self, InspectCommand.self, TokenizeCommand.self, DetokenizeCommand.self, DecodeSpeedCommand.self, StepwiseLogitsCommand.self],
+        subcommands: [GenerateCommand.self, GraphCommand.self, InspectCommand.self, TokenizeCommand.self, DetokenizeCommand.self, DecodeSpeedCommand.self, StepwiseLogitsCommand.self, ServeCommand.self],
         defaultSubcommand: GenerateCommand.self)
 
     /// `qwen-run --version`: the version, then how this binary was built and which kernels run here.

@@ -1,0 +1,158 @@
+import Foundation
+
+/// What one `Generation.step()` produced.
+public struct GenerationStep: Sendable, Equatable {
+    /// The sampled id (a stop token too: it ends the generation and adds no text of its own).
+    public var tokenId: Int
+    /// The text this step releases: the token's text, less what is held back while a character
+    /// or a possible stop string is incomplete, plus everything held back once the generation
+    /// ends. The steps' texts add up to the result's text.
+    public var text: String
+    /// Whether `tokenId` is a stop token (eos).
+    public var isStopToken: Bool
+}
+
+/// One generation advanced a forward pass at a time: the first `step()` runs the prompt (the part
+/// not already in the cache) and samples the first token, every later one runs the last token and
+/// samples the next. `QwenModel.generate` is a loop over it; a scheduler (QwenServer) interleaves
+/// many, so a request served among others produces exactly the ids it would produce alone.
+///
+/// ```swift
+/// var generation = try Generation(model: model, promptIds: ids, parameters: .greedy(maxTokens: 32))
+/// while let step = try generation.step() { print(step.text, terminator: "") }
+/// print(generation.result.stopReason)
+/// ```
+public struct Generation: Sendable {
+    public let model: QwenModel
+    public let promptIds: [Int]
+    /// Generated ids, the stop token included when there was one.
+    public private(set) var generatedIds: [Int] = []
+    /// Why it ended; nil while it runs.
+    public private(set) var stopReason: StopReason?
+    public private(set) var stats: GenerationStats
+    /// The KV cache: the prompt and the generated ids once finished (keep it for the next turn).
+    public private(set) var cache: KVCache
+
+    private var sampler: Sampler
+    private let stopIds: Set<Int>
+    private let maxTokens: Int
+    private var detokenizer: StreamingDetokenizer
+    private var stopStrings: StopStringMatcher
+    /// Text released so far (kept only with stop strings: it is then the result's text).
+    private var released = ""
+    private var history: [Int]
+
+    /// Validates the prompt and parameters; runs nothing yet. `cache` may hold an earlier turn:
+    /// its longest common prefix with the prompt is reused and only the rest is run.
+    public init(model: QwenModel, promptIds: [Int], parameters: GenerateParameters = GenerateParameters(),
+                cache: KVCache? = nil) throws {
+        guard !promptIds.isEmpty else { throw GenerationError.emptyPrompt }
+        guard promptIds.count <= model.maxPositions else {
+            throw GenerationError.contextOverflow(tokens: promptIds.count, limit: model.maxPositions)
+        }
+        guard parameters.maxTokens >= 0 else { throw GenerationError.invalidParameters("maxTokens must be ≥ 0") }
+        let vocabulary = model.decoder.vocabularySize
+        if let bad = promptIds.first(where: { $0 < 0 || $0 >= vocabulary }) {
+            throw GenerationError.invalidTokenID(bad, vocabularySize: vocabulary)
+        }
+        let settings = SamplingSettings(parameters, defaults: model.generationConfig)
+        try settings.validate()
+        self.model = model
+        self.promptIds = promptIds
+        sampler = Sampler(settings: settings, seed: parameters.seed ?? UInt64.random(in: .min ... .max))
+        stopIds = parameters.stopTokenIds ?? model.eosTokenIds
+        maxTokens = parameters.maxTokens
+        detokenizer = model.tokenizer.makeStreamingDetokenizer(skipSpecialTokens: true)
+        stopStrings = StopStringMatcher(parameters.stopStrings)
+        history = promptIds
+
+        // Reuse the cached prefix; at least the last prompt token runs, for its logits.
+        var cache = cache ?? model.makeCache()
+        var common = 0
+        while common < min(cache.tokens.count, promptIds.count - 1), cache.tokens[common] == promptIds[common] { common += 1 }
+        cache.truncate(to: common)
+        self.cache = cache
+        stats = GenerationStats(promptTokens: promptIds.count, prefilledTokens: promptIds.count - common,
+                                prefillSeconds: 0, generatedTokens: 0, decodeSeconds: 0, peakRSSMegabytes: 0)
+        if maxTokens == 0 { finish(.maxTokens) }
+    }
+
+    public var isFinished: Bool { stopReason != nil }
+    /// Whether the prompt has not been run yet (the next step is the prefill).
+    public var needsPrefill: Bool { generatedIds.isEmpty && !isFinished }
+
+    /// Runs one forward pass and samples one token; nil once finished. `onPrefillProgress` gets
+    /// the fraction of the prompt's forward pass done (first step only; see `QwenModel.generate`).
+    public mutating func step(onPrefillProgress: ((Double) -> Void)? = nil) throws -> GenerationStep? {
+        guard !isFinished else { return nil }
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        let isPrefill = generatedIds.isEmpty
+        let logits: [Float]
+        if let last = generatedIds.last {
+            logits = try model.decoder.forward([last], cache: &cache)
+        } else {
+            logits = try model.decoder.forward(Array(promptIds[cache.count...]), cache: &cache, progress: onPrefillProgress)
+        }
+        model.streamActivity.cacheUpdated(cache)
+        let t1 = DispatchTime.now().uptimeNanoseconds
+        if isPrefill { stats.prefillSeconds = Double(t1 - t0) / 1e9 }
+        let next = sampler.next(logits: logits, history: history)
+        generatedIds.append(next)
+        history.append(next)
+
+        var step = GenerationStep(tokenId: next, text: "", isStopToken: stopIds.contains(next))
+        if step.isStopToken {
+            finish(.stopToken)
+            step.text = release(detokenizer.finish())
+        } else {
+            let (text, stopped) = stopStrings.append(detokenizer.append(next))
+            if !stopStrings.isEmpty { released += text }
+            step.text = text
+            if stopped {
+                finish(.stopString)
+            } else if generatedIds.count >= maxTokens {
+                finish(.maxTokens)
+                step.text += release(detokenizer.finish())
+            } else if cache.count + 1 > model.maxPositions {
+                finish(.contextLimit)
+                step.text += release(detokenizer.finish())
+            }
+        }
+        // Decode time: everything after the prompt's forward pass (as `decodeTokensPerSecond` reads it).
+        stats.decodeSeconds += Double(DispatchTime.now().uptimeNanoseconds - (isPrefill ? t1 : t0)) / 1e9
+        return step
+    }
+
+    /// Ends the generation now (the consumer has gone).
+    public mutating func cancel() {
+        if !isFinished { finish(.cancelled) }
+    }
+
+    /// The outcome so far (complete once `isFinished`).
+    public var result: GenerationResult {
+        let text: String
+        if stopStrings.isEmpty {
+            let textIds = stopReason == .stopToken ? Array(generatedIds.dropLast()) : generatedIds
+            text = model.tokenizer.decode(textIds, skipSpecialTokens: true)
+        } else {
+            text = released
+        }
+        return GenerationResult(promptTokenIds: promptIds, generatedTokenIds: generatedIds, text: text,
+                                stopReason: stopReason ?? .cancelled, stats: stats)
+    }
+
+    /// At the end: passes the detokenizer's tail through the stop strings and releases everything
+    /// still held back.
+    private mutating func release(_ tail: String) -> String {
+        var (text, stopped) = stopStrings.append(tail)
+        if stopped { stopReason = .stopString } else { text += stopStrings.finish() }
+        if !stopStrings.isEmpty { released += text }
+        return text
+    }
+
+    private mutating func finish(_ reason: StopReason) {
+        stopReason = reason
+        stats.generatedTokens = generatedIds.count
+        stats.peakRSSMegabytes = peakResidentMegabytes()
+    }
+}

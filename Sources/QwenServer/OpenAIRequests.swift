@@ -1,0 +1,207 @@
+import Qwen
+
+/// A `POST /v1/chat/completions` or `POST /v1/completions` body, read and checked field by field
+/// (each error names the field and says what it needed).
+struct CompletionRequest: Sendable {
+    enum Prompt: Sendable {
+        /// Chat: through the model's chat template, with the generation prompt.
+        case messages([ChatMessage])
+        /// Completions: the text as it is.
+        case text(String)
+        /// Completions: token ids as they are.
+        case tokenIds([Int])
+    }
+
+    var model: String?
+    var prompt: Prompt
+    var stream = false
+    /// `stream_options.include_usage`: a last chunk with the usage.
+    var includeUsage = false
+    /// nil: up to the context limit.
+    var maxTokens: Int?
+    var parameters = GenerateParameters()
+
+    /// Reads a chat completions body (`chat` true) or a completions body.
+    init(json body: [UInt8], chat: Bool) throws(OpenAIError) {
+        let root: JSONValue
+        do { root = try JSONValue.parse(body, source: "request body") } catch {
+            throw .invalidRequest("the request body is not valid JSON: \(error)", code: "invalid_json")
+        }
+        guard let object = root.objectValue else {
+            throw .invalidRequest("the request body must be a JSON object, got \(root.kindName)", code: "invalid_json")
+        }
+        let fields = Fields(object)
+        model = try fields.string("model")
+        if chat {
+            guard let messages = object["messages"] else { throw .invalidRequest("'messages' is required", param: "messages") }
+            prompt = .messages(try Self.messages(messages))
+        } else {
+            guard let prompt = object["prompt"] else { throw .invalidRequest("'prompt' is required", param: "prompt") }
+            self.prompt = try Self.completionPrompt(prompt)
+            if try fields.bool("echo") == true { throw .unsupported("echo", "the prompt is not repeated in the output") }
+            if try fields.string("suffix") != nil { throw .unsupported("suffix", "no fill-in-the-middle") }
+            if object["logprobs"].map({ $0 != .null }) ?? false { throw .unsupported("logprobs", "no log probabilities") }
+            if object["best_of"].map({ $0 != .null && $0 != .int(1) }) ?? false { throw .unsupported("best_of", "only 1") }
+        }
+        stream = try fields.bool("stream") ?? false
+        if let options = object["stream_options"], options != .null {
+            guard stream else { throw .invalidRequest("'stream_options' is only allowed with 'stream': true", param: "stream_options") }
+            guard let o = options.objectValue else { throw .invalidRequest("'stream_options' must be an object", param: "stream_options") }
+            includeUsage = try Fields(o, prefix: "stream_options.").bool("include_usage") ?? false
+        }
+        let maxCompletion = try fields.int("max_completion_tokens", atLeast: 1)
+        let maxTokens = try fields.int("max_tokens", atLeast: 1)
+        self.maxTokens = maxCompletion ?? maxTokens
+        if let n = try fields.int("n", atLeast: 1), n != 1 { throw .unsupported("n", "one choice per request (n = 1)") }
+        if chat, try fields.bool("logprobs") == true { throw .unsupported("logprobs", "no log probabilities") }
+        for penalty in ["presence_penalty", "frequency_penalty"] {
+            if let value = try fields.number(penalty, in: -2...2), value != 0 {
+                throw .unsupported(penalty, "use 'repetition_penalty' (Hugging Face's, multiplicative)")
+            }
+        }
+        if let temperature = try fields.number("temperature", in: 0...2) {
+            parameters.temperature = Float(temperature)
+            parameters.doSample = temperature > 0
+        }
+        if let topP = try fields.number("top_p", in: 0...1) {
+            guard topP > 0 else { throw .invalidRequest("'top_p' must be in (0, 1], got 0", param: "top_p") }
+            parameters.topP = Float(topP)
+        }
+        parameters.topK = try fields.int("top_k", atLeast: 0)
+        parameters.minP = try fields.number("min_p", in: 0...1).map(Float.init)
+        if let penalty = try fields.number("repetition_penalty", in: 0...100) {
+            guard penalty > 0 else { throw .invalidRequest("'repetition_penalty' must be > 0, got 0", param: "repetition_penalty") }
+            parameters.repetitionPenalty = Float(penalty)
+        }
+        if let seed = try fields.int("seed", atLeast: Int.min) { parameters.seed = UInt64(bitPattern: Int64(seed)) }
+        parameters.stopStrings = try Self.stopStrings(object["stop"])
+    }
+
+    private static func messages(_ value: JSONValue) throws(OpenAIError) -> [ChatMessage] {
+        guard let items = value.arrayValue else { throw .invalidRequest("'messages' must be an array, got \(value.kindName)", param: "messages") }
+        guard !items.isEmpty else { throw .invalidRequest("'messages' must not be empty", param: "messages") }
+        var messages: [ChatMessage] = []
+        for (i, item) in items.enumerated() {
+            let path = "messages[\(i)]"
+            guard let object = item.objectValue else { throw .invalidRequest("'\(path)' must be an object, got \(item.kindName)", param: path) }
+            guard let role = object["role"]?.stringValue else { throw .invalidRequest("'\(path).role' is required (a string)", param: "\(path).role") }
+            let templateRole: String
+            switch role {
+            case "system", "developer": templateRole = "system"
+            case "user", "assistant": templateRole = role
+            default:
+                throw .invalidRequest("'\(path).role' must be system, developer, user or assistant, got '\(role)'", param: "\(path).role")
+            }
+            messages.append(ChatMessage(role: templateRole, content: try content(object["content"], path: "\(path).content",
+                                                                              optional: role == "assistant")))
+        }
+        return messages
+    }
+
+    /// A message's content: a string, or an array of `{"type": "text", "text": …}` parts.
+    private static func content(_ value: JSONValue?, path: String, optional: Bool) throws(OpenAIError) -> String {
+        switch value {
+        case .string(let s)?: return s
+        case .null?, nil:
+            if optional { return "" }
+            throw .invalidRequest("'\(path)' is required", param: path)
+        case .array(let parts)?:
+            var text = ""
+            for (i, part) in parts.enumerated() {
+                guard let object = part.objectValue, object["type"]?.stringValue == "text", let piece = object["text"]?.stringValue else {
+                    throw .invalidRequest("'\(path)[\(i)]' must be {\"type\": \"text\", \"text\": …}; only text content is supported", param: "\(path)[\(i)]")
+                }
+                text += piece
+            }
+            return text
+        case let other?:
+            throw .invalidRequest("'\(path)' must be a string or an array of text parts, got \(other.kindName)", param: path)
+        }
+    }
+
+    private static func completionPrompt(_ value: JSONValue) throws(OpenAIError) -> Prompt {
+        func ids(_ items: [JSONValue]) -> [Int]? {
+            let ids = items.compactMap(\.intValue)
+            return ids.count == items.count && !items.contains(where: { if case .bool = $0 { return true }; return false }) ? ids : nil
+        }
+        switch value {
+        case .string(let s): return .text(s)
+        case .array(let items):
+            if items.count == 1, let s = items[0].stringValue { return .text(s) }
+            if !items.isEmpty, let ids = ids(items) { return .tokenIds(ids) }
+            if items.count == 1, let inner = items[0].arrayValue, let ids = ids(inner) { return .tokenIds(ids) }
+            throw .invalidRequest("'prompt' must be a string, one string in an array, or an array of token ids (one prompt per request)", param: "prompt")
+        default:
+            throw .invalidRequest("'prompt' must be a string or an array of token ids, got \(value.kindName)", param: "prompt")
+        }
+    }
+
+    private static func stopStrings(_ value: JSONValue?) throws(OpenAIError) -> [String] {
+        switch value {
+        case nil, .null?: return []
+        case .string(let s)?: return s.isEmpty ? [] : [s]
+        case .array(let items)?:
+            guard items.count <= 4 else { throw .invalidRequest("'stop' may hold at most 4 strings, got \(items.count)", param: "stop") }
+            return try items.map { item throws(OpenAIError) in
+                guard let s = item.stringValue, !s.isEmpty else { throw .invalidRequest("'stop' must hold non-empty strings", param: "stop") }
+                return s
+            }
+        case let other?:
+            throw .invalidRequest("'stop' must be a string or an array of strings, got \(other.kindName)", param: "stop")
+        }
+    }
+}
+
+/// Typed optional fields of a JSON object; `null` counts as absent.
+private struct Fields {
+    let object: JSONObject
+    var prefix = ""
+
+    init(_ object: JSONObject, prefix: String = "") {
+        self.object = object
+        self.prefix = prefix
+    }
+
+    private func value(_ name: String) -> JSONValue? {
+        guard let v = object[name], v != .null else { return nil }
+        return v
+    }
+
+    func string(_ name: String) throws(OpenAIError) -> String? {
+        guard let v = value(name) else { return nil }
+        guard let s = v.stringValue else { throw .invalidRequest("'\(prefix)\(name)' must be a string, got \(v.kindName)", param: prefix + name) }
+        return s
+    }
+
+    func bool(_ name: String) throws(OpenAIError) -> Bool? {
+        guard let v = value(name) else { return nil }
+        guard case .bool(let b) = v else { throw .invalidRequest("'\(prefix)\(name)' must be true or false, got \(v.kindName)", param: prefix + name) }
+        return b
+    }
+
+    func int(_ name: String, atLeast minimum: Int) throws(OpenAIError) -> Int? {
+        guard let v = value(name) else { return nil }
+        let n: Int
+        switch v {
+        case .int(let i): n = i
+        case .double(let d) where d.rounded() == d && abs(d) < 1e15: n = Int(d)
+        default: throw .invalidRequest("'\(prefix)\(name)' must be an integer, got \(v.kindName)", param: prefix + name)
+        }
+        guard n >= minimum else { throw .invalidRequest("'\(prefix)\(name)' must be ≥ \(minimum), got \(n)", param: prefix + name) }
+        return n
+    }
+
+    func number(_ name: String, in range: ClosedRange<Double>) throws(OpenAIError) -> Double? {
+        guard let v = value(name) else { return nil }
+        let x: Double
+        switch v {
+        case .int(let i): x = Double(i)
+        case .double(let d): x = d
+        default: throw .invalidRequest("'\(prefix)\(name)' must be a number, got \(v.kindName)", param: prefix + name)
+        }
+        guard range.contains(x) else {
+            throw .invalidRequest("'\(prefix)\(name)' must be between \(range.lowerBound) and \(range.upperBound), got \(x)", param: prefix + name)
+        }
+        return x
+    }
+}

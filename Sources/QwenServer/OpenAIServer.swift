@@ -1,0 +1,323 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdCore
+import Logging
+import NIOCore
+import Prometheus
+import Qwen
+import ServiceLifecycle
+
+/// Settings of an `OpenAIServer`.
+public struct ServerConfiguration: Sendable {
+    public var host = "127.0.0.1"
+    public var port = 8080
+    /// The name clients give as `model`; nil: the model directory's name.
+    public var modelID: String?
+    /// Sequences generated at the same time; more requests wait in the queue.
+    public var maxBatch = 8
+    /// Requests that may wait for a free sequence; beyond that, 429.
+    public var maxQueue = 64
+    /// When set, `/v1/*` requires `Authorization: Bearer <apiKey>` (`/health`, `/metrics` do not).
+    public var apiKey: String?
+    /// Largest request body accepted (413 beyond).
+    public var maxBodyBytes = 4 << 20
+    /// Largest request head (header fields) accepted.
+    public var maxHeaderBytes = 64 << 10
+    /// Seconds a request may take from arrival to its last token (504, or an error event when
+    /// streaming); nil: no limit.
+    public var requestTimeout: Double? = 600
+    /// Connections idle this long are closed.
+    public var idleTimeout: Double = 120
+
+    public init() {}
+}
+
+/// An OpenAI-compatible HTTP API over a `QwenModel`: `POST /v1/chat/completions`,
+/// `POST /v1/completions`, `GET /v1/models`, `GET /health`, `GET /metrics`.
+///
+/// Mount it in a Hummingbird app with `addRoutes(to:)`, or run it on its own with `run()`
+/// (graceful shutdown on SIGTERM / SIGINT: in-flight requests finish, then it stops).
+///
+/// ```swift
+/// let model = try await QwenModel.load(directory: URL(fileURLWithPath: "Models/qwen2.5-coder-0.5b-instruct"))
+/// try await OpenAIServer(model: model, configuration: ServerConfiguration()).run()
+/// ```
+public final class OpenAIServer: Sendable {
+    public let model: QwenModel
+    public let configuration: ServerConfiguration
+    /// The model's name in requests and in `/v1/models`.
+    public let modelID: String
+    /// The Prometheus registry `/metrics` prints.
+    public let metricsRegistry: PrometheusCollectorRegistry
+    let metrics: ServerMetrics
+    let scheduler: Scheduler
+    private let created = Int(Date().timeIntervalSince1970)
+
+    public init(model: QwenModel, configuration: ServerConfiguration = ServerConfiguration()) {
+        self.model = model
+        self.configuration = configuration
+        modelID = configuration.modelID ?? model.directory.url.lastPathComponent
+        metricsRegistry = PrometheusCollectorRegistry()
+        metrics = ServerMetrics(registry: metricsRegistry)
+        scheduler = Scheduler(maxBatch: configuration.maxBatch, maxQueue: configuration.maxQueue,
+                              timeout: configuration.requestTimeout, metrics: metrics)
+    }
+
+    // MARK: Routes
+
+    /// Adds the routes to `router` (a `Router` or a group of one).
+    public func addRoutes<Context: RequestContext>(to router: some RouterMethods<Context>) {
+        router.get("/health") { _, _ in Response.json(["status": "ok"]) }
+        router.get("/metrics") { [metrics] _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                     body: ResponseBody(byteBuffer: ByteBuffer(string: metrics.exposition())))
+        }
+        router.get("/v1/models") { [self] request, _ in
+            try authorize(request)
+            return Response.json(["object": "list", "data": [modelObject]])
+        }
+        router.get("/v1/models/{id}") { [self] request, context in
+            try authorize(request)
+            let id = context.parameters.get("id") ?? ""
+            guard id == modelID else { throw OpenAIError.modelNotFound(id, available: modelID) }
+            return Response.json(modelObject)
+        }
+        router.post("/v1/chat/completions") { [self] request, _ in try await complete(request, chat: true) }
+        router.post("/v1/completions") { [self] request, _ in try await complete(request, chat: false) }
+    }
+
+    /// A router with the routes, OpenAI-shaped errors for every failure (unknown routes too) and
+    /// request counts in the metrics.
+    public func makeRouter() -> Router<BasicRequestContext> {
+        let router = Router()
+        router.add(middleware: OpenAIErrorMiddleware(metrics: metrics))
+        addRoutes(to: router)
+        return router
+    }
+
+    /// The application `run()` runs (for tests and custom service groups).
+    public func makeApplication(onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) -> some ApplicationProtocol {
+        let http = HTTP1Channel.Configuration(
+            idleTimeout: .milliseconds(Int64(configuration.idleTimeout * 1000)),
+            httpDecoderConfiguration: .init(maxHeaderFieldSize: configuration.maxHeaderBytes,
+                                            maxHeaderListSize: configuration.maxHeaderBytes, maxHeaderFieldCount: 200))
+        var logger = Logger(label: "qwen-run serve")
+        logger.logLevel = .warning
+        return Application(router: makeRouter(), server: .http1(configuration: http),
+                           configuration: .init(address: .hostname(configuration.host, port: configuration.port),
+                                                serverName: "qwen-swift/\(QwenSwift.version)"),
+                           services: [SchedulerService(scheduler: scheduler)],
+                           onServerRunning: onServerRunning, logger: logger)
+    }
+
+    /// Serves until SIGTERM or SIGINT, then lets in-flight requests finish and returns.
+    public func run(onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) async throws {
+        try await makeApplication(onServerRunning: onServerRunning).runService(gracefulShutdownSignals: [.sigterm, .sigint])
+    }
+
+    private var modelObject: JSONValue {
+        ["id": .string(modelID), "object": "model", "created": .int(created), "owned_by": "qwen-swift"]
+    }
+
+    private func authorize(_ request: Request) throws(OpenAIError) {
+        guard let key = configuration.apiKey else { return }
+        guard let header = request.headers[.authorization], header == "Bearer \(key)" else { throw .unauthorized }
+    }
+
+    // MARK: Completions
+
+    private func complete(_ request: Request, chat: Bool) async throws -> Response {
+        try authorize(request)
+        let limit = configuration.maxBodyBytes
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > limit { throw OpenAIError.bodyTooLarge(limit: limit) }
+        let body: ByteBuffer
+        do { body = try await request.body.collect(upTo: limit) } catch is NIOTooManyBytesError {
+            throw OpenAIError.bodyTooLarge(limit: limit)
+        }
+        let parsed = try CompletionRequest(json: Array(buffer: body), chat: chat)
+        if let name = parsed.model, name != modelID { throw OpenAIError.modelNotFound(name, available: modelID) }
+
+        let promptIds: [Int]
+        do {
+            switch parsed.prompt {
+            case .messages(let messages): promptIds = try model.encode(messages: messages)
+            case .text(let text): promptIds = model.tokenizer.encode(text)
+            case .tokenIds(let ids): promptIds = ids
+            }
+        } catch {
+            throw OpenAIError.invalidRequest("the messages do not fit the model's chat template: \(error)", param: "messages")
+        }
+        guard !promptIds.isEmpty else { throw OpenAIError.invalidRequest("the prompt is empty", param: chat ? "messages" : "prompt") }
+        let room = model.maxPositions - promptIds.count
+        guard room >= 1 else {
+            throw OpenAIError.invalidRequest(
+                "the prompt is \(promptIds.count) tokens; with at least one token to generate this exceeds the model's context length of \(model.maxPositions) tokens",
+                param: chat ? "messages" : "prompt", code: "context_length_exceeded")
+        }
+        var parameters = parsed.parameters
+        parameters.maxTokens = min(parsed.maxTokens ?? room, room)
+        let generation: Generation
+        do { generation = try Generation(model: model, promptIds: promptIds, parameters: parameters) } catch {
+            throw OpenAIError.invalidRequest("\(error)")
+        }
+        let ticket: Scheduler.Ticket
+        do { ticket = try scheduler.submit(generation) } catch {
+            switch error {
+            case .queueFull(let limit): throw OpenAIError.queueFull(limit: limit)
+            case .shuttingDown: throw OpenAIError.shuttingDown
+            }
+        }
+        let reply = Reply(id: (chat ? "chatcmpl-" : "cmpl-") + Reply.randomID(), created: Int(Date().timeIntervalSince1970),
+                          model: modelID, chat: chat, promptTokens: promptIds.count)
+        if parsed.stream { return streamed(ticket, reply: reply, includeUsage: parsed.includeUsage) }
+
+        defer { ticket.cancel() }
+        var text = ""
+        do {
+            for try await event in ticket.events {
+                switch event {
+                case .step(let step): text += step.text
+                case .finished(let result): return Response.json(reply.complete(text: text, result: result))
+                }
+            }
+        } catch {
+            throw OpenAIError.failure(error, timeout: configuration.requestTimeout)
+        }
+        throw OpenAIError.server(CancellationError())
+    }
+
+    /// Server-sent events: a chunk per text piece, the finish reason, the usage if asked, `[DONE]`.
+    /// A failed write (the client has gone) ends the loop, and leaving it cancels the generation.
+    private func streamed(_ ticket: Scheduler.Ticket, reply: Reply, includeUsage: Bool) -> Response {
+        let timeout = configuration.requestTimeout
+        let body = ResponseBody { writer in
+            defer { ticket.cancel() }
+            func send(_ value: JSONValue) async throws {
+                try await writer.write(ByteBuffer(string: "data: \(value.jsonText)\n\n"))
+            }
+            if reply.chat { try await send(reply.chunk(delta: ["role": "assistant", "content": ""])) }
+            do {
+                for try await event in ticket.events {
+                    switch event {
+                    case .step(let step):
+                        if !step.text.isEmpty { try await send(reply.chunk(text: step.text)) }
+                    case .finished(let result):
+                        try await send(reply.chunk(finishReason: Reply.finishReason(result.stopReason)))
+                        if includeUsage { try await send(reply.usageChunk(result)) }
+                        try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
+                    }
+                }
+            } catch let error where !(error is CancellationError) {
+                // The request failed after its head was sent: an error event, as OpenAI streams do.
+                try await send(OpenAIError.failure(error, timeout: timeout).json)
+            }
+            try await writer.finish(nil)
+        }
+        return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
+    }
+}
+
+extension OpenAIError {
+    /// A generation that ended in an error: its timeout, or the model's failure.
+    static func failure(_ error: any Error, timeout: Double?) -> OpenAIError {
+        if error is Scheduler.TimedOut { return .timedOut(after: timeout ?? 0) }
+        return .server(error)
+    }
+}
+
+/// The response bodies of one request (chat or text completion).
+struct Reply: Sendable {
+    let id: String
+    let created: Int
+    let model: String
+    let chat: Bool
+    let promptTokens: Int
+
+    static func randomID() -> String {
+        var g = SystemRandomNumberGenerator()
+        return (0..<24).map { _ in String(UInt8.random(in: 0..<16, using: &g), radix: 16) }.joined()
+    }
+
+    /// OpenAI's finish reasons: "stop" (a stop token or string), "length" (max_tokens or the context).
+    static func finishReason(_ reason: StopReason) -> String {
+        switch reason {
+        case .stopToken, .stopString: "stop"
+        case .maxTokens, .contextLimit: "length"
+        case .cancelled: "stop"
+        }
+    }
+
+    func usage(_ result: GenerationResult) -> JSONValue {
+        let completion = result.generatedTokenIds.count
+        return ["prompt_tokens": .int(promptTokens), "completion_tokens": .int(completion), "total_tokens": .int(promptTokens + completion)]
+    }
+
+    private func envelope(object: String, choices: [JSONValue], usage: JSONValue? = nil) -> JSONValue {
+        var o = JSONObject([("id", .string(id)), ("object", .string(object)), ("created", .int(created)),
+                            ("model", .string(model)), ("choices", .array(choices))])
+        if let usage { o["usage"] = usage }
+        return .object(o)
+    }
+
+    func complete(text: String, result: GenerationResult) -> JSONValue {
+        let reason = JSONValue.string(Reply.finishReason(result.stopReason))
+        let choice: JSONValue = chat
+            ? ["index": 0, "message": ["role": "assistant", "content": .string(text)], "logprobs": nil, "finish_reason": reason]
+            : ["index": 0, "text": .string(text), "logprobs": nil, "finish_reason": reason]
+        return envelope(object: chat ? "chat.completion" : "text_completion", choices: [choice], usage: usage(result))
+    }
+
+    func chunk(delta: JSONValue) -> JSONValue {
+        envelope(object: "chat.completion.chunk", choices: [["index": 0, "delta": delta, "logprobs": nil, "finish_reason": nil]])
+    }
+
+    func chunk(text: String) -> JSONValue {
+        chat ? chunk(delta: ["content": .string(text)])
+             : envelope(object: "text_completion", choices: [["index": 0, "text": .string(text), "logprobs": nil, "finish_reason": nil]])
+    }
+
+    func chunk(finishReason: String) -> JSONValue {
+        chat ? envelope(object: "chat.completion.chunk", choices: [["index": 0, "delta": [:], "logprobs": nil, "finish_reason": .string(finishReason)]])
+             : envelope(object: "text_completion", choices: [["index": 0, "text": "", "logprobs": nil, "finish_reason": .string(finishReason)]])
+    }
+
+    func usageChunk(_ result: GenerationResult) -> JSONValue {
+        envelope(object: chat ? "chat.completion.chunk" : "text_completion", choices: [], usage: usage(result))
+    }
+}
+
+/// Every error as an OpenAI error object (unknown routes and methods included), and each
+/// request counted by route and status.
+struct OpenAIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    let metrics: ServerMetrics
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let response: Response
+        do {
+            response = try await next(request, context)
+        } catch let error as OpenAIError {
+            response = error.response()
+        } catch let error as HTTPError {
+            response = error.status == .notFound
+                ? OpenAIError.routeNotFound(request.method, request.uri.path).response()
+                : OpenAIError(status: error.status, message: error.body ?? error.status.reasonPhrase,
+                              type: error.status.code >= 500 ? "server_error" : "invalid_request_error").response()
+        } catch {
+            response = OpenAIError.server(error).response()
+        }
+        metrics.request(route: context.endpointPath ?? "unmatched", status: response.status.code)
+        return response
+    }
+}
+
+/// Keeps the scheduler's thread for the application's life; at graceful shutdown (after the
+/// HTTP server has drained: services stop in reverse order) it lets the last requests finish.
+struct SchedulerService: Service {
+    let scheduler: Scheduler
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        scheduler.shutDown()
+    }
+}

@@ -1,0 +1,183 @@
+import Dispatch
+import Foundation
+import Qwen
+
+/// Runs every request's `Generation` on one compute thread, interleaved: each round admits
+/// waiting requests up to `maxBatch` running ones, runs at most one prompt (prefill), then one
+/// decode step of every running sequence. A request's ids are exactly those it would get alone
+/// (the same `Generation` steps, in the same order for that sequence); only the waiting differs.
+///
+/// (llama.cpp's server calls these slots. The kernels already use every core for one forward
+/// pass, so one compute thread loses nothing; stepping B sequences through one batched forward
+/// pass — weights read once per round — is what will raise aggregate throughput.)
+final class Scheduler: @unchecked Sendable {
+    /// What a request's stream carries.
+    enum Event: Sendable {
+        case step(GenerationStep)
+        case finished(GenerationResult)
+    }
+
+    /// Why a request was not queued.
+    enum Refusal: Error {
+        case queueFull(limit: Int)
+        case shuttingDown
+    }
+
+    /// A submitted request: its events, and a way to stop it (the client has gone).
+    struct Ticket: Sendable {
+        let events: AsyncThrowingStream<Event, any Error>
+        fileprivate let job: Job
+        func cancel() { job.cancel() }
+    }
+
+    fileprivate final class Job: @unchecked Sendable {
+        var generation: Generation
+        let continuation: AsyncThrowingStream<Event, any Error>.Continuation
+        let submitted: UInt64
+        let deadline: UInt64?
+        var lastToken: UInt64?
+        private let lock = NSLock()
+        private var cancelled = false
+
+        init(_ generation: Generation, continuation: AsyncThrowingStream<Event, any Error>.Continuation, timeout: Double?) {
+            self.generation = generation
+            self.continuation = continuation
+            let now = DispatchTime.now().uptimeNanoseconds
+            submitted = now
+            deadline = timeout.map { now + UInt64($0 * 1e9) }
+        }
+        func cancel() { lock.lock(); cancelled = true; lock.unlock() }
+        var isCancelled: Bool { lock.lock(); defer { lock.unlock() }; return cancelled }
+    }
+
+    /// A request that passed its deadline (`timeout` seconds after submission).
+    struct TimedOut: Error { let seconds: Double }
+
+    let maxBatch: Int
+    let maxQueue: Int
+    let timeout: Double?
+    private let metrics: ServerMetrics
+    private let condition = NSCondition()
+    private var waiting: [Job] = []
+    private var running: [Job] = []
+    private var shuttingDown = false
+    /// While set, nothing is admitted or stepped (tests fill the queue deterministically).
+    var isPaused: Bool {
+        get { condition.lock(); defer { condition.unlock() }; return paused }
+        set { condition.lock(); paused = newValue; condition.signal(); condition.unlock() }
+    }
+    private var paused = false
+    private var thread: Thread?
+
+    init(maxBatch: Int, maxQueue: Int, timeout: Double?, metrics: ServerMetrics) {
+        self.maxBatch = max(1, maxBatch)
+        self.maxQueue = max(0, maxQueue)
+        self.timeout = timeout
+        self.metrics = metrics
+        // The thread holds the scheduler until `shutDown()` lets it end.
+        let thread = Thread { self.loop() }
+        thread.name = "qwen-scheduler"
+        thread.stackSize = 8 << 20
+        self.thread = thread
+        thread.start()
+    }
+
+    /// Queues `generation`; its events arrive on the ticket's stream, which ends with
+    /// `.finished` or an error (`TimedOut`, a model error). Refuses when more than `maxQueue`
+    /// requests would be waiting for a free slot, or while shutting down.
+    func submit(_ generation: Generation) throws(Refusal) -> Ticket {
+        let (events, continuation) = AsyncThrowingStream<Event, any Error>.makeStream()
+        let job = Job(generation, continuation: continuation, timeout: timeout)
+        // The consumer stopped listening (a dropped stream, a cancelled task): stop the work.
+        continuation.onTermination = { [weak job] _ in job?.cancel() }
+        condition.lock()
+        defer { condition.unlock() }
+        if shuttingDown { throw .shuttingDown }
+        let freeSlots = max(0, maxBatch - running.count)
+        guard waiting.count < maxQueue + freeSlots else { throw .queueFull(limit: maxQueue) }
+        waiting.append(job)
+        metrics.queueDepth.record(waiting.count)
+        condition.signal()
+        return Ticket(events: events, job: job)
+    }
+
+    /// Requests waiting and running now.
+    var load: (waiting: Int, running: Int) {
+        condition.lock(); defer { condition.unlock() }
+        return (waiting.count, running.count)
+    }
+
+    /// Refuses new requests; the ones queued and running finish. The thread exits when idle.
+    func shutDown() {
+        condition.lock()
+        shuttingDown = true
+        condition.signal()
+        condition.unlock()
+    }
+
+    private func loop() {
+        while true {
+            condition.lock()
+            while (running.isEmpty && waiting.isEmpty && !shuttingDown) || paused { condition.wait() }
+            if running.isEmpty && waiting.isEmpty && shuttingDown {
+                condition.unlock()
+                return
+            }
+            while running.count < maxBatch, !waiting.isEmpty { running.append(waiting.removeFirst()) }
+            metrics.queueDepth.record(waiting.count)
+            metrics.activeSequences.record(running.count)
+            let round = running
+            condition.unlock()
+
+            metrics.batchSize.record(round.count)
+            var prefilled = false
+            for job in round {
+                // One prompt per round, so a long prompt holds the running streams back once.
+                if job.generation.needsPrefill {
+                    if prefilled { continue }
+                    prefilled = true
+                }
+                advance(job)
+            }
+
+            condition.lock()
+            running.removeAll { $0.generation.isFinished }
+            metrics.activeSequences.record(running.count)
+            condition.unlock()
+        }
+    }
+
+    /// One step of `job`, its event, and its end.
+    private func advance(_ job: Job) {
+        let now = DispatchTime.now().uptimeNanoseconds
+        if job.isCancelled {
+            job.generation.cancel()
+            job.continuation.finish(throwing: CancellationError())
+            return
+        }
+        if let deadline = job.deadline, now > deadline {
+            job.generation.cancel()
+            job.continuation.finish(throwing: TimedOut(seconds: timeout ?? 0))
+            return
+        }
+        do {
+            let prefill = job.generation.needsPrefill
+            if prefill { metrics.promptTokens.increment(by: job.generation.promptIds.count) }
+            if let step = try job.generation.step() {
+                let t = DispatchTime.now().uptimeNanoseconds
+                if let last = job.lastToken {
+                    metrics.interTokenLatency.recordNanoseconds(Int64(t - last))
+                } else {
+                    metrics.timeToFirstToken.recordNanoseconds(Int64(t - job.submitted))
+                }
+                job.lastToken = t
+                metrics.generatedTokens.increment()
+                job.continuation.yield(.step(step))
+            }
+            if job.generation.isFinished { job.continuation.yield(.finished(job.generation.result)); job.continuation.finish() }
+        } catch {
+            job.generation.cancel()
+            job.continuation.finish(throwing: error)
+        }
+    }
+}

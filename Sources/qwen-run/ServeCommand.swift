@@ -1,0 +1,86 @@
+import ArgumentParser
+import Foundation
+import Kernels
+import Qwen
+import QwenServer
+
+/// `qwen-run serve`: the OpenAI-compatible HTTP server.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve the model over an OpenAI-compatible HTTP API.",
+        discussion: """
+        Routes: POST /v1/chat/completions, POST /v1/completions, GET /v1/models, GET /health, \
+        GET /metrics (Prometheus). Any OpenAI client works with base URL http://HOST:PORT/v1. \
+        SIGTERM or Ctrl-C stops accepting connections, lets in-flight requests finish, then exits.
+        """)
+
+    @Option(help: "Model directory (config.json, tokenizer.json, onnx/model_q4f16.onnx ...).")
+    var model: String
+
+    @Option(help: "ONNX file inside the model's onnx/ folder (default: model_q4f16.onnx, else the first present).")
+    var onnx: String?
+
+    @Option(help: "transformers.js dtype, choosing the onnx/ file: q4f16, q4, fp16, fp32, q8, int8, uint8, bnb4.")
+    var dtype: String?
+
+    @OptionGroup var activations: ActivationOptions
+
+    @Option(help: "Address to listen on (0.0.0.0 for every interface).")
+    var host = "127.0.0.1"
+
+    @Option(help: "TCP port.")
+    var port = 8080
+
+    @Option(name: .customLong("model-id"), help: "The model's name in the API (default: the model directory's name).")
+    var modelID: String?
+
+    @Option(name: .customLong("max-batch"), help: "Requests generated at the same time; more wait in the queue.")
+    var maxBatch = 8
+
+    @Option(name: .customLong("max-queue"), help: "Requests that may wait for a free slot; beyond that the server answers 429.")
+    var maxQueue = 64
+
+    @Option(name: .customLong("api-key"), help: "Require 'Authorization: Bearer KEY' on /v1 routes (default: $QWEN_API_KEY, else none).")
+    var apiKey: String?
+
+    @Option(name: .customLong("max-body-bytes"), help: "Largest request body accepted (413 beyond).")
+    var maxBodyBytes = 4 << 20
+
+    @Option(name: .customLong("request-timeout"), help: "Seconds a request may take before it is stopped (0 = no limit).")
+    var requestTimeout: Double = 600
+
+    func validate() throws {
+        guard (1...65535).contains(port) else { throw ValidationError("--port must be in 1...65535, got \(port)") }
+        guard maxBatch >= 1 else { throw ValidationError("--max-batch must be ≥ 1, got \(maxBatch)") }
+        guard maxQueue >= 0 else { throw ValidationError("--max-queue must be ≥ 0, got \(maxQueue)") }
+        guard maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be ≥ 1024, got \(maxBodyBytes)") }
+        guard requestTimeout >= 0, requestTimeout.isFinite else { throw ValidationError("--request-timeout must be ≥ 0, got \(requestTimeout)") }
+        if onnx != nil && dtype != nil { throw ValidationError("--onnx and --dtype both choose the file: give one") }
+        if let dtype { _ = try ModelDirectory.onnxFile(forDType: dtype) }
+    }
+
+    func run() async throws {
+        BuildTarget.warnOnce()
+        let start = Date()
+        let qwen = try await QwenModel.load(directory: URL(fileURLWithPath: model),
+                                            onnxFile: try onnx ?? dtype.map(ModelDirectory.onnxFile(forDType:)),
+                                            int8Activations: activations.int8, decodeActivations: activations.decode)
+        var configuration = ServerConfiguration()
+        configuration.host = host
+        configuration.port = port
+        configuration.modelID = modelID
+        configuration.maxBatch = maxBatch
+        configuration.maxQueue = maxQueue
+        configuration.apiKey = apiKey ?? ProcessInfo.processInfo.environment["QWEN_API_KEY"].flatMap { $0.isEmpty ? nil : $0 }
+        configuration.maxBodyBytes = maxBodyBytes
+        configuration.requestTimeout = requestTimeout > 0 ? requestTimeout : nil
+        let server = OpenAIServer(model: qwen, configuration: configuration)
+        let loaded = String(format: "%.1f", Date().timeIntervalSince(start))
+        let id = server.modelID, hostText = host.contains(":") ? "[\(host)]" : host
+        try await server.run { _ in
+            FileHandle.standardError.write(Data("qwen-run serve: model '\(id)' loaded in \(loaded) s; listening on http://\(hostText):\(port)\n".utf8))
+        }
+        FileHandle.standardError.write(Data("qwen-run serve: stopped\n".utf8))
+    }
+}

@@ -1,0 +1,1087 @@
+"""End-to-end test of `qwen-run serve` through the official openai Python client.
+
+    .venv/bin/python scripts/test_server.py [--qwen-run .build-test/release/qwen-run]
+        [--model Models/fixtures/tiny-qwen2] [--load-requests 64] [--keep-going]
+
+Starts the server as a subprocess (never builds it; scripts/test builds .build-test) on a free
+port, waits for GET /health, and checks the OpenAI API behaviour and the server's extensions:
+
+  health/metrics  /health is {"status":"ok"}, the "listening on" line is on stderr, /metrics is
+                  Prometheus text with the qwen_* counters, gauges and histograms, and
+                  qwen_requests_total / qwen_prompt_tokens_total / qwen_generated_tokens_total
+                  count the requests made and their usage
+  models          client.models.list() and GET /v1/models name the model directory
+  chat            a non-streaming greedy chat completion is well formed (ids, object, role,
+                  finish_reason, usage sums), deterministic, max_completion_tokens = max_tokens
+  chat stream     the streamed deltas (stream_options.include_usage) concatenate to the
+                  non-streaming text; role in the first chunk, one finish_reason, a final
+                  usage chunk with choices [] and the same usage; raw SSE ends with [DONE]
+  completions     /v1/completions (raw prompt, no chat template), non-stream and stream agree
+  stop            a 2-3 character piece of a greedy output as `stop` cuts the output before its
+                  first occurrence with finish_reason "stop" (chat list + stream, completions string)
+  seeded          temperature 0.8 with the same seed gives the same text (also with top_p and
+                  the top_k / min_p / repetition_penalty extensions, and streamed)
+  errors          400 (bad JSON, temperature -1, n=2, empty messages, unknown role, context
+                  exceeded), 404 (unknown model, unknown route), 413 (body over
+                  --max-body-bytes) as OpenAI error objects, through the client's exceptions
+                  and raw HTTP; 401 on a server with --api-key; 429 on one with
+                  --max-queue 0 --max-batch 1 while a request is running
+  concurrency     8 prompts run alone, then all at once: identical texts (greedy and seeded)
+  disconnect      closing a stream after 2 chunks brings qwen_active_sequences back to 0
+  load            --load-requests streaming requests from 32 clients: all end with [DONE] and
+                  equal the greedy solo text of their prompt; server RSS after a second round
+                  within 10 % + 8 MB of the first
+  sigterm         SIGTERM while a stream is in flight: the stream completes (with [DONE], same
+                  text) and the server exits 0 within 10 s, even with an idle keep-alive
+                  connection open
+
+Prints one line per check group, the failed check's message (and the tail of the server's
+stderr) for each failure, and a summary line "test_server: N checks passed"; exits 1 if any
+check fails (without --keep-going it stops at the first failed group). Needs the openai package
+(scripts/requirements.txt) in .venv.
+"""
+
+import argparse
+import concurrent.futures
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+
+openai = None  # imported by main(), so that --help and the setup errors work without it
+
+ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+DEFAULT_QWEN_RUN = os.path.join(ROOT, ".build-test/release/qwen-run")
+DEFAULT_MODEL = os.path.join(ROOT, "Models/fixtures/tiny-qwen2")
+
+MAX_BODY_BYTES = 65536          # --max-body-bytes of the main server
+API_KEY = "test-server-key"     # --api-key of the authentication server
+LOAD_CLIENTS = 32
+
+CONVERSATION = [
+    {"role": "system", "content": "You are a terse assistant."},
+    {"role": "user", "content": "Hi!"},
+    {"role": "assistant", "content": "Hello. How can I help?"},
+    {"role": "user", "content": "Count to five."},
+]
+PROMPTS = [
+    "Write a haiku about the sea.",
+    "What is 2+2?",
+    "List three colors.",
+    "Tell me a joke about cats.",
+    "Explain recursion briefly.",
+    "Translate 'hello' into French.",
+    "Name a prime number.",
+    "Describe a sunset in one sentence.",
+]
+COMPLETION_PROMPT = "The quick brown fox jumps over the lazy dog. Once upon a time"
+# Digits are single tokens in Qwen2's pre-tokenizer, so this is > 600 tokens.
+OVERLONG_TEXT = "1234567890 " * 60
+
+
+# --- the check runner ----------------------------------------------------------------------------
+
+class CheckFailed(Exception):
+    pass
+
+
+class SetupError(Exception):
+    pass
+
+
+class Checks:
+    def __init__(self, keep_going):
+        self.keep_going = keep_going
+        self.passed = 0
+        self.failed = []
+
+    def check(self, condition, message):
+        if not condition:
+            raise CheckFailed(message)
+        self.passed += 1
+
+    def equal(self, got, want, what):
+        self.check(got == want, f"{what}: got {short(got)}, expected {short(want)}")
+
+    def fail(self, message):
+        raise CheckFailed(message)
+
+    def run(self, name, function, server, *args):
+        """Runs one check group; returns False when the run should stop."""
+        start = time.monotonic()
+        try:
+            function(self, server, *args)
+        except CheckFailed as e:
+            self._failed(name, str(e), server)
+        except Exception as e:  # an unexpected exception is a failure of the group, not a crash
+            here = [f for f in traceback.extract_tb(e.__traceback__) if f.filename == __file__]
+            where = f" (test_server.py line {here[-1].lineno}: {here[-1].line})" if here else ""
+            cause = f" ({type(e.__cause__).__name__}: {e.__cause__})" if e.__cause__ else ""
+            self._failed(name, f"unexpected {type(e).__name__}: {e}{cause}{where}", server)
+        else:
+            print(f"ok    {name} ({time.monotonic() - start:.1f} s)", flush=True)
+            return True
+        return self.keep_going
+
+    def _failed(self, name, message, server):
+        self.failed.append(name)
+        print(f"FAIL  {name}: {message}", flush=True)
+        if server is not None:
+            if server.proc is not None and server.proc.poll() is not None:
+                print(f"      the server has exited, status {server.proc.returncode}", flush=True)
+            print(indent(f"server ({server.describe()}) stderr, last lines:\n" + indent(server.log_tail())),
+                  flush=True)
+
+
+def short(value, limit=240):
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text)} chars)"
+
+
+def indent(text, prefix="      "):
+    return "\n".join(prefix + line for line in text.splitlines())
+
+
+def note(message):
+    print(f"      note: {message}", flush=True)
+
+
+# --- servers -----------------------------------------------------------------------------------
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """One `qwen-run serve` subprocess on a free port; stdout/stderr go to files in log_dir."""
+
+    def __init__(self, qwen_run, model, log_dir, name, extra=()):
+        self.name = name
+        self.model = model
+        self.model_id = os.path.basename(os.path.normpath(model))
+        self.port = free_port()
+        self.argv = [qwen_run, "serve", "--model", model, "--host", "127.0.0.1",
+                     "--port", str(self.port), *extra]
+        self.stderr_path = os.path.join(log_dir, f"{name}.stderr")
+        self.stdout_path = os.path.join(log_dir, f"{name}.stdout")
+        self.proc = None
+
+    def describe(self):
+        return " ".join(os.path.relpath(a, ROOT) if a.startswith(ROOT + os.sep) else a for a in self.argv)
+
+    def start(self, timeout=60):
+        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
+            try:
+                self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+            except OSError as e:
+                raise SetupError(f"cannot start {self.describe()}: {e}")
+        deadline = time.monotonic() + timeout
+        while True:
+            code = self.proc.poll()
+            if code is not None:
+                raise SetupError(f"{self.describe()} exited with status {code} before /health answered;"
+                                 f" its stderr:\n{indent(self.log_tail())}")
+            try:
+                status, _, _ = request(self.port, "GET", "/health", timeout=2)
+                if status == 200:
+                    return self
+            except (OSError, http.client.HTTPException):
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise SetupError(f"{self.describe()}: GET /health did not return 200 within {timeout} s;"
+                                 f" its stderr:\n{indent(self.log_tail())}")
+            time.sleep(0.1)
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self):
+        if not self.running():
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def stderr_text(self):
+        try:
+            with open(self.stderr_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, lines=15):
+        text = self.stderr_text().rstrip()
+        return "\n".join(text.splitlines()[-lines:]) if text else "(empty)"
+
+    def rss_bytes(self):
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        raise RuntimeError("no VmRSS line")
+
+    def client(self, api_key="x", timeout=120):
+        return openai.OpenAI(base_url=f"http://127.0.0.1:{self.port}/v1", api_key=api_key,
+                             max_retries=0, timeout=timeout)
+
+    def metrics(self):
+        status, _, body = request(self.port, "GET", "/metrics")
+        if status != 200:
+            raise CheckFailed(f"GET /metrics: status {status}")
+        return parse_metrics(body.decode("utf-8"))
+
+
+# --- raw HTTP, SSE and Prometheus text -----------------------------------------------------------
+
+def request(port, method, path, body=None, headers=None, timeout=60):
+    """One HTTP request on a fresh connection: (status, headers with lower-case names, body bytes).
+    A server may answer before reading the whole body (413): a failed send still reads the reply."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body).encode("utf-8")
+            headers = {"Content-Type": "application/json", **(headers or {})}
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()
+
+
+def sse_data(resp):
+    """Yields the data of each server-sent event of an http.client response, as str."""
+    data = []
+    while True:
+        line = resp.readline()
+        if not line:
+            if data:
+                yield "\n".join(data)
+            return
+        line = line.rstrip(b"\r\n").decode("utf-8")
+        if not line:
+            if data:
+                yield "\n".join(data)
+                data = []
+        elif line.startswith("data:"):
+            value = line[5:]
+            data.append(value[1:] if value.startswith(" ") else value)
+        # comments (":…") and the other fields (event, id, retry) carry nothing here
+
+
+class Stream:
+    """A streaming POST read with http.client (chat or completions chunks), for the checks that
+    need the raw SSE: [DONE], disconnects, many concurrent clients, SIGTERM."""
+
+    def __init__(self, port, path, payload, headers=None, timeout=120):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        self.conn.connect()
+        self.sock = self.conn.sock  # kept: http.client drops it when the response will close
+        self.conn.request("POST", path, body=json.dumps(payload).encode("utf-8"),
+                          headers={"Content-Type": "application/json", **(headers or {})})
+        self.resp = self.conn.getresponse()
+        self.status = self.resp.status
+        self.content_type = self.resp.getheader("Content-Type", "")
+        self.events = sse_data(self.resp) if self.status == 200 else iter(())
+        self.chunks = []           # parsed JSON chunks
+        self.done = False          # [DONE] seen
+        self.problems = []         # anything malformed
+        self.text = ""
+        self.finish_reasons = []
+        self.usage = None
+        self.first_role = None
+
+    def next_chunk(self):
+        """Reads one event; returns the chunk, "[DONE]", or None at the end of the stream."""
+        for data in self.events:
+            if self.done:
+                self.problems.append(f"event after [DONE]: {short(data)}")
+                continue
+            if data == "[DONE]":
+                self.done = True
+                return data
+            try:
+                chunk = json.loads(data)
+            except ValueError:
+                self.problems.append(f"not JSON: {short(data)}")
+                continue
+            self._add(chunk)
+            return chunk
+        return None
+
+    def _add(self, chunk):
+        if not self.chunks:
+            choices = chunk.get("choices") or [{}]
+            self.first_role = (choices[0].get("delta") or {}).get("role")
+        self.chunks.append(chunk)
+        if "error" in chunk:
+            self.problems.append(f"error chunk: {short(chunk)}")
+            return
+        if chunk.get("usage"):
+            self.usage = chunk["usage"]
+        for choice in chunk.get("choices") or []:
+            piece = choice["delta"].get("content") if "delta" in choice else choice.get("text")
+            self.text += piece or ""
+            if choice.get("finish_reason") is not None:
+                self.finish_reasons.append(choice["finish_reason"])
+
+    def read_all(self):
+        try:
+            while self.next_chunk() is not None:
+                pass
+        finally:
+            self.close()
+        return self
+
+    def body(self):
+        return self.resp.read()
+
+    def disconnect(self):
+        """Closes the TCP connection at once (FIN), without reading the rest."""
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.close()
+
+    def close(self):
+        self.resp.close()
+        self.conn.close()
+        self.sock.close()
+
+
+def parse_metrics(text):
+    """Prometheus text format → ({sample name: [(labels dict, value)]}, {family name: type})."""
+    samples, types = {}, {}
+    pattern = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)(\s+\S+)?$')
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("# TYPE "):
+            parts = line.split()
+            if len(parts) >= 4:
+                types[parts[2]] = parts[3]
+            continue
+        if not line or line.startswith("#"):
+            continue
+        m = pattern.match(line)
+        if not m:
+            raise CheckFailed(f"/metrics: line is not Prometheus text: {short(line)}")
+        labels = dict(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"', m.group(3) or ""))
+        samples.setdefault(m.group(1), []).append((labels, float(m.group(4))))
+    return samples, types
+
+
+def metric_sum(metrics, name):
+    return sum(value for _, value in metrics[0].get(name, []))
+
+
+def wait_for_metric(server, name, want, timeout):
+    """Polls /metrics until `name` (summed over labels) equals want; returns the last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = metric_sum(server.metrics(), name)
+        if value == want or time.monotonic() > deadline:
+            return value
+        time.sleep(0.1)
+
+
+def chat_payload(model_id, content, max_tokens, stream=False, **extra):
+    messages = content if isinstance(content, list) else [{"role": "user", "content": content}]
+    payload = {"model": model_id, "messages": messages, "max_tokens": max_tokens, "stream": stream}
+    payload.update(extra)
+    return payload
+
+
+def greedy_chat(client, model_id, content, max_tokens, **extra):
+    messages = content if isinstance(content, list) else [{"role": "user", "content": content}]
+    return client.chat.completions.create(model=model_id, messages=messages, max_tokens=max_tokens,
+                                          temperature=0, **extra)
+
+
+def context_length(model):
+    try:
+        with open(os.path.join(model, "config.json")) as f:
+            return int(json.load(f)["max_position_embeddings"])
+    except (OSError, KeyError, ValueError, TypeError):
+        return None
+
+
+def long_max_tokens(server, client, messages):
+    """max_tokens for a request meant to run long: 512, or what the context leaves after the
+    prompt (the tiny fixture's context is 256 positions)."""
+    probe = greedy_chat(client, server.model_id, messages, 1)
+    limit = context_length(server.model)
+    if limit is None:
+        return 512
+    return max(1, min(512, limit - probe.usage.prompt_tokens - 1))
+
+
+def expect_api_error(c, what, exception, status, call, type_=None, code=None, contains=None):
+    """Runs call(), which must raise `exception` with the HTTP status and an OpenAI error object."""
+    try:
+        call()
+    except exception as e:
+        c.equal(e.status_code, status, f"{what}: status")
+        check_error_object(c, what, e.body, type_, code, contains)
+        return e
+    except openai.APIStatusError as e:
+        c.fail(f"{what}: {type(e).__name__} with status {e.status_code}, expected {exception.__name__}"
+               f" ({status}); body {short(e.body)}")
+    except openai.APIConnectionError as e:
+        c.fail(f"{what}: connection error ({e.__cause__ or e}), expected a {status} response")
+    c.fail(f"{what}: the request succeeded, expected {exception.__name__} ({status})")
+
+
+def expect_raw_error(c, what, reply, status, type_=None, code=None):
+    got_status, headers, body = reply
+    c.equal(got_status, status, f"{what}: status")
+    try:
+        document = json.loads(body)
+    except ValueError:
+        c.fail(f"{what}: body is not JSON: {short(body)}")
+    c.check(isinstance(document, dict) and isinstance(document.get("error"), dict),
+            f"{what}: body is not an OpenAI error object {{\"error\": {{…}}}}: {short(document)}")
+    check_error_object(c, what, document["error"], type_, code, None)
+
+
+def check_error_object(c, what, error, type_, code, contains):
+    """error: the inner object of {"error": {...}} (what the openai client keeps as e.body)."""
+    c.check(isinstance(error, dict), f"{what}: error body is not an object: {short(error)}")
+    for key in ("message", "type", "param", "code"):
+        c.check(key in error, f"{what}: error object has no {key!r}: {short(error)}")
+    c.check(isinstance(error["message"], str) and error["message"].strip() != "",
+            f"{what}: empty error message: {short(error)}")
+    c.check(isinstance(error["type"], str) and error["type"] != "", f"{what}: error type: {short(error)}")
+    if type_ is not None:
+        c.equal(error["type"], type_, f"{what}: error.type")
+    if code is not None:
+        c.equal(error["code"], code, f"{what}: error.code")
+    if contains is not None:
+        c.check(contains in error["message"].lower(),
+                f"{what}: message {short(error['message'])} does not contain {contains!r}")
+
+
+# --- checks on the main server -------------------------------------------------------------------
+
+REQUIRED_METRICS = {
+    "qwen_requests_total": "counter",
+    "qwen_prompt_tokens_total": "counter",
+    "qwen_generated_tokens_total": "counter",
+    "qwen_time_to_first_token_seconds": "histogram",
+    "qwen_inter_token_latency_seconds": "histogram",
+    "qwen_queue_depth": "gauge",
+    "qwen_active_sequences": "gauge",
+    "qwen_batch_size": "histogram",
+}
+
+
+def check_health_and_metrics(c, server):
+    status, headers, body = request(server.port, "GET", "/health")
+    c.equal(status, 200, "GET /health status")
+    c.equal(json.loads(body), {"status": "ok"}, "GET /health body")
+    # "qwen-run serve: listening on http://127.0.0.1:PORT"; other words between the two are fine.
+    listening = rf"^qwen-run serve:.*listening on http://127\.0\.0\.1:{server.port}\b"
+    c.check(re.search(listening, server.stderr_text(), re.MULTILINE),
+            f"stderr has no line 'qwen-run serve: listening on http://127.0.0.1:{server.port}'")
+
+    status, headers, body = request(server.port, "GET", "/metrics")
+    c.equal(status, 200, "GET /metrics status")
+    c.check(headers.get("content-type", "").startswith("text/plain"),
+            f"GET /metrics Content-Type {headers.get('content-type')!r}, expected text/plain")
+    samples, types = parse_metrics(body.decode("utf-8"))
+    for name, kind in REQUIRED_METRICS.items():
+        family = name[:-len("_total")] if kind == "counter" else name
+        c.check(types.get(name, types.get(family)) == kind, f"/metrics: no '# TYPE {name} {kind}' line")
+        if kind == "histogram":
+            for suffix in ("_bucket", "_sum", "_count"):
+                c.check(name + suffix in samples, f"/metrics: no {name}{suffix} samples")
+            check_histogram(c, samples, name)
+        else:
+            c.check(name in samples, f"/metrics: no {name} sample")
+    c.equal(metric_sum((samples, types), "qwen_active_sequences"), 0, "qwen_active_sequences when idle")
+    c.equal(metric_sum((samples, types), "qwen_queue_depth"), 0, "qwen_queue_depth when idle")
+
+
+def check_histogram(c, samples, name):
+    """Buckets cumulative and non-decreasing in le, the +Inf bucket equal to _count (per label set)."""
+    groups = {}
+    for labels, value in samples[name + "_bucket"]:
+        rest = tuple(sorted((k, v) for k, v in labels.items() if k != "le"))
+        c.check("le" in labels, f"/metrics: {name}_bucket without le label")
+        groups.setdefault(rest, []).append((float(labels["le"]), value))
+    counts = {tuple(sorted(labels.items())): value for labels, value in samples[name + "_count"]}
+    for rest, buckets in groups.items():
+        buckets.sort()
+        values = [v for _, v in buckets]
+        c.check(values == sorted(values), f"/metrics: {name} buckets not cumulative: {buckets}")
+        c.check(buckets[-1][0] == float("inf"), f"/metrics: {name} has no le=\"+Inf\" bucket")
+        c.equal(buckets[-1][1], counts.get(rest), f"/metrics: {name} +Inf bucket vs _count")
+
+
+def check_request_counting(c, server):
+    client = server.client()
+    before = server.metrics()
+    metric_reads = 1
+    prompt_tokens = generated = 0
+    for prompt in PROMPTS[:3]:
+        r = greedy_chat(client, server.model_id, prompt, 8)
+        prompt_tokens += r.usage.prompt_tokens
+        generated += r.usage.completion_tokens
+    for stream in (False, True):
+        r = client.completions.create(model=server.model_id, prompt=COMPLETION_PROMPT, max_tokens=8,
+                                      temperature=0, stream=stream,
+                                      **({"stream_options": {"include_usage": True}} if stream else {}))
+        usage = [chunk for chunk in r][-1].usage if stream else r.usage
+        prompt_tokens += usage.prompt_tokens
+        generated += usage.completion_tokens
+    client.close()
+    made = 5
+
+    def delta(name):
+        return metric_sum(after, name) - metric_sum(before, name)
+
+    deadline = time.monotonic() + 2  # counters may be updated just after the response is sent
+    while True:
+        after = server.metrics()
+        metric_reads += 1
+        if (delta("qwen_requests_total") >= made and delta("qwen_prompt_tokens_total") >= prompt_tokens
+                and delta("qwen_generated_tokens_total") >= generated) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    # Whether the GET /metrics of the window count is the server's choice: allow them.
+    c.check(made <= delta("qwen_requests_total") <= made + metric_reads,
+            f"qwen_requests_total grew by {delta('qwen_requests_total'):.0f} over {made} completion requests"
+            f" (and {metric_reads} GET /metrics)")
+    c.equal(delta("qwen_prompt_tokens_total"), prompt_tokens, "qwen_prompt_tokens_total growth vs usage")
+    c.check(generated <= delta("qwen_generated_tokens_total") <= generated + made,
+            f"qwen_generated_tokens_total grew by {delta('qwen_generated_tokens_total')}, usage says"
+            f" {generated} completion tokens (+ at most one end token per request)")
+    if generated > 0:
+        c.check(delta("qwen_time_to_first_token_seconds_count") > 0,
+                "qwen_time_to_first_token_seconds_count did not grow")
+        c.check(delta("qwen_batch_size_count") > 0, "qwen_batch_size_count did not grow")
+    if generated > made:
+        c.check(delta("qwen_inter_token_latency_seconds_count") > 0,
+                "qwen_inter_token_latency_seconds_count did not grow")
+
+
+def check_models(c, server):
+    client = server.client()
+    ids = [m.id for m in client.models.list()]
+    client.close()
+    c.check(server.model_id in ids, f"client.models.list(): {ids}, expected {server.model_id!r}")
+    status, _, body = request(server.port, "GET", "/v1/models")
+    c.equal(status, 200, "GET /v1/models status")
+    document = json.loads(body)
+    c.equal(document.get("object"), "list", "GET /v1/models object")
+    c.equal(len(document.get("data", [])), 1, "GET /v1/models: number of models")
+    model = document["data"][0]
+    c.equal(model.get("id"), server.model_id, "model id")
+    c.equal(model.get("object"), "model", "model object")
+    c.equal(model.get("owned_by"), "qwen-swift", "model owned_by")
+    c.check(isinstance(model.get("created"), int), f"model created is not an integer: {short(model)}")
+
+
+def check_usage(c, what, usage, max_tokens, finish_reason):
+    c.check(usage is not None, f"{what}: no usage")
+    c.check(usage.prompt_tokens > 0, f"{what}: usage.prompt_tokens {usage.prompt_tokens}")
+    c.check(0 <= usage.completion_tokens <= max_tokens,
+            f"{what}: usage.completion_tokens {usage.completion_tokens} (max_tokens {max_tokens})")
+    c.equal(usage.total_tokens, usage.prompt_tokens + usage.completion_tokens, f"{what}: usage.total_tokens")
+    if finish_reason == "length":
+        c.equal(usage.completion_tokens, max_tokens, f"{what}: completion_tokens with finish_reason length")
+
+
+def check_chat(c, server):
+    client = server.client()
+    before = time.time()
+    r = greedy_chat(client, server.model_id, CONVERSATION, 16)
+    c.check(isinstance(r.id, str) and r.id != "", f"id {short(r.id)}")
+    c.equal(r.object, "chat.completion", "object")
+    c.check(isinstance(r.created, int) and before - 60 <= r.created <= time.time() + 60,
+            f"created {r.created} is not the current Unix time")
+    c.equal(r.model, server.model_id, "model")
+    c.equal(len(r.choices), 1, "number of choices")
+    choice = r.choices[0]
+    c.equal(choice.index, 0, "choices[0].index")
+    c.equal(choice.message.role, "assistant", "message.role")
+    c.check(isinstance(choice.message.content, str), f"message.content {short(choice.message.content)}")
+    c.check(choice.finish_reason in ("stop", "length"), f"finish_reason {choice.finish_reason!r}")
+    check_usage(c, "usage", r.usage, 16, choice.finish_reason)
+
+    again = greedy_chat(client, server.model_id, CONVERSATION, 16)
+    c.equal(again.choices[0].message.content, choice.message.content, "the same greedy request again")
+    c.check(again.id != r.id, f"two responses share the id {r.id!r}")
+    other = client.chat.completions.create(model=server.model_id, messages=CONVERSATION,
+                                           max_completion_tokens=16, temperature=0)
+    c.equal(other.choices[0].message.content, choice.message.content, "max_completion_tokens 16 vs max_tokens 16")
+    client.close()
+
+
+def check_chat_stream(c, server):
+    client = server.client()
+    reference = greedy_chat(client, server.model_id, CONVERSATION, 16)
+    chunks = list(client.chat.completions.create(model=server.model_id, messages=CONVERSATION, max_tokens=16,
+                                                 temperature=0, stream=True,
+                                                 stream_options={"include_usage": True}))
+    client.close()
+    c.check(len(chunks) >= 2, f"{len(chunks)} chunks")
+    for chunk in chunks:
+        c.equal(chunk.object, "chat.completion.chunk", "chunk object")
+        c.equal(chunk.id, chunks[0].id, "chunk id (the same in every chunk)")
+        c.equal(chunk.model, server.model_id, "chunk model")
+    usage_chunk, content_chunks = chunks[-1], chunks[:-1]
+    c.equal(usage_chunk.choices, [], "the last chunk's choices (include_usage)")
+    c.check(all(chunk.choices for chunk in content_chunks), "a chunk before the usage chunk has no choices")
+    c.equal(content_chunks[0].choices[0].delta.role, "assistant", "the first chunk's delta.role")
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in content_chunks)
+    c.equal(text, reference.choices[0].message.content, "streamed text vs non-streaming text")
+    reasons = [chunk.choices[0].finish_reason for chunk in content_chunks]
+    set_reasons = [reason for reason in reasons if reason is not None]
+    c.equal(set_reasons, [reference.choices[0].finish_reason], "finish_reasons set in the stream")
+    c.check(reasons[-1] is not None, "finish_reason is not in the last choices chunk")
+    c.equal(usage_chunk.usage.model_dump(include={"prompt_tokens", "completion_tokens", "total_tokens"}),
+            reference.usage.model_dump(include={"prompt_tokens", "completion_tokens", "total_tokens"}),
+            "usage of the stream vs the non-streaming response")
+
+    raw = Stream(server.port, "/v1/chat/completions",
+                 chat_payload(server.model_id, CONVERSATION, 16, stream=True, temperature=0))
+    c.equal(raw.status, 200, "raw stream status")
+    c.check(raw.content_type.startswith("text/event-stream"), f"stream Content-Type {raw.content_type!r}")
+    raw.read_all()
+    c.check(raw.done, "raw stream did not end with data: [DONE]")
+    c.equal(raw.problems, [], "raw stream problems")
+    c.equal(raw.text, reference.choices[0].message.content, "raw streamed text")
+    c.check(raw.usage is None, "usage chunk sent without stream_options.include_usage")
+
+
+def check_completions(c, server):
+    client = server.client()
+    r = client.completions.create(model=server.model_id, prompt=COMPLETION_PROMPT, max_tokens=16, temperature=0)
+    c.check(isinstance(r.id, str) and r.id != "", f"id {short(r.id)}")
+    c.equal(r.object, "text_completion", "object")
+    c.equal(r.model, server.model_id, "model")
+    c.equal(len(r.choices), 1, "number of choices")
+    c.check(isinstance(r.choices[0].text, str), f"choices[0].text {short(r.choices[0].text)}")
+    c.check(r.choices[0].finish_reason in ("stop", "length"), f"finish_reason {r.choices[0].finish_reason!r}")
+    check_usage(c, "usage", r.usage, 16, r.choices[0].finish_reason)
+    c.check(r.usage.prompt_tokens <= len(COMPLETION_PROMPT.encode("utf-8")),
+            f"usage.prompt_tokens {r.usage.prompt_tokens} > the prompt's bytes: a chat template was applied?")
+
+    chunks = list(client.completions.create(model=server.model_id, prompt=COMPLETION_PROMPT, max_tokens=16,
+                                            temperature=0, stream=True, stream_options={"include_usage": True}))
+    client.close()
+    c.check(len(chunks) >= 2, f"{len(chunks)} chunks")
+    for chunk in chunks:
+        c.equal(chunk.object, "text_completion", "chunk object")
+        c.equal(chunk.id, chunks[0].id, "chunk id (the same in every chunk)")
+    usage_chunk, content_chunks = chunks[-1], chunks[:-1]
+    c.equal(usage_chunk.choices, [], "the last chunk's choices (include_usage)")
+    c.check(all(chunk.choices for chunk in content_chunks), "a chunk before the usage chunk has no choices")
+    text = "".join(chunk.choices[0].text or "" for chunk in content_chunks)
+    c.equal(text, r.choices[0].text, "streamed text vs non-streaming text")
+    reasons = [chunk.choices[0].finish_reason for chunk in content_chunks if chunk.choices[0].finish_reason]
+    c.equal(reasons, [r.choices[0].finish_reason], "finish_reasons set in the stream")
+    c.equal((usage_chunk.usage.prompt_tokens, usage_chunk.usage.completion_tokens),
+            (r.usage.prompt_tokens, r.usage.completion_tokens), "usage of the stream vs the non-streaming response")
+
+
+def pick_stop(text):
+    """A 3- (else 2-) character piece of printable characters nearest the middle of text, or None."""
+    for n in (3, 2):
+        middle = (len(text) - n) // 2
+        for i in sorted(range(len(text) - n + 1), key=lambda i: abs(i - middle)):
+            piece = text[i:i + n]
+            if all(ch.isprintable() and ch != "\ufffd" for ch in piece) and piece.strip() == piece:
+                return piece
+    return None
+
+
+def check_stop(c, server):
+    client = server.client()
+    for prompt in PROMPTS:
+        full = greedy_chat(client, server.model_id, prompt, 32).choices[0].message.content
+        stop = pick_stop(full) if len(full) >= 6 else None
+        if stop:
+            break
+    else:
+        c.fail(f"no greedy output of {len(PROMPTS)} prompts has a printable 2-3 character piece to stop at")
+    want = full[:full.index(stop)]
+    r = greedy_chat(client, server.model_id, prompt, 32, stop=[stop, "@@never@@"])
+    c.equal(r.choices[0].message.content, want, f"stop=[{stop!r}, …] on {short(full)}")
+    c.equal(r.choices[0].finish_reason, "stop", "finish_reason with a stop string")
+    streamed = Stream(server.port, "/v1/chat/completions",
+                      chat_payload(server.model_id, prompt, 32, stream=True, temperature=0, stop=[stop])).read_all()
+    c.check(streamed.done and not streamed.problems, f"stream with stop: done {streamed.done}, {streamed.problems}")
+    c.equal(streamed.text, want, f"streamed text with stop=[{stop!r}]")
+    c.equal(streamed.finish_reasons, ["stop"], "streamed finish_reasons with a stop string")
+
+    full = client.completions.create(model=server.model_id, prompt=COMPLETION_PROMPT, max_tokens=32,
+                                     temperature=0).choices[0].text
+    stop = pick_stop(full)
+    if stop is None:
+        note(f"completions: no printable piece in {short(full)}; string stop not checked")
+    else:
+        r = client.completions.create(model=server.model_id, prompt=COMPLETION_PROMPT, max_tokens=32,
+                                      temperature=0, stop=stop)
+        c.equal(r.choices[0].text, full[:full.index(stop)], f"completions stop={stop!r} on {short(full)}")
+        c.equal(r.choices[0].finish_reason, "stop", "completions finish_reason with a stop string")
+    client.close()
+
+
+def check_seeded(c, server):
+    client = server.client()
+
+    def sample(seed, **extra):
+        return client.chat.completions.create(model=server.model_id, messages=[{"role": "user", "content": PROMPTS[0]}],
+                                              max_tokens=24, temperature=0.8, seed=seed, **extra).choices[0].message.content
+
+    first = sample(42)
+    c.equal(sample(42), first, "temperature 0.8 seed 42, second time")
+    if sample(43) == first:
+        note("seeds 42 and 43 gave the same text (allowed, not asserted)")
+    extensions = {"top_p": 0.9, "extra_body": {"top_k": 40, "min_p": 0.05, "repetition_penalty": 1.1}}
+    with_extensions = sample(7, **extensions)
+    c.equal(sample(7, **extensions), with_extensions, "seed 7 with top_p/top_k/min_p/repetition_penalty, second time")
+    streamed = Stream(server.port, "/v1/chat/completions",
+                      chat_payload(server.model_id, PROMPTS[0], 24, stream=True, temperature=0.8, seed=42)).read_all()
+    c.check(streamed.done and not streamed.problems, f"seeded stream: done {streamed.done}, {streamed.problems}")
+    c.equal(streamed.text, first, "seed 42 streamed vs non-streaming")
+    client.close()
+
+
+def check_errors(c, server):
+    client = server.client()
+    model = server.model_id
+    user = [{"role": "user", "content": "Hi"}]
+    bad = openai.BadRequestError
+    invalid = "invalid_request_error"
+
+    expect_raw_error(c, "malformed JSON", request(server.port, "POST", "/v1/chat/completions",
+                     body=b'{"model": "x", "messages": [', headers={"Content-Type": "application/json"}),
+                     400, invalid)
+    expect_raw_error(c, "JSON array body", request(server.port, "POST", "/v1/chat/completions", body=[1, 2]),
+                     400, invalid)
+    expect_api_error(c, "temperature -1", bad, 400, lambda: client.chat.completions.create(
+        model=model, messages=user, max_tokens=4, temperature=-1), invalid)
+    expect_api_error(c, "n=2", bad, 400, lambda: client.chat.completions.create(
+        model=model, messages=user, max_tokens=4, n=2), invalid)
+    expect_api_error(c, "empty messages", bad, 400, lambda: client.chat.completions.create(
+        model=model, messages=[], max_tokens=4), invalid)
+    expect_api_error(c, "unknown role", bad, 400, lambda: client.chat.completions.create(
+        model=model, messages=[{"role": "wizard", "content": "Hi"}], max_tokens=4), invalid)
+    expect_api_error(c, "completions temperature -1", bad, 400, lambda: client.completions.create(
+        model=model, prompt="Hi", max_tokens=4, temperature=-1), invalid)
+    expect_api_error(c, "chat prompt over the context", bad, 400, lambda: client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": OVERLONG_TEXT}], max_tokens=4),
+        code="context_length_exceeded", contains="context")
+    expect_api_error(c, "completions prompt over the context", bad, 400, lambda: client.completions.create(
+        model=model, prompt=OVERLONG_TEXT, max_tokens=4), code="context_length_exceeded", contains="context")
+
+    expect_api_error(c, "unknown model (chat)", openai.NotFoundError, 404, lambda: client.chat.completions.create(
+        model="no-such-model", messages=user, max_tokens=4), code="model_not_found")
+    expect_api_error(c, "unknown model (completions)", openai.NotFoundError, 404, lambda: client.completions.create(
+        model="no-such-model", prompt="Hi", max_tokens=4), code="model_not_found")
+    expect_raw_error(c, "GET unknown route", request(server.port, "GET", "/v1/no-such-route"), 404)
+    expect_raw_error(c, "POST unknown route", request(server.port, "POST", "/v1/no-such-route", body={}), 404)
+
+    huge = [{"role": "user", "content": "a" * (MAX_BODY_BYTES + 4096)}]
+    expect_api_error(c, "body over --max-body-bytes (client)", openai.APIStatusError, 413,
+                     lambda: client.chat.completions.create(model=model, messages=huge, max_tokens=4))
+    expect_raw_error(c, "body over --max-body-bytes (raw)", request(server.port, "POST", "/v1/chat/completions",
+                     body={"model": model, "messages": huge, "max_tokens": 4}), 413)
+
+    # The server still works after all that.
+    r = greedy_chat(client, model, "Hi", 4)
+    c.check(r.choices[0].finish_reason in ("stop", "length"), "a request after the errors")
+    client.close()
+
+
+def check_concurrency(c, server):
+    def one(request, barrier):
+        prompt, extra = request
+        with server.client() as client:
+            barrier.wait(timeout=60)
+            return client.chat.completions.create(model=server.model_id, max_tokens=24,
+                                                  messages=[{"role": "user", "content": prompt}],
+                                                  **extra).choices[0].message.content
+
+    for label, make in (("greedy", lambda i: {"temperature": 0}),
+                        ("seeded", lambda i: {"temperature": 0.8, "seed": 1000 + i})):
+        requests = [(prompt, make(i)) for i, prompt in enumerate(PROMPTS)]
+        solo = [one(request, threading.Barrier(1)) for request in requests]
+        barrier = threading.Barrier(len(requests))
+        with concurrent.futures.ThreadPoolExecutor(len(requests)) as pool:
+            together = list(pool.map(lambda request: one(request, barrier), requests))
+        for i, (alone, batched) in enumerate(zip(solo, together)):
+            c.equal(batched, alone, f"{label} prompt {i} run with {len(requests) - 1} others vs alone")
+
+
+def check_disconnect(c, server):
+    client = server.client()
+    messages = [{"role": "user", "content": PROMPTS[3]}]
+    max_tokens = long_max_tokens(server, client, messages)
+    full = greedy_chat(client, server.model_id, messages, max_tokens)
+    before = metric_sum(server.metrics(), "qwen_generated_tokens_total")
+    stream = Stream(server.port, "/v1/chat/completions",
+                    chat_payload(server.model_id, messages, max_tokens, stream=True, temperature=0))
+    c.equal(stream.status, 200, "stream status")
+    for _ in range(2):
+        c.check(stream.next_chunk() not in (None, "[DONE]"), "the stream ended before 2 chunks")
+    stream.disconnect()
+    active = wait_for_metric(server, "qwen_active_sequences", 0, timeout=5)
+    c.equal(active, 0, "qwen_active_sequences 5 s after the client disconnected")
+    generated = metric_sum(server.metrics(), "qwen_generated_tokens_total") - before
+    if generated >= full.usage.completion_tokens:
+        note(f"the generation ({full.usage.completion_tokens} tokens) finished before the server noticed the"
+             f" disconnect; cancellation itself was not exercised")
+    else:
+        note(f"generation cancelled after {generated:.0f} of {full.usage.completion_tokens} tokens")
+    r = greedy_chat(client, server.model_id, "Hi", 4)
+    c.check(r.choices[0].finish_reason in ("stop", "length"), "a request after the disconnect")
+    client.close()
+
+
+def check_load(c, server, load_requests):
+    prompts = PROMPTS[:4]
+    with server.client() as client:
+        solo = [greedy_chat(client, server.model_id, p, 32).choices[0].message.content for p in prompts]
+
+    def one(i):
+        try:
+            return i, Stream(server.port, "/v1/chat/completions",
+                             chat_payload(server.model_id, prompts[i % 4], 32, stream=True, temperature=0)).read_all()
+        except Exception as e:
+            return i, e
+
+    rss = []
+    for round_number in (1, 2):
+        start = time.monotonic()
+        with concurrent.futures.ThreadPoolExecutor(LOAD_CLIENTS) as pool:
+            results = list(pool.map(one, range(load_requests)))
+        elapsed = time.monotonic() - start
+        bad = []
+        for i, s in results:
+            if isinstance(s, Exception):
+                bad.append(f"request {i}: {type(s).__name__}: {s}")
+            elif s.status != 200:
+                bad.append(f"request {i}: status {s.status}")
+            elif not s.done or s.problems:
+                bad.append(f"request {i}: [DONE] {s.done}, problems {s.problems}")
+            elif s.text != solo[i % 4] or len(s.finish_reasons) != 1:
+                bad.append(f"request {i}: text {short(s.text)} (finish_reasons {s.finish_reasons}),"
+                           f" alone {short(solo[i % 4])}")
+        c.check(not bad, f"round {round_number}: {len(bad)} of {load_requests} requests wrong:\n"
+                         + indent("\n".join(bad[:5])))
+        c.equal(wait_for_metric(server, "qwen_active_sequences", 0, timeout=2), 0, "qwen_active_sequences after load")
+        c.equal(metric_sum(server.metrics(), "qwen_queue_depth"), 0, "qwen_queue_depth after load")
+        time.sleep(0.5)
+        rss.append(server.rss_bytes())
+        note(f"round {round_number}: {load_requests} requests from {LOAD_CLIENTS} clients in {elapsed:.1f} s,"
+             f" server RSS {rss[-1] / 2**20:.1f} MB")
+    c.check(rss[1] <= rss[0] * 1.10 + 8 * 2**20,
+            f"server RSS grew from {rss[0] / 2**20:.1f} MB to {rss[1] / 2**20:.1f} MB over the second identical round")
+
+
+def check_sigterm(c, server):
+    messages = [{"role": "user", "content": PROMPTS[5]}]
+    with server.client() as client:
+        max_tokens = long_max_tokens(server, client, messages)
+        want = greedy_chat(client, server.model_id, messages, max_tokens).choices[0].message.content
+    idle = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)  # an idle keep-alive connection
+    idle.request("GET", "/health")
+    idle_reply = idle.getresponse()
+    idle_reply.read()
+    stream = Stream(server.port, "/v1/chat/completions",
+                    chat_payload(server.model_id, messages, max_tokens, stream=True, temperature=0))
+    c.equal(stream.status, 200, "stream status")
+    c.check(stream.next_chunk() not in (None, "[DONE]"), "the stream ended before its first chunk")
+    server.proc.send_signal(signal.SIGTERM)
+    signalled = time.monotonic()
+    stream.read_all()
+    c.check(stream.done, f"the in-flight stream did not end with [DONE] after SIGTERM ({len(stream.chunks)} chunks)")
+    c.equal(stream.problems, [], "stream problems after SIGTERM")
+    c.equal(stream.text, want, "text of the stream in flight at SIGTERM")
+    try:
+        code = server.proc.wait(timeout=max(0.1, 10 - (time.monotonic() - signalled)))
+    except subprocess.TimeoutExpired:
+        c.fail("the server did not exit within 10 s of SIGTERM (an idle keep-alive connection was open)")
+    finally:
+        idle.close()
+    c.equal(code, 0, "exit status after SIGTERM")
+
+
+# --- checks on servers with other settings -------------------------------------------------------
+
+def check_api_key(c, server):
+    status, _, body = request(server.port, "GET", "/health")
+    c.equal(status, 200, "GET /health without a key")
+    user = [{"role": "user", "content": "Hi"}]
+    auth = "authentication_error"
+    expect_raw_error(c, "no Authorization header", request(server.port, "POST", "/v1/chat/completions",
+                     body=chat_payload(server.model_id, user, 4)), 401, auth)
+    expect_raw_error(c, "Authorization without Bearer", request(server.port, "POST", "/v1/chat/completions",
+                     body=chat_payload(server.model_id, user, 4), headers={"Authorization": API_KEY}), 401, auth)
+    with server.client(api_key="wrong-key") as wrong:
+        expect_api_error(c, "wrong key (chat)", openai.AuthenticationError, 401, lambda: wrong.chat.completions.create(
+            model=server.model_id, messages=user, max_tokens=4), auth)
+        expect_api_error(c, "wrong key (models)", openai.AuthenticationError, 401, lambda: wrong.models.list(), auth)
+    with server.client(api_key=API_KEY) as right:
+        ids = [m.id for m in right.models.list()]
+        c.check(server.model_id in ids, f"models with the key: {ids}")
+        r = greedy_chat(right, server.model_id, user, 4)
+        c.check(r.choices[0].finish_reason in ("stop", "length"), "chat with the key")
+
+
+def check_rate_limit(c, server):
+    """--max-queue 0 --max-batch 1: a request arriving while another runs gets 429. The tiny
+    model may finish the running one first, so try a few times."""
+    messages = [{"role": "user", "content": PROMPTS[3]}]
+    with server.client() as client:
+        max_tokens = long_max_tokens(server, client, messages)
+        error = None
+        for attempt in range(20):
+            running = open_when_free(server, chat_payload(server.model_id, messages, max_tokens, stream=True,
+                                                          temperature=0))
+            c.equal(running.status, 200, "the running request's status")
+            c.check(running.next_chunk() not in (None, "[DONE]"), "the running stream ended before its first chunk")
+            try:
+                client.chat.completions.create(model=server.model_id, messages=messages, max_tokens=4, temperature=0)
+            except openai.RateLimitError as e:
+                error = e
+            running.read_all()
+            c.check(running.done and not running.problems,
+                    f"the running request: [DONE] {running.done}, problems {running.problems}")
+            if error:
+                break
+        c.check(error is not None, "no 429 in 20 tries of a request sent while another was streaming")
+        c.equal(error.status_code, 429, "status")
+        check_error_object(c, "queue full", error.body, "rate_limit_error", None, None)
+        if attempt:
+            note(f"429 on try {attempt + 1}")
+        final = open_when_free(server, chat_payload(server.model_id, messages, 4, stream=True, temperature=0))
+        c.equal(final.status, 200, "a request once the server is idle again")
+        final.read_all()
+        c.check(final.done, "a request once the server is idle again: no [DONE]")
+
+
+def open_when_free(server, payload, timeout=5):
+    """A stream on a --max-batch 1 --max-queue 0 server: the previous request's slot may be freed
+    a moment after its [DONE], so a 429 is retried for up to `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        stream = Stream(server.port, "/v1/chat/completions", payload)
+        if stream.status != 429 or time.monotonic() > deadline:
+            return stream
+        stream.body()
+        stream.close()
+        time.sleep(0.05)
+
+
+# --- main ----------------------------------------------------------------------------------------
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--qwen-run", default=None, help="the qwen-run binary (default .build-test/release/qwen-run)")
+    parser.add_argument("--model", default=None, help="model directory (default Models/fixtures/tiny-qwen2)")
+    parser.add_argument("--load-requests", type=int, default=64, help="requests per load round (default 64)")
+    parser.add_argument("--keep-going", action="store_true", help="run every check group despite failures")
+    args = parser.parse_args()
+    qwen_run = os.path.abspath(args.qwen_run) if args.qwen_run else DEFAULT_QWEN_RUN
+    model = os.path.abspath(args.model) if args.model else DEFAULT_MODEL
+    if args.load_requests < 1:
+        parser.error("--load-requests must be ≥ 1")
+    if not (os.path.isfile(qwen_run) and os.access(qwen_run, os.X_OK)):
+        sys.exit(f"test_server: error: no executable qwen-run at {qwen_run}"
+                 f" (scripts/test builds .build-test/release/qwen-run; or pass --qwen-run)")
+    if not os.path.isdir(model):
+        sys.exit(f"test_server: error: no model directory {model}")
+
+    global openai
+    try:
+        import openai
+    except ImportError:
+        sys.exit("test_server: error: the openai package is missing: .venv/bin/pip install -r scripts/requirements.txt")
+
+    log_dir = tempfile.mkdtemp(prefix="test_server-")
+    checks = Checks(args.keep_going)
+    servers = []
+
+    def start(name, extra):
+        server = Server(qwen_run, model, log_dir, name, extra)
+        servers.append(server)
+        print(f"--    {server.describe()}", flush=True)
+        return server.start()
+
+    try:
+        main_server = start("main", ["--max-batch", "8", "--max-queue", "256",
+                                     "--max-body-bytes", str(MAX_BODY_BYTES), "--request-timeout", "600"])
+        groups = [
+            ("health and metrics", check_health_and_metrics),
+            ("models", check_models),
+            ("chat", check_chat),
+            ("chat stream", check_chat_stream),
+            ("completions", check_completions),
+            ("stop strings", check_stop),
+            ("seeded sampling", check_seeded),
+            ("request counting", check_request_counting),
+            ("errors 400/404/413", check_errors),
+            ("concurrency", check_concurrency),
+            ("disconnect", check_disconnect),
+            ("load", check_load, args.load_requests),
+            ("sigterm", check_sigterm),
+        ]
+        for name, function, *extra in groups:
+            if not main_server.running():
+                checks.failed.append(name)
+                print(f"FAIL  {name}: the server is not running (exit status {main_server.proc.returncode})")
+                if not args.keep_going:
+                    break
+                continue
+            if not checks.run(name, function, main_server, *extra):
+                break
+        main_server.stop()
+
+        if not checks.failed or args.keep_going:
+            auth_server = start("auth", ["--api-key", API_KEY])
+            if checks.run("errors 401", check_api_key, auth_server):
+                auth_server.stop()
+                queue_server = start("queue", ["--max-queue", "0", "--max-batch", "1", "--request-timeout", "600"])
+                checks.run("errors 429", check_rate_limit, queue_server)
+    except SetupError as e:
+        checks.failed.append("server start")
+        print(f"FAIL  server start: {e}", flush=True)
+    except KeyboardInterrupt:
+        checks.failed.append("interrupted")
+        print("test_server: interrupted", flush=True)
+    finally:
+        for server in servers:
+            server.stop()
+
+    if checks.failed:
+        print(f"test_server: {checks.passed} checks passed, {len(checks.failed)} failed"
+              f" ({', '.join(checks.failed)}); server logs in {log_dir}")
+        sys.exit(1)
+    shutil.rmtree(log_dir, ignore_errors=True)
+    print(f"test_server: {checks.passed} checks passed")
+
+
+if __name__ == "__main__":
+    main()
