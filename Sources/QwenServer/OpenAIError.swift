@@ -4,7 +4,9 @@ import Qwen
 
 /// An error as the OpenAI API reports it: an HTTP status and
 /// `{"error": {"message", "type", "param", "code"}}`.
-public struct OpenAIError: Error, CustomStringConvertible, Sendable, Equatable {
+///
+/// An `HTTPResponseError`: thrown from a route on any Hummingbird router, it becomes its response.
+public struct OpenAIError: HTTPResponseError, CustomStringConvertible, Sendable, Equatable {
     public var status: HTTPResponse.Status
     public var message: String
     /// OpenAI's error type: `invalid_request_error`, `authentication_error`, `not_found_error`,
@@ -74,4 +76,6 @@ public struct OpenAIError: Error, CustomStringConvertible, Sendable, Equatable {
     }
 
     func response() -> Response { .json(json, status: status) }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response { response() }
 }

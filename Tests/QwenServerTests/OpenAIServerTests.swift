@@ -168,6 +168,27 @@ enum TinyModel {
         }
     }
 
+    /// Mounted under a group of another app's router (no middleware of ours), the routes work
+    /// and their errors are still OpenAI error objects.
+    @Test func mountsOnAnotherRouter() async throws {
+        let router = Router()
+        router.get("/") { _, _ in "the host app" }
+        server().addRoutes(to: router.group("llm"))
+        try await Application(router: router).test(.router) { client in
+            try await client.execute(uri: "/llm/v1/models", method: .get) { response in
+                #expect(response.status == .ok)
+                #expect(json(response.body)["data"]?[0]?["id"] == "tiny-qwen2")
+            }
+            try await client.execute(uri: "/llm/v1/chat/completions", method: .post, body: Self.body(#"{"messages": 7}"#)) { response in
+                #expect(response.status == .badRequest)
+                #expect(json(response.body)["error"]?["param"] == "messages")
+            }
+            try await client.execute(uri: "/", method: .get) { response in
+                #expect(String(buffer: response.body) == "the host app")
+            }
+        }
+    }
+
     @Test func apiKeyGuardsTheAPIButNotHealth() async throws {
         let app = Application(router: server { $0.apiKey = "sesame" }.makeRouter())
         try await app.test(.router) { client in
