@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
-# Builds llama.cpp (llama-bench and llama-quantize) for the speed comparison in
-# scripts/bench, from the llama.cpp source that PyPI's llama-cpp-python sdist vendors (pinned
-# version and sha256 below; no other source of llama.cpp is reachable from here). CPU only, built
-# for this machine with explicit ISA flags read from /proc/cpuinfo (AVX2/FMA/F16C, AVX-512
-# F/BW/VL/VBMI/VNNI/BF16 and AVX-VNNI when listed) and AMX always off: not GGML_NATIVE, because
-# -march=native turns on ggml's AMX path wherever CPUID lists AMX, and VMs that list it without
-# granting the tile state kill llama-bench with SIGILL in `tilezero`. The flags used are printed
-# and kept in .llama.cpp/build/isa.txt (scripts/bench prints them). Output in .llama.cpp/
-# (git-ignored); then:
+# Builds llama.cpp (llama-bench, llama-quantize and llama-server) for the speed comparisons in
+# scripts/bench and scripts/bench-serve, from the llama.cpp source that PyPI's llama-cpp-python
+# sdist vendors (pinned version and sha256 below; no other source of llama.cpp is reachable from
+# here). CPU only, built for this machine with explicit ISA flags read from /proc/cpuinfo
+# (AVX2/FMA/F16C, AVX-512 F/BW/VL/VBMI/VNNI/BF16 and AVX-VNNI when listed) and AMX always off: not
+# GGML_NATIVE, because -march=native turns on ggml's AMX path wherever CPUID lists AMX, and VMs
+# that list it without granting the tile state kill llama-bench with SIGILL in `tilezero`. The
+# flags used are printed and kept in .llama.cpp/build/isa.txt (scripts/bench prints them). Output
+# in .llama.cpp/ (git-ignored); then:
 #
 #   LLAMA_CPP_BIN=.llama.cpp/build/bin/llama-bench scripts/bench
+#   scripts/bench-serve              # finds .llama.cpp/build/bin/llama-server itself
 #
 # (scripts/bench makes the pure-Q4_0 GGUF with the llama-quantize next to it on first use.)
+# llama-server (scripts/bench-serve) is built offline: no web UI (LLAMA_BUILD_UI=OFF, no npm build;
+# LLAMA_USE_PREBUILT_UI=OFF, no download of the prebuilt UI from Hugging Face at build time, so it
+# serves the API only), no HTTPS (LLAMA_OPENSSL=OFF) and no libcurl (LLAMA_CURL=OFF).
 # cmake comes from the system when it has one, else from PyPI (pinned) into the project venv.
-# Takes ~10 minutes on 2 cores.
+# Takes ~10 minutes on 2 cores (a few more for llama-server when llama-bench is already built).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 version="0.3.36"
@@ -67,8 +71,10 @@ if [ "$(uname -m)" = x86_64 ]; then
 fi
 echo "build_llama_cpp: ${flags[*]}" >&2
 "$cmake_bin" -S "$src" -B "$out/build" -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF "${flags[@]}" \
-  -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF >/dev/null
+  -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+  -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_OPENSSL=OFF >/dev/null
 mkdir -p "$out/build"
 echo "${isa[*]:-default} (AMX off)" > "$out/build/isa.txt"
-"$cmake_bin" --build "$out/build" --config Release -j "$(nproc)" --target llama-bench llama-quantize
+"$cmake_bin" --build "$out/build" --config Release -j "$(nproc)" --target llama-bench llama-quantize llama-server
 echo "LLAMA_CPP_BIN=$out/build/bin/llama-bench"
+echo "LLAMA_SERVER_BIN=$out/build/bin/llama-server"
