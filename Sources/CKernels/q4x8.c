@@ -366,6 +366,75 @@ int qk_q16_quantize(const float *a, size_t blocks, void *out) {
     return 1;
 }
 
+// Several activation rows against the same weights (batched decode: one row per sequence). Each
+// group's records (8 weight rows, ~4 KB at K = 896) are read from memory once and by every pass of
+// up to `rows` activation rows from L1; every row's integer block products (exact int32 sums, so
+// their order and split do not matter) and its float epilogue (`block_epilogue`, blocks in order,
+// the two accumulators by block parity) are those of `gemv_groups_i16`, whose floats the AVX-512
+// VNNI kernel gives too: each row's y is, bit for bit, what the single-row GEMV gives. The nibble
+// masks of a block are made once for all rows of a pass; nibbles 0 and 3 get accumulators of
+// their own, so no chain is longer than four products.
+AVX2 static inline __attribute__((always_inline)) void gemv_i16_pass(const uint8_t *p, int f32, size_t blocks,
+                                                                    const int32_t *const x[4], const int rows,
+                                                                    int prefetch, float *const out[4]) {
+    const size_t rec = record_bytes(f32), sbytes = f32 ? 32 : 16;
+    const __m256i nibble0 = _mm256_set1_epi16(0x000F), nibble1 = _mm256_set1_epi16(0x00F0);
+    const __m256i nibble2 = _mm256_set1_epi16(0x0F00);
+    __m256 acc0[4], acc1[4];
+    for (int r = 0; r < rows; r++) acc0[r] = acc1[r] = _mm256_setzero_ps();
+    for (size_t b = 0; b < blocks; b++) {
+        const uint8_t *rb = p + b * rec;
+        if (prefetch) prefetch_record(rb);
+        const uint8_t *q = rb + sbytes;
+        __m256i d0[4], d3[4], d16[4], d256[4];
+        for (int r = 0; r < rows; r++) d0[r] = d3[r] = d16[r] = d256[r] = _mm256_setzero_si256();
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            const __m256i w = _mm256_loadu_si256((const __m256i *)(q + 32 * j));
+            const __m256i w0 = _mm256_and_si256(w, nibble0), w1 = _mm256_and_si256(w, nibble1);
+            const __m256i w2 = _mm256_and_si256(w, nibble2), w3 = _mm256_srli_epi16(w, 12);
+            for (int r = 0; r < rows; r++) {
+                const int32_t *xj = x[r] + b * 16 + 4 * j;
+                d0[r] = _mm256_add_epi32(d0[r], _mm256_madd_epi16(w0, _mm256_set1_epi32(xj[0])));
+                d16[r] = _mm256_add_epi32(d16[r], _mm256_madd_epi16(w1, _mm256_set1_epi32(xj[1])));
+                d256[r] = _mm256_add_epi32(d256[r], _mm256_madd_epi16(w2, _mm256_set1_epi32(xj[2])));
+                d3[r] = _mm256_add_epi32(d3[r], _mm256_madd_epi16(w3, _mm256_set1_epi32(xj[3])));
+            }
+        }
+        for (int r = 0; r < rows; r++) {
+            const __m256i dot = _mm256_add_epi32(_mm256_add_epi32(d0[r], d3[r]),
+                                                 _mm256_add_epi32(_mm256_srai_epi32(d16[r], 4), _mm256_srai_epi32(d256[r], 8)));
+            const int32_t *asum = x[r] + blocks * 17;
+            block_epilogue(dot, asum[b], (const float *)(x[r] + blocks * 16) + b, rb, f32, b, &acc0[r], &acc1[r]);
+        }
+    }
+    for (int r = 0; r < rows; r++) _mm256_storeu_ps(out[r], _mm256_add_ps(acc0[r], acc1[r]));
+}
+
+AVX2 static void gemv_groups_i16_multi(const uint8_t *packed, int f32, size_t blocks, const uint8_t *aq,
+                                       size_t row_bytes, size_t m, size_t g0, size_t g1, float *y, size_t ldy) {
+    const size_t rec = record_bytes(f32);
+    for (size_t g = g0; g < g1; g++) {
+        const uint8_t *p = packed + g * blocks * rec;
+        // Two rows per pass: their 8 accumulators, 4 masked words and 3 masks fill the 16 registers.
+        for (size_t i = 0; i < m; i += 2) {
+            const int32_t *x[4] = {(const int32_t *)(aq + i * row_bytes), (const int32_t *)(aq + (i + 1 < m ? i + 1 : i) * row_bytes)};
+            float *out[4] = {y + i * ldy + g * 8, y + (i + 1) * ldy + g * 8};
+            if (m - i >= 2) gemv_i16_pass(p, f32, blocks, x, 2, i == 0, out);
+            else gemv_i16_pass(p, f32, blocks, x, 1, i == 0, out);
+        }
+    }
+}
+
+int qk_q4x8_gemv_q16_multi(const uint8_t *packed, int f32_scales, size_t blocks, const void *aq, size_t row_bytes,
+                           size_t m, size_t row_begin, size_t row_end, float *y, size_t ldy, int isa) {
+    isa = qk_isa_clamp(isa);
+    if (isa < QK_ISA_AVX2 || row_begin % 8 || row_end % 8) return 0;
+    (isa >= QK_ISA_AVX512_VNNI ? q4x8_gemv_q16_multi_vnni : gemv_groups_i16_multi)(packed, f32_scales, blocks, aq, row_bytes, m,
+                                                                                 row_begin / 8, row_end / 8, y, ldy);
+    return 1;
+}
+
 int qk_q4x8_gemv_q16(const uint8_t *packed, int f32_scales, size_t blocks, const void *aq,
                      size_t row_begin, size_t row_end, float *y, int isa) {
     isa = qk_isa_clamp(isa);
@@ -438,6 +507,10 @@ size_t qk_q16_activation_bytes(size_t blocks) { return blocks * 72; }
 int qk_q16_quantize(const float *a, size_t blocks, void *out) { (void)a; (void)blocks; (void)out; return 0; }
 int qk_q4x8_gemv_q16(const uint8_t *p, int f, size_t b, const void *aq, size_t r0, size_t r1, float *y, int isa) {
     (void)isa; (void)p; (void)f; (void)b; (void)aq; (void)r0; (void)r1; (void)y; return 0;
+}
+int qk_q4x8_gemv_q16_multi(const uint8_t *p, int f, size_t b, const void *aq, size_t rb, size_t m, size_t r0, size_t r1,
+                           float *y, size_t ldy, int isa) {
+    (void)isa; (void)p; (void)f; (void)b; (void)aq; (void)rb; (void)m; (void)r0; (void)r1; (void)y; (void)ldy; return 0;
 }
 int qk_q8_quantize(const float *a, size_t blocks, void *out) { (void)a; (void)blocks; (void)out; return 0; }
 int qk_q4x8_gemv_q8(const uint8_t *p, int f, size_t b, const void *aq, size_t r0, size_t r1, float *y, int isa) {

@@ -236,4 +236,66 @@ AVX512_VNNI void q4x8_gemv_q16_vnni(const uint8_t *packed, int f32, size_t block
     }
 }
 
+// `gemv_groups_i16_multi` (q4x8.c) with `vpdpwssd` and 32 registers: four activation rows per
+// pass (16 integer accumulators, 8 float ones, the 4 masked words), the weights read once. Each
+// row's exact integer block sums and float epilogue are the AVX2 kernel's, so its floats too.
+AVX512_VNNI static inline __attribute__((always_inline)) void gemv_i16_pass_vnni(const uint8_t *p, int f32, size_t blocks,
+                                                                                const int32_t *const x[4], const int rows,
+                                                                                int prefetch, float *const out[4]) {
+    const size_t rec = record_bytes(f32), sbytes = f32 ? 32 : 16;
+    const __m256i nibble0 = _mm256_set1_epi16(0x000F), nibble1 = _mm256_set1_epi16(0x00F0);
+    const __m256i nibble2 = _mm256_set1_epi16(0x0F00);
+    __m256 acc0[4], acc1[4];
+    for (int r = 0; r < rows; r++) acc0[r] = acc1[r] = _mm256_setzero_ps();
+    for (size_t b = 0; b < blocks; b++) {
+        const uint8_t *rb = p + b * rec;
+        if (prefetch) prefetch_record(rb);
+        const uint8_t *q = rb + sbytes;
+        __m256i d0[4], d3[4], d16[4], d256[4];
+        for (int r = 0; r < rows; r++) d0[r] = d3[r] = d16[r] = d256[r] = _mm256_setzero_si256();
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            const __m256i w = _mm256_loadu_si256((const __m256i *)(q + 32 * j));
+            const __m256i w0 = _mm256_and_si256(w, nibble0), w1 = _mm256_and_si256(w, nibble1);
+            const __m256i w2 = _mm256_and_si256(w, nibble2), w3 = _mm256_srli_epi16(w, 12);
+            for (int r = 0; r < rows; r++) {
+                const int32_t *xj = x[r] + b * 16 + 4 * j;
+                d0[r] = _mm256_dpwssd_epi32(d0[r], w0, _mm256_set1_epi32(xj[0]));
+                d16[r] = _mm256_dpwssd_epi32(d16[r], w1, _mm256_set1_epi32(xj[1]));
+                d256[r] = _mm256_dpwssd_epi32(d256[r], w2, _mm256_set1_epi32(xj[2]));
+                d3[r] = _mm256_dpwssd_epi32(d3[r], w3, _mm256_set1_epi32(xj[3]));
+            }
+        }
+        for (int r = 0; r < rows; r++) {
+            const __m256i dot = _mm256_add_epi32(_mm256_add_epi32(d0[r], d3[r]),
+                                                 _mm256_add_epi32(_mm256_srai_epi32(d16[r], 4), _mm256_srai_epi32(d256[r], 8)));
+            const int32_t *asum = x[r] + blocks * 17;
+            block_epilogue(dot, asum[b], (const float *)(x[r] + blocks * 16) + b, rb, f32, b, &acc0[r], &acc1[r]);
+        }
+    }
+    for (int r = 0; r < rows; r++) _mm256_storeu_ps(out[r], _mm256_add_ps(acc0[r], acc1[r]));
+}
+
+AVX512_VNNI void q4x8_gemv_q16_multi_vnni(const uint8_t *packed, int f32, size_t blocks, const uint8_t *aq, size_t row_bytes,
+                                          size_t m, size_t g0, size_t g1, float *y, size_t ldy) {
+    const size_t rec = record_bytes(f32);
+    for (size_t g = g0; g < g1; g++) {
+        const uint8_t *p = packed + g * blocks * rec;
+        for (size_t i = 0; i < m; i += 4) {
+            const int32_t *x[4];
+            float *out[4];
+            for (size_t r = 0; r < 4; r++) {
+                x[r] = (const int32_t *)(aq + (i + r < m ? i + r : i) * row_bytes);
+                out[r] = y + (i + r) * ldy + g * 8;
+            }
+            switch (m - i >= 4 ? 4 : m - i) {
+            case 4: gemv_i16_pass_vnni(p, f32, blocks, x, 4, i == 0, out); break;
+            case 3: gemv_i16_pass_vnni(p, f32, blocks, x, 3, i == 0, out); break;
+            case 2: gemv_i16_pass_vnni(p, f32, blocks, x, 2, i == 0, out); break;
+            default: gemv_i16_pass_vnni(p, f32, blocks, x, 1, i == 0, out); break;
+            }
+        }
+    }
+}
+
 #endif

@@ -165,6 +165,16 @@ public final class PackedQ4Matrix: @unchecked Sendable {
         qk_q4x8_gemv_q16(base, floatScales ? 1 : 0, blocksPerRow, a16, rows.lowerBound, rows.upperBound, y, isa.level) != 0
     }
 
+    /// ``gemvInt16(_:rows:into:)`` for `count` activation rows `rowBytes` apart (batched decode),
+    /// row i's results at `y + i * ldy`: the weights read once for all rows, each row's results
+    /// bit for bit those of ``gemvInt16(_:rows:into:)``. False when the kernel did not run.
+    @discardableResult
+    public func gemvInt16(_ a16: UnsafeRawPointer, rowBytes: Int, count: Int, rows: Range<Int>,
+                          into y: UnsafeMutablePointer<Float>, ldy: Int) -> Bool {
+        qk_q4x8_gemv_q16_multi(base, floatScales ? 1 : 0, blocksPerRow, a16, rowBytes, count, rows.lowerBound, rows.upperBound,
+                               y, ldy, isa.level) != 0
+    }
+
     /// `c[i, j] = Σ_k a[i, k] · W[j, k]` for the activations `a` (packed for this matrix's
     /// blocks), their rows in strips `strips` (one of `a.stripBlocks`) and columns `columns`
     /// (multiples of 8 at both ends), into `c` (row stride `ldc`). False when the kernel did not

@@ -124,6 +124,29 @@ struct GraphDecoder: Sendable {
     /// Runs `ids` after the cached tokens and returns the logits of the last position.
     /// `progress` gets the fraction of the graph's nodes run so far (see `Session.run`).
     func forward(_ ids: [Int], cache: inout KVCache, progress: ((Double) -> Void)? = nil) throws -> [Float] {
+        let feeds = try self.feeds(ids, cache: cache)
+        // The weights are views into the mapped files: refuse to read them if a file was
+        // truncated or rewritten in place since loading (SIGBUS or other weights otherwise).
+        try session.checkFilesUnchanged()
+        // The present caches come back as in-place views: the next run appends to them.
+        let outputs = try session.run(feeds, keepingCacheViews: true,
+                                      progress: progress.map { report in { done, total in report(Double(done) / Double(total)) } })
+        return try absorb(outputs, ids: ids, cache: &cache)
+    }
+
+    /// One token after each of several caches, in one batched run (`Session.runBatch`: the
+    /// products read their weights once for all sequences); returns each sequence's logits,
+    /// exactly those `forward([ids[i]], cache: &caches[i])` returns.
+    func forward(batch ids: [Int], caches: inout [KVCache]) throws -> [[Float]] {
+        precondition(ids.count == caches.count)
+        let feedSets = try ids.indices.map { try feeds([ids[$0]], cache: caches[$0]) }
+        try session.checkFilesUnchanged()
+        let outputs = try session.runBatch(feedSets, keepingCacheViews: true)
+        return try ids.indices.map { try absorb(outputs[$0], ids: [ids[$0]], cache: &caches[$0]) }
+    }
+
+    /// The graph's inputs for running `ids` after `cache`.
+    private func feeds(_ ids: [Int], cache: KVCache) throws -> [String: Tensor] {
         guard !ids.isEmpty else { throw GenerationError.emptyPrompt }
         let start = cache.count
         guard start + ids.count <= maxPositions else {
@@ -142,12 +165,11 @@ struct GraphDecoder: Sendable {
             feeds[positions] = Tensor(int64s: (0..<ids.count).map { Int64(start + $0) }, shape: [1, ids.count])
         }
         for (past, _) in interface.cache { feeds[past] = cache.tensors[past] }
-        // The weights are views into the mapped files: refuse to read them if a file was
-        // truncated or rewritten in place since loading (SIGBUS or other weights otherwise).
-        try session.checkFilesUnchanged()
-        // The present caches come back as in-place views: the next run appends to them.
-        let outputs = try session.run(feeds, keepingCacheViews: true,
-                                      progress: progress.map { report in { done, total in report(Double(done) / Double(total)) } })
+        return feeds
+    }
+
+    /// Takes a run's present caches into `cache` and returns the last position's logits.
+    private func absorb(_ outputs: [String: Tensor], ids: [Int], cache: inout KVCache) throws -> [Float] {
         for (past, present) in interface.cache {
             guard let t = outputs[present] else { throw GenerationError.unsupportedGraph("output '\(present)' missing") }
             cache.tensors[past] = t

@@ -86,7 +86,6 @@ public struct Generation: Sendable {
     public mutating func step(onPrefillProgress: ((Double) -> Void)? = nil) throws -> GenerationStep? {
         guard !isFinished else { return nil }
         let t0 = DispatchTime.now().uptimeNanoseconds
-        let isPrefill = generatedIds.isEmpty
         let logits: [Float]
         if let last = generatedIds.last {
             logits = try model.decoder.forward([last], cache: &cache)
@@ -94,6 +93,40 @@ public struct Generation: Sendable {
             logits = try model.decoder.forward(Array(promptIds[cache.count...]), cache: &cache, progress: onPrefillProgress)
         }
         model.streamActivity.cacheUpdated(cache)
+        return accept(logits, startedAt: t0)
+    }
+
+    /// One step of each of `generations` (of one model), with the decode steps in one batched
+    /// forward pass (`Session.runBatch`: every product reads its weights once for all of them);
+    /// a generation still to run its prompt runs it alone. Each result is exactly what that
+    /// generation's own `step()` gives (nil once finished, or its error); should the batched
+    /// pass fail, every generation steps alone, so an error is reported for its own sequence.
+    public static func step(_ generations: inout [Generation]) -> [Result<GenerationStep?, any Error>] {
+        var results = [Result<GenerationStep?, any Error>](repeating: .success(nil), count: generations.count)
+        let decoding = generations.indices.filter { !generations[$0].isFinished && !generations[$0].generatedIds.isEmpty }
+        var batched = Set<Int>()
+        if decoding.count > 1, let model = generations.first?.model, decoding.allSatisfy({ generations[$0].model === model }) {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            var caches = decoding.map { generations[$0].cache }
+            if let logits = try? model.decoder.forward(batch: decoding.map { generations[$0].generatedIds.last! }, caches: &caches) {
+                for (i, g) in decoding.enumerated() {
+                    generations[g].cache = caches[i]
+                    model.streamActivity.cacheUpdated(caches[i])
+                    results[g] = .success(generations[g].accept(logits[i], startedAt: t0))
+                }
+                batched = Set(decoding)
+            }
+        }
+        for g in generations.indices where !batched.contains(g) {
+            results[g] = Result { try generations[g].step() }
+        }
+        return results
+    }
+
+    /// Samples the next token from the forward pass's `logits` (begun at `t0`) and updates the
+    /// text, the stop conditions and the timings.
+    private mutating func accept(_ logits: [Float], startedAt t0: UInt64) -> GenerationStep {
+        let isPrefill = generatedIds.isEmpty
         let t1 = DispatchTime.now().uptimeNanoseconds
         if isPrefill { stats.prefillSeconds = Double(t1 - t0) / 1e9 }
         let next = sampler.next(logits: logits, history: history)

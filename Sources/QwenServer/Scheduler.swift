@@ -2,14 +2,13 @@ import Dispatch
 import Foundation
 import Qwen
 
-/// Runs every request's `Generation` on one compute thread, interleaved: each round admits
-/// waiting requests up to `maxBatch` running ones, runs at most one prompt (prefill), then one
-/// decode step of every running sequence. A request's ids are exactly those it would get alone
-/// (the same `Generation` steps, in the same order for that sequence); only the waiting differs.
-///
-/// (llama.cpp's server calls these slots. The kernels already use every core for one forward
-/// pass, so one compute thread loses nothing; stepping B sequences through one batched forward
-/// pass — weights read once per round — is what will raise aggregate throughput.)
+/// Runs every request's `Generation` on one compute thread (each forward pass already uses every
+/// core), continuously batched: each round admits waiting requests up to `maxBatch` running ones,
+/// runs at most one prompt (prefill), then one decode step of every other running sequence in one
+/// batched forward pass (`Generation.step(_:)`: each weight matrix read once for all of them).
+/// Sequences join and leave between rounds. A request's ids are exactly those it gets alone:
+/// the batched pass computes each sequence's logits bit for bit as its own pass would.
+/// (llama.cpp's server calls these slots.)
 final class Scheduler: @unchecked Sendable {
     /// What a request's stream carries.
     enum Event: Sendable {
@@ -129,15 +128,21 @@ final class Scheduler: @unchecked Sendable {
             let round = running
             condition.unlock()
 
-            metrics.batchSize.record(round.count)
-            var prefilled = false
-            for job in round {
-                // One prompt per round, so a long prompt holds the running streams back once.
-                if job.generation.needsPrefill {
-                    if prefilled { continue }
-                    prefilled = true
+            // Cancelled and late requests end here; then one prompt runs (so a long prompt holds
+            // the running streams back once), then every other running sequence takes one decode
+            // step, all in one batched forward pass.
+            let live = round.filter(stillWanted)
+            let prefill = live.first { $0.generation.needsPrefill }
+            if let prefill { deliver(prefill, Result { try prefill.generation.step() }) }
+            let decoding = live.filter { $0 !== prefill && !$0.generation.needsPrefill && !$0.generation.isFinished }
+            if !decoding.isEmpty {
+                metrics.batchSize.record(decoding.count)
+                var generations = decoding.map(\.generation)
+                let results = Generation.step(&generations)
+                for (i, job) in decoding.enumerated() {
+                    job.generation = generations[i]
+                    deliver(job, results[i])
                 }
-                advance(job)
             }
 
             condition.lock()
@@ -147,23 +152,27 @@ final class Scheduler: @unchecked Sendable {
         }
     }
 
-    /// One step of `job`, its event, and its end.
-    private func advance(_ job: Job) {
-        let now = DispatchTime.now().uptimeNanoseconds
+    /// Ends `job` when its client has gone or its deadline has passed; true when it goes on.
+    private func stillWanted(_ job: Job) -> Bool {
         if job.isCancelled {
             job.generation.cancel()
             job.continuation.finish(throwing: CancellationError())
-            return
+            return false
         }
-        if let deadline = job.deadline, now > deadline {
+        if let deadline = job.deadline, DispatchTime.now().uptimeNanoseconds > deadline {
             job.generation.cancel()
             job.continuation.finish(throwing: TimedOut(seconds: timeout ?? 0))
-            return
+            return false
         }
-        do {
-            let prefill = job.generation.needsPrefill
-            if prefill { metrics.promptTokens.increment(by: job.generation.promptIds.count) }
-            if let step = try job.generation.step() {
+        return true
+    }
+
+    /// Passes on what a step of `job` gave: its token, then its end.
+    private func deliver(_ job: Job, _ result: Result<GenerationStep?, any Error>) {
+        switch result {
+        case .success(let step):
+            if job.generation.generatedIds.count == 1 { metrics.promptTokens.increment(by: job.generation.promptIds.count) }
+            if let step {
                 let t = DispatchTime.now().uptimeNanoseconds
                 if let last = job.lastToken {
                     metrics.interTokenLatency.recordNanoseconds(Int64(t - last))
@@ -174,8 +183,11 @@ final class Scheduler: @unchecked Sendable {
                 metrics.generatedTokens.increment()
                 job.continuation.yield(.step(step))
             }
-            if job.generation.isFinished { job.continuation.yield(.finished(job.generation.result)); job.continuation.finish() }
-        } catch {
+            if job.generation.isFinished {
+                job.continuation.yield(.finished(job.generation.result))
+                job.continuation.finish()
+            }
+        case .failure(let error):
             job.generation.cancel()
             job.continuation.finish(throwing: error)
         }

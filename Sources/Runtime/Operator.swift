@@ -11,10 +11,23 @@ public protocol Operator: Sendable {
     /// Whether `run` takes KV-cache views (`Tensor.cacheCapacity`) as they are; for every other
     /// operator the session passes contiguous copies. False unless an operator says otherwise.
     var readsCacheViews: Bool { get }
+
+    /// Whether, and how, a batched run (`Session.runBatch`) may stack one row per sequence along
+    /// the first axis and run the node once (for the weight-bound products, weights read once for
+    /// all sequences). `.none` unless an operator says otherwise.
+    var rowStacking: RowStacking { get }
+
+    /// `run` on inputs whose first axis stacks the single-row inputs of several sequences; row i
+    /// of every output must be, bit for bit, what `run` gives sequence i's inputs alone (so a
+    /// product must not switch to a kernel of other numerics because there are more rows). The
+    /// default is `run`, for operators whose arithmetic per row does not depend on the row count.
+    func runStacked(_ inputs: [Tensor?]) throws -> [Tensor]
 }
 
 extension Operator {
     public var readsCacheViews: Bool { false }
+    public var rowStacking: RowStacking { .none }
+    public func runStacked(_ inputs: [Tensor?]) throws -> [Tensor] { try run(inputs) }
 }
 
 /// What a factory knows when it builds an operator.
@@ -35,6 +48,18 @@ public struct OperatorContext: Sendable {
     public var int8Activations = Int8Activations.accuracyLevel4
     /// `SessionOptions.decodeActivations`.
     public var decodeActivations = DecodeActivations.automatic
+}
+
+/// How an operator's inputs may stack the rows of several sequences (see `Operator.rowStacking`).
+/// Either way `runStacked` computes each row from that row alone, exactly as `run` computes it.
+public enum RowStacking: Sendable {
+    case none
+    /// Only the first input differs between sequences (activations); the others are shared
+    /// (weights, perm-like parameters): products, norms, casts, transposes keeping axis 0.
+    case firstInput
+    /// Any inputs may differ; those that do have one rank r, and shared inputs of rank r have a
+    /// first axis of 1, so broadcasting pairs each row with its own: elementwise arithmetic.
+    case elementwise
 }
 
 public typealias OperatorFactory = @Sendable (OperatorContext) throws -> any Operator

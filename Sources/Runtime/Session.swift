@@ -244,6 +244,75 @@ public final class Session: @unchecked Sendable {
     /// total (on the calling thread; keep it cheap): how far a long run has got.
     public func run(_ feeds: [String: Tensor], keepingCacheViews: Bool = false,
                     progress: ((_ done: Int, _ total: Int) -> Void)? = nil) throws -> [String: Tensor] {
+        var values = try initialValues(feeds)
+        var args = [Tensor?]()
+        try steps.withUnsafeBufferPointer { steps in
+            try slotLists.withUnsafeBufferPointer { slots in
+                for index in steps.indices {
+                    try runStep(index, steps, slots, &values, &args)
+                    progress?(index + 1, steps.count)
+                }
+            }
+        }
+        return outputs(values, keepingCacheViews: keepingCacheViews)
+    }
+
+    /// Runs the graph for several sequences at once, one feed set each (e.g. one decode step of
+    /// every sequence a server is generating), and returns each one's outputs: exactly what `run`
+    /// returns for that feed set alone.
+    ///
+    /// A node whose operator stacks rows (`Operator.rowStacking`: the weight-bound products, norms,
+    /// elementwise arithmetic), and whose inputs that differ between sequences are single rows of
+    /// one shape (first axis 1),
+    /// runs once on the rows stacked along the first axis, and its outputs are split back; every
+    /// other node (attention against each sequence's own KV cache, shape arithmetic) runs per
+    /// sequence. The stacked operators compute each row as they compute it alone, so each
+    /// sequence's results are bit for bit those of its own run.
+    public func runBatch(_ feedSets: [[String: Tensor]], keepingCacheViews: Bool = false) throws -> [[String: Tensor]] {
+        guard feedSets.count > 1 else { return try feedSets.map { try run($0, keepingCacheViews: keepingCacheViews) } }
+        var batch = BatchValues(perSequence: try feedSets.map(initialValues), slotCount: slotCount)
+        var args = [Tensor?]()
+        try steps.withUnsafeBufferPointer { steps in
+            try slotLists.withUnsafeBufferPointer { slots in
+                for index in steps.indices {
+                    if steps[index].op.rowStacking != .none, try runStacked(index, steps, slots, &batch) { continue }
+                    for s in slots[steps[index].inputs] where s >= 0 { batch.split(s) }
+                    for i in batch.perSequence.indices { try runStep(index, steps, slots, &batch.perSequence[i], &args) }
+                    for s in slots[steps[index].releases] { batch.stacked[s] = nil }
+                }
+            }
+        }
+        for (_, slot) in outputSlots { batch.split(slot) }
+        return batch.perSequence.map { outputs($0, keepingCacheViews: keepingCacheViews) }
+    }
+
+    /// The values of a batched run: each sequence's slots, and slots held stacked (one row per
+    /// sequence along the first axis) between stacked nodes, split only when a per-sequence node
+    /// or the outputs need them.
+    struct BatchValues {
+        var perSequence: [[Tensor?]]
+        var stacked: [Tensor?]
+
+        init(perSequence: [[Tensor?]], slotCount: Int) {
+            self.perSequence = perSequence
+            stacked = [Tensor?](repeating: nil, count: slotCount)
+        }
+
+        /// Gives each sequence its row of a stacked slot, once.
+        mutating func split(_ slot: Int) {
+            guard let t = stacked[slot], perSequence[0][slot] == nil, let size = t.dtype.storageSize else { return }
+            let whole = t.contiguous(), n = perSequence.count
+            let shape = [1] + whole.shape.dropFirst(), rowBytes = whole.count / n * size
+            for i in 0..<n {
+                let row = Tensor(dtype: whole.dtype, shape: shape)
+                row.rawPointer.copyMemory(from: whole.rawPointer + i * rowBytes, byteCount: rowBytes)
+                perSequence[i][slot] = row
+            }
+        }
+    }
+
+    /// The value slots for a run: the constants and the checked feeds.
+    private func initialValues(_ feeds: [String: Tensor]) throws -> [Tensor?] {
         var values = [Tensor?](repeating: nil, count: slotCount)
         for (slot, t) in constantSlots { values[slot] = t }
         for (name, t) in feeds {
@@ -264,21 +333,79 @@ public final class Session: @unchecked Sendable {
                 throw RuntimeError.invalidFeed(name: use.input, reason: "dimension \(use.axis) ('\(parameter)') is \(values[use.slot]!.shape[use.axis]), but '\(first.input)' has \(size) there: inputs declaring the same dimension name must agree")
             }
         }
+        return values
+    }
 
-        var args = [Tensor?]()
-        try steps.withUnsafeBufferPointer { steps in
-            try slotLists.withUnsafeBufferPointer { slots in
-                for index in steps.indices {
-                    try runStep(index, steps, slots, &values, &args)
-                    progress?(index + 1, steps.count)
-                }
-            }
-        }
+    private func outputs(_ values: [Tensor?], keepingCacheViews: Bool) -> [String: Tensor] {
         var result: [String: Tensor] = [:]
         for (name, slot) in outputSlots {
             result[name] = keepingCacheViews ? values[slot] : values[slot]?.contiguous()
         }
         return result
+    }
+
+    /// Step `index` once for all sequences on their stacked rows (see `runBatch`); false, with
+    /// nothing run, when an input that differs between sequences is not a single row of the
+    /// shape and type every sequence has there.
+    private func runStacked(_ index: Int, _ steps: UnsafeBufferPointer<Step>, _ slots: UnsafeBufferPointer<Int>,
+                            _ batch: inout BatchValues) throws -> Bool {
+        let n = batch.perSequence.count, stacking = steps[index].op.rowStacking
+        var args = [Tensor?]()
+        var stackedRank: Int?, sharedShapes: [[Int]] = []
+        for (position, s) in slots[steps[index].inputs].enumerated() {
+            guard s >= 0 else { args.append(nil); continue }
+            let mayStack = position == 0 || stacking == .elementwise
+            // Already stacked by an earlier node.
+            if let t = batch.stacked[s] {
+                guard mayStack, stackedRank == nil || stackedRank == t.rank else { return false }
+                stackedRank = t.rank
+                args.append(t.isContiguous ? t : t.contiguous())
+                continue
+            }
+            let values = batch.perSequence
+            guard let first = values[0][s] else { args.append(nil); continue }
+            // The same tensor in every sequence (a weight, a shared constant): passed once.
+            if values.allSatisfy({ $0[s]?.storage === first.storage && $0[s]?.shape == first.shape }) {
+                args.append(first.isContiguous ? first : first.contiguous())
+                sharedShapes.append(first.shape)
+                continue
+            }
+            guard mayStack, stackedRank == nil || stackedRank == first.rank,
+                  first.rank >= 1, first.shape[0] == 1, let size = first.dtype.storageSize,
+                  values.allSatisfy({ $0[s]?.shape == first.shape && $0[s]?.dtype == first.dtype }) else { return false }
+            stackedRank = first.rank
+            let rowBytes = first.count * size
+            let stacked = Tensor(dtype: first.dtype, shape: [n] + first.shape.dropFirst())
+            for i in 0..<n {
+                let row = values[i][s]!.contiguous()
+                (stacked.rawPointer + i * rowBytes).copyMemory(from: row.rawPointer, byteCount: rowBytes)
+            }
+            args.append(stacked)
+        }
+        // Nothing differs between the sequences: each runs the node as usual.
+        guard let rank = stackedRank else { return false }
+        // Broadcasting must pair each stacked row with itself only.
+        if stacking == .elementwise, sharedShapes.contains(where: { $0.count > rank || ($0.count == rank && $0[0] != 1) }) { return false }
+        let results: [Tensor]
+        do {
+            results = try steps[index].op.runStacked(args)
+        } catch {
+            let node = graph.nodes[index]
+            throw RuntimeError.nodeFailed(node: node.name, opType: node.opType, reason: "\(error) (\(n) sequences stacked)")
+        }
+        for (k, s) in slots[steps[index].outputs].enumerated() where s >= 0 {
+            guard k < results.count, results[k].rank >= 1, results[k].shape[0] == n else {
+                let node = graph.nodes[index]
+                throw RuntimeError.nodeFailed(node: node.name, opType: node.opType, reason: "stacked output \(k) is not \(n) rows")
+            }
+            batch.stacked[s] = results[k]
+            for i in 0..<n { batch.perSequence[i][s] = nil }
+        }
+        for s in slots[steps[index].releases] {
+            batch.stacked[s] = nil
+            for i in 0..<n { batch.perSequence[i][s] = nil }
+        }
+        return true
     }
 
     /// Runs step `index` on `values`, then releases the slots it read last.

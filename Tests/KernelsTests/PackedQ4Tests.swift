@@ -411,6 +411,51 @@ import CKernels
         }
     }
 
+    /// The int16 GEMV over several activation rows at once (batched decode) gives each row, bit
+    /// for bit, what the single-row int16 GEMV gives it at every level this CPU has — for 1 to 9
+    /// rows (passes of four and their tails), column ranges starting past 0, NaN-free outputs.
+    @Test(arguments: shapes)
+    func multiRowInt16GEMVIsTheSingleRowOne(_ s: Shape) throws {
+        guard PackedQ4Tests.packedKernelsRunHere else {
+            print("SKIPPED PackedQ4Tests.multiRowInt16GEMVIsTheSingleRowOne: this CPU has no AVX2/FMA/F16C")
+            return
+        }
+        let m = 9
+        let c = Case(s, rows: m)
+        let packed = try #require(c.withMatrix { PackedQ4Matrix($0) })
+        let a = c.paddedA, lda = c.blocks * 32
+        let b16 = packed.int16ActivationBytes
+        var q16 = [UInt8](repeating: 0, count: m * b16)
+        a.withUnsafeBufferPointer { ap in
+            q16.withUnsafeMutableBytes { for i in 0..<m { packed.quantizeInt16(ap.baseAddress! + i * lda, into: $0.baseAddress! + i * b16) } }
+        }
+        let columns = s.n > 8 ? 8..<s.n : 0..<s.n
+        for isa in KernelISA.runnable where isa >= .avx2 {
+            packed.isa = isa
+            var single = [Float](repeating: .nan, count: m * s.n)
+            q16.withUnsafeBytes { qp in
+                single.withUnsafeMutableBufferPointer { o in
+                    for i in 0..<m { _ = packed.gemvInt16(qp.baseAddress! + i * b16, rows: columns, into: o.baseAddress! + i * s.n) }
+                }
+            }
+            for count in 1...m {
+                var multi = [Float](repeating: .nan, count: m * s.n)
+                let ran = q16.withUnsafeBytes { qp in
+                    multi.withUnsafeMutableBufferPointer { o in
+                        packed.gemvInt16(qp.baseAddress!, rowBytes: b16, count: count, rows: columns, into: o.baseAddress!, ldy: s.n)
+                    }
+                }
+                #expect(ran)
+                let same = (0..<(count * s.n)).allSatisfy { i in
+                    columns.contains(i % s.n) ? multi[i].bitPattern == single[i].bitPattern && !multi[i].isNaN : multi[i].isNaN
+                }
+                #expect(same, "\(s), \(count) rows at \(isa.name): differs from the single-row GEMV")
+                let untouched = multi[(count * s.n)...].allSatisfy { $0.isNaN }
+                #expect(untouched, "wrote past row \(count)")
+            }
+        }
+    }
+
     /// The level the kernels detect agrees with what the kernel (Linux) lists in /proc/cpuinfo,
     /// and without QWEN_ISA the active level is the detected one. Prints the levels the tests
     /// of this suite ran.

@@ -145,6 +145,13 @@ int qk_q16_quantize(const float *a, size_t blocks, void *out);
 int qk_q4x8_gemv_q16(const uint8_t *packed, int f32_scales, size_t blocks, const void *aq,
                      size_t row_begin, size_t row_end, float *y, int isa);
 
+/// `qk_q4x8_gemv_q16` for `m` activation rows at once (batched decode): rows of `aq` are
+/// `row_bytes` apart (each quantized by `qk_q16_quantize`), row i's results go to y + i * ldy.
+/// The weights are read once for all rows; each row's results are bit for bit those of
+/// `qk_q4x8_gemv_q16` on that row. Same row rules and return values.
+int qk_q4x8_gemv_q16_multi(const uint8_t *packed, int f32_scales, size_t blocks, const void *aq, size_t row_bytes,
+                           size_t m, size_t row_begin, size_t row_end, float *y, size_t ldy, int isa);
+
 /// `qk_q4_gemm` over the packed form, columns [col_begin, col_end) multiples of 8. Returns 0
 /// (nothing written) when the CPU lacks AVX2/FMA/F16C or the columns are not whole groups.
 int qk_q4x8_gemm(const uint8_t *packed, int f32_scales, size_t blocks, const float *ap, size_t m,

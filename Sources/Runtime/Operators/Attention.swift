@@ -243,6 +243,21 @@ func registerAttention(_ add: (String, String, ClosedRange<Int>, @escaping Opera
 /// single-threaded ones with two intermediate tensors. Operands of different shapes broadcast
 /// through the op-by-op form.
 struct SiLUMulOperator: Operator {
+    /// Rows of several sequences: one pass over them all when every row is whole vectors of 8
+    /// (each value then takes the vector path it takes alone), else row by row.
+    var rowStacking: RowStacking { .elementwise }
+    func runStacked(_ inputs: [Tensor?]) throws -> [Tensor] {
+        let x = try inputs.required(0), u = try inputs.required(1)
+        let rows = x.shape.first ?? 1
+        guard x.shape == u.shape, rows > 1, (x.count / rows) % 8 != 0 else { return try run(inputs) }
+        let out = Tensor(dtype: .float, shape: x.shape)
+        let n = x.count / rows
+        for r in 0..<rows {
+            qk_silu_mul(x.pointer(as: Float.self) + r * n, u.pointer(as: Float.self) + r * n, out.pointer(as: Float.self) + r * n, n)
+        }
+        return [out]
+    }
+
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
         let x = try inputs.required(0), u = try inputs.required(1)
         guard x.dtype == .float, u.dtype == .float else { throw OpError("SiLUMul takes float32 X and U, got \(x.dtype), \(u.dtype)") }
@@ -349,6 +364,8 @@ struct AppendKVOperator: Operator {
 /// `qwen.swift` RMSNorm(X, W, ε): `W · (X · 1/√(mean(X², last axis) + ε))` in float32, with the
 /// float operations of the exports' op-by-op form in their order (see `RMSNormFusion`).
 struct RMSNormOperator: Operator {
+    /// Rows of several sequences: every row normalised by the same loop as alone.
+    var rowStacking: RowStacking { .firstInput }
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
         let x = try inputs.required(0), w = try inputs.required(1), e = try inputs.required(2)
         guard x.dtype == .float, w.dtype == .float, e.dtype == .float, e.count == 1 else {

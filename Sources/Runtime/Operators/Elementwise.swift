@@ -151,6 +151,8 @@ func binaryArithmetic<K: ArithmeticKind>(_: K.Type, _ a: Tensor, _ b: Tensor) th
 }
 
 struct BinaryArithmeticOperator<K: ArithmeticKind>: Operator {
+    /// Each output value is its two operands' sum, difference, product or quotient alone.
+    var rowStacking: RowStacking { .elementwise }
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
         [try binaryArithmetic(K.self, try inputs.required(0), try inputs.required(1))]
     }
@@ -542,6 +544,8 @@ func bfloat16Bits(_ f: Float) -> UInt16 {
 
 struct CastOperator: Operator {
     let to: DataType
+    /// Each value converted on its own (IEEE rounding, the same in vector and scalar code).
+    var rowStacking: RowStacking { .firstInput }
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
         [try castTensor(try inputs.required(0), to: to)]
     }

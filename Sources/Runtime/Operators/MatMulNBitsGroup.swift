@@ -44,7 +44,13 @@ struct MatMulNBitsGroupOperator: Operator {
         return MatMulNBitsGroupOperator(members: members)
     }
 
-    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] { try compute(inputs, stacked: false) }
+
+    /// As MatMulNBits: stacked rows of several sequences, each computed as it is alone.
+    var rowStacking: RowStacking { .firstInput }
+    func runStacked(_ inputs: [Tensor?]) throws -> [Tensor] { try compute(inputs, stacked: true) }
+
+    private func compute(_ inputs: [Tensor?], stacked: Bool) throws -> [Tensor] {
         let aIn = try inputs.required(0)
         var weights: [(b: Tensor, scales: Tensor, bias: Tensor?)] = []
         for j in members.indices {
@@ -54,7 +60,8 @@ struct MatMulNBitsGroupOperator: Operator {
         let packed = members.indices.compactMap { members[$0].packedMatrix(b: weights[$0].b, scales: weights[$0].scales, zeroPoints: nil) }
         /// Member j as a node of its own.
         func alone(_ j: Int) throws -> Tensor {
-            try members[j].run([aIn, weights[j].b, weights[j].scales, nil, nil, weights[j].bias])[0]
+            let memberInputs = [aIn, weights[j].b, weights[j].scales, nil, nil, weights[j].bias]
+            return try (stacked ? members[j].runStacked(memberInputs) : members[j].run(memberInputs))[0]
         }
         guard packed.count == members.count, aIn.dtype == .float || aIn.dtype == .float16, aIn.rank >= 1, aIn.shape.last == k,
               members.allSatisfy({ !$0.int8Activations && $0.int16Decode == first.int16Decode }) else {
@@ -64,8 +71,12 @@ struct MatMulNBitsGroupOperator: Operator {
         let a = try floatOperand(aIn)
         let m = a.count / k
         let outs = members.map { Tensor(dtype: .float, shape: Array(aIn.shape.dropLast()) + [$0.n]) }
+        // Stacked rows of several sequences take the single-row kernels; without int16 those are
+        // one float32 GEMV per row, which the members' own path runs.
+        if stacked && m > 1 && !first.int16Decode { return try members.indices.map(alone) }
         let refused = MatMulNBitsOperator.packedProducts(a.pointer(as: Float.self), rows: m, k: k, packed: packed,
-                                                         int16: first.int16Decode, into: outs.map { $0.pointer(as: Float.self) })
+                                                         int16: first.int16Decode, stacked: stacked,
+                                                         into: outs.map { $0.pointer(as: Float.self) })
         var results = try members.indices.map { j in
             try members[j].finish(outs[j], bias: weights[j].bias.map(floatOperand), rows: m, resultType: aIn.dtype)
         }
@@ -83,8 +94,11 @@ extension MatMulNBitsOperator {
     /// each range through its product's kernel. A single MatMulNBits is the group of one.
     /// Returns the products whose kernel refused a range (none does where repacked weights
     /// exist); their outputs are incomplete.
+    ///
+    /// `stacked`: the rows are single rows of several sequences (`Session.runBatch`), each
+    /// computed by the decode kernels as it is alone, whatever their number.
     static func packedProducts(_ a: UnsafePointer<Float>, rows m: Int, k: Int, packed: [PackedQ4Matrix], int16: Bool,
-                               into outs: [UnsafeMutablePointer<Float>]) -> Set<Int> {
+                               stacked: Bool = false, into outs: [UnsafeMutablePointer<Float>]) -> Set<Int> {
         let ns = packed.map(\.n)
         var offsets = [0]
         for n in ns { offsets.append(offsets.last! + n) }
@@ -100,7 +114,7 @@ extension MatMulNBitsOperator {
             }
         }
 
-        if m > 2 {
+        if m > 2 && !stacked {
             // Prefill: panels of B dequantized into L1 and multiplied there (q4_gemm), each
             // thread taking column ranges as it comes free, a block of rows at a time.
             let activations = GEMMActivations(a, rows: m, k: k, lda: k, blocks: packed[0].blocksPerRow)
@@ -131,7 +145,11 @@ extension MatMulNBitsOperator {
             let int16Rows = useInt16
             parallelFor(total, minChunk: gemvMinRows(k: k), granularity: 16, chunksPerThread: 4) { rows in
                 forEachProduct(in: rows) { j, local in
-                    (0..<m).allSatisfy { row in
+                    // Several rows: the weights read once for all (each row's floats as alone).
+                    if int16Rows && m > 1 {
+                        return packed[j].gemvInt16(quantized, rowBytes: rowBytes, count: m, rows: local, into: outs[j], ldy: ns[j])
+                    }
+                    return (0..<m).allSatisfy { row in
                         let y = outs[j] + row * ns[j]
                         return int16Rows ? packed[j].gemvInt16(quantized + row * rowBytes, rows: local, into: y)
                                          : packed[j].gemv(rowsA + row * kp, rows: local, into: y)

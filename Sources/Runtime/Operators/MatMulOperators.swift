@@ -234,7 +234,14 @@ struct MatMulNBitsOperator: Operator {
                                     scales: scaleStorage, zeroPoints: zeroPoints)
     }
 
-    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] { try compute(inputs, stacked: false) }
+
+    /// Rows of several sequences (`Session.runBatch`): every row through the kernel a single
+    /// row takes (the int16 GEMV over all rows at once: `PackedQ4Matrix.gemvInt16(_:rowBytes:…)`).
+    var rowStacking: RowStacking { .firstInput }
+    func runStacked(_ inputs: [Tensor?]) throws -> [Tensor] { try compute(inputs, stacked: true) }
+
+    private func compute(_ inputs: [Tensor?], stacked: Bool) throws -> [Tensor] {
         let aIn = try inputs.required(0), b = try inputs.required(1), scales = try inputs.required(2)
         guard aIn.dtype == .float || aIn.dtype == .float16 else { throw OpError("A must be float32 or float16, got \(aIn.dtype)") }
         guard aIn.rank >= 1, aIn.shape.last == k else { throw OpError("A has shape \(aIn.shape), expected last dimension K = \(k)") }
@@ -254,7 +261,8 @@ struct MatMulNBitsOperator: Operator {
         let pw = packedMatrix(b: b, scales: scales, zeroPoints: inputs.optional(3))
         let symmetric = pw == nil ? nil : packed?.symmetric
         let w = symmetric?.matrix ?? original
-        let quantizedSums = try products(pa, rows: m, w: w, packed: pw, into: po, int8BlockSums: symmetric?.zeroPointTerms != nil)
+        let quantizedSums = try products(pa, rows: m, w: w, packed: pw, into: po, int8BlockSums: symmetric?.zeroPointTerms != nil,
+                                         stacked: stacked)
         if let quantizedSums {
             symmetric?.addZeroPointTerms(blockSums: quantizedSums, rows: m, into: po, ldy: n)
         } else {
@@ -267,8 +275,25 @@ struct MatMulNBitsOperator: Operator {
     /// float32 GEMV, int8 at accuracy level 4), else the original layout's. With int8
     /// activations and `int8BlockSums`, returns the quantized activations' sums per block of 32
     /// (`[m, blocks]`), for the zero points' terms.
+    ///
+    /// `stacked`: the rows are single rows of several sequences, each computed as it is alone.
     private func products(_ pa: UnsafePointer<Float>, rows m: Int, w: BlockQuantizedMatrix, packed pw: PackedQ4Matrix?,
-                          into po: UnsafeMutablePointer<Float>, int8BlockSums: Bool) throws -> [Float]? {
+                          into po: UnsafeMutablePointer<Float>, int8BlockSums: Bool, stacked: Bool = false) throws -> [Float]? {
+        if stacked && m > 1 {
+            // The int16 decode GEMV takes all rows in one pass over the weights; any other
+            // single-row product runs row by row.
+            if let pw, int16Decode, !int8Activations, !int8Bits8,
+               MatMulNBitsOperator.packedProducts(pa, rows: m, k: k, packed: [pw], int16: true, stacked: true, into: [po]).isEmpty {
+                return nil
+            }
+            var sums: [Float]?
+            for row in 0..<m {
+                if let s = try products(pa + row * k, rows: 1, w: w, packed: pw, into: po + row * n, int8BlockSums: int8BlockSums) {
+                    sums = (sums ?? []) + s
+                }
+            }
+            return sums
+        }
         if int8Bits8 && w.int8Products(pa, rows: m, into: po, ldc: n) { return nil }
         if let pw, !int8Activations {
             // Repacked weights: the group-of-one case of MatMulNBitsGroup (GEMM, or the int16 or

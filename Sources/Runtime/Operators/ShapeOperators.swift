@@ -202,6 +202,8 @@ struct FlattenOperator: Operator {
 
 struct TransposeOperator: Operator {
     let perm: [Int]?
+    /// Axis 0 kept in place: each sequence's row moves within itself.
+    var rowStacking: RowStacking { perm?.first == 0 ? .firstInput : .none }
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
         let x = try inputs.required(0)
         let p = perm ?? Array((0..<x.rank).reversed())

@@ -1,0 +1,87 @@
+import Foundation
+import Testing
+@testable import Qwen
+
+/// One decode step of several sequences in one batched run (`Session.runBatch`, what the
+/// server's scheduler does) gives every sequence, bit for bit, the logits and KV caches of its own
+/// run: the reference is each sequence run alone through the same graph.
+@Suite struct BatchedDecodeTests {
+    /// Three sequences at different context lengths (different prompts, 5 to 19 tokens), then
+    /// decode steps taken together: logits and caches equal the solo runs' bit for bit, in every
+    /// form the fixtures have (float16 nodes take the multi-row int16 GEMV; float32, int8 and
+    /// bnb4 nodes run their single-row kernels row by row; int16 forced on float32 nodes too).
+    @Test(arguments: [
+        ("model_q4f16.onnx", DecodeActivations.automatic), ("model_q4.onnx", .automatic), ("model_q4.onnx", .int16),
+        ("model.onnx", .automatic), ("model_fp16.onnx", .automatic), ("model_int8.onnx", .automatic),
+        ("model_bnb4.onnx", .automatic),
+    ])
+    func batchedStepsEqualSoloSteps(_ file: String, _ decode: DecodeActivations) throws {
+        let model = try QwenModel(directory: Fixture.untied.directory, onnxFile: file, decodeActivations: decode)
+        let prompts = [Array(Fixture.untied.promptIds.prefix(5)), Fixture.untied.promptIds, Array(Fixture.untied.promptIds.prefix(11))]
+        var solo = prompts.map { _ in model.makeCache() }, batch = solo
+        var next = [Int]()
+        for (i, prompt) in prompts.enumerated() {
+            let logits = try model.decoder.forward(prompt, cache: &solo[i])
+            _ = try model.decoder.forward(prompt, cache: &batch[i])
+            next.append(Sampler.argmax(logits))
+        }
+        for step in 0..<4 {
+            let batched = try model.decoder.forward(batch: next, caches: &batch)
+            for i in prompts.indices {
+                let alone = try model.decoder.forward([next[i]], cache: &solo[i])
+                #expect(alone.map(\.bitPattern) == batched[i].map(\.bitPattern), "\(file) \(decode): sequence \(i), step \(step): logits differ")
+                for (past, _) in model.decoder.interface.cache {
+                    let a = solo[i].tensors[past]!.contiguous(), b = batch[i].tensors[past]!.contiguous()
+                    #expect(a.shape == b.shape && a.floats() == b.floats(), "\(file): sequence \(i), step \(step): \(past) differs")
+                }
+                next[i] = Sampler.argmax(alone)
+            }
+        }
+    }
+
+    /// Generations stepped together (`Generation.step(_:)`), joining at different times, with
+    /// greedy and seeded sampling, produce the ids and texts each produces alone.
+    @Test func generationsSteppedTogetherEqualTheirSoloRuns() throws {
+        let model = try Fixture.untied.model()
+        let sampling = GenerateParameters(maxTokens: 12, doSample: true, temperature: 0.9, topK: 0, topP: 1, minP: 0,
+                                          repetitionPenalty: 1, seed: 11, stopTokenIds: [])
+        let prompts = [Array(Fixture.untied.promptIds.prefix(4)), Fixture.untied.promptIds, Array(Fixture.untied.promptIds.prefix(9))]
+        let parameters = [greedyNoStop(12), sampling, greedyNoStop(7)]
+        let alone = try prompts.indices.map { i -> GenerationResult in
+            var cache = model.makeCache()
+            return try model.generate(promptIds: prompts[i], parameters: parameters[i], cache: &cache)
+        }
+        var generations = [try Generation(model: model, promptIds: prompts[0], parameters: parameters[0])]
+        var round = 0
+        while generations.contains(where: { !$0.isFinished }) || generations.count < prompts.count {
+            // One more sequence joins at rounds 2 and 5.
+            if (round == 2 || round == 5) && generations.count < prompts.count {
+                generations.append(try Generation(model: model, promptIds: prompts[generations.count], parameters: parameters[generations.count]))
+            }
+            for result in Generation.step(&generations) { _ = try result.get() }
+            round += 1
+        }
+        for i in prompts.indices {
+            #expect(generations[i].result.generatedTokenIds == alone[i].generatedTokenIds, "sequence \(i)")
+            #expect(generations[i].result.text == alone[i].text)
+        }
+    }
+
+    /// The real 0.5B model: four chat prompts decoded together give the greedy ids of each alone.
+    @Test(.enabled(if: RealModelTests.enabled, "\(RealModelTests.skipReason ?? "")"))
+    func realModelBatchEqualsSolo() throws {
+        let model = try QwenModel(directory: Paths.realModel)
+        let questions = ["Write a Swift function that reverses a string.", "What is a closure?",
+                         "Explain binary search in one sentence.", "Print hello world in C."]
+        let prompts = try questions.map { try model.encode(prompt: $0) }
+        let alone = try prompts.map { prompt -> [Int] in
+            var cache = model.makeCache()
+            return try model.generate(promptIds: prompt, parameters: greedyNoStop(24), cache: &cache).generatedTokenIds
+        }
+        var generations = try prompts.map { try Generation(model: model, promptIds: $0, parameters: greedyNoStop(24)) }
+        while generations.contains(where: { !$0.isFinished }) {
+            for result in Generation.step(&generations) { _ = try result.get() }
+        }
+        #expect(generations.map(\.generatedIds) == alone)
+    }
+}
