@@ -78,6 +78,29 @@ public struct Generation: Sendable {
     }
 
     public var isFinished: Bool { stopReason != nil }
+    /// Prompt tokens not in the cache yet (0 once the prompt has run).
+    public var pendingPromptTokens: Int { isFinished || !generatedIds.isEmpty ? 0 : promptIds.count - cache.count }
+
+    /// The fewest prompt tokens a chunk runs (`prefillChunk(tokens:)`): enough for every product
+    /// and the attention to take their many-row kernels, so that where those compute each row
+    /// independently of the row count (`QwenModel.chunkedPrefillIsExact`) a prompt run in chunks
+    /// gives the logits of one run whole (`BatchedDecodeTests`).
+    public static let minimumChunk = 32
+
+    /// Runs the next `tokens` prompt tokens (at least `minimumChunk`), sampling nothing: a long
+    /// prompt in chunks, between which a scheduler steps other sequences. Runs nothing and
+    /// returns false when the rest of the prompt is short enough for `step()` (at most
+    /// `tokens + minimumChunk`), which runs it and samples the first token; the last chunk is
+    /// never shorter than `minimumChunk`. Exact only where `model.chunkedPrefillIsExact`.
+    public mutating func prefillChunk(tokens: Int) throws -> Bool {
+        let size = max(tokens, Generation.minimumChunk)
+        guard pendingPromptTokens > size + Generation.minimumChunk else { return false }
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        _ = try model.decoder.forward(Array(promptIds[cache.count..<(cache.count + size)]), cache: &cache)
+        model.streamActivity.cacheUpdated(cache)
+        stats.prefillSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        return true
+    }
     /// Whether the prompt has not been run yet (the next step is the prefill).
     public var needsPrefill: Bool { generatedIds.isEmpty && !isFinished }
 
@@ -128,7 +151,7 @@ public struct Generation: Sendable {
     private mutating func accept(_ logits: [Float], startedAt t0: UInt64) -> GenerationStep {
         let isPrefill = generatedIds.isEmpty
         let t1 = DispatchTime.now().uptimeNanoseconds
-        if isPrefill { stats.prefillSeconds = Double(t1 - t0) / 1e9 }
+        if isPrefill { stats.prefillSeconds += Double(t1 - t0) / 1e9 }
         let next = sampler.next(logits: logits, history: history)
         generatedIds.append(next)
         history.append(next)

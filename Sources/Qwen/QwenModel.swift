@@ -382,6 +382,26 @@ extension QwenModel {
     }
 }
 
+// MARK: - Prompts in chunks
+
+extension QwenModel {
+    /// Whether a prompt run in chunks (`Generation.prefillChunk`) gives, bit for bit, the logits
+    /// and caches of one pass: true when every product with constant weights computes each row
+    /// independently of how many rows there are — the 4-bit MatMulNBits / MatMulBnb4 kernels and
+    /// the float16 MatMul rows (`BatchedDecodeTests` checks each form). A float32 or int8 MatMul,
+    /// Gemm or MatMulInteger on constant weights goes through BLAS or integer GEMMs whose
+    /// results per row depend on the row count: those models prefill in one pass.
+    public var chunkedPrefillIsExact: Bool {
+        let graph = decoder.session.graph
+        for node in graph.nodes where ["MatMul", "Gemm", "MatMulInteger"].contains(node.opType) {
+            for name in node.inputs where !name.isEmpty {
+                if let t = graph.constants[name], t.rank >= 2, t.dtype != .float16 { return false }
+            }
+        }
+        return true
+    }
+}
+
 // MARK: - Decode speed at a given context length
 
 extension QwenModel {

@@ -18,6 +18,12 @@ public struct ServerConfiguration: Sendable {
     public var maxBatch = 8
     /// Requests that may wait for a free sequence; beyond that, 429.
     public var maxQueue = 64
+    /// Prompt tokens run between two decode steps of the running sequences: a long prompt runs in
+    /// chunks of this size (at least `Generation.minimumChunk`), so running streams pause for one
+    /// chunk at a time; 0 runs every prompt in one pass. Only where chunks leave every result
+    /// unchanged (`QwenModel.chunkedPrefillIsExact`: the 4-bit and float16 forms); other models
+    /// run prompts in one pass.
+    public var prefillChunk = 128
     /// When set, `/v1/*` requires `Authorization: Bearer <apiKey>` (`/health`, `/metrics` do not).
     public var apiKey: String?
     /// Largest request body accepted (413 beyond).
@@ -61,6 +67,7 @@ public final class OpenAIServer: Sendable {
         metricsRegistry = PrometheusCollectorRegistry()
         metrics = ServerMetrics(registry: metricsRegistry)
         scheduler = Scheduler(maxBatch: configuration.maxBatch, maxQueue: configuration.maxQueue,
+                              prefillChunk: configuration.prefillChunk, chunksAreExact: model.chunkedPrefillIsExact,
                               timeout: configuration.requestTimeout, metrics: metrics)
     }
 

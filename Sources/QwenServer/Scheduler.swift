@@ -4,7 +4,7 @@ import Qwen
 
 /// Runs every request's `Generation` on one compute thread (each forward pass already uses every
 /// core), continuously batched: each round admits waiting requests up to `maxBatch` running ones,
-/// runs at most one prompt (prefill), then one decode step of every other running sequence in one
+/// runs at most one prompt or a chunk of a long one (prefill), then one decode step of every other running sequence in one
 /// batched forward pass (`Generation.step(_:)`: each weight matrix read once for all of them).
 /// Sequences join and leave between rounds. A request's ids are exactly those it gets alone:
 /// the batched pass computes each sequence's logits bit for bit as its own pass would.
@@ -54,6 +54,11 @@ final class Scheduler: @unchecked Sendable {
 
     let maxBatch: Int
     let maxQueue: Int
+    /// Prompt tokens run per round (`Generation.prefillChunk`); 0: each prompt in one pass.
+    let prefillChunk: Int
+    /// Whether chunks leave the results unchanged for this model (`QwenModel.chunkedPrefillIsExact`);
+    /// if not, prompts run in one pass whatever `prefillChunk` says.
+    let chunksAreExact: Bool
     let timeout: Double?
     private let metrics: ServerMetrics
     private let condition = NSCondition()
@@ -68,8 +73,10 @@ final class Scheduler: @unchecked Sendable {
     private var paused = false
     private var thread: Thread?
 
-    init(maxBatch: Int, maxQueue: Int, timeout: Double?, metrics: ServerMetrics) {
+    init(maxBatch: Int, maxQueue: Int, prefillChunk: Int = 0, chunksAreExact: Bool = false, timeout: Double?, metrics: ServerMetrics) {
         self.maxBatch = max(1, maxBatch)
+        self.prefillChunk = max(0, prefillChunk)
+        self.chunksAreExact = chunksAreExact
         self.maxQueue = max(0, maxQueue)
         self.timeout = timeout
         self.metrics = metrics
@@ -133,7 +140,13 @@ final class Scheduler: @unchecked Sendable {
             // step, all in one batched forward pass.
             let live = round.filter(stillWanted)
             let prefill = live.first { $0.generation.needsPrefill }
-            if let prefill { deliver(prefill, Result { try prefill.generation.step() }) }
+            if let prefill {
+                deliver(prefill, Result {
+                    // A long prompt a chunk per round (no token yet), the rest with its first token.
+                    if prefillChunk > 0, chunksAreExact, try prefill.generation.prefillChunk(tokens: prefillChunk) { return nil }
+                    return try prefill.generation.step()
+                })
+            }
             let decoding = live.filter { $0 !== prefill && !$0.generation.needsPrefill && !$0.generation.isFinished }
             if !decoding.isEmpty {
                 metrics.batchSize.record(decoding.count)

@@ -41,6 +41,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-queue"), help: "Requests that may wait for a free slot; beyond that the server answers 429.")
     var maxQueue = 64
 
+    @Option(name: .customLong("prefill-chunk"), help: "Prompt tokens run between decode steps of the running requests (long prompts in chunks; 0 = whole prompts).")
+    var prefillChunk = 128
+
     @Option(name: .customLong("api-key"), help: "Require 'Authorization: Bearer KEY' on /v1 routes (default: $QWEN_API_KEY, else none).")
     var apiKey: String?
 
@@ -54,6 +57,7 @@ struct ServeCommand: AsyncParsableCommand {
         guard (1...65535).contains(port) else { throw ValidationError("--port must be in 1...65535, got \(port)") }
         guard maxBatch >= 1 else { throw ValidationError("--max-batch must be ≥ 1, got \(maxBatch)") }
         guard maxQueue >= 0 else { throw ValidationError("--max-queue must be ≥ 0, got \(maxQueue)") }
+        guard prefillChunk >= 0 else { throw ValidationError("--prefill-chunk must be ≥ 0, got \(prefillChunk)") }
         guard maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be ≥ 1024, got \(maxBodyBytes)") }
         guard requestTimeout >= 0, requestTimeout.isFinite else { throw ValidationError("--request-timeout must be ≥ 0, got \(requestTimeout)") }
         if onnx != nil && dtype != nil { throw ValidationError("--onnx and --dtype both choose the file: give one") }
@@ -72,6 +76,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.modelID = modelID
         configuration.maxBatch = maxBatch
         configuration.maxQueue = maxQueue
+        configuration.prefillChunk = prefillChunk
         configuration.apiKey = apiKey ?? ProcessInfo.processInfo.environment["QWEN_API_KEY"].flatMap { $0.isEmpty ? nil : $0 }
         configuration.maxBodyBytes = maxBodyBytes
         configuration.requestTimeout = requestTimeout > 0 ? requestTimeout : nil
