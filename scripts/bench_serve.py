@@ -3,6 +3,7 @@
 
 Usage (through the shell wrapper, which sets up the pinned venv):
     scripts/bench-serve [--runs 2] [--clients 1,4,8,16] [--requests 16] [--max-tokens 64]
+                        [--decode-clients 1,8] [--decode-tokens 192]
                         [--servers ours,llama] [--json FILE] [--parallel 8] [--threads 2] [--ctx 8192]
                         [--qwen-run .build/release/qwen-run] [--model Models/qwen2.5-coder-0.5b-instruct]
                         [--llama-server .llama.cpp/build/bin/llama-server]
@@ -46,14 +47,35 @@ first request sent to the last stream finished; p50/p99 of the TTFTs and of all 
 (linear interpolation); errors = requests with an HTTP error, an error event, no content or no
 [DONE]. Errored requests count no tokens.
 
+Decode rate at C concurrent streams (the second table; for each C of --decode-clients, default 1,8,
+each at most --parallel; an empty list skips it, as an empty --clients skips the levels above). On
+the same server instance, right after its levels, C streaming requests start together (one per
+client and connection, prompts 1..C of the list), the same body as above but with max_tokens
+--decode-tokens (192) and "ignore_eos": true (do not stop at the end-of-sequence token; llama-server
+supports it, a server that ignores it may end a stream early, which only ends the window earlier).
+The arrival time of every content chunk of every stream is recorded (1 chunk = 1 token, as for ITL;
+usage.completion_tokens only says whether a stream stopped short).
+  window    from the moment the last of the C streams receives its first content chunk (all of them
+            are then past prefill) to the moment the first stream to finish receives its last one
+  decode tok/s  content chunks of all streams arriving strictly after the start and at or before the
+            end / window length: the aggregate decode rate with prefill excluded. At C = 1 it is the
+            single-stream decode rate: tokens after the first / time from the first to the last.
+  ITL p50/p99  of the gaps between consecutive chunks of a stream with both ends in [start, end]
+A run with a failed stream, or whose window is empty (a stream ended before the last one started)
+or shorter than 1 s, is invalid: it is reported as such, with the reason, and left out of the
+medians. The line under the table gives, per server, (median decode tok/s at the largest C) /
+(median decode tok/s at C = 1), when 1 and a larger C were both run.
+
 Rounds (--runs): ours, then llama, in every round (ours, llama, ours, llama, ...), each server
-started afresh per round and stopped after its levels. The table gives medians over the rounds and
-the paired ratio ours / llama of aggregate tok/s per level (each round's two figures are a minute
-or two apart, so each ratio sees about the same machine; the median of the rounds' ratios, with
-their range). The CPU time other processes take during each level is measured (/proc/stat minus the
-server's and the client's) and a busy machine is flagged. Servers are stopped (SIGTERM, then
+started afresh per round and stopped after its levels and decode runs. The tables give medians over
+the rounds and the paired ratio ours / llama of aggregate tok/s per level, and of decode tok/s per C
+(each round's two figures are a minute or two apart, so each ratio sees about the same machine; the
+median of the rounds' ratios, with their range). The CPU time other processes take during each level
+and decode run is measured (/proc/stat minus the server's and the client's) and a busy machine is
+flagged. Servers are stopped (SIGTERM, then
 SIGKILL) on every exit, Ctrl-C included (and get SIGTERM from the kernel if this script is killed
-outright: PR_SET_PDEATHSIG). --json FILE writes every figure, per request.
+outright: PR_SET_PDEATHSIG). --json FILE writes every figure, per request (and for the decode runs
+every chunk's arrival time, in seconds from the start of the run).
 
 What a server must do for this script: answer `GET /health` with 200 once it can serve (anything
 else, or a refused connection, while loading), list its model in `GET /v1/models` (or accept the
@@ -292,12 +314,15 @@ def start_server(name: str, cmd: list[str], port: int, logdir: Path, round_: int
 # ---------------------------------------------------------------------------------------------
 # Streaming clients
 
-async def one_request(client, body: dict) -> dict:
-    """One streaming chat completion; its TTFT, inter-token gaps and completion tokens."""
+async def one_request(client, body: dict, times: bool = False) -> dict:
+    """One streaming chat completion; its TTFT, inter-token gaps and completion tokens (and with times,
+    the time.perf_counter() at which each content chunk arrived, in "chunk_times")."""
     import httpx2
 
     r = {"ttft_s": None, "itl_s": [], "content_chunks": 0, "completion_tokens": 0, "usage_tokens": None,
          "total_s": None, "error": None}
+    if times:
+        r["chunk_times"] = []
     t0 = time.perf_counter()
     last = None
     done = False
@@ -329,6 +354,8 @@ async def one_request(client, body: dict) -> dict:
                             r["itl_s"].append(now - last)
                         last = now
                         r["content_chunks"] += 1
+                        if times:
+                            r["chunk_times"].append(now)
     except (httpx2.HTTPError, OSError, ValueError) as e:
         r["error"] = f"{type(e).__name__}: {e}"[:300]
     r["total_s"] = time.perf_counter() - t0
@@ -341,9 +368,10 @@ async def one_request(client, body: dict) -> dict:
     return r
 
 
-def request_body(prompt: str, args, server: str, model_id: str) -> dict:
+def request_body(prompt: str, args, server: str, model_id: str, max_tokens: int | None = None) -> dict:
     body = {"model": model_id, "messages": [{"role": "user", "content": prompt}], "stream": True,
-            "stream_options": {"include_usage": True}, "temperature": 0, "max_tokens": args.max_tokens}
+            "stream_options": {"include_usage": True}, "temperature": 0,
+            "max_tokens": max_tokens if max_tokens is not None else args.max_tokens}
     if server == "llama" and not args.llama_prompt_cache:
         body["cache_prompt"] = False
     return body
@@ -389,7 +417,69 @@ def level_figures(results: list[dict], wall: float) -> dict:
             "first_errors": [r["error"] for r in results if r["error"]][:3]}
 
 
-def bench_server(name: str, cmd: list[str], port: int, args, levels: list[int], logdir: Path, round_: int) -> dict:
+async def run_decode(port: int, streams: int, args, server: str, model_id: str) -> tuple[list[dict], float]:
+    """`streams` streaming requests started together (prompts 0..streams-1), each max_tokens --decode-tokens
+    with ignore_eos; the arrival time of every content chunk. Returns the results and the start time."""
+    import httpx2
+
+    timeout = httpx2.Timeout(connect=10.0, read=600.0, write=30.0, pool=600.0)
+    limits = httpx2.Limits(max_connections=streams, max_keepalive_connections=streams)
+    bodies = [request_body(PROMPTS[i], args, server, model_id, args.decode_tokens) | {"ignore_eos": True}
+              for i in range(streams)]
+    async with httpx2.AsyncClient(base_url=f"http://{HOST}:{port}", timeout=timeout, limits=limits,
+                                  headers=auth_headers(), trust_env=False) as client:
+        t0 = time.perf_counter()
+        results = await asyncio.gather(*(one_request(client, body, times=True) for body in bodies))
+    for i, r in enumerate(results):
+        r["prompt"] = i
+    return list(results), t0
+
+
+def decode_figures(results: list[dict], t0: float, decode_tokens: int) -> dict:
+    """The decode window of one run: from the last stream's first content chunk to the first stream's last one.
+
+    Rate = content chunks of all streams arriving strictly after the start and at or before the end, per
+    second of the window; ITL = the gaps between consecutive chunks of a stream with both ends in
+    [start, end]. Invalid (no rate) when a stream failed, or the window is empty or shorter than 1 s."""
+    ms = lambda v: v * 1e3 if v is not None else None  # noqa: E731
+    errors = [f"stream {r['prompt']}: {r['error']}" for r in results if r["error"]]
+    tokens_per_stream = [r["completion_tokens"] if r["error"] is None else r["content_chunks"] for r in results]
+    fig = {"streams": len(results), "errors": len(errors), "first_errors": errors[:3], "valid": False,
+           "invalid_reason": None, "decode_tokens_per_s": None, "window_start_s": None, "window_end_s": None,
+           "window_s": None, "window_tokens": None, "itl_gaps": 0, "itl_p50_ms": None, "itl_p99_ms": None,
+           "stream_tokens": tokens_per_stream,
+           "streams_short": sum(1 for n in tokens_per_stream if n < decode_tokens),
+           "first_to_finish": None,
+           "per_stream": [{k: v for k, v in r.items() if k not in ("chunk_times", "itl_s")}
+                          | {"chunk_times_s": [round(t - t0, 6) for t in r["chunk_times"]]} for r in results]}
+    if errors:
+        fig["invalid_reason"] = f"{len(errors)} stream(s) failed ({errors[0]})"
+        return fig
+    start = max(r["chunk_times"][0] for r in results)
+    finisher = min(results, key=lambda r: r["chunk_times"][-1])
+    end = finisher["chunk_times"][-1]
+    window = end - start
+    tokens = sum(1 for r in results for t in r["chunk_times"] if start < t <= end)
+    gaps = [b - a for r in results for a, b in zip(r["chunk_times"], r["chunk_times"][1:]) if start <= a and b <= end]
+    fig |= {"window_start_s": start - t0, "window_end_s": end - t0, "window_s": window, "window_tokens": tokens,
+            "itl_gaps": len(gaps), "itl_p50_ms": ms(percentile(gaps, 0.5)), "itl_p99_ms": ms(percentile(gaps, 0.99)),
+            "first_to_finish": {"stream": finisher["prompt"], "content_chunks": finisher["content_chunks"],
+                                "completion_tokens": finisher["completion_tokens"]}}
+    if window <= 0:
+        fig["invalid_reason"] = (f"empty window: stream {finisher['prompt']} finished at {end - t0:.2f} s, before the "
+                                 f"last first token at {start - t0:.2f} s")
+    elif window < 1.0:
+        fig["invalid_reason"] = f"window {window:.2f} s < 1 s"
+    elif tokens == 0:
+        fig["invalid_reason"] = "no token inside the window"
+    else:
+        fig["valid"] = True
+        fig["decode_tokens_per_s"] = tokens / window
+    return fig
+
+
+def bench_server(name: str, cmd: list[str], port: int, args, levels: list[int], decode_levels: list[int],
+                 logdir: Path, round_: int) -> dict:
     proc, logfile, ready_s = start_server(name, cmd, port, logdir, round_, args.health_timeout)
     try:
         model_id = served_model_id(port) or args.model.name
@@ -399,7 +489,8 @@ def bench_server(name: str, cmd: list[str], port: int, args, levels: list[int], 
         log(f"{name} warm-up: {warm['completion_tokens']} tokens in {warm['total_s']:.2f} s "
             f"(TTFT {warm['ttft_s'] * 1e3:.0f} ms)")
         out = {"server": name, "round": round_, "command": cmd, "model_id": model_id, "ready_s": ready_s,
-               "warmup": warm, "levels": []}
+               "warmup": warm, "levels": [], "decode": []}
+        ncpu = os.cpu_count() or 1
         for clients in levels:
             total = max(clients, args.requests)
             busy0, server0, own0 = busy_cpu_seconds(), process_cpu_seconds(proc.pid), own_cpu_seconds()
@@ -407,7 +498,6 @@ def bench_server(name: str, cmd: list[str], port: int, args, levels: list[int], 
             busy = busy_cpu_seconds() - busy0
             server_cpu = process_cpu_seconds(proc.pid) - server0
             client_cpu = own_cpu_seconds() - own0
-            ncpu = os.cpu_count() or 1
             fig = level_figures(results, wall)
             fig |= {"clients": clients, "server_cpu_cores": server_cpu / wall, "client_cpu_cores": client_cpu / wall,
                     "others_cpu_fraction": max(0.0, busy - server_cpu - client_cpu) / (wall * ncpu),
@@ -418,6 +508,34 @@ def bench_server(name: str, cmd: list[str], port: int, args, levels: list[int], 
                 f"ITL p50/p99 {fmt(fig['itl_p50_ms'], '{:.1f}')}/{fmt(fig['itl_p99_ms'], '{:.1f}')} ms, "
                 f"{fig['completion_tokens']} tokens in {wall:.1f} s, errors {fig['errors']}"
                 + (f" ({fig['first_errors'][0]})" if fig["errors"] else "")
+                + f"; CPU: server {fig['server_cpu_cores']:.2f} cores, client {fig['client_cpu_cores']:.2f}, "
+                f"other processes {fig['others_cpu_fraction']:.0%} of the machine")
+            if proc.poll() is not None:
+                raise SystemExit(f"{name} exited with {proc.returncode} during the run; the end of {logfile}:\n"
+                                 + tail(logfile))
+        # The decode-rate runs, on the same server instance, after the throughput levels.
+        for streams in decode_levels:
+            busy0, server0, own0 = busy_cpu_seconds(), process_cpu_seconds(proc.pid), own_cpu_seconds()
+            results, t0 = asyncio.run(run_decode(port, streams, args, name, model_id))
+            wall = time.perf_counter() - t0
+            busy = busy_cpu_seconds() - busy0
+            server_cpu = process_cpu_seconds(proc.pid) - server0
+            client_cpu = own_cpu_seconds() - own0
+            fig = decode_figures(results, t0, args.decode_tokens)
+            fig |= {"wall_s": wall, "server_cpu_cores": server_cpu / wall, "client_cpu_cores": client_cpu / wall,
+                    "others_cpu_fraction": max(0.0, busy - server_cpu - client_cpu) / (wall * ncpu)}
+            out["decode"].append(fig)
+            ff = fig["first_to_finish"]
+            head = f"round {round_} {name:5s} decode C={streams:<2d}: "
+            if fig["valid"]:
+                head += (f"{fig['decode_tokens_per_s']:.1f} tok/s, {fig['window_tokens']} tokens in "
+                         f"{fig['window_s']:.2f} s ({fig['window_start_s']:.2f}-{fig['window_end_s']:.2f} s), ")
+            else:
+                head += f"INVALID ({fig['invalid_reason']}), "
+            log(head + f"ITL p50/p99 {fmt(fig['itl_p50_ms'], '{:.1f}')}/{fmt(fig['itl_p99_ms'], '{:.1f}')} ms; "
+                f"stream tokens {min(fig['stream_tokens'])}-{max(fig['stream_tokens'])} "
+                f"({fig['streams_short']} of {streams} short of {args.decode_tokens})"
+                + (f", first to finish: stream {ff['stream']} after {ff['content_chunks']} chunks" if ff else "")
                 + f"; CPU: server {fig['server_cpu_cores']:.2f} cores, client {fig['client_cpu_cores']:.2f}, "
                 f"other processes {fig['others_cpu_fraction']:.0%} of the machine")
             if proc.poll() is not None:
@@ -445,7 +563,10 @@ def fmt(v, f: str) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--servers", default="ours,llama", help="which sides to run: ours, llama or both")
-    ap.add_argument("--clients", default="1,4,8,16", help="concurrency levels")
+    ap.add_argument("--clients", default="1,4,8,16", help="concurrency levels (empty: skip the throughput levels)")
+    ap.add_argument("--decode-clients", default="1,8",
+                    help="streams of the decode-rate runs (empty: skip them); at most --parallel")
+    ap.add_argument("--decode-tokens", type=int, default=192, help="max_tokens of each decode-rate stream")
     ap.add_argument("--requests", type=int, default=16, help="requests per level (at least the level's clients)")
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--runs", type=int, default=2, help="rounds (each: ours, then llama)")
@@ -463,12 +584,24 @@ def main() -> int:
     ap.add_argument("--keep-logs", action="store_true", help="keep the servers' logs (their directory is printed)")
     args = ap.parse_args()
 
-    levels = [int(c) for c in args.clients.split(",") if c.strip()]
+    try:
+        levels = [int(c) for c in args.clients.split(",") if c.strip()]
+        decode_levels = [int(c) for c in args.decode_clients.split(",") if c.strip()]
+    except ValueError:
+        raise SystemExit("--clients, --decode-clients: comma-separated lists of positive integers")
     wanted = [s.strip() for s in args.servers.split(",") if s.strip()]
-    if args.runs < 1 or args.requests < 1 or args.max_tokens < 1:
-        raise SystemExit("--runs, --requests and --max-tokens must be at least 1")
-    if not levels or any(c < 1 for c in levels):
-        raise SystemExit("--clients: a comma-separated list of positive integers")
+    if args.runs < 1 or args.requests < 1 or args.max_tokens < 1 or args.decode_tokens < 2:
+        raise SystemExit("--runs, --requests and --max-tokens must be at least 1, --decode-tokens at least 2")
+    if any(c < 1 for c in levels + decode_levels):
+        raise SystemExit("--clients, --decode-clients: comma-separated lists of positive integers")
+    if not levels and not decode_levels:
+        raise SystemExit("nothing to measure: --clients and --decode-clients are both empty")
+    if len(set(decode_levels)) != len(decode_levels):
+        raise SystemExit("--decode-clients: a level is given twice")
+    if too_many := [c for c in decode_levels if c > min(args.parallel, len(PROMPTS))]:
+        raise SystemExit(f"--decode-clients {too_many}: at most --parallel ({args.parallel}) and {len(PROMPTS)} streams "
+                         f"(more than the server runs at once would wait in its queue: no window with all of them "
+                         f"decoding)")
     if unknown := [s for s in wanted if s not in ("ours", "llama")]:
         raise SystemExit(f"--servers: unknown {', '.join(unknown)} (ours, llama)")
 
@@ -522,7 +655,8 @@ def main() -> int:
     cpu, commit = cpu_model(), git_commit()
     log(f"CPU: {cpu} ({os.cpu_count()} CPUs); commit {commit}")
     log(f"servers {', '.join(servers)}; clients {levels}; max(C, {args.requests}) requests per level; "
-        f"{args.max_tokens} new tokens; {args.runs} round(s)")
+        f"{args.max_tokens} new tokens; decode-rate streams {decode_levels}, {args.decode_tokens} tokens each; "
+        f"{args.runs} round(s)")
 
     logdir = Path(tempfile.mkdtemp(prefix="bench-serve-logs-"))
     atexit.register(stop_all)
@@ -535,7 +669,8 @@ def main() -> int:
         for round_ in range(1, args.runs + 1):
             for name in servers:
                 port = free_port()
-                rounds.append(bench_server(name, command(name, port), port, args, levels, logdir, round_))
+                rounds.append(bench_server(name, command(name, port), port, args, levels, decode_levels, logdir,
+                                           round_))
     except (KeyboardInterrupt, SystemExit):
         failed = True
         raise
@@ -568,9 +703,47 @@ def main() -> int:
                 ratios[str(clients)] = {"median": statistics.median(values), "min": values[0], "max": values[-1],
                                         "rounds": values}
 
+    # Decode-rate runs: medians over the rounds whose window is valid; paired ratios ours / llama per round.
+    dkeys = ("decode_tokens_per_s", "window_s", "window_tokens", "itl_p50_ms", "itl_p99_ms")
+    decode_summary: dict[str, dict[str, dict]] = {}
+    decode_ratios: dict[str, dict] = {}
+    for di, streams in enumerate(decode_levels):
+        decode_summary[str(streams)] = {}
+        for name in servers:
+            figs = [r["decode"][di] for r in rounds if r["server"] == name]
+            valid = [f for f in figs if f["valid"]]
+            decode_summary[str(streams)][name] = {k: median_of([f[k] for f in valid]) for k in dkeys} | {
+                "valid_rounds": len(valid), "rounds": len(figs),
+                "invalid_reasons": [f["invalid_reason"] for f in figs if not f["valid"]],
+                # the medians of the invalid rounds' window, to show how short it was
+                "invalid_window_s": median_of([f["window_s"] for f in figs if not f["valid"]]),
+                "invalid_window_tokens": median_of([f["window_tokens"] for f in figs if not f["valid"]]),
+                "errors": sum(f["errors"] for f in figs),
+                "streams_short": sum(f["streams_short"] for f in figs), "streams_total": streams * len(figs),
+                "others_cpu_fraction_max": max(f["others_cpu_fraction"] for f in figs),
+                "client_cpu_cores_max": max(f["client_cpu_cores"] for f in figs)}
+        if "ours" in servers and "llama" in servers:
+            ours = [r["decode"][di] for r in rounds if r["server"] == "ours"]
+            llama = [r["decode"][di] for r in rounds if r["server"] == "llama"]
+            values = sorted(a["decode_tokens_per_s"] / b["decode_tokens_per_s"] for a, b in zip(ours, llama)
+                            if a["valid"] and b["valid"])
+            if values:
+                decode_ratios[str(streams)] = {"median": statistics.median(values), "min": values[0],
+                                               "max": values[-1], "rounds": values}
+    # (median rate at the largest level) / (median rate at 1 stream), per server
+    x_single: dict[str, float | None] = {}
+    top = max(decode_levels) if decode_levels else None
+    if top is not None and top > 1 and 1 in decode_levels:
+        for name in servers:
+            one = decode_summary["1"][name]["decode_tokens_per_s"]
+            many = decode_summary[str(top)][name]["decode_tokens_per_s"]
+            x_single[name] = many / one if one and many else None
+
     names = {"ours": "qwen-run serve", "llama": "llama-server"}
-    lines = ["| clients | server | agg tok/s | TTFT p50 / p99 ms | ITL p50 / p99 ms | errors | ours / llama agg tok/s |",
-             "|---|---|---|---|---|---|---|"]
+    lines = []
+    if levels:
+        lines += ["| clients | server | agg tok/s | TTFT p50 / p99 ms | ITL p50 / p99 ms | errors | ours / llama agg tok/s |",
+                  "|---|---|---|---|---|---|---|"]
     for clients in levels:
         for name in servers:
             s = summary[str(clients)][name]
@@ -582,24 +755,70 @@ def main() -> int:
                          f"{fmt(s['ttft_p50_ms'], '{:.0f}')} / {fmt(s['ttft_p99_ms'], '{:.0f}')} | "
                          f"{fmt(s['itl_p50_ms'], '{:.1f}')} / {fmt(s['itl_p99_ms'], '{:.1f}')} | "
                          f"{s['errors']}/{s['requests']} | {ratio} |")
+    if decode_levels:
+        if lines:
+            lines.append("")
+        lines += ["| streams | server | decode tok/s (all past first token) | window s / tokens | ITL p50 / p99 ms "
+                  "| ours / llama |", "|---|---|---|---|---|---|"]
+    for streams in decode_levels:
+        for name in servers:
+            s = decode_summary[str(streams)][name]
+            ratio = "-"
+            if name == "ours" and str(streams) in decode_ratios:
+                rr = decode_ratios[str(streams)]
+                ratio = f"**{rr['median']:.2f}×**" + (f" ({rr['min']:.2f}–{rr['max']:.2f})" if len(rr["rounds"]) > 1 else "")
+            if s["valid_rounds"]:
+                rate = f"{s['decode_tokens_per_s']:.1f}" + (
+                    f" ({s['valid_rounds']}/{s['rounds']} rounds valid)" if s["valid_rounds"] < s["rounds"] else "")
+                window = f"{s['window_s']:.2f} / {s['window_tokens']:.0f}"
+            else:
+                rate = f"invalid: {s['invalid_reasons'][0]}" + (f" (all {s['rounds']} rounds)" if s["rounds"] > 1 else "")
+                window = f"{fmt(s['invalid_window_s'], '{:.2f}')} / {fmt(s['invalid_window_tokens'], '{:.0f}')}"
+            lines.append(f"| {streams} | {names[name]} | {rate} | {window} | "
+                         f"{fmt(s['itl_p50_ms'], '{:.1f}')} / {fmt(s['itl_p99_ms'], '{:.1f}')} | {ratio} |")
+    if x_single:
+        lines.append("")
+        lines.append(f"×single-stream (decode tok/s at {top} streams / at 1 stream): " + ", ".join(
+            f"{names[n]} {fmt(v, '{:.2f}×')}" for n, v in x_single.items()))
     others = [f["others_cpu_fraction"] for r in rounds for f in r["levels"]]
-    client_cpu = [f["client_cpu_cores"] for r in rounds for f in r["levels"]]
+    client_cpu = [f["client_cpu_cores"] for r in rounds for f in r["levels"] + r["decode"]]
+    decode_others = [f["others_cpu_fraction"] for r in rounds for f in r["decode"]]
     usage = all(f["usage_chunks"] == f["requests"] - f["errors"] for r in rounds for f in r["levels"])
+    short = {n: (sum(decode_summary[str(c)][n]["streams_short"] for c in decode_levels),
+                 sum(decode_summary[str(c)][n]["streams_total"] for c in decode_levels)) for n in servers}
+    decode_errors = sum(decode_summary[str(c)][n]["errors"] for c in decode_levels for n in servers)
     notes = [f"CPU: {cpu}, {os.cpu_count()} CPUs", f"commit {commit}",
              f"medians of {args.runs} round(s) (ours then llama in each, servers restarted per round); "
-             f"max(C, {args.requests}) streaming chat requests per level over {len(PROMPTS)} coding prompts in turn, "
-             f"temperature 0, max_tokens {args.max_tokens}; one untimed warm-up request per server start",
-             "agg tok/s = completion tokens / wall time of the level; TTFT = request sent to first content chunk; "
-             "ITL = gaps between content chunks (all requests pooled); errors summed over the rounds",
-             "completion tokens from usage.completion_tokens in every request" if usage else
-             "completion tokens: usage.completion_tokens where a server sent it, else content chunks counted",
+             f"one untimed warm-up request per server start",
+             *([f"throughput levels: max(C, {args.requests}) streaming chat requests per level over {len(PROMPTS)} "
+                f"coding prompts in turn, temperature 0, max_tokens {args.max_tokens}",
+                "agg tok/s = completion tokens / wall time of the level; TTFT = request sent to first content chunk; "
+                "ITL = gaps between content chunks (all requests pooled); errors summed over the rounds",
+                "completion tokens from usage.completion_tokens in every request" if usage else
+                "completion tokens: usage.completion_tokens where a server sent it, else content chunks counted"]
+               if levels else []),
+             *([f"decode runs (on the same server instance, after the throughput levels): C streams started together "
+                f"(prompts 1..C of the list), max_tokens {args.decode_tokens}, temperature 0, ignore_eos true; window "
+                f"= from the last stream's first content chunk to the first stream's last one; decode tok/s = content "
+                f"chunks of all streams inside (start, end] / window length (1 chunk = 1 token; at 1 stream: tokens "
+                f"after the first / first-to-last chunk time); ITL = gaps with both ends in the window, all streams "
+                f"pooled; a run with a failed stream or a window under 1 s is invalid and left out of the medians",
+                "streams that stopped before max_tokens (end-of-sequence despite ignore_eos, which shortens the "
+                "window): " + ", ".join(f"{names[n]} {a}/{b}" for n, (a, b) in short.items())
+                + (f"; failed streams: {decode_errors}" if decode_errors else "")]
+               if decode_levels else []),
              *[f"{names[n]}: {shlex.join(command(n, 0)).replace('--port 0', '--port P')}" for n in servers],
              *([f"llama-server {llama_version}; requests with cache_prompt "
                 f"{'on (its default)' if args.llama_prompt_cache else 'false (no prefix reuse across requests)'}"]
                if "llama" in servers else []),
              f"client (this process, asyncio + httpx2) CPU: up to {max(client_cpu):.2f} cores",
-             f"CPU used by other processes during the levels: {min(others):.0%}–{max(others):.0%} of the machine"
-             + ("  ** BUSY MACHINE: not comparable with a quiet run **" if max(others) > 0.10 else ""),
+             *([f"CPU used by other processes during the levels: {min(others):.0%}–{max(others):.0%} of the machine"
+                + ("  ** BUSY MACHINE: not comparable with a quiet run **" if max(others) > 0.10 else "")]
+               if others else []),
+             *([f"CPU used by other processes during the decode runs: {min(decode_others):.0%}–{max(decode_others):.0%} "
+                f"of the machine"
+                + ("  ** BUSY MACHINE: not comparable with a quiet run **" if max(decode_others) > 0.10 else "")]
+               if decode_others else []),
              *notes]
     table = "\n".join(lines + [""] + notes)
     print(table)
@@ -608,9 +827,13 @@ def main() -> int:
         args.json.write_text(json.dumps({
             "cpu": cpu, "cpus": os.cpu_count(), "commit": commit, "llama_server_version": llama_version,
             "config": {"servers": servers, "clients": levels, "requests": args.requests, "max_tokens": args.max_tokens,
+                       "decode_clients": decode_levels, "decode_tokens": args.decode_tokens,
                        "runs": args.runs, "parallel": args.parallel, "threads": args.threads, "ctx": args.ctx,
                        "llama_prompt_cache": args.llama_prompt_cache, "prompts": PROMPTS, "warmup_prompt": WARMUP_PROMPT},
-            "summary": summary, "ratios_ours_over_llama_agg_tokens_per_s": ratios, "rounds": rounds}, indent=1))
+            "summary": summary, "ratios_ours_over_llama_agg_tokens_per_s": ratios,
+            "decode_summary": decode_summary, "decode_ratios_ours_over_llama": decode_ratios,
+            "decode_x_single_stream": {"streams": top, "ratios": x_single} if x_single else None,
+            "rounds": rounds}, indent=1))
         log(f"wrote {args.json}")
     return 0
 

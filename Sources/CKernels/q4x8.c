@@ -368,44 +368,45 @@ int qk_q16_quantize(const float *a, size_t blocks, void *out) {
 
 // Several activation rows against the same weights (batched decode: one row per sequence). Each
 // group's records (8 weight rows, ~4 KB at K = 896) are read from memory once and by every pass of
-// up to `rows` activation rows from L1; every row's integer block products (exact int32 sums, so
-// their order and split do not matter) and its float epilogue (`block_epilogue`, blocks in order,
-// the two accumulators by block parity) are those of `gemv_groups_i16`, whose floats the AVX-512
-// VNNI kernel gives too: each row's y is, bit for bit, what the single-row GEMV gives. The nibble
-// masks of a block are made once for all rows of a pass; nibbles 0 and 3 get accumulators of
-// their own, so no chain is longer than four products.
+// up to `rows` activation rows from L1. The nibbles are shifted down and masked once per pass for
+// all its rows (the single-row kernel instead keeps nibbles 1 and 2 in place, times 16 and 256,
+// to save the shifts), and the weight scales converted once per block. Every row's integer block
+// sums are exact, so they equal `gemv_groups_i16`'s however the products are split, and its float
+// epilogue (`block_epilogue`: blocks in order, two accumulators by block parity) is the same: each
+// row's y is, bit for bit, what the single-row GEMV gives (whose floats the AVX-512 VNNI kernel
+// gives too).
 AVX2 static inline __attribute__((always_inline)) void gemv_i16_pass(const uint8_t *p, int f32, size_t blocks,
-                                                                    const int32_t *const x[4], const int rows,
-                                                                    int prefetch, float *const out[4]) {
+        const int32_t *const x[4], const int rows, int prefetch, float *const out[4]) {
     const size_t rec = record_bytes(f32), sbytes = f32 ? 32 : 16;
-    const __m256i nibble0 = _mm256_set1_epi16(0x000F), nibble1 = _mm256_set1_epi16(0x00F0);
-    const __m256i nibble2 = _mm256_set1_epi16(0x0F00);
+    const __m256i nibble = _mm256_set1_epi16(0x000F);
     __m256 acc0[4], acc1[4];
     for (int r = 0; r < rows; r++) acc0[r] = acc1[r] = _mm256_setzero_ps();
     for (size_t b = 0; b < blocks; b++) {
         const uint8_t *rb = p + b * rec;
         if (prefetch) prefetch_record(rb);
         const uint8_t *q = rb + sbytes;
-        __m256i d0[4], d3[4], d16[4], d256[4];
-        for (int r = 0; r < rows; r++) d0[r] = d3[r] = d16[r] = d256[r] = _mm256_setzero_si256();
+        // Two integer accumulators per row (nibbles 0, 2 and 1, 3): chains of eight products.
+        __m256i da[4], db[4];
+        for (int r = 0; r < rows; r++) da[r] = db[r] = _mm256_setzero_si256();
 #pragma unroll
         for (int j = 0; j < 4; j++) {
+            // The four nibbles of every 16-bit half shifted down once for all rows.
             const __m256i w = _mm256_loadu_si256((const __m256i *)(q + 32 * j));
-            const __m256i w0 = _mm256_and_si256(w, nibble0), w1 = _mm256_and_si256(w, nibble1);
-            const __m256i w2 = _mm256_and_si256(w, nibble2), w3 = _mm256_srli_epi16(w, 12);
+            const __m256i w0 = _mm256_and_si256(w, nibble), w1 = _mm256_and_si256(_mm256_srli_epi16(w, 4), nibble);
+            const __m256i w2 = _mm256_and_si256(_mm256_srli_epi16(w, 8), nibble), w3 = _mm256_srli_epi16(w, 12);
             for (int r = 0; r < rows; r++) {
                 const int32_t *xj = x[r] + b * 16 + 4 * j;
-                d0[r] = _mm256_add_epi32(d0[r], _mm256_madd_epi16(w0, _mm256_set1_epi32(xj[0])));
-                d16[r] = _mm256_add_epi32(d16[r], _mm256_madd_epi16(w1, _mm256_set1_epi32(xj[1])));
-                d256[r] = _mm256_add_epi32(d256[r], _mm256_madd_epi16(w2, _mm256_set1_epi32(xj[2])));
-                d3[r] = _mm256_add_epi32(d3[r], _mm256_madd_epi16(w3, _mm256_set1_epi32(xj[3])));
+                da[r] = _mm256_add_epi32(da[r], _mm256_madd_epi16(w0, _mm256_set1_epi32(xj[0])));
+                db[r] = _mm256_add_epi32(db[r], _mm256_madd_epi16(w1, _mm256_set1_epi32(xj[1])));
+                da[r] = _mm256_add_epi32(da[r], _mm256_madd_epi16(w2, _mm256_set1_epi32(xj[2])));
+                db[r] = _mm256_add_epi32(db[r], _mm256_madd_epi16(w3, _mm256_set1_epi32(xj[3])));
             }
         }
+        const __m256 ws = record_scales(rb, f32);
         for (int r = 0; r < rows; r++) {
-            const __m256i dot = _mm256_add_epi32(_mm256_add_epi32(d0[r], d3[r]),
-                                                 _mm256_add_epi32(_mm256_srai_epi32(d16[r], 4), _mm256_srai_epi32(d256[r], 8)));
             const int32_t *asum = x[r] + blocks * 17;
-            block_epilogue(dot, asum[b], (const float *)(x[r] + blocks * 16) + b, rb, f32, b, &acc0[r], &acc1[r]);
+            block_epilogue_scaled(_mm256_add_epi32(da[r], db[r]), asum[b], (const float *)(x[r] + blocks * 16) + b, ws, b,
+                                  &acc0[r], &acc1[r]);
         }
     }
     for (int r = 0; r < rows; r++) _mm256_storeu_ps(out[r], _mm256_add_ps(acc0[r], acc1[r]));
@@ -416,7 +417,8 @@ AVX2 static void gemv_groups_i16_multi(const uint8_t *packed, int f32, size_t bl
     const size_t rec = record_bytes(f32);
     for (size_t g = g0; g < g1; g++) {
         const uint8_t *p = packed + g * blocks * rec;
-        // Two rows per pass: their 8 accumulators, 4 masked words and 3 masks fill the 16 registers.
+        // Two rows per pass: 4 integer and 4 float accumulators, the 4 unpacked words, the mask and
+        // the scales fill the 16 registers.
         for (size_t i = 0; i < m; i += 2) {
             const int32_t *x[4] = {(const int32_t *)(aq + i * row_bytes), (const int32_t *)(aq + (i + 1 < m ? i + 1 : i) * row_bytes)};
             float *out[4] = {y + i * ldy + g * 8, y + (i + 1) * ldy + g * 8};

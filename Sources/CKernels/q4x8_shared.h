@@ -31,12 +31,18 @@ static inline void prefetch_record(const uint8_t *r) {
 // block; the zero point 8 comes off as 8 × the activations' sum, the activation scale converts
 // to float, and the rows' weight scales are applied into one of two accumulators (even and odd
 // blocks, two independent FMA chains).
-Q4_AVX2 static inline void block_epilogue(__m256i dot, int32_t asum, const float *ascale, const uint8_t *rec, int f32,
-                                       size_t b, __m256 *acc0, __m256 *acc1) {
+// `ws`: the record's weight scales (`record_scales`), read once per block by the multi-row GEMVs.
+Q4_AVX2 static inline void block_epilogue_scaled(__m256i dot, int32_t asum, const float *ascale, __m256 ws,
+                                              size_t b, __m256 *acc0, __m256 *acc1) {
     dot = _mm256_sub_epi32(dot, _mm256_set1_epi32(8 * asum));
     const __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(dot), _mm256_broadcast_ss(ascale));
-    if (b & 1) *acc1 = _mm256_fmadd_ps(v, record_scales(rec, f32), *acc1);
-    else *acc0 = _mm256_fmadd_ps(v, record_scales(rec, f32), *acc0);
+    if (b & 1) *acc1 = _mm256_fmadd_ps(v, ws, *acc1);
+    else *acc0 = _mm256_fmadd_ps(v, ws, *acc0);
+}
+
+Q4_AVX2 static inline void block_epilogue(__m256i dot, int32_t asum, const float *ascale, const uint8_t *rec, int f32,
+                                       size_t b, __m256 *acc0, __m256 *acc1) {
+    block_epilogue_scaled(dot, asum, ascale, record_scales(rec, f32), b, acc0, acc1);
 }
 
 // The int8 GEMM's driver, shared by the AVX2 and VNNI kernels: 32 row groups (256 columns of C;

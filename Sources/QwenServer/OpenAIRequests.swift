@@ -75,6 +75,8 @@ struct CompletionRequest: Sendable {
         }
         if let seed = try fields.int("seed", atLeast: Int.min) { parameters.seed = UInt64(bitPattern: Int64(seed)) }
         parameters.stopStrings = try Self.stopStrings(object["stop"])
+        // llama.cpp server's extension: generate past the end-of-sequence token (benchmarks).
+        if try fields.bool("ignore_eos") == true { parameters.stopTokenIds = [] }
     }
 
     private static func messages(_ value: JSONValue) throws(OpenAIError) -> [ChatMessage] {

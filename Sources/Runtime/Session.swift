@@ -387,8 +387,10 @@ public final class Session: @unchecked Sendable {
         // Broadcasting must pair each stacked row with itself only.
         if stacking == .elementwise, sharedShapes.contains(where: { $0.count > rank || ($0.count == rank && $0[0] != 1) }) { return false }
         let results: [Tensor]
+        let started = Profiler.isEnabled ? monotonicSeconds() : 0
         do {
             results = try steps[index].op.runStacked(args)
+            if Profiler.isEnabled { Profiler.shared.record("\(graph.nodes[index].opType) (stacked)", monotonicSeconds() - started) }
         } catch {
             let node = graph.nodes[index]
             throw RuntimeError.nodeFailed(node: node.name, opType: node.opType, reason: "\(error) (\(n) sequences stacked)")
