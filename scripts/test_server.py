@@ -25,7 +25,8 @@ port, waits for GET /health, and checks the OpenAI API behaviour and the server'
                   exceeded), 404 (unknown model, unknown route), 413 (body over
                   --max-body-bytes) as OpenAI error objects, through the client's exceptions
                   and raw HTTP; 401 on a server with --api-key; 429 on one with
-                  --max-queue 0 --max-batch 1 while a request is running
+                  --max-queue 0 --max-batch 1 while a request is running; a request head
+                  over 64 KB refused (400 or 431, no body) with the server still serving
   concurrency     8 prompts run alone, then all at once: identical texts (greedy and seeded)
   disconnect      closing a stream after 2 chunks brings qwen_active_sequences back to 0
   load            --load-requests streaming requests from 32 clients: all end with [DONE] and
@@ -807,6 +808,18 @@ def check_errors(c, server):
                      lambda: client.chat.completions.create(model=model, messages=huge, max_tokens=4))
     expect_raw_error(c, "body over --max-body-bytes (raw)", request(server.port, "POST", "/v1/chat/completions",
                      body={"model": model, "messages": huge, "max_tokens": 4}), 413)
+
+    # A request head over the server's header limit (64 KB): refused (400, or 431), connection closed.
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    try:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"x" * (100 * 1024) + b"\r\n\r\n")
+        head = sock.recv(200).decode("latin-1")
+    except OSError as e:
+        head = f"connection error: {e}"
+    finally:
+        sock.close()
+    c.check(head.startswith("HTTP/1.1 400") or head.startswith("HTTP/1.1 431"),
+            f"a 100 KB header is refused with 400 or 431, got {head[:60]!r}")
 
     # The server still works after all that.
     r = greedy_chat(client, model, "Hi", 4)
