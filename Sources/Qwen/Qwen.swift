@@ -7,5 +7,5 @@
 /// The package's version.
 public enum QwenSwift {
     /// The release this source tree is: 0.SESSION.PATCH while the API settles.
-    public static let version = "0.10.0"
+    public static let version = "0.11.0"
 }
