@@ -368,48 +368,14 @@ int qk_q16_quantize(const float *a, size_t blocks, void *out) {
 
 // Several activation rows against the same weights (batched decode: one row per sequence). Each
 // group's records (8 weight rows, ~4 KB at K = 896) are read from memory once and by every pass of
-// up to `rows` activation rows from L1. The nibbles are shifted down and masked once per pass for
-// all its rows (the single-row kernel instead keeps nibbles 1 and 2 in place, times 16 and 256,
-// to save the shifts), and the weight scales converted once per block. Every row's integer block
-// sums are exact, so they equal `gemv_groups_i16`'s however the products are split, and its float
-// epilogue (`block_epilogue`: blocks in order, two accumulators by block parity) is the same: each
-// row's y is, bit for bit, what the single-row GEMV gives (whose floats the AVX-512 VNNI kernel
-// gives too).
+// up to `rows` activation rows from L1; the pass is `Q4X8_GEMV_I16_PASS` (q4x8_shared.h). Every
+// row's integer block sums are exact, so they equal `gemv_groups_i16`'s however the products are
+// split, and its float epilogue is the same: each row's y is, bit for bit, what the single-row
+// GEMV gives (whose floats the AVX-512 VNNI kernel gives too).
+#define DPW_MADD(acc, w, x) _mm256_add_epi32(acc, _mm256_madd_epi16(w, x))
 AVX2 static inline __attribute__((always_inline)) void gemv_i16_pass(const uint8_t *p, int f32, size_t blocks,
         const int32_t *const x[4], const int rows, int prefetch, float *const out[4]) {
-    const size_t rec = record_bytes(f32), sbytes = f32 ? 32 : 16;
-    const __m256i nibble = _mm256_set1_epi16(0x000F);
-    __m256 acc0[4], acc1[4];
-    for (int r = 0; r < rows; r++) acc0[r] = acc1[r] = _mm256_setzero_ps();
-    for (size_t b = 0; b < blocks; b++) {
-        const uint8_t *rb = p + b * rec;
-        if (prefetch) prefetch_record(rb);
-        const uint8_t *q = rb + sbytes;
-        // Two integer accumulators per row (nibbles 0, 2 and 1, 3): chains of eight products.
-        __m256i da[4], db[4];
-        for (int r = 0; r < rows; r++) da[r] = db[r] = _mm256_setzero_si256();
-#pragma unroll
-        for (int j = 0; j < 4; j++) {
-            // The four nibbles of every 16-bit half shifted down once for all rows.
-            const __m256i w = _mm256_loadu_si256((const __m256i *)(q + 32 * j));
-            const __m256i w0 = _mm256_and_si256(w, nibble), w1 = _mm256_and_si256(_mm256_srli_epi16(w, 4), nibble);
-            const __m256i w2 = _mm256_and_si256(_mm256_srli_epi16(w, 8), nibble), w3 = _mm256_srli_epi16(w, 12);
-            for (int r = 0; r < rows; r++) {
-                const int32_t *xj = x[r] + b * 16 + 4 * j;
-                da[r] = _mm256_add_epi32(da[r], _mm256_madd_epi16(w0, _mm256_set1_epi32(xj[0])));
-                db[r] = _mm256_add_epi32(db[r], _mm256_madd_epi16(w1, _mm256_set1_epi32(xj[1])));
-                da[r] = _mm256_add_epi32(da[r], _mm256_madd_epi16(w2, _mm256_set1_epi32(xj[2])));
-                db[r] = _mm256_add_epi32(db[r], _mm256_madd_epi16(w3, _mm256_set1_epi32(xj[3])));
-            }
-        }
-        const __m256 ws = record_scales(rb, f32);
-        for (int r = 0; r < rows; r++) {
-            const int32_t *asum = x[r] + blocks * 17;
-            block_epilogue_scaled(_mm256_add_epi32(da[r], db[r]), asum[b], (const float *)(x[r] + blocks * 16) + b, ws, b,
-                                  &acc0[r], &acc1[r]);
-        }
-    }
-    for (int r = 0; r < rows; r++) _mm256_storeu_ps(out[r], _mm256_add_ps(acc0[r], acc1[r]));
+    Q4X8_GEMV_I16_PASS(DPW_MADD)
 }
 
 AVX2 static void gemv_groups_i16_multi(const uint8_t *packed, int f32, size_t blocks, const uint8_t *aq,

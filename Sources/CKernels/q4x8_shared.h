@@ -45,6 +45,47 @@ Q4_AVX2 static inline void block_epilogue(__m256i dot, int32_t asum, const float
     block_epilogue_scaled(dot, asum, ascale, record_scales(rec, f32), b, acc0, acc1);
 }
 
+// The body of one pass of the multi-row int16 GEMVs (`gemv_i16_pass` in q4x8.c with AVX2,
+// `gemv_i16_pass_vnni` in q4x8_avx512.c), for parameters (p, f32, blocks, x, rows, prefetch, out):
+// the records of one row group p, up to four activation rows x (quantized by `qk_q16_quantize`),
+// each row's 8 results at out[r]. `DPW(acc, w, x)` adds the products of the 16-bit pairs of w and x
+// into the int32 lanes of acc (`vpmaddwd` then an add, or `vpdpwssd`: the same exact sums). The
+// nibbles are shifted down and masked once per pass for all its rows, the weight scales converted
+// once per block; two integer accumulators per row (nibbles 0, 2 and 1, 3); the float epilogue is
+// `block_epilogue`'s, so each row's results are the single-row int16 GEMV's bit for bit.
+#define Q4X8_GEMV_I16_PASS(DPW) \
+    const size_t rec = record_bytes(f32), sbytes = f32 ? 32 : 16; \
+    const __m256i nibble = _mm256_set1_epi16(0x000F); \
+    __m256 acc0[4], acc1[4]; \
+    for (int r = 0; r < rows; r++) acc0[r] = acc1[r] = _mm256_setzero_ps(); \
+    for (size_t b = 0; b < blocks; b++) { \
+        const uint8_t *rb = p + b * rec; \
+        if (prefetch) prefetch_record(rb); \
+        const uint8_t *q = rb + sbytes; \
+        __m256i da[4], db[4]; \
+        for (int r = 0; r < rows; r++) da[r] = db[r] = _mm256_setzero_si256(); \
+        _Pragma("unroll") \
+        for (int j = 0; j < 4; j++) { \
+            const __m256i w = _mm256_loadu_si256((const __m256i *)(q + 32 * j)); \
+            const __m256i w0 = _mm256_and_si256(w, nibble), w1 = _mm256_and_si256(_mm256_srli_epi16(w, 4), nibble); \
+            const __m256i w2 = _mm256_and_si256(_mm256_srli_epi16(w, 8), nibble), w3 = _mm256_srli_epi16(w, 12); \
+            for (int r = 0; r < rows; r++) { \
+                const int32_t *xj = x[r] + b * 16 + 4 * j; \
+                da[r] = DPW(da[r], w0, _mm256_set1_epi32(xj[0])); \
+                db[r] = DPW(db[r], w1, _mm256_set1_epi32(xj[1])); \
+                da[r] = DPW(da[r], w2, _mm256_set1_epi32(xj[2])); \
+                db[r] = DPW(db[r], w3, _mm256_set1_epi32(xj[3])); \
+            } \
+        } \
+        const __m256 ws = record_scales(rb, f32); \
+        for (int r = 0; r < rows; r++) { \
+            const int32_t *asum = x[r] + blocks * 17; \
+            block_epilogue_scaled(_mm256_add_epi32(da[r], db[r]), asum[b], (const float *)(x[r] + blocks * 16) + b, ws, b, \
+                                  &acc0[r], &acc1[r]); \
+        } \
+    } \
+    for (int r = 0; r < rows; r++) _mm256_storeu_ps(out[r], _mm256_add_ps(acc0[r], acc1[r]));
+
 // The int8 GEMM's driver, shared by the AVX2 and VNNI kernels: 32 row groups (256 columns of C;
 // ~130 KB of weights at K = 896) stay in L2 while every activation row passes over them, four
 // rows per call of `group` (past the last row, m not a multiple of 4, the last row again with its
