@@ -4,8 +4,10 @@ import Qwen
 /// (each error names the field and says what it needed).
 struct CompletionRequest: Sendable {
     enum Prompt: Sendable {
-        /// Chat: through the model's chat template, with the generation prompt.
-        case messages([ChatMessage])
+        /// Chat: the messages as the chat template reads them (role, content, and an assistant's
+        /// `tool_calls` with their arguments as JSON objects), with the generation prompt, and
+        /// the tools offered (nil: none).
+        case chat(messages: [JSONValue], tools: [JSONValue]?)
         /// Completions: the text as it is.
         case text(String)
         /// Completions: token ids as they are.
@@ -34,7 +36,12 @@ struct CompletionRequest: Sendable {
         model = try fields.string("model")
         if chat {
             guard let messages = object["messages"] else { throw .invalidRequest("'messages' is required", param: "messages") }
-            prompt = .messages(try Self.messages(messages))
+            let tools = try Self.tools(object["tools"])
+            switch object["tool_choice"] {
+            case nil, .null?, .string("auto")?: prompt = .chat(messages: try Self.messages(messages), tools: tools)
+            case .string("none")?: prompt = .chat(messages: try Self.messages(messages), tools: nil)
+            default: throw .unsupported("tool_choice", "\"auto\" or \"none\" only (no constrained decoding)")
+            }
         } else {
             guard let prompt = object["prompt"] else { throw .invalidRequest("'prompt' is required", param: "prompt") }
             self.prompt = try Self.completionPrompt(prompt)
@@ -79,25 +86,65 @@ struct CompletionRequest: Sendable {
         if try fields.bool("ignore_eos") == true { parameters.stopTokenIds = [] }
     }
 
-    private static func messages(_ value: JSONValue) throws(OpenAIError) -> [ChatMessage] {
+    private static func messages(_ value: JSONValue) throws(OpenAIError) -> [JSONValue] {
         guard let items = value.arrayValue else { throw .invalidRequest("'messages' must be an array, got \(value.kindName)", param: "messages") }
         guard !items.isEmpty else { throw .invalidRequest("'messages' must not be empty", param: "messages") }
-        var messages: [ChatMessage] = []
+        var messages: [JSONValue] = []
         for (i, item) in items.enumerated() {
             let path = "messages[\(i)]"
             guard let object = item.objectValue else { throw .invalidRequest("'\(path)' must be an object, got \(item.kindName)", param: path) }
             guard let role = object["role"]?.stringValue else { throw .invalidRequest("'\(path).role' is required (a string)", param: "\(path).role") }
-            let templateRole: String
+            var message = JSONObject()
             switch role {
-            case "system", "developer": templateRole = "system"
-            case "user", "assistant": templateRole = role
+            case "system", "developer", "user":
+                message["role"] = .string(role == "developer" ? "system" : role)
+                message["content"] = .string(try content(object["content"], path: "\(path).content", optional: false))
+            case "assistant":
+                message["role"] = "assistant"
+                let calls = try toolCalls(object["tool_calls"], path: "\(path).tool_calls")
+                // Content may be absent (null) beside tool calls.
+                message["content"] = .string(try content(object["content"], path: "\(path).content", optional: true))
+                if !calls.isEmpty { message["tool_calls"] = .array(calls) }
+            case "tool":
+                message["role"] = "tool"
+                message["content"] = .string(try content(object["content"], path: "\(path).content", optional: false))
+                if let id = object["tool_call_id"]?.stringValue { message["tool_call_id"] = .string(id) }
             default:
-                throw .invalidRequest("'\(path).role' must be system, developer, user or assistant, got '\(role)'", param: "\(path).role")
+                throw .invalidRequest("'\(path).role' must be system, developer, user, assistant or tool, got '\(role)'", param: "\(path).role")
             }
-            messages.append(ChatMessage(role: templateRole, content: try content(object["content"], path: "\(path).content",
-                                                                              optional: role == "assistant")))
+            messages.append(.object(message))
         }
         return messages
+    }
+
+    /// An assistant message's `tool_calls` as the chat template reads them: each function's
+    /// `arguments` (a JSON string in OpenAI's API) parsed into the object it spells, as Hugging
+    /// Face's templates expect (a string that is not JSON stays a string).
+    private static func toolCalls(_ value: JSONValue?, path: String) throws(OpenAIError) -> [JSONValue] {
+        guard let value, value != .null else { return [] }
+        guard let items = value.arrayValue else { throw .invalidRequest("'\(path)' must be an array, got \(value.kindName)", param: path) }
+        return try items.enumerated().map { i, item throws(OpenAIError) -> JSONValue in
+            guard let function = item["function"]?.objectValue, let name = function["name"]?.stringValue else {
+                throw .invalidRequest("'\(path)[\(i)]' must be {\"type\": \"function\", \"function\": {\"name\": …, \"arguments\": …}}", param: "\(path)[\(i)]")
+            }
+            var arguments = function["arguments"] ?? .object(JSONObject())
+            if case .string(let text) = arguments, let parsed = try? JSONValue.parse(text) { arguments = parsed }
+            var call = JSONObject([("type", "function"), ("function", .object(JSONObject([("name", .string(name)), ("arguments", arguments)])))])
+            if let id = item["id"] { call["id"] = id }
+            return .object(call)
+        }
+    }
+
+    /// `tools`: function definitions, passed to the chat template as they are.
+    private static func tools(_ value: JSONValue?) throws(OpenAIError) -> [JSONValue]? {
+        guard let value, value != .null else { return nil }
+        guard let items = value.arrayValue else { throw .invalidRequest("'tools' must be an array, got \(value.kindName)", param: "tools") }
+        for (i, item) in items.enumerated() {
+            guard item["type"]?.stringValue == "function", item["function"]?["name"]?.stringValue != nil else {
+                throw .invalidRequest("'tools[\(i)]' must be {\"type\": \"function\", \"function\": {\"name\": …, …}}", param: "tools[\(i)]")
+            }
+        }
+        return items.isEmpty ? nil : items
     }
 
     /// A message's content: a string, or an array of `{"type": "text", "text": …}` parts.

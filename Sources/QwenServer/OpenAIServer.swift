@@ -148,7 +148,8 @@ public final class OpenAIServer: Sendable {
         let promptIds: [Int]
         do {
             switch parsed.prompt {
-            case .messages(let messages): promptIds = try model.encode(messages: messages)
+            case .chat(let messages, let tools):
+                promptIds = model.tokenizer.encode(try model.tokenizer.applyChatTemplate(messages: messages, addGenerationPrompt: true, tools: tools))
             case .text(let text): promptIds = model.tokenizer.encode(text)
             case .tokenIds(let ids): promptIds = ids
             }
@@ -177,7 +178,10 @@ public final class OpenAIServer: Sendable {
         }
         let reply = Reply(id: (chat ? "chatcmpl-" : "cmpl-") + Reply.randomID(), created: Int(Date().timeIntervalSince1970),
                           model: modelID, chat: chat, promptTokens: promptIds.count)
-        if parsed.stream { return streamed(ticket, reply: reply, includeUsage: parsed.includeUsage) }
+        // With tools offered, the text is searched for tool calls.
+        var withTools = false
+        if case .chat(_, let tools?) = parsed.prompt, !tools.isEmpty { withTools = true }
+        if parsed.stream { return streamed(ticket, reply: reply, includeUsage: parsed.includeUsage, withTools: withTools) }
 
         defer { ticket.cancel() }
         var text = ""
@@ -185,7 +189,9 @@ public final class OpenAIServer: Sendable {
             for try await event in ticket.events {
                 switch event {
                 case .step(let step): text += step.text
-                case .finished(let result): return Response.json(reply.complete(text: text, result: result))
+                case .finished(let result):
+                    let (content, calls) = withTools ? ToolCalls.parse(text) : (text, [])
+                    return Response.json(reply.complete(text: content, result: result, toolCalls: calls))
                 }
             }
         } catch {
@@ -196,21 +202,33 @@ public final class OpenAIServer: Sendable {
 
     /// Server-sent events: a chunk per text piece, the finish reason, the usage if asked, `[DONE]`.
     /// A failed write (the client has gone) ends the loop, and leaving it cancels the generation.
-    private func streamed(_ ticket: Scheduler.Ticket, reply: Reply, includeUsage: Bool) -> Response {
+    /// With tools offered, content streams until a `<tool_call>` begins; the calls follow at the
+    /// end, one delta with all of them (`ToolCalls.Stream`).
+    private func streamed(_ ticket: Scheduler.Ticket, reply: Reply, includeUsage: Bool, withTools: Bool) -> Response {
         let timeout = configuration.requestTimeout
         let body = ResponseBody { writer in
             defer { ticket.cancel() }
             func send(_ value: JSONValue) async throws {
                 try await writer.write(ByteBuffer(string: "data: \(value.jsonText)\n\n"))
             }
+            var tools = withTools ? ToolCalls.Stream() : nil
             if reply.chat { try await send(reply.chunk(delta: ["role": "assistant", "content": ""])) }
             do {
                 for try await event in ticket.events {
                     switch event {
                     case .step(let step):
-                        if !step.text.isEmpty { try await send(reply.chunk(text: step.text)) }
+                        let text = tools?.append(step.text) ?? step.text
+                        if !text.isEmpty { try await send(reply.chunk(text: text)) }
                     case .finished(let result):
-                        try await send(reply.chunk(finishReason: Reply.finishReason(result.stopReason)))
+                        var reason = Reply.finishReason(result.stopReason)
+                        if let (content, calls) = tools?.finish() {
+                            if !content.isEmpty { try await send(reply.chunk(text: content)) }
+                            if !calls.isEmpty {
+                                try await send(reply.chunk(delta: ["tool_calls": ToolCalls.json(calls, indexed: true)]))
+                                reason = "tool_calls"
+                            }
+                        }
+                        try await send(reply.chunk(finishReason: reason))
                         if includeUsage { try await send(reply.usageChunk(result)) }
                         try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
                     }
@@ -267,10 +285,12 @@ struct Reply: Sendable {
         return .object(o)
     }
 
-    func complete(text: String, result: GenerationResult) -> JSONValue {
-        let reason = JSONValue.string(Reply.finishReason(result.stopReason))
+    func complete(text: String, result: GenerationResult, toolCalls: [ToolCalls.Call] = []) -> JSONValue {
+        let reason = JSONValue.string(toolCalls.isEmpty ? Reply.finishReason(result.stopReason) : "tool_calls")
+        var message = JSONObject([("role", "assistant"), ("content", toolCalls.isEmpty || !text.isEmpty ? .string(text) : .null)])
+        if !toolCalls.isEmpty { message["tool_calls"] = ToolCalls.json(toolCalls, indexed: false) }
         let choice: JSONValue = chat
-            ? ["index": 0, "message": ["role": "assistant", "content": .string(text)], "logprobs": nil, "finish_reason": reason]
+            ? ["index": 0, "message": .object(message), "logprobs": nil, "finish_reason": reason]
             : ["index": 0, "text": .string(text), "logprobs": nil, "finish_reason": reason]
         return envelope(object: chat ? "chat.completion" : "text_completion", choices: [choice], usage: usage(result))
     }
