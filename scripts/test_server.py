@@ -12,7 +12,9 @@ port, waits for GET /health, and checks the OpenAI API behaviour and the server'
                   count the requests made and their usage
   models          client.models.list() and GET /v1/models name the model directory
   chat            a non-streaming greedy chat completion is well formed (ids, object, role,
-                  finish_reason, usage sums), deterministic, max_completion_tokens = max_tokens
+                  finish_reason, usage sums), deterministic, max_completion_tokens = max_tokens;
+                  tools reach the prompt (too long for the tiny model: 400; tool_choice "none"
+                  leaves them out), a tool call and its result are rendered into the prompt
   chat stream     the streamed deltas (stream_options.include_usage) concatenate to the
                   non-streaming text; role in the first chunk, one finish_reason, a final
                   usage chunk with choices [] and the same usage; raw SSE ends with [DONE]
@@ -633,6 +635,28 @@ def check_chat(c, server):
     other = client.chat.completions.create(model=server.model_id, messages=CONVERSATION,
                                            max_completion_tokens=16, temperature=0)
     c.equal(other.choices[0].message.content, choice.message.content, "max_completion_tokens 16 vs max_tokens 16")
+
+    # Tools go through the chat template: the tiny fixture's context (256 tokens; its tokenizer has
+    # few merges) cannot hold Qwen2.5's tools section, so a request with tools is refused as too
+    # long, and tool_choice "none" leaves them out; an assistant's tool call and a tool result are
+    # rendered into the prompt.
+    short_chat = [{"role": "user", "content": "hi"}]
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {}}}]
+    base = client.chat.completions.create(model=server.model_id, messages=short_chat, max_tokens=2, temperature=0)
+    expect_api_error(c, "tools make the tiny model's prompt too long", openai.BadRequestError, 400,
+                     lambda: client.chat.completions.create(model=server.model_id, messages=short_chat, tools=tools,
+                                                            max_tokens=2), code="context_length_exceeded")
+    no_tools = client.chat.completions.create(model=server.model_id, messages=short_chat, tools=tools,
+                                              tool_choice="none", max_tokens=2, temperature=0)
+    c.equal(no_tools.usage.prompt_tokens, base.usage.prompt_tokens, "tool_choice none: the prompt without tools")
+    history = short_chat + [
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "call_1", "type": "function",
+         "function": {"name": "f", "arguments": "{\"a\": 1}"}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "ok"}]
+    after_tool = client.chat.completions.create(model=server.model_id, messages=history, tools=tools,
+                                                tool_choice="none", max_tokens=2, temperature=0)
+    c.check(after_tool.usage.prompt_tokens > base.usage.prompt_tokens + 10,
+            f"a tool call and its result in the prompt: {after_tool.usage.prompt_tokens} vs {base.usage.prompt_tokens} tokens")
     client.close()
 
 
