@@ -83,9 +83,24 @@ struct ServeCommand: AsyncParsableCommand {
         let server = OpenAIServer(model: qwen, configuration: configuration)
         let loaded = String(format: "%.1f", Date().timeIntervalSince(start))
         let id = server.modelID, hostText = host.contains(":") ? "[\(host)]" : host
-        try await server.run { _ in
-            FileHandle.standardError.write(Data("qwen-run serve: model '\(id)' loaded in \(loaded) s; listening on http://\(hostText):\(port)\n".utf8))
+        let listening = ListeningFlag()
+        do {
+            try await server.run { _ in
+                listening.set()
+                FileHandle.standardError.write(Data("qwen-run serve: model '\(id)' loaded in \(loaded) s; listening on http://\(hostText):\(port)\n".utf8))
+            }
+        } catch where !listening.isSet {
+            // Binding failed (port in use, no permission, unknown host): say where.
+            throw InputError("cannot listen on \(hostText):\(port): \(error)")
         }
         FileHandle.standardError.write(Data("qwen-run serve: stopped\n".utf8))
     }
+}
+
+/// Set once the server listens (from a NIO thread), read after `run` returns.
+private final class ListeningFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    func set() { lock.lock(); value = true; lock.unlock() }
+    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
 }
