@@ -326,6 +326,18 @@ private func isPythonPrintable(_ c: Unicode.Scalar) -> Bool {
 
 // MARK: - JSON output (the `tojson` filter)
 
+extension JSONValue {
+    /// Compact JSON text, `json.dumps(value, ensure_ascii=False, separators=(",", ":"))`: object
+    /// keys in their order, non-ASCII characters as they are (the `tojson` filter's encoder), but
+    /// a non-finite number (a parsed `1e999`) as `null`, so that the text is always valid JSON.
+    /// A `JSONValue` holds nothing else JSON cannot represent, so encoding does not fail.
+    public var jsonText: String {
+        var encoder = PythonJSONEncoder(separators: (",", ":"))
+        encoder.nonFiniteAsNull = true
+        return (try? encoder.encode(JinjaValue(self))) ?? "null"
+    }
+}
+
 /// Python's `json.dumps(value, ensure_ascii=False, indent=indent, separators=separators,
 /// sort_keys=sortKeys)`, which transformers installs as the `tojson` filter.
 struct PythonJSONEncoder {
@@ -333,6 +345,8 @@ struct PythonJSONEncoder {
     var itemSeparator: String
     var keySeparator: String
     var sortKeys: Bool
+    /// NaN and ±infinity as `null` (strict JSON) instead of Python's `NaN` / `Infinity`.
+    var nonFiniteAsNull = false
 
     init(indent: String? = nil, separators: (String, String)? = nil, sortKeys: Bool = false) {
         self.indent = indent
@@ -361,7 +375,7 @@ struct PythonJSONEncoder {
         case .bool(let b): out += b ? "true" : "false"
         case .int(let i): out += String(i)
         case .double(let d):
-            if d.isNaN { out += "NaN" } else if d.isInfinite { out += d < 0 ? "-Infinity" : "Infinity" } else { out += pythonFloatRepr(d) }
+            if !d.isFinite && nonFiniteAsNull { out += "null" } else if d.isNaN { out += "NaN" } else if d.isInfinite { out += d < 0 ? "-Infinity" : "Infinity" } else { out += pythonFloatRepr(d) }
         case .string(let s): writeString(s, into: &out)
         case .list(let items), .tuple(let items):
             if items.isEmpty {
