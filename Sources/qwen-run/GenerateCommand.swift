@@ -16,19 +16,10 @@ struct GenerateCommand: ParsableCommand {
         model's context length.
         """)
 
-    @Option(help: "Model directory (config.json, tokenizer.json, onnx/model_q4f16.onnx ...).")
-    var model: String
+    @OptionGroup var modelOptions: ModelOptions
 
     @Option(help: "The prompt (read from stdin when omitted and not --interactive).")
     var prompt: String?
-
-    @Option(help: "ONNX file inside the model's onnx/ folder (default: model_q4f16.onnx, else the first present).")
-    var onnx: String?
-
-    @Option(help: "transformers.js dtype, choosing the onnx/ file: q4f16, q4, fp16, fp32, q8, int8, uint8, bnb4.")
-    var dtype: String?
-
-    @OptionGroup var activations: ActivationOptions
 
     @Option(help: "A system message for the chat template.")
     var system: String?
@@ -87,15 +78,11 @@ struct GenerateCommand: ParsableCommand {
         if let p = topP, !(p > 0 && p <= 1) { throw ValidationError("--top-p must be in (0, 1], got \(p)") }
         if let p = minP, !(p >= 0 && p <= 1) { throw ValidationError("--min-p must be in [0, 1], got \(p)") }
         if let r = repetitionPenalty, !(r > 0) { throw ValidationError("--repetition-penalty must be > 0 (1 = off), got \(r)") }
-        if onnx != nil && dtype != nil { throw ValidationError("--onnx and --dtype both choose the file: give one") }
-        if let dtype { _ = try ModelDirectory.onnxFile(forDType: dtype) }
         if interactive && json { throw ValidationError("--interactive and --json do not go together") }
     }
 
     func run() throws {
-        let qwen = try QwenModel(directory: URL(fileURLWithPath: model), onnxFile: try onnx ?? dtype.map(ModelDirectory.onnxFile(forDType:)),
-                                 int8Activations: activations.int8,
-                                   decodeActivations: activations.decode)
+        let qwen = try modelOptions.load()
         if interactive {
             try chat(qwen)
             return
@@ -137,7 +124,7 @@ struct GenerateCommand: ParsableCommand {
         var pending = prompt
         var editor = LineEditor()
         catchInterrupts()
-        FileHandle.standardError.write(Data(("Chatting with \(model). Empty line, /exit or Ctrl-D to quit; "
+        FileHandle.standardError.write(Data(("Chatting with \(modelOptions.model). Empty line, /exit or Ctrl-D to quit; "
             + "Ctrl-C stops an answer.\n").utf8))
         while true {
             let line: String

@@ -52,6 +52,41 @@ struct ActivationOptions: ParsableArguments {
     var decode: DecodeActivations = .automatic
 }
 
+/// `--model`, `--onnx` or `--dtype`, and the activation options: the model a generating command
+/// loads (`generate`, `serve`).
+struct ModelOptions: ParsableArguments {
+    @Option(help: "Model directory (config.json, tokenizer.json, onnx/model_q4f16.onnx ...).")
+    var model: String
+
+    @Option(help: "ONNX file inside the model's onnx/ folder (default: model_q4f16.onnx, else the first present).")
+    var onnx: String?
+
+    @Option(help: "transformers.js dtype, choosing the onnx/ file: q4f16, q4, fp16, fp32, q8, int8, uint8, bnb4.")
+    var dtype: String?
+
+    @OptionGroup var activations: ActivationOptions
+
+    func validate() throws {
+        if onnx != nil && dtype != nil { throw ValidationError("--onnx and --dtype both choose the file: give one") }
+        if let dtype { _ = try ModelDirectory.onnxFile(forDType: dtype) }
+    }
+
+    /// The onnx/ file chosen by --onnx or --dtype (nil: the directory's default).
+    func onnxFile() throws -> String? { try onnx ?? dtype.map(ModelDirectory.onnxFile(forDType:)) }
+
+    /// Loads the model on this thread.
+    func load() throws -> QwenModel {
+        try QwenModel(directory: URL(fileURLWithPath: model), onnxFile: try onnxFile(), int8Activations: activations.int8,
+                      decodeActivations: activations.decode)
+    }
+
+    /// Loads the model on a background thread.
+    func load() async throws -> QwenModel {
+        try await QwenModel.load(directory: URL(fileURLWithPath: model), onnxFile: try onnxFile(), int8Activations: activations.int8,
+                                 decodeActivations: activations.decode)
+    }
+}
+
 /// With `QWEN_PROFILE` set, prints the profile (load phases, time per op) to stderr.
 func printProfileIfEnabled() {
     if Profiler.isEnabled { FileHandle.standardError.write(Data((Profiler.shared.report() + "\n").utf8)) }

@@ -15,16 +15,7 @@ struct ServeCommand: AsyncParsableCommand {
         SIGTERM or Ctrl-C stops accepting connections, lets in-flight requests finish, then exits.
         """)
 
-    @Option(help: "Model directory (config.json, tokenizer.json, onnx/model_q4f16.onnx ...).")
-    var model: String
-
-    @Option(help: "ONNX file inside the model's onnx/ folder (default: model_q4f16.onnx, else the first present).")
-    var onnx: String?
-
-    @Option(help: "transformers.js dtype, choosing the onnx/ file: q4f16, q4, fp16, fp32, q8, int8, uint8, bnb4.")
-    var dtype: String?
-
-    @OptionGroup var activations: ActivationOptions
+    @OptionGroup var modelOptions: ModelOptions
 
     @Option(help: "Address to listen on (0.0.0.0 for every interface).")
     var host = "127.0.0.1"
@@ -60,16 +51,12 @@ struct ServeCommand: AsyncParsableCommand {
         guard prefillChunk >= 0 else { throw ValidationError("--prefill-chunk must be ≥ 0, got \(prefillChunk)") }
         guard maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be ≥ 1024, got \(maxBodyBytes)") }
         guard requestTimeout >= 0, requestTimeout.isFinite else { throw ValidationError("--request-timeout must be ≥ 0, got \(requestTimeout)") }
-        if onnx != nil && dtype != nil { throw ValidationError("--onnx and --dtype both choose the file: give one") }
-        if let dtype { _ = try ModelDirectory.onnxFile(forDType: dtype) }
     }
 
     func run() async throws {
         BuildTarget.warnOnce()
         let start = Date()
-        let qwen = try await QwenModel.load(directory: URL(fileURLWithPath: model),
-                                            onnxFile: try onnx ?? dtype.map(ModelDirectory.onnxFile(forDType:)),
-                                            int8Activations: activations.int8, decodeActivations: activations.decode)
+        let qwen = try await modelOptions.load()
         var configuration = ServerConfiguration()
         configuration.host = host
         configuration.port = port
