@@ -93,7 +93,6 @@ import http.client
 import json
 import math
 import os
-import platform
 import resource
 import shlex
 import shutil
@@ -105,6 +104,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench import busy_cpu_seconds, cpu_model  # scripts/bench.py: the same /proc readings
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -135,17 +136,6 @@ def log(msg: str) -> None:
     print(f"[bench-serve {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def cpu_model() -> str:
-    """The 'model name' of the first processor in /proc/cpuinfo (the machine type elsewhere)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.partition(":")[2].strip()
-    except OSError:
-        pass
-    return platform.machine()
-
-
 def git_commit() -> str:
     try:
         head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
@@ -154,16 +144,6 @@ def git_commit() -> str:
         return head + (" (with uncommitted changes)" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
-
-
-def busy_cpu_seconds() -> float:
-    """CPU seconds the whole machine has spent busy (/proc/stat), or 0 where there is none."""
-    try:
-        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    except OSError:
-        return 0.0
-    user, nice, system, idle, iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
 def process_cpu_seconds(pid: int) -> float:
@@ -554,6 +534,15 @@ async def warm_up(port: int, args, server: str, model_id: str) -> dict:
         return await one_request(client, request_body(WARMUP_PROMPT, args, server, model_id))
 
 
+def paired_ratio(ours: list[dict], llama: list[dict], metric: str, usable) -> dict | None:
+    """Round by round, ours / llama of `metric` over the rounds where `usable(ours_round, llama_round)`:
+    the median, the range and the values; None without a usable round."""
+    values = sorted(a[metric] / b[metric] for a, b in zip(ours, llama) if usable(a, b))
+    if not values:
+        return None
+    return {"median": statistics.median(values), "min": values[0], "max": values[-1], "rounds": values}
+
+
 def fmt(v, f: str) -> str:
     return f.format(v) if v is not None else "-"
 
@@ -697,11 +686,9 @@ def main() -> int:
         if "ours" in servers and "llama" in servers:
             ours = [r["levels"][li] for r in rounds if r["server"] == "ours"]
             llama = [r["levels"][li] for r in rounds if r["server"] == "llama"]
-            values = sorted(a["agg_tokens_per_s"] / b["agg_tokens_per_s"] for a, b in zip(ours, llama)
-                            if a["agg_tokens_per_s"] and b["agg_tokens_per_s"])
-            if values:
-                ratios[str(clients)] = {"median": statistics.median(values), "min": values[0], "max": values[-1],
-                                        "rounds": values}
+            ratio = paired_ratio(ours, llama, "agg_tokens_per_s", lambda a, b: a["agg_tokens_per_s"] and b["agg_tokens_per_s"])
+            if ratio:
+                ratios[str(clients)] = ratio
 
     # Decode-rate runs: medians over the rounds whose window is valid; paired ratios ours / llama per round.
     dkeys = ("decode_tokens_per_s", "window_s", "window_tokens", "itl_p50_ms", "itl_p99_ms")
@@ -725,11 +712,9 @@ def main() -> int:
         if "ours" in servers and "llama" in servers:
             ours = [r["decode"][di] for r in rounds if r["server"] == "ours"]
             llama = [r["decode"][di] for r in rounds if r["server"] == "llama"]
-            values = sorted(a["decode_tokens_per_s"] / b["decode_tokens_per_s"] for a, b in zip(ours, llama)
-                            if a["valid"] and b["valid"])
-            if values:
-                decode_ratios[str(streams)] = {"median": statistics.median(values), "min": values[0],
-                                               "max": values[-1], "rounds": values}
+            ratio = paired_ratio(ours, llama, "decode_tokens_per_s", lambda a, b: a["valid"] and b["valid"])
+            if ratio:
+                decode_ratios[str(streams)] = ratio
     # (median rate at the largest level) / (median rate at 1 stream), per server
     x_single: dict[str, float | None] = {}
     top = max(decode_levels) if decode_levels else None
