@@ -10,7 +10,8 @@ import PackageDescription
 
 let package = Package(
     name: "qwen-swift",
-    platforms: [.macOS(.v14)],
+    // macOS 15 / iOS 18: the Synchronization module (Atomic, Mutex) and String(validating:as:).
+    platforms: [.macOS(.v15), .iOS(.v18)],
     products: [
         .library(name: "Qwen", targets: ["Qwen"]),
         .library(name: "QwenServer", targets: ["QwenServer"]),
@@ -28,19 +29,27 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types", from: "1.3.0"),
     ],
     targets: [
-        // libopenblas-dev (Debian) / openblas (Homebrew): cblas_sgemm and friends.
+        // cblas_sgemm off Apple platforms: libopenblas-dev (Debian). Apple platforms use Accelerate.
         .systemLibrary(
             name: "COpenBLAS",
             path: "Sources/COpenBLAS",
             pkgConfig: "openblas",
-            providers: [.apt(["libopenblas-dev"]), .brew(["openblas"])]
+            providers: [.apt(["libopenblas-dev"])]
         ),
         // Protobuf wire reader, ModelProto & co, external data (mmap, bounds, safe paths).
         .target(name: "ONNX"),
-        // Hot int4 kernels in C with x86 intrinsics, chosen at run time by CPU features.
+        // Hot int4 kernels in C with x86 (AVX2, AVX-512) and arm64 (NEON) intrinsics, chosen at run
+        // time by CPU features.
         .target(name: "CKernels"),
         // Raw-pointer numeric kernels: int4 GEMV/GEMM, fp16 conversion, BLAS, softmax, norms.
-        .target(name: "Kernels", dependencies: ["COpenBLAS", "CKernels"]),
+        .target(
+            name: "Kernels",
+            dependencies: [
+                .target(name: "COpenBLAS", condition: .when(platforms: [.linux, .android, .openbsd, .windows])),
+                "CKernels",
+            ],
+            linkerSettings: [.linkedFramework("Accelerate", .when(platforms: [.macOS, .iOS, .visionOS, .tvOS, .watchOS]))]
+        ),
         // Tensor, Graph, Session, operators, passes.
         .target(name: "Runtime", dependencies: ["ONNX", "Kernels", "CKernels"]),
         // tokenizer.json byte-level BPE, pre-tokenizer, streaming decode, chat templates.

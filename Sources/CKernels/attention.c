@@ -186,6 +186,166 @@ static inline float load_scalar(const void *p, size_t i, int half) {
 }
 #endif
 
+#if defined(__aarch64__)
+#include "simd_exp.h"
+#include "simd_neon.h"
+
+// The NEON twins of the AVX2 kernels above: each __m256 two registers (simd_neon.h), the same
+// operations in the same order, so every float is the AVX2 kernels' bit for bit.
+
+static inline f32x8 load8(const void *p, size_t i, int half) {
+    return half ? f32x8_load_half((const uint16_t *)p + i) : f32x8_load((const float *)p + i);
+}
+
+// acc + q · (k[i..i+8) · c), one step of a key's accumulator.
+static inline f32x8 score_step(f32x8 acc, f32x8 q, const void *k, size_t i, int half, f32x8 c) {
+    return f32x8_fmadd(q, f32x8_mul(load8(k, i, half), c), acc);
+}
+
+// scores_avx2's twin: per key the accumulators of d mod 16 below and above 8, then the
+// horizontal sum of their sum; four keys at a time where they are, the four sums together
+// (f32x8_hsum4, hsum8's additions in its order).
+static void scores_neon(const float *q, const void *k, int half, size_t t_count, size_t d_count, float c, float *scores) {
+    const f32x8 cv = f32x8_dup(c);
+    size_t t0 = 0;
+    for (; t0 + 4 <= t_count; t0 += 4) {
+        f32x8 a0 = f32x8_dup(0), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        const size_t r0 = t0 * d_count, r1 = r0 + d_count, r2 = r1 + d_count, r3 = r2 + d_count;
+        size_t d = 0;
+        for (; d + 16 <= d_count; d += 16) {
+            const f32x8 qa = f32x8_load(q + d), qb = f32x8_load(q + d + 8);
+            a0 = score_step(a0, qa, k, r0 + d, half, cv);
+            b0 = score_step(b0, qb, k, r0 + d + 8, half, cv);
+            a1 = score_step(a1, qa, k, r1 + d, half, cv);
+            b1 = score_step(b1, qb, k, r1 + d + 8, half, cv);
+            a2 = score_step(a2, qa, k, r2 + d, half, cv);
+            b2 = score_step(b2, qb, k, r2 + d + 8, half, cv);
+            a3 = score_step(a3, qa, k, r3 + d, half, cv);
+            b3 = score_step(b3, qb, k, r3 + d + 8, half, cv);
+        }
+        for (; d < d_count; d += 8) {
+            const f32x8 qa = f32x8_load(q + d);
+            a0 = score_step(a0, qa, k, r0 + d, half, cv);
+            a1 = score_step(a1, qa, k, r1 + d, half, cv);
+            a2 = score_step(a2, qa, k, r2 + d, half, cv);
+            a3 = score_step(a3, qa, k, r3 + d, half, cv);
+        }
+        vst1q_f32(scores + t0, f32x8_hsum4(f32x8_add(a0, b0), f32x8_add(a1, b1), f32x8_add(a2, b2), f32x8_add(a3, b3)));
+    }
+    for (size_t t = t0; t < t_count; t++) {
+        f32x8 acc0 = f32x8_dup(0), acc1 = acc0;
+        size_t d = 0;
+        for (; d + 16 <= d_count; d += 16) {
+            acc0 = score_step(acc0, f32x8_load(q + d), k, t * d_count + d, half, cv);
+            acc1 = score_step(acc1, f32x8_load(q + d + 8), k, t * d_count + d + 8, half, cv);
+        }
+        for (; d < d_count; d += 8) acc0 = score_step(acc0, f32x8_load(q + d), k, t * d_count + d, half, cv);
+        scores[t] = f32x8_hsum(f32x8_add(acc0, acc1));
+    }
+}
+
+// weighted_sum_avx2's twin: each output float one chain of FMAs over t, in t order; the 64-wide
+// case spelled out as there (16 accumulator registers).
+static void weighted_sum_neon(const float *p, const void *v, int half, size_t t_count, size_t d_count, float *out,
+                              int accumulate) {
+    for (size_t d0 = 0; d0 < d_count; d0 += 64) {
+        size_t width = d_count - d0 < 64 ? d_count - d0 : 64;
+        if (width == 64) {
+            f32x8 a0 = f32x8_dup(0), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+            if (accumulate) {
+                a0 = f32x8_load(out + d0); a1 = f32x8_load(out + d0 + 8);
+                a2 = f32x8_load(out + d0 + 16); a3 = f32x8_load(out + d0 + 24);
+                a4 = f32x8_load(out + d0 + 32); a5 = f32x8_load(out + d0 + 40);
+                a6 = f32x8_load(out + d0 + 48); a7 = f32x8_load(out + d0 + 56);
+            }
+            for (size_t t = 0; t < t_count; t++) {
+                const f32x8 pt = f32x8_dup(p[t]);
+                const size_t base = t * d_count + d0;
+                a0 = f32x8_fmadd(pt, load8(v, base, half), a0);
+                a1 = f32x8_fmadd(pt, load8(v, base + 8, half), a1);
+                a2 = f32x8_fmadd(pt, load8(v, base + 16, half), a2);
+                a3 = f32x8_fmadd(pt, load8(v, base + 24, half), a3);
+                a4 = f32x8_fmadd(pt, load8(v, base + 32, half), a4);
+                a5 = f32x8_fmadd(pt, load8(v, base + 40, half), a5);
+                a6 = f32x8_fmadd(pt, load8(v, base + 48, half), a6);
+                a7 = f32x8_fmadd(pt, load8(v, base + 56, half), a7);
+            }
+            f32x8_store(out + d0, a0); f32x8_store(out + d0 + 8, a1);
+            f32x8_store(out + d0 + 16, a2); f32x8_store(out + d0 + 24, a3);
+            f32x8_store(out + d0 + 32, a4); f32x8_store(out + d0 + 40, a5);
+            f32x8_store(out + d0 + 48, a6); f32x8_store(out + d0 + 56, a7);
+            continue;
+        }
+        f32x8 acc[8];
+        for (size_t j = 0; j < width / 8; j++) acc[j] = accumulate ? f32x8_load(out + d0 + 8 * j) : f32x8_dup(0);
+        for (size_t t = 0; t < t_count; t++) {
+            const f32x8 pt = f32x8_dup(p[t]);
+            for (size_t j = 0; j < width / 8; j++) acc[j] = f32x8_fmadd(pt, load8(v, t * d_count + d0 + 8 * j, half), acc[j]);
+        }
+        for (size_t j = 0; j < width / 8; j++) f32x8_store(out + d0 + 8 * j, acc[j]);
+    }
+}
+
+// softmax_avx2's twin: the max of eight lanes then the tail (max_ps's semantics, f32x8_max),
+// e^x eight at a time (exp_neon on each half) and expf on the tail, the same sums and products.
+static int softmax_neon(float *scores, size_t n, int nan_to_zero) {
+    f32x8 vmax = f32x8_dup(-INFINITY);
+    uint32x4_t nan = vdupq_n_u32(0);
+    size_t t = 0;
+    for (; t + 8 <= n; t += 8) {
+        const f32x8 x = f32x8_load(scores + t);
+        nan = vorrq_u32(nan, vmvnq_u32(vandq_u32(vceqq_f32(x.lo, x.lo), vceqq_f32(x.hi, x.hi))));
+        vmax = f32x8_max(vmax, x);
+    }
+    if (vmaxvq_u32(nan)) return 0;
+    float m[8], max_value = -INFINITY;
+    f32x8_store(m, vmax);
+    for (int i = 0; i < 8; i++) max_value = m[i] > max_value ? m[i] : max_value;
+    for (; t < n; t++) {
+        if (scores[t] != scores[t]) return 0;
+        max_value = scores[t] > max_value ? scores[t] : max_value;
+    }
+    if (max_value == -INFINITY) {
+        for (t = 0; t < n; t++) scores[t] = nan_to_zero ? 0 : NAN;
+        return 1;
+    }
+    const float32x4_t vm = vdupq_n_f32(max_value);
+    f32x8 vsum = f32x8_dup(0);
+    for (t = 0; t + 8 <= n; t += 8) {
+        const f32x8 x = f32x8_load(scores + t);
+        const f32x8 e = {exp_neon(vsubq_f32(x.lo, vm)), exp_neon(vsubq_f32(x.hi, vm))};
+        f32x8_store(scores + t, e);
+        vsum = f32x8_add(vsum, e);
+    }
+    float sum = f32x8_hsum(vsum);
+    for (; t < n; t++) {
+        float e = expf(scores[t] - max_value);
+        scores[t] = e;
+        sum += e;
+    }
+    const float inv = 1 / sum;
+    const f32x8 vinv = f32x8_dup(inv);
+    for (t = 0; t + 8 <= n; t += 8) f32x8_store(scores + t, f32x8_mul(f32x8_load(scores + t), vinv));
+    for (; t < n; t++) scores[t] *= inv;
+    return 1;
+}
+#endif
+
+// The SIMD kernels of this build, and whether they run here (either set gives the same floats).
+#if defined(__x86_64__) || defined(_M_X64)
+#define SIMD_KERNELS 1
+#define simd_runs() qk_cpu_has_avx2_fma_f16c()
+#define scores_simd scores_avx2
+#define weighted_sum_simd weighted_sum_avx2
+#define softmax_simd softmax_avx2
+#elif defined(__aarch64__)
+#define SIMD_KERNELS 1
+#define simd_runs() (qk_isa() >= QK_ISA_NEON)
+#define scores_simd scores_neon
+#define weighted_sum_simd weighted_sum_neon
+#define softmax_simd softmax_neon
+#endif
+
 static void softmax_scalar(float *scores, size_t n, int nan_to_zero) {
     float max_value = -INFINITY;
     for (size_t t = 0; t < n; t++) max_value = scores[t] > max_value ? scores[t] : max_value;
@@ -207,8 +367,8 @@ void qk_softmax_row(float *scores, const float *mask, size_t n, int nan_to_zero)
         for (size_t t = 0; t < n; t++) scores[t] += mask[t];
     // As the Softmax op computes it (max-subtracted; a row of -inf gives NaN, which the exports'
     // guard turns into 0). Rows holding a NaN take the scalar path, which propagates it.
-#if defined(__x86_64__) || defined(_M_X64)
-    if (qk_cpu_has_avx2_fma_f16c() && softmax_avx2(scores, n, nan_to_zero)) return;
+#ifdef SIMD_KERNELS
+    if (simd_runs() && softmax_simd(scores, n, nan_to_zero)) return;
 #endif
     softmax_scalar(scores, n, nan_to_zero);
 }
@@ -216,9 +376,9 @@ void qk_softmax_row(float *scores, const float *mask, size_t n, int nan_to_zero)
 void qk_attention_row(const float *q, const void *k, int k_half, const void *v, int v_half, size_t t_count, size_t d_count,
                       float scale, const float *mask, int nan_to_zero, float *scores, float *out) {
     int vectorized = 0;
-#if defined(__x86_64__) || defined(_M_X64)
-    vectorized = qk_cpu_has_avx2_fma_f16c() && d_count % 8 == 0 && d_count <= 256;
-    if (vectorized) scores_avx2(q, k, k_half, t_count, d_count, scale, scores);
+#ifdef SIMD_KERNELS
+    vectorized = simd_runs() && d_count % 8 == 0 && d_count <= 256;
+    if (vectorized) scores_simd(q, k, k_half, t_count, d_count, scale, scores);
 #endif
     if (!vectorized)
         for (size_t t = 0; t < t_count; t++) {
@@ -227,9 +387,9 @@ void qk_attention_row(const float *q, const void *k, int k_half, const void *v, 
             scores[t] = acc;
         }
     qk_softmax_row(scores, mask, t_count, nan_to_zero);
-#if defined(__x86_64__) || defined(_M_X64)
+#ifdef SIMD_KERNELS
     if (vectorized) {
-        weighted_sum_avx2(scores, v, v_half, t_count, d_count, out, 0);
+        weighted_sum_simd(scores, v, v_half, t_count, d_count, out, 0);
         return;
     }
 #endif
@@ -241,22 +401,22 @@ void qk_attention_row(const float *q, const void *k, int k_half, const void *v, 
 void qk_attention_group(const float *q, size_t q_stride, size_t rows, const float *k, const float *v, size_t t_count,
                         size_t d_count, float scale, const float *mask, size_t mask_stride, int nan_to_zero, float *scores,
                         float *out, size_t out_stride) {
-#if defined(__x86_64__) || defined(_M_X64)
-    if (qk_cpu_has_avx2_fma_f16c() && d_count % 8 == 0 && d_count <= 256) {
+#ifdef SIMD_KERNELS
+    if (simd_runs() && d_count % 8 == 0 && d_count <= 256) {
         // Tiles of keys (then values) small enough for L1, each read from memory once and passed
         // by every row in turn; per row the operations and their order are qk_attention_row's.
         const size_t tile = d_count <= 64 ? 64 : 16384 / (d_count * sizeof(float));
         for (size_t t0 = 0; t0 < t_count; t0 += tile) {
             const size_t n = t_count - t0 < tile ? t_count - t0 : tile;
             for (size_t r = 0; r < rows; r++)
-                scores_avx2(q + r * q_stride, k + t0 * d_count, 0, n, d_count, scale, scores + r * t_count + t0);
+                scores_simd(q + r * q_stride, k + t0 * d_count, 0, n, d_count, scale, scores + r * t_count + t0);
         }
         for (size_t r = 0; r < rows; r++)
             qk_softmax_row(scores + r * t_count, mask ? mask + r * mask_stride : NULL, t_count, nan_to_zero);
         for (size_t t0 = 0; t0 < t_count; t0 += tile) {
             const size_t n = t_count - t0 < tile ? t_count - t0 : tile;
             for (size_t r = 0; r < rows; r++)
-                weighted_sum_avx2(scores + r * t_count + t0, v + t0 * d_count, 0, n, d_count, out + r * out_stride, t0 > 0);
+                weighted_sum_simd(scores + r * t_count + t0, v + t0 * d_count, 0, n, d_count, out + r * out_stride, t0 > 0);
         }
         if (t_count == 0)
             for (size_t r = 0; r < rows; r++)

@@ -88,6 +88,42 @@ AVX2 static void bnb4_gemv_avx2(const uint8_t *b, const float *absmax, size_t bl
         y[r - row_begin] = _mm_cvtss_f32(s);
     }
 }
+#elif defined(__aarch64__)
+#include "simd_neon.h"
+
+// bnb4_gemv_avx2's NEON twin: the same sums in the same order (simd_neon.h), so the same floats.
+// The map is looked up bytewise (tbl over its 64 bytes): each weight of four takes bytes 4·code
+// to 4·code + 3, its code's offset copied to four lanes (`pick`: weights 4i to 4i + 3) plus 0..3.
+static void bnb4_gemv_neon(const uint8_t *b, const float *absmax, size_t block_size, int quant_type, size_t k,
+                           const float *a, size_t row_begin, size_t row_end, float *y) {
+    const uint8_t *map = (const uint8_t *)bnb4_map(quant_type);
+    const uint8x16x4_t table = {{vld1q_u8(map), vld1q_u8(map + 16), vld1q_u8(map + 32), vld1q_u8(map + 48)}};
+    static const uint8_t first_four[16] = {0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3};
+    static const uint8_t byte_in_float[16] = {0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3};
+    const uint8x16_t pick0 = vld1q_u8(first_four), byte_of = vld1q_u8(byte_in_float), four = vdupq_n_u8(4);
+    const size_t blocks = k / block_size;
+    for (size_t r = row_begin; r < row_end; r++) {
+        const uint8_t *row = b + r * k / 2;
+        const float *scales = absmax + r * blocks;
+        f32x8 total = f32x8_dup(0);
+        for (size_t blk = 0; blk < blocks; blk++) {
+            f32x8 acc = f32x8_dup(0);
+            for (size_t c = blk * block_size; c < (blk + 1) * block_size; c += 16) {
+                const uint8x8_t bytes = vld1_u8(row + c / 2);
+                const uint8x8_t hi = vshr_n_u8(bytes, 4), lo = vand_u8(bytes, vdup_n_u8(15));
+                const uint8x16_t offsets = vshlq_n_u8(vcombine_u8(vzip1_u8(hi, lo), vzip2_u8(hi, lo)), 2);  // weight order
+                float32x4_t w[4];
+                uint8x16_t pick = pick0;
+                for (int i = 0; i < 4; i++, pick = vaddq_u8(pick, four))
+                    w[i] = vreinterpretq_f32_u8(vqtbl4q_u8(table, vorrq_u8(vqtbl1q_u8(offsets, pick), byte_of)));
+                acc = f32x8_fmadd(f32x8_load(a + c), (f32x8){w[0], w[1]}, acc);
+                acc = f32x8_fmadd(f32x8_load(a + c + 8), (f32x8){w[2], w[3]}, acc);
+            }
+            total = f32x8_fmadd(acc, f32x8_dup(scales[blk]), total);
+        }
+        y[r - row_begin] = f32x8_hsum(total);
+    }
+}
 #endif
 
 void qk_bnb4_gemv(const uint8_t *b, const float *absmax, size_t block_size, int quant_type, size_t k, const float *a,
@@ -95,6 +131,11 @@ void qk_bnb4_gemv(const uint8_t *b, const float *absmax, size_t block_size, int 
 #if defined(__x86_64__) || defined(_M_X64)
     if (!portable && qk_cpu_has_avx2_fma_f16c() && block_size % 16 == 0 && k % block_size == 0) {
         bnb4_gemv_avx2(b, absmax, block_size, quant_type, k, a, row_begin, row_end, y);
+        return;
+    }
+#elif defined(__aarch64__)
+    if (!portable && qk_isa() >= QK_ISA_NEON && block_size % 16 == 0 && k % block_size == 0) {
+        bnb4_gemv_neon(b, absmax, block_size, quant_type, k, a, row_begin, row_end, y);
         return;
     }
 #endif

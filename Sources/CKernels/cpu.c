@@ -9,33 +9,71 @@
 
 int qk_cpu_has_avx2_fma_f16c(void) { return qk_isa() >= QK_ISA_AVX2; }
 
-int qk_isa_detected(void) {
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#ifndef HWCAP_ASIMD
+#define HWCAP_ASIMD (1UL << 1)
+#endif
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1UL << 20)
+#endif
+#ifndef HWCAP2_I8MM
+#define HWCAP2_I8MM (1UL << 13)
+#endif
+#elif defined(__aarch64__) && defined(__APPLE__)
+#include <sys/sysctl.h>
+// 1 when the sysctl `name` (hw.optional.arm.FEAT_*) exists and is non-zero.
+static int apple_feature(const char *name) {
+    int value = 0;
+    size_t size = sizeof(value);
+    return sysctlbyname(name, &value, &size, NULL, 0) == 0 && value != 0;
+}
+#endif
+
+static int detect(void) {
 #if defined(__x86_64__) || defined(_M_X64)
-    static _Atomic int cached = -1;
-    int isa = atomic_load_explicit(&cached, memory_order_relaxed);
-    if (isa < 0) {
-        // __builtin_cpu_supports also asks XGETBV whether the OS saves the AVX / AVX-512 state.
-        __builtin_cpu_init();
-        isa = QK_ISA_PORTABLE;
-        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) {
-            isa = QK_ISA_AVX2;
-            if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")) {
-                isa = QK_ISA_AVX512;
-                if (__builtin_cpu_supports("avx512vnni")) isa = QK_ISA_AVX512_VNNI;
-            }
-        }
-        atomic_store_explicit(&cached, isa, memory_order_relaxed);
-    }
-    return isa;
+    // __builtin_cpu_supports also asks XGETBV whether the OS saves the AVX / AVX-512 state.
+    __builtin_cpu_init();
+    if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")))
+        return QK_ISA_PORTABLE;
+    if (!(__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")))
+        return QK_ISA_AVX2;
+    return __builtin_cpu_supports("avx512vnni") ? QK_ISA_AVX512_VNNI : QK_ISA_AVX512;
+#elif defined(__aarch64__) && defined(__linux__)
+    // The kernel's view of the CPU (it also hides what it does not let user space use).
+    const unsigned long hwcap = getauxval(AT_HWCAP), hwcap2 = getauxval(AT_HWCAP2);
+    if (!(hwcap & HWCAP_ASIMD)) return QK_ISA_PORTABLE;
+    if (!(hwcap & HWCAP_ASIMDDP)) return QK_ISA_NEON;
+    return (hwcap2 & HWCAP2_I8MM) ? QK_ISA_NEON_I8MM : QK_ISA_NEON_DOTPROD;
+#elif defined(__aarch64__) && defined(__APPLE__)
+    // Every Apple arm64 CPU has NEON and the dot product (A11 on); I8MM from M2 / A15.
+    if (!apple_feature("hw.optional.arm.FEAT_DotProd")) return QK_ISA_NEON;
+    return apple_feature("hw.optional.arm.FEAT_I8MM") ? QK_ISA_NEON_I8MM : QK_ISA_NEON_DOTPROD;
+#elif defined(__aarch64__)
+    return QK_ISA_NEON;
 #else
     return QK_ISA_PORTABLE;
 #endif
 }
 
+int qk_isa_detected(void) {
+    static _Atomic int cached = -1;
+    int isa = atomic_load_explicit(&cached, memory_order_relaxed);
+    if (isa < 0) {
+        isa = detect();
+        atomic_store_explicit(&cached, isa, memory_order_relaxed);
+    }
+    return isa;
+}
+
 int qk_isa_parse(const char *name) {
     if (!name) return -1;
+#if defined(__aarch64__)
+    static const char *const names[] = { "portable", "neon", "dotprod", "i8mm" };
+#else
     static const char *const names[] = { "portable", "avx2", "avx512", "avx512vnni" };
+#endif
     for (int i = 0; i < 4; i++)
         if (strcmp(name, names[i]) == 0) return i;
     return -1;

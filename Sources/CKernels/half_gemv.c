@@ -49,12 +49,51 @@ AVX2 static void f16_gemv_rows_avx2(const float *a, const uint16_t *w, size_t k,
         y[r - r0] = t;
     }
 }
+#elif defined(__aarch64__)
+#include "simd_neon.h"
+
+// f16_gemv_rows_avx2's NEON twin (simd_neon.h): per row the same eight lanes of FMAs, the same
+// horizontal sum (four rows' at once), the same scalar FMAs on the tail, so the same floats.
+static void f16_gemv_rows_neon(const float *a, const uint16_t *w, size_t k, size_t r0, size_t r1, float *y) {
+    const size_t k8 = k / 8 * 8;
+    size_t r = r0;
+    for (; r + 4 <= r1; r += 4) {
+        const uint16_t *rows[4] = {w + r * k, w + (r + 1) * k, w + (r + 2) * k, w + (r + 3) * k};
+        f32x8 s0 = f32x8_dup(0), s1 = s0, s2 = s0, s3 = s0;
+        for (size_t c = 0; c < k8; c += 8) {
+            const f32x8 x = f32x8_load(a + c);
+            s0 = f32x8_fmadd(x, f32x8_load_half(rows[0] + c), s0);
+            s1 = f32x8_fmadd(x, f32x8_load_half(rows[1] + c), s1);
+            s2 = f32x8_fmadd(x, f32x8_load_half(rows[2] + c), s2);
+            s3 = f32x8_fmadd(x, f32x8_load_half(rows[3] + c), s3);
+        }
+        float t[4];
+        vst1q_f32(t, f32x8_hsum4(s0, s1, s2, s3));
+        for (int i = 0; i < 4; i++) {
+            for (size_t c = k8; c < k; c++) t[i] = fmaf(a[c], f32_from_half(rows[i][c]), t[i]);
+            y[r + i - r0] = t[i];
+        }
+    }
+    for (; r < r1; r++) {
+        const uint16_t *w0 = w + r * k;
+        f32x8 s0 = f32x8_dup(0);
+        for (size_t c = 0; c < k8; c += 8) s0 = f32x8_fmadd(f32x8_load(a + c), f32x8_load_half(w0 + c), s0);
+        float t = f32x8_hsum(s0);
+        for (size_t c = k8; c < k; c++) t = fmaf(a[c], f32_from_half(w0[c]), t);
+        y[r - r0] = t;
+    }
+}
 #endif
 
 int qk_f16_gemv_rows(const float *a, const uint16_t *w, size_t k, size_t row_begin, size_t row_end, float *y) {
 #if defined(__x86_64__) || defined(_M_X64)
     if (qk_cpu_has_avx2_fma_f16c()) {
         f16_gemv_rows_avx2(a, w, k, row_begin, row_end, y);
+        return 1;
+    }
+#elif defined(__aarch64__)
+    if (qk_isa() >= QK_ISA_NEON) {
+        f16_gemv_rows_neon(a, w, k, row_begin, row_end, y);
         return 1;
     }
 #endif

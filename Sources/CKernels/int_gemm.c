@@ -130,6 +130,72 @@ AVX2 static void int_gemm_avx2_u8(size_t m, size_t n, size_t kp, const int16_t *
                                   size_t ldb, int32_t *c, size_t ldc) {
     int_gemm_avx2(m, n, kp, a, lda, b, ldb, 0, c, ldc);
 }
+#elif defined(__aarch64__)
+#include <arm_neon.h>
+
+// Sixteen bytes of B widened to int16, as int8 or uint8.
+__attribute__((always_inline)) static inline int16x8x2_t widen16(const uint8_t *p, int b_signed) {
+    const uint8x16_t v = vld1q_u8(p);
+    if (b_signed)
+        return (int16x8x2_t){{vmovl_s8(vget_low_s8(vreinterpretq_s8_u8(v))), vmovl_high_s8(vreinterpretq_s8_u8(v))}};
+    return (int16x8x2_t){{vreinterpretq_s16_u16(vmovl_u8(vget_low_u8(v))), vreinterpretq_s16_u16(vmovl_high_u8(v))}};
+}
+
+// acc + a[0..16) · w per lane: `vmlal` multiplies int16 exactly into int32 and adds, wrapping.
+__attribute__((always_inline)) static inline int32x4_t mla16(int32x4_t acc, const int16_t *a, int16x8x2_t w) {
+    const int16x8_t x0 = vld1q_s16(a), x1 = vld1q_s16(a + 8);
+    acc = vmlal_s16(acc, vget_low_s16(x0), vget_low_s16(w.val[0]));
+    acc = vmlal_high_s16(acc, x0, w.val[0]);
+    acc = vmlal_s16(acc, vget_low_s16(x1), vget_low_s16(w.val[1]));
+    return vmlal_high_s16(acc, x1, w.val[1]);
+}
+
+// c for `rows` rows of A from `a` and `cols` columns of B from `b` (at most 4 × 2 or 1 × 4), one
+// accumulator each: each B load serves every row, each A load every column. Inlined with
+// constant sizes, so the accumulators stay in registers.
+__attribute__((always_inline)) static inline void int_gemm_tile(size_t rows, size_t cols, size_t kp, const int16_t *a,
+                                                                size_t lda, const uint8_t *b, size_t ldb, int b_signed,
+                                                                int32_t *c, size_t ldc) {
+    int32x4_t acc[4][4];
+    for (size_t i = 0; i < rows; i++)
+        for (size_t j = 0; j < cols; j++) acc[i][j] = vdupq_n_s32(0);
+    for (size_t k = 0; k < kp; k += 16) {
+        int16x8x2_t w[4];
+        for (size_t j = 0; j < cols; j++) w[j] = widen16(b + j * ldb + k, b_signed);
+        for (size_t i = 0; i < rows; i++)
+            for (size_t j = 0; j < cols; j++) acc[i][j] = mla16(acc[i][j], a + i * lda + k, w[j]);
+    }
+    for (size_t i = 0; i < rows; i++)
+        for (size_t j = 0; j < cols; j++) c[i * ldc + j] = vaddvq_s32(acc[i][j]);
+}
+
+// int_gemm_avx2's blocking: four rows against two columns, single rows against four columns
+// (decode), the rest one by one. Integer sums, so the results are the portable loop's exactly.
+__attribute__((always_inline)) static inline void int_gemm_neon(size_t m, size_t n, size_t kp, const int16_t *a,
+                                                                size_t lda, const uint8_t *b, size_t ldb,
+                                                                const int b_signed, int32_t *c, size_t ldc) {
+    size_t i = 0;
+    for (; i + 4 <= m; i += 4) {
+        size_t j = 0;
+        for (; j + 2 <= n; j += 2) int_gemm_tile(4, 2, kp, a + i * lda, lda, b + j * ldb, ldb, b_signed, c + i * ldc + j, ldc);
+        for (; j < n; j++) int_gemm_tile(4, 1, kp, a + i * lda, lda, b + j * ldb, ldb, b_signed, c + i * ldc + j, ldc);
+    }
+    for (; i < m; i++) {
+        size_t j = 0;
+        for (; j + 4 <= n; j += 4) int_gemm_tile(1, 4, kp, a + i * lda, lda, b + j * ldb, ldb, b_signed, c + i * ldc + j, ldc);
+        for (; j < n; j++) int_gemm_tile(1, 1, kp, a + i * lda, lda, b + j * ldb, ldb, b_signed, c + i * ldc + j, ldc);
+    }
+}
+
+static void int_gemm_neon_s8(size_t m, size_t n, size_t kp, const int16_t *a, size_t lda, const uint8_t *b,
+                             size_t ldb, int32_t *c, size_t ldc) {
+    int_gemm_neon(m, n, kp, a, lda, b, ldb, 1, c, ldc);
+}
+
+static void int_gemm_neon_u8(size_t m, size_t n, size_t kp, const int16_t *a, size_t lda, const uint8_t *b,
+                             size_t ldb, int32_t *c, size_t ldc) {
+    int_gemm_neon(m, n, kp, a, lda, b, ldb, 0, c, ldc);
+}
 #endif
 
 void qk_int_gemm(size_t m, size_t n, size_t kp, const int16_t *a, size_t lda, const uint8_t *b, size_t ldb,
@@ -138,6 +204,12 @@ void qk_int_gemm(size_t m, size_t n, size_t kp, const int16_t *a, size_t lda, co
     if (!portable && qk_cpu_has_avx2_fma_f16c() && kp % 16 == 0) {
         if (b_signed) int_gemm_avx2_s8(m, n, kp, a, lda, b, ldb, c, ldc);
         else int_gemm_avx2_u8(m, n, kp, a, lda, b, ldb, c, ldc);
+        return;
+    }
+#elif defined(__aarch64__)
+    if (!portable && qk_isa() >= QK_ISA_NEON && kp % 16 == 0) {
+        if (b_signed) int_gemm_neon_s8(m, n, kp, a, lda, b, ldb, c, ldc);
+        else int_gemm_neon_u8(m, n, kp, a, lda, b, ldb, c, ldc);
         return;
     }
 #endif

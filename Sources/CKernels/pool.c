@@ -17,9 +17,12 @@
 #include <stdlib.h>
 #include <time.h>
 
+// The spin-wait hint: lets the core's sibling thread (SMT) run and saves power while spinning.
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 #define CPU_RELAX() _mm_pause()
+#elif defined(__aarch64__)
+#define CPU_RELAX() __asm__ __volatile__("yield" ::: "memory")
 #else
 #define CPU_RELAX() ((void)0)
 #endif

@@ -91,11 +91,11 @@ int qk_q4_gemm(const uint8_t *data, const uint16_t *scales_f16, const float *sca
     if (!qk_cpu_has_avx2_fma_f16c()) return 0;
     if (m == 0 || col_begin >= col_end || strip_begin >= strip_end) return 1;
     const q4_weights w = { data, scales_f16, scales_f32, zero_points, blocks };
-    q4_gemm(q4_fill, &w, blocks, ap, m, strip_begin, strip_end, col_begin, col_end, c, ldc);
+    q4_gemm_run(q4_fill, q4_kernel, &w, blocks, ap, m, strip_begin, strip_end, col_begin, col_end, c, ldc);
     return 1;
 }
 
-#else
+#elif !defined(__aarch64__)   // arm64: q4_neon.c
 
 int qk_q4_gemm(const uint8_t *data, const uint16_t *scales_f16, const float *scales_f32,
                const uint8_t *zero_points, size_t blocks, const float *ap, size_t m,

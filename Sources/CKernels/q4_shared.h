@@ -2,9 +2,10 @@
 #define QWEN_Q4_SHARED_H
 
 // Pieces the two int4 layouts' kernels share (q4.c / q4_gemm.c for the MatMulNBits layout, q4x8.c
-// for the repacked one): the GEMV's activation pre-scaling and the GEMM's register-blocked kernel and
-// driver (A is packed by `qk_q4_pack_a`, q4_gemm.c). Private to CKernels; x86-64 only (included
-// inside the files' x86 sections).
+// for the repacked one) on x86-64: the GEMV's activation pre-scaling and the GEMM's
+// register-blocked kernel (run by `q4_gemm_run`, q4_strips.h; A is packed by `qk_q4_pack_a`,
+// q4_gemm.c). Private to CKernels; included inside the files' x86 sections (q4_neon.h is the
+// arm64 counterpart).
 
 #include <immintrin.h>
 #include <stddef.h>
@@ -48,10 +49,6 @@ Q4_AVX2 static inline void q4_transpose_words8(const uint8_t *p, size_t row_byte
     w[3] = _mm256_unpackhi_epi64(t1, t3);
 }
 
-// The GEMM's register block: up to 6 rows of A × 16 columns of B, K in chunks of 256 (B's panel
-// of 16 × 256 floats, 16 KB, stays in L1).
-enum { Q4_NR = 16, Q4_KC = 256 };
-
 // c[0..R) x [0..nr) (+)= strip (k-major, R per k) · panel[kc][16]; `accumulate` adds to c. R is a
 // constant at every call, so the accumulators are registers (2R of them) and the loops unroll.
 __attribute__((always_inline)) Q4_AVX2 static inline void
@@ -89,6 +86,7 @@ q4_kernel_rows(const int R, const float *ap, const float *panel, size_t kc, floa
     }
 }
 
+// The strip kernel `q4_gemm_run` calls.
 Q4_AVX2 static inline void q4_kernel(size_t h, const float *ap, const float *panel, size_t kc, float *c, size_t ldc,
                                      size_t nr, int accumulate) {
     switch (h) {
@@ -98,36 +96,6 @@ Q4_AVX2 static inline void q4_kernel(size_t h, const float *ap, const float *pan
     case 3: q4_kernel_rows(3, ap, panel, kc, c, ldc, nr, accumulate); break;
     case 2: q4_kernel_rows(2, ap, panel, kc, c, ldc, nr, accumulate); break;
     default: q4_kernel_rows(1, ap, panel, kc, c, ldc, nr, accumulate); break;
-    }
-}
-
-// Fills panel[k * 16 + j] for the 32 k of K block `block` and the 16 columns of C from `n` (`nr`
-// of them real): the one step in which the two weight layouts' GEMMs differ.
-typedef void (*q4_panel_fill)(const void *weights, size_t n, size_t nr, size_t block, float *panel);
-
-// Rows [row of strip s0, row of strip s1) x columns [n0, n1) of C = A · Bᵀ, A packed by
-// `qk_q4_pack_a` (strips, see above): per 16-column panel and 256-deep K chunk, B dequantized
-// into an L1 buffer by `fill` and each of the strips passed over it by the register-blocked
-// kernel, as BLAS packs its operands. A is packed once per product and shared by the threads,
-// each of which takes a range of columns; the caller cuts a long A into blocks of strips.
-Q4_AVX2 static inline void q4_gemm(q4_panel_fill fill, const void *weights, size_t blocks, const float *ap,
-                                   size_t m, size_t s0, size_t s1, size_t n0, size_t n1, float *c, size_t ldc) {
-    float panel[Q4_KC * Q4_NR] __attribute__((aligned(64)));
-    const q4_strips strips = q4_strip_plan(m);
-    if (s1 > strips.count) s1 = strips.count;
-    const size_t kp = blocks * 32;
-    const size_t blocks_per_chunk = Q4_KC / 32;
-    for (size_t n = n0; n < n1; n += Q4_NR) {
-        const size_t nr = n1 - n < Q4_NR ? n1 - n : Q4_NR;
-        for (size_t b0 = 0; b0 < blocks; b0 += blocks_per_chunk) {
-            const size_t nb = blocks - b0 < blocks_per_chunk ? blocks - b0 : blocks_per_chunk;
-            const size_t kc = nb * 32, k0 = b0 * 32;
-            for (size_t b = 0; b < nb; b++) fill(weights, n, nr, b0 + b, panel + b * 32 * Q4_NR);
-            for (size_t s = s0; s < s1; s++) {
-                const size_t i = q4_strip_row(strips, s), h = q4_strip_height(strips, s);
-                q4_kernel(h, ap + i * kp + k0 * h, panel, kc, c + i * ldc + n, ldc, nr, b0 > 0);
-            }
-        }
     }
 }
 

@@ -12,6 +12,18 @@
 // layout gave after four loads and eight unpacks per block; the scales sit next to the weights
 // they scale. The GEMM's panel packing reads the same records.
 
+#include "q4x8_layout.h"
+
+size_t qk_q4x8_size(size_t n, size_t blocks, int f32_scales) {
+    return (n / 8) * blocks * record_bytes(f32_scales);
+}
+
+// Per block: 32 int8 activations, then (after all blocks) the blocks' float scales and int32 sums.
+size_t qk_q8_activation_bytes(size_t blocks) { return blocks * (32 + sizeof(float) + sizeof(int32_t)); }
+
+// Per block: 16 words of two int16 activations, then the blocks' float scales and int32 sums.
+size_t qk_q16_activation_bytes(size_t blocks) { return blocks * (64 + sizeof(float) + sizeof(int32_t)); }
+
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 #include <math.h>
@@ -20,10 +32,6 @@
 #include "q4x8_shared.h"
 #include "q4x8_avx512.h"
 #define AVX2 Q4_AVX2
-
-size_t qk_q4x8_size(size_t n, size_t blocks, int f32_scales) {
-    return (n / 8) * blocks * record_bytes(f32_scales);
-}
 
 // Block b of rows g*8..g*8+7 into one record: the four 32-bit words of each row's 16 bytes
 // transposed so that word j of the 8 rows is 32 contiguous bytes.
@@ -265,8 +273,6 @@ int qk_q4x8_gemm_q8(const uint8_t *packed, int f32_scales, size_t blocks, const 
     return 1;
 }
 
-size_t qk_q8_activation_bytes(size_t blocks) { return blocks * (32 + sizeof(float) + sizeof(int32_t)); }
-
 int qk_q8_quantize(const float *a, size_t blocks, void *out) {
     if (!qk_cpu_has_avx2_fma_f16c()) return 0;
     int8_t *q = out;
@@ -356,8 +362,6 @@ AVX2 static void gemv_groups_i16(const uint8_t *packed, int f32, size_t blocks, 
         _mm256_storeu_ps(y + g * 8, _mm256_add_ps(acc0, acc1));
     }
 }
-
-size_t qk_q16_activation_bytes(size_t blocks) { return blocks * (64 + sizeof(float) + sizeof(int32_t)); }
 
 int qk_q16_quantize(const float *a, size_t blocks, void *out) {
     if (!qk_cpu_has_avx2_fma_f16c()) return 0;
@@ -453,13 +457,12 @@ int qk_q4x8_gemm(const uint8_t *packed, int f32_scales, size_t blocks, const flo
         return 1;
     }
     const q4x8_weights w = { packed, f32_scales, blocks };
-    q4_gemm(q4x8_fill, &w, blocks, ap, m, strip_begin, strip_end, col_begin, col_end, c, ldc);
+    q4_gemm_run(q4x8_fill, q4_kernel, &w, blocks, ap, m, strip_begin, strip_end, col_begin, col_end, c, ldc);
     return 1;
 }
 
-#else
+#elif !defined(__aarch64__)   // arm64: q4x8_neon.c
 
-size_t qk_q4x8_size(size_t n, size_t blocks, int f32_scales) { (void)n; (void)blocks; (void)f32_scales; return 0; }
 int qk_q4x8_pack(const uint8_t *d, const uint16_t *s16, const float *s32, size_t b, size_t g0, size_t g1, uint8_t *o) {
     (void)d; (void)s16; (void)s32; (void)b; (void)g0; (void)g1; (void)o; return 0;
 }
@@ -470,8 +473,6 @@ int qk_q4x8_gemm(const uint8_t *p, int f, size_t b, const float *ap, size_t m, s
                  size_t c1, float *c, size_t ldc, int isa) {
     (void)isa; (void)p; (void)f; (void)b; (void)ap; (void)m; (void)s0; (void)s1; (void)c0; (void)c1; (void)c; (void)ldc; return 0;
 }
-size_t qk_q8_activation_bytes(size_t blocks) { return blocks * 40; }
-size_t qk_q16_activation_bytes(size_t blocks) { return blocks * 72; }
 int qk_q16_quantize(const float *a, size_t blocks, void *out) { (void)a; (void)blocks; (void)out; return 0; }
 int qk_q4x8_gemv_q16(const uint8_t *p, int f, size_t b, const void *aq, size_t r0, size_t r1, float *y, int isa) {
     (void)isa; (void)p; (void)f; (void)b; (void)aq; (void)r0; (void)r1; (void)y; return 0;

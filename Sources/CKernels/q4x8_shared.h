@@ -8,17 +8,12 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "q4_shared.h"
-
-// Bytes of one record: the 8 scales (float16 or float32), then 128 bytes of weights.
-static inline size_t record_bytes(int f32_scales) { return (f32_scales ? 32 : 16) + 128; }
+#include "q4x8_layout.h"
 
 // The record's 8 scales as floats.
 Q4_AVX2 static inline __m256 record_scales(const uint8_t *rec, int f32) {
     return f32 ? _mm256_loadu_ps((const float *)rec) : _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)rec));
 }
-
-// Bytes ahead of the record being read that each record's loop asks the memory system for.
-enum { PREFETCH_AHEAD = 2048 };
 
 // Asks for the (144 or 160 byte) record PREFETCH_AHEAD bytes after r.
 static inline void prefetch_record(const uint8_t *r) {
@@ -85,31 +80,5 @@ Q4_AVX2 static inline void block_epilogue(__m256i dot, int32_t asum, const float
         } \
     } \
     for (int r = 0; r < rows; r++) _mm256_storeu_ps(out[r], _mm256_add_ps(acc0[r], acc1[r]));
-
-// The int8 GEMM's driver, shared by the AVX2 and VNNI kernels: 32 row groups (256 columns of C;
-// ~130 KB of weights at K = 896) stay in L2 while every activation row passes over them, four
-// rows per call of `group` (past the last row, m not a multiple of 4, the last row again with its
-// results discarded). Rows of `aq` are `row_bytes` apart; columns [col_begin, col_end) whole groups.
-typedef void (*q4x8_gemm_q8_group)(const uint8_t *rec0, int f32, size_t blocks, const int8_t *const x[4],
-                                   float *const out[4]);
-
-static inline void q4x8_gemm_q8_drive(q4x8_gemm_q8_group group, const uint8_t *packed, int f32, size_t blocks,
-                                      const int8_t *aq, size_t row_bytes, size_t m, size_t col_begin, size_t col_end,
-                                      float *c, size_t ldc) {
-    const size_t rec = record_bytes(f32);
-    float discard[8];
-    for (size_t g0 = col_begin / 8; g0 < col_end / 8; g0 += 32) {
-        const size_t g1 = g0 + 32 < col_end / 8 ? g0 + 32 : col_end / 8;
-        for (size_t i = 0; i < m; i += 4) {
-            const int8_t *x[4];
-            for (size_t r = 0; r < 4; r++) x[r] = aq + (i + r < m ? i + r : m - 1) * row_bytes;
-            for (size_t g = g0; g < g1; g++) {
-                float *out[4];
-                for (size_t r = 0; r < 4; r++) out[r] = i + r < m ? c + (i + r) * ldc + g * 8 : discard;
-                group(packed + g * blocks * rec, f32, blocks, x, out);
-            }
-        }
-    }
-}
 
 #endif

@@ -5,7 +5,11 @@
 // accuracy) and a degree-6 polynomial with Cephes' expf coefficients; inputs clamped to
 // [-87.34, 88.38]; below that (and for -inf) the result is 0, for NaN also 0 (callers that care
 // check NaN themselves). Within a few ulp of expf. Private to CKernels.
+//
+// On arm64 the same function for 4 floats in NEON, operation for operation (every step is
+// lane-wise and rounds as its x86 twin), so both return the same floats bit for bit.
 
+#if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 
 __attribute__((target("avx2,fma")))
@@ -26,5 +30,30 @@ static inline __m256 exp_avx2(__m256 x) {
     __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
     return _mm256_and_ps(_mm256_mul_ps(p, _mm256_castsi256_ps(e)), in_range);
 }
+
+#elif defined(__aarch64__)
+#include <arm_neon.h>
+
+// exp_avx2 step by step. The clamp differs only for NaN (max_ps gives lo, vmaxq NaN), which
+// in_range zeroes either way; vrndnq rounds to nearest even as _MM_FROUND_TO_NEAREST_INT does,
+// vfmsq_f32(x, n, c) is the fused x - n·c of fnmadd, and n is integral, so its conversion is exact.
+static inline float32x4_t exp_neon(float32x4_t x) {
+    const float32x4_t hi = vdupq_n_f32(88.3762626647949f), lo = vdupq_n_f32(-87.3365447504f);
+    const uint32x4_t in_range = vcgeq_f32(x, lo); // false below the range, and for NaN
+    x = vminq_f32(vmaxq_f32(x, lo), hi);
+    const float32x4_t n = vrndnq_f32(vmulq_f32(x, vdupq_n_f32(1.44269504088896341f)));
+    float32x4_t r = vfmsq_f32(x, n, vdupq_n_f32(0.693359375f));
+    r = vfmsq_f32(r, n, vdupq_n_f32(-2.12194440e-4f));
+    float32x4_t p = vdupq_n_f32(1.9875691500e-4f);
+    p = vfmaq_f32(vdupq_n_f32(1.3981999507e-3f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(8.3334519073e-3f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(4.1665795894e-2f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(1.6666665459e-1f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(5.0000001201e-1f), p, r);
+    p = vfmaq_f32(vaddq_f32(r, vdupq_n_f32(1.0f)), p, vmulq_f32(r, r));
+    const int32x4_t e = vshlq_n_s32(vaddq_s32(vcvtnq_s32_f32(n), vdupq_n_s32(127)), 23);
+    return vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(vmulq_f32(p, vreinterpretq_f32_s32(e))), in_range));
+}
+#endif
 
 #endif

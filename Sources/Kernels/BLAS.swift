@@ -1,4 +1,11 @@
+#if canImport(Accelerate)
+import Accelerate
+
+/// The integer type of the CBLAS interface (OpenBLAS's name).
+typealias blasint = Int32
+#else
 import COpenBLAS
+#endif
 
 /// Row-major single-precision GEMM: `C[M, N] = alpha * op(A) · op(B) + beta * C`, where
 /// `op(A)` is `[M, K]` (A stored `[K, M]` when `transA`) and `op(B)` is `[K, N]` (B stored
@@ -43,4 +50,9 @@ public func sgemm(
 /// OpenBLAS runs on the calling thread only: its own threads, after every call, spin in
 /// `sched_yield` for a while, taking cycles from the kernels' pool (9% of a prefill's samples in
 /// the scheduler before this). `sgemm` splits large products across the pool itself.
+/// (Accelerate is left as it is: its threads sleep when idle.)
+#if canImport(Accelerate)
+private let blasRunsSingleThreaded: Void = ()
+#else
 private let blasRunsSingleThreaded: Void = openblas_set_num_threads(1)
+#endif

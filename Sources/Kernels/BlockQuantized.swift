@@ -99,7 +99,7 @@ public struct BlockQuantizedMatrix: @unchecked Sendable {
     /// Whether the C kernels (AVX-512 or AVX2, chosen at run time) serve this matrix: 4 bits,
     /// block 32, symmetric or packed zero points. They take activations in natural order.
     public var usesNativeKernels: Bool {
-        guard allowsNativeKernels, bits == 4, blockSize == 32, KernelISA.active >= .avx2 else { return false }
+        guard allowsNativeKernels, bits == 4, blockSize == 32, KernelISA.active >= .simd else { return false }
         switch zeroPoints {
         case .none, .packed: return true
         default: return false

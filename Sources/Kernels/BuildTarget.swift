@@ -18,8 +18,14 @@ public enum BuildTarget {
     /// Whether the Swift code of this module was compiled for a CPU with AVX2 and FMA.
     public static let compiledForAVX2 = qk_caller_compiled_for_avx2() != 0
 
-    /// Whether this CPU has AVX2, FMA and F16C.
-    public static var cpuHasAVX2: Bool { KernelISA.detected >= .avx2 }
+    /// Whether this CPU has AVX2, FMA and F16C (false off x86-64).
+    public static var cpuHasAVX2: Bool {
+        #if arch(x86_64)
+        KernelISA.detected >= .avx2
+        #else
+        false
+        #endif
+    }
 
     /// Whether the C kernels were compiled with optimisation (SwiftPM builds C targets -O0 in
     /// debug builds).

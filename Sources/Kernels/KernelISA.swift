@@ -8,11 +8,20 @@ import Darwin
 /// The instruction-set levels of the C kernels (`qk_isa_level`), each including the ones below.
 ///
 /// Chosen at run time: the highest level the CPU and OS support (``detected``), lowered by the
-/// environment variable `QWEN_ISA` (`portable`, `avx2`, `avx512`, `avx512vnni`) when it names a
-/// lower one (``active``). Every level computes the same floats; only the speed differs.
+/// environment variable `QWEN_ISA` (x86-64: `portable`, `avx2`, `avx512`, `avx512vnni`; arm64:
+/// `portable`, `neon`, `dotprod`, `i8mm`) when it names a lower one (``active``). Every level
+/// computes the same floats, on both architectures; only the speed differs.
 public enum KernelISA: Int32, Comparable, CaseIterable, Sendable, CustomStringConvertible {
-    /// No C SIMD kernel: the Swift and scalar fallbacks (and every non-x86 CPU, for now).
+    /// No C SIMD kernel: the Swift and scalar fallbacks.
     case portable = 0
+    #if arch(arm64)
+    /// Advanced SIMD (NEON, with float16 conversions): every AArch64 CPU.
+    case neon = 1
+    /// The dot product instructions (`sdot`, FEAT_DotProd): the int8 products.
+    case dotprod = 2
+    /// The int8 matrix multiply (`smmla`, FEAT_I8MM): the int8 GEMM.
+    case i8mm = 3
+    #else
     /// AVX2, FMA and F16C.
     case avx2 = 1
     /// AVX-512 F/BW/VL/DQ: the float32 int4 GEMM in 512-bit registers.
@@ -20,6 +29,11 @@ public enum KernelISA: Int32, Comparable, CaseIterable, Sendable, CustomStringCo
     /// AVX-512 VNNI: the integer (int8 and int16 activation) int4 products with `vpdpbusd` and
     /// `vpdpwssd`.
     case avx512VNNI = 3
+    #endif
+
+    /// The lowest level with C SIMD kernels (AVX2 on x86-64, NEON on arm64): every packed
+    /// kernel runs from this level on.
+    public static let simd = KernelISA(rawValue: 1)!
 
     /// The highest level this CPU supports.
     public static let detected = KernelISA(rawValue: qk_isa_detected()) ?? .portable
@@ -27,7 +41,7 @@ public enum KernelISA: Int32, Comparable, CaseIterable, Sendable, CustomStringCo
     /// The level the kernels run at in this process (``detected``, or lower with `QWEN_ISA`).
     public static let active = KernelISA(rawValue: qk_isa()) ?? .portable
 
-    /// The level named as `QWEN_ISA` spells it (`portable`, `avx2`, `avx512`, `avx512vnni`).
+    /// The level named as `QWEN_ISA` spells it (see the type's description).
     public init?(name: String) {
         guard let isa = KernelISA(rawValue: qk_isa_parse(name)) else { return nil }
         self = isa
@@ -37,23 +51,35 @@ public enum KernelISA: Int32, Comparable, CaseIterable, Sendable, CustomStringCo
     public var name: String {
         switch self {
         case .portable: "portable"
+        #if arch(arm64)
+        case .neon: "neon"
+        case .dotprod: "dotprod"
+        case .i8mm: "i8mm"
+        #else
         case .avx2: "avx2"
         case .avx512: "avx512"
         case .avx512VNNI: "avx512vnni"
+        #endif
         }
     }
 
     public var description: String {
         switch self {
         case .portable: "portable (no C SIMD kernels)"
+        #if arch(arm64)
+        case .neon: "NEON"
+        case .dotprod: "NEON + dot product"
+        case .i8mm: "NEON + int8 matrix multiply"
+        #else
         case .avx2: "AVX2 + FMA + F16C"
         case .avx512: "AVX-512 F/BW/VL/DQ"
         case .avx512VNNI: "AVX-512 VNNI"
+        #endif
         }
     }
 
-    /// The levels from AVX2 up to ``active``: those whose kernels run on this machine.
-    public static var runnable: [KernelISA] { allCases.filter { $0 >= .avx2 && $0 <= active } }
+    /// The levels from ``simd`` up to ``active``: those whose kernels run on this machine.
+    public static var runnable: [KernelISA] { allCases.filter { $0 >= .simd && $0 <= active } }
 
     public static func < (a: KernelISA, b: KernelISA) -> Bool { a.rawValue < b.rawValue }
 
@@ -63,7 +89,7 @@ public enum KernelISA: Int32, Comparable, CaseIterable, Sendable, CustomStringCo
         guard let setting else { return nil }
         guard let isa = KernelISA(name: setting) else {
             return "qwen-swift: warning: QWEN_ISA=\(setting) is not a kernel level "
-                + "(portable, avx2, avx512, avx512vnni); it is ignored and the kernels run at \(detected.name).\n"
+                + "(\(allCases.map(\.name).joined(separator: ", "))); it is ignored and the kernels run at \(detected.name).\n"
         }
         guard isa <= detected else {
             return "qwen-swift: note: QWEN_ISA=\(setting) is above what this CPU supports; the kernels run at \(detected.name).\n"

@@ -33,7 +33,7 @@ public final class PackedQ4Matrix: @unchecked Sendable {
     /// Packs `matrix`, or returns nil when the packed kernels do not serve it (see the type's
     /// notes; also when `matrix.allowsNativeKernels` is off) or memory for the copy cannot be had.
     public init?(_ matrix: BlockQuantizedMatrix) {
-        guard matrix.allowsNativeKernels, matrix.bits == 4, matrix.blockSize == 32, matrix.n % 8 == 0, matrix.n > 0, KernelISA.active >= .avx2,
+        guard matrix.allowsNativeKernels, matrix.bits == 4, matrix.blockSize == 32, matrix.n % 8 == 0, matrix.n > 0, KernelISA.active >= .simd,
               case .none = matrix.zeroPoints else { return nil }
         n = matrix.n
         k = matrix.k
@@ -61,7 +61,7 @@ public final class PackedQ4Matrix: @unchecked Sendable {
     /// are trusted: check them with ``samplesMatch(_:)`` against the original.
     public init?(stored bytes: UnsafeRawBufferPointer, n: Int, k: Int, floatScales: Bool, owner: AnyObject) {
         let blocks = (k + 31) / 32
-        guard n > 0, n % 8 == 0, k > 0, KernelISA.active >= .avx2, let start = bytes.baseAddress,
+        guard n > 0, n % 8 == 0, k > 0, KernelISA.active >= .simd, let start = bytes.baseAddress,
               Int(bitPattern: start) % 64 == 0,
               bytes.count == qk_q4x8_size(n, blocks, floatScales ? 1 : 0) else { return nil }
         self.n = n

@@ -1,9 +1,12 @@
 #ifndef QWEN_KERNELS_H
 #define QWEN_KERNELS_H
 
-// Hot int4 kernels in C with x86 intrinsics, selected at run time by CPU features (as ONNX
-// Runtime's MLAS and ggml do), so the package needs no compiler flags. Each entry point returns 0
-// when no SIMD implementation fits this CPU; the Swift kernels then do the work.
+// Hot int4 kernels in C with x86 (AVX2, AVX-512) and arm64 (NEON) intrinsics, selected at run
+// time by CPU features (as ONNX Runtime's MLAS and ggml do), so the package needs no compiler
+// flags. Each entry point returns 0 when no SIMD implementation fits this CPU; the Swift kernels
+// then do the work. "SIMD" below means the lowest level with C kernels (QK_ISA_AVX2 on x86-64,
+// QK_ISA_NEON on arm64). Every SIMD level of a kernel computes the same floats, and the NEON
+// kernels those of the AVX2 ones, bit for bit (Tests/KernelHarness, scripts/test-arm64-kernels).
 
 #include <stddef.h>
 #include <stdint.h>
@@ -12,19 +15,24 @@
 extern "C" {
 #endif
 
-/// Instruction-set levels of the x86 kernels, each including the ones below it.
+/// Instruction-set levels of the kernels, each including the ones below it. The numbers are
+/// shared by the two architectures; the names are those of the one compiled for.
 enum qk_isa_level {
     QK_ISA_PORTABLE = 0,     ///< no C SIMD kernel: the Swift/scalar fallbacks
-    QK_ISA_AVX2 = 1,         ///< AVX2 + FMA + F16C
-    QK_ISA_AVX512 = 2,       ///< + AVX-512 F/BW/VL/DQ
-    QK_ISA_AVX512_VNNI = 3,  ///< + AVX-512 VNNI (`vpdpbusd`, `vpdpwssd`)
+    QK_ISA_AVX2 = 1,         ///< x86-64: AVX2 + FMA + F16C
+    QK_ISA_AVX512 = 2,       ///< x86-64: + AVX-512 F/BW/VL/DQ
+    QK_ISA_AVX512_VNNI = 3,  ///< x86-64: + AVX-512 VNNI (`vpdpbusd`, `vpdpwssd`)
+    QK_ISA_NEON = 1,         ///< arm64: Advanced SIMD (every AArch64 CPU; float16 conversions included)
+    QK_ISA_NEON_DOTPROD = 2, ///< arm64: + the dot product instructions (`sdot`, FEAT_DotProd)
+    QK_ISA_NEON_I8MM = 3,    ///< arm64: + the int8 matrix multiply (`smmla`, FEAT_I8MM)
 };
 
 /// The highest level this CPU (and its OS, which must save the vector state) supports.
 int qk_isa_detected(void);
 
 /// The level the kernels use: `qk_isa_detected()`, lowered by the environment variable QWEN_ISA
-/// (`portable`, `avx2`, `avx512`, `avx512vnni`) when it names a lower one. Read once.
+/// (x86-64: `portable`, `avx2`, `avx512`, `avx512vnni`; arm64: `portable`, `neon`, `dotprod`,
+/// `i8mm`) when it names a lower one. Read once.
 int qk_isa(void);
 
 /// The level named `name` (as QWEN_ISA spells it), or -1.
@@ -80,14 +88,14 @@ void qk_q4_pack_a(const float *a, size_t lda, size_t m, size_t k, size_t blocks,
 /// strip_end) (of `qk_q4_strip_count(m)`) and columns j in [col_begin, col_end): the M > 2
 /// (prefill) product, B dequantized panel by panel into L1 and multiplied with a
 /// register-blocked (6 rows × 16) float32 FMA kernel. Same B layout and arguments as `qk_q4_gemv`; `ap` is A packed by
-/// `qk_q4_pack_a`; `c` has row stride `ldc`. Returns 0 (nothing written) when the CPU lacks
-/// AVX2/FMA/F16C.
+/// `qk_q4_pack_a`; `c` has row stride `ldc`. Returns 0 (nothing written) below the SIMD level.
 int qk_q4_gemm(const uint8_t *data, const uint16_t *scales_f16, const float *scales_f32,
                const uint8_t *zero_points, size_t blocks, const float *ap, size_t m,
                size_t strip_begin, size_t strip_end, size_t col_begin, size_t col_end, float *c, size_t ldc);
 
 /// The kernels below that take `isa` (a `qk_isa_level`) run the highest implementation up to
-/// min(isa, qk_isa()): AVX2, AVX-512 (`qk_q4x8_gemm`) or AVX-512 VNNI (the integer products).
+/// min(isa, qk_isa()): AVX2, AVX-512 (`qk_q4x8_gemm`) or AVX-512 VNNI (the integer products);
+/// NEON, dot product (the int8 products) or I8MM (the int8 GEMM).
 /// Every implementation of a kernel returns the same floats (q4x8_avx512.c); `isa` lets tests
 /// run each level on one machine.
 ///
@@ -105,7 +113,7 @@ int qk_q4x8_pack(const uint8_t *data, const uint16_t *scales_f16, const float *s
                  size_t group_begin, size_t group_end, uint8_t *out);
 
 /// `qk_q4_gemv` over the packed form: y[r] for rows [row_begin, row_end), both multiples of 8.
-/// Returns 0 (nothing written) when this CPU lacks AVX2/FMA/F16C or the rows are not whole groups.
+/// Returns 0 (nothing written) below the SIMD level or when the rows are not whole groups.
 int qk_q4x8_gemv(const uint8_t *packed, int f32_scales, size_t blocks, const float *a,
                  size_t row_begin, size_t row_end, float *y);
 
@@ -136,11 +144,11 @@ size_t qk_q16_activation_bytes(size_t blocks);
 
 /// Quantizes `blocks` blocks of 32 activations to int16, one float scale per block (scale =
 /// max|a| / 32767, q = a · 32767 / max|a| rounded to nearest even), into the layout
-/// `qk_q4x8_gemv_q16` reads. Returns 0 when the CPU lacks AVX2/FMA/F16C.
+/// `qk_q4x8_gemv_q16` reads. Returns 0 below the SIMD level.
 int qk_q16_quantize(const float *a, size_t blocks, void *out);
 
 /// `qk_q4x8_gemv` with activations quantized by `qk_q16_quantize`: integer products per block
-/// (`vpmaddwd`; `vpdpwssd` at QK_ISA_AVX512_VNNI), float32 across blocks. Same row rules and
+/// (`vpmaddwd`; `vpdpwssd` at QK_ISA_AVX512_VNNI; `smlal` on arm64), float32 across blocks. Same row rules and
 /// return values as `qk_q4x8_gemv`.
 int qk_q4x8_gemv_q16(const uint8_t *packed, int f32_scales, size_t blocks, const void *aq,
                      size_t row_begin, size_t row_end, float *y, int isa);
@@ -153,7 +161,7 @@ int qk_q4x8_gemv_q16_multi(const uint8_t *packed, int f32_scales, size_t blocks,
                            size_t m, size_t row_begin, size_t row_end, float *y, size_t ldy, int isa);
 
 /// `qk_q4_gemm` over the packed form, columns [col_begin, col_end) multiples of 8. Returns 0
-/// (nothing written) when the CPU lacks AVX2/FMA/F16C or the columns are not whole groups.
+/// (nothing written) below the SIMD level or when the columns are not whole groups.
 int qk_q4x8_gemm(const uint8_t *packed, int f32_scales, size_t blocks, const float *ap, size_t m,
                  size_t strip_begin, size_t strip_end, size_t col_begin, size_t col_end, float *c, size_t ldc, int isa);
 
@@ -190,20 +198,20 @@ typedef void (*qk_task_fn)(void *ctx, size_t index);
 /// then runs the loop another way).
 int qk_pool_run(size_t count, int threads, qk_task_fn fn, void *ctx);
 
-/// y[i] = 1 / (1 + e^-x[i]), vectorised (AVX2) with a polynomial exp; within 4 ulp of expf.
+/// y[i] = 1 / (1 + e^-x[i]), vectorised (AVX2, NEON) with a polynomial exp; within 4 ulp of expf.
 void qk_sigmoid(const float *x, float *y, size_t n);
 
 /// y[i] = (x[i] · sigmoid(x[i])) · u[i]: SiLU(x) · u with `qk_sigmoid` and the two float32
 /// products in that order (the Qwen2/Llama MLP gate); y may alias neither x nor u.
 void qk_silu_mul(const float *x, const float *u, float *y, size_t n);
 
-/// y[i] = x[i] rounded to float16 (nearest, ties to even) and widened back, with F16C; returns 0
-/// (nothing done) on CPUs without it.
+/// y[i] = x[i] rounded to float16 (nearest, ties to even) and widened back, with F16C or NEON's
+/// fcvtn; returns 0 (nothing done) below the SIMD level.
 int qk_round_to_half(const float *x, float *y, size_t n);
 
 /// Exact integer products for MatMulInteger: c[i·ldc + j] = Σ_{k < kp} a[i·lda + k] · b[j·ldb + k]
 /// for i < m, j < n, with int16 `a` (activations minus their zero point) and bytes `b` (B's
-/// columns, int8 when `b_signed`, else uint8), both zero-padded to `kp`. AVX2 (`vpmaddwd`) when
+/// columns, int8 when `b_signed`, else uint8), both zero-padded to `kp`. AVX2 (`vpmaddwd`; NEON `smlal`) when
 /// the CPU has it and kp is a multiple of 16, unless `portable`; the portable loop otherwise. The
 /// same int32 results either way.
 void qk_int_gemm(size_t m, size_t n, size_t kp, const int16_t *a, size_t lda, const uint8_t *b, size_t ldb,
@@ -216,15 +224,15 @@ void qk_int_gemm(size_t m, size_t n, size_t kp, const int16_t *a, size_t lda, co
 void qk_bnb4_dequantize(const uint8_t *b, const float *absmax, size_t block_size, int quant_type, size_t k,
                         size_t row_begin, size_t row_end, float *dst);
 
-/// y[r - row_begin] = Σ_c a[c] · B[r, c] for the same B. AVX2/FMA when the CPU has it, blocks lie
+/// y[r - row_begin] = Σ_c a[c] · B[r, c] for the same B. SIMD (AVX2/FMA, NEON) when the CPU has it, blocks lie
 /// within rows (k a multiple of block_size) and block_size is a multiple of 16, unless `portable`:
 /// per block Σ a · map[code], times absmax; the portable loop sums a · (map[code] · absmax).
 void qk_bnb4_gemv(const uint8_t *b, const float *absmax, size_t block_size, int quant_type, size_t k, const float *a,
                   size_t row_begin, size_t row_end, float *y, int portable);
 
 /// y[r − row_begin] = Σ_{c < k} a[c] · W[r, c] for rows [row_begin, row_end) of W float16 bits
-/// [rows, k] (a weight stored transposed): sequential rows, four per pass, F16C conversion and
-/// float32 FMA. Returns 0 (nothing written) on CPUs without AVX2/FMA/F16C.
+/// [rows, k] (a weight stored transposed): sequential rows, four per pass, F16C (NEON fcvtl)
+/// conversion and float32 FMA. Returns 0 (nothing written) below the SIMD level.
 int qk_f16_gemv_rows(const float *a, const uint16_t *w, size_t k, size_t row_begin, size_t row_end, float *y);
 
 #ifdef __cplusplus
