@@ -34,6 +34,7 @@ port, waits for GET /health, and checks the OpenAI API behaviour and the server'
   load            --load-requests streaming requests from 32 clients: all end with [DONE] and
                   equal the greedy solo text of their prompt; server RSS after a second round
                   within 10 % + 8 MB of the first
+  idle            after the load the server sleeps: under 1 % of one core over 5 s
   sigterm         SIGTERM while a stream is in flight: the stream completes (with [DONE], same
                   text) and the server exits 0 within 10 s, even with an idle keep-alive
                   connection open
@@ -1034,6 +1035,24 @@ def open_when_free(server, payload, timeout=5):
 
 # --- main ----------------------------------------------------------------------------------------
 
+def cpu_seconds(pid):
+    """User + system CPU seconds of a process so far (/proc/PID/stat fields 14 and 15)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def check_idle(c, server, seconds=5.0):
+    """After the load, an idle server sleeps: its kernel threads stop spinning ~2 ms after their
+    last loop and the scheduler waits on a condition, so 5 s idle cost under 1% of one core."""
+    time.sleep(1.0)
+    start = cpu_seconds(server.proc.pid)
+    time.sleep(seconds)
+    used = cpu_seconds(server.proc.pid) - start
+    note(f"idle: {used:.3f} CPU seconds in {seconds:.0f} s")
+    c.check(used < 0.01 * seconds, f"idle server used {used:.3f} CPU seconds in {seconds:.0f} s (limit {0.01 * seconds:.2f})")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--qwen-run", default=None, help="the qwen-run binary (default .build-test/release/qwen-run)")
@@ -1083,6 +1102,7 @@ def main():
             ("concurrency", check_concurrency),
             ("disconnect", check_disconnect),
             ("load", check_load, args.load_requests),
+            ("idle", check_idle),
             ("sigterm", check_sigterm),
         ]
         for name, function, *extra in groups:

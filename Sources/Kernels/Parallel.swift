@@ -6,12 +6,75 @@ import Glibc
 import Darwin
 #endif
 
-/// How many threads kernels split work across: `QWEN_THREADS` if set, else the number of
-/// online processors.
-public let kernelThreadCount: Int = {
-    if let s = getenv("QWEN_THREADS"), let n = Int(String(cString: s)), n > 0 { return n }
-    return max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
-}()
+/// A pool of kernel threads that parallel loops (`parallelFor`, and the BLAS split) run on: the
+/// calling thread plus `threads - 1` workers (started on the first loop) that spin ~2 ms after a
+/// loop, so that the hundreds of short loops of a decode step do not each pay a wake-up, and then
+/// sleep until the next: an idle pool uses no CPU. One loop at a time per pool; each loaded model
+/// has its own, so two models run side by side without waiting for each other's.
+///
+/// Loops run on the pool current on their thread (``run(_:)`` sets it; a session sets its own for
+/// each run), else on ``shared``.
+public final class KernelPool: @unchecked Sendable {
+    /// The threads its loops are split across (1: loops run inline).
+    public let threads: Int
+    let handle: OpaquePointer?
+
+    /// A pool for `threads` threads (at least 1). No thread starts before the first loop.
+    public init(threads: Int) {
+        self.threads = max(1, threads)
+        handle = self.threads > 1 ? qk_pool_create(Int32(min(self.threads, 64))) : nil
+    }
+
+    deinit { qk_pool_destroy(handle) }
+
+    /// `QWEN_THREADS` if set to a positive number, else the number of online processors.
+    public static let defaultThreadCount: Int = {
+        if let s = getenv("QWEN_THREADS"), let n = Int(String(cString: s)), n > 0 { return n }
+        return max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    }()
+
+    /// The pool of code that names none (``defaultThreadCount`` threads).
+    public static let shared = KernelPool(threads: defaultThreadCount)
+
+    /// The pool loops on this thread run on: the innermost ``run(_:)``'s, else ``shared``.
+    public static var current: KernelPool {
+        guard let owner = qk_pool_current_owner() else { return shared }
+        return Unmanaged<KernelPool>.fromOpaque(owner).takeUnretainedValue()
+    }
+
+    /// Runs `body` with this pool as the current one on this thread (restored after).
+    public func run<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
+        let previous = qk_pool_set_current_owner(Unmanaged.passUnretained(self).toOpaque())
+        defer { qk_pool_set_current_owner(previous) }
+        return try body()   // self lives through the call: its caller holds it
+    }
+
+    /// ``run(_:)`` for code that cannot be a closure (an initializer): makes this pool current on
+    /// this thread until the returned scope's `end()`.
+    public func enter() -> Scope {
+        Scope(previous: qk_pool_set_current_owner(Unmanaged.passUnretained(self).toOpaque()), pool: self)
+    }
+
+    /// A pool made current by ``enter()``.
+    public struct Scope {
+        let previous: UnsafeMutableRawPointer?
+        let pool: KernelPool
+        /// Makes the pool that was current before ``KernelPool/enter()`` current again.
+        public func end() { qk_pool_set_current_owner(previous) }
+    }
+
+    /// Loops run on the pool's threads, and loops declined because another thread's loop held it
+    /// (those ran through Dispatch).
+    public var loopCounts: (run: Int, declined: Int) {
+        guard let handle else { return (0, 0) }
+        var run: UInt = 0, declined: UInt = 0
+        qk_pool_counts(handle, &run, &declined)
+        return (Int(run), Int(declined))
+    }
+}
+
+/// How many threads kernels split work across on this thread: ``KernelPool/current``'s.
+public var kernelThreadCount: Int { KernelPool.current.threads }
 
 /// Whether parallel loops use the kernels' own spinning thread pool (`qk_pool_run`, the default)
 /// or Dispatch (`QWEN_THREAD_POOL=dispatch`).
@@ -32,14 +95,13 @@ private struct PoolJob {
 /// times as many (for balance when a thread may start late or run slower), aiming at a whole
 /// number per thread when there are more chunks than threads (rounding chunks up to the
 /// granularity may still leave an odd count). Runs inline when one chunk suffices. The
-/// chunks run on the calling thread and the kernels' thread pool (workers that spin between
-/// jobs, so the hundreds of short loops of a decode step do not each pay a thread wake-up); a
-/// loop started from inside another, or while another thread's loop holds the pool, runs
-/// through Dispatch instead.
+/// chunks run on the calling thread and the current ``KernelPool``; a loop started from inside
+/// another, or while another thread's loop holds the pool, runs through Dispatch instead.
 public func parallelFor(_ count: Int, minChunk: Int = 1, granularity: Int = 1, chunksPerThread: Int = 1,
                         _ body: (Range<Int>) -> Void) {
     if count <= 0 { return }
-    let threads = kernelThreadCount
+    let pool = KernelPool.current
+    let threads = pool.threads
     var maxChunks = max(1, min(threads == 1 ? 1 : threads * chunksPerThread, count / max(minChunk, 1)))
     // A whole number of chunks per thread: 3 chunks on 2 threads take as long as 4.
     if maxChunks > threads { maxChunks -= maxChunks % threads }
@@ -56,7 +118,7 @@ public func parallelFor(_ count: Int, minChunk: Int = 1, granularity: Int = 1, c
         if usesSpinningPool {
             var job = PoolJob(chunk: chunk, count: count, body: body)
             let ran = withUnsafeMutablePointer(to: &job) { p in
-                qk_pool_run(chunks, Int32(threads), { context, index in
+                qk_pool_run(pool.handle, chunks, { context, index in
                     let job = context!.assumingMemoryBound(to: PoolJob.self).pointee
                     let start = index * job.chunk
                     job.body(start..<min(start + job.chunk, job.count))

@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 
 /// Why generation stopped.
 public enum StopReason: String, Sendable, Codable {
@@ -45,6 +46,47 @@ public enum GenerationEvent: Sendable {
     case finished(GenerationResult)
 }
 
+/// How ``QwenModel`` loads a model directory.
+public struct LoadOptions: Sendable {
+    /// The ONNX file of the directory to run (a name in it or in its `onnx/`); nil: the
+    /// directory's default (see ``ModelDirectory``).
+    public var onnxFile: String?
+    /// Threads for the model's kernels, a pool of its own (so that models loaded side by side do
+    /// not wait for each other); nil: `KernelPool.defaultThreadCount` (`QWEN_THREADS`, else the
+    /// online processors).
+    public var threads: Int?
+    /// A directory where repacked weights are kept between loads, so that later loads map them
+    /// instead of packing again (~280 MB for the 0.5B); nil (the default): pack at every load and
+    /// write nothing. ``defaultWeightCacheDirectory`` is the one `qwen-run` uses.
+    public var weightCacheDirectory: String?
+    /// Where MatMulNBits multiplies int8-quantized activations (see `Int8Activations`; the default
+    /// follows each node's `accuracy_level`, as ONNX Runtime does).
+    public var int8Activations: Int8Activations
+    /// How the other decode-step products take their activations (`DecodeActivations`).
+    public var decodeActivations: DecodeActivations
+
+    public init(onnxFile: String? = nil, threads: Int? = nil, weightCacheDirectory: String? = nil,
+                int8Activations: Int8Activations = .accuracyLevel4, decodeActivations: DecodeActivations = .automatic) {
+        self.onnxFile = onnxFile
+        self.threads = threads
+        self.weightCacheDirectory = weightCacheDirectory
+        self.int8Activations = int8Activations
+        self.decodeActivations = decodeActivations
+    }
+
+    /// The weight cache of a command-line tool: `$QWEN_CACHE_DIR`, else
+    /// `$XDG_CACHE_HOME/qwen-swift`, else `~/.cache/qwen-swift`; nil when `QWEN_WEIGHT_CACHE=0`
+    /// or no home is known.
+    public static var defaultWeightCacheDirectory: String? {
+        let env = ProcessInfo.processInfo.environment
+        if let flag = env["QWEN_WEIGHT_CACHE"], ["0", "off", "no", "false"].contains(flag.lowercased()) { return nil }
+        if let dir = env["QWEN_CACHE_DIR"], !dir.isEmpty { return dir }
+        if let xdg = env["XDG_CACHE_HOME"], xdg.hasPrefix("/") { return xdg + "/qwen-swift" }
+        if let home = env["HOME"], home.hasPrefix("/") { return home + "/.cache/qwen-swift" }
+        return nil
+    }
+}
+
 /// A loaded Qwen2 model: weights memory-mapped once, shared by any number of concurrent
 /// generations, each with its own KV cache.
 ///
@@ -68,38 +110,19 @@ public final class QwenModel: Sendable {
     /// generation whose consumer has gone).
     let streamActivity = StreamActivity()
 
-    /// Where repacked weights are kept between loads (`SessionOptions.packedWeightCacheDirectory`):
-    /// `$QWEN_CACHE_DIR`, else `$XDG_CACHE_HOME/qwen-swift`, else `~/.cache/qwen-swift`; nil
-    /// (pack at every load, write nothing) when `QWEN_WEIGHT_CACHE=0` or no home is known.
-    public static var defaultWeightCacheDirectory: String? {
-        let env = ProcessInfo.processInfo.environment
-        if let flag = env["QWEN_WEIGHT_CACHE"], ["0", "off", "no", "false"].contains(flag.lowercased()) { return nil }
-        if let dir = env["QWEN_CACHE_DIR"], !dir.isEmpty { return dir }
-        if let xdg = env["XDG_CACHE_HOME"], xdg.hasPrefix("/") { return xdg + "/qwen-swift" }
-        if let home = env["HOME"], home.hasPrefix("/") { return home + "/.cache/qwen-swift" }
-        return nil
-    }
-
     /// Loads a model directory (see ``ModelDirectory``) on a background thread.
-    public static func load(directory: URL, onnxFile: String? = nil, int8Activations: Int8Activations = .accuracyLevel4,
-                            decodeActivations: DecodeActivations = .automatic) async throws -> QwenModel {
+    public static func load(directory: URL, options: LoadOptions = LoadOptions()) async throws -> QwenModel {
         try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global(qos: .userInitiated).async {
-                continuation.resume(with: Result {
-                    try QwenModel(directory: directory, onnxFile: onnxFile, int8Activations: int8Activations,
-                                  decodeActivations: decodeActivations)
-                })
+                continuation.resume(with: Result { try QwenModel(directory: directory, options: options) })
             }
         }
     }
 
-    /// `int8Activations`: where MatMulNBits multiplies int8-quantized activations (see
-    /// `Int8Activations`; the default follows each node's `accuracy_level`, as ONNX Runtime does).
-    /// `decodeActivations`: how the other decode-step products take theirs (`DecodeActivations`).
-    public init(directory url: URL, onnxFile: String? = nil, int8Activations: Int8Activations = .accuracyLevel4,
-                decodeActivations: DecodeActivations = .automatic) throws {
+    /// Loads a model directory (see ``ModelDirectory``) on the calling thread.
+    public init(directory url: URL, options: LoadOptions = LoadOptions()) throws {
         let start = Date()
-        directory = try ModelDirectory(url: url, onnxFile: onnxFile)
+        directory = try ModelDirectory(url: url, onnxFile: options.onnxFile)
         // The directory itself when `url` named one of its .onnx files.
         let root = directory.url
         // The tokenizer (tokenizer.json) loads on another thread while the graph is read, planned
@@ -113,13 +136,14 @@ public final class QwenModel: Sendable {
             tokenizerLoaded.signal()
         }
         // Generation reads only the last position's logits: skip the LM head for the others.
-        var options = SessionOptions()
-        options.lastPositionOnlyOutput = "logits"
-        options.packedWeightCacheDirectory = QwenModel.defaultWeightCacheDirectory
-        options.int8Activations = int8Activations
-        options.decodeActivations = decodeActivations
+        var sessionOptions = SessionOptions()
+        sessionOptions.lastPositionOnlyOutput = "logits"
+        sessionOptions.packedWeightCacheDirectory = options.weightCacheDirectory
+        sessionOptions.int8Activations = options.int8Activations
+        sessionOptions.decodeActivations = options.decodeActivations
+        sessionOptions.kernelPool = KernelPool(threads: options.threads ?? KernelPool.defaultThreadCount)
         let onnxPath = directory.onnxURL.path
-        let loadedSession = Result { try Session(path: onnxPath, options: options) }
+        let loadedSession = Result { try Session(path: onnxPath, options: sessionOptions) }
         tokenizerLoaded.wait()
         tokenizer = try loadedTokenizer!.get()
         let session = try loadedSession.get()
@@ -410,7 +434,7 @@ extension QwenModel {
     /// `steps` single-token forward passes (token 0) after one untimed warm-up step. The work per
     /// step is what a real conversation at that length costs; the values do not matter.
     /// Returns tokens per second.
-    public func decodeTokensPerSecond(atPosition position: Int, steps: Int) throws -> Double {
+    @_spi(Benchmarks) public func decodeTokensPerSecond(atPosition position: Int, steps: Int) throws -> Double {
         guard position >= 0, steps > 0 else { throw GenerationError.invalidParameters("position must be ≥ 0 and steps > 0, got \(position) and \(steps)") }
         guard position + steps + 1 <= maxPositions else {
             throw GenerationError.contextOverflow(tokens: position + steps + 1, limit: maxPositions)
@@ -431,7 +455,7 @@ extension QwenModel {
     /// The logits after each of `ids` (row i: the next-token logits after ids[0...i]), computed
     /// one token at a time through the KV cache, i.e. by the decode step's kernels, not the
     /// prefill's. For measuring decode accuracy against a reference (scripts/int8_accuracy.py).
-    public func stepwiseLogits(_ ids: [Int]) throws -> [[Float]] {
+    @_spi(Benchmarks) public func stepwiseLogits(_ ids: [Int]) throws -> [[Float]] {
         var cache = makeCache()
         return try ids.map { try decoder.forward([$0], cache: &cache) }
     }

@@ -64,6 +64,9 @@ public struct SessionOptions: Sendable {
     /// How the other single-row MatMulNBits products take their activations (only with repacked
     /// weights).
     public var decodeActivations = DecodeActivations.automatic
+    /// The threads the session's parallel loops run on (planning and every run); nil: the
+    /// process's `KernelPool.shared`.
+    public var kernelPool: KernelPool?
 
     public init() {}
 }
@@ -99,6 +102,8 @@ public final class Session: @unchecked Sendable {
     let sharedDimensions: [(parameter: String, uses: [(slot: Int, input: String, axis: Int)])]
     /// The packed-weight cache whose file the operators' weights may live in.
     let weightCache: PackedWeightCache?
+    /// The threads its parallel loops run on (`SessionOptions.kernelPool`).
+    public let kernelPool: KernelPool
 
     /// Loads and plans the model at `path`.
     public convenience init(path: String, options: SessionOptions = SessionOptions()) throws {
@@ -110,6 +115,10 @@ public final class Session: @unchecked Sendable {
 
     public init(graph original: Graph, options: SessionOptions = SessionOptions()) throws {
         BuildTarget.warnOnce()
+        let pool = options.kernelPool ?? .shared
+        kernelPool = pool
+        let poolScope = pool.enter()
+        defer { poolScope.end() }
         var phaseStart = monotonicSeconds()
         func phase(_ name: String) {
             guard Profiler.isEnabled else { return }
@@ -244,6 +253,8 @@ public final class Session: @unchecked Sendable {
     /// total (on the calling thread; keep it cheap): how far a long run has got.
     public func run(_ feeds: [String: Tensor], keepingCacheViews: Bool = false,
                     progress: ((_ done: Int, _ total: Int) -> Void)? = nil) throws -> [String: Tensor] {
+        let poolScope = kernelPool.enter()
+        defer { poolScope.end() }
         var values = try initialValues(feeds)
         var args = [Tensor?]()
         try steps.withUnsafeBufferPointer { steps in
@@ -270,6 +281,8 @@ public final class Session: @unchecked Sendable {
     /// sequence's results are bit for bit those of its own run.
     public func runBatch(_ feedSets: [[String: Tensor]], keepingCacheViews: Bool = false) throws -> [[String: Tensor]] {
         guard feedSets.count > 1 else { return try feedSets.map { try run($0, keepingCacheViews: keepingCacheViews) } }
+        let poolScope = kernelPool.enter()
+        defer { poolScope.end() }
         var batch = BatchValues(perSequence: try feedSets.map(initialValues), slotCount: slotCount)
         var args = [Tensor?]()
         try steps.withUnsafeBufferPointer { steps in

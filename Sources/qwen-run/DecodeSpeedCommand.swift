@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import Qwen
+@_spi(Benchmarks) import Qwen
 
 /// `qwen-run decode-speed --model DIR --positions 128,1024,4096`: decode tokens/s at several
 /// context lengths (synthetic KV cache, no prefill), for scripts/bench.
@@ -39,8 +39,9 @@ struct DecodeSpeedCommand: ParsableCommand {
             return n
         }
         guard steps > 0 else { throw ValidationError("--steps must be positive") }
-        let qwen = try QwenModel(directory: URL(fileURLWithPath: model), onnxFile: onnx, int8Activations: activations.int8,
-                                   decodeActivations: activations.decode)
+        let qwen = try QwenModel(directory: URL(fileURLWithPath: model),
+                                 options: LoadOptions(onnxFile: onnx, weightCacheDirectory: LoadOptions.defaultWeightCacheDirectory,
+                                                      int8Activations: activations.int8, decodeActivations: activations.decode))
         var results: [(Int, Double)] = []
         for p in list {
             let rate = try qwen.decodeTokensPerSecond(atPosition: p, steps: steps)
@@ -89,8 +90,9 @@ struct StepwiseLogitsCommand: ParsableCommand {
             return n
         }
         guard !list.isEmpty else { throw ValidationError("--ids is empty") }
-        let qwen = try QwenModel(directory: URL(fileURLWithPath: model), onnxFile: onnx, int8Activations: activations.int8,
-                                 decodeActivations: activations.decode)
+        let qwen = try QwenModel(directory: URL(fileURLWithPath: model),
+                                 options: LoadOptions(onnxFile: onnx, weightCacheDirectory: LoadOptions.defaultWeightCacheDirectory,
+                                                      int8Activations: activations.int8, decodeActivations: activations.decode))
         let rows = try qwen.stepwiseLogits(list)
         let vocabulary = rows[0].count
         try NumPy.write(Tensor(rows.flatMap { $0 }, shape: [rows.count, vocabulary]), to: output)

@@ -66,7 +66,11 @@ struct ModelOptions: ParsableArguments {
 
     @OptionGroup var activations: ActivationOptions
 
+    @Option(help: "Kernel threads (default: QWEN_THREADS, else the online processors).")
+    var threads: Int?
+
     func validate() throws {
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
         if onnx != nil && dtype != nil { throw ValidationError("--onnx and --dtype both choose the file: give one") }
         if let dtype { _ = try ModelDirectory.onnxFile(forDType: dtype) }
     }
@@ -74,16 +78,21 @@ struct ModelOptions: ParsableArguments {
     /// The onnx/ file chosen by --onnx or --dtype (nil: the directory's default).
     func onnxFile() throws -> String? { try onnx ?? dtype.map(ModelDirectory.onnxFile(forDType:)) }
 
+    /// How the model loads: the chosen file, threads and activation modes, and the weight cache
+    /// of a command-line tool (`LoadOptions.defaultWeightCacheDirectory`).
+    func loadOptions() throws -> LoadOptions {
+        LoadOptions(onnxFile: try onnxFile(), threads: threads, weightCacheDirectory: LoadOptions.defaultWeightCacheDirectory,
+                    int8Activations: activations.int8, decodeActivations: activations.decode)
+    }
+
     /// Loads the model on this thread.
     func load() throws -> QwenModel {
-        try QwenModel(directory: URL(fileURLWithPath: model), onnxFile: try onnxFile(), int8Activations: activations.int8,
-                      decodeActivations: activations.decode)
+        try QwenModel(directory: URL(fileURLWithPath: model), options: try loadOptions())
     }
 
     /// Loads the model on a background thread.
     func load() async throws -> QwenModel {
-        try await QwenModel.load(directory: URL(fileURLWithPath: model), onnxFile: try onnxFile(), int8Activations: activations.int8,
-                                 decodeActivations: activations.decode)
+        try await QwenModel.load(directory: URL(fileURLWithPath: model), options: try loadOptions())
     }
 }
 

@@ -16,7 +16,7 @@ import Testing
         ("model_bnb4.onnx", .automatic),
     ])
     func batchedStepsEqualSoloSteps(_ file: String, _ decode: DecodeActivations) throws {
-        let model = try QwenModel(directory: Fixture.untied.directory, onnxFile: file, decodeActivations: decode)
+        let model = try QwenModel(directory: Fixture.untied.directory, options: LoadOptions(onnxFile: file, decodeActivations: decode))
         let prompts = [Array(Fixture.untied.promptIds.prefix(5)), Fixture.untied.promptIds, Array(Fixture.untied.promptIds.prefix(11))]
         var solo = prompts.map { _ in model.makeCache() }, batch = solo
         var next = [Int]()
@@ -75,7 +75,7 @@ import Testing
     @Test(arguments: [("model_q4f16.onnx", true), ("model_q4.onnx", true), ("model_fp16.onnx", true), ("model_bnb4.onnx", true),
                       ("model.onnx", false), ("model_int8.onnx", false)])
     func chunkedPrefillEqualsOnePass(_ file: String, _ exact: Bool) throws {
-        let model = try QwenModel(directory: Fixture.untied.directory, onnxFile: file)
+        let model = try QwenModel(directory: Fixture.untied.directory, options: LoadOptions(onnxFile: file))
         #expect(model.chunkedPrefillIsExact == exact)
         guard exact else { return }
         let base = Fixture.untied.promptIds

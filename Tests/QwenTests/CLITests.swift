@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import Qwen
+@_spi(Benchmarks) @testable import Qwen
 
 /// `qwen-run` on bad input, run as a subprocess (the binary next to the test binary, which
 /// `swift test` builds with it): a non-zero exit and exactly one line on stderr, the library's

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import Qwen
+@_spi(Benchmarks) @testable import Qwen
 
 /// The library's generation path (ModelDirectory → QwenModel → GraphDecoder/KVCache → Sampler) on
 /// the committed tiny Qwen2 fixtures, against the ONNX Runtime 1.31.1 references recorded by

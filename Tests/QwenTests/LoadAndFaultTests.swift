@@ -240,7 +240,7 @@ import Glibc
     func filesTruncatedInPlaceAreRefusedNotACrash(file: String) async throws {
         let copy = try FixtureCopy()
         let onnx = file == "model.onnx" ? "model.onnx" : "model_q4f16.onnx"
-        let model = try QwenModel(directory: copy.url, onnxFile: onnx)
+        let model = try QwenModel(directory: copy.url, options: LoadOptions(onnxFile: onnx))
         let path = copy.path("onnx/\(file)")
         let original = try size(path)
 
@@ -267,7 +267,7 @@ import Glibc
         await #expect(performing: {
             _ = try await model.collect(model.generate(promptIds: Fixture.untied.promptIds, parameters: greedyNoStop(4)))
         }, throws: isFileChanged)
-        #expect(throws: ONNXError.self) { _ = try QwenModel(directory: copy.url, onnxFile: onnx) }
+        #expect(throws: ONNXError.self) { _ = try QwenModel(directory: copy.url, options: LoadOptions(onnxFile: onnx)) }
     }
 
     /// Rewritten in place at the same size (the modification time moves): refused as well.

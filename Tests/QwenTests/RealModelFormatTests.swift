@@ -63,7 +63,7 @@ import Testing
         let formats = try JSONDecoder().decode(Formats.self, from: Data(contentsOf: Paths.realModel.appendingPathComponent("reference/formats.json")))
         var lines: [String] = []
         for (dtype, level) in [("q8", "exact"), ("fp16", "disable_all")] {
-            let model = try QwenModel(directory: Paths.realModel, onnxFile: try ModelDirectory.onnxFile(forDType: dtype))
+            let model = try QwenModel(directory: Paths.realModel, options: LoadOptions(onnxFile: try ModelDirectory.onnxFile(forDType: dtype)))
             let runs = try #require(formats.models[dtype]?.runs[level], "formats.json has no \(dtype) \(level) runs")
             lines += try check(model, prompts: formats.prompts, runs: runs, "\(dtype) vs ORT \(level)")
         }

@@ -48,7 +48,7 @@ struct Fixture: Sendable {
     }
 
     func model(_ onnxFile: String? = nil) throws -> QwenModel {
-        try QwenModel(directory: directory, onnxFile: onnxFile)
+        try QwenModel(directory: directory, options: LoadOptions(onnxFile: onnxFile))
     }
 
     func reference(_ path: String) throws -> Tensor {

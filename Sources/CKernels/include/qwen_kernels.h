@@ -191,12 +191,35 @@ void qk_attention_group(const float *q, size_t q_stride, size_t rows, const floa
 /// A task of a parallel loop: runs item `index` of the loop described by `ctx`.
 typedef void (*qk_task_fn)(void *ctx, size_t index);
 
-/// Runs fn(ctx, i) for every i < count on the calling thread and the pool's workers (threads - 1
-/// persistent threads, started on first use, spinning ~1 ms after a job before they sleep) and
-/// returns when all have finished. Returns 0 without running anything when it cannot take the
-/// job: threads < 2, a call from inside a task, or another thread's job in progress (the caller
-/// then runs the loop another way).
-int qk_pool_run(size_t count, int threads, qk_task_fn fn, void *ctx);
+/// A pool of kernel threads: `threads - 1` persistent workers (started on a first job) that spin
+/// ~2 ms after a job, then sleep until the next, plus the thread that submits. One job at a time
+/// per pool; a process may hold any number of pools (the library gives each model its own).
+typedef struct qk_pool qk_pool;
+
+/// A pool for `threads` threads (no worker is started yet); NULL when out of memory.
+qk_pool *qk_pool_create(int threads);
+
+/// Stops and joins the workers and frees the pool. No job may be running on it.
+void qk_pool_destroy(qk_pool *pool);
+
+/// The `threads` the pool was created with.
+int qk_pool_threads(const qk_pool *pool);
+
+/// Jobs the pool ran, and jobs it declined because another thread's job held it.
+void qk_pool_counts(qk_pool *pool, unsigned long *run, unsigned long *declined);
+
+/// Runs fn(ctx, i) for every i < count on the calling thread and the pool's workers and returns
+/// when all have finished. Returns 0 without running anything when it cannot take the job:
+/// fewer than 2 threads, a call from inside a task (of any pool), or another thread's job in
+/// progress (the caller then runs the loop another way).
+int qk_pool_run(qk_pool *pool, size_t count, qk_task_fn fn, void *ctx);
+
+/// The calling thread's current pool owner (an opaque pointer the library sets around a
+/// session's run, so that its parallel loops find their model's pool), or NULL.
+void *qk_pool_current_owner(void);
+
+/// Sets the calling thread's current pool owner; returns the previous one (to restore).
+void *qk_pool_set_current_owner(void *owner);
 
 /// y[i] = 1 / (1 + e^-x[i]), vectorised (AVX2, NEON) with a polynomial exp; within 4 ulp of expf.
 void qk_sigmoid(const float *x, float *y, size_t n);
