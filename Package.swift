@@ -14,6 +14,9 @@ let package = Package(
     platforms: [.macOS(.v15), .iOS(.v18)],
     products: [
         .library(name: "Qwen", targets: ["Qwen"]),
+        // The ONNX runtime under Qwen, for running any graph (`import Runtime`: Session, Tensor;
+        // `import ONNX`: the model reader).
+        .library(name: "QwenRuntime", targets: ["Runtime", "ONNX"]),
         .library(name: "QwenServer", targets: ["QwenServer"]),
         .executable(name: "qwen-run", targets: ["qwen-run"]),
     ],
@@ -76,6 +79,7 @@ let package = Package(
             dependencies: [
                 "Qwen",
                 "QwenServer",
+                "Runtime",
                 "Kernels",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -84,7 +88,7 @@ let package = Package(
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CKernels"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Kernels"], exclude: ["Data"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer"], exclude: ["Data"]),
-        .testTarget(name: "QwenTests", dependencies: ["Qwen", "qwen-run"], exclude: ["Data"]),
+        .testTarget(name: "QwenTests", dependencies: ["Qwen", "Runtime", "qwen-run"], exclude: ["Data"]),
         .testTarget(
             name: "QwenServerTests",
             dependencies: ["QwenServer", "Qwen", .product(name: "HummingbirdTesting", package: "hummingbird")]

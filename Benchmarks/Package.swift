@@ -13,7 +13,7 @@ import PackageDescription
 
 let package = Package(
     name: "QwenBenchmarks",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     dependencies: [
         // No traits: with "MallocInterposer" package-benchmark imports the Swift toolchain's
         // `Runtime` module (allocation stacks), whose name the main package's `Runtime` target
@@ -31,6 +31,7 @@ let package = Package(
             dependencies: [
                 .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "Qwen", package: "qwen-swift"),
+                .product(name: "QwenRuntime", package: "qwen-swift"),
             ],
             path: "QwenBenchmarks",
             plugins: [

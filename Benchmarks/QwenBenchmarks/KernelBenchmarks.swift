@@ -2,7 +2,9 @@
 // way the runtime runs them inside a model: MatMulNBits, MatMul, Softmax, RMSNorm, rotary.
 import Benchmark
 import Foundation
+import ONNX
 import Qwen
+import Runtime
 
 /// Real (K, N) shapes of the MatMulNBits nodes of Qwen2.5-0.5B and -1.5B: q/o projections,
 /// k/v projections, MLP up/gate, MLP down, LM head.

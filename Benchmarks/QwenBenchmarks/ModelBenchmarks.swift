@@ -3,7 +3,9 @@
 // context, and one decoder layer's decode step (layer 0's nodes cut out of the graph).
 import Benchmark
 import Foundation
+import ONNX
 import Qwen
+import Runtime
 
 /// Tokens in the prefill and in the context of the decode steps.
 let contextTokens = 128

@@ -3,7 +3,9 @@
 // the per-iteration throughput metrics.
 import Benchmark
 import Foundation
+import ONNX
 import Qwen
+import Runtime
 
 // MARK: - Metrics
 

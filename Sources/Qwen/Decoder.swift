@@ -1,4 +1,5 @@
 import Foundation
+import Runtime
 
 /// Errors of generation and of the model's graph interface.
 public enum GenerationError: Error, CustomStringConvertible, Sendable, Equatable {

@@ -1,4 +1,6 @@
 import Foundation
+import ONNX
+import Runtime
 
 /// What `qwen-run inspect` reports about an ONNX model file or a model directory: ordered
 /// sections of key/value facts, so two models can be compared line by line.

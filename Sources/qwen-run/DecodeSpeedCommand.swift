@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Runtime
 @_spi(Benchmarks) import Qwen
 
 /// `qwen-run decode-speed --model DIR --positions 128,1024,4096`: decode tokens/s at several

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Runtime
 import Qwen
 
 /// `qwen-run graph MODEL.onnx --input NAME=FILE.npy … --output-dir DIR`: runs an ONNX graph on

@@ -1,4 +1,5 @@
 import Foundation
+import Runtime
 import Testing
 @_spi(Benchmarks) @testable import Qwen
 
