@@ -28,7 +28,7 @@ public final class PackedQ4Matrix: @unchecked Sendable {
     private let owner: AnyObject?
     /// The instruction-set level the products run at: ``KernelISA/active`` unless lowered (the
     /// tests run every level the CPU has). Every level gives the same floats.
-    var isa: KernelISA = .active
+    public internal(set) var isa: KernelISA = .active
 
     /// Packs `matrix`, or returns nil when the packed kernels do not serve it (see the type's
     /// notes; also when `matrix.allowsNativeKernels` is off) or memory for the copy cannot be had.

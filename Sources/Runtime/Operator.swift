@@ -22,9 +22,14 @@ public protocol Operator: Sendable {
     /// product must not switch to a kernel of other numerics because there are more rows). The
     /// default is `run`, for operators whose arithmetic per row does not depend on the row count.
     func runStacked(_ inputs: [Tensor?]) throws -> [Tensor]
+
+    /// How the node will run, for a plan dump (`Session.planDescription`): the kernels a product
+    /// chose at planning time (weight layout, activation types). Nil unless an operator says.
+    var plan: String? { get }
 }
 
 extension Operator {
+    public var plan: String? { nil }
     public var readsCacheViews: Bool { false }
     public var rowStacking: RowStacking { .none }
     public func runStacked(_ inputs: [Tensor?]) throws -> [Tensor] { try run(inputs) }

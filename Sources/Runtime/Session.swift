@@ -30,20 +30,14 @@ public enum DecodeActivations: String, Sendable, CaseIterable {
 
 /// Options for planning a session.
 public struct SessionOptions: Sendable {
-    /// Fold nodes whose inputs are all constants into constants at planning time.
-    public var constantFolding = true
+    /// The graph rewrites planning runs (`GraphPass`: fusions, constant and shape folding, common
+    /// subexpressions), all by default; none runs the graph op by op as the file spells it.
+    public var passes = GraphPass.all
     /// How float16 ops are computed (default: as ONNX Runtime's CPU provider does).
     public var float16Numerics = Float16Numerics.onnxRuntime
     /// Compute this output (a decoder's `logits`) for the last sequence position only, by slicing
     /// the LM head's input (see `LastPositionLogits`). For generation; nil keeps the graph's shape.
     public var lastPositionOnlyOutput: String?
-    /// Replace the exports' op-by-op attention with one fused op (`AttentionFusion`), and their
-    /// three-copy float16 cache Concat with one `AppendKV` (`CacheAppend`), their SiLU-gated MLP
-    /// product with one `SiLUMul` (`SiLUMulFusion`), their rotary embedding with one `Rotary`
-    /// (`RotaryFusion`), (with constant folding) their op-by-op RMSNorm with one `RMSNorm`
-    /// (`RMSNormFusion`), and the MatMulNBits nodes that share their activations (Q/K/V,
-    /// gate/up) with one `MatMulNBitsGroup` (`MatMulNBitsGrouping`). Results unchanged.
-    public var fuseAttention = true
     /// Repack constant 4-bit weights at load into the layout the decode GEMV streams through
     /// (`PackedQ4Matrix`: one sequential read, no shuffles). Results unchanged; costs a copy of
     /// the weights at load, and the file's pages are released in exchange.
@@ -55,10 +49,6 @@ public struct SessionOptions: Sendable {
     /// The cache file is written only when at least this many bytes were packed afresh (small
     /// models pack faster than they would load from a file).
     public var packedWeightCacheMinimumBytes = 16 << 20
-    /// Replace the exports' shape arithmetic (Shape → Gather → Unsqueeze → Concat → Reshape
-    /// targets, Slice bounds, …) with one `ShapeProgram` node evaluating the same integers from
-    /// the inputs' dimensions (`ShapeFolding`; with constant folding). Results unchanged.
-    public var foldShapeArithmetic = true
     /// Where MatMulNBits uses int8 activations (only with repacked weights, `prepackWeights`).
     public var int8Activations = Int8Activations.accuracyLevel4
     /// How the other single-row MatMulNBits products take their activations (only with repacked
@@ -94,6 +84,10 @@ public final class Session: @unchecked Sendable {
     let steps: [Step]
     let slotLists: [Int]
     let slotCount: Int
+    /// The value each slot holds (for the plan dump).
+    let slotNames: [String]
+    /// What each pass that ran rewrote (replacements or nodes removed), in pipeline order.
+    public let passRewrites: [(pass: GraphPass, rewrites: Int)]
     let constantSlots: [(slot: Int, tensor: Tensor)]
     let inputSlots: [String: Int]
     let outputSlots: [(name: String, slot: Int)]
@@ -126,41 +120,24 @@ public final class Session: @unchecked Sendable {
             Profiler.shared.recordPhase(name, now - phaseStart)
             phaseStart = now
         }
+        if let error = GraphPass.validate(options.passes) { throw RuntimeError.invalidGraph("SessionOptions.passes: \(error)") }
         var graph = original
         if let output = options.lastPositionOnlyOutput {
             LastPositionLogits.run(&graph, output: output)
         }
-        if options.fuseAttention {
-            AttentionFusion.run(&graph)
-            CacheAppend.run(&graph)
-            phase("graph passes: attention, cache")
-        }
-        if options.float16Numerics == .onnxRuntime {
-            Float16Precision.run(&graph)
-            phase("graph passes: float16 numerics")
-        }
-        if options.fuseAttention {
-            SiLUMulFusion.run(&graph)
-            RotaryFusion.run(&graph)
-            phase("graph passes: SiLU·mul, rotary")
-        }
-        if options.constantFolding {
-            try ConstantFolding.run(&graph)
-            if options.fuseAttention {
-                RMSNormFusion.run(&graph)
+        // The passes in pipeline order, float16 numerics after the cache passes (it rounds what
+        // they leave, and the MLP fusions match the float32 ops it leaves).
+        var rewrites: [(pass: GraphPass, rewrites: Int)] = []
+        for pass in GraphPass.allCases {
+            if pass == .siluMul && options.float16Numerics == .onnxRuntime {
+                Float16Precision.run(&graph)
+                phase("graph pass: float16 numerics")
             }
-            phase("graph passes: constant folding, RMSNorm")
-            if options.foldShapeArithmetic {
-                ShapeFolding.run(&graph)
-                phase("graph passes: shape arithmetic")
-                CommonSubexpressions.run(&graph)
-                phase("graph passes: common subexpressions")
-            }
+            guard options.passes.contains(pass) else { continue }
+            rewrites.append((pass, try pass.run(&graph)))
+            phase("graph pass: \(pass)")
         }
-        if options.fuseAttention {
-            MatMulNBitsGrouping.run(&graph)
-            phase("graph passes: MatMulNBits groups")
-        }
+        passRewrites = rewrites
         self.graph = graph
 
         var slotOf: [String: Int] = [:]
@@ -225,6 +202,9 @@ public final class Session: @unchecked Sendable {
         }
         self.slotLists = slotLists
         slotCount = next
+        var names = [String](repeating: "", count: next)
+        for (name, s) in slotOf { names[s] = name }
+        slotNames = names
         self.constantSlots = constantSlots
         self.inputSlots = inputSlots
         outputSlots = outputs
@@ -236,6 +216,30 @@ public final class Session: @unchecked Sendable {
     public func checkFilesUnchanged() throws {
         try graph.model?.checkFilesUnchanged()
         try weightCache?.checkUnchanged()
+    }
+
+    /// The planned graph as text (`qwen-run graph --dump-plan`): the passes and what they
+    /// rewrote, then per node in run order its op (private ops as `qwen.swift.Op`), name, inputs
+    /// and outputs, how it runs when its operator says (the kernels of the products), and the
+    /// values released after it (the last reader of an intermediate frees it).
+    public func planDescription() -> String {
+        var lines = ["\(steps.count) nodes, \(constantSlots.count) constants, \(slotCount) values"]
+        lines.append("passes: " + (passRewrites.isEmpty ? "none"
+            : passRewrites.map { "\($0.pass) (\($0.rewrites))" }.joined(separator: ", ")))
+        slotLists.withUnsafeBufferPointer { slots in
+            for (i, step) in steps.enumerated() {
+                let node = graph.nodes[i]
+                let op = node.domain.isEmpty ? node.opType : "\(node.domain).\(node.opType)"
+                func names(_ range: Range<Int>) -> String {
+                    slots[range].map { $0 < 0 ? "-" : slotNames[$0] }.joined(separator: ", ")
+                }
+                var line = "\(i) \(op) \"\(node.name)\" (\(names(step.inputs))) -> (\(names(step.outputs)))"
+                if let plan = step.op.plan { line += " [\(plan)]" }
+                if !step.releases.isEmpty { line += " frees \(names(step.releases))" }
+                lines.append(line)
+            }
+        }
+        return lines.joined(separator: "\n")
     }
 
     /// Declared graph inputs (initializers excluded).

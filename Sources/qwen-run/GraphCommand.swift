@@ -12,7 +12,9 @@ struct GraphCommand: ParsableCommand {
         discussion: """
         Every declared graph input needs one --input NAME=FILE.npy (int64, float32, float16, bool...; \
         zero-size dimensions allowed, e.g. an empty past of shape [1, 2, 0, 64]). Outputs are written \
-        to DIR/<output name>.npy. Compare them with ONNX Runtime to check an export.
+        to DIR/<output name>.npy. Compare them with ONNX Runtime to check an export. \
+        --dump-plan prints the planned graph instead (no inputs needed): the passes and their rewrites, \
+        each node in run order, the kernels each product chose, and where each value is released.
         """)
 
     @Argument(help: "The .onnx file (external data is read from its folder).")
@@ -22,15 +24,33 @@ struct GraphCommand: ParsableCommand {
     var inputs: [String] = []
 
     @Option(name: .customLong("output-dir"), help: "Where to write <output name>.npy files.")
-    var outputDirectory: String
+    var outputDirectory: String?
+
+    @Option(help: ArgumentHelp("The planning passes: none, default (all), or comma-separated names.",
+                               discussion: GraphPass.allCases.map(\.rawValue).joined(separator: ", ")))
+    var passes = "default"
+
+    @Flag(name: .customLong("dump-plan"), help: "Print the planned graph and exit (nothing is run).")
+    var dumpPlan = false
 
     @OptionGroup var activations: ActivationOptions
+
+    func validate() throws {
+        if case .failure(let error) = GraphPass.parse(passes) { throw ValidationError("--passes: \(error)") }
+        if !dumpPlan && outputDirectory == nil { throw ValidationError("--output-dir is required (or --dump-plan)") }
+    }
 
     func run() throws {
         var options = SessionOptions()
         options.int8Activations = activations.int8
         options.decodeActivations = activations.decode
+        options.passes = try GraphPass.parse(passes).get()
         let session = try Session(path: model, options: options)
+        if dumpPlan {
+            print(session.planDescription())
+            return
+        }
+        guard let outputDirectory else { return }
         var feeds: [String: Tensor] = [:]
         for spec in inputs {
             guard let eq = spec.firstIndex(of: "="), eq != spec.startIndex else {
@@ -54,7 +74,7 @@ struct GraphCommand: ParsableCommand {
             try NumPy.write(t, to: URL(fileURLWithPath: outputDirectory).appendingPathComponent("\(safeName).npy").path)
             print("\(spec.name): \(t.dtype)\(t.shape)")
         }
-        let fused = Dictionary(grouping: session.graph.nodes.filter { $0.domain == "qwen.swift" }, by: \.opType)
+        let fused = Dictionary(grouping: session.graph.nodes.filter { $0.domain == PrivateOps.domain }, by: \.opType)
             .map { "\($0.value.count) \($0.key)" }.sorted().joined(separator: ", ")
         FileHandle.standardError.write(Data(String(format: "ran %d nodes in %.3f s%@\n", session.graph.nodes.count, elapsed,
                                                    fused.isEmpty ? "" : " (fused: \(fused))").utf8))

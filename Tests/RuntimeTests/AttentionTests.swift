@@ -110,7 +110,7 @@ import Testing
     func fusedEqualsTheOpByOpGraph(_ c: Case) throws {
         let (graph, feeds) = try AttentionTests.graph(c)
         var plain = SessionOptions()
-        plain.fuseAttention = false
+        plain.passes.subtract(GraphPass.fusions)
         let reference = try Session(graph: graph, options: plain)
         #expect(!reference.graph.nodes.contains { $0.opType == "FusedAttention" })
         let fused = try Session(graph: graph)
@@ -173,9 +173,9 @@ import Testing
             let k16 = (0..<(kvh * t * d)).map { _ in Float16(Float.random(in: -2...2, using: &rng)) }
             let v16 = (0..<(kvh * t * d)).map { _ in Float16(Float.random(in: -1...1, using: &rng)) }
             let scale = Tensor([0.35], shape: [])
-            let half = try runOp("FusedAttention", domain: AttentionFusion.domain,
+            let half = try runOp("FusedAttention", domain: PrivateOps.domain,
                                  [q, Tensor(float16s: k16, shape: [1, kvh, t, d]), Tensor(float16s: v16, shape: [1, kvh, t, d]), scale, nil])[0]
-            let wide = try runOp("FusedAttention", domain: AttentionFusion.domain,
+            let wide = try runOp("FusedAttention", domain: PrivateOps.domain,
                                  [q, Tensor(k16.map(Float.init), shape: [1, kvh, t, d]), Tensor(v16.map(Float.init), shape: [1, kvh, t, d]), scale, nil])[0]
             #expect(half.floats() == wide.floats())
         }
@@ -184,10 +184,10 @@ import Testing
     @Test func badShapesAreNodeErrors() throws {
         let q = Tensor([Float](repeating: 0, count: 3 * 8), shape: [1, 3, 1, 8])
         let k = Tensor([Float](repeating: 0, count: 2 * 4 * 8), shape: [1, 2, 4, 8])
-        #expect(throws: RuntimeError.self) { _ = try runOp("FusedAttention", domain: AttentionFusion.domain, [q, k, k]) }
+        #expect(throws: RuntimeError.self) { _ = try runOp("FusedAttention", domain: PrivateOps.domain, [q, k, k]) }
         let mask = Tensor([Float](repeating: 0, count: 3), shape: [1, 1, 1, 3])
         let q2 = Tensor([Float](repeating: 0, count: 4 * 8), shape: [1, 4, 1, 8])
-        #expect(throws: RuntimeError.self) { _ = try runOp("FusedAttention", domain: AttentionFusion.domain, [q2, k, k, nil, mask]) }
+        #expect(throws: RuntimeError.self) { _ = try runOp("FusedAttention", domain: PrivateOps.domain, [q2, k, k, nil, mask]) }
     }
 
     /// The float16 exports' cache growth, Cast(past, fp16) → Concat(axis 2) → Cast(fp32) → present
@@ -212,7 +212,7 @@ import Testing
                               outputs: [ValueSpec(name: "present", elementType: .float, shape: nil), ValueSpec(name: "shape", elementType: .int64, shape: nil)],
                               opsets: ["": 18])
         var plain = SessionOptions()
-        plain.fuseAttention = false
+        plain.passes.subtract(GraphPass.fusions)
         let reference = try Session(graph: graph, options: plain).run(["past": past, "new": new])
         let session = try Session(graph: graph)
         #expect(session.graph.nodes.map(\.opType).sorted() == ["AppendKV", "Shape"])
@@ -242,7 +242,7 @@ import Testing
         outputs: [ValueSpec(name: "present", elementType: .float, shape: nil), ValueSpec(name: "shape", elementType: .int64, shape: nil)],
         opsets: ["": 18])
         var plain = SessionOptions()
-        plain.fuseAttention = false
+        plain.passes.subtract(GraphPass.fusions)
         let reference = try Session(graph: graph, options: plain), session = try Session(graph: graph)
         #expect(session.graph.nodes.map(\.opType).sorted() == ["AppendKV", "Shape"])
         let past = rows(pastLength), new = rows(1)
@@ -276,7 +276,7 @@ import Testing
         inputs: [ValueSpec(name: "past", elementType: .float, shape: nil), ValueSpec(name: "new", elementType: .float16, shape: nil)],
         outputs: [ValueSpec(name: "present", elementType: .float, shape: nil)], opsets: ["": 18])
         var plain = SessionOptions()
-        plain.fuseAttention = false
+        plain.passes.subtract(GraphPass.fusions)
         let reference = try Session(graph: graph, options: plain), session = try Session(graph: graph)
         func newRows(_ n: Int) -> Tensor {
             Tensor(float16s: (0..<(h * n * d)).map { _ in Float16(Float.random(in: -3...3, using: &rng)) }, shape: [1, h, n, d])
@@ -350,14 +350,14 @@ import Testing
         // FusedAttention reads K and V views in place: the same result as from contiguous copies.
         var rng = SeededGenerator(seed: 5)
         let q = Tensor((0..<(4 * 1 * 8)).map { _ in Float.random(in: -1...1, using: &rng) }, shape: [1, 4, 1, 8])
-        let fromView = try runOp("FusedAttention", domain: AttentionFusion.domain, [q, view, view, Tensor([0.5], shape: []), nil])[0]
-        let fromCopy = try runOp("FusedAttention", domain: AttentionFusion.domain,
+        let fromView = try runOp("FusedAttention", domain: PrivateOps.domain, [q, view, view, Tensor([0.5], shape: []), nil])[0]
+        let fromCopy = try runOp("FusedAttention", domain: PrivateOps.domain,
                                  [q, view.contiguous(), view.contiguous(), Tensor([0.5], shape: []), nil])[0]
         #expect(fromView.floats() == fromCopy.floats())
         // A view where only contiguous tensors are expected (Q here) is read as its values.
-        let qView = try runOp("FusedAttention", domain: AttentionFusion.domain,
+        let qView = try runOp("FusedAttention", domain: PrivateOps.domain,
                               [view, view.contiguous(), view.contiguous(), Tensor([0.5], shape: []), nil])[0]
-        let qCopy = try runOp("FusedAttention", domain: AttentionFusion.domain,
+        let qCopy = try runOp("FusedAttention", domain: PrivateOps.domain,
                               [view.contiguous(), view.contiguous(), view.contiguous(), Tensor([0.5], shape: []), nil])[0]
         #expect(qView.floats() == qCopy.floats())
         // .npy files hold a view's values, not its storage.
@@ -386,7 +386,7 @@ import Testing
                              opsets: ["": 18])
         }
         var plain = SessionOptions()
-        plain.fuseAttention = false
+        plain.passes.subtract(GraphPass.fusions)
         let expected = try Session(graph: graph(extraOutput: false), options: plain).run(["x": x, "u": u])["y"]!
         let session = try Session(graph: graph(extraOutput: false))
         #expect(session.graph.nodes.map(\.opType) == ["SiLUMul"])
@@ -419,7 +419,7 @@ import Testing
         let graph = try Graph(nodes: nodes, constants: constants, inputs: [ValueSpec(name: "x", elementType: .float, shape: nil)],
                               outputs: [ValueSpec(name: "y", elementType: .float, shape: nil)], opsets: ["": 18])
         var plain = SessionOptions()
-        plain.fuseAttention = false
+        plain.passes.subtract(GraphPass.fusions)
         let expected = try Session(graph: graph, options: plain).run(["x": x])["y"]!
         let session = try Session(graph: graph)
         #expect(session.graph.nodes.map(\.opType) == ["RMSNorm"])

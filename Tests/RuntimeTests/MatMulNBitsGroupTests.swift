@@ -85,7 +85,7 @@ struct MatMulNBitsGroupTests {
         let feeds = ["A": input(m), "A2": input(m)]
         for decode in DecodeActivations.allCases {
             var plain = SessionOptions(), grouped = SessionOptions()
-            plain.fuseAttention = false
+            plain.passes.subtract(GraphPass.fusions)
             plain.decodeActivations = decode
             grouped.decodeActivations = decode
             let expected = try Session(graph: graph, options: plain).run(feeds)
@@ -105,14 +105,14 @@ struct MatMulNBitsGroupTests {
         let k = 64
         let graph = try Self.graph(k: k, half: false, seed: 11, computedBias: true)
         var options = SessionOptions()
-        options.constantFolding = false
+        options.passes.subtract([.constantFolding, .rmsNorm, .shapeFolding])
         let session = try Session(graph: graph, options: options)
         let group = try #require(session.graph.nodes.first { $0.opType == MatMulNBitsGrouping.opType })
         #expect(!group.outputs.contains("k2"))
         var rng = SeededGenerator(seed: 12)
         let feeds = ["A": Tensor(randomFloats(k, &rng), shape: [1, k]), "A2": Tensor(randomFloats(k, &rng), shape: [1, k])]
         var plain = options
-        plain.fuseAttention = false
+        plain.passes.subtract(GraphPass.fusions)
         let expected = try Session(graph: graph, options: plain).run(feeds), actual = try session.run(feeds)
         for name in Self.outputNames + ["k2"] { #expect(actual[name]!.floats() == expected[name]!.floats(), "\(name)") }
     }
@@ -126,7 +126,7 @@ struct MatMulNBitsGroupTests {
         let feeds = ["A": Tensor(float16s: randomFloats(k, &rng).map { Float16($0) }, shape: [1, 1, k]),
                      "A2": Tensor(float16s: randomFloats(k, &rng).map { Float16($0) }, shape: [1, 1, k])]
         var plain = SessionOptions()
-        plain.fuseAttention = false
+        plain.passes.subtract(GraphPass.fusions)
         let expected = try Session(graph: graph, options: plain).run(feeds), actual = try Session(graph: graph).run(feeds)
         for name in Self.outputNames { #expect(actual[name]!.floats() == expected[name]!.floats(), "\(name)") }
     }
@@ -139,7 +139,7 @@ struct MatMulNBitsGroupTests {
         var rng = SeededGenerator(seed: 5)
         let feeds = ["A": Tensor(randomFloats(m * k, &rng), shape: [m, k]), "A2": Tensor(randomFloats(m * k, &rng), shape: [m, k])]
         var plain = SessionOptions(), grouped = SessionOptions()
-        plain.fuseAttention = false
+        plain.passes.subtract(GraphPass.fusions)
         plain.int8Activations = .always
         grouped.int8Activations = .always
         let expected = try Session(graph: graph, options: plain).run(feeds)

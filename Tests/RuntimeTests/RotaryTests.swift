@@ -48,7 +48,7 @@ struct RotaryTests {
 
     static func compare(_ graph: Graph, _ feeds: [String: Tensor], fused expectFused: Bool) throws {
         var plain = SessionOptions()
-        plain.fuseAttention = false
+        plain.passes.subtract(GraphPass.fusions)
         let expected = try Session(graph: graph, options: plain).run(feeds)
         let session = try Session(graph: graph)
         let ops = session.graph.nodes.map(\.opType)
@@ -80,7 +80,7 @@ struct RotaryTests {
         feeds["half"] = nil
         let graph = try Self.graph(constantHalf: halves ? c.d / 2 : 3)
         let op = try #require(try Session(graph: graph).graph.nodes.first { $0.opType == RotaryFusion.opType })
-        let rotary = try #require(try OperatorRegistry.make(op, opsets: ["": 18, AttentionFusion.domain: 1], constants: graph.constants) as? RotaryOperator)
+        let rotary = try #require(try OperatorRegistry.make(op, opsets: ["": 18, PrivateOps.domain: 1], constants: graph.constants) as? RotaryOperator)
         #expect(rotary.constantBounds != nil)
         try Self.compare(graph, feeds, fused: true)
     }

@@ -223,16 +223,16 @@ struct FusedAttentionOperator: Operator {
 }
 
 func registerAttention(_ add: (String, String, ClosedRange<Int>, @escaping OperatorFactory) -> Void) {
-    add("FusedAttention", AttentionFusion.domain, 1...Int.max) { ctx in
+    add("FusedAttention", PrivateOps.domain, 1...Int.max) { ctx in
         FusedAttentionOperator(nanToZero: ctx.node.intAttribute("nan_to_zero", default: 0) != 0)
     }
-    add("AppendKV", AttentionFusion.domain, 1...Int.max) { ctx in
+    add("AppendKV", PrivateOps.domain, 1...Int.max) { ctx in
         AppendKVOperator(roundsToHalf: ctx.node.intAttribute("float16", default: 1) != 0)
     }
-    add(ShapeFolding.opType, AttentionFusion.domain, 1...Int.max) { ctx in try ShapeProgramOperator(node: ctx.node) }
-    add("RMSNorm", AttentionFusion.domain, 1...Int.max) { _ in RMSNormOperator() }
-    add("SiLUMul", AttentionFusion.domain, 1...Int.max) { _ in SiLUMulOperator() }
-    add(RotaryFusion.opType, AttentionFusion.domain, 1...Int.max) { ctx in
+    add(ShapeFolding.opType, PrivateOps.domain, 1...Int.max) { ctx in try ShapeProgramOperator(node: ctx.node) }
+    add("RMSNorm", PrivateOps.domain, 1...Int.max) { _ in RMSNormOperator() }
+    add("SiLUMul", PrivateOps.domain, 1...Int.max) { _ in SiLUMulOperator() }
+    add(RotaryFusion.opType, PrivateOps.domain, 1...Int.max) { ctx in
         guard let axis = ctx.node.intAttribute("axis") else { throw ctx.node.invalid("attribute 'axis' is required") }
         return RotaryOperator(axis: axis, inputNames: ctx.node.inputs, constantInputs: ctx.constantInputs)
     }

@@ -15,6 +15,10 @@ import Synchronization
 struct MatMulNBitsGroupOperator: Operator {
     let members: [MatMulNBitsOperator]
 
+    var plan: String? {
+        "\(members.count) products sharing A: " + members.compactMap(\.plan).joined(separator: "; ")
+    }
+
     static func make(_ ctx: OperatorContext) throws -> MatMulNBitsGroupOperator {
         let node = ctx.node
         guard let ns = node.intsAttribute("Ns"), !ns.isEmpty, node.inputs.count == 1 + 3 * ns.count,

@@ -183,6 +183,16 @@ struct MatMulNBitsOperator: Operator {
     /// does at `accuracy_level = 4` (`BlockQuantizedMatrix.int8Products`).
     var int8Bits8 = false
 
+    var plan: String? {
+        let shape = "\(n)×\(k), \(bits)-bit blocks of \(blockSize)"
+        guard let packed else {
+            return "\(shape), file layout: " + (int8Bits8 ? "int8 activation products" : "float32 GEMV / dequantize + GEMM")
+        }
+        let decode = int8Activations ? "int8" : int16Decode ? "int16" : "float32"
+        return "\(shape), repacked q4x8 (\(packed.matrix.isa.name)): single row \(decode) GEMV, "
+            + "rows \(int8Activations ? "int8" : "float32") GEMM"
+    }
+
     struct Prepacked: Sendable {
         let matrix: PackedQ4Matrix
         /// Addresses of the B and scales tensors packed.
@@ -424,7 +434,7 @@ func registerMatMul(_ add: (String, String, ClosedRange<Int>, @escaping Operator
                      transA: ctx.node.intAttribute("transA", default: 0) != 0, transB: ctx.node.intAttribute("transB", default: 0) != 0)
     }
     add("MatMulNBits", "com.microsoft", 1...Int.max) { ctx in try MatMulNBitsOperator.make(ctx) }
-    add(MatMulNBitsGrouping.opType, AttentionFusion.domain, 1...Int.max) { ctx in try MatMulNBitsGroupOperator.make(ctx) }
+    add(MatMulNBitsGrouping.opType, PrivateOps.domain, 1...Int.max) { ctx in try MatMulNBitsGroupOperator.make(ctx) }
 }
 
 extension MatMulNBitsOperator {

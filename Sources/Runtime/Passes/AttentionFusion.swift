@@ -18,8 +18,6 @@ import ONNX
 /// (the exports take the key length from it): those read K/V instead, whose other dimensions
 /// are equal. Anything else leaves the graph unchanged.
 enum AttentionFusion {
-    static let domain = "qwen.swift"
-
     @discardableResult
     static func run(_ graph: inout Graph) -> Int {
         let index = GraphIndex(graph)
@@ -109,7 +107,7 @@ enum AttentionFusion {
             let intermediatesPrivate = index.outputsStayInside(matched.filter { $0 != outIndex }, inside)
             guard intermediatesPrivate, removed.isDisjoint(with: matched) else { continue }
 
-            replacements[outIndex] = Node(name: out.name + "/FusedAttention", opType: "FusedAttention", domain: domain,
+            replacements[outIndex] = Node(name: out.name + "/FusedAttention", opType: "FusedAttention", domain: PrivateOps.domain,
                                           inputs: [query, keys, values, scale, mask], outputs: out.outputs,
                                           attributes: ["nan_to_zero": .int("nan_to_zero", nanToZero ? 1 : 0)])
             for (reader, source) in shapeReaders {

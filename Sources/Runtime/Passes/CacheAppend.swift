@@ -33,7 +33,7 @@ enum CacheAppend {
                 // The float32 form: Concat(past, new) → present, past declared [B, H, P, D].
                 if inputTypes[concat.inputs[0]] == .float, inputRanks[concat.inputs[0]] == 4,
                    graphOutputs.contains(concat.outputs[0]) {
-                    replaced[i] = Node(name: concat.name + "/AppendKV", opType: "AppendKV", domain: AttentionFusion.domain,
+                    replaced[i] = Node(name: concat.name + "/AppendKV", opType: "AppendKV", domain: PrivateOps.domain,
                                        inputs: concat.inputs, outputs: concat.outputs, attributes: ["float16": .int("float16", 0)])
                 }
                 continue
@@ -51,7 +51,7 @@ enum CacheAppend {
 
             // AppendKV takes the Concat's place (before all its readers) and writes `present`.
             let present = graph.nodes[up].outputs[0]
-            replaced[i] = Node(name: concat.name + "/AppendKV", opType: "AppendKV", domain: AttentionFusion.domain,
+            replaced[i] = Node(name: concat.name + "/AppendKV", opType: "AppendKV", domain: PrivateOps.domain,
                                inputs: [past, concat.inputs[1]], outputs: [present])
             dropped.insert(up)
             for r in others {

@@ -107,7 +107,7 @@ enum Float16Precision {
                     if node.opType == "MatMul" && node.domain.isEmpty && k == 1, let w = graph.constants[v], w.rank == 2 { continue }
                     // FusedAttention reads float16 keys and values as they are (exact), saving a
                     // widened copy of the cache per step; a float32 source is used when there is one.
-                    if node.domain == AttentionFusion.domain && node.opType == "FusedAttention" && (k == 1 || k == 2) {
+                    if node.domain == PrivateOps.domain && node.opType == "FusedAttention" && (k == 1 || k == 2) {
                         if let source = fp32Source(v) { node.inputs[k] = source }
                         continue
                     }

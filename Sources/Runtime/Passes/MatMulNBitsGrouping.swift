@@ -46,8 +46,7 @@ enum MatMulNBitsGrouping {
             if groups[key] == nil { order.append(key) }
             groups[key, default: []].append(i)
         }
-        var replaced: [Int: Node] = [:]
-        var removed = Set<Int>()
+        var rewrite = NodeRewrite()
         for key in order {
             guard let members = groups[key], members.count > 1 else { continue }
             let nodes = members.map { graph.nodes[$0] }
@@ -60,14 +59,13 @@ enum MatMulNBitsGrouping {
             names.kind = .strings
             names.strings = nodes.map { Array($0.name.utf8) }
             attributes["member_names"] = names
-            replaced[members[0]] = Node(name: first.name + "/grouped", opType: opType, domain: AttentionFusion.domain,
-                                        inputs: [key.a] + nodes.flatMap { [$0.inputs[1], $0.inputs[2], $0.inputs.count > 5 ? $0.inputs[5] : ""] },
-                                        outputs: nodes.map { $0.outputs[0] }, attributes: attributes)
-            removed.formUnion(members.dropFirst())
+            rewrite.replace(members[0],
+                            with: Node(name: first.name + "/grouped", opType: opType, domain: PrivateOps.domain,
+                                       inputs: [key.a] + nodes.flatMap { [$0.inputs[1], $0.inputs[2], $0.inputs.count > 5 ? $0.inputs[5] : ""] },
+                                       outputs: nodes.map { $0.outputs[0] }, attributes: attributes),
+                            removing: members.dropFirst())
         }
-        guard !replaced.isEmpty else { return 0 }
-        graph.nodes = graph.nodes.enumerated().compactMap { i, n in removed.contains(i) ? nil : (replaced[i] ?? n) }
-        return replaced.count
+        return rewrite.apply(to: &graph)
     }
 
     /// `Add(bias, Y)` or `Add(Y, bias)` after `Y = MatMulNBits(A, B, scales)` → `MatMulNBits(A, B,
@@ -77,12 +75,11 @@ enum MatMulNBitsGrouping {
     static func absorbBiases(_ graph: inout Graph) -> Int {
         let index = GraphIndex(graph)
         let types = TypeInference.elementTypes(graph)
-        var replaced: [Int: Node] = [:]
-        var removed = Set<Int>()
+        var rewrite = NodeRewrite()
         for (i, add) in graph.nodes.enumerated() where add.opType == "Add" && add.domain.isEmpty && add.inputs.count == 2 {
             for side in 0..<2 {
                 let y = add.inputs[side], biasName = add.inputs[1 - side]
-                guard let p = index.producer[y], replaced[p] == nil, !removed.contains(p) else { continue }
+                guard let p = index.producer[y], rewrite.isFree([p]) else { continue }
                 let mm = graph.nodes[p]
                 guard mm.opType == "MatMulNBits", mm.domain == "com.microsoft", mm.inputs.count == 3, mm.outputs == [y],
                       let n = mm.intAttribute("N"), let bias = graph.constants[biasName], bias.dtype == .float,
@@ -91,13 +88,10 @@ enum MatMulNBitsGrouping {
                 var fused = mm
                 fused.inputs = mm.inputs + ["", "", biasName]
                 fused.outputs = add.outputs
-                replaced[p] = fused
-                removed.insert(i)
+                rewrite.replace(p, with: fused, removing: [i])
                 break
             }
         }
-        guard !replaced.isEmpty else { return 0 }
-        graph.nodes = graph.nodes.enumerated().compactMap { i, n in removed.contains(i) ? nil : (replaced[i] ?? n) }
-        return replaced.count
+        return rewrite.apply(to: &graph)
     }
 }

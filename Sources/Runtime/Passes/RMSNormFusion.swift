@@ -22,8 +22,7 @@ enum RMSNormFusion {
             return t.pointer(as: Float.self)[0]
         }
 
-        var replaced: [Int: Node] = [:]
-        var removed = Set<Int>()
+        var rewrite = NodeRewrite()
         for (i, outer) in graph.nodes.enumerated() where outer.opType == "Mul" && outer.domain.isEmpty && outer.inputs.count == 2 {
             guard let w = outer.inputs.firstIndex(where: { constants[$0].map { $0.rank == 1 && $0.dtype == .float } ?? false })
             else { continue }
@@ -54,16 +53,13 @@ enum RMSNormFusion {
                 found = (x, add.node.inputs[e])
                 break
             }
-            guard let (x, eps) = found, removed.isDisjoint(with: matched) else { continue }
+            guard let (x, eps) = found, rewrite.isFree(matched) else { continue }
             // The intermediates are read only inside the pattern.
             let private_ = index.outputsStayInside(matched, Set(matched + [i]))
             guard private_ else { continue }
-            replaced[i] = Node(name: outer.name + "/RMSNorm", opType: "RMSNorm", domain: AttentionFusion.domain,
-                               inputs: [x, weight, eps], outputs: outer.outputs)
-            removed.formUnion(matched)
+            rewrite.replace(i, with: Node(name: outer.name + "/RMSNorm", opType: "RMSNorm", domain: PrivateOps.domain,
+                                          inputs: [x, weight, eps], outputs: outer.outputs), removing: matched)
         }
-        guard !replaced.isEmpty else { return 0 }
-        graph.nodes = graph.nodes.enumerated().compactMap { i, n in removed.contains(i) ? nil : (replaced[i] ?? n) }
-        return replaced.count
+        return rewrite.apply(to: &graph)
     }
 }

@@ -26,8 +26,7 @@ enum RotaryFusion {
             let inputs = s.node.inputs
             return (s.index, inputs[0], (1...4).map { $0 < inputs.count ? inputs[$0] : "" })
         }
-        var replaced: [Int: Node] = [:]
-        var removed = Set<Int>()
+        var rewrite = NodeRewrite()
         for (i, add) in graph.nodes.enumerated() where add.opType == "Add" && add.domain.isEmpty && add.inputs.count == 2 {
             var found: (x: String, cos: String, sin: String, kept: [String], negated: [String], axis: Int, matched: [Int])?
             search: for side in 0..<2 {
@@ -46,18 +45,17 @@ enum RotaryFusion {
                     break search
                 }
             }
-            guard let f = found, isFloat(f.x), isFloat(f.cos), isFloat(f.sin), removed.isDisjoint(with: f.matched),
+            guard let f = found, isFloat(f.x), isFloat(f.cos), isFloat(f.sin), rewrite.isFree(f.matched),
                   index.outputsStayInside(f.matched, Set(f.matched + [i])),
                   // The fused node's inputs must not be values the replaced nodes produce.
                   !([f.x, f.cos, f.sin] + f.kept + f.negated).contains(where: { v in
                       index.producer[v].map(f.matched.contains) ?? false
                   }) else { continue }
-            replaced[i] = Node(name: add.name + "/Rotary", opType: opType, domain: AttentionFusion.domain,
-                               inputs: [f.x, f.cos, f.sin] + f.kept + f.negated, outputs: add.outputs, attributes: ["axis": .int("axis", f.axis)])
-            removed.formUnion(f.matched)
+            rewrite.replace(i, with: Node(name: add.name + "/Rotary", opType: opType, domain: PrivateOps.domain,
+                                          inputs: [f.x, f.cos, f.sin] + f.kept + f.negated, outputs: add.outputs,
+                                          attributes: ["axis": .int("axis", f.axis)]),
+                            removing: f.matched)
         }
-        guard !replaced.isEmpty else { return 0 }
-        graph.nodes = graph.nodes.enumerated().compactMap { i, n in removed.contains(i) ? nil : (replaced[i] ?? n) }
-        return replaced.count
+        return rewrite.apply(to: &graph)
     }
 }

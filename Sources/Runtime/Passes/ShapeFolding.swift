@@ -217,7 +217,7 @@ private struct Folder {
         let out = node.outputs.first ?? ""
         func setShape(_ dims: [Int]?) { if let dims, !out.isEmpty { shapes[out] = dims } }
 
-        if node.domain == AttentionFusion.domain {
+        if node.domain == PrivateOps.domain {
             switch node.opType {
             case "RMSNorm", "SiLUMul", RotaryFusion.opType: setShape(shape(0))
             case "FusedAttention": setShape(shape(0))
@@ -664,7 +664,7 @@ private struct Folder {
         for (_, v) in outputs {
             encoded += [Int64(v.dtype.rawValue), Int64(v.shape.count)] + v.shape.map(Int64.init) + v.terms.map { Int64(newId[$0]!) }
         }
-        return Node(name: "ShapeFolding/" + ShapeFolding.opType, opType: ShapeFolding.opType, domain: AttentionFusion.domain,
+        return Node(name: "ShapeFolding/" + ShapeFolding.opType, opType: ShapeFolding.opType, domain: PrivateOps.domain,
                     inputs: inputs, outputs: outputs.map(\.name),
                     attributes: ["terms": .ints("terms", flat), "outputs": .ints("outputs", encoded)])
     }

@@ -11,8 +11,7 @@ enum SiLUMulFusion {
     static func run(_ graph: inout Graph) -> Int {
         let index = GraphIndex(graph)
         let types = TypeInference.elementTypes(graph)
-        var replaced: [Int: Node] = [:]
-        var removed = Set<Int>()
+        var rewrite = NodeRewrite()
         for (i, outer) in graph.nodes.enumerated() where outer.opType == "Mul" && outer.domain.isEmpty && outer.inputs.count == 2 {
             var found: (x: String, u: String, matched: [Int])?
             search: for side in 0..<2 {
@@ -25,14 +24,11 @@ enum SiLUMulFusion {
                 }
             }
             guard let (x, u, matched) = found, types[x] == .float, types[u] == .float,
-                  removed.isDisjoint(with: matched), index.outputsStayInside(matched, Set(matched + [i]))
+                  rewrite.isFree(matched), index.outputsStayInside(matched, Set(matched + [i]))
             else { continue }
-            replaced[i] = Node(name: outer.name + "/SiLUMul", opType: "SiLUMul", domain: AttentionFusion.domain,
-                               inputs: [x, u], outputs: outer.outputs)
-            removed.formUnion(matched)
+            rewrite.replace(i, with: Node(name: outer.name + "/SiLUMul", opType: "SiLUMul", domain: PrivateOps.domain,
+                                          inputs: [x, u], outputs: outer.outputs), removing: matched)
         }
-        guard !replaced.isEmpty else { return 0 }
-        graph.nodes = graph.nodes.enumerated().compactMap { i, n in removed.contains(i) ? nil : (replaced[i] ?? n) }
-        return replaced.count
+        return rewrite.apply(to: &graph)
     }
 }
