@@ -57,7 +57,7 @@ final class LoadedDecoder: @unchecked Sendable {
         headDim = dim
 
         let vocab = UInt64(config.vocabSize ?? 512)
-        var rng = SplitMix64(seed: 2024)
+        var rng = SeededRandom(seed: 2024)
         promptIds = (0..<contextTokens).map { _ in Int64(rng.next() % vocab) }
         let outputs = try session.run(feeds(ids: promptIds, past: nil))
         var prefilled: [String: Tensor] = [:]

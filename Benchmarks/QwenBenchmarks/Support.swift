@@ -118,19 +118,8 @@ func register<State>(
 
 // MARK: - Fixed-seed data
 
-/// SplitMix64: a small generator with a fixed seed, so every run benchmarks the same data.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
+/// The library's seeded generator with a fixed seed, so every run benchmarks the same data.
+extension SeededRandom {
     /// Uniform in [-1, 1).
     mutating func nextSigned() -> Float {
         Float(next() >> 40) / Float(1 << 23) - 1
@@ -140,7 +129,7 @@ struct SplitMix64: RandomNumberGenerator {
 /// A uint8 tensor of uniformly random bytes (packed int4 weights: every nibble 0...15).
 func randomBytes(_ shape: [Int], seed: UInt64) -> Tensor {
     let t = Tensor(dtype: .uint8, shape: shape)
-    var rng = SplitMix64(seed: seed)
+    var rng = SeededRandom(seed: seed)
     let count = t.count
     let words = count / 8
     let p = t.rawPointer
@@ -152,7 +141,7 @@ func randomBytes(_ shape: [Int], seed: UInt64) -> Tensor {
 /// A float32 or float16 tensor of values uniform in `[offset - scale, offset + scale)`.
 func randomFloats(_ dtype: DataType, _ shape: [Int], seed: UInt64, scale: Float = 1, offset: Float = 0) -> Tensor {
     let t = Tensor(dtype: dtype, shape: shape)
-    var rng = SplitMix64(seed: seed)
+    var rng = SeededRandom(seed: seed)
     switch dtype {
     case .float:
         let p = t.pointer(as: Float.self)

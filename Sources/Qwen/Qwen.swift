@@ -7,6 +7,7 @@
 @_exported import enum Runtime.DecodeActivations
 @_exported import enum Runtime.RuntimeError
 @_exported import enum ONNX.ONNXError
+@_exported import struct Kernels.SeededRandom
 
 /// The package's version.
 public enum QwenSwift {

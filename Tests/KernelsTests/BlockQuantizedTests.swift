@@ -20,8 +20,8 @@ import CKernels
 
     @Test(arguments: shapes, [true, false])
     func gemvAndDequantizeMatchTheReference(_ s: Shape, native: Bool) throws {
-        var state: UInt64 = UInt64(s.k * 31 + s.n)
-        func next() -> UInt64 { state = state &* 6364136223846793005 &+ 1442695040888963407; return state >> 33 }
+        var rng = SeededRandom(seed: UInt64(s.k * 31 + s.n))
+        func next() -> UInt64 { rng.next() >> 33 }
         let blocks = (s.k + 31) / 32
         let data = (0..<(s.n * blocks * 16)).map { _ in UInt8(truncatingIfNeeded: next()) }
         let scales = (0..<(s.n * blocks)).map { _ in Float(next() % 1000 + 1) / 20000 }

@@ -31,8 +31,8 @@ import CKernels
 
         init(_ s: Shape, rows m: Int) {
             self.s = s
-            var state = UInt64(s.k * 131 + s.n * 7 + m)
-            func next() -> UInt64 { state = state &* 6364136223846793005 &+ 1442695040888963407; return state >> 33 }
+            var rng = SeededRandom(seed: UInt64(s.k * 131 + s.n * 7 + m))
+            func next() -> UInt64 { rng.next() >> 33 }
             blocks = (s.k + 31) / 32
             data = (0..<(s.n * blocks * 16)).map { _ in UInt8(truncatingIfNeeded: next()) }
             scales = (0..<(s.n * blocks)).map { _ in Float(next() % 1000 + 1) / 20000 }

@@ -1,5 +1,6 @@
 import Foundation
 import ONNX
+import Kernels
 import Testing
 @testable import Runtime
 
@@ -41,7 +42,7 @@ import Testing
     /// The exports' attention, op by op: Q·(Kᵀ·c) + mask → Softmax → Where(IsNaN) → ·V, with
     /// K and V repeated by Unsqueeze → Expand → Reshape when there are fewer key/value heads.
     static func graph(_ c: Case) throws -> (Graph, [String: Tensor]) {
-        var rng = SeededGenerator(seed: UInt64(c.heads * 1000 + c.keys * 10 + c.headSize))
+        var rng = SeededRandom(seed: UInt64(c.heads * 1000 + c.keys * 10 + c.headSize))
         func random(_ shape: [Int], scale: Float = 1) -> Tensor {
             Tensor((0..<shape.reduce(1, *)).map { _ in Float.random(in: -scale...scale, using: &rng) }, shape: shape)
         }
@@ -167,7 +168,7 @@ import Testing
 
     /// float16 keys and values are read as they are: the same result as their exact float32 widening.
     @Test func float16KeysAndValuesEqualTheirFloat32Widening() throws {
-        var rng = SeededGenerator(seed: 7)
+        var rng = SeededRandom(seed: 7)
         for (h, kvh, s, t, d) in [(4, 2, 2, 19, 64), (4, 2, 40, 45, 64)] {  // row path, GEMM path
             let q = Tensor((0..<(h * s * d)).map { _ in Float.random(in: -2...2, using: &rng) }, shape: [1, h, s, d])
             let k16 = (0..<(kvh * t * d)).map { _ in Float16(Float.random(in: -2...2, using: &rng)) }
@@ -195,7 +196,7 @@ import Testing
     /// cannot hold exactly (so the rounding is exercised).
     @Test(arguments: [0, 1, 37])
     func appendKVEqualsCastConcatCast(_ pastLength: Int) throws {
-        var rng = SeededGenerator(seed: UInt64(pastLength + 3))
+        var rng = SeededRandom(seed: UInt64(pastLength + 3))
         let (h, d) = (2, 24)
         let past = Tensor((0..<(h * pastLength * d)).map { _ in Float.random(in: -3...3, using: &rng) }, shape: [1, h, pastLength, d])
         let new = Tensor(float16s: (0..<(h * d)).map { _ in Float16(Float.random(in: -3...3, using: &rng)) }, shape: [1, h, 1, d])
@@ -228,7 +229,7 @@ import Testing
     /// cache of over 2 MB, which is allocated in huge pages (`HugePages`).
     @Test(arguments: [0, 1, 37, 9000])
     func appendKVEqualsFloat32Concat(_ pastLength: Int) throws {
-        var rng = SeededGenerator(seed: UInt64(pastLength + 5))
+        var rng = SeededRandom(seed: UInt64(pastLength + 5))
         let (h, d) = (2, 24)
         func rows(_ n: Int) -> Tensor {
             Tensor((0..<(h * n * d)).map { _ in Float.random(in: -3...3, using: &rng) }, shape: [1, h, n, d])
@@ -264,7 +265,7 @@ import Testing
     /// (a repeated step) or a full cache is copied instead, and every value equals the op-by-op
     /// Cast → Concat → Cast graph's on contiguous tensors.
     @Test func appendKVAppendsInPlaceAndCopiesWhenItMust() throws {
-        var rng = SeededGenerator(seed: 11)
+        var rng = SeededRandom(seed: 11)
         let (h, d) = (2, 16)
         var to16 = AttributeProto(); to16.name = "to"; to16.kind = .int; to16.i = Int64(DataType.float16.rawValue)
         var to32 = AttributeProto(); to32.name = "to"; to32.kind = .int; to32.i = Int64(DataType.float.rawValue)
@@ -348,7 +349,7 @@ import Testing
                               outputs: [ValueSpec(name: "y", elementType: .float, shape: nil)], opsets: ["": 18])
         #expect(try Session(graph: graph).run(["x": view])["y"]!.floats() == contiguous)
         // FusedAttention reads K and V views in place: the same result as from contiguous copies.
-        var rng = SeededGenerator(seed: 5)
+        var rng = SeededRandom(seed: 5)
         let q = Tensor((0..<(4 * 1 * 8)).map { _ in Float.random(in: -1...1, using: &rng) }, shape: [1, 4, 1, 8])
         let fromView = try runOp("FusedAttention", domain: PrivateOps.domain, [q, view, view, Tensor([0.5], shape: []), nil])[0]
         let fromCopy = try runOp("FusedAttention", domain: PrivateOps.domain,
@@ -370,7 +371,7 @@ import Testing
     /// not fused when an intermediate is read elsewhere.
     @Test(arguments: [([1, 128, 4864], [1, 128, 4864], false), ([1, 1, 200], [1, 1, 200], true), ([2, 3, 8], [8], false)])
     func siluMulFusionIsBitIdentical(_ c: (x: [Int], u: [Int], swapped: Bool)) throws {
-        var rng = SeededGenerator(seed: UInt64(c.x.reduce(1, *)))
+        var rng = SeededRandom(seed: UInt64(c.x.reduce(1, *)))
         let x = Tensor((0..<c.x.reduce(1, *)).map { _ in Float.random(in: -12...12, using: &rng) }, shape: c.x)
         let u = Tensor((0..<c.u.reduce(1, *)).map { _ in Float.random(in: -3...3, using: &rng) }, shape: c.u)
         func graph(extraOutput: Bool) throws -> Graph {
@@ -400,7 +401,7 @@ import Testing
     /// The exports' RMSNorm, op by op, against the fused RMSNorm: bit-identical.
     @Test(arguments: [(1, 896), (5, 64), (3, 7)])
     func rmsNormFusionIsBitIdentical(_ shape: (rows: Int, width: Int)) throws {
-        var rng = SeededGenerator(seed: UInt64(shape.width))
+        var rng = SeededRandom(seed: UInt64(shape.width))
         let x = Tensor((0..<(shape.rows * shape.width)).map { _ in Float.random(in: -4...4, using: &rng) }, shape: [1, shape.rows, shape.width])
         let w = Tensor((0..<shape.width).map { _ in Float.random(in: 0.5...1.5, using: &rng) }, shape: [shape.width])
         let constants: [String: Tensor] = [

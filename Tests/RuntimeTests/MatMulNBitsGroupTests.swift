@@ -1,4 +1,5 @@
 import ONNX
+import Kernels
 import Testing
 @testable import Runtime
 
@@ -11,7 +12,7 @@ struct MatMulNBitsGroupTests {
     /// bias input, one followed by an `Add` of a bias (as the exports add Q/K/V biases), one of
     /// another input, and one of A with another K layout (block 16): all of A's but the last join.
     static func graph(k: Int, half: Bool, seed: UInt64, qN: Int = 96, computedBias: Bool = false) throws -> Graph {
-        var rng = SeededGenerator(seed: seed)
+        var rng = SeededRandom(seed: seed)
         var nodes: [Node] = [], constants: [String: Tensor] = [:]
         func projection(_ name: String, a: String, n: Int, blockSize: Int = 32, bias: Bool = false) {
             let blocks = (k + blockSize - 1) / blockSize, bytes = blockSize / 2
@@ -77,7 +78,7 @@ struct MatMulNBitsGroupTests {
     func groupedOutputsEqualTheNodesAlone(m: Int, half: Bool) throws {
         let k = 200
         let graph = try Self.graph(k: k, half: half, seed: UInt64(m * 2 + (half ? 1 : 0)))
-        var rng = SeededGenerator(seed: UInt64(100 + m))
+        var rng = SeededRandom(seed: UInt64(100 + m))
         func input(_ rows: Int) -> Tensor {
             let values = randomFloats(rows * k, &rng)
             return half ? Tensor(float16s: values.map { Float16($0) }, shape: [1, rows, k]) : Tensor(values, shape: [1, rows, k])
@@ -109,7 +110,7 @@ struct MatMulNBitsGroupTests {
         let session = try Session(graph: graph, options: options)
         let group = try #require(session.graph.nodes.first { $0.opType == MatMulNBitsGrouping.opType })
         #expect(!group.outputs.contains("k2"))
-        var rng = SeededGenerator(seed: 12)
+        var rng = SeededRandom(seed: 12)
         let feeds = ["A": Tensor(randomFloats(k, &rng), shape: [1, k]), "A2": Tensor(randomFloats(k, &rng), shape: [1, k])]
         var plain = options
         plain.passes.subtract(GraphPass.fusions)
@@ -122,7 +123,7 @@ struct MatMulNBitsGroupTests {
     @Test func decodeChunksSplitMembers() throws {
         let k = 4096
         let graph = try Self.graph(k: k, half: true, seed: 13, qN: 104)
-        var rng = SeededGenerator(seed: 14)
+        var rng = SeededRandom(seed: 14)
         let feeds = ["A": Tensor(float16s: randomFloats(k, &rng).map { Float16($0) }, shape: [1, 1, k]),
                      "A2": Tensor(float16s: randomFloats(k, &rng).map { Float16($0) }, shape: [1, 1, k])]
         var plain = SessionOptions()
@@ -136,7 +137,7 @@ struct MatMulNBitsGroupTests {
     func int8MembersRunOneByOne(m: Int) throws {
         let k = 96
         let graph = try Self.graph(k: k, half: false, seed: 9)
-        var rng = SeededGenerator(seed: 5)
+        var rng = SeededRandom(seed: 5)
         let feeds = ["A": Tensor(randomFloats(m * k, &rng), shape: [m, k]), "A2": Tensor(randomFloats(m * k, &rng), shape: [m, k])]
         var plain = SessionOptions(), grouped = SessionOptions()
         plain.passes.subtract(GraphPass.fusions)

@@ -53,7 +53,7 @@ import Kernels
     /// at planning time when the packed kernels serve them (`PackedQ4Matrix`).
     @Test(arguments: cases, [false, true])
     func matchesDequantizedReference(_ c: Case, constantWeights: Bool) throws {
-        var rng = SeededGenerator(seed: UInt64(c.m * 1_000_003 + c.k * 1009 + c.n * 7 + c.bits + c.blockSize))
+        var rng = SeededRandom(seed: UInt64(c.m * 1_000_003 + c.k * 1009 + c.n * 7 + c.bits + c.blockSize))
         let blocks = (c.k + c.blockSize - 1) / c.blockSize
         let levels = 1 << c.bits
         // Quantized values for the whole padded row; padding is random too and must be ignored.
@@ -210,7 +210,7 @@ import Kernels
     @Test(arguments: [1, 2, 9])
     func accuracyLevel4SelectsInt8Activations(m: Int) throws {
         let k = 200, n = 48, blocks = 7
-        var rng = SeededGenerator(seed: UInt64(77 + m))
+        var rng = SeededRandom(seed: UInt64(77 + m))
         let b = (0..<(n * blocks * 16)).map { _ in UInt8.random(in: 0...255, using: &rng) }
         let scales = randomFloats(n * blocks, &rng, in: 0.01...0.1)
         let a = randomFloats(m * k, &rng)
@@ -241,7 +241,7 @@ import Kernels
     @Test(arguments: [1, 2, 3])
     func decodeActivationsSelectTheInt16GEMV(m: Int) throws {
         let k = 200, n = 48, blocks = 7
-        var rng = SeededGenerator(seed: UInt64(91 + m))
+        var rng = SeededRandom(seed: UInt64(91 + m))
         let b = (0..<(n * blocks * 16)).map { _ in UInt8.random(in: 0...255, using: &rng) }
         let scales = randomFloats(n * blocks, &rng, in: 0.01...0.1)
         let a = randomFloats(m * k, &rng)

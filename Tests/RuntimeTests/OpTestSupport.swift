@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 import ONNX
 @testable import Runtime
 
@@ -53,20 +54,7 @@ func attrs(_ list: AttributeProto...) -> [String: AttributeProto] {
 }
 
 
-/// SplitMix64: a small deterministic generator so random test data is the same every run.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
-func randomFloats(_ n: Int, _ rng: inout SeededGenerator, in range: ClosedRange<Float> = -1...1) -> [Float] {
+func randomFloats(_ n: Int, _ rng: inout SeededRandom, in range: ClosedRange<Float> = -1...1) -> [Float] {
     (0..<n).map { _ in Float.random(in: range, using: &rng) }
 }
 

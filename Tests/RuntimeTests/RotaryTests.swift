@@ -1,4 +1,5 @@
 import ONNX
+import Kernels
 import Testing
 @testable import Runtime
 
@@ -39,7 +40,7 @@ struct RotaryTests {
     }
 
     static func feeds(heads: Int, s: Int, d: Int, cosShape: [Int], half: Int, seed: UInt64) -> [String: Tensor] {
-        var rng = SeededGenerator(seed: seed)
+        var rng = SeededRandom(seed: seed)
         let n = cosShape.reduce(1, *)
         return ["x": Tensor(randomFloats(heads * s * d, &rng, in: -4...4), shape: [1, heads, s, d]),
                 "cos": Tensor(randomFloats(n, &rng), shape: cosShape), "sin": Tensor(randomFloats(n, &rng), shape: cosShape),

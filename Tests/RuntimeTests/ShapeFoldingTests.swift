@@ -1,4 +1,5 @@
 import ONNX
+import Kernels
 import Testing
 @testable import Runtime
 
@@ -76,7 +77,7 @@ struct ShapeFoldingTests {
     }
 
     static func feeds(batch: Int, seq: Int, past: Int) -> [String: Tensor] {
-        var rng = SeededGenerator(seed: UInt64(batch * 100 + seq * 10 + past))
+        var rng = SeededRandom(seed: UInt64(batch * 100 + seq * 10 + past))
         return ["x": Tensor(randomFloats(batch * seq * 8, &rng), shape: [batch, seq, 8]),
                 "past": Tensor(randomFloats(batch * 2 * past * 4, &rng), shape: [batch, 2, past, 4]),
                 "mask": Tensor(int64s: (0..<(batch * (past + seq))).map { Int64($0) }, shape: [batch, past + seq])]
