@@ -209,307 +209,354 @@ private struct Folder {
 
     // MARK: The walk
 
-    mutating func visit(_ node: Node) {
-        let opset = opsets[node.domain] ?? 1
+    /// The node being visited: what the folding steps read of it.
+    struct Visit {
+        let node: Node
+        let opset: Int
+        /// Its first output (most nodes have one).
+        let out: String
         func input(_ i: Int) -> String { i < node.inputs.count ? node.inputs[i] : "" }
-        func shape(_ i: Int) -> [Int]? { shapeOf(input(i)) }
-        func value(_ i: Int) -> Value? { valueOf(input(i)) }
-        let out = node.outputs.first ?? ""
-        func setShape(_ dims: [Int]?) { if let dims, !out.isEmpty { shapes[out] = dims } }
+    }
 
-        if node.domain == PrivateOps.domain {
-            switch node.opType {
-            case "RMSNorm", "SiLUMul", RotaryFusion.opType: setShape(shape(0))
-            case "FusedAttention": setShape(shape(0))
-            case "AppendKV":
-                if let past = shape(0), let new = shape(1), past.count == 4, new.count == 4,
-                   let total = terms.apply(.add, past[2], new[2]) {
-                    setShape([past[0], past[1], total, past[3]])
-                }
-            case MatMulNBitsGrouping.opType:
-                if let a = shape(0), !a.isEmpty, let ns = node.intsAttribute("Ns"), ns.count == node.outputs.count {
-                    for (k, name) in node.outputs.enumerated() where !name.isEmpty {
-                        shapes[name] = a.dropLast() + [terms.literal(Int64(ns[k]))]
-                    }
-                }
-            default: break
-            }
-            return
-        }
-        if node.domain == "com.microsoft" {
-            if node.opType == "MatMulNBits", let a = shape(0), !a.isEmpty, let n = node.intAttribute("N") {
-                setShape(a.dropLast() + [terms.literal(Int64(n))])
-            }
-            return
-        }
+    mutating func shape(_ n: Visit, _ i: Int) -> [Int]? { shapeOf(n.input(i)) }
+    mutating func value(_ n: Visit, _ i: Int) -> Value? { valueOf(n.input(i)) }
+    mutating func setShape(_ n: Visit, _ dims: [Int]?) { if let dims, !n.out.isEmpty { shapes[n.out] = dims } }
+
+    /// Records what `node` makes known: its output's shape (as terms) and, for the small integer
+    /// and boolean tensors of shape arithmetic, its value. One step per op type below.
+    mutating func visit(_ node: Node) {
+        let n = Visit(node: node, opset: opsets[node.domain] ?? 1, out: node.outputs.first ?? "")
+        if node.domain == PrivateOps.domain { return foldPrivate(n) }
+        if node.domain == "com.microsoft" { return foldMicrosoft(n) }
         guard node.domain.isEmpty else { return }
-
         switch node.opType {
-        case "Shape":
-            guard let dims = shape(0) else { return }
-            let picked = Array(dims[ShapeOperator.axes(start: opset >= 15 ? node.intAttribute("start", default: 0) : 0,
-                                                       end: opset >= 15 ? node.intAttribute("end") : nil, rank: dims.count)])
-            setValue(out, Value(dtype: .int64, shape: [picked.count], terms: picked))
-
-        case "Size":
-            if let dims = shape(0), let p = product(dims) { setValue(out, Value(dtype: .int64, shape: [], terms: [p])) }
-
-        case "Identity":
-            if let v = value(0) { setValue(out, v) } else { setShape(shape(0)) }
-
-        case "Cast":
-            setShape(shape(0))
-            guard let v = value(0), let to = node.castTarget else { return }
-            if to == .int64 {
-                setValue(out, Value(dtype: .int64, shape: v.shape, terms: v.terms))
-            } else if to == .bool && v.dtype == .bool {
-                setValue(out, v)
-            } else if to == .bool && v.dtype == .int64 {
-                let zero = terms.literal(0)
-                let t = v.terms.map { terms.apply(.equal, terms.apply(.equal, $0, zero)!, zero)! }
-                setValue(out, Value(dtype: .bool, shape: v.shape, terms: t))
-            }
-
-        case "Unsqueeze":
-            guard let dims = shape(0) else { return }
-            let axes = opset >= 13 ? constantInts(input(1)) : node.intsAttribute("axes")
-            guard let axes else { return }
-            let rank = dims.count + axes.count
-            let normalized = Set(axes.map { $0 < 0 ? $0 + rank : $0 })
-            guard normalized.count == axes.count, normalized.allSatisfy({ $0 >= 0 && $0 < rank }) else { return }
-            var result: [Int] = []
-            var k = 0
-            for i in 0..<rank {
-                if normalized.contains(i) { result.append(terms.literal(1)) } else { result.append(dims[k]); k += 1 }
-            }
-            reshape(out, value(0), result)
-
-        case "Squeeze":
-            guard let dims = shape(0) else { return }
-            let axes = opset >= 13 ? (input(1).isEmpty ? nil : constantInts(input(1))) : node.intsAttribute("axes")
-            if opset >= 13 && !input(1).isEmpty && axes == nil { return }
-            var result: [Int] = []
-            if let axes {
-                let normalized = Set(axes.map { $0 < 0 ? $0 + dims.count : $0 })
-                for (i, d) in dims.enumerated() {
-                    if normalized.contains(i) {
-                        guard terms.constant(d) == 1 else { return }
-                    } else {
-                        result.append(d)
-                    }
-                }
-            } else {
-                guard dims.allSatisfy({ terms.constant($0) != nil }) else { return }
-                result = dims.filter { terms.constant($0) != 1 }
-            }
-            reshape(out, value(0), result)
-
-        case "Flatten":
-            guard let dims = shape(0) else { return }
-            let axis = node.intAttribute("axis", default: 1)
-            let a = axis < 0 ? axis + dims.count : axis
-            guard a >= 0 && a <= dims.count, let outer = product(dims[..<a]), let inner = product(dims[a...]) else { return }
-            reshape(out, value(0), [outer, inner])
-
-        case "Reshape":
-            guard let dims = shape(0), let target = value(1), target.shape.count == 1 else { return }
-            let allowZero = opset >= 14 && node.intAttribute("allowzero", default: 0) != 0
-            var result: [Int] = []
-            var inferAt: Int?
-            for (i, t) in target.terms.enumerated() {
-                if let c = terms.constant(t) {
-                    if c == -1 {
-                        guard inferAt == nil else { return }
-                        inferAt = i
-                        result.append(terms.literal(1))
-                    } else if c == 0 && !allowZero {
-                        guard i < dims.count else { return }
-                        result.append(dims[i])
-                    } else {
-                        guard c >= 0 else { return }
-                        result.append(t)
-                    }
-                } else {
-                    // A computed size: never -1 when it cannot be negative; 0 copies the input's.
-                    guard terms.isNonNegative(t) else { return }
-                    if allowZero || i >= dims.count {
-                        result.append(t)
-                    } else {
-                        let isZero = terms.apply(.equal, t, terms.literal(0))!
-                        result.append(terms.select(isZero, dims[i], t))
-                    }
-                }
-            }
-            if let k = inferAt {
-                guard let total = product(dims), let known = product(result),
-                      let inferred = terms.apply(.quotient, total, known) else { return }
-                result[k] = inferred
-            }
-            reshape(out, value(0), result)
-
-        case "Transpose":
-            guard let dims = shape(0) else { return }
-            let perm = node.intsAttribute("perm") ?? Array((0..<dims.count).reversed())
-            guard perm.count == dims.count, isPermutation(perm) else { return }
-            if let v = value(0) {
-                guard let staticDims = staticShape(dims) else { return }
-                let strides = contiguousStrides(staticDims)
-                let outShape = perm.map { staticDims[$0] }
-                let picked = forEachIndex(outShape).map { index in
-                    v.terms[zip(index, perm).reduce(0) { $0 + $1.0 * strides[$1.1] }]
-                }
-                setValue(out, Value(dtype: v.dtype, shape: outShape, terms: picked))
-            } else {
-                setShape(perm.map { dims[$0] })
-            }
-
-        case "Gather":
-            guard let dims = shape(0), let indexDims = shape(1), !dims.isEmpty else { return }
-            let axis = node.intAttribute("axis", default: 0)
-            let a = axis < 0 ? axis + dims.count : axis
-            guard a >= 0 && a < dims.count else { return }
-            if let v = value(0), let indices = constantInts(input(1)), let indexShape = value(1)?.shape {
-                let size = v.shape[a]
-                guard indices.allSatisfy({ $0 >= -size && $0 < size }) else { return }
-                let outer = v.shape[..<a].reduce(1, *), inner = v.shape[(a + 1)...].reduce(1, *)
-                var picked: [Int] = []
-                for o in 0..<outer {
-                    for i in indices {
-                        let row = i < 0 ? i + size : i
-                        for k in 0..<inner { picked.append(v.terms[(o * size + row) * inner + k]) }
-                    }
-                }
-                setValue(out, Value(dtype: v.dtype, shape: Array(v.shape[..<a]) + indexShape + Array(v.shape[(a + 1)...]),
-                                    terms: picked))
-            } else {
-                setShape(Array(dims[..<a]) + indexDims + Array(dims[(a + 1)...]))
-            }
-
-        case "Concat":
-            let inputs = node.inputs.filter { !$0.isEmpty }
-            guard let name = inputs.first, let first = shapeOf(name), !first.isEmpty else { return }
-            let axis = node.intAttribute("axis", default: 0)
-            let a = axis < 0 ? axis + first.count : axis
-            guard a >= 0 && a < first.count else { return }
-            let parts = inputs.compactMap { valueOf($0) }
-            if parts.count == inputs.count, parts.allSatisfy({ $0.dtype == parts[0].dtype && $0.shape.count == first.count }) {
-                let outer = parts[0].shape[..<a].reduce(1, *)
-                guard parts.allSatisfy({ $0.shape[..<a].reduce(1, *) == outer && Array($0.shape[(a + 1)...]) == Array(parts[0].shape[(a + 1)...]) })
-                else { return }
-                var joined: [Int] = []
-                for o in 0..<outer {
-                    for p in parts {
-                        let rows = p.terms.count / max(outer, 1)
-                        joined += p.terms[(o * rows)..<((o + 1) * rows)]
-                    }
-                }
-                var outShape = parts[0].shape
-                outShape[a] = parts.reduce(0) { $0 + $1.shape[a] }
-                setValue(out, Value(dtype: parts[0].dtype, shape: outShape, terms: joined))
-            } else {
-                let all = inputs.compactMap { shapeOf($0) }
-                guard all.count == inputs.count, all.allSatisfy({ $0.count == first.count }) else { return }
-                var total = terms.literal(0)
-                for s in all {
-                    guard let t = terms.apply(.add, total, s[a]) else { return }
-                    total = t
-                }
-                var result = first
-                result[a] = total
-                setShape(result)
-            }
-
-        case "Add", "Sub", "Mul", "Div", "Min", "Max":
-            let ops: [String: ShapeTerms.Operation] = ["Add": .add, "Sub": .subtract, "Mul": .multiply, "Div": .divide,
-                                                       "Min": .minimum, "Max": .maximum]
-            if node.inputs.count == 2, let a = value(0), let b = value(1), a.dtype == .int64, b.dtype == .int64 {
-                elementwise(out, [a, b], dtype: .int64) { t, x in t.apply(ops[node.opType]!, x[0], x[1]) }
-            } else {
-                broadcastShapes(node)
-            }
-
-        case "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual":
-            if let a = value(0), let b = value(1), a.dtype == .int64, b.dtype == .int64 {
-                elementwise(out, [a, b], dtype: .bool) { t, x in
-                    switch node.opType {
-                    case "Equal": t.apply(.equal, x[0], x[1])
-                    case "Less": t.apply(.less, x[0], x[1])
-                    case "Greater": t.apply(.less, x[1], x[0])
-                    case "LessOrEqual": t.apply(.lessOrEqual, x[0], x[1])
-                    default: t.apply(.lessOrEqual, x[1], x[0])
-                    }
-                }
-            } else {
-                broadcastShapes(node)
-            }
-
-        case "And", "Or":
-            if let a = value(0), let b = value(1), a.dtype == .bool, b.dtype == .bool {
-                elementwise(out, [a, b], dtype: .bool) { t, x in t.apply(node.opType == "And" ? .and : .or, x[0], x[1]) }
-            } else {
-                broadcastShapes(node)
-            }
-
-        case "Not":
-            if let a = value(0), a.dtype == .bool {
-                elementwise(out, [a], dtype: .bool) { t, x in t.apply(.equal, x[0], t.literal(0)) }
-            } else {
-                setShape(shape(0))
-            }
-
-        case "Where":
-            if let c = value(0), let a = value(1), let b = value(2), c.dtype == .bool, a.dtype == b.dtype {
-                elementwise(out, [c, a, b], dtype: a.dtype) { t, x in t.select(x[0], x[1], x[2]) }
-            } else {
-                broadcastShapes(node)
-            }
-
-        case "Slice":
-            slice(node, opset: opset)
-
-        case "Expand":
-            guard let dims = shape(0), let target = value(1), target.shape.count == 1 else { return }
-            if let v = value(0), let t = constantInts(input(1)), let outShape = try? Broadcast.shape([v.shape, t]) {
-                elementwise(out, [v], dtype: v.dtype, shape: outShape) { _, x in x[0] }
-            } else {
-                setShape(broadcast([dims, target.terms]))
-            }
-
-        case "ConstantOfShape":
-            guard let target = value(0), target.shape.count == 1 else { return }
-            let fill = node.attributes["value"]?.t
-            if let size = constantInts(input(0)), size.allSatisfy({ $0 >= 0 }), let n = elementCount(size), n <= ShapeFolding.maxElements,
-               let fill, let tensor = try? Tensor(proto: fill, model: nil), tensor.count == 1,
-               tensor.dtype == .int64 || tensor.dtype == .bool {
-                let element = tensor.dtype == .bool ? Int64(tensor.rawPointer.load(as: UInt8.self) != 0 ? 1 : 0) : tensor.int64s()[0]
-                setValue(out, Value(dtype: tensor.dtype, shape: size,
-                                    terms: Array(repeating: terms.literal(element), count: n)))
-            } else {
-                setShape(target.terms)
-            }
-
-        case "Range":
-            guard let start = value(0), let limit = value(1), let delta = constantInts(input(2)),
-                  start.dtype == .int64, limit.dtype == .int64, start.terms.count == 1, limit.terms.count == 1,
-                  delta.count == 1, delta[0] > 0 else { return }
-            if let n = stepCount(from: start.terms[0], to: limit.terms[0], step: delta[0]) { setShape([n]) }
-
-        case "MatMul":
-            guard let a = shape(0), let b = shape(1), a.count >= 2, b.count >= 2 else { return }
-            let batch = broadcast([Array(a.dropLast(2)), Array(b.dropLast(2))])
-            setShape(batch + [a[a.count - 2], b[b.count - 1]])
-
-        case "Pow", "Sum", "Mean", "Xor", "Mod", "PRelu", "BitShift":
-            broadcastShapes(node)
-
+        case "Shape": foldShape(n)
+        case "Size": foldSize(n)
+        case "Identity": foldIdentity(n)
+        case "Cast": foldCast(n)
+        case "Unsqueeze": foldUnsqueeze(n)
+        case "Squeeze": foldSqueeze(n)
+        case "Flatten": foldFlatten(n)
+        case "Reshape": foldReshape(n)
+        case "Transpose": foldTranspose(n)
+        case "Gather": foldGather(n)
+        case "Concat": foldConcat(n)
+        case "Add", "Sub", "Mul", "Div", "Min", "Max": foldArithmetic(n)
+        case "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual": foldComparison(n)
+        case "And", "Or": foldLogic(n)
+        case "Not": foldNot(n)
+        case "Where": foldWhere(n)
+        case "Slice": slice(node, opset: n.opset)
+        case "Expand": foldExpand(n)
+        case "ConstantOfShape": foldConstantOfShape(n)
+        case "Range": foldRange(n)
+        case "MatMul": foldMatMul(n)
+        case "Pow", "Sum", "Mean", "Xor", "Mod", "PRelu", "BitShift": broadcastShapes(node)
         case "Neg", "Abs", "Sqrt", "Reciprocal", "Exp", "Log", "Sigmoid", "Tanh", "Relu", "Erf", "Softmax", "LogSoftmax",
              "Sin", "Cos", "IsNaN", "IsInf", "Floor", "Ceil", "Round", "Sign", "CastLike", "Trilu", "LeakyRelu", "Gelu",
              "HardSigmoid", "Elu", "Selu", "Softplus", "Clip", "LayerNormalization", "SimplifiedLayerNormalization":
-            setShape(shape(0))
-
+            setShape(n, shape(n, 0))
         default:
             break
         }
+    }
+
+    /// This runtime's own ops (after the fusions): their outputs' shapes.
+    mutating func foldPrivate(_ n: Visit) {
+        switch n.node.opType {
+        case "RMSNorm", "SiLUMul", RotaryFusion.opType: setShape(n, shape(n, 0))
+        case "FusedAttention": setShape(n, shape(n, 0))
+        case "AppendKV":
+            if let past = shape(n, 0), let new = shape(n, 1), past.count == 4, new.count == 4,
+               let total = terms.apply(.add, past[2], new[2]) {
+                setShape(n, [past[0], past[1], total, past[3]])
+            }
+        case MatMulNBitsGrouping.opType:
+            if let a = shape(n, 0), !a.isEmpty, let ns = n.node.intsAttribute("Ns"), ns.count == n.node.outputs.count {
+                for (k, name) in n.node.outputs.enumerated() where !name.isEmpty {
+                    shapes[name] = a.dropLast() + [terms.literal(Int64(ns[k]))]
+                }
+            }
+        default: break
+        }
+    }
+
+    /// com.microsoft ops: MatMulNBits' output shape.
+    mutating func foldMicrosoft(_ n: Visit) {
+        if n.node.opType == "MatMulNBits", let a = shape(n, 0), !a.isEmpty, let columns = n.node.intAttribute("N") {
+            setShape(n, a.dropLast() + [terms.literal(Int64(columns))])
+        }
+    }
+
+    mutating func foldShape(_ n: Visit) {
+        guard let dims = shape(n, 0) else { return }
+        let picked = Array(dims[ShapeOperator.axes(start: n.opset >= 15 ? n.node.intAttribute("start", default: 0) : 0,
+                                                   end: n.opset >= 15 ? n.node.intAttribute("end") : nil, rank: dims.count)])
+        setValue(n.out, Value(dtype: .int64, shape: [picked.count], terms: picked))
+    }
+
+    mutating func foldSize(_ n: Visit) {
+        if let dims = shape(n, 0), let p = product(dims) { setValue(n.out, Value(dtype: .int64, shape: [], terms: [p])) }
+    }
+
+    mutating func foldIdentity(_ n: Visit) {
+        if let v = value(n, 0) { setValue(n.out, v) } else { setShape(n, shape(n, 0)) }
+    }
+
+    mutating func foldCast(_ n: Visit) {
+        setShape(n, shape(n, 0))
+        guard let v = value(n, 0), let to = n.node.castTarget else { return }
+        if to == .int64 {
+            setValue(n.out, Value(dtype: .int64, shape: v.shape, terms: v.terms))
+        } else if to == .bool && v.dtype == .bool {
+            setValue(n.out, v)
+        } else if to == .bool && v.dtype == .int64 {
+            let zero = terms.literal(0)
+            let t = v.terms.map { terms.apply(.equal, terms.apply(.equal, $0, zero)!, zero)! }
+            setValue(n.out, Value(dtype: .bool, shape: v.shape, terms: t))
+        }
+    }
+
+    mutating func foldUnsqueeze(_ n: Visit) {
+        guard let dims = shape(n, 0) else { return }
+        let axes = n.opset >= 13 ? constantInts(n.input(1)) : n.node.intsAttribute("axes")
+        guard let axes else { return }
+        let rank = dims.count + axes.count
+        let normalized = Set(axes.map { $0 < 0 ? $0 + rank : $0 })
+        guard normalized.count == axes.count, normalized.allSatisfy({ $0 >= 0 && $0 < rank }) else { return }
+        var result: [Int] = []
+        var k = 0
+        for i in 0..<rank {
+            if normalized.contains(i) { result.append(terms.literal(1)) } else { result.append(dims[k]); k += 1 }
+        }
+        reshape(n.out, value(n, 0), result)
+    }
+
+    mutating func foldSqueeze(_ n: Visit) {
+        guard let dims = shape(n, 0) else { return }
+        let axes = n.opset >= 13 ? (n.input(1).isEmpty ? nil : constantInts(n.input(1))) : n.node.intsAttribute("axes")
+        if n.opset >= 13 && !n.input(1).isEmpty && axes == nil { return }
+        var result: [Int] = []
+        if let axes {
+            let normalized = Set(axes.map { $0 < 0 ? $0 + dims.count : $0 })
+            for (i, d) in dims.enumerated() {
+                if normalized.contains(i) {
+                    guard terms.constant(d) == 1 else { return }
+                } else {
+                    result.append(d)
+                }
+            }
+        } else {
+            guard dims.allSatisfy({ terms.constant($0) != nil }) else { return }
+            result = dims.filter { terms.constant($0) != 1 }
+        }
+        reshape(n.out, value(n, 0), result)
+    }
+
+    mutating func foldFlatten(_ n: Visit) {
+        guard let dims = shape(n, 0) else { return }
+        let axis = n.node.intAttribute("axis", default: 1)
+        let a = axis < 0 ? axis + dims.count : axis
+        guard a >= 0 && a <= dims.count, let outer = product(dims[..<a]), let inner = product(dims[a...]) else { return }
+        reshape(n.out, value(n, 0), [outer, inner])
+    }
+
+    mutating func foldReshape(_ n: Visit) {
+        guard let dims = shape(n, 0), let target = value(n, 1), target.shape.count == 1 else { return }
+        let allowZero = n.opset >= 14 && n.node.intAttribute("allowzero", default: 0) != 0
+        var result: [Int] = []
+        var inferAt: Int?
+        for (i, t) in target.terms.enumerated() {
+            if let c = terms.constant(t) {
+                if c == -1 {
+                    guard inferAt == nil else { return }
+                    inferAt = i
+                    result.append(terms.literal(1))
+                } else if c == 0 && !allowZero {
+                    guard i < dims.count else { return }
+                    result.append(dims[i])
+                } else {
+                    guard c >= 0 else { return }
+                    result.append(t)
+                }
+            } else {
+                // A computed size: never -1 when it cannot be negative; 0 copies the input's.
+                guard terms.isNonNegative(t) else { return }
+                if allowZero || i >= dims.count {
+                    result.append(t)
+                } else {
+                    let isZero = terms.apply(.equal, t, terms.literal(0))!
+                    result.append(terms.select(isZero, dims[i], t))
+                }
+            }
+        }
+        if let k = inferAt {
+            guard let total = product(dims), let known = product(result),
+                  let inferred = terms.apply(.quotient, total, known) else { return }
+            result[k] = inferred
+        }
+        reshape(n.out, value(n, 0), result)
+    }
+
+    mutating func foldTranspose(_ n: Visit) {
+        guard let dims = shape(n, 0) else { return }
+        let perm = n.node.intsAttribute("perm") ?? Array((0..<dims.count).reversed())
+        guard perm.count == dims.count, isPermutation(perm) else { return }
+        if let v = value(n, 0) {
+            guard let staticDims = staticShape(dims) else { return }
+            let strides = contiguousStrides(staticDims)
+            let outShape = perm.map { staticDims[$0] }
+            let picked = forEachIndex(outShape).map { index in
+                v.terms[zip(index, perm).reduce(0) { $0 + $1.0 * strides[$1.1] }]
+            }
+            setValue(n.out, Value(dtype: v.dtype, shape: outShape, terms: picked))
+        } else {
+            setShape(n, perm.map { dims[$0] })
+        }
+    }
+
+    mutating func foldGather(_ n: Visit) {
+        guard let dims = shape(n, 0), let indexDims = shape(n, 1), !dims.isEmpty else { return }
+        let axis = n.node.intAttribute("axis", default: 0)
+        let a = axis < 0 ? axis + dims.count : axis
+        guard a >= 0 && a < dims.count else { return }
+        if let v = value(n, 0), let indices = constantInts(n.input(1)), let indexShape = value(n, 1)?.shape {
+            let size = v.shape[a]
+            guard indices.allSatisfy({ $0 >= -size && $0 < size }) else { return }
+            let outer = v.shape[..<a].reduce(1, *), inner = v.shape[(a + 1)...].reduce(1, *)
+            var picked: [Int] = []
+            for o in 0..<outer {
+                for i in indices {
+                    let row = i < 0 ? i + size : i
+                    for k in 0..<inner { picked.append(v.terms[(o * size + row) * inner + k]) }
+                }
+            }
+            setValue(n.out, Value(dtype: v.dtype, shape: Array(v.shape[..<a]) + indexShape + Array(v.shape[(a + 1)...]),
+                                terms: picked))
+        } else {
+            setShape(n, Array(dims[..<a]) + indexDims + Array(dims[(a + 1)...]))
+        }
+    }
+
+    mutating func foldConcat(_ n: Visit) {
+        let inputs = n.node.inputs.filter { !$0.isEmpty }
+        guard let name = inputs.first, let first = shapeOf(name), !first.isEmpty else { return }
+        let axis = n.node.intAttribute("axis", default: 0)
+        let a = axis < 0 ? axis + first.count : axis
+        guard a >= 0 && a < first.count else { return }
+        let parts = inputs.compactMap { valueOf($0) }
+        if parts.count == inputs.count, parts.allSatisfy({ $0.dtype == parts[0].dtype && $0.shape.count == first.count }) {
+            let outer = parts[0].shape[..<a].reduce(1, *)
+            guard parts.allSatisfy({ $0.shape[..<a].reduce(1, *) == outer && Array($0.shape[(a + 1)...]) == Array(parts[0].shape[(a + 1)...]) })
+            else { return }
+            var joined: [Int] = []
+            for o in 0..<outer {
+                for p in parts {
+                    let rows = p.terms.count / max(outer, 1)
+                    joined += p.terms[(o * rows)..<((o + 1) * rows)]
+                }
+            }
+            var outShape = parts[0].shape
+            outShape[a] = parts.reduce(0) { $0 + $1.shape[a] }
+            setValue(n.out, Value(dtype: parts[0].dtype, shape: outShape, terms: joined))
+        } else {
+            let all = inputs.compactMap { shapeOf($0) }
+            guard all.count == inputs.count, all.allSatisfy({ $0.count == first.count }) else { return }
+            var total = terms.literal(0)
+            for s in all {
+                guard let t = terms.apply(.add, total, s[a]) else { return }
+                total = t
+            }
+            var result = first
+            result[a] = total
+            setShape(n, result)
+        }
+    }
+
+    mutating func foldArithmetic(_ n: Visit) {
+        let ops: [String: ShapeTerms.Operation] = ["Add": .add, "Sub": .subtract, "Mul": .multiply, "Div": .divide,
+                                                   "Min": .minimum, "Max": .maximum]
+        if n.node.inputs.count == 2, let a = value(n, 0), let b = value(n, 1), a.dtype == .int64, b.dtype == .int64 {
+            elementwise(n.out, [a, b], dtype: .int64) { t, x in t.apply(ops[n.node.opType]!, x[0], x[1]) }
+        } else {
+            broadcastShapes(n.node)
+        }
+    }
+
+    mutating func foldComparison(_ n: Visit) {
+        if let a = value(n, 0), let b = value(n, 1), a.dtype == .int64, b.dtype == .int64 {
+            elementwise(n.out, [a, b], dtype: .bool) { t, x in
+                switch n.node.opType {
+                case "Equal": t.apply(.equal, x[0], x[1])
+                case "Less": t.apply(.less, x[0], x[1])
+                case "Greater": t.apply(.less, x[1], x[0])
+                case "LessOrEqual": t.apply(.lessOrEqual, x[0], x[1])
+                default: t.apply(.lessOrEqual, x[1], x[0])
+                }
+            }
+        } else {
+            broadcastShapes(n.node)
+        }
+    }
+
+    mutating func foldLogic(_ n: Visit) {
+        if let a = value(n, 0), let b = value(n, 1), a.dtype == .bool, b.dtype == .bool {
+            elementwise(n.out, [a, b], dtype: .bool) { t, x in t.apply(n.node.opType == "And" ? .and : .or, x[0], x[1]) }
+        } else {
+            broadcastShapes(n.node)
+        }
+    }
+
+    mutating func foldNot(_ n: Visit) {
+        if let a = value(n, 0), a.dtype == .bool {
+            elementwise(n.out, [a], dtype: .bool) { t, x in t.apply(.equal, x[0], t.literal(0)) }
+        } else {
+            setShape(n, shape(n, 0))
+        }
+    }
+
+    mutating func foldWhere(_ n: Visit) {
+        if let c = value(n, 0), let a = value(n, 1), let b = value(n, 2), c.dtype == .bool, a.dtype == b.dtype {
+            elementwise(n.out, [c, a, b], dtype: a.dtype) { t, x in t.select(x[0], x[1], x[2]) }
+        } else {
+            broadcastShapes(n.node)
+        }
+    }
+
+    mutating func foldExpand(_ n: Visit) {
+        guard let dims = shape(n, 0), let target = value(n, 1), target.shape.count == 1 else { return }
+        if let v = value(n, 0), let t = constantInts(n.input(1)), let outShape = try? Broadcast.shape([v.shape, t]) {
+            elementwise(n.out, [v], dtype: v.dtype, shape: outShape) { _, x in x[0] }
+        } else {
+            setShape(n, broadcast([dims, target.terms]))
+        }
+    }
+
+    mutating func foldConstantOfShape(_ n: Visit) {
+        guard let target = value(n, 0), target.shape.count == 1 else { return }
+        let fill = n.node.attributes["value"]?.t
+        if let size = constantInts(n.input(0)), size.allSatisfy({ $0 >= 0 }), let count = elementCount(size), count <= ShapeFolding.maxElements,
+           let fill, let tensor = try? Tensor(proto: fill, model: nil), tensor.count == 1,
+           tensor.dtype == .int64 || tensor.dtype == .bool {
+            let element = tensor.dtype == .bool ? Int64(tensor.rawPointer.load(as: UInt8.self) != 0 ? 1 : 0) : tensor.int64s()[0]
+            setValue(n.out, Value(dtype: tensor.dtype, shape: size,
+                                terms: Array(repeating: terms.literal(element), count: count)))
+        } else {
+            setShape(n, target.terms)
+        }
+    }
+
+    mutating func foldRange(_ n: Visit) {
+        guard let start = value(n, 0), let limit = value(n, 1), let delta = constantInts(n.input(2)),
+              start.dtype == .int64, limit.dtype == .int64, start.terms.count == 1, limit.terms.count == 1,
+              delta.count == 1, delta[0] > 0 else { return }
+        if let count = stepCount(from: start.terms[0], to: limit.terms[0], step: delta[0]) { setShape(n, [count]) }
+    }
+
+    mutating func foldMatMul(_ n: Visit) {
+        guard let a = shape(n, 0), let b = shape(n, 1), a.count >= 2, b.count >= 2 else { return }
+        let batch = broadcast([Array(a.dropLast(2)), Array(b.dropLast(2))])
+        setShape(n, batch + [a[a.count - 2], b[b.count - 1]])
     }
 
     /// Broadcast of the node's inputs' shapes, when all are known.
