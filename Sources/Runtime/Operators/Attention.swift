@@ -377,14 +377,7 @@ struct RMSNormOperator: Operator {
         let px = x.pointer(as: Float.self), pw = w.pointer(as: Float.self), po = out.pointer(as: Float.self)
         let rows = x.count / n
         parallelFor(rows, minChunk: max(1, 16384 / n)) { range in
-            for r in range {
-                let row = px + r * n, dst = po + r * n
-                var acc: Float = 0
-                for j in 0..<n { acc += row[j] * row[j] }
-                let mean = Float(Double(acc) / Double(n))
-                let inverse = 1 / (mean + eps).squareRoot()
-                for j in 0..<n { dst[j] = pw[j] * (row[j] * inverse) }
-            }
+            for r in range { rmsNormRow(px + r * n, weight: pw, count: n, epsilon: eps, into: po + r * n) }
         }
         return [out]
     }
