@@ -54,7 +54,7 @@ let package = Package(
             linkerSettings: [.linkedFramework("Accelerate", .when(platforms: [.macOS, .iOS, .visionOS, .tvOS, .watchOS]))]
         ),
         // Tensor, Graph, Session, operators, passes.
-        .target(name: "Runtime", dependencies: ["ONNX", "Kernels", "CKernels"]),
+        .target(name: "Runtime", dependencies: ["ONNX", "Kernels"]),
         // tokenizer.json byte-level BPE, pre-tokenizer, streaming decode, chat templates.
         .target(name: "Tokenizer"),
         // The library users import: model directory, generation, sampling.

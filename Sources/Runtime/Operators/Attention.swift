@@ -1,4 +1,3 @@
-import CKernels
 import Kernels
 import Synchronization
 
@@ -60,7 +59,7 @@ struct FusedAttentionOperator: Operator {
         let rows = b * h * s
         if rows == 0 || d == 0 { return [narrowResult(out, to: qIn.dtype)] }
         let group = h / kvh
-        let kHalf: Int32 = k.dtype == .float16 ? 1 : 0, vHalf: Int32 = v.dtype == .float16 ? 1 : 0
+        let kHalf = k.dtype == .float16, vHalf = v.dtype == .float16
         let kRaw = UnsafeRawPointer(k.pointer(as: UInt8.self)), vRaw = UnsafeRawPointer(v.pointer(as: UInt8.self))
         let kBytes = k.dtype == .float16 ? 2 : 4, vBytes = v.dtype == .float16 ? 2 : 4
         let pq = q.pointer(as: Float.self), po = out.pointer(as: Float.self)
@@ -68,7 +67,6 @@ struct FusedAttentionOperator: Operator {
         let strides = maskStrides
         // Elements between consecutive heads of K and V (more than T · D in a KV-cache view).
         let kHead = (k.cacheCapacity ?? t) * d, vHead = (v.cacheCapacity ?? t) * d
-        let nanToZero: Int32 = self.nanToZero ? 1 : 0
         if s * group >= FusedAttentionOperator.gemmRows && t > 0 {
             // Prefill: the query rows of a key/value head's group, times its keys and values,
             // are two GEMMs (BLAS) around a row softmax; see `gemmGroups`.
@@ -76,7 +74,7 @@ struct FusedAttentionOperator: Operator {
                        s: s, t: t, d: d, scale: scale, mask: pm, maskStrides: strides, out: po)
             return [narrowResult(out, to: qIn.dtype)]
         }
-        if kHalf == 0 && vHalf == 0 {
+        if !kHalf && !vHalf {
             // Decode: the `group` query heads of a key/value head at one position read its keys
             // and values together (one pass over the cache per group, not one per head).
             let pk = k.pointer(as: Float.self), pv = v.pointer(as: Float.self)
@@ -87,8 +85,10 @@ struct FusedAttentionOperator: Operator {
                     let si = unit % s, g = (unit / s) % kvh, bi = unit / (s * kvh)
                     let row = (bi * h + g * group) * s + si
                     let m = pm.map { $0 + bi * strides[0] + g * group * strides[1] + si * strides[2] }
-                    qk_attention_group(pq + row * d, s * d, group, pk + (bi * kvh + g) * kHead, pv + (bi * kvh + g) * vHead, t, d,
-                                       scale, m, strides[1], nanToZero, scores, po + row * d, s * d)
+                    attentionGroup(query: pq + row * d, queryStride: s * d, rows: group, keys: pk + (bi * kvh + g) * kHead,
+                                   values: pv + (bi * kvh + g) * vHead, count: t, depth: d, scale: scale, mask: m,
+                                   maskStride: strides[1], nanToZero: nanToZero, scores: scores, into: po + row * d,
+                                   outStride: s * d)
                 }
             }
             return [narrowResult(out, to: qIn.dtype)]
@@ -100,8 +100,9 @@ struct FusedAttentionOperator: Operator {
                 let si = row % s, hi = (row / s) % h, bi = row / (s * h)
                 let head = bi * kvh + hi / group
                 let m = pm.map { $0 + bi * strides[0] + hi * strides[1] + si * strides[2] }
-                qk_attention_row(pq + row * d, kRaw + head * kHead * kBytes, kHalf, vRaw + head * vHead * vBytes, vHalf, t, d, scale,
-                                 m, nanToZero, scores, po + row * d)
+                attentionRow(query: pq + row * d, keys: kRaw + head * kHead * kBytes, kHalf: kHalf,
+                             values: vRaw + head * vHead * vBytes, vHalf: vHalf, count: t, depth: d, scale: scale, mask: m,
+                             nanToZero: nanToZero, scores: scores, into: po + row * d)
             }
         }
         return [narrowResult(out, to: qIn.dtype)]
@@ -180,7 +181,6 @@ struct FusedAttentionOperator: Operator {
 
         let block = min(s, max(8, FusedAttentionOperator.unitRows / group / 8 * 8))
         let blocks = (s + block - 1) / block
-        let nanToZero: Int32 = self.nanToZero ? 1 : 0
         // One unit per chunk: they differ in size, so the threads take them one at a time.
         parallelFor(b * kvh * blocks, chunksPerThread: b * kvh * blocks) { units in
             let scores = UnsafeMutablePointer<Float>.allocate(capacity: group * block * t)
@@ -211,7 +211,7 @@ struct FusedAttentionOperator: Operator {
                 for r in 0..<rows {
                     let hh = g * group + r / n, si = s0 + r % n
                     let m = pm.map { $0 + bi * strides[0] + hh * strides[1] + si * strides[2] }
-                    qk_softmax_row(scores + r * tk, m, tk, nanToZero)
+                    maskedSoftmaxRow(scores + r * tk, mask: m, count: tk, nanToZero: nanToZero)
                 }
                 sgemm(m: rows, n: d, k: tk, a: scores, lda: tk, b: pv, ldb: d, c: o, ldc: d, threaded: false)
                 if let oRows {
@@ -253,7 +253,7 @@ struct SiLUMulOperator: Operator {
         let out = Tensor(dtype: .float, shape: x.shape)
         let n = x.count / rows
         for r in 0..<rows {
-            qk_silu_mul(x.pointer(as: Float.self) + r * n, u.pointer(as: Float.self) + r * n, out.pointer(as: Float.self) + r * n, n)
+            siluMul(x.pointer(as: Float.self) + r * n, u.pointer(as: Float.self) + r * n, into: out.pointer(as: Float.self) + r * n, count: n)
         }
         return [out]
     }
@@ -263,13 +263,13 @@ struct SiLUMulOperator: Operator {
         guard x.dtype == .float, u.dtype == .float else { throw OpError("SiLUMul takes float32 X and U, got \(x.dtype), \(u.dtype)") }
         guard x.shape == u.shape else {
             let s = Tensor(dtype: .float, shape: x.shape)
-            qk_sigmoid(x.pointer(as: Float.self), s.pointer(as: Float.self), x.count)
+            sigmoid(x.pointer(as: Float.self), into: s.pointer(as: Float.self), count: x.count)
             return [try binaryArithmetic(MulKind.self, try binaryArithmetic(MulKind.self, x, s), u)]
         }
         let out = Tensor(dtype: .float, shape: x.shape)
         let px = x.pointer(as: Float.self), pu = u.pointer(as: Float.self), po = out.pointer(as: Float.self)
         parallelFor(x.count, minChunk: 1 << 15, granularity: 256) { r in
-            qk_silu_mul(px + r.lowerBound, pu + r.lowerBound, po + r.lowerBound, r.count)
+            siluMul(px + r.lowerBound, pu + r.lowerBound, into: po + r.lowerBound, count: r.count)
         }
         return [out]
     }
@@ -356,8 +356,7 @@ struct AppendKVOperator: Operator {
             dst.update(from: src, count: n)
             return
         }
-        if n == 0 || qk_round_to_half(src, dst, n) != 0 { return }
-        for i in 0..<n { dst[i] = Float(Float16(src[i])) }
+        roundToHalf(src, into: dst, count: n)
     }
 }
 

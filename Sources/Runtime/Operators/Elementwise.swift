@@ -1,4 +1,3 @@
-import CKernels
 import Foundation
 import Kernels
 
@@ -367,7 +366,7 @@ struct UnaryOperator: Operator {
             case .neg: map(x, out) { -$0 }
             case .sqrt: map(x, out) { $0.squareRoot() }
             case .reciprocal: map(x, out) { 1 / $0 }
-            case .sigmoid where x.dtype == .float: qk_sigmoid(x.pointer(as: Float.self), out.pointer(as: Float.self), n)
+            case .sigmoid where x.dtype == .float: Kernels.sigmoid(x.pointer(as: Float.self), into: out.pointer(as: Float.self), count: n)
             case .sigmoid: map(x, out) { UnaryFunction.sigmoid.apply($0) }
             case .exp: map(x, out) { Foundation.expf($0) }
             case .cos: map(x, out) { Foundation.cosf($0) }

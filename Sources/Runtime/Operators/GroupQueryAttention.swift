@@ -1,4 +1,3 @@
-import CKernels
 import Foundation
 import Kernels
 
@@ -301,8 +300,7 @@ struct GroupQueryAttentionOperator: Operator {
 
     private func roundToHalf(_ t: Tensor) {
         let p = t.pointer(as: Float.self)
-        if t.count == 0 || qk_round_to_half(p, p, t.count) != 0 { return }
-        for i in 0..<t.count { p[i] = Float(Float16(p[i])) }
+        Kernels.roundToHalf(p, into: p, count: t.count)
     }
 }
 

@@ -1,4 +1,3 @@
-import CKernels
 import Kernels
 
 /// com.microsoft.MatMulBnb4 (the transformers.js `bnb4` exports, made by onnxruntime's
@@ -50,8 +49,8 @@ struct MatMulBnb4Operator: Operator {
         if m <= 2 {
             for row in 0..<m {
                 parallelFor(n, minChunk: max(16, (1 << 17) / k)) { rows in
-                    qk_bnb4_gemv(pb, ps, blockSize, quantType, k, pa + row * k, rows.lowerBound, rows.upperBound,
-                                 po + row * n + rows.lowerBound, 0)
+                    bnb4Gemv(pb, absmax: ps, blockSize: blockSize, quantType: quantType, k: k, a: pa + row * k, rows: rows,
+                             into: po + row * n + rows.lowerBound)
                 }
             }
         } else {
@@ -62,8 +61,8 @@ struct MatMulBnb4Operator: Operator {
             while n0 < n {
                 let rows = min(tile, n - n0), start = n0
                 parallelFor(rows, minChunk: 16) { r in
-                    qk_bnb4_dequantize(pb, ps, blockSize, quantType, k, start + r.lowerBound, start + r.upperBound,
-                                       deq + r.lowerBound * k)
+                    bnb4Dequantize(pb, absmax: ps, blockSize: blockSize, quantType: quantType, k: k,
+                                   rows: (start + r.lowerBound)..<(start + r.upperBound), into: deq + r.lowerBound * k)
                 }
                 sgemm(transB: true, m: m, n: rows, k: k, a: pa, lda: k, b: deq, ldb: k, c: po + n0, ldc: n)
                 n0 += rows

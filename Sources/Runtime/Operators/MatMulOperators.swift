@@ -1,4 +1,3 @@
-import CKernels
 import Kernels
 
 // MatMul, Gemm and com.microsoft.MatMulNBits. float16 operands are widened to float32, multiplied
@@ -110,13 +109,7 @@ struct HalfWeightMatMulOperator: Operator {
         if m <= 2 {
             for row in 0..<m {
                 parallelFor(n, minChunk: max(16, (1 << 16) / max(k, 1)), granularity: 4) { range in
-                    if qk_f16_gemv_rows(pa + row * k, pw, k, range.lowerBound, range.upperBound, po + row * n + range.lowerBound) == 0 {
-                        for j in range {
-                            var s: Float = 0
-                            for c in 0..<k { s += pa[row * k + c] * Float(ph[j * k + c]) }
-                            po[row * n + j] = s
-                        }
-                    }
+                    halfWeightGemvRows(pa + row * k, weights: pw, k: k, rows: range, into: po + row * n + range.lowerBound)
                 }
             }
         } else {

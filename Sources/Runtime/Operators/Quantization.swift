@@ -1,4 +1,3 @@
-import CKernels
 import Kernels
 
 // Integer quantization as ONNX defines it and ONNX Runtime's CPU kernels compute it:
@@ -300,10 +299,10 @@ struct MatMulIntegerOperator: Operator {
                 storage: TensorStorage(borrowing: b.rawPointer + ib * k * n, byteCount: k * n, owner: b.storage)))!
             let pc = out.pointer(as: Int32.self) + bi * m * n
             let pb = UnsafePointer(columns.storage.pointer(as: UInt8.self))
-            let pa = UnsafePointer(aRows), signed: Int32 = columns.signed ? 1 : 0
+            let pa = UnsafePointer(aRows)
             parallelFor(n, minChunk: max(16, 65536 / max(kp * max(m, 1), 1))) { cols in
-                qk_int_gemm(m, cols.count, kp, pa, kp, pb + cols.lowerBound * kp, kp, signed,
-                            pc + cols.lowerBound, n, 0)
+                intGemm(m: m, n: cols.count, kp: kp, a: pa, lda: kp, b: pb + cols.lowerBound * kp, ldb: kp, bSigned: columns.signed,
+                        c: pc + cols.lowerBound, ldc: n)
             }
             if bZero.contains(where: { $0 != 0 }) {
                 for r in 0..<m {

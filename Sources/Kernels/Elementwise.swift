@@ -1,0 +1,76 @@
+import CKernels
+
+// The C kernels' elementwise loops (vectorised, chosen at run time; scalar fallbacks inside), for
+// the operators: Runtime calls Kernels, never CKernels.
+
+/// y[i] = 1 / (1 + e^-x[i]) (`qk_sigmoid`).
+public func sigmoid(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int) {
+    qk_sigmoid(x, y, count)
+}
+
+/// y[i] = (x[i] · sigmoid(x[i])) · u[i], the SiLU-gated MLP (`qk_silu_mul`); y may alias neither input.
+public func siluMul(_ x: UnsafePointer<Float>, _ u: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int) {
+    qk_silu_mul(x, u, y, count)
+}
+
+/// dst[i] = src[i] rounded to float16 (nearest, ties to even) and widened back; src and dst may
+/// be the same.
+public func roundToHalf(_ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, count: Int) {
+    if count == 0 || qk_round_to_half(src, dst, count) != 0 { return }
+    for i in 0..<count { dst[i] = Float(Float16(src[i])) }
+}
+
+/// scores[t] = softmax(scores + mask)[t] in place (mask may be nil); NaN → 0 when `nanToZero`
+/// (`qk_softmax_row`: the softmax of the fused attention).
+public func maskedSoftmaxRow(_ scores: UnsafeMutablePointer<Float>, mask: UnsafePointer<Float>?, count: Int, nanToZero: Bool) {
+    qk_softmax_row(scores, mask, count, nanToZero ? 1 : 0)
+}
+
+/// One row of scaled dot-product attention (`qk_attention_row`): keys and values float16 or
+/// float32 per `kHalf` / `vHalf`; `scores` is scratch for `keys` floats.
+public func attentionRow(query: UnsafePointer<Float>, keys: UnsafeRawPointer, kHalf: Bool, values: UnsafeRawPointer,
+                         vHalf: Bool, count: Int, depth: Int, scale: Float, mask: UnsafePointer<Float>?, nanToZero: Bool,
+                         scores: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>) {
+    qk_attention_row(query, keys, kHalf ? 1 : 0, values, vHalf ? 1 : 0, count, depth, scale, mask, nanToZero ? 1 : 0,
+                     scores, out)
+}
+
+/// `attentionRow` for `rows` query rows sharing float32 keys and values (`qk_attention_group`).
+public func attentionGroup(query: UnsafePointer<Float>, queryStride: Int, rows: Int, keys: UnsafePointer<Float>,
+                           values: UnsafePointer<Float>, count: Int, depth: Int, scale: Float, mask: UnsafePointer<Float>?,
+                           maskStride: Int, nanToZero: Bool, scores: UnsafeMutablePointer<Float>,
+                           into out: UnsafeMutablePointer<Float>, outStride: Int) {
+    qk_attention_group(query, queryStride, rows, keys, values, count, depth, scale, mask, maskStride, nanToZero ? 1 : 0,
+                       scores, out, outStride)
+}
+
+/// Exact int32 products for MatMulInteger (`qk_int_gemm`): c[i·ldc + j] = Σ a[i·lda + k] · b[j·ldb + k].
+public func intGemm(m: Int, n: Int, kp: Int, a: UnsafePointer<Int16>, lda: Int, b: UnsafePointer<UInt8>, ldb: Int,
+                    bSigned: Bool, c: UnsafeMutablePointer<Int32>, ldc: Int) {
+    qk_int_gemm(m, n, kp, a, lda, b, ldb, bSigned ? 1 : 0, c, ldc, 0)
+}
+
+/// MatMulBnb4 (bitsandbytes 4-bit) GEMV over rows of B (`qk_bnb4_gemv`).
+public func bnb4Gemv(_ b: UnsafePointer<UInt8>, absmax: UnsafePointer<Float>, blockSize: Int, quantType: Int32, k: Int,
+                     a: UnsafePointer<Float>, rows: Range<Int>, into y: UnsafeMutablePointer<Float>) {
+    qk_bnb4_gemv(b, absmax, blockSize, quantType, k, a, rows.lowerBound, rows.upperBound, y, 0)
+}
+
+/// Rows of a MatMulBnb4 B dequantized to float32 (`qk_bnb4_dequantize`).
+public func bnb4Dequantize(_ b: UnsafePointer<UInt8>, absmax: UnsafePointer<Float>, blockSize: Int, quantType: Int32, k: Int,
+                           rows: Range<Int>, into dst: UnsafeMutablePointer<Float>) {
+    qk_bnb4_dequantize(b, absmax, blockSize, quantType, k, rows.lowerBound, rows.upperBound, dst)
+}
+
+/// y[r − rows.lowerBound] = Σ a[c] · W[r, c] for float16 weight rows W [rows, k]
+/// (`qk_f16_gemv_rows`, F16C or NEON), a scalar loop where the CPU has no SIMD kernel.
+public func halfWeightGemvRows(_ a: UnsafePointer<Float>, weights: UnsafePointer<UInt16>, k: Int, rows: Range<Int>,
+                               into y: UnsafeMutablePointer<Float>) {
+    if qk_f16_gemv_rows(a, weights, k, rows.lowerBound, rows.upperBound, y) != 0 { return }
+    let half = UnsafeRawPointer(weights).assumingMemoryBound(to: Float16.self)
+    for (i, j) in rows.enumerated() {
+        var s: Float = 0
+        for c in 0..<k { s += a[c] * Float(half[j * k + c]) }
+        y[i] = s
+    }
+}
