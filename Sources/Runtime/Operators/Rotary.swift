@@ -81,14 +81,7 @@ struct RotaryOperator: Operator {
         let po = out.pointer(as: Float.self)
         @inline(__always) func rotate(_ xr: UnsafePointer<Float>, _ cr: UnsafePointer<Float>, _ sr: UnsafePointer<Float>,
                                       _ yr: UnsafeMutablePointer<Float>) {
-            for i in 0..<h {
-                let direct = xr[i] * cr[i], rotated = -xr[i + h] * sr[i]
-                yr[i] = direct + rotated
-            }
-            for i in h..<d {
-                let direct = xr[i] * cr[i], rotated = xr[i - h] * sr[i]
-                yr[i] = direct + rotated
-            }
+            rotateHalfRow(xr, cos: cr, sin: sr, count: d, into: yr)
         }
         if cos.count == d && rows * d <= 16384 {
             // One cos/sin row for every row of x (a decode step's position).
