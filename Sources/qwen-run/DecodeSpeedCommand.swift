@@ -41,8 +41,7 @@ struct DecodeSpeedCommand: ParsableCommand {
         }
         guard steps > 0 else { throw ValidationError("--steps must be positive") }
         let qwen = try QwenModel(directory: URL(fileURLWithPath: model),
-                                 options: LoadOptions(onnxFile: onnx, weightCacheDirectory: LoadOptions.defaultWeightCacheDirectory,
-                                                      int8Activations: activations.int8, decodeActivations: activations.decode))
+                                 options: activations.loadOptions(onnxFile: onnx))
         var results: [(Int, Double)] = []
         for p in list {
             let rate = try qwen.decodeTokensPerSecond(atPosition: p, steps: steps)
@@ -92,8 +91,7 @@ struct StepwiseLogitsCommand: ParsableCommand {
         }
         guard !list.isEmpty else { throw ValidationError("--ids is empty") }
         let qwen = try QwenModel(directory: URL(fileURLWithPath: model),
-                                 options: LoadOptions(onnxFile: onnx, weightCacheDirectory: LoadOptions.defaultWeightCacheDirectory,
-                                                      int8Activations: activations.int8, decodeActivations: activations.decode))
+                                 options: activations.loadOptions(onnxFile: onnx))
         let rows = try qwen.stepwiseLogits(list)
         let vocabulary = rows[0].count
         try NumPy.write(Tensor(rows.flatMap { $0 }, shape: [rows.count, vocabulary]), to: output)

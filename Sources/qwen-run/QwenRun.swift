@@ -51,6 +51,13 @@ struct ActivationOptions: ParsableArguments {
 
     @Option(name: .customLong("decode-activations"), help: "How the other decode-step MatMulNBits products take their activations: automatic (int16 per block of 32 in float16 nodes, whose results the graph rounds to float16; float32 in float32 nodes; the default), float32 (as ONNX Runtime computes; slower), int16 (everywhere).")
     var decode: DecodeActivations = .automatic
+
+    /// How a command loads its model: these activation modes, `onnxFile` and `threads`, and the
+    /// weight cache of a command-line tool (`LoadOptions.defaultWeightCacheDirectory`).
+    func loadOptions(onnxFile: String?, threads: Int? = nil) -> LoadOptions {
+        LoadOptions(onnxFile: onnxFile, threads: threads, weightCacheDirectory: LoadOptions.defaultWeightCacheDirectory,
+                    int8Activations: int8, decodeActivations: decode)
+    }
 }
 
 /// `--model`, `--onnx` or `--dtype`, and the activation options: the model a generating command
@@ -79,11 +86,9 @@ struct ModelOptions: ParsableArguments {
     /// The onnx/ file chosen by --onnx or --dtype (nil: the directory's default).
     func onnxFile() throws -> String? { try onnx ?? dtype.map(ModelDirectory.onnxFile(forDType:)) }
 
-    /// How the model loads: the chosen file, threads and activation modes, and the weight cache
-    /// of a command-line tool (`LoadOptions.defaultWeightCacheDirectory`).
+    /// How the model loads: the chosen file, threads and activation modes.
     func loadOptions() throws -> LoadOptions {
-        LoadOptions(onnxFile: try onnxFile(), threads: threads, weightCacheDirectory: LoadOptions.defaultWeightCacheDirectory,
-                    int8Activations: activations.int8, decodeActivations: activations.decode)
+        activations.loadOptions(onnxFile: try onnxFile(), threads: threads)
     }
 
     /// Loads the model on this thread.
