@@ -15,6 +15,12 @@
 #   build_format_models.py ort-refs       (.venv)        formats.json
 #   build_format_models.py genai-refs     (.venv-genai)  greedy.json
 #
+# Env: QWEN_MODEL_OUT and QWEN_GENAI_OUT move the two model directories (.ci/run builds into a cache
+# outside the clone; defaults as above), QWEN_FORMAT_TIMINGS=0 leaves out the reference stages' timing
+# runs (CI: the tests read only the ids), QWEN_CLEAN_INTERMEDIATES=1 deletes downloads/real-build and
+# downloads/genai-build at the end. When the default model exists but its intermediates do not (a model
+# from a cache), scripts/build_real_model.py --intermediates-only remakes them (GGUF → HF → export).
+#
 # Idempotent: each stage is skipped when its outputs exist (FORCE=1 redoes the four stages here; the
 # default model is left as it is). On 2 busy cores: ~20 minutes on top of the default model's 7-15
 # (q8 + fp16 5, builder 1, ORT references 10-12 of which ~6 for q8's exact run and checks, genai 2).
@@ -22,15 +28,29 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 source scripts/model_stages.sh build_format_models scripts/build_format_models.py
+model="${QWEN_MODEL_OUT:-$root/Models/qwen2.5-coder-0.5b-instruct}"
+genai="${QWEN_GENAI_OUT:-$root/Models/qwen2.5-coder-0.5b-instruct-genai-int4}"
+work="$root/downloads/real-build"
+dirs=(--model-dir "$model" --genai-dir "$genai")
+refs=()
+[ "${QWEN_FORMAT_TIMINGS:-1}" = "0" ] && refs=(--no-timings)
 
 log "default model (scripts/build_default_model.sh)"
-scripts/build_default_model.sh
+FORCE=0 QWEN_MODEL_OUT="$model" QWEN_CLEAN_INTERMEDIATES=0 scripts/build_default_model.sh
+if [ ! -f "$work/hf/.done" ] || [ ! -f "$work/onnx18/.done" ]; then
+  log "the default model's intermediates (scripts/build_real_model.py --intermediates-only)"
+  "$py" scripts/build_real_model.py --work "$work" --intermediates-only
+fi
 log "onnxruntime-genai tool chain (scripts/setup_venv_genai.sh)"
 scripts/setup_venv_genai.sh
 
-stage tjs "$py"
-stage genai "$gpy"
-stage ort-refs "$py"
-stage genai-refs "$gpy"
+stage tjs "$py" "${dirs[@]}"
+stage genai "$gpy" "${dirs[@]}"
+stage ort-refs "$py" "${dirs[@]}" ${refs[@]+"${refs[@]}"}
+stage genai-refs "$gpy" "${dirs[@]}" ${refs[@]+"${refs[@]}"}
 
-log "done in $(( $(date +%s) - t0 ))s"
+if [ "${QWEN_CLEAN_INTERMEDIATES:-0}" = "1" ]; then
+  log "QWEN_CLEAN_INTERMEDIATES=1: removing downloads/real-build and downloads/genai-build"
+  rm -rf "$work" "$root/downloads/genai-build"
+fi
+log "done in $(( $(date +%s) - t0 ))s: $model, $genai"

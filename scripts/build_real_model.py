@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Builds the real default model directory from the GGUF: Models/qwen2.5-coder-0.5b-instruct/.
 
-Usage:  .venv/bin/python scripts/build_real_model.py [--gguf PATH] [--out DIR] [--work DIR]
+Usage:  .venv/bin/python scripts/build_real_model.py [--gguf PATH] [--out DIR] [--work DIR] [--intermediates-only]
 (normally run through scripts/build_default_model.sh)
 
 Steps (each skipped when its output already exists, so a rerun resumes):
@@ -209,11 +209,14 @@ def main() -> int:
     ap.add_argument("--gguf", default=str(GGUF))
     ap.add_argument("--out", default=str(OUT))
     ap.add_argument("--work", default=str(WORK))
+    ap.add_argument("--intermediates-only", action="store_true",
+                    help="steps 1-2 only: WORK/hf and WORK/onnx18, what scripts/build_format_models.py starts from")
     args = ap.parse_args()
     logging.getLogger("onnxruntime.quantization").setLevel(logging.WARNING)
     logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)
     gguf, out, work = Path(args.gguf), Path(args.out), Path(args.work)
-    (out / "onnx").mkdir(parents=True, exist_ok=True)
+    if not args.intermediates_only:
+        (out / "onnx").mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
     timings = {}
 
@@ -226,6 +229,9 @@ def main() -> int:
     hf_dir = work / "hf"
     timed("hf_checkpoint", step_hf, gguf, hf_dir)
     fp32 = timed("optimum_export", step_export, hf_dir, work / "onnx18")
+    if args.intermediates_only:
+        qo.log(f"done: intermediates in {work} (timings {timings})")
+        return 0
     q4 = out / "onnx" / "model_q4.onnx"
     f16 = out / "onnx" / "model_q4f16.onnx"
     timed("q4", step_q4, fp32, q4)

@@ -2,7 +2,7 @@
 # the two venvs' Pythons, FORCE, and a timed stage runner. Source it from the repository root:
 #
 #   source scripts/model_stages.sh NAME scripts/SCRIPT.py
-#   stage STAGE "$py"       # runs: $py scripts/SCRIPT.py STAGE [--force], logged and timed
+#   stage STAGE "$py" [ARGS...]   # runs: $py scripts/SCRIPT.py STAGE [--force] [ARGS...], logged and timed
 py="${QWEN_VENV:-$PWD/.venv}/bin/python"
 gpy="${QWEN_GENAI_VENV:-$PWD/.venv-genai}/bin/python"
 export HF_HUB_OFFLINE=1
@@ -13,9 +13,9 @@ stages_script="$2"
 
 log() { echo "[$stages_name $(date +%H:%M:%S)] $*" >&2; }
 t0=$(date +%s)
-stage() {  # stage NAME PYTHON
+stage() {  # stage NAME PYTHON [ARGS...]
   local s; s=$(date +%s)
   log "$1"
-  "$2" "$stages_script" "$1" ${force[@]+"${force[@]}"}
+  "$2" "$stages_script" "$1" ${force[@]+"${force[@]}"} "${@:3}"
   log "$1: $(( $(date +%s) - s ))s"
 }
