@@ -107,6 +107,14 @@ def write_json(path: Path, obj) -> None:
     tmp.replace(path)
 
 
+def shown(path: Path) -> str:
+    """`path` relative to the repository when inside it (reports stay machine-independent), else absolute."""
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
 def sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -324,7 +332,7 @@ def stage_tjs(model_dir: Path, work: Path, force: bool) -> None:
             entry["quantized_op_signatures"] = d["quantized_op_signatures"]
         onnx.checker.check_model(str(path))
         report["made"][dtype] = entry
-        report["source"] = str(fp32.relative_to(ROOT))
+        report["source"] = shown(fp32)
         report["versions"] = versions()
         write_json(report_path, report)
         marker.write_text("ok\n")
@@ -379,10 +387,10 @@ def stage_genai(model_dir: Path, work: Path, out: Path, genai_work: Path, force:
     tok_cfg = json.loads((out / "tokenizer_config.json").read_text())
     report = {
         "command": ["python", "-m", "onnxruntime_genai.models.builder", "-i", "downloads/genai-build/hf",
-                    "-o", str(out.relative_to(ROOT)), "-p", "int4", "-e", "cpu",
+                    "-o", shown(out), "-p", "int4", "-e", "cpu",
                     "-c", "downloads/genai-build/cache"],
-        "input": {"checkpoint": str(hf.relative_to(ROOT)),
-                  "tokenizer_from": str(model_dir.relative_to(ROOT))},
+        "input": {"checkpoint": shown(hf),
+                  "tokenizer_from": shown(model_dir)},
         "seconds": seconds,
         "files": files_of(out),
         "chat_template": ("chat_template.jinja" if (out / "chat_template.jinja").exists()
