@@ -1,4 +1,5 @@
-// The row loops of the fused norm and rotary ops (Runtime's RMSNorm and Rotary operators).
+// The row loops of the norm and rotary ops (Runtime's RMSNorm, Rotary and LayerNormalization
+// operators).
 
 /// RMSNorm of one row of `n` floats as the Qwen2/Llama exports compute it op by op (the fused
 /// `RMSNorm` node computes exactly their floats): `dst[j] = weight[j] · (x[j] · 1/√(mean + ε))`,
@@ -11,6 +12,32 @@ public func rmsNormRow(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, 
     let mean = Float(Double(acc) / Double(n))
     let inverse = 1 / (mean + epsilon).squareRoot()
     for j in 0..<n { dst[j] = weight[j] * (x[j] * inverse) }
+}
+
+/// ONNX LayerNormalization (or, with `rms`, ONNX Runtime's SimplifiedLayerNormalization: no mean)
+/// of one row of `n` floats: mean, then variance of the deviations, both summed in float32 in order
+/// and divided by n (the op references in Tests/RuntimeTests/Data/ops check it against ONNX Runtime); `dst[j] = (x[j] − mean) · inv ·
+/// scale[j] (+ bias[j])` with `inv = 1/√(variance + ε)`. `scaleCount` and `biasCount` are `n` or 1
+/// (broadcast). Returns the row's mean (0 with `rms`) and `inv`.
+@inlinable
+public func layerNormRow(_ x: UnsafePointer<Float>, scale: UnsafePointer<Float>, scaleCount: Int, bias: UnsafePointer<Float>?,
+                         biasCount: Int, count n: Int, epsilon: Float, rms: Bool,
+                         into dst: UnsafeMutablePointer<Float>) -> (mean: Float, inverseStdDev: Float) {
+    var mean: Float = 0
+    if !rms {
+        for i in 0..<n { mean += x[i] }
+        mean /= Float(n)
+    }
+    var variance: Float = 0
+    for i in 0..<n { let d = x[i] - mean; variance += d * d }
+    variance /= Float(n)
+    let inverse = 1 / (variance + epsilon).squareRoot()
+    for i in 0..<n {
+        var v = (x[i] - mean) * inverse * scale[scaleCount == 1 ? 0 : i]
+        if let bias { v += bias[biasCount == 1 ? 0 : i] }
+        dst[i] = v
+    }
+    return (mean, inverse)
 }
 
 /// The rotate-half rotary embedding of one row of `n` floats (n even, h = n/2), as the exports

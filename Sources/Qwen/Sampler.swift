@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 
 /// How the next token is chosen. `nil` fields fall back to the model's `generation_config.json`,
 /// then to Hugging Face's defaults (greedy unless `do_sample`).
@@ -179,13 +180,8 @@ public struct Sampler: Sendable {
         return best
     }
 
-    static func softmax(_ v: [Float]) -> [Float] {
-        let m = v.max() ?? 0
-        var e = v.map { expf($0 - m) }
-        let sum = e.reduce(0, +)
-        for i in e.indices { e[i] /= sum }
-        return e
-    }
+    /// Kernels' softmax (the one the graph's Softmax op and attention use).
+    static func softmax(_ v: [Float]) -> [Float] { Kernels.softmax(v) }
 
     /// The k largest logits, most likely first (ties: lower id first).
     static func topK(_ logits: [Float], _ k: Int) -> [(logit: Float, id: Int)] {

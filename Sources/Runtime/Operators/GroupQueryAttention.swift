@@ -221,32 +221,30 @@ struct GroupQueryAttentionOperator: Operator {
         let pq = q.pointer(as: Float.self), pk = kf.pointer(as: Float.self), pv = vf.pointer(as: Float.self)
         let po = out.pointer(as: Float.self)
         let alpha = effectiveScale(h)
-        var scores = [Float](repeating: 0, count: t)
+        // The visible keys' scores, then (smooth softmax) one more logit of 0: the softmax over
+        // both is the smooth softmax of the scores.
+        var scores = [Float](repeating: 0, count: t + 1)
         for bi in 0..<b {
             for n in 0..<heads {
                 let kv = bi * kvHeads + n / group
                 for si in 0..<s {
                     let (first, end) = window(past: past[bi], keys: keys[bi], token: si)
                     let qrow = pq + ((bi * heads + n) * s + si) * h
-                    var maxScore = -Float.infinity
                     for j in first..<end {
                         var dot: Float = 0
                         for d in 0..<h { dot += qrow[d] * pk[(kv * t + j) * h + d] }
                         var x = dot * alpha
                         if softcap > 0 { x = softcap * tanhf(x / softcap) }
-                        scores[j] = x
-                        maxScore = max(maxScore, x)
+                        scores[j - first] = x
                     }
-                    if smoothSoftmax { maxScore = max(maxScore, 0) }
-                    var sum: Float = 0
-                    for j in first..<end {
-                        scores[j] = expf(scores[j] - maxScore)
-                        sum += scores[j]
+                    let count = end - first
+                    scores[count] = 0
+                    scores.withUnsafeMutableBufferPointer {
+                        maskedSoftmaxRow($0.baseAddress!, mask: nil, count: count + (smoothSoftmax ? 1 : 0), nanToZero: false)
                     }
-                    if smoothSoftmax { sum += expf(-maxScore) }
                     let orow = po + ((bi * heads + n) * s + si) * h
                     for j in first..<end {
-                        let p = scores[j] / sum
+                        let p = scores[j - first]
                         for d in 0..<h { orow[d] += p * pv[(kv * t + j) * h + d] }
                     }
                 }

@@ -114,7 +114,6 @@ struct MultiHeadAttentionOperator: Operator {
             for n in 0..<heads {
                 let base = (bi * heads + n) * t * h
                 for si in 0..<s {
-                    var maxScore = -Float.infinity
                     for j in 0..<t {
                         var dot: Float = 0
                         for d in 0..<h { dot += q[(bi * s + si) * hidden + n * h + d] * presentK[base + j * h + d] }
@@ -123,12 +122,10 @@ struct MultiHeadAttentionOperator: Operator {
                         if let padding, padding[bi * t + j] == 0 { x += maskFilterValue }
                         if unidirectional && j > t - s + si { x += maskFilterValue }
                         scores[j] = x
-                        maxScore = max(maxScore, x)
                     }
-                    var sum: Float = 0
-                    for j in 0..<t { scores[j] = expf(scores[j] - maxScore); sum += scores[j] }
+                    scores.withUnsafeMutableBufferPointer { maskedSoftmaxRow($0.baseAddress!, mask: nil, count: t, nanToZero: false) }
                     for j in 0..<t {
-                        let w = scores[j] / sum
+                        let w = scores[j]
                         for d in 0..<h { out[(bi * s + si) * hidden + n * h + d] += w * presentV[base + j * h + d] }
                     }
                 }

@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 
 // Normalisations: ONNX LayerNormalization, and the RMSNorm ops ONNX Runtime's optimiser writes
 // into saved optimised graphs (SimplifiedLayerNormalization, com.microsoft
@@ -18,23 +19,8 @@ private func normalizeRows(_ x: Tensor, axis: Int, epsilon: Float, scale: Tensor
     let pb = bf?.pointer(as: Float.self)
     var means = [Float](repeating: 0, count: rows), invStds = [Float](repeating: 0, count: rows)
     for r in 0..<rows {
-        let row = px + r * n, o = po + r * n
-        var mean: Float = 0
-        if !rms {
-            for i in 0..<n { mean += row[i] }
-            mean /= Float(n)
-        }
-        var variance: Float = 0
-        for i in 0..<n { let d = row[i] - mean; variance += d * d }
-        variance /= Float(n)
-        let inv = 1 / (variance + epsilon).squareRoot()
-        for i in 0..<n {
-            var v = (row[i] - mean) * inv * ps[sf.count == 1 ? 0 : i]
-            if let pb { v += pb[bf!.count == 1 ? 0 : i] }
-            o[i] = v
-        }
-        means[r] = mean
-        invStds[r] = inv
+        (means[r], invStds[r]) = layerNormRow(px + r * n, scale: ps, scaleCount: sf.count, bias: pb, biasCount: bf?.count ?? 0,
+                                              count: n, epsilon: epsilon, rms: rms, into: po + r * n)
     }
     return (narrowResult(out, to: x.dtype), means, invStds)
 }
