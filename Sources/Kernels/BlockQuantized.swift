@@ -452,14 +452,27 @@ public final class SymmetricBlocks32: @unchecked Sendable {
 }
 
 extension BlockQuantizedMatrix {
-    /// `c[i, j] = Σ_b s_a[i, b] · s_w[j, b] · Σ_{k in b} q_a[i, k] · (q_w[j, k] − z[j, b])` for the
-    /// `m` rows of `a` (K floats each) quantized to int8 per block of 32 as the 4-bit kernels
-    /// quantize them (`s_a = max|a| / 127`, `q_a = round(a · 127 / max|a|)`, half away from zero),
-    /// 8-bit weights in blocks of 32: ONNX Runtime's MatMulNBits at `accuracy_level = 4` for 8 bits
-    /// (integer products per block, float32 across blocks). False for other bits or blocks.
+    /// Whether `int8Products` computes a matrix of these bits and blocks: 8 bits in blocks of 32
+    /// (ONNX Runtime's 8-bit int8 kernel), 4 bits in blocks of a multiple of 32.
+    public static func int8ProductsServe(bits: Int, blockSize: Int) -> Bool {
+        bits == 8 ? blockSize == 32 : bits == 4 && blockSize % 32 == 0
+    }
+
+    /// `c[i, j] = Σ_s s_a[i, s] · s_w[j, s] · Σ_{k in s} q_a[i, k] · (q_w[j, k] − z[j, s])` over the
+    /// blocks s of 32 of the `m` rows of `a` (K floats each), quantized to int8 per block of 32 as
+    /// the packed kernels quantize them (`s_a = max|a| / 127`, `q_a = round(a · 127 / max|a|)`,
+    /// half away from zero); integer products per block of 32, float32 across blocks. ONNX
+    /// Runtime's MatMulNBits at `accuracy_level = 4`: for 8-bit weights its own kernel's form, for
+    /// 4-bit ones the portable form of the packed int8 kernels (`qk_q4x8_gemv_q8`), for CPUs
+    /// without them. False (nothing written) unless `int8ProductsServe(bits:blockSize:)` and the
+    /// zero points are absent or packed integers.
     public func int8Products(_ a: UnsafePointer<Float>, rows m: Int, into c: UnsafeMutablePointer<Float>, ldc: Int) -> Bool {
-        guard bits == 8, blockSize == 32 else { return false }
-        let blocks = blocksPerRow, kp = paddedK
+        guard BlockQuantizedMatrix.int8ProductsServe(bits: bits, blockSize: blockSize) else { return false }
+        switch zeroPoints {
+        case .none, .packed: break
+        case .float, .half: return false
+        }
+        let kp = paddedK, blocks = kp / 32, perBlock = blockSize / 32
         var qa = [Int8](repeating: 0, count: m * kp)
         var sa = [Float](repeating: 0, count: m * blocks)
         for i in 0..<m {
@@ -472,21 +485,33 @@ extension BlockQuantizedMatrix {
                 for e in range { qa[i * kp + e] = Int8((a[i * k + e] * inverse).rounded(.toNearestOrAwayFromZero)) }
             }
         }
-        let n = self.n, w = data
         qa.withUnsafeBufferPointer { qa in
             sa.withUnsafeBufferPointer { sa in
                 parallelFor(n, minChunk: 16) { columns in
-                    for i in 0..<m {
-                        for j in columns {
-                            var sum: Float = 0
-                            for b in 0..<blocks {
-                                let z = Int32(zeroPoint(j, b)), qw = w + j * blocks * 32 + b * 32, x = qa.baseAddress! + i * kp + b * 32
-                                var dot: Int32 = 0
-                                for e in 0..<32 { dot &+= Int32(x[e]) &* (Int32(qw[e]) &- z) }
-                                sum += Float(dot) * (sa[i * blocks + b] * scale(j, b))
+                    var qw = [Int32](repeating: 0, count: 32), sums = [Float](repeating: 0, count: m)
+                    for j in columns {
+                        for i in 0..<m { sums[i] = 0 }
+                        for b in 0..<blocks {
+                            // Block b of 32 lies in the weights' block b / perBlock, at element 32 · (b % perBlock).
+                            let wb = b / perBlock, offset = 32 * (b % perBlock)
+                            let z = Int32(zeroPoint(j, wb)), ws = scale(j, wb), codes = data + (j * blocksPerRow + wb) * blockBytes
+                            if bits == 8 {
+                                for e in 0..<32 { qw[e] = Int32(codes[offset + e]) &- z }
+                            } else {
+                                for t in 0..<16 {
+                                    let byte = codes[offset / 2 + t]
+                                    qw[2 * t] = Int32(byte & 0x0F) &- z
+                                    qw[2 * t + 1] = Int32(byte >> 4) &- z
+                                }
                             }
-                            c[i * ldc + j] = sum
+                            for i in 0..<m {
+                                let x = qa.baseAddress! + i * kp + b * 32
+                                var dot: Int32 = 0
+                                for e in 0..<32 { dot &+= Int32(x[e]) &* qw[e] }
+                                sums[i] += Float(dot) * (sa[i * blocks + b] * ws)
+                            }
                         }
+                        for i in 0..<m { c[i * ldc + j] = sums[i] }
                     }
                 }
             }

@@ -49,7 +49,8 @@ public struct SessionOptions: Sendable {
     /// The cache file is written only when at least this many bytes were packed afresh (small
     /// models pack faster than they would load from a file).
     public var packedWeightCacheMinimumBytes = 16 << 20
-    /// Where MatMulNBits uses int8 activations (only with repacked weights, `prepackWeights`).
+    /// Where MatMulNBits uses int8 activations: the repacked kernels', or where they do not serve
+    /// a matrix (no `prepackWeights`, no SIMD level), the file layout's integer products.
     public var int8Activations = Int8Activations.accuracyLevel4
     /// How the other single-row MatMulNBits products take their activations (only with repacked
     /// weights).

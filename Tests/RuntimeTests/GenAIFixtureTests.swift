@@ -31,7 +31,9 @@ import Testing
         // float16 logits (graph outputs in float16): one ulp is 0.0156 between 16 and 32, and
         // our float32 sums round to the other side of a float16 boundary now and then.
         Variant(name: "fp16", tolerance: 0.05),
-        Variant(name: "cuda_int4", tolerance: 0.05),
+        // Its fp16 activations as well: 0.047 here, 0.051 without a SIMD level (QWEN_ISA=portable,
+        // scalar exponentials and sums), about 3 float16 ulps at the logits' magnitude.
+        Variant(name: "cuda_int4", tolerance: 0.0625),
         Variant(name: "cuda_fp16", tolerance: 0.05),
     ]
 
@@ -54,9 +56,13 @@ import Testing
         return feeds
     }
 
-    @Test(arguments: variants)
-    func matchesONNXRuntimeAndGenAI(_ v: Variant) throws {
-        let session = try Session(path: GenAIFixtureTests.root.appendingPathComponent("\(v.name)/model.onnx").path)
+    /// Each variant with its weights repacked (the SIMD kernels) and as in the file (what a CPU
+    /// below the SIMD level runs: at accuracy level 4, `BlockQuantizedMatrix.int8Products`).
+    @Test(arguments: variants, [true, false])
+    func matchesONNXRuntimeAndGenAI(_ v: Variant, prepacked: Bool) throws {
+        var options = SessionOptions()
+        options.prepackWeights = prepacked
+        let session = try Session(path: GenAIFixtureTests.root.appendingPathComponent("\(v.name)/model.onnx").path, options: options)
         var feeds: [String: Tensor] = [:]
         for spec in session.inputs {
             feeds[spec.name] = try GenAIFixtureTests.npy(v, "feeds/prefill/\(spec.name).npy")
@@ -69,7 +75,8 @@ import Testing
             let strict = try GenAIFixtureTests.npy(v, "disable_all/\(file)"), fused = try GenAIFixtureTests.npy(v, "enable_all/\(file)")
             #expect(ours.shape == strict.shape, "\(v) \(what): shape \(ours.shape) vs \(strict.shape)")
             let d = maxAbsDiff(ours.floats(), strict.floats()), dFused = maxAbsDiff(ours.floats(), fused.floats())
-            report.append(String(format: "%@ %@: max|Δ| vs ORT_DISABLE_ALL %.3g, vs ORT_ENABLE_ALL %.3g", v.description, what, d, dFused))
+            report.append(String(format: "%@%@ %@: max|Δ| vs ORT_DISABLE_ALL %.3g, vs ORT_ENABLE_ALL %.3g", v.description,
+                                 prepacked ? "" : " (file layout)", what, d, dFused))
             #expect(d <= v.tolerance, "\(v) \(what): max |Δ| \(d) vs ORT_DISABLE_ALL > \(v.tolerance)")
             #expect(dFused <= max(v.tolerance, 0.5), "\(v) \(what): max |Δ| \(dFused) vs ORT_ENABLE_ALL")
         }

@@ -53,9 +53,17 @@ func matmul(_ aIn: Tensor, _ bIn: Tensor) throws -> Tensor {
     return narrowResult(out.reshaped(outShape), to: aIn.dtype)
 }
 
+/// MatMul. float32 activations times float16 weights (what `Float16Precision` leaves for this op
+/// in the fp16 exports when the weights are not repacked into `HalfWeightMatMulOperator`'s rows)
+/// multiply in float32, B widened exactly, as `HalfWeightMatMulOperator` does.
 struct MatMulOperator: Operator {
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
-        [try matmul(try inputs.required(0), try inputs.required(1))]
+        let a = try inputs.required(0), b = try inputs.required(1)
+        let floats: Set<DataType> = [.float, .float16]
+        if a.dtype != b.dtype, floats.contains(a.dtype), floats.contains(b.dtype) {
+            return [narrowResult(try matmul(try floatOperand(a), try floatOperand(b)), to: a.dtype)]
+        }
+        return [try matmul(a, b)]
     }
 }
 
@@ -97,8 +105,7 @@ struct HalfWeightMatMulOperator: Operator {
         let aIn = try inputs.required(0), b = try inputs.required(1)
         guard b.dtype == .float16, b.rank == 2, Int(bitPattern: b.rawPointer) == weight,
               aIn.dtype == .float || aIn.dtype == .float16, aIn.rank >= 2, aIn.shape.last == b.shape[0] else {
-            if aIn.dtype == b.dtype { return [try matmul(aIn, b)] }
-            return [narrowResult(try matmul(try floatOperand(aIn), try floatOperand(b)), to: aIn.dtype)]
+            return try MatMulOperator().run(inputs)
         }
         let (k, n) = (b.shape[0], b.shape[1])
         let a = try floatOperand(aIn)
@@ -166,20 +173,21 @@ struct MatMulNBitsOperator: Operator {
     /// B and its scales repacked at planning time (constant weights the packed kernels serve),
     /// with the addresses they were packed from: used only when the run's inputs are those.
     var packed: Prepacked?
-    /// Multiply int8-quantized activations (with packed weights only): `accuracy_level = 4` or
-    /// `SessionOptions.int8Activations == .always`.
+    /// Multiply int8-quantized activations (`accuracy_level = 4` or
+    /// `SessionOptions.int8Activations == .always`) with the packed kernels.
     var int8Activations = false
     /// Multiply int16-quantized activations in single-row products (with packed weights only,
     /// where int8 does not apply): see `SessionOptions.decodeActivations`.
     var int16Decode = false
-    /// 8-bit weights multiplied by int8-quantized activations per block of 32, as ONNX Runtime
-    /// does at `accuracy_level = 4` (`BlockQuantizedMatrix.int8Products`).
-    var int8Bits8 = false
+    /// The same int8-quantized activations (per block of 32, as the packed kernels quantize
+    /// them) multiplied with the file's own layout where the packed kernels do not serve the
+    /// weights: 8 bits, or 4 bits below the SIMD level (`BlockQuantizedMatrix.int8Products`).
+    var int8FileLayout = false
 
     var plan: String? {
         let shape = "\(n)×\(k), \(bits)-bit blocks of \(blockSize)"
         guard let packed else {
-            return "\(shape), file layout: " + (int8Bits8 ? "int8 activation products" : "float32 GEMV / dequantize + GEMM")
+            return "\(shape), file layout: " + (int8FileLayout ? "int8 activation products" : "float32 GEMV / dequantize + GEMM")
         }
         let decode = int8Activations ? "int8" : int16Decode ? "int16" : "float32"
         return "\(shape), repacked q4x8 (\(packed.matrix.isa.name)): single row \(decode) GEMV, "
@@ -285,7 +293,7 @@ struct MatMulNBitsOperator: Operator {
         if stacked && m > 1 {
             // The int16 decode GEMV takes all rows in one pass over the weights; any other
             // single-row product runs row by row.
-            if let pw, int16Decode, !int8Activations, !int8Bits8,
+            if let pw, int16Decode, !int8Activations, !int8FileLayout,
                MatMulNBitsOperator.packedProducts(pa, rows: m, k: k, packed: [pw], int16: true, stacked: true, into: [po]).isEmpty {
                 return nil
             }
@@ -297,7 +305,9 @@ struct MatMulNBitsOperator: Operator {
             }
             return sums
         }
-        if int8Bits8 && w.int8Products(pa, rows: m, into: po, ldc: n) { return nil }
+        // int8 activations where no packed matrix serves the run (also should the run's B not be
+        // the planned constant): the file layout's integer products.
+        if int8FileLayout || (int8Activations && pw == nil), w.int8Products(pa, rows: m, into: po, ldc: n) { return nil }
         if let pw, !int8Activations {
             // Repacked weights: the group-of-one case of MatMulNBitsGroup (GEMM, or the int16 or
             // float32 GEMV). Should a kernel refuse a range (none does where repacked weights
@@ -445,17 +455,16 @@ extension MatMulNBitsOperator {
         }
         var op = MatMulNBitsOperator(n: n, k: k, bits: bits, blockSize: blockSize, nodeName: node.name)
         if ctx.prepackWeights { op.packed = op.prepack(ctx) }
-        switch ctx.int8Activations {
-        case .never: op.int8Activations = false
-        case .accuracyLevel4: op.int8Activations = op.packed != nil && node.intAttribute("accuracy_level", default: 0) == 4
-        case .always: op.int8Activations = op.packed != nil
+        // ORT's int8 activations at accuracy level 4: the packed kernels' where they serve the
+        // weights, else the file layout's integer products (8 bits in blocks of 32; 4 bits below
+        // the SIMD level or in a form the kernels do not pack).
+        let int8 = switch ctx.int8Activations {
+        case .never: false
+        case .accuracyLevel4: node.intAttribute("accuracy_level", default: 0) == 4
+        case .always: true
         }
-        // 8-bit weights in blocks of 32 at accuracy level 4: ORT's int8 activations, per block.
-        switch ctx.int8Activations {
-        case .never: op.int8Bits8 = false
-        case .accuracyLevel4: op.int8Bits8 = bits == 8 && blockSize == 32 && node.intAttribute("accuracy_level", default: 0) == 4
-        case .always: op.int8Bits8 = bits == 8 && blockSize == 32
-        }
+        op.int8Activations = int8 && op.packed != nil
+        op.int8FileLayout = int8 && op.packed == nil && BlockQuantizedMatrix.int8ProductsServe(bits: bits, blockSize: blockSize)
         switch (ctx.decodeActivations, op.packed) {
         case (_, nil), (.float32, _): op.int16Decode = false
         case (.automatic, let p?): op.int16Decode = !p.matrix.floatScales   // a float16 node
