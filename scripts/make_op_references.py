@@ -1423,6 +1423,7 @@ def main() -> int:
     all_cases = [c for fn in CASES for c in fn()]
     names = [c.name for c in all_cases]
     assert len(names) == len(set(names)), "duplicate case names"
+    assert len(names) >= 100, f"{len(names)} cases: ORTOpCaseTests expects the full set (105 when it was written)"
     if args.only:
         all_cases = [c for c in all_cases if args.only in c.name]
     else:

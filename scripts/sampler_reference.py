@@ -157,6 +157,12 @@ def build() -> dict:
             "probabilities": [float(probs[i]) for i in order],
             "min_boundary_distance": distance if np.isfinite(distance) else None,
         })
+    # What SamplingTests assume of the file: every processor the sampler implements, each exercised.
+    processors = {name for c in cases for name in c["hf_processors"]}
+    expected = {"RepetitionPenaltyLogitsProcessor", "TemperatureLogitsWarper", "TopKLogitsWarper", "TopPLogitsWarper",
+                "MinPLogitsWarper"}
+    if len(cases) < 14 or processors != expected:
+        raise SystemExit(f"the cases no longer cover the processors: {len(cases)} cases, {sorted(processors)}")
     return {
         "generator": "scripts/sampler_reference.py",
         "what": "HF transformers logits processors (built by GenerationMixin._get_logits_processor, do_sample=True) "

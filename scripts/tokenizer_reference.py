@@ -537,6 +537,27 @@ def jinja_snippets():
     return rows
 
 
+def require(condition: bool, what: str) -> None:
+    """A coverage rule of the data written here (the tests read it and assume it)."""
+    if not condition:
+        raise SystemExit(f"tokenizer_reference.py: the data no longer covers: {what}")
+
+
+def check_coverage(rows, cases, snippets) -> None:
+    texts = [r["text"] for r in rows]
+    require(len(texts) >= 1000, f"1,000 corpus strings (has {len(texts)})")
+    for what, found in [("the empty string", "" in texts), ("CRLF", any("\r\n" in t for t in texts)),
+                        ("a special token", any("<|im_start|>" in t for t in texts)),
+                        ("a ZWJ emoji sequence", any("\u200d" in t for t in texts)),
+                        ("Hindi", any(any(0x0900 <= ord(c) <= 0x097F for c in t) for t in texts)),
+                        ("Arabic", any(any(0x0600 <= ord(c) <= 0x06FF for c in t) for t in texts))]:
+        require(found, what)
+    require(sum(r["text"] != r["nfc"] for r in rows) >= 20, "20 strings NFC changes")
+    require(len(cases) >= 10 and sum(c["template"] == "qwen2.5" for c in cases) >= 10, "10 Qwen2.5 chat cases")
+    require(any("expected_error" in c for c in cases), "a chat case whose template raises")
+    require(len(snippets) >= 50, f"50 Jinja snippets (has {len(snippets)})")
+
+
 def main():
     rng = random.Random(1234)
     corpus = tokenizer_corpus.build_corpus()
@@ -568,10 +589,11 @@ def main():
         print(f"tiny-qwen2 fixture: {len(frows)} strings")
 
     templates, cases = chat_cases()
+    snippets = jinja_snippets()
+    check_coverage(rows, cases, snippets)
     (DATA / "chat_templates.json").write_text(json.dumps(templates, ensure_ascii=False, indent=1), encoding="utf-8")
     write_jsonl(DATA / "chat_cases.jsonl", cases)
     print(f"chat: {len(cases)} cases")
-    snippets = jinja_snippets()
     write_jsonl(DATA / "jinja_snippets.jsonl", snippets)
     print(f"jinja snippets: {len(snippets)} ({sum('expected_error' in r for r in snippets)} raise)")
 

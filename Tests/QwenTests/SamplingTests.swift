@@ -50,13 +50,6 @@ import Testing
         }
     }()
 
-    @Test func referenceFileIsComplete() {
-        #expect(SamplingTests.reference.count >= 14)
-        let processors = Set(SamplingTests.reference.flatMap(\.hf_processors))
-        #expect(processors == ["RepetitionPenaltyLogitsProcessor", "TemperatureLogitsWarper", "TopKLogitsWarper",
-                               "TopPLogitsWarper", "MinPLogitsWarper"])
-    }
-
     /// Same surviving ids, in the same order (most likely first, ties by id), with the same
     /// probabilities within 1e-5.
     @Test(arguments: SamplingTests.reference)

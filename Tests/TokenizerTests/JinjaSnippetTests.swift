@@ -27,8 +27,6 @@ import Testing
         }
     }()
 
-    @Test func thereAreSnippets() { #expect(Self.snippets.count >= 50) }
-
     @Test(arguments: snippets) func rendersLikeJinja(_ snippet: Snippet) throws {
         do {
             let template = try ChatTemplate(snippet.template)
