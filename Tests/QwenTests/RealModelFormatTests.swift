@@ -9,7 +9,15 @@ import Testing
 /// (reference/formats.json, reference/greedy.json): ONNX Runtime on the q8 file with its exact
 /// integer path (on AVX2 without VNNI its u8×s8 kernel saturates, see README "Model formats"), ORT
 /// on the fp16 file, onnxruntime-genai's Generator on its directory. Equal within each reference's
-/// robust prefix (its top-2 margins ≥ 0.05); the full comparison is printed.
+/// robust prefix (its top-2 margins ≥ 0.05; for q8, ≥ 1.5, below); the full comparison is printed.
+///
+/// q8 quantizes every MatMul's activations per tensor at run time (DynamicQuantizeLinear), which
+/// turns float rounding differences into whole quantization steps and amplifies them layer after
+/// layer: ONNX Runtime's own two optimisation levels differ by up to 8.4 in the logits of a
+/// 40-token prefill of this file (argmax equal at 25 of 40 positions; ours vs ORT_DISABLE_ALL: 29
+/// of 40 with every pass off; the integer products themselves are bit-exact). Greedy ids can then
+/// part wherever the reference's top-2 margin is within that noise (measured: at margins 0.5–1.4),
+/// so the q8 prefix is cut at the first margin below 1.5.
 ///
 /// Skipped, like RealModelTests, when the files are absent or in a debug build.
 @Suite struct RealModelFormatTests {
@@ -27,7 +35,7 @@ import Testing
         return nil
     }()
 
-    struct Run: Decodable { let prompt: Int; let ids: [Int]; let robust_prefix_length: Int }
+    struct Run: Decodable { let prompt: Int; let ids: [Int]; let robust_prefix_length: Int; let top2_margins: [Double] }
     struct Prompt: Decodable { let ids: [Int]; let messages: [[String: String]] }
     struct Formats: Decodable {
         struct Model: Decodable { let file: String; let runs: [String: [Run]] }
@@ -40,8 +48,9 @@ import Testing
         let onnxruntime_genai: Runs
     }
 
-    /// Greedy ids for each prompt, compared with `runs` within their robust prefixes.
-    func check(_ model: QwenModel, prompts: [Prompt], runs: [Run], _ what: String) throws -> [String] {
+    /// Greedy ids for each prompt, compared with `runs` within their robust prefixes (up to the
+    /// first top-2 margin below `margin` when given, else the reference's own, at 0.05).
+    func check(_ model: QwenModel, prompts: [Prompt], runs: [Run], margin: Double? = nil, _ what: String) throws -> [String] {
         var lines: [String] = []
         for run in runs {
             var cache = model.makeCache()
@@ -49,7 +58,8 @@ import Testing
             // The references stop after an eos id, which they include; the library does not emit it.
             let ours = result.generatedTokenIds, reference = run.ids.filter { !model.eosTokenIds.contains($0) }
             let same = zip(ours, reference).prefix { $0 == $1 }.count
-            let robust = min(run.robust_prefix_length, reference.count)
+            let prefix = margin.map { m in run.top2_margins.firstIndex { $0 < m } ?? run.top2_margins.count } ?? run.robust_prefix_length
+            let robust = min(prefix, reference.count)
             lines.append(String(format: "%@ prompt %d: %@ (%d of %d equal; robust prefix %d), decode %.1f tok/s", what, run.prompt,
                                 ours == reference ? "identical" : "first difference at \(same)", same, reference.count, robust,
                                 result.stats.decodeTokensPerSecond))
@@ -62,10 +72,11 @@ import Testing
     func transformersJSFilesGenerateONNXRuntimesIds() throws {
         let formats = try JSONDecoder().decode(Formats.self, from: Data(contentsOf: Paths.realModel.appendingPathComponent("reference/formats.json")))
         var lines: [String] = []
-        for (dtype, level) in [("q8", "exact"), ("fp16", "disable_all")] {
+        let files: [(dtype: String, level: String, margin: Double?)] = [("q8", "exact", 1.5), ("fp16", "disable_all", nil)]
+        for (dtype, level, margin) in files {
             let model = try QwenModel(directory: Paths.realModel, options: LoadOptions(onnxFile: try ModelDirectory.onnxFile(forDType: dtype)))
             let runs = try #require(formats.models[dtype]?.runs[level], "formats.json has no \(dtype) \(level) runs")
-            lines += try check(model, prompts: formats.prompts, runs: runs, "\(dtype) vs ORT \(level)")
+            lines += try check(model, prompts: formats.prompts, runs: runs, margin: margin, "\(dtype) vs ORT \(level)")
         }
         print(lines.joined(separator: "\n"))
     }
