@@ -16,9 +16,10 @@ public func rmsNormRow(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, 
 
 /// ONNX LayerNormalization (or, with `rms`, ONNX Runtime's SimplifiedLayerNormalization: no mean)
 /// of one row of `n` floats: mean, then variance of the deviations, both summed in float32 in order
-/// and divided by n (the op references in Tests/RuntimeTests/Data/ops check it against ONNX Runtime); `dst[j] = (x[j] − mean) · inv ·
-/// scale[j] (+ bias[j])` with `inv = 1/√(variance + ε)`. `scaleCount` and `biasCount` are `n` or 1
-/// (broadcast). Returns the row's mean (0 with `rms`) and `inv`.
+/// and divided by n; `dst[j] = (x[j] − mean) · inv · scale[j] (+ bias[j])` with
+/// `inv = 1/√(variance + ε)`. `scaleCount` and `biasCount` are `n` or 1 (broadcast). Returns the
+/// row's mean (0 with `rms`) and `inv`. (The op references in Tests/RuntimeTests/Data/ops check it
+/// against ONNX Runtime.)
 @inlinable
 public func layerNormRow(_ x: UnsafePointer<Float>, scale: UnsafePointer<Float>, scaleCount: Int, bias: UnsafePointer<Float>?,
                          biasCount: Int, count n: Int, epsilon: Float, rms: Bool,

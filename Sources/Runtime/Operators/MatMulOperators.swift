@@ -59,8 +59,8 @@ func matmul(_ aIn: Tensor, _ bIn: Tensor) throws -> Tensor {
 struct MatMulOperator: Operator {
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
         let a = try inputs.required(0), b = try inputs.required(1)
-        let floats: Set<DataType> = [.float, .float16]
-        if a.dtype != b.dtype, floats.contains(a.dtype), floats.contains(b.dtype) {
+        func isFloat(_ t: DataType) -> Bool { t == .float || t == .float16 }
+        if a.dtype != b.dtype, isFloat(a.dtype), isFloat(b.dtype) {
             return [narrowResult(try matmul(try floatOperand(a), try floatOperand(b)), to: a.dtype)]
         }
         return [try matmul(a, b)]
