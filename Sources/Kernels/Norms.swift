@@ -1,5 +1,5 @@
-// The row loops of the norm and rotary ops (Runtime's RMSNorm, Rotary and LayerNormalization
-// operators).
+// The row loops of the norm and rotary ops (Runtime's RMSNorm, Rotary, LayerNormalization,
+// RotaryEmbedding and GroupQueryAttention operators).
 
 /// RMSNorm of one row of `n` floats as the Qwen2/Llama exports compute it op by op (the fused
 /// `RMSNorm` node computes exactly their floats): `dst[j] = weight[j] · (x[j] · 1/√(mean + ε))`,
@@ -55,5 +55,28 @@ public func rotateHalfRow(_ x: UnsafePointer<Float>, cos: UnsafePointer<Float>, 
     for i in h..<n {
         let direct = x[i] * cos[i], rotated = x[i - h] * sin[i]
         y[i] = direct + rotated
+    }
+}
+
+/// Rotates one head's row in place: the first `rotaryDim` values in pairs (i, i + rotaryDim/2),
+/// or (2i, 2i+1) when `interleaved`, by the angles whose cosines and sines are `cos[0..<half]`,
+/// `sin[0..<half]`; the values after `rotaryDim` are left as they are. Each value is
+/// `x[i]·cos + sign·x[j]·sin`, ONNX Runtime's formula.
+@inlinable
+public func rotateHeadRow(_ x: UnsafeMutablePointer<Float>, rotaryDim: Int, cos: UnsafePointer<Float>, sin: UnsafePointer<Float>,
+                          interleaved: Bool) {
+    let half = rotaryDim / 2
+    if interleaved {
+        for p in 0..<half {
+            let (a, b) = (x[2 * p], x[2 * p + 1])
+            x[2 * p] = a * cos[p] - b * sin[p]
+            x[2 * p + 1] = b * cos[p] + a * sin[p]
+        }
+    } else {
+        for p in 0..<half {
+            let (a, b) = (x[p], x[p + half])
+            x[p] = a * cos[p] - b * sin[p]
+            x[p + half] = b * cos[p] + a * sin[p]
+        }
     }
 }

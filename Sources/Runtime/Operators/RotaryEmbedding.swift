@@ -3,29 +3,6 @@ import Kernels
 // Rotary position embedding with cos/sin caches, as com.microsoft.RotaryEmbedding, ai.onnx
 // RotaryEmbedding (opset 23) and com.microsoft.GroupQueryAttention (`do_rotary`) compute it.
 
-/// Rotates one head's row in place: the first `rotaryDim` values in pairs (i, i + rotaryDim/2),
-/// or (2i, 2i+1) when `interleaved`, by the angles whose cosines and sines are `cos[0..<half]`,
-/// `sin[0..<half]`; the values after `rotaryDim` are left as they are. Each value is
-/// `x[i]·cos + sign·x[j]·sin`, ONNX Runtime's formula.
-@inline(__always)
-func rotateHead(_ x: UnsafeMutablePointer<Float>, rotaryDim: Int, cos: UnsafePointer<Float>, sin: UnsafePointer<Float>,
-                interleaved: Bool) {
-    let half = rotaryDim / 2
-    if interleaved {
-        for p in 0..<half {
-            let (a, b) = (x[2 * p], x[2 * p + 1])
-            x[2 * p] = a * cos[p] - b * sin[p]
-            x[2 * p + 1] = b * cos[p] + a * sin[p]
-        }
-    } else {
-        for p in 0..<half {
-            let (a, b) = (x[p], x[p + half])
-            x[p] = a * cos[p] - b * sin[p]
-            x[p + half] = b * cos[p] + a * sin[p]
-        }
-    }
-}
-
 /// Rows of `count` head vectors of `headSize` floats at `x` (row r at `x + r·headSize`), each
 /// rotated at `position(r)` by the caches `cos`/`sin` (`[positions, rotaryDim/2]`, float32).
 func rotateRows(_ x: UnsafeMutablePointer<Float>, count: Int, headSize: Int, rotaryDim: Int, cos: Tensor, sin: Tensor,
@@ -35,7 +12,7 @@ func rotateRows(_ x: UnsafeMutablePointer<Float>, count: Int, headSize: Int, rot
     for r in 0..<count {
         let p = position(r)
         guard p >= 0 && p < positions else { throw OpError("position \(p) is outside the cos/sin caches (\(positions) positions)") }
-        rotateHead(x + r * headSize, rotaryDim: rotaryDim, cos: pc + p * half, sin: ps + p * half, interleaved: interleaved)
+        rotateHeadRow(x + r * headSize, rotaryDim: rotaryDim, cos: pc + p * half, sin: ps + p * half, interleaved: interleaved)
     }
 }
 
