@@ -133,7 +133,7 @@ public struct Sampler: Sendable {
             candidates = scores.enumerated().map { ($0.element, $0.offset) }
         }
         candidates.sort { $0.logit > $1.logit || ($0.logit == $1.logit && $0.id < $1.id) }
-        var probs = Sampler.softmax(candidates.map(\.logit))
+        var probs = softmax(candidates.map(\.logit))
         if settings.topP < 1 {
             // Ascending cumulative probability (accumulated in Double, as torch's CPU cumsum does),
             // dropping while it is ≤ 1 - top_p; the most likely token stays.
@@ -146,7 +146,7 @@ public struct Sampler: Sendable {
             }
             if keep < candidates.count {
                 candidates.removeLast(candidates.count - keep)
-                probs = Sampler.softmax(candidates.map(\.logit))
+                probs = softmax(candidates.map(\.logit))
             }
         }
         if settings.minP > 0 {
@@ -154,7 +154,7 @@ public struct Sampler: Sendable {
             let keep = max(1, probs.prefix { $0 >= threshold }.count)
             if keep < candidates.count {
                 candidates.removeLast(candidates.count - keep)
-                probs = Sampler.softmax(candidates.map(\.logit))
+                probs = softmax(candidates.map(\.logit))
             }
         }
         return zip(candidates, probs).map { (id: $0.id, probability: $1) }
@@ -179,9 +179,6 @@ public struct Sampler: Sendable {
         for i in 1..<v.count where v[i] > v[best] { best = i }
         return best
     }
-
-    /// Kernels' softmax (the one the graph's Softmax op and attention use).
-    static func softmax(_ v: [Float]) -> [Float] { Kernels.softmax(v) }
 
     /// The k largest logits, most likely first (ties: lower id first).
     static func topK(_ logits: [Float], _ k: Int) -> [(logit: Float, id: Int)] {

@@ -79,13 +79,9 @@ struct RotaryOperator: Operator {
         let out = Tensor(dtype: .float, shape: x.shape)
         let px = x.pointer(as: Float.self), pc = cos.pointer(as: Float.self), ps = sin.pointer(as: Float.self)
         let po = out.pointer(as: Float.self)
-        @inline(__always) func rotate(_ xr: UnsafePointer<Float>, _ cr: UnsafePointer<Float>, _ sr: UnsafePointer<Float>,
-                                      _ yr: UnsafeMutablePointer<Float>) {
-            rotateHalfRow(xr, cos: cr, sin: sr, count: d, into: yr)
-        }
         if cos.count == d && rows * d <= 16384 {
             // One cos/sin row for every row of x (a decode step's position).
-            for row in 0..<rows { rotate(px + row * d, pc, ps, po + row * d) }
+            for row in 0..<rows { rotateHalfRow(px + row * d, cos: pc, sin: ps, count: d, into: po + row * d) }
             return out
         }
         // Element strides of cos/sin over x's dimensions before the last (0 where broadcast).
@@ -101,7 +97,7 @@ struct RotaryOperator: Operator {
             for row in range {
                 var c = 0
                 for a in 0..<outer.count { c += index[a] * strides[a] }
-                rotate(px + row * d, pc + c, ps + c, po + row * d)
+                rotateHalfRow(px + row * d, cos: pc + c, sin: ps + c, count: d, into: po + row * d)
                 _ = advance(&index, within: outer)
             }
         }

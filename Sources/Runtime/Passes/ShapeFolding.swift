@@ -264,8 +264,7 @@ private struct Folder {
     /// This runtime's own ops (after the fusions): their outputs' shapes.
     mutating func foldPrivate(_ n: Visit) {
         switch n.node.opType {
-        case "RMSNorm", "SiLUMul", RotaryFusion.opType: setShape(n, shape(n, 0))
-        case "FusedAttention": setShape(n, shape(n, 0))
+        case "RMSNorm", "SiLUMul", RotaryFusion.opType, "FusedAttention": setShape(n, shape(n, 0))
         case "AppendKV":
             if let past = shape(n, 0), let new = shape(n, 1), past.count == 4, new.count == 4,
                let total = terms.apply(.add, past[2], new[2]) {
