@@ -3,8 +3,9 @@ import Foundation
 
 // Softmax, once: the ONNX Softmax op, attention (`maskedSoftmaxRow`, the fused kernels inside
 // `qk_attention_row`/`group`) and the sampler all compute it with `qk_softmax_row`: max-subtracted,
-// exponentials summed in order, then each multiplied by 1/sum (as ONNX Runtime's and torch's CPU
-// softmax do); vectorised at every SIMD level, the scalar loop otherwise and for rows holding a NaN.
+// exponentials summed in order, then each multiplied by 1/sum; vectorised at every SIMD level, the
+// scalar loop otherwise and for rows holding a NaN. (The Softmax op references check it against ONNX
+// Runtime, the sampler's distributions against transformers' within 1e-5.)
 
 /// Softmax (or log-softmax) of one row of `n` floats; `src` and `dst` may alias.
 ///
