@@ -14,6 +14,22 @@ public enum HugePages {
     /// The huge page size asked for.
     public static let size = 2 << 20
 
+    /// Whether the system may give transparent huge pages to memory that asks for them (Linux:
+    /// `/sys/kernel/mm/transparent_hugepage/enabled` says `[always]` or `[madvise]`); false
+    /// elsewhere.
+    public static let transparent: Bool = {
+        #if os(Linux)
+        guard let file = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r") else { return false }
+        defer { fclose(file) }
+        var text = [UInt8](repeating: 0, count: 128)
+        let count = fread(&text, 1, text.count, file)
+        let setting = String(decoding: text.prefix(count), as: UTF8.self)
+        return setting.contains("[always]") || setting.contains("[madvise]")
+        #else
+        return false
+        #endif
+    }()
+
     /// `bytes` bytes (at least 64) of 64-byte aligned memory from `posix_memalign`, to be
     /// released with `free`; 2 MB aligned with `MADV_HUGEPAGE` from 2 MB on. Nil when memory
     /// cannot be had.

@@ -186,6 +186,37 @@ public final class MappedFile: @unchecked Sendable {
         #endif
     }
 
+    /// How many bytes of the mapping the kernel maps in 2 MB pages now (Linux: `FilePmdMapped`
+    /// of the mapping's entry in `/proc/self/smaps`); nil elsewhere, for copies, or when that
+    /// cannot be read. Whether a file's pages map that way depends on how the page cache holds
+    /// them (2 MB folios or small ones), which depends on the file system, the kernel and how
+    /// the pages were read or written — not on this process.
+    public func hugePageMappedBytes() -> Int? {
+        #if os(Linux)
+        guard case .mapped = storage, let base = bytes.baseAddress, let smaps = fopen("/proc/self/smaps", "r") else { return nil }
+        defer { fclose(smaps) }
+        // Each mapping's entry starts with "start-end perms …" (hex, no 0x) and ends with "VmFlags:".
+        let entry = String(UInt(bitPattern: base), radix: 16) + "-"
+        var line: UnsafeMutablePointer<CChar>?
+        var capacity = 0
+        defer { free(line) }
+        var inside = false
+        while getline(&line, &capacity, smaps) > 0, let text = line {
+            if !inside {
+                inside = strncmp(text, entry, entry.utf8.count) == 0
+            } else if strncmp(text, "FilePmdMapped:", 14) == 0 {
+                let kilobytes = strtol(text + 14, nil, 10)
+                return kilobytes >= 0 ? kilobytes * 1024 : nil
+            } else if strncmp(text, "VmFlags:", 8) == 0 {
+                return nil
+            }
+        }
+        return nil
+        #else
+        return nil
+        #endif
+    }
+
     /// Throws ``ONNXError/fileChanged(path:reason:)`` when the mapped file has been truncated,
     /// grown or rewritten in place since it was mapped (its size or modification time differ).
     /// A file replaced by rename is not a change of *this* file: the mapping keeps the old one.

@@ -42,6 +42,9 @@ final class PackedWeightCache: @unchecked Sendable {
     private let files: [String]
     private let minimumBytes: Int
     private let mapping: MappedFile?
+    /// The matrices' bytes: the mapping's, or a copy of them in anonymous 2 MB pages
+    /// (`ResidentCopy`) when the page cache does not hold the file in 2 MB folios.
+    private let contents: (bytes: UnsafeRawBufferPointer, owner: AnyObject)?
     private let stored: [String: Entry]
     private let lock = NSLock()
     /// Matrices this session uses, in the order asked for, and whether any was packed afresh.
@@ -70,9 +73,18 @@ final class PackedWeightCache: @unchecked Sendable {
             // (see `open`) the call costs under a millisecond.
             mapping.populate()
             self.mapping = mapping
+            // Where the page cache holds the file in small folios, its mapping is in 4 KB pages:
+            // the matrices are then read from a copy in 2 MB pages.
+            if ResidentCopy.helps(hugeBytes: mapping.hugePageMappedBytes(), fileBytes: mapping.count),
+               let copy = ResidentCopy(mapping) {
+                contents = (copy.bytes, copy)
+            } else {
+                contents = (mapping.bytes, mapping)
+            }
             stored = Dictionary(header.entries.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         } else {
             mapping = nil
+            contents = nil
             stored = [:]
         }
     }
@@ -87,8 +99,9 @@ final class PackedWeightCache: @unchecked Sendable {
     /// The mapped file and its header, or nil when the file is missing or not a cache of this version.
     ///
     /// The file is mapped in 2 MB pages where the system allows (`MappedFile(path:hugePages:)`):
-    /// `persist` writes it in 2 MB-aligned pieces, which the page cache keeps as 2 MB folios, and
-    /// pages read back in after eviction through this mapping come in 2 MB folios too. Every decode
+    /// `persist` writes it in 2 MB-aligned pieces, which a page cache with large folios keeps as
+    /// 2 MB folios, and pages read back in after eviction through this mapping come in 2 MB
+    /// folios too (where they do not, `init` copies the file: `ResidentCopy`). Every decode
     /// step streams all the packed weights; through 4 KB pages that costs a TLB miss per page and
     /// the hardware prefetcher stops at each page boundary (C harness, the LM head's GEMV on two
     /// threads: ~21 vs ~17 GB/s).
@@ -109,9 +122,9 @@ final class PackedWeightCache: @unchecked Sendable {
     /// The packed form of `matrix` (named `name`, unique in the model): from the file when it
     /// holds this matrix, else packed now. Nil when the packed kernels do not serve the matrix.
     func packed(_ name: String, _ matrix: BlockQuantizedMatrix) -> PackedQ4Matrix? {
-        if let entry = stored[name], entry.n == matrix.n, entry.k == matrix.k, let mapping,
-           let view = PackedQ4Matrix(stored: UnsafeRawBufferPointer(rebasing: mapping.bytes[entry.offset..<(entry.offset + entry.bytes)]),
-                                     n: entry.n, k: entry.k, floatScales: entry.floatScales, owner: mapping),
+        if let entry = stored[name], entry.n == matrix.n, entry.k == matrix.k, let contents,
+           let view = PackedQ4Matrix(stored: UnsafeRawBufferPointer(rebasing: contents.bytes[entry.offset..<(entry.offset + entry.bytes)]),
+                                     n: entry.n, k: entry.k, floatScales: entry.floatScales, owner: contents.owner),
            view.samplesMatch(matrix) {
             lock.withLock { used.append((name, view)) }
             return view
@@ -180,6 +193,45 @@ final class PackedWeightCache: @unchecked Sendable {
     func checkUnchanged() throws {
         try mapping?.checkUnchanged()
     }
+}
+
+/// A copy of a mapped file's bytes in anonymous memory in 2 MB pages (`HugePages`), for a cache
+/// file whose mapping the kernel maps mostly in 4 KB pages. Every decode step streams all the
+/// packed weights, and through 4 KB pages the TLB misses and the prefetcher's stops at page
+/// boundaries cost ~12% of the decode rate (see docs/performance.md, "Huge pages"). The page
+/// cache holds a file in small folios where the file system has no large folios (ext4 before
+/// Linux 6.16, for one) or when its pages were read in other ways than through a 2 MB-aligned
+/// mapping. The copy costs one pass over fresh memory at load.
+final class ResidentCopy {
+    let bytes: UnsafeRawBufferPointer
+
+    /// Whether a copy would help: under 90% of the mapping's whole 2 MB pieces (`hugeBytes` of
+    /// `fileBytes`) are mapped in 2 MB pages, and the system gives transparent huge pages at all.
+    /// No when it cannot tell (`hugeBytes` nil: not Linux) or the file is under 2 MB.
+    static func helps(hugeBytes: Int?, fileBytes: Int, transparentHugePages: Bool = HugePages.transparent) -> Bool {
+        let whole = fileBytes / HugePages.size * HugePages.size
+        guard whole > 0, transparentHugePages, let hugeBytes else { return false }
+        return hugeBytes < whole / 10 * 9
+    }
+
+    /// A copy of `file`'s bytes, made on the session's threads 2 MB at a time, each piece's file
+    /// pages dropped from the process once copied (the mapping stays, for `checkUnchanged`), so
+    /// that resident memory holds the bytes about once throughout. Nil when memory cannot be had.
+    init?(_ file: MappedFile) {
+        let source = file.bytes
+        guard !source.isEmpty, let memory = HugePages.allocate(source.count) else { return nil }
+        let pieces = (source.count + HugePages.size - 1) / HugePages.size
+        parallelFor(pieces) { range in
+            for piece in range {
+                let start = piece * HugePages.size, end = min(start + HugePages.size, source.count)
+                (memory + start).copyMemory(from: source.baseAddress! + start, byteCount: end - start)
+                file.releaseResidentPages(UnsafeRawBufferPointer(rebasing: source[start..<end]))
+            }
+        }
+        bytes = UnsafeRawBufferPointer(start: memory, count: source.count)
+    }
+
+    deinit { free(UnsafeMutableRawPointer(mutating: bytes.baseAddress)) }
 }
 
 /// Writes a file in pieces of 2 MB at 2 MB-aligned offsets (the last one shorter), whatever the

@@ -144,3 +144,39 @@ let qk_packedKernelsMissing: Bool = {
         #expect(try Data(contentsOf: url) == Data(expected))
     }
 }
+
+/// `ResidentCopy`, the copy in 2 MB pages of a cache file the kernel maps in 4 KB pages: when it
+/// is made, and that it holds the file's bytes while the mapping, its pages dropped, still reads
+/// them from the file.
+@Suite struct ResidentCopyTests {
+    @Test func madeOnlyWhenMostOfTheFileIsIn4KBPages() {
+        let mb = 1 << 20
+        #expect(ResidentCopy.helps(hugeBytes: 92 * mb, fileBytes: 272 * mb, transparentHugePages: true))
+        #expect(ResidentCopy.helps(hugeBytes: 0, fileBytes: 2 * mb, transparentHugePages: true))
+        #expect(!ResidentCopy.helps(hugeBytes: 270 * mb, fileBytes: 272 * mb, transparentHugePages: true))
+        #expect(!ResidentCopy.helps(hugeBytes: 90 * mb, fileBytes: 101 * mb, transparentHugePages: true))  // 90 of 100 whole
+        #expect(!ResidentCopy.helps(hugeBytes: nil, fileBytes: 272 * mb, transparentHugePages: true))
+        #expect(!ResidentCopy.helps(hugeBytes: 0, fileBytes: 272 * mb, transparentHugePages: false))
+        #expect(!ResidentCopy.helps(hugeBytes: 0, fileBytes: 2 * mb - 1, transparentHugePages: true))
+    }
+
+    @Test func holdsTheFilesBytes() throws {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("resident-\(UUID().uuidString).bin")
+        defer { try? FileManager.default.removeItem(at: url) }
+        let data = (0..<(5 << 20) + 123).map { UInt8(truncatingIfNeeded: ($0 &* 2654435761) >> 13) }
+        try Data(data).write(to: url)
+        let file = try MappedFile(path: url.path, hugePages: true)
+        file.populate()
+        #if os(Linux)
+        let huge = try #require(file.hugePageMappedBytes(), "no smaps entry for the mapping")
+        #expect((0...file.count).contains(huge))
+        #else
+        #expect(file.hugePageMappedBytes() == nil)
+        #endif
+        let copy = try #require(ResidentCopy(file))
+        #expect(copy.bytes.count == data.count)
+        #expect(copy.bytes.elementsEqual(data))
+        #expect(file.bytes.elementsEqual(data), "the mapping no longer reads the file")
+        #expect(MappedFile(copying: copy.bytes, path: "copy").hugePageMappedBytes() == nil)
+    }
+}
