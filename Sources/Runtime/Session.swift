@@ -90,6 +90,10 @@ public final class Session: @unchecked Sendable {
     /// What each pass that ran rewrote (replacements or nodes removed), in pipeline order.
     public let passRewrites: [(pass: GraphPass, rewrites: Int)]
     let constantSlots: [(slot: Int, tensor: Tensor)]
+    /// The constants by slot (nil elsewhere), read in place by every run: a run's own values
+    /// (`initialValues`) hold only the feeds and what the nodes compute, so that a decode step
+    /// does not retain and release each of the graph's hundreds of constants.
+    let constants: [Tensor?]
     let inputSlots: [String: Int]
     let outputSlots: [(name: String, slot: Int)]
     /// Named dimensions (`dim_param`) that several inputs declare, with where each does: feeds
@@ -207,6 +211,9 @@ public final class Session: @unchecked Sendable {
         for (name, s) in slotOf { names[s] = name }
         slotNames = names
         self.constantSlots = constantSlots
+        var constants = [Tensor?](repeating: nil, count: next)
+        for (s, t) in constantSlots { constants[s] = t }
+        self.constants = constants
         self.inputSlots = inputSlots
         outputSlots = outputs
     }
@@ -264,9 +271,11 @@ public final class Session: @unchecked Sendable {
         var args = [Tensor?]()
         try steps.withUnsafeBufferPointer { steps in
             try slotLists.withUnsafeBufferPointer { slots in
-                for index in steps.indices {
-                    try runStep(index, steps, slots, &values, &args)
-                    progress?(index + 1, steps.count)
+                try constants.withUnsafeBufferPointer { constants in
+                    for index in steps.indices {
+                        try runStep(index, steps, slots, constants, &values, &args)
+                        progress?(index + 1, steps.count)
+                    }
                 }
             }
         }
@@ -292,11 +301,15 @@ public final class Session: @unchecked Sendable {
         var args = [Tensor?]()
         try steps.withUnsafeBufferPointer { steps in
             try slotLists.withUnsafeBufferPointer { slots in
-                for index in steps.indices {
-                    if steps[index].op.rowStacking != .none, try runStacked(index, steps, slots, &batch) { continue }
-                    for s in slots[steps[index].inputs] where s >= 0 { batch.split(s) }
-                    for i in batch.perSequence.indices { try runStep(index, steps, slots, &batch.perSequence[i], &args) }
-                    for s in slots[steps[index].releases] { batch.stacked[s] = nil }
+                try constants.withUnsafeBufferPointer { constants in
+                    for index in steps.indices {
+                        if steps[index].op.rowStacking != .none, try runStacked(index, steps, slots, constants, &batch) { continue }
+                        for s in slots[steps[index].inputs] where s >= 0 { batch.split(s) }
+                        for i in batch.perSequence.indices {
+                            try runStep(index, steps, slots, constants, &batch.perSequence[i], &args)
+                        }
+                        for s in slots[steps[index].releases] { batch.stacked[s] = nil }
+                    }
                 }
             }
         }
@@ -329,10 +342,10 @@ public final class Session: @unchecked Sendable {
         }
     }
 
-    /// The value slots for a run: the constants and the checked feeds.
+    /// The value slots for a run: the checked feeds (a slot without a value of the run's own
+    /// reads `constants`).
     private func initialValues(_ feeds: [String: Tensor]) throws -> [Tensor?] {
         var values = [Tensor?](repeating: nil, count: slotCount)
-        for (slot, t) in constantSlots { values[slot] = t }
         for (name, t) in feeds {
             guard let slot = inputSlots[name] else {
                 throw RuntimeError.invalidFeed(name: name, reason: "the graph has no such input (inputs: \(graph.inputs.map(\.name).joined(separator: ", ")))")
@@ -357,7 +370,8 @@ public final class Session: @unchecked Sendable {
     private func outputs(_ values: [Tensor?], keepingCacheViews: Bool) -> [String: Tensor] {
         var result: [String: Tensor] = [:]
         for (name, slot) in outputSlots {
-            result[name] = keepingCacheViews ? values[slot] : values[slot]?.contiguous()
+            let value = values[slot] ?? constants[slot]
+            result[name] = keepingCacheViews ? value : value?.contiguous()
         }
         return result
     }
@@ -366,7 +380,7 @@ public final class Session: @unchecked Sendable {
     /// nothing run, when an input that differs between sequences is not a single row of the
     /// shape and type every sequence has there.
     private func runStacked(_ index: Int, _ steps: UnsafeBufferPointer<Step>, _ slots: UnsafeBufferPointer<Int>,
-                            _ batch: inout BatchValues) throws -> Bool {
+                            _ constants: UnsafeBufferPointer<Tensor?>, _ batch: inout BatchValues) throws -> Bool {
         let n = batch.perSequence.count, stacking = steps[index].op.rowStacking
         var args = [Tensor?]()
         var stackedRank: Int?, sharedShapes: [[Int]] = []
@@ -381,8 +395,14 @@ public final class Session: @unchecked Sendable {
                 continue
             }
             let values = batch.perSequence
+            // A constant (a weight): passed once.
+            if values[0][s] == nil, let constant = constants[s] {
+                args.append(constant.isContiguous ? constant : constant.contiguous())
+                sharedShapes.append(constant.shape)
+                continue
+            }
             guard let first = values[0][s] else { args.append(nil); continue }
-            // The same tensor in every sequence (a weight, a shared constant): passed once.
+            // The same tensor in every sequence (a shared input): passed once.
             if values.allSatisfy({ $0[s]?.storage === first.storage && $0[s]?.shape == first.shape }) {
                 args.append(first.isContiguous ? first : first.contiguous())
                 sharedShapes.append(first.shape)
@@ -431,11 +451,11 @@ public final class Session: @unchecked Sendable {
     /// Runs step `index` on `values`, then releases the slots it read last.
     @inline(__always)
     private func runStep(_ index: Int, _ steps: UnsafeBufferPointer<Step>, _ slots: UnsafeBufferPointer<Int>,
-                         _ values: inout [Tensor?], _ args: inout [Tensor?]) throws {
+                         _ constants: UnsafeBufferPointer<Tensor?>, _ values: inout [Tensor?], _ args: inout [Tensor?]) throws {
         let readsViews = steps[index].readsCacheViews
         args.removeAll(keepingCapacity: true)
         for s in slots[steps[index].inputs] {
-            guard s >= 0, let t = values[s] else { args.append(nil); continue }
+            guard s >= 0, let t = values[s] ?? constants[s] else { args.append(nil); continue }
             args.append(t.isContiguous || readsViews ? t : t.contiguous())
         }
         let results: [Tensor]
