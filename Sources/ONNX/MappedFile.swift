@@ -36,6 +36,8 @@ public final class MappedFile: @unchecked Sendable {
         var modifiedSeconds: Int64
         var modifiedNanoseconds: Int64
 
+        var identity: String { "\(device):\(inode):\(size):\(modifiedSeconds).\(modifiedNanoseconds)" }
+
         init(_ st: stat) {
             device = UInt64(st.st_dev)
             inode = UInt64(st.st_ino)
@@ -153,8 +155,14 @@ public final class MappedFile: @unchecked Sendable {
     /// Device, inode, size and modification time of the file when it was mapped, as one string
     /// (nil for copies): two mappings with equal identities mapped the same, unchanged file, as
     /// far as `stat` can tell. Keys caches derived from the file.
-    public var identity: String? {
-        snapshot.map { "\($0.device):\($0.inode):\($0.size):\($0.modifiedSeconds).\($0.modifiedNanoseconds)" }
+    public var identity: String? { snapshot.map(\.identity) }
+
+    /// The ``identity`` the file at `path` would have if mapped now; nil when it cannot be
+    /// `stat`ed or is not a regular file.
+    public static func identity(ofFileAt path: String) -> String? {
+        var st = stat()
+        guard stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return nil }
+        return FileSnapshot(st).identity
     }
 
     /// Drops the whole pages inside `range` (a part of this mapping) from the process's resident

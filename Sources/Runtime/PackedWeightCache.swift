@@ -14,18 +14,23 @@ import ONNX
 /// byte for byte). Anything wrong with the file (missing, unreadable, other version, other model,
 /// damaged) means packing as without a cache; the file is then rewritten. It is written to a
 /// temporary name and renamed, so readers never see a half-written file. Only the cache
-/// directory is written to; the model directory is never written.
+/// directory is written to; the model directory is never written. Each time a file is written,
+/// the directory's cache files that can never be used again are removed (`removeStale`), so
+/// that models deleted, moved or rebuilt do not leave their 278 MB behind for good.
 ///
 /// Format: "QWENQ4X8", header length (UInt64 little endian), the JSON header, then each matrix's
 /// packed bytes at a 4096-byte aligned offset given in the header.
 final class PackedWeightCache: @unchecked Sendable {
     static let magic = Array("QWENQ4X8".utf8)
-    static let formatVersion = 1
+    static let formatVersion = 2
+    static let fileExtension = "q4x8"
 
     struct Header: Codable {
         var version: Int
         /// Identities (`MappedFile.identity`) of the model file and its external data files.
         var files: [String]
+        /// Their absolute paths, in the same order (since version 2: for `removeStale`).
+        var paths: [String]
         var entries: [Entry]
     }
 
@@ -40,6 +45,7 @@ final class PackedWeightCache: @unchecked Sendable {
 
     let url: URL
     private let files: [String]
+    private let paths: [String]
     private let minimumBytes: Int
     private let mapping: MappedFile?
     /// The matrices' bytes: the mapping's, or a copy of them in anonymous 2 MB pages
@@ -62,10 +68,11 @@ final class PackedWeightCache: @unchecked Sendable {
         let identities = mapped.compactMap(\.identity)
         guard identities.count == mapped.count, let folder = model.directory else { return nil }
         self.files = identities
+        paths = mapped.map { URL(fileURLWithPath: $0.path).standardizedFileURL.path }
         self.minimumBytes = minimumBytes
         let modelPath = folder + "/" + (model.path as NSString).lastPathComponent
         url = URL(fileURLWithPath: directory).appendingPathComponent(
-            "\((modelPath as NSString).lastPathComponent)-\(PackedWeightCache.hash(modelPath)).q4x8")
+            "\((modelPath as NSString).lastPathComponent)-\(PackedWeightCache.hash(modelPath)).\(PackedWeightCache.fileExtension)")
         if let (mapping, header) = PackedWeightCache.open(url), header.files == identities {
             // Every repacked matrix is read by the first prefill: mapping the file's pages in one
             // call now costs less than the page faults that first pass would take in the middle
@@ -152,7 +159,7 @@ final class PackedWeightCache: @unchecked Sendable {
                 list.append(Entry(name: name, n: m.n, k: m.k, floatScales: m.floatScales, offset: offset, bytes: m.byteCount))
                 offset += pages(m.byteCount)
             }
-            return try? JSONEncoder().encode(Header(version: PackedWeightCache.formatVersion, files: files, entries: list))
+            return try? JSONEncoder().encode(Header(version: PackedWeightCache.formatVersion, files: files, paths: paths, entries: list))
         }
         // The header's size depends on the offsets it lists; two passes settle it.
         guard let first = header(dataStart: 0) else { return false }
@@ -182,11 +189,59 @@ final class PackedWeightCache: @unchecked Sendable {
                 try? FileManager.default.removeItem(at: temporary)
                 return false
             }
+            PackedWeightCache.removeStale(in: directory)
             return true
         } catch {
             try? FileManager.default.removeItem(at: temporary)
             return false
         }
+    }
+
+    /// Removes the files in `directory` that no load can use again, and returns their names:
+    /// cache files (named `*.q4x8`, starting with the magic) of another format version, or made
+    /// from a model file or external data file that is gone or has changed since (its path now
+    /// names no file, or one of another identity), and temporary files (`.*.q4x8.*.tmp`) not
+    /// modified for `abandonedAfter` seconds (a writer that died). Nothing else is touched;
+    /// files that cannot be read are left alone.
+    @discardableResult
+    static func removeStale(in directory: URL, abandonedAfter: TimeInterval = 3600) -> [String] {
+        let manager = FileManager.default
+        guard let names = try? manager.contentsOfDirectory(atPath: directory.path) else { return [] }
+        var removed: [String] = []
+        for name in names {
+            let url = directory.appendingPathComponent(name)
+            let stale: Bool
+            if name.hasPrefix("."), name.hasSuffix(".tmp"), name.contains(".\(fileExtension).") {
+                let modified = (try? manager.attributesOfItem(atPath: url.path)[.modificationDate]) as? Date
+                stale = modified.map { Date().timeIntervalSince($0) > abandonedAfter } ?? false
+            } else if name.hasSuffix(".\(fileExtension)"), let header = readHeader(url) {
+                stale = header.version != formatVersion || header.paths.count != header.files.count
+                    || zip(header.paths, header.files).contains { MappedFile.identity(ofFileAt: $0) != $1 }
+            } else {
+                stale = false
+            }
+            if stale, (try? manager.removeItem(at: url)) != nil { removed.append(name) }
+        }
+        return removed
+    }
+
+    /// The version and model files of a cache file (read from its header alone); nil when the
+    /// file is not one (no magic, an unreadable header). Files of version 1 have no paths.
+    private static func readHeader(_ url: URL) -> (version: Int, files: [String], paths: [String])? {
+        struct Versioned: Decodable {
+            var version: Int
+            var files: [String]
+            var paths: [String]?
+        }
+        guard let handle = try? FileHandle(forReadingFrom: url) else { return nil }
+        defer { try? handle.close() }
+        guard let prefix = try? handle.read(upToCount: 16), prefix.count == 16, Array(prefix.prefix(8)) == magic else { return nil }
+        var length: UInt64 = 0
+        for i in 0..<8 { length |= UInt64(prefix[prefix.startIndex + 8 + i]) << (8 * UInt64(i)) }
+        guard length <= 64 << 20, let json = try? handle.read(upToCount: Int(length)), json.count == Int(length),
+              let header = try? JSONDecoder().decode(Versioned.self, from: json)
+        else { return nil }
+        return (header.version, header.files, header.paths ?? [])
     }
 
     /// Throws when the cache file in use was truncated or rewritten in place since it was mapped.

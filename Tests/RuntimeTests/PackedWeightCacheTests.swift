@@ -180,3 +180,50 @@ let qk_packedKernelsMissing: Bool = {
         #expect(MappedFile(copying: copy.bytes, path: "copy").hugePageMappedBytes() == nil)
     }
 }
+
+/// `PackedWeightCache.removeStale`: each time a cache file is written, the cache directory loses
+/// the files no load can use again, and nothing else.
+@Suite struct StaleCacheFileTests {
+    /// A file that starts like a cache file: the magic, the header's length, the header.
+    static func cacheFile(_ header: [String: Any]) throws -> Data {
+        let json = try JSONSerialization.data(withJSONObject: header)
+        var data = Data(PackedWeightCache.magic)
+        withUnsafeBytes(of: UInt64(json.count).littleEndian) { data.append(contentsOf: $0) }
+        return data + json + Data(count: 100)
+    }
+
+    @Test func removesWhatNoLoadCanUseAndNothingElse() throws {
+        if qk_packedKernelsMissing { return }
+        let manager = FileManager.default
+        let dir = manager.temporaryDirectory.appendingPathComponent("q4x8-stale-\(UUID().uuidString)")
+        defer { try? manager.removeItem(at: dir) }
+        try manager.createDirectory(at: dir, withIntermediateDirectories: true)
+        let model = dir.appendingPathComponent("model.onnx")   // stands for a model file that exists
+        try Data("model".utf8).write(to: model)
+        let identity = try #require(MappedFile.identity(ofFileAt: model.path))
+        let v2 = PackedWeightCache.formatVersion
+        let files: [(name: String, contents: Data, stale: Bool)] = [
+            ("gone-1.q4x8", try Self.cacheFile(["version": v2, "files": [identity], "paths": ["/nonexistent/model.onnx"], "entries": []]), true),
+            ("changed-2.q4x8", try Self.cacheFile(["version": v2, "files": ["1:2:3:4.5"], "paths": [model.path], "entries": []]), true),
+            ("old-3.q4x8", try Self.cacheFile(["version": 1, "files": [identity], "entries": []]), true),
+            ("current-4.q4x8", try Self.cacheFile(["version": v2, "files": [identity], "paths": [model.path], "entries": []]), false),
+            ("notes.q4x8", Data("not a cache file".utf8), false),
+            ("other.bin", try Self.cacheFile(["version": 1, "files": [], "entries": []]), false),
+            (".current-4.q4x8.1.2.tmp", Data(count: 10), false),
+            (".gone-1.q4x8.3.4.tmp", Data(count: 10), true),
+        ]
+        for f in files { try f.contents.write(to: dir.appendingPathComponent(f.name)) }
+        try manager.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -7200)],
+                                  ofItemAtPath: dir.appendingPathComponent(".gone-1.q4x8.3.4.tmp").path)
+
+        // Writing a cache file into the directory removes the stale ones.
+        let session = try PackedWeightCacheTests.session(PackedWeightCacheTests.models[0], cache: dir)
+        let written = try #require(session.weightCache?.url.lastPathComponent)
+        let left = Set(try manager.contentsOfDirectory(atPath: dir.path))
+        #expect(left == Set(files.filter { !$0.stale }.map(\.name) + [written, "model.onnx"]))
+
+        // The model file changes: its cache is stale too.
+        try Data("model, rebuilt".utf8).write(to: model)
+        #expect(PackedWeightCache.removeStale(in: dir) == ["current-4.q4x8"])
+    }
+}
