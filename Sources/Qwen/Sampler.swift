@@ -173,11 +173,30 @@ public struct Sampler: Sendable {
         return logits
     }
 
-    /// Index of the largest value (the first one on ties, like torch.argmax).
+    /// Index of the largest value (the first one on ties, like torch.argmax); NaNs are passed
+    /// over, except a NaN first value, which no value is larger than.
+    ///
+    /// Vectorised (a batched decode step takes one per sequence over 151,936 logits, on the
+    /// thread every other thread waits for): the lanes' maxima, then the first index holding
+    /// their maximum.
     public static func argmax(_ v: [Float]) -> Int {
-        var best = 0
-        for i in 1..<v.count where v[i] > v[best] { best = i }
-        return best
+        typealias Lanes = SIMD16<Float>
+        guard v.count > 1, !v[0].isNaN else { return 0 }
+        return v.withUnsafeBufferPointer { p in
+            let whole = p.count / Lanes.scalarCount * Lanes.scalarCount
+            return p.baseAddress!.withMemoryRebound(to: Lanes.self, capacity: whole / Lanes.scalarCount) { vectors in
+                var lanes = Lanes(repeating: p[0])
+                for i in 0..<(whole / Lanes.scalarCount) { lanes.replace(with: vectors[i], where: vectors[i] .> lanes) }
+                var largest = lanes[0]
+                for lane in 1..<Lanes.scalarCount where lanes[lane] > largest { largest = lanes[lane] }
+                for i in whole..<p.count where p[i] > largest { largest = p[i] }
+                let target = Lanes(repeating: largest)
+                for i in 0..<(whole / Lanes.scalarCount) where any(vectors[i] .== target) {
+                    for lane in 0..<Lanes.scalarCount where vectors[i][lane] == largest { return i * Lanes.scalarCount + lane }
+                }
+                return p[whole...].firstIndex(of: largest)!
+            }
+        }
     }
 
     /// The k largest logits, most likely first (ties: lower id first).

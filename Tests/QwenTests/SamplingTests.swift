@@ -97,6 +97,33 @@ import Testing
 
     // MARK: Settings resolution
 
+    /// The vectorised argmax against its definition (the first index whose value no other
+    /// exceeds under `>`, NaNs passed over unless first) on lengths around the 16-lane vectors,
+    /// with ties, infinities, signed zeros and NaNs placed anywhere.
+    @Test func argmaxIsTheFirstLargestValue() {
+        func definition(_ v: [Float]) -> Int {
+            var best = 0
+            for i in 1..<v.count where v[i] > v[best] { best = i }
+            return best
+        }
+        var state: UInt64 = 7   // a seeded LCG: the same cases every run
+        func next() -> UInt64 {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return state >> 17
+        }
+        let specials: [Float] = [.nan, .infinity, -.infinity, 0, -0.0, 3.5, 3.5]
+        for count in [1, 2, 15, 16, 17, 31, 32, 33, 100, 151_936] {
+            for trial in 0..<20 {
+                var v = (0..<count).map { _ in Float(Int(next() % 64)) / 4 - 8 }   // many ties
+                for _ in 0..<(trial % 4) { v[Int(next() % UInt64(count))] = specials[Int(next() % UInt64(specials.count))] }
+                if trial == 19 { v = v.map { _ in -.infinity } }
+                #expect(Sampler.argmax(v) == definition(v), "count \(count), trial \(trial)")
+            }
+        }
+        #expect(Sampler.argmax([.nan, 1, 2]) == 0)
+        #expect(Sampler.argmax([1, .nan, 2, 2]) == 2)
+    }
+
     @Test func parametersOverrideGenerationConfigOverHFDefaults() throws {
         // The real Qwen2.5-Coder generation_config.json.
         let json = """

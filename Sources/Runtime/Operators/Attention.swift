@@ -268,7 +268,8 @@ struct SiLUMulOperator: Operator {
         }
         let out = Tensor(dtype: .float, shape: x.shape)
         let px = x.pointer(as: Float.self), pu = u.pointer(as: Float.self), po = out.pointer(as: Float.self)
-        parallelFor(x.count, minChunk: 1 << 15, granularity: 256) { r in
+        // From 8,192 values on (a batched decode step's rows) on the pool's threads.
+        parallelFor(x.count, minChunk: 1 << 13, granularity: 256) { r in
             siluMul(px + r.lowerBound, pu + r.lowerBound, into: po + r.lowerBound, count: r.count)
         }
         return [out]

@@ -142,11 +142,16 @@ extension MatMulNBitsOperator {
             let rowBytes = packed[0].int16ActivationBytes
             let quantized = UnsafeMutableRawPointer.allocate(byteCount: Swift.max(m * rowBytes, 1), alignment: 64)
             defer { quantized.deallocate() }
-            var useInt16 = int16
-            if useInt16 {
-                for row in 0..<m where !packed[0].quantizeInt16(rowsA + row * kp, into: quantized + row * rowBytes) { useInt16 = false }
+            // Row 0 says whether the int16 kernels run here; several rows (a batched step) are
+            // quantized on the pool's threads.
+            let int16Rows = int16 && packed[0].quantizeInt16(rowsA, into: quantized)
+            if int16Rows && m > 1 {
+                parallelFor(m - 1) { rows in
+                    for row in rows.lowerBound + 1 ..< rows.upperBound + 1 {
+                        packed[0].quantizeInt16(rowsA + row * kp, into: quantized + row * rowBytes)
+                    }
+                }
             }
-            let int16Rows = useInt16
             parallelFor(total, minChunk: gemvMinRows(k: k), granularity: 16, chunksPerThread: 4) { rows in
                 forEachProduct(in: rows) { j, local in
                     // Several rows: the weights read once for all (each row's floats as alone).
