@@ -329,15 +329,16 @@ public final class Session: @unchecked Sendable {
             stacked = [Tensor?](repeating: nil, count: slotCount)
         }
 
-        /// Gives each sequence its row of a stacked slot, once.
+        /// Gives each sequence its row of a stacked slot, once: a view of that row, no copy
+        /// (operators never write into their inputs; the logits alone are 600 KB a row), which
+        /// keeps the stacked tensor's storage alive.
         mutating func split(_ slot: Int) {
             guard let t = stacked[slot], perSequence[0][slot] == nil, let size = t.dtype.storageSize else { return }
             let whole = t.contiguous(), n = perSequence.count
             let shape = [1] + whole.shape.dropFirst(), rowBytes = whole.count / n * size
             for i in 0..<n {
-                let row = Tensor(dtype: whole.dtype, shape: shape)
-                row.rawPointer.copyMemory(from: whole.rawPointer + i * rowBytes, byteCount: rowBytes)
-                perSequence[i][slot] = row
+                let row = TensorStorage(borrowing: whole.rawPointer + i * rowBytes, byteCount: rowBytes, owner: whole.storage)
+                perSequence[i][slot] = Tensor(dtype: whole.dtype, shape: shape, storage: row)
             }
         }
     }
