@@ -23,6 +23,10 @@ public protocol Operator: Sendable {
     /// default is `run`, for operators whose arithmetic per row does not depend on the row count.
     func runStacked(_ inputs: [Tensor?]) throws -> [Tensor]
 
+    /// Whether `runStacked` can take these stacked inputs (else each sequence runs the node on
+    /// its own). True unless an operator says otherwise.
+    func stacks(_ inputs: [Tensor?]) -> Bool
+
     /// How the node will run, for a plan dump (`Session.planDescription`): the kernels a product
     /// chose at planning time (weight layout, activation types). Nil unless an operator says.
     var plan: String? { get }
@@ -33,6 +37,7 @@ extension Operator {
     public var readsCacheViews: Bool { false }
     public var rowStacking: RowStacking { .none }
     public func runStacked(_ inputs: [Tensor?]) throws -> [Tensor] { try run(inputs) }
+    public func stacks(_ inputs: [Tensor?]) -> Bool { true }
 }
 
 /// What a factory knows when it builds an operator.

@@ -380,6 +380,16 @@ public final class Session: @unchecked Sendable {
     /// Step `index` once for all sequences on their stacked rows (see `runBatch`); false, with
     /// nothing run, when an input that differs between sequences is not a single row of the
     /// shape and type every sequence has there.
+    /// Whether `tensors` are all present, int64, of one shape, at most 16 values, and equal.
+    static func equalSmallIntegers(_ tensors: [Tensor?]) -> Bool {
+        guard let first = tensors.first ?? nil, first.dtype == .int64, first.count <= 16, first.isContiguous else { return false }
+        let bytes = first.count * 8
+        return tensors.allSatisfy { t in
+            guard let t, t.dtype == .int64, t.shape == first.shape, t.isContiguous else { return false }
+            return UnsafeRawBufferPointer(start: t.rawPointer, count: bytes).elementsEqual(UnsafeRawBufferPointer(start: first.rawPointer, count: bytes))
+        }
+    }
+
     private func runStacked(_ index: Int, _ steps: UnsafeBufferPointer<Step>, _ slots: UnsafeBufferPointer<Int>,
                             _ constants: UnsafeBufferPointer<Tensor?>, _ batch: inout BatchValues) throws -> Bool {
         let n = batch.perSequence.count, stacking = steps[index].op.rowStacking
@@ -403,8 +413,11 @@ public final class Session: @unchecked Sendable {
                 continue
             }
             guard let first = values[0][s] else { args.append(nil); continue }
-            // The same tensor in every sequence (a shared input): passed once.
-            if values.allSatisfy({ $0[s]?.storage === first.storage && $0[s]?.shape == first.shape }) {
+            // The same tensor in every sequence (a shared input), or a few equal integers each
+            // sequence computed for itself (a shape for Reshape, from its own ShapeProgram):
+            // passed once.
+            if values.allSatisfy({ $0[s]?.storage === first.storage && $0[s]?.shape == first.shape })
+                || Session.equalSmallIntegers(values.map { $0[s] }) {
                 args.append(first.isContiguous ? first : first.contiguous())
                 sharedShapes.append(first.shape)
                 continue
@@ -422,7 +435,7 @@ public final class Session: @unchecked Sendable {
             args.append(stacked)
         }
         // Nothing differs between the sequences: each runs the node as usual.
-        guard let rank = stackedRank else { return false }
+        guard let rank = stackedRank, steps[index].op.stacks(args) else { return false }
         // Broadcasting must pair each stacked row with itself only.
         if stacking == .elementwise, sharedShapes.contains(where: { $0.count > rank || ($0.count == rank && $0[0] != 1) }) { return false }
         let results: [Tensor]

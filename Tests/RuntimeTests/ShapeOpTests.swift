@@ -20,6 +20,25 @@ import Testing
         #expect(z.shape == [0, 2, 2])
     }
 
+    /// Reshape of stacked rows (`Session.runBatch`): each row `[1, …]` reshaped as alone, the
+    /// first axis the rows again; refused where a row's own reshape moves its first axis.
+    @Test func reshapeOfStackedRowsReshapesEachRow() throws {
+        let op = ReshapeOperator(allowZero: false)
+        let rows = Tensor((0..<18).map { Float($0) }, shape: [3, 1, 6])      // three rows [1, 1, 6]
+        let shape = Tensor(int64s: [Int64(0), -1, 2, 3], shape: [4])          // 0 copies the row's 1
+        #expect(op.stacks([rows, shape]))
+        let r = try op.runStacked([rows, shape])[0]
+        #expect(r.shape == [3, 1, 2, 3])
+        #expect(r.floats() == rows.floats())
+        let alone = try op.run([Tensor((0..<6).map { Float($0) }, shape: [1, 1, 6]), shape])[0]
+        #expect(alone.shape == [1] + r.shape.dropFirst())
+        #expect(!op.stacks([rows, Tensor(int64s: [Int64(6), 1], shape: [2])]), "a row [1, 1, 6] → [6, 1] moves the first axis")
+        #expect(!op.stacks([rows, Tensor(int64s: [Int64(5), -1], shape: [2])]), "no such shape")
+        #expect(Session.equalSmallIntegers([shape, Tensor(int64s: [Int64(0), -1, 2, 3], shape: [4])]))
+        #expect(!Session.equalSmallIntegers([shape, Tensor(int64s: [Int64(0), -1, 3, 2], shape: [4])]))
+        #expect(!Session.equalSmallIntegers([shape, nil]))
+    }
+
     @Test func unsqueezeAndSqueezeByOpset() throws {
         let u = try runOp("Unsqueeze", [x, Tensor(int64s: [Int64(-1), 0], shape: [2])])[0]
         #expect(u.shape == [1, 2, 3, 4, 1])

@@ -115,7 +115,29 @@ struct ReshapeOperator: Operator {
     let allowZero: Bool
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
         let x = try inputs.required(0)
-        let requested = try intValues(try inputs.required(1))
+        return [x.reshaped(try shape(of: x.shape, requested: try intValues(try inputs.required(1))))]
+    }
+
+    /// Stacked rows of several sequences (`[n, …]`) reshape as one when each row's own shape
+    /// (`[1, …]`) reshapes to one with a first axis of 1: that axis becomes n again.
+    var rowStacking: RowStacking { .firstInput }
+    func stacks(_ inputs: [Tensor?]) -> Bool { (try? rowShape(inputs))?.first == 1 }
+    func runStacked(_ inputs: [Tensor?]) throws -> [Tensor] {
+        let x = try inputs.required(0), row = try rowShape(inputs)
+        guard row.first == 1 else { return try run(inputs) }
+        return [x.reshaped([x.shape[0]] + row.dropFirst())]
+    }
+
+    /// What one row `[1, …]` of a stacked input reshapes to.
+    private func rowShape(_ inputs: [Tensor?]) throws -> [Int] {
+        let x = try inputs.required(0)
+        guard x.rank >= 1 else { throw OpError("a stacked input has a first axis") }
+        return try shape(of: [1] + x.shape.dropFirst(), requested: try intValues(try inputs.required(1)))
+    }
+
+    /// The shape `requested` (ONNX's 0 and -1 resolved) for an input of shape `input`.
+    private func shape(of input: [Int], requested: [Int]) throws -> [Int] {
+        let count = Tensor.elementCount(input)
         var shape = [Int]()
         var inferAt: Int?
         for (i, d) in requested.enumerated() {
@@ -124,8 +146,8 @@ struct ReshapeOperator: Operator {
                 inferAt = i
                 shape.append(1)
             } else if d == 0 && !allowZero {
-                guard i < x.rank else { throw OpError("shape \(requested) copies dimension \(i) of a rank-\(x.rank) input") }
-                shape.append(x.shape[i])
+                guard i < input.count else { throw OpError("shape \(requested) copies dimension \(i) of a rank-\(input.count) input") }
+                shape.append(input[i])
             } else {
                 guard d >= 0 else { throw OpError("invalid dimension \(d) in shape \(requested)") }
                 shape.append(d)
@@ -133,15 +155,15 @@ struct ReshapeOperator: Operator {
         }
         if let k = inferAt {
             let known = Tensor.elementCount(shape)
-            guard known > 0, x.count % known == 0 else {
-                throw OpError("cannot reshape \(x.shape) (\(x.count) elements) to \(requested)")
+            guard known > 0, count % known == 0 else {
+                throw OpError("cannot reshape \(input) (\(count) elements) to \(requested)")
             }
-            shape[k] = x.count / known
+            shape[k] = count / known
         }
-        guard (try? checkedShape(shape)) != nil, Tensor.elementCount(shape) == x.count else {
-            throw OpError("cannot reshape \(x.shape) (\(x.count) elements) to \(requested)")
+        guard (try? checkedShape(shape)) != nil, Tensor.elementCount(shape) == count else {
+            throw OpError("cannot reshape \(input) (\(count) elements) to \(requested)")
         }
-        return [x.reshaped(shape)]
+        return shape
     }
 }
 
