@@ -154,7 +154,9 @@ let qk_packedKernelsMissing: Bool = {
         #expect(ResidentCopy.helps(hugeBytes: 92 * mb, fileBytes: 272 * mb, transparentHugePages: true))
         #expect(ResidentCopy.helps(hugeBytes: 0, fileBytes: 2 * mb, transparentHugePages: true))
         #expect(!ResidentCopy.helps(hugeBytes: 270 * mb, fileBytes: 272 * mb, transparentHugePages: true))
-        #expect(!ResidentCopy.helps(hugeBytes: 90 * mb, fileBytes: 101 * mb, transparentHugePages: true))  // 90 of 100 whole
+        #expect(!ResidentCopy.helps(hugeBytes: 240 * mb, fileBytes: 272 * mb, transparentHugePages: true))
+        #expect(!ResidentCopy.helps(hugeBytes: 50 * mb, fileBytes: 101 * mb, transparentHugePages: true))  // 50 of 100 whole
+        #expect(ResidentCopy.helps(hugeBytes: 48 * mb, fileBytes: 101 * mb, transparentHugePages: true))
         #expect(!ResidentCopy.helps(hugeBytes: nil, fileBytes: 272 * mb, transparentHugePages: true))
         #expect(!ResidentCopy.helps(hugeBytes: 0, fileBytes: 272 * mb, transparentHugePages: false))
         #expect(!ResidentCopy.helps(hugeBytes: 0, fileBytes: 2 * mb - 1, transparentHugePages: true))
