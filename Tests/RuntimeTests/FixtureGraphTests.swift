@@ -28,8 +28,13 @@ import Testing
         var level = "disable_all"
         /// Max |Δ| allowed on the 16 teacher-forced decode steps, when larger than `tolerance`:
         /// dynamic int8 quantization turns a 1-ulp float difference at a rounding tie (x/scale
-        /// at k + 0.5) into one quantization step, which moves a step's logits by up to ~0.4.
+        /// at k + 0.5) into one quantization step, which moves a step's logits by up to ~0.4,
+        /// and the last step's layer-1 values (`decodePresentTolerance`) by a few hundredths.
         var decodeTolerance: Float?
+        /// Max |Δ| of the last decode step's `present.1.value` where `decodeTolerance` is set.
+        /// Observed: 0.0046 with the AVX2 and AVX-512 kernels, 0.0215 at `QWEN_ISA=portable`
+        /// (scalar exponentials and sums in another order flip other quantization ties).
+        static let decodePresentTolerance: Float = 0.05
         var description: String { "\(fixture)/\(name)" }
     }
 
@@ -132,7 +137,7 @@ import Testing
         }
         let decodeTolerance = v.decodeTolerance ?? v.tolerance
         _ = try compare(Tensor(stepLogits, shape: [forced.count, 512]), "decode_logits.npy", tolerance: decodeTolerance, "decode logits (16 steps)")
-        _ = try compare(presents["present.1.value"]!, "decode_last_present.1.value.npy", tolerance: v.decodeTolerance == nil ? v.tolerance : 0.01, "last present.1.value")
+        _ = try compare(presents["present.1.value"]!, "decode_last_present.1.value.npy", tolerance: v.decodeTolerance == nil ? v.tolerance : Variant.decodePresentTolerance, "last present.1.value")
 
         // Greedy: exact ids.
         var state = prefill
