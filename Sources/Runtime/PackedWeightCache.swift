@@ -115,13 +115,10 @@ final class PackedWeightCache: @unchecked Sendable {
     static func open(_ url: URL) -> (MappedFile, Header)? {
         guard let file = try? MappedFile(path: url.path, hugePages: true), file.count >= 16 else { return nil }
         let bytes = file.bytes
-        guard Array(bytes[0..<8]) == magic else { return nil }
-        var length: UInt64 = 0
-        for i in 0..<8 { length |= UInt64(bytes[8 + i]) << (8 * UInt64(i)) }
-        guard length <= UInt64(file.count - 16) else { return nil }
-        let json = Data(bytes[16..<(16 + Int(length))])
+        guard let length = headerLength(bytes.prefix(16)), length <= file.count - 16 else { return nil }
+        let json = Data(bytes[16..<(16 + length)])
         guard let header = try? JSONDecoder().decode(Header.self, from: json), header.version == formatVersion,
-              header.entries.allSatisfy({ $0.offset >= 16 + Int(length) && $0.bytes >= 0 && $0.offset <= file.count - $0.bytes })
+              header.entries.allSatisfy({ $0.offset >= 16 + length && $0.bytes >= 0 && $0.offset <= file.count - $0.bytes })
         else { return nil }
         return (file, header)
     }
@@ -225,6 +222,16 @@ final class PackedWeightCache: @unchecked Sendable {
         return removed
     }
 
+    /// The header's length from a cache file's first 16 bytes (the magic, then the length as a
+    /// UInt64, little endian); nil when they are not those of a cache file.
+    private static func headerLength(_ prefix: some Collection<UInt8>) -> Int? {
+        let bytes = Array(prefix)
+        guard bytes.count == 16, Array(bytes[0..<8]) == magic else { return nil }
+        var length: UInt64 = 0
+        for i in 0..<8 { length |= UInt64(bytes[8 + i]) << (8 * UInt64(i)) }
+        return length <= UInt64(Int.max - 16) ? Int(length) : nil
+    }
+
     /// The version and model files of a cache file (read from its header alone); nil when the
     /// file is not one (no magic, an unreadable header). Files of version 1 have no paths.
     private static func readHeader(_ url: URL) -> (version: Int, files: [String], paths: [String])? {
@@ -235,10 +242,8 @@ final class PackedWeightCache: @unchecked Sendable {
         }
         guard let handle = try? FileHandle(forReadingFrom: url) else { return nil }
         defer { try? handle.close() }
-        guard let prefix = try? handle.read(upToCount: 16), prefix.count == 16, Array(prefix.prefix(8)) == magic else { return nil }
-        var length: UInt64 = 0
-        for i in 0..<8 { length |= UInt64(prefix[prefix.startIndex + 8 + i]) << (8 * UInt64(i)) }
-        guard length <= 64 << 20, let json = try? handle.read(upToCount: Int(length)), json.count == Int(length),
+        guard let prefix = try? handle.read(upToCount: 16), let length = headerLength(prefix), length <= 64 << 20,
+              let json = try? handle.read(upToCount: length), json.count == length,
               let header = try? JSONDecoder().decode(Versioned.self, from: json)
         else { return nil }
         return (header.version, header.files, header.paths ?? [])

@@ -89,7 +89,6 @@ public final class Session: @unchecked Sendable {
     let slotNames: [String]
     /// What each pass that ran rewrote (replacements or nodes removed), in pipeline order.
     public let passRewrites: [(pass: GraphPass, rewrites: Int)]
-    let constantSlots: [(slot: Int, tensor: Tensor)]
     /// The constants by slot (nil elsewhere), read in place by every run: a run's own values
     /// (`initialValues`) hold only the feeds and what the nodes compute, so that a decode step
     /// does not retain and release each of the graph's hundreds of constants.
@@ -210,7 +209,6 @@ public final class Session: @unchecked Sendable {
         var names = [String](repeating: "", count: next)
         for (name, s) in slotOf { names[s] = name }
         slotNames = names
-        self.constantSlots = constantSlots
         var constants = [Tensor?](repeating: nil, count: next)
         for (s, t) in constantSlots { constants[s] = t }
         self.constants = constants
@@ -231,7 +229,7 @@ public final class Session: @unchecked Sendable {
     /// and outputs, how it runs when its operator says (the kernels of the products), and the
     /// values released after it (the last reader of an intermediate frees it).
     public func planDescription() -> String {
-        var lines = ["\(steps.count) nodes, \(constantSlots.count) constants, \(slotCount) values"]
+        var lines = ["\(steps.count) nodes, \(graph.constants.count) constants, \(slotCount) values"]
         lines.append("passes: " + (passRewrites.isEmpty ? "none"
             : passRewrites.map { "\($0.pass) (\($0.rewrites))" }.joined(separator: ", ")))
         slotLists.withUnsafeBufferPointer { slots in
@@ -377,9 +375,6 @@ public final class Session: @unchecked Sendable {
         return result
     }
 
-    /// Step `index` once for all sequences on their stacked rows (see `runBatch`); false, with
-    /// nothing run, when an input that differs between sequences is not a single row of the
-    /// shape and type every sequence has there.
     /// Whether `tensors` are all present, int64, of one shape, at most 16 values, and equal.
     static func equalSmallIntegers(_ tensors: [Tensor?]) -> Bool {
         guard let first = tensors.first ?? nil, first.dtype == .int64, first.count <= 16, first.isContiguous else { return false }
@@ -390,6 +385,9 @@ public final class Session: @unchecked Sendable {
         }
     }
 
+    /// Step `index` once for all sequences on their stacked rows (see `runBatch`); false, with
+    /// nothing run, when an input that differs between sequences is not a single row of the
+    /// shape and type every sequence has there.
     private func runStacked(_ index: Int, _ steps: UnsafeBufferPointer<Step>, _ slots: UnsafeBufferPointer<Int>,
                             _ constants: UnsafeBufferPointer<Tensor?>, _ batch: inout BatchValues) throws -> Bool {
         let n = batch.perSequence.count, stacking = steps[index].op.rowStacking
@@ -417,7 +415,7 @@ public final class Session: @unchecked Sendable {
             // sequence computed for itself (a shape for Reshape, from its own ShapeProgram):
             // passed once.
             if values.allSatisfy({ $0[s]?.storage === first.storage && $0[s]?.shape == first.shape })
-                || Session.equalSmallIntegers(values.map { $0[s] }) {
+                || (first.dtype == .int64 && Session.equalSmallIntegers(values.map { $0[s] })) {
                 args.append(first.isContiguous ? first : first.contiguous())
                 sharedShapes.append(first.shape)
                 continue
