@@ -192,30 +192,32 @@ AVX2 static void quantize_activations(const float *a, size_t blocks, int8_t *q, 
     }
 }
 
+// One block of `gemv_groups_i8`: `vpmaddubsw` pairs of products in int16 (no saturation: see
+// above), widened by the block's one `vpmaddwd`.
+AVX2 static inline __attribute__((always_inline)) __m256i q8_block_dot(const uint8_t *q, const int32_t *x) {
+    const __m256i nibbles = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+    __m256i d0 = _mm256_setzero_si256(), d1 = d0;
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+        __m256i w = _mm256_loadu_si256((const __m256i *)(q + 32 * j));
+        __m256i lo = _mm256_and_si256(w, nibbles), hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), nibbles);
+        d0 = _mm256_add_epi16(d0, _mm256_maddubs_epi16(lo, _mm256_set1_epi32(x[2 * j])));
+        d1 = _mm256_add_epi16(d1, _mm256_maddubs_epi16(hi, _mm256_set1_epi32(x[2 * j + 1])));
+    }
+    return _mm256_madd_epi16(_mm256_add_epi16(d0, d1), ones);
+}
+
+AVX2 static inline __attribute__((always_inline)) void gemv_groups_i8_scales(const uint8_t *packed, const int f32,
+        size_t blocks, const int8_t *aq, const float *ascale, const int32_t *asum, size_t g0, size_t g1, float *y) {
+#define Q8_DOT(q, b) q8_block_dot(q, (const int32_t *)(aq + (b) * 32))
+    Q4X8_GEMV_GROUPS(Q8_DOT)
+#undef Q8_DOT
+}
+
 AVX2 static void gemv_groups_i8(const uint8_t *packed, int f32, size_t blocks, const int8_t *aq, const float *ascale,
                                 const int32_t *asum, size_t g0, size_t g1, float *y) {
-    const size_t rec = record_bytes(f32), sbytes = f32 ? 32 : 16;
-    const __m256i nibbles = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
-    for (size_t g = g0; g < g1; g++) {
-        const uint8_t *p = packed + g * blocks * rec;
-        __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-        for (size_t b = 0; b < blocks; b++) {
-            const uint8_t *r = p + b * rec;
-            prefetch_record(r);
-            const uint8_t *q = r + sbytes;
-            const int32_t *x = (const int32_t *)(aq + b * 32);
-            __m256i d0 = _mm256_setzero_si256(), d1 = d0;
-#pragma unroll
-            for (int j = 0; j < 4; j++) {
-                __m256i w = _mm256_loadu_si256((const __m256i *)(q + 32 * j));
-                __m256i lo = _mm256_and_si256(w, nibbles), hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), nibbles);
-                d0 = _mm256_add_epi16(d0, _mm256_maddubs_epi16(lo, _mm256_set1_epi32(x[2 * j])));
-                d1 = _mm256_add_epi16(d1, _mm256_maddubs_epi16(hi, _mm256_set1_epi32(x[2 * j + 1])));
-            }
-            block_epilogue(_mm256_madd_epi16(_mm256_add_epi16(d0, d1), ones), asum[b], ascale + b, r, f32, b, &acc0, &acc1);
-        }
-        _mm256_storeu_ps(y + g * 8, _mm256_add_ps(acc0, acc1));
-    }
+    if (f32) gemv_groups_i8_scales(packed, 1, blocks, aq, ascale, asum, g0, g1, y);
+    else gemv_groups_i8_scales(packed, 0, blocks, aq, ascale, asum, g0, g1, y);
 }
 
 // The int8 GEMM (M > 2): the same products as the GEMV, four activation rows per pass over the
@@ -332,35 +334,35 @@ AVX2 static void quantize_activations16(const float *a, size_t blocks, int32_t *
     }
 }
 
-AVX2 static void gemv_groups_i16(const uint8_t *packed, int f32, size_t blocks, const int32_t *aq, const float *ascale,
-                                 const int32_t *asum, size_t g0, size_t g1, float *y) {
-    const size_t rec = record_bytes(f32), sbytes = f32 ? 32 : 16;
+// One block of `gemv_groups_i16`: the integer sums Σ q·a of the record's 8 rows at q. d03: nibbles
+// 0 and 3; d16: nibble 1 times 16; d256: nibble 2 times 256.
+AVX2 static inline __attribute__((always_inline)) __m256i q16_block_dot(const uint8_t *q, const int32_t *x) {
     const __m256i nibble0 = _mm256_set1_epi16(0x000F), nibble1 = _mm256_set1_epi16(0x00F0);
     const __m256i nibble2 = _mm256_set1_epi16(0x0F00);
-    for (size_t g = g0; g < g1; g++) {
-        const uint8_t *p = packed + g * blocks * rec;
-        __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-        for (size_t b = 0; b < blocks; b++) {
-            const uint8_t *r = p + b * rec;
-            prefetch_record(r);
-            const uint8_t *q = r + sbytes;
-            const int32_t *x = aq + b * 16;
-            // d03: nibbles 0 and 3; d16: nibble 1 times 16; d256: nibble 2 times 256.
-            __m256i d03 = _mm256_setzero_si256(), d16 = d03, d256 = d03;
+    __m256i d03 = _mm256_setzero_si256(), d16 = d03, d256 = d03;
 #pragma unroll
-            for (int j = 0; j < 4; j++) {
-                const __m256i w = _mm256_loadu_si256((const __m256i *)(q + 32 * j));
-                const int32_t *xj = x + 4 * j;
-                d03 = _mm256_add_epi32(d03, _mm256_madd_epi16(_mm256_and_si256(w, nibble0), _mm256_set1_epi32(xj[0])));
-                d16 = _mm256_add_epi32(d16, _mm256_madd_epi16(_mm256_and_si256(w, nibble1), _mm256_set1_epi32(xj[1])));
-                d256 = _mm256_add_epi32(d256, _mm256_madd_epi16(_mm256_and_si256(w, nibble2), _mm256_set1_epi32(xj[2])));
-                d03 = _mm256_add_epi32(d03, _mm256_madd_epi16(_mm256_srli_epi16(w, 12), _mm256_set1_epi32(xj[3])));
-            }
-            const __m256i dot = _mm256_add_epi32(d03, _mm256_add_epi32(_mm256_srai_epi32(d16, 4), _mm256_srai_epi32(d256, 8)));
-            block_epilogue(dot, asum[b], ascale + b, r, f32, b, &acc0, &acc1);
-        }
-        _mm256_storeu_ps(y + g * 8, _mm256_add_ps(acc0, acc1));
+    for (int j = 0; j < 4; j++) {
+        const __m256i w = _mm256_loadu_si256((const __m256i *)(q + 32 * j));
+        const int32_t *xj = x + 4 * j;
+        d03 = _mm256_add_epi32(d03, _mm256_madd_epi16(_mm256_and_si256(w, nibble0), _mm256_set1_epi32(xj[0])));
+        d16 = _mm256_add_epi32(d16, _mm256_madd_epi16(_mm256_and_si256(w, nibble1), _mm256_set1_epi32(xj[1])));
+        d256 = _mm256_add_epi32(d256, _mm256_madd_epi16(_mm256_and_si256(w, nibble2), _mm256_set1_epi32(xj[2])));
+        d03 = _mm256_add_epi32(d03, _mm256_madd_epi16(_mm256_srli_epi16(w, 12), _mm256_set1_epi32(xj[3])));
     }
+    return _mm256_add_epi32(d03, _mm256_add_epi32(_mm256_srai_epi32(d16, 4), _mm256_srai_epi32(d256, 8)));
+}
+
+AVX2 static inline __attribute__((always_inline)) void gemv_groups_i16_scales(const uint8_t *packed, const int f32,
+        size_t blocks, const int32_t *aq, const float *ascale, const int32_t *asum, size_t g0, size_t g1, float *y) {
+#define Q16_DOT(q, b) q16_block_dot(q, aq + (b) * 16)
+    Q4X8_GEMV_GROUPS(Q16_DOT)
+#undef Q16_DOT
+}
+
+AVX2 static void gemv_groups_i16(const uint8_t *packed, int f32, size_t blocks, const int32_t *aq, const float *ascale,
+                                 const int32_t *asum, size_t g0, size_t g1, float *y) {
+    if (f32) gemv_groups_i16_scales(packed, 1, blocks, aq, ascale, asum, g0, g1, y);
+    else gemv_groups_i16_scales(packed, 0, blocks, aq, ascale, asum, g0, g1, y);
 }
 
 int qk_q16_quantize(const float *a, size_t blocks, void *out) {
@@ -378,12 +380,13 @@ int qk_q16_quantize(const float *a, size_t blocks, void *out) {
 // GEMV gives (whose floats the AVX-512 VNNI kernel gives too).
 #define DPW_MADD(acc, w, x) _mm256_add_epi32(acc, _mm256_madd_epi16(w, x))
 AVX2 static inline __attribute__((always_inline)) void gemv_i16_pass(const uint8_t *p, int f32, size_t blocks,
-        const int32_t *const x[4], const int rows, int prefetch, float *const out[4]) {
+        const int32_t *const x[4], const int rows, float *const out[4]) {
     Q4X8_GEMV_I16_PASS(DPW_MADD)
 }
 
-AVX2 static void gemv_groups_i16_multi(const uint8_t *packed, int f32, size_t blocks, const uint8_t *aq,
-                                       size_t row_bytes, size_t m, size_t g0, size_t g1, float *y, size_t ldy) {
+// `f32` a constant in each of the two expansions in `gemv_groups_i16_multi`.
+AVX2 static inline __attribute__((always_inline)) void gemv_groups_i16_multi_scales(const uint8_t *packed, const int f32,
+        size_t blocks, const uint8_t *aq, size_t row_bytes, size_t m, size_t g0, size_t g1, float *y, size_t ldy) {
     const size_t rec = record_bytes(f32);
     for (size_t g = g0; g < g1; g++) {
         const uint8_t *p = packed + g * blocks * rec;
@@ -392,10 +395,16 @@ AVX2 static void gemv_groups_i16_multi(const uint8_t *packed, int f32, size_t bl
         for (size_t i = 0; i < m; i += 2) {
             const int32_t *x[4] = {(const int32_t *)(aq + i * row_bytes), (const int32_t *)(aq + (i + 1 < m ? i + 1 : i) * row_bytes)};
             float *out[4] = {y + i * ldy + g * 8, y + (i + 1) * ldy + g * 8};
-            if (m - i >= 2) gemv_i16_pass(p, f32, blocks, x, 2, i == 0, out);
-            else gemv_i16_pass(p, f32, blocks, x, 1, i == 0, out);
+            if (m - i >= 2) gemv_i16_pass(p, f32, blocks, x, 2, out);
+            else gemv_i16_pass(p, f32, blocks, x, 1, out);
         }
     }
+}
+
+AVX2 static void gemv_groups_i16_multi(const uint8_t *packed, int f32, size_t blocks, const uint8_t *aq,
+                                       size_t row_bytes, size_t m, size_t g0, size_t g1, float *y, size_t ldy) {
+    if (f32) gemv_groups_i16_multi_scales(packed, 1, blocks, aq, row_bytes, m, g0, g1, y, ldy);
+    else gemv_groups_i16_multi_scales(packed, 0, blocks, aq, row_bytes, m, g0, g1, y, ldy);
 }
 
 int qk_q4x8_gemv_q16_multi(const uint8_t *packed, int f32_scales, size_t blocks, const void *aq, size_t row_bytes,

@@ -131,33 +131,32 @@ AVX512 void q4x8_gemm_avx512(const uint8_t *packed, int f32, size_t blocks, cons
 // saturation in the AVX2 forms: see q4x8.c), so the results are identical. Two or more
 // accumulators per row keep the dependency chains short (5-cycle latency).
 
+// One block of `q4x8_gemv_q8_vnni`. One accumulator per word: chains of two `vpdpbusd`, not
+// eight (a GEMV has no other rows to hide the latency behind).
+AVX512_VNNI static inline __attribute__((always_inline)) __m256i q8_block_dot_vnni(const uint8_t *q, const int32_t *x) {
+    const __m256i nibbles = _mm256_set1_epi8(0x0F);
+    __m256i d[4];
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+        const __m256i w = _mm256_loadu_si256((const __m256i *)(q + 32 * j));
+        const __m256i lo = _mm256_and_si256(w, nibbles), hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), nibbles);
+        d[j] = _mm256_dpbusd_epi32(_mm256_setzero_si256(), lo, _mm256_set1_epi32(x[2 * j]));
+        d[j] = _mm256_dpbusd_epi32(d[j], hi, _mm256_set1_epi32(x[2 * j + 1]));
+    }
+    return _mm256_add_epi32(_mm256_add_epi32(d[0], d[1]), _mm256_add_epi32(d[2], d[3]));
+}
+
+AVX512_VNNI static inline __attribute__((always_inline)) void gemv_q8_groups_vnni(const uint8_t *packed, const int f32,
+        size_t blocks, const int8_t *aq, const float *ascale, const int32_t *asum, size_t g0, size_t g1, float *y) {
+#define Q8_DOT(q, b) q8_block_dot_vnni(q, (const int32_t *)(aq + (b) * 32))
+    Q4X8_GEMV_GROUPS(Q8_DOT)
+#undef Q8_DOT
+}
+
 AVX512_VNNI void q4x8_gemv_q8_vnni(const uint8_t *packed, int f32, size_t blocks, const int8_t *aq, const float *ascale,
                                    const int32_t *asum, size_t g0, size_t g1, float *y) {
-    const size_t rec = record_bytes(f32), sbytes = f32 ? 32 : 16;
-    const __m256i nibbles = _mm256_set1_epi8(0x0F);
-    for (size_t g = g0; g < g1; g++) {
-        const uint8_t *p = packed + g * blocks * rec;
-        __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-        for (size_t b = 0; b < blocks; b++) {
-            const uint8_t *r = p + b * rec;
-            prefetch_record(r);
-            const uint8_t *q = r + sbytes;
-            const int32_t *x = (const int32_t *)(aq + b * 32);
-            // One accumulator per word: chains of two `vpdpbusd`, not eight (a GEMV has no other
-            // rows to hide the latency behind).
-            __m256i d[4];
-#pragma unroll
-            for (int j = 0; j < 4; j++) {
-                const __m256i w = _mm256_loadu_si256((const __m256i *)(q + 32 * j));
-                const __m256i lo = _mm256_and_si256(w, nibbles), hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), nibbles);
-                d[j] = _mm256_dpbusd_epi32(_mm256_setzero_si256(), lo, _mm256_set1_epi32(x[2 * j]));
-                d[j] = _mm256_dpbusd_epi32(d[j], hi, _mm256_set1_epi32(x[2 * j + 1]));
-            }
-            const __m256i dot = _mm256_add_epi32(_mm256_add_epi32(d[0], d[1]), _mm256_add_epi32(d[2], d[3]));
-            block_epilogue(dot, asum[b], ascale + b, r, f32, b, &acc0, &acc1);
-        }
-        _mm256_storeu_ps(y + g * 8, _mm256_add_ps(acc0, acc1));
-    }
+    if (f32) gemv_q8_groups_vnni(packed, 1, blocks, aq, ascale, asum, g0, g1, y);
+    else gemv_q8_groups_vnni(packed, 0, blocks, aq, ascale, asum, g0, g1, y);
 }
 
 // q4x8.c's `gemm_group_i8x4` with VNNI (run by `q4x8_gemm_q8_drive`): four activation rows per
@@ -198,42 +197,42 @@ AVX512_VNNI void q4x8_gemm_group_i8x4_vnni(const uint8_t *rec0, int f32, size_t 
     for (int i = 0; i < 4; i++) _mm256_storeu_ps(out[i], acc[i]);
 }
 
-AVX512_VNNI void q4x8_gemv_q16_vnni(const uint8_t *packed, int f32, size_t blocks, const int32_t *aq,
-                                    const float *ascale, const int32_t *asum, size_t g0, size_t g1, float *y) {
-    const size_t rec = record_bytes(f32), sbytes = f32 ? 32 : 16;
+// One block of `q4x8_gemv_q16_vnni`: the integer sums Σ q·a of the record's 8 rows. As q4x8.c:
+// nibble 1 summed times 16, nibble 2 times 256, shifted back per block (the sums are exact
+// multiples of 16 and 256 however they are split); accumulators for even and odd words, chains
+// of two `vpdpwssd` each.
+AVX512_VNNI static inline __attribute__((always_inline)) __m256i q16_block_dot_vnni(const uint8_t *q, const int32_t *x) {
     const __m256i nibble0 = _mm256_set1_epi16(0x000F), nibble1 = _mm256_set1_epi16(0x00F0);
     const __m256i nibble2 = _mm256_set1_epi16(0x0F00);
-    for (size_t g = g0; g < g1; g++) {
-        const uint8_t *p = packed + g * blocks * rec;
-        __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-        for (size_t b = 0; b < blocks; b++) {
-            const uint8_t *r = p + b * rec;
-            prefetch_record(r);
-            const uint8_t *q = r + sbytes;
-            const int32_t *x = aq + b * 16;
-            // As q4x8.c: nibble 1 summed times 16, nibble 2 times 256, shifted back per block (the sums
-            // are exact multiples of 16 and 256 however they are split).
-            // Accumulators for even and odd words: chains of two `vpdpwssd` per accumulator.
-            __m256i d03[2], d16[2], d256[2];
-            for (int e = 0; e < 2; e++) d03[e] = d16[e] = d256[e] = _mm256_setzero_si256();
+    __m256i d03[2], d16[2], d256[2];
+    for (int e = 0; e < 2; e++) d03[e] = d16[e] = d256[e] = _mm256_setzero_si256();
 #pragma unroll
-            for (int j = 0; j < 4; j++) {
-                const __m256i w = _mm256_loadu_si256((const __m256i *)(q + 32 * j));
-                const int32_t *xj = x + 4 * j;
-                __m256i *a03 = &d03[j & 1];
-                *a03 = _mm256_dpwssd_epi32(*a03, _mm256_and_si256(w, nibble0), _mm256_set1_epi32(xj[0]));
-                d16[j & 1] = _mm256_dpwssd_epi32(d16[j & 1], _mm256_and_si256(w, nibble1), _mm256_set1_epi32(xj[1]));
-                d256[j & 1] = _mm256_dpwssd_epi32(d256[j & 1], _mm256_and_si256(w, nibble2), _mm256_set1_epi32(xj[2]));
-                *a03 = _mm256_dpwssd_epi32(*a03, _mm256_srli_epi16(w, 12), _mm256_set1_epi32(xj[3]));
-            }
-            const __m256i dot = _mm256_add_epi32(
-                _mm256_add_epi32(d03[0], d03[1]),
-                _mm256_add_epi32(_mm256_srai_epi32(_mm256_add_epi32(d16[0], d16[1]), 4),
-                                 _mm256_srai_epi32(_mm256_add_epi32(d256[0], d256[1]), 8)));
-            block_epilogue(dot, asum[b], ascale + b, r, f32, b, &acc0, &acc1);
-        }
-        _mm256_storeu_ps(y + g * 8, _mm256_add_ps(acc0, acc1));
+    for (int j = 0; j < 4; j++) {
+        const __m256i w = _mm256_loadu_si256((const __m256i *)(q + 32 * j));
+        const int32_t *xj = x + 4 * j;
+        __m256i *a03 = &d03[j & 1];
+        *a03 = _mm256_dpwssd_epi32(*a03, _mm256_and_si256(w, nibble0), _mm256_set1_epi32(xj[0]));
+        d16[j & 1] = _mm256_dpwssd_epi32(d16[j & 1], _mm256_and_si256(w, nibble1), _mm256_set1_epi32(xj[1]));
+        d256[j & 1] = _mm256_dpwssd_epi32(d256[j & 1], _mm256_and_si256(w, nibble2), _mm256_set1_epi32(xj[2]));
+        *a03 = _mm256_dpwssd_epi32(*a03, _mm256_srli_epi16(w, 12), _mm256_set1_epi32(xj[3]));
     }
+    return _mm256_add_epi32(
+        _mm256_add_epi32(d03[0], d03[1]),
+        _mm256_add_epi32(_mm256_srai_epi32(_mm256_add_epi32(d16[0], d16[1]), 4),
+                         _mm256_srai_epi32(_mm256_add_epi32(d256[0], d256[1]), 8)));
+}
+
+AVX512_VNNI static inline __attribute__((always_inline)) void gemv_q16_groups_vnni(const uint8_t *packed, const int f32,
+        size_t blocks, const int32_t *aq, const float *ascale, const int32_t *asum, size_t g0, size_t g1, float *y) {
+#define Q16_DOT(q, b) q16_block_dot_vnni(q, aq + (b) * 16)
+    Q4X8_GEMV_GROUPS(Q16_DOT)
+#undef Q16_DOT
+}
+
+AVX512_VNNI void q4x8_gemv_q16_vnni(const uint8_t *packed, int f32, size_t blocks, const int32_t *aq,
+                                    const float *ascale, const int32_t *asum, size_t g0, size_t g1, float *y) {
+    if (f32) gemv_q16_groups_vnni(packed, 1, blocks, aq, ascale, asum, g0, g1, y);
+    else gemv_q16_groups_vnni(packed, 0, blocks, aq, ascale, asum, g0, g1, y);
 }
 
 // `gemv_groups_i16_multi` (q4x8.c) with `vpdpwssd` and 32 registers: four activation rows per
@@ -243,12 +242,14 @@ AVX512_VNNI void q4x8_gemv_q16_vnni(const uint8_t *packed, int f32, size_t block
 // halves, 4 rows took 24.7 ms per decode step of the 0.5B against 19.0 ms for this kernel.)
 #define DPW_VNNI(acc, w, x) _mm256_dpwssd_epi32(acc, w, x)
 AVX512_VNNI static inline __attribute__((always_inline)) void gemv_i16_pass_vnni(const uint8_t *p, int f32, size_t blocks,
-        const int32_t *const x[4], const int rows, int prefetch, float *const out[4]) {
+        const int32_t *const x[4], const int rows, float *const out[4]) {
     Q4X8_GEMV_I16_PASS(DPW_VNNI)
 }
 
-AVX512_VNNI void q4x8_gemv_q16_multi_vnni(const uint8_t *packed, int f32, size_t blocks, const uint8_t *aq, size_t row_bytes,
-                                          size_t m, size_t g0, size_t g1, float *y, size_t ldy) {
+// Every row group, up to four rows a pass; `f32` a constant in each of the two expansions below.
+AVX512_VNNI static inline __attribute__((always_inline)) void gemv_q16_multi_groups_vnni(const uint8_t *packed,
+        const int f32, size_t blocks, const uint8_t *aq, size_t row_bytes, size_t m, size_t g0, size_t g1, float *y,
+        size_t ldy) {
     const size_t rec = record_bytes(f32);
     for (size_t g = g0; g < g1; g++) {
         const uint8_t *p = packed + g * blocks * rec;
@@ -260,13 +261,19 @@ AVX512_VNNI void q4x8_gemv_q16_multi_vnni(const uint8_t *packed, int f32, size_t
                 out[r] = y + (i + r) * ldy + g * 8;
             }
             switch (m - i >= 4 ? 4 : m - i) {
-            case 4: gemv_i16_pass_vnni(p, f32, blocks, x, 4, i == 0, out); break;
-            case 3: gemv_i16_pass_vnni(p, f32, blocks, x, 3, i == 0, out); break;
-            case 2: gemv_i16_pass_vnni(p, f32, blocks, x, 2, i == 0, out); break;
-            default: gemv_i16_pass_vnni(p, f32, blocks, x, 1, i == 0, out); break;
+            case 4: gemv_i16_pass_vnni(p, f32, blocks, x, 4, out); break;
+            case 3: gemv_i16_pass_vnni(p, f32, blocks, x, 3, out); break;
+            case 2: gemv_i16_pass_vnni(p, f32, blocks, x, 2, out); break;
+            default: gemv_i16_pass_vnni(p, f32, blocks, x, 1, out); break;
             }
         }
     }
+}
+
+AVX512_VNNI void q4x8_gemv_q16_multi_vnni(const uint8_t *packed, int f32, size_t blocks, const uint8_t *aq, size_t row_bytes,
+                                          size_t m, size_t g0, size_t g1, float *y, size_t ldy) {
+    if (f32) gemv_q16_multi_groups_vnni(packed, 1, blocks, aq, row_bytes, m, g0, g1, y, ldy);
+    else gemv_q16_multi_groups_vnni(packed, 0, blocks, aq, row_bytes, m, g0, g1, y, ldy);
 }
 
 #endif
