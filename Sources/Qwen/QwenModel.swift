@@ -435,18 +435,27 @@ extension QwenModel {
     /// `steps` single-token forward passes (token 0) after one untimed warm-up step. The work per
     /// step is what a real conversation at that length costs; the values do not matter.
     /// Returns tokens per second.
-    @_spi(Benchmarks) public func decodeTokensPerSecond(atPosition position: Int, steps: Int) throws -> Double {
-        guard position >= 0, steps > 0 else { throw GenerationError.invalidParameters("position must be ≥ 0 and steps > 0, got \(position) and \(steps)") }
+    /// With `batch` > 1, `batch` sequences step together through the batched forward pass
+    /// (`Session.runBatch`, as continuous batching runs them), each with `position` tokens
+    /// cached, and the rate counts every sequence's token.
+    @_spi(Benchmarks) public func decodeTokensPerSecond(atPosition position: Int, steps: Int, batch: Int = 1) throws -> Double {
+        guard position >= 0, steps > 0, batch > 0 else {
+            throw GenerationError.invalidParameters("position must be ≥ 0, steps and batch > 0, got \(position), \(steps) and \(batch)")
+        }
         guard position + steps + 1 <= maxPositions else {
             throw GenerationError.contextOverflow(tokens: position + steps + 1, limit: maxPositions)
         }
-        var cache = makeCache()
-        cache.fillWithZeros(length: position, interface: decoder.interface)
-        _ = try decoder.forward([0], cache: &cache)
+        var caches = (0..<batch).map { _ in makeCache() }
+        for i in caches.indices { caches[i].fillWithZeros(length: position, interface: decoder.interface) }
+        let ids = [Int](repeating: 0, count: batch)
+        func step() throws {
+            if batch == 1 { _ = try decoder.forward(ids, cache: &caches[0]) } else { _ = try decoder.forward(batch: ids, caches: &caches) }
+        }
+        try step()
         let start = DispatchTime.now().uptimeNanoseconds
-        for _ in 0..<steps { _ = try decoder.forward([0], cache: &cache) }
+        for _ in 0..<steps { try step() }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        return Double(steps) / seconds
+        return Double(steps * batch) / seconds
     }
 }
 

@@ -12,7 +12,9 @@ struct DecodeSpeedCommand: ParsableCommand {
         discussion: """
         For each position N, the KV cache is filled with N zero positions (no prefill), one \
         untimed step runs, then --steps single-token steps are timed. Values do not change the \
-        work, so this is the decode cost at that context length.
+        work, so this is the decode cost at that context length. With --batch B, B sequences \
+        (each with N positions cached) step together in one batched forward pass, as the \
+        server's continuous batching runs them, and the rate counts all B tokens of a step.
         """)
 
     @Option(help: "Model directory.")
@@ -29,6 +31,9 @@ struct DecodeSpeedCommand: ParsableCommand {
     @Option(help: "Timed steps per position.")
     var steps = 16
 
+    @Option(help: "Sequences decoded together in each step.")
+    var batch = 1
+
     @Flag(help: "Print one JSON object.")
     var json = false
 
@@ -40,17 +45,18 @@ struct DecodeSpeedCommand: ParsableCommand {
             return n
         }
         guard steps > 0 else { throw ValidationError("--steps must be positive") }
+        guard batch > 0 else { throw ValidationError("--batch must be positive") }
         let qwen = try QwenModel(directory: URL(fileURLWithPath: model),
                                  options: activations.loadOptions(onnxFile: onnx))
         var results: [(Int, Double)] = []
         for p in list {
-            let rate = try qwen.decodeTokensPerSecond(atPosition: p, steps: steps)
+            let rate = try qwen.decodeTokensPerSecond(atPosition: p, steps: steps, batch: batch)
             results.append((p, rate))
             if !json { print(String(format: "position %6d: %7.2f tok/s", p, rate)) }
         }
         if json {
             let body = results.map { "\"\($0.0)\": \(String(format: "%.3f", $0.1))" }.joined(separator: ", ")
-            print("{\"decode_tokens_per_s\": {\(body)}, \"steps\": \(steps)}")
+            print("{\"decode_tokens_per_s\": {\(body)}, \"steps\": \(steps), \"batch\": \(batch)}")
         }
         printProfileIfEnabled()
     }
