@@ -85,6 +85,28 @@ func registerMatMulNBitsBenchmarks() {
     }
 }
 
+/// The product of a batched decode step (`Session.runBatch`, as `qwen-run serve` steps 8
+/// streams): `batch` sequences' single q4f16 rows stacked through one node, the weights read
+/// once for all (each row's floats those of its own GEMV). Against the same shape's M=1 GEMV it
+/// shows what the batch costs per token.
+func registerBatchedMatMulNBitsBenchmarks() {
+    let batch = 8
+    for (model, k, n) in qwenMatMulShapes where model == "0.5B" {
+        let seed = UInt64(k &* 1_000_003 &+ n)
+        register(
+            "MatMulNBits q4f16 batched GEMV [B=\(batch) K=\(k) N=\(n)] (\(model))",
+            work: { _ in matMulNBitsWork(m: batch, k: k, n: n, variant: .q4f16) },
+            setup: {
+                let single = try matMulNBitsGraph(m: 1, k: k, n: n, variant: .q4f16, seed: seed)
+                let rows = (0..<batch).map { i in
+                    ["A": randomFloats(.float16, [1, k], seed: seed &+ 100 &+ UInt64(i))]
+                }
+                return PlannedBatch(session: single.session, feedSets: rows)
+            },
+            body: { try $0.run() })
+    }
+}
+
 // MARK: - Dense MatMul
 
 /// `Y = A · B` with B `[k, n]` an initializer of `dtype`, A `[1, k]`.

@@ -10,6 +10,7 @@ import Benchmark
 
 let benchmarks: @Sendable () -> Void = {
     registerMatMulNBitsBenchmarks()
+    registerBatchedMatMulNBitsBenchmarks()
     registerDenseMatMulBenchmarks()
     registerSoftmaxBenchmarks()
     registerRMSNormBenchmarks()

@@ -177,6 +177,17 @@ struct PlannedGraph: @unchecked Sendable {
     }
 }
 
+/// A planned graph run for several sequences at once (`Session.runBatch`).
+struct PlannedBatch: @unchecked Sendable {
+    let session: Session
+    let feedSets: [[String: Tensor]]
+
+    func run() throws {
+        let out = try session.runBatch(feedSets)
+        Benchmark.blackHole(out.count)
+    }
+}
+
 /// Opsets the benchmarks' graphs import: those of the Qwen2 exports.
 let exportOpsets = ["": 18, "com.microsoft": 1]
 
