@@ -216,8 +216,7 @@ AVX2 static inline __attribute__((always_inline)) void gemv_groups_i8_scales(con
 
 AVX2 static void gemv_groups_i8(const uint8_t *packed, int f32, size_t blocks, const int8_t *aq, const float *ascale,
                                 const int32_t *asum, size_t g0, size_t g1, float *y) {
-    if (f32) gemv_groups_i8_scales(packed, 1, blocks, aq, ascale, asum, g0, g1, y);
-    else gemv_groups_i8_scales(packed, 0, blocks, aq, ascale, asum, g0, g1, y);
+    Q4X8_WITH_CONSTANT_SCALES(gemv_groups_i8_scales, packed, f32, blocks, aq, ascale, asum, g0, g1, y);
 }
 
 // The int8 GEMM (M > 2): the same products as the GEMV, four activation rows per pass over the
@@ -361,8 +360,7 @@ AVX2 static inline __attribute__((always_inline)) void gemv_groups_i16_scales(co
 
 AVX2 static void gemv_groups_i16(const uint8_t *packed, int f32, size_t blocks, const int32_t *aq, const float *ascale,
                                  const int32_t *asum, size_t g0, size_t g1, float *y) {
-    if (f32) gemv_groups_i16_scales(packed, 1, blocks, aq, ascale, asum, g0, g1, y);
-    else gemv_groups_i16_scales(packed, 0, blocks, aq, ascale, asum, g0, g1, y);
+    Q4X8_WITH_CONSTANT_SCALES(gemv_groups_i16_scales, packed, f32, blocks, aq, ascale, asum, g0, g1, y);
 }
 
 int qk_q16_quantize(const float *a, size_t blocks, void *out) {
@@ -384,7 +382,7 @@ AVX2 static inline __attribute__((always_inline)) void gemv_i16_pass(const uint8
     Q4X8_GEMV_I16_PASS(DPW_MADD)
 }
 
-// `f32` a constant in each of the two expansions in `gemv_groups_i16_multi`.
+// Every row group, two rows a pass (`f32` a constant: `Q4X8_WITH_CONSTANT_SCALES`).
 AVX2 static inline __attribute__((always_inline)) void gemv_groups_i16_multi_scales(const uint8_t *packed, const int f32,
         size_t blocks, const uint8_t *aq, size_t row_bytes, size_t m, size_t g0, size_t g1, float *y, size_t ldy) {
     const size_t rec = record_bytes(f32);
@@ -403,8 +401,7 @@ AVX2 static inline __attribute__((always_inline)) void gemv_groups_i16_multi_sca
 
 AVX2 static void gemv_groups_i16_multi(const uint8_t *packed, int f32, size_t blocks, const uint8_t *aq,
                                        size_t row_bytes, size_t m, size_t g0, size_t g1, float *y, size_t ldy) {
-    if (f32) gemv_groups_i16_multi_scales(packed, 1, blocks, aq, row_bytes, m, g0, g1, y, ldy);
-    else gemv_groups_i16_multi_scales(packed, 0, blocks, aq, row_bytes, m, g0, g1, y, ldy);
+    Q4X8_WITH_CONSTANT_SCALES(gemv_groups_i16_multi_scales, packed, f32, blocks, aq, row_bytes, m, g0, g1, y, ldy);
 }
 
 int qk_q4x8_gemv_q16_multi(const uint8_t *packed, int f32_scales, size_t blocks, const void *aq, size_t row_bytes,

@@ -155,8 +155,7 @@ AVX512_VNNI static inline __attribute__((always_inline)) void gemv_q8_groups_vnn
 
 AVX512_VNNI void q4x8_gemv_q8_vnni(const uint8_t *packed, int f32, size_t blocks, const int8_t *aq, const float *ascale,
                                    const int32_t *asum, size_t g0, size_t g1, float *y) {
-    if (f32) gemv_q8_groups_vnni(packed, 1, blocks, aq, ascale, asum, g0, g1, y);
-    else gemv_q8_groups_vnni(packed, 0, blocks, aq, ascale, asum, g0, g1, y);
+    Q4X8_WITH_CONSTANT_SCALES(gemv_q8_groups_vnni, packed, f32, blocks, aq, ascale, asum, g0, g1, y);
 }
 
 // q4x8.c's `gemm_group_i8x4` with VNNI (run by `q4x8_gemm_q8_drive`): four activation rows per
@@ -231,8 +230,7 @@ AVX512_VNNI static inline __attribute__((always_inline)) void gemv_q16_groups_vn
 
 AVX512_VNNI void q4x8_gemv_q16_vnni(const uint8_t *packed, int f32, size_t blocks, const int32_t *aq,
                                     const float *ascale, const int32_t *asum, size_t g0, size_t g1, float *y) {
-    if (f32) gemv_q16_groups_vnni(packed, 1, blocks, aq, ascale, asum, g0, g1, y);
-    else gemv_q16_groups_vnni(packed, 0, blocks, aq, ascale, asum, g0, g1, y);
+    Q4X8_WITH_CONSTANT_SCALES(gemv_q16_groups_vnni, packed, f32, blocks, aq, ascale, asum, g0, g1, y);
 }
 
 // `gemv_groups_i16_multi` (q4x8.c) with `vpdpwssd` and 32 registers: four activation rows per
@@ -246,7 +244,7 @@ AVX512_VNNI static inline __attribute__((always_inline)) void gemv_i16_pass_vnni
     Q4X8_GEMV_I16_PASS(DPW_VNNI)
 }
 
-// Every row group, up to four rows a pass; `f32` a constant in each of the two expansions below.
+// Every row group, up to four rows a pass (`f32` a constant: `Q4X8_WITH_CONSTANT_SCALES`).
 AVX512_VNNI static inline __attribute__((always_inline)) void gemv_q16_multi_groups_vnni(const uint8_t *packed,
         const int f32, size_t blocks, const uint8_t *aq, size_t row_bytes, size_t m, size_t g0, size_t g1, float *y,
         size_t ldy) {
@@ -272,8 +270,7 @@ AVX512_VNNI static inline __attribute__((always_inline)) void gemv_q16_multi_gro
 
 AVX512_VNNI void q4x8_gemv_q16_multi_vnni(const uint8_t *packed, int f32, size_t blocks, const uint8_t *aq, size_t row_bytes,
                                           size_t m, size_t g0, size_t g1, float *y, size_t ldy) {
-    if (f32) gemv_q16_multi_groups_vnni(packed, 1, blocks, aq, row_bytes, m, g0, g1, y, ldy);
-    else gemv_q16_multi_groups_vnni(packed, 0, blocks, aq, row_bytes, m, g0, g1, y, ldy);
+    Q4X8_WITH_CONSTANT_SCALES(gemv_q16_multi_groups_vnni, packed, f32, blocks, aq, row_bytes, m, g0, g1, y, ldy);
 }
 
 #endif

@@ -31,6 +31,10 @@ Q4_AVX2 static inline __m256 block_accumulate(__m256i dot, int32_t asum, const f
     return _mm256_fmadd_ps(v, ws, acc);
 }
 
+// Calls the always-inline kernel `fn(packed, f32, …)` with `f32` a constant: one expansion of it per
+// scale format.
+#define Q4X8_WITH_CONSTANT_SCALES(fn, packed, f32, ...) ((f32) ? fn(packed, 1, __VA_ARGS__) : fn(packed, 0, __VA_ARGS__))
+
 // The single-row integer GEMVs over row groups [g0, g1) of `packed` (parameters packed, f32,
 // blocks, ascale, asum, g0, g1, y): `BLOCK_DOT(q, b)` gives block b's integer sums from its
 // weight bytes q; the blocks go in pairs, the even one into acc0 and the odd one into acc1 (two
