@@ -38,13 +38,13 @@ struct RotaryOperator: Operator {
         }
     }
 
-    /// `inputNames`: the node's inputs ("" where omitted); bounds are read here when every given
-    /// one is a constant.
     /// Rows of several sequences (`Session.runBatch`): x, cos and sin stacked one row per
     /// sequence (each its own position's cos and sin), every row rotated by `rotateHalfRow`
     /// against its own cos and sin row as it is alone (the broadcast path pairs them by index).
     var rowStacking: RowStacking { .elementwise }
 
+    /// `inputNames`: the node's inputs ("" where omitted); bounds are read here when every given
+    /// one is a constant.
     init(axis: Int, inputNames: [String] = [], constantInputs: [Int: Tensor] = [:]) {
         self.axis = axis
         let inputs = (3...10).map { constantInputs[$0] }
