@@ -35,13 +35,24 @@ Q4_AVX2 static inline __m256 block_accumulate(__m256i dot, int32_t asum, const f
 // scale format.
 #define Q4X8_WITH_CONSTANT_SCALES(fn, packed, f32, ...) ((f32) ? fn(packed, 1, __VA_ARGS__) : fn(packed, 0, __VA_ARGS__))
 
+// Runs `BLOCK(ARG, b, acc)` for b = 0 ..< blocks, the even blocks with acc0 and the odd ones with
+// acc1 (two independent FMA chains), two blocks an iteration. With a block's parity, and the
+// scales' format (callers pass `f32` as a constant), known where the code is generated, the loop
+// has no branch and no register moves between accumulators.
+#define Q4X8_BLOCK_PAIRS(BLOCK, ARG, acc0, acc1) { \
+        size_t b = 0; \
+        for (; b + 2 <= blocks; b += 2) { \
+            BLOCK(ARG, b, acc0) \
+            BLOCK(ARG, b + 1, acc1) \
+        } \
+        if (b < blocks) BLOCK(ARG, b, acc0) \
+    }
+
 // The single-row integer GEMVs over row groups [g0, g1) of `packed` (parameters packed, f32,
 // blocks, ascale, asum, g0, g1, y): `BLOCK_DOT(q, b)` gives block b's integer sums from its
-// weight bytes q; the blocks go in pairs, the even one into acc0 and the odd one into acc1 (two
-// independent FMA chains). Callers pass `f32` as a constant: with a block's parity and the
-// scales' format known where the code is generated, the loop has no branch and no register
-// moves between accumulators (Zen 4, C harness, one thread, the 0.5B's matrices: the int16 GEMV
-// 4.2–5.2 → 4.0–4.3 ns per block of 8 rows with VNNI, 7.0–7.6 → 6.0–6.2 with AVX2).
+// weight bytes q; the blocks in pairs (`Q4X8_BLOCK_PAIRS`; Zen 4, C harness, one thread, the
+// 0.5B's matrices: the int16 GEMV 4.2–5.2 → 4.0–4.3 ns per block of 8 rows with VNNI, 7.0–7.6 →
+// 6.0–6.2 with AVX2).
 #define Q4X8_GEMV_BLOCK(BLOCK_DOT, B, ACC) { \
         const uint8_t *r = p + (B) * rec; \
         prefetch_record(r); \
@@ -53,12 +64,7 @@ Q4_AVX2 static inline __m256 block_accumulate(__m256i dot, int32_t asum, const f
     for (size_t g = g0; g < g1; g++) { \
         const uint8_t *p = packed + g * blocks * rec; \
         __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0; \
-        size_t b = 0; \
-        for (; b + 2 <= blocks; b += 2) { \
-            Q4X8_GEMV_BLOCK(BLOCK_DOT, b, acc0) \
-            Q4X8_GEMV_BLOCK(BLOCK_DOT, b + 1, acc1) \
-        } \
-        if (b < blocks) Q4X8_GEMV_BLOCK(BLOCK_DOT, b, acc0) \
+        Q4X8_BLOCK_PAIRS(Q4X8_GEMV_BLOCK, BLOCK_DOT, acc0, acc1) \
         _mm256_storeu_ps(y + g * 8, _mm256_add_ps(acc0, acc1)); \
     }
 
@@ -70,7 +76,7 @@ Q4_AVX2 static inline __m256 block_accumulate(__m256i dot, int32_t asum, const f
 // nibbles are shifted down and masked once per pass for all its rows, the weight scales converted
 // once per block; two integer accumulators per row (nibbles 0, 2 and 1, 3); the float epilogue is
 // `block_accumulate`'s, so each row's results are the single-row int16 GEMV's bit for bit.
-// Blocks in pairs and `f32` a constant, as `Q4X8_GEMV_GROUPS` (Zen 4, C harness, one thread, 8
+// Blocks in pairs (`Q4X8_BLOCK_PAIRS`) and `f32` a constant (Zen 4, C harness, one thread, 8
 // rows against the 0.5B's matrices: 3.17 → 2.88 ns per row and block with VNNI, 6.5 → 4.5 with
 // AVX2). Every pass asks for the records ahead, not only the first: the later passes' prefetches
 // hit L1 and cost less than a branch on which pass it is (3.0–3.15 ns with it).
@@ -104,12 +110,7 @@ Q4_AVX2 static inline __m256 block_accumulate(__m256i dot, int32_t asum, const f
     const __m256i nibble = _mm256_set1_epi16(0x000F); \
     __m256 acc0[4], acc1[4]; \
     for (int r = 0; r < rows; r++) acc0[r] = acc1[r] = _mm256_setzero_ps(); \
-    size_t b = 0; \
-    for (; b + 2 <= blocks; b += 2) { \
-        Q4X8_GEMV_I16_BLOCK(DPW, b, acc0) \
-        Q4X8_GEMV_I16_BLOCK(DPW, b + 1, acc1) \
-    } \
-    if (b < blocks) Q4X8_GEMV_I16_BLOCK(DPW, b, acc0) \
+    Q4X8_BLOCK_PAIRS(Q4X8_GEMV_I16_BLOCK, DPW, acc0, acc1) \
     for (int r = 0; r < rows; r++) _mm256_storeu_ps(out[r], _mm256_add_ps(acc0[r], acc1[r]));
 
 #endif
