@@ -42,12 +42,22 @@ AVX2 static inline float hsum8(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
+// k[i..i+8) · c, or with `scaled` k's float32 values as they are (already k · c: `scale_keys_avx2`).
+AVX2 static inline __attribute__((always_inline)) __m256 key8(const void *k, size_t i, int half, int scaled, __m256 cv) {
+    return scaled ? _mm256_loadu_ps((const float *)k + i) : _mm256_mul_ps(load8(k, i, half), cv);
+}
+
 // scores[t] = sum_d q[d] * (k[t, d] * c), D a multiple of 8. Per key: two accumulators (d mod 16
 // below or above 8), then hsum8(acc0 + acc1). Four keys at a time where they are: the same
 // operations per key, the four horizontal sums done together through a 4×4 transpose in
 // exactly hsum8's order ((v0+v4) + (v2+v6)) + ((v1+v5) + (v3+v7)), so every score is the float
-// the one-key loop gives, with four independent chains instead of one.
-AVX2 static void scores_avx2(const float *q, const void *k, int half, size_t t_count, size_t d_count, float c, float *scores) {
+// the one-key loop gives, with four independent chains instead of one. With `scaled` the keys
+// are float32 k · c already (the same floats, the multiply done once for all the rows that read
+// them); `half` and `scaled` are constants where it is inlined (`scores_avx2` and
+// `scores_scaled_avx2`).
+AVX2 static inline __attribute__((always_inline)) void scores_kernel_avx2(const float *q, const void *k, int half, int scaled,
+                                                                        size_t t_count, size_t d_count, float c,
+                                                                        float *scores) {
     const __m256 cv = _mm256_set1_ps(c);
     size_t t0 = 0;
     for (; t0 + 4 <= t_count; t0 += 4) {
@@ -56,21 +66,21 @@ AVX2 static void scores_avx2(const float *q, const void *k, int half, size_t t_c
         size_t d = 0;
         for (; d + 16 <= d_count; d += 16) {
             const __m256 qa = _mm256_loadu_ps(q + d), qb = _mm256_loadu_ps(q + d + 8);
-            a0 = _mm256_fmadd_ps(qa, _mm256_mul_ps(load8(k, r0 + d, half), cv), a0);
-            b0 = _mm256_fmadd_ps(qb, _mm256_mul_ps(load8(k, r0 + d + 8, half), cv), b0);
-            a1 = _mm256_fmadd_ps(qa, _mm256_mul_ps(load8(k, r1 + d, half), cv), a1);
-            b1 = _mm256_fmadd_ps(qb, _mm256_mul_ps(load8(k, r1 + d + 8, half), cv), b1);
-            a2 = _mm256_fmadd_ps(qa, _mm256_mul_ps(load8(k, r2 + d, half), cv), a2);
-            b2 = _mm256_fmadd_ps(qb, _mm256_mul_ps(load8(k, r2 + d + 8, half), cv), b2);
-            a3 = _mm256_fmadd_ps(qa, _mm256_mul_ps(load8(k, r3 + d, half), cv), a3);
-            b3 = _mm256_fmadd_ps(qb, _mm256_mul_ps(load8(k, r3 + d + 8, half), cv), b3);
+            a0 = _mm256_fmadd_ps(qa, key8(k, r0 + d, half, scaled, cv), a0);
+            b0 = _mm256_fmadd_ps(qb, key8(k, r0 + d + 8, half, scaled, cv), b0);
+            a1 = _mm256_fmadd_ps(qa, key8(k, r1 + d, half, scaled, cv), a1);
+            b1 = _mm256_fmadd_ps(qb, key8(k, r1 + d + 8, half, scaled, cv), b1);
+            a2 = _mm256_fmadd_ps(qa, key8(k, r2 + d, half, scaled, cv), a2);
+            b2 = _mm256_fmadd_ps(qb, key8(k, r2 + d + 8, half, scaled, cv), b2);
+            a3 = _mm256_fmadd_ps(qa, key8(k, r3 + d, half, scaled, cv), a3);
+            b3 = _mm256_fmadd_ps(qb, key8(k, r3 + d + 8, half, scaled, cv), b3);
         }
         for (; d < d_count; d += 8) {
             const __m256 qa = _mm256_loadu_ps(q + d);
-            a0 = _mm256_fmadd_ps(qa, _mm256_mul_ps(load8(k, r0 + d, half), cv), a0);
-            a1 = _mm256_fmadd_ps(qa, _mm256_mul_ps(load8(k, r1 + d, half), cv), a1);
-            a2 = _mm256_fmadd_ps(qa, _mm256_mul_ps(load8(k, r2 + d, half), cv), a2);
-            a3 = _mm256_fmadd_ps(qa, _mm256_mul_ps(load8(k, r3 + d, half), cv), a3);
+            a0 = _mm256_fmadd_ps(qa, key8(k, r0 + d, half, scaled, cv), a0);
+            a1 = _mm256_fmadd_ps(qa, key8(k, r1 + d, half, scaled, cv), a1);
+            a2 = _mm256_fmadd_ps(qa, key8(k, r2 + d, half, scaled, cv), a2);
+            a3 = _mm256_fmadd_ps(qa, key8(k, r3 + d, half, scaled, cv), a3);
         }
 #define HALVES(a, b) ({ const __m256 s_ = _mm256_add_ps(a, b); _mm_add_ps(_mm256_castps256_ps128(s_), _mm256_extractf128_ps(s_, 1)); })
         __m128 x0 = HALVES(a0, b0), x1 = HALVES(a1, b1), x2 = HALVES(a2, b2), x3 = HALVES(a3, b3);
@@ -82,19 +92,40 @@ AVX2 static void scores_avx2(const float *q, const void *k, int half, size_t t_c
         __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
         size_t d = 0;
         for (; d + 16 <= d_count; d += 16) {
-            acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), _mm256_mul_ps(load8(k, t * d_count + d, half), cv), acc0);
-            acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + d + 8), _mm256_mul_ps(load8(k, t * d_count + d + 8, half), cv), acc1);
+            acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), key8(k, t * d_count + d, half, scaled, cv), acc0);
+            acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + d + 8), key8(k, t * d_count + d + 8, half, scaled, cv), acc1);
         }
         for (; d < d_count; d += 8)
-            acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), _mm256_mul_ps(load8(k, t * d_count + d, half), cv), acc0);
+            acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), key8(k, t * d_count + d, half, scaled, cv), acc0);
         scores[t] = hsum8(_mm256_add_ps(acc0, acc1));
     }
 }
 
+AVX2 static void scores_avx2(const float *q, const void *k, int half, size_t t_count, size_t d_count, float c, float *scores) {
+    if (half) scores_kernel_avx2(q, k, 1, 0, t_count, d_count, c, scores);
+    else scores_kernel_avx2(q, k, 0, 0, t_count, d_count, c, scores);
+}
+
+AVX2 static void scores_scaled_avx2(const float *q, const float *kc, size_t t_count, size_t d_count, float *scores) {
+    scores_kernel_avx2(q, kc, 0, 1, t_count, d_count, 1, scores);
+}
+
+// kc[i] = k[i] · c for n elements (n a multiple of 8): the keys as `key8` scales them.
+AVX2 static void scale_keys_avx2(const void *k, int half, size_t n, float c, float *kc) {
+    const __m256 cv = _mm256_set1_ps(c);
+    for (size_t i = 0; i < n; i += 8) _mm256_storeu_ps(kc + i, _mm256_mul_ps(load8(k, i, half), cv));
+}
+
+// out[i] = v[i] widened from float16, n a multiple of 8.
+AVX2 static void widen_avx2(const void *v, size_t n, float *out) {
+    for (size_t i = 0; i < n; i += 8) _mm256_storeu_ps(out + i, load8(v, i, 1));
+}
+
 // out[d] (+)= sum_t p[t] * v[t, d], D a multiple of 8 and at most 256; with `accumulate` the sums
 // continue from out's values (a sum over T split into consecutive parts gives the same floats).
-AVX2 static void weighted_sum_avx2(const float *p, const void *v, int half, size_t t_count, size_t d_count, float *out,
-                                   int accumulate) {
+AVX2 static inline __attribute__((always_inline)) void weighted_sum_kernel_avx2(const float *p, const void *v, int half,
+                                                                              size_t t_count, size_t d_count, float *out,
+                                                                              int accumulate) {
     for (size_t d0 = 0; d0 < d_count; d0 += 64) {
         size_t width = d_count - d0 < 64 ? d_count - d0 : 64;
         if (width == 64) {
@@ -134,6 +165,13 @@ AVX2 static void weighted_sum_avx2(const float *p, const void *v, int half, size
         }
         for (size_t j = 0; j < width / 8; j++) _mm256_storeu_ps(out + d0 + 8 * j, acc[j]);
     }
+}
+
+// `half` a constant in each expansion.
+AVX2 static void weighted_sum_avx2(const float *p, const void *v, int half, size_t t_count, size_t d_count, float *out,
+                                   int accumulate) {
+    if (half) weighted_sum_kernel_avx2(p, v, 1, t_count, d_count, out, accumulate);
+    else weighted_sum_kernel_avx2(p, v, 0, t_count, d_count, out, accumulate);
 }
 
 // p = softmax(scores) in place, e^x vectorised (simd_exp.h). Returns 0 (scores untouched) when
@@ -197,15 +235,18 @@ static inline f32x8 load8(const void *p, size_t i, int half) {
     return half ? f32x8_load_half((const uint16_t *)p + i) : f32x8_load((const float *)p + i);
 }
 
-// acc + q · (k[i..i+8) · c), one step of a key's accumulator.
-static inline f32x8 score_step(f32x8 acc, f32x8 q, const void *k, size_t i, int half, f32x8 c) {
-    return f32x8_fmadd(q, f32x8_mul(load8(k, i, half), c), acc);
+// acc + q · (k[i..i+8) · c), one step of a key's accumulator; with `scaled` k is float32 k · c.
+static inline __attribute__((always_inline)) f32x8 score_step(f32x8 acc, f32x8 q, const void *k, size_t i, int half,
+                                                              int scaled, f32x8 c) {
+    return f32x8_fmadd(q, scaled ? f32x8_load((const float *)k + i) : f32x8_mul(load8(k, i, half), c), acc);
 }
 
-// scores_avx2's twin: per key the accumulators of d mod 16 below and above 8, then the
+// scores_kernel_avx2's twin: per key the accumulators of d mod 16 below and above 8, then the
 // horizontal sum of their sum; four keys at a time where they are, the four sums together
 // (f32x8_hsum4, hsum8's additions in its order).
-static void scores_neon(const float *q, const void *k, int half, size_t t_count, size_t d_count, float c, float *scores) {
+static inline __attribute__((always_inline)) void scores_kernel_neon(const float *q, const void *k, int half, int scaled,
+                                                                     size_t t_count, size_t d_count, float c,
+                                                                     float *scores) {
     const f32x8 cv = f32x8_dup(c);
     size_t t0 = 0;
     for (; t0 + 4 <= t_count; t0 += 4) {
@@ -214,21 +255,21 @@ static void scores_neon(const float *q, const void *k, int half, size_t t_count,
         size_t d = 0;
         for (; d + 16 <= d_count; d += 16) {
             const f32x8 qa = f32x8_load(q + d), qb = f32x8_load(q + d + 8);
-            a0 = score_step(a0, qa, k, r0 + d, half, cv);
-            b0 = score_step(b0, qb, k, r0 + d + 8, half, cv);
-            a1 = score_step(a1, qa, k, r1 + d, half, cv);
-            b1 = score_step(b1, qb, k, r1 + d + 8, half, cv);
-            a2 = score_step(a2, qa, k, r2 + d, half, cv);
-            b2 = score_step(b2, qb, k, r2 + d + 8, half, cv);
-            a3 = score_step(a3, qa, k, r3 + d, half, cv);
-            b3 = score_step(b3, qb, k, r3 + d + 8, half, cv);
+            a0 = score_step(a0, qa, k, r0 + d, half, scaled, cv);
+            b0 = score_step(b0, qb, k, r0 + d + 8, half, scaled, cv);
+            a1 = score_step(a1, qa, k, r1 + d, half, scaled, cv);
+            b1 = score_step(b1, qb, k, r1 + d + 8, half, scaled, cv);
+            a2 = score_step(a2, qa, k, r2 + d, half, scaled, cv);
+            b2 = score_step(b2, qb, k, r2 + d + 8, half, scaled, cv);
+            a3 = score_step(a3, qa, k, r3 + d, half, scaled, cv);
+            b3 = score_step(b3, qb, k, r3 + d + 8, half, scaled, cv);
         }
         for (; d < d_count; d += 8) {
             const f32x8 qa = f32x8_load(q + d);
-            a0 = score_step(a0, qa, k, r0 + d, half, cv);
-            a1 = score_step(a1, qa, k, r1 + d, half, cv);
-            a2 = score_step(a2, qa, k, r2 + d, half, cv);
-            a3 = score_step(a3, qa, k, r3 + d, half, cv);
+            a0 = score_step(a0, qa, k, r0 + d, half, scaled, cv);
+            a1 = score_step(a1, qa, k, r1 + d, half, scaled, cv);
+            a2 = score_step(a2, qa, k, r2 + d, half, scaled, cv);
+            a3 = score_step(a3, qa, k, r3 + d, half, scaled, cv);
         }
         vst1q_f32(scores + t0, f32x8_hsum4(f32x8_add(a0, b0), f32x8_add(a1, b1), f32x8_add(a2, b2), f32x8_add(a3, b3)));
     }
@@ -236,12 +277,32 @@ static void scores_neon(const float *q, const void *k, int half, size_t t_count,
         f32x8 acc0 = f32x8_dup(0), acc1 = acc0;
         size_t d = 0;
         for (; d + 16 <= d_count; d += 16) {
-            acc0 = score_step(acc0, f32x8_load(q + d), k, t * d_count + d, half, cv);
-            acc1 = score_step(acc1, f32x8_load(q + d + 8), k, t * d_count + d + 8, half, cv);
+            acc0 = score_step(acc0, f32x8_load(q + d), k, t * d_count + d, half, scaled, cv);
+            acc1 = score_step(acc1, f32x8_load(q + d + 8), k, t * d_count + d + 8, half, scaled, cv);
         }
-        for (; d < d_count; d += 8) acc0 = score_step(acc0, f32x8_load(q + d), k, t * d_count + d, half, cv);
+        for (; d < d_count; d += 8) acc0 = score_step(acc0, f32x8_load(q + d), k, t * d_count + d, half, scaled, cv);
         scores[t] = f32x8_hsum(f32x8_add(acc0, acc1));
     }
+}
+
+static void scores_neon(const float *q, const void *k, int half, size_t t_count, size_t d_count, float c, float *scores) {
+    if (half) scores_kernel_neon(q, k, 1, 0, t_count, d_count, c, scores);
+    else scores_kernel_neon(q, k, 0, 0, t_count, d_count, c, scores);
+}
+
+static void scores_scaled_neon(const float *q, const float *kc, size_t t_count, size_t d_count, float *scores) {
+    scores_kernel_neon(q, kc, 0, 1, t_count, d_count, 1, scores);
+}
+
+// scale_keys_avx2's twin.
+static void scale_keys_neon(const void *k, int half, size_t n, float c, float *kc) {
+    const f32x8 cv = f32x8_dup(c);
+    for (size_t i = 0; i < n; i += 8) f32x8_store(kc + i, f32x8_mul(load8(k, i, half), cv));
+}
+
+// widen_avx2's twin.
+static void widen_neon(const void *v, size_t n, float *out) {
+    for (size_t i = 0; i < n; i += 8) f32x8_store(out + i, load8(v, i, 1));
 }
 
 // weighted_sum_avx2's twin: each output float one chain of FMAs over t, in t order; the 64-wide
@@ -336,12 +397,18 @@ static int softmax_neon(float *scores, size_t n, int nan_to_zero) {
 #define SIMD_KERNELS 1
 #define simd_runs() qk_cpu_has_avx2_fma_f16c()
 #define scores_simd scores_avx2
+#define scores_scaled_simd scores_scaled_avx2
+#define scale_keys_simd scale_keys_avx2
+#define widen_simd widen_avx2
 #define weighted_sum_simd weighted_sum_avx2
 #define softmax_simd softmax_avx2
 #elif defined(__aarch64__)
 #define SIMD_KERNELS 1
 #define simd_runs() (qk_isa() >= QK_ISA_NEON)
 #define scores_simd scores_neon
+#define scores_scaled_simd scores_scaled_neon
+#define scale_keys_simd scale_keys_neon
+#define widen_simd widen_neon
 #define weighted_sum_simd weighted_sum_neon
 #define softmax_simd softmax_neon
 #endif
@@ -398,25 +465,47 @@ void qk_attention_row(const float *q, const void *k, int k_half, const void *v, 
         for (size_t d = 0; d < d_count; d++) out[d] += scores[t] * load_scalar(v, t * d_count + d, v_half);
 }
 
-void qk_attention_group(const float *q, size_t q_stride, size_t rows, const float *k, const float *v, size_t t_count,
-                        size_t d_count, float scale, const float *mask, size_t mask_stride, int nan_to_zero, float *scores,
-                        float *out, size_t out_stride) {
+// Element i of a float16 (`half`) or float32 buffer.
+static inline const void *element(const void *p, int half, size_t i) {
+    return (const char *)p + i * (half ? 2 : 4);
+}
+
+void qk_attention_group(const float *q, size_t q_stride, size_t rows, const void *k, int k_half, const void *v,
+                        int v_half, size_t t_count, size_t d_count, float scale, const float *mask, size_t mask_stride,
+                        int nan_to_zero, float *scores, float *out, size_t out_stride) {
 #ifdef SIMD_KERNELS
     if (simd_runs() && d_count % 8 == 0 && d_count <= 256) {
         // Tiles of keys (then values) small enough for L1, each read from memory once and passed
         // by every row in turn; per row the operations and their order are qk_attention_row's.
+        // With several rows, each tile's keys are scaled (k · c, as qk_attention_row scales
+        // them), and float16 values widened, once into `staged` for all the rows: the same
+        // floats, without each row repeating the multiply or conversion.
         const size_t tile = d_count <= 64 ? 64 : 16384 / (d_count * sizeof(float));
+        float staged[4096] __attribute__((aligned(64)));   // tile * d_count floats (16 KB)
+        const int stage = rows > 1;
         for (size_t t0 = 0; t0 < t_count; t0 += tile) {
             const size_t n = t_count - t0 < tile ? t_count - t0 : tile;
-            for (size_t r = 0; r < rows; r++)
-                scores_simd(q + r * q_stride, k + t0 * d_count, 0, n, d_count, scale, scores + r * t_count + t0);
+            const void *kt = element(k, k_half, t0 * d_count);
+            if (stage) scale_keys_simd(kt, k_half, n * d_count, scale, staged);
+            for (size_t r = 0; r < rows; r++) {
+                float *sr = scores + r * t_count + t0;
+                if (stage) scores_scaled_simd(q + r * q_stride, staged, n, d_count, sr);
+                else scores_simd(q + r * q_stride, kt, k_half, n, d_count, scale, sr);
+            }
         }
         for (size_t r = 0; r < rows; r++)
             qk_softmax_row(scores + r * t_count, mask ? mask + r * mask_stride : NULL, t_count, nan_to_zero);
         for (size_t t0 = 0; t0 < t_count; t0 += tile) {
             const size_t n = t_count - t0 < tile ? t_count - t0 : tile;
+            const void *vt = element(v, v_half, t0 * d_count);
+            int vt_half = v_half;
+            if (stage && v_half) {
+                widen_simd(vt, n * d_count, staged);
+                vt = staged;
+                vt_half = 0;
+            }
             for (size_t r = 0; r < rows; r++)
-                weighted_sum_simd(scores + r * t_count + t0, v + t0 * d_count, 0, n, d_count, out + r * out_stride, t0 > 0);
+                weighted_sum_simd(scores + r * t_count + t0, vt, vt_half, n, d_count, out + r * out_stride, t0 > 0);
         }
         if (t_count == 0)
             for (size_t r = 0; r < rows; r++)
@@ -425,6 +514,6 @@ void qk_attention_group(const float *q, size_t q_stride, size_t rows, const floa
     }
 #endif
     for (size_t r = 0; r < rows; r++)
-        qk_attention_row(q + r * q_stride, k, 0, v, 0, t_count, d_count, scale, mask ? mask + r * mask_stride : NULL,
+        qk_attention_row(q + r * q_stride, k, k_half, v, v_half, t_count, d_count, scale, mask ? mask + r * mask_stride : NULL,
                          nan_to_zero, scores + r * t_count, out + r * out_stride);
 }

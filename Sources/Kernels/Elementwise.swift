@@ -35,13 +35,14 @@ public func attentionRow(query: UnsafePointer<Float>, keys: UnsafeRawPointer, kH
                      scores, out)
 }
 
-/// `attentionRow` for `rows` query rows sharing float32 keys and values (`qk_attention_group`).
-public func attentionGroup(query: UnsafePointer<Float>, queryStride: Int, rows: Int, keys: UnsafePointer<Float>,
-                           values: UnsafePointer<Float>, count: Int, depth: Int, scale: Float, mask: UnsafePointer<Float>?,
-                           maskStride: Int, nanToZero: Bool, scores: UnsafeMutablePointer<Float>,
+/// `attentionRow` for `rows` query rows sharing keys and values, float16 or float32 per `kHalf` /
+/// `vHalf` (`qk_attention_group`).
+public func attentionGroup(query: UnsafePointer<Float>, queryStride: Int, rows: Int, keys: UnsafeRawPointer, kHalf: Bool,
+                           values: UnsafeRawPointer, vHalf: Bool, count: Int, depth: Int, scale: Float,
+                           mask: UnsafePointer<Float>?, maskStride: Int, nanToZero: Bool, scores: UnsafeMutablePointer<Float>,
                            into out: UnsafeMutablePointer<Float>, outStride: Int) {
-    qk_attention_group(query, queryStride, rows, keys, values, count, depth, scale, mask, maskStride, nanToZero ? 1 : 0,
-                       scores, out, outStride)
+    qk_attention_group(query, queryStride, rows, keys, kHalf ? 1 : 0, values, vHalf ? 1 : 0, count, depth, scale, mask,
+                       maskStride, nanToZero ? 1 : 0, scores, out, outStride)
 }
 
 /// Exact int32 products for MatMulInteger (`qk_int_gemm`): c[i·ldc + j] = Σ a[i·lda + k] · b[j·ldb + k].

@@ -136,6 +136,12 @@ public struct Tensor: @unchecked Sendable, CustomStringConvertible {
     /// (`Operator.readsCacheViews`) see such tensors; `Session` hands every other reader, and
     /// its caller unless asked, a contiguous copy (`contiguous()`).
     public let cacheCapacity: Int?
+    /// For a float32 KV-cache view: its storage holds the values as float16, 2 bytes each (the
+    /// float16 exports' cache, whose every value was rounded to float16 when it was appended, so
+    /// nothing is lost: `AppendKVOperator`). Half the memory and half the bytes each decode
+    /// step's attention reads. The operators that read cache views read either form;
+    /// `contiguous()` widens to float32. False for every other tensor.
+    public let storesHalf: Bool
 
     /// Allocates an uninitialised tensor.
     public init(dtype: DataType, shape: [Int]) {
@@ -144,6 +150,7 @@ public struct Tensor: @unchecked Sendable, CustomStringConvertible {
         self.shape = shape
         storage = TensorStorage(byteCount: Tensor.elementCount(shape) * dtype.storageSize!)
         cacheCapacity = nil
+        storesHalf = false
     }
 
     /// A tensor over existing storage (e.g. a reshaped view).
@@ -153,28 +160,40 @@ public struct Tensor: @unchecked Sendable, CustomStringConvertible {
         self.shape = shape
         self.storage = storage
         cacheCapacity = nil
+        storesHalf = false
     }
 
-    /// A KV-cache view: `shape` `[B, H, T, D]` over storage laid out `[B, H, capacity, D]`.
-    init(dtype: DataType, cacheShape shape: [Int], capacity: Int, storage: TensorStorage) {
+    /// A KV-cache view: `shape` `[B, H, T, D]` over storage laid out `[B, H, capacity, D]`, of
+    /// float16 elements for a float32 view that `storesHalf`.
+    init(dtype: DataType, cacheShape shape: [Int], capacity: Int, storage: TensorStorage, storesHalf: Bool = false) {
+        precondition(!storesHalf || dtype == .float)
+        let elementSize = storesHalf ? 2 : (dtype.storageSize ?? 0)
         precondition(shape.count == 4 && shape[2] <= capacity
-                     && shape[0] * shape[1] * capacity * shape[3] * (dtype.storageSize ?? 0) <= storage.byteCount)
+                     && shape[0] * shape[1] * capacity * shape[3] * elementSize <= storage.byteCount)
         self.dtype = dtype
         self.shape = shape
         self.storage = storage
         cacheCapacity = capacity
+        self.storesHalf = storesHalf
     }
 
     /// Whether the elements are laid out contiguously in `shape` (all but KV-cache views).
     @inline(__always) public var isContiguous: Bool { cacheCapacity == nil }
 
-    /// This tensor with contiguous storage: itself, or for a KV-cache view a copy.
+    /// This tensor with contiguous storage: itself, or for a KV-cache view a copy (float16
+    /// storage widened to float32).
     public func contiguous() -> Tensor {
         guard let capacity = cacheCapacity else { return self }
         let out = Tensor(dtype: dtype, shape: shape)
-        let rowBytes = shape[2] * shape[3] * dtype.storageSize!, stride = capacity * shape[3] * dtype.storageSize!
-        for r in 0..<(shape[0] * shape[1]) {
-            (out.rawPointer + r * rowBytes).copyMemory(from: rawPointer + r * stride, byteCount: rowBytes)
+        let rows = shape[0] * shape[1], row = shape[2] * shape[3], stride = capacity * shape[3]
+        if storesHalf {
+            let src = pointer(as: Float16.self), dst = out.pointer(as: Float.self)
+            for r in 0..<rows { convertHalfToFloat(src + r * stride, dst + r * row, row) }
+            return out
+        }
+        let size = dtype.storageSize!
+        for r in 0..<rows {
+            (out.rawPointer + r * row * size).copyMemory(from: rawPointer + r * stride * size, byteCount: row * size)
         }
         return out
     }
@@ -302,7 +321,7 @@ extension Tensor {
             if axis == 2 && range.lowerBound == 0 {
                 var s = shape
                 s[2] = range.count
-                return Tensor(dtype: dtype, cacheShape: s, capacity: capacity, storage: storage)
+                return Tensor(dtype: dtype, cacheShape: s, capacity: capacity, storage: storage, storesHalf: storesHalf)
             }
             return contiguous().sliced(axis: axis, range)
         }

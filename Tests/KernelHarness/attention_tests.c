@@ -189,38 +189,48 @@ static void run_attention_row_tests(void) {
     attention_row_case(&rng, 0, 64, 0, 0, NO_MASK, 1, 1, 0);
 }
 
-// qk_attention_group for `rows` query rows with strided q, mask and out: each row bit for bit
+// qk_attention_group for `rows` query rows with strided q, mask and out, keys and values float32
+// or float16 (`half`: both, as a float16 KV cache holds them): each row bit for bit
 // qk_attention_row's (the header's promise) and within the reference's bounds.
 static void attention_group_case(harness_rng *rng, size_t rows, size_t t_count, size_t d_count, enum mask_kind kind,
-                                 int nan_to_zero) {
+                                 int nan_to_zero, int half) {
     const size_t q_stride = d_count + 3, mask_stride = t_count + 5, out_stride = d_count + 1;
     float *q = harness_alloc(rows * q_stride * sizeof(float)), *mask = harness_alloc((rows * mask_stride + 1) * sizeof(float));
     float *k = harness_alloc((t_count * d_count + 1) * sizeof(float)), *v = harness_alloc((t_count * d_count + 1) * sizeof(float));
     float *scores = harness_alloc((rows * t_count + 1) * sizeof(float)), *out = harness_alloc(rows * out_stride * sizeof(float));
     float *row_scores = harness_alloc((t_count + 1) * sizeof(float)), *row_out = harness_alloc(d_count * sizeof(float));
     double *ref = harness_alloc(d_count * sizeof(double)), *ref_scale = harness_alloc(d_count * sizeof(double));
+    uint16_t *kh = harness_alloc((t_count * d_count + 1) * 2), *vh = harness_alloc((t_count * d_count + 1) * 2);
     fill_uniform(rng, q, rows * q_stride, -1, 1);
     fill_uniform(rng, k, t_count * d_count, -1, 1);
     fill_uniform(rng, v, t_count * d_count, -4, 4);
     for (size_t r = 0; r < rows; r++) fill_mask(rng, mask + r * mask_stride, t_count, kind);
+    // k and v rounded to float16 when `half` (the reference reads the rounded floats).
+    const void *kk = as_kernel_input(k, t_count * d_count, half, kh), *vv = as_kernel_input(v, t_count * d_count, half, vh);
     const float scale = 1 / sqrtf((float)d_count);
     const float *m = kind == NO_MASK ? NULL : mask;
     char name[128];
-    snprintf(name, sizeof name, "attention_group/rows=%zu,t=%zu,d=%zu,%s,nan_to_zero=%d", rows, t_count, d_count,
-             mask_names[kind], nan_to_zero);
-    qk_attention_group(q, q_stride, rows, k, v, t_count, d_count, scale, m, mask_stride, nan_to_zero, scores, out,
-                       out_stride);
-    int same = 1;
+    snprintf(name, sizeof name, "attention_group/rows=%zu,t=%zu,d=%zu,%s,%s,nan_to_zero=%d", rows, t_count, d_count,
+             half ? "f16kv" : "f32kv", mask_names[kind], nan_to_zero);
+    qk_attention_group(q, q_stride, rows, kk, half, vv, half, t_count, d_count, scale, m, mask_stride, nan_to_zero, scores,
+                       out, out_stride);
+    int same = 1, same_as_float = 1;
     for (size_t r = 0; r < rows; r++) {
         const float *mr = m ? m + r * mask_stride : NULL;
-        qk_attention_row(q + r * q_stride, k, 0, v, 0, t_count, d_count, scale, mr, nan_to_zero, row_scores, row_out);
+        qk_attention_row(q + r * q_stride, kk, half, vv, half, t_count, d_count, scale, mr, nan_to_zero, row_scores,
+                         row_out);
         same &= memcmp(row_out, out + r * out_stride, d_count * sizeof(float)) == 0;
+        // float16 keys and values give exactly the floats of their float32 widening.
+        qk_attention_row(q + r * q_stride, k, 0, v, 0, t_count, d_count, scale, mr, nan_to_zero, row_scores, row_out);
+        same_as_float &= memcmp(row_out, out + r * out_stride, d_count * sizeof(float)) == 0;
         const double rel = ref_attention_row(q + r * q_stride, k, v, t_count, d_count, scale, mr, nan_to_zero, ref, ref_scale);
         harness_check_close(name, out + r * out_stride, ref, ref_scale, d_count, OUT_ABS_TOL, rel);
     }
     harness_check(name, same, "a row differs from qk_attention_row's");
+    harness_check(name, same_as_float, "a row differs from the float32 widening's");
     if (vectorized(d_count)) digest_simd_floats(name, out, rows * out_stride);
-    free(q); free(mask); free(k); free(v); free(scores); free(out); free(row_scores); free(row_out); free(ref); free(ref_scale);
+    free(q); free(mask); free(k); free(v); free(kh); free(vh); free(scores); free(out); free(row_scores); free(row_out);
+    free(ref); free(ref_scale);
 }
 
 static void run_attention_group_tests(void) {
@@ -228,13 +238,15 @@ static void run_attention_group_tests(void) {
     // T across the key tiles (64 keys for D ≤ 64, 32 for D = 128), 7 rows as Qwen2-0.5B's groups.
     static const size_t shapes[][3] = {{1, 9, 64}, {2, 64, 64}, {7, 65, 64}, {7, 300, 64}, {7, 33, 128},
                                        {3, 100, 128}, {4, 70, 8}, {2, 21, 40}, {3, 17, 36}};
-    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
-        attention_group_case(&rng, shapes[i][0], shapes[i][1], shapes[i][2], NO_MASK, 1);
-        attention_group_case(&rng, shapes[i][0], shapes[i][1], shapes[i][2], RANDOM_MASK, 1);
+    for (int half = 0; half <= 1; half++) {
+        for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+            attention_group_case(&rng, shapes[i][0], shapes[i][1], shapes[i][2], NO_MASK, 1, half);
+            attention_group_case(&rng, shapes[i][0], shapes[i][1], shapes[i][2], RANDOM_MASK, 1, half);
+        }
+        attention_group_case(&rng, 3, 40, 64, FULLY_MASKED, 0, half);
+        attention_group_case(&rng, 3, 40, 64, FULLY_MASKED, 1, half);
+        attention_group_case(&rng, 2, 0, 64, NO_MASK, 1, half);
     }
-    attention_group_case(&rng, 3, 40, 64, FULLY_MASKED, 0);
-    attention_group_case(&rng, 3, 40, 64, FULLY_MASKED, 1);
-    attention_group_case(&rng, 2, 0, 64, NO_MASK, 1);
 }
 
 void run_attention_tests(void) {

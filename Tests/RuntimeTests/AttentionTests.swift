@@ -248,7 +248,7 @@ import Testing
         #expect(session.graph.nodes.map(\.opType).sorted() == ["AppendKV", "Shape"])
         let past = rows(pastLength), new = rows(1)
         let p1 = try session.run(["past": past, "new": new], keepingCacheViews: true)["present"]!
-        #expect(p1.shape == [1, h, pastLength + 1, d] && p1.cacheCapacity != nil)
+        #expect(p1.shape == [1, h, pastLength + 1, d] && p1.cacheCapacity != nil && !p1.storesHalf)
         #expect(p1.floats() == (try reference.run(["past": past, "new": new])["present"]!.floats()))
         // The next step appends into the same storage; values as the plain Concat's.
         let n2 = rows(1)
@@ -292,6 +292,8 @@ import Testing
         let p1 = try session.run(["past": past0, "new": prompt], keepingCacheViews: true)["present"]!
         #expect(p1.shape == [1, h, 5, d] && p1.cacheCapacity == AppendKVOperator.capacity(for: 5))
         #expect(try p1.floats() == expected(past0, prompt))
+        // Its values are float16 ones: stored as float16, 2 bytes each.
+        #expect(p1.storesHalf && p1.storage.byteCount == h * p1.cacheCapacity! * d * 2)
 
         // The next step appends in place: same storage, values as the reference's.
         let n2 = newRows(1)
@@ -364,6 +366,41 @@ import Testing
         // .npy files hold a view's values, not its storage.
         let viewFile = try NumPy.encode(view), copyFile = try NumPy.encode(view.contiguous())
         #expect(viewFile == copyFile)
+    }
+
+    /// A KV-cache view stored as float16 (`Tensor.storesHalf`, what a rounding AppendKV makes)
+    /// reads as its float32 values everywhere: `floats()`, an operator that takes contiguous
+    /// tensors, .npy files, and FusedAttention, which reads the float16 storage in place —
+    /// decode (one position, two query heads per key/value head: the keys staged once for both)
+    /// and prefill (the GEMM form) — with exactly the results of the widened float32 copy.
+    @Test func halfStoredCacheViewsReadAsTheirFloat32Values() throws {
+        var rng = SeededRandom(seed: 21)
+        let (kvh, t, capacity, d) = (2, 70, 96, 64)
+        let halves = (0..<(kvh * capacity * d)).map { _ in Float16(Float.random(in: -2...2, using: &rng)) }
+        let storage = TensorStorage(byteCount: halves.count * 2, cacheLength: t)
+        storage.data.copyMemory(from: halves, byteCount: halves.count * 2)
+        let view = Tensor(dtype: .float, cacheShape: [1, kvh, t, d], capacity: capacity, storage: storage, storesHalf: true)
+        var widened: [Float] = []
+        for g in 0..<kvh {
+            let head = halves[(g * capacity * d)..<(g * capacity * d + t * d)]
+            widened += head.map { Float($0) }
+        }
+        #expect(view.floats() == widened && view.contiguous().isContiguous && !view.contiguous().storesHalf)
+        let cut = view.sliced(axis: 2, 0..<9)
+        #expect(cut.storesHalf && cut.storage === storage && cut.shape == [1, kvh, 9, d])
+        let graph = try Graph(nodes: [Node(name: "add", opType: "Add", inputs: ["x", "zero"], outputs: ["y"])],
+                              constants: ["zero": Tensor([0], shape: [])],
+                              inputs: [ValueSpec(name: "x", elementType: .float, shape: nil)],
+                              outputs: [ValueSpec(name: "y", elementType: .float, shape: nil)], opsets: ["": 18])
+        #expect(try Session(graph: graph).run(["x": view])["y"]!.floats() == widened)
+        #expect(try NumPy.encode(view) == NumPy.encode(view.contiguous()))
+        let copy = view.contiguous(), scale = Tensor([0.35], shape: [])
+        for s in [1, 40] {
+            let q = Tensor((0..<(4 * s * d)).map { _ in Float.random(in: -2...2, using: &rng) }, shape: [1, 4, s, d])
+            let fromView = try runOp("FusedAttention", domain: PrivateOps.domain, [q, view, view, scale, nil])[0]
+            let fromCopy = try runOp("FusedAttention", domain: PrivateOps.domain, [q, copy, copy, scale, nil])[0]
+            #expect(fromView.floats() == fromCopy.floats(), "\(s) positions")
+        }
     }
 
     /// The MLP gate, op by op (`Mul(Mul(X, Sigmoid(X)), U)`, both operand orders), against the

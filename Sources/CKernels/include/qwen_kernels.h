@@ -179,14 +179,15 @@ void qk_softmax_row(float *scores, const float *mask, size_t n, int nan_to_zero)
 void qk_attention_row(const float *q, const void *k, int k_half, const void *v, int v_half, size_t t_count, size_t d_count,
                       float scale, const float *mask, int nan_to_zero, float *scores, float *out);
 
-/// `qk_attention_row` for `rows` query rows that share float32 keys and values (the query heads
-/// of one key/value head in grouped-query attention): row r reads q + r * q_stride and
-/// mask + r * mask_stride (mask may be null), writes out + r * out_stride, and gets exactly
-/// qk_attention_row's floats. The keys and values pass through L1 in tiles, each read from
-/// memory once for all rows. `scores` is scratch for rows * t_count floats.
-void qk_attention_group(const float *q, size_t q_stride, size_t rows, const float *k, const float *v, size_t t_count,
-                        size_t d_count, float scale, const float *mask, size_t mask_stride, int nan_to_zero, float *scores,
-                        float *out, size_t out_stride);
+/// `qk_attention_row` for `rows` query rows that share keys and values (the query heads of one
+/// key/value head in grouped-query attention; each float16 or float32 as in qk_attention_row):
+/// row r reads q + r * q_stride and mask + r * mask_stride (mask may be null), writes
+/// out + r * out_stride, and gets exactly qk_attention_row's floats. The keys and values pass
+/// through L1 in tiles, each read from memory once for all rows. `scores` is scratch for
+/// rows * t_count floats.
+void qk_attention_group(const float *q, size_t q_stride, size_t rows, const void *k, int k_half, const void *v,
+                        int v_half, size_t t_count, size_t d_count, float scale, const float *mask, size_t mask_stride,
+                        int nan_to_zero, float *scores, float *out, size_t out_stride);
 
 /// A task of a parallel loop: runs item `index` of the loop described by `ctx`.
 typedef void (*qk_task_fn)(void *ctx, size_t index);

@@ -59,9 +59,10 @@ struct FusedAttentionOperator: Operator {
         let rows = b * h * s
         if rows == 0 || d == 0 { return [narrowResult(out, to: qIn.dtype)] }
         let group = h / kvh
-        let kHalf = k.dtype == .float16, vHalf = v.dtype == .float16
-        let kRaw = UnsafeRawPointer(k.pointer(as: UInt8.self)), vRaw = UnsafeRawPointer(v.pointer(as: UInt8.self))
-        let kBytes = k.dtype == .float16 ? 2 : 4, vBytes = v.dtype == .float16 ? 2 : 4
+        // Keys and values float16 (float16 tensors, or float16 KV-cache storage) or float32.
+        let kHalf = k.dtype == .float16 || k.storesHalf, vHalf = v.dtype == .float16 || v.storesHalf
+        let kRaw = UnsafeRawPointer(k.rawPointer), vRaw = UnsafeRawPointer(v.rawPointer)
+        let kBytes = kHalf ? 2 : 4, vBytes = vHalf ? 2 : 4
         let pq = q.pointer(as: Float.self), po = out.pointer(as: Float.self)
         let pm = mask.map { UnsafePointer($0.pointer(as: Float.self)) }
         let strides = maskStrides
@@ -74,35 +75,20 @@ struct FusedAttentionOperator: Operator {
                        s: s, t: t, d: d, scale: scale, mask: pm, maskStrides: strides, out: po)
             return [narrowResult(out, to: qIn.dtype)]
         }
-        if !kHalf && !vHalf {
-            // Decode: the `group` query heads of a key/value head at one position read its keys
-            // and values together (one pass over the cache per group, not one per head).
-            let pk = k.pointer(as: Float.self), pv = v.pointer(as: Float.self)
-            parallelFor(b * kvh * s) { range in
-                let scores = UnsafeMutablePointer<Float>.allocate(capacity: max(group * t, 1))
-                defer { scores.deallocate() }
-                for unit in range {
-                    let si = unit % s, g = (unit / s) % kvh, bi = unit / (s * kvh)
-                    let row = (bi * h + g * group) * s + si
-                    let m = pm.map { $0 + bi * strides[0] + g * group * strides[1] + si * strides[2] }
-                    attentionGroup(query: pq + row * d, queryStride: s * d, rows: group, keys: pk + (bi * kvh + g) * kHead,
-                                   values: pv + (bi * kvh + g) * vHead, count: t, depth: d, scale: scale, mask: m,
-                                   maskStride: strides[1], nanToZero: nanToZero, scores: scores, into: po + row * d,
-                                   outStride: s * d)
-                }
-            }
-            return [narrowResult(out, to: qIn.dtype)]
-        }
-        parallelFor(rows, minChunk: max(1, 4096 / max(t * d, 1))) { range in
-            let scores = UnsafeMutablePointer<Float>.allocate(capacity: max(t, 1))
+        // Decode: the `group` query heads of a key/value head at one position read its keys and
+        // values together (one pass over the cache per group, not one per head).
+        parallelFor(b * kvh * s) { range in
+            let scores = UnsafeMutablePointer<Float>.allocate(capacity: max(group * t, 1))
             defer { scores.deallocate() }
-            for row in range {
-                let si = row % s, hi = (row / s) % h, bi = row / (s * h)
-                let head = bi * kvh + hi / group
-                let m = pm.map { $0 + bi * strides[0] + hi * strides[1] + si * strides[2] }
-                attentionRow(query: pq + row * d, keys: kRaw + head * kHead * kBytes, kHalf: kHalf,
-                             values: vRaw + head * vHead * vBytes, vHalf: vHalf, count: t, depth: d, scale: scale, mask: m,
-                             nanToZero: nanToZero, scores: scores, into: po + row * d)
+            for unit in range {
+                let si = unit % s, g = (unit / s) % kvh, bi = unit / (s * kvh)
+                let row = (bi * h + g * group) * s + si
+                let m = pm.map { $0 + bi * strides[0] + g * group * strides[1] + si * strides[2] }
+                attentionGroup(query: pq + row * d, queryStride: s * d, rows: group,
+                               keys: kRaw + (bi * kvh + g) * kHead * kBytes, kHalf: kHalf,
+                               values: vRaw + (bi * kvh + g) * vHead * vBytes, vHalf: vHalf, count: t, depth: d,
+                               scale: scale, mask: m, maskStride: strides[1], nanToZero: nanToZero, scores: scores,
+                               into: po + row * d, outStride: s * d)
             }
         }
         return [narrowResult(out, to: qIn.dtype)]
@@ -149,7 +135,7 @@ struct FusedAttentionOperator: Operator {
         let group = h / kvh
         // Keys and values as float32: float16 caches widened once, here, for every head.
         func float32(_ x: Tensor, _ headElements: Int) -> (UnsafePointer<Float>, UnsafeMutablePointer<Float>?, Int) {
-            if x.dtype == .float { return (UnsafePointer(x.pointer(as: Float.self)), nil, headElements) }
+            if x.dtype == .float && !x.storesHalf { return (UnsafePointer(x.pointer(as: Float.self)), nil, headElements) }
             let heads = b * kvh
             let buffer = UnsafeMutablePointer<Float>.allocate(capacity: heads * t * d)
             for head in 0..<heads {
@@ -289,8 +275,9 @@ struct SiLUMulOperator: Operator {
 /// storage: one step of decoding copies one position, not the whole history. Otherwise (a past
 /// from elsewhere, a full cache, a past that was already extended — say a run repeated from an
 /// earlier cache) the history is copied once into fresh storage with room for about a quarter
-/// more. Rows already in a cache were rounded when they were appended, so both ways give the
-/// same values.
+/// more. A rounding cache stores its values as float16 (`Tensor.storesHalf`: they are float16
+/// values, so this loses nothing, and attention reads half the bytes); rows already in a cache
+/// were rounded when they were appended, so every way gives the same values.
 struct AppendKVOperator: Operator {
     var readsCacheViews: Bool { true }
     /// Whether values are rounded to float16 (the float16 exports' cache); false: copied as they are.
@@ -310,27 +297,27 @@ struct AppendKVOperator: Operator {
         let (total, overflow) = p.addingReportingOverflow(s)
         guard !overflow, total <= Int32.max else { throw OpError("cache length \(p) + \(s) is too long") }
         let shape = [b, h, total, d], rows = b * h
+        let half = roundsToHalf, elementSize = half ? 2 : 4
 
         // In place: the room after `past` is free and ours once the length moves from P.
-        if let capacity = past.cacheCapacity, total <= capacity,
+        if let capacity = past.cacheCapacity, total <= capacity, past.storesHalf == half,
            past.storage.cacheLength.compareExchange(expected: p, desired: total, ordering: .acquiringAndReleasing).exchanged {
-            let base = past.pointer(as: Float.self)
+            let base = past.rawPointer
             parallelFor(rows, minChunk: max(1, 65536 / max(s * d, 1))) { range in
-                for r in range { appendNew(new, row: r, length: s * d, to: base + (r * capacity + p) * d) }
+                for r in range { appendNew(new, row: r, length: s * d, to: base + (r * capacity + p) * d * elementSize) }
             }
-            return [Tensor(dtype: .float, cacheShape: shape, capacity: capacity, storage: past.storage)]
+            return [Tensor(dtype: .float, cacheShape: shape, capacity: capacity, storage: past.storage, storesHalf: half)]
         }
 
         let capacity = AppendKVOperator.capacity(for: total)
-        let storage = TensorStorage(byteCount: rows * capacity * d * MemoryLayout<Float>.stride, cacheLength: total)
-        let out = Tensor(dtype: .float, cacheShape: shape, capacity: capacity, storage: storage)
-        let po = out.pointer(as: Float.self), pp = past.pointer(as: Float.self)
+        let storage = TensorStorage(byteCount: rows * capacity * d * elementSize, cacheLength: total)
+        let out = Tensor(dtype: .float, cacheShape: shape, capacity: capacity, storage: storage, storesHalf: half)
         let pastStride = (past.cacheCapacity ?? p) * d
         parallelFor(rows, minChunk: max(1, 65536 / max(total * d, 1))) { range in
             for r in range {
-                let dst = po + r * capacity * d
-                copyRow(pp + r * pastStride, dst, p * d)
-                appendNew(new, row: r, length: s * d, to: dst + p * d)
+                let dst = out.rawPointer + r * capacity * d * elementSize
+                copyPast(past, from: r * pastStride, count: p * d, to: dst)
+                appendNew(new, row: r, length: s * d, to: dst + p * d * elementSize)
             }
         }
         return [out]
@@ -342,22 +329,31 @@ struct AppendKVOperator: Operator {
         (length + Swift.max(256, length / 4) + 15) / 16 * 16
     }
 
-    /// Row `row` of `new` (`length` values), rounded to float16 when the cache is, at `dst`.
-    private func appendNew(_ new: Tensor, row r: Int, length n: Int, to dst: UnsafeMutablePointer<Float>) {
-        if new.dtype == .float16 {
-            convertHalfToFloat(new.pointer(as: Float16.self) + r * n, dst, n)
-        } else {
-            copyRow(new.pointer(as: Float.self) + r * n, dst, n)
+    /// Row `row` of `new` (`length` values) at `dst`: as float16 in a rounding cache, else float32.
+    private func appendNew(_ new: Tensor, row r: Int, length n: Int, to dst: UnsafeMutableRawPointer) {
+        switch (new.dtype == .float16, roundsToHalf) {
+        case (true, _):
+            dst.copyMemory(from: new.rawPointer + r * n * 2, byteCount: n * 2)
+        case (false, true):
+            convertFloatToHalf(new.pointer(as: Float.self) + r * n, dst.assumingMemoryBound(to: Float16.self), n)
+        case (false, false):
+            dst.assumingMemoryBound(to: Float.self).update(from: new.pointer(as: Float.self) + r * n, count: n)
         }
     }
 
-    /// `n` float32 values to `dst`, rounded to float16 when the cache is.
-    private func copyRow(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int) {
-        guard roundsToHalf else {
-            dst.update(from: src, count: n)
-            return
+    /// `n` values of `past` from element `offset` of its storage, to `dst` in this cache's form
+    /// (float16, rounding float32 values; or float32).
+    private func copyPast(_ past: Tensor, from offset: Int, count n: Int, to dst: UnsafeMutableRawPointer) {
+        switch (past.storesHalf, roundsToHalf) {
+        case (true, true):
+            dst.copyMemory(from: past.rawPointer + offset * 2, byteCount: n * 2)
+        case (true, false):
+            convertHalfToFloat(past.pointer(as: Float16.self) + offset, dst.assumingMemoryBound(to: Float.self), n)
+        case (false, true):
+            convertFloatToHalf(past.pointer(as: Float.self) + offset, dst.assumingMemoryBound(to: Float16.self), n)
+        case (false, false):
+            dst.assumingMemoryBound(to: Float.self).update(from: past.pointer(as: Float.self) + offset, count: n)
         }
-        roundToHalf(src, into: dst, count: n)
     }
 }
 
