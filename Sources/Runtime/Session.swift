@@ -72,7 +72,8 @@ public final class Session: @unchecked Sendable {
     /// over ~2,000 steps per decode token reads them in place instead of retaining arrays.
     struct Step {
         let op: any Operator
-        /// Slot per node input (-1 for an omitted optional input), in `slotLists`.
+        /// Slot per node input (-1 for an omitted optional input, `Session.constantSlot(_:)` for a
+        /// constant), in `slotLists`.
         let inputs: Range<Int>
         /// Slot per node output (-1 for an omitted optional output), in `slotLists`.
         let outputs: Range<Int>
@@ -84,15 +85,26 @@ public final class Session: @unchecked Sendable {
 
     let steps: [Step]
     let slotLists: [Int]
+    /// Slots of the values a run computes or is fed: 0 ..< slotCount. Constants have slots of
+    /// their own (`constantSlot(_:)`, negative), so that each run's array of values, allocated
+    /// and released every decode step (and per sequence in a batch), is not ~4 times longer for
+    /// the graph's thousands of constants.
     let slotCount: Int
     /// The value each slot holds (for the plan dump).
     let slotNames: [String]
+    /// The name of each constant, by `constantIndex(_:)`.
+    let constantNames: [String]
     /// What each pass that ran rewrote (replacements or nodes removed), in pipeline order.
     public let passRewrites: [(pass: GraphPass, rewrites: Int)]
-    /// The constants by slot (nil elsewhere), read in place by every run: a run's own values
+    /// The constants by `constantIndex(_:)`, read in place by every run: a run's own values
     /// (`initialValues`) hold only the feeds and what the nodes compute, so that a decode step
     /// does not retain and release each of the graph's hundreds of constants.
     let constants: [Tensor?]
+
+    /// The slot of constant `index`: -2, -3, … (-1 is an omitted input).
+    @inline(__always) static func constantSlot(_ index: Int) -> Int { -2 - index }
+    /// The index into `constants` of a constant's slot (≤ -2).
+    @inline(__always) static func constantIndex(_ slot: Int) -> Int { -2 - slot }
     let inputSlots: [String: Int]
     let outputSlots: [(name: String, slot: Int)]
     /// Named dimensions (`dim_param`) that several inputs declare, with where each does: feeds
@@ -144,6 +156,8 @@ public final class Session: @unchecked Sendable {
         passRewrites = rewrites
         self.graph = graph
 
+        // Inputs first: a declared input that also has an initializer is fed (every input must
+        // be), so its name is a value's.
         var slotOf: [String: Int] = [:]
         var next = 0
         func slot(_ name: String) -> Int {
@@ -152,10 +166,14 @@ public final class Session: @unchecked Sendable {
             next += 1
             return next - 1
         }
-        var constantSlots: [(Int, Tensor)] = []
-        for (name, t) in graph.constants { constantSlots.append((slot(name), t)) }
         var inputSlots: [String: Int] = [:]
         for spec in graph.inputs { inputSlots[spec.name] = slot(spec.name) }
+        var constantNames: [String] = [], constantTensors: [Tensor?] = []
+        for (name, t) in graph.constants where slotOf[name] == nil {
+            slotOf[name] = Session.constantSlot(constantNames.count)
+            constantNames.append(name)
+            constantTensors.append(t)
+        }
         var parameterUses: [String: [(slot: Int, input: String, axis: Int)]] = [:]
         var parameterOrder: [String] = []
         for spec in graph.inputs {
@@ -189,9 +207,10 @@ public final class Session: @unchecked Sendable {
             for name in node.outputs where !name.isEmpty { _ = slot(name) }
         }
         let outputs = graph.outputs.map { (name: $0.name, slot: slot($0.name)) }
-        let pinned = Set(constantSlots.map(\.0)).union(outputs.map(\.slot))
+        let pinned = Set(outputs.map(\.slot))
         var releases = [[Int]](repeating: [], count: graph.nodes.count)
-        for (s, i) in lastUse where !pinned.contains(s) { releases[i].append(s) }
+        for (s, i) in lastUse where s >= 0 && !pinned.contains(s) { releases[i].append(s) }
+        for i in releases.indices { releases[i].sort() }   // one order every time (the plan dump)
 
         var slotLists: [Int] = []
         func list(_ slots: [Int]) -> Range<Int> {
@@ -207,11 +226,10 @@ public final class Session: @unchecked Sendable {
         self.slotLists = slotLists
         slotCount = next
         var names = [String](repeating: "", count: next)
-        for (name, s) in slotOf { names[s] = name }
+        for (name, s) in slotOf where s >= 0 { names[s] = name }
         slotNames = names
-        var constants = [Tensor?](repeating: nil, count: next)
-        for (s, t) in constantSlots { constants[s] = t }
-        self.constants = constants
+        self.constantNames = constantNames
+        constants = constantTensors
         self.inputSlots = inputSlots
         outputSlots = outputs
     }
@@ -237,7 +255,8 @@ public final class Session: @unchecked Sendable {
                 let node = graph.nodes[i]
                 let op = node.domain.isEmpty ? node.opType : "\(node.domain).\(node.opType)"
                 func names(_ range: Range<Int>) -> String {
-                    slots[range].map { $0 < 0 ? "-" : slotNames[$0] }.joined(separator: ", ")
+                    slots[range].map { $0 >= 0 ? slotNames[$0] : $0 == -1 ? "-" : constantNames[Session.constantIndex($0)] }
+                        .joined(separator: ", ")
                 }
                 var line = "\(i) \(op) \"\(node.name)\" (\(names(step.inputs))) -> (\(names(step.outputs)))"
                 if let plan = step.op.plan { line += " [\(plan)]" }
@@ -311,7 +330,7 @@ public final class Session: @unchecked Sendable {
                 }
             }
         }
-        for (_, slot) in outputSlots { batch.split(slot) }
+        for (_, slot) in outputSlots where slot >= 0 { batch.split(slot) }
         return batch.perSequence.map { outputs($0, keepingCacheViews: keepingCacheViews) }
     }
 
@@ -369,7 +388,7 @@ public final class Session: @unchecked Sendable {
     private func outputs(_ values: [Tensor?], keepingCacheViews: Bool) -> [String: Tensor] {
         var result: [String: Tensor] = [:]
         for (name, slot) in outputSlots {
-            let value = values[slot] ?? constants[slot]
+            let value = slot >= 0 ? values[slot] : constants[Session.constantIndex(slot)]
             result[name] = keepingCacheViews ? value : value?.contiguous()
         }
         return result
@@ -394,7 +413,13 @@ public final class Session: @unchecked Sendable {
         var args = [Tensor?]()
         var stackedRank: Int?, sharedShapes: [[Int]] = []
         for (position, s) in slots[steps[index].inputs].enumerated() {
-            guard s >= 0 else { args.append(nil); continue }
+            guard s >= 0 else {
+                // An omitted input, or a constant (a weight): passed once.
+                guard s != -1, let constant = constants[Session.constantIndex(s)] else { args.append(nil); continue }
+                args.append(constant.isContiguous ? constant : constant.contiguous())
+                sharedShapes.append(constant.shape)
+                continue
+            }
             let mayStack = position == 0 || stacking == .elementwise
             // Already stacked by an earlier node.
             if let t = batch.stacked[s] {
@@ -404,12 +429,6 @@ public final class Session: @unchecked Sendable {
                 continue
             }
             let values = batch.perSequence
-            // A constant (a weight): passed once.
-            if values[0][s] == nil, let constant = constants[s] {
-                args.append(constant.isContiguous ? constant : constant.contiguous())
-                sharedShapes.append(constant.shape)
-                continue
-            }
             guard let first = values[0][s] else { args.append(nil); continue }
             // The same tensor in every sequence (a shared input), or a few equal integers each
             // sequence computed for itself (a shape for Reshape, from its own ShapeProgram):
@@ -467,7 +486,10 @@ public final class Session: @unchecked Sendable {
         let readsViews = steps[index].readsCacheViews
         args.removeAll(keepingCapacity: true)
         for s in slots[steps[index].inputs] {
-            guard s >= 0, let t = values[s] ?? constants[s] else { args.append(nil); continue }
+            guard let t = s >= 0 ? values[s] : s == -1 ? nil : constants[Session.constantIndex(s)] else {
+                args.append(nil)
+                continue
+            }
             args.append(t.isContiguous || readsViews ? t : t.contiguous())
         }
         let results: [Tensor]

@@ -88,6 +88,31 @@ import Testing
         #expect(session.graph.nodes.map(\.name) == ["reshape"])
         #expect(try session.run(["x": Tensor((0..<6).map { Float($0) }, shape: [6])])["y"]!.shape == [2, 3])
     }
+
+    /// Constants live apart from a run's values (`Session.constantSlot`): one read by a node
+    /// (alone and with rows of several sequences stacked), one that is itself a graph output, and
+    /// an initializer that is also a declared input, where the feed is what the nodes read.
+    @Test func constantsAsOperandsOutputsAndShadowedInputs() throws {
+        let nodes = [
+            Node(name: "add", opType: "Add", inputs: ["x", "c"], outputs: ["y"]),
+            Node(name: "mul", opType: "Mul", inputs: ["y", "w"], outputs: ["z"]),
+        ]
+        let g = try Graph(nodes: nodes,
+                          constants: ["c": Tensor([10, 20], shape: [2]), "w": Tensor([5, 5], shape: [2]),
+                                      "k": Tensor([7], shape: [1])],
+                          inputs: [spec("x"), spec("w")], outputs: [spec("z"), spec("k")], opsets: ["": 18])
+        var plain = SessionOptions()
+        plain.passes = []
+        for session in [try Session(graph: g), try Session(graph: g, options: plain)] {
+            let w = Tensor([2, 3], shape: [2])
+            let out = try session.run(["x": Tensor([1, 2], shape: [1, 2]), "w": w])
+            #expect(out["z"]!.floats() == [22, 66] && out["k"]!.floats() == [7])
+            let batch = try session.runBatch([["x": Tensor([1, 2], shape: [1, 2]), "w": w],
+                                              ["x": Tensor([3, 4], shape: [1, 2]), "w": w]])
+            #expect(batch.map { $0["z"]!.floats() } == [[22, 66], [26, 72]])
+            #expect(batch.map { $0["k"]!.floats() } == [[7], [7]])
+        }
+    }
 }
 
 @Suite struct Float16NumericsTests {
