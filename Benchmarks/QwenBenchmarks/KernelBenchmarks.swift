@@ -160,6 +160,36 @@ func registerSoftmaxBenchmarks() {
     }
 }
 
+// MARK: - Decode attention
+
+/// One decode step's attention in a layer of Qwen2.5-0.5B (14 query heads over 2 key/value
+/// heads, head size 64, the exports' key scale 1/√√64) against T cached positions, as the fused
+/// `FusedAttention` node reads them: keys and values float16 (what the float16 exports' cache
+/// stores) or float32 (the float32 exports'). The same tensors each iteration, so from cache where
+/// they fit (2 MB of float16 keys and values at 4,096 positions). GB/s counts the keys and values,
+/// GFLOP/s the scores and weighted sums (2 · 2 · 14 · T · 64).
+func registerAttentionBenchmarks() {
+    for t in [128, 1024, 4096] {
+        for dtype in [DataType.float16, .float] {
+            let elementBytes = dtype == .float16 ? 2 : 4
+            register(
+                "FusedAttention decode [H=14 KVH=2 D=64 T=\(t)] (\(dtype == .float16 ? "fp16" : "fp32") keys and values)",
+                work: { _ in Work(bytes: Double(2 * 2 * t * 64 * elementBytes), flops: Double(2 * 2 * 14 * t * 64)) },
+                setup: {
+                    let node = Node(name: "attention", opType: "FusedAttention", domain: PrivateOps.domain,
+                                    inputs: ["Q", "K", "V", "scale"], outputs: ["Y"])
+                    return try planGraph(
+                        nodes: [node],
+                        inputs: ["Q": randomFloats(.float, [1, 14, 1, 64], seed: 31),
+                                 "K": randomFloats(dtype, [1, 2, t, 64], seed: 32),
+                                 "V": randomFloats(dtype, [1, 2, t, 64], seed: 33)],
+                        constants: ["scale": Tensor([0.35355339], shape: [])], outputs: ["Y"])
+                },
+                body: { try $0.run() })
+        }
+    }
+}
+
 /// RMSNorm as the fused `SimplifiedLayerNormalization` op, and as the decomposed pattern the
 /// optimum exports contain (Pow, ReduceMean, Add ε, Sqrt, Div, Mul, Mul by the weight), which is
 /// what the runtime executes for the real models (no fusion pass).

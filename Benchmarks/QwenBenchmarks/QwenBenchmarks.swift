@@ -13,6 +13,7 @@ let benchmarks: @Sendable () -> Void = {
     registerBatchedMatMulNBitsBenchmarks()
     registerDenseMatMulBenchmarks()
     registerSoftmaxBenchmarks()
+    registerAttentionBenchmarks()
     registerRMSNormBenchmarks()
     registerRotaryBenchmarks()
     registerSessionOverheadBenchmark()
