@@ -26,17 +26,9 @@ public func maskedSoftmaxRow(_ scores: UnsafeMutablePointer<Float>, mask: Unsafe
     qk_softmax_row(scores, mask, count, nanToZero ? 1 : 0)
 }
 
-/// One row of scaled dot-product attention (`qk_attention_row`): keys and values float16 or
-/// float32 per `kHalf` / `vHalf`; `scores` is scratch for `keys` floats.
-public func attentionRow(query: UnsafePointer<Float>, keys: UnsafeRawPointer, kHalf: Bool, values: UnsafeRawPointer,
-                         vHalf: Bool, count: Int, depth: Int, scale: Float, mask: UnsafePointer<Float>?, nanToZero: Bool,
-                         scores: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>) {
-    qk_attention_row(query, keys, kHalf ? 1 : 0, values, vHalf ? 1 : 0, count, depth, scale, mask, nanToZero ? 1 : 0,
-                     scores, out)
-}
-
-/// `attentionRow` for `rows` query rows sharing keys and values, float16 or float32 per `kHalf` /
-/// `vHalf` (`qk_attention_group`).
+/// Scaled dot-product attention for `rows` query rows sharing keys and values, float16 or float32
+/// per `kHalf` / `vHalf` (`qk_attention_group`, each row `qk_attention_row`'s floats); `scores` is
+/// scratch for `rows · count` floats.
 public func attentionGroup(query: UnsafePointer<Float>, queryStride: Int, rows: Int, keys: UnsafeRawPointer, kHalf: Bool,
                            values: UnsafeRawPointer, vHalf: Bool, count: Int, depth: Int, scale: Float,
                            mask: UnsafePointer<Float>?, maskStride: Int, nanToZero: Bool, scores: UnsafeMutablePointer<Float>,
