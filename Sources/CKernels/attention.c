@@ -123,9 +123,8 @@ AVX2 static void widen_avx2(const void *v, size_t n, float *out) {
 
 // out[d] (+)= sum_t p[t] * v[t, d], D a multiple of 8 and at most 256; with `accumulate` the sums
 // continue from out's values (a sum over T split into consecutive parts gives the same floats).
-AVX2 static inline __attribute__((always_inline)) void weighted_sum_kernel_avx2(const float *p, const void *v, int half,
-                                                                              size_t t_count, size_t d_count, float *out,
-                                                                              int accumulate) {
+AVX2 static void weighted_sum_avx2(const float *p, const void *v, int half, size_t t_count, size_t d_count, float *out,
+                                   int accumulate) {
     for (size_t d0 = 0; d0 < d_count; d0 += 64) {
         size_t width = d_count - d0 < 64 ? d_count - d0 : 64;
         if (width == 64) {
@@ -165,13 +164,6 @@ AVX2 static inline __attribute__((always_inline)) void weighted_sum_kernel_avx2(
         }
         for (size_t j = 0; j < width / 8; j++) _mm256_storeu_ps(out + d0 + 8 * j, acc[j]);
     }
-}
-
-// `half` a constant in each expansion.
-AVX2 static void weighted_sum_avx2(const float *p, const void *v, int half, size_t t_count, size_t d_count, float *out,
-                                   int accumulate) {
-    if (half) weighted_sum_kernel_avx2(p, v, 1, t_count, d_count, out, accumulate);
-    else weighted_sum_kernel_avx2(p, v, 0, t_count, d_count, out, accumulate);
 }
 
 // p = softmax(scores) in place, e^x vectorised (simd_exp.h). Returns 0 (scores untouched) when

@@ -180,6 +180,10 @@ public struct Tensor: @unchecked Sendable, CustomStringConvertible {
     /// Whether the elements are laid out contiguously in `shape` (all but KV-cache views).
     @inline(__always) public var isContiguous: Bool { cacheCapacity == nil }
 
+    /// Whether the storage holds float16 elements: a float16 tensor, or a float32 KV-cache view
+    /// that `storesHalf`.
+    public var elementsAreFloat16: Bool { dtype == .float16 || storesHalf }
+
     /// This tensor with contiguous storage: itself, or for a KV-cache view a copy (float16
     /// storage widened to float32).
     public func contiguous() -> Tensor {

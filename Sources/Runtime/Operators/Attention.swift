@@ -59,8 +59,7 @@ struct FusedAttentionOperator: Operator {
         let rows = b * h * s
         if rows == 0 || d == 0 { return [narrowResult(out, to: qIn.dtype)] }
         let group = h / kvh
-        // Keys and values float16 (float16 tensors, or float16 KV-cache storage) or float32.
-        let kHalf = k.dtype == .float16 || k.storesHalf, vHalf = v.dtype == .float16 || v.storesHalf
+        let kHalf = k.elementsAreFloat16, vHalf = v.elementsAreFloat16
         let kRaw = UnsafeRawPointer(k.rawPointer), vRaw = UnsafeRawPointer(v.rawPointer)
         let kBytes = kHalf ? 2 : 4, vBytes = vHalf ? 2 : 4
         let pq = q.pointer(as: Float.self), po = out.pointer(as: Float.self)
@@ -135,7 +134,7 @@ struct FusedAttentionOperator: Operator {
         let group = h / kvh
         // Keys and values as float32: float16 caches widened once, here, for every head.
         func float32(_ x: Tensor, _ headElements: Int) -> (UnsafePointer<Float>, UnsafeMutablePointer<Float>?, Int) {
-            if x.dtype == .float && !x.storesHalf { return (UnsafePointer(x.pointer(as: Float.self)), nil, headElements) }
+            if !x.elementsAreFloat16 { return (UnsafePointer(x.pointer(as: Float.self)), nil, headElements) }
             let heads = b * kvh
             let buffer = UnsafeMutablePointer<Float>.allocate(capacity: heads * t * d)
             for head in 0..<heads {
@@ -298,13 +297,18 @@ struct AppendKVOperator: Operator {
         guard !overflow, total <= Int32.max else { throw OpError("cache length \(p) + \(s) is too long") }
         let shape = [b, h, total, d], rows = b * h
         let half = roundsToHalf, elementSize = half ? 2 : 4
+        let newHalf = new.elementsAreFloat16, pastHalf = past.elementsAreFloat16
+        let newSize = newHalf ? 2 : 4, pastSize = pastHalf ? 2 : 4
 
         // In place: the room after `past` is free and ours once the length moves from P.
-        if let capacity = past.cacheCapacity, total <= capacity, past.storesHalf == half,
+        if let capacity = past.cacheCapacity, total <= capacity, pastHalf == half,
            past.storage.cacheLength.compareExchange(expected: p, desired: total, ordering: .acquiringAndReleasing).exchanged {
             let base = past.rawPointer
             parallelFor(rows, minChunk: max(1, 65536 / max(s * d, 1))) { range in
-                for r in range { appendNew(new, row: r, length: s * d, to: base + (r * capacity + p) * d * elementSize) }
+                for r in range {
+                    copyValues(new.rawPointer + r * s * d * newSize, float16: newHalf, count: s * d,
+                               to: base + (r * capacity + p) * d * elementSize)
+                }
             }
             return [Tensor(dtype: .float, cacheShape: shape, capacity: capacity, storage: past.storage, storesHalf: half)]
         }
@@ -316,8 +320,8 @@ struct AppendKVOperator: Operator {
         parallelFor(rows, minChunk: max(1, 65536 / max(total * d, 1))) { range in
             for r in range {
                 let dst = out.rawPointer + r * capacity * d * elementSize
-                copyPast(past, from: r * pastStride, count: p * d, to: dst)
-                appendNew(new, row: r, length: s * d, to: dst + p * d * elementSize)
+                copyValues(past.rawPointer + r * pastStride * pastSize, float16: pastHalf, count: p * d, to: dst)
+                copyValues(new.rawPointer + r * s * d * newSize, float16: newHalf, count: s * d, to: dst + p * d * elementSize)
             }
         }
         return [out]
@@ -329,30 +333,18 @@ struct AppendKVOperator: Operator {
         (length + Swift.max(256, length / 4) + 15) / 16 * 16
     }
 
-    /// Row `row` of `new` (`length` values) at `dst`: as float16 in a rounding cache, else float32.
-    private func appendNew(_ new: Tensor, row r: Int, length n: Int, to dst: UnsafeMutableRawPointer) {
-        switch (new.dtype == .float16, roundsToHalf) {
-        case (true, _):
-            dst.copyMemory(from: new.rawPointer + r * n * 2, byteCount: n * 2)
-        case (false, true):
-            convertFloatToHalf(new.pointer(as: Float.self) + r * n, dst.assumingMemoryBound(to: Float16.self), n)
-        case (false, false):
-            dst.assumingMemoryBound(to: Float.self).update(from: new.pointer(as: Float.self) + r * n, count: n)
-        }
-    }
-
-    /// `n` values of `past` from element `offset` of its storage, to `dst` in this cache's form
-    /// (float16, rounding float32 values; or float32).
-    private func copyPast(_ past: Tensor, from offset: Int, count n: Int, to dst: UnsafeMutableRawPointer) {
-        switch (past.storesHalf, roundsToHalf) {
+    /// `n` values from `src` (float16 when `from`, else float32) to `dst` in this cache's form
+    /// (float16 when it rounds, rounding float32 values; else float32).
+    private func copyValues(_ src: UnsafeRawPointer, float16 from: Bool, count n: Int, to dst: UnsafeMutableRawPointer) {
+        switch (from, roundsToHalf) {
         case (true, true):
-            dst.copyMemory(from: past.rawPointer + offset * 2, byteCount: n * 2)
+            dst.copyMemory(from: src, byteCount: n * 2)
         case (true, false):
-            convertHalfToFloat(past.pointer(as: Float16.self) + offset, dst.assumingMemoryBound(to: Float.self), n)
+            convertHalfToFloat(src.assumingMemoryBound(to: Float16.self), dst.assumingMemoryBound(to: Float.self), n)
         case (false, true):
-            convertFloatToHalf(past.pointer(as: Float.self) + offset, dst.assumingMemoryBound(to: Float16.self), n)
+            convertFloatToHalf(src.assumingMemoryBound(to: Float.self), dst.assumingMemoryBound(to: Float16.self), n)
         case (false, false):
-            dst.assumingMemoryBound(to: Float.self).update(from: past.pointer(as: Float.self) + offset, count: n)
+            dst.copyMemory(from: src, byteCount: n * 4)
         }
     }
 }
