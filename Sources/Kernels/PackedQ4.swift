@@ -147,6 +147,9 @@ public final class PackedQ4Matrix: @unchecked Sendable {
                         isa.level) != 0
     }
 
+    /// Whether ``quantizeInt16(_:into:)`` and the int16 GEMVs run here (the SIMD level).
+    public static var int16ActivationsRun: Bool { KernelISA.active >= .simd }
+
     /// Bytes of one activation row quantized to int16 for ``gemvInt16(_:rows:into:)``.
     public var int16ActivationBytes: Int { qk_q16_activation_bytes(blocksPerRow) }
 

@@ -83,11 +83,31 @@ let usesSpinningPool: Bool = {
     return true
 }()
 
-/// One parallel loop as the pool's C tasks see it.
+/// One parallel loop as the pool's C tasks see it: task `index` runs `body(index)`.
 private struct PoolJob {
-    let chunk: Int
-    let count: Int
-    let body: (Range<Int>) -> Void
+    let body: (Int) -> Void
+}
+
+/// Runs `task(0..<count)`, each index once, on the calling thread and the current
+/// ``KernelPool``'s (or, for a loop started inside another or while another thread's loop holds
+/// the pool, through Dispatch); returns when all have finished.
+private func runTasks(_ count: Int, _ task: (Int) -> Void) {
+    let pool = KernelPool.current
+    withoutActuallyEscaping(task) { task in
+        // Both ways return only after every task has finished, so the non-escaping body
+        // outlives all its uses.
+        if usesSpinningPool {
+            var job = PoolJob(body: task)
+            let ran = withUnsafeMutablePointer(to: &job) { p in
+                qk_pool_run(pool.handle, count, { context, index in
+                    context!.assumingMemoryBound(to: PoolJob.self).pointee.body(index)
+                }, p)
+            }
+            if ran != 0 { return }
+        }
+        nonisolated(unsafe) let task = task
+        DispatchQueue.concurrentPerform(iterations: count) { task($0) }
+    }
 }
 
 /// Runs `body(range)` over `0..<count` split into at most `kernelThreadCount` contiguous chunks
@@ -100,8 +120,7 @@ private struct PoolJob {
 public func parallelFor(_ count: Int, minChunk: Int = 1, granularity: Int = 1, chunksPerThread: Int = 1,
                         _ body: (Range<Int>) -> Void) {
     if count <= 0 { return }
-    let pool = KernelPool.current
-    let threads = pool.threads
+    let threads = KernelPool.current.threads
     var maxChunks = max(1, min(threads == 1 ? 1 : threads * chunksPerThread, count / max(minChunk, 1)))
     // A whole number of chunks per thread: 3 chunks on 2 threads take as long as 4.
     if maxChunks > threads { maxChunks -= maxChunks % threads }
@@ -111,25 +130,31 @@ public func parallelFor(_ count: Int, minChunk: Int = 1, granularity: Int = 1, c
     }
     let perThread = (count + maxChunks - 1) / maxChunks
     let chunk = (perThread + granularity - 1) / granularity * granularity
-    let chunks = (count + chunk - 1) / chunk
-    withoutActuallyEscaping(body) { body in
-        // Both ways return only after every chunk has finished, so the non-escaping body
-        // outlives all its uses.
-        if usesSpinningPool {
-            var job = PoolJob(chunk: chunk, count: count, body: body)
-            let ran = withUnsafeMutablePointer(to: &job) { p in
-                qk_pool_run(pool.handle, chunks, { context, index in
-                    let job = context!.assumingMemoryBound(to: PoolJob.self).pointee
-                    let start = index * job.chunk
-                    job.body(start..<min(start + job.chunk, job.count))
-                }, p)
-            }
-            if ran != 0 { return }
-        }
-        nonisolated(unsafe) let body = body
-        DispatchQueue.concurrentPerform(iterations: chunks) { c in
-            let start = c * chunk
-            body(start..<min(start + chunk, count))
-        }
+    runTasks((count + chunk - 1) / chunk) { c in body(c * chunk ..< min((c + 1) * chunk, count)) }
+}
+
+/// Runs `body(range)` over `0..<count` in chunks that shrink as the loop goes (guided
+/// scheduling): each a quarter of what is left per thread, rounded up to `granularity` and at
+/// least `minChunk` items, claimed in order by the threads as they come free. The chunks are
+/// few (about 2 · threads · ln(count / minChunk)) and the last ones small, so that a thread
+/// starting late or running slower leaves the others at most a small chunk to wait for, where
+/// ``parallelFor(_:minChunk:granularity:chunksPerThread:_:)``'s equal chunks leave up to one of
+/// theirs. Runs inline when one chunk suffices.
+public func parallelForGuided(_ count: Int, minChunk: Int, granularity: Int = 1, _ body: (Range<Int>) -> Void) {
+    if count <= 0 { return }
+    let threads = KernelPool.current.threads
+    let smallest = (max(minChunk, granularity, 1) + granularity - 1) / granularity * granularity
+    if threads == 1 || count <= smallest {
+        body(0..<count)
+        return
+    }
+    var bounds = [0]
+    while bounds.last! < count {
+        let left = count - bounds.last!
+        let size = max(smallest, (left / (2 * threads) + granularity - 1) / granularity * granularity)
+        bounds.append(bounds.last! + min(size, left))
+    }
+    bounds.withUnsafeBufferPointer { bounds in
+        runTasks(bounds.count - 1) { c in body(bounds[c]..<bounds[c + 1]) }
     }
 }

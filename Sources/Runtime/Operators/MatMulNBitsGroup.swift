@@ -130,32 +130,36 @@ extension MatMulNBitsOperator {
                 }
             }
         } else {
-            // Decode: each row zero-padded to whole blocks (the kernels' order is natural), and
-            // with int16 quantized per block once for all products.
+            // Decode: each row as whole blocks, zero-padded where K is not a multiple of 32 (the
+            // kernels' order is natural; the 0.5B's K are all whole blocks and take `a` as it
+            // is), and with int16 quantized per block once for all products.
             let kp = packed[0].blocksPerRow * 32
-            let rowsA = UnsafeMutablePointer<Float>.allocate(capacity: m * kp)
-            defer { rowsA.deallocate() }
-            for row in 0..<m {
-                (rowsA + row * kp).update(from: a + row * k, count: k)
-                (rowsA + row * kp + k).update(repeating: 0, count: kp - k)
+            var padded: UnsafeMutablePointer<Float>? = nil
+            defer { padded?.deallocate() }
+            if kp != k {
+                let rows = UnsafeMutablePointer<Float>.allocate(capacity: m * kp)
+                for row in 0..<m {
+                    (rows + row * kp).update(from: a + row * k, count: k)
+                    (rows + row * kp + k).update(repeating: 0, count: kp - k)
+                }
+                padded = rows
             }
+            let rowsA = UnsafePointer(padded) ?? a
             let rowBytes = packed[0].int16ActivationBytes
             let quantized = UnsafeMutableRawPointer.allocate(byteCount: Swift.max(m * rowBytes, 1), alignment: 64)
             defer { quantized.deallocate() }
-            // Row 0 says whether the int16 kernels run here; several rows (a batched step) are
-            // quantized on the pool's threads.
-            let int16Rows = int16 && packed[0].quantizeInt16(rowsA, into: quantized)
-            if int16Rows && m > 1 {
-                parallelFor(m - 1) { rows in
-                    for row in rows.lowerBound + 1 ..< rows.upperBound + 1 {
-                        packed[0].quantizeInt16(rowsA + row * kp, into: quantized + row * rowBytes)
-                    }
+            // Several rows (a batched step) are quantized on the pool's threads.
+            let int16Rows = int16 && PackedQ4Matrix.int16ActivationsRun
+            if int16Rows {
+                parallelFor(m) { rows in
+                    for row in rows { packed[0].quantizeInt16(rowsA + row * kp, into: quantized + row * rowBytes) }
                 }
             }
-            parallelFor(total, minChunk: gemvMinRows(k: k), granularity: 16, chunksPerThread: 4) { rows in
+            let batched = int16Rows && m > 1
+            func products(_ rows: Range<Int>) {
                 forEachProduct(in: rows) { j, local in
                     // Several rows: the weights read once for all (each row's floats as alone).
-                    if int16Rows && m > 1 {
+                    if batched {
                         return packed[j].gemvInt16(quantized, rowBytes: rowBytes, count: m, rows: local, into: outs[j], ldy: ns[j])
                     }
                     return (0..<m).allSatisfy { row in
@@ -164,6 +168,13 @@ extension MatMulNBitsOperator {
                                          : packed[j].gemv(rowsA + row * kp, rows: local, into: y)
                     }
                 }
+            }
+            if batched {
+                // m rows' products per weight row: chunks shrinking to an m-th of the one-row
+                // minimum, so that the threads finish together.
+                parallelForGuided(total, minChunk: Swift.max(32, gemvMinRows(k: k) / m), granularity: 16, products)
+            } else {
+                parallelFor(total, minChunk: gemvMinRows(k: k), granularity: 16, chunksPerThread: 4, products)
             }
         }
         return refused.withLock { $0 }
