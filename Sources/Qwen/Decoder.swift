@@ -132,7 +132,7 @@ struct GraphDecoder: Sendable {
         // The present caches come back as in-place views: the next run appends to them.
         let outputs = try session.run(feeds, keepingCacheViews: true,
                                       progress: progress.map { report in { done, total in report(Double(done) / Double(total)) } })
-        return try absorb(outputs, ids: ids, cache: &cache)
+        return try absorb(outputs, ids: ids, cache: &cache).lastRow
     }
 
     /// One token after each of several caches, in one batched run (`Session.runBatch`: the
@@ -143,7 +143,8 @@ struct GraphDecoder: Sendable {
         let feedSets = try ids.indices.map { try feeds([ids[$0]], cache: caches[$0]) }
         try session.checkFilesUnchanged()
         let outputs = try session.runBatch(feedSets, keepingCacheViews: true)
-        return try ids.indices.map { try absorb(outputs[$0], ids: [ids[$0]], cache: &caches[$0]) }
+        let logits = try ids.indices.map { try absorb(outputs[$0], ids: [ids[$0]], cache: &caches[$0]) }
+        return session.lastRows(of: logits)
     }
 
     /// The graph's inputs for running `ids` after `cache`.
@@ -169,16 +170,17 @@ struct GraphDecoder: Sendable {
         return feeds
     }
 
-    /// Takes a run's present caches into `cache` and returns the last position's logits.
-    private func absorb(_ outputs: [String: Tensor], ids: [Int], cache: inout KVCache) throws -> [Float] {
+    /// Takes a run's present caches into `cache` and returns the logits (a last axis of at
+    /// least one value: the vocabulary).
+    private func absorb(_ outputs: [String: Tensor], ids: [Int], cache: inout KVCache) throws -> Tensor {
         for (past, present) in interface.cache {
             guard let t = outputs[present] else { throw GenerationError.unsupportedGraph("output '\(present)' missing") }
             cache.tensors[past] = t
         }
         cache.tokens += ids
-        guard let logits = outputs[interface.logits], let vocab = logits.shape.last, vocab > 0 else {
+        guard let logits = outputs[interface.logits], let vocab = logits.shape.last, vocab > 0, logits.count > 0 else {
             throw GenerationError.unsupportedGraph("no logits output")
         }
-        return logits.lastFloats(vocab)
+        return logits
     }
 }

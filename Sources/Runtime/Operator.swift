@@ -27,6 +27,12 @@ public protocol Operator: Sendable {
     /// its own). True unless an operator says otherwise.
     func stacks(_ inputs: [Tensor?]) -> Bool
 
+    /// `run` on each of several sequences' inputs (a batched run's node that does not stack):
+    /// result i must be what `run(inputSets[i])` gives. The default runs them in turn; an
+    /// operator whose work per sequence is small (decode attention) may run all of them in one
+    /// parallel loop.
+    func runEach(_ inputSets: [[Tensor?]]) throws -> [[Tensor]]
+
     /// How the node will run, for a plan dump (`Session.planDescription`): the kernels a product
     /// chose at planning time (weight layout, activation types). Nil unless an operator says.
     var plan: String? { get }
@@ -38,6 +44,7 @@ extension Operator {
     public var rowStacking: RowStacking { .none }
     public func runStacked(_ inputs: [Tensor?]) throws -> [Tensor] { try run(inputs) }
     public func stacks(_ inputs: [Tensor?]) -> Bool { true }
+    public func runEach(_ inputSets: [[Tensor?]]) throws -> [[Tensor]] { try inputSets.map(run) }
 }
 
 /// What a factory knows when it builds an operator.

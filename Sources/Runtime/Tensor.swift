@@ -339,6 +339,9 @@ extension Tensor {
         return out
     }
 
+    /// The values of the last row (the last axis) as float32: the last position's logits.
+    public var lastRow: [Float] { lastFloats(shape.last ?? count) }
+
     /// The last `n` elements of the flattened tensor as Float (float32 or float16 tensors).
     public func lastFloats(_ n: Int) -> [Float] {
         if !isContiguous { return contiguous().lastFloats(n) }

@@ -16,81 +16,120 @@ struct FusedAttentionOperator: Operator {
     /// K and V may be in-place KV-cache views (rows of a head `cacheCapacity · D` apart).
     var readsCacheViews: Bool { true }
 
-    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
-        // K and V may be cache views (read with their head strides); Q, scale and mask are read as contiguous.
-        let qIn = try inputs.required(0).contiguous(), k = try inputs.required(1), v = try inputs.required(2)
-        for (name, t) in [("Q", qIn), ("K", k), ("V", v)] {
-            guard t.dtype == .float || t.dtype == .float16 else { throw OpError("\(name) must be float32 or float16, got \(t.dtype)") }
-            guard t.rank == 4 else { throw OpError("\(name) must have rank 4 [batch, heads, sequence, head size], got \(t.shape)") }
-        }
-        let (b, h, s, d) = (qIn.shape[0], qIn.shape[1], qIn.shape[2], qIn.shape[3])
-        let (kvh, t) = (k.shape[1], k.shape[2])
-        guard k.shape[0] == b, k.shape[3] == d, v.shape == k.shape else {
-            throw OpError("K \(k.shape) and V \(v.shape) do not fit Q \(qIn.shape)")
-        }
-        guard kvh > 0, h % kvh == 0 else { throw OpError("\(h) query heads are not a multiple of \(kvh) key/value heads") }
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] { try runEach([inputs])[0] }
 
-        var scale: Float = 1
-        if let c = inputs.optional(3)?.contiguous() {
-            guard c.count == 1 else { throw OpError("scale must be a scalar, got \(c.shape)") }
-            scale = try floatOperand(c).pointer(as: Float.self)[0]
-        }
-        // The mask, widened to float32, with broadcast strides over [B, H, S, T].
-        var mask: Tensor?
-        var maskStrides = [0, 0, 0, 0]
-        if let m = inputs.optional(4)?.contiguous() {
-            guard m.rank <= 4 else { throw OpError("mask has rank \(m.rank), expected at most 4") }
-            let dims = Array(repeating: 1, count: 4 - m.rank) + m.shape
-            let full = [b, h, s, t]
-            var stride = 1
-            for axis in (0..<4).reversed() {
-                guard dims[axis] == full[axis] || dims[axis] == 1 else {
-                    throw OpError("mask \(m.shape) does not broadcast to [\(b), \(h), \(s), \(t)]")
-                }
-                maskStrides[axis] = dims[axis] == 1 ? 0 : stride
-                stride *= dims[axis]
-            }
-            guard maskStrides[3] == 1 || t == 1 else { throw OpError("mask \(m.shape) must span the key axis") }
-            mask = try floatOperand(m)
-        }
-
-        let q = try floatOperand(qIn)
-        let out = Tensor(dtype: .float, shape: [b, h, s, d])
-        let rows = b * h * s
-        if rows == 0 || d == 0 { return [narrowResult(out, to: qIn.dtype)] }
-        let group = h / kvh
-        let kHalf = k.elementsAreFloat16, vHalf = v.elementsAreFloat16
-        let kRaw = UnsafeRawPointer(k.rawPointer), vRaw = UnsafeRawPointer(v.rawPointer)
-        let kBytes = kHalf ? 2 : 4, vBytes = vHalf ? 2 : 4
-        let pq = q.pointer(as: Float.self), po = out.pointer(as: Float.self)
-        let pm = mask.map { UnsafePointer($0.pointer(as: Float.self)) }
-        let strides = maskStrides
-        // Elements between consecutive heads of K and V (more than T · D in a KV-cache view).
-        let kHead = (k.cacheCapacity ?? t) * d, vHead = (v.cacheCapacity ?? t) * d
-        if s * group >= FusedAttentionOperator.gemmRows && t > 0 {
+    /// `run` for each input set; a batched run (`Session.runBatch`) passes every sequence's
+    /// decode step at once, and the units of all (a key/value head's group of query heads at
+    /// one position) run as one parallel loop instead of a loop per sequence: the same kernel
+    /// per unit, so each sequence gets its own `run`'s floats.
+    func runEach(_ inputSets: [[Tensor?]]) throws -> [[Tensor]] {
+        let calls = try inputSets.map(Call.init)
+        for call in calls where call.usesGEMM {
             // Prefill: the query rows of a key/value head's group, times its keys and values,
             // are two GEMMs (BLAS) around a row softmax; see `gemmGroups`.
-            gemmGroups(queries: pq, k: k, v: v, kHead: kHead, vHead: vHead, batch: b, heads: h, kvHeads: kvh,
-                       s: s, t: t, d: d, scale: scale, mask: pm, maskStrides: strides, out: po)
-            return [narrowResult(out, to: qIn.dtype)]
+            gemmGroups(queries: call.q.pointer(as: Float.self), k: call.k, v: call.v, kHead: call.kHead, vHead: call.vHead,
+                       batch: call.b, heads: call.h, kvHeads: call.kvh, s: call.s, t: call.t, d: call.d, scale: call.scale,
+                       mask: call.mask.map { UnsafePointer($0.pointer(as: Float.self)) }, maskStrides: call.maskStrides,
+                       out: call.out.pointer(as: Float.self))
         }
-        // Decode: the `group` query heads of a key/value head at one position read its keys and
-        // values together (one pass over the cache per group, not one per head).
-        parallelFor(b * kvh * s) { range in
-            let scores = UnsafeMutablePointer<Float>.allocate(capacity: max(group * t, 1))
+        decode(calls.filter { !$0.usesGEMM })
+        return calls.map { [narrowResult($0.out, to: $0.resultType)] }
+    }
+
+    /// One call's operands, checked: Q, K, V and the mask as the kernels read them, the output
+    /// (float32) the units write.
+    private struct Call {
+        let q: Tensor, k: Tensor, v: Tensor, mask: Tensor?, out: Tensor
+        let resultType: DataType
+        let b: Int, h: Int, s: Int, d: Int, kvh: Int, t: Int
+        let scale: Float
+        /// The mask's strides over [B, H, S, T] (0 where it broadcasts).
+        let maskStrides: [Int]
+        /// Elements between consecutive heads of K and V (more than T · D in a KV-cache view).
+        let kHead: Int, vHead: Int
+
+        init(_ inputs: [Tensor?]) throws {
+            // K and V may be cache views (read with their head strides); Q, scale and mask are read as contiguous.
+            let qIn = try inputs.required(0).contiguous(), k = try inputs.required(1), v = try inputs.required(2)
+            for (name, t) in [("Q", qIn), ("K", k), ("V", v)] {
+                guard t.dtype == .float || t.dtype == .float16 else { throw OpError("\(name) must be float32 or float16, got \(t.dtype)") }
+                guard t.rank == 4 else { throw OpError("\(name) must have rank 4 [batch, heads, sequence, head size], got \(t.shape)") }
+            }
+            let (b, h, s, d) = (qIn.shape[0], qIn.shape[1], qIn.shape[2], qIn.shape[3])
+            let (kvh, t) = (k.shape[1], k.shape[2])
+            guard k.shape[0] == b, k.shape[3] == d, v.shape == k.shape else {
+                throw OpError("K \(k.shape) and V \(v.shape) do not fit Q \(qIn.shape)")
+            }
+            guard kvh > 0, h % kvh == 0 else { throw OpError("\(h) query heads are not a multiple of \(kvh) key/value heads") }
+
+            var scale: Float = 1
+            if let c = inputs.optional(3)?.contiguous() {
+                guard c.count == 1 else { throw OpError("scale must be a scalar, got \(c.shape)") }
+                scale = try floatOperand(c).pointer(as: Float.self)[0]
+            }
+            // The mask, widened to float32, with broadcast strides over [B, H, S, T].
+            var mask: Tensor?
+            var maskStrides = [0, 0, 0, 0]
+            if let m = inputs.optional(4)?.contiguous() {
+                guard m.rank <= 4 else { throw OpError("mask has rank \(m.rank), expected at most 4") }
+                let dims = Array(repeating: 1, count: 4 - m.rank) + m.shape
+                let full = [b, h, s, t]
+                var stride = 1
+                for axis in (0..<4).reversed() {
+                    guard dims[axis] == full[axis] || dims[axis] == 1 else {
+                        throw OpError("mask \(m.shape) does not broadcast to [\(b), \(h), \(s), \(t)]")
+                    }
+                    maskStrides[axis] = dims[axis] == 1 ? 0 : stride
+                    stride *= dims[axis]
+                }
+                guard maskStrides[3] == 1 || t == 1 else { throw OpError("mask \(m.shape) must span the key axis") }
+                mask = try floatOperand(m)
+            }
+            (self.q, self.k, self.v, self.mask) = (try floatOperand(qIn), k, v, mask)
+            out = Tensor(dtype: .float, shape: [b, h, s, d])
+            resultType = qIn.dtype
+            (self.b, self.h, self.s, self.d, self.kvh, self.t) = (b, h, s, d, kvh, t)
+            (self.scale, self.maskStrides) = (scale, maskStrides)
+            (kHead, vHead) = ((k.cacheCapacity ?? t) * d, (v.cacheCapacity ?? t) * d)
+        }
+
+        var group: Int { h / kvh }
+        /// The prefill form (`gemmGroups`) computes this call.
+        var usesGEMM: Bool { s * group >= FusedAttentionOperator.gemmRows && t > 0 && d > 0 }
+        /// The decode form's units: a key/value head's group of query heads at one position
+        /// (none without rows or with heads of size 0: the output is empty).
+        var units: Int { d == 0 || group == 0 ? 0 : b * kvh * s }
+
+        /// Decode unit `unit`: the `group` query heads of a key/value head at one position read
+        /// its keys and values together (one pass over the cache per group, not one per head).
+        /// `scores` holds `group · t` floats.
+        func runUnit(_ unit: Int, nanToZero: Bool, scores: UnsafeMutablePointer<Float>) {
+            let si = unit % s, g = (unit / s) % kvh, bi = unit / (s * kvh)
+            let row = (bi * h + g * group) * s + si
+            let kBytes = k.elementsAreFloat16 ? 2 : 4, vBytes = v.elementsAreFloat16 ? 2 : 4
+            let m = mask.map { UnsafePointer($0.pointer(as: Float.self)) + bi * maskStrides[0] + g * group * maskStrides[1] + si * maskStrides[2] }
+            attentionGroup(query: q.pointer(as: Float.self) + row * d, queryStride: s * d, rows: group,
+                           keys: UnsafeRawPointer(k.rawPointer) + (bi * kvh + g) * kHead * kBytes, kHalf: k.elementsAreFloat16,
+                           values: UnsafeRawPointer(v.rawPointer) + (bi * kvh + g) * vHead * vBytes, vHalf: v.elementsAreFloat16,
+                           count: t, depth: d, scale: scale, mask: m, maskStride: maskStrides[1], nanToZero: nanToZero,
+                           scores: scores, into: out.pointer(as: Float.self) + row * d, outStride: s * d)
+        }
+    }
+
+    /// The decode form of `calls`: every call's units in one parallel loop.
+    private func decode(_ calls: [Call]) {
+        var firstUnit = [0]
+        for call in calls { firstUnit.append(firstUnit.last! + call.units) }
+        let scoresCapacity = max(1, calls.map { $0.group * $0.t }.max() ?? 1)
+        parallelFor(firstUnit.last!) { range in
+            let scores = UnsafeMutablePointer<Float>.allocate(capacity: scoresCapacity)
             defer { scores.deallocate() }
+            var c = 0
             for unit in range {
-                let si = unit % s, g = (unit / s) % kvh, bi = unit / (s * kvh)
-                let row = (bi * h + g * group) * s + si
-                let m = pm.map { $0 + bi * strides[0] + g * group * strides[1] + si * strides[2] }
-                attentionGroup(query: pq + row * d, queryStride: s * d, rows: group,
-                               keys: kRaw + (bi * kvh + g) * kHead * kBytes, kHalf: kHalf,
-                               values: vRaw + (bi * kvh + g) * vHead * vBytes, vHalf: vHalf, count: t, depth: d,
-                               scale: scale, mask: m, maskStride: strides[1], nanToZero: nanToZero, scores: scores,
-                               into: po + row * d, outStride: s * d)
+                while unit >= firstUnit[c + 1] { c += 1 }
+                calls[c].runUnit(unit - firstUnit[c], nanToZero: nanToZero, scores: scores)
             }
         }
-        return [narrowResult(out, to: qIn.dtype)]
     }
 
     /// Query rows per key/value head from which the GEMM formulation is used.
@@ -365,7 +404,8 @@ struct RMSNormOperator: Operator {
         let px = x.pointer(as: Float.self), pw = w.pointer(as: Float.self), po = out.pointer(as: Float.self)
         let rows = x.count / n
         parallelFor(rows, minChunk: max(1, 16384 / n)) { range in
-            for r in range { rmsNormRow(px + r * n, weight: pw, count: n, epsilon: eps, into: po + r * n) }
+            rmsNormRows(px + range.lowerBound * n, weight: pw, rows: range.count, count: n, epsilon: eps,
+                        into: po + range.lowerBound * n)
         }
         return [out]
     }

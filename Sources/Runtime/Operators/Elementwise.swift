@@ -463,11 +463,13 @@ func castTensor(_ x: Tensor, to type: DataType) throws -> Tensor {
 
     // Fast paths used on every forward pass.
     if x.dtype == .float && type == .float16 {
-        convertFloatToHalf(x.pointer(as: Float.self), out.pointer(as: Float16.self), n)
+        let src = x.pointer(as: Float.self), dst = out.pointer(as: Float16.self)
+        convertInParallel(n) { r in convertFloatToHalf(src + r.lowerBound, dst + r.lowerBound, r.count) }
         return out
     }
     if x.dtype == .float16 && type == .float {
-        convertHalfToFloat(x.pointer(as: Float16.self), out.pointer(as: Float.self), n)
+        let src = x.pointer(as: Float16.self), dst = out.pointer(as: Float.self)
+        convertInParallel(n) { r in convertHalfToFloat(src + r.lowerBound, dst + r.lowerBound, r.count) }
         return out
     }
 

@@ -19,7 +19,8 @@ func floatOperand(_ t: Tensor) throws -> Tensor {
 func narrowResult(_ t: Tensor, to dtype: DataType) -> Tensor {
     if dtype == .float { return t }
     let out = Tensor(dtype: .float16, shape: t.shape)
-    convertFloatToHalf(t.pointer(as: Float.self), out.pointer(as: Float16.self), t.count)
+    let src = t.pointer(as: Float.self), dst = out.pointer(as: Float16.self)
+    convertInParallel(t.count) { r in convertFloatToHalf(src + r.lowerBound, dst + r.lowerBound, r.count) }
     return out
 }
 
