@@ -87,13 +87,16 @@ public struct Generation: Sendable {
     /// gives the logits of one run whole (`BatchedDecodeTests`).
     public static let minimumChunk = 32
 
-    /// Runs the next `tokens` prompt tokens (at least `minimumChunk`), sampling nothing: a long
-    /// prompt in chunks, between which a scheduler steps other sequences. Runs nothing and
-    /// returns false when the rest of the prompt is short enough for `step()` (at most
-    /// `tokens + minimumChunk`), which runs it and samples the first token; the last chunk is
-    /// never shorter than `minimumChunk`. Exact only where `model.chunkedPrefillIsExact`.
+    /// Runs the next `tokens` prompt tokens, sampling nothing: a long prompt in chunks, between
+    /// which a scheduler steps other sequences. The size is rounded up to at least
+    /// `minimumChunk` and to a whole number of `model.prefillChunkUnit` (the attention's prefill
+    /// blocks: chunks cut elsewhere make products of other sizes, whose last bits differ). Runs
+    /// nothing and returns false when the rest of the prompt is short enough for `step()` (at
+    /// most the size plus `minimumChunk`), which runs it and samples the first token, or when
+    /// the model gives no unit. Exact only where `model.chunkedPrefillIsExact`.
     public mutating func prefillChunk(tokens: Int) throws -> Bool {
-        let size = max(tokens, Generation.minimumChunk)
+        guard let unit = model.prefillChunkUnit else { return false }
+        let size = (max(tokens, Generation.minimumChunk) + unit - 1) / unit * unit
         guard pendingPromptTokens > size + Generation.minimumChunk else { return false }
         let t0 = DispatchTime.now().uptimeNanoseconds
         _ = try model.decoder.forward(Array(promptIds[cache.count..<(cache.count + size)]), cache: &cache)

@@ -167,6 +167,17 @@ public final class QwenModel: Sendable {
     }
 
     public var config: ModelConfig { directory.config }
+
+    /// What a prompt chunk's size must be a multiple of (`Generation.prefillChunk`) for the
+    /// chunks to make the attention products of one pass (`attentionPrefillBlock`): 32 positions
+    /// for the 0.5B (14 query heads per 2 key/value heads), 40 for the 1.5B (12 per 2). Nil when
+    /// the config does not give the head counts.
+    public var prefillChunkUnit: Int? {
+        let decoder = directory.genAIConfig?.model.decoder
+        guard let heads = config.numAttentionHeads ?? decoder?.numAttentionHeads,
+              let kvHeads = config.numKeyValueHeads ?? decoder?.numKeyValueHeads, kvHeads > 0, heads % kvHeads == 0 else { return nil }
+        return attentionPrefillBlock(queryHeadsPerKVHead: heads / kvHeads)
+    }
     /// The context length (max_position_embeddings).
     public var maxPositions: Int { decoder.maxPositions }
 

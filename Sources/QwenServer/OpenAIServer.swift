@@ -19,8 +19,9 @@ public struct ServerConfiguration: Sendable {
     /// Requests that may wait for a free sequence; beyond that, 429.
     public var maxQueue = 64
     /// Prompt tokens run between two decode steps of the running sequences: a long prompt runs in
-    /// chunks of this size (at least `Generation.minimumChunk`), so running streams pause for one
-    /// chunk at a time; 0 runs every prompt in one pass. Only where chunks leave every result
+    /// chunks of this size (at least 32, rounded up to whole attention blocks: see
+    /// `Generation.prefillChunk`), so running streams pause for one chunk at a time; 0 runs every
+    /// prompt in one pass. Only where chunks leave every result
     /// unchanged (`QwenModel.chunkedPrefillIsExact`: the 4-bit and float16 forms); other models
     /// run prompts in one pass.
     public var prefillChunk = 128
