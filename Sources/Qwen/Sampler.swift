@@ -90,6 +90,13 @@ public struct Sampler: Sendable {
     /// likely one when not sampling, else a draw from ``distribution(logits:history:)``.
     public mutating func next(logits: [Float], history: [Int]) -> Int {
         if !settings.doSample {
+            // A penalty of 1 or more only lowers the history's logits (x / p ≤ x, x · p ≤ x
+            // after rounding too): a largest logit outside the history stays the largest and the
+            // first of its value, so the penalized copy (600 KB a token at the 0.5B's vocabulary)
+            // is needed only when the history holds it.
+            let best = Sampler.argmax(logits)
+            let p = settings.repetitionPenalty
+            if p == 1 || (p > 1 && !history.contains(best)) { return best }
             return Sampler.argmax(penalized(logits, history: history))
         }
         let candidates = distribution(logits: logits, history: history)

@@ -124,6 +124,33 @@ import Testing
         #expect(Sampler.argmax([1, .nan, 2, 2]) == 2)
     }
 
+    /// Greedy `next` (which skips the penalized copy when the largest logit is not in the
+    /// history) against the argmax of the penalized logits, with penalties above, at and below 1,
+    /// histories holding the largest logits or not, ties, infinities, signed zeros and NaNs.
+    @Test func greedyNextIsTheArgmaxOfThePenalizedLogits() {
+        var state: UInt64 = 11
+        func next() -> UInt64 {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return state >> 17
+        }
+        let specials: [Float] = [.nan, .infinity, -.infinity, 0, -0.0, 1.5, -1.5]
+        for penalty: Float in [1, 1.1, 2, 0.9] {
+            var parameters = GenerateParameters.greedy(maxTokens: 1)
+            parameters.repetitionPenalty = penalty
+            var sampler = Sampler(settings: SamplingSettings(parameters, defaults: GenerationConfig()), seed: 0)
+            for count in [1, 7, 33, 4_096] {
+                for trial in 0..<40 {
+                    var v = (0..<count).map { _ in Float(Int(next() % 32)) / 8 - 2 }   // many ties, both signs
+                    for _ in 0..<(trial % 3) { v[Int(next() % UInt64(count))] = specials[Int(next() % UInt64(specials.count))] }
+                    var history = (0..<Int(next() % 6)).map { _ in Int(next() % UInt64(count)) }
+                    if trial % 2 == 0 { history.append(Sampler.argmax(v)) }   // the largest one penalized
+                    let expected = Sampler.argmax(sampler.penalized(v, history: history))
+                    #expect(sampler.next(logits: v, history: history) == expected, "penalty \(penalty), count \(count), trial \(trial)")
+                }
+            }
+        }
+    }
+
     @Test func parametersOverrideGenerationConfigOverHFDefaults() throws {
         // The real Qwen2.5-Coder generation_config.json.
         let json = """
