@@ -81,10 +81,12 @@ public struct Generation: Sendable {
     /// Prompt tokens not in the cache yet (0 once the prompt has run).
     public var pendingPromptTokens: Int { isFinished || !generatedIds.isEmpty ? 0 : promptIds.count - cache.count }
 
-    /// The fewest prompt tokens a chunk runs (`prefillChunk(tokens:)`): enough for every product
-    /// and the attention to take their many-row kernels, so that where those compute each row
-    /// independently of the row count (`QwenModel.chunkedPrefillIsExact`) a prompt run in chunks
-    /// gives the logits of one run whole (`BatchedDecodeTests`).
+    /// The fewest prompt tokens a chunk (and the rest after the last chunk) runs
+    /// (`prefillChunk(tokens:)`): enough for every product and the attention to take their
+    /// many-row kernels. With chunks of whole attention blocks (`QwenModel.prefillChunkUnit`), and
+    /// where the products compute each row independently of the row count
+    /// (`QwenModel.chunkedPrefillIsExact`), a prompt run in chunks gives the logits of one run
+    /// whole (`BatchedDecodeTests`).
     public static let minimumChunk = 32
 
     /// Runs the next `tokens` prompt tokens, sampling nothing: a long prompt in chunks, between
