@@ -87,29 +87,13 @@ import Testing
         let prompt = Array((0..<16).flatMap { _ in base }.prefix(250))
         var whole = model.makeCache()
         let expected = try model.decoder.forward(prompt, cache: &whole)
-        /// The logits after running `prompt` in pieces cut at `boundaries`.
-        func chunkedRun(_ boundaries: [Int]) throws -> (logits: [Float], cache: KVCache) {
-            var chunked = model.makeCache()
-            var logits: [Float] = []
-            for (a, b) in zip(boundaries, boundaries.dropFirst()) { logits = try model.decoder.forward(Array(prompt[a..<b]), cache: &chunked) }
-            return (logits, chunked)
-        }
         for tokens in [1, 33, 128] {
             var generation = try Generation(model: model, promptIds: prompt, parameters: greedyNoStop(6))
             var boundaries = [0]
             while try generation.prefillChunk(tokens: tokens) { boundaries.append(generation.cache.count) }
             // One chunk of 128 (more than 128 + 32 tokens left before it, not after); step() runs the rest.
             #expect(boundaries == [0, 128], "chunks of \(tokens): \(boundaries)")
-            boundaries.append(prompt.count)
-            let (logits, chunked) = try chunkedRun(boundaries)
-            let size = boundaries[1]
-            // (Comparisons as Bool: a failed array equality would make the test library diff the arrays.)
-            let sameLogits = logits.map(\.bitPattern) == expected.map(\.bitPattern)
-            #expect(sameLogits, "\(file): logits after chunks of \(size) differ from one pass")
-            for (past, _) in model.decoder.interface.cache {
-                let same = whole.tensors[past]!.contiguous().floats() == chunked.tensors[past]!.contiguous().floats()
-                #expect(same, "\(file): chunks of \(size): \(past)")
-            }
+            try expectPiecesEqualOnePass(model, prompt, cutAt: boundaries, logits: expected, cache: whole, "\(file): chunks of \(tokens)")
             while !generation.isFinished { _ = try generation.step() }
             var cache = model.makeCache()
             let alone = try model.generate(promptIds: prompt, parameters: greedyNoStop(6), cache: &cache)
@@ -136,16 +120,26 @@ import Testing
             var boundaries = [0]
             while try generation.prefillChunk(tokens: tokens) { boundaries.append(generation.cache.count) }
             #expect(boundaries.allSatisfy { $0 % 32 == 0 } && boundaries.count > 2, "chunks of \(tokens): \(boundaries)")
-            boundaries.append(prompt.count)
-            var chunked = model.makeCache()
-            var logits: [Float] = []
-            for (a, b) in zip(boundaries, boundaries.dropFirst()) { logits = try model.decoder.forward(Array(prompt[a..<b]), cache: &chunked) }
-            let sameLogits = logits.map(\.bitPattern) == expected.map(\.bitPattern)
-            #expect(sameLogits, "chunks of \(tokens): logits differ from one pass")
-            for (past, _) in model.decoder.interface.cache {
-                let same = whole.tensors[past]!.contiguous().floats() == chunked.tensors[past]!.contiguous().floats()
-                #expect(same, "chunks of \(tokens): \(past)")
-            }
+            try expectPiecesEqualOnePass(model, prompt, cutAt: boundaries, logits: expected, cache: whole, "chunks of \(tokens)")
+        }
+    }
+
+    /// Runs `prompt` in pieces cut at `boundaries` (from 0; the last piece runs to the end) into
+    /// an empty cache, and expects the last logits and every cache tensor of one pass (`logits`,
+    /// `cache`), bit for bit. (Compared as Bools: a failed array equality would make the test
+    /// library diff the arrays, for minutes at these sizes.)
+    private func expectPiecesEqualOnePass(_ model: QwenModel, _ prompt: [Int], cutAt boundaries: [Int], logits expected: [Float],
+                                          cache whole: KVCache, _ label: String) throws {
+        var chunked = model.makeCache()
+        var logits: [Float] = []
+        for (a, b) in zip(boundaries, boundaries.dropFirst() + [prompt.count]) {
+            logits = try model.decoder.forward(Array(prompt[a..<b]), cache: &chunked)
+        }
+        let sameLogits = logits.map(\.bitPattern) == expected.map(\.bitPattern)
+        #expect(sameLogits, "\(label): logits differ from one pass")
+        for (past, _) in model.decoder.interface.cache {
+            let same = whole.tensors[past]!.contiguous().floats() == chunked.tensors[past]!.contiguous().floats()
+            #expect(same, "\(label): \(past)")
         }
     }
 

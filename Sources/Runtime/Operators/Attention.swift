@@ -1,6 +1,15 @@
 import Kernels
 import Synchronization
 
+/// Positions per unit of FusedAttention's prefill (GEMM) form when `group` query heads share a
+/// key/value head: a prompt's positions are cut into blocks of this many from its first, and
+/// each block's rows are one pair of BLAS products, whose last bits depend on the products'
+/// sizes. So a prompt run in chunks that are whole numbers of blocks makes the same products as
+/// one pass, and gives its results bit for bit (`Generation.prefillChunk` rounds chunks to it).
+public func attentionPrefillBlock(queryHeadsPerKVHead group: Int) -> Int {
+    max(8, FusedAttentionOperator.unitRows / max(group, 1) / 8 * 8)
+}
+
 /// `qwen.swift` FusedAttention: the scaled dot-product attention that the optimum exports spell
 /// out in a dozen ops (see `AttentionFusion`), computed without materialising the repeated keys
 /// and values of grouped-query attention.
@@ -11,15 +20,6 @@ import Synchronization
 /// broadcastable to `[B, H, S, T]`. Attribute `nan_to_zero`: the softmax's NaNs (a fully masked
 /// row) become 0, as the exports' `Where(IsNaN(p), 0, p)` does. Output `[B, H, S, D]` in Q's
 /// type. Computed in float32, like ONNX Runtime's CPU kernels for the unfused ops.
-/// Positions per unit of FusedAttention's prefill (GEMM) form when `group` query heads share a
-/// key/value head: a prompt's positions are cut into blocks of this many from its first, and
-/// each block's rows are one pair of BLAS products, whose last bits depend on the products'
-/// sizes. So a prompt run in chunks that are whole numbers of blocks makes the same products as
-/// one pass, and gives its results bit for bit (`Generation.prefillChunk` rounds chunks to it).
-public func attentionPrefillBlock(queryHeadsPerKVHead group: Int) -> Int {
-    max(8, FusedAttentionOperator.unitRows / max(group, 1) / 8 * 8)
-}
-
 struct FusedAttentionOperator: Operator {
     let nanToZero: Bool
     /// K and V may be in-place KV-cache views (rows of a head `cacheCapacity · D` apart).
