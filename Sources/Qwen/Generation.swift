@@ -82,24 +82,22 @@ public struct Generation: Sendable {
     public var pendingPromptTokens: Int { isFinished || !generatedIds.isEmpty ? 0 : promptIds.count - cache.count }
 
     /// The fewest prompt tokens a chunk (and the rest after the last chunk) runs
-    /// (`prefillChunk(tokens:)`): enough for every product and the attention to take their
-    /// many-row kernels. With chunks of whole attention blocks (`QwenModel.prefillChunkUnit`), and
-    /// where the products compute each row independently of the row count
-    /// (`QwenModel.chunkedPrefillIsExact`), a prompt run in chunks gives the logits of one run
-    /// whole (`BatchedDecodeTests`).
-    public static let minimumChunk = 32
+    /// (`prefillChunk(tokens:)`): three, so that every product takes its many-row kernel
+    /// (MatMulNBits, MatMulBnb4 and the float16 MatMul compute one or two rows with their
+    /// single-row kernels, of other numerics). Where the products compute each row independently
+    /// of the row count (`QwenModel.chunkedPrefillIsExact`), a prompt run in chunks of any sizes
+    /// from this gives the logits and caches of one run whole, bit for bit: the attention
+    /// computes each position on its own (`FusedAttention`) (`BatchedDecodeTests`).
+    public static let minimumChunk = 3
 
-    /// Runs the next `tokens` prompt tokens, sampling nothing: a long prompt in chunks, between
-    /// which a scheduler steps other sequences. The size is rounded up to at least
-    /// `minimumChunk` and to a whole number of `model.prefillChunkUnit` (the attention's prefill
-    /// blocks: chunks cut elsewhere make products of other sizes, whose last bits differ). Runs
-    /// nothing and returns false when the rest of the prompt is short enough for `step()` (at
-    /// most the size plus `minimumChunk`), which runs it and samples the first token, or when
-    /// the model gives no unit. Exact only where `model.chunkedPrefillIsExact`.
+    /// Runs the next `tokens` prompt tokens (at least `minimumChunk`), sampling nothing: a long
+    /// prompt in chunks, between which a scheduler steps other sequences. Runs nothing and
+    /// returns false when the rest of the prompt is short enough for `step()` (fewer than the
+    /// chunk plus `minimumChunk` tokens), which runs it and samples the first token. Exact only
+    /// where `model.chunkedPrefillIsExact`.
     public mutating func prefillChunk(tokens: Int) throws -> Bool {
-        guard let unit = model.prefillChunkUnit else { return false }
-        let size = (max(tokens, Generation.minimumChunk) + unit - 1) / unit * unit
-        guard pendingPromptTokens > size + Generation.minimumChunk else { return false }
+        let size = max(tokens, Generation.minimumChunk)
+        guard pendingPromptTokens >= size + Generation.minimumChunk else { return false }
         let t0 = DispatchTime.now().uptimeNanoseconds
         _ = try model.decoder.forward(Array(promptIds[cache.count..<(cache.count + size)]), cache: &cache)
         model.streamActivity.cacheUpdated(cache)

@@ -168,16 +168,6 @@ public final class QwenModel: Sendable {
 
     public var config: ModelConfig { directory.config }
 
-    /// What a prompt chunk's size must be a multiple of (`Generation.prefillChunk`) for the
-    /// chunks to make the attention products of one pass (`attentionPrefillBlock`): 32 positions
-    /// for the 0.5B (14 query heads per 2 key/value heads), 40 for the 1.5B (12 per 2). Nil when
-    /// the config does not give the head counts.
-    public var prefillChunkUnit: Int? {
-        let decoder = directory.genAIConfig?.model.decoder
-        guard let heads = config.numAttentionHeads ?? decoder?.numAttentionHeads,
-              let kvHeads = config.numKeyValueHeads ?? decoder?.numKeyValueHeads, kvHeads > 0, heads % kvHeads == 0 else { return nil }
-        return attentionPrefillBlock(queryHeadsPerKVHead: heads / kvHeads)
-    }
     /// The context length (max_position_embeddings).
     public var maxPositions: Int { decoder.maxPositions }
 
@@ -422,16 +412,19 @@ extension QwenModel {
 
 extension QwenModel {
     /// Whether a prompt run in chunks (`Generation.prefillChunk`) gives, bit for bit, the logits
-    /// and caches of one pass: true when every product with constant weights computes each row
-    /// independently of how many rows there are — the 4-bit MatMulNBits / MatMulBnb4 kernels and
-    /// the float16 MatMul rows (`BatchedDecodeTests` checks each form). A float32 or int8 MatMul,
-    /// Gemm or MatMulInteger on constant weights goes through BLAS or integer GEMMs whose
-    /// results per row depend on the row count: those models prefill in one pass.
+    /// and caches of one pass: true when every product with constant weights is a MatMulNBits,
+    /// whose kernels compute each row independently of how many rows there are (the attention
+    /// does too: `FusedAttention`). The float16 MatMul, MatMulBnb4, and float32 or int8 MatMul,
+    /// Gemm and MatMulInteger products of many rows go through BLAS or integer GEMMs whose
+    /// results per row depend on the row count (OpenBLAS picks its kernels by the rows left):
+    /// those models prefill in one pass.
     public var chunkedPrefillIsExact: Bool {
         let graph = decoder.session.graph
-        for node in graph.nodes where ["MatMul", "Gemm", "MatMulInteger"].contains(node.opType) {
+        for node in graph.nodes {
+            if node.opType == "MatMulBnb4" { return false }
+            guard ["MatMul", "Gemm", "MatMulInteger"].contains(node.opType) else { continue }
             for name in node.inputs where !name.isEmpty {
-                if let t = graph.constants[name], t.rank >= 2, t.dtype != .float16 { return false }
+                if let t = graph.constants[name], t.rank >= 2 { return false }
             }
         }
         return true

@@ -69,59 +69,63 @@ import Testing
 
     /// A long prompt run in chunks (`Generation.prefillChunk`, as the server does between decode
     /// steps) leaves the logits and KV caches of one run whole, bit for bit, in every fixture form
-    /// that says so (`chunkedPrefillIsExact`: 4-bit and float16 weights), whatever chunk size is
-    /// asked: it is rounded to whole attention blocks (128 positions here, 4 query heads per 2
-    /// key/value heads; chunks of 33 positions, which the rounding prevents, gave other last bits
-    /// in the q4, fp16 and bnb4 forms on Zen 4). A generation prefilled that way produces the solo
-    /// ids. The float32 (BLAS) and
-    /// int8 (MatMulInteger) forms do not say so, rightly: their chunked logits differ in the last
-    /// bits.
-    @Test(arguments: [("model_q4f16.onnx", true), ("model_q4.onnx", true), ("model_fp16.onnx", true), ("model_bnb4.onnx", true),
+    /// that says so (`chunkedPrefillIsExact`: the 4-bit MatMulNBits forms), whatever chunk size is
+    /// asked from the minimum of 3 up, and so do pieces of unequal sizes cut anywhere: the
+    /// attention computes each position on its own. (Until session 18 its prefill form made one
+    /// pair of BLAS products per block of 128 positions here, and chunks of 33 gave other last
+    /// bits on Zen 4.) A generation prefilled that way produces the solo ids. The forms whose
+    /// products of many rows are BLAS's or integer GEMMs' do not say so, rightly: float32
+    /// (MatMul), float16 (MatMul of float16 weights widened), bnb4 (MatMulBnb4 dequantized) and
+    /// int8 (MatMulInteger) give other last bits in chunks of 16 or 33 (session 18, Zen 4).
+    @Test(arguments: [("model_q4f16.onnx", true), ("model_q4.onnx", true), ("model_fp16.onnx", false), ("model_bnb4.onnx", false),
                       ("model.onnx", false), ("model_int8.onnx", false)])
     func chunkedPrefillEqualsOnePass(_ file: String, _ exact: Bool) throws {
         let model = try QwenModel(directory: Fixture.untied.directory, options: LoadOptions(onnxFile: file))
         #expect(model.chunkedPrefillIsExact == exact)
-        #expect(model.prefillChunkUnit == 128)
         guard exact else { return }
         let base = Fixture.untied.promptIds
         let prompt = Array((0..<16).flatMap { _ in base }.prefix(250))
         var whole = model.makeCache()
         let expected = try model.decoder.forward(prompt, cache: &whole)
-        for tokens in [1, 33, 128] {
+        for tokens in [1, 5, 16, 33, 128] {
             var generation = try Generation(model: model, promptIds: prompt, parameters: greedyNoStop(6))
             var boundaries = [0]
             while try generation.prefillChunk(tokens: tokens) { boundaries.append(generation.cache.count) }
-            // One chunk of 128 (more than 128 + 32 tokens left before it, not after); step() runs the rest.
-            #expect(boundaries == [0, 128], "chunks of \(tokens): \(boundaries)")
+            // Chunks of the size asked (3 at least) while the chunk and 3 more are left; step() runs the rest.
+            let size = max(tokens, 3), rest = prompt.count - boundaries.last!
+            #expect(zip(boundaries, boundaries.dropFirst()).allSatisfy { $1 - $0 == size } && rest >= 3 && rest < size + 3,
+                    "chunks of \(tokens): \(boundaries)")
             try expectPiecesEqualOnePass(model, prompt, cutAt: boundaries, logits: expected, cache: whole, "\(file): chunks of \(tokens)")
             while !generation.isFinished { _ = try generation.step() }
             var cache = model.makeCache()
             let alone = try model.generate(promptIds: prompt, parameters: greedyNoStop(6), cache: &cache)
             #expect(generation.generatedIds == alone.generatedTokenIds)
         }
+        try expectPiecesEqualOnePass(model, prompt, cutAt: [0, 3, 10, 57, 58 + 69, 200], logits: expected, cache: whole,
+                                     "\(file): pieces of 3, 7, 47, 70, 73 and 50")
     }
 
     /// The real 0.5B model (q4f16, the server's default): a ~400-token prompt run in chunks of
-    /// 32 (the minimum and the attention's block), 33 (rounded to 64) and 128 (the server's
-    /// default) positions gives the logits and caches of one pass, bit for bit, through the
-    /// kernels the real shapes take (the attention's BLAS products at 224 query rows per
-    /// key/value head).
+    /// 3 (the minimum), 7, 16, 33 and 128 (the server's default) positions, and in pieces of
+    /// unequal sizes, gives the logits and caches of one pass, bit for bit, through the kernels
+    /// the real shapes take.
     @Test(.enabled(if: RealModelTests.enabled, "\(RealModelTests.skipReason ?? "")"))
     func realModelChunkedPrefillEqualsOnePass() throws {
         let model = try QwenModel(directory: Paths.realModel)
         #expect(model.chunkedPrefillIsExact)
-        #expect(model.prefillChunkUnit == 32)
         let prompt = try model.encode(prompt: String(repeating: "Explain how a hash map resolves collisions, with code. ", count: 30))
         #expect(prompt.count > 300)
         var whole = model.makeCache()
         let expected = try model.decoder.forward(prompt, cache: &whole)
-        for tokens in [32, 33, 128] {
+        for tokens in [3, 7, 16, 33, 128] {
             var generation = try Generation(model: model, promptIds: prompt, parameters: greedyNoStop(1))
             var boundaries = [0]
             while try generation.prefillChunk(tokens: tokens) { boundaries.append(generation.cache.count) }
-            #expect(boundaries.allSatisfy { $0 % 32 == 0 } && boundaries.count > 2, "chunks of \(tokens): \(boundaries)")
+            #expect(boundaries.count > 2, "chunks of \(tokens): \(boundaries)")
             try expectPiecesEqualOnePass(model, prompt, cutAt: boundaries, logits: expected, cache: whole, "chunks of \(tokens)")
         }
+        try expectPiecesEqualOnePass(model, prompt, cutAt: [0, 3, 17, 50, 131, 290], logits: expected, cache: whole,
+                                     "pieces of 3, 14, 33, 81, 159 and the rest")
     }
 
     /// Runs `prompt` in pieces cut at `boundaries` (from 0; the last piece runs to the end) into
@@ -156,7 +160,7 @@ import Testing
             return try model.generate(promptIds: prompt, parameters: greedyNoStop(24), cache: &cache).generatedTokenIds
         }
         var generations = try prompts.map { try Generation(model: model, promptIds: $0, parameters: greedyNoStop(24)) }
-        // The first prompt in chunks of 32 (the minimum), as the server runs long ones.
+        // The first prompt in chunks of 3 (the minimum), as the server runs long ones.
         #expect(model.chunkedPrefillIsExact)
         var chunks = 0
         while try generations[0].prefillChunk(tokens: 1) { chunks += 1 }

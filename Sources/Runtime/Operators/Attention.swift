@@ -1,15 +1,6 @@
 import Kernels
 import Synchronization
 
-/// Positions per unit of FusedAttention's prefill (GEMM) form when `group` query heads share a
-/// key/value head: a prompt's positions are cut into blocks of this many from its first, and
-/// each block's rows are one pair of BLAS products, whose last bits depend on the products'
-/// sizes. So a prompt run in chunks that are whole numbers of blocks makes the same products as
-/// one pass, and gives its results bit for bit (`Generation.prefillChunk` rounds chunks to it).
-public func attentionPrefillBlock(queryHeadsPerKVHead group: Int) -> Int {
-    max(8, FusedAttentionOperator.unitRows / max(group, 1) / 8 * 8)
-}
-
 /// `qwen.swift` FusedAttention: the scaled dot-product attention that the optimum exports spell
 /// out in a dozen ops (see `AttentionFusion`), computed without materialising the repeated keys
 /// and values of grouped-query attention.
@@ -28,20 +19,28 @@ struct FusedAttentionOperator: Operator {
     func run(_ inputs: [Tensor?]) throws -> [Tensor] { try runEach([inputs])[0] }
 
     /// `run` for each input set; a batched run (`Session.runBatch`) passes every sequence's
-    /// decode step at once, and the units of all (a key/value head's group of query heads at
-    /// one position) run as one parallel loop instead of a loop per sequence: the same kernel
-    /// per unit, so each sequence gets its own `run`'s floats.
+    /// decode step at once. The units of all calls (a key/value head's group of query heads at
+    /// one position) run as one parallel loop, each computed by the same kernel whatever else
+    /// runs: so each sequence gets its own `run`'s floats, and a prompt position gets the same
+    /// floats whether the prompt runs in one pass or in chunks of any size (`Call.runUnit`).
     func runEach(_ inputSets: [[Tensor?]]) throws -> [[Tensor]] {
         let calls = try inputSets.map(Call.init)
-        for call in calls where call.usesGEMM {
-            // Prefill: the query rows of a key/value head's group, times its keys and values,
-            // are two GEMMs (BLAS) around a row softmax; see `gemmGroups`.
-            gemmGroups(queries: call.q.pointer(as: Float.self), k: call.k, v: call.v, kHead: call.kHead, vHead: call.vHead,
-                       batch: call.b, heads: call.h, kvHeads: call.kvh, s: call.s, t: call.t, d: call.d, scale: call.scale,
-                       mask: call.mask.map { UnsafePointer($0.pointer(as: Float.self)) }, maskStrides: call.maskStrides,
-                       out: call.out.pointer(as: Float.self))
+        var firstUnit = [0]
+        for call in calls { firstUnit.append(firstUnit.last! + call.units) }
+        let scoresCapacity = max(1, calls.map { $0.group * $0.t }.max() ?? 1)
+        // A prompt's units differ in size (position i reads i + 1 keys of a causal mask): one
+        // unit at a time, largest first (`Call.runUnit`'s order), claimed as threads come free.
+        // Decode units are alike: equal contiguous shares.
+        let prompt = calls.contains { $0.s > 1 }
+        parallelFor(firstUnit.last!, chunksPerThread: prompt ? firstUnit.last! : 1) { range in
+            let scores = UnsafeMutablePointer<Float>.allocate(capacity: scoresCapacity)
+            defer { scores.deallocate() }
+            var c = 0
+            for unit in range {
+                while unit >= firstUnit[c + 1] { c += 1 }
+                calls[c].runUnit(unit - firstUnit[c], nanToZero: nanToZero, scores: scores)
+            }
         }
-        decode(calls.filter { !$0.usesGEMM })
         return calls.map { [narrowResult($0.out, to: $0.resultType)] }
     }
 
@@ -103,49 +102,36 @@ struct FusedAttentionOperator: Operator {
         }
 
         var group: Int { h / kvh }
-        /// The prefill form (`gemmGroups`) computes this call.
-        var usesGEMM: Bool { s * group >= FusedAttentionOperator.gemmRows && t > 0 && d > 0 }
-        /// The decode form's units: a key/value head's group of query heads at one position
-        /// (none without rows or with heads of size 0: the output is empty).
+        /// The units: a key/value head's group of query heads at one position (none without
+        /// rows or with heads of size 0: the output is empty).
         var units: Int { d == 0 || group == 0 ? 0 : b * kvh * s }
 
-        /// Decode unit `unit`: the `group` query heads of a key/value head at one position read
-        /// its keys and values together (one pass over the cache per group, not one per head).
+        /// Unit `unit`, last positions first: the `group` query heads of a key/value head at one
+        /// position read its keys and values together (one pass over the cache per group, not
+        /// one per head), up to the last key their mask rows do not rule out (`keysNeeded`: a
+        /// causal prompt's position i reads its first i + 1 keys). What it computes depends on
+        /// that position's query rows, keys, values and mask row only, not on how many
+        /// positions the call has: a prompt run in chunks gets the floats of one pass.
         /// `scores` holds `group · t` floats.
         func runUnit(_ unit: Int, nanToZero: Bool, scores: UnsafeMutablePointer<Float>) {
-            let si = unit % s, g = (unit / s) % kvh, bi = unit / (s * kvh)
+            let si = s - 1 - unit / (b * kvh), g = unit % kvh, bi = (unit / kvh) % b
             let row = (bi * h + g * group) * s + si
             let kBytes = k.elementsAreFloat16 ? 2 : 4, vBytes = v.elementsAreFloat16 ? 2 : 4
             let m = mask.map { UnsafePointer($0.pointer(as: Float.self)) + bi * maskStrides[0] + g * group * maskStrides[1] + si * maskStrides[2] }
+            var count = m == nil ? t : 0
+            if let m {
+                // The group's rows share their mask row unless the mask differs by head.
+                for r in 0..<(maskStrides[1] == 0 ? 1 : group) {
+                    count = max(count, FusedAttentionOperator.keysNeeded(mask: m + r * maskStrides[1], keys: t))
+                }
+            }
             attentionGroup(query: q.pointer(as: Float.self) + row * d, queryStride: s * d, rows: group,
                            keys: UnsafeRawPointer(k.rawPointer) + (bi * kvh + g) * kHead * kBytes, kHalf: k.elementsAreFloat16,
                            values: UnsafeRawPointer(v.rawPointer) + (bi * kvh + g) * vHead * vBytes, vHalf: v.elementsAreFloat16,
-                           count: t, depth: d, scale: scale, mask: m, maskStride: maskStrides[1], nanToZero: nanToZero,
+                           count: count, depth: d, scale: scale, mask: m, maskStride: maskStrides[1], nanToZero: nanToZero,
                            scores: scores, into: out.pointer(as: Float.self) + row * d, outStride: s * d)
         }
     }
-
-    /// The decode form of `calls`: every call's units in one parallel loop.
-    private func decode(_ calls: [Call]) {
-        var firstUnit = [0]
-        for call in calls { firstUnit.append(firstUnit.last! + call.units) }
-        let scoresCapacity = max(1, calls.map { $0.group * $0.t }.max() ?? 1)
-        parallelFor(firstUnit.last!) { range in
-            let scores = UnsafeMutablePointer<Float>.allocate(capacity: scoresCapacity)
-            defer { scores.deallocate() }
-            var c = 0
-            for unit in range {
-                while unit >= firstUnit[c + 1] { c += 1 }
-                calls[c].runUnit(unit - firstUnit[c], nanToZero: nanToZero, scores: scores)
-            }
-        }
-    }
-
-    /// Query rows per key/value head from which the GEMM formulation is used.
-    static let gemmRows = 32
-    /// Query rows (of all the heads sharing a key/value head) per GEMM unit, about: bounds the
-    /// scores buffer to that many rows × T floats.
-    static let unitRows = 256
 
     /// A mask value at or below this is "dead": where the row also holds a live value (at or
     /// above `liveMask`), its key's softmax weight is exactly 0 (the exports' masks are 0 and
@@ -168,90 +154,6 @@ struct FusedAttentionOperator: Operator {
         if last < 0 || last == t - 1 { return t }
         for j in 0...last where m[j] >= liveMask { return last + 1 }
         return t
-    }
-
-    /// The prefill form: per key/value head g and block of query positions, the block's query
-    /// rows of the `group` heads sharing g (gathered into one matrix unless they are already
-    /// consecutive in Q), `S = (Q · K_gᵀ) · scale` over the keys the block's rows read
-    /// (`keysNeeded`: a causal prompt's early positions skip the later keys), masked softmax
-    /// per row, `O = P · V_g`. The units (largest blocks first, for balance) run as one
-    /// parallel loop, each its two single-threaded BLAS products and its softmax rows.
-    private func gemmGroups(queries pq: UnsafeMutablePointer<Float>, k: Tensor, v: Tensor, kHead: Int, vHead: Int,
-                            batch b: Int, heads h: Int, kvHeads kvh: Int, s: Int, t: Int, d: Int, scale: Float,
-                            mask pm: UnsafePointer<Float>?, maskStrides strides: [Int], out po: UnsafeMutablePointer<Float>) {
-        let group = h / kvh
-        // Keys and values as float32: float16 caches widened once, here, for every head.
-        func float32(_ x: Tensor, _ headElements: Int) -> (UnsafePointer<Float>, UnsafeMutablePointer<Float>?, Int) {
-            if !x.elementsAreFloat16 { return (UnsafePointer(x.pointer(as: Float.self)), nil, headElements) }
-            let heads = b * kvh
-            let buffer = UnsafeMutablePointer<Float>.allocate(capacity: heads * t * d)
-            for head in 0..<heads {
-                convertHalfToFloat(x.pointer(as: Float16.self) + head * headElements, buffer + head * t * d, t * d)
-            }
-            return (UnsafePointer(buffer), buffer, t * d)
-        }
-        let (keys, ownedK, kStride) = float32(k, kHead), (values, ownedV, vStride) = float32(v, vHead)
-        defer { ownedK?.deallocate(); ownedV?.deallocate() }
-
-        // Keys needed per (batch, head, position); once per (batch, position) when the mask is
-        // the same for every head (the exports' [B, 1, S, T]).
-        let perHead = strides[1] != 0
-        var needed = [Int](repeating: t, count: pm == nil ? 0 : b * (perHead ? h : 1) * s)
-        if let pm {
-            for bi in 0..<b {
-                for hh in 0..<(perHead ? h : 1) {
-                    for si in 0..<s {
-                        needed[(bi * (perHead ? h : 1) + hh) * s + si] = FusedAttentionOperator.keysNeeded(
-                            mask: pm + bi * strides[0] + hh * strides[1] + si * strides[2], keys: t)
-                    }
-                }
-            }
-        }
-        let keysNeeded = needed
-        func keyCount(_ bi: Int, _ hh: Int, _ si: Int) -> Int {
-            keysNeeded.isEmpty ? t : keysNeeded[(bi * (perHead ? h : 1) + (perHead ? hh : 0)) * s + si]
-        }
-
-        let block = min(s, attentionPrefillBlock(queryHeadsPerKVHead: group))
-        let blocks = (s + block - 1) / block
-        // One unit per chunk: they differ in size, so the threads take them one at a time.
-        parallelFor(b * kvh * blocks, chunksPerThread: b * kvh * blocks) { units in
-            let scores = UnsafeMutablePointer<Float>.allocate(capacity: group * block * t)
-            // The block's query rows and results, when they are not consecutive in Q and O.
-            let gathered = block < s && group > 1
-            let qRows = gathered ? UnsafeMutablePointer<Float>.allocate(capacity: group * block * d) : nil
-            let oRows = gathered ? UnsafeMutablePointer<Float>.allocate(capacity: group * block * d) : nil
-            defer { scores.deallocate(); qRows?.deallocate(); oRows?.deallocate() }
-            for unit in units {
-                let head = unit % (b * kvh), s0 = (blocks - 1 - unit / (b * kvh)) * block
-                let bi = head / kvh, g = head % kvh
-                let n = min(block, s - s0), rows = group * n
-                // Row r of the unit: head g·group + r / n, position s0 + r % n.
-                let firstRow = (bi * h + g * group) * s + s0
-                var tk = 0
-                for r in 0..<rows { tk = max(tk, keyCount(bi, g * group + r / n, s0 + r % n)) }
-                let q: UnsafePointer<Float>, o: UnsafeMutablePointer<Float>
-                if let qRows, let oRows {
-                    for j in 0..<group { (qRows + j * n * d).update(from: pq + (firstRow + j * s) * d, count: n * d) }
-                    (q, o) = (UnsafePointer(qRows), oRows)
-                } else {
-                    (q, o) = (UnsafePointer(pq + firstRow * d), po + firstRow * d)
-                }
-                let pk = keys + head * kStride, pv = values + head * vStride
-                // The exports compute q · (k · scale); alpha applies it to the sum instead (equal up to rounding).
-                sgemm(transB: true, m: rows, n: tk, k: d, alpha: scale, a: q, lda: d, b: pk, ldb: d,
-                      c: scores, ldc: tk, threaded: false)
-                for r in 0..<rows {
-                    let hh = g * group + r / n, si = s0 + r % n
-                    let m = pm.map { $0 + bi * strides[0] + hh * strides[1] + si * strides[2] }
-                    maskedSoftmaxRow(scores + r * tk, mask: m, count: tk, nanToZero: nanToZero)
-                }
-                sgemm(m: rows, n: d, k: tk, a: scores, lda: tk, b: pv, ldb: d, c: o, ldc: d, threaded: false)
-                if let oRows {
-                    for j in 0..<group { (po + (firstRow + j * s) * d).update(from: oRows + j * n * d, count: n * d) }
-                }
-            }
-        }
     }
 }
 
