@@ -18,12 +18,12 @@ public struct ServerConfiguration: Sendable {
     public var maxBatch = 8
     /// Requests that may wait for a free sequence; beyond that, 429.
     public var maxQueue = 64
-    /// Prompt tokens run between two decode steps of the running sequences: a long prompt runs in
-    /// chunks of this size (at least 32, rounded up to whole attention blocks: see
+    /// Prompt tokens run between two decode steps of the running sequences: while others are
+    /// decoding, a prompt runs in chunks of this size (at least 3: see
     /// `Generation.prefillChunk`), so running streams pause for one chunk at a time; 0 runs every
-    /// prompt in one pass. Only where chunks leave every result
-    /// unchanged (`QwenModel.chunkedPrefillIsExact`: the 4-bit and float16 forms); other models
-    /// run prompts in one pass.
+    /// prompt in one pass, as does a prompt with no stream waiting on it. Only where chunks leave
+    /// every result unchanged (`QwenModel.chunkedPrefillIsExact`: the 4-bit MatMulNBits forms);
+    /// other models run prompts in one pass.
     public var prefillChunk = 128
     /// When set, `/v1/*` requires `Authorization: Bearer <apiKey>` (`/health`, `/metrics` do not).
     public var apiKey: String?

@@ -4,8 +4,8 @@ import Qwen
 
 /// Runs every request's `Generation` on one compute thread (each forward pass already uses every
 /// core), continuously batched: each round admits waiting requests up to `maxBatch` running ones,
-/// runs at most one prompt or a chunk of a long one (prefill), then one decode step of every other running sequence in one
-/// batched forward pass (`Generation.step(_:)`: each weight matrix read once for all of them).
+/// runs at most one prompt (prefill; a chunk of it while other sequences are decoding), then one
+/// decode step of every other running sequence in one batched forward pass (`Generation.step(_:)`: each weight matrix read once for all of them).
 /// Sequences join and leave between rounds. A request's ids are exactly those it gets alone:
 /// the batched pass computes each sequence's logits bit for bit as its own pass would.
 /// (llama.cpp's server calls these slots.)
@@ -140,14 +140,19 @@ final class Scheduler: @unchecked Sendable {
             // step, all in one batched forward pass.
             let live = round.filter(stillWanted)
             let prefill = live.first { $0.generation.needsPrefill }
+            let decoding = live.filter { $0 !== prefill && !$0.generation.needsPrefill && !$0.generation.isFinished }
             if let prefill {
                 deliver(prefill, Result {
-                    // A long prompt a chunk per round (no token yet), the rest with its first token.
-                    if prefillChunk > 0, chunksAreExact, try prefill.generation.prefillChunk(tokens: prefillChunk) { return nil }
+                    // While others decode, a long prompt a chunk per round (no token yet), the
+                    // rest with its first token; with no stream to hold back, in one pass.
+                    if prefillChunk > 0, chunksAreExact, !decoding.isEmpty,
+                       try prefill.generation.prefillChunk(tokens: prefillChunk) {
+                        metrics.promptChunks.increment()
+                        return nil
+                    }
                     return try prefill.generation.step()
                 })
             }
-            let decoding = live.filter { $0 !== prefill && !$0.generation.needsPrefill && !$0.generation.isFinished }
             if !decoding.isEmpty {
                 metrics.batchSize.record(decoding.count)
                 var generations = decoding.map(\.generation)

@@ -8,6 +8,8 @@ final class ServerMetrics: Sendable {
     let registry: PrometheusCollectorRegistry
     private let factory: PrometheusMetricsFactory
     let promptTokens: CoreMetrics.Counter
+    /// Prompt chunks run between decode steps (`Generation.prefillChunk`).
+    let promptChunks: CoreMetrics.Counter
     let generatedTokens: CoreMetrics.Counter
     let timeToFirstToken: CoreMetrics.Timer
     let interTokenLatency: CoreMetrics.Timer
@@ -25,6 +27,7 @@ final class ServerMetrics: Sendable {
         factory.valueHistogramBuckets = ["qwen_batch_size": [1, 2, 4, 8, 16, 32, 64]]
         self.factory = factory
         promptTokens = Counter(label: "qwen_prompt_tokens_total", factory: factory)
+        promptChunks = Counter(label: "qwen_prompt_chunks_total", factory: factory)
         generatedTokens = Counter(label: "qwen_generated_tokens_total", factory: factory)
         timeToFirstToken = Timer(label: "qwen_time_to_first_token_seconds", factory: factory)
         interTokenLatency = Timer(label: "qwen_inter_token_latency_seconds", factory: factory)

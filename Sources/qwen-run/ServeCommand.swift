@@ -32,7 +32,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-queue"), help: "Requests that may wait for a free slot; beyond that the server answers 429.")
     var maxQueue = 64
 
-    @Option(name: .customLong("prefill-chunk"), help: "Prompt tokens run between decode steps of the running requests (long prompts in chunks, at least 32 tokens, rounded up to whole attention blocks: 32 for the 0.5B; 0 = whole prompts).")
+    @Option(name: .customLong("prefill-chunk"), help: "Prompt tokens run between decode steps of the running requests (while others decode, long prompts run in chunks of this many tokens, at least 3; 0 = whole prompts).")
     var prefillChunk = 128
 
     @Option(name: .customLong("api-key"), help: "Require 'Authorization: Bearer KEY' on /v1 routes (default: $QWEN_API_KEY, else none).")

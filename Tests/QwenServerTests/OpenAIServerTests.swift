@@ -265,6 +265,38 @@ enum TinyModel {
         }
     }
 
+    /// A prompt that waits while another request decodes runs in chunks between that one's
+    /// decode steps (`prefillChunk`, here the minimum of 3), and both requests get their solo
+    /// ids; a prompt with nothing else decoding runs in one pass.
+    @Test func promptChunksRunOnlyWhileOthersDecode() async throws {
+        #expect(model.chunkedPrefillIsExact)
+        let metrics = ServerMetrics(registry: .init())
+        let scheduler = Scheduler(maxBatch: 2, maxQueue: 2, prefillChunk: 3, chunksAreExact: true, timeout: nil, metrics: metrics)
+        defer { scheduler.shutDown() }
+        var parameters = GenerateParameters.greedy(maxTokens: 48)
+        parameters.stopTokenIds = []
+        let prompts = [try model.tokenizer.encode(String(repeating: "def add(a, b): return a + b. ", count: 4)),
+                       try model.tokenizer.encode(String(repeating: "class Stack: push, pop and peek. ", count: 4))]
+        #expect(prompts.allSatisfy { $0.count >= 20 })
+        let alone = try prompts.map { prompt -> [Int] in
+            var cache = model.makeCache()
+            return try model.generate(promptIds: prompt, parameters: parameters, cache: &cache).generatedTokenIds
+        }
+        // Both admitted in one round: the first prompt runs alone (one pass), then the second
+        // while the first decodes (chunks of 3 while 6 or more are left; step() runs the rest).
+        scheduler.isPaused = true
+        let tickets = try prompts.map { try scheduler.submit(try Generation(model: model, promptIds: $0, parameters: parameters)) }
+        scheduler.isPaused = false
+        for (i, ticket) in tickets.enumerated() {
+            var ids: [Int] = []
+            for try await event in ticket.events { if case .step(let step) = event { ids.append(step.tokenId) } }
+            #expect(ids == alone[i], "request \(i)")
+        }
+        let line = metrics.exposition().split(separator: "\n").first { $0.hasPrefix("qwen_prompt_chunks_total ") }
+        let chunks = line.flatMap { Int($0.split(separator: " ").last ?? "") }
+        #expect(chunks == (prompts[1].count - 6) / 3 + 1, "\(line ?? "no qwen_prompt_chunks_total")")
+    }
+
     /// A full queue answers 429; a cancelled request frees its slot within a step.
     @Test func queueLimitAndCancellation() async throws {
         let metrics = ServerMetrics(registry: .init())
