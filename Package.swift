@@ -88,7 +88,7 @@ let package = Package(
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CKernels"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Kernels"], exclude: ["Data"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer"], exclude: ["Data"]),
-        .testTarget(name: "QwenTests", dependencies: ["Qwen", "Runtime", "qwen-run"], exclude: ["Data"]),
+        .testTarget(name: "QwenTests", dependencies: ["Qwen", "Runtime", "Kernels", "qwen-run"], exclude: ["Data"]),
         .testTarget(
             name: "QwenServerTests",
             dependencies: ["QwenServer", "Qwen", .product(name: "HummingbirdTesting", package: "hummingbird")]

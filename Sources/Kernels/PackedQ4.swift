@@ -150,6 +150,12 @@ public final class PackedQ4Matrix: @unchecked Sendable {
     /// Whether ``quantizeInt16(_:into:)`` and the int16 GEMVs run here (the SIMD level).
     public static var int16ActivationsRun: Bool { KernelISA.active >= .simd }
 
+    /// Whether ``gemm(_:strips:columns:into:ldc:)`` runs here (the SIMD level), computing each
+    /// row of a product of many rows as it would with any other number of rows; below it,
+    /// MatMulNBits multiplies many rows through OpenBLAS, whose rows' last bits depend on the
+    /// row count.
+    public static var gemmRuns: Bool { KernelISA.active >= .simd }
+
     /// Bytes of one activation row quantized to int16 for ``gemvInt16(_:rows:into:)``.
     public var int16ActivationBytes: Int { qk_q16_activation_bytes(blocksPerRow) }
 

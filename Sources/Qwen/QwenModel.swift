@@ -417,8 +417,11 @@ extension QwenModel {
     /// does too: `FusedAttention`). The float16 MatMul, MatMulBnb4, and float32 or int8 MatMul,
     /// Gemm and MatMulInteger products of many rows go through BLAS or integer GEMMs whose
     /// results per row depend on the row count (OpenBLAS picks its kernels by the rows left):
-    /// those models prefill in one pass.
+    /// those models prefill in one pass. So do all models where the repacked 4-bit GEMM does not
+    /// run (`PackedQ4Matrix.gemmRuns`: below the SIMD level, e.g. `QWEN_ISA=portable`, MatMulNBits
+    /// multiplies many rows through OpenBLAS too).
     public var chunkedPrefillIsExact: Bool {
+        guard PackedQ4Matrix.gemmRuns else { return false }
         let graph = decoder.session.graph
         for node in graph.nodes {
             if node.opType == "MatMulBnb4" { return false }

@@ -5,7 +5,8 @@ import Qwen
 /// Runs every request's `Generation` on one compute thread (each forward pass already uses every
 /// core), continuously batched: each round admits waiting requests up to `maxBatch` running ones,
 /// runs at most one prompt (prefill; a chunk of it while other sequences are decoding), then one
-/// decode step of every other running sequence in one batched forward pass (`Generation.step(_:)`: each weight matrix read once for all of them).
+/// decode step of every other running sequence in one batched forward pass
+/// (`Generation.step(_:)`: each weight matrix read once for all of them).
 /// Sequences join and leave between rounds. A request's ids are exactly those it gets alone:
 /// the batched pass computes each sequence's logits bit for bit as its own pass would.
 /// (llama.cpp's server calls these slots.)

@@ -269,9 +269,10 @@ enum TinyModel {
     /// decode steps (`prefillChunk`, here the minimum of 3), and both requests get their solo
     /// ids; a prompt with nothing else decoding runs in one pass.
     @Test func promptChunksRunOnlyWhileOthersDecode() async throws {
-        #expect(model.chunkedPrefillIsExact)
+        // (Not exact below the SIMD level: QWEN_ISA=portable runs every prompt whole.)
+        let exact = model.chunkedPrefillIsExact
         let metrics = ServerMetrics(registry: .init())
-        let scheduler = Scheduler(maxBatch: 2, maxQueue: 2, prefillChunk: 3, chunksAreExact: true, timeout: nil, metrics: metrics)
+        let scheduler = Scheduler(maxBatch: 2, maxQueue: 2, prefillChunk: 3, chunksAreExact: exact, timeout: nil, metrics: metrics)
         defer { scheduler.shutDown() }
         var parameters = GenerateParameters.greedy(maxTokens: 48)
         parameters.stopTokenIds = []
@@ -294,7 +295,7 @@ enum TinyModel {
         }
         let line = metrics.exposition().split(separator: "\n").first { $0.hasPrefix("qwen_prompt_chunks_total ") }
         let chunks = line.flatMap { Int($0.split(separator: " ").last ?? "") }
-        #expect(chunks == (prompts[1].count - 6) / 3 + 1, "\(line ?? "no qwen_prompt_chunks_total")")
+        #expect((chunks ?? 0) == (exact ? (prompts[1].count - 6) / 3 + 1 : 0), "\(line ?? "no qwen_prompt_chunks_total")")
     }
 
     /// A full queue answers 429; a cancelled request frees its slot within a step.

@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 import Testing
 @testable import Qwen
 
@@ -79,8 +80,10 @@ import Testing
     /// int8 (MatMulInteger) give other last bits in chunks of 16 or 33 (session 18, Zen 4).
     @Test(arguments: [("model_q4f16.onnx", true), ("model_q4.onnx", true), ("model_fp16.onnx", false), ("model_bnb4.onnx", false),
                       ("model.onnx", false), ("model_int8.onnx", false)])
-    func chunkedPrefillEqualsOnePass(_ file: String, _ exact: Bool) throws {
+    func chunkedPrefillEqualsOnePass(_ file: String, _ exactForm: Bool) throws {
         let model = try QwenModel(directory: Fixture.untied.directory, options: LoadOptions(onnxFile: file))
+        // Below the SIMD level (QWEN_ISA=portable) MatMulNBits's many-row products are OpenBLAS's too.
+        let exact = exactForm && PackedQ4Matrix.gemmRuns
         #expect(model.chunkedPrefillIsExact == exact)
         guard exact else { return }
         let base = Fixture.untied.promptIds
@@ -112,7 +115,8 @@ import Testing
     @Test(.enabled(if: RealModelTests.enabled, "\(RealModelTests.skipReason ?? "")"))
     func realModelChunkedPrefillEqualsOnePass() throws {
         let model = try QwenModel(directory: Paths.realModel)
-        #expect(model.chunkedPrefillIsExact)
+        #expect(model.chunkedPrefillIsExact == PackedQ4Matrix.gemmRuns)
+        guard model.chunkedPrefillIsExact else { return }
         let prompt = try model.encode(prompt: String(repeating: "Explain how a hash map resolves collisions, with code. ", count: 30))
         #expect(prompt.count > 300)
         var whole = model.makeCache()
@@ -161,10 +165,10 @@ import Testing
         }
         var generations = try prompts.map { try Generation(model: model, promptIds: $0, parameters: greedyNoStop(24)) }
         // The first prompt in chunks of 3 (the minimum), as the server runs long ones.
-        #expect(model.chunkedPrefillIsExact)
+        #expect(model.chunkedPrefillIsExact == PackedQ4Matrix.gemmRuns)
         var chunks = 0
-        while try generations[0].prefillChunk(tokens: 1) { chunks += 1 }
-        #expect(chunks >= 1)
+        while model.chunkedPrefillIsExact, try generations[0].prefillChunk(tokens: 1) { chunks += 1 }
+        #expect(chunks >= 1 || !model.chunkedPrefillIsExact)
         while generations.contains(where: { !$0.isFinished }) {
             for result in Generation.step(&generations) { _ = try result.get() }
         }
