@@ -60,6 +60,41 @@ import Testing
         #expect(try runOp("Transpose", [Tensor([1, 2, 3, 4, 5, 6], shape: [2, 3])])[0].floats() == [1, 4, 2, 5, 3, 6])
     }
 
+    /// Copies of 256 KB and more split their rows over the pool (`stridedCopy`): a prompt's
+    /// attention transpose ([1, S, H, D] → [1, H, S, D]) in float32 and float16, an odd shape
+    /// whose rows are single elements, and a reversed Slice, each against index arithmetic.
+    @Test func largeStridedCopiesAreExact() throws {
+        for (dtype, shape, perm) in [(DataType.float, [1, 157, 14, 64], [0, 2, 1, 3]),
+                                     (DataType.float16, [1, 157, 14, 64], [0, 2, 1, 3]),
+                                     (DataType.float, [3, 173, 131], [2, 0, 1])] {
+            let n = shape.reduce(1, *)
+            let x = try castTensor(Tensor((0..<n).map { Float($0 % 2039) }, shape: shape), to: dtype)
+            #expect(n * dtype.storageSize! >= 1 << 18)
+            let t = try runOp("Transpose", [x], attributes: attrs(attr("perm", ints: perm)))[0]
+            #expect(t.shape == perm.map { shape[$0] })
+            let inStrides = shape.indices.map { shape[($0 + 1)...].reduce(1, *) }
+            let out = t.floats(), outShape = t.shape
+            var ok = true
+            for o in 0..<n {
+                var rest = o, source = 0
+                for axis in outShape.indices.reversed() {
+                    source += rest % outShape[axis] * inStrides[perm[axis]]
+                    rest /= outShape[axis]
+                }
+                if out[o] != Float(source % 2039) { ok = false; break }
+            }
+            #expect(ok, "\(dtype) \(shape) perm \(perm)")
+        }
+        let rows = 600, columns = 300
+        let x = Tensor((0..<(rows * columns)).map(Float.init), shape: [rows, columns])
+        let reversed = try runOp("Slice", [x, Tensor(int64s: [-1], shape: [1]), Tensor(int64s: [Int64.min], shape: [1]),
+                                          Tensor(int64s: [0], shape: [1]), Tensor(int64s: [-1], shape: [1])])[0]
+        #expect(reversed.shape == [rows, columns])
+        let values = reversed.floats()
+        let exact = (0..<rows).allSatisfy { r in (0..<columns).allSatisfy { c in values[r * columns + c] == Float((rows - 1 - r) * columns + c) } }
+        #expect(exact)
+    }
+
     /// A permutation that moves only axes of length 1 (a decode step's [1, 1, H, D] → [1, H, 1, D])
     /// leaves the elements in place; one that reorders longer axes does not.
     @Test(arguments: [([1, 1, 3, 4], [0, 2, 1, 3]), ([3, 1, 4], [1, 0, 2]), ([1, 3, 1, 4], [2, 1, 3, 0]),

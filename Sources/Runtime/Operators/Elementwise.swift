@@ -87,6 +87,16 @@ enum FloatBinary {
         case .div: mapRow2(n, a, sa, b, sb, out, /)
         }
     }
+
+    /// `apply`, split over the pool from 64K values (a prompt's residual adds): each value is
+    /// its two operands' result alone, whichever thread computes it.
+    func applyInParallel(_ n: Int, _ a: UnsafePointer<Float>, _ sa: Int, _ b: UnsafePointer<Float>, _ sb: Int,
+                         _ out: UnsafeMutablePointer<Float>) {
+        guard n >= 1 << 16 else { return apply(n, a, sa, b, sb, out) }
+        parallelFor(n, minChunk: 1 << 14, granularity: 64) { r in
+            apply(r.count, a + r.lowerBound * sa, sa, b + r.lowerBound * sb, sb, out + r.lowerBound)
+        }
+    }
 }
 
 /// `C = A op B` with broadcasting, for float32, float16, float64, int64 and int32.
@@ -99,19 +109,19 @@ func binaryArithmetic<K: ArithmeticKind>(_: K.Type, _ a: Tensor, _ b: Tensor) th
         // A one-element operand of no higher rank (a scalar scale): one loop, no broadcast walk.
         if b.count == 1 && b.rank <= a.rank {
             let out = Tensor(dtype: .float, shape: a.shape)
-            op.apply(out.count, pa, 1, pb, 0, out.pointer(as: Float.self))
+            op.applyInParallel(out.count, pa, 1, pb, 0, out.pointer(as: Float.self))
             return out
         }
         if a.count == 1 && a.rank <= b.rank {
             let out = Tensor(dtype: .float, shape: b.shape)
-            op.apply(out.count, pa, 0, pb, 1, out.pointer(as: Float.self))
+            op.applyInParallel(out.count, pa, 0, pb, 1, out.pointer(as: Float.self))
             return out
         }
         let outShape = a.shape == b.shape ? a.shape : try Broadcast.shape([a.shape, b.shape])
         let out = Tensor(dtype: .float, shape: outShape)
         let po = out.pointer(as: Float.self)
         if a.shape == b.shape {
-            op.apply(out.count, pa, 1, pb, 1, po)
+            op.applyInParallel(out.count, pa, 1, pb, 1, po)
         } else {
             forEachBroadcastRow2(outShape: outShape, aShape: a.shape, bShape: b.shape) { o, ia, ib, n, sa, sb in
                 op.apply(n, pa + ia, sa, pb + ib, sb, po + o)

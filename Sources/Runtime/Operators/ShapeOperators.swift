@@ -1,4 +1,5 @@
 import ONNX
+import Kernels
 
 // Ops that move data without arithmetic: shape queries, views (Reshape, Squeeze, Unsqueeze,
 // Flatten, Identity share storage), strided copies (Transpose, Slice, Expand, Tile), joins and
@@ -8,6 +9,7 @@ import ONNX
 
 /// Copies the elements of a strided view of `src` into contiguous `dst`.
 /// `srcStrides` are in elements and may be 0 (broadcast) or negative (reversed slices).
+/// Copies of 256 KB or more (a prompt's attention transposes) split their rows over the pool.
 func stridedCopy(elementSize: Int, shape: [Int], src: UnsafeRawPointer, srcStrides: [Int], dst: UnsafeMutableRawPointer) {
     let total = Tensor.elementCount(shape)
     if total == 0 { return }
@@ -15,43 +17,58 @@ func stridedCopy(elementSize: Int, shape: [Int], src: UnsafeRawPointer, srcStrid
     var s = 1
     for i in stride(from: shape.count - 1, through: 0, by: -1) { dstStrides[i] = s; s *= shape[i] }
     let (dims, strides) = Broadcast.coalesce(shape, [srcStrides, dstStrides])
-    let ss = strides[0]
     let rank = dims.count
-    let inner = dims[rank - 1]
-    let innerStride = ss[rank - 1]
-    var index = [Int](repeating: 0, count: rank)
-    var srcOffset = 0
-    var out = 0
-
-    @inline(__always) func rows<T>(_: T.Type) {
-        let ps = src.assumingMemoryBound(to: T.self)
-        let pd = dst.assumingMemoryBound(to: T.self)
-        while out < total {
-            if innerStride == 1 {
-                (pd + out).update(from: ps + srcOffset, count: inner)
-            } else if innerStride == 0 {
-                (pd + out).update(repeating: ps[srcOffset], count: inner)
-            } else {
-                for i in 0..<inner { pd[out + i] = ps[srcOffset + i * innerStride] }
+    let inner = dims[rank - 1], innerStride = strides[0][rank - 1]
+    let rows = total / inner
+    dims.withUnsafeBufferPointer { dims in
+        strides[0].withUnsafeBufferPointer { ss in
+            // Rows `range` of the output (each `inner` elements), from the first one's index.
+            func copy<T>(_: T.Type, _ range: Range<Int>) {
+                let ps = src.assumingMemoryBound(to: T.self), pd = dst.assumingMemoryBound(to: T.self)
+                withUnsafeTemporaryAllocation(of: Int.self, capacity: rank) { index in
+                    var srcOffset = 0, r = range.lowerBound
+                    for d in stride(from: rank - 2, through: 0, by: -1) {
+                        index[d] = r % dims[d]
+                        r /= dims[d]
+                        srcOffset += index[d] * ss[d]
+                    }
+                    var out = range.lowerBound * inner
+                    for _ in range {
+                        if innerStride == 1 {
+                            (pd + out).update(from: ps + srcOffset, count: inner)
+                        } else if innerStride == 0 {
+                            (pd + out).update(repeating: ps[srcOffset], count: inner)
+                        } else {
+                            for i in 0..<inner { pd[out + i] = ps[srcOffset + i * innerStride] }
+                        }
+                        out += inner
+                        var d = rank - 2
+                        while d >= 0 {
+                            index[d] += 1
+                            srcOffset += ss[d]
+                            if index[d] < dims[d] { break }
+                            srcOffset -= ss[d] * dims[d]
+                            index[d] = 0
+                            d -= 1
+                        }
+                    }
+                }
             }
-            out += inner
-            var d = rank - 2
-            while d >= 0 {
-                index[d] += 1
-                srcOffset += ss[d]
-                if index[d] < dims[d] { break }
-                srcOffset -= ss[d] * dims[d]
-                index[d] = 0
-                d -= 1
+            func copy(_ range: Range<Int>) {
+                switch elementSize {
+                case 1: copy(UInt8.self, range)
+                case 2: copy(UInt16.self, range)
+                case 4: copy(UInt32.self, range)
+                case 8: copy(UInt64.self, range)
+                default: copy(SIMD2<UInt64>.self, range)
+                }
+            }
+            if total * elementSize >= 1 << 18 && rows > 1 {
+                parallelFor(rows, minChunk: Swift.max(1, (1 << 16) / Swift.max(1, inner * elementSize))) { copy($0) }
+            } else {
+                copy(0..<rows)
             }
         }
-    }
-    switch elementSize {
-    case 1: rows(UInt8.self)
-    case 2: rows(UInt16.self)
-    case 4: rows(UInt32.self)
-    case 8: rows(UInt64.self)
-    default: rows(SIMD2<UInt64>.self)
     }
 }
 
