@@ -35,9 +35,10 @@ public func convertFloatToHalf(_ src: UnsafePointer<Float>, _ dst: UnsafeMutable
     }
 }
 
-/// `convert(range)` over `0..<count`, split over the kernel pool's threads when the count is
-/// large (the LM head's logits of a batched step: 8 × 151,936 values): for the conversions a
-/// node runs on a whole tensor from the session's thread, not inside a parallel loop.
-public func convertInParallel(_ count: Int, _ convert: (Range<Int>) -> Void) {
-    if count < 1 << 16 { convert(0..<count) } else { parallelFor(count, minChunk: 1 << 15, granularity: 16, convert) }
+/// `body(range)` over `0..<count`, split over the kernel pool's threads when the count is
+/// large (the LM head's logits of a batched step: 8 × 151,936 values; a prompt's residual adds):
+/// for per-value work (conversions, arithmetic) a node runs on a whole tensor from the session's
+/// thread, not inside a parallel loop. Each value is computed alone, so the split changes no result.
+public func elementwiseInParallel(_ count: Int, _ body: (Range<Int>) -> Void) {
+    if count < 1 << 16 { body(0..<count) } else { parallelFor(count, minChunk: 1 << 15, granularity: 16, body) }
 }

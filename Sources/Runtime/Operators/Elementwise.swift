@@ -88,14 +88,10 @@ enum FloatBinary {
         }
     }
 
-    /// `apply`, split over the pool from 64K values (a prompt's residual adds): each value is
-    /// its two operands' result alone, whichever thread computes it.
+    /// `apply` split over the pool for large counts (`elementwiseInParallel`).
     func applyInParallel(_ n: Int, _ a: UnsafePointer<Float>, _ sa: Int, _ b: UnsafePointer<Float>, _ sb: Int,
                          _ out: UnsafeMutablePointer<Float>) {
-        guard n >= 1 << 16 else { return apply(n, a, sa, b, sb, out) }
-        parallelFor(n, minChunk: 1 << 14, granularity: 64) { r in
-            apply(r.count, a + r.lowerBound * sa, sa, b + r.lowerBound * sb, sb, out + r.lowerBound)
-        }
+        elementwiseInParallel(n) { r in apply(r.count, a + r.lowerBound * sa, sa, b + r.lowerBound * sb, sb, out + r.lowerBound) }
     }
 }
 
@@ -474,12 +470,12 @@ func castTensor(_ x: Tensor, to type: DataType) throws -> Tensor {
     // Fast paths used on every forward pass.
     if x.dtype == .float && type == .float16 {
         let src = x.pointer(as: Float.self), dst = out.pointer(as: Float16.self)
-        convertInParallel(n) { r in convertFloatToHalf(src + r.lowerBound, dst + r.lowerBound, r.count) }
+        elementwiseInParallel(n) { r in convertFloatToHalf(src + r.lowerBound, dst + r.lowerBound, r.count) }
         return out
     }
     if x.dtype == .float16 && type == .float {
         let src = x.pointer(as: Float16.self), dst = out.pointer(as: Float.self)
-        convertInParallel(n) { r in convertHalfToFloat(src + r.lowerBound, dst + r.lowerBound, r.count) }
+        elementwiseInParallel(n) { r in convertHalfToFloat(src + r.lowerBound, dst + r.lowerBound, r.count) }
         return out
     }
 

@@ -20,7 +20,7 @@ func narrowResult(_ t: Tensor, to dtype: DataType) -> Tensor {
     if dtype == .float { return t }
     let out = Tensor(dtype: .float16, shape: t.shape)
     let src = t.pointer(as: Float.self), dst = out.pointer(as: Float16.self)
-    convertInParallel(t.count) { r in convertFloatToHalf(src + r.lowerBound, dst + r.lowerBound, r.count) }
+    elementwiseInParallel(t.count) { r in convertFloatToHalf(src + r.lowerBound, dst + r.lowerBound, r.count) }
     return out
 }
 
