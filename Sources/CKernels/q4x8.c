@@ -219,6 +219,42 @@ AVX2 static void gemv_groups_i8(const uint8_t *packed, int f32, size_t blocks, c
     Q4X8_WITH_CONSTANT_SCALES(gemv_groups_i8_scales, packed, f32, blocks, aq, ascale, asum, g0, g1, y);
 }
 
+// Several activation rows against the same weights (batched decode with int8 activations): the
+// pass is `Q4X8_GEMV_I8_PASS` (q4x8_shared.h), two rows a pass (4 float and 2 int16
+// accumulators, the 2 unpacked words, the masks and the scales fill the 16 registers). Row r's
+// block sums as `q8_block_dot` forms them: `vpmaddubsw` pairs in int16 (a block's 8 results per
+// row stay below 30,481 in any order), widened by one `vpmaddwd`.
+#define Q8_SUMS_MADDUBS(q, B, dot) { \
+        const __m256i nibbles = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1); \
+        __m256i d[4]; \
+        for (int r = 0; r < rows; r++) d[r] = _mm256_setzero_si256(); \
+        _Pragma("unroll") \
+        for (int j = 0; j < 4; j++) { \
+            const __m256i w = _mm256_loadu_si256((const __m256i *)((q) + 32 * j)); \
+            const __m256i lo = _mm256_and_si256(w, nibbles), hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), nibbles); \
+            for (int r = 0; r < rows; r++) { \
+                const int32_t *xr = (const int32_t *)(x[r] + (B) * 32); \
+                d[r] = _mm256_add_epi16(d[r], _mm256_add_epi16(_mm256_maddubs_epi16(lo, _mm256_set1_epi32(xr[2 * j])), \
+                                                               _mm256_maddubs_epi16(hi, _mm256_set1_epi32(xr[2 * j + 1])))); \
+            } \
+        } \
+        for (int r = 0; r < rows; r++) dot[r] = _mm256_madd_epi16(d[r], ones); \
+    }
+AVX2 static inline __attribute__((always_inline)) void gemv_i8_pass(const uint8_t *p, int f32, size_t blocks,
+        const int8_t *const x[4], const int rows, float *const out[4]) {
+    Q4X8_GEMV_I8_PASS(Q8_SUMS_MADDUBS)
+}
+
+AVX2 static inline __attribute__((always_inline)) void gemv_groups_i8_multi_scales(const uint8_t *packed, const int f32,
+        size_t blocks, const uint8_t *aq, size_t row_bytes, size_t m, size_t g0, size_t g1, float *y, size_t ldy) {
+    Q4X8_MULTI_ROW_GROUPS(gemv_i8_pass, 2, const int8_t *)
+}
+
+AVX2 static void gemv_groups_i8_multi(const uint8_t *packed, int f32, size_t blocks, const uint8_t *aq,
+                                      size_t row_bytes, size_t m, size_t g0, size_t g1, float *y, size_t ldy) {
+    Q4X8_WITH_CONSTANT_SCALES(gemv_groups_i8_multi_scales, packed, f32, blocks, aq, row_bytes, m, g0, g1, y, ldy);
+}
+
 // The int8 GEMM (M > 2): the same products as the GEMV, four activation rows per pass over the
 // weights, so each weight word is loaded and split into nibbles once for four rows. Per row one
 // int16 accumulator per block (a block's 8 `vpmaddubsw` results stay below 30,481, as above) and
@@ -288,6 +324,15 @@ int qk_q4x8_gemv_q8(const uint8_t *packed, int f32_scales, size_t blocks, const 
     const int8_t *q = aq;
     (isa >= QK_ISA_AVX512_VNNI ? q4x8_gemv_q8_vnni : gemv_groups_i8)(packed, f32_scales, blocks, q, (const float *)(q + blocks * 32), (const int32_t *)(q + blocks * 36),
                    row_begin / 8, row_end / 8, y);
+    return 1;
+}
+
+int qk_q4x8_gemv_q8_multi(const uint8_t *packed, int f32_scales, size_t blocks, const void *aq, size_t row_bytes,
+                          size_t m, size_t row_begin, size_t row_end, float *y, size_t ldy, int isa) {
+    isa = qk_isa_clamp(isa);
+    if (isa < QK_ISA_AVX2 || row_begin % 8 || row_end % 8) return 0;
+    (isa >= QK_ISA_AVX512_VNNI ? q4x8_gemv_q8_multi_vnni : gemv_groups_i8_multi)(packed, f32_scales, blocks, aq, row_bytes, m,
+                                                                               row_begin / 8, row_end / 8, y, ldy);
     return 1;
 }
 
@@ -382,21 +427,11 @@ AVX2 static inline __attribute__((always_inline)) void gemv_i16_pass(const uint8
     Q4X8_GEMV_I16_PASS(DPW_MADD)
 }
 
-// Every row group, two rows a pass (`f32` a constant: `Q4X8_WITH_CONSTANT_SCALES`).
+// Every row group, two rows a pass: 4 integer and 4 float accumulators, the 4 unpacked words, the
+// mask and the scales fill the 16 registers.
 AVX2 static inline __attribute__((always_inline)) void gemv_groups_i16_multi_scales(const uint8_t *packed, const int f32,
         size_t blocks, const uint8_t *aq, size_t row_bytes, size_t m, size_t g0, size_t g1, float *y, size_t ldy) {
-    const size_t rec = record_bytes(f32);
-    for (size_t g = g0; g < g1; g++) {
-        const uint8_t *p = packed + g * blocks * rec;
-        // Two rows per pass: 4 integer and 4 float accumulators, the 4 unpacked words, the mask and
-        // the scales fill the 16 registers.
-        for (size_t i = 0; i < m; i += 2) {
-            const int32_t *x[4] = {(const int32_t *)(aq + i * row_bytes), (const int32_t *)(aq + (i + 1 < m ? i + 1 : i) * row_bytes)};
-            float *out[4] = {y + i * ldy + g * 8, y + (i + 1) * ldy + g * 8};
-            if (m - i >= 2) gemv_i16_pass(p, f32, blocks, x, 2, out);
-            else gemv_i16_pass(p, f32, blocks, x, 1, out);
-        }
-    }
+    Q4X8_MULTI_ROW_GROUPS(gemv_i16_pass, 2, const int32_t *)
 }
 
 AVX2 static void gemv_groups_i16_multi(const uint8_t *packed, int f32, size_t blocks, const uint8_t *aq,
@@ -490,6 +525,10 @@ int qk_q4x8_gemv_q16_multi(const uint8_t *p, int f, size_t b, const void *aq, si
 int qk_q8_quantize(const float *a, size_t blocks, void *out) { (void)a; (void)blocks; (void)out; return 0; }
 int qk_q4x8_gemv_q8(const uint8_t *p, int f, size_t b, const void *aq, size_t r0, size_t r1, float *y, int isa) {
     (void)isa; (void)p; (void)f; (void)b; (void)aq; (void)r0; (void)r1; (void)y; return 0;
+}
+int qk_q4x8_gemv_q8_multi(const uint8_t *p, int f, size_t b, const void *aq, size_t rb, size_t m, size_t r0, size_t r1,
+                          float *y, size_t ldy, int isa) {
+    (void)isa; (void)p; (void)f; (void)b; (void)aq; (void)rb; (void)m; (void)r0; (void)r1; (void)y; (void)ldy; return 0;
 }
 int qk_q4x8_gemm_q8(const uint8_t *p, int f, size_t b, const void *aq, size_t m, size_t c0, size_t c1, float *c, size_t ldc,
                     int isa) {

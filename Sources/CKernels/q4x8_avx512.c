@@ -248,29 +248,48 @@ AVX512_VNNI static inline __attribute__((always_inline)) void gemv_i16_pass_vnni
 AVX512_VNNI static inline __attribute__((always_inline)) void gemv_q16_multi_groups_vnni(const uint8_t *packed,
         const int f32, size_t blocks, const uint8_t *aq, size_t row_bytes, size_t m, size_t g0, size_t g1, float *y,
         size_t ldy) {
-    const size_t rec = record_bytes(f32);
-    for (size_t g = g0; g < g1; g++) {
-        const uint8_t *p = packed + g * blocks * rec;
-        for (size_t i = 0; i < m; i += 4) {
-            const int32_t *x[4];
-            float *out[4];
-            for (size_t r = 0; r < 4; r++) {
-                x[r] = (const int32_t *)(aq + (i + r < m ? i + r : i) * row_bytes);
-                out[r] = y + (i + r) * ldy + g * 8;
-            }
-            switch (m - i >= 4 ? 4 : m - i) {
-            case 4: gemv_i16_pass_vnni(p, f32, blocks, x, 4, out); break;
-            case 3: gemv_i16_pass_vnni(p, f32, blocks, x, 3, out); break;
-            case 2: gemv_i16_pass_vnni(p, f32, blocks, x, 2, out); break;
-            default: gemv_i16_pass_vnni(p, f32, blocks, x, 1, out); break;
-            }
-        }
-    }
+    Q4X8_MULTI_ROW_GROUPS(gemv_i16_pass_vnni, 4, const int32_t *)
 }
 
 AVX512_VNNI void q4x8_gemv_q16_multi_vnni(const uint8_t *packed, int f32, size_t blocks, const uint8_t *aq, size_t row_bytes,
                                           size_t m, size_t g0, size_t g1, float *y, size_t ldy) {
     Q4X8_WITH_CONSTANT_SCALES(gemv_q16_multi_groups_vnni, packed, f32, blocks, aq, row_bytes, m, g0, g1, y, ldy);
+}
+
+// `gemv_groups_i8_multi` (q4x8.c) with `vpdpbusd` and 32 registers: four activation rows per pass
+// (8 integer accumulators — a row's low and high nibbles' sums, as `q8_block_dot_vnni` keeps them —
+// and 8 float ones, the 2 unpacked words), the weights read once for all rows. Each row's exact
+// integer block sums and float epilogue are the single-row kernel's, so its floats too.
+#define Q8_SUMS_VNNI(q, B, dot) { \
+        const __m256i nibbles = _mm256_set1_epi8(0x0F); \
+        __m256i lo_sum[4], hi_sum[4]; \
+        for (int r = 0; r < rows; r++) lo_sum[r] = hi_sum[r] = _mm256_setzero_si256(); \
+        _Pragma("unroll") \
+        for (int j = 0; j < 4; j++) { \
+            const __m256i w = _mm256_loadu_si256((const __m256i *)((q) + 32 * j)); \
+            const __m256i lo = _mm256_and_si256(w, nibbles), hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), nibbles); \
+            for (int r = 0; r < rows; r++) { \
+                const int32_t *xr = (const int32_t *)(x[r] + (B) * 32); \
+                lo_sum[r] = _mm256_dpbusd_epi32(lo_sum[r], lo, _mm256_set1_epi32(xr[2 * j])); \
+                hi_sum[r] = _mm256_dpbusd_epi32(hi_sum[r], hi, _mm256_set1_epi32(xr[2 * j + 1])); \
+            } \
+        } \
+        for (int r = 0; r < rows; r++) dot[r] = _mm256_add_epi32(lo_sum[r], hi_sum[r]); \
+    }
+AVX512_VNNI static inline __attribute__((always_inline)) void gemv_i8_pass_vnni(const uint8_t *p, int f32, size_t blocks,
+        const int8_t *const x[4], const int rows, float *const out[4]) {
+    Q4X8_GEMV_I8_PASS(Q8_SUMS_VNNI)
+}
+
+AVX512_VNNI static inline __attribute__((always_inline)) void gemv_q8_multi_groups_vnni(const uint8_t *packed,
+        const int f32, size_t blocks, const uint8_t *aq, size_t row_bytes, size_t m, size_t g0, size_t g1, float *y,
+        size_t ldy) {
+    Q4X8_MULTI_ROW_GROUPS(gemv_i8_pass_vnni, 4, const int8_t *)
+}
+
+AVX512_VNNI void q4x8_gemv_q8_multi_vnni(const uint8_t *packed, int f32, size_t blocks, const uint8_t *aq, size_t row_bytes,
+                                         size_t m, size_t g0, size_t g1, float *y, size_t ldy) {
+    Q4X8_WITH_CONSTANT_SCALES(gemv_q8_multi_groups_vnni, packed, f32, blocks, aq, row_bytes, m, g0, g1, y, ldy);
 }
 
 #endif

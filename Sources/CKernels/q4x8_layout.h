@@ -1,7 +1,7 @@
 #ifndef QWEN_Q4X8_LAYOUT_H
 #define QWEN_Q4X8_LAYOUT_H
 
-// The q4x8 record layout (q4x8.c) and the int8 GEMM's driver, in portable C: shared by the x86
+// The q4x8 record layout (q4x8.c), the int8 GEMM's and the multi-row GEMVs' drivers, in portable C: shared by the x86
 // kernels (q4x8_shared.h) and the arm64 ones (q4x8_neon.c). Private to CKernels.
 
 #include <stddef.h>
@@ -38,5 +38,32 @@ static inline void q4x8_gemm_q8_drive(q4x8_gemm_q8_group group, const uint8_t *p
         }
     }
 }
+
+// The multi-row GEMVs' drivers: every row group of [g0, g1) against the m activation rows at aq
+// (`row_bytes` apart, of type XTYPE), up to MAX (at most 4) rows a pass: `PASS(p, f32, blocks, x,
+// rows, out)` with `rows` a constant in each call (one expansion per count), x the pass's rows
+// (the last one repeated past m), out[r] = y + (i + r) * ldy + g * 8. Each group's records (~4 KB
+// at K = 896) come from memory in the first pass, from L1 in the others. Parameters (packed, f32
+// — a constant: `Q4X8_WITH_CONSTANT_SCALES` —, blocks, aq, row_bytes, m, g0, g1, y, ldy).
+#define Q4X8_MULTI_ROW_GROUPS(PASS, MAX, XTYPE) { \
+        const size_t group_bytes = blocks * record_bytes(f32); \
+        for (size_t g = g0; g < g1; g++) { \
+            const uint8_t *p = packed + g * group_bytes; \
+            for (size_t i = 0; i < m; i += (MAX)) { \
+                XTYPE x[4]; \
+                float *out[4]; \
+                for (size_t r = 0; r < 4; r++) { \
+                    x[r] = (XTYPE)(aq + (i + r < m ? i + r : i) * row_bytes); \
+                    out[r] = y + (i + r) * ldy + g * 8; \
+                } \
+                switch (m - i >= (MAX) ? (MAX) : m - i) { \
+                case 4: PASS(p, f32, blocks, x, 4, out); break; \
+                case 3: PASS(p, f32, blocks, x, 3, out); break; \
+                case 2: PASS(p, f32, blocks, x, 2, out); break; \
+                default: PASS(p, f32, blocks, x, 1, out); break; \
+                } \
+            } \
+        } \
+    }
 
 #endif

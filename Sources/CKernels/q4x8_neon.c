@@ -209,6 +209,72 @@ int qk_q4x8_gemv_q8(const uint8_t *packed, int f32_scales, size_t blocks, const 
     return 1;
 }
 
+// Several activation rows against the same weights (batched decode with int8 activations): one
+// pass over row group p for up to four rows x[0..rows) (each quantized by `qk_q8_quantize`), row
+// r's 8 results to out[r]; the nibbles split once per pass for all its rows. The integer block
+// sums are exact and the epilogue is `block_epilogue`'s with the same block pairs: each row's
+// floats are `gemv_groups_i8`'s (`_sdot`'s) for that row alone.
+#define GEMV_Q8_PASS_BODY(DOT) \
+    const size_t rec = record_bytes(f32), sbytes = f32 ? 32 : 16; \
+    const uint8x16_t nibbles = vdupq_n_u8(0x0F); \
+    f32x8 acc[4][2]; \
+    for (int r = 0; r < rows; r++) acc[r][0] = acc[r][1] = f32x8_zero(); \
+    for (size_t b = 0; b < blocks; b++) { \
+        const uint8_t *rb = p + b * rec, *q = rb + sbytes; \
+        prefetch_record(rb); \
+        int32x4_t d_lo[4], d_hi[4]; \
+        for (int r = 0; r < rows; r++) d_lo[r] = d_hi[r] = vdupq_n_s32(0); \
+        for (int j = 0; j < 4; j++) { \
+            const uint8x16_t w0 = vld1q_u8(q + 32 * j), w1 = vld1q_u8(q + 32 * j + 16); \
+            const int8x16_t lo0 = vreinterpretq_s8_u8(vandq_u8(w0, nibbles)), lo1 = vreinterpretq_s8_u8(vandq_u8(w1, nibbles)); \
+            const int8x16_t hi0 = vreinterpretq_s8_u8(vshrq_n_u8(w0, 4)), hi1 = vreinterpretq_s8_u8(vshrq_n_u8(w1, 4)); \
+            for (int r = 0; r < rows; r++) { \
+                const int8_t *xr = x[r] + b * 32; \
+                const int8x16_t xe = vreinterpretq_s8_s32(vld1q_dup_s32((const int32_t *)(xr + 8 * j))); \
+                const int8x16_t xo = vreinterpretq_s8_s32(vld1q_dup_s32((const int32_t *)(xr + 8 * j + 4))); \
+                d_lo[r] = DOT(DOT(d_lo[r], lo0, xe), hi0, xo); \
+                d_hi[r] = DOT(DOT(d_hi[r], lo1, xe), hi1, xo); \
+            } \
+        } \
+        const f32x8 ws = record_scales(rb, f32); \
+        for (int r = 0; r < rows; r++) { \
+            const float *ascale = (const float *)(x[r] + blocks * 32); \
+            const int32_t *asum = (const int32_t *)(x[r] + blocks * 36); \
+            block_epilogue(d_lo[r], d_hi[r], asum[b], ascale[b], ws, b, acc[r]); \
+        } \
+    } \
+    for (int r = 0; r < rows; r++) f32x8_store(out[r], f32x8_add(acc[r][0], acc[r][1]));
+
+static inline __attribute__((always_inline)) void gemv_i8_pass(const uint8_t *p, int f32, size_t blocks,
+        const int8_t *const x[4], const int rows, float *const out[4]) {
+    GEMV_Q8_PASS_BODY(dot4_neon)
+}
+
+Q4_DOTPROD static inline __attribute__((always_inline)) void gemv_i8_pass_sdot(const uint8_t *p, int f32, size_t blocks,
+        const int8_t *const x[4], const int rows, float *const out[4]) {
+    GEMV_Q8_PASS_BODY(dot4_sdot)
+}
+
+// m activation rows (row_bytes apart) against row groups [g0, g1), four rows per pass.
+static void gemv_groups_i8_multi(const uint8_t *packed, int f32, size_t blocks, const uint8_t *aq, size_t row_bytes,
+                                 size_t m, size_t g0, size_t g1, float *y, size_t ldy) {
+    Q4X8_MULTI_ROW_GROUPS(gemv_i8_pass, 4, const int8_t *)
+}
+
+Q4_DOTPROD static void gemv_groups_i8_multi_sdot(const uint8_t *packed, int f32, size_t blocks, const uint8_t *aq,
+                                                 size_t row_bytes, size_t m, size_t g0, size_t g1, float *y, size_t ldy) {
+    Q4X8_MULTI_ROW_GROUPS(gemv_i8_pass_sdot, 4, const int8_t *)
+}
+
+int qk_q4x8_gemv_q8_multi(const uint8_t *packed, int f32_scales, size_t blocks, const void *aq, size_t row_bytes,
+                          size_t m, size_t row_begin, size_t row_end, float *y, size_t ldy, int isa) {
+    isa = qk_isa_clamp(isa);
+    if (isa < QK_ISA_NEON || row_begin % 8 || row_end % 8) return 0;
+    (isa >= QK_ISA_NEON_DOTPROD ? gemv_groups_i8_multi_sdot : gemv_groups_i8_multi)(packed, f32_scales, blocks, aq,
+        row_bytes, m, row_begin / 8, row_end / 8, y, ldy);
+    return 1;
+}
+
 // The int8 GEMM's group kernel (q4x8.c's `gemm_group_i8x4`): four activation rows against one
 // row group; per row one float accumulator over the blocks: fma(float(dot - 8 sum) · ascale, ws).
 static inline void gemm_q8_epilogue(const int32x4_t d[4][2], const int8_t *const x[4], size_t blocks, size_t b, f32x8 ws,

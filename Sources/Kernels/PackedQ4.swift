@@ -136,6 +136,16 @@ public final class PackedQ4Matrix: @unchecked Sendable {
         qk_q4x8_gemv_q8(base, floatScales ? 1 : 0, blocksPerRow, a8, rows.lowerBound, rows.upperBound, y, isa.level) != 0
     }
 
+    /// ``gemvInt8(_:rows:into:)`` for `count` activation rows `rowBytes` apart (batched decode),
+    /// row i's results at `y + i * ldy`: the weights read once for all rows, each row's results
+    /// bit for bit those of ``gemvInt8(_:rows:into:)``. False when the kernel did not run.
+    @discardableResult
+    public func gemvInt8(_ a8: UnsafeRawPointer, rowBytes: Int, count: Int, rows: Range<Int>,
+                         into y: UnsafeMutablePointer<Float>, ldy: Int) -> Bool {
+        qk_q4x8_gemv_q8_multi(base, floatScales ? 1 : 0, blocksPerRow, a8, rowBytes, count, rows.lowerBound, rows.upperBound,
+                              y, ldy, isa.level) != 0
+    }
+
     /// `c[i, j] = Σ_k W[j, k] · a8_i[k]` for `m` activation rows quantized by
     /// ``quantizeInt8(_:into:)`` (`int8ActivationBytes` apart from `a8`) and columns `columns`
     /// (multiples of 8 at both ends), into `c` (row stride `ldc`): the int8 GEMV's products, four

@@ -246,6 +246,18 @@ static void test_q4x8(harness_rng *g, size_t n, size_t blocks, int f32_scales, i
             harness_check_close(name, y, ref, mag, n, 0, accumulation_tolerance(blocks + 8));
             harness_digest(name, y, n * sizeof(float));
 
+            // Several rows at once: each row's floats are its single-row GEMV's.
+            snprintf(name, sizeof name, "q4x8_gemv_q8_multi/%s", tag);
+            for (int l = 0; levels[l] > 0; l++) {
+                harness_check(name, qk_q4x8_gemv_q8_multi(p, f32_scales, blocks, aq, row_bytes, MAX_ROWS, 0, n, y2, n, levels[l]) == 1,
+                              "kernel declined");
+                for (size_t i = 0; i < MAX_ROWS; i++) {
+                    qk_q4x8_gemv_q8(p, f32_scales, blocks, aq + i * row_bytes, 0, n, y, levels[l]);
+                    harness_check_same(name, y2 + i * n, y, n);
+                }
+            }
+            harness_digest(name, y2, MAX_ROWS * n * sizeof(float));
+
             for (size_t rows = 1; rows <= MAX_ROWS; rows += 2) {
                 snprintf(name, sizeof name, "q4x8_gemm_q8/m=%zu,%s", rows, tag);
                 for (int l = 0; levels[l] > 0; l++) {

@@ -18,6 +18,24 @@ import Testing
     ])
     func batchedStepsEqualSoloSteps(_ file: String, _ decode: DecodeActivations) throws {
         let model = try QwenModel(directory: Fixture.untied.directory, options: LoadOptions(onnxFile: file, decodeActivations: decode))
+        try expectBatchedStepsEqualSolo(model, "\(file) \(decode)")
+    }
+
+    /// The same with int8 activations (the multi-row int8 GEMV): onnxruntime-genai builder graphs
+    /// (accuracy level 4: symmetric, and asymmetric whose zero points add their terms from the
+    /// quantized rows' block sums; K = 200 of the MLP's down product is not whole blocks), and
+    /// the optimum q4f16 and q4 files with `int8Activations: .always`.
+    @Test(arguments: [("int4", nil), ("int4_asym", nil), ("int4_acc1", Int8Activations.always),
+                      ("model_q4f16.onnx", .always), ("model_q4.onnx", .always)])
+    func int8BatchedStepsEqualSoloSteps(_ form: String, _ int8: Int8Activations?) throws {
+        let model = form.hasSuffix(".onnx")
+            ? try QwenModel(directory: Fixture.untied.directory, options: LoadOptions(onnxFile: form, int8Activations: int8 ?? .accuracyLevel4))
+            : try QwenModel(directory: Paths.fixtures.appendingPathComponent("tiny-qwen2-genai/\(form)"),
+                            options: LoadOptions(int8Activations: int8 ?? .accuracyLevel4))
+        try expectBatchedStepsEqualSolo(model, form)
+    }
+
+    private func expectBatchedStepsEqualSolo(_ model: QwenModel, _ label: String) throws {
         let prompts = [Array(Fixture.untied.promptIds.prefix(5)), Fixture.untied.promptIds, Array(Fixture.untied.promptIds.prefix(11))]
         var solo = prompts.map { _ in model.makeCache() }, batch = solo
         var next = [Int]()
@@ -30,10 +48,11 @@ import Testing
             let batched = try model.decoder.forward(batch: next, caches: &batch)
             for i in prompts.indices {
                 let alone = try model.decoder.forward([next[i]], cache: &solo[i])
-                #expect(alone.map(\.bitPattern) == batched[i].map(\.bitPattern), "\(file) \(decode): sequence \(i), step \(step): logits differ")
+                let same = alone.map(\.bitPattern) == batched[i].map(\.bitPattern)
+                #expect(same, "\(label): sequence \(i), step \(step): logits differ")
                 for (past, _) in model.decoder.interface.cache {
                     let a = solo[i].tensors[past]!.contiguous(), b = batch[i].tensors[past]!.contiguous()
-                    #expect(a.shape == b.shape && a.floats() == b.floats(), "\(file): sequence \(i), step \(step): \(past) differs")
+                    #expect(a.shape == b.shape && a.floats() == b.floats(), "\(label): sequence \(i), step \(step): \(past) differs")
                 }
                 next[i] = Sampler.argmax(alone)
             }

@@ -131,6 +131,13 @@ int qk_q8_quantize(const float *a, size_t blocks, void *out);
 int qk_q4x8_gemv_q8(const uint8_t *packed, int f32_scales, size_t blocks, const void *aq,
                     size_t row_begin, size_t row_end, float *y, int isa);
 
+/// `qk_q4x8_gemv_q8` for `m` activation rows at once (batched decode): rows of `aq` are
+/// `row_bytes` apart (each quantized by `qk_q8_quantize`), row i's results go to y + i * ldy.
+/// The weights are read once for all rows; each row's results are bit for bit those of
+/// `qk_q4x8_gemv_q8` on that row. Same row rules and return values.
+int qk_q4x8_gemv_q8_multi(const uint8_t *packed, int f32_scales, size_t blocks, const void *aq, size_t row_bytes,
+                          size_t m, size_t row_begin, size_t row_end, float *y, size_t ldy, int isa);
+
 /// The int8-activation GEMM (accuracy level 4, M > 2): c[i, j] for the m activation rows at aq
 /// (each quantized by `qk_q8_quantize`, `qk_q8_activation_bytes(blocks)` apart) and columns j in
 /// [col_begin, col_end) (multiples of 8); four activation rows per pass over the weights. The

@@ -7,9 +7,9 @@ import Synchronization
 /// member; one output per member; attributes those of MatMulNBits, with `Ns` (each member's N) in
 /// place of N, and optionally `member_names` (the members' node names, for errors).
 ///
-/// With every member's weights repacked (`PackedQ4Matrix`) and no int8 activations, A is
-/// converted once, then packed once (prefill: `GEMMActivations`) or quantized once (decode,
-/// int16 activations), and one parallel loop covers all members' columns or rows, each range
+/// With every member's weights repacked (`PackedQ4Matrix`) and the same activations, A is
+/// converted once, then packed once (prefill: `GEMMActivations`) or quantized once (int16 decode
+/// rows, int8 rows), and one parallel loop covers all members' columns or rows, each range
 /// going through the member's own kernel, so every output element is what the member alone
 /// computes. Anything else runs the members one by one, as separate nodes would.
 struct MatMulNBitsGroupOperator: Operator {
@@ -68,18 +68,18 @@ struct MatMulNBitsGroupOperator: Operator {
             return try (stacked ? members[j].runStacked(memberInputs) : members[j].run(memberInputs))[0]
         }
         guard packed.count == members.count, aIn.dtype == .float || aIn.dtype == .float16, aIn.rank >= 1, aIn.shape.last == k,
-              members.allSatisfy({ !$0.int8Activations && $0.int16Decode == first.int16Decode }) else {
+              members.allSatisfy({ $0.rowActivations == first.rowActivations }) else {
             return try members.indices.map(alone)
         }
 
         let a = try floatOperand(aIn)
         let m = a.count / k
         let outs = members.map { Tensor(dtype: .float, shape: Array(aIn.shape.dropLast()) + [$0.n]) }
-        // Stacked rows of several sequences take the single-row kernels; without int16 those are
-        // one float32 GEMV per row, which the members' own path runs.
-        if stacked && m > 1 && !first.int16Decode { return try members.indices.map(alone) }
+        // Stacked rows of several sequences take the single-row kernels; with float32 activations
+        // those are one GEMV per row, which the members' own path runs.
+        if stacked && m > 1 && first.rowActivations == .float32 { return try members.indices.map(alone) }
         let refused = MatMulNBitsOperator.packedProducts(a.pointer(as: Float.self), rows: m, k: k, packed: packed,
-                                                         int16: first.int16Decode, stacked: stacked,
+                                                         activations: first.rowActivations, stacked: stacked,
                                                          into: outs.map { $0.pointer(as: Float.self) })
         var results = try members.indices.map { j in
             try members[j].finish(outs[j], bias: weights[j].bias.map(floatOperand), rows: m, resultType: aIn.dtype)
@@ -91,18 +91,29 @@ struct MatMulNBitsGroupOperator: Operator {
 }
 
 extension MatMulNBitsOperator {
+    /// What the products of decode rows multiply with packed weights: the float32 activations,
+    /// or the activations quantized per block of 32 to int16 (`SessionOptions.decodeActivations`)
+    /// or to int8 (accuracy level 4, `SessionOptions.int8Activations`; prefill rows too).
+    enum RowActivations: Equatable { case float32, int16, int8 }
+
+    var rowActivations: RowActivations { int8Activations ? .int8 : int16Decode ? .int16 : .float32 }
+
     /// `y_j = a · W_jᵀ` for products sharing the activations `a` (`m` float32 rows of `k`), each
     /// with its repacked weights `packed[j]` and output `outs[j]` (`m` rows of its N): A packed
-    /// once for the GEMM (m > 2), or each row zero-padded to whole blocks and, with `int16`,
-    /// quantized once for the GEMVs; then one parallel loop over all products' columns (or rows),
-    /// each range through its product's kernel. A single MatMulNBits is the group of one.
+    /// once for the float32 GEMM (m > 2), or each row zero-padded to whole blocks and, with
+    /// `activations` int16 or int8, quantized once for all products; then one parallel loop over
+    /// all products' columns (or rows), each range through its product's kernel, so every output
+    /// element is what the product alone computes. A single MatMulNBits is the group of one.
     /// Returns the products whose kernel refused a range (none does where repacked weights
-    /// exist); their outputs are incomplete.
+    /// exist at the SIMD level); their outputs are incomplete.
     ///
     /// `stacked`: the rows are single rows of several sequences (`Session.runBatch`), each
-    /// computed by the decode kernels as it is alone, whatever their number.
-    static func packedProducts(_ a: UnsafePointer<Float>, rows m: Int, k: Int, packed: [PackedQ4Matrix], int16: Bool,
-                               stacked: Bool = false, into outs: [UnsafeMutablePointer<Float>]) -> Set<Int> {
+    /// computed by the decode kernels as it is alone, whatever their number. `int8BlockSums`
+    /// (int8 only; `m × blocks` floats): each quantized block's value sum, for zero points' terms.
+    static func packedProducts(_ a: UnsafePointer<Float>, rows m: Int, k: Int, packed: [PackedQ4Matrix],
+                               activations: RowActivations, stacked: Bool = false,
+                               int8BlockSums: UnsafeMutablePointer<Float>? = nil,
+                               into outs: [UnsafeMutablePointer<Float>]) -> Set<Int> {
         let ns = packed.map(\.n)
         var offsets = [0]
         for n in ns { offsets.append(offsets.last! + n) }
@@ -118,64 +129,88 @@ extension MatMulNBitsOperator {
             }
         }
 
-        if m > 2 && !stacked {
+        if m > 2 && !stacked && activations != .int8 {
             // Prefill: panels of B dequantized into L1 and multiplied there (q4_gemm), each
             // thread taking column ranges as it comes free, a block of rows at a time.
-            let activations = GEMMActivations(a, rows: m, k: k, lda: k, blocks: packed[0].blocksPerRow)
-            for strips in activations.stripBlocks {
+            let rowsA = GEMMActivations(a, rows: m, k: k, lda: k, blocks: packed[0].blocksPerRow)
+            for strips in rowsA.stripBlocks {
                 parallelFor(total, minChunk: 32, granularity: 32, chunksPerThread: 16) { columns in
                     forEachProduct(in: columns) { j, local in
-                        packed[j].gemm(activations, strips: strips, columns: local, into: outs[j], ldc: ns[j])
+                        packed[j].gemm(rowsA, strips: strips, columns: local, into: outs[j], ldc: ns[j])
                     }
                 }
             }
-        } else {
-            // Decode: each row as whole blocks, zero-padded where K is not a multiple of 32 (the
-            // kernels' order is natural; the 0.5B's K are all whole blocks and take `a` as it
-            // is), and with int16 quantized per block once for all products.
-            let kp = packed[0].blocksPerRow * 32
-            var padded: UnsafeMutablePointer<Float>? = nil
-            defer { padded?.deallocate() }
-            if kp != k {
-                let rows = UnsafeMutablePointer<Float>.allocate(capacity: m * kp)
-                for row in 0..<m {
-                    (rows + row * kp).update(from: a + row * k, count: k)
-                    (rows + row * kp + k).update(repeating: 0, count: kp - k)
-                }
-                padded = rows
+            return refused.withLock { $0 }
+        }
+
+        // Each row as whole blocks, zero-padded where K is not a multiple of 32 (the kernels'
+        // order is natural; the 0.5B's K are all whole blocks and take `a` as it is), and with
+        // int16 or int8 quantized per block once for all products.
+        let blocks = packed[0].blocksPerRow, kp = blocks * 32
+        var padded: UnsafeMutablePointer<Float>? = nil
+        defer { padded?.deallocate() }
+        if kp != k {
+            let rows = UnsafeMutablePointer<Float>.allocate(capacity: m * kp)
+            for row in 0..<m {
+                (rows + row * kp).update(from: a + row * k, count: k)
+                (rows + row * kp + k).update(repeating: 0, count: kp - k)
             }
-            let rowsA = UnsafePointer(padded) ?? a
-            let rowBytes = packed[0].int16ActivationBytes
-            let quantized = UnsafeMutableRawPointer.allocate(byteCount: Swift.max(m * rowBytes, 1), alignment: 64)
-            defer { quantized.deallocate() }
-            // Several rows (a batched step) are quantized on the pool's threads.
-            let int16Rows = int16 && PackedQ4Matrix.int16ActivationsRun
-            if int16Rows {
-                parallelFor(m) { rows in
-                    for row in rows { packed[0].quantizeInt16(rowsA + row * kp, into: quantized + row * rowBytes) }
+            padded = rows
+        }
+        let rowsA = UnsafePointer(padded) ?? a
+        let kind: RowActivations = activations == .int16 && !PackedQ4Matrix.int16ActivationsRun ? .float32 : activations
+        let rowBytes = kind == .int8 ? packed[0].int8ActivationBytes : packed[0].int16ActivationBytes
+        let quantized = UnsafeMutableRawPointer.allocate(byteCount: kind == .float32 ? 1 : m * rowBytes, alignment: 64)
+        defer { quantized.deallocate() }
+        if kind != .float32 {
+            // Several rows (a batched step, a prompt) are quantized on the pool's threads.
+            let done = Atomic<Bool>(true)
+            parallelFor(m, minChunk: kind == .int8 && !stacked ? 16 : 1) { rows in
+                for row in rows {
+                    let ok = kind == .int8 ? packed[0].quantizeInt8(rowsA + row * kp, into: quantized + row * rowBytes)
+                                           : packed[0].quantizeInt16(rowsA + row * kp, into: quantized + row * rowBytes)
+                    if !ok { done.store(false, ordering: .relaxed) }
                 }
             }
-            let batched = int16Rows && m > 1
-            func products(_ rows: Range<Int>) {
-                forEachProduct(in: rows) { j, local in
-                    // Several rows: the weights read once for all (each row's floats as alone).
-                    if batched {
-                        return packed[j].gemvInt16(quantized, rowBytes: rowBytes, count: m, rows: local, into: outs[j], ldy: ns[j])
-                    }
+            guard done.load(ordering: .relaxed) else { return Set(packed.indices) }
+            if let int8BlockSums, kind == .int8 {
+                for row in 0..<m { packed[0].int8BlockSums(quantized + row * rowBytes, into: int8BlockSums + row * blocks) }
+            }
+        }
+        // Several rows (m > 1) of one GEMV each (a batched step, m ≤ 2): the weights read once for
+        // all, each row's floats as alone. Prompts with int8 activations: the int8 GEMM.
+        let multi = kind != .float32 && m > 1 && (m <= 2 || stacked)
+        let gemm = kind == .int8 && m > 2 && !stacked
+        func products(_ rows: Range<Int>) {
+            forEachProduct(in: rows) { j, local in
+                switch kind {
+                case .int8 where gemm:
+                    return packed[j].gemmInt8(quantized, rows: m, columns: local, into: outs[j], ldc: ns[j])
+                case .int8 where multi:
+                    return packed[j].gemvInt8(quantized, rowBytes: rowBytes, count: m, rows: local, into: outs[j], ldy: ns[j])
+                case .int16 where multi:
+                    return packed[j].gemvInt16(quantized, rowBytes: rowBytes, count: m, rows: local, into: outs[j], ldy: ns[j])
+                default:
                     return (0..<m).allSatisfy { row in
-                        let y = outs[j] + row * ns[j]
-                        return int16Rows ? packed[j].gemvInt16(quantized + row * rowBytes, rows: local, into: y)
-                                         : packed[j].gemv(rowsA + row * kp, rows: local, into: y)
+                        let y = outs[j] + row * ns[j], q = quantized + row * rowBytes
+                        switch kind {
+                        case .int8: return packed[j].gemvInt8(q, rows: local, into: y)
+                        case .int16: return packed[j].gemvInt16(q, rows: local, into: y)
+                        case .float32: return packed[j].gemv(rowsA + row * kp, rows: local, into: y)
+                        }
                     }
                 }
             }
-            if batched {
-                // m rows' products per weight row: chunks shrinking to an m-th of the one-row
-                // minimum, so that the threads finish together.
-                parallelForGuided(total, minChunk: Swift.max(32, gemvMinRows(k: k) / m), granularity: 16, products)
-            } else {
-                parallelFor(total, minChunk: gemvMinRows(k: k), granularity: 16, chunksPerThread: 4, products)
-            }
+        }
+        if gemm {
+            // Four activation rows per pass over the weights (qk_q4x8_gemm_q8).
+            parallelFor(total, minChunk: 32, granularity: 16, chunksPerThread: 16, products)
+        } else if multi {
+            // m rows' products per weight row: chunks shrinking to an m-th of the one-row
+            // minimum, so that the threads finish together.
+            parallelForGuided(total, minChunk: Swift.max(32, gemvMinRows(k: k) / m), granularity: 16, products)
+        } else {
+            parallelFor(total, minChunk: gemvMinRows(k: k), granularity: 16, chunksPerThread: 4, products)
         }
         return refused.withLock { $0 }
     }

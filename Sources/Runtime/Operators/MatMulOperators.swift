@@ -249,7 +249,8 @@ struct MatMulNBitsOperator: Operator {
     func run(_ inputs: [Tensor?]) throws -> [Tensor] { try compute(inputs, stacked: false) }
 
     /// Rows of several sequences (`Session.runBatch`): every row through the kernel a single
-    /// row takes (the int16 GEMV over all rows at once: `PackedQ4Matrix.gemvInt16(_:rowBytes:…)`).
+    /// row takes (the int16 or int8 GEMV over all rows at once: `PackedQ4Matrix.gemvInt16(_:rowBytes:…)`,
+    /// `gemvInt8(_:rowBytes:…)`).
     var rowStacking: RowStacking { .firstInput }
     func runStacked(_ inputs: [Tensor?]) throws -> [Tensor] { try compute(inputs, stacked: true) }
 
@@ -284,20 +285,28 @@ struct MatMulNBitsOperator: Operator {
     }
 
     /// `po = pa · wᵀ` for `m` rows: the repacked kernels where `pw` is given (GEMM, int16 or
-    /// float32 GEMV, int8 at accuracy level 4), else the original layout's. With int8
+    /// float32 GEMV, int8 GEMV or GEMM at accuracy level 4), else the original layout's. With int8
     /// activations and `int8BlockSums`, returns the quantized activations' sums per block of 32
     /// (`[m, blocks]`), for the zero points' terms.
     ///
     /// `stacked`: the rows are single rows of several sequences, each computed as it is alone.
     private func products(_ pa: UnsafePointer<Float>, rows m: Int, w: BlockQuantizedMatrix, packed pw: PackedQ4Matrix?,
                           into po: UnsafeMutablePointer<Float>, int8BlockSums: Bool, stacked: Bool = false) throws -> [Float]? {
-        if stacked && m > 1 {
-            // The int16 decode GEMV takes all rows in one pass over the weights; any other
-            // single-row product runs row by row.
-            if let pw, int16Decode, !int8Activations, !int8FileLayout,
-               MatMulNBitsOperator.packedProducts(pa, rows: m, k: k, packed: [pw], int16: true, stacked: true, into: [po]).isEmpty {
-                return nil
+        // Repacked weights: the group-of-one case of MatMulNBitsGroup (the float32 GEMM, the
+        // int8 GEMM, or a GEMV of float32, int16 or int8 activations; stacked rows of several
+        // sequences through the decode GEMV of all rows at once unless float32). Should a kernel
+        // refuse a range (none does where repacked weights exist at the SIMD level), the original
+        // layout's kernels below compute the whole product in float32.
+        if let pw, !int8FileLayout, !(stacked && m > 1 && rowActivations == .float32) {
+            var sums = int8Activations && int8BlockSums ? [Float](repeating: 0, count: m * pw.blocksPerRow) : []
+            let refused = sums.withUnsafeMutableBufferPointer { buffer in
+                MatMulNBitsOperator.packedProducts(pa, rows: m, k: k, packed: [pw], activations: rowActivations, stacked: stacked,
+                                                   int8BlockSums: buffer.isEmpty ? nil : buffer.baseAddress, into: [po])
             }
+            if refused.isEmpty { return sums.isEmpty ? nil : sums }
+        }
+        if stacked && m > 1 {
+            // Each row as it is alone.
             var sums: [Float]?
             for row in 0..<m {
                 if let s = try products(pa + row * k, rows: 1, w: w, packed: pw, into: po + row * n, int8BlockSums: int8BlockSums) {
@@ -309,18 +318,9 @@ struct MatMulNBitsOperator: Operator {
         // int8 activations where no packed matrix serves the run (also should the run's B not be
         // the planned constant): the file layout's integer products.
         if int8FileLayout || (int8Activations && pw == nil), w.int8Products(pa, rows: m, into: po, ldc: n) { return nil }
-        if let pw, !int8Activations {
-            // Repacked weights: the group-of-one case of MatMulNBitsGroup (GEMM, or the int16 or
-            // float32 GEMV). Should a kernel refuse a range (none does where repacked weights
-            // exist), the original layout's kernels below compute the whole product.
-            if MatMulNBitsOperator.packedProducts(pa, rows: m, k: k, packed: [pw], int16: int16Decode, into: [po]).isEmpty {
-                return nil
-            }
-        }
-        // From here: int8 activations on repacked weights, or the original layout.
-        let int8Weights = int8Activations ? pw : nil
+        // From here: the original layout, float32.
         let kp = w.paddedK
-        if m > 2 && int8Weights == nil && w.supportsNativeGEMM {
+        if m > 2 && w.supportsNativeGEMM {
             // A packed once for the micro-kernel, then, a block of rows at a time, each thread's
             // columns: panels of B dequantized into L1 and multiplied there (q4_gemm).
             let packedA = GEMMActivations(pa, rows: m, k: k, lda: k, blocks: kp / 32)
@@ -340,45 +340,12 @@ struct MatMulNBitsOperator: Operator {
         defer { activations.deallocate() }
         for row in 0..<m { w.pack(activations: pa + row * k, into: activations + row * kp) }
         // The float32 GEMV of one activation row: the repacked kernel, else the original layout's
-        // (which always runs). Also what the int8 GEMV falls back to, should it refuse (it runs
-        // wherever repacked weights exist: AVX2, whole groups of 8 rows).
+        // (which always runs).
         func floatGEMV(_ a: UnsafePointer<Float>, rows: Range<Int>, into y: UnsafeMutablePointer<Float>) {
             if pw?.gemv(a, rows: rows, into: y) != true { w.gemv(packed: a, rows: rows, into: y) }
         }
 
-        if let pw = int8Weights {
-            // Each activation row quantized once, then one int8 GEMV per activation row and tile
-            // of weight rows: the weights come from memory once, with integer products.
-            let rowBytes = pw.int8ActivationBytes
-            let quantized = UnsafeMutableRawPointer.allocate(byteCount: m * rowBytes, alignment: 64)
-            defer { quantized.deallocate() }
-            parallelFor(m, minChunk: 16) { rows in
-                for row in rows { pw.quantizeInt8(activations + row * kp, into: quantized + row * rowBytes) }
-            }
-            var sums: [Float]?
-            if int8BlockSums {
-                var s = [Float](repeating: 0, count: m * pw.blocksPerRow)
-                s.withUnsafeMutableBufferPointer { p in
-                    for row in 0..<m { pw.int8BlockSums(quantized + row * rowBytes, into: p.baseAddress! + row * pw.blocksPerRow) }
-                }
-                sums = s
-            }
-            if m <= 2 {
-                parallelFor(n, minChunk: MatMulNBitsOperator.gemvMinRows(k: k), granularity: 16, chunksPerThread: 4) { rows in
-                    for row in 0..<m where !pw.gemvInt8(quantized + row * rowBytes, rows: rows, into: po + row * n) {
-                        floatGEMV(activations + row * kp, rows: rows, into: po + row * n)
-                    }
-                }
-            } else {
-                // Four activation rows per pass over the weights (qk_q4x8_gemm_q8).
-                parallelFor(n, minChunk: 32, granularity: 16, chunksPerThread: 16) { columns in
-                    if !pw.gemmInt8(quantized, rows: m, columns: columns, into: po, ldc: n) {
-                        MatMulNBitsOperator.dequantizedGEMM(w, activations, lda: kp, m: m, columns: columns, into: po, ldc: n)
-                    }
-                }
-            }
-            return sums
-        } else if m <= 2 {
+        if m <= 2 {
             for row in 0..<m {
                 let a = activations + row * kp, y = po + row * n
                 parallelFor(n, minChunk: MatMulNBitsOperator.gemvMinRows(k: k), granularity: 16, chunksPerThread: 4) { rows in
