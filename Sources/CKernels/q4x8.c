@@ -241,7 +241,7 @@ AVX2 static void gemv_groups_i8(const uint8_t *packed, int f32, size_t blocks, c
         for (int r = 0; r < rows; r++) dot[r] = _mm256_madd_epi16(d[r], ones); \
     }
 AVX2 static inline __attribute__((always_inline)) void gemv_i8_pass(const uint8_t *p, int f32, size_t blocks,
-        const int8_t *const x[4], const int rows, float *const out[4]) {
+        const int8_t *const x[8], const int rows, float *const out[8]) {
     Q4X8_GEMV_I8_PASS(Q8_SUMS_MADDUBS)
 }
 
@@ -423,7 +423,7 @@ int qk_q16_quantize(const float *a, size_t blocks, void *out) {
 // GEMV gives (whose floats the AVX-512 VNNI kernel gives too).
 #define DPW_MADD(acc, w, x) _mm256_add_epi32(acc, _mm256_madd_epi16(w, x))
 AVX2 static inline __attribute__((always_inline)) void gemv_i16_pass(const uint8_t *p, int f32, size_t blocks,
-        const int32_t *const x[4], const int rows, float *const out[4]) {
+        const int32_t *const x[8], const int rows, float *const out[8]) {
     Q4X8_GEMV_I16_PASS(DPW_MADD)
 }
 

@@ -240,7 +240,7 @@ AVX512_VNNI void q4x8_gemv_q16_vnni(const uint8_t *packed, int f32, size_t block
 // halves, 4 rows took 24.7 ms per decode step of the 0.5B against 19.0 ms for this kernel.)
 #define DPW_VNNI(acc, w, x) _mm256_dpwssd_epi32(acc, w, x)
 AVX512_VNNI static inline __attribute__((always_inline)) void gemv_i16_pass_vnni(const uint8_t *p, int f32, size_t blocks,
-        const int32_t *const x[4], const int rows, float *const out[4]) {
+        const int32_t *const x[8], const int rows, float *const out[8]) {
     Q4X8_GEMV_I16_PASS(DPW_VNNI)
 }
 
@@ -256,35 +256,36 @@ AVX512_VNNI void q4x8_gemv_q16_multi_vnni(const uint8_t *packed, int f32, size_t
     Q4X8_WITH_CONSTANT_SCALES(gemv_q16_multi_groups_vnni, packed, f32, blocks, aq, row_bytes, m, g0, g1, y, ldy);
 }
 
-// `gemv_groups_i8_multi` (q4x8.c) with `vpdpbusd` and 32 registers: four activation rows per pass
-// (8 integer accumulators — a row's low and high nibbles' sums, as `q8_block_dot_vnni` keeps them —
-// and 8 float ones, the 2 unpacked words), the weights read once for all rows. Each row's exact
-// integer block sums and float epilogue are the single-row kernel's, so its floats too.
+// `gemv_groups_i8_multi` (q4x8.c) with `vpdpbusd` and 32 registers: eight activation rows per
+// pass (one integer accumulator per row, 16 float ones, the 2 unpacked words), so a batch of 8
+// reads each group's records once: with four rows a pass, the second pass found a group of many
+// blocks (21.9 KB at K = 4,864) out of L1 and its first one waited on memory (C harness, one
+// thread, 8 rows, weights streamed from memory, ns per row and block: K = 4,864 2.36–2.41 → 1.86–
+// 1.88; K = 896 1.90 → 1.93; in cache 1.75 either way). Each row's exact integer block sums and
+// float epilogue are the single-row kernel's, so its floats too.
 #define Q8_SUMS_VNNI(q, B, dot) { \
         const __m256i nibbles = _mm256_set1_epi8(0x0F); \
-        __m256i lo_sum[4], hi_sum[4]; \
-        for (int r = 0; r < rows; r++) lo_sum[r] = hi_sum[r] = _mm256_setzero_si256(); \
+        for (int r = 0; r < rows; r++) dot[r] = _mm256_setzero_si256(); \
         _Pragma("unroll") \
         for (int j = 0; j < 4; j++) { \
             const __m256i w = _mm256_loadu_si256((const __m256i *)((q) + 32 * j)); \
             const __m256i lo = _mm256_and_si256(w, nibbles), hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), nibbles); \
             for (int r = 0; r < rows; r++) { \
                 const int32_t *xr = (const int32_t *)(x[r] + (B) * 32); \
-                lo_sum[r] = _mm256_dpbusd_epi32(lo_sum[r], lo, _mm256_set1_epi32(xr[2 * j])); \
-                hi_sum[r] = _mm256_dpbusd_epi32(hi_sum[r], hi, _mm256_set1_epi32(xr[2 * j + 1])); \
+                dot[r] = _mm256_dpbusd_epi32(dot[r], lo, _mm256_set1_epi32(xr[2 * j])); \
+                dot[r] = _mm256_dpbusd_epi32(dot[r], hi, _mm256_set1_epi32(xr[2 * j + 1])); \
             } \
         } \
-        for (int r = 0; r < rows; r++) dot[r] = _mm256_add_epi32(lo_sum[r], hi_sum[r]); \
     }
 AVX512_VNNI static inline __attribute__((always_inline)) void gemv_i8_pass_vnni(const uint8_t *p, int f32, size_t blocks,
-        const int8_t *const x[4], const int rows, float *const out[4]) {
+        const int8_t *const x[8], const int rows, float *const out[8]) {
     Q4X8_GEMV_I8_PASS(Q8_SUMS_VNNI)
 }
 
 AVX512_VNNI static inline __attribute__((always_inline)) void gemv_q8_multi_groups_vnni(const uint8_t *packed,
         const int f32, size_t blocks, const uint8_t *aq, size_t row_bytes, size_t m, size_t g0, size_t g1, float *y,
         size_t ldy) {
-    Q4X8_MULTI_ROW_GROUPS(gemv_i8_pass_vnni, 4, const int8_t *)
+    Q4X8_MULTI_ROW_GROUPS(gemv_i8_pass_vnni, 8, const int8_t *)
 }
 
 AVX512_VNNI void q4x8_gemv_q8_multi_vnni(const uint8_t *packed, int f32, size_t blocks, const uint8_t *aq, size_t row_bytes,

@@ -40,7 +40,7 @@ static inline void q4x8_gemm_q8_drive(q4x8_gemm_q8_group group, const uint8_t *p
 }
 
 // The multi-row GEMVs' drivers: every row group of [g0, g1) against the m activation rows at aq
-// (`row_bytes` apart, of type XTYPE), up to MAX (at most 4) rows a pass: `PASS(p, f32, blocks, x,
+// (`row_bytes` apart, of type XTYPE), up to MAX (at most 8) rows a pass: `PASS(p, f32, blocks, x,
 // rows, out)` with `rows` a constant in each call (one expansion per count), x the pass's rows
 // (the last one repeated past m), out[r] = y + (i + r) * ldy + g * 8. Each group's records (~4 KB
 // at K = 896) come from memory in the first pass, from L1 in the others. Parameters (packed, f32
@@ -50,13 +50,17 @@ static inline void q4x8_gemm_q8_drive(q4x8_gemm_q8_group group, const uint8_t *p
         for (size_t g = g0; g < g1; g++) { \
             const uint8_t *p = packed + g * group_bytes; \
             for (size_t i = 0; i < m; i += (MAX)) { \
-                XTYPE x[4]; \
-                float *out[4]; \
-                for (size_t r = 0; r < 4; r++) { \
+                XTYPE x[8]; \
+                float *out[8]; \
+                for (size_t r = 0; r < (MAX); r++) { \
                     x[r] = (XTYPE)(aq + (i + r < m ? i + r : i) * row_bytes); \
                     out[r] = y + (i + r) * ldy + g * 8; \
                 } \
                 switch (m - i >= (MAX) ? (MAX) : m - i) { \
+                case 8: PASS(p, f32, blocks, x, 8, out); break; \
+                case 7: PASS(p, f32, blocks, x, 7, out); break; \
+                case 6: PASS(p, f32, blocks, x, 6, out); break; \
+                case 5: PASS(p, f32, blocks, x, 5, out); break; \
                 case 4: PASS(p, f32, blocks, x, 4, out); break; \
                 case 3: PASS(p, f32, blocks, x, 3, out); break; \
                 case 2: PASS(p, f32, blocks, x, 2, out); break; \

@@ -217,12 +217,12 @@ int qk_q4x8_gemv_q8(const uint8_t *packed, int f32_scales, size_t blocks, const 
 #define GEMV_Q8_PASS_BODY(DOT) \
     const size_t rec = record_bytes(f32), sbytes = f32 ? 32 : 16; \
     const uint8x16_t nibbles = vdupq_n_u8(0x0F); \
-    f32x8 acc[4][2]; \
+    f32x8 acc[8][2]; \
     for (int r = 0; r < rows; r++) acc[r][0] = acc[r][1] = f32x8_zero(); \
     for (size_t b = 0; b < blocks; b++) { \
         const uint8_t *rb = p + b * rec, *q = rb + sbytes; \
         prefetch_record(rb); \
-        int32x4_t d_lo[4], d_hi[4]; \
+        int32x4_t d_lo[8], d_hi[8]; \
         for (int r = 0; r < rows; r++) d_lo[r] = d_hi[r] = vdupq_n_s32(0); \
         for (int j = 0; j < 4; j++) { \
             const uint8x16_t w0 = vld1q_u8(q + 32 * j), w1 = vld1q_u8(q + 32 * j + 16); \
@@ -246,12 +246,12 @@ int qk_q4x8_gemv_q8(const uint8_t *packed, int f32_scales, size_t blocks, const 
     for (int r = 0; r < rows; r++) f32x8_store(out[r], f32x8_add(acc[r][0], acc[r][1]));
 
 static inline __attribute__((always_inline)) void gemv_i8_pass(const uint8_t *p, int f32, size_t blocks,
-        const int8_t *const x[4], const int rows, float *const out[4]) {
+        const int8_t *const x[8], const int rows, float *const out[8]) {
     GEMV_Q8_PASS_BODY(dot4_neon)
 }
 
 Q4_DOTPROD static inline __attribute__((always_inline)) void gemv_i8_pass_sdot(const uint8_t *p, int f32, size_t blocks,
-        const int8_t *const x[4], const int rows, float *const out[4]) {
+        const int8_t *const x[8], const int rows, float *const out[8]) {
     GEMV_Q8_PASS_BODY(dot4_sdot)
 }
 

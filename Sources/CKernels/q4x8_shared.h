@@ -84,7 +84,7 @@ Q4_AVX2 static inline __m256 block_accumulate(__m256i dot, int32_t asum, const f
         const uint8_t *rb = p + (B) * rec; \
         prefetch_record(rb); \
         const uint8_t *q = rb + sbytes; \
-        __m256i da[4], db[4]; \
+        __m256i da[8], db[8]; \
         for (int r = 0; r < rows; r++) da[r] = db[r] = _mm256_setzero_si256(); \
         _Pragma("unroll") \
         for (int j = 0; j < 4; j++) { \
@@ -108,14 +108,14 @@ Q4_AVX2 static inline __m256 block_accumulate(__m256i dot, int32_t asum, const f
 #define Q4X8_GEMV_I16_PASS(DPW) \
     const size_t rec = record_bytes(f32), sbytes = f32 ? 32 : 16; \
     const __m256i nibble = _mm256_set1_epi16(0x000F); \
-    __m256 acc0[4], acc1[4]; \
+    __m256 acc0[8], acc1[8]; \
     for (int r = 0; r < rows; r++) acc0[r] = acc1[r] = _mm256_setzero_ps(); \
     Q4X8_BLOCK_PAIRS(Q4X8_GEMV_I16_BLOCK, DPW, acc0, acc1) \
     for (int r = 0; r < rows; r++) _mm256_storeu_ps(out[r], _mm256_add_ps(acc0[r], acc1[r]));
 
 // The body of one pass of the multi-row int8 GEMVs (`gemv_i8_pass` in q4x8.c with AVX2,
 // `gemv_i8_pass_vnni` in q4x8_avx512.c), for parameters (p, f32, blocks, x, rows, out): the
-// records of one row group p, up to four activation rows x (quantized by `qk_q8_quantize`: blocks
+// records of one row group p, up to eight activation rows x (quantized by `qk_q8_quantize`: blocks
 // × 32 bytes, then a float scale and an int32 sum per block), each row's 8 results at out[r].
 // `BLOCK_SUMS(q, B, dot)` sets dot[r] (r < rows) to row r's integer sums Σ q·a over block B of
 // the record's 8 weight rows (words at q), each weight word loaded and split into nibbles once
@@ -125,7 +125,7 @@ Q4_AVX2 static inline __m256 block_accumulate(__m256i dot, int32_t asum, const f
 #define Q4X8_GEMV_I8_BLOCK(BLOCK_SUMS, B, ACC) { \
         const uint8_t *rb = p + (B) * rec; \
         prefetch_record(rb); \
-        __m256i dot[4]; \
+        __m256i dot[8]; \
         BLOCK_SUMS(rb + sbytes, B, dot) \
         const __m256 ws = record_scales(rb, f32); \
         for (int r = 0; r < rows; r++) \
@@ -135,7 +135,7 @@ Q4_AVX2 static inline __m256 block_accumulate(__m256i dot, int32_t asum, const f
 
 #define Q4X8_GEMV_I8_PASS(BLOCK_SUMS) \
     const size_t rec = record_bytes(f32), sbytes = f32 ? 32 : 16; \
-    __m256 acc0[4], acc1[4]; \
+    __m256 acc0[8], acc1[8]; \
     for (int r = 0; r < rows; r++) acc0[r] = acc1[r] = _mm256_setzero_ps(); \
     Q4X8_BLOCK_PAIRS(Q4X8_GEMV_I8_BLOCK, BLOCK_SUMS, acc0, acc1) \
     for (int r = 0; r < rows; r++) _mm256_storeu_ps(out[r], _mm256_add_ps(acc0[r], acc1[r]));

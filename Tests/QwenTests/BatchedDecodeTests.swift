@@ -21,7 +21,8 @@ import Testing
         try expectBatchedStepsEqualSolo(model, "\(file) \(decode)")
     }
 
-    /// The same with int8 activations (the multi-row int8 GEMV): onnxruntime-genai builder graphs
+    /// The same with int8 activations (the multi-row int8 GEMV, here 9 sequences: passes of 8 rows
+    /// and of 1 with AVX-512 VNNI, 2 and 1 with AVX2): onnxruntime-genai builder graphs
     /// (accuracy level 4: symmetric, and asymmetric whose zero points add their terms from the
     /// quantized rows' block sums; K = 200 of the MLP's down product is not whole blocks), and
     /// the optimum q4f16 and q4 files with `int8Activations: .always`.
@@ -32,11 +33,13 @@ import Testing
             ? try QwenModel(directory: Fixture.untied.directory, options: LoadOptions(onnxFile: form, int8Activations: int8 ?? .accuracyLevel4))
             : try QwenModel(directory: Paths.fixtures.appendingPathComponent("tiny-qwen2-genai/\(form)"),
                             options: LoadOptions(int8Activations: int8 ?? .accuracyLevel4))
-        try expectBatchedStepsEqualSolo(model, form)
+        try expectBatchedStepsEqualSolo(model, form, sequences: 9)
     }
 
-    private func expectBatchedStepsEqualSolo(_ model: QwenModel, _ label: String) throws {
-        let prompts = [Array(Fixture.untied.promptIds.prefix(5)), Fixture.untied.promptIds, Array(Fixture.untied.promptIds.prefix(11))]
+    /// `sequences` prompts: the 5-, 19- and 11-token ones, then prefixes of 3, 4, 6, ... tokens.
+    private func expectBatchedStepsEqualSolo(_ model: QwenModel, _ label: String, sequences: Int = 3) throws {
+        let ids = Fixture.untied.promptIds
+        let prompts = [Array(ids.prefix(5)), ids, Array(ids.prefix(11))] + (0..<max(0, sequences - 3)).map { Array(ids.prefix(3 + $0 + $0 / 2)) }
         var solo = prompts.map { _ in model.makeCache() }, batch = solo
         var next = [Int]()
         for (i, prompt) in prompts.enumerated() {
