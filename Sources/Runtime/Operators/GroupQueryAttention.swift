@@ -56,6 +56,37 @@ struct GroupQueryAttentionOperator: Operator {
     }
 
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+        let step = try prepare(inputs)
+        let out = softcap == 0 && !smoothSoftmax
+            ? try FusedAttentionOperator(nanToZero: false).run(attentionInputs(step))[0]
+            : try referenceAttention(step.q, step.presentKey.contiguous(), step.presentValue.contiguous(), past: step.past,
+                                     keys: step.keys, s: step.s, h: step.h)
+        return finish(step, attention: out)
+    }
+
+    /// A batched run's sequences (`Session.runBatch`): each prepared as `run` does, then the
+    /// attention of all of them as one `FusedAttentionOperator.runEach` (one parallel loop over
+    /// every sequence's units instead of one per sequence), whose units compute what each
+    /// sequence's own call would: every result is `run`'s.
+    func runEach(_ inputSets: [[Tensor?]]) throws -> [[Tensor]] {
+        guard inputSets.count > 1, softcap == 0, !smoothSoftmax else { return try inputSets.map(run) }
+        let steps = try inputSets.map(prepare)
+        let outs = try FusedAttentionOperator(nanToZero: false).runEach(steps.map(attentionInputs))
+        return zip(steps, outs).map { finish($0, attention: $1[0]) }
+    }
+
+    /// One call's queries (float32 BNSH, rotated), its present caches, and where each sequence's
+    /// tokens sit.
+    private struct Step {
+        let q: Tensor, presentKey: Tensor, presentValue: Tensor
+        let past: [Int], keys: [Int]
+        let b: Int, s: Int, h: Int
+        let dtype: DataType
+    }
+
+    /// Everything before the attention: the inputs checked, Q, K and V split out and rotated,
+    /// the new keys and values appended to the caches.
+    private func prepare(_ inputs: [Tensor?]) throws -> Step {
         let query = try inputs.required(0).contiguous()
         let key = inputs.optional(1)?.contiguous(), value = inputs.optional(2)?.contiguous()
         let pastKey = inputs.optional(3), pastValue = inputs.optional(4)
@@ -154,13 +185,12 @@ struct GroupQueryAttentionOperator: Operator {
         let presentKey = try append(kNew, to: pastKey, past: past, s: s, presentLength: presentLength, dtype: dtype)
         let presentValue = try append(vNew, to: pastValue, past: past, s: s, presentLength: presentLength, dtype: dtype)
 
-        // Attention over the present caches.
-        let out: Tensor
-        if softcap == 0 && !smoothSoftmax {
-            out = try fusedAttention(q, presentKey, presentValue, past: past, keys: keys, s: s, h: h)
-        } else {
-            out = try referenceAttention(q, presentKey.contiguous(), presentValue.contiguous(), past: past, keys: keys, s: s, h: h)
-        }
+        return Step(q: q, presentKey: presentKey, presentValue: presentValue, past: past, keys: keys, b: b, s: s, h: h, dtype: dtype)
+    }
+
+    /// The outputs from the attention `out` ([B, N, S, H] float32) and the present caches.
+    private func finish(_ step: Step, attention out: Tensor) -> [Tensor] {
+        let (b, s, h) = (step.b, step.s, step.h)
         // [B, N, S, H] → [B, S, N·H]
         let y = Tensor(dtype: .float, shape: [b, s, heads * h])
         let po = out.pointer(as: Float.self), py = y.pointer(as: Float.self)
@@ -171,7 +201,7 @@ struct GroupQueryAttentionOperator: Operator {
                 }
             }
         }
-        return [narrowResult(y, to: dtype), presentKey, presentValue]
+        return [narrowResult(y, to: step.dtype), step.presentKey, step.presentValue]
     }
 
     /// The score scale: the attribute, or 1/√H when it is 0 (absent).
@@ -187,7 +217,10 @@ struct GroupQueryAttentionOperator: Operator {
         return (min(first, end), end)
     }
 
-    private func fusedAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, past: [Int], keys: [Int], s: Int, h: Int) throws -> Tensor {
+    /// `FusedAttentionOperator`'s inputs for a step: Q and the present caches, the scale, and a
+    /// causal (and windowed) mask where some query does not see every key.
+    private func attentionInputs(_ step: Step) -> [Tensor?] {
+        let (q, k, v, past, keys, s, h) = (step.q, step.presentKey, step.presentValue, step.past, step.keys, step.s, step.h)
         let b = q.shape[0], t = k.shape[2]
         // A mask only where some query does not see every key.
         var needsMask = false
@@ -210,7 +243,7 @@ struct GroupQueryAttentionOperator: Operator {
             }
             inputs.append(mask)
         }
-        return try FusedAttentionOperator(nanToZero: false).run(inputs)[0]
+        return inputs
     }
 
     /// Row by row: scores, soft cap, (smooth) softmax over the visible keys, weighted values.

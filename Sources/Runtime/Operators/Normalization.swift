@@ -30,6 +30,14 @@ struct LayerNormalizationOperator: Operator {
     let epsilon: Float
     let rms: Bool
 
+    /// Rows of several sequences: each normalised by the same loop as alone, where the
+    /// normalised axes leave the first one out.
+    var rowStacking: RowStacking { .firstInput }
+    func stacks(_ inputs: [Tensor?]) -> Bool {
+        guard let x = inputs.first ?? nil, let a = try? normalizeAxis(axis, rank: x.rank) else { return false }
+        return a >= 1
+    }
+
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
         let x = try inputs.required(0)
         let (y, mean, invStd) = try normalizeRows(x, axis: axis, epsilon: epsilon, scale: try inputs.required(1),
@@ -46,6 +54,11 @@ struct LayerNormalizationOperator: Operator {
 /// outputs y, mean (unused, zeros), inv_std_var, and s.
 struct SkipSimplifiedLayerNormalizationOperator: Operator {
     let epsilon: Float
+
+    /// Rows of several sequences (input and skip stacked, gamma and bias shared): the same sum
+    /// and row norm for each as alone.
+    var rowStacking: RowStacking { .elementwise }
+    func stacks(_ inputs: [Tensor?]) -> Bool { ((inputs.first ?? nil)?.rank ?? 0) >= 2 }
 
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
         let x = try inputs.required(0), skip = try inputs.required(1), gamma = try inputs.required(2)
