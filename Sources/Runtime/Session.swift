@@ -471,7 +471,13 @@ public final class Session: @unchecked Sendable {
         let started = Profiler.isEnabled ? monotonicSeconds() : 0
         do {
             results = try steps[index].op.runStacked(args)
-            if Profiler.isEnabled { Profiler.shared.record("\(graph.nodes[index].opType) (stacked)", monotonicSeconds() - started) }
+            if Profiler.isEnabled {
+                let elapsed = monotonicSeconds() - started
+                let opType = graph.nodes[index].opType
+                Profiler.shared.record(Profiler.byShape
+                    ? "\(opType) (stacked) \(args.map { $0.map { "\($0.dtype)\($0.shape)" } ?? "-" }.joined(separator: ","))"
+                    : "\(opType) (stacked)", elapsed)
+            }
         } catch {
             let node = graph.nodes[index]
             throw RuntimeError.nodeFailed(node: node.name, opType: node.opType, reason: "\(error) (\(n) sequences stacked)")
