@@ -220,7 +220,7 @@ AVX2 static void gemv_groups_i8(const uint8_t *packed, int f32, size_t blocks, c
 }
 
 // Several activation rows against the same weights (batched decode with int8 activations): the
-// pass is `Q4X8_GEMV_I8_PASS` (q4x8_shared.h), two rows a pass (4 float and 2 int16
+// pass is `Q4X8_GEMV_ROWS_PASS` (q4x8_shared.h), two rows a pass (4 float and 2 int16
 // accumulators, the 2 unpacked words, the masks and the scales fill the 16 registers). Row r's
 // block sums as `q8_block_dot` forms them: `vpmaddubsw` pairs in int16 (a block's 8 results per
 // row stay below 30,481 in any order), widened by one `vpmaddwd`.
@@ -242,7 +242,7 @@ AVX2 static void gemv_groups_i8(const uint8_t *packed, int f32, size_t blocks, c
     }
 AVX2 static inline __attribute__((always_inline)) void gemv_i8_pass(const uint8_t *p, int f32, size_t blocks,
         const int8_t *const x[8], const int rows, float *const out[8]) {
-    Q4X8_GEMV_I8_PASS(Q8_SUMS_MADDUBS)
+    Q4X8_Q8_PASS(Q8_SUMS_MADDUBS)
 }
 
 AVX2 static inline __attribute__((always_inline)) void gemv_groups_i8_multi_scales(const uint8_t *packed, const int f32,
@@ -417,14 +417,33 @@ int qk_q16_quantize(const float *a, size_t blocks, void *out) {
 
 // Several activation rows against the same weights (batched decode: one row per sequence). Each
 // group's records (8 weight rows, ~4 KB at K = 896) are read from memory once and by every pass of
-// up to `rows` activation rows from L1; the pass is `Q4X8_GEMV_I16_PASS` (q4x8_shared.h). Every
-// row's integer block sums are exact, so they equal `gemv_groups_i16`'s however the products are
-// split, and its float epilogue is the same: each row's y is, bit for bit, what the single-row
-// GEMV gives (whose floats the AVX-512 VNNI kernel gives too).
-#define DPW_MADD(acc, w, x) _mm256_add_epi32(acc, _mm256_madd_epi16(w, x))
+// up to `rows` activation rows from L1; the pass is `Q4X8_GEMV_ROWS_PASS` (q4x8_shared.h), with
+// two integer accumulators per row (nibbles 0, 2 and 1, 3), each product pair `vpmaddwd` then an
+// add. Every row's integer block sums are exact, so they equal `gemv_groups_i16`'s however the
+// products are split, and its float epilogue is the same: each row's y is, bit for bit, what the
+// single-row GEMV gives (whose floats the AVX-512 VNNI kernel gives too).
+#define Q16_SUMS_MADD(q, B, dot) { \
+        const __m256i nibble = _mm256_set1_epi16(0x000F); \
+        __m256i da[8], db[8]; \
+        for (int r = 0; r < rows; r++) da[r] = db[r] = _mm256_setzero_si256(); \
+        _Pragma("unroll") \
+        for (int j = 0; j < 4; j++) { \
+            const __m256i w = _mm256_loadu_si256((const __m256i *)((q) + 32 * j)); \
+            const __m256i w0 = _mm256_and_si256(w, nibble), w1 = _mm256_and_si256(_mm256_srli_epi16(w, 4), nibble); \
+            const __m256i w2 = _mm256_and_si256(_mm256_srli_epi16(w, 8), nibble), w3 = _mm256_srli_epi16(w, 12); \
+            for (int r = 0; r < rows; r++) { \
+                const int32_t *xj = x[r] + (B) * 16 + 4 * j; \
+                da[r] = _mm256_add_epi32(da[r], _mm256_madd_epi16(w0, _mm256_set1_epi32(xj[0]))); \
+                db[r] = _mm256_add_epi32(db[r], _mm256_madd_epi16(w1, _mm256_set1_epi32(xj[1]))); \
+                da[r] = _mm256_add_epi32(da[r], _mm256_madd_epi16(w2, _mm256_set1_epi32(xj[2]))); \
+                db[r] = _mm256_add_epi32(db[r], _mm256_madd_epi16(w3, _mm256_set1_epi32(xj[3]))); \
+            } \
+        } \
+        for (int r = 0; r < rows; r++) dot[r] = _mm256_add_epi32(da[r], db[r]); \
+    }
 AVX2 static inline __attribute__((always_inline)) void gemv_i16_pass(const uint8_t *p, int f32, size_t blocks,
         const int32_t *const x[8], const int rows, float *const out[8]) {
-    Q4X8_GEMV_I16_PASS(DPW_MADD)
+    Q4X8_Q16_PASS(Q16_SUMS_MADD)
 }
 
 // Every row group, two rows a pass: 4 integer and 4 float accumulators, the 4 unpacked words, the

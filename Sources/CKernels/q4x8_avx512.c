@@ -233,22 +233,43 @@ AVX512_VNNI void q4x8_gemv_q16_vnni(const uint8_t *packed, int f32, size_t block
     Q4X8_WITH_CONSTANT_SCALES(gemv_q16_groups_vnni, packed, f32, blocks, aq, ascale, asum, g0, g1, y);
 }
 
-// `gemv_groups_i16_multi` (q4x8.c) with `vpdpwssd` and 32 registers: four activation rows per
-// pass (8 integer accumulators, 8 float ones, the 4 unpacked words), the weights read once. Each
+// `gemv_groups_i16_multi` (q4x8.c) with `vpdpwssd` and 32 registers: eight activation rows per
+// pass (one integer accumulator per row, a chain of 16 `vpdpwssd` per block; 16 float
+// accumulators; the 4 unpacked words), so a batch of 8 reads each group's records once. Each
 // row's exact integer block sums and float epilogue are the AVX2 kernel's, so its floats too.
-// (Two row groups per 512-bit register were tried: on Zen 4, which runs them as two 256-bit
-// halves, 4 rows took 24.7 ms per decode step of the 0.5B against 19.0 ms for this kernel.)
-#define DPW_VNNI(acc, w, x) _mm256_dpwssd_epi32(acc, w, x)
+// Four rows a pass with two accumulators each were the form until session 19: in the C harness
+// with the weights in cache the two are alike (2.94 against 2.95 ns per row and block; session 13
+// measured 3.15 against 3.33 there), but in the model, whose weights come from memory, eight rows
+// a pass gave `decode-speed --batch 8` 1.01–1.04× (4 alternations, Zen 4). (Two row groups per
+// 512-bit register were tried in session 13: on Zen 4, which runs them as two 256-bit halves, 4
+// rows took 24.7 ms per decode step of the 0.5B against 19.0 ms for the four-row pass.)
+#define Q16_SUMS_VNNI(q, B, dot) { \
+        const __m256i nibble = _mm256_set1_epi16(0x000F); \
+        for (int r = 0; r < rows; r++) dot[r] = _mm256_setzero_si256(); \
+        _Pragma("unroll") \
+        for (int j = 0; j < 4; j++) { \
+            const __m256i w = _mm256_loadu_si256((const __m256i *)((q) + 32 * j)); \
+            const __m256i w0 = _mm256_and_si256(w, nibble), w1 = _mm256_and_si256(_mm256_srli_epi16(w, 4), nibble); \
+            const __m256i w2 = _mm256_and_si256(_mm256_srli_epi16(w, 8), nibble), w3 = _mm256_srli_epi16(w, 12); \
+            for (int r = 0; r < rows; r++) { \
+                const int32_t *xj = x[r] + (B) * 16 + 4 * j; \
+                dot[r] = _mm256_dpwssd_epi32(dot[r], w0, _mm256_set1_epi32(xj[0])); \
+                dot[r] = _mm256_dpwssd_epi32(dot[r], w1, _mm256_set1_epi32(xj[1])); \
+                dot[r] = _mm256_dpwssd_epi32(dot[r], w2, _mm256_set1_epi32(xj[2])); \
+                dot[r] = _mm256_dpwssd_epi32(dot[r], w3, _mm256_set1_epi32(xj[3])); \
+            } \
+        } \
+    }
 AVX512_VNNI static inline __attribute__((always_inline)) void gemv_i16_pass_vnni(const uint8_t *p, int f32, size_t blocks,
         const int32_t *const x[8], const int rows, float *const out[8]) {
-    Q4X8_GEMV_I16_PASS(DPW_VNNI)
+    Q4X8_Q16_PASS(Q16_SUMS_VNNI)
 }
 
-// Every row group, up to four rows a pass (`f32` a constant: `Q4X8_WITH_CONSTANT_SCALES`).
+// Every row group, up to eight rows a pass (`f32` a constant: `Q4X8_WITH_CONSTANT_SCALES`).
 AVX512_VNNI static inline __attribute__((always_inline)) void gemv_q16_multi_groups_vnni(const uint8_t *packed,
         const int f32, size_t blocks, const uint8_t *aq, size_t row_bytes, size_t m, size_t g0, size_t g1, float *y,
         size_t ldy) {
-    Q4X8_MULTI_ROW_GROUPS(gemv_i16_pass_vnni, 4, const int32_t *)
+    Q4X8_MULTI_ROW_GROUPS(gemv_i16_pass_vnni, 8, const int32_t *)
 }
 
 AVX512_VNNI void q4x8_gemv_q16_multi_vnni(const uint8_t *packed, int f32, size_t blocks, const uint8_t *aq, size_t row_bytes,
@@ -279,7 +300,7 @@ AVX512_VNNI void q4x8_gemv_q16_multi_vnni(const uint8_t *packed, int f32, size_t
     }
 AVX512_VNNI static inline __attribute__((always_inline)) void gemv_i8_pass_vnni(const uint8_t *p, int f32, size_t blocks,
         const int8_t *const x[8], const int rows, float *const out[8]) {
-    Q4X8_GEMV_I8_PASS(Q8_SUMS_VNNI)
+    Q4X8_Q8_PASS(Q8_SUMS_VNNI)
 }
 
 AVX512_VNNI static inline __attribute__((always_inline)) void gemv_q8_multi_groups_vnni(const uint8_t *packed,

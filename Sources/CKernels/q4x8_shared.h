@@ -68,76 +68,41 @@ Q4_AVX2 static inline __m256 block_accumulate(__m256i dot, int32_t asum, const f
         _mm256_storeu_ps(y + g * 8, _mm256_add_ps(acc0, acc1)); \
     }
 
-// The body of one pass of the multi-row int16 GEMVs (`gemv_i16_pass` in q4x8.c with AVX2,
-// `gemv_i16_pass_vnni` in q4x8_avx512.c), for parameters (p, f32, blocks, x, rows, out):
-// the records of one row group p, up to four activation rows x (quantized by `qk_q16_quantize`),
-// each row's 8 results at out[r]. `DPW(acc, w, x)` adds the products of the 16-bit pairs of w and x
-// into the int32 lanes of acc (`vpmaddwd` then an add, or `vpdpwssd`: the same exact sums). The
-// nibbles are shifted down and masked once per pass for all its rows, the weight scales converted
-// once per block; two integer accumulators per row (nibbles 0, 2 and 1, 3); the float epilogue is
-// `block_accumulate`'s, so each row's results are the single-row int16 GEMV's bit for bit.
-// Blocks in pairs (`Q4X8_BLOCK_PAIRS`) and `f32` a constant (Zen 4, C harness, one thread, 8
-// rows against the 0.5B's matrices: 3.17 → 2.88 ns per row and block with VNNI, 6.5 → 4.5 with
-// AVX2). Every pass asks for the records ahead, not only the first: the later passes' prefetches
-// hit L1 and cost less than a branch on which pass it is (3.0–3.15 ns with it).
-#define Q4X8_GEMV_I16_BLOCK(DPW, B, ACC) { \
-        const uint8_t *rb = p + (B) * rec; \
-        prefetch_record(rb); \
-        const uint8_t *q = rb + sbytes; \
-        __m256i da[8], db[8]; \
-        for (int r = 0; r < rows; r++) da[r] = db[r] = _mm256_setzero_si256(); \
-        _Pragma("unroll") \
-        for (int j = 0; j < 4; j++) { \
-            const __m256i w = _mm256_loadu_si256((const __m256i *)(q + 32 * j)); \
-            const __m256i w0 = _mm256_and_si256(w, nibble), w1 = _mm256_and_si256(_mm256_srli_epi16(w, 4), nibble); \
-            const __m256i w2 = _mm256_and_si256(_mm256_srli_epi16(w, 8), nibble), w3 = _mm256_srli_epi16(w, 12); \
-            for (int r = 0; r < rows; r++) { \
-                const int32_t *xj = x[r] + (B) * 16 + 4 * j; \
-                da[r] = DPW(da[r], w0, _mm256_set1_epi32(xj[0])); \
-                db[r] = DPW(db[r], w1, _mm256_set1_epi32(xj[1])); \
-                da[r] = DPW(da[r], w2, _mm256_set1_epi32(xj[2])); \
-                db[r] = DPW(db[r], w3, _mm256_set1_epi32(xj[3])); \
-            } \
-        } \
-        const __m256 ws = record_scales(rb, f32); \
-        for (int r = 0; r < rows; r++) \
-            ACC[r] = block_accumulate(_mm256_add_epi32(da[r], db[r]), x[r][blocks * 17 + (B)], \
-                                      (const float *)(x[r] + blocks * 16) + (B), ws, ACC[r]); \
-    }
-
-#define Q4X8_GEMV_I16_PASS(DPW) \
-    const size_t rec = record_bytes(f32), sbytes = f32 ? 32 : 16; \
-    const __m256i nibble = _mm256_set1_epi16(0x000F); \
-    __m256 acc0[8], acc1[8]; \
-    for (int r = 0; r < rows; r++) acc0[r] = acc1[r] = _mm256_setzero_ps(); \
-    Q4X8_BLOCK_PAIRS(Q4X8_GEMV_I16_BLOCK, DPW, acc0, acc1) \
-    for (int r = 0; r < rows; r++) _mm256_storeu_ps(out[r], _mm256_add_ps(acc0[r], acc1[r]));
-
-// The body of one pass of the multi-row int8 GEMVs (`gemv_i8_pass` in q4x8.c with AVX2,
-// `gemv_i8_pass_vnni` in q4x8_avx512.c), for parameters (p, f32, blocks, x, rows, out): the
-// records of one row group p, up to eight activation rows x (quantized by `qk_q8_quantize`: blocks
-// × 32 bytes, then a float scale and an int32 sum per block), each row's 8 results at out[r].
-// `BLOCK_SUMS(q, B, dot)` sets dot[r] (r < rows) to row r's integer sums Σ q·a over block B of
-// the record's 8 weight rows (words at q), each weight word loaded and split into nibbles once
-// for all rows. The sums are exact integers however the products are split, and the float
-// epilogue and block pairs are `Q4X8_GEMV_GROUPS`': each row's results are the single-row int8
-// GEMV's bit for bit.
-#define Q4X8_GEMV_I8_BLOCK(BLOCK_SUMS, B, ACC) { \
+// The body of one pass of the multi-row integer GEMVs (batched decode: one activation row per
+// sequence), for parameters (p, f32, blocks, x, rows, out): the records of one row group p, up to
+// eight activation rows x (each quantized by `qk_q16_quantize` or `qk_q8_quantize`; its block
+// scales and sums SCALES_AT and SUMS_AT bytes after it), each row's 8 results at out[r].
+// `BLOCK_SUMS(q, B, dot)` sets dot[r] (r < rows) to row r's integer sums Σ q·a over block B of the
+// record's 8 weight rows (words at q), each weight word loaded and split into nibbles once for
+// all the pass's rows. The sums are exact integers however the products are split, and the float
+// epilogue (`block_accumulate`) and the block pairs (`Q4X8_BLOCK_PAIRS`) are the single-row
+// GEMVs' (`Q4X8_GEMV_GROUPS`): each row's results are its single-row GEMV's bit for bit, on every
+// ISA. `f32` a constant (`Q4X8_WITH_CONSTANT_SCALES`). Every pass asks for the records ahead, not
+// only the first: the later passes' prefetches hit L1 and cost less than a branch on which pass
+// it is (Zen 4, session 15: 3.0–3.15 against 2.88 ns per row and block with it).
+#define Q4X8_GEMV_ROWS_BLOCK(BLOCK_SUMS, B, ACC) { \
         const uint8_t *rb = p + (B) * rec; \
         prefetch_record(rb); \
         __m256i dot[8]; \
         BLOCK_SUMS(rb + sbytes, B, dot) \
         const __m256 ws = record_scales(rb, f32); \
-        for (int r = 0; r < rows; r++) \
-            ACC[r] = block_accumulate(dot[r], ((const int32_t *)(x[r] + blocks * 36))[B], \
-                                      (const float *)(x[r] + blocks * 32) + (B), ws, ACC[r]); \
+        for (int r = 0; r < rows; r++) { \
+            const uint8_t *xr = (const uint8_t *)x[r]; \
+            ACC[r] = block_accumulate(dot[r], ((const int32_t *)(xr + sums_at))[B], (const float *)(xr + scales_at) + (B), \
+                                      ws, ACC[r]); \
+        } \
     }
 
-#define Q4X8_GEMV_I8_PASS(BLOCK_SUMS) \
-    const size_t rec = record_bytes(f32), sbytes = f32 ? 32 : 16; \
+#define Q4X8_GEMV_ROWS_PASS(BLOCK_SUMS, SCALES_AT, SUMS_AT) \
+    const size_t rec = record_bytes(f32), sbytes = f32 ? 32 : 16, scales_at = (SCALES_AT), sums_at = (SUMS_AT); \
     __m256 acc0[8], acc1[8]; \
     for (int r = 0; r < rows; r++) acc0[r] = acc1[r] = _mm256_setzero_ps(); \
-    Q4X8_BLOCK_PAIRS(Q4X8_GEMV_I8_BLOCK, BLOCK_SUMS, acc0, acc1) \
+    Q4X8_BLOCK_PAIRS(Q4X8_GEMV_ROWS_BLOCK, BLOCK_SUMS, acc0, acc1) \
     for (int r = 0; r < rows; r++) _mm256_storeu_ps(out[r], _mm256_add_ps(acc0[r], acc1[r]));
+
+// The passes' row layouts: int16 (blocks × 16 words of two int16, then a float scale and an int32
+// sum per block) and int8 (blocks × 32 bytes, then the same).
+#define Q4X8_Q16_PASS(BLOCK_SUMS) Q4X8_GEMV_ROWS_PASS(BLOCK_SUMS, blocks * 64, blocks * 68)
+#define Q4X8_Q8_PASS(BLOCK_SUMS) Q4X8_GEMV_ROWS_PASS(BLOCK_SUMS, blocks * 32, blocks * 36)
 
 #endif
