@@ -64,14 +64,67 @@ public func layerNormRow(_ x: UnsafePointer<Float>, scale: UnsafePointer<Float>,
     }
     var variance: Float = 0
     for i in 0..<n { let d = x[i] - mean; variance += d * d }
-    variance /= Float(n)
-    let inverse = 1 / (variance + epsilon).squareRoot()
+    let inverse = layerNormInverse(variance, count: n, epsilon: epsilon)
+    layerNormScale(x, mean: mean, inverse: inverse, scale: scale, scaleCount: scaleCount, bias: bias, biasCount: biasCount,
+                   count: n, into: dst)
+    return (mean, inverse)
+}
+
+/// ``layerNormRow(_:scale:scaleCount:bias:biasCount:count:epsilon:rms:into:)`` for `rows` rows `n`
+/// apart, four rows' sums at a time, each still one chain in order (the same floats as row by row:
+/// four chains hide the adds' latency, which bounds the one-row loop), each row's mean and `inv`
+/// into `means` and `inverseStdDevs`.
+@inlinable
+public func layerNormRows(_ x: UnsafePointer<Float>, scale: UnsafePointer<Float>, scaleCount: Int, bias: UnsafePointer<Float>?,
+                          biasCount: Int, rows: Int, count n: Int, epsilon: Float, rms: Bool, into dst: UnsafeMutablePointer<Float>,
+                          means: UnsafeMutablePointer<Float>, inverseStdDevs: UnsafeMutablePointer<Float>) {
+    var r = 0
+    while r + 4 <= rows {
+        let x0 = x + r * n, x1 = x0 + n, x2 = x1 + n, x3 = x2 + n
+        var m0: Float = 0, m1: Float = 0, m2: Float = 0, m3: Float = 0
+        if !rms {
+            for i in 0..<n { m0 += x0[i]; m1 += x1[i]; m2 += x2[i]; m3 += x3[i] }
+            m0 /= Float(n); m1 /= Float(n); m2 /= Float(n); m3 /= Float(n)
+        }
+        var v0: Float = 0, v1: Float = 0, v2: Float = 0, v3: Float = 0
+        for i in 0..<n {
+            let d0 = x0[i] - m0, d1 = x1[i] - m1, d2 = x2[i] - m2, d3 = x3[i] - m3
+            v0 += d0 * d0; v1 += d1 * d1; v2 += d2 * d2; v3 += d3 * d3
+        }
+        for (k, (m, v)) in [(m0, v0), (m1, v1), (m2, v2), (m3, v3)].enumerated() {
+            let inverse = layerNormInverse(v, count: n, epsilon: epsilon)
+            layerNormScale(x0 + k * n, mean: m, inverse: inverse, scale: scale, scaleCount: scaleCount, bias: bias,
+                           biasCount: biasCount, count: n, into: dst + (r + k) * n)
+            (means[r + k], inverseStdDevs[r + k]) = (m, inverse)
+        }
+        r += 4
+    }
+    for row in r..<rows {
+        (means[row], inverseStdDevs[row]) = layerNormRow(x + row * n, scale: scale, scaleCount: scaleCount, bias: bias,
+                                                         biasCount: biasCount, count: n, epsilon: epsilon, rms: rms, into: dst + row * n)
+    }
+}
+
+/// `1/√(Σ d² / n + ε)`, the variance divided in float32.
+@usableFromInline @inline(__always)
+func layerNormInverse(_ sumOfSquares: Float, count n: Int, epsilon: Float) -> Float {
+    1 / (sumOfSquares / Float(n) + epsilon).squareRoot()
+}
+
+/// `dst[i] = (x[i] − mean) · inv · scale[i] (+ bias[i])`.
+@usableFromInline @inline(__always)
+func layerNormScale(_ x: UnsafePointer<Float>, mean: Float, inverse: Float, scale: UnsafePointer<Float>, scaleCount: Int,
+                    bias: UnsafePointer<Float>?, biasCount: Int, count n: Int, into dst: UnsafeMutablePointer<Float>) {
+    if scaleCount != 1, bias == nil {
+        // The common form (a scale per element, no bias) as its own loop, which vectorises.
+        for i in 0..<n { dst[i] = (x[i] - mean) * inverse * scale[i] }
+        return
+    }
     for i in 0..<n {
         var v = (x[i] - mean) * inverse * scale[scaleCount == 1 ? 0 : i]
         if let bias { v += bias[biasCount == 1 ? 0 : i] }
         dst[i] = v
     }
-    return (mean, inverse)
 }
 
 /// The rotate-half rotary embedding of one row of `n` floats (n even, h = n/2), as the exports

@@ -18,9 +18,13 @@ private func normalizeRows(_ x: Tensor, axis: Int, epsilon: Float, scale: Tensor
     let px = xf.pointer(as: Float.self), po = out.pointer(as: Float.self), ps = sf.pointer(as: Float.self)
     let pb = bf?.pointer(as: Float.self)
     var means = [Float](repeating: 0, count: rows), invStds = [Float](repeating: 0, count: rows)
-    for r in 0..<rows {
-        (means[r], invStds[r]) = layerNormRow(px + r * n, scale: ps, scaleCount: sf.count, bias: pb, biasCount: bf?.count ?? 0,
-                                              count: n, epsilon: epsilon, rms: rms, into: po + r * n)
+    if rows > 0 {
+        means.withUnsafeMutableBufferPointer { m in
+            invStds.withUnsafeMutableBufferPointer { v in
+                layerNormRows(px, scale: ps, scaleCount: sf.count, bias: pb, biasCount: bf?.count ?? 0, rows: rows, count: n,
+                              epsilon: epsilon, rms: rms, into: po, means: m.baseAddress!, inverseStdDevs: v.baseAddress!)
+            }
+        }
     }
     return (narrowResult(out, to: x.dtype), means, invStds)
 }
