@@ -226,7 +226,7 @@ AVX2 static void gemv_groups_i8(const uint8_t *packed, int f32, size_t blocks, c
 // row stay below 30,481 in any order), widened by one `vpmaddwd`.
 #define Q8_SUMS_MADDUBS(q, B, dot) { \
         const __m256i nibbles = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1); \
-        __m256i d[4]; \
+        __m256i d[8]; \
         for (int r = 0; r < rows; r++) d[r] = _mm256_setzero_si256(); \
         _Pragma("unroll") \
         for (int j = 0; j < 4; j++) { \

@@ -191,13 +191,31 @@ static void reference_integer_gemv(const q4_matrix *m, const int32_t *qa, const 
     *mag = abs_sum;
 }
 
+typedef int (*multi_gemv)(const uint8_t *, int, size_t, const void *, size_t, size_t, size_t, size_t, float *, size_t, int);
+typedef int (*single_gemv)(const uint8_t *, int, size_t, const void *, size_t, size_t, float *, int);
+
+// A multi-row integer GEMV over `rows` quantized rows (`row_bytes` apart) at every level: each
+// row's floats are its single-row GEMV's (y, y2: rows × n floats of scratch).
+static void check_multi_rows(const char *name, multi_gemv multi, single_gemv single, const uint8_t *p, int f32_scales,
+                             size_t blocks, const uint8_t *aq, size_t row_bytes, size_t rows, size_t n, float *y, float *y2) {
+    const int *levels = harness_levels();
+    for (int l = 0; levels[l] > 0; l++) {
+        harness_check(name, multi(p, f32_scales, blocks, aq, row_bytes, rows, 0, n, y2, n, levels[l]) == 1, "kernel declined");
+        for (size_t i = 0; i < rows; i++) {
+            single(p, f32_scales, blocks, aq + i * row_bytes, 0, n, y, levels[l]);
+            harness_check_same(name, y2 + i * n, y, n);
+        }
+    }
+    harness_digest(name, y2, rows * n * sizeof(float));
+}
+
 static void test_q4x8(harness_rng *g, size_t n, size_t blocks, int f32_scales, int with_nan) {
     char name[112], tag[64];
     snprintf(tag, sizeof tag, "n=%zu,blocks=%zu,%s%s", n, blocks, f32_scales ? "f32" : "f16", with_nan ? ",nan" : "");
     q4_matrix m = make_matrix(g, n, blocks, f32_scales, 0);
     uint8_t *p = pack_q4x8(&m);
     const size_t k = blocks * 32;
-    enum { MAX_ROWS = 7 };
+    enum { MAX_ROWS = 9 };   // the multi-row GEMVs: a pass of 8 rows (VNNI) and one of 1
     float *a = random_floats(g, MAX_ROWS * k, 2.0f);
     a[3 * k / 4] *= 100.0f;                                     // one block with a large range
     if (with_nan) a[5] = NAN;                                   // row 0, block 0
@@ -246,17 +264,8 @@ static void test_q4x8(harness_rng *g, size_t n, size_t blocks, int f32_scales, i
             harness_check_close(name, y, ref, mag, n, 0, accumulation_tolerance(blocks + 8));
             harness_digest(name, y, n * sizeof(float));
 
-            // Several rows at once: each row's floats are its single-row GEMV's.
             snprintf(name, sizeof name, "q4x8_gemv_q8_multi/%s", tag);
-            for (int l = 0; levels[l] > 0; l++) {
-                harness_check(name, qk_q4x8_gemv_q8_multi(p, f32_scales, blocks, aq, row_bytes, MAX_ROWS, 0, n, y2, n, levels[l]) == 1,
-                              "kernel declined");
-                for (size_t i = 0; i < MAX_ROWS; i++) {
-                    qk_q4x8_gemv_q8(p, f32_scales, blocks, aq + i * row_bytes, 0, n, y, levels[l]);
-                    harness_check_same(name, y2 + i * n, y, n);
-                }
-            }
-            harness_digest(name, y2, MAX_ROWS * n * sizeof(float));
+            check_multi_rows(name, qk_q4x8_gemv_q8_multi, qk_q4x8_gemv_q8, p, f32_scales, blocks, aq, row_bytes, MAX_ROWS, n, y, y2);
 
             for (size_t rows = 1; rows <= MAX_ROWS; rows += 2) {
                 snprintf(name, sizeof name, "q4x8_gemm_q8/m=%zu,%s", rows, tag);
@@ -310,17 +319,8 @@ static void test_q4x8(harness_rng *g, size_t n, size_t blocks, int f32_scales, i
             harness_check_close(name, y, ref, mag, n, 0, accumulation_tolerance(blocks + 8));
             harness_digest(name, y, n * sizeof(float));
 
-            // Several rows at once: each row's floats are its single-row GEMV's.
             snprintf(name, sizeof name, "q4x8_gemv_q16_multi/%s", tag);
-            for (int l = 0; levels[l] > 0; l++) {
-                harness_check(name, qk_q4x8_gemv_q16_multi(p, f32_scales, blocks, aq, row_bytes, MAX_ROWS, 0, n, y2, n, levels[l]) == 1,
-                              "kernel declined");
-                for (size_t i = 0; i < MAX_ROWS; i++) {
-                    qk_q4x8_gemv_q16(p, f32_scales, blocks, aq + i * row_bytes, 0, n, y, levels[l]);
-                    harness_check_same(name, y2 + i * n, y, n);
-                }
-            }
-            harness_digest(name, y2, MAX_ROWS * n * sizeof(float));
+            check_multi_rows(name, qk_q4x8_gemv_q16_multi, qk_q4x8_gemv_q16, p, f32_scales, blocks, aq, row_bytes, MAX_ROWS, n, y, y2);
         }
         free(aq);
     }

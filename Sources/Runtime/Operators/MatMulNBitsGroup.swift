@@ -177,8 +177,9 @@ extension MatMulNBitsOperator {
                 for row in 0..<m { packed[0].int8BlockSums(quantized + row * rowBytes, into: int8BlockSums + row * blocks) }
             }
         }
-        // Several rows (m > 1) of one GEMV each (a batched step, m ≤ 2): the weights read once for
-        // all, each row's floats as alone. Prompts with int8 activations: the int8 GEMM.
+        // Rows that each take the decode GEMV (a batched step's, or m ≤ 2) with quantized
+        // activations: one multi-row pass over the weights, each row's floats as alone. Prompts
+        // with int8 activations: the int8 GEMM.
         let multi = kind != .float32 && m > 1 && (m <= 2 || stacked)
         let gemm = kind == .int8 && m > 2 && !stacked
         func products(_ rows: Range<Int>) {
