@@ -220,10 +220,15 @@ AVX2 static void gemv_groups_i8(const uint8_t *packed, int f32, size_t blocks, c
 }
 
 // Several activation rows against the same weights (batched decode with int8 activations): the
-// pass is `Q4X8_GEMV_ROWS_PASS` (q4x8_shared.h), two rows a pass (4 float and 2 int16
-// accumulators, the 2 unpacked words, the masks and the scales fill the 16 registers). Row r's
-// block sums as `q8_block_dot` forms them: `vpmaddubsw` pairs in int16 (a block's 8 results per
-// row stay below 30,481 in any order), widened by one `vpmaddwd`.
+// pass is `Q4X8_GEMV_ROWS_PASS` (q4x8_shared.h), four rows a pass (8 float and 4 int16
+// accumulators, the 2 unpacked words and the masks fill the 16 registers; the compiler keeps the
+// rest in L1). Row r's block sums as `q8_block_dot` forms them: `vpmaddubsw` pairs in int16 (a
+// block's 8 results per row stay below 30,481 in any order), widened by one `vpmaddwd`. Four rows
+// rather than two (Zen 4 at QWEN_ISA=avx2, C harness, one thread, 8 rows, ns per row and block):
+// weights in cache 2.82–2.84 → 2.64–2.65; streamed from memory, K = 4,864 3.48–3.49 → 2.94–3.02,
+// K = 896 2.92–2.94 → 2.83–3.21; `decode-speed --batch 8` of the GenAI int4 0.5B at that level,
+// three alternations: 253–258 → 270–277 tok/s. (The int16 pass keeps two: four gave 4.35 →
+// 4.46–4.49 ns in cache.)
 #define Q8_SUMS_MADDUBS(q, B, dot) { \
         const __m256i nibbles = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1); \
         __m256i d[8]; \
@@ -247,7 +252,7 @@ AVX2 static inline __attribute__((always_inline)) void gemv_i8_pass(const uint8_
 
 AVX2 static inline __attribute__((always_inline)) void gemv_groups_i8_multi_scales(const uint8_t *packed, const int f32,
         size_t blocks, const uint8_t *aq, size_t row_bytes, size_t m, size_t g0, size_t g1, float *y, size_t ldy) {
-    Q4X8_MULTI_ROW_GROUPS(gemv_i8_pass, 2, const int8_t *)
+    Q4X8_MULTI_ROW_GROUPS(gemv_i8_pass, 4, const int8_t *)
 }
 
 AVX2 static void gemv_groups_i8_multi(const uint8_t *packed, int f32, size_t blocks, const uint8_t *aq,

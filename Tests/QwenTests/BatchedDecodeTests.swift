@@ -23,7 +23,7 @@ import Testing
     }
 
     /// The same with int8 activations (the multi-row int8 GEMV, here 9 sequences: passes of 8 rows
-    /// and of 1 with AVX-512 VNNI, 2 and 1 with AVX2): onnxruntime-genai builder graphs
+    /// and of 1 with AVX-512 VNNI, 4 and 1 with AVX2): onnxruntime-genai builder graphs
     /// (accuracy level 4: symmetric, and asymmetric whose zero points add their terms from the
     /// quantized rows' block sums; K = 200 of the MLP's down product is not whole blocks), and
     /// the optimum q4f16 and q4 files with `int8Activations: .always`.
