@@ -42,8 +42,9 @@ static inline void q4x8_gemm_q8_drive(q4x8_gemm_q8_group group, const uint8_t *p
 // The multi-row GEMVs' drivers: every row group of [g0, g1) against the m activation rows at aq
 // (`row_bytes` apart, of type XTYPE), up to MAX (at most 8) rows a pass: `PASS(p, f32, blocks, x,
 // rows, out)` with `rows` a constant in each call (one expansion per count), x the pass's rows
-// (the last one repeated past m), out[r] = y + (i + r) * ldy + g * 8. Each group's records (~4 KB
-// at K = 896) come from memory in the first pass, from L1 in the others. Parameters (packed, f32
+// (past m, the pass's first again, unread), out[r] = y + (i + r) * ldy + g * 8. Each group's
+// records (~4 KB at K = 896) come from memory in the first pass, from L1 or L2 in the others (a
+// batch of up to MAX rows makes one pass). Parameters (packed, f32
 // — a constant: `Q4X8_WITH_CONSTANT_SCALES` —, blocks, aq, row_bytes, m, g0, g1, y, ldy).
 #define Q4X8_MULTI_ROW_GROUPS(PASS, MAX, XTYPE) { \
         const size_t group_bytes = blocks * record_bytes(f32); \
