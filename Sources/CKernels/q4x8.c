@@ -250,15 +250,7 @@ AVX2 static inline __attribute__((always_inline)) void gemv_i8_pass(const uint8_
     Q4X8_Q8_PASS(Q8_SUMS_MADDUBS)
 }
 
-AVX2 static inline __attribute__((always_inline)) void gemv_groups_i8_multi_scales(const uint8_t *packed, const int f32,
-        size_t blocks, const uint8_t *aq, size_t row_bytes, size_t m, size_t g0, size_t g1, float *y, size_t ldy) {
-    Q4X8_MULTI_ROW_GROUPS(gemv_i8_pass, 4, const int8_t *)
-}
-
-AVX2 static void gemv_groups_i8_multi(const uint8_t *packed, int f32, size_t blocks, const uint8_t *aq,
-                                      size_t row_bytes, size_t m, size_t g0, size_t g1, float *y, size_t ldy) {
-    Q4X8_WITH_CONSTANT_SCALES(gemv_groups_i8_multi_scales, packed, f32, blocks, aq, row_bytes, m, g0, g1, y, ldy);
-}
+Q4X8_MULTI_ROW_GEMV(AVX2, static, gemv_groups_i8_multi, gemv_i8_pass, 4, const int8_t *)
 
 // The int8 GEMM (M > 2): the same products as the GEMV, four activation rows per pass over the
 // weights, so each weight word is loaded and split into nibbles once for four rows. Per row one
@@ -451,17 +443,9 @@ AVX2 static inline __attribute__((always_inline)) void gemv_i16_pass(const uint8
     Q4X8_Q16_PASS(Q16_SUMS_MADD)
 }
 
-// Every row group, two rows a pass: 4 integer and 4 float accumulators, the 4 unpacked words, the
-// mask and the scales fill the 16 registers.
-AVX2 static inline __attribute__((always_inline)) void gemv_groups_i16_multi_scales(const uint8_t *packed, const int f32,
-        size_t blocks, const uint8_t *aq, size_t row_bytes, size_t m, size_t g0, size_t g1, float *y, size_t ldy) {
-    Q4X8_MULTI_ROW_GROUPS(gemv_i16_pass, 2, const int32_t *)
-}
-
-AVX2 static void gemv_groups_i16_multi(const uint8_t *packed, int f32, size_t blocks, const uint8_t *aq,
-                                       size_t row_bytes, size_t m, size_t g0, size_t g1, float *y, size_t ldy) {
-    Q4X8_WITH_CONSTANT_SCALES(gemv_groups_i16_multi_scales, packed, f32, blocks, aq, row_bytes, m, g0, g1, y, ldy);
-}
+// Two rows a pass: 4 integer and 4 float accumulators, the 4 unpacked words, the mask and the
+// scales fill the 16 registers.
+Q4X8_MULTI_ROW_GEMV(AVX2, static, gemv_groups_i16_multi, gemv_i16_pass, 2, const int32_t *)
 
 int qk_q4x8_gemv_q16_multi(const uint8_t *packed, int f32_scales, size_t blocks, const void *aq, size_t row_bytes,
                            size_t m, size_t row_begin, size_t row_end, float *y, size_t ldy, int isa) {

@@ -265,17 +265,7 @@ AVX512_VNNI static inline __attribute__((always_inline)) void gemv_i16_pass_vnni
     Q4X8_Q16_PASS(Q16_SUMS_VNNI)
 }
 
-// Every row group, up to eight rows a pass (`f32` a constant: `Q4X8_WITH_CONSTANT_SCALES`).
-AVX512_VNNI static inline __attribute__((always_inline)) void gemv_q16_multi_groups_vnni(const uint8_t *packed,
-        const int f32, size_t blocks, const uint8_t *aq, size_t row_bytes, size_t m, size_t g0, size_t g1, float *y,
-        size_t ldy) {
-    Q4X8_MULTI_ROW_GROUPS(gemv_i16_pass_vnni, 8, const int32_t *)
-}
-
-AVX512_VNNI void q4x8_gemv_q16_multi_vnni(const uint8_t *packed, int f32, size_t blocks, const uint8_t *aq, size_t row_bytes,
-                                          size_t m, size_t g0, size_t g1, float *y, size_t ldy) {
-    Q4X8_WITH_CONSTANT_SCALES(gemv_q16_multi_groups_vnni, packed, f32, blocks, aq, row_bytes, m, g0, g1, y, ldy);
-}
+Q4X8_MULTI_ROW_GEMV(AVX512_VNNI, , q4x8_gemv_q16_multi_vnni, gemv_i16_pass_vnni, 8, const int32_t *)
 
 // `gemv_groups_i8_multi` (q4x8.c) with `vpdpbusd` and 32 registers: eight activation rows per
 // pass (one integer accumulator per row, 16 float ones, the 2 unpacked words), so a batch of 8
@@ -303,15 +293,6 @@ AVX512_VNNI static inline __attribute__((always_inline)) void gemv_i8_pass_vnni(
     Q4X8_Q8_PASS(Q8_SUMS_VNNI)
 }
 
-AVX512_VNNI static inline __attribute__((always_inline)) void gemv_q8_multi_groups_vnni(const uint8_t *packed,
-        const int f32, size_t blocks, const uint8_t *aq, size_t row_bytes, size_t m, size_t g0, size_t g1, float *y,
-        size_t ldy) {
-    Q4X8_MULTI_ROW_GROUPS(gemv_i8_pass_vnni, 8, const int8_t *)
-}
-
-AVX512_VNNI void q4x8_gemv_q8_multi_vnni(const uint8_t *packed, int f32, size_t blocks, const uint8_t *aq, size_t row_bytes,
-                                         size_t m, size_t g0, size_t g1, float *y, size_t ldy) {
-    Q4X8_WITH_CONSTANT_SCALES(gemv_q8_multi_groups_vnni, packed, f32, blocks, aq, row_bytes, m, g0, g1, y, ldy);
-}
+Q4X8_MULTI_ROW_GEMV(AVX512_VNNI, , q4x8_gemv_q8_multi_vnni, gemv_i8_pass_vnni, 8, const int8_t *)
 
 #endif

@@ -105,4 +105,18 @@ Q4_AVX2 static inline __m256 block_accumulate(__m256i dot, int32_t asum, const f
 #define Q4X8_Q16_PASS(BLOCK_SUMS) Q4X8_GEMV_ROWS_PASS(BLOCK_SUMS, blocks * 64, blocks * 68)
 #define Q4X8_Q8_PASS(BLOCK_SUMS) Q4X8_GEMV_ROWS_PASS(BLOCK_SUMS, blocks * 32, blocks * 36)
 
+// Defines the multi-row GEMV `NAME(packed, f32, blocks, aq, row_bytes, m, g0, g1, y, ldy)` (rows of
+// `aq` `row_bytes` apart, row i's results at y + i * ldy, row groups [g0, g1)) from its pass
+// `PASS` (`Q4X8_Q16_PASS` or `Q4X8_Q8_PASS` in a function of `rows`), up to MAX rows a pass
+// (`Q4X8_MULTI_ROW_GROUPS`), expanded once per scale format (`Q4X8_WITH_CONSTANT_SCALES`). ATTR
+// is the ISA's target attribute; LINKAGE `static` or empty (called from q4x8.c).
+#define Q4X8_MULTI_ROW_GEMV(ATTR, LINKAGE, NAME, PASS, MAX, XTYPE) \
+    ATTR static inline __attribute__((always_inline)) void NAME##_groups(const uint8_t *packed, const int f32, \
+            size_t blocks, const uint8_t *aq, size_t row_bytes, size_t m, size_t g0, size_t g1, float *y, size_t ldy) \
+        Q4X8_MULTI_ROW_GROUPS(PASS, MAX, XTYPE) \
+    ATTR LINKAGE void NAME(const uint8_t *packed, int f32, size_t blocks, const uint8_t *aq, size_t row_bytes, size_t m, \
+                           size_t g0, size_t g1, float *y, size_t ldy) { \
+        Q4X8_WITH_CONSTANT_SCALES(NAME##_groups, packed, f32, blocks, aq, row_bytes, m, g0, g1, y, ldy); \
+    }
+
 #endif
