@@ -43,6 +43,54 @@ public func intGemm(m: Int, n: Int, kp: Int, a: UnsafePointer<Int16>, lda: Int, 
     qk_int_gemm(m, n, kp, a, lda, b, ldb, bSigned ? 1 : 0, c, ldc, 0)
 }
 
+/// DynamicQuantizeLinear's range: `lo` and `hi` widened to x's values as `x < lo ? x : lo` and
+/// `x >= hi ? x : hi`, NaNs skipped (`qk_min_max`).
+public func widenRange(_ x: UnsafePointer<Float>, count: Int, lo: inout Float, hi: inout Float) {
+    qk_min_max(x, count, &lo, &hi)
+}
+
+/// DynamicQuantizeLinear's values: y = saturate(round_half_even(x / scale) + zeroPoint), NaN to
+/// the zero point (`qk_quantize_u8`).
+public func quantizeUInt8(_ x: UnsafePointer<Float>, count: Int, scale: Float, zeroPoint: UInt8, into y: UnsafeMutablePointer<UInt8>) {
+    qk_quantize_u8(x, count, scale, zeroPoint, y)
+}
+
+/// MatMulInteger's AVX-512 VNNI products (`qk_mmi_*`, int8_vnni.c): B packed once in panels of
+/// 16 columns, uint8 activation rows multiplied as they are with `vpdpbusd`, zero points and
+/// signedness applied in the epilogue; exact, the same int32 as ``intGemm(m:n:kp:a:lda:b:ldb:bSigned:c:ldc:)``.
+public enum VNNIIntegerProducts {
+    /// Whether the kernel runs at the active ISA level (AVX-512 VNNI).
+    public static var available: Bool { qk_mmi_available() != 0 }
+
+    /// Bytes of a packed k × n B.
+    public static func packedBytes(k: Int, n: Int) -> Int { qk_mmi_packed_bytes(k, n) }
+
+    /// Column panels of an n-column B (16 columns each).
+    public static func panels(n: Int) -> Int { (n + 15) / 16 }
+
+    /// Packs B (k × n row-major bytes, int8 when `signed`, else uint8) into `packed`
+    /// (``packedBytes(k:n:)``), with the column sums of B' (int8, or uint8 − 128) into
+    /// `columnSums` (16 · ``panels(n:)`` values).
+    public static func pack(_ b: UnsafePointer<UInt8>, k: Int, n: Int, signed: Bool, into packed: UnsafeMutablePointer<Int8>,
+                            columnSums: UnsafeMutablePointer<Int32>) {
+        qk_mmi_pack(b, k, n, signed ? 1 : 0, packed, columnSums)
+    }
+
+    /// Each of m uint8 rows' sum over its first k bytes.
+    public static func rowSums(_ a: UnsafePointer<UInt8>, m: Int, k: Int, lda: Int, into sums: UnsafeMutablePointer<Int32>) {
+        qk_u8_row_sums(a, m, k, lda, sums)
+    }
+
+    /// c[i·ldc + j] = Σ_k (a[i·lda + k] − za[i]) · (B'[k][j] − zb[j]) for the columns of panels
+    /// `panels` (`qk_mmi_gemm`; `a`'s rows zero-padded to a multiple of 4 bytes, `zb` 16 a panel).
+    public static func gemm(m: Int, k: Int, a: UnsafePointer<UInt8>, lda: Int, aZero: UnsafePointer<Int32>,
+                            rowSums: UnsafePointer<Int32>, packed: UnsafePointer<Int8>, columnSums: UnsafePointer<Int32>,
+                            bZero: UnsafePointer<Int32>, n: Int, panels: Range<Int>, c: UnsafeMutablePointer<Int32>, ldc: Int) {
+        let ran = qk_mmi_gemm(m, k, a, lda, aZero, rowSums, packed, columnSums, bZero, n, panels.lowerBound, panels.upperBound, c, ldc)
+        precondition(ran != 0, "VNNIIntegerProducts.gemm called where the kernel does not run (check `available`)")
+    }
+}
+
 /// MatMulBnb4 (bitsandbytes 4-bit) GEMV over rows of B (`qk_bnb4_gemv`).
 public func bnb4Gemv(_ b: UnsafePointer<UInt8>, absmax: UnsafePointer<Float>, blockSize: Int, quantType: Int32, k: Int,
                      a: UnsafePointer<Float>, rows: Range<Int>, into y: UnsafeMutablePointer<Float>) {

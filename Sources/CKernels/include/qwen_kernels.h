@@ -248,6 +248,39 @@ int qk_round_to_half(const float *x, float *y, size_t n);
 void qk_int_gemm(size_t m, size_t n, size_t kp, const int16_t *a, size_t lda, const uint8_t *b, size_t ldb,
                  int b_signed, int32_t *c, size_t ldc, int portable);
 
+/// Widens *lo and *hi to the range of x[0 ..< n] as `x < lo ? x : lo` and `x >= hi ? x : hi`
+/// (NaNs skipped): DynamicQuantizeLinear's range (AVX2 or scalar).
+void qk_min_max(const float *x, size_t n, float *lo, float *hi);
+
+/// y[i] = saturate(round_half_even(x[i] / scale) + zero_point) as uint8, NaN to zero_point:
+/// DynamicQuantizeLinear's values (AVX2 or scalar, the same bytes).
+void qk_quantize_u8(const float *x, size_t n, float scale, uint8_t zero_point, uint8_t *y);
+
+/// Whether `qk_mmi_gemm` runs here (x86-64 with AVX-512 VNNI at the active ISA level).
+int qk_mmi_available(void);
+
+/// Bytes of `qk_mmi_pack`'s layout of a k × n B: panels of 16 columns, k in quads of 4.
+size_t qk_mmi_packed_bytes(size_t k, size_t n);
+
+/// Packs B (k × n, row-major, int8 when `b_signed`, else uint8) for `qk_mmi_gemm`: B' = B, or
+/// B − 128 for uint8, as int8 in panels of 16 columns, each k-quad's 4 values of a column
+/// together, zero-padded to whole panels and quads (`qk_mmi_packed_bytes`); col_sums[j] = Σ_k
+/// B'[k][j] for j < 16 · panels (0 past n).
+void qk_mmi_pack(const uint8_t *b, size_t k, size_t n, int b_signed, int8_t *packed, int32_t *col_sums);
+
+/// sums[i] = Σ_{t < k} a[i·lda + t] over uint8 rows.
+void qk_u8_row_sums(const uint8_t *a, size_t m, size_t k, size_t lda, int32_t *sums);
+
+/// Exact MatMulInteger products with AVX-512 VNNI for B's column panels [p0, p1):
+/// c[i·ldc + j] = Σ_k (a[i·lda + k] − za[i]) · (B'[k][j] − zb[j]) in wrapping int32, with `a`
+/// uint8 rows whose bytes past k up to a multiple of 4 are zero (A' in the packing's terms),
+/// row_sums their sums (`qk_u8_row_sums`), B' and col_sums from `qk_mmi_pack`, zb one per
+/// column (16 · panels, zero-padded). The same integers as `qk_int_gemm` of the unpacked
+/// operands. Returns 0, doing nothing, where `qk_mmi_available` is 0.
+int qk_mmi_gemm(size_t m, size_t k, const uint8_t *a, size_t lda, const int32_t *za, const int32_t *row_sums,
+                const int8_t *packed, const int32_t *col_sums, const int32_t *zb, size_t n, size_t p0, size_t p1,
+                int32_t *c, size_t ldc);
+
 /// com.microsoft.MatMulBnb4 weights: rows [row_begin, row_end) of B [N, k] (bitsandbytes 4-bit:
 /// the flat N·k codes two per byte, first in the high nibble; blocks of `block_size` consecutive
 /// flat elements share `absmax`; quant_type 0 FP4, 1 NF4) as float32 rows of k at `dst`, each

@@ -478,6 +478,15 @@ func castTensor(_ x: Tensor, to type: DataType) throws -> Tensor {
         elementwiseInParallel(n) { r in convertHalfToFloat(src + r.lowerBound, dst + r.lowerBound, r.count) }
         return out
     }
+    if x.dtype == .int32 && type == .float {
+        // MatMulInteger's products on their way to the scales (the q8 exports): one rounding
+        // each, as the general path's Int64 → Float gives for any int32.
+        let src = x.pointer(as: Int32.self), dst = out.pointer(as: Float.self)
+        elementwiseInParallel(n) { r in
+            for i in r { dst[i] = Float(src[i]) }
+        }
+        return out
+    }
 
     @inline(__always) func readDouble(_ i: Int) -> Double {
         switch x.dtype {

@@ -188,17 +188,27 @@ struct DynamicQuantizeLinearOperator: Operator {
         let x = try inputs.required(0)
         guard x.dtype == .float else { throw OpError("x must be float32, got \(x.dtype)") }
         let n = x.count, px = x.pointer(as: Float.self)
+        // The range per chunk, then across them (min and max in any grouping: the same bounds).
+        let chunks = n < 1 << 16 ? 1 : min(kernelThreadCount, n >> 15)
+        var bounds = [(lo: Float, hi: Float)](repeating: (0, 0), count: chunks)
+        bounds.withUnsafeMutableBufferPointer { bounds in
+            parallelFor(chunks) { r in
+                for c in r {
+                    let start = n * c / chunks, end = n * (c + 1) / chunks
+                    widenRange(px + start, count: end - start, lo: &bounds[c].lo, hi: &bounds[c].hi)
+                }
+            }
+        }
         var lo: Float = 0, hi: Float = 0
-        for i in 0..<n {
-            lo = Swift.min(lo, px[i])
-            hi = Swift.max(hi, px[i])
+        for b in bounds {
+            lo = b.lo < lo ? b.lo : lo
+            hi = b.hi >= hi ? b.hi : hi
         }
         let (scale, zeroPoint) = DynamicQuantizeLinearOperator.parameters(min: lo, max: hi)
         let out = Tensor(dtype: .uint8, shape: x.shape)
-        let po = out.pointer(as: UInt8.self), z = Float(zeroPoint)
-        for i in 0..<n {
-            let v = (px[i] / scale).rounded(.toNearestOrEven) + z
-            po[i] = v.isNaN ? zeroPoint : UInt8(Swift.min(Swift.max(v, 0), 255))
+        let po = out.pointer(as: UInt8.self)
+        elementwiseInParallel(n) { r in
+            quantizeUInt8(px + r.lowerBound, count: r.count, scale: scale, zeroPoint: zeroPoint, into: po + r.lowerBound)
         }
         return [out, Tensor([scale], shape: []), Tensor(bytes: [zeroPoint], shape: [])]
     }
@@ -228,6 +238,33 @@ struct MatMulIntegerOperator: Operator {
         let source: Int
     }
     var packed: PackedB?
+
+    /// A constant 2-D B packed for the AVX-512 VNNI kernel (`VNNIIntegerProducts`), where it
+    /// runs; `packed` is then nil (one copy of the weights).
+    struct VNNIPackedB: @unchecked Sendable {
+        /// int8 panels of 16 columns (`VNNIIntegerProducts.pack`).
+        let storage: Tensor
+        /// Σ_k B'[k][j], 16 per panel.
+        let columnSums: [Int32]
+        let k: Int, n: Int
+        let signed: Bool
+        /// The tensor's address it was packed from.
+        let source: Int
+    }
+    var vnni: VNNIPackedB?
+
+    static func packVNNI(_ b: Tensor) -> VNNIPackedB? {
+        guard VNNIIntegerProducts.available, b.rank == 2, b.dtype == .int8 || b.dtype == .uint8 else { return nil }
+        let (k, n) = (b.shape[0], b.shape[1])
+        let storage = Tensor.zeros(.int8, shape: [VNNIIntegerProducts.packedBytes(k: k, n: n)])
+        var sums = [Int32](repeating: 0, count: 16 * VNNIIntegerProducts.panels(n: n))
+        sums.withUnsafeMutableBufferPointer { sums in
+            VNNIIntegerProducts.pack(b.pointer(as: UInt8.self), k: k, n: n, signed: b.dtype == .int8,
+                                     into: storage.pointer(as: Int8.self), columnSums: sums.baseAddress!)
+        }
+        return VNNIPackedB(storage: storage, columnSums: sums, k: k, n: n, signed: b.dtype == .int8,
+                           source: Int(bitPattern: b.rawPointer))
+    }
 
     static func pack(_ b: Tensor) -> PackedB? {
         guard b.rank == 2, b.dtype == .int8 || b.dtype == .uint8 else { return nil }
@@ -276,6 +313,12 @@ struct MatMulIntegerOperator: Operator {
 
         var outShape = batch + [m, n]
         let out = Tensor(dtype: .int32, shape: outShape)
+        if let v = vnni, v.source == Int(bitPattern: b.rawPointer), b.rank == 2 {
+            runVNNI(a, v, aZero: aZero, bZero: bZero, m: m, k: k, pairs: Broadcast.matrixPairs(aBatch, bBatch, to: batch), into: out)
+            if a.rank == 1 { outShape.remove(at: outShape.count - 2) }
+            if b.rank == 1 { outShape.removeLast() }
+            return [out.reshaped(outShape)]
+        }
         let kp = (k + 15) / 16 * 16
         // A − a_zero_point as int16 rows, with each row's sum.
         let aRows = UnsafeMutablePointer<Int16>.allocate(capacity: max(m * kp, 1))
@@ -316,6 +359,54 @@ struct MatMulIntegerOperator: Operator {
     }
 }
 
+extension MatMulIntegerOperator {
+    /// The products with the VNNI kernel, B constant and packed: A's uint8 rows as they are when
+    /// k is a multiple of 4 (else copied zero-padded), int8 rows shifted by 128 into uint8 (and
+    /// their zero points with them), the column panels split across the threads.
+    func runVNNI(_ a: Tensor, _ v: VNNIPackedB, aZero: [Int32], bZero: [Int32], m: Int, k: Int,
+                 pairs: [(a: Int, b: Int)], into out: Tensor) {
+        let n = v.n, panels = VNNIIntegerProducts.panels(n: n), kp = (k + 3) / 4 * 4
+        let signedA = a.dtype == .int8
+        let za = aZero.map { signedA ? $0 &+ 128 : $0 }
+        var zb = [Int32](repeating: 0, count: 16 * panels)
+        for j in 0..<n { zb[j] = v.signed ? bZero[j] : bZero[j] &- 128 }
+        let direct = !signedA && kp == k
+        let copy = UnsafeMutablePointer<UInt8>.allocate(capacity: direct ? 1 : max(m * kp, 1))
+        defer { copy.deallocate() }
+        var rowSums = [Int32](repeating: 0, count: m)
+        // Chunks of at least ~64 KB of packed weights, four panels (one register tile) apart.
+        let minPanels = max(1, 65536 / max(kp * 16, 1))
+        for (bi, (ia, _)) in pairs.enumerated() {
+            let source = a.pointer(as: UInt8.self) + ia * m * k
+            var rows = UnsafePointer(source)
+            if !direct {
+                for r in 0..<m {
+                    let dst = copy + r * kp, src = source + r * k
+                    for c in 0..<k { dst[c] = signedA ? src[c] ^ 0x80 : src[c] }
+                    for c in k..<kp { dst[c] = 0 }
+                }
+                rows = UnsafePointer(copy)
+            }
+            let pc = out.pointer(as: Int32.self) + bi * m * n
+            rowSums.withUnsafeMutableBufferPointer { VNNIIntegerProducts.rowSums(rows, m: m, k: k, lda: kp, into: $0.baseAddress!) }
+            za.withUnsafeBufferPointer { za in
+                zb.withUnsafeBufferPointer { zb in
+                    rowSums.withUnsafeBufferPointer { sums in
+                        v.columnSums.withUnsafeBufferPointer { columnSums in
+                            let packed = UnsafePointer(v.storage.pointer(as: Int8.self))
+                            parallelFor(panels, minChunk: minPanels, granularity: 4, chunksPerThread: 4) { range in
+                                VNNIIntegerProducts.gemm(m: m, k: k, a: rows, lda: kp, aZero: za.baseAddress!, rowSums: sums.baseAddress!,
+                                                         packed: packed, columnSums: columnSums.baseAddress!, bZero: zb.baseAddress!,
+                                                         n: n, panels: range, c: pc, ldc: n)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 func registerQuantization(_ add: (String, String, ClosedRange<Int>, @escaping OperatorFactory) -> Void) {
     add("QuantizeLinear", "", 10...Int.max) { ctx in
         let type = ctx.node.intAttribute("output_dtype").flatMap { $0 == 0 ? nil : Int32(exactly: $0) }.flatMap(DataType.init(rawValue:))
@@ -331,7 +422,10 @@ func registerQuantization(_ add: (String, String, ClosedRange<Int>, @escaping Op
     add("DynamicQuantizeLinear", "", 11...Int.max) { _ in DynamicQuantizeLinearOperator() }
     add("MatMulInteger", "", 10...Int.max) { ctx in
         var op = MatMulIntegerOperator()
-        if ctx.prepackWeights, let b = ctx.constantInputs[1] { op.packed = MatMulIntegerOperator.pack(b) }
+        if ctx.prepackWeights, let b = ctx.constantInputs[1] {
+            op.vnni = MatMulIntegerOperator.packVNNI(b)
+            if op.vnni == nil { op.packed = MatMulIntegerOperator.pack(b) }
+        }
         return op
     }
 }
