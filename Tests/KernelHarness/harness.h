@@ -69,5 +69,6 @@ void *harness_alloc(size_t bytes);
 void run_q4_tests(void);
 void run_attention_tests(void);
 void run_activation_tests(void);
+void run_int8_tests(void);
 
 #endif

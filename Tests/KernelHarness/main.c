@@ -121,6 +121,7 @@ int main(void) {
     run_q4_tests();
     run_attention_tests();
     run_activation_tests();
+    run_int8_tests();
     printf("%d checks, %d failed\n", harness_checks, harness_failures);
     return harness_failures ? 1 : 0;
 }
