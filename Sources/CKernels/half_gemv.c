@@ -85,6 +85,88 @@ static void f16_gemv_rows_neon(const float *a, const uint16_t *w, size_t k, size
 }
 #endif
 
+// --- GEMM (prefill) -------------------------------------------------------------------------
+//
+// C = A · Wᵀ for M > 2 through the int4 GEMMs' driver and register-blocked kernel (`q4_gemm_run`,
+// q4_strips.h; A packed in strips by `qk_q4_pack_a`): W's rows converted from float16 a panel of
+// 16 columns × 32 k at a time into an L1 buffer, k-major, instead of widened tiles of 1,024 rows
+// through memory for BLAS. Each element of C is the kernel's FMA chain over k (from zero per
+// 256-deep chunk, added to C after the first), whatever M and the rows around it, on every ISA.
+
+typedef struct { const uint16_t *w; size_t k; } f16_weights;
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include "q4_shared.h"
+
+// v[i] ← lane i of each of v[0..8) (an 8 × 8 transpose).
+AVX2 static inline void transpose8(__m256 v[8]) {
+    const __m256 t0 = _mm256_unpacklo_ps(v[0], v[1]), t1 = _mm256_unpackhi_ps(v[0], v[1]);
+    const __m256 t2 = _mm256_unpacklo_ps(v[2], v[3]), t3 = _mm256_unpackhi_ps(v[2], v[3]);
+    const __m256 t4 = _mm256_unpacklo_ps(v[4], v[5]), t5 = _mm256_unpackhi_ps(v[4], v[5]);
+    const __m256 t6 = _mm256_unpacklo_ps(v[6], v[7]), t7 = _mm256_unpackhi_ps(v[6], v[7]);
+    const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    v[0] = _mm256_permute2f128_ps(u0, u4, 0x20); v[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+    v[2] = _mm256_permute2f128_ps(u2, u6, 0x20); v[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+    v[4] = _mm256_permute2f128_ps(u0, u4, 0x31); v[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+    v[6] = _mm256_permute2f128_ps(u2, u6, 0x31); v[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+// panel[kk * 16 + j] = W[n + j, 32 · block + kk], zero past nr columns and past k.
+AVX2 static void f16_fill(const void *weights, size_t n, size_t nr, size_t block, float *panel) {
+    const f16_weights *fw = weights;
+    const size_t k = fw->k, k0 = block * 32;
+    if (nr == 16 && k0 + 32 <= k) {
+        for (size_t g = 0; g < 16; g += 8) {
+            const uint16_t *rows = fw->w + (n + g) * k + k0;
+            for (size_t t = 0; t < 32; t += 8) {
+                __m256 v[8];
+                for (int j = 0; j < 8; j++) v[j] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(rows + j * k + t)));
+                transpose8(v);
+                for (int j = 0; j < 8; j++) _mm256_store_ps(panel + (t + j) * 16 + g, v[j]);
+            }
+        }
+        return;
+    }
+    for (size_t kk = 0; kk < 32; kk++)
+        for (size_t j = 0; j < 16; j++)
+            panel[kk * 16 + j] = j < nr && k0 + kk < k ? _cvtsh_ss(fw->w[(n + j) * k + k0 + kk]) : 0.0f;
+}
+#elif defined(__aarch64__)
+#include "q4_neon.h"
+
+static void f16_fill(const void *weights, size_t n, size_t nr, size_t block, float *panel) {
+    const f16_weights *fw = weights;
+    const size_t k = fw->k, k0 = block * 32;
+    const __fp16 *w = (const __fp16 *)fw->w;
+    for (size_t kk = 0; kk < 32; kk++)
+        for (size_t j = 0; j < 16; j++)
+            panel[kk * 16 + j] = j < nr && k0 + kk < k ? (float)w[(n + j) * k + k0 + kk] : 0.0f;
+}
+#endif
+
+int qk_f16_gemm(const uint16_t *w, size_t k, const float *ap, size_t m, size_t strip_begin, size_t strip_end,
+                size_t col_begin, size_t col_end, float *c, size_t ldc) {
+    const f16_weights fw = { w, k };
+    const size_t blocks = (k + 31) / 32;
+#if defined(__x86_64__) || defined(_M_X64)
+    if (qk_cpu_has_avx2_fma_f16c()) {
+        q4_gemm_run(f16_fill, q4_kernel, &fw, blocks, ap, m, strip_begin, strip_end, col_begin, col_end, c, ldc);
+        return 1;
+    }
+#elif defined(__aarch64__)
+    if (qk_isa() >= QK_ISA_NEON) {
+        q4_gemm_run(f16_fill, q4_kernel_neon, &fw, blocks, ap, m, strip_begin, strip_end, col_begin, col_end, c, ldc);
+        return 1;
+    }
+#endif
+    (void)fw; (void)blocks; (void)ap; (void)m; (void)strip_begin; (void)strip_end; (void)col_begin; (void)col_end;
+    (void)c; (void)ldc;
+    return 0;
+}
+
 int qk_f16_gemv_rows(const float *a, const uint16_t *w, size_t k, size_t row_begin, size_t row_end, float *y) {
 #if defined(__x86_64__) || defined(_M_X64)
     if (qk_cpu_has_avx2_fma_f16c()) {

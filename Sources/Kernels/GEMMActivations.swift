@@ -41,3 +41,16 @@ public final class GEMMActivations: @unchecked Sendable {
 
     deinit { pointer.deallocate() }
 }
+
+/// `c[i, j] = Σ_k a[i, k] · W[j, k]` for W float16 bits `[n, k]` (a weight stored transposed,
+/// as `halfWeightGemvRows` reads it), the rows of `a`'s strips `strips` (one of `a.stripBlocks`,
+/// `a` packed for (k + 31) / 32 blocks) and columns `columns`, into `c` (row stride `ldc`):
+/// `qk_f16_gemm`, the int4 GEMMs' kernel over panels converted from float16 in L1. False when
+/// it did not run (below the SIMD level, `a` packed for another K).
+@discardableResult
+public func halfWeightGEMM(_ w: UnsafePointer<UInt16>, k: Int, _ a: GEMMActivations, strips: Range<Int>, columns: Range<Int>,
+                           into c: UnsafeMutablePointer<Float>, ldc: Int) -> Bool {
+    guard a.blocks == (k + 31) / 32 else { return false }
+    return qk_f16_gemm(w, k, a.pointer, a.rows, strips.lowerBound, strips.upperBound, columns.lowerBound, columns.upperBound,
+                       c, ldc) != 0
+}

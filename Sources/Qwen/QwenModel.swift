@@ -412,22 +412,25 @@ extension QwenModel {
 
 extension QwenModel {
     /// Whether a prompt run in chunks (`Generation.prefillChunk`) gives, bit for bit, the logits
-    /// and caches of one pass: true when every product with constant weights is a MatMulNBits,
-    /// whose kernels compute each row independently of how many rows there are (the attention
-    /// does too: `FusedAttention`). The float16 MatMul, MatMulBnb4, and float32 or int8 MatMul,
-    /// Gemm and MatMulInteger products of many rows go through BLAS or integer GEMMs whose
-    /// results per row depend on the row count (OpenBLAS picks its kernels by the rows left):
-    /// those models prefill in one pass. So do all models where the repacked 4-bit GEMM does not
-    /// run (`PackedQ4Matrix.gemmRuns`: below the SIMD level, e.g. `QWEN_ISA=portable`, MatMulNBits
-    /// multiplies many rows through OpenBLAS too).
+    /// and caches of one pass: true when every product with constant weights is a MatMulNBits or
+    /// a MatMul by a float16 matrix (the fp16 exports': `qk_f16_gemm` since session 20), whose
+    /// kernels compute each row independently of how many rows there are (the attention does
+    /// too: `FusedAttention`). MatMulBnb4, and float32 or int8 MatMul, Gemm and MatMulInteger
+    /// products of many rows go through BLAS or integer GEMMs whose results per row depend on the
+    /// row count (OpenBLAS picks its kernels by the rows left): those models prefill in one pass.
+    /// So do all models below the SIMD level (`PackedQ4Matrix.gemmRuns`, e.g. `QWEN_ISA=portable`:
+    /// MatMulNBits and the float16 MatMul multiply many rows through OpenBLAS too).
     public var chunkedPrefillIsExact: Bool {
         guard PackedQ4Matrix.gemmRuns else { return false }
         let graph = decoder.session.graph
         for node in graph.nodes {
             if node.opType == "MatMulBnb4" { return false }
             guard ["MatMul", "Gemm", "MatMulInteger"].contains(node.opType) else { continue }
-            for name in node.inputs where !name.isEmpty {
-                if let t = graph.constants[name], t.rank >= 2 { return false }
+            for (i, name) in node.inputs.enumerated() where !name.isEmpty {
+                guard let t = graph.constants[name], t.rank >= 2 else { continue }
+                // HalfWeightMatMulOperator: B a constant float16 matrix.
+                if node.opType == "MatMul" && i == 1 && t.dtype == .float16 && t.rank == 2 { continue }
+                return false
             }
         }
         return true

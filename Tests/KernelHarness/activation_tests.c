@@ -117,6 +117,44 @@ static void f16_gemv_case(harness_rng *rng, size_t k, size_t row_begin, size_t r
     free(a); free(y); free(w_values); free(w); free(ref); free(scale);
 }
 
+// qk_f16_gemm against double sums: m rows (strips of 6, tails of 3-5), columns split in two
+// ranges as threads split them (one ending past a whole panel), k past whole blocks of 32.
+static void f16_gemm_case(harness_rng *rng, size_t m, size_t n, size_t k) {
+    const size_t blocks = (k + 31) / 32, ldc = n + 3;
+    float *a = harness_alloc(m * k * sizeof(float)), *ap = harness_alloc(qk_q4_packed_a_floats(m, blocks) * sizeof(float));
+    float *w_values = harness_alloc(n * k * sizeof(float)), *c = harness_alloc(m * ldc * sizeof(float));
+    uint16_t *w = harness_alloc(n * k * sizeof(uint16_t));
+    double *ref = harness_alloc(m * ldc * sizeof(double)), *scale = harness_alloc(m * ldc * sizeof(double));
+    fill_uniform(rng, a, m * k, -1, 1);
+    fill_uniform(rng, w_values, n * k, -1, 1);
+    for (size_t i = 0; i < n * k; i++) w[i] = harness_f32_to_f16(w_values[i]);
+    for (size_t i = 0; i < m; i++)
+        for (size_t j = 0; j < ldc; j++) {
+            double sum = 0, magnitude_sum = 0;
+            for (size_t t = 0; j < n && t < k; t++) {
+                const double term = (double)a[i * k + t] * harness_f16_to_f32(w[j * k + t]);
+                sum += term;
+                magnitude_sum += fabs(term);
+            }
+            ref[i * ldc + j] = j < n ? sum : -7;
+            scale[i * ldc + j] = magnitude_sum;
+            c[i * ldc + j] = -7;
+        }
+    char name[96];
+    snprintf(name, sizeof name, "f16_gemm/m=%zu,n=%zu,k=%zu", m, n, k);
+    const size_t strips = qk_q4_strip_count(m);
+    qk_q4_pack_a(a, k, m, k, blocks, 0, strips, ap);
+    const size_t split = n > 16 ? (n / 2 + 15) / 16 * 16 : n;
+    int done = qk_f16_gemm(w, k, ap, m, 0, strips, 0, split, c, ldc);
+    if (done && split < n) done = qk_f16_gemm(w, k, ap, m, 0, strips, split, n, c, ldc);
+    harness_check(name, done == (qk_isa() > QK_ISA_PORTABLE), "returns 1 exactly when a SIMD level runs");
+    if (done) {
+        harness_check_close(name, c, ref, scale, m * ldc, 0, 2 * (k + 11.0) * U);
+        digest_simd_floats(name, c, m * ldc);
+    }
+    free(a); free(ap); free(w_values); free(c); free(w); free(ref); free(scale);
+}
+
 // ONNX Runtime's bitsandbytes tables (contrib_ops/cpu/quantization/blockwise_quant_block_bnb4.h).
 static const float fp4_map[16] = {0.00000000f, 5.208333333e-03f, 0.66666667f, 1.00000000f, 0.33333333f, 0.50000000f,
                                   0.16666667f, 0.25000000f, -0.00000000f, -5.208333333e-03f, -0.66666667f, -1.00000000f,
@@ -216,6 +254,9 @@ void run_activation_tests(void) {
     }
     f16_gemv_case(&rng, 4864, 2, 11, 1);
     f16_gemv_case(&rng, 200, 0, 6, 60000);
+    static const size_t f16_gemm_shapes[][3] = {{3, 16, 32}, {6, 32, 64}, {7, 40, 100}, {13, 48, 896}, {4, 5, 33}, {9, 64, 300}};
+    for (size_t i = 0; i < sizeof f16_gemm_shapes / sizeof f16_gemm_shapes[0]; i++)
+        f16_gemm_case(&rng, f16_gemm_shapes[i][0], f16_gemm_shapes[i][1], f16_gemm_shapes[i][2]);
 
     // Vector shapes (block of 16s, k whole blocks), then a block of 24 and blocks across rows.
     static const size_t bnb4_shapes[][2] = {{16, 16}, {16, 64}, {32, 96}, {64, 896}, {128, 256}, {24, 48}, {64, 100}};

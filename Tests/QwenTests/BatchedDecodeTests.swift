@@ -93,15 +93,16 @@ import Testing
 
     /// A long prompt run in chunks (`Generation.prefillChunk`, as the server does between decode
     /// steps) leaves the logits and KV caches of one run whole, bit for bit, in every fixture form
-    /// that says so (`chunkedPrefillIsExact`: the 4-bit MatMulNBits forms), whatever chunk size is
+    /// that says so (`chunkedPrefillIsExact`: the 4-bit MatMulNBits forms, and since session 20
+    /// the float16 one, whose many-row products left OpenBLAS for `qk_f16_gemm`), whatever chunk size is
     /// asked from the minimum of 3 up, and so do pieces of unequal sizes cut anywhere: the
     /// attention computes each position on its own. (Until session 18 its prefill form made one
     /// pair of BLAS products per block of 128 positions here, and chunks of 33 gave other last
     /// bits on Zen 4.) A generation prefilled that way produces the solo ids. The forms whose
     /// products of many rows are BLAS's or integer GEMMs' do not say so, rightly: float32
-    /// (MatMul), float16 (MatMul of float16 weights widened), bnb4 (MatMulBnb4 dequantized) and
-    /// int8 (MatMulInteger) give other last bits in chunks of 16 or 33 (session 18, Zen 4).
-    @Test(arguments: [("model_q4f16.onnx", true), ("model_q4.onnx", true), ("model_fp16.onnx", false), ("model_bnb4.onnx", false),
+    /// (MatMul), bnb4 (MatMulBnb4 dequantized) and int8 (MatMulInteger) give other last bits in
+    /// chunks of 16 or 33 (session 18, Zen 4), as float16 did through OpenBLAS until session 20.
+    @Test(arguments: [("model_q4f16.onnx", true), ("model_q4.onnx", true), ("model_fp16.onnx", true), ("model_bnb4.onnx", false),
                       ("model.onnx", false), ("model_int8.onnx", false)])
     func chunkedPrefillEqualsOnePass(_ file: String, _ exactForm: Bool) throws {
         let model = try QwenModel(directory: Fixture.untied.directory, options: LoadOptions(onnxFile: file))

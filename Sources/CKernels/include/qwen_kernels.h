@@ -299,6 +299,15 @@ void qk_bnb4_gemv(const uint8_t *b, const float *absmax, size_t block_size, int 
 /// conversion and float32 FMA. Returns 0 (nothing written) below the SIMD level.
 int qk_f16_gemv_rows(const float *a, const uint16_t *w, size_t k, size_t row_begin, size_t row_end, float *y);
 
+/// c[i, j] = Σ_{c < k} a[i, c] · W[j, c] for the rows of A's strips [strip_begin, strip_end) and
+/// columns j in [col_begin, col_end), W float16 bits [n, k] as for `qk_f16_gemv_rows`: the M > 2
+/// product, W converted a panel of 16 columns × 32 k at a time into L1 and multiplied by the
+/// int4 GEMMs' register-blocked float32 kernel (the same floats on every SIMD level). `ap` is A
+/// packed by `qk_q4_pack_a` for (k + 31) / 32 blocks; `c` has row stride `ldc`. Returns 0
+/// (nothing written) below the SIMD level.
+int qk_f16_gemm(const uint16_t *w, size_t k, const float *ap, size_t m, size_t strip_begin, size_t strip_end,
+                size_t col_begin, size_t col_end, float *c, size_t ldc);
+
 #ifdef __cplusplus
 }
 #endif

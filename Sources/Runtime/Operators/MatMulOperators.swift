@@ -72,8 +72,10 @@ struct MatMulOperator: Operator {
 /// leaves in float16 for this op): A float32 or float16, the product in float32 as ONNX Runtime
 /// computes it (B widened exactly), rounded to A's type. B is transposed once at planning into
 /// float16 rows `[N, K]`, and the file's pages released: single rows are dot products streaming
-/// those rows (`qk_f16_gemv_rows`, two bytes per weight); more rows widen 1,024 of them at a
-/// time for a threaded BLAS product. Any other B goes through `matmul`.
+/// those rows (`qk_f16_gemv_rows`, two bytes per weight); more rows go through the int4 GEMMs'
+/// register-blocked kernel over panels converted from float16 in L1 (`qk_f16_gemm`; below the
+/// SIMD level, 1,024 rows widened at a time for a threaded BLAS product). Any other B goes
+/// through `matmul`.
 struct HalfWeightMatMulOperator: Operator {
     /// Address of the constant B this operator was planned for.
     let weight: Int
@@ -120,8 +122,19 @@ struct HalfWeightMatMulOperator: Operator {
                     halfWeightGemvRows(pa + row * k, weights: pw, k: k, rows: range, into: po + row * n + range.lowerBound)
                 }
             }
+        } else if KernelISA.active >= .simd {
+            // A packed once, then, a block of rows at a time, each thread's columns: panels of
+            // Bᵀ converted into L1 and multiplied there (`qk_f16_gemm`, the int4 GEMMs' kernel).
+            let packedA = GEMMActivations(pa, rows: m, k: k, lda: k, blocks: (k + 31) / 32)
+            for strips in packedA.stripBlocks {
+                parallelFor(n, minChunk: 32, granularity: 16, chunksPerThread: 16) { columns in
+                    let ran = halfWeightGEMM(pw, k: k, packedA, strips: strips, columns: columns, into: po, ldc: n)
+                    precondition(ran, "qk_f16_gemm refused at the SIMD level")
+                }
+            }
         } else {
-            // A tile of rows widened (both threads), then one threaded BLAS product over it.
+            // Below the SIMD level: a tile of rows widened (both threads), then one threaded BLAS
+            // product over it.
             let tile = Swift.min(HalfWeightMatMulOperator.tileRows, n)
             let widened = UnsafeMutablePointer<Float>.allocate(capacity: k * tile)
             defer { widened.deallocate() }
