@@ -43,13 +43,16 @@ public final class TensorStorage: @unchecked Sendable {
         self.init(byteCount: byteCount, cacheLength: nil)
     }
 
-    /// Fresh memory for an in-place KV cache holding `cacheLength` written positions.
-    init(byteCount: Int, cacheLength: Int?) {
+    /// Fresh memory for an in-place KV cache holding `cacheLength` written positions, or, with
+    /// `streamed`, for weights repacked at load that every run reads through (from 2 MB on in
+    /// huge pages, like the cache).
+    init(byteCount: Int, cacheLength: Int?, streamed: Bool = false) {
         self.byteCount = byteCount
-        if let recycled = LargeBuffers.shared.take(byteCount) {
+        if !streamed, let recycled = LargeBuffers.shared.take(byteCount) {
             data = recycled
-        } else if cacheLength != nil {
-            // A KV cache is read whole at every decode step: from 2 MB on, in huge pages.
+        } else if cacheLength != nil || streamed {
+            // A KV cache (or repacked weights) is read whole at every decode step: from 2 MB on,
+            // in huge pages.
             let p = HugePages.allocate(LargeBuffers.allocationSize(byteCount))
             precondition(p != nil, "out of memory allocating \(byteCount) bytes")
             data = p!
@@ -266,6 +269,15 @@ extension Tensor {
     public static func scalar(_ v: Int64) -> Tensor { Tensor(int64s: [v], shape: []) }
 
     /// An all-zero tensor.
+    /// A fresh, uninitialised tensor for weights repacked at load and streamed by every run (the
+    /// transposed float16 matrices, MatMulInteger's packed panels): from 2 MB on in 2 MB pages
+    /// (`HugePages`), whose streams do not stop at every 4 KB page boundary.
+    public static func streamedWeights(_ dtype: DataType, shape: [Int]) -> Tensor {
+        precondition(dtype.storageSize != nil, "tensors of \(dtype) are not supported")
+        let storage = TensorStorage(byteCount: Tensor.elementCount(shape) * dtype.storageSize!, cacheLength: nil, streamed: true)
+        return Tensor(dtype: dtype, shape: shape, storage: storage)
+    }
+
     public static func zeros(_ dtype: DataType, shape: [Int]) -> Tensor {
         let t = Tensor(dtype: dtype, shape: shape)
         t.rawPointer.initializeMemory(as: UInt8.self, repeating: 0, count: t.byteCount)

@@ -88,7 +88,7 @@ struct HalfWeightMatMulOperator: Operator {
     init(_ b: Tensor) {
         weight = Int(bitPattern: b.rawPointer)
         let (k, n) = (b.shape[0], b.shape[1])
-        rows = Tensor(dtype: .float16, shape: [n, k])
+        rows = Tensor.streamedWeights(.float16, shape: [n, k])
         let src = UnsafePointer(b.pointer(as: UInt16.self)), dst = rows.pointer(as: UInt16.self)
         parallelFor(n, minChunk: 256) { range in
             // In blocks of 64 × 64 so that both sides stay in cache.

@@ -256,7 +256,7 @@ struct MatMulIntegerOperator: Operator {
     static func packVNNI(_ b: Tensor) -> VNNIPackedB? {
         guard VNNIIntegerProducts.available, b.rank == 2, b.dtype == .int8 || b.dtype == .uint8 else { return nil }
         let (k, n) = (b.shape[0], b.shape[1])
-        let storage = Tensor.zeros(.int8, shape: [VNNIIntegerProducts.packedBytes(k: k, n: n)])
+        let storage = Tensor.streamedWeights(.int8, shape: [VNNIIntegerProducts.packedBytes(k: k, n: n)])
         var sums = [Int32](repeating: 0, count: 16 * VNNIIntegerProducts.panels(n: n))
         sums.withUnsafeMutableBufferPointer { sums in
             VNNIIntegerProducts.pack(b.pointer(as: UInt8.self), k: k, n: n, signed: b.dtype == .int8,
