@@ -17,7 +17,18 @@ AVX2 static void f16_gemv_rows_avx2(const float *a, const uint16_t *w, size_t k,
     for (; r + 4 <= r1; r += 4) {
         const uint16_t *w0 = w + r * k, *w1 = w0 + k, *w2 = w1 + k, *w3 = w2 + k;
         __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+        // The same columns of the rows two passes on, a line per row every 32 columns: the four
+        // interleaved streams of a pass are short (1.8 KB a row at K = 896), and the hardware
+        // prefetcher alone left the loads waiting (Zen 4, fp16 decode: ~1.07x with this, one
+        // pass ahead ~1.09x and two ~1.03x more, medians of 5-6 alternations).
+        const size_t ahead = 8 * k;
         for (size_t c = 0; c < k8; c += 8) {
+            if (c % 32 == 0 && r + 12 <= r1) {
+                _mm_prefetch((const char *)(w0 + ahead + c), _MM_HINT_T0);
+                _mm_prefetch((const char *)(w1 + ahead + c), _MM_HINT_T0);
+                _mm_prefetch((const char *)(w2 + ahead + c), _MM_HINT_T0);
+                _mm_prefetch((const char *)(w3 + ahead + c), _MM_HINT_T0);
+            }
             const __m256 x = _mm256_loadu_ps(a + c);
             s0 = _mm256_fmadd_ps(x, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w0 + c))), s0);
             s1 = _mm256_fmadd_ps(x, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w1 + c))), s1);
