@@ -268,7 +268,6 @@ extension Tensor {
     public static func scalar(_ v: Float) -> Tensor { Tensor([v], shape: []) }
     public static func scalar(_ v: Int64) -> Tensor { Tensor(int64s: [v], shape: []) }
 
-    /// An all-zero tensor.
     /// A fresh, uninitialised tensor for weights repacked at load and streamed by every run (the
     /// transposed float16 matrices, MatMulInteger's packed panels): from 2 MB on in 2 MB pages
     /// (`HugePages`), whose streams do not stop at every 4 KB page boundary.
@@ -278,6 +277,7 @@ extension Tensor {
         return Tensor(dtype: dtype, shape: shape, storage: storage)
     }
 
+    /// An all-zero tensor.
     public static func zeros(_ dtype: DataType, shape: [Int]) -> Tensor {
         let t = Tensor(dtype: dtype, shape: shape)
         t.rawPointer.initializeMemory(as: UInt8.self, repeating: 0, count: t.byteCount)

@@ -366,6 +366,7 @@ extension MatMulIntegerOperator {
     func runVNNI(_ a: Tensor, _ v: VNNIPackedB, aZero: [Int32], bZero: [Int32], m: Int, k: Int,
                  pairs: [(a: Int, b: Int)], into out: Tensor) {
         let n = v.n, panels = VNNIIntegerProducts.panels(n: n), kp = (k + 3) / 4 * 4
+        guard m > 0, n > 0, !pairs.isEmpty else { return }   // an empty product: nothing to write
         let signedA = a.dtype == .int8
         let za = aZero.map { signedA ? $0 &+ 128 : $0 }
         var zb = [Int32](repeating: 0, count: 16 * panels)
