@@ -55,12 +55,17 @@ public func quantizeUInt8(_ x: UnsafePointer<Float>, count: Int, scale: Float, z
     qk_quantize_u8(x, count, scale, zeroPoint, y)
 }
 
-/// MatMulInteger's AVX-512 VNNI products (`qk_mmi_*`, int8_vnni.c): B packed once in panels of
-/// 16 columns, uint8 activation rows multiplied as they are with `vpdpbusd`, zero points and
-/// signedness applied in the epilogue; exact, the same int32 as ``intGemm(m:n:kp:a:lda:b:ldb:bSigned:c:ldc:)``.
-public enum VNNIIntegerProducts {
-    /// Whether the kernel runs at the active ISA level (AVX-512 VNNI).
+/// MatMulInteger's dot-product kernels (`qk_mmi_*`, int_dot.c: AVX-512 VNNI `vpdpbusd`, arm64
+/// `udot`): B packed once in panels of 16 columns, uint8 activation rows multiplied as they are,
+/// zero points and signedness applied in the epilogue; exact, the same int32 as
+/// ``intGemm(m:n:kp:a:lda:b:ldb:bSigned:c:ldc:)``.
+public enum IntegerDotProducts {
+    /// Whether the kernel runs at the active ISA level (AVX-512 VNNI; arm64 dot product).
     public static var available: Bool { qk_mmi_available() != 0 }
+
+    /// The shift o of the packed B (B' = B − o), to take off B's zero points too: 0 or 128 on
+    /// x86 (int8 kept, uint8 shifted into int8), −128 or 0 on arm64 (int8 shifted into uint8).
+    public static func bOffset(signed: Bool) -> Int32 { qk_mmi_b_offset(signed ? 1 : 0) }
 
     /// Bytes of a packed k × n B.
     public static func packedBytes(k: Int, n: Int) -> Int { qk_mmi_packed_bytes(k, n) }
@@ -69,7 +74,7 @@ public enum VNNIIntegerProducts {
     public static func panels(n: Int) -> Int { (n + 15) / 16 }
 
     /// Packs B (k × n row-major bytes, int8 when `signed`, else uint8) into `packed`
-    /// (``packedBytes(k:n:)``), with the column sums of B' (int8, or uint8 − 128) into
+    /// (``packedBytes(k:n:)``) as B' = B − ``bOffset(signed:)``, with the column sums of B' into
     /// `columnSums` (16 · ``panels(n:)`` values).
     public static func pack(_ b: UnsafePointer<UInt8>, k: Int, n: Int, signed: Bool, into packed: UnsafeMutablePointer<Int8>,
                             columnSums: UnsafeMutablePointer<Int32>) {
@@ -87,7 +92,7 @@ public enum VNNIIntegerProducts {
                             rowSums: UnsafePointer<Int32>, packed: UnsafePointer<Int8>, columnSums: UnsafePointer<Int32>,
                             bZero: UnsafePointer<Int32>, n: Int, panels: Range<Int>, c: UnsafeMutablePointer<Int32>, ldc: Int) {
         let ran = qk_mmi_gemm(m, k, a, lda, aZero, rowSums, packed, columnSums, bZero, n, panels.lowerBound, panels.upperBound, c, ldc)
-        precondition(ran != 0, "VNNIIntegerProducts.gemm called where the kernel does not run (check `available`)")
+        precondition(ran != 0, "IntegerDotProducts.gemm called where the kernel does not run (check `available`)")
     }
 }
 

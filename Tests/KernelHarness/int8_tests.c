@@ -1,12 +1,12 @@
 #include "harness.h"
 
-// MatMulInteger's VNNI products (`qk_mmi_*`) against exact int64 sums, and DynamicQuantizeLinear's
+// MatMulInteger's dot-product kernels (`qk_mmi_*`) against exact int64 sums, and DynamicQuantizeLinear's
 // passes (`qk_min_max`, `qk_quantize_u8`) against the scalar definitions.
 
 // Exact: Σ (a − za[i]) · (b − zb[j]) over k, wrapped to int32, for every signedness of A and B,
 // zero points per row and per column, k not a multiple of 4 (A's rows then zero-padded, as the
 // operator pads them), n past whole panels, and a range of panels. Only where the kernel runs
-// (AVX-512 VNNI); no digest, since the other levels have no such kernel.
+// (AVX-512 VNNI, arm64 dot product); no digest, since the other levels have no such kernel.
 static void mmi_case(harness_rng *rng, size_t m, size_t k, size_t n, int a_signed, int b_signed) {
     char name[96];
     snprintf(name, sizeof name, "mmi_gemm/m=%zu,k=%zu,n=%zu,%s%s", m, k, n, a_signed ? "s8" : "u8", b_signed ? "s8" : "u8");
@@ -36,7 +36,7 @@ static void mmi_case(harness_rng *rng, size_t m, size_t k, size_t n, int a_signe
         for (size_t t = 0; t < lda; t++) ap[i * lda + t] = t < k ? (uint8_t)(a[i * lda + t] ^ (a_signed ? 0x80 : 0)) : 0;
         zap[i] = za[i] + (a_signed ? 128 : 0);
     }
-    for (size_t j = 0; j < panels * 16; j++) zbp[j] = j < n ? zb[j] - (b_signed ? 0 : 128) : 0;
+    for (size_t j = 0; j < panels * 16; j++) zbp[j] = j < n ? zb[j] - qk_mmi_b_offset(b_signed) : 0;
     qk_mmi_pack(b, k, n, b_signed, packed, col_sums);
     qk_u8_row_sums(ap, m, k, lda, sums);
     for (size_t i = 0; i < m * ldc; i++) c[i] = 0x5a5a5a5a;

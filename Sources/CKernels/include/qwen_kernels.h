@@ -256,14 +256,20 @@ void qk_min_max(const float *x, size_t n, float *lo, float *hi);
 /// DynamicQuantizeLinear's values (AVX2 or scalar, the same bytes).
 void qk_quantize_u8(const float *x, size_t n, float scale, uint8_t zero_point, uint8_t *y);
 
-/// Whether `qk_mmi_gemm` runs here (x86-64 with AVX-512 VNNI at the active ISA level).
+/// Whether `qk_mmi_gemm` runs here (at the active ISA level: AVX-512 VNNI on x86-64, the dot
+/// product on arm64).
 int qk_mmi_available(void);
+
+/// The shift o of `qk_mmi_pack`'s B' = B − o, which the caller takes off B's zero points too:
+/// x86-64 0 for int8, 128 for uint8 (B' int8 for `vpdpbusd`); arm64 −128 for int8, 0 for uint8
+/// (B' uint8 for `udot`).
+int32_t qk_mmi_b_offset(int b_signed);
 
 /// Bytes of `qk_mmi_pack`'s layout of a k × n B: panels of 16 columns, k in quads of 4.
 size_t qk_mmi_packed_bytes(size_t k, size_t n);
 
-/// Packs B (k × n, row-major, int8 when `b_signed`, else uint8) for `qk_mmi_gemm`: B' = B, or
-/// B − 128 for uint8, as int8 in panels of 16 columns, each k-quad's 4 values of a column
+/// Packs B (k × n, row-major, int8 when `b_signed`, else uint8) for `qk_mmi_gemm`: B' = B − o
+/// (`qk_mmi_b_offset`) as bytes in panels of 16 columns, each k-quad's 4 values of a column
 /// together, zero-padded to whole panels and quads (`qk_mmi_packed_bytes`); col_sums[j] = Σ_k
 /// B'[k][j] for j < 16 · panels (0 past n).
 void qk_mmi_pack(const uint8_t *b, size_t k, size_t n, int b_signed, int8_t *packed, int32_t *col_sums);
@@ -271,7 +277,7 @@ void qk_mmi_pack(const uint8_t *b, size_t k, size_t n, int b_signed, int8_t *pac
 /// sums[i] = Σ_{t < k} a[i·lda + t] over uint8 rows.
 void qk_u8_row_sums(const uint8_t *a, size_t m, size_t k, size_t lda, int32_t *sums);
 
-/// Exact MatMulInteger products with AVX-512 VNNI for B's column panels [p0, p1):
+/// Exact MatMulInteger products (AVX-512 VNNI `vpdpbusd`, arm64 `udot`) for B's column panels [p0, p1):
 /// c[i·ldc + j] = Σ_k (a[i·lda + k] − za[i]) · (B'[k][j] − zb[j]) in wrapping int32, with `a`
 /// uint8 rows whose bytes past k up to a multiple of 4 are zero (A' in the packing's terms),
 /// row_sums their sums (`qk_u8_row_sums`), B' and col_sums from `qk_mmi_pack`, zb one per

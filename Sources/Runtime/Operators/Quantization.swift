@@ -239,10 +239,10 @@ struct MatMulIntegerOperator: Operator {
     }
     var packed: PackedB?
 
-    /// A constant 2-D B packed for the AVX-512 VNNI kernel (`VNNIIntegerProducts`), where it
-    /// runs; `packed` is then nil (one copy of the weights).
-    struct VNNIPackedB: @unchecked Sendable {
-        /// int8 panels of 16 columns (`VNNIIntegerProducts.pack`).
+    /// A constant 2-D B packed for the dot-product kernel (`IntegerDotProducts`: AVX-512 VNNI,
+    /// arm64 dot product), where it runs; `packed` is then nil (one copy of the weights).
+    struct DotPackedB: @unchecked Sendable {
+        /// Panels of 16 columns of B' bytes (`IntegerDotProducts.pack`).
         let storage: Tensor
         /// Σ_k B'[k][j], 16 per panel.
         let columnSums: [Int32]
@@ -251,18 +251,18 @@ struct MatMulIntegerOperator: Operator {
         /// The tensor's address it was packed from.
         let source: Int
     }
-    var vnni: VNNIPackedB?
+    var dot: DotPackedB?
 
-    static func packVNNI(_ b: Tensor) -> VNNIPackedB? {
-        guard VNNIIntegerProducts.available, b.rank == 2, b.dtype == .int8 || b.dtype == .uint8 else { return nil }
+    static func packDot(_ b: Tensor) -> DotPackedB? {
+        guard IntegerDotProducts.available, b.rank == 2, b.dtype == .int8 || b.dtype == .uint8 else { return nil }
         let (k, n) = (b.shape[0], b.shape[1])
-        let storage = Tensor.streamedWeights(.int8, shape: [VNNIIntegerProducts.packedBytes(k: k, n: n)])
-        var sums = [Int32](repeating: 0, count: 16 * VNNIIntegerProducts.panels(n: n))
+        let storage = Tensor.streamedWeights(.int8, shape: [IntegerDotProducts.packedBytes(k: k, n: n)])
+        var sums = [Int32](repeating: 0, count: 16 * IntegerDotProducts.panels(n: n))
         sums.withUnsafeMutableBufferPointer { sums in
-            VNNIIntegerProducts.pack(b.pointer(as: UInt8.self), k: k, n: n, signed: b.dtype == .int8,
+            IntegerDotProducts.pack(b.pointer(as: UInt8.self), k: k, n: n, signed: b.dtype == .int8,
                                      into: storage.pointer(as: Int8.self), columnSums: sums.baseAddress!)
         }
-        return VNNIPackedB(storage: storage, columnSums: sums, k: k, n: n, signed: b.dtype == .int8,
+        return DotPackedB(storage: storage, columnSums: sums, k: k, n: n, signed: b.dtype == .int8,
                            source: Int(bitPattern: b.rawPointer))
     }
 
@@ -313,8 +313,8 @@ struct MatMulIntegerOperator: Operator {
 
         var outShape = batch + [m, n]
         let out = Tensor(dtype: .int32, shape: outShape)
-        if let v = vnni, v.source == Int(bitPattern: b.rawPointer), b.rank == 2 {
-            runVNNI(a, v, aZero: aZero, bZero: bZero, m: m, k: k, pairs: Broadcast.matrixPairs(aBatch, bBatch, to: batch), into: out)
+        if let v = dot, v.source == Int(bitPattern: b.rawPointer), b.rank == 2 {
+            runDot(a, v, aZero: aZero, bZero: bZero, m: m, k: k, pairs: Broadcast.matrixPairs(aBatch, bBatch, to: batch), into: out)
             if a.rank == 1 { outShape.remove(at: outShape.count - 2) }
             if b.rank == 1 { outShape.removeLast() }
             return [out.reshaped(outShape)]
@@ -360,17 +360,18 @@ struct MatMulIntegerOperator: Operator {
 }
 
 extension MatMulIntegerOperator {
-    /// The products with the VNNI kernel, B constant and packed: A's uint8 rows as they are when
+    /// The products with the dot-product kernel, B constant and packed: A's uint8 rows as they are when
     /// k is a multiple of 4 (else copied zero-padded), int8 rows shifted by 128 into uint8 (and
     /// their zero points with them), the column panels split across the threads.
-    func runVNNI(_ a: Tensor, _ v: VNNIPackedB, aZero: [Int32], bZero: [Int32], m: Int, k: Int,
+    func runDot(_ a: Tensor, _ v: DotPackedB, aZero: [Int32], bZero: [Int32], m: Int, k: Int,
                  pairs: [(a: Int, b: Int)], into out: Tensor) {
-        let n = v.n, panels = VNNIIntegerProducts.panels(n: n), kp = (k + 3) / 4 * 4
+        let n = v.n, panels = IntegerDotProducts.panels(n: n), kp = (k + 3) / 4 * 4
         guard m > 0, n > 0, !pairs.isEmpty else { return }   // an empty product: nothing to write
         let signedA = a.dtype == .int8
         let za = aZero.map { signedA ? $0 &+ 128 : $0 }
         var zb = [Int32](repeating: 0, count: 16 * panels)
-        for j in 0..<n { zb[j] = v.signed ? bZero[j] : bZero[j] &- 128 }
+        let offset = IntegerDotProducts.bOffset(signed: v.signed)   // B' = B − offset, so zb' too
+        for j in 0..<n { zb[j] = bZero[j] &- offset }
         let direct = !signedA && kp == k
         let copy = UnsafeMutablePointer<UInt8>.allocate(capacity: direct ? 1 : max(m * kp, 1))
         defer { copy.deallocate() }
@@ -389,14 +390,14 @@ extension MatMulIntegerOperator {
                 rows = UnsafePointer(copy)
             }
             let pc = out.pointer(as: Int32.self) + bi * m * n
-            rowSums.withUnsafeMutableBufferPointer { VNNIIntegerProducts.rowSums(rows, m: m, k: k, lda: kp, into: $0.baseAddress!) }
+            rowSums.withUnsafeMutableBufferPointer { IntegerDotProducts.rowSums(rows, m: m, k: k, lda: kp, into: $0.baseAddress!) }
             za.withUnsafeBufferPointer { za in
                 zb.withUnsafeBufferPointer { zb in
                     rowSums.withUnsafeBufferPointer { sums in
                         v.columnSums.withUnsafeBufferPointer { columnSums in
                             let packed = UnsafePointer(v.storage.pointer(as: Int8.self))
                             parallelFor(panels, minChunk: minPanels, granularity: 4, chunksPerThread: 4) { range in
-                                VNNIIntegerProducts.gemm(m: m, k: k, a: rows, lda: kp, aZero: za.baseAddress!, rowSums: sums.baseAddress!,
+                                IntegerDotProducts.gemm(m: m, k: k, a: rows, lda: kp, aZero: za.baseAddress!, rowSums: sums.baseAddress!,
                                                          packed: packed, columnSums: columnSums.baseAddress!, bZero: zb.baseAddress!,
                                                          n: n, panels: range, c: pc, ldc: n)
                             }
@@ -424,8 +425,8 @@ func registerQuantization(_ add: (String, String, ClosedRange<Int>, @escaping Op
     add("MatMulInteger", "", 10...Int.max) { ctx in
         var op = MatMulIntegerOperator()
         if ctx.prepackWeights, let b = ctx.constantInputs[1] {
-            op.vnni = MatMulIntegerOperator.packVNNI(b)
-            if op.vnni == nil { op.packed = MatMulIntegerOperator.pack(b) }
+            op.dot = MatMulIntegerOperator.packDot(b)
+            if op.dot == nil { op.packed = MatMulIntegerOperator.pack(b) }
         }
         return op
     }

@@ -20,10 +20,23 @@
 // to whole panels and quads. A tile of up to 6 rows by 4 panels keeps 24 accumulators: per quad
 // 4 panel loads, one broadcast of each row's 4 bytes and 24 `vpdpbusd`.
 
+// On arm64 the same layout feeds `udot` (FEAT_DotProd: uint8 × uint8, four products a lane,
+// exact), with B stored unsigned instead: B' = B + 128 for int8, B for uint8. `qk_mmi_b_offset`
+// gives the shift o (B' = B − o), which the caller takes off the zero points too (zb' = zb − o).
+
+int32_t qk_mmi_b_offset(int b_signed) {
+#if defined(__aarch64__)
+    return b_signed ? -128 : 0;
+#else
+    return b_signed ? 0 : 128;
+#endif
+}
+
 size_t qk_mmi_packed_bytes(size_t k, size_t n) { return (n + 15) / 16 * ((k + 3) / 4) * 64; }
 
 void qk_mmi_pack(const uint8_t *b, size_t k, size_t n, int b_signed, int8_t *packed, int32_t *col_sums) {
     const size_t quads = (k + 3) / 4, panels = (n + 15) / 16;
+    const int offset = qk_mmi_b_offset(b_signed);
     for (size_t j = 0; j < panels * 16; j++) col_sums[j] = 0;
     for (size_t p = 0; p < panels; p++) {
         int8_t *panel = packed + p * quads * 64;
@@ -33,8 +46,8 @@ void qk_mmi_pack(const uint8_t *b, size_t k, size_t n, int b_signed, int8_t *pac
                 for (size_t t = 0; t < 4; t++) {
                     const size_t kk = q * 4 + t;
                     int v = 0;
-                    if (kk < k && j < n) v = b_signed ? (int8_t)b[kk * n + j] : (int)b[kk * n + j] - 128;
-                    panel[q * 64 + c * 4 + t] = (int8_t)v;
+                    if (kk < k && j < n) v = (b_signed ? (int8_t)b[kk * n + j] : (int)b[kk * n + j]) - offset;
+                    panel[q * 64 + c * 4 + t] = (int8_t)(uint8_t)v;   // int8 on x86, the byte of a uint8 on arm64
                     col_sums[j] += v;
                 }
             }
@@ -126,9 +139,74 @@ VNNI static void mmi_gemm_vnni(size_t m, size_t k, const uint8_t *a, size_t lda,
 }
 #endif
 
+#if defined(__aarch64__)
+#include <arm_neon.h>
+#define DOTPROD __attribute__((target("arch=armv8.2-a+dotprod")))
+
+// mmi_tile's arm64 twin: up to 4 rows × 16 columns (one panel), 16 accumulators of 4 lanes; per
+// quad 4 loads of the panel (4 columns × 4 k each) and, per row, its 4 bytes as one lane of a
+// vector for `udot` by element. Sums of uint8 products wrap in uint32 as the int32 of x86 wrap.
+DOTPROD static inline __attribute__((always_inline)) void mmi_tile_udot(const int MR, size_t quads, const uint8_t *a,
+                                                                      size_t lda, const uint8_t *bp, int32_t k,
+                                                                      const int32_t *za, const int32_t *row_sums,
+                                                                      const int32_t *col_sums, const int32_t *zb,
+                                                                      size_t cols, int32_t *c, size_t ldc) {
+    uint32x4_t acc[4][4];
+    for (int r = 0; r < MR; r++)
+        for (int j = 0; j < 4; j++) acc[r][j] = vdupq_n_u32(0);
+    for (size_t q = 0; q < quads; q++) {
+        const uint8x16_t w0 = vld1q_u8(bp + q * 64), w1 = vld1q_u8(bp + q * 64 + 16);
+        const uint8x16_t w2 = vld1q_u8(bp + q * 64 + 32), w3 = vld1q_u8(bp + q * 64 + 48);
+        for (int r = 0; r < MR; r++) {
+            uint32_t x4;
+            memcpy(&x4, a + r * lda + q * 4, 4);
+            const uint8x16_t x = vreinterpretq_u8_u32(vdupq_n_u32(x4));
+            acc[r][0] = vdotq_u32(acc[r][0], w0, x);
+            acc[r][1] = vdotq_u32(acc[r][1], w1, x);
+            acc[r][2] = vdotq_u32(acc[r][2], w2, x);
+            acc[r][3] = vdotq_u32(acc[r][3], w3, x);
+        }
+    }
+    for (int r = 0; r < MR; r++) {
+        const uint32_t t = (uint32_t)k * (uint32_t)za[r] - (uint32_t)row_sums[r];
+        for (int j = 0; j < 4; j++) {
+            // acc − za'·ΣB' + zb'·(k·za' − ΣA'), wrapping.
+            const uint32x4_t cs = vreinterpretq_u32_s32(vld1q_s32(col_sums + 4 * j));
+            const uint32x4_t z = vreinterpretq_u32_s32(vld1q_s32(zb + 4 * j));
+            const uint32x4_t v = vmlaq_n_u32(vmlsq_n_u32(acc[r][j], cs, (uint32_t)za[r]), z, t);
+            uint32_t out[4];
+            vst1q_u32(out, v);
+            for (size_t i = 0; i < 4 && 4 * (size_t)j + i < cols; i++) c[r * ldc + 4 * j + i] = (int32_t)out[i];
+        }
+    }
+}
+
+DOTPROD static void mmi_gemm_udot(size_t m, size_t k, const uint8_t *a, size_t lda, const int32_t *za,
+                                  const int32_t *row_sums, const int8_t *packed, const int32_t *col_sums,
+                                  const int32_t *zb, size_t n, size_t p0, size_t p1, int32_t *c, size_t ldc) {
+    const size_t quads = (k + 3) / 4, stride = quads * 64;
+    for (size_t p = p0; p < p1; p++) {
+        const size_t col = p * 16, cols = n - col < 16 ? n - col : 16;
+        const uint8_t *bp = (const uint8_t *)packed + p * stride;
+        size_t i = 0;
+        for (; i + 4 <= m; i += 4)
+            mmi_tile_udot(4, quads, a + i * lda, lda, bp, (int32_t)k, za + i, row_sums + i, col_sums + col, zb + col, cols,
+                          c + i * ldc + col, ldc);
+        switch (m - i) {
+        case 3: mmi_tile_udot(3, quads, a + i * lda, lda, bp, (int32_t)k, za + i, row_sums + i, col_sums + col, zb + col, cols, c + i * ldc + col, ldc); break;
+        case 2: mmi_tile_udot(2, quads, a + i * lda, lda, bp, (int32_t)k, za + i, row_sums + i, col_sums + col, zb + col, cols, c + i * ldc + col, ldc); break;
+        case 1: mmi_tile_udot(1, quads, a + i * lda, lda, bp, (int32_t)k, za + i, row_sums + i, col_sums + col, zb + col, cols, c + i * ldc + col, ldc); break;
+        default: break;
+        }
+    }
+}
+#endif
+
 int qk_mmi_available(void) {
 #if defined(__x86_64__) || defined(_M_X64)
     return qk_isa() >= QK_ISA_AVX512_VNNI;
+#elif defined(__aarch64__)
+    return qk_isa() >= QK_ISA_NEON_DOTPROD;
 #else
     return 0;
 #endif
@@ -140,6 +218,10 @@ int qk_mmi_gemm(size_t m, size_t k, const uint8_t *a, size_t lda, const int32_t 
 #if defined(__x86_64__) || defined(_M_X64)
     if (!qk_mmi_available()) return 0;
     mmi_gemm_vnni(m, k, a, lda, za, row_sums, packed, col_sums, zb, n, p0, p1, c, ldc);
+    return 1;
+#elif defined(__aarch64__)
+    if (!qk_mmi_available()) return 0;
+    mmi_gemm_udot(m, k, a, lda, za, row_sums, packed, col_sums, zb, n, p0, p1, c, ldc);
     return 1;
 #else
     (void)m; (void)k; (void)a; (void)lda; (void)za; (void)row_sums; (void)packed; (void)col_sums; (void)zb;
