@@ -10,8 +10,10 @@ import Testing
     /// Nine sequences at different context lengths (different prompts, 3 to 19 tokens: the int16
     /// GEMV's passes of 8 rows and 1 with AVX-512 VNNI, of 2 and 1 with AVX2), then decode steps
     /// taken together: logits and caches equal the solo runs' bit for bit, in every
-    /// form the fixtures have (float16 nodes take the multi-row int16 GEMV; float32, int8 and
-    /// bnb4 nodes run their single-row kernels row by row; int16 forced on float32 nodes too).
+    /// form the fixtures have (float16 nodes take the multi-row int16 GEMV; the fp16 export's
+    /// float16 matrices stack too, each row through the single-row GEMV over blocks of weight
+    /// rows; float32, int8 and bnb4 nodes run their single-row kernels row by row; int16 forced
+    /// on float32 nodes too).
     @Test(arguments: [
         ("model_q4f16.onnx", DecodeActivations.automatic), ("model_q4.onnx", .automatic), ("model_q4.onnx", .int16),
         ("model.onnx", .automatic), ("model_fp16.onnx", .automatic), ("model_int8.onnx", .automatic),

@@ -104,7 +104,19 @@ struct HalfWeightMatMulOperator: Operator {
         b.releaseResidentFilePages()
     }
 
-    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+    /// A batched decode step stacks one row per sequence: each row through the single-row GEMV
+    /// (`compute(_:stacked:)`), as alone.
+    var rowStacking: RowStacking { .firstInput }
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] { try compute(inputs, stacked: false) }
+    func runStacked(_ inputs: [Tensor?]) throws -> [Tensor] { try compute(inputs, stacked: true) }
+
+    /// Bytes of Bᵀ rows a block of the multi-row GEMV covers: read from memory for the first
+    /// activation row, from L2 for the others.
+    static let gemvBlockBytes = 256 << 10
+
+    /// The product; with `stacked` (rows of several sequences) every row through the single-row
+    /// GEMV whatever their number, so that each row's floats are its own run's.
+    func compute(_ inputs: [Tensor?], stacked: Bool) throws -> [Tensor] {
         let aIn = try inputs.required(0), b = try inputs.required(1)
         guard b.dtype == .float16, b.rank == 2, Int(bitPattern: b.rawPointer) == weight,
               aIn.dtype == .float || aIn.dtype == .float16, aIn.rank >= 2, aIn.shape.last == b.shape[0] else {
@@ -116,10 +128,17 @@ struct HalfWeightMatMulOperator: Operator {
         let out = Tensor(dtype: .float, shape: Array(aIn.shape.dropLast()) + [n])
         let pa = UnsafePointer(a.pointer(as: Float.self)), po = out.pointer(as: Float.self)
         let pw = UnsafePointer(rows.pointer(as: UInt16.self)), ph = UnsafePointer(rows.pointer(as: Float16.self))
-        if m <= 2 {
-            for row in 0..<m {
-                parallelFor(n, minChunk: max(16, (1 << 16) / max(k, 1)), granularity: 4) { range in
-                    halfWeightGemvRows(pa + row * k, weights: pw, k: k, rows: range, into: po + row * n + range.lowerBound)
+        if m <= 2 || stacked {
+            // Bᵀ's rows split across the threads, each thread's in blocks that every activation
+            // row passes over in turn (the weights from memory once); per row and output the
+            // single-row kernel's floats, however the rows are blocked.
+            let block = Swift.max(4, HalfWeightMatMulOperator.gemvBlockBytes / Swift.max(2 * k, 1) / 4 * 4)
+            parallelFor(n, minChunk: max(16, (1 << 16) / max(k, 1)), granularity: 4) { range in
+                for j0 in stride(from: range.lowerBound, to: range.upperBound, by: block) {
+                    let rows = j0..<Swift.min(j0 + block, range.upperBound)
+                    for row in 0..<m {
+                        halfWeightGemvRows(pa + row * k, weights: pw, k: k, rows: rows, into: po + row * n + j0)
+                    }
                 }
             }
         } else if KernelISA.active >= .simd {
