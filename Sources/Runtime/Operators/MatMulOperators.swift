@@ -131,8 +131,9 @@ struct HalfWeightMatMulOperator: Operator {
         if m <= 2 || stacked {
             // Bᵀ's rows split across the threads, each thread's in blocks that every activation
             // row passes over in turn (the weights from memory once); per row and output the
-            // single-row kernel's floats, however the rows are blocked.
-            let block = Swift.max(4, HalfWeightMatMulOperator.gemvBlockBytes / Swift.max(2 * k, 1) / 4 * 4)
+            // single-row kernel's floats, however the rows are blocked. One row takes its whole
+            // range in one call, so that the kernel's prefetch runs on across block boundaries.
+            let block = m == 1 ? n : Swift.max(4, HalfWeightMatMulOperator.gemvBlockBytes / Swift.max(2 * k, 1) / 4 * 4)
             parallelFor(n, minChunk: max(16, (1 << 16) / max(k, 1)), granularity: 4) { range in
                 for j0 in stride(from: range.lowerBound, to: range.upperBound, by: block) {
                     let rows = j0..<Swift.min(j0 + block, range.upperBound)
