@@ -23,8 +23,14 @@ port, waits for GET /health, and checks the OpenAI API behaviour and the server'
                   first occurrence with finish_reason "stop" (chat list + stream, completions string)
   seeded          temperature 0.8 with the same seed gives the same text (also with top_p and
                   the top_k / min_p / repetition_penalty extensions, and streamed)
+  logprobs        on a server of the float32 file (--dtype fp32, float32 logits: no float16
+                  rounding to blur ties), greedy completions from token ids with logprobs 5:
+                  each token and its alternatives are ONNX Runtime's greedy ids and top 5 on the
+                  same file, their log probabilities its log-softmax within 1e-4; chat logprobs / top_logprobs
+                  (bytes, alternatives, streamed = not streamed); presence and frequency
+                  penalties give the ids of ONNX Runtime's logits penalized here
   errors          400 (bad JSON, temperature -1, n=2, empty messages, unknown role, context
-                  exceeded), 404 (unknown model, unknown route), 413 (body over
+                  exceeded, top_logprobs without logprobs or over 20, logprobs over 20), 404 (unknown model, unknown route), 413 (body over
                   --max-body-bytes) as OpenAI error objects, through the client's exceptions
                   and raw HTTP; 401 on a server with --api-key; 429 on one with
                   --max-queue 0 --max-batch 1 while a request is running; a request head
@@ -793,6 +799,135 @@ def check_seeded(c, server):
     client.close()
 
 
+def byte_decoder():
+    """GPT-2's byte-level alphabet inverted: the token strings of tokenizer.json back to bytes."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    chars = printable[:]
+    n = 0
+    for b in range(256):
+        if b not in printable:
+            printable.append(b)
+            chars.append(256 + n)
+            n += 1
+    return {chr(c): b for b, c in zip(printable, chars)}
+
+
+def token_bytes_table(model):
+    """Token id -> its bytes, from the model's tokenizer.json (byte-level BPE and added tokens)."""
+    with open(os.path.join(model, "tokenizer.json"), encoding="utf-8") as f:
+        spec = json.load(f)
+    decode = byte_decoder()
+    table = {i: bytes(decode[ch] for ch in token) for token, i in spec["model"]["vocab"].items()}
+    for added in spec.get("added_tokens", []):
+        table[added["id"]] = added["content"].encode("utf-8")
+    return table
+
+
+class ReferenceRun:
+    """Greedy decoding by ONNX Runtime (default optimisations) on a model file, with OpenAI's
+    presence and frequency penalties applied here (numpy) to the logits of the ids generated so
+    far."""
+
+    def __init__(self, path):
+        import numpy as np
+        from qwen_onnx import KVRunner, ort_session
+        self.np, self.KVRunner = np, KVRunner
+        self.session = ort_session(path, "enable_all")
+
+    def greedy(self, prompt_ids, steps, presence=0.0, frequency=0.0):
+        """[(id, log-softmax row of the raw logits)] for `steps` greedy steps."""
+        np = self.np
+        runner = self.KVRunner(self.session)
+        logits, _ = runner.step(list(prompt_ids))
+        out, counts = [], {}
+        for _ in range(steps):
+            row = logits[0, -1].astype(np.float64)
+            shifted = row - row.max()
+            logsoftmax = shifted - np.log(np.exp(shifted).sum())
+            scores = row.astype(np.float32).copy()
+            for token, n in counts.items():
+                scores[token] -= np.float32(frequency) * np.float32(n)
+                scores[token] -= np.float32(presence)
+            token = int(np.argmax(scores))
+            out.append((token, logsoftmax))
+            counts[token] = counts.get(token, 0) + 1
+            logits, _ = runner.step([token])
+        return out
+
+
+def check_logprobs(c, server):
+    """`server` runs the float32 file (onnx/model.onnx)."""
+    client = server.client()
+    model = server.model_id
+    reference = ReferenceRun(os.path.join(server.model, "onnx", "model.onnx"))
+    spelled = token_bytes_table(server.model)
+    prompt_ids = [17, 203, 88, 311, 45, 402, 9, 150, 260, 71]
+    steps, top = 12, 5
+
+    r = client.completions.create(model=model, prompt=prompt_ids, max_tokens=steps, temperature=0, logprobs=top,
+                                  extra_body={"ignore_eos": True})
+    want = reference.greedy(prompt_ids, steps)
+    lp = r.choices[0].logprobs
+    c.check(lp is not None, "completions logprobs is null")
+    c.equal(len(lp.tokens), steps, "completions: number of logprob tokens")
+    worst = 0.0
+    for i, ((token, row), text, value, alternatives) in enumerate(zip(want, lp.tokens, lp.token_logprobs, lp.top_logprobs)):
+        c.equal(text, spelled[token].decode("utf-8", "replace"), f"step {i}: token vs ONNX Runtime's greedy id {token}")
+        worst = max(worst, abs(value - row[token]))
+        order = sorted(range(len(row)), key=lambda t: (-row[t], t))[:top]
+        expected = {}
+        for t in order + [token]:
+            expected.setdefault(spelled[t].decode("utf-8", "replace"), row[t])
+        c.equal(sorted(alternatives), sorted(expected), f"step {i}: top_logprobs tokens (top {top} and the sampled)")
+        for key, v in alternatives.items():
+            worst = max(worst, abs(v - expected.get(key, float("inf"))))
+    note(f"completions logprobs vs ONNX Runtime: max |Δ| {worst:.2e}")
+    c.check(worst < 1e-4, f"completions logprobs differ from ONNX Runtime's log-softmax by {worst:.2e}")
+    c.equal([o for o in lp.text_offset], [sum(len(t) for t in lp.tokens[:i]) for i in range(steps)],
+            "text_offset: where each token's text begins")
+
+    # Penalties: ONNX Runtime's logits penalized here, greedy; the logprobs stay the raw model's.
+    # This prompt's greedy text repeats ids (24 steps), so each setting changes the ids (asserted).
+    repeating = [68, 291, 433, 410, 391, 32, 130, 60, 253, 389]
+    plain = [t for t, _ in reference.greedy(repeating, 24)]
+    for presence, frequency in ((0.0, 1.5), (2.0, 0.0), (0.0, -2.0), (-2.0, 0.0)):
+        r = client.completions.create(model=model, prompt=repeating, max_tokens=24, temperature=0, logprobs=0,
+                                      presence_penalty=presence, frequency_penalty=frequency,
+                                      extra_body={"ignore_eos": True})
+        want = reference.greedy(repeating, 24, presence, frequency)
+        what = f"presence_penalty {presence}, frequency_penalty {frequency}"
+        c.check([t for t, _ in want] != plain, f"{what}: the reference's ids equal the unpenalized ones (no test)")
+        got = r.choices[0].logprobs
+        c.equal(got.tokens, [spelled[t].decode("utf-8", "replace") for t, _ in want],
+                f"{what}: tokens vs ONNX Runtime's penalized greedy ids")
+        for i, ((token, row), value) in enumerate(zip(want, got.token_logprobs)):
+            c.check(abs(value - row[token]) < 1e-4, f"{what}, step {i}: logprob {value} vs the raw log-softmax {row[token]}")
+
+    # Chat: logprobs with bytes and top_logprobs; streamed the same as not.
+    messages = [{"role": "user", "content": PROMPTS[0]}]
+    r = client.chat.completions.create(model=model, messages=messages, max_tokens=steps, temperature=0,
+                                       logprobs=True, top_logprobs=3)
+    content = r.choices[0].logprobs.content
+    c.check(0 < len(content) <= steps, f"chat logprobs: {len(content)} tokens for {r.usage.completion_tokens} generated")
+    joined = b"".join(bytes(t.bytes) for t in content)
+    c.equal(joined.decode("utf-8", "replace"), r.choices[0].message.content, "chat: the tokens' bytes spell the content")
+    for i, t in enumerate(content):
+        c.equal(len(t.top_logprobs), 3, f"chat token {i}: number of top_logprobs")
+        values = [a.logprob for a in t.top_logprobs]
+        c.check(values == sorted(values, reverse=True) and values[0] <= 0, f"chat token {i}: top_logprobs {values}")
+        c.equal(t.logprob, t.top_logprobs[0].logprob, f"chat token {i}: a greedy token is its most likely one")
+        c.equal(t.token, bytes(t.bytes).decode("utf-8", "replace"), f"chat token {i}: token vs bytes")
+    chunks = list(client.chat.completions.create(model=model, messages=messages, max_tokens=steps, temperature=0,
+                                                 logprobs=True, top_logprobs=3, stream=True))
+    streamed = [t for chunk in chunks if chunk.choices and chunk.choices[0].logprobs
+                for t in chunk.choices[0].logprobs.content]
+    c.equal([t.model_dump() for t in streamed], [t.model_dump() for t in content], "chat logprobs streamed vs not")
+    plain = client.chat.completions.create(model=model, messages=messages, max_tokens=steps, temperature=0)
+    c.check(plain.choices[0].logprobs is None, "logprobs sent without being asked for")
+    c.equal(plain.choices[0].message.content, r.choices[0].message.content, "the text with logprobs vs without")
+    client.close()
+
+
 def check_errors(c, server):
     client = server.client()
     model = server.model_id
@@ -813,6 +948,14 @@ def check_errors(c, server):
         model=model, messages=[], max_tokens=4), invalid)
     expect_api_error(c, "unknown role", bad, 400, lambda: client.chat.completions.create(
         model=model, messages=[{"role": "wizard", "content": "Hi"}], max_tokens=4), invalid)
+    expect_api_error(c, "top_logprobs without logprobs", bad, 400, lambda: client.chat.completions.create(
+        model=model, messages=user, max_tokens=4, top_logprobs=2), invalid)
+    expect_api_error(c, "top_logprobs 21", bad, 400, lambda: client.chat.completions.create(
+        model=model, messages=user, max_tokens=4, logprobs=True, top_logprobs=21), invalid)
+    expect_api_error(c, "completions logprobs 21", bad, 400, lambda: client.completions.create(
+        model=model, prompt="Hi", max_tokens=4, logprobs=21), invalid)
+    expect_api_error(c, "presence_penalty 3", bad, 400, lambda: client.chat.completions.create(
+        model=model, messages=user, max_tokens=4, presence_penalty=3), invalid)
     expect_api_error(c, "completions temperature -1", bad, 400, lambda: client.completions.create(
         model=model, prompt="Hi", max_tokens=4, temperature=-1), invalid)
     expect_api_error(c, "chat prompt over the context", bad, 400, lambda: client.chat.completions.create(
@@ -1116,6 +1259,10 @@ def main():
                 break
         main_server.stop()
 
+        if not checks.failed or args.keep_going:
+            fp32_server = start("fp32", ["--dtype", "fp32"])
+            checks.run("logprobs and penalties", check_logprobs, fp32_server)
+            fp32_server.stop()
         if not checks.failed or args.keep_going:
             auth_server = start("auth", ["--api-key", API_KEY])
             if checks.run("errors 401", check_api_key, auth_server):

@@ -10,6 +10,9 @@ public struct GenerationStep: Sendable, Equatable {
     public var text: String
     /// Whether `tokenId` is a stop token (eos).
     public var isStopToken: Bool
+    /// The token's log probability and its most likely alternatives', when
+    /// ``GenerateParameters/logprobs`` asks for them.
+    public var logprobs: TokenLogprobs? = nil
 }
 
 /// One generation advanced a forward pass at a time: the first `step()` runs the prompt (the part
@@ -36,6 +39,8 @@ public struct Generation: Sendable {
     private var sampler: Sampler
     private let stopIds: Set<Int>
     private let maxTokens: Int
+    /// Alternatives per step's log probabilities (`GenerateParameters.logprobs`); nil: none.
+    private let logprobAlternatives: Int?
     private var detokenizer: StreamingDetokenizer
     private var stopStrings: StopStringMatcher
     /// Text released so far (kept only with stop strings: it is then the result's text).
@@ -51,6 +56,7 @@ public struct Generation: Sendable {
             throw GenerationError.contextOverflow(tokens: promptIds.count, limit: model.maxPositions)
         }
         guard parameters.maxTokens >= 0 else { throw GenerationError.invalidParameters("maxTokens must be ≥ 0") }
+        if let n = parameters.logprobs, n < 0 { throw GenerationError.invalidParameters("logprobs must be ≥ 0, got \(n)") }
         let vocabulary = model.decoder.vocabularySize
         if let bad = promptIds.first(where: { $0 < 0 || $0 >= vocabulary }) {
             throw GenerationError.invalidTokenID(bad, vocabularySize: vocabulary)
@@ -62,6 +68,7 @@ public struct Generation: Sendable {
         sampler = Sampler(settings: settings, seed: parameters.seed ?? UInt64.random(in: .min ... .max))
         stopIds = parameters.stopTokenIds ?? model.eosTokenIds
         maxTokens = parameters.maxTokens
+        logprobAlternatives = parameters.logprobs
         detokenizer = model.tokenizer.makeStreamingDetokenizer(skipSpecialTokens: true)
         stopStrings = StopStringMatcher(parameters.stopStrings)
         history = promptIds
@@ -156,10 +163,12 @@ public struct Generation: Sendable {
         let t1 = DispatchTime.now().uptimeNanoseconds
         if isPrefill { stats.prefillSeconds += Double(t1 - t0) / 1e9 }
         let next = sampler.next(logits: logits, history: history)
+        sampler.record(next)
         generatedIds.append(next)
         history.append(next)
 
         var step = GenerationStep(tokenId: next, text: "", isStopToken: stopIds.contains(next))
+        if let top = logprobAlternatives { step.logprobs = Sampler.logprobs(logits, chosen: next, top: top) }
         if step.isStopToken {
             finish(.stopToken)
             step.text = release(detokenizer.finish())

@@ -17,6 +17,15 @@ public struct GenerateParameters: Sendable, Equatable {
     public var minP: Float?
     /// Hugging Face's repetition penalty over prompt and generated ids (1 disables).
     public var repetitionPenalty: Float?
+    /// OpenAI's presence penalty: subtracted once from the logit of every id generated so far
+    /// (the prompt's ids are not counted; 0 disables).
+    public var presencePenalty: Float?
+    /// OpenAI's frequency penalty: subtracted from each id's logit once per time it was generated
+    /// so far (0 disables).
+    public var frequencyPenalty: Float?
+    /// Report log probabilities (``GenerationStep/logprobs``): the sampled token's and this many
+    /// most likely alternatives' (0 for the sampled token's only); nil reports none.
+    public var logprobs: Int?
     /// Seed for reproducible sampling (random when nil).
     public var seed: UInt64?
     /// Token ids that end generation; nil means the model's eos ids.
@@ -26,7 +35,8 @@ public struct GenerateParameters: Sendable, Equatable {
     public var stopStrings: [String]
 
     public init(maxTokens: Int = 256, doSample: Bool? = nil, temperature: Float? = nil, topK: Int? = nil,
-                topP: Float? = nil, minP: Float? = nil, repetitionPenalty: Float? = nil, seed: UInt64? = nil,
+                topP: Float? = nil, minP: Float? = nil, repetitionPenalty: Float? = nil,
+                presencePenalty: Float? = nil, frequencyPenalty: Float? = nil, logprobs: Int? = nil, seed: UInt64? = nil,
                 stopTokenIds: Set<Int>? = nil, stopStrings: [String] = []) {
         self.maxTokens = maxTokens
         self.doSample = doSample
@@ -35,6 +45,9 @@ public struct GenerateParameters: Sendable, Equatable {
         self.topP = topP
         self.minP = minP
         self.repetitionPenalty = repetitionPenalty
+        self.presencePenalty = presencePenalty
+        self.frequencyPenalty = frequencyPenalty
+        self.logprobs = logprobs
         self.seed = seed
         self.stopTokenIds = stopTokenIds
         self.stopStrings = stopStrings
@@ -54,6 +67,8 @@ public struct SamplingSettings: Sendable, Equatable {
     public var topP: Float
     public var minP: Float
     public var repetitionPenalty: Float
+    public var presencePenalty: Float
+    public var frequencyPenalty: Float
 
     /// Caller's parameters over the model's generation config over HF defaults.
     public init(_ p: GenerateParameters, defaults g: GenerationConfig) {
@@ -63,6 +78,9 @@ public struct SamplingSettings: Sendable, Equatable {
         topP = p.topP ?? g.topP ?? 1
         minP = p.minP ?? g.minP ?? 0
         repetitionPenalty = p.repetitionPenalty ?? g.repetitionPenalty ?? 1
+        // Not in Hugging Face's generation config: OpenAI's, off unless asked.
+        presencePenalty = p.presencePenalty ?? 0
+        frequencyPenalty = p.frequencyPenalty ?? 0
         // A temperature of 0 means "always the most likely token".
         if temperature <= 0 { doSample = false }
     }
@@ -72,31 +90,48 @@ public struct SamplingSettings: Sendable, Equatable {
               repetitionPenalty > 0, repetitionPenalty.isFinite else {
             throw GenerationError.invalidParameters("temperature \(temperature), top_k \(topK), top_p \(topP), min_p \(minP), repetition_penalty \(repetitionPenalty): need top_p in (0, 1], min_p in [0, 1], top_k ≥ 0, repetition_penalty > 0")
         }
+        guard presencePenalty.isFinite, frequencyPenalty.isFinite else {
+            throw GenerationError.invalidParameters("presence_penalty \(presencePenalty), frequency_penalty \(frequencyPenalty): need finite numbers")
+        }
     }
 }
 
 /// Chooses next tokens from logits with Hugging Face's logits-processor semantics, in its order:
-/// repetition penalty, then temperature, top-k, top-p, min-p, then a multinomial draw.
+/// repetition penalty, then temperature, top-k, top-p, min-p, then a multinomial draw; OpenAI's
+/// presence and frequency penalties (which Hugging Face does not have) follow the repetition
+/// penalty, as in vLLM.
 public struct Sampler: Sendable {
     public let settings: SamplingSettings
     private var random: SeededRandom
+    /// How many times each id was generated so far (`record(_:)`), for the presence and frequency
+    /// penalties.
+    private(set) var generatedCounts: [Int: Int] = [:]
 
     public init(settings: SamplingSettings, seed: UInt64) {
         self.settings = settings
         random = SeededRandom(seed: seed)
     }
 
+    /// Counts `id` as generated: the presence and frequency penalties of later draws apply to it.
+    public mutating func record(_ id: Int) {
+        guard settings.presencePenalty != 0 || settings.frequencyPenalty != 0 else { return }
+        generatedCounts[id, default: 0] += 1
+    }
+
     /// The next token for `logits` (one row over the vocabulary) given every id so far: the most
     /// likely one when not sampling, else a draw from ``distribution(logits:history:)``.
     public mutating func next(logits: [Float], history: [Int]) -> Int {
         if !settings.doSample {
-            // A penalty of 1 or more only lowers the history's logits (x / p ≤ x, x · p ≤ x
-            // after rounding too): a largest logit outside the history stays the largest and the
-            // first of its value, so the penalized copy (600 KB a token at the 0.5B's vocabulary)
-            // is needed only when the history holds it.
+            // Penalties that only lower logits (a repetition penalty of 1 or more: x / p ≤ x,
+            // x · p ≤ x after rounding too; presence and frequency penalties ≥ 0) leave a largest
+            // logit that none of them touches the largest and the first of its value, so the
+            // penalized copy (600 KB a token at the 0.5B's vocabulary) is needed only when one
+            // applies to it.
             let best = Sampler.argmax(logits)
             let p = settings.repetitionPenalty
-            if p == 1 || (p > 1 && !history.contains(best)) { return best }
+            let openAI = settings.presencePenalty != 0 || settings.frequencyPenalty != 0
+            let onlyLower = p >= 1 && settings.presencePenalty >= 0 && settings.frequencyPenalty >= 0
+            if onlyLower && !(p != 1 && history.contains(best)) && !(openAI && generatedCounts[best] != nil) { return best }
             return Sampler.argmax(penalized(logits, history: history))
         }
         let candidates = distribution(logits: logits, history: history)
@@ -111,9 +146,10 @@ public struct Sampler: Sendable {
 
     /// The distribution the next token is drawn from: the tokens that survive Hugging Face's
     /// logits processors (`RepetitionPenaltyLogitsProcessor`, `TemperatureLogitsWarper`,
-    /// `TopKLogitsWarper`, `TopPLogitsWarper`, `MinPLogitsWarper`, in that order) with their
-    /// softmax probabilities, most likely first (ties: lower id first). Without sampling, the most
-    /// likely token with probability 1.
+    /// `TopKLogitsWarper`, `TopPLogitsWarper`, `MinPLogitsWarper`, in that order; the presence
+    /// and frequency penalties after the repetition penalty) with their softmax probabilities,
+    /// most likely first (ties: lower id first). Without sampling, the most likely token with
+    /// probability 1.
     ///
     /// As in HF: top-k keeps every token equal to the k-th largest score; top-p drops the least
     /// likely tokens whose cumulative probability is ≤ 1 - top_p; min-p drops tokens less likely
@@ -167,8 +203,10 @@ public struct Sampler: Sendable {
         return zip(candidates, probs).map { (id: $0.id, probability: $1) }
     }
 
-    /// HF's repetition penalty: every id in `history` has its logit divided by the penalty when
-    /// positive, multiplied by it when negative.
+    /// The penalties applied to `input`: HF's repetition penalty (every id in `history` has its
+    /// logit divided by the penalty when positive, multiplied by it when negative), then OpenAI's
+    /// (each generated id's logit less the frequency penalty times its count, then less the
+    /// presence penalty).
     func penalized(_ input: [Float], history: [Int]) -> [Float] {
         var logits = input
         if settings.repetitionPenalty != 1 {
@@ -177,7 +215,29 @@ public struct Sampler: Sendable {
                 logits[id] = logits[id] < 0 ? logits[id] * p : logits[id] / p
             }
         }
+        for (id, count) in generatedCounts where id >= 0 && id < logits.count {
+            logits[id] -= settings.frequencyPenalty * Float(count)
+            logits[id] -= settings.presencePenalty
+        }
         return logits
+    }
+
+    /// The log probabilities of `chosen` and of the `top` most likely ids (most likely first, ties:
+    /// lower id first) under the model's own distribution, the softmax of `logits` as the model gave
+    /// them (before any penalty, temperature or filter, as vLLM reports by default).
+    ///
+    /// log p(i) = x(i) − max − log Σ exp(x − max): the sum from the vectorised softmax, whose largest
+    /// probability is exactly 1 / Σ before rounding.
+    public static func logprobs(_ logits: [Float], chosen: Int, top: Int) -> TokenLogprobs {
+        let best = argmax(logits), largest = logits[best]
+        var probabilities = logits
+        probabilities.withUnsafeMutableBufferPointer { p in softmaxRow(p.baseAddress!, p.baseAddress!, p.count) }
+        let logSum = -Foundation.log(Double(probabilities[best]))
+        func entry(_ id: Int) -> TokenLogprob {
+            TokenLogprob(id: id, logprob: Float(Double(logits[id]) - Double(largest) - logSum))
+        }
+        let alternatives = top > 0 ? topK(logits, min(top, logits.count)).map { entry($0.id) } : []
+        return TokenLogprobs(chosen: entry(chosen), top: alternatives)
     }
 
     /// Index of the largest value (the first one on ties, like torch.argmax); NaNs are passed
@@ -222,5 +282,29 @@ public struct Sampler: Sendable {
             if best.count > k { best.removeLast() }
         }
         return best
+    }
+}
+
+/// One token's log probability (natural log) under the model's distribution.
+public struct TokenLogprob: Sendable, Equatable {
+    public var id: Int
+    public var logprob: Float
+
+    public init(id: Int, logprob: Float) {
+        self.id = id
+        self.logprob = logprob
+    }
+}
+
+/// A step's log probabilities (``GenerateParameters/logprobs``): the sampled token's and the most
+/// likely alternatives'.
+public struct TokenLogprobs: Sendable, Equatable {
+    public var chosen: TokenLogprob
+    /// The most likely ids, most likely first (ties: lower id first); as many as asked.
+    public var top: [TokenLogprob]
+
+    public init(chosen: TokenLogprob, top: [TokenLogprob]) {
+        self.chosen = chosen
+        self.top = top
     }
 }

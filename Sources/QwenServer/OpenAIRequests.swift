@@ -47,7 +47,9 @@ struct CompletionRequest: Sendable {
             self.prompt = try Self.completionPrompt(prompt)
             if try fields.bool("echo") == true { throw .unsupported("echo", "the prompt is not repeated in the output") }
             if try fields.string("suffix") != nil { throw .unsupported("suffix", "no fill-in-the-middle") }
-            if object["logprobs"].map({ $0 != .null }) ?? false { throw .unsupported("logprobs", "no log probabilities") }
+            // Completions: the number of alternatives per token (OpenAI allows up to 5).
+            parameters.logprobs = try fields.int("logprobs", atLeast: 0)
+            if let n = parameters.logprobs, n > 20 { throw .invalidRequest("'logprobs' must be at most 20, got \(n)", param: "logprobs") }
             if object["best_of"].map({ $0 != .null && $0 != .int(1) }) ?? false { throw .unsupported("best_of", "only 1") }
         }
         stream = try fields.bool("stream") ?? false
@@ -60,12 +62,18 @@ struct CompletionRequest: Sendable {
         let maxTokens = try fields.int("max_tokens", atLeast: 1)
         self.maxTokens = maxCompletion ?? maxTokens
         if let n = try fields.int("n", atLeast: 1), n != 1 { throw .unsupported("n", "one choice per request (n = 1)") }
-        if chat, try fields.bool("logprobs") == true { throw .unsupported("logprobs", "no log probabilities") }
-        for penalty in ["presence_penalty", "frequency_penalty"] {
-            if let value = try fields.number(penalty, in: -2...2), value != 0 {
-                throw .unsupported(penalty, "use 'repetition_penalty' (Hugging Face's, multiplicative)")
+        if chat {
+            // Chat: `logprobs` turns them on, `top_logprobs` (0 to 20) asks for alternatives.
+            let top = try fields.int("top_logprobs", atLeast: 0)
+            if let top, top > 20 { throw .invalidRequest("'top_logprobs' must be at most 20, got \(top)", param: "top_logprobs") }
+            if try fields.bool("logprobs") == true {
+                parameters.logprobs = top ?? 0
+            } else if top != nil {
+                throw .invalidRequest("'top_logprobs' needs 'logprobs': true", param: "top_logprobs")
             }
         }
+        parameters.presencePenalty = try fields.number("presence_penalty", in: -2...2).map(Float.init)
+        parameters.frequencyPenalty = try fields.number("frequency_penalty", in: -2...2).map(Float.init)
         if let temperature = try fields.number("temperature", in: 0...2) {
             parameters.temperature = Float(temperature)
             parameters.doSample = temperature > 0

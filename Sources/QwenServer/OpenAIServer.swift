@@ -178,7 +178,8 @@ public final class OpenAIServer: Sendable {
             }
         }
         let reply = Reply(id: (chat ? "chatcmpl-" : "cmpl-") + Reply.randomID(), created: Int(Date().timeIntervalSince1970),
-                          model: modelID, chat: chat, promptTokens: promptIds.count)
+                          model: modelID, chat: chat, promptTokens: promptIds.count,
+                          tokenizer: parameters.logprobs == nil ? nil : model.tokenizer)
         // With tools offered, the text is searched for tool calls.
         var withTools = false
         if case .chat(_, let tools?) = parsed.prompt, !tools.isEmpty { withTools = true }
@@ -186,13 +187,16 @@ public final class OpenAIServer: Sendable {
 
         defer { ticket.cancel() }
         var text = ""
+        var logprobs = reply.wantsLogprobs ? Reply.Logprobs() : nil
         do {
             for try await event in ticket.events {
                 switch event {
-                case .step(let step): text += step.text
+                case .step(let step):
+                    logprobs?.add(step, at: text)
+                    text += step.text
                 case .finished(let result):
                     let (content, calls) = withTools ? ToolCalls.parse(text) : (text, [])
-                    return Response.json(reply.complete(text: content, result: result, toolCalls: calls))
+                    return Response.json(reply.complete(text: content, result: result, toolCalls: calls, logprobs: logprobs))
                 }
             }
         } catch {
@@ -203,6 +207,9 @@ public final class OpenAIServer: Sendable {
 
     /// Server-sent events: a chunk per text piece, the finish reason, the usage if asked, `[DONE]`.
     /// A failed write (the client has gone) ends the loop, and leaving it cancels the generation.
+    /// Log probabilities, when asked, ride with the chunk that carries their tokens' text (a token
+    /// whose text is held back, an incomplete character or a possible stop string, with the next
+    /// chunk sent; what is left at the end, with the finish reason).
     /// With tools offered, content streams until a `<tool_call>` begins; the calls follow at the
     /// end, one delta with all of them (`ToolCalls.Stream`).
     private func streamed(_ ticket: Scheduler.Ticket, reply: Reply, includeUsage: Bool, withTools: Bool) -> Response {
@@ -213,23 +220,32 @@ public final class OpenAIServer: Sendable {
                 try await writer.write(ByteBuffer(string: "data: \(value.jsonText)\n\n"))
             }
             var tools = withTools ? ToolCalls.Stream() : nil
+            // Log probabilities not sent yet, and the text sent so far (for their offsets).
+            var pending = reply.wantsLogprobs ? Reply.Logprobs() : nil
+            var sentText = ""
+            func sendText(_ text: String) async throws {
+                try await send(reply.chunk(text: text, logprobs: pending))
+                sentText += text
+                pending = pending.map { _ in Reply.Logprobs() }
+            }
             if reply.chat { try await send(reply.chunk(delta: ["role": "assistant", "content": ""])) }
             do {
                 for try await event in ticket.events {
                     switch event {
                     case .step(let step):
+                        pending?.add(step, at: sentText)
                         let text = tools?.append(step.text) ?? step.text
-                        if !text.isEmpty { try await send(reply.chunk(text: text)) }
+                        if !text.isEmpty { try await sendText(text) }
                     case .finished(let result):
                         var reason = Reply.finishReason(result.stopReason)
                         if let (content, calls) = tools?.finish() {
-                            if !content.isEmpty { try await send(reply.chunk(text: content)) }
+                            if !content.isEmpty { try await sendText(content) }
                             if !calls.isEmpty {
                                 try await send(reply.chunk(delta: ["tool_calls": ToolCalls.json(calls, indexed: true)]))
                                 reason = "tool_calls"
                             }
                         }
-                        try await send(reply.chunk(finishReason: reason))
+                        try await send(reply.chunk(finishReason: reason, logprobs: pending?.isEmpty == false ? pending : nil))
                         if includeUsage { try await send(reply.usageChunk(result)) }
                         try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
                     }
@@ -259,6 +275,24 @@ struct Reply: Sendable {
     let model: String
     let chat: Bool
     let promptTokens: Int
+    /// Set when the request asked for log probabilities (it spells their tokens).
+    let tokenizer: Tokenizer?
+
+    var wantsLogprobs: Bool { tokenizer != nil }
+
+    /// The log probabilities of generated tokens, with where each token's text begins in the
+    /// completion (in Unicode scalars, as Python counts characters). A stop token (eos), which
+    /// adds no text, has none.
+    struct Logprobs: Sendable {
+        var tokens: [(logprobs: TokenLogprobs, offset: Int)] = []
+        var isEmpty: Bool { tokens.isEmpty }
+
+        /// Adds `step`'s, its text beginning after `textBefore`.
+        mutating func add(_ step: GenerationStep, at textBefore: String) {
+            guard let logprobs = step.logprobs, !step.isStopToken else { return }
+            tokens.append((logprobs, textBefore.unicodeScalars.count))
+        }
+    }
 
     static func randomID() -> String {
         var g = SystemRandomNumberGenerator()
@@ -286,28 +320,67 @@ struct Reply: Sendable {
         return .object(o)
     }
 
-    func complete(text: String, result: GenerationResult, toolCalls: [ToolCalls.Call] = []) -> JSONValue {
+    func complete(text: String, result: GenerationResult, toolCalls: [ToolCalls.Call] = [], logprobs: Logprobs? = nil) -> JSONValue {
         let reason = JSONValue.string(toolCalls.isEmpty ? Reply.finishReason(result.stopReason) : "tool_calls")
         var message = JSONObject([("role", "assistant"), ("content", toolCalls.isEmpty || !text.isEmpty ? .string(text) : .null)])
         if !toolCalls.isEmpty { message["tool_calls"] = ToolCalls.json(toolCalls, indexed: false) }
         let choice: JSONValue = chat
-            ? ["index": 0, "message": .object(message), "logprobs": nil, "finish_reason": reason]
-            : ["index": 0, "text": .string(text), "logprobs": nil, "finish_reason": reason]
+            ? ["index": 0, "message": .object(message), "logprobs": json(logprobs), "finish_reason": reason]
+            : ["index": 0, "text": .string(text), "logprobs": json(logprobs), "finish_reason": reason]
         return envelope(object: chat ? "chat.completion" : "text_completion", choices: [choice], usage: usage(result))
     }
 
-    func chunk(delta: JSONValue) -> JSONValue {
-        envelope(object: "chat.completion.chunk", choices: [["index": 0, "delta": delta, "logprobs": nil, "finish_reason": nil]])
+    func chunk(delta: JSONValue, logprobs: Logprobs? = nil) -> JSONValue {
+        envelope(object: "chat.completion.chunk", choices: [["index": 0, "delta": delta, "logprobs": json(logprobs), "finish_reason": nil]])
     }
 
-    func chunk(text: String) -> JSONValue {
-        chat ? chunk(delta: ["content": .string(text)])
-             : envelope(object: "text_completion", choices: [["index": 0, "text": .string(text), "logprobs": nil, "finish_reason": nil]])
+    func chunk(text: String, logprobs: Logprobs? = nil) -> JSONValue {
+        chat ? chunk(delta: ["content": .string(text)], logprobs: logprobs)
+             : envelope(object: "text_completion", choices: [["index": 0, "text": .string(text), "logprobs": json(logprobs), "finish_reason": nil]])
     }
 
-    func chunk(finishReason: String) -> JSONValue {
-        chat ? envelope(object: "chat.completion.chunk", choices: [["index": 0, "delta": [:], "logprobs": nil, "finish_reason": .string(finishReason)]])
-             : envelope(object: "text_completion", choices: [["index": 0, "text": "", "logprobs": nil, "finish_reason": .string(finishReason)]])
+    func chunk(finishReason: String, logprobs: Logprobs? = nil) -> JSONValue {
+        chat ? envelope(object: "chat.completion.chunk", choices: [["index": 0, "delta": [:], "logprobs": json(logprobs), "finish_reason": .string(finishReason)]])
+             : envelope(object: "text_completion", choices: [["index": 0, "text": "", "logprobs": json(logprobs), "finish_reason": .string(finishReason)]])
+    }
+
+    /// `logprobs` in OpenAI's shape, null when not asked for. Chat: `{"content": [{token, logprob,
+    /// bytes, top_logprobs: [{token, logprob, bytes}]}], "refusal": null}`. Completions (the legacy
+    /// shape): `{"tokens", "token_logprobs", "top_logprobs": [{token: logprob}] (the alternatives
+    /// and the sampled token), "text_offset"}`. A token's text is its bytes read as UTF-8 (U+FFFD
+    /// for part of a character: `bytes` has them exactly).
+    private func json(_ logprobs: Logprobs?) -> JSONValue {
+        guard let logprobs, let tokenizer else { return .null }
+        func spelled(_ t: TokenLogprob) -> (text: JSONValue, bytes: JSONValue) {
+            let bytes = tokenizer.tokenBytes(t.id) ?? []
+            return (.string(String(decoding: bytes, as: UTF8.self)), .array(bytes.map { .int(Int($0)) }))
+        }
+        func number(_ x: Float) -> JSONValue { x.isFinite ? .double(Double(x)) : .double(-9999) }
+        if chat {
+            let content: [JSONValue] = logprobs.tokens.map { token in
+                let (text, bytes) = spelled(token.logprobs.chosen)
+                let top: [JSONValue] = token.logprobs.top.map { alternative in
+                    let (text, bytes) = spelled(alternative)
+                    return .object(JSONObject([("token", text), ("logprob", number(alternative.logprob)), ("bytes", bytes)]))
+                }
+                return .object(JSONObject([("token", text), ("logprob", number(token.logprobs.chosen.logprob)),
+                                           ("bytes", bytes), ("top_logprobs", .array(top))]))
+            }
+            return .object(JSONObject([("content", .array(content)), ("refusal", .null)]))
+        }
+        var tokens: [JSONValue] = [], values: [JSONValue] = [], tops: [JSONValue] = [], offsets: [JSONValue] = []
+        for token in logprobs.tokens {
+            tokens.append(spelled(token.logprobs.chosen).text)
+            values.append(number(token.logprobs.chosen.logprob))
+            var top = JSONObject()
+            for t in token.logprobs.top + [token.logprobs.chosen] {
+                if case .string(let key) = spelled(t).text, top[key] == nil { top[key] = number(t.logprob) }
+            }
+            tops.append(.object(top))
+            offsets.append(.int(token.offset))
+        }
+        return .object(JSONObject([("tokens", .array(tokens)), ("token_logprobs", .array(values)),
+                                   ("top_logprobs", .array(tops)), ("text_offset", .array(offsets))]))
     }
 
     func usageChunk(_ result: GenerationResult) -> JSONValue {

@@ -47,6 +47,14 @@ struct GenerateCommand: ParsableCommand {
     @Option(name: .customLong("repetition-penalty"), parsing: .unconditional, help: "Hugging Face repetition penalty (1 = off).")
     var repetitionPenalty: Float?
 
+    @Option(name: .customLong("presence-penalty"), parsing: .unconditional,
+            help: "OpenAI presence penalty: subtracted once from every generated token's logit (0 = off).")
+    var presencePenalty: Float?
+
+    @Option(name: .customLong("frequency-penalty"), parsing: .unconditional,
+            help: "OpenAI frequency penalty: subtracted per time a token was generated (0 = off).")
+    var frequencyPenalty: Float?
+
     @Option(help: "Random seed for reproducible sampling.")
     var seed: UInt64?
 
@@ -68,6 +76,7 @@ struct GenerateCommand: ParsableCommand {
             doSample: greedy ? false : nil,
             temperature: temperature, topK: topK, topP: topP, minP: minP,
             repetitionPenalty: repetitionPenalty ?? (greedy ? 1 : nil),
+            presencePenalty: presencePenalty, frequencyPenalty: frequencyPenalty,
             seed: seed)
     }
 
@@ -78,6 +87,9 @@ struct GenerateCommand: ParsableCommand {
         if let p = topP, !(p > 0 && p <= 1) { throw ValidationError("--top-p must be in (0, 1], got \(p)") }
         if let p = minP, !(p >= 0 && p <= 1) { throw ValidationError("--min-p must be in [0, 1], got \(p)") }
         if let r = repetitionPenalty, !(r > 0) { throw ValidationError("--repetition-penalty must be > 0 (1 = off), got \(r)") }
+        for (flag, value) in [("--presence-penalty", presencePenalty), ("--frequency-penalty", frequencyPenalty)] {
+            if let v = value, !v.isFinite { throw ValidationError("\(flag) must be a finite number (0 = off), got \(v)") }
+        }
         if interactive && json { throw ValidationError("--interactive and --json do not go together") }
     }
 

@@ -151,6 +151,95 @@ import Testing
         }
     }
 
+    /// OpenAI's presence and frequency penalties (after HF's repetition penalty) against a
+    /// reference in Double written here: greedy `next` (with its shortcut) is the reference's
+    /// argmax, and the sampled distribution its softmax. Logits and penalties are multiples of
+    /// 1/8 and the repetition penalty 1 or 2, so every Float operation is exact and ties are the
+    /// reference's ties.
+    @Test func openAIPenaltiesAgainstADoubleReference() {
+        var state: UInt64 = 29
+        func next() -> UInt64 {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return state >> 17
+        }
+        let settings: [(presence: Float, frequency: Float, repetition: Float)] = [
+            (0.75, 0, 1), (0, 0.5, 1), (0, -0.25, 1), (-1, 1.5, 2), (0.5, 0.25, 2), (-0.5, -0.5, 1),
+        ]
+        for (presence, frequency, repetition) in settings {
+            for count in [8, 64, 4_096] {
+                for trial in 0..<24 {
+                    let logits = (0..<count).map { _ in Float(Int(next() % 64)) / 8 - 4 }   // ties, both signs
+                    let prompt = (0..<Int(next() % 4)).map { _ in Int(next() % UInt64(count)) }
+                    var generated = (0..<Int(next() % 12)).map { _ in Int(next() % UInt64(count)) }
+                    if trial % 2 == 0 { generated += [Sampler.argmax(logits), Sampler.argmax(logits)] }
+                    // The reference: penalized logits in Double.
+                    var counts: [Int: Int] = [:]
+                    for id in generated { counts[id, default: 0] += 1 }
+                    let history = Set(prompt + generated)
+                    let reference: [Double] = logits.enumerated().map { id, x in
+                        var y = Double(x)
+                        if history.contains(id), repetition != 1 { y = y < 0 ? y * Double(repetition) : y / Double(repetition) }
+                        if let n = counts[id] { y -= Double(frequency) * Double(n) + Double(presence) }
+                        return y
+                    }
+                    let best = reference.indices.max { reference[$0] < reference[$1] || (reference[$0] == reference[$1] && $0 > $1) }!
+                    let what = "presence \(presence), frequency \(frequency), repetition \(repetition), count \(count), trial \(trial)"
+
+                    var greedy = Sampler(settings: SamplingSettings(
+                        GenerateParameters(doSample: false, repetitionPenalty: repetition, presencePenalty: presence,
+                                           frequencyPenalty: frequency), defaults: GenerationConfig()), seed: 0)
+                    for id in generated { greedy.record(id) }
+                    #expect(greedy.next(logits: logits, history: prompt + generated) == best, "\(what)")
+
+                    var sampling = Sampler(settings: SamplingSettings(
+                        GenerateParameters(doSample: true, temperature: 1, topK: 0, topP: 1, minP: 0, repetitionPenalty: repetition,
+                                           presencePenalty: presence, frequencyPenalty: frequency), defaults: GenerationConfig()), seed: 0)
+                    for id in generated { sampling.record(id) }
+                    let largest = reference.max()!
+                    let sum = reference.reduce(0) { $0 + exp($1 - largest) }
+                    for (id, p) in sampling.distribution(logits: logits, history: prompt + generated) {
+                        #expect(abs(Double(p) - exp(reference[id] - largest) / sum) < 1e-6, "\(what), id \(id)")
+                    }
+                }
+            }
+        }
+    }
+
+    /// `Sampler.logprobs` against the log-softmax in Double over a vocabulary of the 0.5B's size
+    /// (with ties and masked −∞ logits): the sampled id's value, and the top alternatives in
+    /// order (ties: lower id first) with theirs.
+    @Test func logprobsAreTheLogSoftmaxComputedInDouble() {
+        var state: UInt64 = 5
+        func next() -> UInt64 {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return state >> 17
+        }
+        for trial in 0..<4 {
+            let count = trial == 0 ? 5 : 151_936
+            var logits = (0..<count).map { _ in Float(Int(next() % 20_000)) / 1_000 - 8 }
+            for _ in 0..<(count / 100) { logits[Int(next() % UInt64(count))] = -.infinity }
+            logits[Int(next() % UInt64(count))] = 13.5   // one clear favourite ...
+            logits[Int(next() % UInt64(count))] = 13.5   // ... tied with another
+            let largest = Double(logits.max()!)
+            let logSum = log(logits.reduce(0.0) { $0 + exp(Double($1) - largest) })
+            func reference(_ id: Int) -> Double { Double(logits[id]) - largest - logSum }
+            let order = logits.indices.filter { logits[$0] > -.infinity }
+                .sorted { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
+            for top in [0, 1, 5, 20] {
+                let chosen = Int(next() % UInt64(count))
+                let result = Sampler.logprobs(logits, chosen: chosen, top: top)
+                #expect(result.chosen.id == chosen)
+                if logits[chosen] == -.infinity {
+                    #expect(result.chosen.logprob == -.infinity)
+                } else {
+                    #expect(abs(Double(result.chosen.logprob) - reference(chosen)) < 2e-5, "trial \(trial), id \(chosen)")
+                }
+                #expect(result.top.map(\.id) == Array(order.prefix(top)), "trial \(trial), top \(top)")
+                for t in result.top { #expect(abs(Double(t.logprob) - reference(t.id)) < 2e-5, "trial \(trial), id \(t.id)") }
+            }
+        }
+    }
+
     @Test func parametersOverrideGenerationConfigOverHFDefaults() throws {
         // The real Qwen2.5-Coder generation_config.json.
         let json = """
