@@ -1,7 +1,7 @@
 """End-to-end test of `qwen-run serve` through the official openai Python client.
 
     .venv/bin/python scripts/test_server.py [--qwen-run .build-test/release/qwen-run]
-        [--model Models/fixtures/tiny-qwen2] [--load-requests 64] [--keep-going]
+        [--model Models/fixtures/tiny-qwen2] [--load-requests 64] [--keep-going] [--groups NAME,...]
 
 Starts the server as a subprocess (never builds it; scripts/test builds .build-test) on a free
 port, waits for GET /health, and checks the OpenAI API behaviour and the server's extensions:
@@ -19,6 +19,10 @@ port, waits for GET /health, and checks the OpenAI API behaviour and the server'
                   non-streaming text; role in the first chunk, one finish_reason, a final
                   usage chunk with choices [] and the same usage; raw SSE ends with [DONE]
   completions     /v1/completions (raw prompt, no chat template), non-stream and stream agree
+  infill          completions with a `suffix`: on a model whose tokenizer has Qwen2.5-Coder's
+                  fill-in-the-middle tokens, the prompt is Hugging Face's tokenization of
+                  <|fim_prefix|>PREFIX<|fim_suffix|>SUFFIX<|fim_middle|> and the greedy text ONNX
+                  Runtime's greedy ids decoded; on one without them (the tiny fixture), 400
   stop            a 2-3 character piece of a greedy output as `stop` cuts the output before its
                   first occurrence with finish_reason "stop" (chat list + stream, completions string)
   seeded          temperature 0.8 with the same seed gives the same text (also with top_p and
@@ -928,6 +932,41 @@ def check_logprobs(c, server):
     client.close()
 
 
+def check_infill(c, server):
+    client = server.client()
+    model = server.model_id
+    prefix, suffix = "def fibonacci(n):\n    ", "\n    return fibonacci(n - 1) + fibonacci(n - 2)\n"
+    expect_api_error(c, "suffix with a token-id prompt", openai.BadRequestError, 400, lambda: client.completions.create(
+        model=model, prompt=[1, 2, 3], suffix="x", max_tokens=4), "invalid_request_error")
+    with open(os.path.join(server.model, "tokenizer.json"), encoding="utf-8") as f:
+        added = {t["content"]: t["id"] for t in json.load(f).get("added_tokens", [])}
+    if not all(t in added for t in ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>")):
+        expect_api_error(c, "suffix without fill-in-the-middle tokens", openai.BadRequestError, 400,
+                         lambda: client.completions.create(model=model, prompt=prefix, suffix=suffix, max_tokens=4),
+                         "invalid_request_error", contains="fill-in-the-middle")
+        client.close()
+        return
+    from tokenizers import Tokenizer
+    tokenizer = Tokenizer.from_file(os.path.join(server.model, "tokenizer.json"))
+    ids = tokenizer.encode(f"<|fim_prefix|>{prefix}<|fim_suffix|>{suffix}<|fim_middle|>", add_special_tokens=False).ids
+    steps = 24
+    r = client.completions.create(model=model, prompt=prefix, suffix=suffix, max_tokens=steps, temperature=0)
+    c.equal(r.usage.prompt_tokens, len(ids), "infill prompt tokens vs Hugging Face's tokenization")
+    with open(os.path.join(server.model, "generation_config.json"), encoding="utf-8") as f:
+        eos = json.load(f).get("eos_token_id")
+    eos = set(eos if isinstance(eos, list) else [eos])
+    reference = ReferenceRun(os.path.join(server.model, "onnx", "model_q4f16.onnx"))
+    want = []
+    for token, _ in reference.greedy(ids, steps):
+        if token in eos:
+            break
+        want.append(token)
+    c.equal(r.choices[0].text, tokenizer.decode(want, skip_special_tokens=True),
+            "infill greedy text vs ONNX Runtime's greedy ids")
+    note(f"infill: {short(r.choices[0].text)}")
+    client.close()
+
+
 def check_errors(c, server):
     client = server.client()
     model = server.model_id
@@ -1202,6 +1241,9 @@ def main():
     parser.add_argument("--model", default=None, help="model directory (default Models/fixtures/tiny-qwen2)")
     parser.add_argument("--load-requests", type=int, default=64, help="requests per load round (default 64)")
     parser.add_argument("--keep-going", action="store_true", help="run every check group despite failures")
+    parser.add_argument("--groups", default=None,
+                        help="comma-separated check groups of the main server to run (default: all, and the"
+                             " servers for logprobs, 401 and 429)")
     args = parser.parse_args()
     qwen_run = os.path.abspath(args.qwen_run) if args.qwen_run else DEFAULT_QWEN_RUN
     model = os.path.abspath(args.model) if args.model else DEFAULT_MODEL
@@ -1238,6 +1280,7 @@ def main():
             ("chat", check_chat),
             ("chat stream", check_chat_stream),
             ("completions", check_completions),
+            ("infill", check_infill),
             ("stop strings", check_stop),
             ("seeded sampling", check_seeded),
             ("request counting", check_request_counting),
@@ -1248,7 +1291,12 @@ def main():
             ("idle", check_idle),
             ("sigterm", check_sigterm),
         ]
+        wanted = set(args.groups.split(",")) if args.groups else None
+        if wanted and wanted - {name for name, *_ in groups}:
+            raise SetupError(f"unknown check groups {sorted(wanted - {name for name, *_ in groups})}")
         for name, function, *extra in groups:
+            if wanted and name not in wanted:
+                continue
             if not main_server.running():
                 checks.failed.append(name)
                 print(f"FAIL  {name}: the server is not running (exit status {main_server.proc.returncode})")
@@ -1259,11 +1307,11 @@ def main():
                 break
         main_server.stop()
 
-        if not checks.failed or args.keep_going:
+        if (not checks.failed or args.keep_going) and not wanted:
             fp32_server = start("fp32", ["--dtype", "fp32"])
             checks.run("logprobs and penalties", check_logprobs, fp32_server)
             fp32_server.stop()
-        if not checks.failed or args.keep_going:
+        if (not checks.failed or args.keep_going) and not wanted:
             auth_server = start("auth", ["--api-key", API_KEY])
             if checks.run("errors 401", check_api_key, auth_server):
                 auth_server.stop()

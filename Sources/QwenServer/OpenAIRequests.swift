@@ -10,6 +10,9 @@ struct CompletionRequest: Sendable {
         case chat(messages: [JSONValue], tools: [JSONValue]?)
         /// Completions: the text as it is.
         case text(String)
+        /// Completions with a `suffix`: fill in the middle between the prompt and the suffix, in
+        /// the model's fill-in-the-middle format (Qwen2.5-Coder's `<|fim_prefix|>` … tokens).
+        case infill(prefix: String, suffix: String)
         /// Completions: token ids as they are.
         case tokenIds([Int])
     }
@@ -46,7 +49,12 @@ struct CompletionRequest: Sendable {
             guard let prompt = object["prompt"] else { throw .invalidRequest("'prompt' is required", param: "prompt") }
             self.prompt = try Self.completionPrompt(prompt)
             if try fields.bool("echo") == true { throw .unsupported("echo", "the prompt is not repeated in the output") }
-            if try fields.string("suffix") != nil { throw .unsupported("suffix", "no fill-in-the-middle") }
+            if let suffix = try fields.string("suffix") {
+                guard case .text(let prefix) = self.prompt else {
+                    throw .invalidRequest("'suffix' needs the prompt as text, not token ids", param: "suffix")
+                }
+                self.prompt = .infill(prefix: prefix, suffix: suffix)
+            }
             // Completions: the number of alternatives per token (OpenAI allows up to 5).
             parameters.logprobs = try fields.int("logprobs", atLeast: 0)
             if let n = parameters.logprobs, n > 20 { throw .invalidRequest("'logprobs' must be at most 20, got \(n)", param: "logprobs") }

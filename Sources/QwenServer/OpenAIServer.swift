@@ -152,6 +152,11 @@ public final class OpenAIServer: Sendable {
             case .chat(let messages, let tools):
                 promptIds = model.tokenizer.encode(try model.tokenizer.applyChatTemplate(messages: messages, addGenerationPrompt: true, tools: tools))
             case .text(let text): promptIds = model.tokenizer.encode(text)
+            case .infill(let prefix, let suffix):
+                guard let format = FillInTheMiddle(model.tokenizer) else {
+                    throw OpenAIError.unsupported("suffix", "the model's tokenizer has no fill-in-the-middle tokens (\(FillInTheMiddle.tokens.joined(separator: ", ")))")
+                }
+                promptIds = model.tokenizer.encode(format.prompt(prefix: prefix, suffix: suffix))
             case .tokenIds(let ids): promptIds = ids
             }
         } catch {
@@ -257,6 +262,22 @@ public final class OpenAIServer: Sendable {
             try await writer.finish(nil)
         }
         return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
+    }
+}
+
+/// Fill-in-the-middle prompts in the format Qwen2.5-Coder was trained on (its model card):
+/// `<|fim_prefix|>PREFIX<|fim_suffix|>SUFFIX<|fim_middle|>`, the model then writing the middle.
+/// The special tokens are split off by the tokenizer as Hugging Face's does.
+struct FillInTheMiddle {
+    static let tokens = ["<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"]
+
+    /// Nil unless `tokenizer` has the three tokens as special tokens.
+    init?(_ tokenizer: Tokenizer) {
+        guard FillInTheMiddle.tokens.allSatisfy({ token in tokenizer.tokenID(token).map(tokenizer.isSpecial) ?? false }) else { return nil }
+    }
+
+    func prompt(prefix: String, suffix: String) -> String {
+        FillInTheMiddle.tokens[0] + prefix + FillInTheMiddle.tokens[1] + suffix + FillInTheMiddle.tokens[2]
     }
 }
 
