@@ -226,13 +226,16 @@ public struct Sampler: Sendable {
     /// lower id first) under the model's own distribution, the softmax of `logits` as the model gave
     /// them (before any penalty, temperature or filter, as vLLM reports by default).
     ///
-    /// log p(i) = x(i) − max − log Σ exp(x − max): the sum from the vectorised softmax, whose largest
-    /// probability is exactly 1 / Σ before rounding.
+    /// log p(i) = x(i) − max − log Σ exp(x − max), the sum from the vectorised softmax: its largest
+    /// probability is 1 / s (s its float sum), and its probabilities added in Double are Σ / s, so
+    /// log Σ = −log p(max) + log Σ p, accurate to about 1e-7 whatever order the kernel summed in.
     public static func logprobs(_ logits: [Float], chosen: Int, top: Int) -> TokenLogprobs {
         let best = argmax(logits), largest = logits[best]
         var probabilities = logits
         probabilities.withUnsafeMutableBufferPointer { p in softmaxRow(p.baseAddress!, p.baseAddress!, p.count) }
-        let logSum = -Foundation.log(Double(probabilities[best]))
+        var total: Double = 0
+        for p in probabilities { total += Double(p) }
+        let logSum = Foundation.log(total) - Foundation.log(Double(probabilities[best]))
         func entry(_ id: Int) -> TokenLogprob {
             TokenLogprob(id: id, logprob: Float(Double(logits[id]) - Double(largest) - logSum))
         }
