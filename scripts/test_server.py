@@ -19,6 +19,10 @@ port, waits for GET /health, and checks the OpenAI API behaviour and the server'
                   non-streaming text; role in the first chunk, one finish_reason, a final
                   usage chunk with choices [] and the same usage; raw SSE ends with [DONE]
   completions     /v1/completions (raw prompt, no chat template), non-stream and stream agree
+  prompt cache    a prompt sharing a 120-token prefix with an earlier one reports it as
+                  usage.prompt_tokens_details.cached_tokens (and in qwen_prompt_cache_tokens_total);
+                  a prompt run again from the cache gives the text and log probabilities of its
+                  first run, bit for bit
   infill          completions with a `suffix`: on a model whose tokenizer has Qwen2.5-Coder's
                   fill-in-the-middle tokens, the prompt is Hugging Face's tokenization of
                   <|fim_prefix|>PREFIX<|fim_suffix|>SUFFIX<|fim_middle|> and the greedy text ONNX
@@ -932,6 +936,35 @@ def check_logprobs(c, server):
     client.close()
 
 
+def check_prompt_cache(c, server):
+    client = server.client()
+    model = server.model_id
+    prefix = [(37 * i + 11) % 500 for i in range(120)]
+    first_prompt, second_prompt = prefix + [3, 141, 59, 26, 5], prefix + [27, 182, 81, 8]
+
+    def run(prompt):
+        return client.completions.create(model=model, prompt=prompt, max_tokens=12, temperature=0, logprobs=2,
+                                         extra_body={"ignore_eos": True})
+
+    def cached(r):
+        details = r.usage.prompt_tokens_details
+        return details.cached_tokens if details is not None else None
+
+    before = metric_sum(server.metrics(), "qwen_prompt_cache_tokens_total")
+    first = run(first_prompt)
+    c.equal(cached(first), 0, "a new prompt: cached_tokens")
+    second = run(second_prompt)
+    c.equal(cached(second), len(prefix), "a prompt sharing the 120-token prefix: cached_tokens")
+    again = run(first_prompt)
+    c.equal(cached(again), len(first_prompt) - 3, "the first prompt again: cached_tokens (all but the last 3 tokens)")
+    c.equal(again.choices[0].text, first.choices[0].text, "the first prompt again: text")
+    c.equal(again.choices[0].logprobs.model_dump(), first.choices[0].logprobs.model_dump(),
+            "the first prompt again: log probabilities bit for bit")
+    reused = metric_sum(server.metrics(), "qwen_prompt_cache_tokens_total") - before
+    c.equal(reused, len(prefix) + len(first_prompt) - 3, "qwen_prompt_cache_tokens_total counts the reused tokens")
+    client.close()
+
+
 def check_infill(c, server):
     client = server.client()
     model = server.model_id
@@ -1280,6 +1313,7 @@ def main():
             ("chat", check_chat),
             ("chat stream", check_chat_stream),
             ("completions", check_completions),
+            ("prompt cache", check_prompt_cache),
             ("infill", check_infill),
             ("stop strings", check_stop),
             ("seeded sampling", check_seeded),

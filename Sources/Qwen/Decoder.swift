@@ -94,6 +94,14 @@ public struct KVCache: Sendable {
 
     public var count: Int { tokens.count }
 
+    /// The bytes of memory its tensors' storage holds (room allocated for in-place growth
+    /// included; storage shared with other caches counted in full).
+    public var byteCount: Int {
+        var seen = Set<ObjectIdentifier>(), bytes = 0
+        for t in tensors.values where seen.insert(ObjectIdentifier(t.storage)).inserted { bytes += t.storage.byteCount }
+        return bytes
+    }
+
     /// Replaces the cache with `length` positions of zero keys and values (token id 0), for
     /// measuring decode speed at a context length without a prefill.
     mutating func fillWithZeros(length: Int, interface: DecoderInterface) {
@@ -103,6 +111,13 @@ public struct KVCache: Sendable {
             tensors[past] = t
         }
         tokens = [Int](repeating: 0, count: length)
+    }
+
+    /// The first `length` positions (views: no copy).
+    public func prefix(_ length: Int) -> KVCache {
+        var copy = self
+        copy.truncate(to: length)
+        return copy
     }
 
     /// Keeps only the first `length` positions (to reuse a common prefix between chat turns).

@@ -84,6 +84,27 @@ public struct Generation: Sendable {
         if maxTokens == 0 { finish(.maxTokens) }
     }
 
+    /// Before the prompt has run: starts from the longest common prefix of `cache` and the prompt,
+    /// at most `limit` positions, if that is longer than what the generation's cache already
+    /// holds; returns the positions the prompt now starts after. A server keeps the caches of
+    /// earlier prompts this way (`QwenServer`'s prompt cache): where prompt chunks are exact
+    /// (`QwenModel.chunkedPrefillIsExact`), a prefix computed by an earlier prompt's prefill
+    /// and a rest of at least `minimumChunk` tokens give the logits of the whole prompt run at
+    /// once, bit for bit.
+    @discardableResult
+    public mutating func reusePrefix(of cache: KVCache, upTo limit: Int) -> Int {
+        guard needsPrefill else { return self.cache.count }
+        let bound = min(limit, cache.tokens.count, promptIds.count - 1)
+        var common = 0
+        while common < bound, cache.tokens[common] == promptIds[common] { common += 1 }
+        guard common > self.cache.count else { return self.cache.count }
+        var reused = cache
+        reused.truncate(to: common)
+        self.cache = reused
+        stats.prefilledTokens = promptIds.count - common
+        return common
+    }
+
     public var isFinished: Bool { stopReason != nil }
     /// Prompt tokens not in the cache yet (0 once the prompt has run).
     public var pendingPromptTokens: Int { isFinished || !generatedIds.isEmpty ? 0 : promptIds.count - cache.count }

@@ -25,6 +25,10 @@ public struct ServerConfiguration: Sendable {
     /// every result unchanged (`QwenModel.chunkedPrefillIsExact`: the 4-bit MatMulNBits forms);
     /// other models run prompts in one pass.
     public var prefillChunk = 128
+    /// Bytes of KV cache kept from earlier prompts (`PromptCache`: a prompt that begins like an
+    /// earlier one runs only the rest, with the same results); 0 keeps none. Only where prompt
+    /// chunks are exact (`QwenModel.chunkedPrefillIsExact`).
+    public var promptCacheBytes = 256 << 20
     /// When set, `/v1/*` requires `Authorization: Bearer <apiKey>` (`/health`, `/metrics` do not).
     public var apiKey: String?
     /// Largest request body accepted (413 beyond).
@@ -69,7 +73,7 @@ public final class OpenAIServer: Sendable {
         metrics = ServerMetrics(registry: metricsRegistry)
         scheduler = Scheduler(maxBatch: configuration.maxBatch, maxQueue: configuration.maxQueue,
                               prefillChunk: configuration.prefillChunk, chunksAreExact: model.chunkedPrefillIsExact,
-                              timeout: configuration.requestTimeout, metrics: metrics)
+                              promptCacheBytes: configuration.promptCacheBytes, timeout: configuration.requestTimeout, metrics: metrics)
     }
 
     // MARK: Routes
@@ -329,9 +333,13 @@ struct Reply: Sendable {
         }
     }
 
+    /// OpenAI's usage, with the prompt tokens taken from the prompt cache as
+    /// `prompt_tokens_details.cached_tokens`.
     func usage(_ result: GenerationResult) -> JSONValue {
         let completion = result.generatedTokenIds.count
-        return ["prompt_tokens": .int(promptTokens), "completion_tokens": .int(completion), "total_tokens": .int(promptTokens + completion)]
+        let cached = max(0, result.stats.promptTokens - result.stats.prefilledTokens)
+        return ["prompt_tokens": .int(promptTokens), "completion_tokens": .int(completion), "total_tokens": .int(promptTokens + completion),
+                "prompt_tokens_details": ["cached_tokens": .int(cached)]]
     }
 
     private func envelope(object: String, choices: [JSONValue], usage: JSONValue? = nil) -> JSONValue {

@@ -61,6 +61,8 @@ final class Scheduler: @unchecked Sendable {
     /// if not, prompts run in one pass whatever `prefillChunk` says.
     let chunksAreExact: Bool
     let timeout: Double?
+    /// Earlier prompts' caches (only where chunks are exact: a reused prefix is a chunk).
+    let promptCache: PromptCache
     private let metrics: ServerMetrics
     private let condition = NSCondition()
     private var waiting: [Job] = []
@@ -74,10 +76,12 @@ final class Scheduler: @unchecked Sendable {
     private var paused = false
     private var thread: Thread?
 
-    init(maxBatch: Int, maxQueue: Int, prefillChunk: Int = 0, chunksAreExact: Bool = false, timeout: Double?, metrics: ServerMetrics) {
+    init(maxBatch: Int, maxQueue: Int, prefillChunk: Int = 0, chunksAreExact: Bool = false, promptCacheBytes: Int = 0,
+         timeout: Double?, metrics: ServerMetrics) {
         self.maxBatch = max(1, maxBatch)
         self.prefillChunk = max(0, prefillChunk)
         self.chunksAreExact = chunksAreExact
+        promptCache = PromptCache(capacityBytes: chunksAreExact ? promptCacheBytes : 0)
         self.maxQueue = max(0, maxQueue)
         self.timeout = timeout
         self.metrics = metrics
@@ -143,6 +147,12 @@ final class Scheduler: @unchecked Sendable {
             let prefill = live.first { $0.generation.needsPrefill }
             let decoding = live.filter { $0 !== prefill && !$0.generation.needsPrefill && !$0.generation.isFinished }
             if let prefill {
+                // A prompt about to run for the first time starts after the longest prefix an
+                // earlier prompt left in the prompt cache.
+                if prefill.generation.cache.count == 0 {
+                    let reused = promptCache.reuse(for: &prefill.generation)
+                    if reused > 0 { metrics.promptCacheTokens.increment(by: reused) }
+                }
                 deliver(prefill, Result {
                     // While others decode, a long prompt a chunk per round (no token yet), the
                     // rest with its first token; with no stream to hold back, in one pass.
@@ -151,7 +161,13 @@ final class Scheduler: @unchecked Sendable {
                         metrics.promptChunks.increment()
                         return nil
                     }
-                    return try prefill.generation.step()
+                    let step = try prefill.generation.step()
+                    // The prompt has run whole: its cache holds exactly what the prefill computed.
+                    if prefill.generation.generatedIds.count == 1 {
+                        promptCache.store(prompt: prefill.generation.promptIds, cache: prefill.generation.cache.prefix(prefill.generation.promptIds.count))
+                        metrics.promptCacheBytes.record(promptCache.bytes)
+                    }
+                    return step
                 })
             }
             if !decoding.isEmpty {

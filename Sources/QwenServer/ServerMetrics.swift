@@ -10,6 +10,10 @@ final class ServerMetrics: Sendable {
     let promptTokens: CoreMetrics.Counter
     /// Prompt chunks run between decode steps (`Generation.prefillChunk`).
     let promptChunks: CoreMetrics.Counter
+    /// Prompt tokens taken from the prompt cache instead of being run (`PromptCache`).
+    let promptCacheTokens: CoreMetrics.Counter
+    /// Bytes of KV cache the prompt cache holds.
+    let promptCacheBytes: CoreMetrics.Gauge
     let generatedTokens: CoreMetrics.Counter
     let timeToFirstToken: CoreMetrics.Timer
     let interTokenLatency: CoreMetrics.Timer
@@ -28,6 +32,8 @@ final class ServerMetrics: Sendable {
         self.factory = factory
         promptTokens = Counter(label: "qwen_prompt_tokens_total", factory: factory)
         promptChunks = Counter(label: "qwen_prompt_chunks_total", factory: factory)
+        promptCacheTokens = Counter(label: "qwen_prompt_cache_tokens_total", factory: factory)
+        promptCacheBytes = Gauge(label: "qwen_prompt_cache_bytes", factory: factory)
         generatedTokens = Counter(label: "qwen_generated_tokens_total", factory: factory)
         timeToFirstToken = Timer(label: "qwen_time_to_first_token_seconds", factory: factory)
         interTokenLatency = Timer(label: "qwen_inter_token_latency_seconds", factory: factory)

@@ -35,6 +35,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("prefill-chunk"), help: "Prompt tokens run between decode steps of the running requests (while others decode, long prompts run in chunks of this many tokens, at least 3; 0 = whole prompts).")
     var prefillChunk = 128
 
+    @Option(name: .customLong("prompt-cache-mb"), help: "MB of KV cache kept from earlier prompts, so that a prompt beginning like an earlier one runs only the rest, with the same results (0 = none).")
+    var promptCacheMB = 256
+
     @Option(name: .customLong("api-key"), help: "Require 'Authorization: Bearer KEY' on /v1 routes (default: $QWEN_API_KEY, else none).")
     var apiKey: String?
 
@@ -49,6 +52,7 @@ struct ServeCommand: AsyncParsableCommand {
         guard maxBatch >= 1 else { throw ValidationError("--max-batch must be ≥ 1, got \(maxBatch)") }
         guard maxQueue >= 0 else { throw ValidationError("--max-queue must be ≥ 0, got \(maxQueue)") }
         guard prefillChunk >= 0 else { throw ValidationError("--prefill-chunk must be ≥ 0, got \(prefillChunk)") }
+        guard promptCacheMB >= 0, promptCacheMB <= 1 << 30 else { throw ValidationError("--prompt-cache-mb must be ≥ 0, got \(promptCacheMB)") }
         guard maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be ≥ 1024, got \(maxBodyBytes)") }
         guard requestTimeout >= 0, requestTimeout.isFinite else { throw ValidationError("--request-timeout must be ≥ 0, got \(requestTimeout)") }
     }
@@ -64,6 +68,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.maxBatch = maxBatch
         configuration.maxQueue = maxQueue
         configuration.prefillChunk = prefillChunk
+        configuration.promptCacheBytes = promptCacheMB << 20
         configuration.apiKey = apiKey ?? ProcessInfo.processInfo.environment["QWEN_API_KEY"].flatMap { $0.isEmpty ? nil : $0 }
         configuration.maxBodyBytes = maxBodyBytes
         configuration.requestTimeout = requestTimeout > 0 ? requestTimeout : nil

@@ -298,6 +298,63 @@ enum TinyModel {
         #expect((chunks ?? 0) == (exact ? (prompts[1].count - 6) / 3 + 1 : 0), "\(line ?? "no qwen_prompt_chunks_total")")
     }
 
+    /// The prompt cache: a prompt sharing a stored prefix runs only the rest (at least 3 tokens)
+    /// and gets the ids and log probabilities of its solo run bit for bit; an entry that begins a
+    /// newer prompt is replaced by it; the least recently used go when the bytes run out.
+    @Test func promptCacheReusesPrefixesExactly() throws {
+        var parameters = GenerateParameters.greedy(maxTokens: 16)
+        parameters.stopTokenIds = []
+        parameters.logprobs = 2
+        func steps(_ generation: inout Generation) throws -> [GenerationStep] {
+            var out: [GenerationStep] = []
+            while let step = try generation.step() { out.append(step) }
+            return out
+        }
+        let shared = (0..<40).map { (53 * $0 + 7) % 500 }
+        let first = shared + [11, 12, 13, 14], second = shared + [21, 22, 23, 24, 25]
+        let cache = PromptCache(capacityBytes: 64 << 20)
+
+        var one = try Generation(model: model, promptIds: first, parameters: parameters)
+        #expect(cache.reuse(for: &one) == 0)
+        let firstSteps = try steps(&one)
+        cache.store(prompt: first, cache: one.cache.prefix(first.count))
+        #expect(cache.entries.map(\.tokens) == [first])
+
+        var solo = try Generation(model: model, promptIds: second, parameters: parameters)
+        let soloSteps = try steps(&solo)
+        var two = try Generation(model: model, promptIds: second, parameters: parameters)
+        #expect(cache.reuse(for: &two) == shared.count)
+        #expect(two.stats.prefilledTokens == second.count - shared.count)
+        let twoSteps = try steps(&two)
+        if model.chunkedPrefillIsExact { #expect(twoSteps == soloSteps, "the reused prefix changed the steps") }
+
+        // The same prompt again: all but the last minimumChunk tokens reused, the same steps.
+        var again = try Generation(model: model, promptIds: first, parameters: parameters)
+        #expect(cache.reuse(for: &again) == first.count - Generation.minimumChunk)
+        if model.chunkedPrefillIsExact { #expect(try steps(&again) == firstSteps) }
+
+        // A longer prompt beginning with an entry replaces it; a prompt the entries begin is not kept.
+        let longer = first + [31, 32, 33]
+        var three = try Generation(model: model, promptIds: longer, parameters: parameters)
+        _ = try steps(&three)
+        cache.store(prompt: longer, cache: three.cache.prefix(longer.count))
+        #expect(cache.entries.map(\.tokens) == [longer])
+        cache.store(prompt: first, cache: one.cache.prefix(first.count))
+        #expect(cache.entries.map(\.tokens) == [longer])
+
+        // Room for one entry: storing another drops the least recently used.
+        let small = PromptCache(capacityBytes: max(one.cache.byteCount, solo.cache.byteCount) + 1)
+        small.store(prompt: first, cache: one.cache.prefix(first.count))
+        small.store(prompt: second, cache: solo.cache.prefix(second.count))
+        #expect(small.entries.map(\.tokens) == [second])
+        #expect(small.bytes <= small.capacityBytes)
+        // Disabled: nothing kept, nothing reused.
+        let none = PromptCache(capacityBytes: 0)
+        none.store(prompt: first, cache: one.cache.prefix(first.count))
+        var four = try Generation(model: model, promptIds: first, parameters: parameters)
+        #expect(none.entries.isEmpty && none.reuse(for: &four) == 0)
+    }
+
     /// A full queue answers 429; a cancelled request frees its slot within a step.
     @Test func queueLimitAndCancellation() async throws {
         let metrics = ServerMetrics(registry: .init())
