@@ -31,13 +31,17 @@ port, waits for GET /health, and checks the OpenAI API behaviour and the server'
                   first occurrence with finish_reason "stop" (chat list + stream, completions string)
   seeded          temperature 0.8 with the same seed gives the same text (also with top_p and
                   the top_k / min_p / repetition_penalty extensions, and streamed)
+  choices (n)     n = 3 with seed 42 at temperature 0.8: choice i is the n = 1 request with seed
+                  42 + i (chat and completions), usage sums the choices; streamed, the chunks of
+                  each index add up to its text with one finish_reason each; greedy n = 2 twice
+                  the same text
   logprobs        on a server of the float32 file (--dtype fp32, float32 logits: no float16
                   rounding to blur ties), greedy completions from token ids with logprobs 5:
                   each token and its alternatives are ONNX Runtime's greedy ids and top 5 on the
                   same file, their log probabilities its log-softmax within 1e-4; chat logprobs / top_logprobs
                   (bytes, alternatives, streamed = not streamed); presence and frequency
                   penalties give the ids of ONNX Runtime's logits penalized here
-  errors          400 (bad JSON, temperature -1, n=2, empty messages, unknown role, context
+  errors          400 (bad JSON, temperature -1, n=17, empty messages, unknown role, context
                   exceeded, top_logprobs without logprobs or over 20, logprobs over 20), 404 (unknown model, unknown route), 413 (body over
                   --max-body-bytes) as OpenAI error objects, through the client's exceptions
                   and raw HTTP; 401 on a server with --api-key; 429 on one with
@@ -807,6 +811,51 @@ def check_seeded(c, server):
     client.close()
 
 
+def check_choices(c, server):
+    client = server.client()
+    model = server.model_id
+    messages = [{"role": "user", "content": PROMPTS[3]}]
+
+    def chat(n, seed, **extra):
+        return client.chat.completions.create(model=model, messages=messages, max_tokens=16, temperature=0.8,
+                                              seed=seed, n=n, **extra)
+
+    several = chat(3, 42)
+    c.equal([choice.index for choice in several.choices], [0, 1, 2], "n=3: choice indices")
+    singles = [chat(1, 42 + i) for i in range(3)]
+    for i, single in enumerate(singles):
+        c.equal(several.choices[i].message.content, single.choices[0].message.content,
+                f"n=3 seed 42: choice {i} vs n=1 seed {42 + i}")
+        c.equal(several.choices[i].finish_reason, single.choices[0].finish_reason, f"n=3: choice {i} finish_reason")
+    c.equal(several.usage.prompt_tokens, singles[0].usage.prompt_tokens, "n=3: usage.prompt_tokens (the prompt once)")
+    c.equal(several.usage.completion_tokens, sum(s.usage.completion_tokens for s in singles),
+            "n=3: usage.completion_tokens (all choices)")
+
+    chunks = list(chat(3, 42, stream=True, stream_options={"include_usage": True}))
+    texts, reasons, roles = {}, {}, {}
+    for chunk in chunks:
+        for choice in chunk.choices:
+            texts[choice.index] = texts.get(choice.index, "") + (choice.delta.content or "")
+            if choice.delta.role:
+                roles[choice.index] = roles.get(choice.index, 0) + 1
+            if choice.finish_reason:
+                reasons.setdefault(choice.index, []).append(choice.finish_reason)
+    c.equal(texts, {i: several.choices[i].message.content for i in range(3)}, "n=3 streamed: text per index")
+    c.equal(reasons, {i: [several.choices[i].finish_reason] for i in range(3)}, "n=3 streamed: finish_reasons per index")
+    c.equal(roles, {0: 1, 1: 1, 2: 1}, "n=3 streamed: one role delta per index")
+    c.equal(chunks[-1].choices, [], "n=3 streamed: the usage chunk last")
+    c.equal(chunks[-1].usage.completion_tokens, several.usage.completion_tokens, "n=3 streamed: usage")
+
+    text = client.completions.create(model=model, prompt=COMPLETION_PROMPT, max_tokens=12, temperature=0.8, seed=7, n=2)
+    for i in range(2):
+        single = client.completions.create(model=model, prompt=COMPLETION_PROMPT, max_tokens=12, temperature=0.8,
+                                           seed=7 + i)
+        c.equal(text.choices[i].text, single.choices[0].text, f"completions n=2 seed 7: choice {i} vs n=1 seed {7 + i}")
+    greedy = client.chat.completions.create(model=model, messages=messages, max_tokens=12, temperature=0, n=2)
+    c.equal(greedy.choices[0].message.content, greedy.choices[1].message.content, "greedy n=2: the same text twice")
+    client.close()
+
+
 def byte_decoder():
     """GPT-2's byte-level alphabet inverted: the token strings of tokenizer.json back to bytes."""
     printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
@@ -976,7 +1025,7 @@ def check_infill(c, server):
     if not all(t in added for t in ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>")):
         expect_api_error(c, "suffix without fill-in-the-middle tokens", openai.BadRequestError, 400,
                          lambda: client.completions.create(model=model, prompt=prefix, suffix=suffix, max_tokens=4),
-                         "invalid_request_error", contains="fill-in-the-middle")
+                         "invalid_request_error", code="unsupported_parameter", contains="fill-in-the-middle")
         client.close()
         return
     from tokenizers import Tokenizer
@@ -1014,8 +1063,8 @@ def check_errors(c, server):
                      400, invalid)
     expect_api_error(c, "temperature -1", bad, 400, lambda: client.chat.completions.create(
         model=model, messages=user, max_tokens=4, temperature=-1), invalid)
-    expect_api_error(c, "n=2", bad, 400, lambda: client.chat.completions.create(
-        model=model, messages=user, max_tokens=4, n=2), invalid)
+    expect_api_error(c, "n=17", bad, 400, lambda: client.chat.completions.create(
+        model=model, messages=user, max_tokens=4, n=17), invalid)
     expect_api_error(c, "empty messages", bad, 400, lambda: client.chat.completions.create(
         model=model, messages=[], max_tokens=4), invalid)
     expect_api_error(c, "unknown role", bad, 400, lambda: client.chat.completions.create(
@@ -1317,6 +1366,7 @@ def main():
             ("infill", check_infill),
             ("stop strings", check_stop),
             ("seeded sampling", check_seeded),
+            ("choices (n)", check_choices),
             ("request counting", check_request_counting),
             ("errors 400/404/413", check_errors),
             ("concurrency", check_concurrency),

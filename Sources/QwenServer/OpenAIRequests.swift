@@ -24,7 +24,12 @@ struct CompletionRequest: Sendable {
     var includeUsage = false
     /// nil: up to the context limit.
     var maxTokens: Int?
+    /// Choices generated for the prompt (`n`, 1 to `CompletionRequest.maxChoices`).
+    var choices = 1
     var parameters = GenerateParameters()
+
+    /// The most choices (`n`) a request may ask for.
+    static let maxChoices = 16
 
     /// Reads a chat completions body (`chat` true) or a completions body.
     init(json body: [UInt8], chat: Bool) throws(OpenAIError) {
@@ -69,7 +74,12 @@ struct CompletionRequest: Sendable {
         let maxCompletion = try fields.int("max_completion_tokens", atLeast: 1)
         let maxTokens = try fields.int("max_tokens", atLeast: 1)
         self.maxTokens = maxCompletion ?? maxTokens
-        if let n = try fields.int("n", atLeast: 1), n != 1 { throw .unsupported("n", "one choice per request (n = 1)") }
+        if let n = try fields.int("n", atLeast: 1) {
+            guard n <= CompletionRequest.maxChoices else {
+                throw .invalidRequest("'n' must be at most \(CompletionRequest.maxChoices), got \(n)", param: "n")
+            }
+            choices = n
+        }
         if chat {
             // Chat: `logprobs` turns them on, `top_logprobs` (0 to 20) asks for alternatives.
             let top = try fields.int("top_logprobs", atLeast: 0)

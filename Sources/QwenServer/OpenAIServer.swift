@@ -163,6 +163,8 @@ public final class OpenAIServer: Sendable {
                 promptIds = model.tokenizer.encode(format.prompt(prefix: prefix, suffix: suffix))
             case .tokenIds(let ids): promptIds = ids
             }
+        } catch let error as OpenAIError {
+            throw error
         } catch {
             throw OpenAIError.invalidRequest("the messages do not fit the model's chat template: \(error)", param: "messages")
         }
@@ -175,12 +177,21 @@ public final class OpenAIServer: Sendable {
         }
         var parameters = parsed.parameters
         parameters.maxTokens = min(parsed.maxTokens ?? room, room)
-        let generation: Generation
-        do { generation = try Generation(model: model, promptIds: promptIds, parameters: parameters) } catch {
+        // The choices (`n`): with a seed, choice i draws with seed + i (choice 0 is the request
+        // with n = 1); without, each its own random one. All but the first prefill only the last
+        // tokens of the prompt where the prompt cache serves (the first one's prefill).
+        var generations: [Generation] = []
+        do {
+            for i in 0..<parsed.choices {
+                var choice = parameters
+                if let seed = parameters.seed { choice.seed = seed &+ UInt64(i) }
+                generations.append(try Generation(model: model, promptIds: promptIds, parameters: choice))
+            }
+        } catch {
             throw OpenAIError.invalidRequest("\(error)")
         }
-        let ticket: Scheduler.Ticket
-        do { ticket = try scheduler.submit(generation) } catch {
+        let tickets: [Scheduler.Ticket]
+        do { tickets = try scheduler.submit(generations) } catch {
             switch error {
             case .queueFull(let limit): throw OpenAIError.queueFull(limit: limit)
             case .shuttingDown: throw OpenAIError.shuttingDown
@@ -192,72 +203,119 @@ public final class OpenAIServer: Sendable {
         // With tools offered, the text is searched for tool calls.
         var withTools = false
         if case .chat(_, let tools?) = parsed.prompt, !tools.isEmpty { withTools = true }
-        if parsed.stream { return streamed(ticket, reply: reply, includeUsage: parsed.includeUsage, withTools: withTools) }
+        if parsed.stream { return streamed(tickets, reply: reply, includeUsage: parsed.includeUsage, withTools: withTools) }
 
-        defer { ticket.cancel() }
-        var text = ""
-        var logprobs = reply.wantsLogprobs ? Reply.Logprobs() : nil
+        defer { for ticket in tickets { ticket.cancel() } }
+        // The scheduler runs the choices together; their events wait in their streams.
+        var choices: [JSONValue] = [], results: [GenerationResult] = []
         do {
-            for try await event in ticket.events {
-                switch event {
-                case .step(let step):
-                    logprobs?.add(step, at: text)
-                    text += step.text
-                case .finished(let result):
-                    let (content, calls) = withTools ? ToolCalls.parse(text) : (text, [])
-                    return Response.json(reply.complete(text: content, result: result, toolCalls: calls, logprobs: logprobs))
+            for (index, ticket) in tickets.enumerated() {
+                var text = ""
+                var logprobs = reply.wantsLogprobs ? Reply.Logprobs() : nil
+                events: for try await event in ticket.events {
+                    switch event {
+                    case .step(let step):
+                        logprobs?.add(step, at: text)
+                        text += step.text
+                    case .finished(let result):
+                        let (content, calls) = withTools ? ToolCalls.parse(text) : (text, [])
+                        choices.append(reply.choice(index: index, text: content, result: result, toolCalls: calls, logprobs: logprobs))
+                        results.append(result)
+                        break events
+                    }
                 }
             }
         } catch {
             throw OpenAIError.failure(error, timeout: configuration.requestTimeout)
         }
-        throw OpenAIError.server(CancellationError())
+        guard results.count == tickets.count else { throw OpenAIError.server(CancellationError()) }
+        return Response.json(reply.complete(choices: choices, results: results))
+    }
+
+    /// One choice's events as the streamed response interleaves them.
+    private enum ChoiceEvent: Sendable {
+        case event(Int, Scheduler.Event)
+        case failed(any Error)
     }
 
     /// Server-sent events: a chunk per text piece, the finish reason, the usage if asked, `[DONE]`.
-    /// A failed write (the client has gone) ends the loop, and leaving it cancels the generation.
+    /// A failed write (the client has gone) ends the loop, and leaving it cancels the generations.
     /// Log probabilities, when asked, ride with the chunk that carries their tokens' text (a token
     /// whose text is held back, an incomplete character or a possible stop string, with the next
     /// chunk sent; what is left at the end, with the finish reason).
     /// With tools offered, content streams until a `<tool_call>` begins; the calls follow at the
     /// end, one delta with all of them (`ToolCalls.Stream`).
-    private func streamed(_ ticket: Scheduler.Ticket, reply: Reply, includeUsage: Bool, withTools: Bool) -> Response {
+    /// Several choices (`n`) stream interleaved as their tokens come, each chunk naming its choice's
+    /// index; the usage chunk and `[DONE]` follow the last one's finish.
+    private func streamed(_ tickets: [Scheduler.Ticket], reply: Reply, includeUsage: Bool, withTools: Bool) -> Response {
         let timeout = configuration.requestTimeout
         let body = ResponseBody { writer in
-            defer { ticket.cancel() }
+            defer { for ticket in tickets { ticket.cancel() } }
             func send(_ value: JSONValue) async throws {
                 try await writer.write(ByteBuffer(string: "data: \(value.jsonText)\n\n"))
             }
-            var tools = withTools ? ToolCalls.Stream() : nil
-            // Log probabilities not sent yet, and the text sent so far (for their offsets).
-            var pending = reply.wantsLogprobs ? Reply.Logprobs() : nil
-            var sentText = ""
-            func sendText(_ text: String) async throws {
-                try await send(reply.chunk(text: text, logprobs: pending))
-                sentText += text
-                pending = pending.map { _ in Reply.Logprobs() }
+            struct Choice {
+                var tools: ToolCalls.Stream?
+                // Log probabilities not sent yet, and the text sent so far (for their offsets).
+                var pending: Reply.Logprobs?
+                var sentText = ""
             }
-            if reply.chat { try await send(reply.chunk(delta: ["role": "assistant", "content": ""])) }
+            var choices = [Choice](repeating: Choice(tools: withTools ? ToolCalls.Stream() : nil,
+                                                     pending: reply.wantsLogprobs ? Reply.Logprobs() : nil), count: tickets.count)
+            func sendText(_ text: String, _ index: Int) async throws {
+                try await send(reply.chunk(text: text, logprobs: choices[index].pending, index: index))
+                choices[index].sentText += text
+                choices[index].pending = choices[index].pending.map { _ in Reply.Logprobs() }
+            }
+            // The choices' events in one sequence, in the order they come.
+            let (merged, input) = AsyncStream<ChoiceEvent>.makeStream()
+            let readers = Task {
+                await withTaskGroup(of: Void.self) { group in
+                    for (index, ticket) in tickets.enumerated() {
+                        group.addTask {
+                            do {
+                                for try await event in ticket.events { input.yield(.event(index, event)) }
+                            } catch {
+                                input.yield(.failed(error))
+                            }
+                        }
+                    }
+                }
+                input.finish()
+            }
+            defer { readers.cancel() }
+            if reply.chat {
+                for index in tickets.indices { try await send(reply.chunk(delta: ["role": "assistant", "content": ""], index: index)) }
+            }
+            var results: [GenerationResult] = []
             do {
-                for try await event in ticket.events {
-                    switch event {
-                    case .step(let step):
-                        pending?.add(step, at: sentText)
-                        let text = tools?.append(step.text) ?? step.text
-                        if !text.isEmpty { try await sendText(text) }
-                    case .finished(let result):
+                events: for await item in merged {
+                    switch item {
+                    case .failed(let error):
+                        throw error
+                    case .event(let index, .step(let step)):
+                        let sent = choices[index].sentText
+                        choices[index].pending?.add(step, at: sent)
+                        let text = choices[index].tools?.append(step.text) ?? step.text
+                        if !text.isEmpty { try await sendText(text, index) }
+                    case .event(let index, .finished(let result)):
                         var reason = Reply.finishReason(result.stopReason)
-                        if let (content, calls) = tools?.finish() {
-                            if !content.isEmpty { try await sendText(content) }
+                        if let (content, calls) = choices[index].tools?.finish() {
+                            if !content.isEmpty { try await sendText(content, index) }
                             if !calls.isEmpty {
-                                try await send(reply.chunk(delta: ["tool_calls": ToolCalls.json(calls, indexed: true)]))
+                                try await send(reply.chunk(delta: ["tool_calls": ToolCalls.json(calls, indexed: true)], index: index))
                                 reason = "tool_calls"
                             }
                         }
-                        try await send(reply.chunk(finishReason: reason, logprobs: pending?.isEmpty == false ? pending : nil))
-                        if includeUsage { try await send(reply.usageChunk(result)) }
-                        try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
+                        let pending = choices[index].pending
+                        try await send(reply.chunk(finishReason: reason, logprobs: pending?.isEmpty == false ? pending : nil, index: index))
+                        results.append(result)
+                        if results.count == tickets.count { break events }
                     }
+                }
+                if results.count == tickets.count {
+                    if includeUsage { try await send(reply.usageChunk(results)) }
+                    try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
                 }
             } catch let error where !(error is CancellationError) {
                 // The request failed after its head was sent: an error event, as OpenAI streams do.
@@ -333,11 +391,12 @@ struct Reply: Sendable {
         }
     }
 
-    /// OpenAI's usage, with the prompt tokens taken from the prompt cache as
+    /// OpenAI's usage over a request's choices: the prompt once, the completion tokens of all,
+    /// and the prompt tokens the first choice took from the prompt cache as
     /// `prompt_tokens_details.cached_tokens`.
-    func usage(_ result: GenerationResult) -> JSONValue {
-        let completion = result.generatedTokenIds.count
-        let cached = max(0, result.stats.promptTokens - result.stats.prefilledTokens)
+    func usage(_ results: [GenerationResult]) -> JSONValue {
+        let completion = results.reduce(0) { $0 + $1.generatedTokenIds.count }
+        let cached = results.first.map { max(0, $0.stats.promptTokens - $0.stats.prefilledTokens) } ?? 0
         return ["prompt_tokens": .int(promptTokens), "completion_tokens": .int(completion), "total_tokens": .int(promptTokens + completion),
                 "prompt_tokens_details": ["cached_tokens": .int(cached)]]
     }
@@ -349,28 +408,36 @@ struct Reply: Sendable {
         return .object(o)
     }
 
-    func complete(text: String, result: GenerationResult, toolCalls: [ToolCalls.Call] = [], logprobs: Logprobs? = nil) -> JSONValue {
+    /// Choice `index` of a finished request.
+    func choice(index: Int, text: String, result: GenerationResult, toolCalls: [ToolCalls.Call] = [], logprobs: Logprobs? = nil) -> JSONValue {
         let reason = JSONValue.string(toolCalls.isEmpty ? Reply.finishReason(result.stopReason) : "tool_calls")
         var message = JSONObject([("role", "assistant"), ("content", toolCalls.isEmpty || !text.isEmpty ? .string(text) : .null)])
         if !toolCalls.isEmpty { message["tool_calls"] = ToolCalls.json(toolCalls, indexed: false) }
-        let choice: JSONValue = chat
-            ? ["index": 0, "message": .object(message), "logprobs": json(logprobs), "finish_reason": reason]
-            : ["index": 0, "text": .string(text), "logprobs": json(logprobs), "finish_reason": reason]
-        return envelope(object: chat ? "chat.completion" : "text_completion", choices: [choice], usage: usage(result))
+        return chat
+            ? ["index": .int(index), "message": .object(message), "logprobs": json(logprobs), "finish_reason": reason]
+            : ["index": .int(index), "text": .string(text), "logprobs": json(logprobs), "finish_reason": reason]
     }
 
-    func chunk(delta: JSONValue, logprobs: Logprobs? = nil) -> JSONValue {
-        envelope(object: "chat.completion.chunk", choices: [["index": 0, "delta": delta, "logprobs": json(logprobs), "finish_reason": nil]])
+    func complete(choices: [JSONValue], results: [GenerationResult]) -> JSONValue {
+        envelope(object: chat ? "chat.completion" : "text_completion", choices: choices, usage: usage(results))
     }
 
-    func chunk(text: String, logprobs: Logprobs? = nil) -> JSONValue {
-        chat ? chunk(delta: ["content": .string(text)], logprobs: logprobs)
-             : envelope(object: "text_completion", choices: [["index": 0, "text": .string(text), "logprobs": json(logprobs), "finish_reason": nil]])
+    func chunk(delta: JSONValue, logprobs: Logprobs? = nil, index: Int = 0) -> JSONValue {
+        envelope(object: "chat.completion.chunk", choices: [["index": .int(index), "delta": delta, "logprobs": json(logprobs), "finish_reason": nil]])
     }
 
-    func chunk(finishReason: String, logprobs: Logprobs? = nil) -> JSONValue {
-        chat ? envelope(object: "chat.completion.chunk", choices: [["index": 0, "delta": [:], "logprobs": json(logprobs), "finish_reason": .string(finishReason)]])
-             : envelope(object: "text_completion", choices: [["index": 0, "text": "", "logprobs": json(logprobs), "finish_reason": .string(finishReason)]])
+    func chunk(text: String, logprobs: Logprobs? = nil, index: Int = 0) -> JSONValue {
+        chat ? chunk(delta: ["content": .string(text)], logprobs: logprobs, index: index)
+             : envelope(object: "text_completion", choices: [["index": .int(index), "text": .string(text), "logprobs": json(logprobs), "finish_reason": nil]])
+    }
+
+    func chunk(finishReason: String, logprobs: Logprobs? = nil, index: Int = 0) -> JSONValue {
+        chat ? envelope(object: "chat.completion.chunk", choices: [["index": .int(index), "delta": [:], "logprobs": json(logprobs), "finish_reason": .string(finishReason)]])
+             : envelope(object: "text_completion", choices: [["index": .int(index), "text": "", "logprobs": json(logprobs), "finish_reason": .string(finishReason)]])
+    }
+
+    func usageChunk(_ results: [GenerationResult]) -> JSONValue {
+        envelope(object: chat ? "chat.completion.chunk" : "text_completion", choices: [], usage: usage(results))
     }
 
     /// `logprobs` in OpenAI's shape, null when not asked for. Chat: `{"content": [{token, logprob,
@@ -410,10 +477,6 @@ struct Reply: Sendable {
         }
         return .object(JSONObject([("tokens", .array(tokens)), ("token_logprobs", .array(values)),
                                    ("top_logprobs", .array(tops)), ("text_offset", .array(offsets))]))
-    }
-
-    func usageChunk(_ result: GenerationResult) -> JSONValue {
-        envelope(object: chat ? "chat.completion.chunk" : "text_completion", choices: [], usage: usage(result))
     }
 }
 

@@ -97,19 +97,30 @@ final class Scheduler: @unchecked Sendable {
     /// `.finished` or an error (`TimedOut`, a model error). Refuses when more than `maxQueue`
     /// requests would be waiting for a free slot, or while shutting down.
     func submit(_ generation: Generation) throws(Refusal) -> Ticket {
-        let (events, continuation) = AsyncThrowingStream<Event, any Error>.makeStream()
-        let job = Job(generation, continuation: continuation, timeout: timeout)
-        // The consumer stopped listening (a dropped stream, a cancelled task): stop the work.
-        continuation.onTermination = { [weak job] _ in job?.cancel() }
+        try submit([generation])[0]
+    }
+
+    /// Queues `generations` (a request's choices) together: all of them, or none when they do
+    /// not all fit.
+    func submit(_ generations: [Generation]) throws(Refusal) -> [Ticket] {
+        var jobs: [Job] = [], tickets: [Ticket] = []
+        for generation in generations {
+            let (events, continuation) = AsyncThrowingStream<Event, any Error>.makeStream()
+            let job = Job(generation, continuation: continuation, timeout: timeout)
+            // The consumer stopped listening (a dropped stream, a cancelled task): stop the work.
+            continuation.onTermination = { [weak job] _ in job?.cancel() }
+            jobs.append(job)
+            tickets.append(Ticket(events: events, job: job))
+        }
         condition.lock()
         defer { condition.unlock() }
         if shuttingDown { throw .shuttingDown }
         let freeSlots = max(0, maxBatch - running.count)
-        guard waiting.count < maxQueue + freeSlots else { throw .queueFull(limit: maxQueue) }
-        waiting.append(job)
+        guard waiting.count + jobs.count <= maxQueue + freeSlots else { throw .queueFull(limit: maxQueue) }
+        waiting += jobs
         metrics.queueDepth.record(waiting.count)
         condition.signal()
-        return Ticket(events: events, job: job)
+        return tickets
     }
 
     /// Requests waiting and running now.
