@@ -9,7 +9,7 @@ Usage (through the shell wrapper, which sets up the pinned venv):
                         [--qwen-run .build/release/qwen-run] [--model Models/qwen2.5-coder-0.5b-instruct]
                         [--llama-server .llama.cpp/build/bin/llama-server]
                         [--gguf Models/gguf/qwen2.5-coder-0.5b-instruct-q4_0-pure.gguf]
-                        [--llama-prompt-cache] [--health-timeout 120] [--keep-logs]
+                        [--prompt-cache] [--health-timeout 120] [--keep-logs]
 
 It does not build: it runs the existing release qwen-run (build it with
 `swift build -c release -Xswiftc -target-cpu -Xswiftc native --product qwen-run`, or `scripts/bench`)
@@ -35,10 +35,10 @@ prompt of a fixed list of 16 distinct coding prompts in turn:
                               "temperature": 0, "max_tokens": 64}
 (model: the first id of the server's GET /v1/models, else the model directory's name; with
 QWEN_API_KEY set, an `Authorization: Bearer` header goes with every request.)
-The prompts repeat from level to level, so llama-server's prompt cache (its slots keep the KV of
-earlier prompts and reuse the longest common prefix) would skip most of their prefill from the
-second level on; the requests to llama-server therefore carry "cache_prompt": false unless
---llama-prompt-cache is given. The client is a single asyncio process with httpx2's streaming
+The prompts repeat from level to level, so either server's prompt cache (llama-server's slots
+keep the KV of earlier prompts, ours its PromptCache; both reuse the longest common prefix) would
+skip most of their prefill from the second level on; so, unless --prompt-cache is given, the
+requests to llama-server carry "cache_prompt": false and ours runs with --prompt-cache-mb 0. The client is a single asyncio process with httpx2's streaming
 (the HTTP client openai==3.63.0 uses), one connection per client, reading SSE `data:` lines
 until `data: [DONE]`; its own CPU time is reported (it shares the 2 cores with the server).
 
@@ -356,7 +356,7 @@ def request_body(prompt: str, args, server: str, model_id: str, max_tokens: int 
     body = {"model": model_id, "messages": [{"role": "user", "content": prompt}], "stream": True,
             "stream_options": {"include_usage": True}, "temperature": 0,
             "max_tokens": max_tokens if max_tokens is not None else args.max_tokens}
-    if server == "llama" and not args.llama_prompt_cache:
+    if server == "llama" and not args.prompt_cache:
         body["cache_prompt"] = False
     return body
 
@@ -573,8 +573,9 @@ def main() -> int:
     ap.add_argument("--qwen-run", type=Path, default=ROOT / ".build/release/qwen-run")
     ap.add_argument("--llama-server", type=Path, default=ROOT / ".llama.cpp/build/bin/llama-server")
     ap.add_argument("--gguf", type=Path, default=ROOT / "Models/gguf/qwen2.5-coder-0.5b-instruct-q4_0-pure.gguf")
-    ap.add_argument("--llama-prompt-cache", action="store_true",
-                    help="leave llama-server's prompt cache on (default: requests say cache_prompt false)")
+    ap.add_argument("--prompt-cache", "--llama-prompt-cache", dest="prompt_cache", action="store_true",
+                    help="leave both servers' prompt caches on (default: llama-server's requests say cache_prompt"
+                         " false, ours runs with --prompt-cache-mb 0)")
     ap.add_argument("--health-timeout", type=float, default=120.0, help="seconds to wait for GET /health 200")
     ap.add_argument("--json", type=Path, metavar="FILE", help="write every figure (per request too) to FILE")
     ap.add_argument("--keep-logs", action="store_true", help="keep the servers' logs (their directory is printed)")
@@ -638,7 +639,8 @@ def main() -> int:
             return [str(args.qwen_run), "serve", "--model", str(args.model), "--host", HOST, "--port", str(port),
                     "--max-batch", str(args.parallel),
                     *(["--prefill-chunk", str(args.prefill_chunk)] if args.prefill_chunk is not None else []),
-                    *(["--int8", args.int8] if args.int8 else [])]
+                    *(["--int8", args.int8] if args.int8 else []),
+                    *([] if args.prompt_cache else ["--prompt-cache-mb", "0"])]
         return [str(args.llama_server), "-m", str(args.gguf), "-np", str(args.parallel), "-cb", "-c", str(args.ctx),
                 "-t", str(args.threads), "--host", HOST, "--port", str(port)]
 
@@ -803,8 +805,9 @@ def main() -> int:
                if decode_levels else []),
              *[f"{names[n]}: {shlex.join(command(n, 0)).replace('--port 0', '--port P')}" for n in servers],
              *([f"llama-server {llama_version}; requests with cache_prompt "
-                f"{'on (its default)' if args.llama_prompt_cache else 'false (no prefix reuse across requests)'}"]
+                f"{'on (its default)' if args.prompt_cache else 'false (no prefix reuse across requests)'}"]
                if "llama" in servers else []),
+             f"prompt caches: {'on (both servers)' if args.prompt_cache else 'off (both servers)'}",
              f"client (this process, asyncio + httpx2) CPU: up to {max(client_cpu):.2f} cores",
              *([f"CPU used by other processes during the levels: {min(others):.0%}–{max(others):.0%} of the machine"
                 + ("  ** BUSY MACHINE: not comparable with a quiet run **" if max(others) > 0.10 else "")]
@@ -824,7 +827,7 @@ def main() -> int:
                        "decode_clients": decode_levels, "decode_tokens": args.decode_tokens,
                        "runs": args.runs, "parallel": args.parallel, "threads": args.threads, "ctx": args.ctx,
                        "prefill_chunk": args.prefill_chunk, "int8": args.int8, "model": str(args.model),
-                       "llama_prompt_cache": args.llama_prompt_cache, "prompts": PROMPTS, "warmup_prompt": WARMUP_PROMPT},
+                       "prompt_cache": args.prompt_cache, "prompts": PROMPTS, "warmup_prompt": WARMUP_PROMPT},
             "summary": summary, "ratios_ours_over_llama_agg_tokens_per_s": ratios,
             "decode_summary": decode_summary, "decode_ratios_ours_over_llama": decode_ratios,
             "decode_x_single_stream": {"streams": top, "ratios": x_single} if x_single else None,
