@@ -23,6 +23,9 @@ port, waits for GET /health, and checks the OpenAI API behaviour and the server'
                   usage.prompt_tokens_details.cached_tokens (and in qwen_prompt_cache_tokens_total);
                   a prompt run again from the cache gives the text and log probabilities of its
                   first run, bit for bit
+  json            response_format json_object (greedy and seeded, chat and streamed): every
+                  finished answer ("stop") is one JSON object to Python's json.loads; streamed =
+                  not streamed; json_schema and unknown types are 400
   infill          completions with a `suffix`: on a model whose tokenizer has Qwen2.5-Coder's
                   fill-in-the-middle tokens, the prompt is Hugging Face's tokenization of
                   <|fim_prefix|>PREFIX<|fim_suffix|>SUFFIX<|fim_middle|> and the greedy text ONNX
@@ -1014,6 +1017,41 @@ def check_prompt_cache(c, server):
     client.close()
 
 
+def check_json_mode(c, server):
+    client = server.client()
+    model = server.model_id
+    json_format = {"type": "json_object"}
+    finished = 0
+    for i, prompt in enumerate(PROMPTS[:4]):
+        messages = [{"role": "user", "content": f"{prompt} Answer in JSON."}]
+        extra = {"temperature": 0} if i % 2 == 0 else {"temperature": 0.9, "seed": i}
+        r = client.chat.completions.create(model=model, messages=messages, max_tokens=160, response_format=json_format, **extra)
+        choice = r.choices[0]
+        c.check(choice.finish_reason in ("stop", "length"), f"json mode: finish_reason {choice.finish_reason!r}")
+        if choice.finish_reason == "stop":
+            finished += 1
+            try:
+                value = json.loads(choice.message.content)
+            except ValueError as e:
+                c.fail(f"json mode, prompt {i}: not JSON ({e}): {short(choice.message.content)}")
+            c.check(isinstance(value, dict), f"json mode, prompt {i}: not an object: {short(choice.message.content)}")
+        if i == 0:
+            streamed = Stream(server.port, "/v1/chat/completions", chat_payload(
+                model, messages[0]["content"], 160, stream=True, response_format=json_format, **extra)).read_all()
+            c.check(streamed.done and not streamed.problems, f"json mode stream: done {streamed.done}, {streamed.problems}")
+            c.equal(streamed.text, choice.message.content, "json mode: streamed vs not")
+    note(f"json mode: {finished} of 4 answers closed their object within 160 tokens")
+    c.check(finished >= 1, "json mode: no answer closed its object within 160 tokens")
+    expect_api_error(c, "response_format json_schema", openai.BadRequestError, 400, lambda: client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "Hi"}], max_tokens=4,
+        response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}}),
+        "invalid_request_error", code="unsupported_parameter")
+    expect_raw_error(c, "response_format of an unknown type", request(server.port, "POST", "/v1/chat/completions",
+                     body={"messages": [{"role": "user", "content": "Hi"}], "response_format": {"type": "yaml"}}),
+                     400, "invalid_request_error")
+    client.close()
+
+
 def check_infill(c, server):
     client = server.client()
     model = server.model_id
@@ -1363,6 +1401,7 @@ def main():
             ("chat stream", check_chat_stream),
             ("completions", check_completions),
             ("prompt cache", check_prompt_cache),
+            ("json", check_json_mode),
             ("infill", check_infill),
             ("stop strings", check_stop),
             ("seeded sampling", check_seeded),

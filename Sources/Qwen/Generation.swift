@@ -41,6 +41,9 @@ public struct Generation: Sendable {
     private let maxTokens: Int
     /// Alternatives per step's log probabilities (`GenerateParameters.logprobs`); nil: none.
     private let logprobAlternatives: Int?
+    /// With `ResponseFormat.jsonObject`: the JSON read so far, and the tokens' bytes.
+    private var json: JSONSyntax?
+    private let tokenIndex: TokenBytesIndex?
     private var detokenizer: StreamingDetokenizer
     private var stopStrings: StopStringMatcher
     /// Text released so far (kept only with stop strings: it is then the result's text).
@@ -69,6 +72,13 @@ public struct Generation: Sendable {
         stopIds = parameters.stopTokenIds ?? model.eosTokenIds
         maxTokens = parameters.maxTokens
         logprobAlternatives = parameters.logprobs
+        if parameters.responseFormat == .jsonObject {
+            json = JSONSyntax()
+            tokenIndex = model.tokenBytesIndex
+        } else {
+            json = nil
+            tokenIndex = nil
+        }
         detokenizer = model.tokenizer.makeStreamingDetokenizer(skipSpecialTokens: true)
         stopStrings = StopStringMatcher(parameters.stopStrings)
         history = promptIds
@@ -183,12 +193,27 @@ public struct Generation: Sendable {
         let isPrefill = generatedIds.isEmpty
         let t1 = DispatchTime.now().uptimeNanoseconds
         if isPrefill { stats.prefillSeconds += Double(t1 - t0) / 1e9 }
-        let next = sampler.next(logits: logits, history: history)
+        var next: Int
+        var cannotContinue = false
+        if let state = json, let index = tokenIndex {
+            // Greedy: the most likely token when it fits (the argmax of the masked logits then);
+            // otherwise the sampler on the logits with every token that does not fit at −∞.
+            next = -1
+            if !sampler.settings.doSample {
+                let best = sampler.next(logits: logits, history: history)
+                if index.allows(best, after: state) { next = best }
+            }
+            if next < 0 { next = sampler.next(logits: index.masked(logits, after: state), history: history) }
+            // No token fits (a vocabulary without every single byte): the generation ends.
+            cannotContinue = index.bytes[next].isEmpty || !json!.accept(index.bytes[next])
+        } else {
+            next = sampler.next(logits: logits, history: history)
+        }
         sampler.record(next)
         generatedIds.append(next)
         history.append(next)
 
-        var step = GenerationStep(tokenId: next, text: "", isStopToken: stopIds.contains(next))
+        var step = GenerationStep(tokenId: next, text: "", isStopToken: stopIds.contains(next) || cannotContinue)
         if let top = logprobAlternatives { step.logprobs = Sampler.logprobs(logits, chosen: next, top: top) }
         if step.isStopToken {
             finish(.stopToken)
@@ -199,6 +224,9 @@ public struct Generation: Sendable {
             step.text = text
             if stopped {
                 finish(.stopString)
+            } else if json?.isComplete == true {
+                finish(.formatComplete)
+                step.text += release(detokenizer.finish())
             } else if generatedIds.count >= maxTokens {
                 finish(.maxTokens)
                 step.text += release(detokenizer.finish())

@@ -1,11 +1,15 @@
 import Foundation
 import Runtime
+import Synchronization
 import Kernels
 
 /// Why generation stopped.
 public enum StopReason: String, Sendable, Codable {
     /// A stop (eos) token was produced; it is not part of the text.
     case stopToken
+    /// The constrained output is whole (`GenerateParameters.responseFormat`: the JSON object
+    /// closed).
+    case formatComplete
     /// One of `GenerateParameters.stopStrings` appeared; the text ends before it.
     case stopString
     case maxTokens
@@ -110,6 +114,17 @@ public final class QwenModel: Sendable {
     /// Stream generations running and finished (read by the tests to see cancellation end a
     /// generation whose consumer has gone).
     let streamActivity = StreamActivity()
+    private let tokenBytes = Mutex<TokenBytesIndex?>(nil)
+
+    /// The tokens' bytes in byte order, for constrained generation: built on first use.
+    var tokenBytesIndex: TokenBytesIndex {
+        tokenBytes.withLock { index in
+            if let index { return index }
+            let built = TokenBytesIndex(tokenizer: tokenizer, vocabularySize: decoder.vocabularySize)
+            index = built
+            return built
+        }
+    }
 
     /// Loads a model directory (see ``ModelDirectory``) on a background thread.
     public static func load(directory: URL, options: LoadOptions = LoadOptions()) async throws -> QwenModel {

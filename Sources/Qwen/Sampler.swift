@@ -23,6 +23,9 @@ public struct GenerateParameters: Sendable, Equatable {
     /// OpenAI's frequency penalty: subtracted from each id's logit once per time it was generated
     /// so far (0 disables).
     public var frequencyPenalty: Float?
+    /// Constrain the output (OpenAI's `response_format`): `.jsonObject` allows only tokens that
+    /// keep the text a prefix of a JSON object, and ends the generation when the object closes.
+    public var responseFormat: ResponseFormat = .text
     /// Report log probabilities (``GenerationStep/logprobs``): the sampled token's and this many
     /// most likely alternatives' (0 for the sampled token's only); nil reports none.
     public var logprobs: Int?
@@ -286,6 +289,17 @@ public struct Sampler: Sendable {
         }
         return best
     }
+}
+
+/// What the generated text must be.
+public enum ResponseFormat: String, Sendable, Equatable, CaseIterable {
+    /// Anything.
+    case text
+    /// One JSON object (RFC 8259; whitespace after it allowed), as OpenAI's `json_object`: every
+    /// token that would make the text no longer a prefix of one is masked (logit −∞) before the
+    /// penalties and the sampling, and the generation ends once the object closes. At most 64
+    /// nested containers, 24 whitespace bytes in a row, none before the `{`.
+    case jsonObject
 }
 
 /// One token's log probability (natural log) under the model's distribution.

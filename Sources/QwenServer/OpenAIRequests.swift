@@ -90,6 +90,19 @@ struct CompletionRequest: Sendable {
                 throw .invalidRequest("'top_logprobs' needs 'logprobs': true", param: "top_logprobs")
             }
         }
+        if let format = object["response_format"], format != .null {
+            guard let o = format.objectValue, let type = o["type"]?.stringValue else {
+                throw .invalidRequest("'response_format' must be an object with a string 'type'", param: "response_format")
+            }
+            switch type {
+            case "text": break
+            case "json_object": parameters.responseFormat = .jsonObject
+            case "json_schema":
+                throw .unsupported("response_format", "type \"json_schema\" is not enforced; \"json_object\" constrains the output to a JSON object")
+            default:
+                throw .invalidRequest("'response_format.type' must be \"text\", \"json_object\" or \"json_schema\", got \"\(type)\"", param: "response_format.type")
+            }
+        }
         parameters.presencePenalty = try fields.number("presence_penalty", in: -2...2).map(Float.init)
         parameters.frequencyPenalty = try fields.number("frequency_penalty", in: -2...2).map(Float.init)
         if let temperature = try fields.number("temperature", in: 0...2) {

@@ -385,7 +385,7 @@ struct Reply: Sendable {
     /// OpenAI's finish reasons: "stop" (a stop token or string), "length" (max_tokens or the context).
     static func finishReason(_ reason: StopReason) -> String {
         switch reason {
-        case .stopToken, .stopString: "stop"
+        case .stopToken, .stopString, .formatComplete: "stop"
         case .maxTokens, .contextLimit: "length"
         case .cancelled: "stop"
         }

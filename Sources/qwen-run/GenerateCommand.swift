@@ -55,6 +55,10 @@ struct GenerateCommand: ParsableCommand {
             help: "OpenAI frequency penalty: subtracted per time a token was generated (0 = off).")
     var frequencyPenalty: Float?
 
+    @Option(name: .customLong("response-format"),
+            help: "jsonObject: only tokens that keep the answer a JSON object, ending when it closes (default: text).")
+    var responseFormat: ResponseFormat = .text
+
     @Option(help: "Random seed for reproducible sampling.")
     var seed: UInt64?
 
@@ -71,13 +75,15 @@ struct GenerateCommand: ParsableCommand {
     var interactive = false
 
     var parameters: GenerateParameters {
-        GenerateParameters(
+        var parameters = GenerateParameters(
             maxTokens: maxTokens,
             doSample: greedy ? false : nil,
             temperature: temperature, topK: topK, topP: topP, minP: minP,
             repetitionPenalty: repetitionPenalty ?? (greedy ? 1 : nil),
             presencePenalty: presencePenalty, frequencyPenalty: frequencyPenalty,
             seed: seed)
+        parameters.responseFormat = responseFormat
+        return parameters
     }
 
     func validate() throws {

@@ -1,0 +1,94 @@
+import Foundation
+import Testing
+@testable import Qwen
+import Tokenizer
+
+/// `ResponseFormat.jsonObject`: the byte-level JSON syntax against Python's own parser, the
+/// vocabulary walk against each token read alone, and constrained generations whose finished
+/// text Foundation's JSON parser reads as an object.
+@Suite struct JSONConstraintTests {
+    struct ReferenceFile: Decodable {
+        struct Case: Decodable {
+            let bytes: String
+            let valid: Bool
+        }
+        let max_whitespace: Int
+        let cases: [Case]
+    }
+
+    /// Tests/QwenTests/Data/json_syntax_reference.json, written by scripts/json_syntax_reference.py:
+    /// seeded valid objects, their one-byte mutations and truncations, and hand-made edge cases,
+    /// each with `json.loads`' verdict (an object, strict UTF-8, no NaN).
+    @Test func syntaxAgreesWithPythonsParser() throws {
+        let data = try Data(contentsOf: Paths.data.appendingPathComponent("json_syntax_reference.json"))
+        let file = try JSONDecoder().decode(ReferenceFile.self, from: data)
+        #expect(file.max_whitespace == JSONSyntax.maxWhitespace)
+        #expect(file.cases.count > 600)
+        var valid = 0
+        for (i, c) in file.cases.enumerated() {
+            let bytes = [UInt8](Data(base64Encoded: c.bytes)!)
+            var syntax = JSONSyntax()
+            var read = 0
+            while read < bytes.count, syntax.accept(bytes[read]) { read += 1 }
+            let ours = read == bytes.count && syntax.isComplete
+            #expect(ours == c.valid, "case \(i): \(String(decoding: bytes, as: UTF8.self).prefix(120)) (read \(read) of \(bytes.count) bytes)")
+            if c.valid { valid += 1 }
+        }
+        #expect(valid > 200)
+    }
+
+    /// `masked` (the walk over the vocabulary in byte order, and the string fast path) keeps
+    /// exactly the tokens whose bytes `JSONSyntax` accepts one by one, in states of every kind,
+    /// on the real Qwen2.5 vocabulary.
+    @Test func maskKeepsExactlyTheTokensThatFit() throws {
+        let tokenizer = try Tokenizer(directory: Paths.repository.appendingPathComponent("Models/tokenizer/qwen2.5"))
+        let index = TokenBytesIndex(tokenizer: tokenizer, vocabularySize: tokenizer.vocabularySize)
+        let logits = (0..<tokenizer.vocabularySize).map { Float($0 % 97) }
+        for prefix in ["", "{", "{\"ke", "{\"key\"", "{\"key\":", "{\"key\": [1", "{\"key\": [1, -2.5e", "{\"a\": \"x\\",
+                       "{\"a\": \"\u{4E2D}", "{\"a\": tr", "{\"a\": {\"b\": []}", "{\"a\": 0"] {
+            var state = JSONSyntax()
+            let accepted = state.accept(Array(prefix.utf8))
+            #expect(accepted, "\(prefix)")
+            let masked = index.masked(logits, after: state)
+            var kept = 0
+            for id in 0..<tokenizer.vocabularySize {
+                let fits = !tokenizer.isSpecial(id) && index.allows(id, after: state)
+                #expect((masked[id] == logits[id]) == fits, "after \(prefix): token \(id) \(tokenizer.token(id) ?? "?")")
+                if fits { kept += 1 }
+            }
+            #expect(kept > 0, "after \(prefix): no token fits")
+        }
+        // A multi-byte character begun in one token can end in the next.
+        var state = JSONSyntax()
+        let begun = state.accept(Array("{\"a\": \"".utf8) + [0xE4])
+        #expect(begun)
+        #expect(!state.isBetweenStringCharacters)
+        #expect(index.masked(logits, after: state).contains { $0 > -.infinity })
+    }
+
+    /// Constrained generations on the tiny fixture, greedy and sampled: every token fits, and a
+    /// generation that ends with `.formatComplete` is one JSON object to Foundation's parser.
+    @Test func generationsStayJSON() throws {
+        let model = try QwenModel(directory: Fixture.untied.directory)
+        var completed = 0
+        for seed: UInt64 in [1, 2, 3, 4] {
+            var parameters = seed == 1 ? GenerateParameters.greedy(maxTokens: 150) : GenerateParameters(maxTokens: 150, doSample: true, temperature: 1.2, topK: 0, topP: 1, seed: seed)
+            parameters.responseFormat = .jsonObject
+            var generation = try Generation(model: model, promptIds: Fixture.untied.promptIds, parameters: parameters)
+            var syntax = JSONSyntax()
+            while let step = try generation.step() {
+                #expect(!step.isStopToken, "seed \(seed): a stop token was sampled")
+                let fits = syntax.accept(model.tokenizer.tokenBytes(step.tokenId) ?? [])
+                #expect(fits, "seed \(seed): token \(step.tokenId) does not fit")
+            }
+            let result = generation.result
+            #expect(result.stopReason == .formatComplete || result.stopReason == .maxTokens)
+            if result.stopReason == .formatComplete {
+                completed += 1
+                let parsed = try JSONSerialization.jsonObject(with: Data(result.text.utf8))
+                #expect(parsed is [String: Any], "seed \(seed): \(result.text)")
+            }
+        }
+        #expect(completed >= 2, "only \(completed) of 4 generations closed their object")
+    }
+}
