@@ -26,6 +26,11 @@ port, waits for GET /health, and checks the OpenAI API behaviour and the server'
   json            response_format json_object (greedy and seeded, chat and streamed): every
                   finished answer ("stop") is one JSON object to Python's json.loads; streamed =
                   not streamed; json_schema and unknown types are 400
+  tools           tool_choice "required" and a named function: on a model whose context holds the
+                  tools (the real 0.5B), one call of a function among `tools` (the named one)
+                  with arguments that json.loads reads as an object, finish_reason
+                  "tool_calls", streamed the same; on the tiny fixture only the 400s (required
+                  without tools, a name not among them, a bad tool_choice)
   infill          completions with a `suffix`: on a model whose tokenizer has Qwen2.5-Coder's
                   fill-in-the-middle tokens, the prompt is Hugging Face's tokenization of
                   <|fim_prefix|>PREFIX<|fim_suffix|>SUFFIX<|fim_middle|> and the greedy text ONNX
@@ -1052,6 +1057,58 @@ def check_json_mode(c, server):
     client.close()
 
 
+FORCED_TOOLS = [
+    {"type": "function", "function": {"name": "get_weather", "description": "Get the current weather in a city",
+                                      "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                                                     "required": ["city"]}}},
+    {"type": "function", "function": {"name": "search_web", "description": "Search the web",
+                                      "parameters": {"type": "object", "properties": {"query": {"type": "string"}},
+                                                     "required": ["query"]}}},
+]
+
+
+def check_forced_tools(c, server):
+    client = server.client()
+    model = server.model_id
+    user = [{"role": "user", "content": "Hello! How are you today?"}]
+    bad = openai.BadRequestError
+    expect_api_error(c, "tool_choice required without tools", bad, 400, lambda: client.chat.completions.create(
+        model=model, messages=user, max_tokens=4, tool_choice="required"), "invalid_request_error")
+    expect_api_error(c, "tool_choice naming a function not in tools", bad, 400, lambda: client.chat.completions.create(
+        model=model, messages=user, max_tokens=4, tools=FORCED_TOOLS,
+        tool_choice={"type": "function", "function": {"name": "nope"}}), "invalid_request_error")
+    expect_raw_error(c, "tool_choice of a bad kind", request(server.port, "POST", "/v1/chat/completions",
+                     body={"messages": user, "tools": FORCED_TOOLS, "tool_choice": 3}), 400, "invalid_request_error")
+    probe = request(server.port, "POST", "/v1/chat/completions",
+                    body={"messages": user, "tools": FORCED_TOOLS, "max_tokens": 1})
+    if probe[0] == 400:
+        note("the tools do not fit this model's context: forced calls not generated")
+        client.close()
+        return
+    names = [t["function"]["name"] for t in FORCED_TOOLS]
+    for choice, allowed in (("required", names), ({"type": "function", "function": {"name": "search_web"}}, ["search_web"])):
+        r = client.chat.completions.create(model=model, messages=user, max_tokens=120, temperature=0, tools=FORCED_TOOLS,
+                                           tool_choice=choice)
+        message = r.choices[0].message
+        c.equal(r.choices[0].finish_reason, "tool_calls", f"tool_choice {choice}: finish_reason")
+        calls = message.tool_calls or []
+        c.equal(len(calls), 1, f"tool_choice {choice}: number of calls")
+        for call in calls:
+            c.check(call.function.name in allowed, f"tool_choice {choice}: called {call.function.name!r}")
+            try:
+                arguments = json.loads(call.function.arguments)
+            except ValueError as e:
+                c.fail(f"tool_choice {choice}: arguments are not JSON ({e}): {short(call.function.arguments)}")
+            c.check(isinstance(arguments, dict), f"tool_choice {choice}: arguments not an object")
+        note(f"tool_choice {choice}: {calls[0].function.name}({calls[0].function.arguments})" if calls else "no call")
+        chunks = list(client.chat.completions.create(model=model, messages=user, max_tokens=120, temperature=0,
+                                                     tools=FORCED_TOOLS, tool_choice=choice, stream=True))
+        streamed = [tc for chunk in chunks if chunk.choices for tc in (chunk.choices[0].delta.tool_calls or [])]
+        c.equal([(tc.function.name, tc.function.arguments) for tc in streamed],
+                [(tc.function.name, tc.function.arguments) for tc in calls], f"tool_choice {choice}: streamed calls")
+    client.close()
+
+
 def check_infill(c, server):
     client = server.client()
     model = server.model_id
@@ -1402,6 +1459,7 @@ def main():
             ("completions", check_completions),
             ("prompt cache", check_prompt_cache),
             ("json", check_json_mode),
+            ("tools", check_forced_tools),
             ("infill", check_infill),
             ("stop strings", check_stop),
             ("seeded sampling", check_seeded),

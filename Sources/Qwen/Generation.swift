@@ -41,8 +41,10 @@ public struct Generation: Sendable {
     private let maxTokens: Int
     /// Alternatives per step's log probabilities (`GenerateParameters.logprobs`); nil: none.
     private let logprobAlternatives: Int?
-    /// With `ResponseFormat.jsonObject`: the JSON read so far, and the tokens' bytes.
-    private var json: JSONSyntax?
+    /// With an output pattern (`GenerateParameters.outputPattern`, `responseFormat`): where the
+    /// text is in it, the pattern as bytes (which the state refers to), and the tokens' bytes.
+    private var pattern: PatternState?
+    private let patternProgram: PatternProgram?
     private let tokenIndex: TokenBytesIndex?
     private var detokenizer: StreamingDetokenizer
     private var stopStrings: StopStringMatcher
@@ -72,11 +74,15 @@ public struct Generation: Sendable {
         stopIds = parameters.stopTokenIds ?? model.eosTokenIds
         maxTokens = parameters.maxTokens
         logprobAlternatives = parameters.logprobs
-        if parameters.responseFormat == .jsonObject {
-            json = JSONSyntax()
+        if let wanted = parameters.outputPattern ?? (parameters.responseFormat == .jsonObject ? .jsonObject : nil) {
+            if let problem = wanted.problem { throw GenerationError.invalidParameters("output pattern: \(problem)") }
+            let program = PatternProgram(wanted)
+            patternProgram = program
+            pattern = PatternState(program)
             tokenIndex = model.tokenBytesIndex
         } else {
-            json = nil
+            patternProgram = nil
+            pattern = nil
             tokenIndex = nil
         }
         detokenizer = model.tokenizer.makeStreamingDetokenizer(skipSpecialTokens: true)
@@ -195,7 +201,7 @@ public struct Generation: Sendable {
         if isPrefill { stats.prefillSeconds += Double(t1 - t0) / 1e9 }
         var next: Int
         var cannotContinue = false
-        if let state = json, let index = tokenIndex {
+        if let state = pattern, let index = tokenIndex {
             // Greedy: the most likely token when it fits (the argmax of the masked logits then);
             // otherwise the sampler on the logits with every token that does not fit at −∞.
             next = -1
@@ -205,7 +211,7 @@ public struct Generation: Sendable {
             }
             if next < 0 { next = sampler.next(logits: index.masked(logits, after: state), history: history) }
             // No token fits (a vocabulary without every single byte): the generation ends.
-            cannotContinue = index.bytes[next].isEmpty || !json!.accept(index.bytes[next])
+            cannotContinue = index.bytes[next].isEmpty || !pattern!.accept(index.bytes[next])
         } else {
             next = sampler.next(logits: logits, history: history)
         }
@@ -224,7 +230,7 @@ public struct Generation: Sendable {
             step.text = text
             if stopped {
                 finish(.stopString)
-            } else if json?.isComplete == true {
+            } else if pattern?.isComplete == true {
                 finish(.formatComplete)
                 step.text += release(detokenizer.finish())
             } else if generatedIds.count >= maxTokens {

@@ -8,7 +8,7 @@ public enum StopReason: String, Sendable, Codable {
     /// A stop (eos) token was produced; it is not part of the text.
     case stopToken
     /// The constrained output is whole (`GenerateParameters.responseFormat`: the JSON object
-    /// closed).
+    /// closed; `outputPattern`: its last part read).
     case formatComplete
     /// One of `GenerateParameters.stopStrings` appeared; the text ends before it.
     case stopString

@@ -26,6 +26,10 @@ public struct GenerateParameters: Sendable, Equatable {
     /// Constrain the output (OpenAI's `response_format`): `.jsonObject` allows only tokens that
     /// keep the text a prefix of a JSON object, and ends the generation when the object closes.
     public var responseFormat: ResponseFormat = .text
+    /// Constrain the output to a pattern of literals, choices and JSON objects (a forced tool
+    /// call); ends the generation when the pattern is complete. Takes the place of
+    /// `responseFormat` when set.
+    public var outputPattern: OutputPattern?
     /// Report log probabilities (``GenerationStep/logprobs``): the sampled token's and this many
     /// most likely alternatives' (0 for the sampled token's only); nil reports none.
     public var logprobs: Int?

@@ -91,4 +91,76 @@ import Tokenizer
         }
         #expect(completed >= 2, "only \(completed) of 4 generations closed their object")
     }
+
+    /// A forced tool call's pattern: the block with either name and any arguments object is read
+    /// whole, another name or anything after the block is not; choices that begin one another
+    /// are refused up front.
+    @Test func toolCallPatternReadsOneBlock() throws {
+        let program = PatternProgram(.toolCall(oneOf: ["get_weather", "search_web"]))
+        func reads(_ text: String) -> (all: Bool, complete: Bool) {
+            var state = PatternState(program)
+            let all = state.accept(Array(text.utf8))
+            return (all, state.isComplete)
+        }
+        let block = "<tool_call>\n{\"name\": \"search_web\", \"arguments\": {\"query\": \"x \\\" y\", \"n\": [1, 2.5e3]}}\n</tool_call>"
+        #expect(reads(block) == (true, true))
+        #expect(reads(block.replacingOccurrences(of: "search_web", with: "get_weather")) == (true, true))
+        #expect(!reads(block.replacingOccurrences(of: "search_web", with: "search")).all)
+        #expect(!reads(block + " ").all)
+        #expect(reads(String(block.dropLast(3))) == (true, false))
+        #expect(!reads(block.replacingOccurrences(of: "{\"query\"", with: "[\"query\"")).all)
+        #expect(OutputPattern.toolCall(oneOf: ["get", "get_weather"]).problem == nil)   // the closing quote tells them apart
+        #expect(OutputPattern([.oneOf(["ab", "abc"])]).problem != nil)
+        #expect(OutputPattern([.oneOf([])]).problem != nil)
+    }
+
+    /// The mask after states in every part of a tool-call pattern equals each token read alone
+    /// (real Qwen2.5 vocabulary, whose `<tool_call>` tags are ordinary added tokens).
+    @Test func patternMaskKeepsExactlyTheTokensThatFit() throws {
+        let tokenizer = try Tokenizer(directory: Paths.repository.appendingPathComponent("Models/tokenizer/qwen2.5"))
+        let index = TokenBytesIndex(tokenizer: tokenizer, vocabularySize: tokenizer.vocabularySize)
+        let logits = (0..<tokenizer.vocabularySize).map { Float($0 % 89) }
+        let program = PatternProgram(.toolCall(oneOf: ["get_weather", "get_time", "search_web"]))
+        let tag = tokenizer.tokenID("<tool_call>")
+        for prefix in ["", "<tool_call>\n{\"na", "<tool_call>\n{\"name\": \"", "<tool_call>\n{\"name\": \"get_",
+                       "<tool_call>\n{\"name\": \"get_time\", \"arguments\": ", "<tool_call>\n{\"name\": \"get_time\", \"arguments\": {\"a\": \"b",
+                       "<tool_call>\n{\"name\": \"get_time\", \"arguments\": {}"] {
+            var state = PatternState(program)
+            let accepted = state.accept(Array(prefix.utf8))
+            #expect(accepted, "\(prefix)")
+            let masked = index.masked(logits, after: state)
+            var kept = 0
+            for id in 0..<tokenizer.vocabularySize {
+                let fits = !tokenizer.isSpecial(id) && index.allows(id, after: state)
+                #expect((masked[id] == logits[id]) == fits, "after \(prefix): token \(id) \(tokenizer.token(id) ?? "?")")
+                if fits { kept += 1 }
+            }
+            #expect(kept > 0, "after \(prefix): no token fits")
+            if prefix.isEmpty, let tag { #expect(masked[tag] == logits[tag], "the <tool_call> token opens the block") }
+        }
+    }
+
+    /// A forced call on the tiny fixture: a completed generation's text is the block, its
+    /// arguments one object to Foundation's parser.
+    @Test func forcedCallGenerations() throws {
+        let model = try QwenModel(directory: Fixture.untied.directory)
+        var completed = 0
+        for seed: UInt64 in [1, 2, 3, 4] {
+            var parameters = GenerateParameters(maxTokens: 200, doSample: true, temperature: 1.2, topK: 0, topP: 1, seed: seed)
+            parameters.outputPattern = .toolCall(oneOf: ["lookup", "save_note"])
+            var generation = try Generation(model: model, promptIds: Fixture.untied.promptIds, parameters: parameters)
+            while try generation.step() != nil {}
+            let result = generation.result
+            guard result.stopReason == .formatComplete else { continue }
+            completed += 1
+            let text = result.text
+            let head = ["<tool_call>\n{\"name\": \"lookup\", \"arguments\": ", "<tool_call>\n{\"name\": \"save_note\", \"arguments\": "]
+            #expect(head.contains { text.hasPrefix($0) }, "\(text)")
+            #expect(text.hasSuffix("}\n</tool_call>"), "\(text)")
+            let arguments = text.drop { $0 != ":" }.dropFirst().drop { $0 != ":" }.dropFirst().dropLast("}\n</tool_call>".count)
+            let parsed = try JSONSerialization.jsonObject(with: Data(arguments.utf8))
+            #expect(parsed is [String: Any], "\(arguments)")
+        }
+        #expect(completed >= 1, "no forced call closed in 4 generations")
+    }
 }
