@@ -25,7 +25,11 @@ port, waits for GET /health, and checks the OpenAI API behaviour and the server'
                   first run, bit for bit
   json            response_format json_object (greedy and seeded, chat and streamed): every
                   finished answer ("stop") is one JSON object to Python's json.loads; streamed =
-                  not streamed; json_schema and unknown types are 400
+                  not streamed; an unknown type is 400
+  schema          response_format json_schema (structured outputs): on the real 0.5B, greedy and
+                  seeded answers ("stop") follow the schema (each property present with its
+                  type, checked here); on both models, a schema with anyOf, a list of types or
+                  an array root is 400 unsupported_parameter, a missing schema 400
   tools           tool_choice "required" and a named function: on a model whose context holds the
                   tools (the real 0.5B), one call of a function among `tools` (the named one)
                   with arguments that json.loads reads as an object, finish_reason
@@ -1047,13 +1051,74 @@ def check_json_mode(c, server):
             c.equal(streamed.text, choice.message.content, "json mode: streamed vs not")
     note(f"json mode: {finished} of 4 answers closed their object within 160 tokens")
     c.check(finished >= 1, "json mode: no answer closed its object within 160 tokens")
-    expect_api_error(c, "response_format json_schema", openai.BadRequestError, 400, lambda: client.chat.completions.create(
-        model=model, messages=[{"role": "user", "content": "Hi"}], max_tokens=4,
-        response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}}),
-        "invalid_request_error", code="unsupported_parameter")
     expect_raw_error(c, "response_format of an unknown type", request(server.port, "POST", "/v1/chat/completions",
                      body={"messages": [{"role": "user", "content": "Hi"}], "response_format": {"type": "yaml"}}),
                      400, "invalid_request_error")
+    client.close()
+
+
+CITY_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "city": {"type": "string"}, "population": {"type": "integer"}, "area_km2": {"type": "number"},
+        "capital": {"type": "boolean"}, "continent": {"enum": ["Africa", "Asia", "Europe", "North America",
+                                                               "South America", "Oceania"]},
+        "landmarks": {"type": "array", "items": {"type": "string"}},
+        "mayor": {"type": "object", "properties": {"name": {"type": "string"}, "since": {"type": "integer"}},
+                  "required": ["name", "since"], "additionalProperties": False},
+    },
+    "required": ["city", "population", "area_km2", "capital", "continent", "landmarks", "mayor"],
+    "additionalProperties": False,
+}
+
+
+def follows_city_schema(value):
+    """Hand-written check of CITY_SCHEMA (no schema library in the venv): '' or what is wrong."""
+    if not isinstance(value, dict) or list(value) != list(CITY_SCHEMA["properties"]):
+        return f"keys {list(value) if isinstance(value, dict) else type(value).__name__}"
+    checks = {"city": lambda v: isinstance(v, str), "population": lambda v: isinstance(v, int) and not isinstance(v, bool),
+              "area_km2": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+              "capital": lambda v: isinstance(v, bool), "continent": lambda v: v in CITY_SCHEMA["properties"]["continent"]["enum"],
+              "landmarks": lambda v: isinstance(v, list),
+              "mayor": lambda v: isinstance(v, dict) and list(v) == ["name", "since"] and isinstance(v["name"], str)
+              and isinstance(v["since"], int) and not isinstance(v["since"], bool)}
+    for key, check in checks.items():
+        if not check(value[key]):
+            return f"{key} = {value[key]!r}"
+    return ""
+
+
+def check_schema(c, server):
+    client = server.client()
+    model = server.model_id
+    user = [{"role": "user", "content": "Describe Paris."}]
+    for schema, what in (({"type": "object", "properties": {"a": {"anyOf": [{"type": "string"}]}}}, "anyOf"),
+                         ({"type": "object", "properties": {"a": {"type": ["string", "null"]}}}, "a list of types"),
+                         ({"type": "array", "items": {"type": "string"}}, "an array root")):
+        expect_api_error(c, f"json_schema with {what}", openai.BadRequestError, 400, lambda: client.chat.completions.create(
+            model=model, messages=user, max_tokens=4,
+            response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}),
+            "invalid_request_error", code="unsupported_parameter")
+    expect_raw_error(c, "json_schema without a schema", request(server.port, "POST", "/v1/chat/completions",
+                     body={"messages": user, "response_format": {"type": "json_schema", "json_schema": {"name": "x"}}}),
+                     400, "invalid_request_error")
+    fmt = {"type": "json_schema", "json_schema": {"name": "city", "strict": True, "schema": CITY_SCHEMA}}
+    finished = 0
+    for extra in ({"temperature": 0}, {"temperature": 0.8, "seed": 1}, {"temperature": 0.8, "seed": 2}):
+        r = client.chat.completions.create(model=model, messages=user, max_tokens=240, response_format=fmt, **extra)
+        choice = r.choices[0]
+        if choice.finish_reason != "stop":
+            continue
+        finished += 1
+        try:
+            value = json.loads(choice.message.content)
+        except ValueError as e:
+            c.fail(f"json_schema {extra}: not JSON ({e}): {short(choice.message.content)}")
+        problem = follows_city_schema(value)
+        c.check(problem == "", f"json_schema {extra}: does not follow the schema ({problem}): {short(choice.message.content)}")
+    note(f"json_schema: {finished} of 3 answers finished within 240 tokens")
+    if (context_length(server.model) or 0) >= 1024:   # a real model, not the tiny fixture's noise
+        c.check(finished >= 1, "json_schema: no answer finished within 240 tokens")
     client.close()
 
 
@@ -1459,6 +1524,7 @@ def main():
             ("completions", check_completions),
             ("prompt cache", check_prompt_cache),
             ("json", check_json_mode),
+            ("schema", check_schema),
             ("tools", check_forced_tools),
             ("infill", check_infill),
             ("stop strings", check_stop),

@@ -17,6 +17,8 @@ protocol ByteConstraint: Sendable {
 /// without end or idle before it starts: at most `maxDepth` nested containers, at most
 /// `maxWhitespace` whitespace bytes in a row, and none before the object's `{`.
 struct JSONSyntax: ByteConstraint, Equatable {
+    /// What the top-level value may be (`OutputPattern.JSONKind`).
+    typealias Kind = OutputPattern.JSONKind
     static let maxDepth = 64
     static let maxWhitespace = 24
 
@@ -45,6 +47,7 @@ struct JSONSyntax: ByteConstraint, Equatable {
     }
 
     private(set) var mode = Mode.value
+    private var kind = Kind.object
     /// Bit i: the container at depth i is an object (else an array).
     private var objects: UInt64 = 0
     private var depth: UInt8 = 0
@@ -60,7 +63,19 @@ struct JSONSyntax: ByteConstraint, Equatable {
 
     private static let literals: [[UInt8]] = [Array("true".utf8), Array("false".utf8), Array("null".utf8)]
 
+    /// Reads a top-level value of `kind` (an object unless said).
+    init(_ kind: Kind = .object) { self.kind = kind }
+
     var isComplete: Bool { mode == .complete }
+
+    /// A top-level number that may end here (the next byte, not part of it, follows it).
+    var canEndNumber: Bool {
+        guard depth == 0 else { return false }
+        switch mode {
+        case .zero, .integer, .fraction, .exponent: return true
+        default: return false
+        }
+    }
 
     /// Inside a string, between characters (no escape or multi-byte character begun).
     var isBetweenStringCharacters: Bool { mode == .string }
@@ -102,8 +117,10 @@ struct JSONSyntax: ByteConstraint, Equatable {
             return true
         case .zero, .integer:
             if mode == .integer && JSONSyntax.isDigit(b) { return true }
-            if b == UInt8(ascii: ".") { mode = .dot; return true }
-            if b == UInt8(ascii: "e") || b == UInt8(ascii: "E") { mode = .exponentMark; return true }
+            // A top-level integer has neither fraction nor exponent.
+            let whole = depth == 0 && kind == .integer
+            if b == UInt8(ascii: ".") && !whole { mode = .dot; return true }
+            if (b == UInt8(ascii: "e") || b == UInt8(ascii: "E")) && !whole { mode = .exponentMark; return true }
             return endNumber(b)
         case .dot:
             guard JSONSyntax.isDigit(b) else { return false }
@@ -163,8 +180,16 @@ struct JSONSyntax: ByteConstraint, Equatable {
     }
 
     private mutating func beginValue(_ b: UInt8) -> Bool {
-        // The top level is an object.
-        if depth == 0 && b != UInt8(ascii: "{") { return false }
+        // The top level is of its kind.
+        if depth == 0 {
+            switch kind {
+            case .any: break
+            case .object: guard b == UInt8(ascii: "{") else { return false }
+            case .array: guard b == UInt8(ascii: "[") else { return false }
+            case .string: guard b == UInt8(ascii: "\"") else { return false }
+            case .number, .integer: guard b == UInt8(ascii: "-") || JSONSyntax.isDigit(b) else { return false }
+            }
+        }
         switch b {
         case UInt8(ascii: "{"), UInt8(ascii: "["):
             guard Int(depth) < JSONSyntax.maxDepth else { return false }
@@ -343,6 +368,13 @@ public struct OutputPattern: Sendable, Equatable {
         /// One of these strings; none may begin another (so that where one ends is never in doubt).
         case oneOf([String])
         case jsonObject
+        /// A JSON value of a kind (its syntax only; a number ends where the next part begins).
+        case json(JSONKind)
+    }
+
+    /// The JSON values a `.json` part reads.
+    public enum JSONKind: UInt8, Sendable, Equatable {
+        case object, array, string, number, integer, any
     }
 
     public var parts: [Part]
@@ -380,7 +412,7 @@ final class PatternProgram: Sendable {
     enum Part: Sendable {
         case literal([UInt8])
         case oneOf([[UInt8]])
-        case jsonObject
+        case json(OutputPattern.JSONKind)
     }
     let parts: [Part]
 
@@ -389,7 +421,8 @@ final class PatternProgram: Sendable {
             switch part {
             case .literal(let s): .literal(Array(s.utf8))
             case .oneOf(let choices): .oneOf(choices.map { Array($0.utf8) })
-            case .jsonObject: .jsonObject
+            case .jsonObject: .json(.object)
+            case .json(let kind): .json(kind)
             }
         }
     }
@@ -411,7 +444,7 @@ struct PatternState: ByteConstraint {
 
     var isComplete: Bool { part == program.parts.count }
     var isBetweenStringCharacters: Bool {
-        guard part < program.parts.count, case .jsonObject = program.parts[part] else { return false }
+        guard part < program.parts.count, case .json = program.parts[part] else { return false }
         return json.isBetweenStringCharacters
     }
 
@@ -432,8 +465,14 @@ struct PatternState: ByteConstraint {
             alive = still
             offset += 1
             if ended { next() }
-        case .jsonObject:
-            guard json.accept(b) else { return false }
+        case .json:
+            let before = json
+            guard json.accept(b) else {
+                // A number ends at the first byte not part of it, which the next part then reads.
+                guard before.canEndNumber else { return false }
+                next()
+                return accept(b)
+            }
             if json.isComplete { next() }
         }
         return true
@@ -449,7 +488,7 @@ struct PatternState: ByteConstraint {
         guard part < program.parts.count else { return }
         switch program.parts[part] {
         case .oneOf(let choices): alive = choices.count >= 64 ? ~0 : (1 << UInt64(choices.count)) - 1
-        case .jsonObject: json = JSONSyntax()
+        case .json(let kind): json = JSONSyntax(kind)
         case .literal: break
         }
     }

@@ -114,7 +114,12 @@ struct CompletionRequest: Sendable {
             case "text": break
             case "json_object": parameters.responseFormat = .jsonObject
             case "json_schema":
-                throw .unsupported("response_format", "type \"json_schema\" is not enforced; \"json_object\" constrains the output to a JSON object")
+                guard let schema = o["json_schema"]?["schema"] else {
+                    throw .invalidRequest("'response_format.json_schema.schema' is required", param: "response_format.json_schema.schema")
+                }
+                do { parameters.outputPattern = try OutputPattern(jsonSchema: schema) } catch {
+                    throw .unsupported("response_format", "the schema at \(error.path) cannot be followed: \(error.reason)")
+                }
             default:
                 throw .invalidRequest("'response_format.type' must be \"text\", \"json_object\" or \"json_schema\", got \"\(type)\"", param: "response_format.type")
             }

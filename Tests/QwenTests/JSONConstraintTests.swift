@@ -163,4 +163,49 @@ import Tokenizer
         }
         #expect(completed >= 1, "no forced call closed in 4 generations")
     }
+
+    /// Structured outputs: a schema's pattern reads the compact documents that follow it
+    /// (written here by hand) and refuses ones that do not; what it cannot follow is refused
+    /// with the schema path.
+    @Test func schemaPatternsFollowTheSchema() throws {
+        let schema = try JSONValue.parse("""
+            {"type": "object", "properties": {"city": {"type": "string"}, "population": {"type": "integer"},
+             "area": {"type": "number"}, "capital": {"type": "boolean"}, "continent": {"enum": ["Asia", "Europe", null, 3]},
+             "tags": {"type": "array", "items": {"type": "string"}}, "mayor": {"type": "object", "properties":
+             {"name": {"type": "string"}, "since": {"type": "integer"}}}, "extra": {"type": "object"}, "none": {"type": "null"},
+             "fixed": {"const": "v1"}}, "required": ["city"], "additionalProperties": false}
+            """)
+        let program = PatternProgram(try OutputPattern(jsonSchema: schema))
+        func reads(_ text: String) -> Bool {
+            var state = PatternState(program)
+            return state.accept(Array(text.utf8)) && state.isComplete
+        }
+        let valid = #"{"city": "Paris \"é\"", "population": -2100000, "area": 105.4e0, "capital": true, "continent": null, "tags": ["a", {"b": 1}], "mayor": {"name": "A", "since": 2014}, "extra": {"k": [1, 2]}, "none": null, "fixed": "v1"}"#
+        #expect(reads(valid))
+        #expect(reads(valid.replacingOccurrences(of: "\"continent\": null", with: "\"continent\": 3")))
+        #expect(reads(valid.replacingOccurrences(of: "\"area\": 105.4e0", with: "\"area\": 0")))
+        for (broken, why) in [("\"population\": -2100000", "\"population\": 2.5"), ("\"capital\": true", "\"capital\": 1"),
+                              ("\"continent\": null", "\"continent\": \"Africa\""), ("\"continent\": null", "\"continent\": 30"),
+                              ("\"tags\": [\"a\", {\"b\": 1}]", "\"tags\": {}"), ("\"fixed\": \"v1\"", "\"fixed\": \"v2\""),
+                              ("\"city\": \"Paris \\\"\u{e9}\\\"\", ", ""), ("\"none\": null", "\"none\": 0")] {
+            let text = valid.replacingOccurrences(of: broken, with: why)
+            #expect(text != valid)
+            #expect(!reads(text), "\(why)")
+        }
+        #expect(!reads(valid.replacingOccurrences(of: ", ", with: ",")), "the compact form has a space after commas")
+        for (bad, at) in [(#"{"type": "array"}"#, "#"), (#"{"type": "object", "properties": {"a": {"anyOf": []}}}"#, "#/properties/a/anyOf"),
+                          (#"{"type": "object", "properties": {"a": {"type": ["string", "null"]}}}"#, "#/properties/a/type"),
+                          (#"{"type": "object", "properties": {"a": {"enum": [1, 12]}}}"#, "#/properties/a/enum"),
+                          (##"{"type": "object", "properties": {"a": {"$ref": "#/x"}}}"##, "#/properties/a/$ref"),
+                          (#"{"type": "object", "properties": {"a": {"type": "string", "pattern": "x"}}}"#, "#/properties/a/pattern")] {
+            let value = try JSONValue.parse(bad)
+            do {
+                _ = try OutputPattern(jsonSchema: value)
+                Issue.record("accepted \(bad)")
+            } catch {
+                #expect(error.path == at, "\(bad): \(error)")
+            }
+        }
+    }
 }
+
