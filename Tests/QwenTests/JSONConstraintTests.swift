@@ -37,6 +37,25 @@ import Tokenizer
         #expect(valid > 200)
     }
 
+    /// Reads `prefix` from `start`, then checks that `masked` keeps exactly the ordinary tokens
+    /// `allows` (each token's bytes read alone), and some; returns the masked logits.
+    @discardableResult
+    func expectMaskMatches<C: ByteConstraint>(after prefix: String, from start: C, index: TokenBytesIndex,
+                                              tokenizer: Tokenizer, logits: [Float]) -> [Float] {
+        var state = start
+        let accepted = state.accept(Array(prefix.utf8))
+        #expect(accepted, "\(prefix)")
+        let masked = index.masked(logits, after: state)
+        var kept = 0
+        for id in 0..<tokenizer.vocabularySize {
+            let fits = !tokenizer.isSpecial(id) && index.allows(id, after: state)
+            #expect((masked[id] == logits[id]) == fits, "after \(prefix): token \(id) \(tokenizer.token(id) ?? "?")")
+            if fits { kept += 1 }
+        }
+        #expect(kept > 0, "after \(prefix): no token fits")
+        return masked
+    }
+
     /// `masked` (the walk over the vocabulary in byte order, and the string fast path) keeps
     /// exactly the tokens whose bytes `JSONSyntax` accepts one by one, in states of every kind,
     /// on the real Qwen2.5 vocabulary.
@@ -46,17 +65,7 @@ import Tokenizer
         let logits = (0..<tokenizer.vocabularySize).map { Float($0 % 97) }
         for prefix in ["", "{", "{\"ke", "{\"key\"", "{\"key\":", "{\"key\": [1", "{\"key\": [1, -2.5e", "{\"a\": \"x\\",
                        "{\"a\": \"\u{4E2D}", "{\"a\": tr", "{\"a\": {\"b\": []}", "{\"a\": 0"] {
-            var state = JSONSyntax()
-            let accepted = state.accept(Array(prefix.utf8))
-            #expect(accepted, "\(prefix)")
-            let masked = index.masked(logits, after: state)
-            var kept = 0
-            for id in 0..<tokenizer.vocabularySize {
-                let fits = !tokenizer.isSpecial(id) && index.allows(id, after: state)
-                #expect((masked[id] == logits[id]) == fits, "after \(prefix): token \(id) \(tokenizer.token(id) ?? "?")")
-                if fits { kept += 1 }
-            }
-            #expect(kept > 0, "after \(prefix): no token fits")
+            expectMaskMatches(after: prefix, from: JSONSyntax(), index: index, tokenizer: tokenizer, logits: logits)
         }
         // A multi-byte character begun in one token can end in the next.
         var state = JSONSyntax()
@@ -127,17 +136,7 @@ import Tokenizer
         for prefix in ["", "<tool_call>\n{\"na", "<tool_call>\n{\"name\": \"", "<tool_call>\n{\"name\": \"get_",
                        "<tool_call>\n{\"name\": \"get_time\", \"arguments\": ", "<tool_call>\n{\"name\": \"get_time\", \"arguments\": {\"a\": \"b",
                        "<tool_call>\n{\"name\": \"get_time\", \"arguments\": {}"] {
-            var state = PatternState(program)
-            let accepted = state.accept(Array(prefix.utf8))
-            #expect(accepted, "\(prefix)")
-            let masked = index.masked(logits, after: state)
-            var kept = 0
-            for id in 0..<tokenizer.vocabularySize {
-                let fits = !tokenizer.isSpecial(id) && index.allows(id, after: state)
-                #expect((masked[id] == logits[id]) == fits, "after \(prefix): token \(id) \(tokenizer.token(id) ?? "?")")
-                if fits { kept += 1 }
-            }
-            #expect(kept > 0, "after \(prefix): no token fits")
+            let masked = expectMaskMatches(after: prefix, from: PatternState(program), index: index, tokenizer: tokenizer, logits: logits)
             if prefix.isEmpty, let tag { #expect(masked[tag] == logits[tag], "the <tool_call> token opens the block") }
         }
     }
