@@ -215,7 +215,7 @@ public final class OpenAIServer: Sendable {
                 events: for try await event in ticket.events {
                     switch event {
                     case .step(let step):
-                        logprobs?.add(step, at: text)
+                        logprobs?.add(step)
                         text += step.text
                     case .finished(let result):
                         let (content, calls) = withTools ? ToolCalls.parse(text) : (text, [])
@@ -256,16 +256,14 @@ public final class OpenAIServer: Sendable {
             }
             struct Choice {
                 var tools: ToolCalls.Stream?
-                // Log probabilities not sent yet, and the text sent so far (for their offsets).
+                // Log probabilities not sent yet.
                 var pending: Reply.Logprobs?
-                var sentText = ""
             }
             var choices = [Choice](repeating: Choice(tools: withTools ? ToolCalls.Stream() : nil,
                                                      pending: reply.wantsLogprobs ? Reply.Logprobs() : nil), count: tickets.count)
             func sendText(_ text: String, _ index: Int) async throws {
                 try await send(reply.chunk(text: text, logprobs: choices[index].pending, index: index))
-                choices[index].sentText += text
-                choices[index].pending = choices[index].pending.map { _ in Reply.Logprobs() }
+                choices[index].pending?.removeAll()
             }
             // The choices' events in one sequence, in the order they come.
             let (merged, input) = AsyncStream<ChoiceEvent>.makeStream()
@@ -294,8 +292,7 @@ public final class OpenAIServer: Sendable {
                     case .failed(let error):
                         throw error
                     case .event(let index, .step(let step)):
-                        let sent = choices[index].sentText
-                        choices[index].pending?.add(step, at: sent)
+                        choices[index].pending?.add(step)
                         let text = choices[index].tools?.append(step.text) ?? step.text
                         if !text.isEmpty { try await sendText(text, index) }
                     case .event(let index, .finished(let result)):
@@ -364,17 +361,22 @@ struct Reply: Sendable {
     var wantsLogprobs: Bool { tokenizer != nil }
 
     /// The log probabilities of generated tokens, with where each token's text begins in the
-    /// completion (in Unicode scalars, as Python counts characters). A stop token (eos), which
-    /// adds no text, has none.
+    /// completion (in Unicode scalars, as Python counts characters, of the text the steps
+    /// released). A stop token (eos), which adds no text of its own, has none.
     struct Logprobs: Sendable {
         var tokens: [(logprobs: TokenLogprobs, offset: Int)] = []
+        /// Where the next step's text begins.
+        private var offset = 0
         var isEmpty: Bool { tokens.isEmpty }
 
-        /// Adds `step`'s, its text beginning after `textBefore`.
-        mutating func add(_ step: GenerationStep, at textBefore: String) {
-            guard let logprobs = step.logprobs, !step.isStopToken else { return }
-            tokens.append((logprobs, textBefore.unicodeScalars.count))
+        /// Adds `step`'s, after the text of the steps added before.
+        mutating func add(_ step: GenerationStep) {
+            if let logprobs = step.logprobs, !step.isStopToken { tokens.append((logprobs, offset)) }
+            offset += step.text.unicodeScalars.count
         }
+
+        /// The tokens sent: none left, the offsets going on.
+        mutating func removeAll() { tokens.removeAll() }
     }
 
     static func randomID() -> String {
