@@ -52,7 +52,11 @@ port, waits for GET /health, and checks the OpenAI API behaviour and the server'
                   each token and its alternatives are ONNX Runtime's greedy ids and top 5 on the
                   same file, their log probabilities its log-softmax within 1e-4; chat logprobs / top_logprobs
                   (bytes, alternatives, streamed = not streamed); presence and frequency
-                  penalties give the ids of ONNX Runtime's logits penalized here
+                  penalties give the ids of ONNX Runtime's logits penalized here; `echo` with
+                  max_tokens 0 scores the prompt: each token's log probability after the ones
+                  before it (the first null) and its top 3 are ONNX Runtime's over the whole
+                  prompt within 1e-4; with max_tokens 4, the prompt's text and scores, then the
+                  completion's as without echo; streamed, the prompt's text first
   errors          400 (bad JSON, temperature -1, n=17, empty messages, unknown role, context
                   exceeded, top_logprobs without logprobs or over 20, logprobs over 20), 404 (unknown model, unknown route), 413 (body over
                   --max-body-bytes) as OpenAI error objects, through the client's exceptions
@@ -971,6 +975,48 @@ def check_logprobs(c, server):
                 f"{what}: tokens vs ONNX Runtime's penalized greedy ids")
         for i, ((token, row), value) in enumerate(zip(want, got.token_logprobs)):
             c.check(abs(value - row[token]) < 1e-4, f"{what}, step {i}: logprob {value} vs the raw log-softmax {row[token]}")
+
+    # echo: the prompt scored (lm-evaluation-harness's loglikelihood requests), against ORT's
+    # log-softmax at every prompt position.
+    import numpy as np
+    from qwen_onnx import KVRunner
+    scored_prompt = [68, 291, 433, 410, 391, 32, 130, 60, 253, 389, 17, 203, 88]
+    logits, _ = KVRunner(reference.session).step(scored_prompt)
+    rows = logits[0].astype(np.float64)
+    shifted = rows - rows.max(axis=1, keepdims=True)
+    ort = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    r = client.completions.create(model=model, prompt=scored_prompt, max_tokens=0, echo=True, logprobs=3)
+    lp = r.choices[0].logprobs
+    c.equal(lp.tokens, [spelled[t].decode("utf-8", "replace") for t in scored_prompt], "echo: the prompt's tokens")
+    c.equal(r.choices[0].text, b"".join(spelled[t] for t in scored_prompt).decode("utf-8", "replace"), "echo: the prompt's text")
+    c.equal(r.choices[0].finish_reason, "length", "echo with max_tokens 0: finish_reason")
+    c.equal(r.usage.completion_tokens, 0, "echo with max_tokens 0: completion_tokens")
+    c.check(lp.token_logprobs[0] is None and lp.top_logprobs[0] is None, "echo: the first token has no log probability")
+    worst = 0.0
+    for i in range(1, len(scored_prompt)):
+        worst = max(worst, abs(lp.token_logprobs[i] - ort[i - 1][scored_prompt[i]]))
+        order = sorted(range(ort.shape[1]), key=lambda t: (-ort[i - 1][t], t))[:3]
+        expected = {}
+        for t in order + [scored_prompt[i]]:
+            expected.setdefault(spelled[t].decode("utf-8", "replace"), ort[i - 1][t])
+        c.equal(sorted(lp.top_logprobs[i]), sorted(expected), f"echo: position {i} top_logprobs tokens")
+        for key, v in lp.top_logprobs[i].items():
+            worst = max(worst, abs(v - expected.get(key, float("inf"))))
+    note(f"echo prompt logprobs vs ONNX Runtime: max |Δ| {worst:.2e}")
+    c.check(worst < 1e-4, f"echo prompt logprobs differ from ONNX Runtime's by {worst:.2e}")
+    both = client.completions.create(model=model, prompt=scored_prompt, max_tokens=4, temperature=0, echo=True, logprobs=3,
+                                     extra_body={"ignore_eos": True})
+    alone = client.completions.create(model=model, prompt=scored_prompt, max_tokens=4, temperature=0, logprobs=3,
+                                      extra_body={"ignore_eos": True})
+    c.equal(both.choices[0].text, r.choices[0].text + alone.choices[0].text, "echo with max_tokens 4: prompt + completion text")
+    c.equal(both.choices[0].logprobs.token_logprobs, lp.token_logprobs + alone.choices[0].logprobs.token_logprobs,
+            "echo with max_tokens 4: the prompt's scores, then the completion's")
+    c.equal(both.choices[0].logprobs.text_offset[len(scored_prompt):],
+            [len(r.choices[0].text) + o for o in alone.choices[0].logprobs.text_offset], "echo: the completion's offsets follow the prompt")
+    chunks = list(client.completions.create(model=model, prompt=scored_prompt, max_tokens=4, temperature=0, echo=True,
+                                            stream=True, extra_body={"ignore_eos": True}))
+    c.equal(chunks[0].choices[0].text, r.choices[0].text, "echo streamed: the prompt's text first")
+    c.equal("".join(ch.choices[0].text for ch in chunks if ch.choices), both.choices[0].text, "echo streamed: the whole text")
 
     # Chat: logprobs with bytes and top_logprobs; streamed the same as not.
     messages = [{"role": "user", "content": PROMPTS[0]}]

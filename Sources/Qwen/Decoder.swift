@@ -150,6 +150,20 @@ struct GraphDecoder: Sendable {
         return try absorb(outputs, ids: ids, cache: &cache).lastRow
     }
 
+    /// Runs `ids` after the cached tokens and returns every position's logits (a session planned
+    /// without `lastPositionOnlyOutput`).
+    func forwardAll(_ ids: [Int], cache: inout KVCache) throws -> [[Float]] {
+        let feeds = try self.feeds(ids, cache: cache)
+        try session.checkFilesUnchanged()
+        let outputs = try session.run(feeds, keepingCacheViews: true)
+        let logits = try absorb(outputs, ids: ids, cache: &cache).contiguous()
+        guard let vocab = logits.shape.last, logits.count == ids.count * vocab else {
+            throw GenerationError.unsupportedGraph("logits of shape \(logits.shape) for \(ids.count) positions")
+        }
+        let values = logits.floats()
+        return (0..<ids.count).map { Array(values[($0 * vocab)..<(($0 + 1) * vocab)]) }
+    }
+
     /// One token after each of several caches, in one batched run (`Session.runBatch`: the
     /// products read their weights once for all sequences); returns each sequence's logits,
     /// exactly those `forward([ids[i]], cache: &caches[i])` returns.

@@ -115,6 +115,10 @@ public final class QwenModel: Sendable {
     /// generation whose consumer has gone).
     let streamActivity = StreamActivity()
     private let tokenBytes = Mutex<TokenBytesIndex?>(nil)
+    /// What `promptLogprobs` plans its own session from (every position's logits), on first use.
+    private let onnxPath: String
+    private let sessionOptions: SessionOptions
+    private let scorer = Mutex<GraphDecoder?>(nil)
 
     /// The tokens' bytes in byte order, for constrained generation: built on first use.
     var tokenBytesIndex: TokenBytesIndex {
@@ -159,6 +163,8 @@ public final class QwenModel: Sendable {
         sessionOptions.decodeActivations = options.decodeActivations
         sessionOptions.kernelPool = KernelPool(threads: options.threads ?? KernelPool.defaultThreadCount)
         let onnxPath = directory.onnxURL.path
+        self.onnxPath = onnxPath
+        self.sessionOptions = sessionOptions
         let loadedSession = Result { try Session(path: onnxPath, options: sessionOptions) }
         tokenizerLoaded.wait()
         tokenizer = try loadedTokenizer!.get()
@@ -182,6 +188,41 @@ public final class QwenModel: Sendable {
     }
 
     public var config: ModelConfig { directory.config }
+
+    /// The log probability of each prompt token after the ones before it, with the `top` most
+    /// likely alternatives (nil for the first token, which nothing precedes): what evaluation
+    /// harnesses score a text by (OpenAI completions' `echo` with `logprobs`). Runs the prompt
+    /// through a second session of the model that keeps every position's logits (planned on first
+    /// use: its weights are packed again, or mapped from the weight cache), in chunks of 64
+    /// positions; the log probabilities are those of the model's raw logits (`Sampler.logprobs`).
+    public func promptLogprobs(_ ids: [Int], top: Int) throws -> [TokenLogprobs?] {
+        guard !ids.isEmpty else { throw GenerationError.emptyPrompt }
+        guard ids.count <= maxPositions else { throw GenerationError.contextOverflow(tokens: ids.count, limit: maxPositions) }
+        let scoring = try scorer.withLock { scorer in
+            if let scorer { return scorer }
+            var options = sessionOptions
+            options.lastPositionOnlyOutput = nil
+            let session = try Session(path: onnxPath, options: options)
+            let names = directory.genAIConfig.map { $0.decoderNames(layers: directory.config.numHiddenLayers ?? 0) } ?? DecoderNames()
+            let built = GraphDecoder(session: session, interface: try DecoderInterface(session: session, config: directory.config, names: names),
+                                     vocabularySize: decoder.vocabularySize, maxPositions: decoder.maxPositions)
+            scorer = built
+            return built
+        }
+        var cache = KVCache(interface: scoring.interface)
+        var result: [TokenLogprobs?] = [nil]
+        var start = 0
+        while start < ids.count {
+            // Chunks of 64; a short rest joins the chunk before it.
+            let end = ids.count - start < 64 + Generation.minimumChunk ? ids.count : start + 64
+            let rows = try scoring.forwardAll(Array(ids[start..<end]), cache: &cache)
+            for (i, row) in rows.enumerated() where start + i + 1 < ids.count {
+                result.append(Sampler.logprobs(row, chosen: ids[start + i + 1], top: top))
+            }
+            start = end
+        }
+        return result
+    }
 
     /// The context length (max_position_embeddings).
     public var maxPositions: Int { decoder.maxPositions }

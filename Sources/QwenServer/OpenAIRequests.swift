@@ -22,8 +22,11 @@ struct CompletionRequest: Sendable {
     var stream = false
     /// `stream_options.include_usage`: a last chunk with the usage.
     var includeUsage = false
-    /// nil: up to the context limit.
+    /// nil: up to the context limit; 0 (completions with `echo` only): the prompt scored, nothing generated.
     var maxTokens: Int?
+    /// Completions: the prompt comes back before the completion (with its tokens' log
+    /// probabilities when `logprobs` is asked: how evaluation harnesses score texts).
+    var echo = false
     /// Choices generated for the prompt (`n`, 1 to `CompletionRequest.maxChoices`).
     var choices = 1
     var parameters = GenerateParameters()
@@ -69,11 +72,12 @@ struct CompletionRequest: Sendable {
         } else {
             guard let prompt = object["prompt"] else { throw .invalidRequest("'prompt' is required", param: "prompt") }
             self.prompt = try Self.completionPrompt(prompt)
-            if try fields.bool("echo") == true { throw .unsupported("echo", "the prompt is not repeated in the output") }
+            echo = try fields.bool("echo") ?? false
             if let suffix = try fields.string("suffix") {
                 guard case .text(let prefix) = self.prompt else {
                     throw .invalidRequest("'suffix' needs the prompt as text, not token ids", param: "suffix")
                 }
+                guard !echo else { throw .invalidRequest("'echo' and 'suffix' do not go together", param: "echo") }
                 self.prompt = .infill(prefix: prefix, suffix: suffix)
             }
             // Completions: the number of alternatives per token (OpenAI allows up to 5).
@@ -88,7 +92,7 @@ struct CompletionRequest: Sendable {
             includeUsage = try Fields(o, prefix: "stream_options.").bool("include_usage") ?? false
         }
         let maxCompletion = try fields.int("max_completion_tokens", atLeast: 1)
-        let maxTokens = try fields.int("max_tokens", atLeast: 1)
+        let maxTokens = try fields.int("max_tokens", atLeast: echo ? 0 : 1)
         self.maxTokens = maxCompletion ?? maxTokens
         if let n = try fields.int("n", atLeast: 1) {
             guard n <= CompletionRequest.maxChoices else {

@@ -177,6 +177,16 @@ public final class OpenAIServer: Sendable {
         }
         var parameters = parsed.parameters
         parameters.maxTokens = min(parsed.maxTokens ?? room, room)
+        let echo = parsed.echo ? try await echoed(promptIds, top: parameters.logprobs) : nil
+        if parameters.maxTokens == 0, let echo {
+            // `echo` with max_tokens 0: the prompt scored, nothing generated.
+            let reply = Reply(id: "cmpl-" + Reply.randomID(), created: Int(Date().timeIntervalSince1970), model: modelID,
+                              chat: false, promptTokens: promptIds.count,
+                              tokenizer: parameters.logprobs == nil ? nil : model.tokenizer, echo: echo)
+            let choices = (0..<parsed.choices).map { reply.echoOnlyChoice(index: $0) }
+            if parsed.stream { return echoOnlyStream(reply, choices: parsed.choices, includeUsage: parsed.includeUsage) }
+            return Response.json(reply.complete(choices: choices, results: []))
+        }
         // The choices (`n`): with a seed, choice i draws with seed + i (choice 0 is the request
         // with n = 1); without, each its own random one. All but the first prefill only the last
         // tokens of the prompt where the prompt cache serves (the first one's prefill).
@@ -199,7 +209,7 @@ public final class OpenAIServer: Sendable {
         }
         let reply = Reply(id: (chat ? "chatcmpl-" : "cmpl-") + Reply.randomID(), created: Int(Date().timeIntervalSince1970),
                           model: modelID, chat: chat, promptTokens: promptIds.count,
-                          tokenizer: parameters.logprobs == nil ? nil : model.tokenizer)
+                          tokenizer: parameters.logprobs == nil ? nil : model.tokenizer, echo: echo)
         // With tools offered, the text is searched for tool calls.
         var withTools = false
         if case .chat(_, let tools?) = parsed.prompt, !tools.isEmpty { withTools = true }
@@ -210,8 +220,8 @@ public final class OpenAIServer: Sendable {
         var choices: [JSONValue] = [], results: [GenerationResult] = []
         do {
             for (index, ticket) in tickets.enumerated() {
-                var text = ""
-                var logprobs = reply.wantsLogprobs ? Reply.Logprobs() : nil
+                var text = reply.echo?.text ?? ""
+                var logprobs = reply.wantsLogprobs ? reply.echo?.logprobs ?? Reply.Logprobs() : nil
                 events: for try await event in ticket.events {
                     switch event {
                     case .step(let step):
@@ -230,6 +240,55 @@ public final class OpenAIServer: Sendable {
         }
         guard results.count == tickets.count else { throw OpenAIError.server(CancellationError()) }
         return Response.json(reply.complete(choices: choices, results: results))
+    }
+
+    /// The prompt as `echo` repeats it: its text (the ids decoded, special tokens kept) and, when
+    /// `top` is given, each token's log probability (`QwenModel.promptLogprobs`, on a thread of
+    /// its own: it runs a forward pass), with where each token's text begins.
+    private func echoed(_ ids: [Int], top: Int?) async throws -> Reply.Echo {
+        var detokenizer = model.tokenizer.makeStreamingDetokenizer(skipSpecialTokens: false)
+        var text = "", scalars: [Int] = []
+        for id in ids {
+            let piece = detokenizer.append(id)
+            scalars.append(piece.unicodeScalars.count)
+            text += piece
+        }
+        let tail = detokenizer.finish()
+        text += tail
+        scalars[scalars.count - 1] += tail.unicodeScalars.count
+        guard let top else { return Reply.Echo(text: text, logprobs: nil) }
+        let model = self.model
+        let scores: [TokenLogprobs?]
+        do {
+            scores = try await withCheckedThrowingContinuation { continuation in
+                DispatchQueue.global(qos: .userInitiated).async {
+                    continuation.resume(with: Result { try model.promptLogprobs(ids, top: top) })
+                }
+            }
+        } catch {
+            throw OpenAIError.server(error)
+        }
+        var logprobs = Reply.Logprobs()
+        for (i, id) in ids.enumerated() { logprobs.addPrompt(id, logprobs: scores[i], scalars: scalars[i]) }
+        return Reply.Echo(text: text, logprobs: logprobs)
+    }
+
+    /// The stream of an `echo` request with max_tokens 0: each choice's prompt, its finish, the
+    /// usage if asked, `[DONE]`.
+    private func echoOnlyStream(_ reply: Reply, choices: Int, includeUsage: Bool) -> Response {
+        let body = ResponseBody { writer in
+            func send(_ value: JSONValue) async throws {
+                try await writer.write(ByteBuffer(string: "data: \(value.jsonText)\n\n"))
+            }
+            for index in 0..<choices {
+                try await send(reply.chunk(text: reply.echo?.text ?? "", logprobs: reply.echo?.logprobs, index: index))
+                try await send(reply.chunk(finishReason: "length", index: index))
+            }
+            if includeUsage { try await send(reply.usageChunk([])) }
+            try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
+            try await writer.finish(nil)
+        }
+        return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
     }
 
     /// One choice's events as the streamed response interleaves them.
@@ -260,7 +319,8 @@ public final class OpenAIServer: Sendable {
                 var pending: Reply.Logprobs?
             }
             var choices = [Choice](repeating: Choice(tools: withTools ? ToolCalls.Stream() : nil,
-                                                     pending: reply.wantsLogprobs ? Reply.Logprobs() : nil), count: tickets.count)
+                                                     pending: reply.wantsLogprobs ? reply.echo?.logprobs ?? Reply.Logprobs() : nil),
+                                   count: tickets.count)
             func sendText(_ text: String, _ index: Int) async throws {
                 try await send(reply.chunk(text: text, logprobs: choices[index].pending, index: index))
                 choices[index].pending?.removeAll()
@@ -284,6 +344,10 @@ public final class OpenAIServer: Sendable {
             defer { readers.cancel() }
             if reply.chat {
                 for index in tickets.indices { try await send(reply.chunk(delta: ["role": "assistant", "content": ""], index: index)) }
+            }
+            // `echo`: each choice's prompt first, with its log probabilities when asked.
+            if let echo = reply.echo {
+                for index in tickets.indices { try await sendText(echo.text, index) }
             }
             var results: [GenerationResult] = []
             do {
@@ -357,22 +421,38 @@ struct Reply: Sendable {
     let promptTokens: Int
     /// Set when the request asked for log probabilities (it spells their tokens).
     let tokenizer: Tokenizer?
+    /// With `echo`: the prompt's text, and its tokens' log probabilities when asked.
+    var echo: Echo? = nil
+
+    struct Echo: Sendable {
+        let text: String
+        let logprobs: Logprobs?
+    }
 
     var wantsLogprobs: Bool { tokenizer != nil }
 
-    /// The log probabilities of generated tokens, with where each token's text begins in the
-    /// completion (in Unicode scalars, as Python counts characters, of the text the steps
-    /// released). A stop token (eos), which adds no text of its own, has none.
+    /// The log probabilities of generated tokens (and, with `echo`, the prompt's before them),
+    /// with where each token's text begins in the completion (in Unicode scalars, as Python counts
+    /// characters, of the text released). A stop token (eos), which adds no text of its own, has
+    /// none; the prompt's first token has a token but no log probability.
     struct Logprobs: Sendable {
-        var tokens: [(logprobs: TokenLogprobs, offset: Int)] = []
+        var tokens: [(id: Int, logprobs: TokenLogprobs?, offset: Int)] = []
         /// Where the next step's text begins.
         private var offset = 0
         var isEmpty: Bool { tokens.isEmpty }
 
+        init(startingAt offset: Int = 0) { self.offset = offset }
+
         /// Adds `step`'s, after the text of the steps added before.
         mutating func add(_ step: GenerationStep) {
-            if let logprobs = step.logprobs, !step.isStopToken { tokens.append((logprobs, offset)) }
+            if let logprobs = step.logprobs, !step.isStopToken { tokens.append((step.tokenId, logprobs, offset)) }
             offset += step.text.unicodeScalars.count
+        }
+
+        /// Adds prompt token `id` (`logprobs` nil for the first), whose text is `scalars` long.
+        mutating func addPrompt(_ id: Int, logprobs: TokenLogprobs?, scalars: Int) {
+            tokens.append((id, logprobs, offset))
+            offset += scalars
         }
 
         /// The tokens sent: none left, the offsets going on.
@@ -420,6 +500,11 @@ struct Reply: Sendable {
             : ["index": .int(index), "text": .string(text), "logprobs": json(logprobs), "finish_reason": reason]
     }
 
+    /// Choice `index` of an `echo` request with max_tokens 0: the prompt only.
+    func echoOnlyChoice(index: Int) -> JSONValue {
+        ["index": .int(index), "text": .string(echo?.text ?? ""), "logprobs": json(echo?.logprobs), "finish_reason": "length"]
+    }
+
     func complete(choices: [JSONValue], results: [GenerationResult]) -> JSONValue {
         envelope(object: chat ? "chat.completion" : "text_completion", choices: choices, usage: usage(results))
     }
@@ -449,32 +534,39 @@ struct Reply: Sendable {
     /// for part of a character: `bytes` has them exactly).
     private func json(_ logprobs: Logprobs?) -> JSONValue {
         guard let logprobs, let tokenizer else { return .null }
-        func spelled(_ t: TokenLogprob) -> (text: JSONValue, bytes: JSONValue) {
-            let bytes = tokenizer.tokenBytes(t.id) ?? []
+        func spelled(_ id: Int) -> (text: JSONValue, bytes: JSONValue) {
+            let bytes = tokenizer.tokenBytes(id) ?? []
             return (.string(String(decoding: bytes, as: UTF8.self)), .array(bytes.map { .int(Int($0)) }))
         }
-        func number(_ x: Float) -> JSONValue { x.isFinite ? .double(Double(x)) : .double(-9999) }
+        func number(_ x: Float?) -> JSONValue {
+            guard let x else { return .null }
+            return x.isFinite ? .double(Double(x)) : .double(-9999)
+        }
         if chat {
             let content: [JSONValue] = logprobs.tokens.map { token in
-                let (text, bytes) = spelled(token.logprobs.chosen)
-                let top: [JSONValue] = token.logprobs.top.map { alternative in
-                    let (text, bytes) = spelled(alternative)
+                let (text, bytes) = spelled(token.id)
+                let top: [JSONValue] = (token.logprobs?.top ?? []).map { alternative in
+                    let (text, bytes) = spelled(alternative.id)
                     return .object(JSONObject([("token", text), ("logprob", number(alternative.logprob)), ("bytes", bytes)]))
                 }
-                return .object(JSONObject([("token", text), ("logprob", number(token.logprobs.chosen.logprob)),
+                return .object(JSONObject([("token", text), ("logprob", number(token.logprobs?.chosen.logprob)),
                                            ("bytes", bytes), ("top_logprobs", .array(top))]))
             }
             return .object(JSONObject([("content", .array(content)), ("refusal", .null)]))
         }
         var tokens: [JSONValue] = [], values: [JSONValue] = [], tops: [JSONValue] = [], offsets: [JSONValue] = []
         for token in logprobs.tokens {
-            tokens.append(spelled(token.logprobs.chosen).text)
-            values.append(number(token.logprobs.chosen.logprob))
-            var top = JSONObject()
-            for t in token.logprobs.top + [token.logprobs.chosen] {
-                if case .string(let key) = spelled(t).text, top[key] == nil { top[key] = number(t.logprob) }
+            tokens.append(spelled(token.id).text)
+            values.append(number(token.logprobs?.chosen.logprob))
+            if let scored = token.logprobs {
+                var top = JSONObject()
+                for t in scored.top + [scored.chosen] {
+                    if case .string(let key) = spelled(t.id).text, top[key] == nil { top[key] = number(t.logprob) }
+                }
+                tops.append(.object(top))
+            } else {
+                tops.append(.null)
             }
-            tops.append(.object(top))
             offsets.append(.int(token.offset))
         }
         return .object(JSONObject([("tokens", .array(tokens)), ("token_logprobs", .array(values)),

@@ -94,6 +94,43 @@ import Testing
     /// Prefill in two chunks (10 tokens, then the other 12 over a 10-position past), and again
     /// after truncating the cache back to 10 positions: the last logits equal ORT's prefill
     /// logits at those positions (the reference has every prompt position's logits).
+    /// `QwenModel.promptLogprobs` (a second session keeping every position's logits, run in
+    /// chunks of 64): each prompt token's log probability and top 5 are the log-softmax, in
+    /// Double here, of ONNX Runtime's prefill logits at the position before it.
+    @Test(arguments: [Variant.all[0], Variant.all[1], Variant.all[2]])
+    func promptLogprobsMatchONNXRuntime(_ v: Variant) throws {
+        let model = try v.fixture.model(v.file)
+        let f = v.fixture, vocab = f.vocabularySize
+        let all = try f.reference("\(v.name)/disable_all/prefill_logits.npy").floats()
+        let scores = try model.promptLogprobs(f.promptIds, top: 5)
+        #expect(scores.count == f.promptIds.count)
+        #expect(scores.first! == nil)
+        for position in 1..<f.promptIds.count {
+            let row = all[(position - 1) * vocab ..< position * vocab].map(Double.init)
+            let largest = row.max()!
+            let logSum = log(row.reduce(0) { $0 + exp($1 - largest) })
+            func reference(_ id: Int) -> Double { row[row.startIndex + id] - largest - logSum }
+            guard let score = scores[position] else { Issue.record("position \(position): no score"); continue }
+            #expect(score.chosen.id == f.promptIds[position])
+            // Logits within the variant's tolerance of ORT's move a log probability by up to twice it.
+            #expect(abs(Double(score.chosen.logprob) - reference(f.promptIds[position])) <= 2 * Double(v.tolerance) + 1e-5,
+                    "\(v) position \(position)")
+            for t in score.top { #expect(abs(Double(t.logprob) - reference(t.id)) <= 2 * Double(v.tolerance) + 1e-5, "\(v) position \(position) top \(t.id)") }
+            let best = (0..<vocab).max { reference($0) < reference($1) || (reference($0) == reference($1) && $0 > $1) }!
+            if v.tolerance < 1e-3 { #expect(score.top.first?.id == best, "\(v) position \(position): most likely id") }
+        }
+        #expect(throws: GenerationError.self) { try model.promptLogprobs([], top: 1) }
+        // Past one chunk of 64: where chunks are exact, a position's scores are those of the
+        // prompt cut after it (run in other chunks), bit for bit.
+        if v.name == "q4" && model.chunkedPrefillIsExact {
+            let long = (0..<150).map { f.promptIds[$0 % f.promptIds.count] }
+            let scores = try model.promptLogprobs(long, top: 3)
+            for position in [63, 64, 70, 129, 149] {
+                #expect(try model.promptLogprobs(Array(long[...position]), top: 3).last! == scores[position], "position \(position)")
+            }
+        }
+    }
+
     @Test(arguments: [Variant.all[2], Variant.all[0], Variant.all[5]])
     func chunkedPrefillAndTruncatedCacheMatchONNXRuntime(_ v: Variant) throws {
         let model = try v.fixture.model(v.file)
