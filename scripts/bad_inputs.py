@@ -264,6 +264,9 @@ def cases():
     add("parameters", "top-p 0", gen + ["--top-p", "0"])
     add("parameters", "negative --max-tokens", gen + ["--max-tokens=-3"])
     add("parameters", "temperature NaN", gen + ["--temperature", "nan"])
+    add("parameters", "presence penalty infinite", gen + ["--presence-penalty", "inf"])
+    add("parameters", "unknown response format", gen + ["--response-format", "yaml"])
+    add("parameters", "negative serve --prompt-cache-mb", ["serve", "--model", "{dir}", "--prompt-cache-mb=-1"])
     return c
 
 

@@ -19,7 +19,7 @@ port, waits for GET /health, and checks the OpenAI API behaviour and the server'
                   non-streaming text; role in the first chunk, one finish_reason, a final
                   usage chunk with choices [] and the same usage; raw SSE ends with [DONE]
   completions     /v1/completions (raw prompt, no chat template), non-stream and stream agree
-  prompt cache    a prompt sharing a 120-token prefix with an earlier one reports it as
+  cache           a prompt sharing a 120-token prefix with an earlier one reports it as
                   usage.prompt_tokens_details.cached_tokens (and in qwen_prompt_cache_tokens_total);
                   a prompt run again from the cache gives the text and log probabilities of its
                   first run, bit for bit
@@ -1568,7 +1568,7 @@ def main():
             ("chat", check_chat),
             ("chat stream", check_chat_stream),
             ("completions", check_completions),
-            ("prompt cache", check_prompt_cache),
+            ("cache", check_prompt_cache),
             ("json", check_json_mode),
             ("schema", check_schema),
             ("tools", check_forced_tools),

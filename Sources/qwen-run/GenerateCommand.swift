@@ -56,8 +56,8 @@ struct GenerateCommand: ParsableCommand {
     var frequencyPenalty: Float?
 
     @Option(name: .customLong("response-format"),
-            help: "jsonObject: only tokens that keep the answer a JSON object, ending when it closes (default: text).")
-    var responseFormat: ResponseFormat = .text
+            help: "text, or jsonObject: only tokens that keep the answer a JSON object, ending when it closes.")
+    var responseFormat = "text"
 
     @Option(help: "Random seed for reproducible sampling.")
     var seed: UInt64?
@@ -82,7 +82,7 @@ struct GenerateCommand: ParsableCommand {
             repetitionPenalty: repetitionPenalty ?? (greedy ? 1 : nil),
             presencePenalty: presencePenalty, frequencyPenalty: frequencyPenalty,
             seed: seed)
-        parameters.responseFormat = responseFormat
+        parameters.responseFormat = ResponseFormat(rawValue: responseFormat) ?? .text
         return parameters
     }
 
@@ -93,6 +93,9 @@ struct GenerateCommand: ParsableCommand {
         if let p = topP, !(p > 0 && p <= 1) { throw ValidationError("--top-p must be in (0, 1], got \(p)") }
         if let p = minP, !(p >= 0 && p <= 1) { throw ValidationError("--min-p must be in [0, 1], got \(p)") }
         if let r = repetitionPenalty, !(r > 0) { throw ValidationError("--repetition-penalty must be > 0 (1 = off), got \(r)") }
+        guard ResponseFormat(rawValue: responseFormat) != nil else {
+            throw ValidationError("--response-format must be \(ResponseFormat.allCases.map(\.rawValue).joined(separator: " or ")), got '\(responseFormat)'")
+        }
         for (flag, value) in [("--presence-penalty", presencePenalty), ("--frequency-penalty", frequencyPenalty)] {
             if let v = value, !v.isFinite { throw ValidationError("\(flag) must be a finite number (0 = off), got \(v)") }
         }

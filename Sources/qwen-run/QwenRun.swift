@@ -43,7 +43,6 @@ struct InputError: Error, CustomStringConvertible {
 
 extension Int8Activations: ExpressibleByArgument {}
 extension DecodeActivations: ExpressibleByArgument {}
-extension ResponseFormat: ExpressibleByArgument {}
 
 /// `--int8` and `--decode-activations`, shared by the commands that run a model.
 struct ActivationOptions: ParsableArguments {
