@@ -43,6 +43,10 @@ port, waits for GET /health, and checks the OpenAI API behaviour and the server'
                   first occurrence with finish_reason "stop" (chat list + stream, completions string)
   seeded          temperature 0.8 with the same seed gives the same text (also with top_p and
                   the top_k / min_p / repetition_penalty extensions, and streamed)
+  prompts         completions with several prompts (strings and token ids) and n = 2, seeded:
+                  choice p*2 + j is prompt p's n = 1 request with seed + j, usage adds up; with
+                  echo, logprobs and max_tokens 0 each prompt is scored as alone; streaming
+                  several prompts is 400
   choices (n)     n = 3 with seed 42 at temperature 0.8: choice i is the n = 1 request with seed
                   42 + i (chat and completions), usage sums the choices; streamed, the chunks of
                   each index add up to its text with one finish_reason each; greedy n = 2 twice
@@ -827,6 +831,34 @@ def check_seeded(c, server):
     client.close()
 
 
+def check_prompts(c, server):
+    client = server.client()
+    model = server.model_id
+    prompts = [COMPLETION_PROMPT, "def add(a, b):", [17, 203, 88, 311, 45]]
+    several = client.completions.create(model=model, prompt=prompts, max_tokens=8, temperature=0.8, seed=5, n=2)
+    c.equal([ch.index for ch in several.choices], list(range(6)), "several prompts: choice indices")
+    singles = [[client.completions.create(model=model, prompt=p, max_tokens=8, temperature=0.8, seed=5 + j)
+                for j in range(2)] for p in prompts]
+    for p in range(3):
+        for j in range(2):
+            c.equal(several.choices[p * 2 + j].text, singles[p][j].choices[0].text,
+                    f"several prompts: choice {p * 2 + j} vs prompt {p} alone with seed {5 + j}")
+    c.equal(several.usage.prompt_tokens, sum(s[0].usage.prompt_tokens for s in singles), "several prompts: usage.prompt_tokens")
+    c.equal(several.usage.completion_tokens, sum(x.usage.completion_tokens for s in singles for x in s),
+            "several prompts: usage.completion_tokens")
+    scored = client.completions.create(model=model, prompt=prompts, max_tokens=0, echo=True, logprobs=2)
+    for p in range(3):
+        alone = client.completions.create(model=model, prompt=prompts[p], max_tokens=0, echo=True, logprobs=2)
+        c.equal(scored.choices[p].logprobs.model_dump(), alone.choices[0].logprobs.model_dump(),
+                f"several prompts scored: prompt {p} as alone")
+        c.equal(scored.choices[p].text, alone.choices[0].text, f"several prompts scored: prompt {p}'s echo")
+    expect_api_error(c, "several prompts streamed", openai.BadRequestError, 400, lambda: list(client.completions.create(
+        model=model, prompt=prompts, max_tokens=4, stream=True)), "invalid_request_error", code="unsupported_parameter")
+    expect_raw_error(c, "a prompt array holding an object", request(server.port, "POST", "/v1/completions",
+                     body={"prompt": ["a", {"b": 1}], "max_tokens": 2}), 400, "invalid_request_error")
+    client.close()
+
+
 def check_choices(c, server):
     client = server.client()
     model = server.model_id
@@ -1576,6 +1608,7 @@ def main():
             ("stop strings", check_stop),
             ("seeded sampling", check_seeded),
             ("choices (n)", check_choices),
+            ("prompts", check_prompts),
             ("request counting", check_request_counting),
             ("errors 400/404/413", check_errors),
             ("concurrency", check_concurrency),

@@ -15,6 +15,8 @@ struct CompletionRequest: Sendable {
         case infill(prefix: String, suffix: String)
         /// Completions: token ids as they are.
         case tokenIds([Int])
+        /// Completions: several prompts (strings or token-id arrays), `n` choices each.
+        case several([Prompt])
     }
 
     var model: String?
@@ -255,7 +257,22 @@ struct CompletionRequest: Sendable {
             if items.count == 1, let s = items[0].stringValue { return .text(s) }
             if !items.isEmpty, let ids = ids(items) { return .tokenIds(ids) }
             if items.count == 1, let inner = items[0].arrayValue, let ids = ids(inner) { return .tokenIds(ids) }
-            throw .invalidRequest("'prompt' must be a string, one string in an array, or an array of token ids (one prompt per request)", param: "prompt")
+            // Several prompts: strings or token-id arrays.
+            var prompts: [Prompt] = []
+            for (i, item) in items.enumerated() {
+                if let s = item.stringValue {
+                    prompts.append(.text(s))
+                } else if let inner = item.arrayValue, !inner.isEmpty, let ids = ids(inner) {
+                    prompts.append(.tokenIds(ids))
+                } else {
+                    throw .invalidRequest("'prompt[\(i)]' must be a string or an array of token ids", param: "prompt")
+                }
+            }
+            guard !prompts.isEmpty else { throw .invalidRequest("'prompt' is an empty array", param: "prompt") }
+            guard prompts.count <= CompletionRequest.maxChoices else {
+                throw .invalidRequest("'prompt' holds \(prompts.count) prompts, at most \(CompletionRequest.maxChoices)", param: "prompt")
+            }
+            return .several(prompts)
         default:
             throw .invalidRequest("'prompt' must be a string or an array of token ids, got \(value.kindName)", param: "prompt")
         }

@@ -150,31 +150,9 @@ public final class OpenAIServer: Sendable {
         let parsed = try CompletionRequest(json: Array(buffer: body), chat: chat)
         if let name = parsed.model, name != modelID { throw OpenAIError.modelNotFound(name, available: modelID) }
 
-        let promptIds: [Int]
-        do {
-            switch parsed.prompt {
-            case .chat(let messages, let tools):
-                promptIds = model.tokenizer.encode(try model.tokenizer.applyChatTemplate(messages: messages, addGenerationPrompt: true, tools: tools))
-            case .text(let text): promptIds = model.tokenizer.encode(text)
-            case .infill(let prefix, let suffix):
-                guard let format = FillInTheMiddle(model.tokenizer) else {
-                    throw OpenAIError.unsupported("suffix", "the model's tokenizer has no fill-in-the-middle tokens (\(FillInTheMiddle.tokens.joined(separator: ", ")))")
-                }
-                promptIds = model.tokenizer.encode(format.prompt(prefix: prefix, suffix: suffix))
-            case .tokenIds(let ids): promptIds = ids
-            }
-        } catch let error as OpenAIError {
-            throw error
-        } catch {
-            throw OpenAIError.invalidRequest("the messages do not fit the model's chat template: \(error)", param: "messages")
-        }
-        guard !promptIds.isEmpty else { throw OpenAIError.invalidRequest("the prompt is empty", param: chat ? "messages" : "prompt") }
+        if case .several(let prompts) = parsed.prompt { return try await completeSeveral(prompts, parsed) }
+        let promptIds = try tokens(of: parsed.prompt, chat: chat)
         let room = model.maxPositions - promptIds.count
-        guard room >= 1 else {
-            throw OpenAIError.invalidRequest(
-                "the prompt is \(promptIds.count) tokens; with at least one token to generate this exceeds the model's context length of \(model.maxPositions) tokens",
-                param: chat ? "messages" : "prompt", code: "context_length_exceeded")
-        }
         var parameters = parsed.parameters
         parameters.maxTokens = min(parsed.maxTokens ?? room, room)
         let echo = parsed.echo ? try await echoed(promptIds, top: parameters.logprobs) : nil
@@ -240,6 +218,111 @@ public final class OpenAIServer: Sendable {
         }
         guard results.count == tickets.count else { throw OpenAIError.server(CancellationError()) }
         return Response.json(reply.complete(choices: choices, results: results))
+    }
+
+    /// A prompt's token ids, checked: not empty, and room for at least one token in the context.
+    private func tokens(of prompt: CompletionRequest.Prompt, chat: Bool) throws -> [Int] {
+        let promptIds: [Int]
+        do {
+            switch prompt {
+            case .chat(let messages, let tools):
+                promptIds = model.tokenizer.encode(try model.tokenizer.applyChatTemplate(messages: messages, addGenerationPrompt: true, tools: tools))
+            case .text(let text): promptIds = model.tokenizer.encode(text)
+            case .infill(let prefix, let suffix):
+                guard let format = FillInTheMiddle(model.tokenizer) else {
+                    throw OpenAIError.unsupported("suffix", "the model's tokenizer has no fill-in-the-middle tokens (\(FillInTheMiddle.tokens.joined(separator: ", ")))")
+                }
+                promptIds = model.tokenizer.encode(format.prompt(prefix: prefix, suffix: suffix))
+            case .tokenIds(let ids): promptIds = ids
+            case .several: throw OpenAIError.invalidRequest("a prompt inside 'prompt' holds several prompts", param: "prompt")
+            }
+        } catch let error as OpenAIError {
+            throw error
+        } catch {
+            throw OpenAIError.invalidRequest("the messages do not fit the model's chat template: \(error)", param: "messages")
+        }
+        guard !promptIds.isEmpty else { throw OpenAIError.invalidRequest("the prompt is empty", param: chat ? "messages" : "prompt") }
+        guard promptIds.count < model.maxPositions else {
+            throw OpenAIError.invalidRequest(
+                "the prompt is \(promptIds.count) tokens; with at least one token to generate this exceeds the model's context length of \(model.maxPositions) tokens",
+                param: chat ? "messages" : "prompt", code: "context_length_exceeded")
+        }
+        return promptIds
+    }
+
+    /// Completions of several prompts (`prompt` an array of them), `n` choices each: choice
+    /// `p * n + j` is prompt p's choice j, as OpenAI numbers them; usage adds up the prompts.
+    /// All the generations are queued together. Not streamed.
+    private func completeSeveral(_ prompts: [CompletionRequest.Prompt], _ parsed: CompletionRequest) async throws -> Response {
+        guard !parsed.stream else { throw OpenAIError.unsupported("stream", "several prompts are answered whole, not streamed") }
+        struct Prepared {
+            let ids: [Int]
+            let parameters: GenerateParameters
+            let reply: Reply
+        }
+        let id = "cmpl-" + Reply.randomID(), created = Int(Date().timeIntervalSince1970)
+        var prepared: [Prepared] = []
+        for prompt in prompts {
+            let ids = try tokens(of: prompt, chat: false)
+            var parameters = parsed.parameters
+            let room = model.maxPositions - ids.count
+            parameters.maxTokens = min(parsed.maxTokens ?? room, room)
+            let echo = parsed.echo ? try await echoed(ids, top: parameters.logprobs) : nil
+            let reply = Reply(id: id, created: created, model: modelID, chat: false, promptTokens: ids.count,
+                              tokenizer: parameters.logprobs == nil ? nil : model.tokenizer, echo: echo)
+            prepared.append(Prepared(ids: ids, parameters: parameters, reply: reply))
+        }
+        // Every prompt's choices, in order (none for an echo with max_tokens 0).
+        var generations: [Generation] = [], owner: [(prompt: Int, choice: Int)] = []
+        do {
+            for (p, item) in prepared.enumerated() where item.parameters.maxTokens > 0 {
+                for j in 0..<parsed.choices {
+                    var choice = item.parameters
+                    if let seed = item.parameters.seed { choice.seed = seed &+ UInt64(j) }
+                    generations.append(try Generation(model: model, promptIds: item.ids, parameters: choice))
+                    owner.append((p, j))
+                }
+            }
+        } catch {
+            throw OpenAIError.invalidRequest("\(error)")
+        }
+        let tickets: [Scheduler.Ticket]
+        do { tickets = try scheduler.submit(generations) } catch {
+            switch error {
+            case .queueFull(let limit): throw OpenAIError.queueFull(limit: limit)
+            case .shuttingDown: throw OpenAIError.shuttingDown
+            }
+        }
+        defer { for ticket in tickets { ticket.cancel() } }
+        var choices = [JSONValue?](repeating: nil, count: prompts.count * parsed.choices)
+        var results: [[GenerationResult]] = Array(repeating: [], count: prompts.count)
+        for (p, item) in prepared.enumerated() where item.parameters.maxTokens == 0 {
+            for j in 0..<parsed.choices { choices[p * parsed.choices + j] = item.reply.echoOnlyChoice(index: p * parsed.choices + j) }
+        }
+        do {
+            for (k, ticket) in tickets.enumerated() {
+                let (p, j) = owner[k], reply = prepared[p].reply
+                var text = reply.echo?.text ?? ""
+                var logprobs = reply.wantsLogprobs ? reply.echo?.logprobs ?? Reply.Logprobs() : nil
+                events: for try await event in ticket.events {
+                    switch event {
+                    case .step(let step):
+                        logprobs?.add(step)
+                        text += step.text
+                    case .finished(let result):
+                        choices[p * parsed.choices + j] = reply.choice(index: p * parsed.choices + j, text: text, result: result, logprobs: logprobs)
+                        results[p].append(result)
+                        break events
+                    }
+                }
+            }
+        } catch {
+            throw OpenAIError.failure(error, timeout: configuration.requestTimeout)
+        }
+        let all = choices.compactMap { $0 }
+        guard all.count == choices.count else { throw OpenAIError.server(CancellationError()) }
+        let usage = Reply.usage(promptTokens: prepared.reduce(0) { $0 + $1.ids.count }, results: results)
+        return Response.json(prepared[0].reply.complete(choices: all, usage: usage))
     }
 
     /// The prompt as `echo` repeats it: its text (the ids decoded, special tokens kept) and, when
@@ -477,8 +560,13 @@ struct Reply: Sendable {
     /// and the prompt tokens the first choice took from the prompt cache as
     /// `prompt_tokens_details.cached_tokens`.
     func usage(_ results: [GenerationResult]) -> JSONValue {
-        let completion = results.reduce(0) { $0 + $1.generatedTokenIds.count }
-        let cached = results.first.map { max(0, $0.stats.promptTokens - $0.stats.prefilledTokens) } ?? 0
+        Reply.usage(promptTokens: promptTokens, results: [results])
+    }
+
+    /// Usage over several prompts (`results[p]`: prompt p's choices).
+    static func usage(promptTokens: Int, results: [[GenerationResult]]) -> JSONValue {
+        let completion = results.joined().reduce(0) { $0 + $1.generatedTokenIds.count }
+        let cached = results.reduce(0) { $0 + ($1.first.map { max(0, $0.stats.promptTokens - $0.stats.prefilledTokens) } ?? 0) }
         return ["prompt_tokens": .int(promptTokens), "completion_tokens": .int(completion), "total_tokens": .int(promptTokens + completion),
                 "prompt_tokens_details": ["cached_tokens": .int(cached)]]
     }
@@ -506,7 +594,11 @@ struct Reply: Sendable {
     }
 
     func complete(choices: [JSONValue], results: [GenerationResult]) -> JSONValue {
-        envelope(object: chat ? "chat.completion" : "text_completion", choices: choices, usage: usage(results))
+        complete(choices: choices, usage: usage(results))
+    }
+
+    func complete(choices: [JSONValue], usage: JSONValue) -> JSONValue {
+        envelope(object: chat ? "chat.completion" : "text_completion", choices: choices, usage: usage)
     }
 
     func chunk(delta: JSONValue, logprobs: Logprobs? = nil, index: Int = 0) -> JSONValue {
