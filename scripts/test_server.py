@@ -28,8 +28,10 @@ port, waits for GET /health, and checks the OpenAI API behaviour and the server'
                   not streamed; an unknown type is 400
   schema          response_format json_schema (structured outputs): on the real 0.5B, greedy and
                   seeded answers ("stop") follow the schema (each property present with its
-                  type, checked here); on both models, a schema with anyOf, a list of types or
-                  an array root is 400 unsupported_parameter, a missing schema 400
+                  type, checked here), and the client's `beta.chat.completions.parse` with a
+                  Pydantic model (nested model, Optional) parses the answer; on both models, a
+                  schema with a union holding an object's properties, a list of types with an
+                  unknown one, or an array root is 400 unsupported_parameter, a missing schema 400
   tools           tool_choice "required" and a named function: on a model whose context holds the
                   tools (the real 0.5B), one call of a function among `tools` (the named one)
                   with arguments that json.loads reads as an object, finish_reason
@@ -1170,8 +1172,9 @@ def check_schema(c, server):
     client = server.client()
     model = server.model_id
     user = [{"role": "user", "content": "Describe Paris."}]
-    for schema, what in (({"type": "object", "properties": {"a": {"anyOf": [{"type": "string"}]}}}, "anyOf"),
-                         ({"type": "object", "properties": {"a": {"type": ["string", "null"]}}}, "a list of types"),
+    for schema, what in (({"type": "object", "properties": {"a": {"anyOf": [{"type": "object", "properties": {}}]}}},
+                          "a union holding an object's properties"),
+                         ({"type": "object", "properties": {"a": {"type": ["string", "nothing"]}}}, "an unknown type in a list"),
                          ({"type": "array", "items": {"type": "string"}}, "an array root")):
         expect_api_error(c, f"json_schema with {what}", openai.BadRequestError, 400, lambda: client.chat.completions.create(
             model=model, messages=user, max_tokens=4,
@@ -1197,6 +1200,27 @@ def check_schema(c, server):
     note(f"json_schema: {finished} of 3 answers finished within 240 tokens")
     if (context_length(server.model) or 0) >= 1024:   # a real model, not the tiny fixture's noise
         c.check(finished >= 1, "json_schema: no answer finished within 240 tokens")
+        # The official client's structured outputs: a Pydantic model (its strict schema has a
+        # nested model through $defs/$ref and Optional as anyOf with null) parsed back by the SDK.
+        import pydantic
+        from typing import Optional
+
+        class Address(pydantic.BaseModel):
+            city: str
+            zip: int
+
+        class Person(pydantic.BaseModel):
+            name: str
+            age: Optional[int]
+            home: Address
+            hobbies: list[str]
+
+        parsed = client.beta.chat.completions.parse(model=model, messages=[{"role": "user", "content": "Invent a person."}],
+                                                    response_format=Person, temperature=0, max_tokens=200)
+        c.equal(parsed.choices[0].finish_reason, "stop", "pydantic structured output: finish_reason")
+        c.check(isinstance(parsed.choices[0].message.parsed, Person),
+                f"pydantic structured output not parsed: {short(parsed.choices[0].message.content)}")
+        note(f"pydantic structured output: {short(parsed.choices[0].message.content)}")
     client.close()
 
 

@@ -17,8 +17,8 @@ protocol ByteConstraint: Sendable {
 /// without end or idle before it starts: at most `maxDepth` nested containers, at most
 /// `maxWhitespace` whitespace bytes in a row, and none before the object's `{`.
 struct JSONSyntax: ByteConstraint, Equatable {
-    /// What the top-level value may be (`OutputPattern.JSONKind`).
-    typealias Kind = OutputPattern.JSONKind
+    /// What the top-level value may be (`OutputPattern.JSONKinds`).
+    typealias Kind = OutputPattern.JSONKinds
     static let maxDepth = 64
     static let maxWhitespace = 24
 
@@ -118,7 +118,7 @@ struct JSONSyntax: ByteConstraint, Equatable {
         case .zero, .integer:
             if mode == .integer && JSONSyntax.isDigit(b) { return true }
             // A top-level integer has neither fraction nor exponent.
-            let whole = depth == 0 && kind == .integer
+            let whole = depth == 0 && !kind.contains(.number)
             if b == UInt8(ascii: ".") && !whole { mode = .dot; return true }
             if (b == UInt8(ascii: "e") || b == UInt8(ascii: "E")) && !whole { mode = .exponentMark; return true }
             return endNumber(b)
@@ -182,13 +182,17 @@ struct JSONSyntax: ByteConstraint, Equatable {
     private mutating func beginValue(_ b: UInt8) -> Bool {
         // The top level is of its kind.
         if depth == 0 {
-            switch kind {
-            case .any: break
-            case .object: guard b == UInt8(ascii: "{") else { return false }
-            case .array: guard b == UInt8(ascii: "[") else { return false }
-            case .string: guard b == UInt8(ascii: "\"") else { return false }
-            case .number, .integer: guard b == UInt8(ascii: "-") || JSONSyntax.isDigit(b) else { return false }
+            let allowed: Kind
+            switch b {
+            case UInt8(ascii: "{"): allowed = .object
+            case UInt8(ascii: "["): allowed = .array
+            case UInt8(ascii: "\""): allowed = .string
+            case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): allowed = [.number, .integer]
+            case UInt8(ascii: "t"), UInt8(ascii: "f"): allowed = .boolean
+            case UInt8(ascii: "n"): allowed = .null
+            default: return false
             }
+            guard !kind.isDisjoint(with: allowed) else { return false }
         }
         switch b {
         case UInt8(ascii: "{"), UInt8(ascii: "["):
@@ -368,13 +372,23 @@ public struct OutputPattern: Sendable, Equatable {
         /// One of these strings; none may begin another (so that where one ends is never in doubt).
         case oneOf([String])
         case jsonObject
-        /// A JSON value of a kind (its syntax only; a number ends where the next part begins).
-        case json(JSONKind)
+        /// A JSON value of one of some kinds (its syntax only; a number ends where the next part
+        /// begins).
+        case json(JSONKinds)
     }
 
-    /// The JSON values a `.json` part reads.
-    public enum JSONKind: UInt8, Sendable, Equatable {
-        case object, array, string, number, integer, any
+    /// The JSON values a `.json` part reads (an integer: no fraction, no exponent).
+    public struct JSONKinds: OptionSet, Sendable, Hashable {
+        public let rawValue: UInt8
+        public init(rawValue: UInt8) { self.rawValue = rawValue }
+        public static let object = JSONKinds(rawValue: 1)
+        public static let array = JSONKinds(rawValue: 2)
+        public static let string = JSONKinds(rawValue: 4)
+        public static let number = JSONKinds(rawValue: 8)
+        public static let integer = JSONKinds(rawValue: 16)
+        public static let boolean = JSONKinds(rawValue: 32)
+        public static let null = JSONKinds(rawValue: 64)
+        public static let any: JSONKinds = [.object, .array, .string, .number, .integer, .boolean, .null]
     }
 
     public var parts: [Part]
@@ -412,7 +426,7 @@ final class PatternProgram: Sendable {
     enum Part: Sendable {
         case literal([UInt8])
         case oneOf([[UInt8]])
-        case json(OutputPattern.JSONKind)
+        case json(OutputPattern.JSONKinds)
     }
     let parts: [Part]
 

@@ -195,7 +195,9 @@ import Tokenizer
         }
         #expect(!reads(valid.replacingOccurrences(of: ", ", with: ",")), "the compact form has a space after commas")
         for (bad, at) in [(#"{"type": "array"}"#, "#"), (#"{"type": "object", "properties": {"a": {"anyOf": []}}}"#, "#/properties/a/anyOf"),
-                          (#"{"type": "object", "properties": {"a": {"type": ["string", "null"]}}}"#, "#/properties/a/type"),
+                          (#"{"type": "object", "properties": {"a": {"type": ["string", "nothing"]}}}"#, "#/properties/a/type/1"),
+                          (#"{"type": "object", "properties": {"a": {"anyOf": [{"type": "object", "properties": {}}]}}}"#, "#/properties/a/anyOf/0"),
+                          (##"{"type": "object", "properties": {"a": {"$ref": "#/$defs/A"}}, "$defs": {"A": {"type": "object", "properties": {"b": {"$ref": "#/$defs/A"}}}}}"##, "#/$defs/A"),
                           (#"{"type": "object", "properties": {"a": {"enum": [1, 12]}}}"#, "#/properties/a/enum"),
                           (##"{"type": "object", "properties": {"a": {"$ref": "#/x"}}}"##, "#/properties/a/$ref"),
                           (#"{"type": "object", "properties": {"a": {"type": "string", "pattern": "x"}}}"#, "#/properties/a/pattern")] {
@@ -207,6 +209,36 @@ import Tokenizer
                 #expect(error.path == at, "\(bad): \(error)")
             }
         }
+    }
+
+    /// Pydantic's shapes: `Optional[...]` as `anyOf` with null or a list of types, and nested
+    /// models through `$ref` to `$defs`.
+    @Test func schemaUnionsAndReferences() throws {
+        let schema = try JSONValue.parse(##"""
+            {"type": "object", "title": "Trip", "properties": {
+               "name": {"type": "string"},
+               "stops": {"anyOf": [{"type": "integer"}, {"type": "null"}], "default": null},
+               "score": {"type": ["number", "null"]},
+               "home": {"$ref": "#/$defs/Address"},
+               "tags": {"anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "null"}]}},
+             "required": ["name", "stops", "score", "home", "tags"], "additionalProperties": false,
+             "$defs": {"Address": {"type": "object", "properties": {"city": {"type": "string"}, "zip": {"type": "integer"}},
+                                   "required": ["city", "zip"], "additionalProperties": false}}}
+            """##)
+        let program = PatternProgram(try OutputPattern(jsonSchema: schema))
+        func reads(_ text: String) -> Bool {
+            var state = PatternState(program)
+            return state.accept(Array(text.utf8)) && state.isComplete
+        }
+        let home = #""home": {"city": "Oslo", "zip": 150}"#
+        #expect(reads(#"{"name": "a", "stops": 3, "score": 2.5, "# + home + #", "tags": ["x"]}"#))
+        #expect(reads(#"{"name": "a", "stops": null, "score": null, "# + home + #", "tags": null}"#))
+        #expect(reads(#"{"name": "a", "stops": -7, "score": 1e3, "# + home + #", "tags": []}"#))
+        #expect(!reads(#"{"name": "a", "stops": 2.5, "score": null, "# + home + #", "tags": null}"#), "an integer or null")
+        #expect(!reads(#"{"name": "a", "stops": "3", "score": null, "# + home + #", "tags": null}"#))
+        #expect(!reads(#"{"name": "a", "stops": 3, "score": true, "# + home + #", "tags": null}"#), "a number or null")
+        #expect(!reads(#"{"name": "a", "stops": 3, "score": 1, "home": {"city": "Oslo"}, "tags": null}"#), "the referenced model's fields")
+        #expect(!reads(#"{"name": "a", "stops": 3, "score": 1, "# + home + #", "tags": {}}"#), "an array or null")
     }
 }
 
