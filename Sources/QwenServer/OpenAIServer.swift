@@ -156,38 +156,16 @@ public final class OpenAIServer: Sendable {
         var parameters = parsed.parameters
         parameters.maxTokens = min(parsed.maxTokens ?? room, room)
         let echo = parsed.echo ? try await echoed(promptIds, top: parameters.logprobs) : nil
-        if parameters.maxTokens == 0, let echo {
+        let reply = Reply(id: (chat ? "chatcmpl-" : "cmpl-") + Reply.randomID(), created: Int(Date().timeIntervalSince1970),
+                          model: modelID, chat: chat, promptTokens: promptIds.count,
+                          tokenizer: parameters.logprobs == nil ? nil : model.tokenizer, echo: echo)
+        if parameters.maxTokens == 0, echo != nil {
             // `echo` with max_tokens 0: the prompt scored, nothing generated.
-            let reply = Reply(id: "cmpl-" + Reply.randomID(), created: Int(Date().timeIntervalSince1970), model: modelID,
-                              chat: false, promptTokens: promptIds.count,
-                              tokenizer: parameters.logprobs == nil ? nil : model.tokenizer, echo: echo)
             let choices = (0..<parsed.choices).map { reply.echoOnlyChoice(index: $0) }
             if parsed.stream { return echoOnlyStream(reply, choices: parsed.choices, includeUsage: parsed.includeUsage) }
             return Response.json(reply.complete(choices: choices, results: []))
         }
-        // The choices (`n`): with a seed, choice i draws with seed + i (choice 0 is the request
-        // with n = 1); without, each its own random one. All but the first prefill only the last
-        // tokens of the prompt where the prompt cache serves (the first one's prefill).
-        var generations: [Generation] = []
-        do {
-            for i in 0..<parsed.choices {
-                var choice = parameters
-                if let seed = parameters.seed { choice.seed = seed &+ UInt64(i) }
-                generations.append(try Generation(model: model, promptIds: promptIds, parameters: choice))
-            }
-        } catch {
-            throw OpenAIError.invalidRequest("\(error)")
-        }
-        let tickets: [Scheduler.Ticket]
-        do { tickets = try scheduler.submit(generations) } catch {
-            switch error {
-            case .queueFull(let limit): throw OpenAIError.queueFull(limit: limit)
-            case .shuttingDown: throw OpenAIError.shuttingDown
-            }
-        }
-        let reply = Reply(id: (chat ? "chatcmpl-" : "cmpl-") + Reply.randomID(), created: Int(Date().timeIntervalSince1970),
-                          model: modelID, chat: chat, promptTokens: promptIds.count,
-                          tokenizer: parameters.logprobs == nil ? nil : model.tokenizer, echo: echo)
+        let tickets = try submit(try choices(parsed.choices, of: promptIds, parameters))
         // With tools offered, the text is searched for tool calls.
         var withTools = false
         if case .chat(_, let tools?) = parsed.prompt, !tools.isEmpty { withTools = true }
@@ -198,26 +176,58 @@ public final class OpenAIServer: Sendable {
         var choices: [JSONValue] = [], results: [GenerationResult] = []
         do {
             for (index, ticket) in tickets.enumerated() {
-                var text = reply.echo?.text ?? ""
-                var logprobs = reply.wantsLogprobs ? reply.echo?.logprobs ?? Reply.Logprobs() : nil
-                events: for try await event in ticket.events {
-                    switch event {
-                    case .step(let step):
-                        logprobs?.add(step)
-                        text += step.text
-                    case .finished(let result):
-                        let (content, calls) = withTools ? ToolCalls.parse(text) : (text, [])
-                        choices.append(reply.choice(index: index, text: content, result: result, toolCalls: calls, logprobs: logprobs))
-                        results.append(result)
-                        break events
-                    }
-                }
+                guard let (text, logprobs, result) = try await collect(ticket, reply) else { break }
+                let (content, calls) = withTools ? ToolCalls.parse(text) : (text, [])
+                choices.append(reply.choice(index: index, text: content, result: result, toolCalls: calls, logprobs: logprobs))
+                results.append(result)
             }
         } catch {
             throw OpenAIError.failure(error, timeout: configuration.requestTimeout)
         }
         guard results.count == tickets.count else { throw OpenAIError.server(CancellationError()) }
         return Response.json(reply.complete(choices: choices, results: results))
+    }
+
+    /// A prompt's `count` choices (`n`): with a seed, choice i draws with seed + i (choice 0 is
+    /// the request with n = 1); without, each its own random one. All but the first prefill only
+    /// the prompt's last tokens where the prompt cache serves (the first one's prefill).
+    private func choices(_ count: Int, of promptIds: [Int], _ parameters: GenerateParameters) throws -> [Generation] {
+        do {
+            return try (0..<count).map { i in
+                var choice = parameters
+                if let seed = parameters.seed { choice.seed = seed &+ UInt64(i) }
+                return try Generation(model: model, promptIds: promptIds, parameters: choice)
+            }
+        } catch {
+            throw OpenAIError.invalidRequest("\(error)")
+        }
+    }
+
+    /// Queues `generations` together (all or none), refusals as OpenAI errors.
+    private func submit(_ generations: [Generation]) throws -> [Scheduler.Ticket] {
+        do { return try scheduler.submit(generations) } catch {
+            switch error {
+            case .queueFull(let limit): throw OpenAIError.queueFull(limit: limit)
+            case .shuttingDown: throw OpenAIError.shuttingDown
+            }
+        }
+    }
+
+    /// A generation's whole text (after the echoed prompt, if any), its log probabilities when
+    /// asked, and its result; nil when its stream ended without finishing (cancelled).
+    private func collect(_ ticket: Scheduler.Ticket, _ reply: Reply) async throws -> (String, Reply.Logprobs?, GenerationResult)? {
+        var text = reply.echo?.text ?? ""
+        var logprobs = reply.wantsLogprobs ? reply.echo?.logprobs ?? Reply.Logprobs() : nil
+        for try await event in ticket.events {
+            switch event {
+            case .step(let step):
+                logprobs?.add(step)
+                text += step.text
+            case .finished(let result):
+                return (text, logprobs, result)
+            }
+        }
+        return nil
     }
 
     /// A prompt's token ids, checked: not empty, and room for at least one token in the context.
@@ -274,25 +284,11 @@ public final class OpenAIServer: Sendable {
         }
         // Every prompt's choices, in order (none for an echo with max_tokens 0).
         var generations: [Generation] = [], owner: [(prompt: Int, choice: Int)] = []
-        do {
-            for (p, item) in prepared.enumerated() where item.parameters.maxTokens > 0 {
-                for j in 0..<parsed.choices {
-                    var choice = item.parameters
-                    if let seed = item.parameters.seed { choice.seed = seed &+ UInt64(j) }
-                    generations.append(try Generation(model: model, promptIds: item.ids, parameters: choice))
-                    owner.append((p, j))
-                }
-            }
-        } catch {
-            throw OpenAIError.invalidRequest("\(error)")
+        for (p, item) in prepared.enumerated() where item.parameters.maxTokens > 0 {
+            generations += try choices(parsed.choices, of: item.ids, item.parameters)
+            owner += (0..<parsed.choices).map { (p, $0) }
         }
-        let tickets: [Scheduler.Ticket]
-        do { tickets = try scheduler.submit(generations) } catch {
-            switch error {
-            case .queueFull(let limit): throw OpenAIError.queueFull(limit: limit)
-            case .shuttingDown: throw OpenAIError.shuttingDown
-            }
-        }
+        let tickets = try submit(generations)
         defer { for ticket in tickets { ticket.cancel() } }
         var choices = [JSONValue?](repeating: nil, count: prompts.count * parsed.choices)
         var results: [[GenerationResult]] = Array(repeating: [], count: prompts.count)
@@ -302,19 +298,9 @@ public final class OpenAIServer: Sendable {
         do {
             for (k, ticket) in tickets.enumerated() {
                 let (p, j) = owner[k], reply = prepared[p].reply
-                var text = reply.echo?.text ?? ""
-                var logprobs = reply.wantsLogprobs ? reply.echo?.logprobs ?? Reply.Logprobs() : nil
-                events: for try await event in ticket.events {
-                    switch event {
-                    case .step(let step):
-                        logprobs?.add(step)
-                        text += step.text
-                    case .finished(let result):
-                        choices[p * parsed.choices + j] = reply.choice(index: p * parsed.choices + j, text: text, result: result, logprobs: logprobs)
-                        results[p].append(result)
-                        break events
-                    }
-                }
+                guard let (text, logprobs, result) = try await collect(ticket, reply) else { break }
+                choices[p * parsed.choices + j] = reply.choice(index: p * parsed.choices + j, text: text, result: result, logprobs: logprobs)
+                results[p].append(result)
             }
         } catch {
             throw OpenAIError.failure(error, timeout: configuration.requestTimeout)
