@@ -28,10 +28,11 @@ port, waits for GET /health, and checks the OpenAI API behaviour and the server'
                   not streamed; an unknown type is 400
   schema          response_format json_schema (structured outputs): on the real 0.5B, greedy and
                   seeded answers ("stop") follow the schema (each property present with its
-                  type, checked here), and the client's `beta.chat.completions.parse` with a
-                  Pydantic model (nested model, Optional) parses the answer; on both models, a
-                  schema with a union holding an object's properties, a list of types with an
-                  unknown one, or an array root is 400 unsupported_parameter, a missing schema 400
+                  type, checked here), and the client's `beta.chat.completions.parse` with
+                  Pydantic models (a nested model, Optional; lists of models, a dict, an Optional
+                  model, a union) parses the answer; on both models, a schema with a union whose
+                  branches begin alike (two objects), a list of types with an unknown one, an
+                  item count or an array root is 400 unsupported_parameter, a missing schema 400
   tools           tool_choice "required" and a named function: on a model whose context holds the
                   tools (the real 0.5B), one call of a function among `tools` (the named one)
                   with arguments that json.loads reads as an object, finish_reason
@@ -1159,7 +1160,7 @@ def follows_city_schema(value):
     checks = {"city": lambda v: isinstance(v, str), "population": lambda v: isinstance(v, int) and not isinstance(v, bool),
               "area_km2": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
               "capital": lambda v: isinstance(v, bool), "continent": lambda v: v in CITY_SCHEMA["properties"]["continent"]["enum"],
-              "landmarks": lambda v: isinstance(v, list),
+              "landmarks": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
               "mayor": lambda v: isinstance(v, dict) and list(v) == ["name", "since"] and isinstance(v["name"], str)
               and isinstance(v["since"], int) and not isinstance(v["since"], bool)}
     for key, check in checks.items():
@@ -1172,8 +1173,11 @@ def check_schema(c, server):
     client = server.client()
     model = server.model_id
     user = [{"role": "user", "content": "Describe Paris."}]
-    for schema, what in (({"type": "object", "properties": {"a": {"anyOf": [{"type": "object", "properties": {}}]}}},
-                          "a union holding an object's properties"),
+    for schema, what in (({"type": "object", "properties": {"a": {"anyOf": [{"type": "object", "properties": {}},
+                                                                          {"type": "object"}]}}},
+                          "a union whose branches begin alike"),
+                         ({"type": "object", "properties": {"a": {"type": "array", "items": {"type": "string"}, "maxItems": 3}}},
+                          "an item count"),
                          ({"type": "object", "properties": {"a": {"type": ["string", "nothing"]}}}, "an unknown type in a list"),
                          ({"type": "array", "items": {"type": "string"}}, "an array root")):
         expect_api_error(c, f"json_schema with {what}", openai.BadRequestError, 400, lambda: client.chat.completions.create(
@@ -1221,6 +1225,32 @@ def check_schema(c, server):
         c.check(isinstance(parsed.choices[0].message.parsed, Person),
                 f"pydantic structured output not parsed: {short(parsed.choices[0].message.content)}")
         note(f"pydantic structured output: {short(parsed.choices[0].message.content)}")
+
+        # Lists of models, a dict, an Optional model and a union, each enforced by the pattern:
+        # every finished answer is one the SDK's Pydantic validation accepts.
+        class Item(pydantic.BaseModel):
+            name: str
+            quantity: int
+
+        class Order(pydantic.BaseModel):
+            items: list[Item]
+            ship_to: Optional[Address]
+            prices: dict[str, float]
+            reference: int | str
+
+        parsed_orders = 0
+        for extra in ({"temperature": 0}, {"temperature": 0.7, "seed": 3}):
+            r = client.beta.chat.completions.parse(
+                model=model, messages=[{"role": "user", "content": "Invent a small order of two items, shipped to Oslo."}],
+                response_format=Order, max_tokens=300, **extra)
+            choice = r.choices[0]
+            if choice.finish_reason != "stop":
+                note(f"pydantic order {extra}: {choice.finish_reason} after 300 tokens")
+                continue
+            parsed_orders += 1
+            c.check(isinstance(choice.message.parsed, Order), f"pydantic order {extra} not parsed: {short(choice.message.content)}")
+            note(f"pydantic order {extra}: {short(choice.message.content)}")
+        c.check(parsed_orders >= 1, "pydantic order: no answer finished within 300 tokens")
     client.close()
 
 

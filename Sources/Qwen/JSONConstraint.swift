@@ -363,9 +363,11 @@ extension ByteConstraint {
 }
 
 /// What a generation's text must be, in order: literal pieces, a choice among literals, JSON
-/// objects (`JSONSyntax`). A tool call forced by OpenAI's `tool_choice` is
-/// `<tool_call>\n{"name": "` + one of the functions' names + `", "arguments": ` + an object +
-/// `}\n</tool_call>`; `response_format` json_object is one object.
+/// values of some kinds (`JSONSyntax`), arrays and string-keyed objects whose members follow a
+/// pattern, and alternatives told apart by their first byte. A tool call forced by OpenAI's
+/// `tool_choice` is `<tool_call>\n{"name": "` + one of the functions' names + `", "arguments": ` +
+/// an object + `}\n</tool_call>`; `response_format` json_object is one object; a `json_schema`
+/// is compiled into one (`init(jsonSchema:)`).
 public struct OutputPattern: Sendable, Equatable {
     public enum Part: Sendable, Equatable {
         case literal(String)
@@ -375,6 +377,14 @@ public struct OutputPattern: Sendable, Equatable {
         /// A JSON value of one of some kinds (its syntax only; a number ends where the next part
         /// begins).
         case json(JSONKinds)
+        /// A JSON array written compactly, `[a, b]` (or `[]`), each element following the pattern.
+        case array(OutputPattern)
+        /// A JSON object with any string keys written compactly, `{"k": a, "l": b}` (or `{}`),
+        /// each value following the pattern.
+        case map(OutputPattern)
+        /// One of these patterns, chosen by the first byte: no two may begin with the same kind of
+        /// JSON value (`firstKinds`), so that which one is being written is never in doubt.
+        case anyOf([OutputPattern])
     }
 
     /// The JSON values a `.json` part reads (an integer: no fraction, no exponent).
@@ -389,6 +399,23 @@ public struct OutputPattern: Sendable, Equatable {
         public static let boolean = JSONKinds(rawValue: 32)
         public static let null = JSONKinds(rawValue: 64)
         public static let any: JSONKinds = [.object, .array, .string, .number, .integer, .boolean, .null]
+
+        /// The kinds of value a JSON text beginning with `b` can be (empty for none): numbers and
+        /// integers begin alike, so either stands for both.
+        static func beginning(with b: UInt8) -> JSONKinds {
+            switch b {
+            case UInt8(ascii: "{"): .object
+            case UInt8(ascii: "["): .array
+            case UInt8(ascii: "\""): .string
+            case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): [.number, .integer]
+            case UInt8(ascii: "t"), UInt8(ascii: "f"): .boolean
+            case UInt8(ascii: "n"): .null
+            default: []
+            }
+        }
+
+        /// These kinds with number and integer joined (they begin alike).
+        var byFirstByte: JSONKinds { isDisjoint(with: [.number, .integer]) ? self : union([.number, .integer]) }
     }
 
     public var parts: [Part]
@@ -403,72 +430,165 @@ public struct OutputPattern: Sendable, Equatable {
                        .literal(", \"arguments\": "), .jsonObject, .literal("}\n</tool_call>")])
     }
 
-    /// Why the pattern cannot be followed, or nil: an empty choice, more than 64 choices, or a
-    /// choice that begins another.
+    /// The kinds of JSON value the pattern's text can begin as (by its first byte; number and
+    /// integer joined), or nil when its first byte is not one that begins a JSON value.
+    public var firstKinds: JSONKinds? {
+        guard let first = parts.first else { return nil }
+        var kinds: JSONKinds = []
+        switch first {
+        case .literal(let s):
+            guard let b = s.utf8.first else { return nil }
+            kinds = JSONKinds.beginning(with: b)
+        case .oneOf(let choices):
+            for choice in choices {
+                guard let b = choice.utf8.first else { return nil }
+                kinds.formUnion(JSONKinds.beginning(with: b))
+            }
+        case .jsonObject, .map: kinds = .object
+        case .json(let k): kinds = k.byFirstByte
+        case .array: kinds = .array
+        case .anyOf(let alternatives):
+            for alternative in alternatives {
+                guard let k = alternative.firstKinds else { return nil }
+                kinds.formUnion(k)
+            }
+        }
+        return kinds.isEmpty ? nil : kinds
+    }
+
+    /// Why the pattern cannot be followed, or nil: an empty choice, more than 64 choices, a
+    /// choice that begins another, an empty array or object member pattern, or alternatives
+    /// that can begin alike.
     public var problem: String? {
         for part in parts {
-            guard case .oneOf(let choices) = part else { continue }
-            if choices.isEmpty { return "a choice of no strings" }
-            if choices.count > 64 { return "a choice of \(choices.count) strings (at most 64)" }
-            for a in choices where a.isEmpty { return "an empty string among choices" }
-            for (i, a) in choices.enumerated() {
-                for (j, b) in choices.enumerated() where i != j && b.utf8.starts(with: a.utf8) {
-                    return "'\(a)' begins '\(b)'"
+            switch part {
+            case .oneOf(let choices):
+                if choices.isEmpty { return "a choice of no strings" }
+                if choices.count > 64 { return "a choice of \(choices.count) strings (at most 64)" }
+                for a in choices where a.isEmpty { return "an empty string among choices" }
+                for (i, a) in choices.enumerated() {
+                    for (j, b) in choices.enumerated() where i != j && b.utf8.starts(with: a.utf8) {
+                        return "'\(a)' begins '\(b)'"
+                    }
                 }
+            case .array(let element), .map(let element):
+                if element.parts.isEmpty { return "an array or object whose members are empty" }
+                if let problem = element.problem { return problem }
+            case .anyOf(let alternatives):
+                if alternatives.isEmpty { return "a choice of no patterns" }
+                var seen: JSONKinds = []
+                for alternative in alternatives {
+                    if let problem = alternative.problem { return problem }
+                    guard let kinds = alternative.firstKinds else {
+                        return "an alternative that does not begin as a JSON value"
+                    }
+                    if !seen.isDisjoint(with: kinds) { return "two alternatives can begin with the same kind of value" }
+                    seen.formUnion(kinds)
+                }
+            case .literal, .jsonObject, .json: break
             }
         }
         return nil
     }
 }
 
-/// `OutputPattern` read one byte at a time (its parts as bytes, shared by every state).
+/// `OutputPattern` compiled into steps read one byte at a time (shared by every state): the
+/// parts in order, arrays and objects as loops, alternatives as a branch on the first byte.
 final class PatternProgram: Sendable {
-    enum Part: Sendable {
+    enum Step: Sendable {
         case literal([UInt8])
         case oneOf([[UInt8]])
         case json(OutputPattern.JSONKinds)
+        /// After a container's opening byte: `close` ends it (then on at `exit`); any other byte
+        /// begins its first member (the next step).
+        case firstOrClose(close: UInt8, exit: Int)
+        /// After a member: `, ` and the next member (at `member`), or `close` (then the next step).
+        case nextOrClose(close: UInt8, member: Int)
+        /// The alternative whose first kinds hold the kind the byte begins (at its step).
+        case select([(kinds: OutputPattern.JSONKinds, at: Int)])
+        /// On at `to`, reading nothing (an alternative's end).
+        case jump(Int)
     }
-    let parts: [Part]
+    let steps: [Step]
 
     init(_ pattern: OutputPattern) {
-        parts = pattern.parts.map { part in
+        var steps: [Step] = []
+        Self.compile(pattern, into: &steps)
+        self.steps = steps
+    }
+
+    private static func compile(_ pattern: OutputPattern, into steps: inout [Step]) {
+        for part in pattern.parts {
             switch part {
-            case .literal(let s): .literal(Array(s.utf8))
-            case .oneOf(let choices): .oneOf(choices.map { Array($0.utf8) })
-            case .jsonObject: .json(.object)
-            case .json(let kind): .json(kind)
+            case .literal(let s): steps.append(.literal(Array(s.utf8)))
+            case .oneOf(let choices): steps.append(.oneOf(choices.map { Array($0.utf8) }))
+            case .jsonObject: steps.append(.json(.object))
+            case .json(let kind): steps.append(.json(kind))
+            case .array(let element):
+                container(open: "[", close: "]", into: &steps) { steps in compile(element, into: &steps) }
+            case .map(let value):
+                container(open: "{", close: "}", into: &steps) { steps in
+                    steps.append(.json(.string))
+                    steps.append(.literal(Array(": ".utf8)))
+                    compile(value, into: &steps)
+                }
+            case .anyOf(let alternatives):
+                let select = steps.count
+                steps.append(.select([]))
+                var targets: [(kinds: OutputPattern.JSONKinds, at: Int)] = []
+                var jumps: [Int] = []
+                for alternative in alternatives {
+                    targets.append((alternative.firstKinds ?? [], steps.count))
+                    compile(alternative, into: &steps)
+                    jumps.append(steps.count)
+                    steps.append(.jump(0))
+                }
+                steps[select] = .select(targets)
+                for i in jumps { steps[i] = .jump(steps.count) }
             }
         }
     }
+
+    /// `open`, then members (`member` appends one's steps) separated by `, `, then `close`.
+    private static func container(open: Character, close: Character, into steps: inout [Step],
+                                  member: (inout [Step]) -> Void) {
+        steps.append(.literal([open.asciiValue!]))
+        let branch = steps.count
+        steps.append(.firstOrClose(close: 0, exit: 0))
+        let first = steps.count
+        member(&steps)
+        steps.append(.nextOrClose(close: close.asciiValue!, member: first))
+        steps[branch] = .firstOrClose(close: close.asciiValue!, exit: steps.count)
+    }
 }
 
-/// Where a generation is in its `OutputPattern`: complete once every part has been read.
+/// Where a generation is in its `OutputPattern`: complete once every step has been read.
 struct PatternState: ByteConstraint {
     unowned(unsafe) let program: PatternProgram
-    private var part = 0
+    private var step = 0
     private var offset = 0
-    /// The choices of a `oneOf` part still matching (bit i: choice i).
+    /// The choices of a `oneOf` step still matching (bit i: choice i).
     private var alive: UInt64 = 0
     private var json = JSONSyntax()
 
     init(_ program: PatternProgram) {
         self.program = program
-        enter()
+        go(to: 0)
     }
 
-    var isComplete: Bool { part == program.parts.count }
+    var isComplete: Bool { step == program.steps.count }
     var isBetweenStringCharacters: Bool {
-        guard part < program.parts.count, case .json = program.parts[part] else { return false }
+        guard step < program.steps.count, case .json = program.steps[step] else { return false }
         return json.isBetweenStringCharacters
     }
 
     mutating func accept(_ b: UInt8) -> Bool {
-        guard part < program.parts.count else { return false }
-        switch program.parts[part] {
+        guard step < program.steps.count else { return false }
+        switch program.steps[step] {
         case .literal(let bytes):
             guard bytes[offset] == b else { return false }
             offset += 1
-            if offset == bytes.count { next() }
+            if offset == bytes.count { go(to: step + 1) }
         case .oneOf(let choices):
             var still: UInt64 = 0, ended = false
             for (i, choice) in choices.enumerated() where alive >> i & 1 == 1 && choice[offset] == b {
@@ -478,32 +598,56 @@ struct PatternState: ByteConstraint {
             guard still != 0 else { return false }
             alive = still
             offset += 1
-            if ended { next() }
+            if ended { go(to: step + 1) }
         case .json:
             let before = json
             guard json.accept(b) else {
-                // A number ends at the first byte not part of it, which the next part then reads.
+                // A number ends at the first byte not part of it, which the next step then reads.
                 guard before.canEndNumber else { return false }
-                next()
+                go(to: step + 1)
                 return accept(b)
             }
-            if json.isComplete { next() }
+            if json.isComplete { go(to: step + 1) }
+        case .firstOrClose(let close, let exit):
+            if b == close {
+                go(to: exit)
+                return true
+            }
+            go(to: step + 1)
+            return accept(b)
+        case .nextOrClose(let close, let member):
+            if offset == 1 {
+                guard b == UInt8(ascii: " ") else { return false }
+                go(to: member)
+            } else if b == UInt8(ascii: ",") {
+                offset = 1
+            } else {
+                guard b == close else { return false }
+                go(to: step + 1)
+            }
+        case .select(let alternatives):
+            let kinds = OutputPattern.JSONKinds.beginning(with: b)
+            guard !kinds.isEmpty, let alternative = alternatives.first(where: { !$0.kinds.isDisjoint(with: kinds) }) else {
+                return false
+            }
+            go(to: alternative.at)
+            return accept(b)
+        case .jump:
+            preconditionFailure("go(to:) passes jumps")
         }
         return true
     }
 
-    private mutating func next() {
-        part += 1
-        enter()
-    }
-
-    private mutating func enter() {
+    /// Moves to step `i` (past any jumps) and sets up what it reads.
+    private mutating func go(to i: Int) {
+        step = i
+        while step < program.steps.count, case .jump(let target) = program.steps[step] { step = target }
         offset = 0
-        guard part < program.parts.count else { return }
-        switch program.parts[part] {
+        guard step < program.steps.count else { return }
+        switch program.steps[step] {
         case .oneOf(let choices): alive = choices.count >= 64 ? ~0 : (1 << UInt64(choices.count)) - 1
         case .json(let kind): json = JSONSyntax(kind)
-        case .literal: break
+        default: break
         }
     }
 }

@@ -15,14 +15,17 @@ extension OutputPattern {
     ///
     /// The subset followed: the root an object; `type` object with `properties` (every property
     /// written, in the order given, as OpenAI's strict mode requires them all), string, number,
-    /// integer, boolean, null and array; `enum` and `const` of strings, numbers, booleans and
-    /// null; an object without `properties`, and an array's items, any JSON of its kind (their
-    /// syntax only: `items` and an object's `additionalProperties` are not enforced); a list of
-    /// types, and `anyOf` whose branches are types alone (Pydantic's `Optional[int]`: `{"anyOf":
-    /// [{"type": "integer"}, {"type": "null"}]}`), as any value of those kinds; `$ref` to
-    /// `#/$defs/…` or `#/definitions/…` (nested models), not recursive. Anything else (`oneOf`,
-    /// `allOf`, a union holding an object with properties, string formats, patterns, bounds) is
-    /// refused with a `SchemaError` naming where, rather than ignored.
+    /// integer, boolean, null and array; an array's `items` (every element following it; without
+    /// `items`, any JSON array); an object without `properties` whose `additionalProperties` is a
+    /// schema (Pydantic's `dict[str, X]`: any keys, every value following it; otherwise any JSON
+    /// object); `enum` and `const` of strings, numbers, booleans and null; `anyOf`, `oneOf` and
+    /// lists of types whose branches begin as different kinds of JSON value (Pydantic's
+    /// `Optional[X]`, `X | None`, `int | str | list[str]`: the first byte tells which branch is
+    /// written; branches that are plain types may share one, as number and integer do in
+    /// `anyOf`); `$ref` to `#/$defs/…` or `#/definitions/…` (nested models), not recursive.
+    /// Anything else (`allOf`, `not`, branches that begin alike — two objects, say —, string
+    /// formats, patterns, bounds, item counts, `prefixItems`) is refused with a `SchemaError`
+    /// naming where, rather than ignored.
     public init(jsonSchema schema: JSONValue) throws(SchemaError) {
         var parts: [Part] = []
         guard schema.objectValue != nil, Self.type(of: schema) == "object" else {
@@ -68,7 +71,7 @@ extension OutputPattern {
         }
         guard depth < 32 else { throw SchemaError(path: path, reason: "nested 32 deep: a recursive $ref?") }
         for key in object.keys {
-            let known = ["type", "properties", "items", "enum", "const", "anyOf", "$ref"].contains(key) || ignoredKeywords.contains(key)
+            let known = ["type", "properties", "items", "enum", "const", "anyOf", "oneOf", "$ref"].contains(key) || ignoredKeywords.contains(key)
             guard known else { throw SchemaError(path: "\(path)/\(key)", reason: "the keyword '\(key)' is not supported") }
         }
         if let reference = object["$ref"] {
@@ -76,24 +79,13 @@ extension OutputPattern {
             try append(try resolve(target, in: root, path: "\(path)/$ref"), path: target, root: root, depth: depth + 1, to: &parts)
             return
         }
-        if let branches = object["anyOf"] {
-            // A union of kinds: each branch a type alone (or a $ref to one).
+        for keyword in ["anyOf", "oneOf"] {
+            guard let branches = object[keyword] else { continue }
             guard let list = branches.arrayValue, !list.isEmpty else {
-                throw SchemaError(path: "\(path)/anyOf", reason: "'anyOf' must be a non-empty array")
+                throw SchemaError(path: "\(path)/\(keyword)", reason: "'\(keyword)' must be a non-empty array")
             }
-            var union: JSONKinds = []
-            for (i, branch) in list.enumerated() {
-                var resolved = branch
-                if let reference = branch["$ref"]?.stringValue { resolved = try resolve(reference, in: root, path: "\(path)/anyOf/\(i)/$ref") }
-                let extra = resolved.objectValue?.keys.filter { !["type"].contains($0) && !ignoredKeywords.contains($0) } ?? []
-                guard extra.isEmpty || (extra == ["items"] && resolved["type"]?.stringValue == "array"),
-                      let name = resolved["type"]?.stringValue, let kinds = kinds(name),
-                      !(name == "object" && resolved["properties"] != nil) else {
-                    throw SchemaError(path: "\(path)/anyOf/\(i)", reason: "a union's branches must be types alone (string, number, integer, boolean, null, array, an object without properties)")
-                }
-                union.formUnion(kinds)
-            }
-            parts.append(.json(union))
+            parts += try union(list.enumerated().map { ($1, "\(path)/\(keyword)/\($0)") }, exclusive: keyword == "oneOf",
+                               path: "\(path)/\(keyword)", root: root, depth: depth)
             return
         }
         if let value = object["const"] {
@@ -114,18 +106,18 @@ extension OutputPattern {
         }
         guard let type = object["type"] else { throw SchemaError(path: path, reason: "'type' (or 'enum' / 'const') is required") }
         if let names = type.arrayValue {
-            // A list of types: any value of those kinds (an object among them without properties).
-            var union: JSONKinds = []
+            // A list of types: each the schema with that type alone.
+            guard !names.isEmpty else { throw SchemaError(path: "\(path)/type", reason: "an empty list of types") }
+            var branches: [(JSONValue, String)] = []
             for (i, item) in names.enumerated() {
-                guard let name = item.stringValue, let kinds = kinds(name) else {
+                guard let name = item.stringValue, kinds(name) != nil else {
                     throw SchemaError(path: "\(path)/type/\(i)", reason: "unknown type \(item.jsonText)")
                 }
-                union.formUnion(kinds)
+                var branch = object
+                branch["type"] = .string(name)
+                branches.append((.object(branch), "\(path)/type/\(i)"))
             }
-            guard !union.isEmpty, !(union.contains(.object) && object["properties"] != nil) else {
-                throw SchemaError(path: "\(path)/type", reason: "a list of types with 'properties' is not supported")
-            }
-            parts.append(.json(union))
+            parts += try union(branches, exclusive: false, path: "\(path)/type", root: root, depth: depth)
             return
         }
         guard let name = type.stringValue else {
@@ -134,7 +126,11 @@ extension OutputPattern {
         switch name {
         case "object":
             guard let properties = object["properties"] else {
-                parts.append(.json(.object))
+                if let values = object["additionalProperties"], values.objectValue != nil {
+                    parts.append(.map(try pattern(values, path: "\(path)/additionalProperties", root: root, depth: depth + 1)))
+                } else {
+                    parts.append(.json(.object))
+                }
                 return
             }
             guard let fields = properties.objectValue else {
@@ -150,8 +146,11 @@ extension OutputPattern {
             }
             parts.append(.literal("}"))
         case "array":
-            // Any JSON array (the doc comment says `items` is not enforced).
-            parts.append(.json(.array))
+            if let items = object["items"] {
+                parts.append(.array(try pattern(items, path: "\(path)/items", root: root, depth: depth + 1)))
+            } else {
+                parts.append(.json(.array))
+            }
         case "string": parts.append(.json(.string))
         case "number": parts.append(.json([.number, .integer]))
         case "integer": parts.append(.json(.integer))
@@ -159,6 +158,48 @@ extension OutputPattern {
         case "null": parts.append(.literal("null"))
         default: throw SchemaError(path: "\(path)/type", reason: "unknown type '\(name)'")
         }
+    }
+
+    /// The pattern of `schema` alone, its adjacent literals joined.
+    private static func pattern(_ schema: JSONValue, path: String, root: JSONValue, depth: Int) throws(SchemaError) -> OutputPattern {
+        var parts: [Part] = []
+        try append(schema, path: path, root: root, depth: depth, to: &parts)
+        return OutputPattern(merged(parts))
+    }
+
+    /// The parts of a value following one of `branches` (each with its path): branches that are
+    /// plain JSON kinds join into one `.json` part, the rest stay alternatives, which must begin
+    /// as different kinds of value. `exclusive` (oneOf, a list of types): no value may follow two
+    /// branches, so even plain kinds may not overlap (number and integer).
+    private static func union(_ branches: [(JSONValue, String)], exclusive: Bool, path: String, root: JSONValue,
+                              depth: Int) throws(SchemaError) -> [Part] {
+        var plain: JSONKinds = [], alternatives: [OutputPattern] = []
+        // The first kinds of the branches that stay alternatives, and of the plain ones.
+        var structuredKinds: JSONKinds = [], plainKinds: JSONKinds = []
+        for (branch, branchPath) in branches {
+            let alternative = try pattern(branch, path: branchPath, root: root, depth: depth + 1)
+            guard let first = alternative.firstKinds else {
+                throw SchemaError(path: branchPath, reason: "a branch must be a JSON value")
+            }
+            var plainBranch: JSONKinds? = nil
+            if alternative.parts.count == 1, case .json(let kinds) = alternative.parts[0] { plainBranch = kinds }
+            let taken = plainBranch != nil && !exclusive ? structuredKinds : structuredKinds.union(plainKinds)
+            guard taken.isDisjoint(with: first) else {
+                throw SchemaError(path: branchPath, reason: "this branch begins as the same kind of JSON value as an earlier one, so the written value could not tell which it follows")
+            }
+            if let kinds = plainBranch {
+                plain.formUnion(kinds)
+                plainKinds.formUnion(first)
+            } else {
+                alternatives.append(alternative)
+                structuredKinds.formUnion(first)
+            }
+        }
+        if !plain.isEmpty { alternatives.append(OutputPattern([.json(plain)])) }
+        if alternatives.count == 1 { return alternatives[0].parts }
+        let part = Part.anyOf(alternatives)
+        if let problem = OutputPattern([part]).problem { throw SchemaError(path: path, reason: problem) }
+        return [part]
     }
 
     /// A const or enum value as written.
