@@ -12,10 +12,11 @@ string (base64) and Pydantic's verdict:
   valid      `json.dumps` (its compact separators `, ` and `: `, `ensure_ascii` on or off) of random
              instances: nested models, lists of models, of strings, of lists, empty lists, dicts
              (`additionalProperties` schemas), Optional models and lists (`anyOf` with null),
-             a union of an integer, a string and a list of strings, Literal enums, strings with
-             escapes and non-ASCII characters
+             a union of an integer, a string and a list of strings, Literal enums, lists with
+             bounded lengths, strings with escapes and non-ASCII characters
   mutated    each valid case with one value swapped for another kind, a key dropped, added,
-             repeated or two keys swapped, a list element of the wrong kind; and with one byte
+             repeated or two keys swapped, a list element of the wrong kind, a list one element
+             longer or shorter (`min_length` / `max_length`: minItems, maxItems); and with one byte
              deleted, inserted (JSON-significant bytes, spaces, letters, digits) or replaced, or
              truncated
 
@@ -37,9 +38,9 @@ import json
 import random
 import sys
 from pathlib import Path
-from typing import Literal, Optional, Union, get_args, get_origin
+from typing import Annotated, Literal, Optional, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "Tests/QwenTests/Data/json_schema_reference.json"
@@ -79,6 +80,8 @@ class Survey(Strict):
     answers: Optional[list[Literal["yes", "no"]]]
     scores: dict[str, list[float]]
     places: list[Address]
+    picks: Annotated[list[str], Field(min_length=1, max_length=3)]
+    pair: Annotated[list[int], Field(min_length=2)]
     done: bool
 
 
@@ -131,6 +134,8 @@ def survey(rng: random.Random) -> dict:
         "answers": rng.choice([None, listof(rng, lambda r: r.choice(["yes", "no"]), 4)]),
         "scores": {text(rng): listof(rng, number) for _ in range(rng.randint(0, 2))},
         "places": listof(rng, address),
+        "picks": [text(rng) for _ in range(rng.randint(1, 3))],
+        "pair": [integer(rng) for _ in range(rng.randint(2, 4))],
         "done": rng.random() < 0.5,
     }
 
@@ -223,8 +228,14 @@ def structural_mutations(rng: random.Random, obj) -> list:
         for step in path[:-1]:
             parent = parent[step]
         last = path[-1]
-        kind = rng.randrange(4)
-        if kind == 0 or not isinstance(parent, dict):
+        kind = rng.randrange(5)
+        if kind == 4 and isinstance(parent[last], list):
+            # One element more or fewer (item counts).
+            if parent[last] and rng.random() < 0.5:
+                parent[last].pop()
+            else:
+                parent[last].append(parent[last][0] if parent[last] else "x")
+        elif kind == 0 or kind == 4 or not isinstance(parent, dict):
             parent[last] = rng.choice(OTHER_VALUES)
         elif kind == 1:
             del parent[last]

@@ -377,8 +377,9 @@ public struct OutputPattern: Sendable, Equatable {
         /// A JSON value of one of some kinds (its syntax only; a number ends where the next part
         /// begins).
         case json(JSONKinds)
-        /// A JSON array written compactly, `[a, b]` (or `[]`), each element following the pattern.
-        case array(OutputPattern)
+        /// A JSON array written compactly, `[a, b]` (or `[]`), each element following the pattern,
+        /// at least `minItems` of them and, when given, at most `maxItems`.
+        case array(OutputPattern, minItems: Int = 0, maxItems: Int? = nil)
         /// A JSON object with any string keys written compactly, `{"k": a, "l": b}` (or `{}`),
         /// each value following the pattern.
         case map(OutputPattern)
@@ -471,9 +472,15 @@ public struct OutputPattern: Sendable, Equatable {
                         return "'\(a)' begins '\(b)'"
                     }
                 }
-            case .array(let element), .map(let element):
-                if element.parts.isEmpty { return "an array or object whose members are empty" }
+            case .array(let element, let minItems, let maxItems):
+                if element.parts.isEmpty { return "an array whose elements are empty" }
+                if minItems < 0 || (maxItems ?? minItems) < minItems {
+                    return "an array of \(minItems) to \(maxItems.map(String.init) ?? "any") elements"
+                }
                 if let problem = element.problem { return problem }
+            case .map(let value):
+                if value.parts.isEmpty { return "an object whose values are empty" }
+                if let problem = value.problem { return problem }
             case .anyOf(let alternatives):
                 if alternatives.isEmpty { return "a choice of no patterns" }
                 var seen: JSONKinds = []
@@ -502,8 +509,8 @@ final class PatternProgram: Sendable {
         /// After a container's opening byte: `close` ends it (then on at `exit`); any other byte
         /// begins its first member (the next step).
         case firstOrClose(close: UInt8, exit: Int)
-        /// After a member: `, ` and the next member (at `member`), or `close` (then the next step).
-        case nextOrClose(close: UInt8, member: Int)
+        /// After a member: `, ` and the next member (at `member`), or `close` (then on at `exit`).
+        case nextOrClose(close: UInt8, member: Int, exit: Int)
         /// The alternative whose first kinds hold the kind the byte begins (at its step).
         case select([(kinds: OutputPattern.JSONKinds, at: Int)])
         /// On at `to`, reading nothing (an alternative's end).
@@ -524,8 +531,8 @@ final class PatternProgram: Sendable {
             case .oneOf(let choices): steps.append(.oneOf(choices.map { Array($0.utf8) }))
             case .jsonObject: steps.append(.json(.object))
             case .json(let kind): steps.append(.json(kind))
-            case .array(let element):
-                container(open: "[", close: "]", into: &steps) { steps in compile(element, into: &steps) }
+            case .array(let element, let minItems, let maxItems):
+                array(of: element, minItems: minItems, maxItems: maxItems, into: &steps)
             case .map(let value):
                 container(open: "{", close: "}", into: &steps) { steps in
                     steps.append(.json(.string))
@@ -549,6 +556,48 @@ final class PatternProgram: Sendable {
         }
     }
 
+    /// `[`, the elements separated by `, `, `]`: the first `minItems` in a row, then (without
+    /// `maxItems`) a loop, or (with it) each further one unrolled behind a branch to the end.
+    private static func array(of element: OutputPattern, minItems: Int, maxItems: Int?, into steps: inout [Step]) {
+        let close = UInt8(ascii: "]")
+        if maxItems == 0 {
+            steps.append(.literal(Array("[]".utf8)))
+            return
+        }
+        steps.append(.literal([UInt8(ascii: "[")]))
+        var exits: [Int] = []   // branches whose `]` ends the array
+        if minItems == 0 {
+            exits.append(steps.count)
+            steps.append(.firstOrClose(close: close, exit: 0))
+        }
+        for i in 0..<max(minItems, 1) {
+            if i > 0 { steps.append(.literal(Array(", ".utf8))) }
+            compile(element, into: &steps)
+        }
+        if let maxItems {
+            for _ in max(minItems, 1)..<maxItems {
+                exits.append(steps.count)
+                steps.append(.nextOrClose(close: close, member: steps.count + 1, exit: 0))
+                compile(element, into: &steps)
+            }
+            steps.append(.literal([close]))
+        } else {
+            let jump = steps.count
+            steps.append(.jump(0))
+            let member = steps.count
+            compile(element, into: &steps)
+            steps[jump] = .jump(steps.count)
+            steps.append(.nextOrClose(close: close, member: member, exit: steps.count + 1))
+        }
+        for i in exits {
+            switch steps[i] {
+            case .firstOrClose(let c, _): steps[i] = .firstOrClose(close: c, exit: steps.count)
+            case .nextOrClose(let c, let member, _): steps[i] = .nextOrClose(close: c, member: member, exit: steps.count)
+            default: break
+            }
+        }
+    }
+
     /// `open`, then members (`member` appends one's steps) separated by `, `, then `close`.
     private static func container(open: Character, close: Character, into steps: inout [Step],
                                   member: (inout [Step]) -> Void) {
@@ -557,7 +606,7 @@ final class PatternProgram: Sendable {
         steps.append(.firstOrClose(close: 0, exit: 0))
         let first = steps.count
         member(&steps)
-        steps.append(.nextOrClose(close: close.asciiValue!, member: first))
+        steps.append(.nextOrClose(close: close.asciiValue!, member: first, exit: steps.count + 1))
         steps[branch] = .firstOrClose(close: close.asciiValue!, exit: steps.count)
     }
 }
@@ -615,7 +664,7 @@ struct PatternState: ByteConstraint {
             }
             go(to: step + 1)
             return accept(b)
-        case .nextOrClose(let close, let member):
+        case .nextOrClose(let close, let member, let exit):
             if offset == 1 {
                 guard b == UInt8(ascii: " ") else { return false }
                 go(to: member)
@@ -623,7 +672,7 @@ struct PatternState: ByteConstraint {
                 offset = 1
             } else {
                 guard b == close else { return false }
-                go(to: step + 1)
+                go(to: exit)
             }
         case .select(let alternatives):
             let kinds = OutputPattern.JSONKinds.beginning(with: b)

@@ -16,7 +16,7 @@ extension OutputPattern {
     /// The subset followed: the root an object; `type` object with `properties` (every property
     /// written, in the order given, as OpenAI's strict mode requires them all), string, number,
     /// integer, boolean, null and array; an array's `items` (every element following it; without
-    /// `items`, any JSON array); an object without `properties` whose `additionalProperties` is a
+    /// `items`, any JSON array) and `minItems` / `maxItems` (up to 64); an object without `properties` whose `additionalProperties` is a
     /// schema (Pydantic's `dict[str, X]`: any keys, every value following it; otherwise any JSON
     /// object); `enum` and `const` of strings, numbers, booleans and null; `anyOf`, `oneOf` and
     /// lists of types whose branches begin as different kinds of JSON value (Pydantic's
@@ -24,7 +24,7 @@ extension OutputPattern {
     /// written; branches that are plain types may share one, as number and integer do in
     /// `anyOf`); `$ref` to `#/$defs/…` or `#/definitions/…` (nested models), not recursive.
     /// Anything else (`allOf`, `not`, branches that begin alike — two objects, say —, string
-    /// formats, patterns, bounds, item counts, `prefixItems`) is refused with a `SchemaError`
+    /// formats, patterns, numeric bounds, `prefixItems`) is refused with a `SchemaError`
     /// naming where, rather than ignored.
     public init(jsonSchema schema: JSONValue) throws(SchemaError) {
         var parts: [Part] = []
@@ -34,6 +34,10 @@ extension OutputPattern {
         try Self.append(schema, path: "#", root: schema, depth: 0, to: &parts)
         self.init(Self.merged(parts))
     }
+
+    /// The largest `minItems` / `maxItems` followed (each element up to it is written out in the
+    /// pattern's program).
+    static let maxItemsUnrolled = 64
 
     private static let ignoredKeywords: Set<String> = ["title", "description", "$schema", "$id", "examples", "default",
                                                       "additionalProperties", "required", "strict", "name", "$comment",
@@ -71,7 +75,7 @@ extension OutputPattern {
         }
         guard depth < 32 else { throw SchemaError(path: path, reason: "nested 32 deep: a recursive $ref?") }
         for key in object.keys {
-            let known = ["type", "properties", "items", "enum", "const", "anyOf", "oneOf", "$ref"].contains(key) || ignoredKeywords.contains(key)
+            let known = ["type", "properties", "items", "minItems", "maxItems", "enum", "const", "anyOf", "oneOf", "$ref"].contains(key) || ignoredKeywords.contains(key)
             guard known else { throw SchemaError(path: "\(path)/\(key)", reason: "the keyword '\(key)' is not supported") }
         }
         if let reference = object["$ref"] {
@@ -146,8 +150,23 @@ extension OutputPattern {
             }
             parts.append(.literal("}"))
         case "array":
+            var counts: [Int?] = []
+            for keyword in ["minItems", "maxItems"] {
+                guard let value = object[keyword] else { counts.append(nil); continue }
+                guard let n = value.intValue, (0...Self.maxItemsUnrolled).contains(n) else {
+                    throw SchemaError(path: "\(path)/\(keyword)", reason: "'\(keyword)' must be an integer from 0 to \(Self.maxItemsUnrolled)")
+                }
+                counts.append(n)
+            }
+            let (minItems, maxItems) = (counts[0] ?? 0, counts[1])
+            if let maxItems, maxItems < minItems {
+                throw SchemaError(path: "\(path)/maxItems", reason: "'maxItems' \(maxItems) is below 'minItems' \(minItems)")
+            }
             if let items = object["items"] {
-                parts.append(.array(try pattern(items, path: "\(path)/items", root: root, depth: depth + 1)))
+                parts.append(.array(try pattern(items, path: "\(path)/items", root: root, depth: depth + 1),
+                                    minItems: minItems, maxItems: maxItems))
+            } else if counts.contains(where: { $0 != nil }) {
+                parts.append(.array(OutputPattern([.json(.any)]), minItems: minItems, maxItems: maxItems))
             } else {
                 parts.append(.json(.array))
             }

@@ -198,7 +198,8 @@ import Tokenizer
                           (#"{"type": "object", "properties": {"a": {"type": ["string", "nothing"]}}}"#, "#/properties/a/type/1"),
                           (#"{"type": "object", "properties": {"a": {"anyOf": [{"type": "object", "properties": {"b": {"type": "null"}}}, {"type": "object"}]}}}"#, "#/properties/a/anyOf/1"),
                           (#"{"type": "object", "properties": {"a": {"oneOf": [{"type": "number"}, {"type": "integer"}]}}}"#, "#/properties/a/oneOf/1"),
-                          (#"{"type": "object", "properties": {"a": {"type": "array", "items": {"type": "string"}, "minItems": 1}}}"#, "#/properties/a/minItems"),
+                          (#"{"type": "object", "properties": {"a": {"type": "array", "items": {"type": "string"}, "maxItems": 100}}}"#, "#/properties/a/maxItems"),
+                          (#"{"type": "object", "properties": {"a": {"type": "array", "minItems": 3, "maxItems": 2}}}"#, "#/properties/a/maxItems"),
                           (##"{"type": "object", "properties": {"a": {"$ref": "#/$defs/A"}}, "$defs": {"A": {"type": "object", "properties": {"b": {"$ref": "#/$defs/A"}}}}}"##, "#/$defs/A"),
                           (#"{"type": "object", "properties": {"a": {"enum": [1, 12]}}}"#, "#/properties/a/enum"),
                           (##"{"type": "object", "properties": {"a": {"$ref": "#/x"}}}"##, "#/properties/a/$ref"),
@@ -250,8 +251,8 @@ import Tokenizer
         #expect(valid > 150)
     }
 
-    /// The mask inside arrays, maps and alternatives equals each token read alone (real Qwen2.5
-    /// vocabulary), at every kind of step of a compiled schema.
+    /// The mask inside arrays (bounded ones too), maps and alternatives equals each token read
+    /// alone (real Qwen2.5 vocabulary), at every kind of step of a compiled schema.
     @Test func schemaMaskKeepsExactlyTheTokensThatFit() throws {
         let tokenizer = try Tokenizer(directory: Paths.repository.appendingPathComponent("Models/tokenizer/qwen2.5"))
         let index = TokenBytesIndex(tokenizer: tokenizer, vocabularySize: tokenizer.vocabularySize)
@@ -261,29 +262,34 @@ import Tokenizer
                "ids": {"type": "array", "items": {"type": "integer"}},
                "meta": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}},
                "pick": {"anyOf": [{"type": "integer"}, {"type": "string"}, {"type": "array", "items": {"type": "boolean"}},
-                                  {"type": "object", "properties": {"x": {"type": "null"}}}, {"type": "null"}]}}}
+                                  {"type": "object", "properties": {"x": {"type": "null"}}}, {"type": "null"}]},
+               "few": {"type": "array", "items": {"type": "integer"}, "minItems": 1, "maxItems": 2}}}
             """##)
         let program = PatternProgram(try OutputPattern(jsonSchema: schema))
         for prefix in [#"{"ids": "#, #"{"ids": ["#, #"{"ids": [1"#, #"{"ids": [12, "#, #"{"ids": [], "meta": "#,
                        #"{"ids": [], "meta": {"#, #"{"ids": [], "meta": {"k"#, #"{"ids": [], "meta": {"k": ["#,
                        #"{"ids": [], "meta": {"k": ["a"], "#, #"{"ids": [], "meta": {}, "pick": "#,
                        #"{"ids": [], "meta": {}, "pick": 4"#, #"{"ids": [], "meta": {}, "pick": [true"#,
-                       #"{"ids": [], "meta": {}, "pick": {"x": "#] {
+                       #"{"ids": [], "meta": {}, "pick": {"x": "#, #"{"ids": [], "meta": {}, "pick": null, "few": ["#,
+                       #"{"ids": [], "meta": {}, "pick": null, "few": [3"#, #"{"ids": [], "meta": {}, "pick": null, "few": [3, 4"#] {
             expectMaskMatches(after: prefix, from: PatternState(program), index: index, tokenizer: tokenizer, logits: logits)
         }
         func reads(_ text: String) -> Bool {
             var state = PatternState(program)
             return state.accept(Array(text.utf8)) && state.isComplete
         }
-        #expect(reads(#"{"ids": [1, -2], "meta": {"a": [], "b": ["x", "y"]}, "pick": [true, false]}"#))
-        #expect(reads(#"{"ids": [], "meta": {}, "pick": {"x": null}}"#))
-        #expect(reads(#"{"ids": [], "meta": {}, "pick": "s"}"#))
-        #expect(reads(#"{"ids": [], "meta": {}, "pick": 7}"#))
-        #expect(!reads(#"{"ids": [1.5], "meta": {}, "pick": null}"#))
-        #expect(!reads(#"{"ids": [1,2], "meta": {}, "pick": null}"#))
-        #expect(!reads(#"{"ids": [], "meta": {"a": [1]}, "pick": null}"#))
-        #expect(!reads(#"{"ids": [], "meta": {}, "pick": true}"#))
-        #expect(!reads(#"{"ids": [], "meta": {}, "pick": {"y": null}}"#))
+        let few = #", "few": [1]}"#
+        #expect(reads(#"{"ids": [1, -2], "meta": {"a": [], "b": ["x", "y"]}, "pick": [true, false]"# + few))
+        #expect(reads(#"{"ids": [], "meta": {}, "pick": {"x": null}"# + few))
+        #expect(reads(#"{"ids": [], "meta": {}, "pick": "s""# + few))
+        #expect(reads(#"{"ids": [], "meta": {}, "pick": 7, "few": [70, 8]}"#))
+        #expect(!reads(#"{"ids": [], "meta": {}, "pick": 7, "few": []}"#))
+        #expect(!reads(#"{"ids": [], "meta": {}, "pick": 7, "few": [1, 2, 3]}"#))
+        #expect(!reads(#"{"ids": [1.5], "meta": {}, "pick": null"# + few))
+        #expect(!reads(#"{"ids": [1,2], "meta": {}, "pick": null"# + few))
+        #expect(!reads(#"{"ids": [], "meta": {"a": [1]}, "pick": null"# + few))
+        #expect(!reads(#"{"ids": [], "meta": {}, "pick": true"# + few))
+        #expect(!reads(#"{"ids": [], "meta": {}, "pick": {"y": null}"# + few))
         #expect(OutputPattern([.anyOf([OutputPattern([.json(.integer)]), OutputPattern([.literal("5")])])]).problem != nil)
         #expect(OutputPattern([.array(OutputPattern([]))]).problem != nil)
     }
