@@ -48,8 +48,8 @@ port, waits for GET /health, and checks the OpenAI API behaviour and the server'
                   the top_k / min_p / repetition_penalty extensions, and streamed)
   prompts         completions with several prompts (strings and token ids) and n = 2, seeded:
                   choice p*2 + j is prompt p's n = 1 request with seed + j, usage adds up; with
-                  echo, logprobs and max_tokens 0 each prompt is scored as alone; streaming
-                  several prompts is 400
+                  echo, logprobs and max_tokens 0 each prompt is scored as alone; streamed, the
+                  chunks put together per index are the same choices, with the same usage
   choices (n)     n = 3 with seed 42 at temperature 0.8: choice i is the n = 1 request with seed
                   42 + i (chat and completions), usage sums the choices; streamed, the chunks of
                   each index add up to its text with one finish_reason each; greedy n = 2 twice
@@ -855,8 +855,30 @@ def check_prompts(c, server):
         c.equal(scored.choices[p].logprobs.model_dump(), alone.choices[0].logprobs.model_dump(),
                 f"several prompts scored: prompt {p} as alone")
         c.equal(scored.choices[p].text, alone.choices[0].text, f"several prompts scored: prompt {p}'s echo")
-    expect_api_error(c, "several prompts streamed", openai.BadRequestError, 400, lambda: list(client.completions.create(
-        model=model, prompt=prompts, max_tokens=4, stream=True)), "invalid_request_error", code="unsupported_parameter")
+    # Streamed: the chunks of every choice, interleaved, each naming its index; put together per
+    # index they are the answers above, and the usage chunk is the same usage.
+    texts, finishes, usage = {}, {}, None
+    for chunk in client.completions.create(model=model, prompt=prompts, max_tokens=8, temperature=0.8, seed=5, n=2,
+                                           stream=True, stream_options={"include_usage": True}):
+        if chunk.usage is not None:
+            usage = chunk.usage
+        for ch in chunk.choices:
+            texts[ch.index] = texts.get(ch.index, "") + ch.text
+            if ch.finish_reason is not None:
+                finishes[ch.index] = ch.finish_reason
+    c.equal(sorted(texts), list(range(6)), "several prompts streamed: choice indices")
+    for k in range(6):
+        c.equal(texts.get(k), several.choices[k].text, f"several prompts streamed: choice {k} vs not streamed")
+        c.equal(finishes.get(k), several.choices[k].finish_reason, f"several prompts streamed: choice {k} finish_reason")
+    c.check(usage is not None and usage.prompt_tokens == several.usage.prompt_tokens
+            and usage.completion_tokens == several.usage.completion_tokens,
+            f"several prompts streamed: usage {usage} vs {several.usage}")
+    echoed = {}
+    for chunk in client.completions.create(model=model, prompt=prompts, max_tokens=0, echo=True, stream=True):
+        for ch in chunk.choices:
+            echoed[ch.index] = echoed.get(ch.index, "") + ch.text
+    c.equal([echoed.get(p) for p in range(3)], [scored.choices[p].text for p in range(3)],
+            "several prompts streamed with echo and max_tokens 0: each prompt")
     expect_raw_error(c, "a prompt array holding an object", request(server.port, "POST", "/v1/completions",
                      body={"prompt": ["a", {"b": 1}], "max_tokens": 2}), 400, "invalid_request_error")
     client.close()

@@ -162,14 +162,20 @@ public final class OpenAIServer: Sendable {
         if parameters.maxTokens == 0, echo != nil {
             // `echo` with max_tokens 0: the prompt scored, nothing generated.
             let choices = (0..<parsed.choices).map { reply.echoOnlyChoice(index: $0) }
-            if parsed.stream { return echoOnlyStream(reply, choices: parsed.choices, includeUsage: parsed.includeUsage) }
+            if parsed.stream {
+                return echoOnlyStream(Array(repeating: reply, count: parsed.choices), usage: parsed.includeUsage ? reply.usage([]) : nil)
+            }
             return Response.json(reply.complete(choices: choices, results: []))
         }
         let tickets = try submit(try choices(parsed.choices, of: promptIds, parameters))
         // With tools offered, the text is searched for tool calls.
         var withTools = false
         if case .chat(_, let tools?) = parsed.prompt, !tools.isEmpty { withTools = true }
-        if parsed.stream { return streamed(tickets, reply: reply, includeUsage: parsed.includeUsage, withTools: withTools) }
+        if parsed.stream {
+            var usage: UsageOfResults? = nil
+            if parsed.includeUsage { usage = { results in reply.usage(results) } }
+            return streamed(tickets, replies: Array(repeating: reply, count: tickets.count), usage: usage, withTools: withTools)
+        }
 
         defer { for ticket in tickets { ticket.cancel() } }
         // The scheduler runs the choices together; their events wait in their streams.
@@ -262,9 +268,9 @@ public final class OpenAIServer: Sendable {
 
     /// Completions of several prompts (`prompt` an array of them), `n` choices each: choice
     /// `p * n + j` is prompt p's choice j, as OpenAI numbers them; usage adds up the prompts.
-    /// All the generations are queued together. Not streamed.
+    /// All the generations are queued together; streamed, their chunks interleave as they come
+    /// (each naming its choice), as `n` choices of one prompt do.
     private func completeSeveral(_ prompts: [CompletionRequest.Prompt], _ parsed: CompletionRequest) async throws -> Response {
-        guard !parsed.stream else { throw OpenAIError.unsupported("stream", "several prompts are answered whole, not streamed") }
         struct Prepared {
             let ids: [Int]
             let parameters: GenerateParameters
@@ -282,6 +288,12 @@ public final class OpenAIServer: Sendable {
                               tokenizer: parameters.logprobs == nil ? nil : model.tokenizer, echo: echo)
             prepared.append(Prepared(ids: ids, parameters: parameters, reply: reply))
         }
+        let promptTokens = prepared.reduce(0) { $0 + $1.ids.count }
+        if parsed.stream, prepared[0].parameters.maxTokens == 0 {
+            // max_tokens 0 (with echo): every prompt's choices are their prompts, for every prompt alike.
+            let replies = prepared.flatMap { Array(repeating: $0.reply, count: parsed.choices) }
+            return echoOnlyStream(replies, usage: parsed.includeUsage ? Reply.usage(promptTokens: promptTokens, results: []) : nil)
+        }
         // Every prompt's choices, in order (none for an echo with max_tokens 0).
         var generations: [Generation] = [], owner: [(prompt: Int, choice: Int)] = []
         for (p, item) in prepared.enumerated() where item.parameters.maxTokens > 0 {
@@ -289,6 +301,19 @@ public final class OpenAIServer: Sendable {
             owner += (0..<parsed.choices).map { (p, $0) }
         }
         let tickets = try submit(generations)
+        if parsed.stream {
+            // Each prompt's max_tokens is above 0 here, so ticket k is choice k.
+            let promptOf = owner.map(\.prompt), promptCount = prompts.count
+            var usage: UsageOfResults? = nil
+            if parsed.includeUsage {
+                usage = { results in
+                    var byPrompt: [[GenerationResult]] = Array(repeating: [], count: promptCount)
+                    for (k, result) in results.enumerated() { byPrompt[promptOf[k]].append(result) }
+                    return Reply.usage(promptTokens: promptTokens, results: byPrompt)
+                }
+            }
+            return streamed(tickets, replies: owner.map { prepared[$0.prompt].reply }, usage: usage, withTools: false)
+        }
         defer { for ticket in tickets { ticket.cancel() } }
         var choices = [JSONValue?](repeating: nil, count: prompts.count * parsed.choices)
         var results: [[GenerationResult]] = Array(repeating: [], count: prompts.count)
@@ -307,7 +332,7 @@ public final class OpenAIServer: Sendable {
         }
         let all = choices.compactMap { $0 }
         guard all.count == choices.count else { throw OpenAIError.server(CancellationError()) }
-        let usage = Reply.usage(promptTokens: prepared.reduce(0) { $0 + $1.ids.count }, results: results)
+        let usage = Reply.usage(promptTokens: promptTokens, results: results)
         return Response.json(prepared[0].reply.complete(choices: all, usage: usage))
     }
 
@@ -342,23 +367,26 @@ public final class OpenAIServer: Sendable {
         return Reply.Echo(text: text, logprobs: logprobs)
     }
 
-    /// The stream of an `echo` request with max_tokens 0: each choice's prompt, its finish, the
-    /// usage if asked, `[DONE]`.
-    private func echoOnlyStream(_ reply: Reply, choices: Int, includeUsage: Bool) -> Response {
+    /// The stream of an `echo` request with max_tokens 0: each choice's prompt (choice i's from
+    /// `replies[i]`), its finish, the usage if asked, `[DONE]`.
+    private func echoOnlyStream(_ replies: [Reply], usage: JSONValue?) -> Response {
         let body = ResponseBody { writer in
             func send(_ value: JSONValue) async throws {
                 try await writer.write(ByteBuffer(string: "data: \(value.jsonText)\n\n"))
             }
-            for index in 0..<choices {
+            for (index, reply) in replies.enumerated() {
                 try await send(reply.chunk(text: reply.echo?.text ?? "", logprobs: reply.echo?.logprobs, index: index))
                 try await send(reply.chunk(finishReason: "length", index: index))
             }
-            if includeUsage { try await send(reply.usageChunk([])) }
+            if let usage, let reply = replies.first { try await send(reply.usageChunk(usage)) }
             try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
             try await writer.finish(nil)
         }
         return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
     }
+
+    /// A streamed request's usage from its choices' results (in choice order).
+    private typealias UsageOfResults = @Sendable ([GenerationResult]) -> JSONValue
 
     /// One choice's events as the streamed response interleaves them.
     private enum ChoiceEvent: Sendable {
@@ -373,9 +401,10 @@ public final class OpenAIServer: Sendable {
     /// chunk sent; what is left at the end, with the finish reason).
     /// With tools offered, content streams until a `<tool_call>` begins; the calls follow at the
     /// end, one delta with all of them (`ToolCalls.Stream`).
-    /// Several choices (`n`) stream interleaved as their tokens come, each chunk naming its choice's
-    /// index; the usage chunk and `[DONE]` follow the last one's finish.
-    private func streamed(_ tickets: [Scheduler.Ticket], reply: Reply, includeUsage: Bool, withTools: Bool) -> Response {
+    /// Several choices (`n`, several prompts) stream interleaved as their tokens come, each chunk
+    /// naming its choice's index (ticket i is choice i, `replies[i]` its prompt's reply); the usage
+    /// chunk (`usage` of the results in choice order) and `[DONE]` follow the last one's finish.
+    private func streamed(_ tickets: [Scheduler.Ticket], replies: [Reply], usage: UsageOfResults?, withTools: Bool) -> Response {
         let timeout = configuration.requestTimeout
         let body = ResponseBody { writer in
             defer { for ticket in tickets { ticket.cancel() } }
@@ -387,11 +416,12 @@ public final class OpenAIServer: Sendable {
                 // Log probabilities not sent yet.
                 var pending: Reply.Logprobs?
             }
-            var choices = [Choice](repeating: Choice(tools: withTools ? ToolCalls.Stream() : nil,
-                                                     pending: reply.wantsLogprobs ? reply.echo?.logprobs ?? Reply.Logprobs() : nil),
-                                   count: tickets.count)
+            var choices = replies.map { reply in
+                Choice(tools: withTools ? ToolCalls.Stream() : nil,
+                       pending: reply.wantsLogprobs ? reply.echo?.logprobs ?? Reply.Logprobs() : nil)
+            }
             func sendText(_ text: String, _ index: Int) async throws {
-                try await send(reply.chunk(text: text, logprobs: choices[index].pending, index: index))
+                try await send(replies[index].chunk(text: text, logprobs: choices[index].pending, index: index))
                 choices[index].pending?.removeAll()
             }
             // The choices' events in one sequence, in the order they come.
@@ -411,14 +441,14 @@ public final class OpenAIServer: Sendable {
                 input.finish()
             }
             defer { readers.cancel() }
-            if reply.chat {
-                for index in tickets.indices { try await send(reply.chunk(delta: ["role": "assistant", "content": ""], index: index)) }
+            for (index, reply) in replies.enumerated() where reply.chat {
+                try await send(reply.chunk(delta: ["role": "assistant", "content": ""], index: index))
             }
             // `echo`: each choice's prompt first, with its log probabilities when asked.
-            if let echo = reply.echo {
-                for index in tickets.indices { try await sendText(echo.text, index) }
+            for (index, reply) in replies.enumerated() {
+                if let echo = reply.echo { try await sendText(echo.text, index) }
             }
-            var results: [GenerationResult] = []
+            var results = [GenerationResult?](repeating: nil, count: tickets.count), finished = 0
             do {
                 events: for await item in merged {
                     switch item {
@@ -433,18 +463,20 @@ public final class OpenAIServer: Sendable {
                         if let (content, calls) = choices[index].tools?.finish() {
                             if !content.isEmpty { try await sendText(content, index) }
                             if !calls.isEmpty {
-                                try await send(reply.chunk(delta: ["tool_calls": ToolCalls.json(calls, indexed: true)], index: index))
+                                try await send(replies[index].chunk(delta: ["tool_calls": ToolCalls.json(calls, indexed: true)], index: index))
                                 reason = "tool_calls"
                             }
                         }
                         let pending = choices[index].pending
-                        try await send(reply.chunk(finishReason: reason, logprobs: pending?.isEmpty == false ? pending : nil, index: index))
-                        results.append(result)
-                        if results.count == tickets.count { break events }
+                        try await send(replies[index].chunk(finishReason: reason, logprobs: pending?.isEmpty == false ? pending : nil,
+                                                            index: index))
+                        results[index] = result
+                        finished += 1
+                        if finished == tickets.count { break events }
                     }
                 }
-                if results.count == tickets.count {
-                    if includeUsage { try await send(reply.usageChunk(results)) }
+                if finished == tickets.count {
+                    if let usage, let reply = replies.first { try await send(reply.usageChunk(usage(results.compactMap { $0 }))) }
                     try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
                 }
             } catch let error where !(error is CancellationError) {
@@ -601,8 +633,8 @@ struct Reply: Sendable {
              : envelope(object: "text_completion", choices: [["index": .int(index), "text": "", "logprobs": json(logprobs), "finish_reason": .string(finishReason)]])
     }
 
-    func usageChunk(_ results: [GenerationResult]) -> JSONValue {
-        envelope(object: chat ? "chat.completion.chunk" : "text_completion", choices: [], usage: usage(results))
+    func usageChunk(_ usage: JSONValue) -> JSONValue {
+        envelope(object: chat ? "chat.completion.chunk" : "text_completion", choices: [], usage: usage)
     }
 
     /// `logprobs` in OpenAI's shape, null when not asked for. Chat: `{"content": [{token, logprob,
