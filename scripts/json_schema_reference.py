@@ -16,9 +16,9 @@ string (base64) and Pydantic's verdict:
              bounded lengths, strings with escapes and non-ASCII characters
   mutated    each valid case with one value swapped for another kind, a key dropped, added,
              repeated or two keys swapped, a list element of the wrong kind, a list one element
-             longer or shorter (`min_length` / `max_length`: minItems, maxItems); and with one byte
-             deleted, inserted (JSON-significant bytes, spaces, letters, digits) or replaced, or
-             truncated
+             longer or shorter (`min_length` / `max_length`: minItems, maxItems); and with one
+             byte deleted, inserted (JSON-significant bytes, spaces, letters, digits; whitespace
+             right after a digit) or replaced, or truncated
 
 A case is valid when Pydantic validates it (`model_validate_json(..., strict=True)`: kinds exact,
 every field present, no others), the text is compact (outside strings no whitespace but the one
@@ -256,6 +256,11 @@ def structural_mutations(rng: random.Random, obj) -> list:
 def byte_mutations(rng: random.Random, data: bytes) -> list[bytes]:
     significant = b'{}[],:" \\-.0123456789eEtfnulx'
     out = []
+    # Whitespace right after a digit (a number's end, outside strings or in one).
+    digits = [i for i, b in enumerate(data) if 0x30 <= b <= 0x39]
+    if digits:
+        i = rng.choice(digits) + 1
+        out.append(data[:i] + rng.choice([b" ", b"\n", b"\t"]) + data[i:])
     for _ in range(6):
         i = rng.randrange(len(data) + 1)
         kind = rng.randrange(4)

@@ -457,12 +457,46 @@ public struct OutputPattern: Sendable, Equatable {
         return kinds.isEmpty ? nil : kinds
     }
 
-    /// Why the pattern cannot be followed, or nil: an empty choice, more than 64 choices, a
-    /// choice that begins another, an empty array or object member pattern, or alternatives
-    /// that can begin alike.
-    public var problem: String? {
+    /// The most steps a pattern may compile to (`PatternProgram`: bounded arrays are written out
+    /// element by element, so nesting multiplies them).
+    public static let maxSteps = 100_000
+
+    /// The steps the pattern compiles to, or `maxSteps + 1` when more.
+    var stepCount: Int {
+        let over = Self.maxSteps + 1
+        func add(_ a: Int, _ b: Int) -> Int { min(over, a + b) }
+        func times(_ a: Int, _ n: Int) -> Int { a == 0 || n <= over / a ? min(over, a * n) : over }
+        var total = 0
         for part in parts {
             switch part {
+            case .literal, .oneOf, .jsonObject, .json: total = add(total, 1)
+            case .array(let element, let minItems, let maxItems):
+                if maxItems == 0 { total = add(total, 1); continue }
+                let each = element.stepCount, written = max(minItems, 1)
+                total = add(total, add(3, times(add(each, 1), written)))
+                if let maxItems { total = add(total, times(add(each, 1), max(0, maxItems - written))) }
+            case .map(let value): total = add(total, add(5, value.stepCount))
+            case .anyOf(let alternatives):
+                total = add(total, 1)
+                for alternative in alternatives { total = add(total, add(alternative.stepCount, 1)) }
+            }
+        }
+        return total
+    }
+
+    /// Why the pattern cannot be followed, or nil: an empty literal or choice, more than 64
+    /// choices, a choice that begins another, an empty array or object member pattern,
+    /// alternatives that can begin alike, or more than `maxSteps` steps.
+    public var problem: String? {
+        if stepCount > Self.maxSteps { return "the pattern would take more than \(Self.maxSteps) steps (nested item counts?)" }
+        return partProblem
+    }
+
+    private var partProblem: String? {
+        for part in parts {
+            switch part {
+            case .literal(let s):
+                if s.isEmpty { return "an empty literal" }
             case .oneOf(let choices):
                 if choices.isEmpty { return "a choice of no strings" }
                 if choices.count > 64 { return "a choice of \(choices.count) strings (at most 64)" }
@@ -477,22 +511,22 @@ public struct OutputPattern: Sendable, Equatable {
                 if minItems < 0 || (maxItems ?? minItems) < minItems {
                     return "an array of \(minItems) to \(maxItems.map(String.init) ?? "any") elements"
                 }
-                if let problem = element.problem { return problem }
+                if let problem = element.partProblem { return problem }
             case .map(let value):
                 if value.parts.isEmpty { return "an object whose values are empty" }
-                if let problem = value.problem { return problem }
+                if let problem = value.partProblem { return problem }
             case .anyOf(let alternatives):
                 if alternatives.isEmpty { return "a choice of no patterns" }
                 var seen: JSONKinds = []
                 for alternative in alternatives {
-                    if let problem = alternative.problem { return problem }
+                    if let problem = alternative.partProblem { return problem }
                     guard let kinds = alternative.firstKinds else {
                         return "an alternative that does not begin as a JSON value"
                     }
                     if !seen.isDisjoint(with: kinds) { return "two alternatives can begin with the same kind of value" }
                     seen.formUnion(kinds)
                 }
-            case .literal, .jsonObject, .json: break
+            case .jsonObject, .json: break
             }
         }
         return nil
@@ -557,7 +591,8 @@ final class PatternProgram: Sendable {
     }
 
     /// `[`, the elements separated by `, `, `]`: the first `minItems` in a row, then (without
-    /// `maxItems`) a loop, or (with it) each further one unrolled behind a branch to the end.
+    /// `maxItems`) a loop back to the last of them, or (with it) each further one unrolled behind a
+    /// branch to the end.
     private static func array(of element: OutputPattern, minItems: Int, maxItems: Int?, into steps: inout [Step]) {
         let close = UInt8(ascii: "]")
         if maxItems == 0 {
@@ -570,8 +605,10 @@ final class PatternProgram: Sendable {
             exits.append(steps.count)
             steps.append(.firstOrClose(close: close, exit: 0))
         }
+        var last = steps.count   // where the last element written in a row begins
         for i in 0..<max(minItems, 1) {
             if i > 0 { steps.append(.literal(Array(", ".utf8))) }
+            last = steps.count
             compile(element, into: &steps)
         }
         if let maxItems {
@@ -582,12 +619,8 @@ final class PatternProgram: Sendable {
             }
             steps.append(.literal([close]))
         } else {
-            let jump = steps.count
-            steps.append(.jump(0))
-            let member = steps.count
-            compile(element, into: &steps)
-            steps[jump] = .jump(steps.count)
-            steps.append(.nextOrClose(close: close, member: member, exit: steps.count + 1))
+            // More elements: the last one's steps again (no second copy of them).
+            steps.append(.nextOrClose(close: close, member: last, exit: steps.count + 1))
         }
         for i in exits {
             switch steps[i] {
@@ -650,8 +683,9 @@ struct PatternState: ByteConstraint {
             if ended { go(to: step + 1) }
         case .json:
             let before = json
-            guard json.accept(b) else {
-                // A number ends at the first byte not part of it, which the next step then reads.
+            // A number ends at the first byte not part of it, which the next step then reads (not
+            // the value's own syntax, which would let whitespace follow a finished number).
+            guard json.accept(b), !(before.canEndNumber && json.isComplete) else {
                 guard before.canEndNumber else { return false }
                 go(to: step + 1)
                 return accept(b)

@@ -33,6 +33,10 @@ extension OutputPattern {
         }
         try Self.append(schema, path: "#", root: schema, depth: 0, to: &parts)
         self.init(Self.merged(parts))
+        guard firstKinds == .object else {
+            throw SchemaError(path: "#", reason: "the root must be an object schema ({\"type\": \"object\", ...})")
+        }
+        if let problem { throw SchemaError(path: "#", reason: problem) }
     }
 
     /// The largest `minItems` / `maxItems` followed (each element up to it is written out in the
@@ -57,6 +61,19 @@ extension OutputPattern {
         }
     }
 
+    /// The kind of a const or enum value (a number with a fraction part or exponent: number).
+    private static func kind(of value: JSONValue) -> JSONKinds {
+        switch value {
+        case .string: .string
+        case .int: .integer
+        case .double: .number
+        case .bool: .boolean
+        case .null: .null
+        case .array: .array
+        case .object: .object
+        }
+    }
+
     /// `#/$defs/Name` or `#/definitions/Name` in `root`.
     private static func resolve(_ reference: String, in root: JSONValue, path: String) throws(SchemaError) -> JSONValue {
         for prefix in ["#/$defs/", "#/definitions/"] where reference.hasPrefix(prefix) {
@@ -77,6 +94,26 @@ extension OutputPattern {
         for key in object.keys {
             let known = ["type", "properties", "items", "minItems", "maxItems", "enum", "const", "anyOf", "oneOf", "$ref"].contains(key) || ignoredKeywords.contains(key)
             guard known else { throw SchemaError(path: "\(path)/\(key)", reason: "the keyword '\(key)' is not supported") }
+        }
+        // Keywords that each decide the value alone: one at a time, and a union or reference
+        // without the structural keywords beside it (all would apply together; not followed).
+        let deciding = ["$ref", "anyOf", "oneOf", "const", "enum"].filter { object[$0] != nil }
+        if deciding.count > 1 {
+            throw SchemaError(path: "\(path)/\(deciding[1])", reason: "'\(deciding[0])' and '\(deciding[1])' together are not supported")
+        }
+        if let keyword = deciding.first, !["const", "enum"].contains(keyword) {
+            for key in ["type", "properties", "items", "minItems", "maxItems"] where object[key] != nil {
+                throw SchemaError(path: "\(path)/\(key)", reason: "'\(key)' beside '\(keyword)' is not supported")
+            }
+        }
+        if let keyword = deciding.first, ["const", "enum"].contains(keyword), let name = object["type"]?.stringValue,
+           let allowed = kinds(name) {
+            // Each value must be of the type given beside it.
+            let values = keyword == "const" ? [object["const"]!] : object["enum"]?.arrayValue ?? []
+            for (i, value) in values.enumerated() where !allowed.contains(kind(of: value)) {
+                throw SchemaError(path: keyword == "const" ? "\(path)/const" : "\(path)/enum/\(i)",
+                                  reason: "\(value.jsonText) is not of type '\(name)'")
+            }
         }
         if let reference = object["$ref"] {
             guard let target = reference.stringValue else { throw SchemaError(path: "\(path)/$ref", reason: "'$ref' must be a string") }
@@ -132,6 +169,8 @@ extension OutputPattern {
             guard let properties = object["properties"] else {
                 if let values = object["additionalProperties"], values.objectValue != nil {
                     parts.append(.map(try pattern(values, path: "\(path)/additionalProperties", root: root, depth: depth + 1)))
+                } else if object["additionalProperties"] == .bool(false) {
+                    parts.append(.literal("{}"))
                 } else {
                     parts.append(.json(.object))
                 }
@@ -188,8 +227,8 @@ extension OutputPattern {
 
     /// The parts of a value following one of `branches` (each with its path): branches that are
     /// plain JSON kinds join into one `.json` part, the rest stay alternatives, which must begin
-    /// as different kinds of value. `exclusive` (oneOf, a list of types): no value may follow two
-    /// branches, so even plain kinds may not overlap (number and integer).
+    /// as different kinds of value. `exclusive` (oneOf): no value may follow two branches, so even
+    /// plain kinds may not overlap (number and integer); a list of types and anyOf are not.
     private static func union(_ branches: [(JSONValue, String)], exclusive: Bool, path: String, root: JSONValue,
                               depth: Int) throws(SchemaError) -> [Part] {
         var plain: JSONKinds = [], alternatives: [OutputPattern] = []

@@ -194,12 +194,18 @@ import Tokenizer
             #expect(!reads(text), "\(why)")
         }
         #expect(!reads(valid.replacingOccurrences(of: ", ", with: ",")), "the compact form has a space after commas")
+        #expect(!reads(valid.replacingOccurrences(of: "-2100000", with: "-2100000 ")), "no whitespace after a number")
+        #expect(!reads(valid.replacingOccurrences(of: "2014}", with: "2014\n}")), "no whitespace after a number")
         for (bad, at) in [(#"{"type": "array"}"#, "#"), (#"{"type": "object", "properties": {"a": {"anyOf": []}}}"#, "#/properties/a/anyOf"),
                           (#"{"type": "object", "properties": {"a": {"type": ["string", "nothing"]}}}"#, "#/properties/a/type/1"),
                           (#"{"type": "object", "properties": {"a": {"anyOf": [{"type": "object", "properties": {"b": {"type": "null"}}}, {"type": "object"}]}}}"#, "#/properties/a/anyOf/1"),
                           (#"{"type": "object", "properties": {"a": {"oneOf": [{"type": "number"}, {"type": "integer"}]}}}"#, "#/properties/a/oneOf/1"),
                           (#"{"type": "object", "properties": {"a": {"type": "array", "items": {"type": "string"}, "maxItems": 100}}}"#, "#/properties/a/maxItems"),
                           (#"{"type": "object", "properties": {"a": {"type": "array", "minItems": 3, "maxItems": 2}}}"#, "#/properties/a/maxItems"),
+                          (#"{"type": "object", "properties": {"a": {"anyOf": [{"type": "integer"}], "oneOf": [{"type": "string"}]}}}"#, "#/properties/a/oneOf"),
+                          (#"{"type": "object", "anyOf": [{"type": "integer"}]}"#, "#/type"),
+                          (#"{"type": "object", "properties": {"a": {"type": "string", "enum": ["x", 1]}}}"#, "#/properties/a/enum/1"),
+                          (#"{"type": "object", "properties": {"a": {"type": "array", "maxItems": 64, "items": {"type": "array", "maxItems": 64, "items": {"type": "array", "maxItems": 64, "items": {"type": "string"}}}}}}"#, "#"),
                           (##"{"type": "object", "properties": {"a": {"$ref": "#/$defs/A"}}, "$defs": {"A": {"type": "object", "properties": {"b": {"$ref": "#/$defs/A"}}}}}"##, "#/$defs/A"),
                           (#"{"type": "object", "properties": {"a": {"enum": [1, 12]}}}"#, "#/properties/a/enum"),
                           (##"{"type": "object", "properties": {"a": {"$ref": "#/x"}}}"##, "#/properties/a/$ref"),
@@ -292,6 +298,15 @@ import Tokenizer
         #expect(!reads(#"{"ids": [], "meta": {}, "pick": {"y": null}"# + few))
         #expect(OutputPattern([.anyOf([OutputPattern([.json(.integer)]), OutputPattern([.literal("5")])])]).problem != nil)
         #expect(OutputPattern([.array(OutputPattern([]))]).problem != nil)
+        #expect(OutputPattern([.array(OutputPattern([.literal("")]))]).problem != nil)
+        let closed = PatternProgram(try OutputPattern(jsonSchema: try JSONValue.parse(
+            #"{"type": "object", "properties": {"m": {"type": "object", "additionalProperties": false}}}"#)))
+        var state = PatternState(closed)
+        let empty = state.accept(Array(#"{"m": {}}"#.utf8)) && state.isComplete
+        #expect(empty, "additionalProperties false: {}")
+        state = PatternState(closed)
+        let member = state.accept(Array(#"{"m": {"x": 1}}"#.utf8))
+        #expect(!member, "additionalProperties false: no member")
     }
 
     /// Pydantic's shapes: `Optional[...]` as `anyOf` with null or a list of types, and nested
