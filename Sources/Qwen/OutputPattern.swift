@@ -1,0 +1,372 @@
+/// What a generation's text must be, in order: literal pieces, a choice among literals, JSON
+/// values of some kinds (`JSONSyntax`), arrays and string-keyed objects whose members follow a
+/// pattern, and alternatives told apart by their first byte. A tool call forced by OpenAI's
+/// `tool_choice` is `<tool_call>\n{"name": "` + one of the functions' names + `", "arguments": ` +
+/// an object + `}\n</tool_call>`; `response_format` json_object is one object; a `json_schema`
+/// is compiled into one (`init(jsonSchema:)`).
+public struct OutputPattern: Sendable, Equatable {
+    public enum Part: Sendable, Equatable {
+        case literal(String)
+        /// One of these strings; none may begin another (so that where one ends is never in doubt).
+        case oneOf([String])
+        case jsonObject
+        /// A JSON value of one of some kinds (its syntax only; a number ends where the next part
+        /// begins).
+        case json(JSONKinds)
+        /// A JSON array written compactly, `[a, b]` (or `[]`), each element following the pattern,
+        /// at least `minItems` of them and, when given, at most `maxItems`.
+        case array(OutputPattern, minItems: Int = 0, maxItems: Int? = nil)
+        /// A JSON object with any string keys written compactly, `{"k": a, "l": b}` (or `{}`),
+        /// each value following the pattern.
+        case map(OutputPattern)
+        /// One of these patterns, chosen by the first byte: no two may begin with the same kind of
+        /// JSON value (`firstKinds`), so that which one is being written is never in doubt.
+        case anyOf([OutputPattern])
+    }
+
+    /// The JSON values a `.json` part reads (an integer: no fraction, no exponent).
+    public struct JSONKinds: OptionSet, Sendable, Hashable {
+        public let rawValue: UInt8
+        public init(rawValue: UInt8) { self.rawValue = rawValue }
+        public static let object = JSONKinds(rawValue: 1)
+        public static let array = JSONKinds(rawValue: 2)
+        public static let string = JSONKinds(rawValue: 4)
+        public static let number = JSONKinds(rawValue: 8)
+        public static let integer = JSONKinds(rawValue: 16)
+        public static let boolean = JSONKinds(rawValue: 32)
+        public static let null = JSONKinds(rawValue: 64)
+        public static let any: JSONKinds = [.object, .array, .string, .number, .integer, .boolean, .null]
+
+        /// The kinds of value a JSON text beginning with `b` can be (empty for none): numbers and
+        /// integers begin alike, so either stands for both.
+        static func beginning(with b: UInt8) -> JSONKinds {
+            switch b {
+            case UInt8(ascii: "{"): .object
+            case UInt8(ascii: "["): .array
+            case UInt8(ascii: "\""): .string
+            case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): [.number, .integer]
+            case UInt8(ascii: "t"), UInt8(ascii: "f"): .boolean
+            case UInt8(ascii: "n"): .null
+            default: []
+            }
+        }
+
+        /// These kinds with number and integer joined (they begin alike).
+        var byFirstByte: JSONKinds { isDisjoint(with: [.number, .integer]) ? self : union([.number, .integer]) }
+    }
+
+    public var parts: [Part]
+
+    public init(_ parts: [Part]) { self.parts = parts }
+
+    public static let jsonObject = OutputPattern([.jsonObject])
+
+    /// Qwen2.5's tool-call block (its chat template's format) calling one of `names`.
+    public static func toolCall(oneOf names: [String]) -> OutputPattern {
+        OutputPattern([.literal("<tool_call>\n{\"name\": \""), .oneOf(names.map { $0 + "\"" }),
+                       .literal(", \"arguments\": "), .jsonObject, .literal("}\n</tool_call>")])
+    }
+
+    /// The kinds of JSON value the pattern's text can begin as (by its first byte; number and
+    /// integer joined), or nil when its first byte is not one that begins a JSON value.
+    public var firstKinds: JSONKinds? {
+        guard let first = parts.first else { return nil }
+        var kinds: JSONKinds = []
+        switch first {
+        case .literal(let s):
+            guard let b = s.utf8.first else { return nil }
+            kinds = JSONKinds.beginning(with: b)
+        case .oneOf(let choices):
+            for choice in choices {
+                guard let b = choice.utf8.first else { return nil }
+                kinds.formUnion(JSONKinds.beginning(with: b))
+            }
+        case .jsonObject, .map: kinds = .object
+        case .json(let k): kinds = k.byFirstByte
+        case .array: kinds = .array
+        case .anyOf(let alternatives):
+            for alternative in alternatives {
+                guard let k = alternative.firstKinds else { return nil }
+                kinds.formUnion(k)
+            }
+        }
+        return kinds.isEmpty ? nil : kinds
+    }
+
+    /// The most steps a pattern may compile to (`PatternProgram`: bounded arrays are written out
+    /// element by element, so nesting multiplies them).
+    public static let maxSteps = 100_000
+
+    /// The steps the pattern compiles to, or `maxSteps + 1` when more.
+    var stepCount: Int {
+        let over = Self.maxSteps + 1
+        func add(_ a: Int, _ b: Int) -> Int { min(over, a + b) }
+        func times(_ a: Int, _ n: Int) -> Int { a == 0 || n <= over / a ? min(over, a * n) : over }
+        var total = 0
+        for part in parts {
+            switch part {
+            case .literal, .oneOf, .jsonObject, .json: total = add(total, 1)
+            case .array(let element, let minItems, let maxItems):
+                if maxItems == 0 { total = add(total, 1); continue }
+                let each = element.stepCount, written = max(minItems, 1)
+                total = add(total, add(3, times(add(each, 1), written)))
+                if let maxItems { total = add(total, times(add(each, 1), max(0, maxItems - written))) }
+            case .map(let value): total = add(total, add(5, value.stepCount))
+            case .anyOf(let alternatives):
+                total = add(total, 1)
+                for alternative in alternatives { total = add(total, add(alternative.stepCount, 1)) }
+            }
+        }
+        return total
+    }
+
+    /// Why the pattern cannot be followed, or nil: an empty literal or choice, more than 64
+    /// choices, a choice that begins another, an empty array or object member pattern,
+    /// alternatives that can begin alike, or more than `maxSteps` steps.
+    public var problem: String? {
+        if stepCount > Self.maxSteps { return "the pattern would take more than \(Self.maxSteps) steps (nested item counts?)" }
+        return partProblem
+    }
+
+    private var partProblem: String? {
+        for part in parts {
+            switch part {
+            case .literal(let s):
+                if s.isEmpty { return "an empty literal" }
+            case .oneOf(let choices):
+                if choices.isEmpty { return "a choice of no strings" }
+                if choices.count > 64 { return "a choice of \(choices.count) strings (at most 64)" }
+                for a in choices where a.isEmpty { return "an empty string among choices" }
+                for (i, a) in choices.enumerated() {
+                    for (j, b) in choices.enumerated() where i != j && b.utf8.starts(with: a.utf8) {
+                        return "'\(a)' begins '\(b)'"
+                    }
+                }
+            case .array(let element, let minItems, let maxItems):
+                if element.parts.isEmpty { return "an array whose elements are empty" }
+                if minItems < 0 || (maxItems ?? minItems) < minItems {
+                    return "an array of \(minItems) to \(maxItems.map(String.init) ?? "any") elements"
+                }
+                if let problem = element.partProblem { return problem }
+            case .map(let value):
+                if value.parts.isEmpty { return "an object whose values are empty" }
+                if let problem = value.partProblem { return problem }
+            case .anyOf(let alternatives):
+                if alternatives.isEmpty { return "a choice of no patterns" }
+                var seen: JSONKinds = []
+                for alternative in alternatives {
+                    if let problem = alternative.partProblem { return problem }
+                    guard let kinds = alternative.firstKinds else {
+                        return "an alternative that does not begin as a JSON value"
+                    }
+                    if !seen.isDisjoint(with: kinds) { return "two alternatives can begin with the same kind of value" }
+                    seen.formUnion(kinds)
+                }
+            case .jsonObject, .json: break
+            }
+        }
+        return nil
+    }
+}
+
+/// `OutputPattern` compiled into steps read one byte at a time (shared by every state): the
+/// parts in order, arrays and objects as loops, alternatives as a branch on the first byte.
+final class PatternProgram: Sendable {
+    enum Step: Sendable {
+        case literal([UInt8])
+        case oneOf([[UInt8]])
+        case json(OutputPattern.JSONKinds)
+        /// After a container's opening byte: `close` ends it (then on at `exit`); any other byte
+        /// begins its first member (the next step).
+        case firstOrClose(close: UInt8, exit: Int)
+        /// After a member: `, ` and the next member (at `member`), or `close` (then on at `exit`).
+        case nextOrClose(close: UInt8, member: Int, exit: Int)
+        /// The alternative whose first kinds hold the kind the byte begins (at its step).
+        case select([(kinds: OutputPattern.JSONKinds, at: Int)])
+        /// On at `to`, reading nothing (an alternative's end).
+        case jump(Int)
+    }
+    let steps: [Step]
+
+    init(_ pattern: OutputPattern) {
+        var steps: [Step] = []
+        Self.compile(pattern, into: &steps)
+        self.steps = steps
+    }
+
+    private static func compile(_ pattern: OutputPattern, into steps: inout [Step]) {
+        for part in pattern.parts {
+            switch part {
+            case .literal(let s): steps.append(.literal(Array(s.utf8)))
+            case .oneOf(let choices): steps.append(.oneOf(choices.map { Array($0.utf8) }))
+            case .jsonObject: steps.append(.json(.object))
+            case .json(let kind): steps.append(.json(kind))
+            case .array(let element, let minItems, let maxItems):
+                array(of: element, minItems: minItems, maxItems: maxItems, into: &steps)
+            case .map(let value):
+                container(open: "{", close: "}", into: &steps) { steps in
+                    steps.append(.json(.string))
+                    steps.append(.literal(Array(": ".utf8)))
+                    compile(value, into: &steps)
+                }
+            case .anyOf(let alternatives):
+                let select = steps.count
+                steps.append(.select([]))
+                var targets: [(kinds: OutputPattern.JSONKinds, at: Int)] = []
+                var jumps: [Int] = []
+                for alternative in alternatives {
+                    targets.append((alternative.firstKinds ?? [], steps.count))
+                    compile(alternative, into: &steps)
+                    jumps.append(steps.count)
+                    steps.append(.jump(0))
+                }
+                steps[select] = .select(targets)
+                for i in jumps { steps[i] = .jump(steps.count) }
+            }
+        }
+    }
+
+    /// `[`, the elements separated by `, `, `]`: the first `minItems` in a row, then (without
+    /// `maxItems`) a loop back to the last of them, or (with it) each further one unrolled behind a
+    /// branch to the end.
+    private static func array(of element: OutputPattern, minItems: Int, maxItems: Int?, into steps: inout [Step]) {
+        let close = UInt8(ascii: "]")
+        if maxItems == 0 {
+            steps.append(.literal(Array("[]".utf8)))
+            return
+        }
+        steps.append(.literal([UInt8(ascii: "[")]))
+        var exits: [Int] = []   // branches whose `]` ends the array
+        if minItems == 0 {
+            exits.append(steps.count)
+            steps.append(.firstOrClose(close: close, exit: 0))
+        }
+        var last = steps.count   // where the last element written in a row begins
+        for i in 0..<max(minItems, 1) {
+            if i > 0 { steps.append(.literal(Array(", ".utf8))) }
+            last = steps.count
+            compile(element, into: &steps)
+        }
+        if let maxItems {
+            for _ in max(minItems, 1)..<maxItems {
+                exits.append(steps.count)
+                steps.append(.nextOrClose(close: close, member: steps.count + 1, exit: 0))
+                compile(element, into: &steps)
+            }
+            steps.append(.literal([close]))
+        } else {
+            // More elements: the last one's steps again (no second copy of them).
+            steps.append(.nextOrClose(close: close, member: last, exit: steps.count + 1))
+        }
+        for i in exits {
+            switch steps[i] {
+            case .firstOrClose(let c, _): steps[i] = .firstOrClose(close: c, exit: steps.count)
+            case .nextOrClose(let c, let member, _): steps[i] = .nextOrClose(close: c, member: member, exit: steps.count)
+            default: break
+            }
+        }
+    }
+
+    /// `open`, then members (`member` appends one's steps) separated by `, `, then `close`.
+    private static func container(open: Character, close: Character, into steps: inout [Step],
+                                  member: (inout [Step]) -> Void) {
+        steps.append(.literal([open.asciiValue!]))
+        let branch = steps.count
+        steps.append(.firstOrClose(close: 0, exit: 0))
+        let first = steps.count
+        member(&steps)
+        steps.append(.nextOrClose(close: close.asciiValue!, member: first, exit: steps.count + 1))
+        steps[branch] = .firstOrClose(close: close.asciiValue!, exit: steps.count)
+    }
+}
+
+/// Where a generation is in its `OutputPattern`: complete once every step has been read.
+struct PatternState: ByteConstraint {
+    unowned(unsafe) let program: PatternProgram
+    private var step = 0
+    private var offset = 0
+    /// The choices of a `oneOf` step still matching (bit i: choice i).
+    private var alive: UInt64 = 0
+    private var json = JSONSyntax()
+
+    init(_ program: PatternProgram) {
+        self.program = program
+        go(to: 0)
+    }
+
+    var isComplete: Bool { step == program.steps.count }
+    var isBetweenStringCharacters: Bool {
+        guard step < program.steps.count, case .json = program.steps[step] else { return false }
+        return json.isBetweenStringCharacters
+    }
+
+    mutating func accept(_ b: UInt8) -> Bool {
+        guard step < program.steps.count else { return false }
+        switch program.steps[step] {
+        case .literal(let bytes):
+            guard bytes[offset] == b else { return false }
+            offset += 1
+            if offset == bytes.count { go(to: step + 1) }
+        case .oneOf(let choices):
+            var still: UInt64 = 0, ended = false
+            for (i, choice) in choices.enumerated() where alive >> i & 1 == 1 && choice[offset] == b {
+                still |= 1 << i
+                if choice.count == offset + 1 { ended = true }
+            }
+            guard still != 0 else { return false }
+            alive = still
+            offset += 1
+            if ended { go(to: step + 1) }
+        case .json:
+            let before = json
+            // A number ends at the first byte not part of it, which the next step then reads (not
+            // the value's own syntax, which would let whitespace follow a finished number).
+            guard json.accept(b), !(before.canEndNumber && json.isComplete) else {
+                guard before.canEndNumber else { return false }
+                go(to: step + 1)
+                return accept(b)
+            }
+            if json.isComplete { go(to: step + 1) }
+        case .firstOrClose(let close, let exit):
+            if b == close {
+                go(to: exit)
+                return true
+            }
+            go(to: step + 1)
+            return accept(b)
+        case .nextOrClose(let close, let member, let exit):
+            if offset == 1 {
+                guard b == UInt8(ascii: " ") else { return false }
+                go(to: member)
+            } else if b == UInt8(ascii: ",") {
+                offset = 1
+            } else {
+                guard b == close else { return false }
+                go(to: exit)
+            }
+        case .select(let alternatives):
+            let kinds = OutputPattern.JSONKinds.beginning(with: b)
+            guard !kinds.isEmpty, let alternative = alternatives.first(where: { !$0.kinds.isDisjoint(with: kinds) }) else {
+                return false
+            }
+            go(to: alternative.at)
+            return accept(b)
+        case .jump:
+            preconditionFailure("go(to:) passes jumps")
+        }
+        return true
+    }
+
+    /// Moves to step `i` (past any jumps) and sets up what it reads.
+    private mutating func go(to i: Int) {
+        step = i
+        while step < program.steps.count, case .jump(let target) = program.steps[step] { step = target }
+        offset = 0
+        guard step < program.steps.count else { return }
+        switch program.steps[step] {
+        case .oneOf(let choices): alive = choices.count >= 64 ? ~0 : (1 << UInt64(choices.count)) - 1
+        case .json(let kind): json = JSONSyntax(kind)
+        default: break
+        }
+    }
+}
