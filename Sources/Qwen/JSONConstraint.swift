@@ -4,6 +4,8 @@ import Tokenizer
 /// continue what was read so far (a plain value: a decode step tries every token from a copy).
 protocol ByteConstraint: Sendable {
     mutating func accept(_ b: UInt8) -> Bool
+    /// What was read is whole: the value has closed, the pattern has been read to its end.
+    var isComplete: Bool { get }
     /// Inside a JSON string, between characters: tokens of whole plain characters fit.
     var isBetweenStringCharacters: Bool { get }
 }

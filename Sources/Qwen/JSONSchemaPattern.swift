@@ -33,9 +33,6 @@ extension OutputPattern {
         }
         try Self.append(schema, path: "#", root: schema, depth: 0, to: &parts)
         self.init(Self.merged(parts))
-        guard firstKinds == .object else {
-            throw SchemaError(path: "#", reason: "the root must be an object schema ({\"type\": \"object\", ...})")
-        }
         if let problem { throw SchemaError(path: "#", reason: problem) }
     }
 

@@ -202,7 +202,9 @@ final class PatternProgram: Sendable {
             case .jsonObject: steps.append(.json(.object))
             case .json(let kind): steps.append(.json(kind))
             case .array(let element, let minItems, let maxItems):
-                array(of: element, minItems: minItems, maxItems: maxItems, into: &steps)
+                container(open: "[", close: "]", minItems: minItems, maxItems: maxItems, into: &steps) { steps in
+                    compile(element, into: &steps)
+                }
             case .map(let value):
                 container(open: "{", close: "}", into: &steps) { steps in
                     steps.append(.json(.string))
@@ -226,36 +228,37 @@ final class PatternProgram: Sendable {
         }
     }
 
-    /// `[`, the elements separated by `, `, `]`: the first `minItems` in a row, then (without
-    /// `maxItems`) a loop back to the last of them, or (with it) each further one unrolled behind a
-    /// branch to the end.
-    private static func array(of element: OutputPattern, minItems: Int, maxItems: Int?, into steps: inout [Step]) {
-        let close = UInt8(ascii: "]")
+    /// `open`, the members (`member` appends one's steps) separated by `, `, `close`: the first
+    /// `minItems` in a row, then (without `maxItems`) a loop back to the last of them, or (with
+    /// it) each further one unrolled behind a branch to the end. Arrays and maps alike.
+    private static func container(open: Character, close: Character, minItems: Int = 0, maxItems: Int? = nil,
+                                  into steps: inout [Step], member: (inout [Step]) -> Void) {
+        let (open, close) = (open.asciiValue!, close.asciiValue!)
         if maxItems == 0 {
-            steps.append(.literal(Array("[]".utf8)))
+            steps.append(.literal([open, close]))
             return
         }
-        steps.append(.literal([UInt8(ascii: "[")]))
-        var exits: [Int] = []   // branches whose `]` ends the array
+        steps.append(.literal([open]))
+        var exits: [Int] = []   // branches whose `close` ends the container
         if minItems == 0 {
             exits.append(steps.count)
             steps.append(.firstOrClose(close: close, exit: 0))
         }
-        var last = steps.count   // where the last element written in a row begins
+        var last = steps.count   // where the last member written in a row begins
         for i in 0..<max(minItems, 1) {
             if i > 0 { steps.append(.literal(Array(", ".utf8))) }
             last = steps.count
-            compile(element, into: &steps)
+            member(&steps)
         }
         if let maxItems {
             for _ in max(minItems, 1)..<maxItems {
                 exits.append(steps.count)
                 steps.append(.nextOrClose(close: close, member: steps.count + 1, exit: 0))
-                compile(element, into: &steps)
+                member(&steps)
             }
             steps.append(.literal([close]))
         } else {
-            // More elements: the last one's steps again (no second copy of them).
+            // More members: the last one's steps again (no second copy of them).
             steps.append(.nextOrClose(close: close, member: last, exit: steps.count + 1))
         }
         for i in exits {
@@ -265,18 +268,6 @@ final class PatternProgram: Sendable {
             default: break
             }
         }
-    }
-
-    /// `open`, then members (`member` appends one's steps) separated by `, `, then `close`.
-    private static func container(open: Character, close: Character, into steps: inout [Step],
-                                  member: (inout [Step]) -> Void) {
-        steps.append(.literal([open.asciiValue!]))
-        let branch = steps.count
-        steps.append(.firstOrClose(close: 0, exit: 0))
-        let first = steps.count
-        member(&steps)
-        steps.append(.nextOrClose(close: close.asciiValue!, member: first, exit: steps.count + 1))
-        steps[branch] = .firstOrClose(close: close.asciiValue!, exit: steps.count)
     }
 }
 

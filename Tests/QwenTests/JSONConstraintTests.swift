@@ -7,13 +7,29 @@ import Tokenizer
 /// vocabulary walk against each token read alone, and constrained generations whose finished
 /// text Foundation's JSON parser reads as an object.
 @Suite struct JSONConstraintTests {
+    /// A reference file of scripts/json_syntax_reference.py or scripts/json_schema_reference.py:
+    /// byte strings (base64), each with its reference verdict (and, for a schema, its name).
     struct ReferenceFile: Decodable {
         struct Case: Decodable {
+            let schema: String?
             let bytes: String
             let valid: Bool
         }
-        let max_whitespace: Int
+        let max_whitespace: Int?
         let cases: [Case]
+    }
+
+    /// Reads reference case `i` from `start` byte by byte: whether every byte was taken and what
+    /// was read is complete must be the reference's verdict. Returns the verdict.
+    @discardableResult
+    func expectVerdict<C: ByteConstraint>(_ c: ReferenceFile.Case, _ i: Int, from start: C) -> Bool {
+        let bytes = [UInt8](Data(base64Encoded: c.bytes)!)
+        var state = start
+        var read = 0
+        while read < bytes.count, state.accept(bytes[read]) { read += 1 }
+        let ours = read == bytes.count && state.isComplete
+        #expect(ours == c.valid, "case \(i)\(c.schema.map { " (\($0))" } ?? ""): \(String(decoding: bytes, as: UTF8.self).prefix(160)) (read \(read) of \(bytes.count) bytes)")
+        return c.valid
     }
 
     /// Tests/QwenTests/Data/json_syntax_reference.json, written by scripts/json_syntax_reference.py:
@@ -24,16 +40,7 @@ import Tokenizer
         let file = try JSONDecoder().decode(ReferenceFile.self, from: data)
         #expect(file.max_whitespace == JSONSyntax.maxWhitespace)
         #expect(file.cases.count > 600)
-        var valid = 0
-        for (i, c) in file.cases.enumerated() {
-            let bytes = [UInt8](Data(base64Encoded: c.bytes)!)
-            var syntax = JSONSyntax()
-            var read = 0
-            while read < bytes.count, syntax.accept(bytes[read]) { read += 1 }
-            let ours = read == bytes.count && syntax.isComplete
-            #expect(ours == c.valid, "case \(i): \(String(decoding: bytes, as: UTF8.self).prefix(120)) (read \(read) of \(bytes.count) bytes)")
-            if c.valid { valid += 1 }
-        }
+        let valid = file.cases.enumerated().filter { expectVerdict($1, $0, from: JSONSyntax()) }.count
         #expect(valid > 200)
     }
 
@@ -220,15 +227,6 @@ import Tokenizer
         }
     }
 
-    struct SchemaReferenceFile: Decodable {
-        struct Case: Decodable {
-            let schema: String
-            let bytes: String
-            let valid: Bool
-        }
-        let cases: [Case]
-    }
-
     /// Tests/QwenTests/Data/json_schema_reference.json, written by scripts/json_schema_reference.py:
     /// Pydantic models' own schemas (lists of models and of lists, dicts, Optional models and
     /// lists, a union of an integer, a string and a list, Literal enums) and seeded documents with
@@ -236,7 +234,7 @@ import Tokenizer
     /// order strict mode writes). The schema's pattern must accept exactly the valid ones.
     @Test func schemaPatternsAgreeWithPydantic() throws {
         let data = try Data(contentsOf: Paths.data.appendingPathComponent("json_schema_reference.json"))
-        let file = try JSONDecoder().decode(SchemaReferenceFile.self, from: data)
+        let file = try JSONDecoder().decode(ReferenceFile.self, from: data)
         let raw = try JSONValue.parse(String(decoding: data, as: UTF8.self))
         var programs: [String: PatternProgram] = [:]
         for (name, schema) in try #require(raw["schemas"]?.objectValue).entries {
@@ -246,13 +244,8 @@ import Tokenizer
         #expect(file.cases.count > 800)
         var valid = 0
         for (i, c) in file.cases.enumerated() {
-            let bytes = [UInt8](Data(base64Encoded: c.bytes)!)
-            var state = PatternState(try #require(programs[c.schema]))
-            var read = 0
-            while read < bytes.count, state.accept(bytes[read]) { read += 1 }
-            let ours = read == bytes.count && state.isComplete
-            #expect(ours == c.valid, "case \(i) (\(c.schema)): \(String(decoding: bytes, as: UTF8.self).prefix(160)) (read \(read) of \(bytes.count) bytes)")
-            if c.valid { valid += 1 }
+            let program = try #require(programs[c.schema ?? ""], "case \(i) names no schema of the file")
+            if expectVerdict(c, i, from: PatternState(program)) { valid += 1 }
         }
         #expect(valid > 150)
     }
