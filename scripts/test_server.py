@@ -30,9 +30,11 @@ port, waits for GET /health, and checks the OpenAI API behaviour and the server'
                   seeded answers ("stop") follow the schema (each property present with its
                   type, checked here), and the client's `beta.chat.completions.parse` with
                   Pydantic models (a nested model, Optional; lists of models, a dict, an Optional
-                  model, a union) parses the answer; on both models, a schema with a union whose
-                  branches begin alike (two objects), a list of types with an unknown one, an
-                  item count over 64 or an array root is 400 unsupported_parameter, a missing schema 400
+                  model, a union; a pattern, lengths, datetime, date, UUID and integer bounds)
+                  parses the answer; on both models, a schema with a union whose branches begin
+                  alike (two objects), a list of types with an unknown one, an item count over 64,
+                  an array root, a lookahead pattern, the email format or bounds on a number is
+                  400 unsupported_parameter, a missing schema 400
   tools           tool_choice "required" and a named function: on a model whose context holds the
                   tools (the real 0.5B), one call of a function among `tools` (the named one)
                   with arguments that json.loads reads as an object, finish_reason
@@ -1201,7 +1203,10 @@ def check_schema(c, server):
                          ({"type": "object", "properties": {"a": {"type": "array", "items": {"type": "string"}, "maxItems": 1000}}},
                           "an item count over 64"),
                          ({"type": "object", "properties": {"a": {"type": ["string", "nothing"]}}}, "an unknown type in a list"),
-                         ({"type": "array", "items": {"type": "string"}}, "an array root")):
+                         ({"type": "array", "items": {"type": "string"}}, "an array root"),
+                         ({"type": "object", "properties": {"a": {"type": "string", "pattern": "(?=a)"}}}, "a lookahead pattern"),
+                         ({"type": "object", "properties": {"a": {"type": "string", "format": "email"}}}, "the email format"),
+                         ({"type": "object", "properties": {"a": {"type": "number", "minimum": 0}}}, "bounds on a number")):
         expect_api_error(c, f"json_schema with {what}", openai.BadRequestError, 400, lambda: client.chat.completions.create(
             model=model, messages=user, max_tokens=4,
             response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}),
@@ -1273,6 +1278,34 @@ def check_schema(c, server):
             c.check(isinstance(choice.message.parsed, Order), f"pydantic order {extra} not parsed: {short(choice.message.content)}")
             note(f"pydantic order {extra}: {short(choice.message.content)}")
         c.check(parsed_orders >= 1, "pydantic order: no answer finished within 300 tokens")
+
+        # Constrained values: a pattern, lengths, formats (date-time, date, UUID) and integer
+        # bounds, each enforced by the pattern, so Pydantic's validation in the SDK accepts them.
+        from datetime import date, datetime
+        from typing import Annotated
+        from uuid import UUID
+
+        class Booking(pydantic.BaseModel):
+            code: Annotated[str, pydantic.Field(pattern=r"^[A-Z]{3}-[0-9]{4}$")]
+            guest: Annotated[str, pydantic.Field(min_length=2, max_length=20)]
+            when: datetime
+            day: date
+            party: Annotated[int, pydantic.Field(ge=1, le=8)]
+            id: UUID
+
+        bookings = 0
+        for extra in ({"temperature": 0}, {"temperature": 0.7, "seed": 4}):
+            r = client.beta.chat.completions.parse(
+                model=model, messages=[{"role": "user", "content": "Book a table for four at 7pm on 12 March 2027."}],
+                response_format=Booking, max_tokens=200, **extra)
+            choice = r.choices[0]
+            if choice.finish_reason != "stop":
+                note(f"pydantic booking {extra}: {choice.finish_reason} after 200 tokens")
+                continue
+            bookings += 1
+            c.check(isinstance(choice.message.parsed, Booking), f"pydantic booking {extra} not parsed: {short(choice.message.content)}")
+            note(f"pydantic booking {extra}: {short(choice.message.content)}")
+        c.check(bookings >= 1, "pydantic booking: no answer finished within 200 tokens")
     client.close()
 
 

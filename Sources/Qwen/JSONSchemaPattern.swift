@@ -22,9 +22,11 @@ extension OutputPattern {
     /// lists of types whose branches begin as different kinds of JSON value (Pydantic's
     /// `Optional[X]`, `X | None`, `int | str | list[str]`: the first byte tells which branch is
     /// written; branches that are plain types may share one, as number and integer do in
-    /// `anyOf`); `$ref` to `#/$defs/…` or `#/definitions/…` (nested models), not recursive.
-    /// Anything else (`allOf`, `not`, branches that begin alike — two objects, say —, string
-    /// formats, patterns, numeric bounds, `prefixItems`) is refused with a `SchemaError`
+    /// `anyOf`); `$ref` to `#/$defs/…` or `#/definitions/…` (nested models), not recursive;
+    /// a string's `pattern`, `minLength`, `maxLength` and `format` (`TextPattern.formats`) and an
+    /// integer's `minimum`, `maximum`, `exclusiveMinimum` and `exclusiveMaximum` (`TextPattern`).
+    /// Anything else (`allOf`, `not`, branches that begin alike — two objects, say —, other
+    /// formats, bounds on a number, `multipleOf`, `prefixItems`) is refused with a `SchemaError`
     /// naming where, rather than ignored.
     public init(jsonSchema schema: JSONValue) throws(SchemaError) {
         var parts: [Part] = []
@@ -89,7 +91,8 @@ extension OutputPattern {
         }
         guard depth < 32 else { throw SchemaError(path: path, reason: "nested 32 deep: a recursive $ref?") }
         for key in object.keys {
-            let known = ["type", "properties", "items", "minItems", "maxItems", "enum", "const", "anyOf", "oneOf", "$ref"].contains(key) || ignoredKeywords.contains(key)
+            let known = ["type", "properties", "items", "minItems", "maxItems", "enum", "const", "anyOf", "oneOf", "$ref"].contains(key)
+                || valueKeywords.contains(key) || ignoredKeywords.contains(key)
             guard known else { throw SchemaError(path: "\(path)/\(key)", reason: "the keyword '\(key)' is not supported") }
         }
         // Keywords that each decide the value alone: one at a time, and a union or reference
@@ -98,8 +101,9 @@ extension OutputPattern {
         if deciding.count > 1 {
             throw SchemaError(path: "\(path)/\(deciding[1])", reason: "'\(deciding[0])' and '\(deciding[1])' together are not supported")
         }
-        if let keyword = deciding.first, !["const", "enum"].contains(keyword) {
-            for key in ["type", "properties", "items", "minItems", "maxItems"] where object[key] != nil {
+        if let keyword = deciding.first {
+            let beside = ["const", "enum"].contains(keyword) ? valueKeywords : ["type", "properties", "items", "minItems", "maxItems"] + valueKeywords
+            for key in beside where object[key] != nil {
                 throw SchemaError(path: "\(path)/\(key)", reason: "'\(key)' beside '\(keyword)' is not supported")
             }
         }
@@ -206,12 +210,76 @@ extension OutputPattern {
             } else {
                 parts.append(.json(.array))
             }
-        case "string": parts.append(.json(.string))
-        case "number": parts.append(.json([.number, .integer]))
-        case "integer": parts.append(.json(.integer))
+        case "string": parts.append(try string(object, path: path))
+        case "number":
+            for key in numberKeywords where object[key] != nil {
+                throw SchemaError(path: "\(path)/\(key)", reason: "bounds on 'number' are not supported (on 'integer' they are)")
+            }
+            parts.append(.json([.number, .integer]))
+        case "integer": parts.append(try integer(object, path: path))
         case "boolean": parts.append(.oneOf(["true", "false"]))
         case "null": parts.append(.literal("null"))
         default: throw SchemaError(path: "\(path)/type", reason: "unknown type '\(name)'")
+        }
+    }
+
+    /// The string keywords (`pattern`, `format`, `minLength`, `maxLength`) and the number
+    /// keywords (bounds). Each applies to values of its type only (JSON Schema's reading): beside
+    /// another type, as a list of types puts them, they are passed over.
+    private static let stringKeywords = ["pattern", "format", "minLength", "maxLength"]
+    private static let numberKeywords = ["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"]
+    private static let valueKeywords = stringKeywords + numberKeywords
+
+    /// A string, following the string keywords when there are any.
+    private static func string(_ object: JSONObject, path: String) throws(SchemaError) -> Part {
+        guard stringKeywords.contains(where: { object[$0] != nil }) else { return .json(.string) }
+        var texts: [String: String] = [:], counts: [String: Int] = [:]
+        for key in ["pattern", "format"] {
+            guard let value = object[key] else { continue }
+            guard let text = value.stringValue else { throw SchemaError(path: "\(path)/\(key)", reason: "'\(key)' must be a string") }
+            texts[key] = text
+        }
+        for key in ["minLength", "maxLength"] {
+            guard let value = object[key] else { continue }
+            guard let n = value.intValue, n >= 0 else {
+                throw SchemaError(path: "\(path)/\(key)", reason: "'\(key)' must be a non-negative integer")
+            }
+            counts[key] = n
+        }
+        do {
+            return .text(try TextPattern.string(matching: texts["pattern"], minLength: counts["minLength"] ?? 0,
+                                                maxLength: counts["maxLength"], format: texts["format"]))
+        } catch {
+            let key = ["pattern", "format", "maxLength", "minLength"].first { object[$0] != nil }!
+            throw SchemaError(path: "\(path)/\(key)", reason: error.reason)
+        }
+    }
+
+    /// An integer, within the bounds when there are any (fractional bounds taken to the integers
+    /// inside them).
+    private static func integer(_ object: JSONObject, path: String) throws(SchemaError) -> Part {
+        guard numberKeywords.contains(where: { object[$0] != nil }) else { return .json(.integer) }
+        var minimum: Double? = nil, maximum: Double? = nil
+        for key in numberKeywords {
+            guard let value = object[key] else { continue }
+            let bound: Double
+            switch value {
+            case .int(let i): bound = Double(i)
+            case .double(let d) where d.isFinite: bound = d
+            default: throw SchemaError(path: "\(path)/\(key)", reason: "'\(key)' must be a number")
+            }
+            guard abs(bound) <= 1e18 else { throw SchemaError(path: "\(path)/\(key)", reason: "the bound \(value.jsonText) is beyond ±10^18") }
+            switch key {
+            case "minimum": minimum = max(minimum ?? -.infinity, bound.rounded(.up))
+            case "exclusiveMinimum": minimum = max(minimum ?? -.infinity, bound.rounded(.down) + 1)
+            case "maximum": maximum = min(maximum ?? .infinity, bound.rounded(.down))
+            default: maximum = min(maximum ?? .infinity, bound.rounded(.up) - 1)
+            }
+        }
+        do {
+            return .text(try TextPattern.integer(minimum: minimum.map { Int($0) }, maximum: maximum.map { Int($0) }))
+        } catch {
+            throw SchemaError(path: path, reason: error.reason)
         }
     }
 

@@ -22,6 +22,9 @@ public struct OutputPattern: Sendable, Equatable {
         /// One of these patterns, chosen by the first byte: no two may begin with the same kind of
         /// JSON value (`firstKinds`), so that which one is being written is never in doubt.
         case anyOf([OutputPattern])
+        /// One JSON value's text as the automaton allows it: a string matching a regular
+        /// expression, of some length or in a format; an integer in a range.
+        case text(TextPattern)
     }
 
     /// The JSON values a `.json` part reads (an integer: no fraction, no exponent).
@@ -83,6 +86,7 @@ public struct OutputPattern: Sendable, Equatable {
             }
         case .jsonObject, .map: kinds = .object
         case .json(let k): kinds = k.byFirstByte
+        case .text(let t): kinds = t.kinds.byFirstByte
         case .array: kinds = .array
         case .anyOf(let alternatives):
             for alternative in alternatives {
@@ -105,7 +109,7 @@ public struct OutputPattern: Sendable, Equatable {
         var total = 0
         for part in parts {
             switch part {
-            case .literal, .oneOf, .jsonObject, .json: total = add(total, 1)
+            case .literal, .oneOf, .jsonObject, .json, .text: total = add(total, 1)
             case .array(let element, let minItems, let maxItems):
                 if maxItems == 0 { total = add(total, 1); continue }
                 let each = element.stepCount, written = max(minItems, 1)
@@ -162,6 +166,8 @@ public struct OutputPattern: Sendable, Equatable {
                     if !seen.isDisjoint(with: kinds) { return "two alternatives can begin with the same kind of value" }
                     seen.formUnion(kinds)
                 }
+            case .text(let t):
+                if !t.automaton.acceptsSomething { return "a text pattern that no text follows" }
             case .jsonObject, .json: break
             }
         }
@@ -176,6 +182,10 @@ final class PatternProgram: Sendable {
         case literal([UInt8])
         case oneOf([[UInt8]])
         case json(OutputPattern.JSONKinds)
+        /// A text the automaton accepts (and, for a string of lengths alone, whose characters the
+        /// counter allows): it ends in an accepting state with no moves left, or at the first
+        /// byte it cannot read from an accepting state (which the next step reads).
+        case text(ByteAutomaton, CharacterCount?)
         /// After a container's opening byte: `close` ends it (then on at `exit`); any other byte
         /// begins its first member (the next step).
         case firstOrClose(close: UInt8, exit: Int)
@@ -201,6 +211,7 @@ final class PatternProgram: Sendable {
             case .oneOf(let choices): steps.append(.oneOf(choices.map { Array($0.utf8) }))
             case .jsonObject: steps.append(.json(.object))
             case .json(let kind): steps.append(.json(kind))
+            case .text(let t): steps.append(.text(t.automaton, t.lengths))
             case .array(let element, let minItems, let maxItems):
                 container(open: "[", close: "]", minItems: minItems, maxItems: maxItems, into: &steps) { steps in
                     compile(element, into: &steps)
@@ -279,6 +290,8 @@ struct PatternState: ByteConstraint {
     /// The choices of a `oneOf` step still matching (bit i: choice i).
     private var alive: UInt64 = 0
     private var json = JSONSyntax()
+    /// The characters of a `.text` string with lengths.
+    private var counter = CharacterCounter(CharacterCount())
 
     init(_ program: PatternProgram) {
         self.program = program
@@ -318,6 +331,16 @@ struct PatternState: ByteConstraint {
                 return accept(b)
             }
             if json.isComplete { go(to: step + 1) }
+        case .text(let automaton, let lengths):
+            // `offset` is the automaton's state.
+            guard let next = automaton.next(offset, b) else {
+                guard automaton.accepting[offset] else { return false }
+                go(to: step + 1)
+                return accept(b)
+            }
+            if lengths != nil { guard counter.read(b) else { return false } }
+            offset = next
+            if automaton.accepting[next] && !automaton.hasMoves(next) { go(to: step + 1) }
         case .firstOrClose(let close, let exit):
             if b == close {
                 go(to: exit)
@@ -357,6 +380,7 @@ struct PatternState: ByteConstraint {
         switch program.steps[step] {
         case .oneOf(let choices): alive = choices.count >= 64 ? ~0 : (1 << UInt64(choices.count)) - 1
         case .json(let kind): json = JSONSyntax(kind)
+        case .text(_, let lengths?): counter = CharacterCounter(lengths)
         default: break
         }
     }

@@ -1,0 +1,514 @@
+/// Sets of Unicode scalar values as sorted, disjoint, non-touching closed ranges (surrogate code
+/// points are never members: they are not scalars and have no UTF-8 form).
+struct ScalarSet: Equatable, Sendable {
+    private(set) var ranges: [ClosedRange<UInt32>]
+
+    init(_ ranges: [ClosedRange<UInt32>]) {
+        var pieces: [ClosedRange<UInt32>] = []
+        for r in ranges where r.lowerBound <= 0x10FFFF {
+            let r = r.lowerBound...min(r.upperBound, 0x10FFFF)
+            if r.lowerBound < 0xD800 { pieces.append(r.lowerBound...min(r.upperBound, 0xD7FF)) }
+            if r.upperBound > 0xDFFF { pieces.append(max(r.lowerBound, 0xE000)...r.upperBound) }
+        }
+        pieces.sort { $0.lowerBound < $1.lowerBound }
+        var out: [ClosedRange<UInt32>] = []
+        for piece in pieces {
+            if let last = out.last, piece.lowerBound <= last.upperBound + 1 {
+                out[out.count - 1] = last.lowerBound...max(last.upperBound, piece.upperBound)
+            } else {
+                out.append(piece)
+            }
+        }
+        self.ranges = out
+    }
+
+    init(_ scalars: ClosedRange<Unicode.Scalar>) { self.init([scalars.lowerBound.value...scalars.upperBound.value]) }
+    init(_ scalar: Unicode.Scalar) { self.init([scalar.value...scalar.value]) }
+
+    static let all = ScalarSet([0...0x10FFFF])
+    static let none = ScalarSet([])
+
+    var isEmpty: Bool { ranges.isEmpty }
+    func union(_ other: ScalarSet) -> ScalarSet { ScalarSet(ranges + other.ranges) }
+
+    /// Every scalar not in the set.
+    var inverted: ScalarSet {
+        var out: [ClosedRange<UInt32>] = [], next: UInt32 = 0
+        for r in ranges {
+            if r.lowerBound > next { out.append(next...r.lowerBound - 1) }
+            next = r.upperBound + 1
+        }
+        if next <= 0x10FFFF { out.append(next...0x10FFFF) }
+        return ScalarSet(out)
+    }
+
+    func intersection(_ other: ScalarSet) -> ScalarSet { inverted.union(other.inverted).inverted }
+    func subtracting(_ other: ScalarSet) -> ScalarSet { intersection(other.inverted) }
+    func contains(_ c: UInt32) -> Bool { ranges.contains { $0.contains(c) } }
+}
+
+/// A regular language over Unicode scalars, as the pattern compilers build it.
+indirect enum RegexNode: Sendable {
+    /// One scalar of the set.
+    case set(ScalarSet)
+    case sequence([RegexNode])
+    case choice([RegexNode])
+    /// `min` to `max` (nil: any number of) copies in a row.
+    case repeated(RegexNode, min: Int, max: Int?)
+
+    static func literal(_ s: String) -> RegexNode { .sequence(s.unicodeScalars.map { .set(ScalarSet($0)) }) }
+    static let empty = RegexNode.sequence([])
+}
+
+/// How a `RegexNode`'s scalars are written as bytes.
+enum ScalarEncoding: Sendable {
+    /// UTF-8 (the compilers use it for ASCII-only languages: integers).
+    case utf8
+    /// A JSON string, quotes around, the text inside as `json.dumps(ensure_ascii=False)` writes it: `"` and `\` escaped,
+    /// control characters as `\b \t \n \f \r` or `\u00xx`, everything else in UTF-8. One text per
+    /// string, so that a mask over the vocabulary never doubts where a character ends.
+    /// (The string's quotes around them are added by the automaton, not part of the node.)
+    case jsonString
+}
+
+/// A deterministic automaton over bytes, each state's moves as sorted, disjoint byte ranges.
+/// Built from a `RegexNode` (Thompson's construction, then subsets), and intersected with another.
+struct ByteAutomaton: Equatable, Sendable {
+    struct Failure: Error, Sendable { let reason: String }
+
+    /// The most states one automaton may have (both while building and as the result).
+    static let maxStates = 60_000
+
+    /// For state s: moves first[s] ..< first[s + 1] of lo, hi and target.
+    private(set) var first: [Int32] = [0]
+    private(set) var lo: [UInt8] = []
+    private(set) var hi: [UInt8] = []
+    private(set) var target: [Int32] = []
+    private(set) var accepting: [Bool] = []
+    /// State 0 begins.
+    var stateCount: Int { accepting.count }
+
+    /// The state after byte `b` from `state`, or nil when `b` cannot follow.
+    @inline(__always)
+    func next(_ state: Int, _ b: UInt8) -> Int? {
+        var i = Int(first[state])
+        let end = Int(first[state + 1])
+        while i < end {
+            if b < lo[i] { return nil }
+            if b <= hi[i] { return Int(target[i]) }
+            i += 1
+        }
+        return nil
+    }
+
+    func hasMoves(_ state: Int) -> Bool { first[state + 1] > first[state] }
+
+    /// Whether the automaton reads `bytes` whole and ends in an accepting state.
+    func accepts<S: Sequence>(_ bytes: S) -> Bool where S.Element == UInt8 {
+        var s = 0
+        for b in bytes {
+            guard let n = next(s, b) else { return false }
+            s = n
+        }
+        return accepting[s]
+    }
+
+    /// Whether any text is accepted (an accepting state can be reached).
+    var acceptsSomething: Bool {
+        var seen = [Bool](repeating: false, count: stateCount), stack = [0]
+        seen[0] = true
+        while let s = stack.popLast() {
+            if accepting[s] { return true }
+            for i in Int(first[s])..<Int(first[s + 1]) where !seen[Int(target[i])] {
+                seen[Int(target[i])] = true
+                stack.append(Int(target[i]))
+            }
+        }
+        return false
+    }
+
+    private mutating func addState(moves: [(lo: UInt8, hi: UInt8, to: Int)], accepting a: Bool) {
+        for m in moves {
+            lo.append(m.lo)
+            hi.append(m.hi)
+            target.append(Int32(m.to))
+        }
+        first.append(Int32(lo.count))
+        accepting.append(a)
+    }
+
+    init(_ node: RegexNode, encoding: ScalarEncoding) throws(Failure) {
+        var nfa = NFA()
+        let end = try nfa.state()
+        if case .jsonString = encoding {
+            // `"` + the node's text + `"`.
+            let (open, close) = (try nfa.state(), try nfa.state())
+            nfa.edges[0].append(NFA.Edge(lo: 0x22, hi: 0x22, to: Int32(open)))
+            try nfa.build(node, from: open, to: close, encoding: encoding)
+            nfa.edges[close].append(NFA.Edge(lo: 0x22, hi: 0x22, to: Int32(end)))
+        } else {
+            try nfa.build(node, from: 0, to: end, encoding: encoding)
+        }
+        try self.init(determinizing: nfa, accepting: end)
+    }
+
+    /// The JSON strings `a` accepts whose characters number as `lengths` asks: states of `a`
+    /// paired with a `CharacterCounter`, as far as they are reached.
+    init(intersecting a: ByteAutomaton, _ lengths: CharacterCount) throws(Failure) {
+        var ids: [Pair: Int] = [Pair(a: 0, counter: CharacterCounter(lengths)): 0]
+        var queue = [Pair(a: 0, counter: CharacterCounter(lengths))]
+        var head = 0
+        while head < queue.count {
+            let pair = queue[head]
+            head += 1
+            var moves: [(lo: UInt8, hi: UInt8, to: Int)] = []
+            for i in Int(a.first[pair.a])..<Int(a.first[pair.a + 1]) {
+                // The counter moves alike on bytes of one class; split a range where it changes.
+                var b = Int(a.lo[i])
+                while b <= Int(a.hi[i]) {
+                    let end = min(Int(a.hi[i]), CharacterCounter.classEnd(UInt8(b)))
+                    var counter = pair.counter
+                    if counter.read(UInt8(b)) {
+                        let next = Pair(a: Int(a.target[i]), counter: counter)
+                        var id = ids[next]
+                        if id == nil {
+                            guard ids.count < Self.maxStates else {
+                                throw Failure(reason: "with its lengths it needs more than \(Self.maxStates) automaton states")
+                            }
+                            id = ids.count
+                            ids[next] = id
+                            queue.append(next)
+                        }
+                        moves.append((UInt8(b), UInt8(end), id!))
+                    }
+                    b = end + 1
+                }
+            }
+            addState(moves: Self.joined(moves), accepting: a.accepting[pair.a] && pair.counter.isComplete)
+        }
+        self = self.pruned()
+    }
+
+    private struct Pair: Hashable {
+        var a: Int
+        var counter: CharacterCounter
+    }
+
+    /// The same language without the states from which no accepting state can be reached (a
+    /// reader never goes where nothing can end); state 0 stays the start.
+    func pruned() -> ByteAutomaton {
+        var into = [[Int]](repeating: [], count: stateCount)
+        for s in 0..<stateCount {
+            for i in Int(first[s])..<Int(first[s + 1]) { into[Int(target[i])].append(s) }
+        }
+        var live = accepting, stack = (0..<stateCount).filter { accepting[$0] }
+        while let s = stack.popLast() {
+            for t in into[s] where !live[t] {
+                live[t] = true
+                stack.append(t)
+            }
+        }
+        if live.allSatisfy({ $0 }) { return self }
+        var out = ByteAutomaton()
+        for s in 0..<stateCount {
+            var moves: [(lo: UInt8, hi: UInt8, to: Int)] = []
+            for i in Int(first[s])..<Int(first[s + 1]) where live[Int(target[i])] {
+                moves.append((lo[i], hi[i], Int(target[i])))
+            }
+            out.addState(moves: moves, accepting: accepting[s])
+        }
+        return out
+    }
+
+    private init() {}
+
+    /// The texts both `a` and `b` accept (pairs of states, as far as they are reached).
+    init(intersecting a: ByteAutomaton, _ b: ByteAutomaton) throws(Failure) {
+        var ids: [Int: Int] = [0: 0], queue = [(0, 0)]
+        var head = 0
+        while head < queue.count {
+            let (sa, sb) = queue[head]
+            head += 1
+            var moves: [(lo: UInt8, hi: UInt8, to: Int)] = []
+            var i = Int(a.first[sa]), j = Int(b.first[sb])
+            while i < Int(a.first[sa + 1]) && j < Int(b.first[sb + 1]) {
+                let low = max(a.lo[i], b.lo[j]), high = min(a.hi[i], b.hi[j])
+                if low <= high {
+                    let pair = (Int(a.target[i]), Int(b.target[j]))
+                    let key = pair.0 * b.stateCount + pair.1
+                    var id = ids[key]
+                    if id == nil {
+                        guard ids.count < Self.maxStates else {
+                            throw Failure(reason: "it needs more than \(Self.maxStates) automaton states")
+                        }
+                        id = ids.count
+                        ids[key] = id
+                        queue.append(pair)
+                    }
+                    moves.append((low, high, id!))
+                }
+                if a.hi[i] < b.hi[j] { i += 1 } else { j += 1 }
+            }
+            addState(moves: Self.joined(moves), accepting: a.accepting[sa] && b.accepting[sb])
+        }
+        self = self.pruned()
+    }
+
+    /// Adjacent ranges with the same target as one.
+    private static func joined(_ moves: [(lo: UInt8, hi: UInt8, to: Int)]) -> [(lo: UInt8, hi: UInt8, to: Int)] {
+        var out: [(lo: UInt8, hi: UInt8, to: Int)] = []
+        for m in moves {
+            if let last = out.last, last.to == m.to, Int(last.hi) + 1 == Int(m.lo) {
+                out[out.count - 1].hi = m.hi
+            } else {
+                out.append(m)
+            }
+        }
+        return out
+    }
+
+    /// Subset construction: each state a set of NFA states closed under empty moves.
+    private init(determinizing nfa: NFA, accepting end: Int) throws(Failure) {
+        var ids: [[Int32]: Int] = [:], queue: [[Int32]] = []
+        func id(_ states: [Int32]) throws(Failure) -> Int {
+            if let id = ids[states] { return id }
+            guard ids.count < Self.maxStates else {
+                throw Failure(reason: "it needs more than \(Self.maxStates) automaton states")
+            }
+            ids[states] = ids.count
+            queue.append(states)
+            return ids.count - 1
+        }
+        _ = try id(nfa.closure([0]))
+        var head = 0
+        while head < queue.count {
+            let states = queue[head]
+            head += 1
+            // The byte intervals on which the set of targets is constant.
+            var bounds: [Int] = [], edges: [NFA.Edge] = []
+            for s in states {
+                for e in nfa.edges[Int(s)] {
+                    edges.append(e)
+                    bounds.append(Int(e.lo))
+                    bounds.append(Int(e.hi) + 1)
+                }
+            }
+            bounds = Array(Set(bounds)).sorted()
+            var moves: [(lo: UInt8, hi: UInt8, to: Int)] = []
+            for k in 0..<max(0, bounds.count - 1) {
+                let low = bounds[k], high = bounds[k + 1] - 1
+                var targets: [Int32] = []
+                for e in edges where Int(e.lo) <= low && high <= Int(e.hi) { targets.append(e.to) }
+                guard !targets.isEmpty else { continue }
+                moves.append((UInt8(low), UInt8(high), try id(nfa.closure(targets))))
+            }
+            addState(moves: Self.joined(moves), accepting: states.contains(Int32(end)))
+        }
+        self = self.pruned()
+    }
+}
+
+/// Thompson's construction over bytes: the automaton `ByteAutomaton` determinizes.
+private struct NFA {
+    struct Edge { var lo: UInt8, hi: UInt8, to: Int32 }
+    var edges: [[Edge]] = [[]]
+    var empty: [[Int32]] = [[]]
+
+    /// The most NFA states one pattern may build.
+    static let maxStates = 400_000
+
+    mutating func state() throws(ByteAutomaton.Failure) -> Int {
+        guard edges.count < Self.maxStates else {
+            throw ByteAutomaton.Failure(reason: "it needs more than \(Self.maxStates) states before determinizing (counts too large?)")
+        }
+        edges.append([])
+        empty.append([])
+        return edges.count - 1
+    }
+
+    /// Sorted states reachable from `states` by empty moves.
+    func closure(_ states: [Int32]) -> [Int32] {
+        var seen = Set(states), stack = states
+        while let s = stack.popLast() {
+            for t in empty[Int(s)] where seen.insert(t).inserted { stack.append(t) }
+        }
+        return seen.sorted()
+    }
+
+    mutating func build(_ node: RegexNode, from: Int, to: Int, encoding: ScalarEncoding) throws(ByteAutomaton.Failure) {
+        switch node {
+        case .set(let set):
+            // The sequences as a trie: escapes and UTF-8 lead bytes share their prefixes' states.
+            var inner: [[Int]: Int] = [:]
+            for sequence in Self.byteSequences(set, encoding: encoding) {
+                var at = from
+                for (i, range) in sequence.enumerated() {
+                    if i == sequence.count - 1 {
+                        edges[at].append(Edge(lo: range.lowerBound, hi: range.upperBound, to: Int32(to)))
+                    } else if let next = inner[[at, Int(range.lowerBound), Int(range.upperBound)]] {
+                        at = next
+                    } else {
+                        let next = try state()
+                        inner[[at, Int(range.lowerBound), Int(range.upperBound)]] = next
+                        edges[at].append(Edge(lo: range.lowerBound, hi: range.upperBound, to: Int32(next)))
+                        at = next
+                    }
+                }
+            }
+        case .sequence(let items):
+            var at = from
+            for (i, item) in items.enumerated() {
+                let next = i == items.count - 1 ? to : try state()
+                try build(item, from: at, to: next, encoding: encoding)
+                at = next
+            }
+            if items.isEmpty { empty[from].append(Int32(to)) }
+        case .choice(let items):
+            for item in items { try build(item, from: from, to: to, encoding: encoding) }
+        case .repeated(let item, let min, let max):
+            var at = from
+            for _ in 0..<min {
+                let next = try state()
+                try build(item, from: at, to: next, encoding: encoding)
+                at = next
+            }
+            if let max {
+                for _ in min..<max {
+                    let next = try state()
+                    empty[at].append(Int32(to))
+                    try build(item, from: at, to: next, encoding: encoding)
+                    at = next
+                }
+                empty[at].append(Int32(to))
+            } else {
+                // A loop through its own state, so that the copies cannot join earlier ones.
+                let loop = try state()
+                empty[at].append(Int32(loop))
+                try build(item, from: loop, to: loop, encoding: encoding)
+                empty[loop].append(Int32(to))
+            }
+        }
+    }
+
+    /// The byte strings of `set`'s scalars in `encoding`: sequences of byte ranges.
+    static func byteSequences(_ set: ScalarSet, encoding: ScalarEncoding) -> [[ClosedRange<UInt8>]] {
+        var out: [[ClosedRange<UInt8>]] = []
+        var plain = set
+        if case .jsonString = encoding {
+            let escaped = ScalarSet([0...0x1F, 0x22...0x22, 0x5C...0x5C]).intersection(set)
+            for r in escaped.ranges {
+                for c in r { out.append(Array(jsonEscape(c).utf8).map { $0...$0 }) }
+            }
+            plain = set.subtracting(escaped)
+        }
+        for r in plain.ranges { utf8Sequences(r.lowerBound, r.upperBound, into: &out) }
+        return out
+    }
+
+    /// How `json.dumps` escapes the scalar c (a control character, quote or backslash).
+    static func jsonEscape(_ c: UInt32) -> String {
+        switch c {
+        case 0x22: return "\\\""
+        case 0x5C: return "\\\\"
+        case 0x08: return "\\b"
+        case 0x09: return "\\t"
+        case 0x0A: return "\\n"
+        case 0x0C: return "\\f"
+        case 0x0D: return "\\r"
+        default:
+            let hex = String(c, radix: 16)
+            return "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+        }
+    }
+
+    /// UTF-8 forms of the scalars lo...hi (no surrogates) as sequences of byte ranges: split
+    /// until every byte position of a piece ranges freely between its ends.
+    static func utf8Sequences(_ lo: UInt32, _ hi: UInt32, into out: inout [[ClosedRange<UInt8>]]) {
+        for limit: UInt32 in [0x7F, 0x7FF, 0xFFFF] where lo <= limit && hi > limit {
+            utf8Sequences(lo, limit, into: &out)
+            utf8Sequences(limit + 1, hi, into: &out)
+            return
+        }
+        let length = hi <= 0x7F ? 1 : hi <= 0x7FF ? 2 : hi <= 0xFFFF ? 3 : 4
+        for i in 1..<max(length, 1) {
+            let m: UInt32 = (1 << (6 * UInt32(i))) - 1
+            if lo & ~m != hi & ~m {
+                if lo & m != 0 {
+                    utf8Sequences(lo, lo | m, into: &out)
+                    utf8Sequences((lo | m) + 1, hi, into: &out)
+                    return
+                }
+                if hi & m != m {
+                    utf8Sequences(lo, (hi & ~m) - 1, into: &out)
+                    utf8Sequences(hi & ~m, hi, into: &out)
+                    return
+                }
+            }
+        }
+        let a = Array(String(Unicode.Scalar(lo)!).utf8), b = Array(String(Unicode.Scalar(hi)!).utf8)
+        out.append(zip(a, b).map { $0...$1 })
+    }
+}
+
+/// How many characters a JSON string may hold (`minLength` / `maxLength`).
+struct CharacterCount: Equatable, Hashable, Sendable {
+    var minimum = 0
+    var maximum: Int? = nil
+    var isFree: Bool { minimum == 0 && maximum == nil }
+}
+
+/// Counts the characters of a JSON string as its bytes go by (quotes, escapes and UTF-8
+/// continuation bytes told apart; the bytes are those of a valid string, which the automaton
+/// beside it checks): `read` refuses a character past the maximum and the closing quote before
+/// the minimum.
+struct CharacterCounter: Hashable, Sendable {
+    let limits: CharacterCount
+    private(set) var count = 0
+    /// 0 before the opening quote, 1 between characters, 2 after a backslash, 3 + k with k
+    /// more bytes of the character to come (hex digits of `\u`, UTF-8 continuation bytes), 255
+    /// after the closing quote.
+    private var phase: UInt8 = 0
+
+    init(_ limits: CharacterCount) { self.limits = limits }
+
+    var isComplete: Bool { phase == 255 }
+
+    mutating func read(_ b: UInt8) -> Bool {
+        switch phase {
+        case 0:
+            phase = 1
+        case 1:
+            if b == UInt8(ascii: "\"") {
+                guard count >= limits.minimum else { return false }
+                phase = 255
+                return true
+            }
+            guard count < limits.maximum ?? .max else { return false }
+            count += 1
+            phase = b == UInt8(ascii: "\\") ? 2 : b < 0xC0 ? 1 : b < 0xE0 ? 4 : b < 0xF0 ? 5 : 6
+        case 2:
+            phase = b == UInt8(ascii: "u") ? 7 : 1
+        case 255:
+            return false
+        default:
+            phase = phase == 4 ? 1 : phase - 1
+        }
+        return true
+    }
+
+    /// The last byte from `b` on that every counter reads as it reads `b` (the byte classes
+    /// above: quote, backslash, `u`, other ASCII and continuation bytes, and UTF-8 lead bytes
+    /// of each length).
+    static func classEnd(_ b: UInt8) -> Int {
+        switch b {
+        case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "u"): return Int(b)
+        case ..<UInt8(ascii: "\""): return Int(UInt8(ascii: "\"")) - 1
+        case ..<UInt8(ascii: "\\"): return Int(UInt8(ascii: "\\")) - 1
+        case ..<UInt8(ascii: "u"): return Int(UInt8(ascii: "u")) - 1
+        case ..<0xC0: return 0xBF
+        case ..<0xE0: return 0xDF
+        case ..<0xF0: return 0xEF
+        default: return 0xFF
+        }
+    }
+}

@@ -1,0 +1,390 @@
+/// The texts of one JSON value that a constraint allows, as a deterministic byte automaton: a
+/// string matching a regular expression (JSON Schema `pattern`), of some length (`minLength`,
+/// `maxLength`) or in a format (`date-time`, `date`, `time`, `uuid`, `ipv4`), written as
+/// `json.dumps(ensure_ascii=False)` writes it; or an integer in a range (`minimum`, `maximum`,
+/// `exclusiveMinimum`, `exclusiveMaximum`).
+///
+/// Sound before complete: every text accepted is valid under the constraint as Pydantic checks it
+/// (its regular expressions are Rust's `regex`), and where the engines differ the narrower reading
+/// is taken: `\d`, `\w` and `\s` are ASCII (`[0-9]`, `[A-Za-z0-9_]`, `[\t\n\v\f\r ]`), and so are
+/// `\D`, `\W`, `\S` and negated classes holding them (the ASCII characters outside); `.` is any
+/// character but a line break (`\n`, `\r`, U+2028, U+2029).
+public struct TextPattern: Sendable, Equatable {
+    /// Why a constraint cannot be followed.
+    public struct Failure: Error, CustomStringConvertible, Sendable {
+        public let reason: String
+        public var description: String { reason }
+    }
+
+    /// The kinds of JSON value the texts are.
+    public let kinds: OutputPattern.JSONKinds
+    let automaton: ByteAutomaton
+    /// Character counts checked while reading (a string of lengths alone; nil: none).
+    let lengths: CharacterCount?
+
+    init(kinds: OutputPattern.JSONKinds, automaton: ByteAutomaton, lengths: CharacterCount? = nil) {
+        self.kinds = kinds
+        self.automaton = automaton
+        self.lengths = lengths
+    }
+
+    /// Whether `text` (a JSON value's text, quotes included for a string) is one of the pattern's.
+    public func accepts(_ text: String) -> Bool {
+        var counter = lengths.map { CharacterCounter($0) }
+        for b in text.utf8 where !(counter?.read(b) ?? true) { return false }
+        return automaton.accepts(text.utf8)
+    }
+
+    /// Every JSON string (as `ScalarEncoding.jsonString` writes it).
+    static let anyString = try! ByteAutomaton(.repeated(.set(.all), min: 0, max: nil), encoding: .jsonString)
+
+    /// The string formats followed.
+    public static let formats = ["date-time", "date", "time", "uuid", "ipv4"]
+
+    /// JSON strings whose value matches `regex` (a search, as JSON Schema's `pattern` is: anchor it
+    /// with `^` and `$` to match the whole value), holds `minLength` to `maxLength` characters
+    /// (Unicode scalars, as Python counts them) and is in `format` (one of `formats`).
+    public static func string(matching regex: String? = nil, minLength: Int = 0, maxLength: Int? = nil,
+                              format: String? = nil) throws(Failure) -> TextPattern {
+        var languages: [RegexNode] = []
+        if let regex { languages.append(try RegexParser.search(regex)) }
+        guard minLength >= 0, (maxLength ?? minLength) >= minLength else {
+            throw Failure(reason: "a length from \(minLength) to \(maxLength.map(String.init) ?? "any")")
+        }
+        let lengths = CharacterCount(minimum: minLength, maximum: maxLength)
+        if let format {
+            guard let source = formatPatterns[format] else {
+                throw Failure(reason: "the format '\(format)' is not supported (\(formats.joined(separator: ", ")) are)")
+            }
+            languages.append(try RegexParser.search("^" + source + "$"))
+        }
+        do throws(ByteAutomaton.Failure) {
+            guard !languages.isEmpty else {
+                // Lengths alone: any string, its characters counted while it is read.
+                return TextPattern(kinds: .string, automaton: anyString, lengths: lengths.isFree ? nil : lengths)
+            }
+            var automaton: ByteAutomaton? = nil
+            for language in languages {
+                let string = try ByteAutomaton(language, encoding: .jsonString)
+                automaton = try automaton.map { a throws(ByteAutomaton.Failure) in try ByteAutomaton(intersecting: a, string) } ?? string
+            }
+            // With a pattern, the lengths go into the automaton (which then never leads where no
+            // length fits).
+            if !lengths.isFree { automaton = try ByteAutomaton(intersecting: automaton!, lengths) }
+            guard automaton!.acceptsSomething else { throw ByteAutomaton.Failure(reason: "no string follows it") }
+            return TextPattern(kinds: .string, automaton: automaton!)
+        } catch {
+            throw Failure(reason: error.reason)
+        }
+    }
+
+    /// JSON integers (no fraction, no exponent, no `-0`) from `minimum` to `maximum` (nil: no
+    /// bound on that side).
+    public static func integer(minimum: Int?, maximum: Int?) throws(Failure) -> TextPattern {
+        let limit = 1_000_000_000_000_000_000
+        for bound in [minimum, maximum].compactMap({ $0 }) where abs(bound) > limit {
+            throw Failure(reason: "the bound \(bound) is beyond ±10^18")
+        }
+        if let minimum, let maximum, maximum < minimum {
+            throw Failure(reason: "no integer is from \(minimum) to \(maximum)")
+        }
+        var branches: [RegexNode] = []
+        if (minimum ?? -1) < 0 {
+            // Negative values by their magnitude.
+            let smallest = -min(maximum ?? -1, -1)
+            branches.append(.sequence([.literal("-"), digits(from: smallest, to: minimum.map { -$0 })]))
+        }
+        if (maximum ?? 0) >= 0 { branches.append(digits(from: max(minimum ?? 0, 0), to: maximum)) }
+        do throws(ByteAutomaton.Failure) {
+            return TextPattern(kinds: .integer, automaton: try ByteAutomaton(.choice(branches), encoding: .utf8))
+        } catch {
+            throw Failure(reason: error.reason)
+        }
+    }
+
+    // MARK: Integer ranges
+
+    /// Decimal texts without sign or leading zeros of low...high (0 ≤ low; high nil: no end).
+    static func digits(from low: Int, to high: Int?) -> RegexNode {
+        let lowDigits = Array(String(low).utf8).map { Int($0) - 48 }
+        guard let high else {
+            // The numbers as long as `low` from it on, then every longer one.
+            let n = lowDigits.count
+            let longer = RegexNode.sequence([.set(digitSet(1...9)), .repeated(.set(digitSet(0...9)), min: n, max: nil)])
+            return .choice([sameLength(lowDigits, [Int](repeating: 9, count: n)), longer])
+        }
+        let highDigits = Array(String(high).utf8).map { Int($0) - 48 }
+        var branches: [RegexNode] = []
+        for n in lowDigits.count...highDigits.count {
+            let a = n == lowDigits.count ? lowDigits : [1] + [Int](repeating: 0, count: n - 1)
+            let b = n == highDigits.count ? highDigits : [Int](repeating: 9, count: n)
+            branches.append(sameLength(a, b))
+        }
+        return .choice(branches)
+    }
+
+    /// The digit strings s of a's length with a ≤ s ≤ b (digit by digit).
+    private static func sameLength(_ a: [Int], _ b: [Int]) -> RegexNode {
+        guard let a0 = a.first, let b0 = b.first else { return .empty }
+        let restA = Array(a.dropFirst()), restB = Array(b.dropFirst())
+        let any = RegexNode.repeated(.set(digitSet(0...9)), min: restA.count, max: restA.count)
+        if restA.allSatisfy({ $0 == 0 }) && restB.allSatisfy({ $0 == 9 }) {
+            return .sequence([.set(digitSet(a0...b0)), any])
+        }
+        if a0 == b0 { return .sequence([.set(digitSet(a0...a0)), sameLength(restA, restB)]) }
+        var branches: [RegexNode] = [.sequence([.set(digitSet(a0...a0)), sameLength(restA, restA.map { _ in 9 })])]
+        if a0 + 1 <= b0 - 1 { branches.append(.sequence([.set(digitSet(a0 + 1...b0 - 1)), any])) }
+        branches.append(.sequence([.set(digitSet(b0...b0)), sameLength(restB.map { _ in 0 }, restB)]))
+        return .choice(branches)
+    }
+
+    private static func digitSet(_ r: ClosedRange<Int>) -> ScalarSet { ScalarSet([UInt32(48 + r.lowerBound)...UInt32(48 + r.upperBound)]) }
+
+    // MARK: Formats
+
+    /// RFC 3339 (as JSON Schema's formats are defined): a date of the Gregorian calendar from year
+    /// 0001 (29 February in leap years only), a time with seconds (fractions up to microseconds)
+    /// and an offset (`Z` or ±hh:mm); a UUID's 8-4-4-4-12 hex digits; an IPv4 address in dotted
+    /// decimal without leading zeros.
+    static let formatPatterns: [String: String] = {
+        let year = "(?:[0-9]{3}[1-9]|[0-9]{2}[1-9][0-9]|[0-9][1-9][0-9]{2}|[1-9][0-9]{3})"
+        let leapYear = "(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)"
+        let monthDay = "(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))"
+        let date = "(?:\(year)-\(monthDay)|\(leapYear)-02-29)"
+        let time = "(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\\.[0-9]{1,6})?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
+        let byte = "(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+        let hex = "[0-9a-fA-F]"
+        return [
+            "date-time": "\(date)T\(time)",
+            "date": date,
+            "time": time,
+            "uuid": "\(hex){8}-\(hex){4}-\(hex){4}-\(hex){4}-\(hex){12}",
+            "ipv4": "\(byte)(?:\\.\(byte)){3}",
+        ]
+    }()
+}
+
+/// Regular expressions as JSON Schema's `pattern` holds them, read into a `RegexNode`: the subset
+/// whose meaning ECMA-262 and Rust's `regex` (Pydantic's engine) share. Literals and escaped
+/// punctuation; `.`; classes with ranges and negation; `\d \w \s \D \W \S`; `\t \n \r \f \v`,
+/// `\xhh`, `\uhhhh`; groups `( )`, `(?: )`, `(?<name> )`, `(?P<name> )`; `|`; `* + ? {n} {n,}
+/// {n,m}` (and their lazy forms, the same language); `^` and `$` at the ends of a top-level
+/// branch. Refused with the offset: lookaround, backreferences, `\b`, flags, nested classes and
+/// class set operations, Unicode properties, anchors elsewhere.
+struct RegexParser {
+    private let scalars: [Unicode.Scalar]
+    private var i = 0
+    /// The most copies one `{n,m}` may ask for.
+    static let maxCount = 1000
+
+    private init(_ source: String) { scalars = Array(source.unicodeScalars) }
+
+    /// The strings containing a match of `source` somewhere (each top-level branch anchored
+    /// where it says so).
+    static func search(_ source: String) throws(TextPattern.Failure) -> RegexNode {
+        var parser = RegexParser(source)
+        var branches: [RegexNode] = []
+        let anything = RegexNode.repeated(.set(.all), min: 0, max: nil)
+        while true {
+            let start = parser.take("^")
+            var items = [try parser.sequence(topLevel: true)]
+            let end = parser.take("$")
+            if !start { items.insert(anything, at: 0) }
+            if !end { items.append(anything) }
+            branches.append(.sequence(items))
+            if parser.i == parser.scalars.count { break }
+            guard parser.take("|") else { throw parser.failure("'\(parser.scalars[parser.i])' where a branch should end") }
+        }
+        return branches.count == 1 ? branches[0] : .choice(branches)
+    }
+
+    private func failure(_ what: String) -> TextPattern.Failure {
+        TextPattern.Failure(reason: "pattern at offset \(i): \(what)")
+    }
+
+    private var peek: Unicode.Scalar? { i < scalars.count ? scalars[i] : nil }
+
+    private mutating func take(_ c: Unicode.Scalar) -> Bool {
+        guard peek == c else { return false }
+        i += 1
+        return true
+    }
+
+    private mutating func alternation() throws(TextPattern.Failure) -> RegexNode {
+        var branches = [try sequence(topLevel: false)]
+        while take("|") { branches.append(try sequence(topLevel: false)) }
+        return branches.count == 1 ? branches[0] : .choice(branches)
+    }
+
+    /// Items up to `|`, `)` or the end (at the top level, also up to a `$` that ends the branch).
+    private mutating func sequence(topLevel: Bool) throws(TextPattern.Failure) -> RegexNode {
+        var items: [RegexNode] = []
+        while let c = peek, c != "|", c != ")" {
+            if c == "$" {
+                if topLevel && (i + 1 == scalars.count || scalars[i + 1] == "|") { break }
+                throw failure("'$' is supported only at the end of a top-level branch")
+            }
+            if c == "^" { throw failure("'^' is supported only at the start of a top-level branch") }
+            var item = try atom()
+            item = try quantified(item)
+            items.append(item)
+        }
+        if topLevel, peek == ")" { throw failure("an unmatched ')'") }
+        return items.count == 1 ? items[0] : .sequence(items)
+    }
+
+    private mutating func quantified(_ item: RegexNode) throws(TextPattern.Failure) -> RegexNode {
+        var counts: (Int, Int?)
+        switch peek {
+        case "*": counts = (0, nil)
+        case "+": counts = (1, nil)
+        case "?": counts = (0, 1)
+        case "{":
+            guard let parsed = try counted() else { throw failure("a '{' that is not a count: write '\\{'") }
+            counts = parsed
+            i -= 1
+        default: return item
+        }
+        i += 1
+        _ = take("?")  // lazy: the same strings
+        if let c = peek, "*+?{".unicodeScalars.contains(c) { throw failure("a quantifier after a quantifier") }
+        return .repeated(item, min: counts.0, max: counts.1)
+    }
+
+    /// `{n}`, `{n,}` or `{n,m}` at `i` (left on its `}`), or nil when it is not one.
+    private mutating func counted() throws(TextPattern.Failure) -> (Int, Int?)? {
+        let start = i
+        i += 1
+        func number(_ p: inout RegexParser) -> Int? {
+            var n = 0, any = false
+            while let c = p.peek, ("0"..."9").contains(c) {
+                n = min(n * 10 + Int(c.value - 48), 1_000_000)
+                any = true
+                p.i += 1
+            }
+            return any ? n : nil
+        }
+        guard let low = number(&self) else { i = start; return nil }
+        var high: Int? = low
+        if take(",") { high = number(&self) }
+        guard peek == "}" else { i = start; return nil }
+        i += 1
+        if let high, high < low { throw failure("the count {\(low),\(high)} runs backwards") }
+        if max(low, high ?? 0) > Self.maxCount { throw failure("a count over \(Self.maxCount)") }
+        return (low, high)
+    }
+
+    private mutating func atom() throws(TextPattern.Failure) -> RegexNode {
+        let c = scalars[i]
+        i += 1
+        switch c {
+        case "(":
+            if take("?") {
+                if take(":") {
+                } else if take("P") || peek == "<" {
+                    guard take("<"), let close = scalars[i...].firstIndex(of: ">"), close > i,
+                          scalars[i..<close].allSatisfy({ $0.properties.isAlphabetic || $0 == "_" || ("0"..."9").contains($0) }) else {
+                        throw failure("lookbehind or a malformed group name")
+                    }
+                    i = close + 1
+                } else {
+                    throw failure("'(?' groups other than '(?:' and named groups (lookaround, flags) are not supported")
+                }
+            }
+            let inner = try alternation()
+            guard take(")") else { throw failure("a '(' without its ')'") }
+            return inner
+        case "[": return .set(try characterClass())
+        case ".": return .set(Self.dot)
+        case "\\": return .set(try escape().set)
+        case ")", "*", "+", "?": throw failure("'\(c)' with nothing before it to apply to")
+        case "{":
+            i -= 1
+            if try counted() != nil { throw failure("a count with nothing before it") }
+            throw failure("a '{' that is not a count: write '\\{'")
+        case "]", "}": throw failure("an unescaped '\(c)' (ECMA-262 and Rust read it differently): write '\\\(c)'")
+        default: return .set(ScalarSet(c))
+        }
+    }
+
+    /// Any character but a line break.
+    static let dot = ScalarSet.all.subtracting(ScalarSet([0x0A...0x0A, 0x0D...0x0D, 0x2028...0x2029]))
+    static let asciiDigit = ScalarSet("0"..."9")
+    static let asciiWord = ScalarSet([0x30...0x39, 0x41...0x5A, 0x5F...0x5F, 0x61...0x7A])
+    static let asciiSpace = ScalarSet([0x09...0x0D, 0x20...0x20])
+    static let ascii = ScalarSet([0...0x7F])
+
+    /// An escape after `\`: its characters, and whether they read differently across engines
+    /// beyond ASCII (a negated class holding one takes only ASCII characters).
+    private mutating func escape() throws(TextPattern.Failure) -> (set: ScalarSet, unicodeDependent: Bool) {
+        guard let c = peek else { throw failure("a '\\' at the end") }
+        i += 1
+        switch c {
+        case "d": return (Self.asciiDigit, true)
+        case "w": return (Self.asciiWord, true)
+        case "s": return (Self.asciiSpace, true)
+        case "D": return (Self.ascii.subtracting(Self.asciiDigit), true)
+        case "W": return (Self.ascii.subtracting(Self.asciiWord), true)
+        case "S": return (Self.ascii.subtracting(Self.asciiSpace), true)
+        case "t": return (ScalarSet("\t"), false)
+        case "n": return (ScalarSet("\n"), false)
+        case "r": return (ScalarSet("\r"), false)
+        case "f": return (ScalarSet([0x0C...0x0C]), false)
+        case "v": return (ScalarSet([0x0B...0x0B]), false)
+        case "x", "u":
+            let count = c == "x" ? 2 : 4
+            guard i + count <= scalars.count, let value = UInt32(String(String.UnicodeScalarView(scalars[i..<i + count])), radix: 16),
+                  !(0xD800...0xDFFF).contains(value) else {
+                throw failure("'\\\(c)' takes \(count) hex digits (of a character that is not a surrogate)")
+            }
+            i += count
+            return (ScalarSet([value...value]), false)
+        default:
+            guard c.isASCII, !c.properties.isAlphabetic, !("0"..."9").contains(c) else {
+                throw failure("the escape '\\\(c)' is not supported")
+            }
+            return (ScalarSet(c), false)
+        }
+    }
+
+    /// After `[`: the class up to its `]`.
+    private mutating func characterClass() throws(TextPattern.Failure) -> ScalarSet {
+        let negated = take("^")
+        var set = ScalarSet.none, unicodeDependent = false
+        if peek == "]" { throw failure("a class beginning with ']' (ECMA-262 and Rust read it differently): write '\\]'") }
+        while true {
+            guard let c = peek else { throw failure("a '[' without its ']'") }
+            if c == "]" { i += 1; break }
+            if c == "[" { throw failure("an unescaped '[' inside a class (Rust nests classes): write '\\['") }
+            if i + 1 < scalars.count, ["&&", "--", "~~"].contains(String(String.UnicodeScalarView(scalars[i...i + 1]))) {
+                throw failure("'\(c)\(c)' inside a class (a Rust class operation): escape one of them")
+            }
+            let (low, lowDependent) = try classMember()
+            if peek == "-", i + 1 < scalars.count, scalars[i + 1] != "]" {
+                i += 1
+                let (high, highDependent) = try classMember()
+                guard !lowDependent, !highDependent, low.ranges.count == 1, high.ranges.count == 1,
+                      low.ranges[0].count == 1, high.ranges[0].count == 1 else {
+                    throw failure("a range with a class at one end")
+                }
+                guard low.ranges[0].lowerBound <= high.ranges[0].lowerBound else { throw failure("a range that runs backwards") }
+                set = set.union(ScalarSet([low.ranges[0].lowerBound...high.ranges[0].lowerBound]))
+            } else {
+                set = set.union(low)
+                unicodeDependent = unicodeDependent || lowDependent
+            }
+        }
+        guard negated else { return set }
+        return (unicodeDependent ? Self.ascii : ScalarSet.all).subtracting(set)
+    }
+
+    private mutating func classMember() throws(TextPattern.Failure) -> (ScalarSet, Bool) {
+        let c = scalars[i]
+        i += 1
+        if c == "\\" {
+            if peek == "b" { throw failure("'\\b' inside a class (backspace in ECMA-262, refused by Rust)") }
+            return try escape()
+        }
+        return (ScalarSet(c), false)
+    }
+}
