@@ -30,10 +30,11 @@ port, waits for GET /health, and checks the OpenAI API behaviour and the server'
                   seeded answers ("stop") follow the schema (each property present with its
                   type, checked here), and the client's `beta.chat.completions.parse` with
                   Pydantic models (a nested model, Optional; lists of models, a dict, an Optional
-                  model, a union; a pattern, lengths, datetime, date, UUID and integer bounds)
+                  model, a union; a pattern, lengths, datetime, date, UUID, integer and number
+                  bounds)
                   parses the answer; on both models, a schema with a union whose branches begin
                   alike (two objects), a list of types with an unknown one, an item count over 64,
-                  an array root, a lookahead pattern, the email format or bounds on a number is
+                  an array root, a lookahead pattern, the email format or multipleOf is
                   400 unsupported_parameter, a missing schema 400
   tools           tool_choice "required" and a named function: on a model whose context holds the
                   tools (the real 0.5B), one call of a function among `tools` (the named one)
@@ -1206,7 +1207,7 @@ def check_schema(c, server):
                          ({"type": "array", "items": {"type": "string"}}, "an array root"),
                          ({"type": "object", "properties": {"a": {"type": "string", "pattern": "(?=a)"}}}, "a lookahead pattern"),
                          ({"type": "object", "properties": {"a": {"type": "string", "format": "email"}}}, "the email format"),
-                         ({"type": "object", "properties": {"a": {"type": "number", "minimum": 0}}}, "bounds on a number")):
+                         ({"type": "object", "properties": {"a": {"type": "number", "multipleOf": 0.5}}}, "multipleOf")):
         expect_api_error(c, f"json_schema with {what}", openai.BadRequestError, 400, lambda: client.chat.completions.create(
             model=model, messages=user, max_tokens=4,
             response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}),
@@ -1291,6 +1292,7 @@ def check_schema(c, server):
             when: datetime
             day: date
             party: Annotated[int, pydantic.Field(ge=1, le=8)]
+            deposit: Annotated[float, pydantic.Field(ge=0, lt=500)]
             id: UUID
 
         bookings = 0

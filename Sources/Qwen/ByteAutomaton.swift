@@ -222,6 +222,25 @@ struct ByteAutomaton: Equatable, Sendable {
 
     private init() {}
 
+    /// The texts of `a` and those of `b`, which must begin with different bytes (their start
+    /// states joined; neither start state may be entered again).
+    init(eitherOf a: ByteAutomaton, _ b: ByteAutomaton) throws(Failure) {
+        guard !a.target.contains(0), !b.target.contains(0),
+              (Int(a.first[0])..<Int(a.first[1])).allSatisfy({ i in
+                  (Int(b.first[0])..<Int(b.first[1])).allSatisfy { j in a.hi[i] < b.lo[j] || b.hi[j] < a.lo[i] } }) else {
+            throw Failure(reason: "alternatives that begin alike")
+        }
+        // State 0 joined; then a's other states, then b's.
+        func moves(_ x: ByteAutomaton, _ s: Int, offset: Int) -> [(lo: UInt8, hi: UInt8, to: Int)] {
+            (Int(x.first[s])..<Int(x.first[s + 1])).map { (x.lo[$0], x.hi[$0], Int(x.target[$0]) + offset) }
+        }
+        let offsetB = a.stateCount - 1
+        addState(moves: (moves(a, 0, offset: 0) + moves(b, 0, offset: offsetB)).sorted { $0.lo < $1.lo },
+                 accepting: a.accepting[0] || b.accepting[0])
+        for s in 1..<a.stateCount { addState(moves: moves(a, s, offset: 0), accepting: a.accepting[s]) }
+        for s in 1..<b.stateCount { addState(moves: moves(b, s, offset: offsetB), accepting: b.accepting[s]) }
+    }
+
     /// The texts both `a` and `b` accept (pairs of states, as far as they are reached).
     init(intersecting a: ByteAutomaton, _ b: ByteAutomaton) throws(Failure) {
         var ids: [Int: Int] = [0: 0], queue = [(0, 0)]

@@ -24,9 +24,10 @@ extension OutputPattern {
     /// written; branches that are plain types may share one, as number and integer do in
     /// `anyOf`); `$ref` to `#/$defs/…` or `#/definitions/…` (nested models), not recursive;
     /// a string's `pattern`, `minLength`, `maxLength` and `format` (`TextPattern.formats`) and an
-    /// integer's `minimum`, `maximum`, `exclusiveMinimum` and `exclusiveMaximum` (`TextPattern`).
-    /// Anything else (`allOf`, `not`, branches that begin alike — two objects, say —, other
-    /// formats, bounds on a number, `multipleOf`, `prefixItems`) is refused with a `SchemaError`
+    /// integer's or a number's `minimum`, `maximum`, `exclusiveMinimum` and `exclusiveMaximum`
+    /// (`TextPattern`; a bounded number is written without exponent). Anything else (`allOf`,
+    /// `not`, branches that begin alike — two objects, say —, other formats, `multipleOf`,
+    /// `prefixItems`) is refused with a `SchemaError`
     /// naming where, rather than ignored.
     public init(jsonSchema schema: JSONValue) throws(SchemaError) {
         var parts: [Part] = []
@@ -211,11 +212,7 @@ extension OutputPattern {
                 parts.append(.json(.array))
             }
         case "string": parts.append(try string(object, path: path))
-        case "number":
-            for key in numberKeywords where object[key] != nil {
-                throw SchemaError(path: "\(path)/\(key)", reason: "bounds on 'number' are not supported (on 'integer' they are)")
-            }
-            parts.append(.json([.number, .integer]))
+        case "number": parts.append(try number(object, path: path))
         case "integer": parts.append(try integer(object, path: path))
         case "boolean": parts.append(.oneOf(["true", "false"]))
         case "null": parts.append(.literal("null"))
@@ -255,20 +252,50 @@ extension OutputPattern {
         }
     }
 
+    /// The bounds present, each a finite number (nil: none).
+    private static func bounds(_ object: JSONObject, path: String) throws(SchemaError) -> [String: Double] {
+        var found: [String: Double] = [:]
+        for key in numberKeywords {
+            guard let value = object[key] else { continue }
+            switch value {
+            case .int(let i): found[key] = Double(i)
+            case .double(let d) where d.isFinite: found[key] = d
+            default: throw SchemaError(path: "\(path)/\(key)", reason: "'\(key)' must be a number")
+            }
+        }
+        return found
+    }
+
+    /// A number, within the bounds when there are any (`TextPattern.number`: no exponent).
+    private static func number(_ object: JSONObject, path: String) throws(SchemaError) -> Part {
+        let found = try bounds(object, path: path)
+        guard !found.isEmpty else { return .json([.number, .integer]) }
+        // The tighter of two bounds on one side (an exclusive one wins a tie).
+        func tighter(_ inclusive: String, _ exclusive: String, below: Bool) -> (value: Double, inclusive: Bool)? {
+            switch (found[inclusive], found[exclusive]) {
+            case (nil, nil): return nil
+            case (let a?, nil): return (a, true)
+            case (nil, let b?): return (b, false)
+            case (let a?, let b?): return (below ? a > b : a < b) ? (a, true) : (b, false)
+            }
+        }
+        do {
+            return .text(try TextPattern.number(minimum: tighter("minimum", "exclusiveMinimum", below: true),
+                                                maximum: tighter("maximum", "exclusiveMaximum", below: false)))
+        } catch {
+            throw SchemaError(path: path, reason: error.reason)
+        }
+    }
+
     /// An integer, within the bounds when there are any (fractional bounds taken to the integers
     /// inside them).
     private static func integer(_ object: JSONObject, path: String) throws(SchemaError) -> Part {
-        guard numberKeywords.contains(where: { object[$0] != nil }) else { return .json(.integer) }
+        let found = try bounds(object, path: path)
+        guard !found.isEmpty else { return .json(.integer) }
         var minimum: Double? = nil, maximum: Double? = nil
         for key in numberKeywords {
-            guard let value = object[key] else { continue }
-            let bound: Double
-            switch value {
-            case .int(let i): bound = Double(i)
-            case .double(let d) where d.isFinite: bound = d
-            default: throw SchemaError(path: "\(path)/\(key)", reason: "'\(key)' must be a number")
-            }
-            guard abs(bound) <= 1e18 else { throw SchemaError(path: "\(path)/\(key)", reason: "the bound \(value.jsonText) is beyond ±10^18") }
+            guard let bound = found[key] else { continue }
+            guard abs(bound) <= 1e18 else { throw SchemaError(path: "\(path)/\(key)", reason: "the bound \(bound) is beyond ±10^18") }
             switch key {
             case "minimum": minimum = max(minimum ?? -.infinity, bound.rounded(.up))
             case "exclusiveMinimum": minimum = max(minimum ?? -.infinity, bound.rounded(.down) + 1)

@@ -102,6 +102,119 @@ public struct TextPattern: Sendable, Equatable {
         }
     }
 
+    /// JSON numbers without exponent (and no `-0`) whose value, read as a double as Pydantic
+    /// reads it, lies within the bounds (nil: none on that side; `inclusive` false: the bound
+    /// itself left out). Each bound becomes an inclusive decimal the double way: `x ≥ 0.1` as
+    /// `x ≥ 0.1` and `x > 0` as `x ≥ 5e-324` (the next double), since rounding a longer decimal
+    /// to a double never crosses a double, so every text accepted reads within the bounds.
+    public static func number(minimum: (value: Double, inclusive: Bool)?,
+                              maximum: (value: Double, inclusive: Bool)?) throws(Failure) -> TextPattern {
+        for bound in [minimum?.value, maximum?.value].compactMap({ $0 }) where !(abs(bound) < 1e15) {
+            throw Failure(reason: "the bound \(bound) is not within ±10^15")
+        }
+        let low = minimum.map { $0.inclusive ? $0.value : $0.value.nextUp }
+        let high = maximum.map { $0.inclusive ? $0.value : $0.value.nextDown }
+        if let low, let high, high < low { throw Failure(reason: "no number is within the bounds") }
+        let unsigned = RegexNode.sequence([.choice([.literal("0"), .sequence([.set(digitSet(1...9)), anyDigits])]), optionalFraction])
+        do throws(ByteAutomaton.Failure) {
+            var branches: [ByteAutomaton] = []
+            if (high ?? 0) >= 0 {
+                // Zero and up, as written without a sign.
+                var languages = [unsigned]
+                if let low, low > 0 { languages.append(atLeast(decimal(low))) }
+                if let high { languages.append(atMost(decimal(high))) }
+                branches.append(try intersection(languages, encoding: .utf8))
+            }
+            if (low ?? -1) < 0 {
+                // Below zero: `-` and a magnitude that is not zero.
+                let nonzero = RegexNode.choice([.sequence([.set(digitSet(1...9)), anyDigits, optionalFraction]),
+                                                .sequence([.literal("0."), anyDigits, .set(digitSet(1...9)), anyDigits])])
+                var languages = [nonzero]
+                if let low { languages.append(atMost(decimal(-low))) }
+                if let high, high < 0 { languages.append(atLeast(decimal(-high))) }
+                branches.append(try intersection(languages.map { .sequence([.literal("-"), $0]) }, encoding: .utf8))
+            }
+            let automaton = branches.count == 1 ? branches[0] : try ByteAutomaton(eitherOf: branches[0], branches[1])
+            guard automaton.acceptsSomething else { throw ByteAutomaton.Failure(reason: "no number is within the bounds") }
+            return TextPattern(kinds: [.number, .integer], automaton: automaton)
+        } catch {
+            throw Failure(reason: error.reason)
+        }
+    }
+
+    private static func intersection(_ languages: [RegexNode], encoding: ScalarEncoding) throws(ByteAutomaton.Failure) -> ByteAutomaton {
+        var automaton = try ByteAutomaton(languages[0], encoding: encoding)
+        for language in languages.dropFirst() {
+            automaton = try ByteAutomaton(intersecting: automaton, try ByteAutomaton(language, encoding: encoding))
+        }
+        return automaton
+    }
+
+    // MARK: Decimal ranges
+
+    /// A non-negative decimal: its integer part and the digits of its fraction (no trailing zero).
+    struct Decimal: Equatable {
+        var integer: Int
+        var fraction: [Int]
+    }
+
+    /// `value` (0 ≤ value < 10^15) as the shortest decimal that reads back as it.
+    static func decimal(_ value: Double) -> Decimal {
+        // Swift writes the shortest round-trip digits, with an exponent when far from 1.
+        let text = value.description
+        let parts = text.split(separator: "e")
+        let exponent = parts.count == 2 ? Int(parts[1])! : 0
+        let mantissa = parts[0].split(separator: ".", omittingEmptySubsequences: false)
+        var digits = Array(mantissa[0]).map { Int($0.asciiValue! - 48) }
+        var point = digits.count + exponent
+        if mantissa.count == 2 { digits += Array(mantissa[1]).map { Int($0.asciiValue! - 48) } }
+        if point < 0 {
+            digits = [Int](repeating: 0, count: -point) + digits
+            point = 0
+        }
+        if point > digits.count { digits += [Int](repeating: 0, count: point - digits.count) }
+        var fraction = Array(digits[point...])
+        while fraction.last == 0 { fraction.removeLast() }
+        return Decimal(integer: digits[..<point].reduce(0) { $0 * 10 + $1 }, fraction: fraction)
+    }
+
+    private static let anyDigits = RegexNode.repeated(.set(digitSet(0...9)), min: 0, max: nil)
+    private static let optionalFraction = RegexNode.repeated(.sequence([.literal("."), .repeated(.set(digitSet(0...9)), min: 1, max: nil)]), min: 0, max: 1)
+
+    /// Unsigned decimals (integer part without leading zeros, optional fraction) ≥ `d`.
+    static func atLeast(_ d: Decimal) -> RegexNode {
+        .choice([.sequence([digits(from: d.integer + 1, to: nil), optionalFraction]),
+                 .sequence([.literal(String(d.integer)),
+                            d.fraction.isEmpty ? optionalFraction : .sequence([.literal("."), fractionAtLeast(d.fraction[...])])])])
+    }
+
+    /// Unsigned decimals ≤ `d`.
+    static func atMost(_ d: Decimal) -> RegexNode {
+        var branches: [RegexNode] = []
+        if d.integer > 0 { branches.append(.sequence([digits(from: 0, to: d.integer - 1), optionalFraction])) }
+        let fraction = RegexNode.sequence([.literal("."), fractionAtMost(d.fraction[...], empty: false)])
+        branches.append(.sequence([.literal(String(d.integer)), .repeated(fraction, min: 0, max: 1)]))
+        return .choice(branches)
+    }
+
+    /// Digit strings whose value as a fraction (`0.` before them) is ≥ that of `f` (not empty;
+    /// f non-empty, so the empty string, zero, is below it).
+    private static func fractionAtLeast(_ f: ArraySlice<Int>) -> RegexNode {
+        guard let first = f.first else { return anyDigits }
+        var branches: [RegexNode] = [.sequence([.set(digitSet(first...first)), fractionAtLeast(f.dropFirst())])]
+        if first < 9 { branches.append(.sequence([.set(digitSet(first + 1...9)), anyDigits])) }
+        return .choice(branches)
+    }
+
+    /// Digit strings (not empty unless `empty`) whose fraction value is ≤ that of `f`.
+    private static func fractionAtMost(_ f: ArraySlice<Int>, empty: Bool) -> RegexNode {
+        guard let first = f.first else { return .repeated(.set(digitSet(0...0)), min: empty ? 0 : 1, max: nil) }
+        var branches: [RegexNode] = [.sequence([.set(digitSet(first...first)), fractionAtMost(f.dropFirst(), empty: true)])]
+        if first > 0 { branches.append(.sequence([.set(digitSet(0...first - 1)), anyDigits])) }
+        if empty { branches.append(.empty) }
+        return .choice(branches)
+    }
+
     // MARK: Integer ranges
 
     /// Decimal texts without sign or leading zeros of low...high (0 ≤ low; high nil: no end).

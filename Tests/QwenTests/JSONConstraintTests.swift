@@ -231,7 +231,9 @@ import Kernels
                           (#"{"type": "object", "properties": {"a": {"type": "string", "format": "email"}}}"#, "#/properties/a/format"),
                           (#"{"type": "object", "properties": {"a": {"type": "string", "minLength": 3, "maxLength": 2}}}"#, "#/properties/a/maxLength"),
                           (#"{"type": "object", "properties": {"a": {"type": "string", "maxLength": -1}}}"#, "#/properties/a/maxLength"),
-                          (#"{"type": "object", "properties": {"a": {"type": "number", "minimum": 0}}}"#, "#/properties/a/minimum"),
+                          (#"{"type": "object", "properties": {"a": {"type": "number", "minimum": 1e300}}}"#, "#/properties/a"),
+                          (#"{"type": "object", "properties": {"a": {"type": "number", "minimum": 2, "exclusiveMaximum": 2}}}"#, "#/properties/a"),
+                          (#"{"type": "object", "properties": {"a": {"type": "number", "multipleOf": 2}}}"#, "#/properties/a/multipleOf"),
                           (#"{"type": "object", "properties": {"a": {"type": "integer", "minimum": 5, "exclusiveMaximum": 5}}}"#, "#/properties/a"),
                           (#"{"type": "object", "properties": {"a": {"type": "integer", "maximum": "5"}}}"#, "#/properties/a/maximum")] {
             let value = try JSONValue.parse(bad)
@@ -265,6 +267,72 @@ import Kernels
                 #expect(!pattern.accepts(text), "\(text)")
             }
         }
+    }
+
+    /// Number bounds against doubles, as Pydantic compares them (the text read as a double, then
+    /// compared): for texts of up to 15 significant digits within the normal range (which read
+    /// as distinct doubles) the pattern accepts exactly those within the bounds; for longer ones
+    /// (a tail past a double's precision, a value that underflows) it accepts none outside them. Texts around each bound, its neighbouring doubles,
+    /// random ones; `-0`, exponents and leading zeros never.
+    @Test func numberRangesAcceptExactlyTheirNumbers() throws {
+        var rng = SeededRandom(seed: 29)
+        let values: [Double] = [0, 1, -1, 0.1, 0.5, -2.75, 100, 273.15, -273.15, 999.999, 1e-7, 12345678.9]
+        var bounds: [((Double, Bool)?, (Double, Bool)?)] = []
+        for _ in 0..<60 {
+            func bound() -> (Double, Bool)? { rng.next() % 4 == 0 ? nil : (values[Int(rng.next() % UInt64(values.count))], rng.next() % 2 == 0) }
+            let (a, b) = (bound(), bound())
+            if let a, let b, b.0 < a.0 { bounds.append((b, a)) } else { bounds.append((a, b)) }
+        }
+        bounds += [((0, false), nil), ((0, true), (1, true)), (nil, (0, false)), ((-1, true), (1, false))]
+        /// `x` written as a JSON number without exponent, to `digits` decimals, canonical.
+        func text(_ x: Double, _ digits: Int) -> String? {
+            var t = String(format: "%.\(digits)f", x)
+            if t.contains(".") { while t.hasSuffix("0") { t.removeLast() } }
+            if t.hasSuffix(".") { t.removeLast() }
+            return t == "-0" || t.hasPrefix("-0") && Double(t) == 0 ? nil : t
+        }
+        func significantDigits(_ t: String) -> Int {
+            t.filter(\.isNumber).drop { $0 == "0" }.count
+        }
+        var texts: Set<String> = ["0", "1", "-1", "0.0", "1.50", "-0.5", "0." + String(repeating: "0", count: 400) + "1"]
+        for v in values {
+            for x in [v, v.nextUp, v.nextDown, v + 0.001, v - 0.001, v + 1e-12, v - 1e-12] {
+                for digits in [0, 1, 2, 3, 6, 9, 12, 17, 20] { if let t = text(x, digits) { texts.insert(t) } }
+            }
+            // The bound's own digits and a tail past a double's precision, above and below it.
+            let shortest = text(v, 20).map { _ in v.description }!
+            if !shortest.contains("e") {
+                let base = shortest.contains(".") ? shortest : shortest + ".0"
+                texts.insert(base + "000000000000000000001")
+                if let d = text(v.nextDown, 25) { texts.insert(d + (d.contains(".") ? "" : ".") + "999999999999999999") }
+            }
+        }
+        for _ in 0..<300 {
+            let x = (Double(rng.next() % 2_400_000) - 1_200_000) / 1000
+            if let t = text(x, Int(rng.next() % 5)) { texts.insert(t) }
+        }
+        var checked = 0
+        for (low, high) in bounds {
+            if let low, let high, (high.1 ? high.0 : high.0.nextDown) < (low.1 ? low.0 : low.0.nextUp) {
+                #expect(throws: TextPattern.Failure.self) { try TextPattern.number(minimum: low, maximum: high) }
+                continue
+            }
+            let pattern = try TextPattern.number(minimum: low.map { ($0.0, $0.1) }, maximum: high.map { ($0.0, $0.1) })
+            for t in texts {
+                let x = try #require(Double(t))
+                let inside = (low.map { $0.1 ? x >= $0.0 : x > $0.0 } ?? true) && (high.map { $0.1 ? x <= $0.0 : x < $0.0 } ?? true)
+                let ours = pattern.accepts(t)
+                // Up to 15 significant digits within the doubles' normal range: distinct doubles.
+                if significantDigits(t) <= 15 && (x == 0 ? significantDigits(t) == 0 : abs(x) >= Double.leastNormalMagnitude) {
+                    #expect(ours == inside, "\(t) within \(String(describing: low))...\(String(describing: high))")
+                } else {
+                    #expect(!ours || inside, "\(t) within \(String(describing: low))...\(String(describing: high))")
+                }
+                checked += 1
+            }
+            for t in ["-0", "-0.0", "1e2", "01", "1.", ".5", "+1", "", "-"] { #expect(!pattern.accepts(t), "\(t)") }
+        }
+        #expect(checked > 20_000)
     }
 
     /// Tests/QwenTests/Data/json_schema_reference.json, written by scripts/json_schema_reference.py:
