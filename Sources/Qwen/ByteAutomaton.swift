@@ -57,6 +57,18 @@ indirect enum RegexNode: Sendable {
     case repeated(RegexNode, min: Int, max: Int?)
 
     static func literal(_ s: String) -> RegexNode { .sequence(s.unicodeScalars.map { .set(ScalarSet($0)) }) }
+
+    /// An upper estimate of the NFA states the node builds (saturating), to refuse nested counts
+    /// before building them.
+    var estimatedStates: Int {
+        let cap = 1 << 40
+        switch self {
+        case .set(let set): return 8 + 4 * set.ranges.count
+        case .sequence(let items), .choice(let items): return min(cap, items.reduce(1) { $0 + $1.estimatedStates })
+        case .repeated(let item, let min, let max):
+            return Swift.min(cap, item.estimatedStates * ((max ?? min) + 1) + 1)
+        }
+    }
     static let empty = RegexNode.sequence([])
 }
 
@@ -78,6 +90,10 @@ struct ByteAutomaton: Equatable, Sendable {
 
     /// The most states one automaton may have (both while building and as the result).
     static let maxStates = 60_000
+    /// The most work (NFA states in the subsets built, byte intervals filled) one
+    /// determinization may take: a pattern whose automaton would take longer to build (a long
+    /// alternation searched for anywhere, say) is refused rather than stall its request.
+    static let maxWork = 5_000_000
 
     /// For state s: moves first[s] ..< first[s + 1] of lo, hi and target.
     private(set) var first: [Int32] = [0]
@@ -102,6 +118,13 @@ struct ByteAutomaton: Equatable, Sendable {
     }
 
     func hasMoves(_ state: Int) -> Bool { first[state + 1] > first[state] }
+
+    var moveCount: Int { lo.count }
+
+    /// State `state`'s moves as (first byte, last byte, target).
+    func moves(of state: Int) -> [(UInt8, UInt8, Int)] {
+        (Int(first[state])..<Int(first[state + 1])).map { (lo[$0], hi[$0], Int(target[$0])) }
+    }
 
     /// Whether the automaton reads `bytes` whole and ends in an accepting state.
     func accepts<S: Sequence>(_ bytes: S) -> Bool where S.Element == UInt8 {
@@ -138,6 +161,9 @@ struct ByteAutomaton: Equatable, Sendable {
     }
 
     init(_ node: RegexNode, encoding: ScalarEncoding) throws(Failure) {
+        guard node.estimatedStates <= NFA.maxStates else {
+            throw Failure(reason: "it needs more than \(NFA.maxStates) states before determinizing (counts too large?)")
+        }
         var nfa = NFA()
         let end = try nfa.state()
         if case .jsonString = encoding {
@@ -298,28 +324,42 @@ struct ByteAutomaton: Equatable, Sendable {
             queue.append(states)
             return ids.count - 1
         }
-        _ = try id(nfa.closure([0]))
+        var work = 0
+        func closure(_ states: [Int32]) throws(Failure) -> [Int32] {
+            let set = nfa.closure(states)
+            work += set.count
+            guard work <= Self.maxWork else { throw Failure(reason: "its automaton would take too long to build") }
+            return set
+        }
+        _ = try id(try closure([0]))
         var head = 0
         while head < queue.count {
             let states = queue[head]
             head += 1
-            // The byte intervals on which the set of targets is constant.
-            var bounds: [Int] = [], edges: [NFA.Edge] = []
+            // The byte intervals on which the set of targets is constant: from each boundary
+            // (an edge's first byte, or the byte after its last) to the next.
+            var boundary = [Bool](repeating: false, count: 257), edges: [NFA.Edge] = []
             for s in states {
                 for e in nfa.edges[Int(s)] {
                     edges.append(e)
-                    bounds.append(Int(e.lo))
-                    bounds.append(Int(e.hi) + 1)
+                    boundary[Int(e.lo)] = true
+                    boundary[Int(e.hi) + 1] = true
                 }
             }
-            bounds = Array(Set(bounds)).sorted()
+            var interval = [Int](repeating: 0, count: 256), starts: [Int] = []
+            for b in 0..<256 {
+                if boundary[b] { starts.append(b) }
+                interval[b] = starts.count - 1
+            }
+            var targets = [[Int32]](repeating: [], count: starts.count)
+            for e in edges {
+                for k in interval[Int(e.lo)]...interval[Int(e.hi)] { targets[k].append(e.to) }
+                work += interval[Int(e.hi)] - interval[Int(e.lo)] + 1
+            }
             var moves: [(lo: UInt8, hi: UInt8, to: Int)] = []
-            for k in 0..<max(0, bounds.count - 1) {
-                let low = bounds[k], high = bounds[k + 1] - 1
-                var targets: [Int32] = []
-                for e in edges where Int(e.lo) <= low && high <= Int(e.hi) { targets.append(e.to) }
-                guard !targets.isEmpty else { continue }
-                moves.append((UInt8(low), UInt8(high), try id(nfa.closure(targets))))
+            for (k, t) in targets.enumerated() where !t.isEmpty {
+                let high = k + 1 < starts.count ? starts[k + 1] - 1 : 255
+                moves.append((UInt8(starts[k]), UInt8(high), try id(try closure(t))))
             }
             addState(moves: Self.joined(moves), accepting: states.contains(Int32(end)))
         }
@@ -334,7 +374,7 @@ private struct NFA {
     var empty: [[Int32]] = [[]]
 
     /// The most NFA states one pattern may build.
-    static let maxStates = 400_000
+    static let maxStates = 200_000
 
     mutating func state() throws(ByteAutomaton.Failure) -> Int {
         guard edges.count < Self.maxStates else {
@@ -491,6 +531,8 @@ struct CharacterCounter: Hashable, Sendable {
     init(_ limits: CharacterCount) { self.limits = limits }
 
     var isComplete: Bool { phase == 255 }
+    /// Inside the string, no escape or multi-byte character begun.
+    var isBetweenCharacters: Bool { phase == 1 }
 
     mutating func read(_ b: UInt8) -> Bool {
         switch phase {
@@ -530,4 +572,66 @@ struct CharacterCounter: Hashable, Sendable {
         default: return 0xFF
         }
     }
+}
+
+/// Automata laid end to end in flat buffers that a reader steps through without reference
+/// counting (a vocabulary mask reads hundreds of thousands of bytes per decode step): state
+/// numbers are global, each automaton's from where it begins. A plain value of pointers: its
+/// owner (`PatternProgram`) frees it with `deallocate()`.
+struct AutomatonTable: @unchecked Sendable {
+    // Immutable after init.
+    private let first: UnsafeMutableBufferPointer<Int32>
+    private let lo: UnsafeMutableBufferPointer<UInt8>
+    private let hi: UnsafeMutableBufferPointer<UInt8>
+    private let target: UnsafeMutableBufferPointer<Int32>
+    private let accepting: UnsafeMutableBufferPointer<Bool>
+
+    init(_ automata: [ByteAutomaton]) {
+        let states = automata.reduce(0) { $0 + $1.stateCount }
+        let moves = automata.reduce(0) { $0 + $1.moveCount }
+        first = .allocate(capacity: states + 1)
+        lo = .allocate(capacity: max(moves, 1))
+        hi = .allocate(capacity: max(moves, 1))
+        target = .allocate(capacity: max(moves, 1))
+        accepting = .allocate(capacity: max(states, 1))
+        var s = 0, m = 0
+        for a in automata {
+            let base = Int32(s)
+            for state in 0..<a.stateCount {
+                first[s] = Int32(m)
+                accepting[s] = a.accepting[state]
+                for (l, h, t) in a.moves(of: state) {
+                    lo[m] = l
+                    hi[m] = h
+                    target[m] = base + Int32(t)
+                    m += 1
+                }
+                s += 1
+            }
+        }
+        first[s] = Int32(m)
+    }
+
+    func deallocate() {
+        first.deallocate()
+        lo.deallocate()
+        hi.deallocate()
+        target.deallocate()
+        accepting.deallocate()
+    }
+
+    @inline(__always)
+    func next(_ state: Int, _ b: UInt8) -> Int? {
+        var i = Int(first[state])
+        let end = Int(first[state + 1])
+        while i < end {
+            if b < lo[i] { return nil }
+            if b <= hi[i] { return Int(target[i]) }
+            i += 1
+        }
+        return nil
+    }
+
+    @inline(__always) func isAccepting(_ state: Int) -> Bool { accepting[state] }
+    @inline(__always) func hasMoves(_ state: Int) -> Bool { first[state + 1] > first[state] }
 }

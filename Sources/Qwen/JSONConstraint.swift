@@ -6,8 +6,9 @@ protocol ByteConstraint: Sendable {
     mutating func accept(_ b: UInt8) -> Bool
     /// What was read is whole: the value has closed, the pattern has been read to its end.
     var isComplete: Bool { get }
-    /// Inside a JSON string, between characters: tokens of whole plain characters fit.
-    var isBetweenStringCharacters: Bool { get }
+    /// Inside a JSON string, between characters: how many more plain characters fit (tokens
+    /// of whole plain characters, up to that many, fit without reading them); nil elsewhere.
+    var stringCharacterRoom: Int? { get }
 }
 
 /// JSON syntax (RFC 8259) read one UTF-8 byte at a time, with a top-level object, as OpenAI's
@@ -81,6 +82,7 @@ struct JSONSyntax: ByteConstraint, Equatable {
 
     /// Inside a string, between characters (no escape or multi-byte character begun).
     var isBetweenStringCharacters: Bool { mode == .string }
+    var stringCharacterRoom: Int? { mode == .string ? Int.max : nil }
 
     mutating func accept(_ b: UInt8) -> Bool {
         switch mode {
@@ -282,10 +284,16 @@ final class TokenBytesIndex: Sendable {
     let bytes: [[UInt8]]
     /// For order[i]: the bytes it shares with order[i - 1] (0 for the first).
     let sharedPrefix: [Int32]
+    /// The tokens' bytes end to end in `order` (order[i]'s from sortedStart[i] to
+    /// sortedStart[i + 1]): the walk over the vocabulary reads memory in sequence.
+    let sortedBytes: [UInt8]
+    let sortedStart: [Int32]
     /// Tokens that continue any string between its characters and leave it so: whole UTF-8
     /// characters, no quote, backslash or control byte. Most of a vocabulary; inside a string,
-    /// `masked` passes them without reading their bytes.
+    /// `masked` passes them without reading their bytes (up to the characters left room for).
     let stringSafe: [Bool]
+    /// For a string-safe token: the characters it holds.
+    let characters: [Int32]
     let vocabularySize: Int
 
     init(tokenizer: Tokenizer, vocabularySize: Int) {
@@ -311,9 +319,17 @@ final class TokenBytesIndex: Sendable {
             return !b.isEmpty && !b.contains(UInt8(ascii: "\"")) && !b.contains(UInt8(ascii: "\\"))
                 && s.accept(b) && s.isBetweenStringCharacters
         }
+        characters = zip(bytes, stringSafe).map { b, safe in safe ? Int32(b.count { $0 & 0xC0 != 0x80 }) : 0 }
         self.bytes = bytes
         order = ids
         sharedPrefix = shared
+        var flat: [UInt8] = [], starts: [Int32] = [0]
+        for id in ids {
+            flat += bytes[Int(id)]
+            starts.append(Int32(flat.count))
+        }
+        sortedBytes = flat
+        sortedStart = starts
         self.vocabularySize = vocabularySize
     }
 
@@ -327,30 +343,45 @@ final class TokenBytesIndex: Sendable {
     /// `logits` with every token that cannot follow `state` set to −∞ (special tokens too).
     func masked<C: ByteConstraint>(_ logits: [Float], after state: C) -> [Float] {
         var out = [Float](repeating: -.infinity, count: logits.count)
-        if state.isBetweenStringCharacters {
+        if let room = state.stringCharacterRoom {
             for token in order {
                 let id = Int(token)
                 guard id < logits.count else { continue }
-                if stringSafe[id] || allows(id, after: state) { out[id] = logits[id] }
+                if stringSafe[id] ? Int(characters[id]) <= room : allows(id, after: state) { out[id] = logits[id] }
             }
             return out
         }
         var states = [C](repeating: state, count: 64)
         // Bytes of the previous token that were accepted (their states are in `states`).
         var accepted = 0
-        for (i, token) in order.enumerated() {
-            let id = Int(token), b = bytes[id], shared = Int(sharedPrefix[i])
-            // The shared prefix went past a rejected byte: this token is rejected too.
-            guard shared <= accepted else { continue }
-            if b.count >= states.count { states += [C](repeating: state, count: b.count + 1 - states.count) }
-            var s = states[shared], ok = true, n = shared
-            while n < b.count {
-                guard s.accept(b[n]) else { ok = false; break }
-                n += 1
-                states[n] = s
+        // The tokens kept, as bits by id (small enough to stay in cache while the walk sets
+        // them out of id order); `out` is written in order after.
+        var kept = [UInt64](repeating: 0, count: (logits.count + 63) / 64)
+        sortedBytes.withUnsafeBufferPointer { bytes in
+            for (i, token) in order.enumerated() {
+                let shared = Int(sharedPrefix[i])
+                // The shared prefix went past a rejected byte: this token is rejected too.
+                guard shared <= accepted else { continue }
+                let start = Int(sortedStart[i]), count = Int(sortedStart[i + 1]) - start
+                if count >= states.count { states += [C](repeating: state, count: count + 1 - states.count) }
+                var s = states[shared], ok = true, n = shared
+                while n < count {
+                    guard s.accept(bytes[start + n]) else { ok = false; break }
+                    n += 1
+                    states[n] = s
+                }
+                accepted = n
+                let id = Int(token)
+                if ok && id < logits.count { kept[id >> 6] |= 1 << UInt64(id & 63) }
             }
-            accepted = n
-            if ok && id < logits.count { out[id] = logits[id] }
+        }
+        for (w, word) in kept.enumerated() where word != 0 {
+            var bits = word
+            while bits != 0 {
+                let id = w << 6 | bits.trailingZeroBitCount
+                out[id] = logits[id]
+                bits &= bits - 1
+            }
         }
         return out
     }

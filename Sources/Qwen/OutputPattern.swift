@@ -182,10 +182,11 @@ final class PatternProgram: Sendable {
         case literal([UInt8])
         case oneOf([[UInt8]])
         case json(OutputPattern.JSONKinds)
-        /// A text the automaton accepts (and, for a string of lengths alone, whose characters the
-        /// counter allows): it ends in an accepting state with no moves left, or at the first
-        /// byte it cannot read from an accepting state (which the next step reads).
-        case text(ByteAutomaton, CharacterCount?)
+        /// A text the automaton (in `automata`, from its state `start` on) accepts, and, for a
+        /// string of lengths alone, whose characters the counter allows: it ends in an accepting
+        /// state with no moves left, or at the first byte it cannot read from an accepting state
+        /// (which the next step reads).
+        case text(start: Int, lengths: CharacterCount?)
         /// After a container's opening byte: `close` ends it (then on at `exit`); any other byte
         /// begins its first member (the next step).
         case firstOrClose(close: UInt8, exit: Int)
@@ -198,29 +199,44 @@ final class PatternProgram: Sendable {
     }
     let steps: [Step]
 
+    /// The `.text` steps' automata, end to end.
+    let automata: AutomatonTable
+
     init(_ pattern: OutputPattern) {
-        var steps: [Step] = []
-        Self.compile(pattern, into: &steps)
+        var steps: [Step] = [], texts: [ByteAutomaton] = []
+        Self.compile(pattern, into: &steps, texts: &texts)
         self.steps = steps
+        automata = AutomatonTable(texts)
     }
 
-    private static func compile(_ pattern: OutputPattern, into steps: inout [Step]) {
+    deinit { automata.deallocate() }
+
+    private static func compile(_ pattern: OutputPattern, into steps: inout [Step], texts: inout [ByteAutomaton]) {
         for part in pattern.parts {
             switch part {
             case .literal(let s): steps.append(.literal(Array(s.utf8)))
             case .oneOf(let choices): steps.append(.oneOf(choices.map { Array($0.utf8) }))
             case .jsonObject: steps.append(.json(.object))
             case .json(let kind): steps.append(.json(kind))
-            case .text(let t): steps.append(.text(t.automaton, t.lengths))
+            case .text(let t):
+                // Unrolled copies of one pattern share one automaton (their arrays compare at once).
+                var start = 0
+                if let i = texts.firstIndex(of: t.automaton) {
+                    start = texts[..<i].reduce(0) { $0 + $1.stateCount }
+                } else {
+                    start = texts.reduce(0) { $0 + $1.stateCount }
+                    texts.append(t.automaton)
+                }
+                steps.append(.text(start: start, lengths: t.lengths))
             case .array(let element, let minItems, let maxItems):
                 container(open: "[", close: "]", minItems: minItems, maxItems: maxItems, into: &steps) { steps in
-                    compile(element, into: &steps)
+                    compile(element, into: &steps, texts: &texts)
                 }
             case .map(let value):
                 container(open: "{", close: "}", into: &steps) { steps in
                     steps.append(.json(.string))
                     steps.append(.literal(Array(": ".utf8)))
-                    compile(value, into: &steps)
+                    compile(value, into: &steps, texts: &texts)
                 }
             case .anyOf(let alternatives):
                 let select = steps.count
@@ -229,7 +245,7 @@ final class PatternProgram: Sendable {
                 var jumps: [Int] = []
                 for alternative in alternatives {
                     targets.append((alternative.firstKinds ?? [], steps.count))
-                    compile(alternative, into: &steps)
+                    compile(alternative, into: &steps, texts: &texts)
                     jumps.append(steps.count)
                     steps.append(.jump(0))
                 }
@@ -299,9 +315,15 @@ struct PatternState: ByteConstraint {
     }
 
     var isComplete: Bool { step == program.steps.count }
-    var isBetweenStringCharacters: Bool {
-        guard step < program.steps.count, case .json = program.steps[step] else { return false }
-        return json.isBetweenStringCharacters
+    var stringCharacterRoom: Int? {
+        guard step < program.steps.count else { return nil }
+        switch program.steps[step] {
+        case .json: return json.stringCharacterRoom
+        case .text(_, let lengths?):
+            // A string of lengths alone (any characters): room up to its maximum.
+            return counter.isBetweenCharacters ? (lengths.maximum ?? .max) - counter.count : nil
+        default: return nil
+        }
     }
 
     mutating func accept(_ b: UInt8) -> Bool {
@@ -331,16 +353,17 @@ struct PatternState: ByteConstraint {
                 return accept(b)
             }
             if json.isComplete { go(to: step + 1) }
-        case .text(let automaton, let lengths):
-            // `offset` is the automaton's state.
-            guard let next = automaton.next(offset, b) else {
-                guard automaton.accepting[offset] else { return false }
+        case .text(_, let lengths):
+            // `offset` is the state in `program.automata`.
+            let automata = program.automata
+            guard let next = automata.next(offset, b) else {
+                guard automata.isAccepting(offset) else { return false }
                 go(to: step + 1)
                 return accept(b)
             }
             if lengths != nil { guard counter.read(b) else { return false } }
             offset = next
-            if automaton.accepting[next] && !automaton.hasMoves(next) { go(to: step + 1) }
+            if automata.isAccepting(next) && !automata.hasMoves(next) { go(to: step + 1) }
         case .firstOrClose(let close, let exit):
             if b == close {
                 go(to: exit)
@@ -380,7 +403,9 @@ struct PatternState: ByteConstraint {
         switch program.steps[step] {
         case .oneOf(let choices): alive = choices.count >= 64 ? ~0 : (1 << UInt64(choices.count)) - 1
         case .json(let kind): json = JSONSyntax(kind)
-        case .text(_, let lengths?): counter = CharacterCounter(lengths)
+        case .text(let start, let lengths):
+            offset = start
+            if let lengths { counter = CharacterCounter(lengths) }
         default: break
         }
     }

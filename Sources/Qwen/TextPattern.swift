@@ -323,6 +323,10 @@ struct RegexParser {
         return true
     }
 
+    /// The deepest nesting of groups read.
+    static let maxDepth = 64
+    private var depth = 0
+
     private mutating func alternation() throws(TextPattern.Failure) -> RegexNode {
         var branches = [try sequence(topLevel: false)]
         while take("|") { branches.append(try sequence(topLevel: false)) }
@@ -404,7 +408,10 @@ struct RegexParser {
                     throw failure("'(?' groups other than '(?:' and named groups (lookaround, flags) are not supported")
                 }
             }
+            depth += 1
+            guard depth <= Self.maxDepth else { throw failure("groups nested more than \(Self.maxDepth) deep") }
             let inner = try alternation()
+            depth -= 1
             guard take(")") else { throw failure("a '(' without its ')'") }
             return inner
         case "[": return .set(try characterClass())

@@ -85,7 +85,7 @@ import Kernels
         var state = JSONSyntax()
         let begun = state.accept(Array("{\"a\": \"".utf8) + [0xE4])
         #expect(begun)
-        #expect(!state.isBetweenStringCharacters)
+        #expect(state.stringCharacterRoom == nil)
         #expect(index.masked(logits, after: state).contains { $0 > -.infinity })
     }
 
