@@ -226,6 +226,10 @@ import Kernels
                           (#"{"type": "object", "properties": {"a": {"type": "string", "pattern": "(?=x)"}}}"#, "#/properties/a/pattern"),
                           (#"{"type": "object", "properties": {"a": {"type": "string", "pattern": "a\\1"}}}"#, "#/properties/a/pattern"),
                           (#"{"type": "object", "properties": {"a": {"type": "string", "pattern": "a{1001}"}}}"#, "#/properties/a/pattern"),
+                          (#"{"type": "object", "properties": {"a": {"type": "string", "pattern": "((a{1000}){1000}){1000}"}}}"#, "#/properties/a/pattern"),
+                          (#"{"type": "object", "properties": {"a": {"type": "string", "pattern": "(a|b)*a(a|b){30}"}}}"#, "#/properties/a/pattern"),
+                          ("{\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"string\", \"pattern\": \"" + String(repeating: "(", count: 5000)
+                           + String(repeating: ")", count: 5000) + "\"}}}", "#/properties/a/pattern"),
                           (#"{"type": "object", "properties": {"a": {"type": "string", "pattern": "[^\\s\\S]"}}}"#, "#/properties/a/pattern"),
                           (#"{"type": "object", "properties": {"a": {"type": "string", "pattern": "x", "enum": ["x"]}}}"#, "#/properties/a/pattern"),
                           (#"{"type": "object", "properties": {"a": {"type": "string", "format": "email"}}}"#, "#/properties/a/format"),
