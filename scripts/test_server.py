@@ -36,7 +36,8 @@ port, waits for GET /health, and checks the OpenAI API behaviour and the server'
                   alike (two objects), a list of types with an unknown one, an item count over 64,
                   an array root, a lookahead pattern, the email format or multipleOf is
                   400 unsupported_parameter, a missing schema 400
-  tools           tool_choice "required" and a named function: on a model whose context holds the
+  tools           tool_choice "required" and a named function (parallel_tool_calls false: one
+                  call; by default one or more, two for a two-city question): on a model whose context holds the
                   tools (the real 0.5B), one call of a function among `tools` (the named one)
                   with arguments that json.loads reads as an object, finish_reason
                   "tool_calls", streamed the same; on the tiny fixture only the 400s (required
@@ -1333,6 +1334,9 @@ def check_forced_tools(c, server):
         tool_choice={"type": "function", "function": {"name": "nope"}}), "invalid_request_error")
     expect_raw_error(c, "tool_choice of a bad kind", request(server.port, "POST", "/v1/chat/completions",
                      body={"messages": user, "tools": FORCED_TOOLS, "tool_choice": 3}), 400, "invalid_request_error")
+    expect_raw_error(c, "parallel_tool_calls not a boolean", request(server.port, "POST", "/v1/chat/completions",
+                     body={"messages": user, "tools": FORCED_TOOLS, "tool_choice": "required", "parallel_tool_calls": "yes"}),
+                     400, "invalid_request_error")
     probe = request(server.port, "POST", "/v1/chat/completions",
                     body={"messages": user, "tools": FORCED_TOOLS, "max_tokens": 1})
     if probe[0] == 400:
@@ -1340,13 +1344,23 @@ def check_forced_tools(c, server):
         client.close()
         return
     names = [t["function"]["name"] for t in FORCED_TOOLS]
-    for choice, allowed in (("required", names), ({"type": "function", "function": {"name": "search_web"}}, ["search_web"])):
-        r = client.chat.completions.create(model=model, messages=user, max_tokens=120, temperature=0, tools=FORCED_TOOLS,
-                                           tool_choice=choice)
+    two_cities = [{"role": "user", "content": "What is the weather in Paris and in London?"}]
+    for choice, allowed, messages, parallel in (
+            ("required", names, user, False), ({"type": "function", "function": {"name": "search_web"}}, ["search_web"], user, False),
+            ("required", names, user, None), ("required", names, two_cities, None)):
+        extra = {} if parallel is None else {"parallel_tool_calls": parallel}
+        r = client.chat.completions.create(model=model, messages=messages, max_tokens=160, temperature=0, tools=FORCED_TOOLS,
+                                           tool_choice=choice, **extra)
         message = r.choices[0].message
         c.equal(r.choices[0].finish_reason, "tool_calls", f"tool_choice {choice}: finish_reason")
         calls = message.tool_calls or []
-        c.equal(len(calls), 1, f"tool_choice {choice}: number of calls")
+        if parallel is False:
+            c.equal(len(calls), 1, f"tool_choice {choice}, parallel_tool_calls false: number of calls")
+        elif messages is two_cities:
+            # Parallel calls (OpenAI's default): the model asks for both cities.
+            c.check(len(calls) >= 2, f"tool_choice {choice}, two cities: {len(calls)} calls")
+        else:
+            c.check(len(calls) >= 1, f"tool_choice {choice}: no call")
         for call in calls:
             c.check(call.function.name in allowed, f"tool_choice {choice}: called {call.function.name!r}")
             try:
@@ -1354,9 +1368,9 @@ def check_forced_tools(c, server):
             except ValueError as e:
                 c.fail(f"tool_choice {choice}: arguments are not JSON ({e}): {short(call.function.arguments)}")
             c.check(isinstance(arguments, dict), f"tool_choice {choice}: arguments not an object")
-        note(f"tool_choice {choice}: {calls[0].function.name}({calls[0].function.arguments})" if calls else "no call")
-        chunks = list(client.chat.completions.create(model=model, messages=user, max_tokens=120, temperature=0,
-                                                     tools=FORCED_TOOLS, tool_choice=choice, stream=True))
+        note(f"tool_choice {choice} {extra}: " + "; ".join(f"{x.function.name}({x.function.arguments})" for x in calls))
+        chunks = list(client.chat.completions.create(model=model, messages=messages, max_tokens=160, temperature=0,
+                                                     tools=FORCED_TOOLS, tool_choice=choice, stream=True, **extra))
         streamed = [tc for chunk in chunks if chunk.choices for tc in (chunk.choices[0].delta.tool_calls or [])]
         c.equal([(tc.function.name, tc.function.arguments) for tc in streamed],
                 [(tc.function.name, tc.function.arguments) for tc in calls], f"tool_choice {choice}: streamed calls")

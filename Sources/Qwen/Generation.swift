@@ -204,12 +204,17 @@ public struct Generation: Sendable {
         if let state = pattern, let index = tokenIndex {
             // Greedy: the most likely token when it fits (the argmax of the masked logits then);
             // otherwise the sampler on the logits with every token that does not fit at −∞.
+            // Where the pattern may end (after a copy of `.oneOrMore`), the stop tokens fit too.
             next = -1
             if !sampler.settings.doSample {
                 let best = sampler.next(logits: logits, history: history)
-                if index.allows(best, after: state) { next = best }
+                if index.allows(best, after: state) || state.canEnd && stopIds.contains(best) { next = best }
             }
-            if next < 0 { next = sampler.next(logits: index.masked(logits, after: state), history: history) }
+            if next < 0 {
+                var masked = index.masked(logits, after: state)
+                if state.canEnd { for id in stopIds where id < logits.count { masked[id] = logits[id] } }
+                next = sampler.next(logits: masked, history: history)
+            }
             // No token fits (a vocabulary without every single byte): the generation ends.
             cannotContinue = index.bytes[next].isEmpty || !pattern!.accept(index.bytes[next])
         } else {

@@ -25,6 +25,10 @@ public struct OutputPattern: Sendable, Equatable {
         /// One JSON value's text as the automaton allows it: a string matching a regular
         /// expression, of some length or in a format; an integer in a range.
         case text(TextPattern)
+        /// One or more copies of the pattern, `separator` between them. The text may end after
+        /// any copy (`PatternState.canEnd`: the generation's stop token ends it), so this is the
+        /// last part.
+        case oneOrMore(OutputPattern, separator: String)
     }
 
     /// The JSON values a `.json` part reads (an integer: no fraction, no exponent).
@@ -70,6 +74,12 @@ public struct OutputPattern: Sendable, Equatable {
                        .literal(", \"arguments\": "), .jsonObject, .literal("}\n</tool_call>")])
     }
 
+    /// One or more tool-call blocks, each calling one of `names`, on lines of their own (as the
+    /// chat template writes an assistant's several `tool_calls`): OpenAI's parallel tool calls.
+    public static func toolCalls(oneOf names: [String]) -> OutputPattern {
+        OutputPattern([.oneOrMore(toolCall(oneOf: names), separator: "\n")])
+    }
+
     /// The kinds of JSON value the pattern's text can begin as (by its first byte; number and
     /// integer joined), or nil when its first byte is not one that begins a JSON value.
     public var firstKinds: JSONKinds? {
@@ -87,6 +97,7 @@ public struct OutputPattern: Sendable, Equatable {
         case .jsonObject, .map: kinds = .object
         case .json(let k): kinds = k.byFirstByte
         case .text(let t): kinds = t.kinds.byFirstByte
+        case .oneOrMore(let element, _): return element.firstKinds
         case .array: kinds = .array
         case .anyOf(let alternatives):
             for alternative in alternatives {
@@ -116,6 +127,7 @@ public struct OutputPattern: Sendable, Equatable {
                 total = add(total, add(3, times(add(each, 1), written)))
                 if let maxItems { total = add(total, times(add(each, 1), max(0, maxItems - written))) }
             case .map(let value): total = add(total, add(5, value.stepCount))
+            case .oneOrMore(let element, _): total = add(total, add(element.stepCount, 1))
             case .anyOf(let alternatives):
                 total = add(total, 1)
                 for alternative in alternatives { total = add(total, add(alternative.stepCount, 1)) }
@@ -133,7 +145,7 @@ public struct OutputPattern: Sendable, Equatable {
     }
 
     private var partProblem: String? {
-        for part in parts {
+        for (i, part) in parts.enumerated() {
             switch part {
             case .literal(let s):
                 if s.isEmpty { return "an empty literal" }
@@ -168,6 +180,13 @@ public struct OutputPattern: Sendable, Equatable {
                 }
             case .text(let t):
                 if !t.automaton.acceptsSomething { return "a text pattern that no text follows" }
+            case .oneOrMore(let element, let separator):
+                if i != parts.count - 1 { return "copies that may end the text before the parts after them" }
+                if element.parts.isEmpty || separator.isEmpty { return "an empty copy or separator" }
+                if element.parts.contains(where: { if case .oneOrMore = $0 { true } else { false } }) {
+                    return "copies of copies"
+                }
+                if let problem = element.partProblem { return problem }
             case .jsonObject, .json: break
             }
         }
@@ -196,6 +215,9 @@ final class PatternProgram: Sendable {
         case select([(kinds: OutputPattern.JSONKinds, at: Int)])
         /// On at `to`, reading nothing (an alternative's end).
         case jump(Int)
+        /// After a copy of `.oneOrMore`: the text may end here, or `separator` and the next copy
+        /// (at `copy`) follow.
+        case moreOrEnd(separator: [UInt8], copy: Int)
     }
     let steps: [Step]
 
@@ -218,6 +240,10 @@ final class PatternProgram: Sendable {
             case .oneOf(let choices): steps.append(.oneOf(choices.map { Array($0.utf8) }))
             case .jsonObject: steps.append(.json(.object))
             case .json(let kind): steps.append(.json(kind))
+            case .oneOrMore(let element, let separator):
+                let copy = steps.count
+                compile(element, into: &steps, texts: &texts)
+                steps.append(.moreOrEnd(separator: Array(separator.utf8), copy: copy))
             case .text(let t):
                 // Unrolled copies of one pattern share one automaton (their arrays compare at once).
                 var start = 0
@@ -315,6 +341,13 @@ struct PatternState: ByteConstraint {
     }
 
     var isComplete: Bool { step == program.steps.count }
+    /// The text may end here: every step read, or a copy of `.oneOrMore` read and no separator
+    /// begun.
+    var canEnd: Bool {
+        guard step < program.steps.count else { return true }
+        if case .moreOrEnd = program.steps[step] { return offset == 0 }
+        return false
+    }
     var stringCharacterRoom: Int? {
         guard step < program.steps.count else { return nil }
         switch program.steps[step] {
@@ -388,6 +421,10 @@ struct PatternState: ByteConstraint {
             }
             go(to: alternative.at)
             return accept(b)
+        case .moreOrEnd(let separator, let copy):
+            guard separator[offset] == b else { return false }
+            offset += 1
+            if offset == separator.count { go(to: copy) }
         case .jump:
             preconditionFailure("go(to:) passes jumps")
         }

@@ -51,14 +51,22 @@ struct CompletionRequest: Sendable {
             guard let messages = object["messages"] else { throw .invalidRequest("'messages' is required", param: "messages") }
             let tools = try Self.tools(object["tools"])
             let names = (tools ?? []).compactMap { $0["function"]?["name"]?.stringValue }
+            // OpenAI's default: a forced answer may hold several calls.
+            var parallel = true
+            switch object["parallel_tool_calls"] {
+            case nil, .null?: break
+            case .bool(let b)?: parallel = b
+            case let other?: throw .invalidRequest("'parallel_tool_calls' must be a boolean, got \(other.kindName)", param: "parallel_tool_calls")
+            }
             switch object["tool_choice"] {
             case nil, .null?, .string("auto")?: prompt = .chat(messages: try Self.messages(messages), tools: tools)
             case .string("none")?: prompt = .chat(messages: try Self.messages(messages), tools: nil)
             case .string("required")?:
-                // One call of one of the tools, the output constrained to its block.
+                // Calls of the tools (one without parallel_tool_calls), the output constrained to
+                // their blocks.
                 guard !names.isEmpty else { throw .invalidRequest("tool_choice \"required\" needs 'tools'", param: "tool_choice") }
                 prompt = .chat(messages: try Self.messages(messages), tools: tools)
-                parameters.outputPattern = try Self.forcedCall(oneOf: names)
+                parameters.outputPattern = try Self.forcedCall(oneOf: names, parallel: parallel)
             case .object(let choice)?:
                 guard choice["type"]?.stringValue == "function", let name = choice["function"]?["name"]?.stringValue else {
                     throw .invalidRequest("'tool_choice' must be \"none\", \"auto\", \"required\" or {\"type\": \"function\", \"function\": {\"name\": …}}", param: "tool_choice")
@@ -67,7 +75,7 @@ struct CompletionRequest: Sendable {
                     throw .invalidRequest("tool_choice names the function '\(name)', which is not among 'tools'", param: "tool_choice")
                 }
                 prompt = .chat(messages: try Self.messages(messages), tools: tools)
-                parameters.outputPattern = try Self.forcedCall(oneOf: [name])
+                parameters.outputPattern = try Self.forcedCall(oneOf: [name], parallel: parallel)
             case let other?:
                 throw .invalidRequest("'tool_choice' must be \"none\", \"auto\", \"required\" or a function, got \(other.kindName)", param: "tool_choice")
             }
@@ -202,14 +210,14 @@ struct CompletionRequest: Sendable {
     }
 
     /// `tools`: function definitions, passed to the chat template as they are.
-    /// The output pattern of one call of one of `names` (OpenAI's function names:
-    /// `[a-zA-Z0-9_-]{1,64}`, which stay literal inside the block's JSON).
-    private static func forcedCall(oneOf names: [String]) throws(OpenAIError) -> OutputPattern {
+    /// The output pattern of one call of one of `names`, or with `parallel` one or more
+    /// (OpenAI's function names: `[a-zA-Z0-9_-]{1,64}`, which stay literal inside the block's JSON).
+    private static func forcedCall(oneOf names: [String], parallel: Bool) throws(OpenAIError) -> OutputPattern {
         for name in names where name.isEmpty || name.utf8.count > 64
             || !name.utf8.allSatisfy({ $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-") || ($0 < 0x80 && Character(Unicode.Scalar($0)).isLetter) || ($0 >= 0x30 && $0 <= 0x39) }) {
             throw .invalidRequest("a forced tool call needs function names of letters, digits, '_' and '-' (at most 64), got '\(name)'", param: "tools")
         }
-        let pattern = OutputPattern.toolCall(oneOf: names)
+        let pattern = parallel ? OutputPattern.toolCalls(oneOf: names) : OutputPattern.toolCall(oneOf: names)
         if let problem = pattern.problem { throw .invalidRequest("the tools cannot be told apart in a forced call: \(problem)", param: "tools") }
         return pattern
     }

@@ -179,6 +179,65 @@ import Kernels
         #expect(completed >= 1, "no forced call closed in 8 generations")
     }
 
+    /// Parallel tool calls: one or more blocks on lines of their own; the text may end after
+    /// any whole block (not inside one, nor after a separator begun), and the mask there keeps
+    /// the tokens that begin the next line (real Qwen2.5 vocabulary).
+    @Test func toolCallsPatternReadsSeveralBlocks() throws {
+        let program = PatternProgram(.toolCalls(oneOf: ["get_weather", "search_web"]))
+        func reads(_ text: String) -> (all: Bool, canEnd: Bool) {
+            var state = PatternState(program)
+            let all = state.accept(Array(text.utf8))
+            return (all, state.canEnd)
+        }
+        let block = "<tool_call>\n{\"name\": \"search_web\", \"arguments\": {\"query\": \"x\"}}\n</tool_call>"
+        let other = block.replacingOccurrences(of: "search_web", with: "get_weather")
+        #expect(reads(block) == (true, true))
+        #expect(reads(block + "\n" + other) == (true, true))
+        #expect(reads(block + "\n" + other + "\n" + block) == (true, true))
+        #expect(reads(block + "\n") == (true, false))
+        #expect(reads(block + "\n" + String(other.dropLast(2))) == (true, false))
+        #expect(reads(String(block.dropLast(1))) == (true, false))
+        #expect(!reads(block + block).all)
+        #expect(!reads(block + "\n\n" + block).all)
+        #expect(!reads(block + " ").all)
+        #expect(OutputPattern([.oneOrMore(.toolCall(oneOf: ["a"]), separator: "\n"), .literal("x")]).problem != nil)
+        let tokenizer = try Tokenizer(directory: Paths.repository.appendingPathComponent("Models/tokenizer/qwen2.5"))
+        let index = TokenBytesIndex(tokenizer: tokenizer, vocabularySize: tokenizer.vocabularySize)
+        let logits = (0..<tokenizer.vocabularySize).map { Float($0 % 97) }
+        for prefix in [block, block + "\n", block + "\n<tool_call>\n{\"name\": \"get"] {
+            expectMaskMatches(after: prefix, from: PatternState(program), index: index, tokenizer: tokenizer, logits: logits)
+        }
+    }
+
+    /// Parallel forced calls on the tiny fixture, sampled (its random weights almost never pick
+    /// a stop token, so the generations run to max_tokens or its short context: RealModelTests
+    /// ends them): every
+    /// block written whole is a call of one of the tools with an object of arguments, and the
+    /// text is such blocks on lines of their own, the last possibly cut.
+    @Test func parallelForcedCallGenerations() throws {
+        let model = try QwenModel(directory: Fixture.untied.directory)
+        var blocks = 0
+        for seed: UInt64 in 1...8 {
+            var parameters = GenerateParameters(maxTokens: 300, doSample: true, temperature: 1.2, topK: 0, topP: 1, seed: seed)
+            parameters.outputPattern = .toolCalls(oneOf: ["lookup", "save_note"])
+            var generation = try Generation(model: model, promptIds: Fixture.untied.promptIds, parameters: parameters)
+            while try generation.step() != nil {}
+            let result = generation.result
+            #expect([.stopToken, .maxTokens, .contextLimit].contains(result.stopReason))
+            let text = result.text
+            for (i, piece) in text.components(separatedBy: "\n</tool_call>").dropLast().enumerated() {
+                blocks += 1
+                let body = i > 0 && piece.hasPrefix("\n") ? piece.dropFirst() : Substring(piece)
+                #expect(body.hasPrefix("<tool_call>\n{\"name\": \"lookup\", \"arguments\": ")
+                        || body.hasPrefix("<tool_call>\n{\"name\": \"save_note\", \"arguments\": "), "\(text)")
+                let json = body.dropFirst("<tool_call>\n".count)
+                let parsed = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any]
+                #expect(parsed?["arguments"] is [String: Any], "\(json)")
+            }
+        }
+        #expect(blocks >= 1, "no forced call closed in 8 generations")
+    }
+
     /// Structured outputs: a schema's pattern reads the compact documents that follow it
     /// (written here by hand) and refuses ones that do not; what it cannot follow is refused
     /// with the schema path.

@@ -125,6 +125,33 @@ import Testing
         print(lines.joined(separator: "\n"))
     }
 
+    /// Parallel forced tool calls (OpenAI's `tool_choice` "required" with parallel calls) on the
+    /// real model, greedy: asked for two cities' weather, the answer is whole blocks, each a call
+    /// of the tool, and ends with the model's stop token, which the pattern lets through only
+    /// after a whole block.
+    @Test(.enabled(if: RealModelTests.enabled, Comment(rawValue: RealModelTests.skipReason ?? "")))
+    func forcedParallelCallsEndAtAStopToken() throws {
+        let model = try QwenModel(directory: RealModelTests.directory)
+        let tool = try JSONValue.parse(#"{"type": "function", "function": {"name": "get_weather", "description": "Get the current weather in a city", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}"#)
+        let text = try model.tokenizer.applyChatTemplate(
+            messages: [ChatMessage(role: "user", content: "What is the weather in Paris and in London?")], tools: [tool])
+        var parameters = GenerateParameters.greedy(maxTokens: 160)
+        parameters.outputPattern = .toolCalls(oneOf: ["get_weather"])
+        var cache = model.makeCache()
+        let result = try model.generate(promptIds: model.tokenizer.encode(text), parameters: parameters, cache: &cache)
+        print("forced parallel calls: \(result.stopReason.rawValue): \(result.text)")
+        #expect(result.stopReason == .stopToken, "\(result.text)")
+        #expect(result.text.hasSuffix("}\n</tool_call>"), "\(result.text)")
+        var cities: [String] = []
+        for piece in result.text.components(separatedBy: "\n</tool_call>").dropLast() {
+            let body = piece.drop { $0 == "\n" }.dropFirst("<tool_call>\n".count)
+            let call = try JSONValue.parse(String(body))
+            #expect(call["name"]?.stringValue == "get_weather", "\(body)")
+            cities += [call["arguments"]?["city"]?.stringValue].compactMap { $0 }
+        }
+        #expect(!cities.isEmpty, "\(result.text)")
+    }
+
     /// Prompt 0's last-position prefill logits against ORT's (reported; loosely bounded) and the
     /// chat template's ids against HF's (the prompts.json ids come from transformers).
     @Test(.enabled(if: RealModelTests.enabled, Comment(rawValue: RealModelTests.skipReason ?? "")))
