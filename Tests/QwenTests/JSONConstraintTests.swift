@@ -332,6 +332,28 @@ import Kernels
         }
     }
 
+    /// Random regular expressions over the syntax's metacharacters: each is read or refused
+    /// with a `TextPattern.Failure` (never a trap), and one that is read never accepts a text
+    /// that is not a JSON string, on random texts.
+    @Test func randomPatternsReadOrRefuse() throws {
+        var rng = SeededRandom(seed: 41)
+        let alphabet = Array(#"ab()[]{}|*+?.^$\-,0123dwsDuxPn:<>=!é"#)
+        var read = 0
+        for _ in 0..<4_000 {
+            let pattern = String((0..<Int(rng.next() % 14)).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] })
+            let text: TextPattern
+            do { text = try TextPattern.string(matching: pattern) } catch { continue }
+            read += 1
+            for _ in 0..<8 {
+                let value = String((0..<Int(rng.next() % 6)).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] })
+                let json = String(decoding: try JSONEncoder().encode(value), as: UTF8.self)
+                _ = text.accepts(json)
+                #expect(!text.accepts(value + "\""), "\(pattern): \(value)")
+            }
+        }
+        #expect(read > 500)
+    }
+
     /// Number bounds against doubles, as Pydantic compares them (the text read as a double, then
     /// compared): for texts of up to 15 significant digits within the normal range (which read
     /// as distinct doubles) the pattern accepts exactly those within the bounds; for longer ones
