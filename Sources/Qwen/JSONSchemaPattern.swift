@@ -25,8 +25,8 @@ extension OutputPattern {
     /// `anyOf`); `$ref` to `#/$defs/…` or `#/definitions/…` (nested models), not recursive;
     /// a string's `pattern`, `minLength`, `maxLength` and `format` (`TextPattern.formats`) and an
     /// integer's or a number's `minimum`, `maximum`, `exclusiveMinimum` and `exclusiveMaximum`
-    /// (`TextPattern`; a bounded number is written without exponent). Anything else (`allOf`,
-    /// `not`, branches that begin alike — two objects, say —, other formats, `multipleOf`,
+    /// (`TextPattern`; a bounded number is written without exponent); `allOf` of one schema (that
+    /// schema). Anything else (`allOf` of several, `not`, branches that begin alike — two objects, say —, other formats, `multipleOf`,
     /// `prefixItems`) is refused with a `SchemaError`
     /// naming where, rather than ignored.
     public init(jsonSchema schema: JSONValue) throws(SchemaError) {
@@ -92,13 +92,13 @@ extension OutputPattern {
         }
         guard depth < 32 else { throw SchemaError(path: path, reason: "nested 32 deep: a recursive $ref?") }
         for key in object.keys {
-            let known = ["type", "properties", "items", "minItems", "maxItems", "enum", "const", "anyOf", "oneOf", "$ref"].contains(key)
+            let known = ["type", "properties", "items", "minItems", "maxItems", "enum", "const", "anyOf", "oneOf", "allOf", "$ref"].contains(key)
                 || valueKeywords.contains(key) || ignoredKeywords.contains(key)
             guard known else { throw SchemaError(path: "\(path)/\(key)", reason: "the keyword '\(key)' is not supported") }
         }
         // Keywords that each decide the value alone: one at a time, and a union or reference
         // without the structural keywords beside it (all would apply together; not followed).
-        let deciding = ["$ref", "anyOf", "oneOf", "const", "enum"].filter { object[$0] != nil }
+        let deciding = ["$ref", "anyOf", "oneOf", "allOf", "const", "enum"].filter { object[$0] != nil }
         if deciding.count > 1 {
             throw SchemaError(path: "\(path)/\(deciding[1])", reason: "'\(deciding[0])' and '\(deciding[1])' together are not supported")
         }
@@ -120,6 +120,15 @@ extension OutputPattern {
         if let reference = object["$ref"] {
             guard let target = reference.stringValue else { throw SchemaError(path: "\(path)/$ref", reason: "'$ref' must be a string") }
             try append(try resolve(target, in: root, path: "\(path)/$ref"), path: target, root: root, depth: depth + 1, to: &parts)
+            return
+        }
+        if let all = object["allOf"] {
+            // One schema that all must follow: that schema (as generators wrap a `$ref` with
+            // a description beside it); several would have to be merged, which is not done.
+            guard let list = all.arrayValue, list.count == 1 else {
+                throw SchemaError(path: "\(path)/allOf", reason: "'allOf' is supported with exactly one schema")
+            }
+            try append(list[0], path: "\(path)/allOf/0", root: root, depth: depth + 1, to: &parts)
             return
         }
         for keyword in ["anyOf", "oneOf"] {

@@ -297,6 +297,8 @@ import Kernels
                           (#"{"type": "object", "properties": {"a": {"type": "number", "minimum": 1e300}}}"#, "#/properties/a"),
                           (#"{"type": "object", "properties": {"a": {"type": "number", "minimum": 2, "exclusiveMaximum": 2}}}"#, "#/properties/a"),
                           (#"{"type": "object", "properties": {"a": {"type": "number", "multipleOf": 2}}}"#, "#/properties/a/multipleOf"),
+                          (#"{"type": "object", "properties": {"a": {"allOf": [{"type": "integer"}, {"minimum": 1}]}}}"#, "#/properties/a/allOf"),
+                          (#"{"type": "object", "properties": {"a": {"allOf": [{"type": "integer"}], "type": "integer"}}}"#, "#/properties/a/type"),
                           (#"{"type": "object", "properties": {"a": {"type": "integer", "minimum": 5, "exclusiveMaximum": 5}}}"#, "#/properties/a"),
                           (#"{"type": "object", "properties": {"a": {"type": "integer", "maximum": "5"}}}"#, "#/properties/a/maximum")] {
             let value = try JSONValue.parse(bad)
@@ -544,14 +546,14 @@ import Kernels
     }
 
     /// Pydantic's shapes: `Optional[...]` as `anyOf` with null or a list of types, and nested
-    /// models through `$ref` to `$defs`.
+    /// models through `$ref` to `$defs` (here inside an `allOf` of one schema).
     @Test func schemaUnionsAndReferences() throws {
         let schema = try JSONValue.parse(##"""
             {"type": "object", "title": "Trip", "properties": {
                "name": {"type": "string"},
                "stops": {"anyOf": [{"type": "integer"}, {"type": "null"}], "default": null},
                "score": {"type": ["number", "null"]},
-               "home": {"$ref": "#/$defs/Address"},
+               "home": {"allOf": [{"$ref": "#/$defs/Address"}], "description": "a $ref wrapped as older generators write it"},
                "tags": {"anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "null"}]}},
              "required": ["name", "stops", "score", "home", "tags"], "additionalProperties": false,
              "$defs": {"Address": {"type": "object", "properties": {"city": {"type": "string"}, "zip": {"type": "integer"}},
