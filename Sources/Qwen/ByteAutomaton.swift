@@ -28,7 +28,6 @@ struct ScalarSet: Equatable, Sendable {
     static let all = ScalarSet([0...0x10FFFF])
     static let none = ScalarSet([])
 
-    var isEmpty: Bool { ranges.isEmpty }
     func union(_ other: ScalarSet) -> ScalarSet { ScalarSet(ranges + other.ranges) }
 
     /// Every scalar not in the set.
@@ -44,7 +43,6 @@ struct ScalarSet: Equatable, Sendable {
 
     func intersection(_ other: ScalarSet) -> ScalarSet { inverted.union(other.inverted).inverted }
     func subtracting(_ other: ScalarSet) -> ScalarSet { intersection(other.inverted) }
-    func contains(_ c: UInt32) -> Bool { ranges.contains { $0.contains(c) } }
 }
 
 /// A regular language over Unicode scalars, as the pattern compilers build it.
@@ -57,6 +55,7 @@ indirect enum RegexNode: Sendable {
     case repeated(RegexNode, min: Int, max: Int?)
 
     static func literal(_ s: String) -> RegexNode { .sequence(s.unicodeScalars.map { .set(ScalarSet($0)) }) }
+    static let empty = RegexNode.sequence([])
 
     /// An upper estimate of the NFA states the node builds (saturating), to refuse nested counts
     /// before building them.
@@ -69,17 +68,16 @@ indirect enum RegexNode: Sendable {
             return Swift.min(cap, item.estimatedStates * ((max ?? min) + 1) + 1)
         }
     }
-    static let empty = RegexNode.sequence([])
 }
 
 /// How a `RegexNode`'s scalars are written as bytes.
 enum ScalarEncoding: Sendable {
     /// UTF-8 (the compilers use it for ASCII-only languages: integers).
     case utf8
-    /// A JSON string, quotes around, the text inside as `json.dumps(ensure_ascii=False)` writes it: `"` and `\` escaped,
-    /// control characters as `\b \t \n \f \r` or `\u00xx`, everything else in UTF-8. One text per
-    /// string, so that a mask over the vocabulary never doubts where a character ends.
-    /// (The string's quotes around them are added by the automaton, not part of the node.)
+    /// A JSON string, the node's text between quotes (which the automaton adds) as
+    /// `json.dumps(ensure_ascii=False)` writes it: `"` and `\` escaped, control characters as
+    /// `\b \t \n \f \r` or `\u00xx`, everything else in UTF-8. One text per string, so that a
+    /// mask over the vocabulary never doubts where a character ends.
     case jsonString
 }
 
@@ -103,22 +101,6 @@ struct ByteAutomaton: Equatable, Sendable {
     private(set) var accepting: [Bool] = []
     /// State 0 begins.
     var stateCount: Int { accepting.count }
-
-    /// The state after byte `b` from `state`, or nil when `b` cannot follow.
-    @inline(__always)
-    func next(_ state: Int, _ b: UInt8) -> Int? {
-        var i = Int(first[state])
-        let end = Int(first[state + 1])
-        while i < end {
-            if b < lo[i] { return nil }
-            if b <= hi[i] { return Int(target[i]) }
-            i += 1
-        }
-        return nil
-    }
-
-    func hasMoves(_ state: Int) -> Bool { first[state + 1] > first[state] }
-
     var moveCount: Int { lo.count }
 
     /// State `state`'s moves as (first byte, last byte, target).
@@ -126,14 +108,17 @@ struct ByteAutomaton: Equatable, Sendable {
         (Int(first[state])..<Int(first[state + 1])).map { (lo[$0], hi[$0], Int(target[$0])) }
     }
 
-    /// Whether the automaton reads `bytes` whole and ends in an accepting state.
+    /// Whether the automaton reads `bytes` whole and ends in an accepting state (through a
+    /// table of its own: a check, not a reader's path).
     func accepts<S: Sequence>(_ bytes: S) -> Bool where S.Element == UInt8 {
+        let table = AutomatonTable([self])
+        defer { table.deallocate() }
         var s = 0
         for b in bytes {
-            guard let n = next(s, b) else { return false }
+            guard let n = table.next(s, b) else { return false }
             s = n
         }
-        return accepting[s]
+        return table.isAccepting(s)
     }
 
     /// Whether any text is accepted (an accepting state can be reached).

@@ -1,8 +1,8 @@
 /// The texts of one JSON value that a constraint allows, as a deterministic byte automaton: a
 /// string matching a regular expression (JSON Schema `pattern`), of some length (`minLength`,
 /// `maxLength`) or in a format (`date-time`, `date`, `time`, `uuid`, `ipv4`), written as
-/// `json.dumps(ensure_ascii=False)` writes it; or an integer in a range (`minimum`, `maximum`,
-/// `exclusiveMinimum`, `exclusiveMaximum`).
+/// `json.dumps(ensure_ascii=False)` writes it; or an integer or a number within bounds
+/// (`minimum`, `maximum`, `exclusiveMinimum`, `exclusiveMaximum`).
 ///
 /// Sound before complete: every text accepted is valid under the constraint as Pydantic checks it
 /// (its regular expressions are Rust's `regex`), and where the engines differ the narrower reading
@@ -104,9 +104,11 @@ public struct TextPattern: Sendable, Equatable {
 
     /// JSON numbers without exponent (and no `-0`) whose value, read as a double as Pydantic
     /// reads it, lies within the bounds (nil: none on that side; `inclusive` false: the bound
-    /// itself left out). Each bound becomes an inclusive decimal the double way: `x ≥ 0.1` as
-    /// `x ≥ 0.1` and `x > 0` as `x ≥ 5e-324` (the next double), since rounding a longer decimal
-    /// to a double never crosses a double, so every text accepted reads within the bounds.
+    /// itself left out). The texts are compared as decimals with inclusive decimal bounds: an
+    /// inclusive bound's shortest digits (`0.1`), an exclusive one's next double's (`x > 0` as
+    /// `x ≥ 5e-324`). Rounding a decimal to a double never crosses a double, so every text
+    /// accepted reads within the bounds; a text of up to 15 significant digits is accepted
+    /// exactly when its double is within them.
     public static func number(minimum: (value: Double, inclusive: Bool)?,
                               maximum: (value: Double, inclusive: Bool)?) throws(Failure) -> TextPattern {
         for bound in [minimum?.value, maximum?.value].compactMap({ $0 }) where !(abs(bound) < 1e15) {
