@@ -46,6 +46,11 @@ public struct Generation: Sendable {
     private var pattern: PatternState?
     private let patternProgram: PatternProgram?
     private let tokenIndex: TokenBytesIndex?
+    /// Kept tokens (bits by id) of pattern states whose mask depends on them alone
+    /// (`PatternState.maskKey`): a sampled text inside a pattern revisits a few automaton
+    /// states, each walked over the vocabulary once (at most `maskCacheSize` kept).
+    private var maskCache: [Int: [UInt64]] = [:]
+    private static let maskCacheSize = 64
     private var detokenizer: StreamingDetokenizer
     private var stopStrings: StopStringMatcher
     /// Text released so far (kept only with stop strings: it is then the result's text).
@@ -211,7 +216,14 @@ public struct Generation: Sendable {
                 if index.allows(best, after: state) || state.canEnd && stopIds.contains(best) { next = best }
             }
             if next < 0 {
-                var masked = index.masked(logits, after: state)
+                var masked: [Float]
+                if let key = state.maskKey {
+                    let kept = maskCache[key] ?? index.kept(after: state, below: logits.count)
+                    if maskCache.count < Self.maskCacheSize { maskCache[key] = kept }
+                    masked = index.masked(logits, kept: kept)
+                } else {
+                    masked = index.masked(logits, after: state)
+                }
                 if state.canEnd { for id in stopIds where id < logits.count { masked[id] = logits[id] } }
                 next = sampler.next(logits: masked, history: history)
             }

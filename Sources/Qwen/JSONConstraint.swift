@@ -351,12 +351,17 @@ final class TokenBytesIndex: Sendable {
             }
             return out
         }
+        return masked(logits, kept: kept(after: state, below: logits.count))
+    }
+
+    /// The tokens with ids below `limit` whose bytes can follow `state`, as bits by id (small
+    /// enough to stay in cache while the walk over the vocabulary in byte order sets them out of
+    /// id order).
+    func kept<C: ByteConstraint>(after state: C, below limit: Int) -> [UInt64] {
         var states = [C](repeating: state, count: 64)
         // Bytes of the previous token that were accepted (their states are in `states`).
         var accepted = 0
-        // The tokens kept, as bits by id (small enough to stay in cache while the walk sets
-        // them out of id order); `out` is written in order after.
-        var kept = [UInt64](repeating: 0, count: (logits.count + 63) / 64)
+        var kept = [UInt64](repeating: 0, count: (limit + 63) / 64)
         sortedBytes.withUnsafeBufferPointer { bytes in
             for (i, token) in order.enumerated() {
                 let shared = Int(sharedPrefix[i])
@@ -372,9 +377,15 @@ final class TokenBytesIndex: Sendable {
                 }
                 accepted = n
                 let id = Int(token)
-                if ok && id < logits.count { kept[id >> 6] |= 1 << UInt64(id & 63) }
+                if ok && id < limit { kept[id >> 6] |= 1 << UInt64(id & 63) }
             }
         }
+        return kept
+    }
+
+    /// `logits` with every token not in `kept` (bits by id) set to −∞.
+    func masked(_ logits: [Float], kept: [UInt64]) -> [Float] {
+        var out = [Float](repeating: -.infinity, count: logits.count)
         for (w, word) in kept.enumerated() where word != 0 {
             var bits = word
             while bits != 0 {

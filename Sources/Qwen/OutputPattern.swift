@@ -341,6 +341,14 @@ struct PatternState: ByteConstraint {
     }
 
     var isComplete: Bool { step == program.steps.count }
+    /// A key for states whose vocabulary mask depends on it alone, or nil: inside a `.text`
+    /// step without a counter, where the step and the automaton's state decide every byte to
+    /// come (later steps start afresh), so a generation can keep the mask it walked once.
+    var maskKey: Int? {
+        guard step < program.steps.count, case .text(_, nil) = program.steps[step] else { return nil }
+        return step << 32 | offset
+    }
+
     /// The text may end here: every step read, or a copy of `.oneOrMore` read and no separator
     /// begun.
     var canEnd: Bool {

@@ -545,6 +545,34 @@ import Kernels
         }
     }
 
+    /// `PatternState.maskKey`: two states inside a pattern's text with one key, reached through
+    /// different texts before (other fields, strings, escapes), keep the same tokens; so a
+    /// generation may keep the tokens it walked for a key. States elsewhere have no key.
+    @Test func maskKeysDecideTheMask() throws {
+        let tokenizer = try Tokenizer(directory: Paths.repository.appendingPathComponent("Models/tokenizer/qwen2.5"))
+        let index = TokenBytesIndex(tokenizer: tokenizer, vocabularySize: tokenizer.vocabularySize)
+        let schema = try JSONValue.parse(##"""
+            {"type": "object", "properties": {"a": {"type": "string"}, "n": {"type": "integer"},
+             "b": {"type": "string", "pattern": "^.*x$"}, "c": {"type": "array", "items": {"type": "integer"}}}}
+            """##)
+        let program = PatternProgram(try OutputPattern(jsonSchema: schema))
+        func state(_ text: String) throws -> PatternState {
+            var s = PatternState(program)
+            let read = s.accept(Array(text.utf8))
+            #expect(read, "\(text)")
+            return s
+        }
+        for (one, other) in [(#"{"a": "p", "n": 1, "b": "q"#, #"{"a": "long \"text\" \u00e9", "n": -12345, "b": "qrs"#),
+                             (#"{"a": "", "n": 0, "b": "x"#, #"{"a": "x", "n": 7, "b": "abcx"#)] {
+            let (s, t) = (try state(one), try state(other))
+            #expect(s.maskKey != nil && s.maskKey == t.maskKey, "\(one) / \(other)")
+            #expect(index.kept(after: s, below: tokenizer.vocabularySize) == index.kept(after: t, below: tokenizer.vocabularySize))
+        }
+        #expect(try state(#"{"a": "p"#).maskKey == nil)
+        #expect(try state(#"{"a": "p", "n": 1"#).maskKey == nil)
+        #expect(try state(#"{"a": "p", "n": 1, "b": "q"#).maskKey != (try state(#"{"a": "p", "n": 1, "b": "x"#).maskKey))
+    }
+
     /// Pydantic's shapes: `Optional[...]` as `anyOf` with null or a list of types, and nested
     /// models through `$ref` to `$defs` (here inside an `allOf` of one schema).
     @Test func schemaUnionsAndReferences() throws {
