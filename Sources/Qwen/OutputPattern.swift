@@ -1,6 +1,7 @@
 /// What a generation's text must be, in order: literal pieces, a choice among literals, JSON
-/// values of some kinds (`JSONSyntax`), arrays and string-keyed objects whose members follow a
-/// pattern, and alternatives told apart by their first byte. A tool call forced by OpenAI's
+/// values of some kinds (`JSONSyntax`), constrained values (`TextPattern`), arrays and
+/// string-keyed objects whose members follow a pattern, alternatives told apart by their first
+/// byte, and copies of a pattern up to the end of the text. A tool call forced by OpenAI's
 /// `tool_choice` is `<tool_call>\n{"name": "` + one of the functions' names + `", "arguments": ` +
 /// an object + `}\n</tool_call>`; `response_format` json_object is one object; a `json_schema`
 /// is compiled into one (`init(jsonSchema:)`).
@@ -23,7 +24,7 @@ public struct OutputPattern: Sendable, Equatable {
         /// JSON value (`firstKinds`), so that which one is being written is never in doubt.
         case anyOf([OutputPattern])
         /// One JSON value's text as the automaton allows it: a string matching a regular
-        /// expression, of some length or in a format; an integer in a range.
+        /// expression, of some length or in a format; an integer or a number within bounds.
         case text(TextPattern)
         /// One or more copies of the pattern, `separator` between them. The text may end after
         /// any copy (`PatternState.canEnd`: the generation's stop token ends it), so this is the
