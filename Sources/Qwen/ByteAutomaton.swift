@@ -166,12 +166,9 @@ struct ByteAutomaton: Equatable, Sendable {
     /// The JSON strings `a` accepts whose characters number as `lengths` asks: states of `a`
     /// paired with a `CharacterCounter`, as far as they are reached.
     init(intersecting a: ByteAutomaton, _ lengths: CharacterCount) throws(Failure) {
-        var ids: [Pair: Int] = [Pair(a: 0, counter: CharacterCounter(lengths)): 0]
-        var queue = [Pair(a: 0, counter: CharacterCounter(lengths))]
-        var head = 0
-        while head < queue.count {
-            let pair = queue[head]
-            head += 1
+        var states = try StateNumbering(start: Pair(a: 0, counter: CharacterCounter(lengths)),
+                                        overflow: "with its lengths it needs more than \(Self.maxStates) automaton states")
+        while let pair = states.nextToBuild() {
             var moves: [(lo: UInt8, hi: UInt8, to: Int)] = []
             for i in Int(a.first[pair.a])..<Int(a.first[pair.a + 1]) {
                 // The counter moves alike on bytes of one class; split a range where it changes.
@@ -180,17 +177,7 @@ struct ByteAutomaton: Equatable, Sendable {
                     let end = min(Int(a.hi[i]), CharacterCounter.classEnd(UInt8(b)))
                     var counter = pair.counter
                     if counter.read(UInt8(b)) {
-                        let next = Pair(a: Int(a.target[i]), counter: counter)
-                        var id = ids[next]
-                        if id == nil {
-                            guard ids.count < Self.maxStates else {
-                                throw Failure(reason: "with its lengths it needs more than \(Self.maxStates) automaton states")
-                            }
-                            id = ids.count
-                            ids[next] = id
-                            queue.append(next)
-                        }
-                        moves.append((UInt8(b), UInt8(end), id!))
+                        moves.append((UInt8(b), UInt8(end), try states.id(Pair(a: Int(a.target[i]), counter: counter))))
                     }
                     b = end + 1
                 }
@@ -203,6 +190,10 @@ struct ByteAutomaton: Equatable, Sendable {
     private struct Pair: Hashable {
         var a: Int
         var counter: CharacterCounter
+    }
+
+    private struct StatePair: Hashable {
+        var a: Int, b: Int
     }
 
     /// The same language without the states from which no accepting state can be reached (a
@@ -254,28 +245,16 @@ struct ByteAutomaton: Equatable, Sendable {
 
     /// The texts both `a` and `b` accept (pairs of states, as far as they are reached).
     init(intersecting a: ByteAutomaton, _ b: ByteAutomaton) throws(Failure) {
-        var ids: [Int: Int] = [0: 0], queue = [(0, 0)]
-        var head = 0
-        while head < queue.count {
-            let (sa, sb) = queue[head]
-            head += 1
+        var states = try StateNumbering(start: StatePair(a: 0, b: 0),
+                                        overflow: "it needs more than \(Self.maxStates) automaton states")
+        while let pair = states.nextToBuild() {
+            let (sa, sb) = (pair.a, pair.b)
             var moves: [(lo: UInt8, hi: UInt8, to: Int)] = []
             var i = Int(a.first[sa]), j = Int(b.first[sb])
             while i < Int(a.first[sa + 1]) && j < Int(b.first[sb + 1]) {
                 let low = max(a.lo[i], b.lo[j]), high = min(a.hi[i], b.hi[j])
                 if low <= high {
-                    let pair = (Int(a.target[i]), Int(b.target[j]))
-                    let key = pair.0 * b.stateCount + pair.1
-                    var id = ids[key]
-                    if id == nil {
-                        guard ids.count < Self.maxStates else {
-                            throw Failure(reason: "it needs more than \(Self.maxStates) automaton states")
-                        }
-                        id = ids.count
-                        ids[key] = id
-                        queue.append(pair)
-                    }
-                    moves.append((low, high, id!))
+                    moves.append((low, high, try states.id(StatePair(a: Int(a.target[i]), b: Int(b.target[j])))))
                 }
                 if a.hi[i] < b.hi[j] { i += 1 } else { j += 1 }
             }
@@ -299,16 +278,6 @@ struct ByteAutomaton: Equatable, Sendable {
 
     /// Subset construction: each state a set of NFA states closed under empty moves.
     private init(determinizing nfa: NFA, accepting end: Int) throws(Failure) {
-        var ids: [[Int32]: Int] = [:], queue: [[Int32]] = []
-        func id(_ states: [Int32]) throws(Failure) -> Int {
-            if let id = ids[states] { return id }
-            guard ids.count < Self.maxStates else {
-                throw Failure(reason: "it needs more than \(Self.maxStates) automaton states")
-            }
-            ids[states] = ids.count
-            queue.append(states)
-            return ids.count - 1
-        }
         var work = 0
         func closure(_ states: [Int32]) throws(Failure) -> [Int32] {
             let set = nfa.closure(states)
@@ -316,11 +285,9 @@ struct ByteAutomaton: Equatable, Sendable {
             guard work <= Self.maxWork else { throw Failure(reason: "its automaton would take too long to build") }
             return set
         }
-        _ = try id(try closure([0]))
-        var head = 0
-        while head < queue.count {
-            let states = queue[head]
-            head += 1
+        var subsets = try StateNumbering(start: try closure([0]),
+                                         overflow: "it needs more than \(Self.maxStates) automaton states")
+        while let states = subsets.nextToBuild() {
             // The byte intervals on which the set of targets is constant: from each boundary
             // (an edge's first byte, or the byte after its last) to the next.
             var boundary = [Bool](repeating: false, count: 257), edges: [NFA.Edge] = []
@@ -344,11 +311,42 @@ struct ByteAutomaton: Equatable, Sendable {
             var moves: [(lo: UInt8, hi: UInt8, to: Int)] = []
             for (k, t) in targets.enumerated() where !t.isEmpty {
                 let high = k + 1 < starts.count ? starts[k + 1] - 1 : 255
-                moves.append((UInt8(starts[k]), UInt8(high), try id(try closure(t))))
+                moves.append((UInt8(starts[k]), UInt8(high), try subsets.id(try closure(t))))
             }
             addState(moves: Self.joined(moves), accepting: states.contains(Int32(end)))
         }
         self = self.pruned()
+    }
+}
+
+/// The states of an automaton being built (sets of NFA states, pairs of states), numbered in the
+/// order they are first reached, and the queue of those whose moves are still to be built: state
+/// 0 is `start`, and more than `ByteAutomaton.maxStates` is refused with `overflow`.
+private struct StateNumbering<Key: Hashable> {
+    private var ids: [Key: Int] = [:]
+    private var queue: [Key] = []
+    private var head = 0
+    private let overflow: String
+
+    init(start: Key, overflow: String) throws(ByteAutomaton.Failure) {
+        self.overflow = overflow
+        _ = try id(start)
+    }
+
+    /// The number of the state `key`, given (and queued) when it is first reached.
+    mutating func id(_ key: Key) throws(ByteAutomaton.Failure) -> Int {
+        if let id = ids[key] { return id }
+        guard ids.count < ByteAutomaton.maxStates else { throw ByteAutomaton.Failure(reason: overflow) }
+        ids[key] = ids.count
+        queue.append(key)
+        return ids.count - 1
+    }
+
+    /// The next state whose moves are to be built, in the order of their numbers.
+    mutating func nextToBuild() -> Key? {
+        guard head < queue.count else { return nil }
+        head += 1
+        return queue[head - 1]
     }
 }
 

@@ -155,17 +155,23 @@ import Kernels
         }
     }
 
+    /// Eight generations on the tiny fixture under `pattern`, sampled hot (seeds 1–8).
+    func sampledGenerations(_ pattern: OutputPattern, maxTokens: Int) throws -> [GenerationResult] {
+        let model = try QwenModel(directory: Fixture.untied.directory)
+        return try (1...8 as ClosedRange<UInt64>).map { seed in
+            var parameters = GenerateParameters(maxTokens: maxTokens, doSample: true, temperature: 1.2, topK: 0, topP: 1, seed: seed)
+            parameters.outputPattern = pattern
+            var generation = try Generation(model: model, promptIds: Fixture.untied.promptIds, parameters: parameters)
+            while try generation.step() != nil {}
+            return generation.result
+        }
+    }
+
     /// A forced call on the tiny fixture: a completed generation's text is the block, its
     /// arguments one object to Foundation's parser.
     @Test func forcedCallGenerations() throws {
-        let model = try QwenModel(directory: Fixture.untied.directory)
         var completed = 0
-        for seed: UInt64 in 1...8 {
-            var parameters = GenerateParameters(maxTokens: 200, doSample: true, temperature: 1.2, topK: 0, topP: 1, seed: seed)
-            parameters.outputPattern = .toolCall(oneOf: ["lookup", "save_note"])
-            var generation = try Generation(model: model, promptIds: Fixture.untied.promptIds, parameters: parameters)
-            while try generation.step() != nil {}
-            let result = generation.result
+        for result in try sampledGenerations(.toolCall(oneOf: ["lookup", "save_note"]), maxTokens: 200) {
             guard result.stopReason == .formatComplete else { continue }
             completed += 1
             let text = result.text
@@ -211,18 +217,11 @@ import Kernels
 
     /// Parallel forced calls on the tiny fixture, sampled (its random weights almost never pick
     /// a stop token, so the generations run to max_tokens or its short context: RealModelTests
-    /// ends them): every
-    /// block written whole is a call of one of the tools with an object of arguments, and the
-    /// text is such blocks on lines of their own, the last possibly cut.
+    /// ends them): every block written whole is a call of one of the tools with an object of
+    /// arguments, and the text is such blocks on lines of their own, the last possibly cut.
     @Test func parallelForcedCallGenerations() throws {
-        let model = try QwenModel(directory: Fixture.untied.directory)
         var blocks = 0
-        for seed: UInt64 in 1...8 {
-            var parameters = GenerateParameters(maxTokens: 300, doSample: true, temperature: 1.2, topK: 0, topP: 1, seed: seed)
-            parameters.outputPattern = .toolCalls(oneOf: ["lookup", "save_note"])
-            var generation = try Generation(model: model, promptIds: Fixture.untied.promptIds, parameters: parameters)
-            while try generation.step() != nil {}
-            let result = generation.result
+        for result in try sampledGenerations(.toolCalls(oneOf: ["lookup", "save_note"]), maxTokens: 300) {
             #expect([.stopToken, .maxTokens, .contextLimit].contains(result.stopReason))
             let text = result.text
             for (i, piece) in text.components(separatedBy: "\n</tool_call>").dropLast().enumerated() {
