@@ -24,8 +24,11 @@ string (base64) and Pydantic's verdict:
              hour 24, offsets past 23:59, bounds ± 1, leading zeros) and the mutations above
   P0, P1...  one model `{"s": str}` per regular expression in PATTERNS (some with lengths beside):
              its examples and their one-character mutations, then the byte mutations above
-  formats    one model `{"s": T}` per format (date-time, date, time, uuid, ipv4) on texts made
-             around its edges (every month's end in common, leap and century years, ...)
+  formats    one model `{"s": T}` per format (date-time, date, time, uuid, ipv4, duration, ipv6) on
+             texts made around its edges (every month's end in common, leap and century years,
+             designators out of order, `::` twice, a zone index, ...)
+  M0, M1...  one model `{"s": T}` per `multiple_of` in MULTIPLES (integers, floats, some with
+             bounds) on multiples, values near them, negative zero, exponents, 16-digit values
 
 A case is valid when Pydantic validates it (`model_validate_json(..., strict=True)`: kinds exact,
 every field present, no others), the text is compact (outside strings no whitespace but the one
@@ -51,8 +54,9 @@ import random
 import re
 import sys
 import uuid
-from datetime import date, datetime, time
-from ipaddress import IPv4Address
+from datetime import date, datetime, time, timedelta
+from fractions import Fraction
+from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 from typing import Annotated, Literal, Optional, Union, get_args, get_origin
 from uuid import UUID
@@ -375,6 +379,11 @@ def written_as_the_pattern_writes(model: type[BaseModel], data: bytes) -> bool:
     if model in FORMAT_MODELS.values():
         shape = FORMAT_SHAPES[model.model_fields["s"].annotation]
         return shape is None or re.fullmatch(shape, value["s"]) is not None
+    if model in MULTIPLE_MODELS:
+        # Numbers as the pattern writes them: no exponent, no negative zero; floats below 10^6.
+        number = data.decode()[len('{"s": '):-1]
+        shape = r"-?(0|[1-9][0-9]*)" if model.model_fields["s"].annotation is int else r"-?(0|[1-9][0-9]{0,5})(\.[0-9]+)?"
+        return re.fullmatch(shape, number) is not None and not re.fullmatch(r"-0(\.0*)?", number)
     return True
 
 
@@ -386,7 +395,7 @@ def verdict(model: type[BaseModel], data: bytes) -> bool:
         model.model_validate_json(data, strict=True)
     except (UnicodeDecodeError, ValueError, ValidationError):
         return False
-    if model is Booking or model in PATTERN_MODELS or model in FORMAT_MODELS.values():
+    if model is Booking or model in PATTERN_MODELS or model in FORMAT_MODELS.values() or model in MULTIPLE_MODELS:
         return is_compact(data) and keys_in_order(pairs, model) and written_as_the_pattern_writes(model, data)
     return is_compact(data) and keys_in_order(pairs, model)
 
@@ -497,8 +506,15 @@ PATTERN_MODELS = [create_model(f"P{i}", __config__=ConfigDict(extra="forbid"),
 # hours, minutes and seconds at and past their ends, fractions and offsets of every length.
 FORMAT_MODELS = {name: create_model(f"F{name}", __config__=ConfigDict(extra="forbid"), s=(t, ...))
                  for name, t in [("date-time", datetime), ("date", date), ("time", time), ("uuid", UUID),
-                                 ("ipv4", IPv4Address)]}
-FORMAT_SHAPES = {datetime: RFC3339["when"], date: RFC3339["day"], time: RFC3339["at"], UUID: UUID_TEXT, IPv4Address: None}
+                                 ("ipv4", IPv4Address), ("duration", timedelta), ("ipv6", IPv6Address)]}
+# RFC 3339 appendix A's duration (ISO 8601's designators in order, `T` before the time's, weeks
+# alone; no fraction, no sign), at most 6 digits a component; Pydantic also reads `-P1D`, `P1.5D`,
+# `PT1H1S`, `P1M1Y`, `12:00:00`, `1 day, 12:00:00`. IPv6 without a zone index (`fe80::1%eth0`).
+N6 = "[0-9]{1,6}"
+DURATION_TIME = f"T({N6}H({N6}M({N6}S)?)?|{N6}M({N6}S)?|{N6}S)"
+DURATION_TEXT = f"P(({N6}D|{N6}M({N6}D)?|{N6}Y({N6}M({N6}D)?)?)({DURATION_TIME})?|{DURATION_TIME}|{N6}W)"
+FORMAT_SHAPES = {datetime: RFC3339["when"], date: RFC3339["day"], time: RFC3339["at"], UUID: UUID_TEXT, IPv4Address: None,
+                 timedelta: DURATION_TEXT, IPv6Address: "[^%]*"}
 
 
 def format_texts(name: str, rng: random.Random) -> list[str]:
@@ -531,8 +547,133 @@ def format_texts(name: str, rng: random.Random) -> list[str]:
             u = str(uuid.UUID(int=rng.getrandbits(128)))
             out += [u, u.upper(), u.replace("-", ""), "{" + u + "}", u[:-1], u + "a", u.replace("-", "", 1), "g" + u[1:]]
         return out
+    if name == "duration":
+        return duration_texts(rng)
+    if name == "ipv6":
+        return ipv6_texts(rng)
     parts = ["0", "1", "9", "10", "99", "100", "199", "200", "249", "250", "255", "256", "300", "01", "00", "1000", ""]
     return [".".join(rng.choice(parts) for _ in range(rng.choice([3, 4, 4, 4, 5]))) for _ in range(300)]
+
+
+def duration_texts(rng: random.Random) -> list[str]:
+    """Designators in and out of order, with and without `T`, numbers of 0 to 7 digits, and the
+    forms Pydantic reads beyond RFC 3339's."""
+    def number():
+        return rng.choice(["0", "1", "12", "000001", "999999", "1234567", str(rng.randint(0, 10**rng.randint(1, 6)))])
+    out = []
+    for _ in range(260):
+        date_part = "".join(number() + d for d in "YMD" if rng.random() < 0.45)
+        time_part = "".join(number() + d for d in "HMS" if rng.random() < 0.45)
+        week = rng.random() < 0.1
+        text = "P" + (number() + "W" if week else date_part) + ("T" + time_part if time_part or rng.random() < 0.05 else "")
+        if rng.random() < 0.15:
+            text = rng.choice([text.lower(), "-" + text, "+" + text, text.replace("P", ""), text + " ", text[:-1],
+                               text.replace("D", "DT1H1S"), text + "1.5S", "P1M1Y", "P1W2D", "PT1.5S", "P1DT"])
+        out.append(text)
+    return out + ["P", "PT", "12:00:00", "1 day, 12:00:00", "P999999Y999999M999999DT999999H999999M999999S", "P999999W",
+                  "P2739726Y", "PT0S", "P0D"]
+
+
+def ipv6_texts(rng: random.Random) -> list[str]:
+    """Addresses of eight groups, with runs of zero groups compressed to `::`, an IPv4 tail,
+    upper-case hex, leading zeros; and with too many or too few groups, two `::`, a group of
+    five digits, a stray colon, a zone index, an IPv4 tail where it does not fit."""
+    out = []
+    for _ in range(300):
+        groups = [rng.choice(["0", "1", "ff", "abcd", "FFFF", "0db8", "000", "%x" % rng.getrandbits(16)]) for _ in range(8)]
+        for i in range(8):
+            if rng.random() < 0.3:
+                groups[i] = "0"
+        tail = None
+        if rng.random() < 0.2:
+            tail = ".".join(str(rng.choice([0, 1, 10, 127, 255])) for _ in range(4))
+            groups = groups[:6]
+        zeros = [i for i, g in enumerate(groups) if g == "0"]
+        text = ":".join(groups) + (":" + tail if tail else "")
+        if zeros and rng.random() < 0.8:
+            a = rng.choice(zeros)
+            b = a
+            while b + 1 < len(groups) and groups[b + 1] == "0" and rng.random() < 0.8:
+                b += 1
+            head, rest = ":".join(groups[:a]), ":".join(groups[b + 1:])
+            text = head + "::" + rest + ((":" if rest else "") + tail if tail else "")
+        if rng.random() < 0.25:
+            kind = rng.randrange(8)
+            if kind == 0:
+                text = text + ":1"
+            elif kind == 1:
+                text = "1:" + text
+            elif kind == 2:
+                text = text.replace(":", "::", 1) if "::" in text else text.replace(":", "::", 2)
+            elif kind == 3:
+                text = "12345:" + text
+            elif kind == 4:
+                text = text + "%eth0"
+            elif kind == 5:
+                text = ":" + text if not text.startswith("::") else text + ":"
+            elif kind == 6:
+                text = text.replace(":", ":01.2.3.4:", 1)
+            else:
+                text = text.upper().replace("F", "G")
+        out.append(text)
+    return out + ["::", "::1", "1::", "::1.2.3.4", "::ffff:01.2.3.4", "1:2:3:4:5:6:7::", "::2:3:4:5:6:7:8",
+                  "1:2:3:4:5:6:1.2.3.4", "1:2:3:4:5:6:7:1.2.3.4", ":::", "1:::2"]
+
+
+# `multipleOf` (Pydantic's `multiple_of`), one model `{"s": T}` each (schemas M0, M1, ...): exact on
+# integers; on floats Pydantic allows a remainder of the two doubles within 10^-9 of 0 or of m
+# (pydantic-core 2.50, measured: past |x| ~ 10^6 some exact decimal multiples fail), and the
+# pattern writes decimal multiples of m without exponent below 10^6, so a text Pydantic allows
+# that is no decimal multiple is a `narrower` case: refused by design.
+MULTIPLES = [
+    (int, {"multiple_of": 7}),
+    (int, {"multiple_of": 5, "ge": -100, "le": 100}),
+    (int, {"multiple_of": 12, "gt": 0}),
+    (float, {"multiple_of": 0.25}),
+    (float, {"multiple_of": 0.1, "ge": 0, "lt": 10}),
+    (float, {"multiple_of": 2.5, "gt": -50}),
+    (float, {"multiple_of": 0.001}),
+]
+MULTIPLE_MODELS = [create_model(f"M{i}", __config__=ConfigDict(extra="forbid"), s=(Annotated[t, Field(**c)], ...))
+                   for i, (t, c) in enumerate(MULTIPLES)]
+
+
+def multiple_texts(rng: random.Random, kind: type, m: float) -> list[str]:
+    """Multiples of m and values near them, as integers and decimals (with trailing zeros,
+    exponents, negative zero now and then)."""
+    out = []
+    for _ in range(220):
+        k = rng.choice([0, 1, -1, 2, 3, 7, -13, 40, 399, rng.randint(-10**6, 10**6), rng.randint(-10**9, 10**9),
+                        rng.randint(-10**15, 10**15)])
+        value = Fraction(str(m)) * k + rng.choice([0, 0, 0, 0, 1, -1, Fraction(1, 10), Fraction(1, 100), Fraction(1, 10**17)])
+        if kind is int:
+            out.append(str(int(value)) if value.denominator == 1 else str(round(value)))
+        else:
+            text = decimal_text(value)
+            out.append(rng.choice([text, text, text + ("0" if "." in text else ".0"), repr(float(value))]))
+    return out + ["-0", "0", "0.0", "-0.0", "1e2", "0.30000000000000004", "1" + "0" * 16, "1" + "0" * 15 + ".5",
+                  "999999.5", "1000000", "-999999.75", "-1000000.5"]
+
+
+def decimal_text(value: Fraction) -> str:
+    """A fraction whose denominator divides a power of ten, in plain decimal digits."""
+    sign = "-" if value < 0 else ""
+    value = abs(value)
+    places = 0
+    while (value * 10 ** places).denominator != 1:
+        places += 1
+    digits = str(int(value * 10 ** places)).rjust(places + 1, "0")
+    return sign + (digits[:-places] + "." + digits[-places:] if places else digits)
+
+
+def near_multiple(text: str, m: float) -> bool:
+    """Whether a float case Pydantic allows is not a decimal multiple of m (accepted by Pydantic
+    for being within its tolerance): the pattern refuses it."""
+    try:
+        value = Fraction(text)
+    except ValueError:
+        return False
+    return (value / Fraction(str(m))).denominator != 1
 
 
 def uses_unicode_classes(pattern: str) -> bool:
@@ -605,6 +746,14 @@ def build() -> dict:
         schemas[name] = model.model_json_schema()
         for text in format_texts(name, rng):
             add(name, json.dumps({"s": text}).encode(), model)
+    for i, ((kind, constraints), model) in enumerate(zip(MULTIPLES, MULTIPLE_MODELS)):
+        name = f"M{i}"
+        schemas[name] = model.model_json_schema()
+        m = constraints["multiple_of"]
+        for text in multiple_texts(rng, kind, m):
+            data = f'{{"s": {text}}}'.encode()
+            narrower = kind is float and verdict(model, data) and near_multiple(text, m)
+            add(name, data, model, **({"narrower": True} if narrower else {}))
     for i, text in NARROWER:
         data = json.dumps({"s": text}, ensure_ascii=False).encode()
         assert verdict(PATTERN_MODELS[i], data), (PATTERNS[i][0], text)

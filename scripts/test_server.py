@@ -31,11 +31,11 @@ port, waits for GET /health, and checks the OpenAI API behaviour and the server'
                   type, checked here), and the client's `beta.chat.completions.parse` with
                   Pydantic models (a nested model, Optional; lists of models, a dict, an Optional
                   model, a union; a pattern, lengths, datetime, date, UUID, integer and number
-                  bounds)
+                  bounds; a duration, an IPv6 address, integer and float multipleOf)
                   parses the answer; on both models, a schema with a union whose branches begin
                   alike (two objects), a list of types with an unknown one, an item count over 64,
-                  an array root, a lookahead pattern, the email format or multipleOf is
-                  400 unsupported_parameter, a missing schema 400
+                  an array root, a lookahead pattern, the email format or a multipleOf below
+                  10^-9 is 400 unsupported_parameter, a missing schema 400
   tools           tool_choice "required" and a named function (parallel_tool_calls false: one
                   call; by default one or more, two for a two-city question): on a model whose context holds the
                   tools (the real 0.5B), one call of a function among `tools` (the named one)
@@ -1208,7 +1208,8 @@ def check_schema(c, server):
                          ({"type": "array", "items": {"type": "string"}}, "an array root"),
                          ({"type": "object", "properties": {"a": {"type": "string", "pattern": "(?=a)"}}}, "a lookahead pattern"),
                          ({"type": "object", "properties": {"a": {"type": "string", "format": "email"}}}, "the email format"),
-                         ({"type": "object", "properties": {"a": {"type": "number", "multipleOf": 0.5}}}, "multipleOf")):
+                         ({"type": "object", "properties": {"a": {"type": "number", "multipleOf": 1e-12}}},
+                          "a multipleOf below 10^-9")):
         expect_api_error(c, f"json_schema with {what}", openai.BadRequestError, 400, lambda: client.chat.completions.create(
             model=model, messages=user, max_tokens=4,
             response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}),
@@ -1303,6 +1304,20 @@ def check_schema(c, server):
             id: UUID
 
         parse_answers(Booking, "Book a table for four at 7pm on 12 March 2027.", 200, 4)
+
+        # A duration, an IPv6 address, and multiples (exact on the integer, Pydantic's tolerance
+        # on the float: the pattern writes decimal multiples).
+        from datetime import timedelta
+        from ipaddress import IPv6Address
+
+        class Reminder(pydantic.BaseModel):
+            every: timedelta
+            snooze: Annotated[int, pydantic.Field(multiple_of=5, ge=5, le=60)]
+            price: Annotated[float, pydantic.Field(multiple_of=0.01, ge=0)]
+            host: IPv6Address
+
+        parse_answers(Reminder, "Every two hours, remind me to check the server at fe80::1 (snooze 10 minutes, costs 2.50).",
+                      120, 5)
     client.close()
 
 

@@ -187,6 +187,67 @@ struct ByteAutomaton: Equatable, Sendable {
         self = self.pruned()
     }
 
+    /// The automaton whose states are the keys reached from `start` through `moves` (a key's
+    /// moves as byte ranges in increasing order, each to a key), accepting where `accepting` says;
+    /// pruned of the states from which nothing can end.
+    init<Key: Hashable>(exploring start: Key, moves: (Key) -> [(lo: UInt8, hi: UInt8, to: Key)],
+                        accepting: (Key) -> Bool, overflow: String) throws(Failure) {
+        var states = try StateNumbering(start: start, overflow: overflow)
+        while let key = states.nextToBuild() {
+            var numbered: [(lo: UInt8, hi: UInt8, to: Int)] = []
+            for m in moves(key) { numbered.append((m.lo, m.hi, try states.id(m.to))) }
+            addState(moves: Self.joined(numbered), accepting: accepting(key))
+        }
+        self = self.pruned()
+    }
+
+    /// The texts of decimal numbers (an optional `-`, digits, an optional `.` and digits; any
+    /// syntax beyond that is left to the automaton this one is intersected with) whose value is
+    /// a whole multiple of `p` / 10^`k`: the digits read as one integer are tracked modulo `p`,
+    /// and past `k` fraction digits only zeros may follow. At most `p` × (`k` + 5) states.
+    init(decimalMultiplesOf p: Int, fractionDigits k: Int) throws(Failure) {
+        precondition(p > 0 && k >= 0)
+        // powers[i] = 10^i mod p, i ≤ k: a value with j ≤ k fraction digits is a multiple
+        // when its digits' integer times 10^(k - j) is one of p.
+        var powers = [1 % p]
+        for _ in 0..<k { powers.append(powers.last! * 10 % p) }
+        let digits = UInt8(ascii: "0")
+        try self.init(exploring: DecimalDigits.start, moves: { state in
+            func digit(_ d: Int, _ next: DecimalDigits.Phase) -> (lo: UInt8, hi: UInt8, to: DecimalDigits) {
+                (digits + UInt8(d), digits + UInt8(d), DecimalDigits(phase: next, remainder: (state.remainder * 10 + d) % p))
+            }
+            switch state.phase {
+            case .start:
+                return [(0x2D, 0x2D, DecimalDigits(phase: .signed, remainder: 0))] + (0...9).map { digit($0, .integer) }
+            case .signed:
+                return (0...9).map { digit($0, .integer) }
+            case .integer:
+                return [(0x2E, 0x2E, DecimalDigits(phase: .fraction(0), remainder: state.remainder))]
+                    + (0...9).map { digit($0, .integer) }
+            case .fraction(let j) where j < k:
+                return (0...9).map { digit($0, .fraction(j + 1)) }
+            case .fraction(let j):
+                // Past the multiple's own fraction digits: trailing zeros, the value unchanged.
+                return [(digits, digits, DecimalDigits(phase: .fraction(min(j + 1, k + 1)), remainder: state.remainder))]
+            }
+        }, accepting: { state in
+            switch state.phase {
+            case .integer: state.remainder * powers[k] % p == 0
+            case .fraction(let j) where j > 0: state.remainder * powers[k - min(j, k)] % p == 0
+            default: false
+            }
+        }, overflow: "multiples of \(p) / 10^\(k) need more than \(Self.maxStates) automaton states")
+    }
+
+    /// A state of `init(decimalMultiplesOf:fractionDigits:)`: where in the number's text, and its
+    /// digits so far as an integer modulo p.
+    private struct DecimalDigits: Hashable {
+        enum Phase: Hashable { case start, signed, integer, fraction(Int) }
+        var phase: Phase
+        var remainder: Int
+        static let start = DecimalDigits(phase: .start, remainder: 0)
+    }
+
     private struct Pair: Hashable {
         var a: Int
         var counter: CharacterCounter

@@ -24,11 +24,11 @@ extension OutputPattern {
     /// written; branches that are plain types may share one, as number and integer do in
     /// `anyOf`); `$ref` to `#/$defs/…` or `#/definitions/…` (nested models), not recursive;
     /// a string's `pattern`, `minLength`, `maxLength` and `format` (`TextPattern.formats`) and an
-    /// integer's or a number's `minimum`, `maximum`, `exclusiveMinimum` and `exclusiveMaximum`
-    /// (`TextPattern`; a bounded number is written without exponent); `allOf` of one schema (that
-    /// schema). Anything else (`allOf` of several, `not`, branches that begin alike — two objects, say —, other formats, `multipleOf`,
-    /// `prefixItems`) is refused with a `SchemaError`
-    /// naming where, rather than ignored.
+    /// integer's or a number's `minimum`, `maximum`, `exclusiveMinimum`, `exclusiveMaximum` and
+    /// `multipleOf` (`TextPattern`; such a number is written without exponent); `allOf` of one
+    /// schema (that schema). Anything else (`allOf` of several, `not`, branches that begin alike —
+    /// two objects, say —, other formats, `prefixItems`) is refused with a `SchemaError` naming
+    /// where, rather than ignored.
     public init(jsonSchema schema: JSONValue) throws(SchemaError) {
         var parts: [Part] = []
         guard schema.objectValue != nil, Self.type(of: schema) == "object" else {
@@ -234,7 +234,7 @@ extension OutputPattern {
     /// another type, as a list of types puts them, they are passed over.
     private static let stringKeywords = ["pattern", "format", "minLength", "maxLength"]
     private static let numberKeywords = ["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"]
-    private static let valueKeywords = stringKeywords + numberKeywords
+    private static let valueKeywords = stringKeywords + numberKeywords + ["multipleOf"]
 
     /// A string, following the string keywords when there are any.
     private static func string(_ object: JSONObject, path: String) throws(SchemaError) -> Part {
@@ -275,10 +275,27 @@ extension OutputPattern {
         return found
     }
 
-    /// A number, within the bounds when there are any (`TextPattern.number`: no exponent).
+    /// `multipleOf` when present: a number above zero.
+    private static func multipleOf(_ object: JSONObject, path: String) throws(SchemaError) -> Double? {
+        switch object["multipleOf"] {
+        case nil: return nil
+        case .int(let i)? where i > 0: return Double(i)
+        case .double(let d)? where d.isFinite && d > 0: return d
+        default: throw SchemaError(path: "\(path)/multipleOf", reason: "'multipleOf' must be a number above 0")
+        }
+    }
+
+    /// The path of a keyword whose value `TextPattern` refused: `multipleOf`'s when the reason
+    /// is about it, otherwise the schema's.
+    private static func failurePath(_ failure: TextPattern.Failure, _ path: String) -> String {
+        failure.reason.contains("multiple") ? "\(path)/multipleOf" : path
+    }
+
+    /// A number, within the bounds and a multiple of `multipleOf` when there are any
+    /// (`TextPattern.number`: no exponent).
     private static func number(_ object: JSONObject, path: String) throws(SchemaError) -> Part {
-        let found = try bounds(object, path: path)
-        guard !found.isEmpty else { return .json([.number, .integer]) }
+        let found = try bounds(object, path: path), multiple = try multipleOf(object, path: path)
+        guard !found.isEmpty || multiple != nil else { return .json([.number, .integer]) }
         // The tighter of two bounds on one side (an exclusive one wins a tie).
         func tighter(_ inclusive: String, _ exclusive: String, below: Bool) -> (value: Double, inclusive: Bool)? {
             switch (found[inclusive], found[exclusive]) {
@@ -290,17 +307,18 @@ extension OutputPattern {
         }
         do {
             return .text(try TextPattern.number(minimum: tighter("minimum", "exclusiveMinimum", below: true),
-                                                maximum: tighter("maximum", "exclusiveMaximum", below: false)))
+                                                maximum: tighter("maximum", "exclusiveMaximum", below: false),
+                                                multipleOf: multiple))
         } catch {
-            throw SchemaError(path: path, reason: error.reason)
+            throw SchemaError(path: failurePath(error, path), reason: error.reason)
         }
     }
 
-    /// An integer, within the bounds when there are any (fractional bounds taken to the integers
-    /// inside them).
+    /// An integer, within the bounds (fractional bounds taken to the integers inside them) and a
+    /// multiple of `multipleOf` when there are any.
     private static func integer(_ object: JSONObject, path: String) throws(SchemaError) -> Part {
-        let found = try bounds(object, path: path)
-        guard !found.isEmpty else { return .json(.integer) }
+        let found = try bounds(object, path: path), multiple = try multipleOf(object, path: path)
+        guard !found.isEmpty || multiple != nil else { return .json(.integer) }
         var minimum: Double? = nil, maximum: Double? = nil
         for key in numberKeywords {
             guard let bound = found[key] else { continue }
@@ -313,9 +331,10 @@ extension OutputPattern {
             }
         }
         do {
-            return .text(try TextPattern.integer(minimum: minimum.map { Int($0) }, maximum: maximum.map { Int($0) }))
+            return .text(try TextPattern.integer(minimum: minimum.map { Int($0) }, maximum: maximum.map { Int($0) },
+                                                 multipleOf: multiple))
         } catch {
-            throw SchemaError(path: path, reason: error.reason)
+            throw SchemaError(path: failurePath(error, path), reason: error.reason)
         }
     }
 

@@ -39,7 +39,7 @@ public struct TextPattern: Sendable, Equatable {
     static let anyString = try! ByteAutomaton(.repeated(.set(.all), min: 0, max: nil), encoding: .jsonString)
 
     /// The string formats followed.
-    public static let formats = ["date-time", "date", "time", "uuid", "ipv4"]
+    public static let formats = ["date-time", "date", "time", "duration", "uuid", "ipv4", "ipv6"]
 
     /// JSON strings whose value matches `regex` (a search, as JSON Schema's `pattern` is: anchor it
     /// with `^` and `$` to match the whole value), holds `minLength` to `maxLength` characters
@@ -79,8 +79,9 @@ public struct TextPattern: Sendable, Equatable {
     }
 
     /// JSON integers (no fraction, no exponent, no `-0`) from `minimum` to `maximum` (nil: no
-    /// bound on that side).
-    public static func integer(minimum: Int?, maximum: Int?) throws(Failure) -> TextPattern {
+    /// bound on that side) and, when `multipleOf` is given, whole multiples of it (as Python's
+    /// `%` finds them: exactly).
+    public static func integer(minimum: Int?, maximum: Int?, multipleOf: Double? = nil) throws(Failure) -> TextPattern {
         let limit = 1_000_000_000_000_000_000
         for bound in [minimum, maximum].compactMap({ $0 }) where abs(bound) > limit {
             throw Failure(reason: "the bound \(bound) is beyond ±10^18")
@@ -96,7 +97,14 @@ public struct TextPattern: Sendable, Equatable {
         }
         if (maximum ?? 0) >= 0 { branches.append(digits(from: max(minimum ?? 0, 0), to: maximum)) }
         do throws(ByteAutomaton.Failure) {
-            return TextPattern(kinds: .integer, automaton: try ByteAutomaton(.choice(branches), encoding: .utf8))
+            var automaton = try ByteAutomaton(.choice(branches), encoding: .utf8)
+            if let multipleOf {
+                automaton = try ByteAutomaton(intersecting: automaton, try multiples(of: multipleOf))
+                guard automaton.acceptsSomething else {
+                    throw ByteAutomaton.Failure(reason: "no multiple of \(multipleOf) is within the bounds")
+                }
+            }
+            return TextPattern(kinds: .integer, automaton: automaton)
         } catch {
             throw Failure(reason: error.reason)
         }
@@ -109,8 +117,17 @@ public struct TextPattern: Sendable, Equatable {
     /// `x ≥ 5e-324`). Rounding a decimal to a double never crosses a double, so every text
     /// accepted reads within the bounds; a text of up to 15 significant digits is accepted
     /// exactly when its double is within them.
+    ///
+    /// With `multipleOf` (m), only decimals that are whole multiples of m's shortest decimal
+    /// digits (`0.1` for 0.1) and below 10^6 in magnitude (at most 6 integer digits): Pydantic
+    /// (pydantic-core 2.50, measured) takes the remainder of the two doubles and allows it within
+    /// 10^-9 of 0 or of ±m; a decimal multiple's double is within |x| · 2^-52 (< 2.3 · 10^-10
+    /// there) of a multiple of m's double, so each text accepted passes, where past ~10^6 some
+    /// exact multiples already fail (`1000000.1` for 0.1). Those Pydantic allows for being near a
+    /// multiple (`0.30000000000000004` for 0.1) are not written.
     public static func number(minimum: (value: Double, inclusive: Bool)?,
-                              maximum: (value: Double, inclusive: Bool)?) throws(Failure) -> TextPattern {
+                              maximum: (value: Double, inclusive: Bool)?,
+                              multipleOf: Double? = nil) throws(Failure) -> TextPattern {
         for bound in [minimum?.value, maximum?.value].compactMap({ $0 }) where !(abs(bound) < 1e15) {
             throw Failure(reason: "the bound \(bound) is not within ±10^15")
         }
@@ -136,13 +153,41 @@ public struct TextPattern: Sendable, Equatable {
                 if let high, high < 0 { languages.append(atLeast(decimal(-high))) }
                 branches.append(try intersection(languages.map { .sequence([.literal("-"), $0]) }, encoding: .utf8))
             }
-            let automaton = branches.count == 1 ? branches[0] : try ByteAutomaton(eitherOf: branches[0], branches[1])
-            guard automaton.acceptsSomething else { throw ByteAutomaton.Failure(reason: "no number is within the bounds") }
+            var automaton = branches.count == 1 ? branches[0] : try ByteAutomaton(eitherOf: branches[0], branches[1])
+            if let multipleOf {
+                automaton = try ByteAutomaton(intersecting: automaton, try multiples(of: multipleOf))
+                automaton = try ByteAutomaton(intersecting: automaton, try ByteAutomaton(sixIntegerDigits, encoding: .utf8))
+            }
+            guard automaton.acceptsSomething else {
+                throw ByteAutomaton.Failure(reason: multipleOf.map { "no multiple of \($0) is within the bounds" } ?? "no number is within the bounds")
+            }
             return TextPattern(kinds: [.number, .integer], automaton: automaton)
         } catch {
             throw Failure(reason: error.reason)
         }
     }
+
+    /// The decimal texts that are whole multiples of `m` (its shortest decimal digits, p / 10^k).
+    private static func multiples(of m: Double) throws(ByteAutomaton.Failure) -> ByteAutomaton {
+        guard m.isFinite, m >= 1e-9, m < 1e15 else {
+            throw ByteAutomaton.Failure(reason: "multipleOf \(m) is not from 10^-9 to 10^15")
+        }
+        let d = decimal(m)
+        let digits = (String(d.integer) + d.fraction.map(String.init).joined()).drop { $0 == "0" }
+        guard digits.count <= 9, let p = Int(digits) else {
+            throw ByteAutomaton.Failure(reason: "multipleOf \(m) has more than 9 significant digits")
+        }
+        do {
+            return try ByteAutomaton(decimalMultiplesOf: p, fractionDigits: d.fraction.count)
+        } catch {
+            throw ByteAutomaton.Failure(reason: "multipleOf \(m) needs more than \(ByteAutomaton.maxStates) automaton states (at most ~10,000 significant units)")
+        }
+    }
+
+    /// An optional `-`, at most 6 integer digits, an optional fraction: the decimals below 10^6
+    /// in magnitude, whose multiples of a decimal m Pydantic's tolerance always finds (`number`).
+    private static let sixIntegerDigits = RegexNode.sequence([
+        .repeated(.literal("-"), min: 0, max: 1), .repeated(.set(digitSet(0...9)), min: 1, max: 6), optionalFraction])
 
     private static func intersection(_ languages: [RegexNode], encoding: ScalarEncoding) throws(ByteAutomaton.Failure) -> ByteAutomaton {
         var automaton = try ByteAutomaton(languages[0], encoding: encoding)
@@ -259,8 +304,11 @@ public struct TextPattern: Sendable, Equatable {
 
     /// RFC 3339 (as JSON Schema's formats are defined): a date of the Gregorian calendar from year
     /// 0001 (29 February in leap years only), a time with seconds (fractions up to microseconds)
-    /// and an offset (`Z` or ±hh:mm); a UUID's 8-4-4-4-12 hex digits; an IPv4 address in dotted
-    /// decimal without leading zeros.
+    /// and an offset (`Z` or ±hh:mm); a duration in the grammar of its appendix A (`P1Y2M3DT4H5M6S`,
+    /// `PT90M`, `P2W`; at most 6 digits a component, which keeps the sum within the 999,999,999
+    /// days Python's `timedelta` holds); a UUID's 8-4-4-4-12 hex digits; an IPv4 address in
+    /// dotted decimal without leading zeros; an IPv6 address in RFC 4291's text forms (RFC 3986's
+    /// grammar: one `::` at most, an IPv4 address in the last 32 bits; no zone index).
     static let formatPatterns: [String: String] = {
         let year = "(?:[0-9]{3}[1-9]|[0-9]{2}[1-9][0-9]|[0-9][1-9][0-9]{2}|[1-9][0-9]{3})"
         let leapYear = "(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)"
@@ -269,12 +317,31 @@ public struct TextPattern: Sendable, Equatable {
         let time = "(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\\.[0-9]{1,6})?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
         let byte = "(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
         let hex = "[0-9a-fA-F]"
+        let n = "[0-9]{1,6}"
+        let durationTime = "T(?:\(n)H(?:\(n)M(?:\(n)S)?)?|\(n)M(?:\(n)S)?|\(n)S)"
+        let durationDate = "(?:\(n)D|\(n)M(?:\(n)D)?|\(n)Y(?:\(n)M(?:\(n)D)?)?)(?:\(durationTime))?"
+        let ipv4 = "\(byte)(?:\\.\(byte)){3}"
+        let h16 = "\(hex){1,4}", ls32 = "(?:\(h16):\(h16)|\(ipv4))"
+        // RFC 3986's IPv6address: the groups before `::` (none to seven) and after it.
+        let ipv6 = [
+            "(?:\(h16):){6}\(ls32)",
+            "::(?:\(h16):){5}\(ls32)",
+            "(?:\(h16))?::(?:\(h16):){4}\(ls32)",
+            "(?:(?:\(h16):){0,1}\(h16))?::(?:\(h16):){3}\(ls32)",
+            "(?:(?:\(h16):){0,2}\(h16))?::(?:\(h16):){2}\(ls32)",
+            "(?:(?:\(h16):){0,3}\(h16))?::\(h16):\(ls32)",
+            "(?:(?:\(h16):){0,4}\(h16))?::\(ls32)",
+            "(?:(?:\(h16):){0,5}\(h16))?::\(h16)",
+            "(?:(?:\(h16):){0,6}\(h16))?::",
+        ].joined(separator: "|")
         return [
             "date-time": "\(date)T\(time)",
             "date": date,
             "time": time,
             "uuid": "\(hex){8}-\(hex){4}-\(hex){4}-\(hex){4}-\(hex){12}",
-            "ipv4": "\(byte)(?:\\.\(byte)){3}",
+            "duration": "P(?:\(durationDate)|\(durationTime)|\(n)W)",
+            "ipv4": ipv4,
+            "ipv6": "(?:\(ipv6))",
         ]
     }()
 }

@@ -295,7 +295,11 @@ import Kernels
                           (#"{"type": "object", "properties": {"a": {"type": "string", "maxLength": -1}}}"#, "#/properties/a/maxLength"),
                           (#"{"type": "object", "properties": {"a": {"type": "number", "minimum": 1e300}}}"#, "#/properties/a"),
                           (#"{"type": "object", "properties": {"a": {"type": "number", "minimum": 2, "exclusiveMaximum": 2}}}"#, "#/properties/a"),
-                          (#"{"type": "object", "properties": {"a": {"type": "number", "multipleOf": 2}}}"#, "#/properties/a/multipleOf"),
+                          (#"{"type": "object", "properties": {"a": {"type": "number", "multipleOf": 0}}}"#, "#/properties/a/multipleOf"),
+                          (#"{"type": "object", "properties": {"a": {"type": "number", "multipleOf": 1e-12}}}"#, "#/properties/a/multipleOf"),
+                          (#"{"type": "object", "properties": {"a": {"type": "number", "multipleOf": 1234.56789}}}"#, "#/properties/a/multipleOf"),
+                          (#"{"type": "object", "properties": {"a": {"type": "integer", "multipleOf": 3, "minimum": 4, "maximum": 5}}}"#, "#/properties/a/multipleOf"),
+                          (#"{"type": "object", "properties": {"a": {"type": "integer", "multipleOf": "2"}}}"#, "#/properties/a/multipleOf"),
                           (#"{"type": "object", "properties": {"a": {"allOf": [{"type": "integer"}, {"minimum": 1}]}}}"#, "#/properties/a/allOf"),
                           (#"{"type": "object", "properties": {"a": {"allOf": [{"type": "integer"}], "type": "integer"}}}"#, "#/properties/a/type"),
                           (#"{"type": "object", "properties": {"a": {"type": "integer", "minimum": 5, "exclusiveMaximum": 5}}}"#, "#/properties/a"),
@@ -307,6 +311,46 @@ import Kernels
             } catch {
                 #expect(error.path == at, "\(bad): \(error)")
             }
+        }
+    }
+
+    /// `multipleOf` against integer arithmetic: integers from −1,200 to 1,200 with and without
+    /// bounds, and decimals of up to four fraction digits (with trailing zeros) scaled to
+    /// integers, are accepted exactly when they are whole multiples (and within the bounds).
+    @Test func multiplesAcceptExactlyTheirMultiples() throws {
+        for (m, low, high) in [(7, nil, nil), (5, -100, 100), (12, 1, nil), (1, nil, 3), (250, -1_000, nil), (997, nil, nil)] as [(Int, Int?, Int?)] {
+            let pattern = try TextPattern.integer(minimum: low, maximum: high, multipleOf: Double(m))
+            for n in Array(-1_200...1_200) + [997 * 1_000_003, -7 * 123_456_789_012, 7 * 123_456_789_012 + 1] {
+                let inside = (low ?? .min) <= n && n <= (high ?? .max) && n % m == 0
+                #expect(pattern.accepts(String(n)) == inside, "\(n) multiple of \(m) in \(low.map(String.init) ?? "…")...\(high.map(String.init) ?? "…")")
+            }
+            for text in ["-0", "00", "07", "7.0", "7e0", "+7"] { #expect(!pattern.accepts(text), "\(text)") }
+        }
+        // m as written (p / 10^k), read here from its text: p and k by hand.
+        var rng = SeededRandom(seed: 23)
+        for (text, p, k) in [("0.25", 25, 2), ("0.1", 1, 1), ("2.5", 25, 1), ("0.001", 1, 3), ("3", 3, 0), ("0.3", 3, 1), ("1.5", 15, 1), ("0.0625", 625, 4)] {
+            let pattern = try TextPattern.number(minimum: nil, maximum: nil, multipleOf: Double(text)!)
+            var scale = 1
+            for _ in 0..<(4 - k) { scale *= 10 }
+            for _ in 0..<3_000 {
+                // value = units / 10^4
+                let units = Int(rng.next() % 40_000_001) - 20_000_000
+                let places = Int(rng.next() % 5)
+                var divisor = 1
+                for _ in 0..<(4 - places) { divisor *= 10 }
+                let shown = units / divisor * divisor
+                let magnitude = abs(shown), whole = magnitude / 10_000, fraction = magnitude % 10_000
+                var written = (shown < 0 ? "-" : "") + String(whole)
+                if places > 0 {
+                    let digits = (String(repeating: "0", count: 4 - String(fraction).count) + String(fraction)).prefix(places)
+                    written += "." + digits + (rng.next() % 4 == 0 ? "00" : "")
+                }
+                if written.hasPrefix("-") && shown == 0 { continue }
+                #expect(pattern.accepts(written) == (shown % (p * scale) == 0), "\(written) multiple of \(text)")
+            }
+            // 300,000 is a multiple of each m; 10^6 and up are past the cap.
+            for accepted in ["0", "300000", "-300000.000"] { #expect(pattern.accepts(accepted), "\(accepted)") }
+            for refused in ["3000000", "-3000000.0", "3e2", "-0", "-0.0", "0.", ".5", "03", "+3"] { #expect(!pattern.accepts(refused), "\(refused)") }
         }
     }
 
@@ -424,7 +468,7 @@ import Kernels
     /// Tests/QwenTests/Data/json_schema_reference.json, written by scripts/json_schema_reference.py:
     /// Pydantic models' own schemas (lists of models and of lists, dicts, Optional models and
     /// lists, a union of an integer, a string and a list, Literal enums; patterns, lengths,
-    /// formats and integer bounds) and seeded documents with their mutations, each with
+    /// formats, bounds and multiples) and seeded documents with their mutations, each with
     /// Pydantic's strict verdict (plus the compact form, field order and string forms the pattern
     /// writes). The schema's pattern must accept exactly the valid ones (beyond ASCII against `.`
     /// or a shorthand class: none that is not valid; the `narrower` cases: none).
@@ -436,7 +480,7 @@ import Kernels
         for (name, schema) in try #require(raw["schemas"]?.objectValue).entries {
             programs[name] = PatternProgram(try OutputPattern(jsonSchema: schema))
         }
-        #expect(programs.count == 34)
+        #expect(programs.count == 43)
         #expect(file.cases.count > 6000)
         var valid = 0
         for (i, c) in file.cases.enumerated() {
