@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Reference verdicts for structured outputs (`OutputPattern(jsonSchema:)`, `response_format` json_schema).
 
-Usage:  .venv/bin/python scripts/json_schema_reference.py [--out Tests/QwenTests/Data/json_schema_reference.json]
+Usage:  .venv/bin/pip install -r scripts/requirements-reference.txt   # email-validator, for EmailStr
+        .venv/bin/python scripts/json_schema_reference.py [--out Tests/QwenTests/Data/json_schema_reference.json]
         .venv/bin/python scripts/json_schema_reference.py --check   # regenerate in memory, compare with the file
 
 The schemas are Pydantic's own (`model_json_schema()` of the models below: what the official
@@ -24,7 +25,7 @@ string (base64) and Pydantic's verdict:
              hour 24, offsets past 23:59, bounds ± 1, leading zeros) and the mutations above
   P0, P1...  one model `{"s": str}` per regular expression in PATTERNS (some with lengths beside):
              its examples and their one-character mutations, then the byte mutations above
-  formats    one model `{"s": T}` per format (date-time, date, time, uuid, ipv4, duration, ipv6) on
+  formats    one model `{"s": T}` per format (date-time, date, time, uuid, ipv4, duration, ipv6, email) on
              texts made around its edges (every month's end in common, leap and century years,
              designators out of order, `::` twice, a zone index, ...)
   M0, M1...  one model `{"s": T}` per `multiple_of` in MULTIPLES (integers, floats, some with
@@ -61,7 +62,7 @@ from pathlib import Path
 from typing import Annotated, Literal, Optional, Union, get_args, get_origin
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, PositiveInt, ValidationError, create_model
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "Tests/QwenTests/Data/json_schema_reference.json"
@@ -506,15 +507,23 @@ PATTERN_MODELS = [create_model(f"P{i}", __config__=ConfigDict(extra="forbid"),
 # hours, minutes and seconds at and past their ends, fractions and offsets of every length.
 FORMAT_MODELS = {name: create_model(f"F{name}", __config__=ConfigDict(extra="forbid"), s=(t, ...))
                  for name, t in [("date-time", datetime), ("date", date), ("time", time), ("uuid", UUID),
-                                 ("ipv4", IPv4Address), ("duration", timedelta), ("ipv6", IPv6Address)]}
+                                 ("ipv4", IPv4Address), ("duration", timedelta), ("ipv6", IPv6Address),
+                                 ("email", EmailStr)]}
 # RFC 3339 appendix A's duration (ISO 8601's designators in order, `T` before the time's, weeks
 # alone; no fraction, no sign), at most 6 digits a component; Pydantic also reads `-P1D`, `P1.5D`,
 # `PT1H1S`, `P1M1Y`, `12:00:00`, `1 day, 12:00:00`. IPv6 without a zone index (`fe80::1%eth0`).
 N6 = "[0-9]{1,6}"
 DURATION_TIME = f"T({N6}H({N6}M({N6}S)?)?|{N6}M({N6}S)?|{N6}S)"
 DURATION_TEXT = f"P(({N6}D|{N6}M({N6}D)?|{N6}Y({N6}M({N6}D)?)?)({DURATION_TIME})?|{DURATION_TIME}|{N6}W)"
+# Email addresses as the pattern writes them (EmailStr also reads `Name <a@b.com>`, quoted local
+# parts, IP literals, Unicode, one-letter and digit-bearing top-level domains, more labels): a
+# dot-atom of ASCII atext of at most 64 characters, then two to four labels of at most 40
+# (letters and digits, single inner hyphens), the last of letters alone.
+ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
+LABEL = r"[A-Za-z0-9]+(-[A-Za-z0-9]+)*"
+EMAIL_TEXT = rf"(?=[^@]{{1,64}}@){ATEXT}+(\.{ATEXT}+)*@((?=[^.]{{1,40}}\.){LABEL}\.){{1,3}}[A-Za-z]{{2,40}}"
 FORMAT_SHAPES = {datetime: RFC3339["when"], date: RFC3339["day"], time: RFC3339["at"], UUID: UUID_TEXT, IPv4Address: None,
-                 timedelta: DURATION_TEXT, IPv6Address: "[^%]*"}
+                 timedelta: DURATION_TEXT, IPv6Address: "[^%]*", EmailStr: EMAIL_TEXT}
 
 
 def format_texts(name: str, rng: random.Random) -> list[str]:
@@ -551,6 +560,8 @@ def format_texts(name: str, rng: random.Random) -> list[str]:
         return duration_texts(rng)
     if name == "ipv6":
         return ipv6_texts(rng)
+    if name == "email":
+        return email_texts(rng)
     parts = ["0", "1", "9", "10", "99", "100", "199", "200", "249", "250", "255", "256", "300", "01", "00", "1000", ""]
     return [".".join(rng.choice(parts) for _ in range(rng.choice([3, 4, 4, 4, 5]))) for _ in range(300)]
 
@@ -618,6 +629,35 @@ def ipv6_texts(rng: random.Random) -> list[str]:
         out.append(text)
     return out + ["::", "::1", "1::", "::1.2.3.4", "::ffff:01.2.3.4", "1:2:3:4:5:6:7::", "::2:3:4:5:6:7:8",
                   "1:2:3:4:5:6:1.2.3.4", "1:2:3:4:5:6:7:1.2.3.4", ":::", "1:::2"]
+
+
+def email_texts(rng: random.Random) -> list[str]:
+    """Dot-atoms of atext, domains of one to six labels (hyphens, double hyphens, Punycode,
+    digits), top-level domains common, special-use (any case), one-letter, with digits; locals
+    and labels at and past their lengths; display names, quotes, spaces, Unicode, IP literals."""
+    atext = "abcXYZ019!#$%&'*+/=?^_`{|}~-"
+    def atom(most=8):
+        return "".join(rng.choice(atext if rng.random() < 0.3 else "abcdexyz") for _ in range(rng.randint(1, most)))
+    def label():
+        if rng.random() < 0.75:
+            return rng.choice(["mail", "cs", "x", "a1", "my-site", "9", "a-b-c", str(rng.randint(0, 999))])
+        return rng.choice(["b" * 40, "b" * 41, "ab--cd", "xn--abc", "abc--d", "-x", "x-", "under_score"])
+    tlds = ["com", "co", "uk", "io", "museum", "c", "c0m", "com1", "test", "TEST", "Local", "localhost", "arpa",
+            "onion", "invalid", "example", "tests", "t" * 40, "t" * 41, "123"]
+    out = []
+    for _ in range(300):
+        local = ".".join(atom() for _ in range(rng.choice([1, 1, 2, 3])))
+        if rng.random() < 0.05:
+            local = rng.choice(["x" * 64, "x" * 65, "a" * 30 + "." + "b" * 33, "a" * 30 + "." + "b" * 34])
+        domain = ".".join([label() for _ in range(rng.choice([0, 1, 1, 1, 1, 2, 2, 3, 4, 5]))]
+                          + [rng.choice(tlds[:4] if rng.random() < 0.5 else tlds)])
+        text = local + "@" + domain
+        if rng.random() < 0.15:
+            kind = rng.randrange(9)
+            text = [text.replace("@", "..@", 1), "." + text, text.replace("@", "@@", 1), text + " ", "John <" + text + ">",
+                    '"a b"@' + domain, "é" + text, "a@[1.2.3.4]", text.replace("@", "", 1)][kind]
+        out.append(text)
+    return out + ["a@b.co", "a@b.c", "a@b", "@b.com", "a@.com", "a@b.com.", "A@B.COM", "first.last@mail.cs.uni.edu"]
 
 
 # `multipleOf` (Pydantic's `multiple_of`), one model `{"s": T}` each (schemas M0, M1, ...): exact on

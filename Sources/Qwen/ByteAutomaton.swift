@@ -324,6 +324,31 @@ struct ByteAutomaton: Equatable, Sendable {
         self = self.pruned()
     }
 
+    /// The texts `a` accepts and `b` does not (pairs of states, b's side nil once b can read no
+    /// further, as far as they are reached).
+    init(subtracting b: ByteAutomaton, from a: ByteAutomaton) throws(Failure) {
+        struct Key: Hashable { var a: Int, b: Int? }
+        try self.init(exploring: Key(a: 0, b: 0), moves: { key in
+            var moves: [(lo: UInt8, hi: UInt8, to: Key)] = []
+            for i in Int(a.first[key.a])..<Int(a.first[key.a + 1]) {
+                let target = Int(a.target[i])
+                var next = Int(a.lo[i])
+                if let sb = key.b {
+                    // a's range in pieces: where b moves too, and the gaps where it cannot.
+                    for j in Int(b.first[sb])..<Int(b.first[sb + 1]) where Int(b.hi[j]) >= next && Int(b.lo[j]) <= Int(a.hi[i]) {
+                        if Int(b.lo[j]) > next { moves.append((UInt8(next), b.lo[j] - 1, Key(a: target, b: nil))) }
+                        let high = min(b.hi[j], a.hi[i])
+                        moves.append((UInt8(max(Int(b.lo[j]), next)), high, Key(a: target, b: Int(b.target[j]))))
+                        next = Int(high) + 1
+                    }
+                }
+                if next <= Int(a.hi[i]) { moves.append((UInt8(next), a.hi[i], Key(a: target, b: nil))) }
+            }
+            return moves
+        }, accepting: { key in a.accepting[key.a] && !(key.b.map { b.accepting[$0] } ?? false) },
+           overflow: "it needs more than \(Self.maxStates) automaton states")
+    }
+
     /// Adjacent ranges with the same target as one.
     private static func joined(_ moves: [(lo: UInt8, hi: UInt8, to: Int)]) -> [(lo: UInt8, hi: UInt8, to: Int)] {
         var out: [(lo: UInt8, hi: UInt8, to: Int)] = []

@@ -39,7 +39,7 @@ public struct TextPattern: Sendable, Equatable {
     static let anyString = try! ByteAutomaton(.repeated(.set(.all), min: 0, max: nil), encoding: .jsonString)
 
     /// The string formats followed.
-    public static let formats = ["date-time", "date", "time", "duration", "uuid", "ipv4", "ipv6"]
+    public static let formats = ["date-time", "date", "time", "duration", "email", "uuid", "ipv4", "ipv6"]
 
     /// JSON strings whose value matches `regex` (a search, as JSON Schema's `pattern` is: anchor it
     /// with `^` and `$` to match the whole value), holds `minLength` to `maxLength` characters
@@ -52,11 +52,14 @@ public struct TextPattern: Sendable, Equatable {
             throw Failure(reason: "a length from \(minLength) to \(maxLength.map(String.init) ?? "any")")
         }
         let lengths = CharacterCount(minimum: minLength, maximum: maxLength)
+        var excluded: RegexNode? = nil
         if let format {
             guard let source = formatPatterns[format] else {
                 throw Failure(reason: "the format '\(format)' is not supported (\(formats.joined(separator: ", ")) are)")
             }
             languages.append(try RegexParser.search("^" + source + "$"))
+            if let limits = formatLimits[format] { languages.append(try RegexParser.search("^" + limits + "$")) }
+            excluded = try formatExclusions[format].map { source throws(Failure) in try RegexParser.search("^" + source + "$") }
         }
         do throws(ByteAutomaton.Failure) {
             guard !languages.isEmpty else {
@@ -70,6 +73,9 @@ public struct TextPattern: Sendable, Equatable {
             }
             // With a pattern, the lengths go into the automaton (which then never leads where no
             // length fits).
+            if let excluded {
+                automaton = try ByteAutomaton(subtracting: try ByteAutomaton(excluded, encoding: .jsonString), from: automaton!)
+            }
             if !lengths.isFree { automaton = try ByteAutomaton(intersecting: automaton!, lengths) }
             guard automaton!.acceptsSomething else { throw ByteAutomaton.Failure(reason: "no string follows it") }
             return TextPattern(kinds: .string, automaton: automaton!)
@@ -302,13 +308,31 @@ public struct TextPattern: Sendable, Equatable {
 
     // MARK: Formats
 
+    /// Lengths a format's texts keep to besides its pattern: an email's local part of at most 64
+    /// characters and labels of at most 40 (RFC 5321's 64 and 63; with four labels at most the
+    /// address stays within the 254 characters `email-validator` allows).
+    static let formatLimits: [String: String] = ["email": "[^@]{1,64}@(?:[^.]{1,40}\\.){1,3}[^.]{2,40}"]
+
+    /// Texts a format leaves out: the special-use top-level domains `email-validator` refuses
+    /// (RFC 6761 and others: arpa, invalid, local, localhost, onion, test), in any case.
+    static let formatExclusions: [String: String] = {
+        let names = ["arpa", "invalid", "local", "localhost", "onion", "test"].map { name in
+            name.map { "[\($0)\($0.uppercased())]" }.joined()
+        }
+        return ["email": ".*\\.(?:\(names.joined(separator: "|")))"]
+    }()
+
     /// RFC 3339 (as JSON Schema's formats are defined): a date of the Gregorian calendar from year
     /// 0001 (29 February in leap years only), a time with seconds (fractions up to microseconds)
     /// and an offset (`Z` or ±hh:mm); a duration in the grammar of its appendix A (`P1Y2M3DT4H5M6S`,
     /// `PT90M`, `P2W`; at most 6 digits a component, which keeps the sum within the 999,999,999
     /// days Python's `timedelta` holds); a UUID's 8-4-4-4-12 hex digits; an IPv4 address in
     /// dotted decimal without leading zeros; an IPv6 address in RFC 4291's text forms (RFC 3986's
-    /// grammar: one `::` at most, an IPv4 address in the last 32 bits; no zone index).
+    /// grammar: one `::` at most, an IPv4 address in the last 32 bits; no zone index); an email
+    /// address in the narrower form every validator takes (`email-validator`, Pydantic's
+    /// `EmailStr`): a dot-atom of ASCII `atext` before the `@`, then two to four DNS labels of
+    /// letters, digits and single inner hyphens, the last of letters alone (`formatLimits`,
+    /// `formatExclusions` keep to the lengths and leave out the special-use top-level domains).
     static let formatPatterns: [String: String] = {
         let year = "(?:[0-9]{3}[1-9]|[0-9]{2}[1-9][0-9]|[0-9][1-9][0-9]{2}|[1-9][0-9]{3})"
         let leapYear = "(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)"
@@ -318,6 +342,7 @@ public struct TextPattern: Sendable, Equatable {
         let byte = "(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
         let hex = "[0-9a-fA-F]"
         let n = "[0-9]{1,6}"
+        let atext = "[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]", label = "[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*"
         let durationTime = "T(?:\(n)H(?:\(n)M(?:\(n)S)?)?|\(n)M(?:\(n)S)?|\(n)S)"
         let durationDate = "(?:\(n)D|\(n)M(?:\(n)D)?|\(n)Y(?:\(n)M(?:\(n)D)?)?)(?:\(durationTime))?"
         let ipv4 = "\(byte)(?:\\.\(byte)){3}"
@@ -340,6 +365,7 @@ public struct TextPattern: Sendable, Equatable {
             "time": time,
             "uuid": "\(hex){8}-\(hex){4}-\(hex){4}-\(hex){4}-\(hex){12}",
             "duration": "P(?:\(durationDate)|\(durationTime)|\(n)W)",
+            "email": "\(atext)+(?:\\.\(atext)+)*@(?:\(label)\\.){1,3}[A-Za-z]{2,40}",
             "ipv4": ipv4,
             "ipv6": "(?:\(ipv6))",
         ]
