@@ -29,6 +29,10 @@ public struct ServerConfiguration: Sendable {
     /// earlier one runs only the rest, with the same results); 0 keeps none. Only where prompt
     /// chunks are exact (`QwenModel.chunkedPrefillIsExact`).
     public var promptCacheBytes = 256 << 20
+    /// With a prompt cache: each finished answer runs again with its prompt while the server is
+    /// idle (nothing waiting or running; 32 tokens a round), into the prompt cache, so that a
+    /// conversation's next turn runs only its new messages.
+    public var warmsAnswers = true
     /// When set, `/v1/*` requires `Authorization: Bearer <apiKey>` (`/health`, `/metrics` do not).
     public var apiKey: String?
     /// Largest request body accepted (413 beyond).
@@ -73,7 +77,8 @@ public final class OpenAIServer: Sendable {
         metrics = ServerMetrics(registry: metricsRegistry)
         scheduler = Scheduler(maxBatch: configuration.maxBatch, maxQueue: configuration.maxQueue,
                               prefillChunk: configuration.prefillChunk, chunksAreExact: model.chunkedPrefillIsExact,
-                              promptCacheBytes: configuration.promptCacheBytes, timeout: configuration.requestTimeout, metrics: metrics)
+                              promptCacheBytes: configuration.promptCacheBytes, warmsAnswers: configuration.warmsAnswers,
+                              timeout: configuration.requestTimeout, metrics: metrics)
     }
 
     // MARK: Routes

@@ -10,6 +10,11 @@ import Qwen
 /// Sequences join and leave between rounds. A request's ids are exactly those it gets alone:
 /// the batched pass computes each sequence's logits bit for bit as its own pass would.
 /// (llama.cpp's server calls these slots.)
+///
+/// With a prompt cache, an answer is kept for the conversation's next turn: while nothing else
+/// waits or runs, its prompt and answer run again as one prompt, `warmChunk` tokens a round,
+/// into the cache (the answer's keys and values as a prefill computes them; its decode steps'
+/// round differently, `PromptCache`), so the next turn runs only its new messages.
 final class Scheduler: @unchecked Sendable {
     /// What a request's stream carries.
     enum Event: Sendable {
@@ -63,6 +68,17 @@ final class Scheduler: @unchecked Sendable {
     let timeout: Double?
     /// Earlier prompts' caches (only where chunks are exact: a reused prefix is a chunk).
     let promptCache: PromptCache
+    /// Whether finished answers run again as prompts while idle, into the prompt cache.
+    let warmsAnswers: Bool
+    /// Prompt tokens of an answer being warmed run per idle round: a request arriving meanwhile
+    /// waits for one such chunk at most.
+    static let warmChunk = 32
+    /// Answers waiting to be warmed, newest last (older ones are dropped beyond this).
+    static let maxAnswersToWarm = 4
+    /// Conversations (prompt and answer) to warm, newest last, and the one being warmed; the
+    /// scheduler thread's alone.
+    private var answersToWarm: [(model: QwenModel, tokens: [Int])] = []
+    private var warming: Generation?
     private let metrics: ServerMetrics
     private let condition = NSCondition()
     private var waiting: [Job] = []
@@ -77,11 +93,12 @@ final class Scheduler: @unchecked Sendable {
     private var thread: Thread?
 
     init(maxBatch: Int, maxQueue: Int, prefillChunk: Int = 0, chunksAreExact: Bool = false, promptCacheBytes: Int = 0,
-         timeout: Double?, metrics: ServerMetrics) {
+         warmsAnswers: Bool = true, timeout: Double?, metrics: ServerMetrics) {
         self.maxBatch = max(1, maxBatch)
         self.prefillChunk = max(0, prefillChunk)
         self.chunksAreExact = chunksAreExact
         promptCache = PromptCache(capacityBytes: chunksAreExact ? promptCacheBytes : 0)
+        self.warmsAnswers = warmsAnswers && promptCache.isEnabled
         self.maxQueue = max(0, maxQueue)
         self.timeout = timeout
         self.metrics = metrics
@@ -140,10 +157,12 @@ final class Scheduler: @unchecked Sendable {
     private func loop() {
         while true {
             condition.lock()
-            while (running.isEmpty && waiting.isEmpty && !shuttingDown) || paused { condition.wait() }
-            if running.isEmpty && waiting.isEmpty && shuttingDown {
+            while (running.isEmpty && waiting.isEmpty && !shuttingDown && !hasAnswersToWarm) || paused { condition.wait() }
+            if running.isEmpty && waiting.isEmpty {
                 condition.unlock()
-                return
+                if shuttingDown { return }
+                warmAnswerChunk()
+                continue
             }
             while running.count < maxBatch, !waiting.isEmpty { running.append(waiting.removeFirst()) }
             metrics.queueDepth.record(waiting.count)
@@ -192,9 +211,51 @@ final class Scheduler: @unchecked Sendable {
             }
 
             condition.lock()
+            let finished = running.filter { $0.generation.isFinished }
             running.removeAll { $0.generation.isFinished }
             metrics.activeSequences.record(running.count)
             condition.unlock()
+            for job in finished { keepAnswer(of: job.generation) }
+        }
+    }
+
+    private var hasAnswersToWarm: Bool { warming != nil || !answersToWarm.isEmpty }
+
+    /// Queues a finished generation's prompt and answer to be warmed (not a cancelled or failed
+    /// one, nor an answer shorter than a chunk, nor one past the context).
+    private func keepAnswer(of generation: Generation) {
+        guard warmsAnswers, let reason = generation.stopReason, reason != .cancelled,
+              generation.generatedIds.count >= Generation.minimumChunk else { return }
+        let tokens = generation.promptIds + generation.generatedIds
+        guard tokens.count <= generation.model.maxPositions else { return }
+        answersToWarm.append((generation.model, tokens))
+        if answersToWarm.count > Self.maxAnswersToWarm { answersToWarm.removeFirst() }
+    }
+
+    /// One idle round of warming: the next `warmChunk` tokens of the answer being warmed (the
+    /// newest waiting one first, from the longest prefix the prompt cache holds); once they have
+    /// all run, its cache goes into the prompt cache. A failure drops it (it only saves time).
+    private func warmAnswerChunk() {
+        if warming == nil, let next = answersToWarm.popLast() {
+            warming = try? Generation(model: next.model, promptIds: next.tokens, parameters: .greedy(maxTokens: 1))
+            if warming != nil { _ = promptCache.reuse(for: &warming!) }
+        }
+        guard var generation = warming else { return }
+        warming = nil
+        let before = generation.cache.count
+        do {
+            if try generation.prefillChunk(tokens: Self.warmChunk) {
+                metrics.warmedTokens.increment(by: generation.cache.count - before)
+                warming = generation
+                return
+            }
+            // The rest (at least `minimumChunk` tokens), with its logits, as a request runs it.
+            _ = try generation.step()
+            metrics.warmedTokens.increment(by: generation.cache.count - before)
+            promptCache.store(prompt: generation.promptIds, cache: generation.cache.prefix(generation.promptIds.count))
+            metrics.promptCacheBytes.record(promptCache.bytes)
+        } catch {
+            return
         }
     }
 

@@ -14,6 +14,8 @@ final class ServerMetrics: Sendable {
     let promptCacheTokens: CoreMetrics.Counter
     /// Bytes of KV cache the prompt cache holds.
     let promptCacheBytes: CoreMetrics.Gauge
+    /// Tokens of finished conversations run again while idle, for the prompt cache.
+    let warmedTokens: CoreMetrics.Counter
     let generatedTokens: CoreMetrics.Counter
     let timeToFirstToken: CoreMetrics.Timer
     let interTokenLatency: CoreMetrics.Timer
@@ -34,6 +36,7 @@ final class ServerMetrics: Sendable {
         promptChunks = Counter(label: "qwen_prompt_chunks_total", factory: factory)
         promptCacheTokens = Counter(label: "qwen_prompt_cache_tokens_total", factory: factory)
         promptCacheBytes = Gauge(label: "qwen_prompt_cache_bytes", factory: factory)
+        warmedTokens = Counter(label: "qwen_prompt_cache_warmed_tokens_total", factory: factory)
         generatedTokens = Counter(label: "qwen_generated_tokens_total", factory: factory)
         timeToFirstToken = Timer(label: "qwen_time_to_first_token_seconds", factory: factory)
         interTokenLatency = Timer(label: "qwen_inter_token_latency_seconds", factory: factory)

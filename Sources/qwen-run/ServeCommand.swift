@@ -38,6 +38,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("prompt-cache-mb"), help: "MB of KV cache kept from earlier prompts, so that a prompt beginning like an earlier one runs only the rest, with the same results (0 = none).")
     var promptCacheMB = 256
 
+    @Flag(name: .customLong("no-warm-answers"), help: "Do not run finished answers again while idle to keep them in the prompt cache (a conversation's next turn then runs its earlier answer again).")
+    var noWarmAnswers = false
+
     @Option(name: .customLong("api-key"), help: "Require 'Authorization: Bearer KEY' on /v1 routes (default: $QWEN_API_KEY, else none).")
     var apiKey: String?
 
@@ -69,6 +72,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.maxQueue = maxQueue
         configuration.prefillChunk = prefillChunk
         configuration.promptCacheBytes = promptCacheMB << 20
+        configuration.warmsAnswers = !noWarmAnswers
         configuration.apiKey = apiKey ?? ProcessInfo.processInfo.environment["QWEN_API_KEY"].flatMap { $0.isEmpty ? nil : $0 }
         configuration.maxBodyBytes = maxBodyBytes
         configuration.requestTimeout = requestTimeout > 0 ? requestTimeout : nil

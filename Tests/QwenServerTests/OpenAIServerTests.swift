@@ -358,6 +358,56 @@ enum TinyModel {
         #expect(none.entries.isEmpty && none.reuse(for: &four) == 0)
     }
 
+    /// A finished answer is warmed while the scheduler is idle: the next turn (prompt, answer
+    /// and new tokens) then runs only its new tokens and gets the steps of its solo run, log
+    /// probabilities bit for bit; without warming it runs the answer again.
+    @Test func finishedAnswersAreWarmedForTheNextTurn() async throws {
+        let exact = model.chunkedPrefillIsExact
+        var parameters = GenerateParameters.greedy(maxTokens: 40)
+        parameters.stopTokenIds = []
+        parameters.logprobs = 2
+        let prompt = (0..<40).map { (61 * $0 + 5) % 500 }
+        func metric(_ metrics: ServerMetrics, _ name: String) -> Int {
+            let line = metrics.exposition().split(separator: "\n").first { $0.hasPrefix(name + " ") }
+            return line.flatMap { Int($0.split(separator: " ").last ?? "") } ?? 0
+        }
+        func run(_ scheduler: Scheduler, _ ids: [Int]) async throws -> (steps: [GenerationStep], result: GenerationResult?) {
+            let ticket = try scheduler.submit(try Generation(model: model, promptIds: ids, parameters: parameters))
+            var steps: [GenerationStep] = [], result: GenerationResult?
+            for try await event in ticket.events {
+                switch event {
+                case .step(let step): steps.append(step)
+                case .finished(let r): result = r
+                }
+            }
+            return (steps, result)
+        }
+        for warms in [true, false] {
+            let metrics = ServerMetrics(registry: .init())
+            let scheduler = Scheduler(maxBatch: 2, maxQueue: 2, chunksAreExact: exact, promptCacheBytes: 64 << 20,
+                                      warmsAnswers: warms, timeout: nil, metrics: metrics)
+            defer { scheduler.shutDown() }
+            let first = try await run(scheduler, prompt)
+            let answer = try #require(first.result).generatedTokenIds
+            #expect(answer.count == 40)
+            let expected = warms && exact ? answer.count : 0
+            // Idle now: the answer is warmed (32 tokens, then the last 8 with their logits).
+            for _ in 0..<600 where metric(metrics, "qwen_prompt_cache_warmed_tokens_total") < expected {
+                try await Task.sleep(nanoseconds: 50_000_000)
+            }
+            #expect(metric(metrics, "qwen_prompt_cache_warmed_tokens_total") == expected)
+            let next = prompt + answer + [7, 70, 170, 270, 370]
+            var solo = try Generation(model: model, promptIds: next, parameters: parameters)
+            var soloSteps: [GenerationStep] = []
+            while let step = try solo.step() { soloSteps.append(step) }
+            let second = try await run(scheduler, next)
+            let prefilled = try #require(second.result).stats.prefilledTokens
+            guard exact else { continue }
+            #expect(prefilled == (warms ? 5 : 5 + answer.count), "warms \(warms)")
+            #expect(second.steps == soloSteps, "warms \(warms): the next turn's steps")
+        }
+    }
+
     /// A full queue answers 429; a cancelled request frees its slot within a step.
     @Test func queueLimitAndCancellation() async throws {
         let metrics = ServerMetrics(registry: .init())
