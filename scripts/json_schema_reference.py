@@ -25,7 +25,8 @@ string (base64) and Pydantic's verdict:
              hour 24, offsets past 23:59, bounds ± 1, leading zeros) and the mutations above
   P0, P1...  one model `{"s": str}` per regular expression in PATTERNS (some with lengths beside):
              its examples and their one-character mutations, then the byte mutations above
-  formats    one model `{"s": T}` per format (date-time, date, time, uuid, ipv4, duration, ipv6, email) on
+  formats    one model `{"s": T}` per format (date-time, date, time, uuid, ipv4, duration, ipv6, email,
+             uri as AnyUrl and as HttpUrl) on
              texts made around its edges (every month's end in common, leap and century years,
              designators out of order, `::` twice, a zone index, ...)
   M0, M1...  one model `{"s": T}` per `multiple_of` in MULTIPLES (integers, floats, some with
@@ -62,7 +63,7 @@ from pathlib import Path
 from typing import Annotated, Literal, Optional, Union, get_args, get_origin
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, PositiveInt, ValidationError, create_model
+from pydantic import AnyUrl, BaseModel, ConfigDict, EmailStr, Field, HttpUrl, PositiveInt, ValidationError, create_model
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "Tests/QwenTests/Data/json_schema_reference.json"
@@ -508,7 +509,7 @@ PATTERN_MODELS = [create_model(f"P{i}", __config__=ConfigDict(extra="forbid"),
 FORMAT_MODELS = {name: create_model(f"F{name}", __config__=ConfigDict(extra="forbid"), s=(t, ...))
                  for name, t in [("date-time", datetime), ("date", date), ("time", time), ("uuid", UUID),
                                  ("ipv4", IPv4Address), ("duration", timedelta), ("ipv6", IPv6Address),
-                                 ("email", EmailStr)]}
+                                 ("email", EmailStr), ("uri", AnyUrl), ("http-uri", HttpUrl)]}
 # RFC 3339 appendix A's duration (ISO 8601's designators in order, `T` before the time's, weeks
 # alone; no fraction, no sign), at most 6 digits a component; Pydantic also reads `-P1D`, `P1.5D`,
 # `PT1H1S`, `P1M1Y`, `12:00:00`, `1 day, 12:00:00`. IPv6 without a zone index (`fe80::1%eth0`).
@@ -522,8 +523,19 @@ DURATION_TEXT = f"P(({N6}D|{N6}M({N6}D)?|{N6}Y({N6}M({N6}D)?)?)({DURATION_TIME})
 ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
 LABEL = r"[A-Za-z0-9]+(-[A-Za-z0-9]+)*"
 EMAIL_TEXT = rf"(?=[^@]{{1,64}}@){ATEXT}+(\.{ATEXT}+)*@((?=[^.]{{1,40}}\.){LABEL}\.){{1,3}}[A-Za-z]{{2,40}}"
+# URLs as the pattern writes them (AnyUrl also reads other schemes, user information, IPv6 and
+# international hosts, hosts ending in a label that begins with a digit, ports with leading
+# zeros, characters beyond ASCII): http or https, a host of labels (letters, digits, single inner
+# hyphens; the last beginning with a letter) or dotted-decimal IPv4, a port, then RFC 3986's
+# pchar (unreserved, sub-delimiters, `:`, `@`, percent escapes) in the path, query and fragment.
+PCHAR = r"([A-Za-z0-9._~!$&'()*+,;=:@-]|%[0-9A-Fa-f]{2})"
+URL_TEXT = (rf"https?://((25[0-5]|2[0-4][0-9]|1[0-9]{{2}}|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9]{{2}}|[1-9]?[0-9])){{3}}"
+            rf"|({LABEL}\.)*[A-Za-z][A-Za-z0-9]*(-[A-Za-z0-9]+)*)(:(0|[1-9][0-9]*))?(/{PCHAR}*)*(\?({PCHAR}|[/?])*)?(#({PCHAR}|[/?])*)?")
 FORMAT_SHAPES = {datetime: RFC3339["when"], date: RFC3339["day"], time: RFC3339["at"], UUID: UUID_TEXT, IPv4Address: None,
-                 timedelta: DURATION_TEXT, IPv6Address: "[^%]*", EmailStr: EMAIL_TEXT}
+                 timedelta: DURATION_TEXT, IPv6Address: "[^%]*", EmailStr: EMAIL_TEXT, AnyUrl: URL_TEXT,
+                 # HttpUrl's maxLength of 2,083 is more states than a pattern may have beside the
+                 # URL's: the pattern writes up to 256 characters (TextPattern.loweredMaximum).
+                 HttpUrl: f"(?=.{{1,256}}$){URL_TEXT}"}
 
 
 def format_texts(name: str, rng: random.Random) -> list[str]:
@@ -562,6 +574,8 @@ def format_texts(name: str, rng: random.Random) -> list[str]:
         return ipv6_texts(rng)
     if name == "email":
         return email_texts(rng)
+    if name in ("uri", "http-uri"):
+        return url_texts(rng)
     parts = ["0", "1", "9", "10", "99", "100", "199", "200", "249", "250", "255", "256", "300", "01", "00", "1000", ""]
     return [".".join(rng.choice(parts) for _ in range(rng.choice([3, 4, 4, 4, 5]))) for _ in range(300)]
 
@@ -658,6 +672,44 @@ def email_texts(rng: random.Random) -> list[str]:
                     '"a b"@' + domain, "é" + text, "a@[1.2.3.4]", text.replace("@", "", 1)][kind]
         out.append(text)
     return out + ["a@b.co", "a@b.c", "a@b", "@b.com", "a@.com", "a@b.com.", "A@B.COM", "first.last@mail.cs.uni.edu"]
+
+
+def url_texts(rng: random.Random) -> list[str]:
+    """http, https and other schemes; hosts of names (long labels, hyphens, Punycode, a last
+    label of digits or hex), IPv4 (leading zeros, out of range, three parts), IPv6, user
+    information; ports at and past 65535 and with leading zeros; paths, queries and fragments
+    with every ASCII punctuation, percent escapes whole and cut, spaces, non-ASCII."""
+    def host():
+        kind = rng.random()
+        if kind < 0.6:
+            labels = [rng.choice(["example", "a", "my-site", "x1", "www", "api", "b" * 64, "ab--c", "xn--abc", "-x", "x-",
+                                  "a_b", "9"]) for _ in range(rng.randint(0, 3))]
+            return ".".join(labels + [rng.choice(["com", "org", "io", "c", "a1", "1a", "123", "0x1f", "localhost", "x-y", "x--y"])])
+        if kind < 0.85:
+            return ".".join(rng.choice(["0", "1", "10", "127", "255", "256", "01", "999"]) for _ in range(rng.choice([3, 4, 4, 4, 5])))
+        return rng.choice(["[::1]", "user:pw@a.com", "é.com", "a b.com", ""])
+    def part(extra):
+        chars = "abcXYZ019._~!$&'()*+,;=:@-" + extra
+        out = ""
+        for _ in range(rng.randint(0, 8)):
+            r = rng.random()
+            out += (rng.choice(["%41", "%2f", "%zz", "%2", "%"]) if r < 0.05 else
+                    rng.choice("\"<>[]{}|^` \\#é") if r < 0.07 else rng.choice(chars))
+        return out
+    out = []
+    for _ in range(300):
+        text = rng.choice(["http", "https", "https", "HTTP", "ftp", "mailto"]) + "://" + host()
+        if rng.random() < 0.3:
+            text += ":" + rng.choice(["80", "8080", "0", "65535", "65536", "080", "", "99999"])
+        for _ in range(rng.randint(0, 3)):
+            text += "/" + part("")
+        if rng.random() < 0.3:
+            text += "?" + part("/?")
+        if rng.random() < 0.2:
+            text += "#" + part("/?")
+        out.append(text)
+    return out + ["http://a.com", "https://example.com/path?q=1#f", "foo:bar", "http://", "http:///x", "http://a.com:/",
+                  "http://a.com/" + "x" * 243, "http://a.com/" + "x" * 244, "http://a.com/" + "x" * 2070, "http://a.com/" + "x" * 2071]
 
 
 # `multipleOf` (Pydantic's `multiple_of`), one model `{"s": T}` each (schemas M0, M1, ...): exact on

@@ -31,7 +31,7 @@ port, waits for GET /health, and checks the OpenAI API behaviour and the server'
                   type, checked here), and the client's `beta.chat.completions.parse` with
                   Pydantic models (a nested model, Optional; lists of models, a dict, an Optional
                   model, a union; a pattern, lengths, datetime, date, UUID, integer and number
-                  bounds; a duration, an IPv6 address, integer and float multipleOf)
+                  bounds; a duration, an IPv6 address, an HttpUrl, integer and float multipleOf)
                   parses the answer; on both models, a schema with a union whose branches begin
                   alike (two objects), a list of types with an unknown one, an item count over 64,
                   an array root, a lookahead pattern, the hostname format or a multipleOf below
@@ -1316,9 +1316,10 @@ def check_schema(c, server):
             snooze: Annotated[int, pydantic.Field(multiple_of=5, ge=5, le=60)]
             price: Annotated[float, pydantic.Field(multiple_of=0.01, ge=0)]
             host: IPv6Address
+            link: pydantic.HttpUrl
 
-        parse_answers(Reminder, "Every two hours, remind me to check the server at fe80::1 (snooze 10 minutes, costs 2.50).",
-                      120, 5)
+        parse_answers(Reminder, "Every two hours, remind me to check the server at fe80::1 (snooze 10 minutes, costs 2.50, "
+                      "docs at https://example.com/status).", 160, 5)
 
         # The email format (EmailStr would need email-validator in this venv: the schema as it
         # sends it, the answer checked for an address's shape).

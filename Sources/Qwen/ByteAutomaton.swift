@@ -614,7 +614,9 @@ struct CharacterCounter: Hashable, Sendable {
                 return true
             }
             guard count < limits.maximum ?? .max else { return false }
-            count += 1
+            // Without a maximum the count matters only up to the minimum: counters past it are
+            // alike (so a product with a pattern stays finite).
+            if limits.maximum != nil || count < limits.minimum { count += 1 }
             phase = b == UInt8(ascii: "\\") ? 2 : b < 0xC0 ? 1 : b < 0xE0 ? 4 : b < 0xF0 ? 5 : 6
         case 2:
             phase = b == UInt8(ascii: "u") ? 7 : 1

@@ -38,8 +38,12 @@ public struct TextPattern: Sendable, Equatable {
     /// Every JSON string (as `ScalarEncoding.jsonString` writes it).
     static let anyString = try! ByteAutomaton(.repeated(.set(.all), min: 0, max: nil), encoding: .jsonString)
 
+    /// The `maxLength` a pattern is read with when its own would take the automaton past its
+    /// state cap (`string`).
+    static let loweredMaximum = 256
+
     /// The string formats followed.
-    public static let formats = ["date-time", "date", "time", "duration", "email", "uuid", "ipv4", "ipv6"]
+    public static let formats = ["date-time", "date", "time", "duration", "email", "uuid", "ipv4", "ipv6", "uri"]
 
     /// JSON strings whose value matches `regex` (a search, as JSON Schema's `pattern` is: anchor it
     /// with `^` and `$` to match the whole value), holds `minLength` to `maxLength` characters
@@ -76,7 +80,16 @@ public struct TextPattern: Sendable, Equatable {
             if let excluded {
                 automaton = try ByteAutomaton(subtracting: try ByteAutomaton(excluded, encoding: .jsonString), from: automaton!)
             }
-            if !lengths.isFree { automaton = try ByteAutomaton(intersecting: automaton!, lengths) }
+            if !lengths.isFree {
+                do {
+                    automaton = try ByteAutomaton(intersecting: automaton!, lengths)
+                } catch where (lengths.maximum ?? 0) > loweredMaximum {
+                    // Too many states with so long a maximum (a URL's 2,083): the texts up to
+                    // `loweredMaximum` characters, a narrower set, rather than a refusal.
+                    automaton = try ByteAutomaton(intersecting: automaton!,
+                                                  CharacterCount(minimum: lengths.minimum, maximum: loweredMaximum))
+                }
+            }
             guard automaton!.acceptsSomething else { throw ByteAutomaton.Failure(reason: "no string follows it") }
             return TextPattern(kinds: .string, automaton: automaton!)
         } catch {
@@ -332,7 +345,12 @@ public struct TextPattern: Sendable, Equatable {
     /// address in the narrower form every validator takes (`email-validator`, Pydantic's
     /// `EmailStr`): a dot-atom of ASCII `atext` before the `@`, then two to four DNS labels of
     /// letters, digits and single inner hyphens, the last of letters alone (`formatLimits`,
-    /// `formatExclusions` keep to the lengths and leave out the special-use top-level domains).
+    /// `formatExclusions` keep to the lengths and leave out the special-use top-level domains);
+    /// a URI as an `http` or `https` URL every URL type of Pydantic takes (`AnyUrl`, `HttpUrl`:
+    /// WHATWG parsing, strict): a host of DNS labels whose last begins with a letter (so that it
+    /// is never read as an IPv4 address) or a dotted-decimal IPv4 address, a port up to 65535,
+    /// a path, query and fragment of RFC 3986's unreserved and sub-delimiter characters, `:`,
+    /// `@` and percent escapes; no user information.
     static let formatPatterns: [String: String] = {
         let year = "(?:[0-9]{3}[1-9]|[0-9]{2}[1-9][0-9]|[0-9][1-9][0-9]{2}|[1-9][0-9]{3})"
         let leapYear = "(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)"
@@ -347,6 +365,9 @@ public struct TextPattern: Sendable, Equatable {
         let durationDate = "(?:\(n)D|\(n)M(?:\(n)D)?|\(n)Y(?:\(n)M(?:\(n)D)?)?)(?:\(durationTime))?"
         let ipv4 = "\(byte)(?:\\.\(byte)){3}"
         let h16 = "\(hex){1,4}", ls32 = "(?:\(h16):\(h16)|\(ipv4))"
+        let host = "(?:\(label)\\.)*[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*"
+        let port = "(?::(?:[0-9]|[1-9][0-9]{1,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?"
+        let pchar = "(?:[A-Za-z0-9._~!$&'()*+,;=:@-]|%\(hex){2})"
         // RFC 3986's IPv6address: the groups before `::` (none to seven) and after it.
         let ipv6 = [
             "(?:\(h16):){6}\(ls32)",
@@ -368,6 +389,7 @@ public struct TextPattern: Sendable, Equatable {
             "email": "\(atext)+(?:\\.\(atext)+)*@(?:\(label)\\.){1,3}[A-Za-z]{2,40}",
             "ipv4": ipv4,
             "ipv6": "(?:\(ipv6))",
+            "uri": "https?://(?:\(ipv4)|\(host))\(port)(?:/\(pchar)*)*(?:\\?(?:\(pchar)|[/?])*)?(?:#(?:\(pchar)|[/?])*)?",
         ]
     }()
 }

@@ -399,6 +399,20 @@ import Kernels
         #expect(read > 500)
     }
 
+    /// A pattern with a `minLength` and no `maxLength` (AnyUrl's schema: `minLength` 1), or with
+    /// a `maxLength` too long to count beside it (HttpUrl's 2,083: read as 256): lengths as
+    /// Python counts characters.
+    @Test func lengthsBesideAPatternStayFinite() throws {
+        let letters = try TextPattern.string(matching: "^[a-zé]+$", minLength: 3)
+        for (text, fits) in [("ab", false), ("abc", true), ("éé", false), ("ééé", true), (String(repeating: "a", count: 5_000), true), ("ab1", false)] {
+            #expect(letters.accepts(String(decoding: try JSONEncoder().encode(text), as: UTF8.self)) == fits, "\(text)")
+        }
+        let url = try TextPattern.string(minLength: 1, maxLength: 2_083, format: "uri")
+        for (n, fits) in [(0, true), (243, true), (244, false)] {
+            #expect(url.accepts("\"http://a.com/" + String(repeating: "x", count: n) + "\"") == fits, "path of \(n)")
+        }
+    }
+
     /// `ByteAutomaton(subtracting:from:)` on seeded random pattern pairs: a text is accepted
     /// exactly when the first automaton accepts it and the second does not (each read alone).
     @Test func subtractionAcceptsWhatOnlyTheFirstAccepts() throws {
@@ -500,7 +514,7 @@ import Kernels
         for (name, schema) in try #require(raw["schemas"]?.objectValue).entries {
             programs[name] = PatternProgram(try OutputPattern(jsonSchema: schema))
         }
-        #expect(programs.count == 44)
+        #expect(programs.count == 46)
         #expect(file.cases.count > 6000)
         var valid = 0
         for (i, c) in file.cases.enumerated() {
