@@ -29,6 +29,8 @@ string (base64) and Pydantic's verdict:
              uri as AnyUrl and as HttpUrl) on
              texts made around its edges (every month's end in common, leap and century years,
              designators out of order, `::` twice, a zone index, ...)
+  Tuples     a model of tuples (`prefixItems`: floats, mixed kinds, Optional, one holding a model,
+             the empty tuple, `tuple[int, ...]`), instances and the mutations above
   M0, M1...  one model `{"s": T}` per `multiple_of` in MULTIPLES (integers, floats, some with
              bounds) on multiples, values near them, negative zero, exponents, 16-digit values
 
@@ -125,6 +127,16 @@ class Booking(Strict):
     deposit: Annotated[float, Field(ge=0, lt=500)]
     score: Annotated[float, Field(gt=0, le=1)]
     temp: Annotated[float, Field(ge=-273.15)]
+
+
+class Tuples(Strict):
+    """Pydantic's tuples: `prefixItems` with minItems = maxItems, one holding a model."""
+    point: tuple[float, float]
+    row: tuple[int, str, list[int]]
+    pair: Optional[tuple[str, int]]
+    place: tuple[Address, bool]
+    empty: tuple[()]
+    rest: tuple[int, ...]
 
 
 MODELS = {"Order": Order, "Survey": Survey, "Booking": Booking}
@@ -259,6 +271,12 @@ def booking(rng: random.Random) -> dict:
 
 INSTANCES = {"Order": order, "Survey": survey, "Booking": booking}
 
+
+def tuple_instance(rng: random.Random) -> dict:
+    return {"point": [number(rng), number(rng)], "row": [integer(rng), text(rng), listof(rng, integer)],
+            "pair": rng.choice([None, [text(rng), integer(rng)]]), "place": [address(rng), rng.random() < 0.5],
+            "empty": [], "rest": listof(rng, integer)}
+
 # JSON Schema `pattern`s, each a model `{"s": str}` of its own (schemas P0, P1, ...), with examples
 # the cases mutate character by character. The mutations use ASCII and characters that are no
 # letter, digit or space in Unicode either, so that the engines' readings of `\d \w \s .` agree.
@@ -338,6 +356,8 @@ def keys_in_order(value, annotation) -> bool:
             return False
         return all(keys_in_order(v, fields[k].annotation) for k, v in value)
     origin, args = get_origin(annotation), get_args(annotation)
+    if origin is tuple:
+        return all(keys_in_order(v, a) for v, a in zip(value, args))
     if origin is list:
         return all(keys_in_order(v, args[0]) for v in value)
     if origin is dict:
@@ -846,6 +866,19 @@ def build() -> dict:
             data = f'{{"s": {text}}}'.encode()
             narrower = kind is float and verdict(model, data) and near_multiple(text, m)
             add(name, data, model, **({"narrower": True} if narrower else {}))
+    # Tuples (`prefixItems`), with their own seeded generator so that the cases above stay as
+    # they were.
+    tuples = random.Random(SEED + 1)
+    schemas["Tuples"] = Tuples.model_json_schema()
+    for _ in range(60):
+        obj = tuple_instance(tuples)
+        ascii_only = tuples.random() < 0.5
+        data = json.dumps(obj, ensure_ascii=ascii_only).encode()
+        add("Tuples", data, Tuples)
+        for mutated in structural_mutations(tuples, obj):
+            add("Tuples", json.dumps(mutated, ensure_ascii=ascii_only).encode(), Tuples)
+        for mutated in byte_mutations(tuples, data):
+            add("Tuples", mutated, Tuples)
     for i, text in NARROWER:
         data = json.dumps({"s": text}, ensure_ascii=False).encode()
         assert verdict(PATTERN_MODELS[i], data), (PATTERNS[i][0], text)

@@ -31,7 +31,8 @@ port, waits for GET /health, and checks the OpenAI API behaviour and the server'
                   type, checked here), and the client's `beta.chat.completions.parse` with
                   Pydantic models (a nested model, Optional; lists of models, a dict, an Optional
                   model, a union; a pattern, lengths, datetime, date, UUID, integer and number
-                  bounds; a duration, an IPv6 address, an HttpUrl, integer and float multipleOf)
+                  bounds; a duration, an IPv6 address, an HttpUrl, a tuple, integer and float
+                  multipleOf)
                   parses the answer; on both models, a schema with a union whose branches begin
                   alike (two objects), a list of types with an unknown one, an item count over 64,
                   an array root, a lookahead pattern, the hostname format or a multipleOf below
@@ -1317,6 +1318,7 @@ def check_schema(c, server):
             price: Annotated[float, pydantic.Field(multiple_of=0.01, ge=0)]
             host: IPv6Address
             link: pydantic.HttpUrl
+            window: tuple[int, int]
 
         parse_answers(Reminder, "Every two hours, remind me to check the server at fe80::1 (snooze 10 minutes, costs 2.50, "
                       "docs at https://example.com/status).", 160, 5)

@@ -26,9 +26,11 @@ extension OutputPattern {
     /// a string's `pattern`, `minLength`, `maxLength` and `format` (`TextPattern.formats`) and an
     /// integer's or a number's `minimum`, `maximum`, `exclusiveMinimum`, `exclusiveMaximum` and
     /// `multipleOf` (`TextPattern`; such a number is written without exponent); `allOf` of one
-    /// schema (that schema). Anything else (`allOf` of several, `not`, branches that begin alike —
-    /// two objects, say —, other formats, `prefixItems`) is refused with a `SchemaError` naming
-    /// where, rather than ignored.
+    /// schema (that schema); `prefixItems` of a tuple (Pydantic's `tuple[int, str]`: as many
+    /// items as `minItems` and `maxItems` say, or `items: false`). Anything else (`allOf` of
+    /// several, `not`, branches that begin alike — two objects, say —, other formats,
+    /// `prefixItems` with a variable tail) is refused with a `SchemaError` naming where, rather
+    /// than ignored.
     public init(jsonSchema schema: JSONValue) throws(SchemaError) {
         var parts: [Part] = []
         guard schema.objectValue != nil, Self.type(of: schema) == "object" else {
@@ -92,7 +94,8 @@ extension OutputPattern {
         }
         guard depth < 32 else { throw SchemaError(path: path, reason: "nested 32 deep: a recursive $ref?") }
         for key in object.keys {
-            let known = ["type", "properties", "items", "minItems", "maxItems", "enum", "const", "anyOf", "oneOf", "allOf", "$ref"].contains(key)
+            let known = ["type", "properties", "items", "prefixItems", "minItems", "maxItems", "enum", "const", "anyOf", "oneOf", "allOf",
+                         "$ref"].contains(key)
                 || valueKeywords.contains(key) || ignoredKeywords.contains(key)
             guard known else { throw SchemaError(path: "\(path)/\(key)", reason: "the keyword '\(key)' is not supported") }
         }
@@ -103,7 +106,8 @@ extension OutputPattern {
             throw SchemaError(path: "\(path)/\(deciding[1])", reason: "'\(deciding[0])' and '\(deciding[1])' together are not supported")
         }
         if let keyword = deciding.first {
-            let beside = ["const", "enum"].contains(keyword) ? valueKeywords : ["type", "properties", "items", "minItems", "maxItems"] + valueKeywords
+            let beside = ["const", "enum"].contains(keyword) ? valueKeywords
+                : ["type", "properties", "items", "prefixItems", "minItems", "maxItems"] + valueKeywords
             for key in beside where object[key] != nil {
                 throw SchemaError(path: "\(path)/\(key)", reason: "'\(key)' beside '\(keyword)' is not supported")
             }
@@ -212,7 +216,20 @@ extension OutputPattern {
             if let maxItems, maxItems < minItems {
                 throw SchemaError(path: "\(path)/maxItems", reason: "'maxItems' \(maxItems) is below 'minItems' \(minItems)")
             }
-            if let items = object["items"] {
+            if let prefix = object["prefixItems"] {
+                // A tuple (Pydantic's `tuple[int, str]`): exactly these items, in order.
+                guard let schemas = prefix.arrayValue else {
+                    throw SchemaError(path: "\(path)/prefixItems", reason: "'prefixItems' must be an array")
+                }
+                guard minItems == schemas.count, maxItems == schemas.count || object["items"] == .bool(false) else {
+                    throw SchemaError(path: "\(path)/prefixItems", reason: "'prefixItems' is followed as a tuple only: 'minItems' and 'maxItems' (or 'items': false) equal to its \(schemas.count) schemas")
+                }
+                for (i, item) in schemas.enumerated() {
+                    parts.append(.literal(i == 0 ? "[" : ", "))
+                    try append(item, path: "\(path)/prefixItems/\(i)", root: root, depth: depth + 1, to: &parts)
+                }
+                parts.append(.literal(schemas.isEmpty ? "[]" : "]"))
+            } else if let items = object["items"] {
                 parts.append(.array(try pattern(items, path: "\(path)/items", root: root, depth: depth + 1),
                                     minItems: minItems, maxItems: maxItems))
             } else if counts.contains(where: { $0 != nil }) {

@@ -300,6 +300,8 @@ import Kernels
                           (#"{"type": "object", "properties": {"a": {"type": "number", "multipleOf": 1234.56789}}}"#, "#/properties/a/multipleOf"),
                           (#"{"type": "object", "properties": {"a": {"type": "integer", "multipleOf": 3, "minimum": 4, "maximum": 5}}}"#, "#/properties/a/multipleOf"),
                           (#"{"type": "object", "properties": {"a": {"type": "integer", "multipleOf": "2"}}}"#, "#/properties/a/multipleOf"),
+                          (#"{"type": "object", "properties": {"a": {"type": "array", "prefixItems": [{"type": "integer"}], "items": {"type": "string"}}}}"#, "#/properties/a/prefixItems"),
+                          (#"{"type": "object", "properties": {"a": {"type": "array", "prefixItems": [{"type": "integer"}, {"type": "x"}], "minItems": 2, "maxItems": 2}}}"#, "#/properties/a/prefixItems/1/type"),
                           (#"{"type": "object", "properties": {"a": {"allOf": [{"type": "integer"}, {"minimum": 1}]}}}"#, "#/properties/a/allOf"),
                           (#"{"type": "object", "properties": {"a": {"allOf": [{"type": "integer"}], "type": "integer"}}}"#, "#/properties/a/type"),
                           (#"{"type": "object", "properties": {"a": {"type": "integer", "minimum": 5, "exclusiveMaximum": 5}}}"#, "#/properties/a"),
@@ -514,7 +516,7 @@ import Kernels
         for (name, schema) in try #require(raw["schemas"]?.objectValue).entries {
             programs[name] = PatternProgram(try OutputPattern(jsonSchema: schema))
         }
-        #expect(programs.count == 46)
+        #expect(programs.count == 47)
         #expect(file.cases.count > 6000)
         var valid = 0
         for (i, c) in file.cases.enumerated() {
