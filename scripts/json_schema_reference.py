@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Reference verdicts for structured outputs (`OutputPattern(jsonSchema:)`, `response_format` json_schema).
 
-Usage:  .venv/bin/pip install -r scripts/requirements-reference.txt   # email-validator, for EmailStr
+Usage:  .venv/bin/pip install -r scripts/requirements-reference.txt   # email-validator, jsonschema, fqdn
         .venv/bin/python scripts/json_schema_reference.py [--out Tests/QwenTests/Data/json_schema_reference.json]
         .venv/bin/python scripts/json_schema_reference.py --check   # regenerate in memory, compare with the file
 
@@ -26,7 +26,7 @@ string (base64) and Pydantic's verdict:
   P0, P1...  one model `{"s": str}` per regular expression in PATTERNS (some with lengths beside):
              its examples and their one-character mutations, then the byte mutations above
   formats    one model `{"s": T}` per format (date-time, date, time, uuid, ipv4, duration, ipv6, email,
-             uri as AnyUrl and as HttpUrl) on
+             uri as AnyUrl and as HttpUrl, hostname as jsonschema's FormatChecker reads it) on
              texts made around its edges (every month's end in common, leap and century years,
              designators out of order, `::` twice, a zone index, ...)
   Tuples     a model of tuples (`prefixItems`: floats, mixed kinds, Optional, one holding a model,
@@ -65,7 +65,9 @@ from pathlib import Path
 from typing import Annotated, Literal, Optional, Union, get_args, get_origin
 from uuid import UUID
 
-from pydantic import AnyUrl, BaseModel, ConfigDict, EmailStr, Field, HttpUrl, PositiveInt, ValidationError, create_model
+import jsonschema
+from pydantic import (AfterValidator, AnyUrl, BaseModel, ConfigDict, EmailStr, Field, HttpUrl, PositiveInt, ValidationError,
+                      WithJsonSchema, create_model)
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "Tests/QwenTests/Data/json_schema_reference.json"
@@ -399,7 +401,7 @@ def written_as_the_pattern_writes(model: type[BaseModel], data: bytes) -> bool:
         shapes = {**RFC3339, "id": UUID_TEXT}
         return all(re.fullmatch(shape, value[key]) for key, shape in shapes.items())
     if model in FORMAT_MODELS.values():
-        shape = FORMAT_SHAPES[model.model_fields["s"].annotation]
+        shape = next(FORMAT_SHAPES[t] for name, t in FORMAT_TYPES if FORMAT_MODELS[name] is model)
         return shape is None or re.fullmatch(shape, value["s"]) is not None
     if model in MULTIPLE_MODELS:
         # Numbers as the pattern writes them: no exponent, no negative zero; floats below 10^6.
@@ -526,10 +528,21 @@ PATTERN_MODELS = [create_model(f"P{i}", __config__=ConfigDict(extra="forbid"),
 # The string formats, each a model `{"s": T}` (schemas "date-time", "date", ...), read on texts made
 # around their edges: every month's last day and the day after in common, leap and century years,
 # hours, minutes and seconds at and past their ends, fractions and offsets of every length.
-FORMAT_MODELS = {name: create_model(f"F{name}", __config__=ConfigDict(extra="forbid"), s=(t, ...))
-                 for name, t in [("date-time", datetime), ("date", date), ("time", time), ("uuid", UUID),
-                                 ("ipv4", IPv4Address), ("duration", timedelta), ("ipv6", IPv6Address),
-                                 ("email", EmailStr), ("uri", AnyUrl), ("http-uri", HttpUrl)]}
+def conforms_to_hostname(value: str) -> str:
+    """JSON Schema's `hostname` as the `jsonschema` package checks it (its FormatChecker, through
+    `fqdn`: RFC 1123 labels of at most 63 characters, at most 253 in all, a trailing dot allowed)."""
+    if not jsonschema.FormatChecker().conforms(value, "hostname"):
+        raise ValueError("not a hostname")
+    return value
+
+
+# Pydantic has no hostname type: a string with the format in its schema and jsonschema's check.
+Hostname = Annotated[str, AfterValidator(conforms_to_hostname), WithJsonSchema({"type": "string", "format": "hostname"})]
+
+FORMAT_TYPES = [("date-time", datetime), ("date", date), ("time", time), ("uuid", UUID), ("ipv4", IPv4Address),
+                ("duration", timedelta), ("ipv6", IPv6Address), ("email", EmailStr), ("uri", AnyUrl), ("http-uri", HttpUrl),
+                ("hostname", Hostname)]
+FORMAT_MODELS = {name: create_model(f"F{name}", __config__=ConfigDict(extra="forbid"), s=(t, ...)) for name, t in FORMAT_TYPES}
 # RFC 3339 appendix A's duration (ISO 8601's designators in order, `T` before the time's, weeks
 # alone; no fraction, no sign), at most 6 digits a component; Pydantic also reads `-P1D`, `P1.5D`,
 # `PT1H1S`, `P1M1Y`, `12:00:00`, `1 day, 12:00:00`. IPv6 without a zone index (`fe80::1%eth0`).
@@ -555,7 +568,10 @@ FORMAT_SHAPES = {datetime: RFC3339["when"], date: RFC3339["day"], time: RFC3339[
                  timedelta: DURATION_TEXT, IPv6Address: "[^%]*", EmailStr: EMAIL_TEXT, AnyUrl: URL_TEXT,
                  # HttpUrl's maxLength of 2,083 is more states than a pattern may have beside the
                  # URL's: the pattern writes up to 256 characters (TextPattern.loweredMaximum).
-                 HttpUrl: f"(?=.{{1,256}}$){URL_TEXT}"}
+                 HttpUrl: f"(?=.{{1,256}}$){URL_TEXT}",
+                 # At most four labels, the last of at most 61 characters (within 253 in all),
+                 # no trailing dot.
+                 Hostname: r"([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){0,3}[A-Za-z0-9]([A-Za-z0-9-]{0,59}[A-Za-z0-9])?"}
 
 
 def format_texts(name: str, rng: random.Random) -> list[str]:
@@ -596,6 +612,8 @@ def format_texts(name: str, rng: random.Random) -> list[str]:
         return email_texts(rng)
     if name in ("uri", "http-uri"):
         return url_texts(rng)
+    if name == "hostname":
+        return hostname_texts(rng)
     parts = ["0", "1", "9", "10", "99", "100", "199", "200", "249", "250", "255", "256", "300", "01", "00", "1000", ""]
     return [".".join(rng.choice(parts) for _ in range(rng.choice([3, 4, 4, 4, 5]))) for _ in range(300)]
 
@@ -692,6 +710,19 @@ def email_texts(rng: random.Random) -> list[str]:
                     '"a b"@' + domain, "é" + text, "a@[1.2.3.4]", text.replace("@", "", 1)][kind]
         out.append(text)
     return out + ["a@b.co", "a@b.c", "a@b", "@b.com", "a@.com", "a@b.com.", "A@B.COM", "first.last@mail.cs.uni.edu"]
+
+
+def hostname_texts(rng: random.Random) -> list[str]:
+    """One to six labels: letters, digits, hyphens inside, at the ends and doubled, underscores,
+    non-ASCII, 61 to 64 characters long; trailing dots, empty labels, all-digit names."""
+    def label():
+        if rng.random() < 0.8:
+            return rng.choice(["a", "example", "my-host", "x1", "123", "ab--cd", "xn--abc", "LOCAL", "a" * 61, "b" * 62,
+                               "c" * 63])
+        return rng.choice(["d" * 64, "-a", "a-", "a_b", "é", "", "a b"])
+    out = [".".join(label() for _ in range(rng.choice([1, 2, 2, 3, 3, 4, 5, 6]))) + ("." if rng.random() < 0.05 else "")
+           for _ in range(300)]
+    return out + ["localhost", "a.com.", "1.2.3.4", "", ".", "a..b"]
 
 
 def url_texts(rng: random.Random) -> list[str]:

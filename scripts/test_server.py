@@ -35,7 +35,7 @@ port, waits for GET /health, and checks the OpenAI API behaviour and the server'
                   multipleOf)
                   parses the answer; on both models, a schema with a union whose branches begin
                   alike (two objects), a list of types with an unknown one, an item count over 64,
-                  an array root, a lookahead pattern, the hostname format or a multipleOf below
+                  an array root, a lookahead pattern, the idn-hostname format or a multipleOf below
                   10^-9 is 400 unsupported_parameter, a missing schema 400; an email format
                   answer is an address
   tools           tool_choice "required" and a named function (parallel_tool_calls false: one
@@ -1209,7 +1209,7 @@ def check_schema(c, server):
                          ({"type": "object", "properties": {"a": {"type": ["string", "nothing"]}}}, "an unknown type in a list"),
                          ({"type": "array", "items": {"type": "string"}}, "an array root"),
                          ({"type": "object", "properties": {"a": {"type": "string", "pattern": "(?=a)"}}}, "a lookahead pattern"),
-                         ({"type": "object", "properties": {"a": {"type": "string", "format": "hostname"}}}, "the hostname format"),
+                         ({"type": "object", "properties": {"a": {"type": "string", "format": "idn-hostname"}}}, "the idn-hostname format"),
                          ({"type": "object", "properties": {"a": {"type": "number", "multipleOf": 1e-12}}},
                           "a multipleOf below 10^-9")):
         expect_api_error(c, f"json_schema with {what}", openai.BadRequestError, 400, lambda: client.chat.completions.create(

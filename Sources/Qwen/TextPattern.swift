@@ -43,7 +43,7 @@ public struct TextPattern: Sendable, Equatable {
     static let loweredMaximum = 256
 
     /// The string formats followed.
-    public static let formats = ["date-time", "date", "time", "duration", "email", "uuid", "ipv4", "ipv6", "uri"]
+    public static let formats = ["date-time", "date", "time", "duration", "email", "hostname", "uuid", "ipv4", "ipv6", "uri"]
 
     /// JSON strings whose value matches `regex` (a search, as JSON Schema's `pattern` is: anchor it
     /// with `^` and `$` to match the whole value), holds `minLength` to `maxLength` characters
@@ -350,7 +350,9 @@ public struct TextPattern: Sendable, Equatable {
     /// WHATWG parsing, strict): a host of DNS labels whose last begins with a letter (so that it
     /// is never read as an IPv4 address) or a dotted-decimal IPv4 address, a port up to 65535,
     /// a path, query and fragment of RFC 3986's unreserved and sub-delimiter characters, `:`,
-    /// `@` and percent escapes; no user information.
+    /// `@` and percent escapes; no user information; a hostname of RFC 1123's labels (letters,
+    /// digits, inner hyphens; at most 63 characters), at most four of them, the last of at most
+    /// 61 so that the whole stays within 253, no trailing dot.
     static let formatPatterns: [String: String] = {
         let year = "(?:[0-9]{3}[1-9]|[0-9]{2}[1-9][0-9]|[0-9][1-9][0-9]{2}|[1-9][0-9]{3})"
         let leapYear = "(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)"
@@ -389,6 +391,7 @@ public struct TextPattern: Sendable, Equatable {
             "email": "\(atext)+(?:\\.\(atext)+)*@(?:\(label)\\.){1,3}[A-Za-z]{2,40}",
             "ipv4": ipv4,
             "ipv6": "(?:\(ipv6))",
+            "hostname": "(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.){0,3}[A-Za-z0-9](?:[A-Za-z0-9-]{0,59}[A-Za-z0-9])?",
             "uri": "https?://(?:\(ipv4)|\(host))\(port)(?:/\(pchar)*)*(?:\\?(?:\(pchar)|[/?])*)?(?:#(?:\(pchar)|[/?])*)?",
         ]
     }()
