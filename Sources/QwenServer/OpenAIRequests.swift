@@ -131,7 +131,7 @@ struct CompletionRequest: Sendable {
                 guard let schema = o["json_schema"]?["schema"] else {
                     throw .invalidRequest("'response_format.json_schema.schema' is required", param: "response_format.json_schema.schema")
                 }
-                do { parameters.outputPattern = try OutputPattern(jsonSchema: schema) } catch {
+                do { parameters.outputPattern = try SchemaPatterns.shared.pattern(for: schema) } catch {
                     throw .unsupported("response_format", "the schema at \(error.path) cannot be followed: \(error.reason)")
                 }
             default:

@@ -408,6 +408,27 @@ enum TinyModel {
         }
     }
 
+    /// Compiled schemas are kept by their text: the same schema again is the same pattern, a
+    /// refused one is not kept, and beyond the capacity the least recently used goes.
+    @Test func schemaPatternsAreKeptByText() throws {
+        let cache = SchemaPatterns(capacity: 2)
+        func schema(_ field: String, _ extra: String = "") throws -> JSONValue {
+            try JSONValue.parse(#"{"type": "object", "properties": {"\#(field)": {"type": "string", "format": "email"\#(extra)}}}"#)
+        }
+        let a = try cache.pattern(for: try schema("a"))
+        #expect(try cache.pattern(for: try schema("a")) == a)
+        #expect(cache.count == 1)
+        #expect(throws: OutputPattern.SchemaError.self) { try cache.pattern(for: try schema("b", #", "maxLength": -1"#)) }
+        #expect(cache.count == 1)
+        _ = try cache.pattern(for: try schema("b"))
+        _ = try cache.pattern(for: try schema("a"))
+        _ = try cache.pattern(for: try schema("c"))
+        #expect(cache.count == 2)
+        // "b" was the least recently used: dropped; compiled again, the same pattern as before.
+        #expect(try cache.holds(schema("a")) && cache.holds(schema("c")) && !cache.holds(schema("b")))
+        #expect(try cache.pattern(for: try schema("b")) == OutputPattern(jsonSchema: try schema("b")))
+    }
+
     /// A full queue answers 429; a cancelled request frees its slot within a step.
     @Test func queueLimitAndCancellation() async throws {
         let metrics = ServerMetrics(registry: .init())
