@@ -267,6 +267,11 @@ def cases():
     add("parameters", "presence penalty infinite", gen + ["--presence-penalty", "inf"])
     add("parameters", "unknown response format", gen + ["--response-format", "yaml"])
     add("parameters", "negative serve --prompt-cache-mb", ["serve", "--model", "{dir}", "--prompt-cache-mb=-1"])
+    add("parameters", "--json-schema file missing", gen + ["--json-schema", "{dir}/no-such-schema.json"])
+    add("parameters", "--json-schema not JSON", gen + ["--json-schema", "{dir}/schema.json"],
+        lambda d: write(os.path.join(d, "schema.json"), '{"type": "object", "properties": {'))
+    add("parameters", "--json-schema unsupported keyword", gen + ["--json-schema", "{dir}/schema.json"],
+        lambda d: write(os.path.join(d, "schema.json"), '{"type": "object", "properties": {"a": {"type": "string", "format": "idn-hostname"}}}'))
     return c
 
 

@@ -59,6 +59,10 @@ struct GenerateCommand: ParsableCommand {
             help: "text, or jsonObject: only tokens that keep the answer a JSON object, ending when it closes.")
     var responseFormat = "text"
 
+    @Option(name: .customLong("json-schema"),
+            help: "A JSON Schema file (as response_format's json_schema.schema): the answer is a JSON object following it.")
+    var jsonSchema: String?
+
     @Option(help: "Random seed for reproducible sampling.")
     var seed: UInt64?
 
@@ -100,12 +104,35 @@ struct GenerateCommand: ParsableCommand {
             if let v = value, !v.isFinite { throw ValidationError("\(flag) must be a finite number (0 = off), got \(v)") }
         }
         if interactive && json { throw ValidationError("--interactive and --json do not go together") }
+        if jsonSchema != nil && responseFormat != "text" { throw ValidationError("--json-schema and --response-format do not go together") }
+    }
+
+    /// The generation parameters, with `--json-schema`'s file compiled when given.
+    func loadParameters() throws -> GenerateParameters {
+        var parameters = self.parameters
+        guard let path = jsonSchema else { return parameters }
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw InputError("--json-schema \(path): cannot be read (\((error as NSError).localizedDescription))")
+        }
+        guard let text = String(validating: [UInt8](data), as: UTF8.self) else {
+            throw InputError("--json-schema \(path): not valid UTF-8 (byte \(firstInvalidUTF8Offset(data) ?? 0) of \(data.count))")
+        }
+        let schema: JSONValue
+        do { schema = try JSONValue.parse(text) } catch {
+            throw InputError("--json-schema \(path): not JSON (\(error))")
+        }
+        do { parameters.outputPattern = try OutputPattern(jsonSchema: schema) } catch {
+            throw InputError("--json-schema \(path): the schema at \(error.path) cannot be followed: \(error.reason)")
+        }
+        return parameters
     }
 
     func run() throws {
+        let parameters = try loadParameters()
         let qwen = try modelOptions.load()
         if interactive {
-            try chat(qwen)
+            try chat(qwen, parameters: parameters)
             return
         }
         var text = prompt
@@ -139,7 +166,7 @@ struct GenerateCommand: ParsableCommand {
         printProfileIfEnabled()
     }
 
-    private func chat(_ qwen: QwenModel) throws {
+    private func chat(_ qwen: QwenModel, parameters: GenerateParameters) throws {
         var messages: [ChatMessage] = system.map { [ChatMessage(role: "system", content: $0)] } ?? []
         var cache = qwen.makeCache()
         var pending = prompt

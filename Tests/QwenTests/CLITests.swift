@@ -97,6 +97,34 @@ import Testing
         expectOneLineError(try run(["--model", dir, "--prompt", "Hi"]), graphMessage)
     }
 
+    /// `--json-schema FILE`: the answer is the schema's object, read by the library's own
+    /// pattern (the same one `OutputPattern(jsonSchema:)` compiles: here multiples and a tuple
+    /// the random fixture could never write by chance), and the ids are those of the library
+    /// generating with that pattern.
+    @Test func jsonSchemaFileConstrainsTheAnswer() throws {
+        let dir = Paths.repository.appendingPathComponent("Models/fixtures/tiny-qwen2").path
+        let schemaText = #"{"type": "object", "properties": {"n": {"type": "integer", "multipleOf": 5, "minimum": 0}, "p": {"type": "array", "prefixItems": [{"type": "boolean"}, {"type": "null"}], "minItems": 2, "maxItems": 2}}, "required": ["n", "p"]}"#
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("qwen-cli-schema-\(getpid()).json")
+        try Data(schemaText.utf8).write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let r = try run(["--model", dir, "--prompt", "Hi", "--max-tokens", "64", "--seed", "3", "--temperature", "1", "--json-schema", file.path, "--json"])
+        #expect(r.status == 0 && r.stderrLines.isEmpty, "\(r.stderrLines)")
+        let report = try JSONValue.parse(r.stdout)
+        let text = try #require(report["text"]?.stringValue)
+        var parameters = GenerateParameters(maxTokens: 64, temperature: 1, seed: 3)
+        parameters.outputPattern = try OutputPattern(jsonSchema: try JSONValue.parse(schemaText))
+        let model = try QwenModel(directory: URL(fileURLWithPath: dir))
+        var cache = model.makeCache()
+        let expected = try model.generate(promptIds: try model.encode(prompt: "Hi"), parameters: parameters, cache: &cache)
+        #expect(text == expected.text)
+        #expect(expected.stopReason == .formatComplete)
+        let program = PatternProgram(parameters.outputPattern!)
+        withExtendedLifetime(program) {
+            var state = PatternState(program)
+            #expect(state.accept(Array(text.utf8)) && state.isComplete, "\(text)")
+        }
+    }
+
     /// Numeric options take negative values and refuse the out-of-range ones with a message
     /// naming the option (usage errors, exit 64), instead of "missing value" or silently greedy;
     /// `--model` on a file: an .onnx file stands for its directory with that file chosen (the
