@@ -26,14 +26,16 @@ extension OutputPattern {
     /// a string's `pattern`, `minLength`, `maxLength` and `format` (`TextPattern.formats`) and an
     /// integer's or a number's `minimum`, `maximum`, `exclusiveMinimum`, `exclusiveMaximum` and
     /// `multipleOf` (`TextPattern`; such a number is written without exponent); `allOf` of one
-    /// schema (that schema); `prefixItems` of a tuple (Pydantic's `tuple[int, str]`: as many
-    /// items as `minItems` and `maxItems` say, or `items: false`). Anything else (`allOf` of
-    /// several, `not`, branches that begin alike — two objects, say —, other formats,
+    /// schema (that schema), `allOf` of several object schemas (one object with all their
+    /// properties, `appendMergedObjects`); `prefixItems` of a tuple (Pydantic's `tuple[int, str]`:
+    /// as many items as `minItems` and `maxItems` say, or `items: false`). Anything else (`allOf`
+    /// of other schemas, `not`, branches that begin alike — two objects, say —, other formats,
     /// `prefixItems` with a variable tail) is refused with a `SchemaError` naming where, rather
     /// than ignored.
     public init(jsonSchema schema: JSONValue) throws(SchemaError) {
         var parts: [Part] = []
-        guard schema.objectValue != nil, Self.type(of: schema) == "object" else {
+        // An object schema, or several merged by `allOf` (which must come out an object).
+        guard schema.objectValue != nil, Self.type(of: schema) == "object" || schema["allOf"] != nil else {
             throw SchemaError(path: "#", reason: "the root must be an object schema ({\"type\": \"object\", ...})")
         }
         try Self.append(schema, path: "#", root: schema, depth: 0, to: &parts)
@@ -127,12 +129,16 @@ extension OutputPattern {
             return
         }
         if let all = object["allOf"] {
-            // One schema that all must follow: that schema (as generators wrap a `$ref` with
-            // a description beside it); several would have to be merged, which is not done.
-            guard let list = all.arrayValue, list.count == 1 else {
-                throw SchemaError(path: "\(path)/allOf", reason: "'allOf' is supported with exactly one schema")
+            guard let list = all.arrayValue, !list.isEmpty else {
+                throw SchemaError(path: "\(path)/allOf", reason: "'allOf' must be a non-empty array")
             }
-            try append(list[0], path: "\(path)/allOf/0", root: root, depth: depth + 1, to: &parts)
+            // One schema that all must follow: that schema (as generators wrap a `$ref` with
+            // a description beside it).
+            if list.count == 1 {
+                try append(list[0], path: "\(path)/allOf/0", root: root, depth: depth + 1, to: &parts)
+            } else {
+                try appendMergedObjects(list, path: "\(path)/allOf", root: root, depth: depth, to: &parts)
+            }
             return
         }
         for keyword in ["anyOf", "oneOf"] {
@@ -244,6 +250,53 @@ extension OutputPattern {
         case "null": parts.append(.literal("null"))
         default: throw SchemaError(path: "\(path)/type", reason: "unknown type '\(name)'")
         }
+    }
+
+    /// Keywords an object schema merged by `allOf` may hold besides `properties`.
+    private static let mergedObjectKeywords: Set<String> = ["type", "properties", "required", "additionalProperties", "title",
+                                                            "description", "$comment", "examples", "default"]
+
+    /// Several object schemas that all must hold (`allOf`: zod's intersections, a base schema's
+    /// fields and more): one object with every branch's properties, in branch order, written as
+    /// an object schema's are (all of them, in order). Each branch (a `$ref` followed) must be an
+    /// object schema with `properties`; a property in two branches must be the same schema there.
+    private static func appendMergedObjects(_ branches: [JSONValue], path: String, root: JSONValue, depth: Int,
+                                            to parts: inout [Part]) throws(SchemaError) {
+        var fields: [(key: String, schema: JSONValue, path: String)] = []
+        for (i, branch) in branches.enumerated() {
+            var schema = branch, at = "\(path)/\(i)"
+            for _ in 0..<32 {
+                guard let reference = schema["$ref"] else { break }
+                guard let target = reference.stringValue else { throw SchemaError(path: "\(at)/$ref", reason: "'$ref' must be a string") }
+                schema = try resolve(target, in: root, path: "\(at)/$ref")
+                at = target
+            }
+            guard let object = schema.objectValue, object["type"] == nil || object["type"] == .string("object"),
+                  let properties = object["properties"]?.objectValue else {
+                throw SchemaError(path: at, reason: "'allOf' of several schemas is followed for object schemas with 'properties' only")
+            }
+            for key in object.keys where !mergedObjectKeywords.contains(key) {
+                throw SchemaError(path: "\(at)/\(key)", reason: "'\(key)' in a schema merged by 'allOf' is not supported")
+            }
+            for key in properties.keys {
+                if let earlier = fields.first(where: { $0.key == key }) {
+                    guard earlier.schema == properties[key]! else {
+                        throw SchemaError(path: "\(at)/properties/\(key)", reason: "'\(key)' is also at \(earlier.path) with another schema")
+                    }
+                } else {
+                    fields.append((key, properties[key]!, "\(at)/properties/\(key)"))
+                }
+            }
+        }
+        guard !fields.isEmpty else {
+            parts.append(.literal("{}"))
+            return
+        }
+        for (i, field) in fields.enumerated() {
+            parts.append(.literal((i == 0 ? "{" : ", ") + JSONValue.string(field.key).jsonText + ": "))
+            try append(field.schema, path: field.path, root: root, depth: depth + 1, to: &parts)
+        }
+        parts.append(.literal("}"))
     }
 
     /// The string keywords (`pattern`, `format`, `minLength`, `maxLength`) and the number

@@ -302,7 +302,8 @@ import Kernels
                           (#"{"type": "object", "properties": {"a": {"type": "integer", "multipleOf": "2"}}}"#, "#/properties/a/multipleOf"),
                           (#"{"type": "object", "properties": {"a": {"type": "array", "prefixItems": [{"type": "integer"}], "items": {"type": "string"}}}}"#, "#/properties/a/prefixItems"),
                           (#"{"type": "object", "properties": {"a": {"type": "array", "prefixItems": [{"type": "integer"}, {"type": "x"}], "minItems": 2, "maxItems": 2}}}"#, "#/properties/a/prefixItems/1/type"),
-                          (#"{"type": "object", "properties": {"a": {"allOf": [{"type": "integer"}, {"minimum": 1}]}}}"#, "#/properties/a/allOf"),
+                          (#"{"type": "object", "properties": {"a": {"allOf": [{"type": "integer"}, {"minimum": 1}]}}}"#, "#/properties/a/allOf/0"),
+                          (#"{"type": "object", "properties": {"a": {"allOf": []}}}"#, "#/properties/a/allOf"),
                           (#"{"type": "object", "properties": {"a": {"allOf": [{"type": "integer"}], "type": "integer"}}}"#, "#/properties/a/type"),
                           (#"{"type": "object", "properties": {"a": {"type": "integer", "minimum": 5, "exclusiveMaximum": 5}}}"#, "#/properties/a"),
                           (#"{"type": "object", "properties": {"a": {"type": "integer", "maximum": "5"}}}"#, "#/properties/a/maximum")] {
@@ -412,6 +413,35 @@ import Kernels
         let url = try TextPattern.string(minLength: 1, maxLength: 2_083, format: "uri")
         for (n, fits) in [(0, true), (243, true), (244, false)] {
             #expect(url.accepts("\"http://a.com/" + String(repeating: "x", count: n) + "\"") == fits, "path of \(n)")
+        }
+    }
+
+    /// `allOf` of several object schemas is the object of all their properties in branch order:
+    /// the same pattern as that object written out (at the root, nested, through `$ref`, a field
+    /// in two branches with the same schema once); a field with two schemas, a branch that is not
+    /// an object schema or holds other keywords is refused at its path.
+    @Test func allOfMergesObjectSchemas() throws {
+        func pattern(_ text: String) throws -> OutputPattern { try OutputPattern(jsonSchema: try JSONValue.parse(text)) }
+        let base = ##""$defs": {"Base": {"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "boolean"}}, "required": ["a", "b"]}}"##
+        #expect(try pattern(##"{"allOf": [{"$ref": "#/$defs/Base"}, {"type": "object", "properties": {"c": {"type": "integer", "minimum": 0}}}], "##
+                            + base + "}")
+                == pattern(#"{"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "boolean"}, "c": {"type": "integer", "minimum": 0}}}"#))
+        #expect(try pattern(##"{"type": "object", "properties": {"x": {"allOf": [{"$ref": "#/$defs/Base"}, {"properties": {"b": {"type": "boolean"}, "d": {"type": "null"}}, "additionalProperties": false}]}}, "##
+                            + base + "}")
+                == pattern(#"{"type": "object", "properties": {"x": {"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "boolean"}, "d": {"type": "null"}}}}}"#))
+        for (bad, at) in [(##"{"type": "object", "properties": {"x": {"allOf": [{"$ref": "#/$defs/Base"}, {"properties": {"a": {"type": "integer"}}}]}}, "## + base + "}",
+                           "#/properties/x/allOf/1/properties/a"),
+                          (#"{"allOf": [{"type": "object", "properties": {"a": {"type": "string"}}}, {"type": "array"}]}"#, "#/allOf/1"),
+                          (#"{"allOf": [{"type": "object", "properties": {"a": {"type": "string"}}}, {"properties": {"b": {"type": "string"}}, "minProperties": 1}]}"#,
+                           "#/allOf/1/minProperties"),
+                          (#"{"allOf": [{"type": "object", "properties": {"a": {"type": "string"}}}, {"properties": {"b": {"type": "nothing"}}}]}"#,
+                           "#/allOf/1/properties/b/type")] {
+            do {
+                _ = try pattern(bad)
+                Issue.record("accepted \(bad)")
+            } catch let error as OutputPattern.SchemaError {
+                #expect(error.path == at, "\(bad): \(error)")
+            }
         }
     }
 
