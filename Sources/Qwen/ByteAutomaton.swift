@@ -166,25 +166,22 @@ struct ByteAutomaton: Equatable, Sendable {
     /// The JSON strings `a` accepts whose characters number as `lengths` asks: states of `a`
     /// paired with a `CharacterCounter`, as far as they are reached.
     init(intersecting a: ByteAutomaton, _ lengths: CharacterCount) throws(Failure) {
-        var states = try StateNumbering(start: Pair(a: 0, counter: CharacterCounter(lengths)),
-                                        overflow: "with its lengths it needs more than \(Self.maxStates) automaton states")
-        while let pair = states.nextToBuild() {
-            var moves: [(lo: UInt8, hi: UInt8, to: Int)] = []
-            for i in Int(a.first[pair.a])..<Int(a.first[pair.a + 1]) {
+        struct Key: Hashable { var a: Int, counter: CharacterCounter }
+        try self.init(exploring: Key(a: 0, counter: CharacterCounter(lengths)), moves: { key in
+            var moves: [(lo: UInt8, hi: UInt8, to: Key)] = []
+            for i in Int(a.first[key.a])..<Int(a.first[key.a + 1]) {
                 // The counter moves alike on bytes of one class; split a range where it changes.
                 var b = Int(a.lo[i])
                 while b <= Int(a.hi[i]) {
                     let end = min(Int(a.hi[i]), CharacterCounter.classEnd(UInt8(b)))
-                    var counter = pair.counter
-                    if counter.read(UInt8(b)) {
-                        moves.append((UInt8(b), UInt8(end), try states.id(Pair(a: Int(a.target[i]), counter: counter))))
-                    }
+                    var counter = key.counter
+                    if counter.read(UInt8(b)) { moves.append((UInt8(b), UInt8(end), Key(a: Int(a.target[i]), counter: counter))) }
                     b = end + 1
                 }
             }
-            addState(moves: Self.joined(moves), accepting: a.accepting[pair.a] && pair.counter.isComplete)
-        }
-        self = self.pruned()
+            return moves
+        }, accepting: { key in a.accepting[key.a] && key.counter.isComplete },
+           overflow: "with its lengths it needs more than \(Self.maxStates) automaton states")
     }
 
     /// The automaton whose states are the keys reached from `start` through `moves` (a key's
@@ -248,15 +245,6 @@ struct ByteAutomaton: Equatable, Sendable {
         static let start = DecimalDigits(phase: .start, remainder: 0)
     }
 
-    private struct Pair: Hashable {
-        var a: Int
-        var counter: CharacterCounter
-    }
-
-    private struct StatePair: Hashable {
-        var a: Int, b: Int
-    }
-
     /// The same language without the states from which no accepting state can be reached (a
     /// reader never goes where nothing can end); state 0 stays the start.
     func pruned() -> ByteAutomaton {
@@ -306,22 +294,18 @@ struct ByteAutomaton: Equatable, Sendable {
 
     /// The texts both `a` and `b` accept (pairs of states, as far as they are reached).
     init(intersecting a: ByteAutomaton, _ b: ByteAutomaton) throws(Failure) {
-        var states = try StateNumbering(start: StatePair(a: 0, b: 0),
-                                        overflow: "it needs more than \(Self.maxStates) automaton states")
-        while let pair = states.nextToBuild() {
-            let (sa, sb) = (pair.a, pair.b)
-            var moves: [(lo: UInt8, hi: UInt8, to: Int)] = []
-            var i = Int(a.first[sa]), j = Int(b.first[sb])
-            while i < Int(a.first[sa + 1]) && j < Int(b.first[sb + 1]) {
+        struct Key: Hashable { var a: Int, b: Int }
+        try self.init(exploring: Key(a: 0, b: 0), moves: { key in
+            var moves: [(lo: UInt8, hi: UInt8, to: Key)] = []
+            var i = Int(a.first[key.a]), j = Int(b.first[key.b])
+            while i < Int(a.first[key.a + 1]) && j < Int(b.first[key.b + 1]) {
                 let low = max(a.lo[i], b.lo[j]), high = min(a.hi[i], b.hi[j])
-                if low <= high {
-                    moves.append((low, high, try states.id(StatePair(a: Int(a.target[i]), b: Int(b.target[j])))))
-                }
+                if low <= high { moves.append((low, high, Key(a: Int(a.target[i]), b: Int(b.target[j])))) }
                 if a.hi[i] < b.hi[j] { i += 1 } else { j += 1 }
             }
-            addState(moves: Self.joined(moves), accepting: a.accepting[sa] && b.accepting[sb])
-        }
-        self = self.pruned()
+            return moves
+        }, accepting: { key in a.accepting[key.a] && b.accepting[key.b] },
+           overflow: "it needs more than \(Self.maxStates) automaton states")
     }
 
     /// The texts `a` accepts and `b` does not (pairs of states, b's side nil once b can read no
