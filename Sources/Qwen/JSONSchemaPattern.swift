@@ -200,15 +200,7 @@ extension OutputPattern {
             guard let fields = properties.objectValue else {
                 throw SchemaError(path: "\(path)/properties", reason: "'properties' must be an object")
             }
-            if fields.keys.isEmpty {
-                parts.append(.literal("{}"))
-                return
-            }
-            for (i, key) in fields.keys.enumerated() {
-                parts.append(.literal((i == 0 ? "{" : ", ") + JSONValue.string(key).jsonText + ": "))
-                try append(fields[key]!, path: "\(path)/properties/\(key)", root: root, depth: depth + 1, to: &parts)
-            }
-            parts.append(.literal("}"))
+            try appendObject(fields.keys.map { ($0, fields[$0]!, "\(path)/properties/\($0)") }, root: root, depth: depth, to: &parts)
         case "array":
             var counts: [Int?] = []
             for keyword in ["minItems", "maxItems"] {
@@ -288,6 +280,13 @@ extension OutputPattern {
                 }
             }
         }
+        try appendObject(fields, root: root, depth: depth, to: &parts)
+    }
+
+    /// An object with every one of `fields` in order, each value following its schema (found at
+    /// its path), written compactly: `{"a": …, "b": …}`, or `{}`.
+    private static func appendObject(_ fields: [(key: String, schema: JSONValue, path: String)], root: JSONValue, depth: Int,
+                                     to parts: inout [Part]) throws(SchemaError) {
         guard !fields.isEmpty else {
             parts.append(.literal("{}"))
             return
@@ -355,10 +354,9 @@ extension OutputPattern {
         }
     }
 
-    /// The path of a keyword whose value `TextPattern` refused: `multipleOf`'s when the reason
-    /// is about it, otherwise the schema's.
+    /// The path of what `TextPattern` refused: the keyword's it names, otherwise the schema's.
     private static func failurePath(_ failure: TextPattern.Failure, _ path: String) -> String {
-        failure.reason.contains("multiple") ? "\(path)/multipleOf" : path
+        failure.keyword.map { "\(path)/\($0)" } ?? path
     }
 
     /// A number, within the bounds and a multiple of `multipleOf` when there are any

@@ -13,6 +13,8 @@ public struct TextPattern: Sendable, Equatable {
     /// Why a constraint cannot be followed.
     public struct Failure: Error, CustomStringConvertible, Sendable {
         public let reason: String
+        /// The schema keyword the failure is about, when it is one alone (`multipleOf`).
+        public var keyword: String? = nil
         public var description: String { reason }
     }
 
@@ -115,18 +117,14 @@ public struct TextPattern: Sendable, Equatable {
             branches.append(.sequence([.literal("-"), digits(from: smallest, to: minimum.map { -$0 })]))
         }
         if (maximum ?? 0) >= 0 { branches.append(digits(from: max(minimum ?? 0, 0), to: maximum)) }
+        let automaton: ByteAutomaton
         do throws(ByteAutomaton.Failure) {
-            var automaton = try ByteAutomaton(.choice(branches), encoding: .utf8)
-            if let multipleOf {
-                automaton = try ByteAutomaton(intersecting: automaton, try multiples(of: multipleOf))
-                guard automaton.acceptsSomething else {
-                    throw ByteAutomaton.Failure(reason: "no multiple of \(multipleOf) is within the bounds")
-                }
-            }
-            return TextPattern(kinds: .integer, automaton: automaton)
+            automaton = try ByteAutomaton(.choice(branches), encoding: .utf8)
         } catch {
             throw Failure(reason: error.reason)
         }
+        guard let multipleOf else { return TextPattern(kinds: .integer, automaton: automaton) }
+        return TextPattern(kinds: .integer, automaton: try multiples(of: multipleOf, in: automaton))
     }
 
     /// JSON numbers without exponent (and no `-0`) whose value, read as a double as Pydantic
@@ -154,6 +152,7 @@ public struct TextPattern: Sendable, Equatable {
         let high = maximum.map { $0.inclusive ? $0.value : $0.value.nextDown }
         if let low, let high, high < low { throw Failure(reason: "no number is within the bounds") }
         let unsigned = RegexNode.sequence([.choice([.literal("0"), .sequence([.set(digitSet(1...9)), anyDigits])]), optionalFraction])
+        let automaton: ByteAutomaton
         do throws(ByteAutomaton.Failure) {
             var branches: [ByteAutomaton] = []
             if (high ?? 0) >= 0 {
@@ -172,22 +171,30 @@ public struct TextPattern: Sendable, Equatable {
                 if let high, high < 0 { languages.append(atLeast(decimal(-high))) }
                 branches.append(try intersection(languages.map { .sequence([.literal("-"), $0]) }, encoding: .utf8))
             }
-            var automaton = branches.count == 1 ? branches[0] : try ByteAutomaton(eitherOf: branches[0], branches[1])
-            if let multipleOf {
-                automaton = try ByteAutomaton(intersecting: automaton, try multiples(of: multipleOf))
-                automaton = try ByteAutomaton(intersecting: automaton, try ByteAutomaton(sixIntegerDigits, encoding: .utf8))
-            }
-            guard automaton.acceptsSomething else {
-                throw ByteAutomaton.Failure(reason: multipleOf.map { "no multiple of \($0) is within the bounds" } ?? "no number is within the bounds")
-            }
-            return TextPattern(kinds: [.number, .integer], automaton: automaton)
+            automaton = branches.count == 1 ? branches[0] : try ByteAutomaton(eitherOf: branches[0], branches[1])
+            guard multipleOf != nil || automaton.acceptsSomething else { throw ByteAutomaton.Failure(reason: "no number is within the bounds") }
         } catch {
             throw Failure(reason: error.reason)
+        }
+        guard let multipleOf else { return TextPattern(kinds: [.number, .integer], automaton: automaton) }
+        return TextPattern(kinds: [.number, .integer], automaton: try multiples(of: multipleOf, in: automaton, limitedTo: sixIntegerDigits))
+    }
+
+    /// The texts of `automaton` (and of `limit`, when given) that are whole multiples of `m`;
+    /// refused as a `multipleOf` failure when m cannot be followed or no such text is left.
+    private static func multiples(of m: Double, in automaton: ByteAutomaton, limitedTo limit: RegexNode? = nil) throws(Failure) -> ByteAutomaton {
+        do throws(ByteAutomaton.Failure) {
+            var kept = try ByteAutomaton(intersecting: automaton, try decimalMultiples(of: m))
+            if let limit { kept = try ByteAutomaton(intersecting: kept, try ByteAutomaton(limit, encoding: .utf8)) }
+            guard kept.acceptsSomething else { throw ByteAutomaton.Failure(reason: "no multiple of \(m) is within the bounds") }
+            return kept
+        } catch {
+            throw Failure(reason: error.reason, keyword: "multipleOf")
         }
     }
 
     /// The decimal texts that are whole multiples of `m` (its shortest decimal digits, p / 10^k).
-    private static func multiples(of m: Double) throws(ByteAutomaton.Failure) -> ByteAutomaton {
+    private static func decimalMultiples(of m: Double) throws(ByteAutomaton.Failure) -> ByteAutomaton {
         guard m.isFinite, m >= 1e-9, m < 1e15 else {
             throw ByteAutomaton.Failure(reason: "multipleOf \(m) is not from 10^-9 to 10^15")
         }
