@@ -193,10 +193,7 @@ final class Scheduler: @unchecked Sendable {
                     }
                     let step = try prefill.generation.step()
                     // The prompt has run whole: its cache holds exactly what the prefill computed.
-                    if prefill.generation.generatedIds.count == 1 {
-                        promptCache.store(prompt: prefill.generation.promptIds, cache: prefill.generation.cache.prefix(prefill.generation.promptIds.count))
-                        metrics.promptCacheBytes.record(promptCache.bytes)
-                    }
+                    if prefill.generation.generatedIds.count == 1 { storePrompt(of: prefill.generation) }
                     return step
                 })
             }
@@ -252,11 +249,17 @@ final class Scheduler: @unchecked Sendable {
             // The rest (at least `minimumChunk` tokens), with its logits, as a request runs it.
             _ = try generation.step()
             metrics.warmedTokens.increment(by: generation.cache.count - before)
-            promptCache.store(prompt: generation.promptIds, cache: generation.cache.prefix(generation.promptIds.count))
-            metrics.promptCacheBytes.record(promptCache.bytes)
+            storePrompt(of: generation)
         } catch {
             return
         }
+    }
+
+    /// Keeps `generation`'s prompt in the prompt cache, once the prompt has run whole (its cache
+    /// then holds exactly what the prefill computed).
+    private func storePrompt(of generation: Generation) {
+        promptCache.store(prompt: generation.promptIds, cache: generation.cache.prefix(generation.promptIds.count))
+        metrics.promptCacheBytes.record(promptCache.bytes)
     }
 
     /// Ends `job` when its client has gone or its deadline has passed; true when it goes on.
