@@ -861,16 +861,21 @@ def build() -> dict:
         cases.append({"schema": name, "bytes": base64.b64encode(data).decode(),
                       "valid": verdict(model or MODELS[name], data), **flags})
 
-    for name in MODELS:
-        for _ in range(150 if name == "Booking" else 40):
-            obj = INSTANCES[name](rng)
+    def instances(name: str, model, make, count: int, rng: random.Random, flags=lambda data: {}):
+        """`count` instances from `make`, each with its structural and byte mutations."""
+        for _ in range(count):
+            obj = make(rng)
             ascii_only = rng.random() < 0.5
             data = json.dumps(obj, ensure_ascii=ascii_only).encode()
-            add(name, data)
+            add(name, data, model)
             for mutated in structural_mutations(rng, obj):
-                add(name, json.dumps(mutated, ensure_ascii=ascii_only).encode())
+                add(name, json.dumps(mutated, ensure_ascii=ascii_only).encode(), model)
             for mutated in byte_mutations(rng, data):
-                add(name, mutated, **(long_numbers(mutated) if name == "Booking" else {}))
+                add(name, mutated, model, **flags(mutated))
+
+    for name, model in MODELS.items():
+        instances(name, model, INSTANCES[name], 150 if name == "Booking" else 40, rng,
+                  long_numbers if name == "Booking" else lambda data: {})
     for i, ((pattern, examples, *_), model) in enumerate(zip(PATTERNS, PATTERN_MODELS)):
         name = f"P{i}"
         schemas[name] = model.model_json_schema()
@@ -899,17 +904,8 @@ def build() -> dict:
             add(name, data, model, **({"narrower": True} if narrower else {}))
     # Tuples (`prefixItems`), with their own seeded generator so that the cases above stay as
     # they were.
-    tuples = random.Random(SEED + 1)
     schemas["Tuples"] = Tuples.model_json_schema()
-    for _ in range(60):
-        obj = tuple_instance(tuples)
-        ascii_only = tuples.random() < 0.5
-        data = json.dumps(obj, ensure_ascii=ascii_only).encode()
-        add("Tuples", data, Tuples)
-        for mutated in structural_mutations(tuples, obj):
-            add("Tuples", json.dumps(mutated, ensure_ascii=ascii_only).encode(), Tuples)
-        for mutated in byte_mutations(tuples, data):
-            add("Tuples", mutated, Tuples)
+    instances("Tuples", Tuples, tuple_instance, 60, random.Random(SEED + 1))
     for i, text in NARROWER:
         data = json.dumps({"s": text}, ensure_ascii=False).encode()
         assert verdict(PATTERN_MODELS[i], data), (PATTERNS[i][0], text)
