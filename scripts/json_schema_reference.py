@@ -29,6 +29,10 @@ string (base64) and Pydantic's verdict:
              uri as AnyUrl and as HttpUrl, hostname as jsonschema's FormatChecker reads it) on
              texts made around its edges (every month's end in common, leap and century years,
              designators out of order, `::` twice, a zone index, ...)
+  Pets       unions of models that begin alike: plain (`anyOf` of `$ref`s, first keys shared, a key
+             shared with different kinds, one model the other plus a field), a discriminated union
+             (`oneOf` with `discriminator`), a list of Literal-tagged models, an Optional union;
+             instances and the mutations above
   Tuples     a model of tuples (`prefixItems`: floats, mixed kinds, Optional, one holding a model,
              the empty tuple, `tuple[int, ...]`), instances and the mutations above
   M0, M1...  one model `{"s": T}` per `multiple_of` in MULTIPLES (integers, floats, some with
@@ -139,6 +143,67 @@ class Tuples(Strict):
     place: tuple[Address, bool]
     empty: tuple[()]
     rest: tuple[int, ...]
+
+
+class Cat(Strict):
+    name: str
+    meows: int
+
+
+class Dog(Strict):
+    name: str
+    barks: float
+
+
+class Fish(Strict):
+    fins: int
+
+
+class CatTag(Strict):
+    pet_type: Literal["cat"]
+    lives: int
+
+
+class DogTag(Strict):
+    pet_type: Literal["dog"]
+    lives: int
+    good: bool
+
+
+class Search(Strict):
+    kind: Literal["search"]
+    query: str
+
+
+class Answer(Strict):
+    kind: Literal["answer"]
+    text: str
+    sources: list[str]
+
+
+class Box(Strict):
+    value: int
+
+
+class Label(Strict):
+    value: str
+
+
+class CatOwner(Strict):
+    name: str
+    meows: int
+    owner: str
+
+
+class Pets(Strict):
+    """Unions of models whose branches begin alike (`anyOf` of `$ref`s; a discriminated union's
+    `oneOf`): written as one up to where they part."""
+    pet: Union[Cat, Dog, Fish]
+    tagged: Annotated[Union[CatTag, DogTag], Field(discriminator="pet_type")]
+    steps: list[Union[Search, Answer]]
+    maybe: Optional[Union[Cat, Dog]]
+    content: Union[Box, Label]
+    grown: Union[Cat, CatOwner]
 
 
 MODELS = {"Order": Order, "Survey": Survey, "Booking": Booking}
@@ -279,6 +344,22 @@ def tuple_instance(rng: random.Random) -> dict:
             "pair": rng.choice([None, [text(rng), integer(rng)]]), "place": [address(rng), rng.random() < 0.5],
             "empty": [], "rest": listof(rng, integer)}
 
+def pets_instance(rng: random.Random) -> dict:
+    def cat(r):
+        return {"name": text(r), "meows": integer(r)}
+
+    def dog(r):
+        return {"name": text(r), "barks": number(r)}
+
+    def step(r):
+        return r.choice([{"kind": "search", "query": text(r)}, {"kind": "answer", "text": text(r), "sources": listof(r, text)}])
+    return {"pet": rng.choice([cat, dog, lambda r: {"fins": integer(r)}])(rng),
+            "tagged": rng.choice([{"pet_type": "cat", "lives": integer(rng)},
+                                  {"pet_type": "dog", "lives": integer(rng), "good": rng.random() < 0.5}]),
+            "steps": listof(rng, step), "maybe": rng.choice([None, cat(rng), dog(rng)]),
+            "content": rng.choice([{"value": integer(rng)}, {"value": text(rng)}]),
+            "grown": rng.choice([cat(rng), {**cat(rng), "owner": text(rng)}])}
+
 # JSON Schema `pattern`s, each a model `{"s": str}` of its own (schemas P0, P1, ...), with examples
 # the cases mutate character by character. The mutations use ASCII and characters that are no
 # letter, digit or space in Unicode either, so that the engines' readings of `\d \w \s .` agree.
@@ -364,10 +445,13 @@ def keys_in_order(value, annotation) -> bool:
         return all(keys_in_order(v, args[0]) for v in value)
     if origin is dict:
         return all(keys_in_order(v, args[1]) for _, v in value)
+    if origin is Annotated:
+        return keys_in_order(value, args[0])
     if origin is Union:
+        models = [b for b in args if isinstance(b, type) and issubclass(b, BaseModel)]
+        if models and isinstance(value, Pairs):
+            return any(keys_in_order(value, m) for m in models)
         for branch in args:
-            if isinstance(branch, type) and issubclass(branch, BaseModel) and isinstance(value, Pairs):
-                return keys_in_order(value, branch)
             if get_origin(branch) is list and isinstance(value, list) and not isinstance(value, Pairs):
                 return keys_in_order(value, branch)
     return True
@@ -906,6 +990,8 @@ def build() -> dict:
     # they were.
     schemas["Tuples"] = Tuples.model_json_schema()
     instances("Tuples", Tuples, tuple_instance, 60, random.Random(SEED + 1))
+    schemas["Pets"] = Pets.model_json_schema()
+    instances("Pets", Pets, pets_instance, 80, random.Random(SEED + 2))
     for i, text in NARROWER:
         data = json.dumps({"s": text}, ensure_ascii=False).encode()
         assert verdict(PATTERN_MODELS[i], data), (PATTERNS[i][0], text)

@@ -1323,6 +1323,33 @@ def check_schema(c, server):
         parse_answers(Reminder, "Every two hours, remind me to check the server at fe80::1 (snooze 10 minutes, costs 2.50, "
                       "docs at https://example.com/status).", 160, 5)
 
+        # Unions of models that begin alike: an agent's next step as a discriminated union
+        # (`oneOf` with a discriminator) and a plain union of two objects (`anyOf`), written as
+        # one up to the byte where their branches part.
+        from typing import Literal, Union
+
+        class Search(pydantic.BaseModel):
+            kind: Literal["search"]
+            query: str
+
+        class Answer(pydantic.BaseModel):
+            kind: Literal["answer"]
+            text: str
+
+        class Metres(pydantic.BaseModel):
+            value: float
+            metres: bool
+
+        class Words(pydantic.BaseModel):
+            value: str
+
+        class Step(pydantic.BaseModel):
+            thought: str
+            action: Annotated[Union[Search, Answer], pydantic.Field(discriminator="kind")]
+            height: Union[Metres, Words]
+
+        parse_answers(Step, "How tall is the Eiffel Tower? Think, then search or answer, and give its height.", 160, 6)
+
         # The email format (EmailStr would need email-validator in this venv: the schema as it
         # sends it, the answer checked for an address's shape).
         contact = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 40},

@@ -19,18 +19,19 @@ extension OutputPattern {
     /// `items`, any JSON array) and `minItems` / `maxItems` (up to 64); an object without `properties` whose `additionalProperties` is a
     /// schema (Pydantic's `dict[str, X]`: any keys, every value following it; otherwise any JSON
     /// object); `enum` and `const` of strings, numbers, booleans and null; `anyOf`, `oneOf` and
-    /// lists of types whose branches begin as different kinds of JSON value (Pydantic's
-    /// `Optional[X]`, `X | None`, `int | str | list[str]`: the first byte tells which branch is
-    /// written; branches that are plain types may share one, as number and integer do in
-    /// `anyOf`); `$ref` to `#/$defs/…` or `#/definitions/…` (nested models), not recursive;
+    /// lists of types (Pydantic's `Optional[X]`, `X | None`, `int | str | list[str]`, `Cat | Dog`,
+    /// discriminated unions): branches that begin alike are written as one up to where they
+    /// part, and the byte where they part tells which branch is written (`union`); branches
+    /// that are plain types may share a kind, as number and integer do in `anyOf`); `$ref` to `#/$defs/…` or `#/definitions/…` (nested models), not recursive;
     /// a string's `pattern`, `minLength`, `maxLength` and `format` (`TextPattern.formats`) and an
     /// integer's or a number's `minimum`, `maximum`, `exclusiveMinimum`, `exclusiveMaximum` and
     /// `multipleOf` (`TextPattern`; such a number is written without exponent); `allOf` of one
     /// schema (that schema), `allOf` of several object schemas (one object with all their
     /// properties, `appendMergedObjects`); `prefixItems` of a tuple (Pydantic's `tuple[int, str]`:
     /// as many items as `minItems` and `maxItems` say, or `items: false`). Anything else (`allOf`
-    /// of other schemas, `not`, branches that begin alike — two objects, say —, other formats,
-    /// `prefixItems` with a variable tail) is refused with a `SchemaError` naming where, rather
+    /// of other schemas, `not`, branches that part where the text cannot tell them apart — an
+    /// integer and a number after the same key —, other formats, `prefixItems` with a variable
+    /// tail) is refused with a `SchemaError` naming where, rather
     /// than ignored.
     public init(jsonSchema schema: JSONValue) throws(SchemaError) {
         var parts: [Part] = []
@@ -49,7 +50,7 @@ extension OutputPattern {
 
     private static let ignoredKeywords: Set<String> = ["title", "description", "$schema", "$id", "examples", "default",
                                                       "additionalProperties", "required", "strict", "name", "$comment",
-                                                      "$defs", "definitions"]
+                                                      "$defs", "definitions", "discriminator"]
 
     /// The kinds a type name stands for in a union (nil: not a kind alone).
     private static func kinds(_ name: String) -> JSONKinds? {
@@ -414,14 +415,20 @@ extension OutputPattern {
     }
 
     /// The parts of a value following one of `branches` (each with its path): branches that are
-    /// plain JSON kinds join into one `.json` part, the rest stay alternatives, which must begin
-    /// as different kinds of value. `exclusive` (oneOf): no value may follow two branches, so even
-    /// plain kinds may not overlap (number and integer); a list of types and anyOf are not.
+    /// plain JSON kinds join into one `.json` part, which no other branch may begin as; the rest
+    /// are alternatives, and those that begin alike (Pydantic's `Cat | Dog`, two objects) are
+    /// written as one up to where they differ (`OutputPattern.leftFactored`): the first byte
+    /// where they part must tell them apart, in a literal (a key, a `const`) or as different
+    /// kinds of value. `exclusive` (oneOf): no value may follow two branches, so even plain kinds
+    /// may not overlap (number and integer), and branches that begin alike must be objects that
+    /// differ in a property's `const` (a discriminator, as Pydantic's discriminated unions have
+    /// it); a list of types and anyOf are not exclusive.
     private static func union(_ branches: [(JSONValue, String)], exclusive: Bool, path: String, root: JSONValue,
                               depth: Int) throws(SchemaError) -> [Part] {
         var plain: JSONKinds = [], alternatives: [OutputPattern] = []
         // The first kinds of the branches that stay alternatives, and of the plain ones.
         var structuredKinds: JSONKinds = [], plainKinds: JSONKinds = []
+        var alike: String?   // the first branch that begins as an earlier alternative does
         for (branch, branchPath) in branches {
             let alternative = try pattern(branch, path: branchPath, root: root, depth: depth + 1)
             guard let first = alternative.firstKinds else {
@@ -429,7 +436,7 @@ extension OutputPattern {
             }
             var plainBranch: JSONKinds? = nil
             if alternative.parts.count == 1, case .json(let kinds) = alternative.parts[0] { plainBranch = kinds }
-            let taken = plainBranch != nil && !exclusive ? structuredKinds : structuredKinds.union(plainKinds)
+            let taken = plainBranch == nil ? plainKinds : exclusive ? structuredKinds.union(plainKinds) : structuredKinds
             guard taken.isDisjoint(with: first) else {
                 throw SchemaError(path: branchPath, reason: "this branch begins as the same kind of JSON value as an earlier one, so the written value could not tell which it follows")
             }
@@ -437,15 +444,49 @@ extension OutputPattern {
                 plain.formUnion(kinds)
                 plainKinds.formUnion(first)
             } else {
+                if alike == nil && !structuredKinds.isDisjoint(with: first) { alike = branchPath }
                 alternatives.append(alternative)
                 structuredKinds.formUnion(first)
             }
+        }
+        if let alike {
+            if exclusive, !discriminated(branches.map(\.0), root: root) {
+                throw SchemaError(path: alike, reason: "this oneOf branch begins as the same kind of JSON value as an earlier one: branches alike must be objects that differ in one property's 'const' (a discriminator), so that no value follows two")
+            }
+            guard let factored = OutputPattern.leftFactored(alternatives) else {
+                throw SchemaError(path: alike, reason: "this branch begins as an earlier one does and the two part where the written text could not tell them apart (not at a key, a 'const' or a different kind of value)")
+            }
+            alternatives = factored
         }
         if !plain.isEmpty { alternatives.append(OutputPattern([.json(plain)])) }
         if alternatives.count == 1 { return alternatives[0].parts }
         let part = Part.anyOf(alternatives)
         if let problem = OutputPattern([part]).problem { throw SchemaError(path: path, reason: problem) }
         return [part]
+    }
+
+    /// Whether `branches` are object schemas (through `$ref`s) sharing a property whose `const`
+    /// (or one-value `enum`) differs from branch to branch: no object follows two of them.
+    private static func discriminated(_ branches: [JSONValue], root: JSONValue) -> Bool {
+        var tags: [[String: String]] = []
+        for var branch in branches {
+            for _ in 0..<32 {
+                guard let reference = branch["$ref"]?.stringValue, let target = try? resolve(reference, in: root, path: "#") else { break }
+                branch = target
+            }
+            guard let properties = branch["properties"]?.objectValue else { return false }
+            var own: [String: String] = [:]
+            for name in properties.keys {
+                if let schema = properties[name], let value = schema["const"] ?? schema["enum"]?.arrayValue.flatMap({ $0.count == 1 ? $0[0] : nil }) {
+                    own[name] = value.jsonText
+                }
+            }
+            tags.append(own)
+        }
+        return tags[0].keys.contains { name in
+            let values = tags.compactMap { $0[name] }
+            return values.count == tags.count && Set(values).count == values.count
+        }
     }
 
     /// A const or enum value as written.

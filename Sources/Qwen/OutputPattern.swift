@@ -20,8 +20,9 @@ public struct OutputPattern: Sendable, Equatable {
         /// A JSON object with any string keys written compactly, `{"k": a, "l": b}` (or `{}`),
         /// each value following the pattern.
         case map(OutputPattern)
-        /// One of these patterns, chosen by the first byte: no two may begin with the same kind of
-        /// JSON value (`firstKinds`), so that which one is being written is never in doubt.
+        /// One of these patterns, chosen by the first byte: no two may begin with the same byte
+        /// (`firstBytes`), so that which one is being written is never in doubt. (Alternatives
+        /// that begin alike are written as one first: `leftFactored`.)
         case anyOf([OutputPattern])
         /// One JSON value's text as the automaton allows it: a string matching a regular
         /// expression, of some length or in a format; an integer or a number within bounds.
@@ -109,6 +110,98 @@ public struct OutputPattern: Sendable, Equatable {
         return kinds.isEmpty ? nil : kinds
     }
 
+    /// The bytes the pattern's text can begin with (a JSON value's by its kinds), or nil when
+    /// it reads nothing first (no parts, an empty literal).
+    var firstBytes: ByteSet? {
+        guard let first = parts.first else { return nil }
+        var bytes = ByteSet()
+        switch first {
+        case .literal(let s):
+            guard let b = s.utf8.first else { return nil }
+            bytes.insert(b)
+        case .oneOf(let choices):
+            for choice in choices {
+                guard let b = choice.utf8.first else { return nil }
+                bytes.insert(b)
+            }
+        case .jsonObject, .map: bytes.insert(UInt8(ascii: "{"))
+        case .array: bytes.insert(UInt8(ascii: "["))
+        case .json(let kinds): bytes = ByteSet(beginning: kinds)
+        case .text(let t): bytes = ByteSet(beginning: t.kinds)
+        case .oneOrMore(let element, _): return element.firstBytes
+        case .anyOf(let alternatives):
+            for alternative in alternatives {
+                guard let b = alternative.firstBytes else { return nil }
+                bytes.formUnion(b)
+            }
+        }
+        return bytes.isEmpty ? nil : bytes
+    }
+
+    /// `alternatives` as alternatives that begin with different bytes and read the same texts:
+    /// those that begin alike become one, their common beginning once and then the alternatives
+    /// of what follows it (left factoring: `{"name": "` + `cat"…` or `dog"…`; a union of objects
+    /// whose first properties agree, or that differ in a discriminating `const`), so that while a
+    /// text is written its next byte always tells which alternative it follows. Nil when that
+    /// cannot be done: alternatives that begin alike with parts other than two literals or two
+    /// equal parts (an integer and a number, a string and a string of a format), or one that
+    /// ends where another goes on.
+    public static func leftFactored(_ alternatives: [OutputPattern]) -> [OutputPattern]? {
+        var unique: [OutputPattern] = []
+        for a in alternatives where !unique.contains(a) { unique.append(a) }
+        // Alternatives whose first bytes meet, in groups (joined transitively).
+        var groups: [(bytes: ByteSet, members: [OutputPattern])] = []
+        for alternative in unique {
+            guard let bytes = alternative.firstBytes else { return nil }
+            var group = (bytes: bytes, members: [alternative])
+            for g in groups.indices.reversed() where !groups[g].bytes.isDisjoint(with: group.bytes) {
+                group = (groups[g].bytes.union(group.bytes), groups[g].members + group.members)
+                groups.remove(at: g)
+            }
+            groups.append(group)
+        }
+        var out: [OutputPattern] = []
+        for group in groups {
+            guard let one = group.members.count == 1 ? group.members[0] : joined(group.members) else { return nil }
+            out.append(one)
+        }
+        return out
+    }
+
+    /// Alternatives that begin with a common byte as one pattern (see `leftFactored`): their
+    /// first parts' common beginning (the longest common prefix of literals, or a part they all
+    /// begin with), then the alternatives of the rests.
+    private static func joined(_ members: [OutputPattern]) -> OutputPattern? {
+        let heads = members.compactMap(\.parts.first)
+        guard heads.count == members.count else { return nil }
+        var head: Part, rests: [OutputPattern]
+        let literals = heads.compactMap { if case .literal(let s) = $0 { Array(s.unicodeScalars) } else { nil } }
+        if literals.count == heads.count {
+            var common = 0
+            while literals.allSatisfy({ common < $0.count && $0[common] == literals[0][common] }) { common += 1 }
+            guard common > 0 else { return nil }   // different characters sharing a first byte
+            head = .literal(String(String.UnicodeScalarView(literals[0][..<common])))
+            rests = zip(literals, members).map { literal, member in
+                let rest = String(String.UnicodeScalarView(literal[common...]))
+                return OutputPattern((rest.isEmpty ? [] : [.literal(rest)]) + member.parts.dropFirst())
+            }
+        } else if heads.allSatisfy({ $0 == heads[0] }) {
+            // A part that may end the text (`.oneOrMore`) comes last: nothing to tell apart after it.
+            if case .oneOrMore = heads[0] { return nil }
+            head = heads[0]
+            rests = members.map { OutputPattern(Array($0.parts.dropFirst())) }
+        } else {
+            return nil
+        }
+        if rests.allSatisfy({ $0.parts.isEmpty }) { return OutputPattern([head]) }
+        guard let alternatives = leftFactored(rests) else { return nil }
+        var parts = [head] + (alternatives.count == 1 ? alternatives[0].parts : [.anyOf(alternatives)])
+        if parts.count > 1, case .literal(let a) = parts[0], case .literal(let b) = parts[1] {
+            parts.replaceSubrange(0...1, with: [.literal(a + b)])
+        }
+        return OutputPattern(parts)
+    }
+
     /// The most steps a pattern may compile to (`PatternProgram`: bounded arrays are written out
     /// element by element, so nesting multiplies them).
     public static let maxSteps = 100_000
@@ -170,14 +263,12 @@ public struct OutputPattern: Sendable, Equatable {
                 if let problem = value.partProblem { return problem }
             case .anyOf(let alternatives):
                 if alternatives.isEmpty { return "a choice of no patterns" }
-                var seen: JSONKinds = []
+                var seen = ByteSet()
                 for alternative in alternatives {
                     if let problem = alternative.partProblem { return problem }
-                    guard let kinds = alternative.firstKinds else {
-                        return "an alternative that does not begin as a JSON value"
-                    }
-                    if !seen.isDisjoint(with: kinds) { return "two alternatives can begin with the same kind of value" }
-                    seen.formUnion(kinds)
+                    guard let bytes = alternative.firstBytes else { return "an alternative that reads nothing first" }
+                    if !seen.isDisjoint(with: bytes) { return "two alternatives can begin with the same byte" }
+                    seen.formUnion(bytes)
                 }
             case .text(let t):
                 if !t.automaton.acceptsSomething { return "a text pattern that no text follows" }
@@ -212,8 +303,8 @@ final class PatternProgram: Sendable {
         case firstOrClose(close: UInt8, exit: Int)
         /// After a member: `, ` and the next member (at `member`), or `close` (then on at `exit`).
         case nextOrClose(close: UInt8, member: Int, exit: Int)
-        /// The alternative whose first kinds hold the kind the byte begins (at its step).
-        case select([(kinds: OutputPattern.JSONKinds, at: Int)])
+        /// The alternative whose first bytes hold the byte (at its step).
+        case select([(bytes: ByteSet, at: Int)])
         /// On at `to`, reading nothing (an alternative's end).
         case jump(Int)
         /// After a copy of `.oneOrMore`: the text may end here, or `separator` and the next copy
@@ -268,10 +359,10 @@ final class PatternProgram: Sendable {
             case .anyOf(let alternatives):
                 let select = steps.count
                 steps.append(.select([]))
-                var targets: [(kinds: OutputPattern.JSONKinds, at: Int)] = []
+                var targets: [(bytes: ByteSet, at: Int)] = []
                 var jumps: [Int] = []
                 for alternative in alternatives {
-                    targets.append((alternative.firstKinds ?? [], steps.count))
+                    targets.append((alternative.firstBytes ?? ByteSet(), steps.count))
                     compile(alternative, into: &steps, texts: &texts)
                     jumps.append(steps.count)
                     steps.append(.jump(0))
@@ -424,10 +515,7 @@ struct PatternState: ByteConstraint {
                 go(to: exit)
             }
         case .select(let alternatives):
-            let kinds = OutputPattern.JSONKinds.beginning(with: b)
-            guard !kinds.isEmpty, let alternative = alternatives.first(where: { !$0.kinds.isDisjoint(with: kinds) }) else {
-                return false
-            }
+            guard let alternative = alternatives.first(where: { $0.bytes.contains(b) }) else { return false }
             go(to: alternative.at)
             return accept(b)
         case .moreOrEnd(let separator, let copy):
@@ -455,4 +543,44 @@ struct PatternState: ByteConstraint {
         default: break
         }
     }
+}
+
+/// A set of bytes.
+struct ByteSet: Equatable, Sendable {
+    private var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+
+    init() {}
+
+    /// The bytes a JSON value of one of `kinds` can begin with (`JSONKinds.beginning(with:)`).
+    init(beginning kinds: OutputPattern.JSONKinds) {
+        for b in 0...UInt8.max where !OutputPattern.JSONKinds.beginning(with: b).isDisjoint(with: kinds) { insert(b) }
+    }
+
+    private var array: [UInt64] {
+        get { [words.0, words.1, words.2, words.3] }
+        set { words = (newValue[0], newValue[1], newValue[2], newValue[3]) }
+    }
+
+    mutating func insert(_ b: UInt8) { array[Int(b >> 6)] |= 1 << UInt64(b & 63) }
+    /// (On the path of every byte a mask walk reads at a choice: no array.)
+    func contains(_ b: UInt8) -> Bool {
+        let word: UInt64
+        switch b >> 6 {
+        case 0: word = words.0
+        case 1: word = words.1
+        case 2: word = words.2
+        default: word = words.3
+        }
+        return word >> UInt64(b & 63) & 1 == 1
+    }
+    var isEmpty: Bool { array.allSatisfy { $0 == 0 } }
+    func union(_ other: ByteSet) -> ByteSet {
+        var out = self
+        out.formUnion(other)
+        return out
+    }
+    mutating func formUnion(_ other: ByteSet) { array = zip(array, other.array).map { $0 | $1 } }
+    func isDisjoint(with other: ByteSet) -> Bool { zip(array, other.array).allSatisfy { $0 & $1 == 0 } }
+
+    static func == (a: ByteSet, b: ByteSet) -> Bool { a.array == b.array }
 }

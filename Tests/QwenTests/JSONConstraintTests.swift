@@ -445,6 +445,74 @@ import Kernels
         }
     }
 
+    /// Unions whose branches begin alike (Pydantic's `Cat | Dog`, discriminated unions): one
+    /// pattern up to where the branches part, each branch's texts read and no mixture of two;
+    /// the mask at the byte where they part (inside a key) equals each token read alone; oneOf
+    /// branches alike only with a discriminating const; branches that part where the text cannot
+    /// tell them apart refused at the branch.
+    @Test func unionsThatBeginAlikeAreWrittenToWhereTheyPart() throws {
+        // Left factoring itself: the common beginning once, the rests told apart by a byte.
+        let ab = OutputPattern([.literal("ab"), .json(.integer)]), ac = OutputPattern([.literal("ac")])
+        #expect(OutputPattern.leftFactored([ab, ac]) == [OutputPattern([.literal("a"), .anyOf([OutputPattern([.literal("b"), .json(.integer)]),
+                                                                                               OutputPattern([.literal("c")])])])])
+        #expect(OutputPattern.leftFactored([ab, OutputPattern([.literal("x")]), ab]) == [ab, OutputPattern([.literal("x")])])
+        #expect(OutputPattern.leftFactored([OutputPattern([.literal("ab")]), OutputPattern([.literal("abc")])]) == nil, "one ends where the other goes on")
+        #expect(OutputPattern.leftFactored([OutputPattern([.literal("é")]), OutputPattern([.literal("è")])]) == nil, "a first byte shared by two characters")
+        #expect(OutputPattern.leftFactored([OutputPattern([.json(.integer)]), OutputPattern([.json(.number)])]) == nil)
+
+        let defs = ##""$defs": {"Cat": {"type": "object", "properties": {"name": {"type": "string"}, "meows": {"type": "integer"}}}, "##
+            + ##""Dog": {"type": "object", "properties": {"name": {"type": "string"}, "barks": {"type": "number"}}}, "##
+            + ##""CatTag": {"type": "object", "properties": {"t": {"const": "cat"}, "n": {"type": "integer"}}}, "##
+            + ##""DogTag": {"type": "object", "properties": {"t": {"const": "dog"}, "n": {"type": "integer"}, "g": {"type": "boolean"}}}}"##
+        let schema = try JSONValue.parse(##"{"type": "object", "properties": {"pet": {"anyOf": [{"$ref": "#/$defs/Cat"}, {"$ref": "#/$defs/Dog"}, {"type": "null"}]},"##
+                                         + ##" "tag": {"oneOf": [{"$ref": "#/$defs/CatTag"}, {"$ref": "#/$defs/DogTag"}], "discriminator": {"propertyName": "t"}}}, "## + defs + "}")
+        let program = PatternProgram(try OutputPattern(jsonSchema: schema))
+        func reads(_ text: String) -> Bool {
+            var state = PatternState(program)
+            return withExtendedLifetime(program) { state.accept(Array(text.utf8)) && state.isComplete }
+        }
+        let tag = #", "tag": {"t": "cat", "n": 9}}"#
+        #expect(reads(#"{"pet": {"name": "Tom", "meows": 3}"# + tag))
+        #expect(reads(#"{"pet": {"name": "Rex", "barks": 2.5}"# + tag))
+        #expect(reads(#"{"pet": null, "tag": {"t": "dog", "n": 1, "g": true}}"#))
+        #expect(!reads(#"{"pet": {"name": "Tom", "meows": 2.5}"# + tag), "Cat's meows is an integer")
+        #expect(!reads(#"{"pet": {"name": "Tom"}"# + tag))
+        #expect(!reads(#"{"pet": {"name": "Tom", "meows": 3, "barks": 1}"# + tag))
+        #expect(!reads(#"{"pet": null, "tag": {"t": "cat", "n": 1, "g": true}}"#), "CatTag has no g")
+        #expect(!reads(#"{"pet": null, "tag": {"t": "dog", "n": 1}}"#), "DogTag has a g")
+        let tokenizer = try Tokenizer(directory: Paths.repository.appendingPathComponent("Models/tokenizer/qwen2.5"))
+        let index = TokenBytesIndex(tokenizer: tokenizer, vocabularySize: tokenizer.vocabularySize)
+        let logits = (0..<tokenizer.vocabularySize).map { Float($0 % 97) }
+        for prefix in [#"{"pet": "#, #"{"pet": {"name": "Tom", "#, #"{"pet": {"name": "Tom", "b"#, #"{"pet": null, "tag": {"t": ""#] {
+            withExtendedLifetime(program) {
+                expectMaskMatches(after: prefix, from: PatternState(program), index: index, tokenizer: tokenizer, logits: logits)
+            }
+        }
+
+        func pattern(_ text: String) throws -> OutputPattern { try OutputPattern(jsonSchema: try JSONValue.parse(text)) }
+        // A branch that is another plus a property, and a branch written twice.
+        let cat = #"{"type": "object", "properties": {"name": {"type": "string"}, "meows": {"type": "integer"}}}"#
+        let owned = #"{"type": "object", "properties": {"name": {"type": "string"}, "meows": {"type": "integer"}, "owner": {"type": "string"}}}"#
+        let both = PatternProgram(try pattern(#"{"type": "object", "properties": {"x": {"anyOf": ["# + cat + ", " + owned + ", " + cat + "]}}}"))
+        for (text, ok) in [(#"{"x": {"name": "a", "meows": 1}}"#, true), (#"{"x": {"name": "a", "meows": 1, "owner": "b"}}"#, true),
+                           (#"{"x": {"name": "a", "meows": 1, "owner": 2}}"#, false)] {
+            var state = PatternState(both)
+            #expect(withExtendedLifetime(both) { state.accept(Array(text.utf8)) && state.isComplete } == ok, "\(text)")
+        }
+        for (bad, at) in [(#"{"type": "object", "properties": {"x": {"oneOf": ["# + cat + ", " + owned + "]}}}", "#/properties/x/oneOf/1"),
+                          (#"{"type": "object", "properties": {"x": {"anyOf": [{"type": "object", "properties": {"v": {"type": "integer"}}}, {"type": "object", "properties": {"v": {"type": "number"}}}]}}}"#,
+                           "#/properties/x/anyOf/1"),
+                          (#"{"type": "object", "properties": {"x": {"anyOf": [{"type": "object", "properties": {"v": {"type": "string"}}}, {"type": "object", "properties": {"v": {"type": "string", "format": "date"}}}]}}}"#,
+                           "#/properties/x/anyOf/1")] {
+            do {
+                _ = try pattern(bad)
+                Issue.record("accepted \(bad)")
+            } catch let error as OutputPattern.SchemaError {
+                #expect(error.path == at, "\(bad): \(error)")
+            }
+        }
+    }
+
     /// `ByteAutomaton(subtracting:from:)` on seeded random pattern pairs: a text is accepted
     /// exactly when the first automaton accepts it and the second does not (each read alone).
     @Test func subtractionAcceptsWhatOnlyTheFirstAccepts() throws {
@@ -533,7 +601,8 @@ import Kernels
 
     /// Tests/QwenTests/Data/json_schema_reference.json, written by scripts/json_schema_reference.py:
     /// Pydantic models' own schemas (lists of models and of lists, dicts, Optional models and
-    /// lists, a union of an integer, a string and a list, Literal enums; patterns, lengths,
+    /// lists, a union of an integer, a string and a list, unions of models that begin alike,
+    /// Literal enums; patterns, lengths,
     /// formats, bounds and multiples) and seeded documents with their mutations, each with
     /// Pydantic's strict verdict (plus the compact form, field order and string forms the pattern
     /// writes). The schema's pattern must accept exactly the valid ones (beyond ASCII against `.`
@@ -546,7 +615,7 @@ import Kernels
         for (name, schema) in try #require(raw["schemas"]?.objectValue).entries {
             programs[name] = PatternProgram(try OutputPattern(jsonSchema: schema))
         }
-        #expect(programs.count == 48)
+        #expect(programs.count == 49)
         #expect(file.cases.count > 6000)
         var valid = 0
         for (i, c) in file.cases.enumerated() {
