@@ -7,7 +7,8 @@ Usage:  .venv/bin/python scripts/sampler_reference.py [--out Tests/QwenTests/Dat
 For each case: a seeded random logit vector (vocab 1000, float32), a history of token ids (prompt +
 generated so far, for the repetition penalty) and a set of sampling parameters. The processors are
 built by transformers itself, `GenerationMixin._get_logits_processor(GenerationConfig(do_sample=True,
-...))`, so their choice and order (RepetitionPenalty, then Temperature, TopK, TopP, MinP) are HF's,
+...))`, so their choice and order (SequenceBias — OpenAI's logit_bias as single-token sequence biases
+—, RepetitionPenalty, then Temperature, TopK, TopP, MinP) are HF's,
 not ours; the script records that list. HF then samples from `softmax(processed scores)`; the case
 records every surviving token (finite processed score) with that probability, most likely first.
 
@@ -68,6 +69,14 @@ CASES = [
      dict(temperature=1.0, top_k=8, top_p=1.0, repetition_penalty=1.25)),
     ("rounded_logits_min_p_ties", {"seed": 14, "scale": 2.0, "round": 0.25},
      dict(temperature=0.5, top_k=0, top_p=1.0, min_p=0.1)),
+    # OpenAI's logit_bias as HF's sequence_bias of single tokens: the most likely token banned,
+    # a middling one boosted, a third nudged.
+    ("logit_bias_ban_and_boost", {"seed": 16, "scale": 3.0, "bias_ranks": [[0, -100.0], [400, 7.5], [3, 1.25]]},
+     dict(temperature=1.0, top_k=0, top_p=1.0)),
+    # Bias before the repetition penalty (HF's order): biased ids in the history, one pushed
+    # below zero (the penalty then multiplies it), with top-p and a temperature.
+    ("logit_bias_penalty_top_p", {"seed": 17, "scale": 3.0, "bias_ranks": [[0, -9.0], [1, 2.5], [2, -0.75], [700, 4.0]]},
+     dict(temperature=0.8, top_k=0, top_p=0.9, repetition_penalty=1.3)),
 ]
 
 
@@ -91,11 +100,14 @@ def make_logits(recipe: dict) -> tuple[np.ndarray, list[int]]:
     # some with negative logits (the penalty multiplies those), with repeats.
     order = np.argsort(-logits, kind="stable")
     history = [int(i) for i in order[:6]] + [int(i) for i in rng.choice(VOCAB, 16)] + [int(order[0]), int(order[-1])]
-    return logits, history
+    # Logit biases by rank (the ids of the rank-th most likely logits).
+    bias = {int(order[rank]): value for rank, value in recipe.get("bias_ranks", [])}
+    return logits, history, bias
 
 
-def processors(params: dict, history_len: int) -> LogitsProcessorList:
-    config = GenerationConfig(do_sample=True, **params)
+def processors(params: dict, history_len: int, bias: dict) -> LogitsProcessorList:
+    config = GenerationConfig(do_sample=True, **params,
+                              **({"sequence_bias": [[[i], b] for i, b in bias.items()]} if bias else {}))
     return GenerationMixin._get_logits_processor(
         _NoModel(), generation_config=config, input_ids_seq_length=history_len,
         encoder_input_ids=None, prefix_allowed_tokens_fn=None, logits_processor=LogitsProcessorList(),
@@ -129,9 +141,9 @@ def build() -> dict:
     for name, recipe, params in CASES:
         recipe = dict(recipe)
         for _ in range(100):  # the first seed (from the case's) whose cut-offs are not borderline
-            logits, history = make_logits(recipe)
+            logits, history, bias = make_logits(recipe)
             ids = torch.tensor([history], dtype=torch.long)
-            procs = processors(params, len(history))
+            procs = processors(params, len(history), bias)
             scores = torch.from_numpy(logits.copy()).unsqueeze(0)
             distance = boundary_distance(procs, ids, scores.clone())
             if distance >= MIN_BOUNDARY_DISTANCE:
@@ -148,7 +160,8 @@ def build() -> dict:
             "name": name,
             "parameters": {"temperature": params.get("temperature", 1.0), "top_k": params.get("top_k", 0),
                            "top_p": params.get("top_p", 1.0), "min_p": params.get("min_p", 0.0),
-                           "repetition_penalty": params.get("repetition_penalty", 1.0)},
+                           "repetition_penalty": params.get("repetition_penalty", 1.0),
+                           "logit_bias": {str(i): b for i, b in bias.items()}},
             "hf_processors": [type(p).__name__ for p in procs],
             "logits_recipe": recipe,
             "logits": [float(x) for x in logits],
@@ -158,11 +171,11 @@ def build() -> dict:
             "min_boundary_distance": distance if np.isfinite(distance) else None,
         })
     # What SamplingTests assume of the file: every processor the sampler implements, each exercised.
-    processors = {name for c in cases for name in c["hf_processors"]}
-    expected = {"RepetitionPenaltyLogitsProcessor", "TemperatureLogitsWarper", "TopKLogitsWarper", "TopPLogitsWarper",
-                "MinPLogitsWarper"}
-    if len(cases) < 14 or processors != expected:
-        raise SystemExit(f"the cases no longer cover the processors: {len(cases)} cases, {sorted(processors)}")
+    used = {name for c in cases for name in c["hf_processors"]}
+    expected = {"SequenceBiasLogitsProcessor", "RepetitionPenaltyLogitsProcessor", "TemperatureLogitsWarper",
+                "TopKLogitsWarper", "TopPLogitsWarper", "MinPLogitsWarper"}
+    if len(cases) < 16 or used != expected:
+        raise SystemExit(f"the cases no longer cover the processors: {len(cases)} cases, {sorted(used)}")
     return {
         "generator": "scripts/sampler_reference.py",
         "what": "HF transformers logits processors (built by GenerationMixin._get_logits_processor, do_sample=True) "

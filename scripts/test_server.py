@@ -970,8 +970,9 @@ class ReferenceRun:
         self.np, self.KVRunner = np, KVRunner
         self.session = ort_session(path, "enable_all")
 
-    def greedy(self, prompt_ids, steps, presence=0.0, frequency=0.0):
-        """[(id, log-softmax row of the raw logits)] for `steps` greedy steps."""
+    def greedy(self, prompt_ids, steps, presence=0.0, frequency=0.0, bias=None):
+        """[(id, log-softmax row of the raw logits)] for `steps` greedy steps; `bias` ({id: value},
+        OpenAI's logit_bias) added first, as HF's SequenceBiasLogitsProcessor does."""
         np = self.np
         runner = self.KVRunner(self.session)
         logits, _ = runner.step(list(prompt_ids))
@@ -981,6 +982,8 @@ class ReferenceRun:
             shifted = row - row.max()
             logsoftmax = shifted - np.log(np.exp(shifted).sum())
             scores = row.astype(np.float32).copy()
+            for token, value in (bias or {}).items():
+                scores[token] += np.float32(value)
             for token, n in counts.items():
                 scores[token] -= np.float32(frequency) * np.float32(n)
                 scores[token] -= np.float32(presence)
@@ -1038,6 +1041,18 @@ def check_logprobs(c, server):
                 f"{what}: tokens vs ONNX Runtime's penalized greedy ids")
         for i, ((token, row), value) in enumerate(zip(want, got.token_logprobs)):
             c.check(abs(value - row[token]) < 1e-4, f"{what}, step {i}: logprob {value} vs the raw log-softmax {row[token]}")
+
+    # logit_bias: the first greedy token banned and another raised (with a frequency penalty,
+    # which applies after the bias), against ONNX Runtime's logits biased here.
+    bias = {plain[0]: -100.0, 150: 4.5, 433: -2.0}
+    r = client.completions.create(model=model, prompt=repeating, max_tokens=24, temperature=0, logprobs=0,
+                                  frequency_penalty=0.5, logit_bias={str(k): v for k, v in bias.items()},
+                                  extra_body={"ignore_eos": True})
+    want = reference.greedy(repeating, 24, 0.0, 0.5, bias)
+    c.check([t for t, _ in want] != [t for t, _ in reference.greedy(repeating, 24, 0.0, 0.5)],
+            "logit_bias: the reference's ids equal the unbiased ones (no test)")
+    c.equal(r.choices[0].logprobs.tokens, [spelled[t].decode("utf-8", "replace") for t, _ in want],
+            "logit_bias: tokens vs ONNX Runtime's biased greedy ids")
 
     # echo: the prompt scored (lm-evaluation-harness's loglikelihood requests), against ORT's
     # log-softmax at every prompt position.
@@ -1498,6 +1513,11 @@ def check_errors(c, server):
         model=model, prompt="Hi", max_tokens=4, logprobs=21), invalid)
     expect_api_error(c, "presence_penalty 3", bad, 400, lambda: client.chat.completions.create(
         model=model, messages=user, max_tokens=4, presence_penalty=3), invalid)
+    for what, bias in (("logit_bias 101", {"5": 101}), ("logit_bias of a word", {"five": 1}),
+                       ("logit_bias of a negative id", {"-5": 1}), ("logit_bias of an id past the vocabulary", {"99999999": 1}),
+                       ("logit_bias not an object", [1, 2])):
+        expect_api_error(c, what, bad, 400, lambda bias=bias: client.chat.completions.create(
+            model=model, messages=user, max_tokens=4, logit_bias=bias), invalid)
     expect_api_error(c, "completions temperature -1", bad, 400, lambda: client.completions.create(
         model=model, prompt="Hi", max_tokens=4, temperature=-1), invalid)
     expect_api_error(c, "chat prompt over the context", bad, 400, lambda: client.chat.completions.create(

@@ -68,7 +68,8 @@ public struct Generation: Sendable {
         guard parameters.maxTokens >= 0 else { throw GenerationError.invalidParameters("maxTokens must be ≥ 0") }
         if let n = parameters.logprobs, n < 0 { throw GenerationError.invalidParameters("logprobs must be ≥ 0, got \(n)") }
         let vocabulary = model.decoder.vocabularySize
-        if let bad = promptIds.first(where: { $0 < 0 || $0 >= vocabulary }) {
+        if let bad = promptIds.first(where: { $0 < 0 || $0 >= vocabulary })
+            ?? parameters.logitBias.keys.filter({ $0 < 0 || $0 >= vocabulary }).min() {
             throw GenerationError.invalidTokenID(bad, vocabularySize: vocabulary)
         }
         let settings = SamplingSettings(parameters, defaults: model.generationConfig)

@@ -23,6 +23,10 @@ public struct GenerateParameters: Sendable, Equatable {
     /// OpenAI's frequency penalty: subtracted from each id's logit once per time it was generated
     /// so far (0 disables).
     public var frequencyPenalty: Float?
+    /// OpenAI's `logit_bias`: added to these token ids' logits before anything else (Hugging
+    /// Face's `sequence_bias` of single tokens: before the penalties, temperature and filters, and
+    /// for greedy decoding too); -100 or 100 in practice bans or forces a token. Empty: none.
+    public var logitBias: [Int: Float] = [:]
     /// Constrain the output (OpenAI's `response_format`): `.jsonObject` allows only tokens that
     /// keep the text a prefix of a JSON object, and ends the generation when the object closes.
     public var responseFormat: ResponseFormat = .text
@@ -76,6 +80,8 @@ public struct SamplingSettings: Sendable, Equatable {
     public var repetitionPenalty: Float
     public var presencePenalty: Float
     public var frequencyPenalty: Float
+    /// Added to these ids' logits first (``GenerateParameters/logitBias``).
+    public var logitBias: [Int: Float]
 
     /// Caller's parameters over the model's generation config over HF defaults.
     public init(_ p: GenerateParameters, defaults g: GenerationConfig) {
@@ -88,6 +94,7 @@ public struct SamplingSettings: Sendable, Equatable {
         // Not in Hugging Face's generation config: OpenAI's, off unless asked.
         presencePenalty = p.presencePenalty ?? 0
         frequencyPenalty = p.frequencyPenalty ?? 0
+        logitBias = p.logitBias
         // A temperature of 0 means "always the most likely token".
         if temperature <= 0 { doSample = false }
     }
@@ -100,13 +107,16 @@ public struct SamplingSettings: Sendable, Equatable {
         guard presencePenalty.isFinite, frequencyPenalty.isFinite else {
             throw GenerationError.invalidParameters("presence_penalty \(presencePenalty), frequency_penalty \(frequencyPenalty): need finite numbers")
         }
+        if let (id, bias) = logitBias.first(where: { !$0.value.isFinite }) {
+            throw GenerationError.invalidParameters("logit_bias of token \(id) is \(bias): need a finite number")
+        }
     }
 }
 
 /// Chooses next tokens from logits with Hugging Face's logits-processor semantics, in its order:
-/// repetition penalty, then temperature, top-k, top-p, min-p, then a multinomial draw; OpenAI's
-/// presence and frequency penalties (which Hugging Face does not have) follow the repetition
-/// penalty, as in vLLM.
+/// logit bias (`SequenceBiasLogitsProcessor`), repetition penalty, then temperature, top-k, top-p,
+/// min-p, then a multinomial draw; OpenAI's presence and frequency penalties (which Hugging Face
+/// does not have) follow the repetition penalty, as in vLLM.
 public struct Sampler: Sendable {
     public let settings: SamplingSettings
     private var random: SeededRandom
@@ -138,7 +148,8 @@ public struct Sampler: Sendable {
             let p = settings.repetitionPenalty
             let openAI = settings.presencePenalty != 0 || settings.frequencyPenalty != 0
             let onlyLower = p >= 1 && settings.presencePenalty >= 0 && settings.frequencyPenalty >= 0
-            if onlyLower && !(p != 1 && history.contains(best)) && !(openAI && generatedCounts[best] != nil) { return best }
+            if onlyLower && settings.logitBias.isEmpty && !(p != 1 && history.contains(best))
+                && !(openAI && generatedCounts[best] != nil) { return best }
             return Sampler.argmax(penalized(logits, history: history))
         }
         let candidates = distribution(logits: logits, history: history)
@@ -152,7 +163,7 @@ public struct Sampler: Sendable {
     }
 
     /// The distribution the next token is drawn from: the tokens that survive Hugging Face's
-    /// logits processors (`RepetitionPenaltyLogitsProcessor`, `TemperatureLogitsWarper`,
+    /// logits processors (`SequenceBiasLogitsProcessor` of single tokens, `RepetitionPenaltyLogitsProcessor`, `TemperatureLogitsWarper`,
     /// `TopKLogitsWarper`, `TopPLogitsWarper`, `MinPLogitsWarper`, in that order; the presence
     /// and frequency penalties after the repetition penalty) with their softmax probabilities,
     /// most likely first (ties: lower id first). Without sampling, the most likely token with
@@ -210,12 +221,13 @@ public struct Sampler: Sendable {
         return zip(candidates, probs).map { (id: $0.id, probability: $1) }
     }
 
-    /// The penalties applied to `input`: HF's repetition penalty (every id in `history` has its
-    /// logit divided by the penalty when positive, multiplied by it when negative), then OpenAI's
-    /// (each generated id's logit less the frequency penalty times its count, then less the
-    /// presence penalty).
+    /// The bias and penalties applied to `input`: the logit bias added, then HF's repetition
+    /// penalty (every id in `history` has its logit divided by the penalty when positive,
+    /// multiplied by it when negative), then OpenAI's (each generated id's logit less the
+    /// frequency penalty times its count, then less the presence penalty).
     func penalized(_ input: [Float], history: [Int]) -> [Float] {
         var logits = input
+        for (id, bias) in settings.logitBias where id >= 0 && id < logits.count { logits[id] += bias }
         if settings.repetitionPenalty != 1 {
             let p = settings.repetitionPenalty
             for id in Set(history) where id >= 0 && id < logits.count {

@@ -140,6 +140,7 @@ struct CompletionRequest: Sendable {
         }
         parameters.presencePenalty = try fields.number("presence_penalty", in: -2...2).map(Float.init)
         parameters.frequencyPenalty = try fields.number("frequency_penalty", in: -2...2).map(Float.init)
+        parameters.logitBias = try Self.logitBias(object["logit_bias"])
         if let temperature = try fields.number("temperature", in: 0...2) {
             parameters.temperature = Float(temperature)
             parameters.doSample = temperature > 0
@@ -158,6 +159,23 @@ struct CompletionRequest: Sendable {
         parameters.stopStrings = try Self.stopStrings(object["stop"])
         // llama.cpp server's extension: generate past the end-of-sequence token (benchmarks).
         if try fields.bool("ignore_eos") == true { parameters.stopTokenIds = [] }
+    }
+
+    /// `logit_bias`: token ids (as strings: JSON keys) to a bias from -100 to 100.
+    private static func logitBias(_ value: JSONValue?) throws(OpenAIError) -> [Int: Float] {
+        guard let value, value != .null else { return [:] }
+        guard let object = value.objectValue else {
+            throw .invalidRequest("'logit_bias' must be an object of token ids to numbers, got \(value.kindName)", param: "logit_bias")
+        }
+        let fields = Fields(object, prefix: "logit_bias.")
+        var bias: [Int: Float] = [:]
+        for key in object.keys {
+            guard let id = Int(key), id >= 0, String(id) == key else {
+                throw .invalidRequest("'logit_bias' keys must be token ids (non-negative integers), got \"\(key)\"", param: "logit_bias")
+            }
+            bias[id] = try fields.number(key, in: -100...100).map(Float.init)
+        }
+        return bias
     }
 
     private static func messages(_ value: JSONValue) throws(OpenAIError) -> [JSONValue] {

@@ -14,6 +14,7 @@ import Testing
             let top_p: Float
             let min_p: Float
             let repetition_penalty: Float
+            let logit_bias: [String: Float]
         }
         let name: String
         let parameters: Parameters
@@ -25,10 +26,11 @@ import Testing
         var description: String { name }
 
         var settings: SamplingSettings {
-            SamplingSettings(GenerateParameters(doSample: true, temperature: parameters.temperature, topK: parameters.top_k,
-                                                topP: parameters.top_p, minP: parameters.min_p,
-                                                repetitionPenalty: parameters.repetition_penalty),
-                             defaults: GenerationConfig())
+            var p = GenerateParameters(doSample: true, temperature: parameters.temperature, topK: parameters.top_k,
+                                       topP: parameters.top_p, minP: parameters.min_p,
+                                       repetitionPenalty: parameters.repetition_penalty)
+            for (id, bias) in parameters.logit_bias { p.logitBias[Int(id)!] = bias }
+            return SamplingSettings(p, defaults: GenerationConfig())
         }
     }
 
@@ -93,6 +95,25 @@ import Testing
         #expect(sampler.next(logits: logits, history: []) == 0)
         // Ties: the lowest id, like torch.argmax.
         #expect(Sampler.argmax([1, 5, 5, 2]) == 1)
+    }
+
+    /// Greedy decoding with a logit bias: the bias comes first (HF's `SequenceBiasLogitsProcessor`
+    /// before the repetition penalty), raises or bans a token, and the argmax shortcut does not
+    /// pass over it. Hand-computed: id 0's 2.0 + 1.0 = 3.0, halved by the penalty to 1.5, loses to
+    /// id 1's 1.8 (the other order, 2.0 / 2 + 1.0 = 2.0, would win).
+    @Test func logitBiasComesBeforeThePenalties() {
+        var parameters = GenerateParameters(doSample: false, repetitionPenalty: 2)
+        parameters.logitBias = [0: 1.0]
+        var sampler = Sampler(settings: SamplingSettings(parameters, defaults: GenerationConfig()), seed: 1)
+        let logits: [Float] = [2.0, 1.8, -1.0]
+        #expect(sampler.next(logits: logits, history: [0]) == 1)
+        #expect(sampler.next(logits: logits, history: []) == 0)
+        parameters = .greedy()
+        parameters.logitBias = [2: 3.5, 0: -100]
+        sampler = Sampler(settings: SamplingSettings(parameters, defaults: GenerationConfig()), seed: 1)
+        #expect(sampler.next(logits: logits, history: []) == 2, "a raised token wins the argmax")
+        parameters.logitBias = [0: -.infinity]
+        #expect(throws: GenerationError.self) { try SamplingSettings(parameters, defaults: GenerationConfig()).validate() }
     }
 
     // MARK: Settings resolution
