@@ -147,59 +147,107 @@ public struct OutputPattern: Sendable, Equatable {
     /// equal parts (an integer and a number, a string and a string of a format), or one that
     /// ends where another goes on.
     public static func leftFactored(_ alternatives: [OutputPattern]) -> [OutputPattern]? {
-        var unique: [OutputPattern] = []
-        for a in alternatives where !unique.contains(a) { unique.append(a) }
-        // Alternatives whose first bytes meet, in groups (joined transitively).
-        var groups: [(bytes: ByteSet, members: [OutputPattern])] = []
-        for alternative in unique {
-            guard let bytes = alternative.firstBytes else { return nil }
-            var group = (bytes: bytes, members: [alternative])
-            for g in groups.indices.reversed() where !groups[g].bytes.isDisjoint(with: group.bytes) {
-                group = (groups[g].bytes.union(group.bytes), groups[g].members + group.members)
-                groups.remove(at: g)
-            }
-            groups.append(group)
-        }
+        let cursors = alternatives.map { Cursor(parts: $0.parts) }
+        guard let groups = beginningAlike(cursors) else { return nil }
         var out: [OutputPattern] = []
         for group in groups {
-            guard let one = group.members.count == 1 ? group.members[0] : joined(group.members) else { return nil }
+            guard let one = joined(group) else { return nil }
             out.append(one)
         }
         return out
     }
 
-    /// Alternatives that begin with a common byte as one pattern (see `leftFactored`): their
-    /// first parts' common beginning (the longest common prefix of literals, or a part they all
-    /// begin with), then the alternatives of the rests.
-    private static func joined(_ members: [OutputPattern]) -> OutputPattern? {
-        let heads = members.compactMap(\.parts.first)
-        guard heads.count == members.count else { return nil }
-        var head: Part, rests: [OutputPattern]
-        let literals = heads.compactMap { if case .literal(let s) = $0 { Array(s.unicodeScalars) } else { nil } }
-        if literals.count == heads.count {
-            var common = 0
-            while literals.allSatisfy({ common < $0.count && $0[common] == literals[0][common] }) { common += 1 }
-            guard common > 0 else { return nil }   // different characters sharing a first byte
-            head = .literal(String(String.UnicodeScalarView(literals[0][..<common])))
-            rests = zip(literals, members).map { literal, member in
-                let rest = String(String.UnicodeScalarView(literal[common...]))
-                return OutputPattern((rest.isEmpty ? [] : [.literal(rest)]) + member.parts.dropFirst())
+    /// An alternative's parts from a point on: `parts[index...]`, the first of them `literal` when
+    /// set (what is left of a literal whose beginning was read in common). Moving on copies no parts.
+    private struct Cursor {
+        let parts: [Part]
+        var index = 0
+        var literal: [Unicode.Scalar]?
+
+        init(parts: [Part]) { self.parts = parts }
+
+        var head: Part? {
+            if let literal { return .literal(String(String.UnicodeScalarView(literal))) }
+            return index < parts.count ? parts[index] : nil
+        }
+        var rest: [Part] { (head.map { [$0] } ?? []) + parts[min(index + 1, parts.count)...] }
+    }
+
+    /// `members` in groups whose first bytes meet (joined transitively), or nil when one reads
+    /// nothing first (it ended where another goes on).
+    private static func beginningAlike(_ members: [Cursor]) -> [[Cursor]]? {
+        var groups: [(bytes: ByteSet, members: [Cursor])] = []
+        for member in members {
+            guard let head = member.head, let bytes = OutputPattern([head]).firstBytes else { return nil }
+            // The groups it meets become one, where the first of them was (groups keep the order
+            // of their first members).
+            let meeting = groups.indices.filter { !groups[$0].bytes.isDisjoint(with: bytes) }
+            var group = (bytes: bytes, members: [Cursor]())
+            for g in meeting { group = (group.bytes.union(groups[g].bytes), group.members + groups[g].members) }
+            group.members.append(member)
+            for g in meeting.reversed() { groups.remove(at: g) }
+            groups.insert(group, at: meeting.first ?? groups.count)
+        }
+        return groups.map(\.members)
+    }
+
+    /// Alternatives that begin with a common byte as one pattern (see `leftFactored`): the parts
+    /// they begin with alike (the longest common prefix of their literals, or a part they all
+    /// begin with), again while they all go on alike, then the alternatives of the rests. A loop
+    /// over the common parts that copies none (two objects agreeing on a thousand properties take
+    /// linear time and no deeper a stack); a recursion only where the alternatives split into
+    /// groups, each of fewer. Equal alternatives go on together to their common end.
+    private static func joined(_ group: [Cursor]) -> OutputPattern? {
+        if group.count == 1 { return OutputPattern(group[0].rest) }
+        var members = group, common: [Part] = []
+        func append(_ part: Part) {
+            if case .literal(let b) = part, case .literal(let a)? = common.last {
+                common[common.count - 1] = .literal(a + b)
+            } else {
+                common.append(part)
             }
-        } else if heads.allSatisfy({ $0 == heads[0] }) {
-            // A part that may end the text (`.oneOrMore`) comes last: nothing to tell apart after it.
-            if case .oneOrMore = heads[0] { return nil }
-            head = heads[0]
-            rests = members.map { OutputPattern(Array($0.parts.dropFirst())) }
-        } else {
-            return nil
         }
-        if rests.allSatisfy({ $0.parts.isEmpty }) { return OutputPattern([head]) }
-        guard let alternatives = leftFactored(rests) else { return nil }
-        var parts = [head] + (alternatives.count == 1 ? alternatives[0].parts : [.anyOf(alternatives)])
-        if parts.count > 1, case .literal(let a) = parts[0], case .literal(let b) = parts[1] {
-            parts.replaceSubrange(0...1, with: [.literal(a + b)])
+        while true {
+            let heads = members.compactMap(\.head)
+            guard heads.count == members.count else { return nil }
+            let literals = heads.compactMap { if case .literal(let s) = $0 { Array(s.unicodeScalars) } else { nil } }
+            if literals.count == heads.count {
+                var n = 0
+                while literals.allSatisfy({ n < $0.count && $0[n] == literals[0][n] }) { n += 1 }
+                guard n > 0 else { return nil }   // different characters sharing a first byte
+                append(.literal(String(String.UnicodeScalarView(literals[0][..<n]))))
+                for i in members.indices {
+                    if n < literals[i].count {
+                        members[i].literal = Array(literals[i][n...])
+                    } else {
+                        members[i].literal = nil
+                        members[i].index += 1
+                    }
+                }
+            } else if heads.allSatisfy({ $0 == heads[0] }) {
+                // A part that may end the text (`.oneOrMore`) comes last: nothing to tell apart after it.
+                if case .oneOrMore = heads[0] { return nil }
+                append(heads[0])
+                for i in members.indices {
+                    members[i].literal = nil
+                    members[i].index += 1
+                }
+            } else {
+                return nil
+            }
+            if members.allSatisfy({ $0.head == nil }) { return OutputPattern(common) }
+            guard let groups = beginningAlike(members) else { return nil }
+            if groups.count == 1 {
+                members = groups[0]
+                continue
+            }
+            var alternatives: [OutputPattern] = []
+            for g in groups {
+                guard let one = joined(g) else { return nil }
+                alternatives.append(one)
+            }
+            return OutputPattern(common + [.anyOf(alternatives)])
         }
-        return OutputPattern(parts)
     }
 
     /// The most steps a pattern may compile to (`PatternProgram`: bounded arrays are written out

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 @testable import Qwen
 import Tokenizer
@@ -499,6 +500,28 @@ import Kernels
             var state = PatternState(both)
             #expect(withExtendedLifetime(both) { state.accept(Array(text.utf8)) && state.isComplete } == ok, "\(text)")
         }
+        // Two objects that agree on 2,000 properties: their common beginning is read in a loop,
+        // not a recursion per property (on a thread of 256 KB of stack, as a server's tasks have
+        // little).
+        let shared = (0..<2000).map { #""p\#($0)": {"type": "string"}, "# }.joined()
+        let long = #"{"type": "object", "properties": {"x": {"anyOf": [{"type": "object", "properties": {"# + shared + #""a": {"type": "integer"}}}, "#
+            + #"{"type": "object", "properties": {"# + shared + #""b": {"type": "boolean"}}}]}}}"#
+        let compiled = Mutex<Result<OutputPattern, OutputPattern.SchemaError>?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        let thread = Thread {
+            compiled.withLock { $0 = Result { () throws(OutputPattern.SchemaError) in try OutputPattern(jsonSchema: try! JSONValue.parse(long)) } }
+            done.signal()
+        }
+        thread.stackSize = 256 << 10
+        thread.start()
+        done.wait()
+        let longProgram = PatternProgram(try #require(compiled.withLock { $0 }).get())
+        let values = (0..<2000).map { #""p\#($0)": "v", "# }.joined()
+        for (tail, ok) in [(#""a": 1}}"#, true), (#""b": true}}"#, true), (#""a": true}}"#, false)] {
+            var state = PatternState(longProgram)
+            #expect(withExtendedLifetime(longProgram) { state.accept(Array((#"{"x": {"# + values + tail).utf8)) && state.isComplete } == ok, "\(tail)")
+        }
+
         for (bad, at) in [(#"{"type": "object", "properties": {"x": {"oneOf": ["# + cat + ", " + owned + "]}}}", "#/properties/x/oneOf/1"),
                           (#"{"type": "object", "properties": {"x": {"anyOf": [{"type": "object", "properties": {"v": {"type": "integer"}}}, {"type": "object", "properties": {"v": {"type": "number"}}}]}}}"#,
                            "#/properties/x/anyOf/1"),
