@@ -1513,6 +1513,9 @@ def check_errors(c, server):
         model=model, prompt="Hi", max_tokens=4, logprobs=21), invalid)
     expect_api_error(c, "presence_penalty 3", bad, 400, lambda: client.chat.completions.create(
         model=model, messages=user, max_tokens=4, presence_penalty=3), invalid)
+    for legacy in ({"functions": [FORCED_TOOLS[0]["function"]]}, {"function_call": "auto"}):
+        expect_api_error(c, f"deprecated {next(iter(legacy))}", bad, 400, lambda legacy=legacy: client.chat.completions.create(
+            model=model, messages=user, max_tokens=4, extra_body=legacy), invalid)
     for what, bias in (("logit_bias 101", {"5": 101}), ("logit_bias of a word", {"five": 1}),
                        ("logit_bias of a negative id", {"-5": 1}), ("logit_bias of an id past the vocabulary", {"99999999": 1}),
                        ("logit_bias not an object", [1, 2])):

@@ -49,6 +49,11 @@ struct CompletionRequest: Sendable {
         model = try fields.string("model")
         if chat {
             guard let messages = object["messages"] else { throw .invalidRequest("'messages' is required", param: "messages") }
+            // OpenAI's deprecated function calling: not ignored (the model would answer without
+            // the functions), refused with what to send instead.
+            for legacy in ["functions", "function_call"] where object[legacy].map({ $0 != .null }) ?? false {
+                throw .unsupported(legacy, "the deprecated function calling is not served: send the functions as 'tools' ({\"type\": \"function\", \"function\": {...}}) and 'tool_choice'")
+            }
             let tools = try Self.tools(object["tools"])
             let names = (tools ?? []).compactMap { $0["function"]?["name"]?.stringValue }
             // OpenAI's default: a forced answer may hold several calls.
