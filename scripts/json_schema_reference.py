@@ -31,7 +31,8 @@ string (base64) and Pydantic's verdict:
              designators out of order, `::` twice, a zone index, ...)
   Pets       unions of models that begin alike: plain (`anyOf` of `$ref`s, first keys shared, a key
              shared with different kinds, one model the other plus a field), a discriminated union
-             (`oneOf` with `discriminator`), a list of Literal-tagged models, an Optional union;
+             (`oneOf` with `discriminator`), a list of Literal-tagged models, an Optional union, a
+             Literal or any string;
              instances and the mutations above
   Tuples     a model of tuples (`prefixItems`: floats, mixed kinds, Optional, one holding a model,
              the empty tuple, `tuple[int, ...]`), instances and the mutations above
@@ -204,6 +205,7 @@ class Pets(Strict):
     maybe: Optional[Union[Cat, Dog]]
     content: Union[Box, Label]
     grown: Union[Cat, CatOwner]
+    mode: Union[Literal["auto"], str]
 
 
 MODELS = {"Order": Order, "Survey": Survey, "Booking": Booking}
@@ -358,7 +360,7 @@ def pets_instance(rng: random.Random) -> dict:
                                   {"pet_type": "dog", "lives": integer(rng), "good": rng.random() < 0.5}]),
             "steps": listof(rng, step), "maybe": rng.choice([None, cat(rng), dog(rng)]),
             "content": rng.choice([{"value": integer(rng)}, {"value": text(rng)}]),
-            "grown": rng.choice([cat(rng), {**cat(rng), "owner": text(rng)}])}
+            "grown": rng.choice([cat(rng), {**cat(rng), "owner": text(rng)}]), "mode": rng.choice(["auto", text(rng)])}
 
 # JSON Schema `pattern`s, each a model `{"s": str}` of its own (schemas P0, P1, ...), with examples
 # the cases mutate character by character. The mutations use ASCII and characters that are no

@@ -415,7 +415,8 @@ extension OutputPattern {
     }
 
     /// The parts of a value following one of `branches` (each with its path): branches that are
-    /// plain JSON kinds join into one `.json` part, which no other branch may begin as; the rest
+    /// plain JSON kinds join into one `.json` part, which no other branch may begin as (in anyOf,
+    /// one whose values the plain kinds all take is left out: their union is the plain kind); the rest
     /// are alternatives, and those that begin alike (Pydantic's `Cat | Dog`, two objects) are
     /// written as one up to where they differ (`OutputPattern.leftFactored`): the first byte
     /// where they part must tell them apart, in a literal (a key, a `const`) or as different
@@ -429,13 +430,26 @@ extension OutputPattern {
         // The first kinds of the branches that stay alternatives, and of the plain ones.
         var structuredKinds: JSONKinds = [], plainKinds: JSONKinds = []
         var alike: String?   // the first branch that begins as an earlier alternative does
+        var patterns: [(OutputPattern, String)] = []
         for (branch, branchPath) in branches {
-            let alternative = try pattern(branch, path: branchPath, root: root, depth: depth + 1)
+            patterns.append((try pattern(branch, path: branchPath, root: root, depth: depth + 1), branchPath))
+        }
+        // anyOf: a branch whose every value a plain branch takes adds nothing (`Literal["auto"] |
+        // str`, `Model | dict`): the plain kind is written. (Integers are numbers, not the reverse.)
+        var plainAll: JSONKinds = []
+        for (alternative, _) in patterns {
+            if alternative.parts.count == 1, case .json(let kinds) = alternative.parts[0] { plainAll.formUnion(kinds) }
+        }
+        for (alternative, branchPath) in patterns {
             guard let first = alternative.firstKinds else {
                 throw SchemaError(path: branchPath, reason: "a branch must be a JSON value")
             }
             var plainBranch: JSONKinds? = nil
             if alternative.parts.count == 1, case .json(let kinds) = alternative.parts[0] { plainBranch = kinds }
+            if plainBranch == nil, !exclusive, first.isSubset(of: plainAll.byFirstByte),
+               first.isDisjoint(with: [.number, .integer]) || plainAll.contains(.number) {
+                continue
+            }
             let taken = plainBranch == nil ? plainKinds : exclusive ? structuredKinds.union(plainKinds) : structuredKinds
             guard taken.isDisjoint(with: first) else {
                 throw SchemaError(path: branchPath, reason: "this branch begins as the same kind of JSON value as an earlier one, so the written value could not tell which it follows")
