@@ -308,13 +308,18 @@ import Kernels
                           (#"{"type": "object", "properties": {"a": {"allOf": [{"type": "integer"}], "type": "integer"}}}"#, "#/properties/a/type"),
                           (#"{"type": "object", "properties": {"a": {"type": "integer", "minimum": 5, "exclusiveMaximum": 5}}}"#, "#/properties/a"),
                           (#"{"type": "object", "properties": {"a": {"type": "integer", "maximum": "5"}}}"#, "#/properties/a/maximum")] {
-            let value = try JSONValue.parse(bad)
-            do {
-                _ = try OutputPattern(jsonSchema: value)
-                Issue.record("accepted \(bad)")
-            } catch {
-                #expect(error.path == at, "\(bad): \(error)")
-            }
+            try expectRefused(bad, at: at)
+        }
+    }
+
+    /// `schema` refused with a `SchemaError` at `path`.
+    func expectRefused(_ schema: String, at path: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let value = try JSONValue.parse(schema)
+        do {
+            _ = try OutputPattern(jsonSchema: value)
+            Issue.record("accepted \(schema)", sourceLocation: sourceLocation)
+        } catch {
+            #expect(error.path == path, "\(schema): \(error)", sourceLocation: sourceLocation)
         }
     }
 
@@ -437,12 +442,7 @@ import Kernels
                            "#/allOf/1/minProperties"),
                           (#"{"allOf": [{"type": "object", "properties": {"a": {"type": "string"}}}, {"properties": {"b": {"type": "nothing"}}}]}"#,
                            "#/allOf/1/properties/b/type")] {
-            do {
-                _ = try pattern(bad)
-                Issue.record("accepted \(bad)")
-            } catch let error as OutputPattern.SchemaError {
-                #expect(error.path == at, "\(bad): \(error)")
-            }
+            try expectRefused(bad, at: at)
         }
     }
 
@@ -535,12 +535,7 @@ import Kernels
                            "#/properties/x/anyOf/1"),
                           (#"{"type": "object", "properties": {"x": {"anyOf": [{"type": "object", "properties": {"v": {"type": "string"}}}, {"type": "object", "properties": {"v": {"type": "string", "format": "date"}}}]}}}"#,
                            "#/properties/x/anyOf/1")] {
-            do {
-                _ = try pattern(bad)
-                Issue.record("accepted \(bad)")
-            } catch let error as OutputPattern.SchemaError {
-                #expect(error.path == at, "\(bad): \(error)")
-            }
+            try expectRefused(bad, at: at)
         }
     }
 
