@@ -1216,9 +1216,13 @@ def check_schema(c, server):
     client = server.client()
     model = server.model_id
     user = [{"role": "user", "content": "Describe Paris."}]
-    for schema, what in (({"type": "object", "properties": {"a": {"anyOf": [{"type": "object", "properties": {}},
+    for schema, what in (({"type": "object", "properties": {"a": {"anyOf": [
+                              {"type": "object", "properties": {"v": {"type": "integer"}}},
+                              {"type": "object", "properties": {"v": {"type": "number"}}}]}}},
+                          "a union whose branches part at an integer and a number"),
+                         ({"type": "object", "properties": {"a": {"oneOf": [{"type": "object", "properties": {}},
                                                                           {"type": "object"}]}}},
-                          "a union whose branches begin alike"),
+                          "a oneOf whose branches overlap"),
                          ({"type": "object", "properties": {"a": {"type": "array", "items": {"type": "string"}, "maxItems": 1000}}},
                           "an item count over 64"),
                          ({"type": "object", "properties": {"a": {"type": ["string", "nothing"]}}}, "an unknown type in a list"),

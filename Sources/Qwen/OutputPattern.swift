@@ -593,9 +593,9 @@ struct PatternState: ByteConstraint {
     }
 }
 
-/// A set of bytes.
+/// A set of bytes: 256 bits.
 struct ByteSet: Equatable, Sendable {
-    private var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+    private var words: [UInt64] = [0, 0, 0, 0]
 
     init() {}
 
@@ -604,31 +604,14 @@ struct ByteSet: Equatable, Sendable {
         for b in 0...UInt8.max where !OutputPattern.JSONKinds.beginning(with: b).isDisjoint(with: kinds) { insert(b) }
     }
 
-    private var array: [UInt64] {
-        get { [words.0, words.1, words.2, words.3] }
-        set { words = (newValue[0], newValue[1], newValue[2], newValue[3]) }
-    }
-
-    mutating func insert(_ b: UInt8) { array[Int(b >> 6)] |= 1 << UInt64(b & 63) }
-    /// (On the path of every byte a mask walk reads at a choice: no array.)
-    func contains(_ b: UInt8) -> Bool {
-        let word: UInt64
-        switch b >> 6 {
-        case 0: word = words.0
-        case 1: word = words.1
-        case 2: word = words.2
-        default: word = words.3
-        }
-        return word >> UInt64(b & 63) & 1 == 1
-    }
-    var isEmpty: Bool { array.allSatisfy { $0 == 0 } }
+    mutating func insert(_ b: UInt8) { words[Int(b >> 6)] |= 1 << UInt64(b & 63) }
+    func contains(_ b: UInt8) -> Bool { words[Int(b >> 6)] >> UInt64(b & 63) & 1 == 1 }
+    var isEmpty: Bool { words.allSatisfy { $0 == 0 } }
     func union(_ other: ByteSet) -> ByteSet {
         var out = self
         out.formUnion(other)
         return out
     }
-    mutating func formUnion(_ other: ByteSet) { array = zip(array, other.array).map { $0 | $1 } }
-    func isDisjoint(with other: ByteSet) -> Bool { zip(array, other.array).allSatisfy { $0 & $1 == 0 } }
-
-    static func == (a: ByteSet, b: ByteSet) -> Bool { a.array == b.array }
+    mutating func formUnion(_ other: ByteSet) { for i in 0..<4 { words[i] |= other.words[i] } }
+    func isDisjoint(with other: ByteSet) -> Bool { (0..<4).allSatisfy { words[$0] & other.words[$0] == 0 } }
 }
