@@ -257,13 +257,7 @@ extension OutputPattern {
                                             to parts: inout [Part]) throws(SchemaError) {
         var fields: [(key: String, schema: JSONValue, path: String)] = []
         for (i, branch) in branches.enumerated() {
-            var schema = branch, at = "\(path)/\(i)"
-            for _ in 0..<32 {
-                guard let reference = schema["$ref"] else { break }
-                guard let target = reference.stringValue else { throw SchemaError(path: "\(at)/$ref", reason: "'$ref' must be a string") }
-                schema = try resolve(target, in: root, path: "\(at)/$ref")
-                at = target
-            }
+            let (schema, at) = try dereferenced(branch, path: "\(path)/\(i)", root: root)
             guard let object = schema.objectValue, object["type"] == nil || object["type"] == .string("object"),
                   let properties = object["properties"]?.objectValue else {
                 throw SchemaError(path: at, reason: "'allOf' of several schemas is followed for object schemas with 'properties' only")
@@ -282,6 +276,18 @@ extension OutputPattern {
             }
         }
         try appendObject(fields, root: root, depth: depth, to: &parts)
+    }
+
+    /// `schema` with its `$ref`s followed (32 at most), and the path of the schema it ends at.
+    private static func dereferenced(_ schema: JSONValue, path: String, root: JSONValue) throws(SchemaError) -> (JSONValue, String) {
+        var schema = schema, at = path
+        for _ in 0..<32 {
+            guard let reference = schema["$ref"] else { break }
+            guard let target = reference.stringValue else { throw SchemaError(path: "\(at)/$ref", reason: "'$ref' must be a string") }
+            schema = try resolve(target, in: root, path: "\(at)/$ref")
+            at = target
+        }
+        return (schema, at)
     }
 
     /// An object with every one of `fields` in order, each value following its schema (found at
@@ -430,22 +436,21 @@ extension OutputPattern {
         // The first kinds of the branches that stay alternatives, and of the plain ones.
         var structuredKinds: JSONKinds = [], plainKinds: JSONKinds = []
         var alike: String?   // the first branch that begins as an earlier alternative does
-        var patterns: [(OutputPattern, String)] = []
+        // Each branch's pattern, and its kinds when it is a plain one (a `.json` part alone).
+        var patterns: [(pattern: OutputPattern, path: String, plain: JSONKinds?)] = []
         for (branch, branchPath) in branches {
-            patterns.append((try pattern(branch, path: branchPath, root: root, depth: depth + 1), branchPath))
+            let alternative = try pattern(branch, path: branchPath, root: root, depth: depth + 1)
+            var plainBranch: JSONKinds? = nil
+            if alternative.parts.count == 1, case .json(let kinds) = alternative.parts[0] { plainBranch = kinds }
+            patterns.append((alternative, branchPath, plainBranch))
         }
         // anyOf: a branch whose every value a plain branch takes adds nothing (`Literal["auto"] |
         // str`, `Model | dict`): the plain kind is written. (Integers are numbers, not the reverse.)
-        var plainAll: JSONKinds = []
-        for (alternative, _) in patterns {
-            if alternative.parts.count == 1, case .json(let kinds) = alternative.parts[0] { plainAll.formUnion(kinds) }
-        }
-        for (alternative, branchPath) in patterns {
+        let plainAll = patterns.reduce(into: JSONKinds()) { $0.formUnion($1.plain ?? []) }
+        for (alternative, branchPath, plainBranch) in patterns {
             guard let first = alternative.firstKinds else {
                 throw SchemaError(path: branchPath, reason: "a branch must be a JSON value")
             }
-            var plainBranch: JSONKinds? = nil
-            if alternative.parts.count == 1, case .json(let kinds) = alternative.parts[0] { plainBranch = kinds }
             if plainBranch == nil, !exclusive, first.isSubset(of: plainAll.byFirstByte),
                first.isDisjoint(with: [.number, .integer]) || plainAll.contains(.number) {
                 continue
@@ -483,12 +488,9 @@ extension OutputPattern {
     /// (or one-value `enum`) differs from branch to branch: no object follows two of them.
     private static func discriminated(_ branches: [JSONValue], root: JSONValue) -> Bool {
         var tags: [[String: String]] = []
-        for var branch in branches {
-            for _ in 0..<32 {
-                guard let reference = branch["$ref"]?.stringValue, let target = try? resolve(reference, in: root, path: "#") else { break }
-                branch = target
-            }
-            guard let properties = branch["properties"]?.objectValue else { return false }
+        for branch in branches {
+            guard let (schema, _) = try? dereferenced(branch, path: "#", root: root),
+                  let properties = schema["properties"]?.objectValue else { return false }
             var own: [String: String] = [:]
             for name in properties.keys {
                 if let schema = properties[name], let value = schema["const"] ?? schema["enum"]?.arrayValue.flatMap({ $0.count == 1 ? $0[0] : nil }) {
