@@ -18,10 +18,12 @@ size_t qk_q4x8_size(size_t n, size_t blocks, int f32_scales) {
     return (n / 8) * blocks * record_bytes(f32_scales);
 }
 
-// Per block: 32 int8 activations, then (after all blocks) the blocks' float scales and int32 sums.
+// Per block: 32 int8 activations, then (after all blocks) the blocks' float scales and int32
+// zero-point terms (8 × the block's Σ q: what the symmetric zero point 8 takes off its products).
 size_t qk_q8_activation_bytes(size_t blocks) { return blocks * (32 + sizeof(float) + sizeof(int32_t)); }
 
-// Per block: 16 words of two int16 activations, then the blocks' float scales and int32 sums.
+// Per block: 16 words of two int16 activations, then the blocks' float scales and int32 zero-point
+// terms (8 × Σ q).
 size_t qk_q16_activation_bytes(size_t blocks) { return blocks * (64 + sizeof(float) + sizeof(int32_t)); }
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -126,7 +128,8 @@ int qk_q4x8_gemv(const uint8_t *packed, int f32_scales, size_t blocks, const flo
 // activation, pairs summed to int16) then does 32 multiply-adds per instruction; the 8 results
 // of a block add up in int16 without overflow (16 products of at most 15 × 127 per half-lane =
 // 30,480), one `vpmaddwd` with ones widens them to int32, the zero point comes off as 8 × the
-// block's activation sum, and one FMA applies the weight scales × the activation scale.
+// block's activation sum (the zero-point term the quantizer stores), and one FMA applies the
+// weight scales × the activation scale.
 
 // Activation block layout for the int8 kernel: per block 32 bytes, for j = 0..3: the 4 bytes of
 // a[8j + {0,2,4,6}], then the 4 bytes of a[8j + {1,3,5,7}].
@@ -164,9 +167,9 @@ AVX2 static inline __m256i round_half_away(__m256 v) {
 // Per block of 32: scale max|a| / 127, q = a · 127 / max|a| rounded half away from zero (0 for
 // a block of zeros or one holding NaN, whose scale is then NaN), bytes 8j..8j+3 = q[8j + 0, 2, 4,
 // 6] and 8j+4..8j+7 = q[8j + 1, 3, 5, 7] (the layout `gemv_groups_i8` reads), and the block's
-// sum of q. Vectorised: 8 lanes rounded at once, each group's evens and odds gathered by one
+// zero-point term 8 · Σ q (|8 Σ q| <= 32,512). Vectorised: 8 lanes rounded at once, each group's evens and odds gathered by one
 // permute, the 32 values packed to bytes with saturating packs (|q| <= 127 never saturates).
-AVX2 static void quantize_activations(const float *a, size_t blocks, int8_t *q, float *scale, int32_t *sum) {
+AVX2 static void quantize_activations(const float *a, size_t blocks, int8_t *q, float *scale, int32_t *zterm) {
     const __m256i evens_odds = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
     // packs work within 128-bit lanes: after two of them the 4-byte units are
     // g0[0..3] g1[0..3] g2[0..3] g3[0..3] g0[4..7] g1[4..7] g2[4..7] g3[4..7].
@@ -188,7 +191,7 @@ AVX2 static void quantize_activations(const float *a, size_t blocks, int8_t *q, 
         __m128i t = _mm_add_epi32(_mm256_castsi256_si128(total), _mm256_extracti128_si256(total, 1));
         t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4E));
         t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xB1));
-        sum[b] = _mm_cvtsi128_si32(t);
+        zterm[b] = _mm_cvtsi128_si32(_mm_slli_epi32(t, 3));   // 8 Σ q, wrapping as the vector adds do
     }
 }
 
@@ -208,15 +211,15 @@ AVX2 static inline __attribute__((always_inline)) __m256i q8_block_dot(const uin
 }
 
 AVX2 static inline __attribute__((always_inline)) void gemv_groups_i8_scales(const uint8_t *packed, const int f32,
-        size_t blocks, const int8_t *aq, const float *ascale, const int32_t *asum, size_t g0, size_t g1, float *y) {
+        size_t blocks, const int8_t *aq, const float *ascale, const int32_t *zterm, size_t g0, size_t g1, float *y) {
 #define Q8_DOT(q, b) q8_block_dot(q, (const int32_t *)(aq + (b) * 32))
     Q4X8_GEMV_GROUPS(Q8_DOT)
 #undef Q8_DOT
 }
 
 AVX2 static void gemv_groups_i8(const uint8_t *packed, int f32, size_t blocks, const int8_t *aq, const float *ascale,
-                                const int32_t *asum, size_t g0, size_t g1, float *y) {
-    Q4X8_WITH_CONSTANT_SCALES(gemv_groups_i8_scales, packed, f32, blocks, aq, ascale, asum, g0, g1, y);
+                                const int32_t *zterm, size_t g0, size_t g1, float *y) {
+    Q4X8_WITH_CONSTANT_SCALES(gemv_groups_i8_scales, packed, f32, blocks, aq, ascale, zterm, g0, g1, y);
 }
 
 // Several activation rows against the same weights (batched decode with int8 activations): the
@@ -232,15 +235,15 @@ AVX2 static void gemv_groups_i8(const uint8_t *packed, int f32, size_t blocks, c
 #define Q8_SUMS_MADDUBS(q, B, dot) { \
         const __m256i nibbles = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1); \
         __m256i d[8]; \
-        for (int r = 0; r < rows; r++) d[r] = _mm256_setzero_si256(); \
         _Pragma("unroll") \
         for (int j = 0; j < 4; j++) { \
             const __m256i w = _mm256_loadu_si256((const __m256i *)((q) + 32 * j)); \
             const __m256i lo = _mm256_and_si256(w, nibbles), hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), nibbles); \
             for (int r = 0; r < rows; r++) { \
                 const int32_t *xr = (const int32_t *)(x[r] + (B) * 32); \
-                d[r] = _mm256_add_epi16(d[r], _mm256_add_epi16(_mm256_maddubs_epi16(lo, _mm256_set1_epi32(xr[2 * j])), \
-                                                               _mm256_maddubs_epi16(hi, _mm256_set1_epi32(xr[2 * j + 1])))); \
+                const __m256i s = _mm256_add_epi16(_mm256_maddubs_epi16(lo, _mm256_set1_epi32(xr[2 * j])), \
+                                                   _mm256_maddubs_epi16(hi, _mm256_set1_epi32(xr[2 * j + 1]))); \
+                d[r] = j == 0 ? s : _mm256_add_epi16(d[r], s); \
             } \
         } \
         for (int r = 0; r < rows; r++) dot[r] = _mm256_madd_epi16(d[r], ones); \
@@ -283,8 +286,8 @@ AVX2 static void gemm_group_i8x4(const uint8_t *rec0, int f32, size_t blocks, co
         const __m256 ws = record_scales(r, f32);
 #define Q8_ROW(d, i, acc) do { \
             const float *scale = (const float *)(x[i] + blocks * 32); \
-            const int32_t *sum = (const int32_t *)(x[i] + blocks * 36); \
-            const __m256i dot = _mm256_sub_epi32(_mm256_madd_epi16(d, ones), _mm256_set1_epi32(8 * sum[b])); \
+            const int32_t *zterm = (const int32_t *)(x[i] + blocks * 36); \
+            const __m256i dot = _mm256_sub_epi32(_mm256_madd_epi16(d, ones), _mm256_set1_epi32(zterm[b])); \
             acc = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(dot), _mm256_broadcast_ss(scale + b)), ws, acc); \
         } while (0)
         Q8_ROW(d0, 0, a0); Q8_ROW(d1, 1, a1); Q8_ROW(d2, 2, a2); Q8_ROW(d3, 3, a3);
@@ -352,8 +355,8 @@ int qk_q4x8_gemv_q8_multi(const uint8_t *packed, int f32_scales, size_t blocks, 
 // applies the weight scales × the activation scale.
 
 // Activation block layout: 16 words per block, word 4j + i = a16[8j + i] | a16[8j + 4 + i] << 16;
-// then the blocks' float scales and int32 sums.
-AVX2 static void quantize_activations16(const float *a, size_t blocks, int32_t *q, float *scale, int32_t *sum) {
+// then the blocks' float scales and int32 zero-point terms 8 · Σ q.
+AVX2 static void quantize_activations16(const float *a, size_t blocks, int32_t *q, float *scale, int32_t *zterm) {
     const __m128i low16 = _mm_set1_epi32(0xFFFF);
     for (size_t b = 0; b < blocks; b++) {
         const float *x = a + b * 32;
@@ -371,7 +374,7 @@ AVX2 static void quantize_activations16(const float *a, size_t blocks, int32_t *
         __m128i t = _mm_add_epi32(_mm256_castsi256_si128(total), _mm256_extracti128_si256(total, 1));
         t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4E));
         t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xB1));
-        sum[b] = _mm_cvtsi128_si32(t);
+        zterm[b] = _mm_cvtsi128_si32(_mm_slli_epi32(t, 3));   // 8 Σ q, wrapping as the vector adds do
     }
 }
 
@@ -394,15 +397,15 @@ AVX2 static inline __attribute__((always_inline)) __m256i q16_block_dot(const ui
 }
 
 AVX2 static inline __attribute__((always_inline)) void gemv_groups_i16_scales(const uint8_t *packed, const int f32,
-        size_t blocks, const int32_t *aq, const float *ascale, const int32_t *asum, size_t g0, size_t g1, float *y) {
+        size_t blocks, const int32_t *aq, const float *ascale, const int32_t *zterm, size_t g0, size_t g1, float *y) {
 #define Q16_DOT(q, b) q16_block_dot(q, aq + (b) * 16)
     Q4X8_GEMV_GROUPS(Q16_DOT)
 #undef Q16_DOT
 }
 
 AVX2 static void gemv_groups_i16(const uint8_t *packed, int f32, size_t blocks, const int32_t *aq, const float *ascale,
-                                 const int32_t *asum, size_t g0, size_t g1, float *y) {
-    Q4X8_WITH_CONSTANT_SCALES(gemv_groups_i16_scales, packed, f32, blocks, aq, ascale, asum, g0, g1, y);
+                                 const int32_t *zterm, size_t g0, size_t g1, float *y) {
+    Q4X8_WITH_CONSTANT_SCALES(gemv_groups_i16_scales, packed, f32, blocks, aq, ascale, zterm, g0, g1, y);
 }
 
 int qk_q16_quantize(const float *a, size_t blocks, void *out) {

@@ -147,20 +147,20 @@ AVX512_VNNI static inline __attribute__((always_inline)) __m256i q8_block_dot_vn
 }
 
 AVX512_VNNI static inline __attribute__((always_inline)) void gemv_q8_groups_vnni(const uint8_t *packed, const int f32,
-        size_t blocks, const int8_t *aq, const float *ascale, const int32_t *asum, size_t g0, size_t g1, float *y) {
+        size_t blocks, const int8_t *aq, const float *ascale, const int32_t *zterm, size_t g0, size_t g1, float *y) {
 #define Q8_DOT(q, b) q8_block_dot_vnni(q, (const int32_t *)(aq + (b) * 32))
     Q4X8_GEMV_GROUPS(Q8_DOT)
 #undef Q8_DOT
 }
 
 AVX512_VNNI void q4x8_gemv_q8_vnni(const uint8_t *packed, int f32, size_t blocks, const int8_t *aq, const float *ascale,
-                                   const int32_t *asum, size_t g0, size_t g1, float *y) {
-    Q4X8_WITH_CONSTANT_SCALES(gemv_q8_groups_vnni, packed, f32, blocks, aq, ascale, asum, g0, g1, y);
+                                   const int32_t *zterm, size_t g0, size_t g1, float *y) {
+    Q4X8_WITH_CONSTANT_SCALES(gemv_q8_groups_vnni, packed, f32, blocks, aq, ascale, zterm, g0, g1, y);
 }
 
 // q4x8.c's `gemm_group_i8x4` with VNNI (run by `q4x8_gemm_q8_drive`): four activation rows per
 // pass over one row group's records; row i's activations at x[i] (blocks × 32 bytes, then scales
-// and sums), its 8 results to out[i].
+// and zero-point terms), its 8 results to out[i].
 AVX512_VNNI void q4x8_gemm_group_i8x4_vnni(const uint8_t *rec0, int f32, size_t blocks, const int8_t *const x[4],
                                            float *const out[4]) {
     const size_t rec = record_bytes(f32), sbytes = f32 ? 32 : 16;
@@ -188,8 +188,8 @@ AVX512_VNNI void q4x8_gemm_group_i8x4_vnni(const uint8_t *rec0, int f32, size_t 
 #pragma unroll
         for (int i = 0; i < 4; i++) {
             const float *scale = (const float *)(x[i] + blocks * 32);
-            const int32_t *sum = (const int32_t *)(x[i] + blocks * 36);
-            const __m256i dot = _mm256_sub_epi32(_mm256_add_epi32(lo_sum[i], hi_sum[i]), _mm256_set1_epi32(8 * sum[b]));
+            const int32_t *zterm = (const int32_t *)(x[i] + blocks * 36);
+            const __m256i dot = _mm256_sub_epi32(_mm256_add_epi32(lo_sum[i], hi_sum[i]), _mm256_set1_epi32(zterm[b]));
             acc[i] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(dot), _mm256_broadcast_ss(scale + b)), ws, acc[i]);
         }
     }
@@ -222,20 +222,21 @@ AVX512_VNNI static inline __attribute__((always_inline)) __m256i q16_block_dot_v
 }
 
 AVX512_VNNI static inline __attribute__((always_inline)) void gemv_q16_groups_vnni(const uint8_t *packed, const int f32,
-        size_t blocks, const int32_t *aq, const float *ascale, const int32_t *asum, size_t g0, size_t g1, float *y) {
+        size_t blocks, const int32_t *aq, const float *ascale, const int32_t *zterm, size_t g0, size_t g1, float *y) {
 #define Q16_DOT(q, b) q16_block_dot_vnni(q, aq + (b) * 16)
     Q4X8_GEMV_GROUPS(Q16_DOT)
 #undef Q16_DOT
 }
 
 AVX512_VNNI void q4x8_gemv_q16_vnni(const uint8_t *packed, int f32, size_t blocks, const int32_t *aq,
-                                    const float *ascale, const int32_t *asum, size_t g0, size_t g1, float *y) {
-    Q4X8_WITH_CONSTANT_SCALES(gemv_q16_groups_vnni, packed, f32, blocks, aq, ascale, asum, g0, g1, y);
+                                    const float *ascale, const int32_t *zterm, size_t g0, size_t g1, float *y) {
+    Q4X8_WITH_CONSTANT_SCALES(gemv_q16_groups_vnni, packed, f32, blocks, aq, ascale, zterm, g0, g1, y);
 }
 
 // `gemv_groups_i16_multi` (q4x8.c) with `vpdpwssd` and 32 registers: eight activation rows per
-// pass (one integer accumulator per row, a chain of 16 `vpdpwssd` per block; 16 float
-// accumulators; the 4 unpacked words), so a batch of 8 reads each group's records once. Each
+// pass (one integer accumulator per row, a chain of 16 `vpdpwssd` per block; 8 float
+// accumulators (16 until session 26: two per row); the 4 unpacked words), so a batch of 8 reads
+// each group's records once. Each
 // row's exact integer block sums and float epilogue are the AVX2 kernel's, so its floats too.
 // Four rows a pass with two accumulators each were the form until session 19: in the C harness
 // with the weights in cache the two are alike (2.94 against 2.95 ns per row and block; session 13
@@ -268,7 +269,7 @@ AVX512_VNNI static inline __attribute__((always_inline)) void gemv_i16_pass_vnni
 Q4X8_MULTI_ROW_GEMV(AVX512_VNNI, , q4x8_gemv_q16_multi_vnni, gemv_i16_pass_vnni, 8, const int32_t *)
 
 // `gemv_groups_i8_multi` (q4x8.c) with `vpdpbusd` and 32 registers: eight activation rows per
-// pass (one integer accumulator per row, 16 float ones, the 2 unpacked words), so a batch of 8
+// pass (one integer accumulator per row, 8 float ones, the 2 unpacked words), so a batch of 8
 // reads each group's records once: with four rows a pass, the second pass found a group of many
 // blocks (21.9 KB at K = 4,864) out of L1 and its first one waited on memory (C harness, one
 // thread, 8 rows, weights streamed from memory, ns per row and block: K = 4,864 2.36–2.41 → 1.86–

@@ -12,11 +12,11 @@
 void q4x8_gemm_avx512(const uint8_t *packed, int f32, size_t blocks, const float *ap, size_t m, size_t s0,
                       size_t s1, size_t n0, size_t n1, float *c, size_t ldc);
 void q4x8_gemv_q8_vnni(const uint8_t *packed, int f32, size_t blocks, const int8_t *aq, const float *ascale,
-                       const int32_t *asum, size_t g0, size_t g1, float *y);
+                       const int32_t *zterm, size_t g0, size_t g1, float *y);
 void q4x8_gemm_group_i8x4_vnni(const uint8_t *rec0, int f32, size_t blocks, const int8_t *const x[4],
                                float *const out[4]);
 void q4x8_gemv_q16_vnni(const uint8_t *packed, int f32, size_t blocks, const int32_t *aq,
-                        const float *ascale, const int32_t *asum, size_t g0, size_t g1, float *y);
+                        const float *ascale, const int32_t *zterm, size_t g0, size_t g1, float *y);
 void q4x8_gemv_q8_multi_vnni(const uint8_t *packed, int f32, size_t blocks, const uint8_t *aq, size_t row_bytes,
                              size_t m, size_t g0, size_t g1, float *y, size_t ldy);
 void q4x8_gemv_q16_multi_vnni(const uint8_t *packed, int f32, size_t blocks, const uint8_t *aq, size_t row_bytes,

@@ -103,14 +103,14 @@ static inline float block_absmax(const float *x) {
     return vmaxvq_u32(nan) ? NAN : vmaxvq_f32(m);
 }
 
-// The end of a block of the integer GEMVs (q4x8_shared.h's `block_epilogue_scaled`): the 8 rows'
-// integer sums less 8 × the activations' sum, times the activation scale, times the weight
-// scales into the even or odd blocks' accumulator.
-static inline void block_epilogue(int32x4_t dot_lo, int32x4_t dot_hi, int32_t asum, float ascale, f32x8 ws, size_t b,
-                                  f32x8 acc[2]) {
-    const int32x4_t z = vdupq_n_s32((int32_t)((uint32_t)asum * 8u));
+// The end of a block of the integer GEMVs (q4x8_shared.h's `block_accumulate`): the 8 rows'
+// integer sums less the activations' zero-point term (8 × their sum, stored by the quantizer),
+// times the activation scale, times the weight scales into the accumulator (one per row, the
+// blocks in order, as the int8 GEMM adds them).
+static inline f32x8 block_epilogue(int32x4_t dot_lo, int32x4_t dot_hi, int32_t zterm, float ascale, f32x8 ws, f32x8 acc) {
+    const int32x4_t z = vdupq_n_s32(zterm);
     const f32x8 d = { vcvtq_f32_s32(vsubq_s32(dot_lo, z)), vcvtq_f32_s32(vsubq_s32(dot_hi, z)) };
-    acc[b & 1] = f32x8_fmadd(f32x8_mul(d, f32x8_dup(ascale)), ws, acc[b & 1]);
+    return f32x8_fmadd(f32x8_mul(d, f32x8_dup(ascale)), ws, acc);
 }
 
 // --- int8 activations (accuracy level 4) ----------------------------------------------------------
@@ -122,7 +122,7 @@ static inline void block_epilogue(int32x4_t dot_lo, int32x4_t dot_hi, int32_t as
 // the lane: `sdot` does it in one instruction; plain NEON multiplies to int16 (`smlal`: 8
 // products of at most 15 · 127 per lane and block, far from overflow) and adds pairs.
 
-static void quantize_activations8(const float *a, size_t blocks, int8_t *q, float *scale, int32_t *sum) {
+static void quantize_activations8(const float *a, size_t blocks, int8_t *q, float *scale, int32_t *zterm) {
     for (size_t b = 0; b < blocks; b++) {
         const float *x = a + b * 32;
         const float amax = block_absmax(x);
@@ -138,7 +138,7 @@ static void quantize_activations8(const float *a, size_t blocks, int8_t *q, floa
             const int16x8_t pair = vcombine_s16(vmovn_s32(evens), vmovn_s32(odds));
             vst1_s8(q + b * 32 + 8 * j, vmovn_s16(pair));
         }
-        sum[b] = vaddvq_s32(total);
+        zterm[b] = vaddvq_s32(vshlq_n_s32(total, 3));   // 8 Σ q
     }
 }
 
@@ -178,24 +178,24 @@ Q4_DOTPROD static inline int32x4_t dot4_sdot(int32x4_t acc, int8x16_t w, int8x16
     const size_t rec = record_bytes(f32), sbytes = f32 ? 32 : 16; \
     for (size_t g = g0; g < g1; g++) { \
         const uint8_t *p = packed + g * blocks * rec; \
-        f32x8 acc[2] = { f32x8_zero(), f32x8_zero() }; \
+        f32x8 acc = f32x8_zero(); \
         for (size_t b = 0; b < blocks; b++) { \
             const uint8_t *r = p + b * rec; \
             prefetch_record(r); \
             int32x4_t d_lo = vdupq_n_s32(0), d_hi = d_lo; \
             Q8_BLOCK_DOTS(DOT, r + sbytes, aq + b * 32, d_lo, d_hi); \
-            block_epilogue(d_lo, d_hi, asum[b], ascale[b], record_scales(r, f32), b, acc); \
+            acc = block_epilogue(d_lo, d_hi, zterm[b], ascale[b], record_scales(r, f32), acc); \
         } \
-        f32x8_store(y + g * 8, f32x8_add(acc[0], acc[1])); \
+        f32x8_store(y + g * 8, acc); \
     }
 
 static void gemv_groups_i8(const uint8_t *packed, int f32, size_t blocks, const int8_t *aq, const float *ascale,
-                           const int32_t *asum, size_t g0, size_t g1, float *y) {
+                           const int32_t *zterm, size_t g0, size_t g1, float *y) {
     GEMV_Q8_BODY(dot4_neon)
 }
 
 Q4_DOTPROD static void gemv_groups_i8_sdot(const uint8_t *packed, int f32, size_t blocks, const int8_t *aq,
-                                           const float *ascale, const int32_t *asum, size_t g0, size_t g1, float *y) {
+                                           const float *ascale, const int32_t *zterm, size_t g0, size_t g1, float *y) {
     GEMV_Q8_BODY(dot4_sdot)
 }
 
@@ -212,13 +212,13 @@ int qk_q4x8_gemv_q8(const uint8_t *packed, int f32_scales, size_t blocks, const 
 // Several activation rows against the same weights (batched decode with int8 activations): one
 // pass over row group p for up to four rows x[0..rows) (each quantized by `qk_q8_quantize`), row
 // r's 8 results to out[r]; the nibbles split once per pass for all its rows. The integer block
-// sums are exact and the epilogue is `block_epilogue`'s with the same block pairs: each row's
+// sums are exact and the epilogue is `block_epilogue`'s, the blocks in order: each row's
 // floats are `gemv_groups_i8`'s (`_sdot`'s) for that row alone.
 #define GEMV_Q8_PASS_BODY(DOT) \
     const size_t rec = record_bytes(f32), sbytes = f32 ? 32 : 16; \
     const uint8x16_t nibbles = vdupq_n_u8(0x0F); \
-    f32x8 acc[8][2]; \
-    for (int r = 0; r < rows; r++) acc[r][0] = acc[r][1] = f32x8_zero(); \
+    f32x8 acc[8]; \
+    for (int r = 0; r < rows; r++) acc[r] = f32x8_zero(); \
     for (size_t b = 0; b < blocks; b++) { \
         const uint8_t *rb = p + b * rec, *q = rb + sbytes; \
         prefetch_record(rb); \
@@ -239,11 +239,11 @@ int qk_q4x8_gemv_q8(const uint8_t *packed, int f32_scales, size_t blocks, const 
         const f32x8 ws = record_scales(rb, f32); \
         for (int r = 0; r < rows; r++) { \
             const float *ascale = (const float *)(x[r] + blocks * 32); \
-            const int32_t *asum = (const int32_t *)(x[r] + blocks * 36); \
-            block_epilogue(d_lo[r], d_hi[r], asum[b], ascale[b], ws, b, acc[r]); \
+            const int32_t *zterm = (const int32_t *)(x[r] + blocks * 36); \
+            acc[r] = block_epilogue(d_lo[r], d_hi[r], zterm[b], ascale[b], ws, acc[r]); \
         } \
     } \
-    for (int r = 0; r < rows; r++) f32x8_store(out[r], f32x8_add(acc[r][0], acc[r][1]));
+    for (int r = 0; r < rows; r++) f32x8_store(out[r], acc[r]);
 
 static inline __attribute__((always_inline)) void gemv_i8_pass(const uint8_t *p, int f32, size_t blocks,
         const int8_t *const x[8], const int rows, float *const out[8]) {
@@ -281,8 +281,8 @@ static inline void gemm_q8_epilogue(const int32x4_t d[4][2], const int8_t *const
                                     f32x8 acc[4]) {
     for (int i = 0; i < 4; i++) {
         const float *scale = (const float *)(x[i] + blocks * 32);
-        const int32_t *sum = (const int32_t *)(x[i] + blocks * 36);
-        const int32x4_t z = vdupq_n_s32((int32_t)((uint32_t)sum[b] * 8u));
+        const int32_t *zterm = (const int32_t *)(x[i] + blocks * 36);
+        const int32x4_t z = vdupq_n_s32(zterm[b]);
         const f32x8 v = { vcvtq_f32_s32(vsubq_s32(d[i][0], z)), vcvtq_f32_s32(vsubq_s32(d[i][1], z)) };
         acc[i] = f32x8_fmadd(f32x8_mul(v, f32x8_dup(scale[b])), ws, acc[i]);
     }
@@ -376,7 +376,7 @@ int qk_q4x8_gemm_q8(const uint8_t *packed, int f32_scales, size_t blocks, const 
 // `smlal2` into int32 lanes of (row, half), and the halves are added pairwise at the end of the
 // block: the same exact integers as the x86 kernels' pair sums.
 
-static void quantize_activations16(const float *a, size_t blocks, int32_t *q, float *scale, int32_t *sum) {
+static void quantize_activations16(const float *a, size_t blocks, int32_t *q, float *scale, int32_t *zterm) {
     for (size_t b = 0; b < blocks; b++) {
         const float *x = a + b * 32;
         const float amax = block_absmax(x);
@@ -396,7 +396,7 @@ static void quantize_activations16(const float *a, size_t blocks, int32_t *q, fl
             const int32x4_t words = vorrq_s32(vandq_s32(v[0], vdupq_n_s32(0xFFFF)), vshlq_n_s32(v[1], 16));
             vst1q_s32(q + b * 16 + 4 * j, words);
         }
-        sum[b] = vaddvq_s32(total);
+        zterm[b] = vaddvq_s32(vshlq_n_s32(total, 3));   // 8 Σ q, wrapping as x86's does
     }
 }
 
@@ -415,8 +415,8 @@ static inline __attribute__((always_inline)) void gemv_i16_pass(const uint8_t *p
         const int32_t *const x[4], const int rows, int prefetch, float *const out[4]) {
     const size_t rec = record_bytes(f32), sbytes = f32 ? 32 : 16;
     const uint16x8_t nibble = vdupq_n_u16(0x000F);
-    f32x8 acc[4][2];
-    for (int r = 0; r < rows; r++) acc[r][0] = acc[r][1] = f32x8_zero();
+    f32x8 acc[4];
+    for (int r = 0; r < rows; r++) acc[r] = f32x8_zero();
     for (size_t b = 0; b < blocks; b++) {
         const uint8_t *rb = p + b * rec;
         if (prefetch) prefetch_record(rb);
@@ -447,11 +447,11 @@ static inline __attribute__((always_inline)) void gemv_i16_pass(const uint8_t *p
         const f32x8 ws = record_scales(rb, f32);
         for (int r = 0; r < rows; r++) {
             const float *ascale = (const float *)(x[r] + blocks * 16);
-            const int32_t *asum = x[r] + blocks * 17;
-            block_epilogue(vpaddq_s32(d[r][0], d[r][1]), vpaddq_s32(d[r][2], d[r][3]), asum[b], ascale[b], ws, b, acc[r]);
+            const int32_t *zterm = x[r] + blocks * 17;
+            acc[r] = block_epilogue(vpaddq_s32(d[r][0], d[r][1]), vpaddq_s32(d[r][2], d[r][3]), zterm[b], ascale[b], ws, acc[r]);
         }
     }
-    for (int r = 0; r < rows; r++) f32x8_store(out[r], f32x8_add(acc[r][0], acc[r][1]));
+    for (int r = 0; r < rows; r++) f32x8_store(out[r], acc[r]);
 }
 
 // m activation rows (row_bytes apart) against row groups [g0, g1), four rows per pass.

@@ -122,10 +122,11 @@ public final class PackedQ4Matrix: @unchecked Sendable {
     /// The value of each block of 32 of one activation row quantized by ``quantizeInt8(_:into:)``
     /// summed (`scale · Σ q`), into `sums` (`blocksPerRow` floats).
     public func int8BlockSums(_ a8: UnsafeRawPointer, into sums: UnsafeMutablePointer<Float>) {
-        // The row's layout (q4x8.c): blocks × 32 int8, then a float scale and an int32 sum per block.
+        // The row's layout (q4x8.c): blocks × 32 int8, then a float scale and an int32 zero-point
+        // term 8 · Σ q per block.
         let scales = (a8 + blocksPerRow * 32).assumingMemoryBound(to: Float.self)
-        let totals = (a8 + blocksPerRow * 36).assumingMemoryBound(to: Int32.self)
-        for b in 0..<blocksPerRow { sums[b] = scales[b] * Float(totals[b]) }
+        let terms = (a8 + blocksPerRow * 36).assumingMemoryBound(to: Int32.self)
+        for b in 0..<blocksPerRow { sums[b] = scales[b] * Float(terms[b] / 8) }
     }
 
     /// `y[r] = Σ_k W[r, k] · a8[k]` with activations quantized by ``quantizeInt8(_:into:)``

@@ -155,8 +155,8 @@ static uint8_t *pack_q4x8(const q4_matrix *m) {
 
 // The test's own activation quantizers, from the header's definitions: per block of 32, scale =
 // max|a| / L (float32), q = a · (L / max|a|) in float32, rounded (int8: half away from zero;
-// int16: half to even), 0 for an all-zero block. Returns the dequantized activations q · scale.
-static void quantize_reference(const float *a, size_t blocks, int levels, int32_t *q, float *scales, int32_t *sums) {
+// int16: half to even), 0 for an all-zero block; and the block's zero-point term 8 · Σ q.
+static void quantize_reference(const float *a, size_t blocks, int levels, int32_t *q, float *scales, int32_t *zterms) {
     for (size_t b = 0; b < blocks; b++) {
         float amax = 0;
         for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(a[b * 32 + i]));
@@ -168,7 +168,7 @@ static void quantize_reference(const float *a, size_t blocks, int levels, int32_
             q[b * 32 + i] = (int32_t)(levels == 127 ? roundf(v) : rintf(v));
             sum += q[b * 32 + i];
         }
-        sums[b] = sum;
+        zterms[b] = 8 * sum;
     }
 }
 
@@ -230,7 +230,7 @@ static void test_q4x8(harness_rng *g, size_t n, size_t blocks, int f32_scales, i
         harness_digest(name, y, n * sizeof(float));
     }
 
-    int32_t *qa = harness_alloc(k * sizeof(int32_t)), *sums = harness_alloc(blocks * sizeof(int32_t));
+    int32_t *qa = harness_alloc(k * sizeof(int32_t)), *zterms = harness_alloc(blocks * sizeof(int32_t));
     float *ascale = harness_alloc(blocks * sizeof(float));
     // int8 activations: the quantized bytes, the GEMV at every level, the GEMM over 1..7 rows.
     {
@@ -240,7 +240,7 @@ static void test_q4x8(harness_rng *g, size_t n, size_t blocks, int f32_scales, i
         for (size_t i = 0; i < MAX_ROWS; i++) quantized &= qk_q8_quantize(a + i * k, blocks, aq + i * row_bytes);
         snprintf(name, sizeof name, "q8_quantize/%s", tag);
         if (harness_check(name, quantized, "kernel declined")) {
-            quantize_reference(a, blocks, 127, qa, ascale, sums);
+            quantize_reference(a, blocks, 127, qa, ascale, zterms);
             // A block holding NaN has a NaN scale (its bytes are then irrelevant): compared from block 1.
             const size_t b0 = with_nan ? 1 : 0;
             int same = memcmp(aq + blocks * 32 + b0 * 4, ascale + b0, (blocks - b0) * sizeof(float)) == 0;
@@ -249,7 +249,7 @@ static void test_q4x8(harness_rng *g, size_t n, size_t blocks, int f32_scales, i
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 4; i++)
                         same &= qb[8 * j + i] == qa[b * 32 + 8 * j + 2 * i] && qb[8 * j + 4 + i] == qa[b * 32 + 8 * j + 2 * i + 1];
-                same &= ((const int32_t *)(aq + blocks * 36))[b] == sums[b];
+                same &= ((const int32_t *)(aq + blocks * 36))[b] == zterms[b];
             }
             harness_check(name, same, "quantized activations differ from the reference quantizer");
 
@@ -276,9 +276,13 @@ static void test_q4x8(harness_rng *g, size_t n, size_t blocks, int f32_scales, i
                     if (l) harness_check_same(name, y, y2, rows * n);
                 }
                 for (size_t i = 0; i < rows; i++) {
-                    quantize_reference(a + i * k, blocks, 127, qa, ascale, sums);
+                    quantize_reference(a + i * k, blocks, 127, qa, ascale, zterms);
                     for (size_t r = 0; r < n; r++) reference_integer_gemv(&m, qa, ascale, with_nan && i == 0, r, ref + r, mag + r);
                     harness_check_close(name, y + i * n, ref, mag, n, 0, accumulation_tolerance(blocks + 8));
+                    // The GEMV's epilogue and block order: row i bit for bit as decode computes it.
+                    harness_check(name, qk_q4x8_gemv_q8(p, f32_scales, blocks, aq + i * row_bytes, 0, n, y2, levels[0]) == 1,
+                                  "kernel declined");
+                    harness_check_same(name, y + i * n, y2, n);
                 }
                 harness_digest(name, y, rows * n * sizeof(float));
             }
@@ -293,7 +297,7 @@ static void test_q4x8(harness_rng *g, size_t n, size_t blocks, int f32_scales, i
         for (size_t i = 0; i < MAX_ROWS; i++) quantized &= qk_q16_quantize(a + i * k, blocks, aq + i * row_bytes);
         snprintf(name, sizeof name, "q16_quantize/%s", tag);
         if (harness_check(name, quantized, "kernel declined")) {
-            quantize_reference(a, blocks, 32767, qa, ascale, sums);
+            quantize_reference(a, blocks, 32767, qa, ascale, zterms);
             const size_t b0 = with_nan ? 1 : 0;
             int same = memcmp(aq + blocks * 64 + b0 * 4, ascale + b0, (blocks - b0) * sizeof(float)) == 0;
             const uint32_t *words = (const uint32_t *)aq;
@@ -304,7 +308,7 @@ static void test_q4x8(harness_rng *g, size_t n, size_t blocks, int f32_scales, i
                                                 (uint32_t)qa[b * 32 + 8 * j + 4 + i] << 16;
                         same &= words[b * 16 + 4 * j + i] == expect;
                     }
-                same &= ((const int32_t *)(aq + blocks * 68))[b] == sums[b];
+                same &= ((const int32_t *)(aq + blocks * 68))[b] == zterms[b];
             }
             harness_check(name, same, "quantized activations differ from the reference quantizer");
 
@@ -347,7 +351,7 @@ static void test_q4x8(harness_rng *g, size_t n, size_t blocks, int f32_scales, i
         harness_digest(name, got, mm * (n - c0) * sizeof(float));
         free(gref); free(gmag); free(got); free(ap);
     }
-    free(qa); free(sums); free(ascale);
+    free(qa); free(zterms); free(ascale);
     free(a); free(y); free(y2); free(ref); free(mag); free(p); free_matrix(&m);
 }
 

@@ -228,7 +228,7 @@ import CKernels
             for b in 0..<c.blocks {
                 let amax = a[(b * 32)..<(b * 32 + 32)].map(abs).max()!
                 let scale = raw.load(fromByteOffset: c.blocks * f.valueBytes + 4 * b, as: Float.self)
-                let sum = raw.load(fromByteOffset: c.blocks * (f.valueBytes + 4) + 4 * b, as: Int32.self)
+                let term = raw.load(fromByteOffset: c.blocks * (f.valueBytes + 4) + 4 * b, as: Int32.self)
                 #expect(scale == amax / f.levels, "\(f) block \(b) scale")
                 var total: Int32 = 0
                 for e in 0..<32 {
@@ -238,7 +238,7 @@ import CKernels
                     dequantized[b * 32 + e] = Float(v) * scale
                     total += v
                 }
-                #expect(sum == total, "\(f) block \(b) sum")
+                #expect(term == 8 * total, "\(f) block \(b) zero-point term (8 · Σ q)")
             }
         }
         let d = Case(s, rows: 1, activations: [Array(dequantized[0..<s.k])], from: c)
@@ -263,7 +263,7 @@ import CKernels
     /// The int8 quantizer on values where the rounding rule shows: with max|a| = 127 the factor
     /// is exactly 1, so ±(k + 0.5) are exact ties (away from zero: ±(k + 1)), the floats next to
     /// 0.5 are not, and -0.0 is 0; a block holding NaN gets a NaN scale and zeros; all against
-    /// the definition (Swift's `.toNearestOrAwayFromZero`), with the layout and sums.
+    /// the definition (Swift's `.toNearestOrAwayFromZero`), with the layout and zero-point terms.
     @Test func int8QuantizerRoundsTiesAwayFromZero() throws {
         guard PackedQ4Tests.packedKernelsRunHere else {
             print("SKIPPED PackedQ4Tests.int8QuantizerRoundsTiesAwayFromZero: this CPU has no AVX2/FMA/F16C")
@@ -289,15 +289,16 @@ import CKernels
                 #expect(value(0, e) == expected, "element \(e) (\(ties[e])): \(value(0, e)) vs \(expected)")
                 total += Int32(value(0, e))
             }
-            #expect(raw.load(fromByteOffset: 72, as: Int32.self) == total)
+            #expect(raw.load(fromByteOffset: 72, as: Int32.self) == 8 * total)
             #expect(raw.load(fromByteOffset: 68, as: Float.self).isNaN)
             #expect((0..<32).allSatisfy { value(1, $0) == 0 } && raw.load(fromByteOffset: 76, as: Int32.self) == 0)
         }
     }
 
     /// The int8 GEMM (four activation rows per pass, the last pass padded) against the int8 GEMV
-    /// row by row: the same integer block products, float32 sums in another order; columns
-    /// outside the range untouched.
+    /// row by row, on every ISA here: the same exact integer block products and the same float32
+    /// epilogue and order (one sum in block order), so bit for bit (a prompt's rows come out of
+    /// prefill as they would out of decode); columns outside the range untouched.
     @Test(arguments: shapes, [3, 5, 9])
     func int8GemmMatchesTheInt8GemvRowByRow(_ s: Shape, m: Int) throws {
         guard PackedQ4Tests.packedKernelsRunHere else {
@@ -331,7 +332,7 @@ import CKernels
                     for j in 0..<s.n {
                         let y = out[i * s.n + j], r = Double(rowByRow[i * s.n + j])
                         if columns.contains(j) {
-                            #expect(abs(Double(y) - r) <= c.tolerance(r), "\(isa) \(s) m \(m) [\(i), \(j)]: GEMM \(y) vs GEMV \(r)")
+                            #expect(y.bitPattern == rowByRow[i * s.n + j].bitPattern, "\(isa) \(s) m \(m) [\(i), \(j)]: GEMM \(y) vs GEMV \(r)")
                         } else {
                             #expect(y.isNaN, "\(isa) \(s) m \(m) columns \(columns): [\(i), \(j)] outside the range was written")
                         }

@@ -127,7 +127,8 @@ int qk_q8_quantize(const float *a, size_t blocks, void *out);
 
 /// The int8-activation GEMV (accuracy level 4): y[r] for rows [row_begin, row_end) (multiples of
 /// 8) of the packed matrix times activations quantized by `qk_q8_quantize`; integer products
-/// within a block, float32 across blocks. Returns 0 when it cannot run.
+/// within a block, across blocks one float32 sum in block order (the int8 GEMM's, so a row's
+/// results equal `qk_q4x8_gemm_q8`'s for it). Returns 0 when it cannot run.
 int qk_q4x8_gemv_q8(const uint8_t *packed, int f32_scales, size_t blocks, const void *aq,
                     size_t row_begin, size_t row_end, float *y, int isa);
 
