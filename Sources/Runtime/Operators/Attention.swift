@@ -44,6 +44,17 @@ struct FusedAttentionOperator: Operator {
         return calls.map { [narrowResult($0.out, to: $0.resultType)] }
     }
 
+    /// `run` on the calling thread alone, its units in turn (for a caller that already spreads
+    /// its own work over the threads: `GroupQueryAttentionOperator.runEach`). The same units, so
+    /// the same floats.
+    func runOnThisThread(_ inputs: [Tensor?]) throws -> Tensor {
+        let call = try Call(inputs)
+        let scores = UnsafeMutablePointer<Float>.allocate(capacity: max(1, call.group * call.t))
+        defer { scores.deallocate() }
+        for unit in 0..<call.units { call.runUnit(unit, nanToZero: nanToZero, scores: scores) }
+        return narrowResult(call.out, to: call.resultType)
+    }
+
     /// One call's operands, checked: Q, K, V and the mask as the kernels read them, the output
     /// (float32) the units write.
     private struct Call {
