@@ -167,8 +167,9 @@ AVX2 static inline __m256i round_half_away(__m256 v) {
 // Per block of 32: scale max|a| / 127, q = a · 127 / max|a| rounded half away from zero (0 for
 // a block of zeros or one holding NaN, whose scale is then NaN), bytes 8j..8j+3 = q[8j + 0, 2, 4,
 // 6] and 8j+4..8j+7 = q[8j + 1, 3, 5, 7] (the layout `gemv_groups_i8` reads), and the block's
-// zero-point term 8 · Σ q (|8 Σ q| <= 32,512). Vectorised: 8 lanes rounded at once, each group's evens and odds gathered by one
-// permute, the 32 values packed to bytes with saturating packs (|q| <= 127 never saturates).
+// zero-point term 8 · Σ q (|8 Σ q| <= 32,512). Vectorised: 8 lanes rounded at once, each group's
+// evens and odds gathered by one permute, the 32 values packed to bytes with saturating packs
+// (|q| <= 127 never saturates).
 AVX2 static void quantize_activations(const float *a, size_t blocks, int8_t *q, float *scale, int32_t *zterm) {
     const __m256i evens_odds = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
     // packs work within 128-bit lanes: after two of them the 4-byte units are

@@ -24,7 +24,7 @@ static inline void prefetch_record(const uint8_t *r) {
 
 // The end of a block in the integer GEMVs: `dot` holds the 8 rows' integer sums Σ q·a over the
 // block; the zero point comes off as the activation row's zero-point term `zterm` (8 × the
-// block's Σ a, stored by the quantizer: one broadcast load here), the activation scale converts
+// block's Σ q, stored by the quantizer: one broadcast load here), the activation scale converts
 // to float, and the rows' weight scales `ws` (`record_scales`) are applied into `acc`: the int8
 // GEMM's epilogue (`gemm_group_i8x4`) too, so a row's decode products equal its prefill ones.
 Q4_AVX2 static inline __m256 block_accumulate(__m256i dot, int32_t zterm, const float *ascale, __m256 ws, __m256 acc) {
