@@ -85,6 +85,12 @@ port, waits for GET /health, and checks the OpenAI API behaviour and the server'
   sigterm         SIGTERM while a stream is in flight: the stream completes (with [DONE], same
                   text) and the server exits 0 within 10 s, even with an idle keep-alive
                   connection open
+  reasoning       on a copy of the model with a DeepSeek-R1-style chat template (the generation
+                  prompt opens <think>): the answer's think block is message.reasoning_content and
+                  the rest content, as this script splits the raw text (reasoning_format "none");
+                  streamed as reasoning_content deltas then content deltas adding up to the same;
+                  a json_object answer not split; an earlier reasoning_content accepted; an
+                  unknown reasoning_format 400
 
 Prints one line per check group, the failed check's message (and the tail of the server's
 stderr) for each failure, and a summary line "test_server: N checks passed"; exits 1 if any
@@ -1745,6 +1751,99 @@ def open_when_free(server, payload, timeout=5):
         time.sleep(0.05)
 
 
+# --- reasoning models ------------------------------------------------------------------------------
+
+# A DeepSeek-R1-style chat template (the distillations' own, shortened): earlier answers lose their
+# reasoning, and the generation prompt opens a think block.
+THINKING_TEMPLATE = (
+    "{% for message in messages %}{% if message['role'] == 'user' %}{{ '<｜User｜>' + message['content'] }}"
+    "{% elif message['role'] == 'assistant' %}{% set content = message['content'] %}"
+    "{% if '</think>' in content %}{% set content = content.split('</think>')[-1] %}{% endif %}"
+    "{{ '<｜Assistant｜>' + content + '<|endoftext|>' }}{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<｜Assistant｜><think>\\n' }}{% endif %}")
+
+
+def thinking_model(model, directory):
+    """A copy of `model` whose chat template is THINKING_TEMPLATE."""
+    os.makedirs(directory)
+    for name in os.listdir(model):
+        source = os.path.join(model, name)
+        if name == "tokenizer_config.json":
+            with open(source) as f:
+                config = json.load(f)
+            config["chat_template"] = THINKING_TEMPLATE
+            with open(os.path.join(directory, name), "w") as f:
+                json.dump(config, f)
+        elif name == "onnx":
+            shutil.copytree(source, os.path.join(directory, name))
+        elif name.endswith(".json") and name != "manifest.json":
+            shutil.copy(source, directory)
+    return directory
+
+
+def split_reasoning(text, opened):
+    """The split the server's `reasoning_content` follows, written here from its definition: the
+    block's text (from the prompt's opening or a leading <think>, to the first </think>, or to
+    the end) trimmed, and what follows the block without leading whitespace; no block: (None, text)."""
+    rest = text
+    if not opened:
+        start = text.lstrip()
+        if not start.startswith("<think>"):
+            return None, text
+        rest = start[len("<think>"):]
+    reasoning, closed, answer = rest.partition("</think>")
+    return reasoning.strip(), answer.lstrip() if closed else ""
+
+
+def check_reasoning(c, server):
+    """A model whose chat template opens a think block (DeepSeek-R1's distillations): the block is
+    `reasoning_content`, the rest `content`, as the raw text (`reasoning_format` "none") splits;
+    streamed as reasoning_content deltas, then content deltas, adding up to the same; not split
+    under a response_format; an earlier answer's reasoning_content accepted; a bad
+    reasoning_format 400."""
+    client = server.client()
+    for i, prompt in enumerate(PROMPTS[:3]):
+        messages = [{"role": "user", "content": prompt}]
+        raw = greedy_chat(client, server.model_id, messages, 24, extra_body={"reasoning_format": "none"})
+        raw_text = raw.choices[0].message.content
+        c.check(getattr(raw.choices[0].message, "reasoning_content", None) is None,
+                f"prompt {i}: reasoning_format none still gave reasoning_content")
+        want_reasoning, want_content = split_reasoning(raw_text, opened=True)
+        r = greedy_chat(client, server.model_id, messages, 24)
+        message = r.choices[0].message
+        c.equal(getattr(message, "reasoning_content", None), want_reasoning, f"prompt {i}: reasoning_content")
+        c.equal(message.content, want_content, f"prompt {i}: content")
+        c.equal(r.choices[0].finish_reason, raw.choices[0].finish_reason, f"prompt {i}: finish_reason")
+        c.equal(r.usage.completion_tokens, raw.usage.completion_tokens, f"prompt {i}: completion tokens")
+
+        chunks = list(client.chat.completions.create(model=server.model_id, messages=messages, max_tokens=24,
+                                                     temperature=0, stream=True))
+        deltas = [chunk.choices[0].delta for chunk in chunks if chunk.choices]
+        streamed_reasoning = "".join(getattr(d, "reasoning_content", None) or "" for d in deltas)
+        streamed_content = "".join(d.content or "" for d in deltas)
+        c.equal(streamed_reasoning, want_reasoning, f"prompt {i}: streamed reasoning_content")
+        c.equal(streamed_content, want_content, f"prompt {i}: streamed content")
+        kinds = ["reasoning" if getattr(d, "reasoning_content", None) else "content" for d in deltas
+                 if getattr(d, "reasoning_content", None) or d.content]
+        c.check(kinds == sorted(kinds, key=lambda k: k == "content"),
+                f"prompt {i}: content delta before a reasoning delta: {kinds}")
+
+    json_answer = client.chat.completions.create(model=server.model_id, messages=[{"role": "user", "content": "json"}],
+                                                 max_tokens=8, temperature=0, response_format={"type": "json_object"})
+    c.check(getattr(json_answer.choices[0].message, "reasoning_content", None) is None,
+            "response_format json_object: the constrained answer was split as reasoning")
+    history = [{"role": "user", "content": "2+2?"},
+               {"role": "assistant", "content": "4", "reasoning_content": "2 and 2 make 4."},
+               {"role": "user", "content": "and 3+3?"}]
+    again = client.chat.completions.create(model=server.model_id, messages=history, max_tokens=2, temperature=0)
+    c.check(again.choices[0].finish_reason in ("stop", "length"), "a conversation with an earlier reasoning_content")
+    expect_api_error(c, "reasoning_format deepseek", openai.BadRequestError, 400,
+                     lambda: client.chat.completions.create(model=server.model_id, messages=history, max_tokens=2,
+                                                            extra_body={"reasoning_format": "deepseek"}),
+                     type_="invalid_request_error")
+    client.close()
+
+
 # --- main ----------------------------------------------------------------------------------------
 
 def cpu_seconds(pid):
@@ -1853,6 +1952,12 @@ def main():
                 auth_server.stop()
                 queue_server = start("queue", ["--max-queue", "0", "--max-batch", "1", "--request-timeout", "600"])
                 checks.run("errors 429", check_rate_limit, queue_server)
+                queue_server.stop()
+        if (not checks.failed or args.keep_going) and not wanted:
+            thinking = Server(qwen_run, thinking_model(model, os.path.join(log_dir, "thinking-model")), log_dir, "thinking", [])
+            servers.append(thinking)
+            print(f"--    {thinking.describe()}", flush=True)
+            checks.run("reasoning", check_reasoning, thinking.start())
     except SetupError as e:
         checks.failed.append("server start")
         print(f"FAIL  server start: {e}", flush=True)

@@ -32,6 +32,8 @@ struct CompletionRequest: Sendable {
     /// Choices generated for the prompt (`n`, 1 to `CompletionRequest.maxChoices`).
     var choices = 1
     var parameters = GenerateParameters()
+    /// Chat: `reasoning_format` (llama-server's field), nil for the server's own.
+    var reasoningFormat: ReasoningFormat?
 
     /// The most choices (`n`) a request may ask for.
     static let maxChoices = 16
@@ -116,6 +118,12 @@ struct CompletionRequest: Sendable {
             choices = n
         }
         if chat {
+            if let format = try fields.string("reasoning_format") {
+                guard let value = ReasoningFormat(rawValue: format) else {
+                    throw .invalidRequest("'reasoning_format' must be \"auto\" or \"none\", got \"\(format)\"", param: "reasoning_format")
+                }
+                reasoningFormat = value
+            }
             // Chat: `logprobs` turns them on, `top_logprobs` (0 to 20) asks for alternatives.
             let top = try fields.int("top_logprobs", atLeast: 0)
             if let top, top > 20 { throw .invalidRequest("'top_logprobs' must be at most 20, got \(top)", param: "top_logprobs") }
@@ -202,6 +210,14 @@ struct CompletionRequest: Sendable {
                 // Content may be absent (null) beside tool calls.
                 message["content"] = .string(try content(object["content"], path: "\(path).content", optional: true))
                 if !calls.isEmpty { message["tool_calls"] = .array(calls) }
+                // An earlier answer's reasoning as this server returned it: templates that show
+                // past reasoning (Qwen3's) read it; others (DeepSeek-R1's) ignore it.
+                switch object["reasoning_content"] {
+                case nil, .null?: break
+                case .string(let reasoning)?: message["reasoning_content"] = .string(reasoning)
+                case let other?:
+                    throw .invalidRequest("'\(path).reasoning_content' must be a string, got \(other.kindName)", param: "\(path).reasoning_content")
+                }
             case "tool":
                 message["role"] = "tool"
                 message["content"] = .string(try content(object["content"], path: "\(path).content", optional: false))

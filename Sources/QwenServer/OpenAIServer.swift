@@ -44,6 +44,11 @@ public struct ServerConfiguration: Sendable {
     public var requestTimeout: Double? = 600
     /// Connections idle this long are closed.
     public var idleTimeout: Double = 120
+    /// Chat answers of models that think first (their chat template handles `<think>` blocks:
+    /// DeepSeek-R1's Qwen distillations, QwQ): `.auto` returns the block as the message's
+    /// `reasoning_content` and the rest as its `content`; `.none` returns the text as generated.
+    /// A request's `reasoning_format` overrides it.
+    public var reasoningFormat = ReasoningFormat.auto
 
     public init() {}
 }
@@ -156,7 +161,7 @@ public final class OpenAIServer: Sendable {
         if let name = parsed.model, name != modelID { throw OpenAIError.modelNotFound(name, available: modelID) }
 
         if case .several(let prompts) = parsed.prompt { return try await completeSeveral(prompts, parsed) }
-        let promptIds = try tokens(of: parsed.prompt, chat: chat)
+        let (promptIds, opensThinking) = try tokens(of: parsed.prompt, chat: chat)
         let room = model.maxPositions - promptIds.count
         var parameters = parsed.parameters
         parameters.maxTokens = min(parsed.maxTokens ?? room, room)
@@ -176,10 +181,15 @@ public final class OpenAIServer: Sendable {
         // With tools offered, the text is searched for tool calls.
         var withTools = false
         if case .chat(_, let tools?) = parsed.prompt, !tools.isEmpty { withTools = true }
+        // A think block split off (not from an output the format constrains: that is the answer).
+        let thinking: Bool? = chat && (parsed.reasoningFormat ?? configuration.reasoningFormat) == .auto
+            && Reasoning.templateThinks(model.tokenizer.chatTemplate?.source)
+            && parameters.outputPattern == nil && parameters.responseFormat == .text ? opensThinking : nil
         if parsed.stream {
             var usage: UsageOfResults? = nil
             if parsed.includeUsage { usage = { results in reply.usage(results) } }
-            return streamed(tickets, replies: Array(repeating: reply, count: tickets.count), usage: usage, withTools: withTools)
+            return streamed(tickets, replies: Array(repeating: reply, count: tickets.count), usage: usage, withTools: withTools,
+                            thinking: thinking)
         }
 
         defer { for ticket in tickets { ticket.cancel() } }
@@ -188,8 +198,10 @@ public final class OpenAIServer: Sendable {
         do {
             for (index, ticket) in tickets.enumerated() {
                 guard let (text, logprobs, result) = try await collect(ticket, reply) else { break }
-                let (content, calls) = withTools ? ToolCalls.parse(text) : (text, [])
-                choices.append(reply.choice(index: index, text: content, result: result, toolCalls: calls, logprobs: logprobs))
+                let (reasoning, answer) = thinking.map { Reasoning.split(text, opened: $0) } ?? (nil, text)
+                let (content, calls) = withTools ? ToolCalls.parse(answer) : (answer, [])
+                choices.append(reply.choice(index: index, text: content, result: result, toolCalls: calls, logprobs: logprobs,
+                                            reasoning: reasoning))
                 results.append(result)
             }
         } catch {
@@ -241,13 +253,17 @@ public final class OpenAIServer: Sendable {
         return nil
     }
 
-    /// A prompt's token ids, checked: not empty, and room for at least one token in the context.
-    private func tokens(of prompt: CompletionRequest.Prompt, chat: Bool) throws -> [Int] {
+    /// A prompt's token ids, checked: not empty, and room for at least one token in the context;
+    /// and whether it is a chat prompt that ends inside a `<think>` block (`Reasoning`).
+    private func tokens(of prompt: CompletionRequest.Prompt, chat: Bool) throws -> (ids: [Int], opensThinking: Bool) {
         let promptIds: [Int]
+        var opensThinking = false
         do {
             switch prompt {
             case .chat(let messages, let tools):
-                promptIds = model.tokenizer.encode(try model.tokenizer.applyChatTemplate(messages: messages, addGenerationPrompt: true, tools: tools))
+                let text = try model.tokenizer.applyChatTemplate(messages: messages, addGenerationPrompt: true, tools: tools)
+                opensThinking = Reasoning.promptOpens(text)
+                promptIds = model.tokenizer.encode(text)
             case .text(let text): promptIds = model.tokenizer.encode(text)
             case .infill(let prefix, let suffix):
                 guard let format = FillInTheMiddle(model.tokenizer) else {
@@ -268,7 +284,7 @@ public final class OpenAIServer: Sendable {
                 "the prompt is \(promptIds.count) tokens; with at least one token to generate this exceeds the model's context length of \(model.maxPositions) tokens",
                 param: chat ? "messages" : "prompt", code: "context_length_exceeded")
         }
-        return promptIds
+        return (promptIds, opensThinking)
     }
 
     /// Completions of several prompts (`prompt` an array of them), `n` choices each: choice
@@ -284,7 +300,7 @@ public final class OpenAIServer: Sendable {
         let id = "cmpl-" + Reply.randomID(), created = Int(Date().timeIntervalSince1970)
         var prepared: [Prepared] = []
         for prompt in prompts {
-            let ids = try tokens(of: prompt, chat: false)
+            let ids = try tokens(of: prompt, chat: false).ids
             var parameters = parsed.parameters
             let room = model.maxPositions - ids.count
             parameters.maxTokens = min(parsed.maxTokens ?? room, room)
@@ -317,7 +333,7 @@ public final class OpenAIServer: Sendable {
                     return Reply.usage(promptTokens: promptTokens, results: byPrompt)
                 }
             }
-            return streamed(tickets, replies: owner.map { prepared[$0.prompt].reply }, usage: usage, withTools: false)
+            return streamed(tickets, replies: owner.map { prepared[$0.prompt].reply }, usage: usage, withTools: false, thinking: nil)
         }
         defer { for ticket in tickets { ticket.cancel() } }
         var choices = [JSONValue?](repeating: nil, count: prompts.count * parsed.choices)
@@ -405,11 +421,14 @@ public final class OpenAIServer: Sendable {
     /// whose text is held back, an incomplete character or a possible stop string, with the next
     /// chunk sent; what is left at the end, with the finish reason).
     /// With tools offered, content streams until a `<tool_call>` begins; the calls follow at the
-    /// end, one delta with all of them (`ToolCalls.Stream`).
+    /// end, one delta with all of them (`ToolCalls.Stream`). With `thinking` (whether the prompt
+    /// opened a think block; nil: no splitting), a think block streams as `reasoning_content`
+    /// deltas before the content (`Reasoning.Stream`).
     /// Several choices (`n`, several prompts) stream interleaved as their tokens come, each chunk
     /// naming its choice's index (ticket i is choice i, `replies[i]` its prompt's reply); the usage
     /// chunk (`usage` of the results in choice order) and `[DONE]` follow the last one's finish.
-    private func streamed(_ tickets: [Scheduler.Ticket], replies: [Reply], usage: UsageOfResults?, withTools: Bool) -> Response {
+    private func streamed(_ tickets: [Scheduler.Ticket], replies: [Reply], usage: UsageOfResults?, withTools: Bool,
+                          thinking: Bool?) -> Response {
         let timeout = configuration.requestTimeout
         let body = ResponseBody { writer in
             defer { for ticket in tickets { ticket.cancel() } }
@@ -417,17 +436,28 @@ public final class OpenAIServer: Sendable {
                 try await writer.write(ByteBuffer(string: "data: \(value.jsonText)\n\n"))
             }
             struct Choice {
+                var reasoning: Reasoning.Stream?
                 var tools: ToolCalls.Stream?
                 // Log probabilities not sent yet.
                 var pending: Reply.Logprobs?
             }
             var choices = replies.map { reply in
-                Choice(tools: withTools ? ToolCalls.Stream() : nil,
+                Choice(reasoning: thinking.map { Reasoning.Stream(opened: $0) }, tools: withTools ? ToolCalls.Stream() : nil,
                        pending: reply.wantsLogprobs ? reply.echo?.logprobs ?? Reply.Logprobs() : nil)
             }
             func sendText(_ text: String, _ index: Int) async throws {
                 try await send(replies[index].chunk(text: text, logprobs: choices[index].pending, index: index))
                 choices[index].pending?.removeAll()
+            }
+            // A piece of reasoning, then of answer, the answer through the tool-call search.
+            func sendSplit(_ piece: (reasoning: String, content: String), _ index: Int) async throws {
+                if !piece.reasoning.isEmpty {
+                    try await send(replies[index].chunk(delta: ["reasoning_content": .string(piece.reasoning)],
+                                                        logprobs: choices[index].pending, index: index))
+                    choices[index].pending?.removeAll()
+                }
+                let text = piece.content.isEmpty ? "" : choices[index].tools?.append(piece.content) ?? piece.content
+                if !text.isEmpty { try await sendText(text, index) }
             }
             // The choices' events in one sequence, in the order they come.
             let (merged, input) = AsyncStream<ChoiceEvent>.makeStream()
@@ -461,9 +491,9 @@ public final class OpenAIServer: Sendable {
                         throw error
                     case .event(let index, .step(let step)):
                         choices[index].pending?.add(step)
-                        let text = choices[index].tools?.append(step.text) ?? step.text
-                        if !text.isEmpty { try await sendText(text, index) }
+                        try await sendSplit(choices[index].reasoning?.append(step.text) ?? ("", step.text), index)
                     case .event(let index, .finished(let result)):
+                        if let held = choices[index].reasoning?.finish() { try await sendSplit(held, index) }
                         var reason = Reply.finishReason(result.stopReason)
                         if let (content, calls) = choices[index].tools?.finish() {
                             if !content.isEmpty { try await sendText(content, index) }
@@ -601,10 +631,12 @@ struct Reply: Sendable {
         return .object(o)
     }
 
-    /// Choice `index` of a finished request.
-    func choice(index: Int, text: String, result: GenerationResult, toolCalls: [ToolCalls.Call] = [], logprobs: Logprobs? = nil) -> JSONValue {
+    /// Choice `index` of a finished request; `reasoning`: a think block's text (`Reasoning`).
+    func choice(index: Int, text: String, result: GenerationResult, toolCalls: [ToolCalls.Call] = [], logprobs: Logprobs? = nil,
+                reasoning: String? = nil) -> JSONValue {
         let reason = JSONValue.string(toolCalls.isEmpty ? Reply.finishReason(result.stopReason) : "tool_calls")
         var message = JSONObject([("role", "assistant"), ("content", toolCalls.isEmpty || !text.isEmpty ? .string(text) : .null)])
+        if let reasoning { message["reasoning_content"] = .string(reasoning) }
         if !toolCalls.isEmpty { message["tool_calls"] = ToolCalls.json(toolCalls, indexed: false) }
         return chat
             ? ["index": .int(index), "message": .object(message), "logprobs": json(logprobs), "finish_reason": reason]

@@ -50,6 +50,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("request-timeout"), help: "Seconds a request may take before it is stopped (0 = no limit).")
     var requestTimeout: Double = 600
 
+    @Option(name: .customLong("reasoning-format"), help: "Chat answers of models that think first (a chat template with <think> blocks, as DeepSeek-R1's Qwen distillations have): auto returns the block as 'reasoning_content', none leaves it in 'content'. A request's 'reasoning_format' overrides it.")
+    var reasoningFormat = ReasoningFormat.auto
+
     func validate() throws {
         guard (1...65535).contains(port) else { throw ValidationError("--port must be in 1...65535, got \(port)") }
         guard maxBatch >= 1 else { throw ValidationError("--max-batch must be ≥ 1, got \(maxBatch)") }
@@ -76,6 +79,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.apiKey = apiKey ?? ProcessInfo.processInfo.environment["QWEN_API_KEY"].flatMap { $0.isEmpty ? nil : $0 }
         configuration.maxBodyBytes = maxBodyBytes
         configuration.requestTimeout = requestTimeout > 0 ? requestTimeout : nil
+        configuration.reasoningFormat = reasoningFormat
         let server = OpenAIServer(model: qwen, configuration: configuration)
         let loaded = String(format: "%.1f", Date().timeIntervalSince(start))
         let id = server.modelID, hostText = host.contains(":") ? "[\(host)]" : host
@@ -100,3 +104,5 @@ private final class ListeningFlag: @unchecked Sendable {
     func set() { lock.lock(); value = true; lock.unlock() }
     var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
 }
+
+extension ReasoningFormat: ExpressibleByArgument {}
