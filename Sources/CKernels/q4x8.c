@@ -285,12 +285,10 @@ AVX2 static void gemm_group_i8x4(const uint8_t *rec0, int f32, size_t blocks, co
 #undef Q8_PAIR
         }
         const __m256 ws = record_scales(r, f32);
-#define Q8_ROW(d, i, acc) do { \
-            const float *scale = (const float *)(x[i] + blocks * 32); \
-            const int32_t *zterm = (const int32_t *)(x[i] + blocks * 36); \
-            const __m256i dot = _mm256_sub_epi32(_mm256_madd_epi16(d, ones), _mm256_set1_epi32(zterm[b])); \
-            acc = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(dot), _mm256_broadcast_ss(scale + b)), ws, acc); \
-        } while (0)
+        // The GEMVs' epilogue (`block_accumulate`): a row's products as decode computes them.
+#define Q8_ROW(d, i, acc) \
+        acc = block_accumulate(_mm256_madd_epi16(d, ones), ((const int32_t *)(x[i] + blocks * 36))[b], \
+                               (const float *)(x[i] + blocks * 32) + b, ws, acc)
         Q8_ROW(d0, 0, a0); Q8_ROW(d1, 1, a1); Q8_ROW(d2, 2, a2); Q8_ROW(d3, 3, a3);
 #undef Q8_ROW
     }

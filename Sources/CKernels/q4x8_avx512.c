@@ -187,10 +187,9 @@ AVX512_VNNI void q4x8_gemm_group_i8x4_vnni(const uint8_t *rec0, int f32, size_t 
         const __m256 ws = record_scales(r, f32);
 #pragma unroll
         for (int i = 0; i < 4; i++) {
-            const float *scale = (const float *)(x[i] + blocks * 32);
-            const int32_t *zterm = (const int32_t *)(x[i] + blocks * 36);
-            const __m256i dot = _mm256_sub_epi32(_mm256_add_epi32(lo_sum[i], hi_sum[i]), _mm256_set1_epi32(zterm[b]));
-            acc[i] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(dot), _mm256_broadcast_ss(scale + b)), ws, acc[i]);
+            // The GEMVs' epilogue: a row's products as decode computes them.
+            acc[i] = block_accumulate(_mm256_add_epi32(lo_sum[i], hi_sum[i]), ((const int32_t *)(x[i] + blocks * 36))[b],
+                                      (const float *)(x[i] + blocks * 32) + b, ws, acc[i]);
         }
     }
     for (int i = 0; i < 4; i++) _mm256_storeu_ps(out[i], acc[i]);

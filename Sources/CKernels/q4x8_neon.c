@@ -276,15 +276,13 @@ int qk_q4x8_gemv_q8_multi(const uint8_t *packed, int f32_scales, size_t blocks, 
 }
 
 // The int8 GEMM's group kernel (q4x8.c's `gemm_group_i8x4`): four activation rows against one
-// row group; per row one float accumulator over the blocks: fma(float(dot - 8 sum) · ascale, ws).
+// row group; per row one float accumulator over the blocks, the GEMVs' `block_epilogue`.
 static inline void gemm_q8_epilogue(const int32x4_t d[4][2], const int8_t *const x[4], size_t blocks, size_t b, f32x8 ws,
                                     f32x8 acc[4]) {
     for (int i = 0; i < 4; i++) {
         const float *scale = (const float *)(x[i] + blocks * 32);
         const int32_t *zterm = (const int32_t *)(x[i] + blocks * 36);
-        const int32x4_t z = vdupq_n_s32(zterm[b]);
-        const f32x8 v = { vcvtq_f32_s32(vsubq_s32(d[i][0], z)), vcvtq_f32_s32(vsubq_s32(d[i][1], z)) };
-        acc[i] = f32x8_fmadd(f32x8_mul(v, f32x8_dup(scale[b])), ws, acc[i]);
+        acc[i] = block_epilogue(d[i][0], d[i][1], zterm[b], scale[b], ws, acc[i]);
     }
 }
 
