@@ -1894,8 +1894,8 @@ def main():
     checks = Checks(args.keep_going)
     servers = []
 
-    def start(name, extra):
-        server = Server(qwen_run, model, log_dir, name, extra)
+    def start(name, extra, model_dir=model):
+        server = Server(qwen_run, model_dir, log_dir, name, extra)
         servers.append(server)
         print(f"--    {server.describe()}", flush=True)
         return server.start()
@@ -1954,10 +1954,8 @@ def main():
                 checks.run("errors 429", check_rate_limit, queue_server)
                 queue_server.stop()
         if (not checks.failed or args.keep_going) and not wanted:
-            thinking = Server(qwen_run, thinking_model(model, os.path.join(log_dir, "thinking-model")), log_dir, "thinking", [])
-            servers.append(thinking)
-            print(f"--    {thinking.describe()}", flush=True)
-            checks.run("reasoning", check_reasoning, thinking.start())
+            thinking = start("thinking", [], thinking_model(model, os.path.join(log_dir, "thinking-model")))
+            checks.run("reasoning", check_reasoning, thinking)
     except SetupError as e:
         checks.failed.append("server start")
         print(f"FAIL  server start: {e}", flush=True)

@@ -40,8 +40,11 @@ enum Reasoning {
         return (trimmed(rest[..<end.lowerBound]), String(rest[end.upperBound...].drop(while: \.isWhitespace)))
     }
 
-    private static func trimmed(_ s: Substring) -> String {
-        String(s.drop(while: \.isWhitespace).reversed().drop(while: \.isWhitespace).reversed())
+    private static func trimmed(_ s: Substring) -> String { String(trailingTrimmed(s.drop(while: \.isWhitespace))) }
+
+    /// `s` without its trailing whitespace.
+    fileprivate static func trailingTrimmed(_ s: Substring) -> Substring {
+        s[..<(s.lastIndex { !$0.isWhitespace }.map(s.index(after:)) ?? s.startIndex)]
     }
 
     /// Streamed text split as ``split(_:opened:)`` splits the whole: what each piece releases,
@@ -89,7 +92,7 @@ enum Reasoning {
                         begun = true
                     }
                     if let end = input.range(of: Reasoning.close) {
-                        reasoning += input[..<end.lowerBound].reversed().drop(while: \.isWhitespace).reversed()
+                        reasoning += Reasoning.trailingTrimmed(input[..<end.lowerBound])
                         input = input[end.upperBound...]
                         phase = .content
                         begun = false
@@ -117,7 +120,7 @@ enum Reasoning {
             defer { held = "" }
             switch phase {
             case .undecided: return ("", held)
-            case .reasoning: return (String(held.reversed().drop(while: \.isWhitespace).reversed()), "")
+            case .reasoning: return (String(Reasoning.trailingTrimmed(Substring(held))), "")
             case .content: return ("", "")
             }
         }
@@ -125,8 +128,7 @@ enum Reasoning {
         /// The characters at the end of `text` that may not be reasoning: the longest suffix that
         /// is a proper beginning of `</think>`, and the whitespace before it.
         private static func heldTail(_ text: Substring) -> Int {
-            var keep = min(Reasoning.close.count - 1, text.count)
-            while keep > 0 && !Reasoning.close.hasPrefix(text.suffix(keep)) { keep -= 1 }
+            let keep = text.beginningOfTagAtEnd(Reasoning.close)
             return keep + text.dropLast(keep).reversed().prefix(while: \.isWhitespace).count
         }
     }

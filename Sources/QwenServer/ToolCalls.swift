@@ -60,8 +60,7 @@ enum ToolCalls {
                 return content
             }
             // Keep the longest tail that is a proper prefix of the tag.
-            var keep = min(ToolCalls.open.count - 1, held.count)
-            while keep > 0 && !ToolCalls.open.hasPrefix(held.suffix(keep)) { keep -= 1 }
+            let keep = held.beginningOfTagAtEnd(ToolCalls.open)
             let content = String(held.dropLast(keep))
             held = String(held.suffix(keep))
             return content
@@ -87,5 +86,15 @@ enum ToolCalls {
             object["function"] = ["name": .string(call.name), "arguments": .string(call.arguments)]
             return .object(object)
         })
+    }
+}
+
+extension StringProtocol {
+    /// The length of the longest suffix of this text that is a proper beginning of `tag` (0 if
+    /// none): what a stream holds back until the next piece shows whether the tag begins there.
+    func beginningOfTagAtEnd(_ tag: String) -> Int {
+        var length = Swift.min(tag.count - 1, count)
+        while length > 0 && !tag.hasPrefix(suffix(length)) { length -= 1 }
+        return length
     }
 }
