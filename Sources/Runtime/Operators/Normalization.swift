@@ -66,12 +66,46 @@ struct SkipSimplifiedLayerNormalizationOperator: Operator {
 
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
         let x = try inputs.required(0), skip = try inputs.required(1), gamma = try inputs.required(2)
+        if let fused = fusedFloat32(x, skip, gamma, bias: inputs.optional(3)) { return fused }
         var sum = try binaryArithmetic(AddKind.self, try floatOperand(x), try floatOperand(skip))
         if let bias = inputs.optional(3) { sum = try binaryArithmetic(AddKind.self, sum, try floatOperand(bias)) }
         let (y, _, invStd) = try normalizeRows(sum, axis: -1, epsilon: epsilon, scale: gamma, bias: nil, rms: true)
         let statShape = Array(x.shape.dropLast()) + [1]
         return [narrowResult(try floatOperand(y), to: x.dtype), Tensor.zeros(.float, shape: statShape),
                 Tensor(invStd, shape: statShape), narrowResult(sum, to: x.dtype)]
+    }
+
+    /// `run` for float32 operands of the common shapes (skip as x, gamma and bias one row): the
+    /// sum and the norm of each row in one pass over it, no intermediate tensors, the rows of a
+    /// batched step or a prompt spread over the threads. The same operations per element, in
+    /// the same order, as the general path (`(x + skip) + bias`, then `layerNormRows`), so the
+    /// same floats; nil for anything else.
+    private func fusedFloat32(_ x: Tensor, _ skip: Tensor, _ gamma: Tensor, bias: Tensor?) -> [Tensor]? {
+        guard x.dtype == .float, skip.dtype == .float, gamma.dtype == .float, bias.map({ $0.dtype == .float }) ?? true,
+              x.rank >= 1, x.shape == skip.shape, x.isContiguous, skip.isContiguous, gamma.isContiguous,
+              bias?.isContiguous ?? true else { return nil }
+        let n = x.shape[x.rank - 1]
+        guard n > 0, gamma.count == n, bias.map({ $0.count == n }) ?? true else { return nil }
+        let rows = x.count / n
+        let sum = Tensor(dtype: .float, shape: x.shape), y = Tensor(dtype: .float, shape: x.shape)
+        let statShape = Array(x.shape.dropLast()) + [1]
+        let invStd = Tensor(dtype: .float, shape: statShape), means = Tensor.zeros(.float, shape: statShape)
+        let px = x.pointer(as: Float.self), pk = skip.pointer(as: Float.self), pg = gamma.pointer(as: Float.self)
+        let pb = bias?.pointer(as: Float.self)
+        let ps = sum.pointer(as: Float.self), py = y.pointer(as: Float.self), pi = invStd.pointer(as: Float.self)
+        // Four rows a chunk at least (layerNormRows' group): one row of 896 takes ~1 µs.
+        parallelFor(rows, minChunk: 4, granularity: 4) { range in
+            let first = range.lowerBound * n, count = range.count * n
+            for i in first..<(first + count) { ps[i] = px[i] + pk[i] }
+            if let pb {
+                for r in range { for j in 0..<n { ps[r * n + j] += pb[j] } }
+            }
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: range.count)
+            defer { scratch.deallocate() }
+            layerNormRows(ps + first, scale: pg, scaleCount: n, bias: nil, biasCount: 0, rows: range.count, count: n,
+                          epsilon: epsilon, rms: true, into: py + first, means: scratch, inverseStdDevs: pi + range.lowerBound)
+        }
+        return [y, means, invStd, sum]
     }
 }
 
