@@ -76,10 +76,14 @@ struct GroupQueryAttentionOperator: Operator {
         guard inputSets.count > 1, softcap == 0, !smoothSoftmax else { return try inputSets.map(run) }
         let attention = FusedAttentionOperator(nanToZero: false)
         if inputSets.allSatisfy({ ($0.first ?? nil).map { $0.rank == 3 && $0.shape[1] == 1 } ?? false }) {
+            // Longest history first, the tasks claimed as threads come free (guided chunks
+            // ending in single sequences): a server's sequences differ in length, and equal
+            // halves of them left one thread waiting for the other.
+            let order = inputSets.indices.sorted { Self.pastLength(inputSets[$0]) > Self.pastLength(inputSets[$1]) }
             var results = [Result<[Tensor], any Error>](repeating: .success([]), count: inputSets.count)
             results.withUnsafeMutableBufferPointer { results in
-                parallelFor(inputSets.count) { range in
-                    for i in range {
+                parallelForGuided(inputSets.count, minChunk: 1) { range in
+                    for i in range.map({ order[$0] }) {
                         results[i] = Result {
                             let step = try prepare(inputSets[i])
                             return finish(step, attention: try attention.runOnThisThread(attentionInputs(step)))
@@ -92,6 +96,12 @@ struct GroupQueryAttentionOperator: Operator {
         let steps = try inputSets.map(prepare)
         let outs = try attention.runEach(steps.map(attentionInputs))
         return zip(steps, outs).map { finish($0, attention: $1[0]) }
+    }
+
+    /// The positions in a call's past key cache (0 without one): what its attention reads.
+    private static func pastLength(_ inputs: [Tensor?]) -> Int {
+        guard let past = inputs.optional(3), past.rank == 4 else { return 0 }
+        return past.shape[2]
     }
 
     /// One call's queries (float32 BNSH, rotated), its present caches, and where each sequence's
