@@ -9,6 +9,18 @@
 #include <immintrin.h>
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
 
+// A row's result from its 8-lane FMA chain over the first k8 columns: the horizontal sum, then
+// the tail's scalar FMAs (columns k8..k of weight row wr).
+AVX2 static inline __attribute__((always_inline)) float f16_row_result(__m256 s, const float *a, const uint16_t *wr,
+                                                                        size_t k8, size_t k) {
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    float t = _mm_cvtss_f32(h);
+    for (size_t c = k8; c < k; c++) t = fmaf(a[c], _cvtsh_ss(wr[c]), t);
+    return t;
+}
+
 // y[r - row_begin] = Σ_c a[c] · W[r, c] for W float16 [rows, k] (a weight stored transposed, row
 // by row): each row one sequential stream, four rows per pass sharing the loads of a.
 AVX2 static void f16_gemv_rows_avx2(const float *a, const uint16_t *w, size_t k, size_t r0, size_t r1, float *y) {
@@ -35,16 +47,10 @@ AVX2 static void f16_gemv_rows_avx2(const float *a, const uint16_t *w, size_t k,
             s2 = _mm256_fmadd_ps(x, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w2 + c))), s2);
             s3 = _mm256_fmadd_ps(x, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w3 + c))), s3);
         }
-        const __m256 sums[4] = {s0, s1, s2, s3};
-        const uint16_t *rows[4] = {w0, w1, w2, w3};
-        for (int i = 0; i < 4; i++) {
-            __m128 h = _mm_add_ps(_mm256_castps256_ps128(sums[i]), _mm256_extractf128_ps(sums[i], 1));
-            h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-            h = _mm_add_ss(h, _mm_movehdup_ps(h));
-            float t = _mm_cvtss_f32(h);
-            for (size_t c = k8; c < k; c++) t = fmaf(a[c], _cvtsh_ss(rows[i][c]), t);
-            y[r + i - r0] = t;
-        }
+        y[r - r0] = f16_row_result(s0, a, w0, k8, k);
+        y[r + 1 - r0] = f16_row_result(s1, a, w1, k8, k);
+        y[r + 2 - r0] = f16_row_result(s2, a, w2, k8, k);
+        y[r + 3 - r0] = f16_row_result(s3, a, w3, k8, k);
     }
     for (; r < r1; r++) {
         const uint16_t *w0 = w + r * k;
@@ -52,12 +58,66 @@ AVX2 static void f16_gemv_rows_avx2(const float *a, const uint16_t *w, size_t k,
         for (size_t c = 0; c < k8; c += 8) {
             s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + c), _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w0 + c))), s0);
         }
-        __m128 h = _mm_add_ps(_mm256_castps256_ps128(s0), _mm256_extractf128_ps(s0, 1));
-        h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-        h = _mm_add_ss(h, _mm_movehdup_ps(h));
-        float t = _mm_cvtss_f32(h);
-        for (size_t c = k8; c < k; c++) t = fmaf(a[c], _cvtsh_ss(w0[c]), t);
-        y[r - r0] = t;
+        y[r - r0] = f16_row_result(s0, a, w0, k8, k);
+    }
+}
+
+// Several activation rows (a batched decode step's) against weight rows [r0, r1): `nw` weight
+// rows (1 or 2) × `na` activation rows (1 to 4) a pass, each weight vector converted once for
+// the pass's activation rows (the single-row kernel converts it once per activation row, which
+// bound an 8-row step). Per weight row and activation row the single-row kernel's operations in
+// its order: one 8-lane FMA chain over the columns from zero, `f16_row_result`. So each row's
+// results are its single-row GEMV's, bit for bit, however many rows run together.
+AVX2 static inline __attribute__((always_inline)) void f16_multi_pass(const float *a, size_t lda, const int na,
+                                                                      const uint16_t *w0, const int nw, size_t k,
+                                                                      float *y, size_t ldy) {
+    const size_t k8 = k / 8 * 8;
+    __m256 s[2][4];
+#pragma unroll
+    for (int j = 0; j < 2; j++)
+#pragma unroll
+        for (int i = 0; i < 4; i++) s[j][i] = _mm256_setzero_ps();
+    for (size_t c = 0; c < k8; c += 8) {
+        // The pass's weight rows are one region (2k bytes a row); asked for 3 KB ahead as one
+        // stream, a line per 64 bytes read (as the q8 GEMV, int_gemm.c).
+        if (c % (32 / nw) == 0) _mm_prefetch((const char *)(w0 + 1536 + nw * c), _MM_HINT_T0);
+        __m256 wv[2];
+#pragma unroll
+        for (int j = 0; j < 2; j++)
+            if (j < nw) wv[j] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w0 + j * k + c)));
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            if (i >= na) break;
+            const __m256 x = _mm256_loadu_ps(a + i * lda + c);
+#pragma unroll
+            for (int j = 0; j < 2; j++)
+                if (j < nw) s[j][i] = _mm256_fmadd_ps(x, wv[j], s[j][i]);
+        }
+    }
+#pragma unroll
+    for (int j = 0; j < 2; j++)
+#pragma unroll
+        for (int i = 0; i < 4; i++)
+            if (j < nw && i < na) y[i * ldy + j] = f16_row_result(s[j][i], a + i * lda, w0 + j * k, k8, k);
+}
+
+// y[i·ldy + r − r0] for activation rows i < m: pairs of weight rows, each against the activation
+// rows four at a time (the pair stays in L1 meanwhile).
+AVX2 static void f16_gemv_rows_multi_avx2(const float *a, size_t lda, size_t m, const uint16_t *w, size_t k, size_t r0,
+                                          size_t r1, float *y, size_t ldy) {
+    for (size_t r = r0; r < r1; r += 2) {
+        const int nw = r + 2 <= r1 ? 2 : 1;
+        for (size_t i = 0; i < m; i += 4) {
+            const float *ai = a + i * lda;
+            float *yi = y + i * ldy + (r - r0);
+            const uint16_t *wr = w + r * k;
+            switch (m - i >= 4 ? 4 : m - i) {
+            case 4: nw == 2 ? f16_multi_pass(ai, lda, 4, wr, 2, k, yi, ldy) : f16_multi_pass(ai, lda, 4, wr, 1, k, yi, ldy); break;
+            case 3: nw == 2 ? f16_multi_pass(ai, lda, 3, wr, 2, k, yi, ldy) : f16_multi_pass(ai, lda, 3, wr, 1, k, yi, ldy); break;
+            case 2: nw == 2 ? f16_multi_pass(ai, lda, 2, wr, 2, k, yi, ldy) : f16_multi_pass(ai, lda, 2, wr, 1, k, yi, ldy); break;
+            default: nw == 2 ? f16_multi_pass(ai, lda, 1, wr, 2, k, yi, ldy) : f16_multi_pass(ai, lda, 1, wr, 1, k, yi, ldy); break;
+            }
+        }
     }
 }
 #elif defined(__aarch64__)
@@ -175,6 +235,23 @@ int qk_f16_gemm(const uint16_t *w, size_t k, const float *ap, size_t m, size_t s
 #endif
     (void)fw; (void)blocks; (void)ap; (void)m; (void)strip_begin; (void)strip_end; (void)col_begin; (void)col_end;
     (void)c; (void)ldc;
+    return 0;
+}
+
+int qk_f16_gemv_rows_multi(const float *a, size_t lda, size_t m, const uint16_t *w, size_t k, size_t row_begin,
+                           size_t row_end, float *y, size_t ldy) {
+#if defined(__x86_64__) || defined(_M_X64)
+    if (qk_cpu_has_avx2_fma_f16c()) {
+        f16_gemv_rows_multi_avx2(a, lda, m, w, k, row_begin, row_end, y, ldy);
+        return 1;
+    }
+#elif defined(__aarch64__)
+    if (qk_isa() >= QK_ISA_NEON) {
+        for (size_t i = 0; i < m; i++) f16_gemv_rows_neon(a + i * lda, w, k, row_begin, row_end, y + i * ldy);
+        return 1;
+    }
+#endif
+    (void)a; (void)lda; (void)m; (void)w; (void)k; (void)row_begin; (void)row_end; (void)y; (void)ldy;
     return 0;
 }
 

@@ -108,6 +108,15 @@ public func bnb4Dequantize(_ b: UnsafePointer<UInt8>, absmax: UnsafePointer<Floa
     qk_bnb4_dequantize(b, absmax, blockSize, quantType, k, rows.lowerBound, rows.upperBound, dst)
 }
 
+/// ``halfWeightGemvRows(_:weights:k:rows:into:)`` for `count` activation rows (`lda` floats
+/// apart) at once, row i's results at `y + i · ldy`: each weight vector converted once for several
+/// activation rows (`qk_f16_gemv_rows_multi`), each row's floats its single-row ones. False (nothing
+/// written) below the SIMD level.
+public func halfWeightGemvRows(_ a: UnsafePointer<Float>, lda: Int, count: Int, weights: UnsafePointer<UInt16>, k: Int,
+                               rows: Range<Int>, into y: UnsafeMutablePointer<Float>, ldy: Int) -> Bool {
+    qk_f16_gemv_rows_multi(a, lda, count, weights, k, rows.lowerBound, rows.upperBound, y, ldy) != 0
+}
+
 /// y[r − rows.lowerBound] = Σ a[c] · W[r, c] for float16 weight rows W [rows, k]
 /// (`qk_f16_gemv_rows`, F16C or NEON), a scalar loop where the CPU has no SIMD kernel.
 public func halfWeightGemvRows(_ a: UnsafePointer<Float>, weights: UnsafePointer<UInt16>, k: Int, rows: Range<Int>,

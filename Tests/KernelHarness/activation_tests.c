@@ -1,7 +1,7 @@
 #include "harness.h"
 #include "float_tests.h"
 
-// qk_sigmoid, qk_silu_mul, qk_round_to_half, qk_f16_gemv_rows, qk_bnb4_gemv and qk_int_gemm
+// qk_sigmoid, qk_silu_mul, qk_round_to_half, qk_f16_gemv_rows (and _multi), qk_bnb4_gemv and qk_int_gemm
 // against references computed here (double precision, or exact integers). u = 2^-24 is float32's
 // unit roundoff; each tolerance is twice the error bound stated beside it.
 
@@ -115,6 +115,31 @@ static void f16_gemv_case(harness_rng *rng, size_t k, size_t row_begin, size_t r
         digest_simd_floats(name, y, count);
     }
     free(a); free(y); free(w_values); free(w); free(ref); free(scale);
+}
+
+// qk_f16_gemv_rows_multi: m activation rows (lda floats apart, padded) at once against rows
+// [row_begin, row_end), each row's results bit for bit its qk_f16_gemv_rows ones (which
+// f16_gemv_case holds to double sums): the batched decode step's rows are their solo runs'.
+static void f16_gemv_multi_case(harness_rng *rng, size_t k, size_t m, size_t row_begin, size_t row_end) {
+    const size_t rows = row_end, count = row_end - row_begin, lda = k + 3, ldy = count + 5;
+    float *a = harness_alloc(m * lda * sizeof(float)), *y = harness_alloc(m * ldy * sizeof(float));
+    float *solo = harness_alloc(count * sizeof(float)), *w_values = harness_alloc(rows * k * sizeof(float));
+    uint16_t *w = harness_alloc(rows * k * sizeof(uint16_t));
+    fill_uniform(rng, a, m * lda, -1, 1);
+    fill_uniform(rng, w_values, rows * k, -1, 1);
+    for (size_t i = 0; i < rows * k; i++) w[i] = harness_f32_to_f16(w_values[i]);
+    char name[96];
+    snprintf(name, sizeof name, "f16_gemv_rows_multi/k=%zu,m=%zu,rows=%zu..%zu", k, m, row_begin, row_end);
+    const int done = qk_f16_gemv_rows_multi(a, lda, m, w, k, row_begin, row_end, y, ldy);
+    harness_check(name, done == (qk_isa() > QK_ISA_PORTABLE), "returns 1 exactly when a SIMD level runs");
+    if (done) {
+        for (size_t i = 0; i < m; i++) {
+            qk_f16_gemv_rows(a + i * lda, w, k, row_begin, row_end, solo);
+            harness_check_same(name, y + i * ldy, solo, count);
+        }
+        digest_simd_floats(name, y, m * ldy - 5);
+    }
+    free(a); free(y); free(solo); free(w_values); free(w);
 }
 
 // qk_f16_gemm against double sums: m rows (strips of 6, tails of 3-5), columns split in two
@@ -254,6 +279,10 @@ void run_activation_tests(void) {
     }
     f16_gemv_case(&rng, 4864, 2, 11, 1);
     f16_gemv_case(&rng, 200, 0, 6, 60000);
+    static const size_t f16_multi_shapes[][4] = {{896, 8, 0, 16}, {896, 2, 3, 10}, {7, 5, 0, 3}, {33, 3, 1, 6},
+                                                 {100, 9, 2, 9}, {4864, 4, 0, 5}, {9, 1, 0, 4}};
+    for (size_t i = 0; i < sizeof f16_multi_shapes / sizeof f16_multi_shapes[0]; i++)
+        f16_gemv_multi_case(&rng, f16_multi_shapes[i][0], f16_multi_shapes[i][1], f16_multi_shapes[i][2], f16_multi_shapes[i][3]);
     static const size_t f16_gemm_shapes[][3] = {{3, 16, 32}, {6, 32, 64}, {7, 40, 100}, {13, 48, 896}, {4, 5, 33}, {9, 64, 300}};
     for (size_t i = 0; i < sizeof f16_gemm_shapes / sizeof f16_gemm_shapes[0]; i++)
         f16_gemm_case(&rng, f16_gemm_shapes[i][0], f16_gemm_shapes[i][1], f16_gemm_shapes[i][2]);

@@ -306,6 +306,12 @@ void qk_bnb4_gemv(const uint8_t *b, const float *absmax, size_t block_size, int 
 /// conversion and float32 FMA. Returns 0 (nothing written) below the SIMD level.
 int qk_f16_gemv_rows(const float *a, const uint16_t *w, size_t k, size_t row_begin, size_t row_end, float *y);
 
+/// `qk_f16_gemv_rows` for m activation rows (`lda` floats apart) at once: y[i·ldy + r − row_begin]
+/// for i < m, each row's results exactly its `qk_f16_gemv_rows` ones (AVX2: each weight vector
+/// converted once for four activation rows; NEON: row by row). Returns 0 below the SIMD level.
+int qk_f16_gemv_rows_multi(const float *a, size_t lda, size_t m, const uint16_t *w, size_t k, size_t row_begin,
+                           size_t row_end, float *y, size_t ldy);
+
 /// c[i, j] = Σ_{c < k} a[i, c] · W[j, c] for the rows of A's strips [strip_begin, strip_end) and
 /// columns j in [col_begin, col_end), W float16 bits [n, k] as for `qk_f16_gemv_rows`: the M > 2
 /// product, W converted a panel of 16 columns × 32 k at a time into L1 and multiplied by the
