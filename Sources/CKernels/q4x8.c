@@ -103,7 +103,66 @@ AVX2 static void gemv_groups(const uint8_t *packed, int f32, size_t blocks, cons
         _mm256_storeu_ps(y + g * 8, _mm256_add_ps(acc0, acc1));
     }
 }
+
+// Several float32 activation rows (a batched decode step of a float32 graph) against the same
+// weights, two rows a pass: each masked word converted once for both rows (the single-row
+// GEMV converts it once per row, half of its operations). Per row the single-row kernel's
+// operations in its order: the four partial sums of a block in the same Q4_STEP sequence,
+// ((c0 + c1) + (c2 + c3)), the zero point through the block's activation sum, and the even and
+// odd blocks' accumulators; so each row's results are `gemv_groups`' bit for bit. Row r's
+// prescaled activations (`q4_prescale_activations`: 32 · blocks floats, then the block sums) at
+// x[r].
+#define Q4_STEP_ROWS(c, w, m, o) { \
+        const __m256 v_ = _mm256_cvtepi32_ps(_mm256_and_si256(w, m)); \
+        for (int r = 0; r < rows; r++) c[r] = _mm256_fmadd_ps(v_, _mm256_broadcast_ss(x[r] + b * 32 + 8 * j + (o)), c[r]); \
+    }
+AVX2 static inline __attribute__((always_inline)) void gemv_f32_pass(const uint8_t *p, int f32, size_t blocks,
+        const float *const x[8], const int rows, float *const out[8]) {
+    const size_t rec = record_bytes(f32), sbytes = f32 ? 32 : 16;
+    const __m256i m0 = _mm256_set1_epi32(0xF), m1 = _mm256_set1_epi32(0xF0);
+    const __m256i m2 = _mm256_set1_epi32(0xF00), m3 = _mm256_set1_epi32(0xF000);
+    const __m256 eight = _mm256_set1_ps(8.0f);
+    __m256 acc0[8], acc1[8];   // 8: the driver expands every row count; 2 run
+    for (int r = 0; r < rows; r++) acc0[r] = acc1[r] = _mm256_setzero_ps();
+    for (size_t b = 0; b < blocks; b++) {
+        const uint8_t *rb = p + b * rec;
+        prefetch_record(rb);
+        const uint8_t *q = rb + sbytes;
+        __m256 c0[8], c1[8], c2[8], c3[8];
+        for (int r = 0; r < rows; r++) c0[r] = c1[r] = c2[r] = c3[r] = _mm256_setzero_ps();
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            const __m256i lo = _mm256_loadu_si256((const __m256i *)(q + 32 * j)), hi = _mm256_srli_epi32(lo, 16);
+            Q4_STEP_ROWS(c0, lo, m0, 0) Q4_STEP_ROWS(c1, lo, m1, 1) Q4_STEP_ROWS(c2, lo, m2, 2) Q4_STEP_ROWS(c3, lo, m3, 3)
+            Q4_STEP_ROWS(c0, hi, m0, 4) Q4_STEP_ROWS(c1, hi, m1, 5) Q4_STEP_ROWS(c2, hi, m2, 6) Q4_STEP_ROWS(c3, hi, m3, 7)
+        }
+        const __m256 ws = record_scales(rb, f32);
+        for (int r = 0; r < rows; r++) {
+            const __m256 dot = _mm256_add_ps(_mm256_add_ps(c0[r], c1[r]), _mm256_add_ps(c2[r], c3[r]));
+            const __m256 v = _mm256_fnmadd_ps(eight, _mm256_broadcast_ss(x[r] + blocks * 32 + b), dot);
+            if (b & 1) acc1[r] = _mm256_fmadd_ps(v, ws, acc1[r]);
+            else acc0[r] = _mm256_fmadd_ps(v, ws, acc0[r]);
+        }
+    }
+    for (int r = 0; r < rows; r++) _mm256_storeu_ps(out[r], _mm256_add_ps(acc0[r], acc1[r]));
+}
+#undef Q4_STEP_ROWS
+
+Q4X8_MULTI_ROW_GEMV(AVX2, static, gemv_groups_f32_multi, gemv_f32_pass, 2, const float *)
 #undef Q4_STEP
+
+int qk_q4x8_gemv_multi(const uint8_t *packed, int f32_scales, size_t blocks, const float *a, size_t lda, size_t m,
+                       size_t row_begin, size_t row_end, float *y, size_t ldy) {
+    if (!qk_cpu_has_avx2_fma_f16c() || row_begin % 8 || row_end % 8) return 0;
+    const size_t row_floats = blocks * 33;
+    float *xs = malloc((m ? m : 1) * row_floats * sizeof(float));
+    if (!xs) return 0;
+    for (size_t i = 0; i < m; i++) q4_prescale_activations(a + i * lda, blocks, xs + i * row_floats, xs + i * row_floats + blocks * 32);
+    gemv_groups_f32_multi(packed, f32_scales, blocks, (const uint8_t *)xs, row_floats * sizeof(float), m, row_begin / 8,
+                          row_end / 8, y, ldy);
+    free(xs);
+    return 1;
+}
 
 int qk_q4x8_gemv(const uint8_t *packed, int f32_scales, size_t blocks, const float *a,
                  size_t row_begin, size_t row_end, float *y) {
@@ -519,6 +578,10 @@ int qk_q4x8_pack(const uint8_t *d, const uint16_t *s16, const float *s32, size_t
 }
 int qk_q4x8_gemv(const uint8_t *p, int f, size_t b, const float *a, size_t r0, size_t r1, float *y) {
     (void)p; (void)f; (void)b; (void)a; (void)r0; (void)r1; (void)y; return 0;
+}
+int qk_q4x8_gemv_multi(const uint8_t *p, int f, size_t b, const float *a, size_t lda, size_t m, size_t r0, size_t r1,
+                       float *y, size_t ldy) {
+    (void)p; (void)f; (void)b; (void)a; (void)lda; (void)m; (void)r0; (void)r1; (void)y; (void)ldy; return 0;
 }
 int qk_q4x8_gemm(const uint8_t *p, int f, size_t b, const float *ap, size_t m, size_t s0, size_t s1, size_t c0,
                  size_t c1, float *c, size_t ldc, int isa) {

@@ -89,6 +89,15 @@ int qk_q4x8_gemv(const uint8_t *packed, int f32_scales, size_t blocks, const flo
     return 1;
 }
 
+// Several activation rows: row by row through `qk_q4x8_gemv` (the same floats as alone; the AVX2
+// build shares each weight's conversion between two rows).
+int qk_q4x8_gemv_multi(const uint8_t *packed, int f32_scales, size_t blocks, const float *a, size_t lda, size_t m,
+                       size_t row_begin, size_t row_end, float *y, size_t ldy) {
+    for (size_t i = 0; i < m; i++)
+        if (!qk_q4x8_gemv(packed, f32_scales, blocks, a + i * lda, row_begin, row_end, y + i * ldy)) return 0;
+    return 1;
+}
+
 // --- integer products: shared pieces ----------------------------------------------------------------
 
 // max |x[i]| over a block of 32; NaN when one of them is NaN (q4x8.c's `block_absmax`).

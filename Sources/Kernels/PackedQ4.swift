@@ -109,6 +109,15 @@ public final class PackedQ4Matrix: @unchecked Sendable {
         qk_q4x8_gemv(base, floatScales ? 1 : 0, blocksPerRow, a, rows.lowerBound, rows.upperBound, y) != 0
     }
 
+    /// ``gemv(_:rows:into:)`` for `count` activation rows (`lda` floats apart) at once, row i's
+    /// results at `y + i · ldy`: each weight word converted once for two rows, each row's floats
+    /// its single-row ones. False when the kernel did not run.
+    @discardableResult
+    public func gemv(_ a: UnsafePointer<Float>, lda: Int, count: Int, rows: Range<Int>, into y: UnsafeMutablePointer<Float>,
+                     ldy: Int) -> Bool {
+        qk_q4x8_gemv_multi(base, floatScales ? 1 : 0, blocksPerRow, a, lda, count, rows.lowerBound, rows.upperBound, y, ldy) != 0
+    }
+
     /// Bytes of one activation row quantized to int8 for ``gemvInt8(_:rows:into:)``.
     public var int8ActivationBytes: Int { qk_q8_activation_bytes(blocksPerRow) }
 

@@ -228,6 +228,18 @@ static void test_q4x8(harness_rng *g, size_t n, size_t blocks, int f32_scales, i
         reference_gemv(&m, a, 0, n, ref, mag);
         harness_check_close(name, y, ref, mag, n, 0, accumulation_tolerance(k));
         harness_digest(name, y, n * sizeof(float));
+        // All the rows at once, and the rows after the first group: each row's floats its own
+        // single-row GEMV's.
+        snprintf(name, sizeof name, "q4x8_gemv_multi/%s", tag);
+        for (size_t first = 0; first < n; first += n - 8) {
+            harness_check(name, qk_q4x8_gemv_multi(p, f32_scales, blocks, a, k, MAX_ROWS, first, n, y2, n) == 1, "kernel declined");
+            for (size_t i = 0; i < MAX_ROWS; i++) {
+                qk_q4x8_gemv(p, f32_scales, blocks, a + i * k, first, n, y);
+                harness_check_same(name, y2 + i * n + first, y + first, n - first);
+            }
+            if (n <= 8) break;
+        }
+        harness_digest(name, y2, MAX_ROWS * n * sizeof(float));
     }
 
     int32_t *qa = harness_alloc(k * sizeof(int32_t)), *zterms = harness_alloc(blocks * sizeof(int32_t));

@@ -117,6 +117,13 @@ int qk_q4x8_pack(const uint8_t *data, const uint16_t *scales_f16, const float *s
 int qk_q4x8_gemv(const uint8_t *packed, int f32_scales, size_t blocks, const float *a,
                  size_t row_begin, size_t row_end, float *y);
 
+/// `qk_q4x8_gemv` for m float32 activation rows (`lda` floats apart) at once: y[i·ldy + r] for
+/// i < m, each row's results exactly its `qk_q4x8_gemv` ones (AVX2: two rows a pass, each weight
+/// word masked and converted once for both; arm64: row by row). Returns 0 (nothing reliable
+/// written) below the SIMD level or when the rows are not whole groups.
+int qk_q4x8_gemv_multi(const uint8_t *packed, int f32_scales, size_t blocks, const float *a, size_t lda, size_t m,
+                       size_t row_begin, size_t row_end, float *y, size_t ldy);
+
 /// Bytes of one activation row quantized for `qk_q4x8_gemv_q8` (`blocks` blocks of 32).
 size_t qk_q8_activation_bytes(size_t blocks);
 

@@ -177,10 +177,10 @@ extension MatMulNBitsOperator {
                 for row in 0..<m { packed[0].int8BlockSums(quantized + row * rowBytes, into: int8BlockSums + row * blocks) }
             }
         }
-        // Rows that each take the decode GEMV (a batched step's, or m ≤ 2) with quantized
-        // activations: one multi-row pass over the weights, each row's floats as alone. Prompts
-        // with int8 activations: the int8 GEMM.
-        let multi = kind != .float32 && m > 1 && (m <= 2 || stacked)
+        // Rows that each take the decode GEMV (a batched step's, or m ≤ 2): one multi-row pass
+        // over the weights (float32 rows: each weight converted once for two), each row's floats
+        // as alone. Prompts with int8 activations: the int8 GEMM.
+        let multi = m > 1 && (m <= 2 || stacked)
         let gemm = kind == .int8 && m > 2 && !stacked
         func products(_ rows: Range<Int>) {
             forEachProduct(in: rows) { j, local in
@@ -191,6 +191,8 @@ extension MatMulNBitsOperator {
                     return packed[j].gemvInt8(quantized, rowBytes: rowBytes, count: m, rows: local, into: outs[j], ldy: ns[j])
                 case .int16 where multi:
                     return packed[j].gemvInt16(quantized, rowBytes: rowBytes, count: m, rows: local, into: outs[j], ldy: ns[j])
+                case .float32 where multi:
+                    return packed[j].gemv(rowsA, lda: kp, count: m, rows: local, into: outs[j], ldy: ns[j])
                 default:
                     return (0..<m).allSatisfy { row in
                         let y = outs[j] + row * ns[j], q = quantized + row * rowBytes

@@ -342,7 +342,7 @@ struct MatMulNBitsOperator: Operator {
         // sequences through the decode GEMV of all rows at once unless float32). Should a kernel
         // refuse a range (none does where repacked weights exist at the SIMD level), the original
         // layout's kernels below compute the whole product in float32.
-        if let pw, !int8FileLayout, !(stacked && m > 1 && rowActivations == .float32) {
+        if let pw, !int8FileLayout {
             var sums = int8Activations && int8BlockSums ? [Float](repeating: 0, count: m * pw.blocksPerRow) : []
             let refused = sums.withUnsafeMutableBufferPointer { buffer in
                 MatMulNBitsOperator.packedProducts(pa, rows: m, k: k, packed: [pw], activations: rowActivations, stacked: stacked,
