@@ -339,7 +339,7 @@ struct MatMulNBitsOperator: Operator {
                           into po: UnsafeMutablePointer<Float>, int8BlockSums: Bool, stacked: Bool = false) throws -> [Float]? {
         // Repacked weights: the group-of-one case of MatMulNBitsGroup (the float32 GEMM, the
         // int8 GEMM, or a GEMV of float32, int16 or int8 activations; stacked rows of several
-        // sequences through the decode GEMV of all rows at once unless float32). Should a kernel
+        // sequences through the decode GEMV of all rows at once). Should a kernel
         // refuse a range (none does where repacked weights exist at the SIMD level), the original
         // layout's kernels below compute the whole product in float32.
         if let pw, !int8FileLayout {

@@ -342,8 +342,8 @@ struct MatMulIntegerOperator: Operator {
             let pa = UnsafePointer(aRows)
             // Chunks shrinking as the loop goes, claimed as threads come free (exact integer sums:
             // any split gives the same results): the decode step's products stream their weights
-            // from memory, and equal halves left the first thread done waiting for the other
-            // (Zen 3, q8 decode: 7% of the samples in that wait).
+            // from memory at rates that differ between the threads, and of equal halves the one
+            // done first waits for the other.
             parallelForGuided(n, minChunk: max(16, 65536 / max(kp * max(m, 1), 1)), granularity: 4) { cols in
                 intGemm(m: m, n: cols.count, kp: kp, a: pa, lda: kp, b: pb + cols.lowerBound * kp, ldb: kp, bSigned: columns.signed,
                         c: pc + cols.lowerBound, ldc: n)
