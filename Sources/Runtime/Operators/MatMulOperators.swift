@@ -1,5 +1,4 @@
 import Kernels
-import Synchronization
 
 // MatMul, Gemm and com.microsoft.MatMulNBits. float16 operands are widened to float32, multiplied
 // with float32 accumulation and rounded once, like ONNX Runtime's CPU kernels.
@@ -136,14 +135,12 @@ struct HalfWeightMatMulOperator: Operator {
             // below). Below the SIMD level, blocks of rows that every activation row passes over
             // in turn (the weights from memory once). One row takes its whole range in one call,
             // so that the kernel's prefetch runs on across block boundaries.
-            if m > 1 {
-                let ran = Atomic<Bool>(true)
+            if m > 1 && KernelISA.active >= .simd {
                 parallelFor(n, minChunk: max(16, (1 << 16) / max(k, 1)), granularity: 4) { range in
-                    if !halfWeightGemvRows(pa, lda: k, count: m, weights: pw, k: k, rows: range, into: po + range.lowerBound, ldy: n) {
-                        ran.store(false, ordering: .relaxed)
-                    }
+                    let ran = halfWeightGemvRows(pa, lda: k, count: m, weights: pw, k: k, rows: range, into: po + range.lowerBound, ldy: n)
+                    precondition(ran, "qk_f16_gemv_rows_multi refused at the SIMD level")
                 }
-                if ran.load(ordering: .relaxed) { return [narrowResult(out, to: aIn.dtype)] }
+                return [narrowResult(out, to: aIn.dtype)]
             }
             let block = m == 1 ? n : Swift.max(4, HalfWeightMatMulOperator.gemvBlockBytes / Swift.max(2 * k, 1) / 4 * 4)
             parallelFor(n, minChunk: max(16, (1 << 16) / max(k, 1)), granularity: 4) { range in
