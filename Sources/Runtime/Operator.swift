@@ -69,14 +69,25 @@ public struct OperatorContext: Sendable {
 
 /// How an operator's inputs may stack the rows of several sequences (see `Operator.rowStacking`).
 /// Either way `runStacked` computes each row from that row alone, exactly as `run` computes it.
-public enum RowStacking: Sendable {
+public enum RowStacking: Sendable, Equatable {
     case none
     /// Only the first input differs between sequences (activations); the others are shared
     /// (weights, perm-like parameters): products, norms, casts, transposes keeping axis 0.
     case firstInput
+    /// As `.firstInput`, and the inputs at these positions may hold one value per sequence (a
+    /// scalar or a one-element tensor each), passed stacked as a 1-D tensor of one value per
+    /// sequence: MatMulInteger's `a_zero_point`, which each sequence's own dynamic quantization
+    /// (DynamicQuantizeLinear, the q8 exports) computes.
+    case firstInputAndValues([Int])
     /// Any inputs may differ; those that do have one rank r, and shared inputs of rank r have a
     /// first axis of 1, so broadcasting pairs each row with its own: elementwise arithmetic.
     case elementwise
+    /// As `.elementwise`, for operators whose outputs are their operands broadcast (NumPy rules)
+    /// and combined value by value: an input that differs between sequences may also have a lower
+    /// rank than the stacked rows, and stacks after leading axes of 1 (a scalar per sequence
+    /// becomes [n, 1, …, 1], paired with its own row): the q8 exports' `Mul` of a product by its
+    /// sequence's activation scale.
+    case broadcasting
 }
 
 public typealias OperatorFactory = @Sendable (OperatorContext) throws -> any Operator

@@ -418,13 +418,26 @@ public final class Session: @unchecked Sendable {
 
     /// Step `index` once for all sequences on their stacked rows (see `runBatch`); false, with
     /// nothing run, when an input that differs between sequences is not a single row of the
-    /// shape and type every sequence has there.
+    /// shape and type every sequence has there (or, as the operator's `RowStacking` allows, one
+    /// value per sequence, or a lower rank that broadcasting pairs with its own row).
     private func runStacked(_ index: Int, _ steps: UnsafeBufferPointer<Step>, _ slots: UnsafeBufferPointer<Int>,
                             _ constants: UnsafeBufferPointer<Tensor?>, _ batch: inout BatchValues) throws -> Bool {
         let n = batch.perSequence.count, stacking = steps[index].op.rowStacking
+        let inputs = slots[steps[index].inputs]
+        let valuePositions: [Int]
+        if case .firstInputAndValues(let positions) = stacking { valuePositions = positions } else { valuePositions = [] }
+        let anyPosition = stacking == .elementwise || stacking == .broadcasting
+        // With `.broadcasting`, the rank the rows stack at: the highest of the inputs that differ.
+        var broadcastRank = 0
+        if stacking == .broadcasting {
+            for s in inputs where s >= 0 {
+                if let t = batch.stacked[s] { broadcastRank = max(broadcastRank, t.rank) }
+                else if let t = batch.perSequence[0][s] { broadcastRank = max(broadcastRank, t.rank) }
+            }
+        }
         var args = [Tensor?]()
         var stackedRank: Int?, sharedShapes: [[Int]] = []
-        for (position, s) in slots[steps[index].inputs].enumerated() {
+        for (position, s) in inputs.enumerated() {
             guard s >= 0 else {
                 // An omitted input, or a constant (a weight): passed once.
                 guard s != -1, let constant = constants[Session.constantIndex(s)] else { args.append(nil); continue }
@@ -432,7 +445,7 @@ public final class Session: @unchecked Sendable {
                 sharedShapes.append(constant.shape)
                 continue
             }
-            let mayStack = position == 0 || stacking == .elementwise
+            let mayStack = position == 0 || anyPosition
             // Already stacked by an earlier node.
             if let t = batch.stacked[s] {
                 guard mayStack, stackedRank == nil || stackedRank == t.rank else { return false }
@@ -451,12 +464,25 @@ public final class Session: @unchecked Sendable {
                 sharedShapes.append(first.shape)
                 continue
             }
-            guard mayStack, stackedRank == nil || stackedRank == first.rank,
-                  first.rank >= 1, first.shape[0] == 1, let size = first.dtype.storageSize,
+            guard let size = first.dtype.storageSize,
                   values.allSatisfy({ $0[s]?.shape == first.shape && $0[s]?.dtype == first.dtype }) else { return false }
-            stackedRank = first.rank
+            // One value per sequence, where the operator takes them: a 1-D tensor of n values.
+            if valuePositions.contains(position) {
+                guard first.count == 1 else { return false }
+                let stacked = Tensor(dtype: first.dtype, shape: [n])
+                for i in 0..<n { (stacked.rawPointer + i * size).copyMemory(from: values[i][s]!.rawPointer, byteCount: size) }
+                args.append(stacked)
+                continue
+            }
+            // A lower rank than the stacked rows', broadcast: leading axes of 1 first.
+            var shape = first.shape
+            if stacking == .broadcasting, shape.count < broadcastRank {
+                shape = [Int](repeating: 1, count: broadcastRank - shape.count) + shape
+            }
+            guard mayStack, stackedRank == nil || stackedRank == shape.count, shape.count >= 1, shape[0] == 1 else { return false }
+            stackedRank = shape.count
             let rowBytes = first.count * size
-            let stacked = Tensor(dtype: first.dtype, shape: [n] + first.shape.dropFirst())
+            let stacked = Tensor(dtype: first.dtype, shape: [n] + shape.dropFirst())
             for i in 0..<n {
                 let row = values[i][s]!.contiguous()
                 (stacked.rawPointer + i * rowBytes).copyMemory(from: row.rawPointer, byteCount: rowBytes)
@@ -466,7 +492,7 @@ public final class Session: @unchecked Sendable {
         // Nothing differs between the sequences: each runs the node as usual.
         guard let rank = stackedRank, steps[index].op.stacks(args) else { return false }
         // Broadcasting must pair each stacked row with itself only.
-        if stacking == .elementwise, sharedShapes.contains(where: { $0.count > rank || ($0.count == rank && $0[0] != 1) }) { return false }
+        if anyPosition, sharedShapes.contains(where: { $0.count > rank || ($0.count == rank && $0[0] != 1) }) { return false }
         let results: [Tensor]
         let started = Profiler.isEnabled ? monotonicSeconds() : 0
         do {

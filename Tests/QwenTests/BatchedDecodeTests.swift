@@ -12,12 +12,14 @@ import Testing
     /// taken together: logits and caches equal the solo runs' bit for bit, in every
     /// form the fixtures have (float16 nodes take the multi-row int16 GEMV; the fp16 export's
     /// float16 matrices stack too, each row through the single-row GEMV over blocks of weight
-    /// rows; float32, int8 and bnb4 nodes run their single-row kernels row by row; int16 forced
-    /// on float32 nodes too).
+    /// rows; float32 and bnb4 nodes run their single-row kernels row by row; int16 forced on
+    /// float32 nodes too; the int8 and uint8 exports' MatMulInteger runs once on the 9 rows, a
+    /// panel of 8 and one, each with its own sequence's activation zero point, and the products
+    /// meet each sequence's own scale in one stacked Mul).
     @Test(arguments: [
         ("model_q4f16.onnx", DecodeActivations.automatic), ("model_q4.onnx", .automatic), ("model_q4.onnx", .int16),
         ("model.onnx", .automatic), ("model_fp16.onnx", .automatic), ("model_int8.onnx", .automatic),
-        ("model_bnb4.onnx", .automatic),
+        ("model_uint8.onnx", .automatic), ("model_bnb4.onnx", .automatic),
     ])
     func batchedStepsEqualSoloSteps(_ file: String, _ decode: DecodeActivations) throws {
         let model = try QwenModel(directory: Fixture.untied.directory, options: LoadOptions(onnxFile: file, decodeActivations: decode))

@@ -81,6 +81,25 @@ import Testing
         print(lines.joined(separator: "\n"))
     }
 
+    /// The q8 file's prompts decoded together (`Generation.step`, as the server batches them: each
+    /// MatMulInteger once on the stacked rows, with each sequence's own activation zero point and
+    /// scale) give each one's greedy ids alone.
+    @Test(.enabled(if: RealModelFormatTests.skipReason == nil, Comment(rawValue: RealModelFormatTests.skipReason ?? "")))
+    func q8BatchedDecodeEqualsSolo() throws {
+        let formats = try JSONDecoder().decode(Formats.self, from: Data(contentsOf: Paths.realModel.appendingPathComponent("reference/formats.json")))
+        let model = try QwenModel(directory: Paths.realModel, options: LoadOptions(onnxFile: try ModelDirectory.onnxFile(forDType: "q8")))
+        let prompts = formats.prompts.map(\.ids)
+        let alone = try prompts.map { prompt -> [Int] in
+            var cache = model.makeCache()
+            return try model.generate(promptIds: prompt, parameters: greedyNoStop(16), cache: &cache).generatedTokenIds
+        }
+        var generations = try prompts.map { try Generation(model: model, promptIds: $0, parameters: greedyNoStop(16)) }
+        while generations.contains(where: { !$0.isFinished }) {
+            for result in Generation.step(&generations) { _ = try result.get() }
+        }
+        #expect(prompts.count >= 3 && generations.map(\.generatedIds) == alone)
+    }
+
     @Test(.enabled(if: RealModelFormatTests.skipReason == nil, Comment(rawValue: RealModelFormatTests.skipReason ?? "")))
     func genAIInt4GeneratesTheGeneratorsIds() throws {
         let reference = try JSONDecoder().decode(GenAI.self, from: Data(contentsOf: RealModelFormatTests.genAIDirectory.appendingPathComponent("reference/greedy.json")))

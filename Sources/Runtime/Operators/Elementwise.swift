@@ -157,7 +157,7 @@ func binaryArithmetic<K: ArithmeticKind>(_: K.Type, _ a: Tensor, _ b: Tensor) th
 
 struct BinaryArithmeticOperator<K: ArithmeticKind>: Operator {
     /// Each output value is its two operands' sum, difference, product or quotient alone.
-    var rowStacking: RowStacking { .elementwise }
+    var rowStacking: RowStacking { .broadcasting }
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
         [try binaryArithmetic(K.self, try inputs.required(0), try inputs.required(1))]
     }

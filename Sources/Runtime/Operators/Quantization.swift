@@ -279,6 +279,33 @@ struct MatMulIntegerOperator: Operator {
         return PackedB(storage: storage, k: k, n: n, kp: kp, signed: b.dtype == .int8, source: Int(bitPattern: b.rawPointer))
     }
 
+    /// Rows of several sequences (`Session.runBatch`): A's rows stacked, `a_zero_point` one per
+    /// sequence (each its own DynamicQuantizeLinear's) or shared. They run as one 2-D product with
+    /// a zero point per row, B read once for them all; the sums are exact integers, so each row's
+    /// are those of its own run whatever the kernel.
+    var rowStacking: RowStacking { .firstInputAndValues([2]) }
+    func stacks(_ inputs: [Tensor?]) -> Bool {
+        guard let a = inputs.first ?? nil, let b = inputs.count > 1 ? inputs[1] : nil else { return false }
+        return a.rank >= 2 && b.rank == 2 && a.shape[a.rank - 1] > 0
+    }
+    func runStacked(_ inputs: [Tensor?]) throws -> [Tensor] {
+        let a = try inputs.required(0), b = try inputs.required(1)
+        guard stacks(inputs) else { return try run(inputs) }
+        let sequences = a.shape[0], k = a.shape[a.rank - 1], rows = a.count / k
+        var matrix = inputs
+        matrix[0] = a.reshaped([rows, k])
+        if let z = inputs.optional(2), z.rank == 1, z.count == sequences, sequences > 0, rows != sequences {
+            // Each sequence's zero point for each of its rows.
+            guard z.dtype.storageSize == 1 else { throw OpError("a_zero_point must be int8 or uint8, got \(z.dtype)") }
+            let perSequence = rows / sequences, expanded = Tensor(dtype: z.dtype, shape: [rows])
+            let source = z.pointer(as: UInt8.self), target = expanded.pointer(as: UInt8.self)
+            for i in 0..<sequences { (target + i * perSequence).initialize(repeating: source[i], count: perSequence) }
+            matrix[2] = expanded
+        }
+        let out = try run(matrix)[0]
+        return [out.reshaped(Array(a.shape.dropLast()) + [b.shape[1]])]
+    }
+
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
         let a = try inputs.required(0), b = try inputs.required(1)
         for (name, t) in [("A", a), ("B", b)] where t.dtype != .int8 && t.dtype != .uint8 {
