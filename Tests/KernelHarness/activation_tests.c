@@ -295,10 +295,12 @@ void run_activation_tests(void) {
             bnb4_case(&rng, quant_type, bnb4_shapes[i][0], bnb4_shapes[i][1], 2, 7);
         }
 
-    // The blocking's edges: 4-row blocks with 2 columns and one left, single rows with 4 columns
-    // and the rest; kp = 24 takes the portable loop. Large positive a against uint8 wraps int32.
+    // The blocking's edges: a single row with 4 columns and the rest; panels of 8 rows (one, two
+    // and a part) in tiles of 4, 3, 2 and 1 rows against column pairs and one column left; kp = 24
+    // takes the portable loop. Large positive a against uint8 wraps int32.
     static const size_t gemm_shapes[][3] = {{1, 1, 16}, {1, 5, 32}, {1, 9, 48}, {2, 3, 16}, {4, 2, 64}, {4, 7, 32},
-                                            {5, 5, 80}, {9, 17, 160}, {6, 3, 896}, {3, 4, 24}};
+                                            {5, 5, 80}, {7, 5, 48}, {8, 9, 64}, {9, 17, 160}, {6, 3, 896}, {17, 3, 32},
+                                            {3, 4, 24}};
     for (size_t i = 0; i < sizeof gemm_shapes / sizeof gemm_shapes[0]; i++)
         for (int s = 0; s <= 1; s++) int_gemm_case(&rng, gemm_shapes[i][0], gemm_shapes[i][1], gemm_shapes[i][2], s, -255, 255);
     int_gemm_case(&rng, 5, 6, 8192, 0, 30000, 32767);
