@@ -5,7 +5,7 @@ Usage (through the shell wrapper, which sets up the pinned venv):
     scripts/bench-serve [--runs 2] [--clients 1,4,8,16] [--requests 16] [--max-tokens 64]
                         [--decode-clients 1,8] [--decode-tokens 192]
                         [--servers ours,llama] [--json FILE] [--parallel 8] [--threads 2] [--ctx 8192]
-                        [--prefill-chunk N] [--int8 never|accuracyLevel4|always]
+                        [--prefill-chunk N] [--int8 never|accuracyLevel4|always] [--onnx FILE]
                         [--qwen-run .build/release/qwen-run] [--model Models/qwen2.5-coder-0.5b-instruct]
                         [--llama-server .llama.cpp/build/bin/llama-server]
                         [--gguf Models/gguf/qwen2.5-coder-0.5b-instruct-q4_0-pure.gguf]
@@ -19,7 +19,7 @@ skipped with a note saying how to make it.
 The servers, one at a time (never both: on 2 cores they would take each other's CPU), on 127.0.0.1
 and a free port:
   ours   qwen-run serve --model Models/qwen2.5-coder-0.5b-instruct --host 127.0.0.1 --port P --max-batch 8
-         [--prefill-chunk N] [--int8 MODE]
+         [--prefill-chunk N] [--int8 MODE] [--onnx FILE]
          (with --model Models/qwen2.5-coder-0.5b-instruct-genai-int4, onnxruntime-genai's builder graph of the
          same weights, whose accuracy_level 4 makes ours multiply int8 activations as llama.cpp's Q8_0 does)
   llama  llama-server -m Models/gguf/qwen2.5-coder-0.5b-instruct-q4_0-pure.gguf -np 8 -cb -c 8192 -t 2
@@ -566,6 +566,8 @@ def main() -> int:
     ap.add_argument("--parallel", type=int, default=8, help="requests served at once: ours --max-batch, llama -np")
     ap.add_argument("--threads", type=int, default=2, help="llama-server -t")
     ap.add_argument("--prefill-chunk", type=int, help="ours --prefill-chunk (default: the server's own)")
+    ap.add_argument("--onnx", metavar="FILE",
+                    help="ours --onnx: another file of the model's onnx/ folder (model_quantized.onnx: the q8 export)")
     ap.add_argument("--int8", choices=["never", "accuracyLevel4", "always"],
                     help="ours --int8: where MatMulNBits multiplies int8 activations (default: the server's own)")
     ap.add_argument("--ctx", type=int, default=8192, help="llama-server -c (split between its -np slots)")
@@ -640,6 +642,7 @@ def main() -> int:
                     "--max-batch", str(args.parallel),
                     *(["--prefill-chunk", str(args.prefill_chunk)] if args.prefill_chunk is not None else []),
                     *(["--int8", args.int8] if args.int8 else []),
+                    *(["--onnx", args.onnx] if args.onnx else []),
                     *([] if args.prompt_cache else ["--prompt-cache-mb", "0"])]
         return [str(args.llama_server), "-m", str(args.gguf), "-np", str(args.parallel), "-cb", "-c", str(args.ctx),
                 "-t", str(args.threads), "--host", HOST, "--port", str(port)]
@@ -826,7 +829,7 @@ def main() -> int:
             "config": {"servers": servers, "clients": levels, "requests": args.requests, "max_tokens": args.max_tokens,
                        "decode_clients": decode_levels, "decode_tokens": args.decode_tokens,
                        "runs": args.runs, "parallel": args.parallel, "threads": args.threads, "ctx": args.ctx,
-                       "prefill_chunk": args.prefill_chunk, "int8": args.int8, "model": str(args.model),
+                       "prefill_chunk": args.prefill_chunk, "int8": args.int8, "onnx": args.onnx, "model": str(args.model),
                        "prompt_cache": args.prompt_cache, "prompts": PROMPTS, "warmup_prompt": WARMUP_PROMPT},
             "summary": summary, "ratios_ours_over_llama_agg_tokens_per_s": ratios,
             "decode_summary": decode_summary, "decode_ratios_ours_over_llama": decode_ratios,
