@@ -441,7 +441,9 @@ public func peakResidentMegabytes() -> Double {
 
 extension QwenModel {
     /// Bytes of weights one decode step reads: every MatMulNBits' packed weights, scales and zero
-    /// points, every MatMul/Gemm constant, and one row of each Gather'ed embedding table. The
+    /// points, every constant of MatMul, Gemm, MatMulInteger (the q8 exports: int8 weights and
+    /// their zero point) and MatMulBnb4 (codes and absmax), and one row of each Gather'ed
+    /// embedding table. The
     /// decode roofline is memory bandwidth divided by this (the KV cache adds its own reads).
     public var weightBytesPerToken: Int {
         let graph = decoder.session.graph
@@ -450,7 +452,7 @@ extension QwenModel {
             switch node.opType {
             case "MatMulNBits", "MatMulNBitsGroup":
                 for name in node.inputs.dropFirst() where !name.isEmpty { bytes += graph.constants[name]?.byteCount ?? 0 }
-            case "MatMul", "Gemm":
+            case "MatMul", "Gemm", "MatMulInteger", "MatMulBnb4":
                 for name in node.inputs where !name.isEmpty { bytes += graph.constants[name]?.byteCount ?? 0 }
             case "Gather":
                 if let table = graph.constants[node.inputs[0]], table.rank == 2 {

@@ -25,6 +25,25 @@ struct LoadOptionsTests {
         #expect(c.decoder.session.weightCache != nil)
     }
 
+    /// The weight traffic of a decode step (`weightBytesPerToken`, the `--stats` line's "MB/token")
+    /// counts every product form: the int8 export (MatMulInteger, int8 weights and one zero-point
+    /// byte per product, the embedding table uint8) reads a quarter of the float32 export's bytes
+    /// plus those zero points; the bnb4 export (4-bit codes and a float absmax per 64 weights)
+    /// between an eighth and a sixth of them.
+    @Test func weightTrafficCountsEveryProductForm() throws {
+        func traffic(_ file: String) throws -> (bytes: Int, model: QwenModel) {
+            let model = try QwenModel(directory: Fixture.untied.directory, options: LoadOptions(onnxFile: file))
+            return (model.weightBytesPerToken, model)
+        }
+        let fp32 = try traffic("model.onnx").bytes
+        let (int8, model) = try traffic("model_int8.onnx")
+        let products = model.decoder.session.graph.nodes.filter { $0.opType == "MatMulInteger" }.count
+        #expect(fp32 > 0 && products > 0)
+        #expect(4 * int8 - fp32 == 4 * products, "int8 \(int8) bytes, float32 \(fp32), \(products) MatMulInteger nodes")
+        let bnb4 = try traffic("model_bnb4.onnx").bytes
+        #expect(8 * bnb4 > fp32 && 6 * bnb4 < fp32, "bnb4 \(bnb4) bytes, float32 \(fp32)")
+    }
+
     /// Two copies of the real model generating at the same time each run their parallel loops on
     /// their own pool (none declined for being busy), and each gets the ids it gets alone.
     @Test(.enabled(if: RealModelTests.enabled, Comment(rawValue: RealModelTests.skipReason ?? "")))
