@@ -12,7 +12,8 @@ import Testing
     /// taken together: logits and caches equal the solo runs' bit for bit, in every
     /// form the fixtures have (float16 nodes take the multi-row int16 GEMV; the fp16 export's
     /// float16 matrices stack too, each row through the single-row GEMV over blocks of weight
-    /// rows; float32 and bnb4 nodes run their single-row kernels row by row; int16 forced on
+    /// rows; float32 nodes run their single-row kernels row by row, bnb4 nodes too, all rows over
+    /// each chunk of codes in turn; int16 forced on
     /// float32 nodes too; the int8 and uint8 exports' MatMulInteger runs once on the 9 rows, a
     /// panel of 8 and one, each with its own sequence's activation zero point, and the products
     /// meet each sequence's own scale in one stacked Mul).

@@ -11,6 +11,18 @@ import Kernels
 struct MatMulBnb4Operator: Operator {
     let n: Int, k: Int, blockSize: Int, quantType: Int
 
+    /// Rows of several sequences (a batched decode step), each sequence one or two rows, which
+    /// alone take the GEMV: every row still takes it, over the same chunks of B's rows in one
+    /// parallel loop, so a chunk of codes comes from memory once for all the rows (each output is
+    /// one dot product over K, whatever the chunks: the solo results).
+    var rowStacking: RowStacking { .firstInput }
+    func stacks(_ inputs: [Tensor?]) -> Bool {
+        guard let a = inputs.first ?? nil, a.rank >= 2, a.shape.last == k, a.shape[0] > 0 else { return false }
+        return a.count / k / a.shape[0] <= 2
+    }
+    func runStacked(_ inputs: [Tensor?]) throws -> [Tensor] { try compute(inputs, gemvRows: stacks(inputs)) }
+    func run(_ inputs: [Tensor?]) throws -> [Tensor] { try compute(inputs, gemvRows: false) }
+
     /// Rows of B dequantized per GEMM tile (bounds the scratch memory).
     static let tileRows = 256
 
@@ -31,7 +43,8 @@ struct MatMulBnb4Operator: Operator {
         return MatMulBnb4Operator(n: n, k: k, blockSize: blockSize, quantType: quantType)
     }
 
-    func run(_ inputs: [Tensor?]) throws -> [Tensor] {
+    /// `gemvRows`: every row through the GEMV, whatever their number (stacked single rows).
+    private func compute(_ inputs: [Tensor?], gemvRows: Bool) throws -> [Tensor] {
         let aIn = try inputs.required(0), b = try inputs.required(1), absmaxIn = try inputs.required(2)
         guard aIn.dtype == .float || aIn.dtype == .float16 else { throw OpError("A must be float32 or float16, got \(aIn.dtype)") }
         guard aIn.rank >= 1, aIn.shape.last == k else { throw OpError("A has shape \(aIn.shape), expected last dimension K = \(k)") }
@@ -46,9 +59,9 @@ struct MatMulBnb4Operator: Operator {
         let pa = UnsafePointer(a.pointer(as: Float.self)), po = out.pointer(as: Float.self)
         let pb = UnsafePointer(b.pointer(as: UInt8.self)), ps = UnsafePointer(absmax.pointer(as: Float.self))
         let (k, blockSize, quantType) = (self.k, self.blockSize, Int32(self.quantType))
-        if m <= 2 {
-            for row in 0..<m {
-                parallelFor(n, minChunk: max(16, (1 << 17) / k)) { rows in
+        if m <= 2 || gemvRows {
+            parallelFor(n, minChunk: max(16, (1 << 17) / k)) { rows in
+                for row in 0..<m {
                     bnb4Gemv(pb, absmax: ps, blockSize: blockSize, quantType: quantType, k: k, a: pa + row * k, rows: rows,
                              into: po + row * n + rows.lowerBound)
                 }
