@@ -54,39 +54,62 @@ static void bnb4_gemv_portable(const uint8_t *b, const float *absmax, size_t blo
 
 // Blocks aligned with rows (k a multiple of block_size, block_size of 16): per block, the sum of
 // a · map[code] over its 16-weight groups (codes looked up with two 8-entry permutes), times
-// the block's absmax.
-AVX2 static void bnb4_gemv_avx2(const uint8_t *b, const float *absmax, size_t block_size, int quant_type, size_t k,
-                                const float *a, size_t row_begin, size_t row_end, float *y) {
-    const float *map = bnb4_map(quant_type);
+// the block's absmax. Weight row r against `nrows` activation rows (`lda` apart; results `ldy`
+// apart), each with its own accumulators in the order one row alone takes: the codes are looked
+// up once for all of them, and each row's floats are its own GEMV's. (The lookups bound a single
+// row, not the chain of its FMAs: four weight rows in flight gave the same decode rate.)
+#define BNB4_MAX_ROWS 4
+AVX2 static inline __attribute__((always_inline)) void bnb4_row_avx2(const uint8_t *b, const float *absmax,
+        size_t block_size, const float *map, size_t k, const float *a, size_t lda, int nrows, size_t r, float *y, size_t ldy) {
     const __m256 lo_table = _mm256_loadu_ps(map), hi_table = _mm256_loadu_ps(map + 8);
     const __m128i low_nibble = _mm_set1_epi8(15);
     const __m256i seven = _mm256_set1_epi32(7);
     const size_t blocks = k / block_size;
-    for (size_t r = row_begin; r < row_end; r++) {
-        const uint8_t *row = b + r * k / 2;
-        const float *scales = absmax + r * blocks;
-        __m256 total = _mm256_setzero_ps();
-        for (size_t blk = 0; blk < blocks; blk++) {
-            __m256 acc = _mm256_setzero_ps();
-            for (size_t c = blk * block_size; c < (blk + 1) * block_size; c += 16) {
-                const __m128i bytes = _mm_loadl_epi64((const __m128i *)(row + c / 2));
-                const __m128i hi = _mm_and_si128(_mm_srli_epi16(bytes, 4), low_nibble);
-                const __m128i codes = _mm_unpacklo_epi8(hi, _mm_and_si128(bytes, low_nibble));  // weight order
-                for (int half = 0; half < 2; half++) {
-                    const __m256i idx = _mm256_cvtepu8_epi32(half ? _mm_srli_si128(codes, 8) : codes);
-                    const __m256 w = _mm256_blendv_ps(_mm256_permutevar8x32_ps(lo_table, idx),
-                                                      _mm256_permutevar8x32_ps(hi_table, idx),
-                                                      _mm256_castsi256_ps(_mm256_cmpgt_epi32(idx, seven)));
-                    acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + c + 8 * half), w, acc);
-                }
+    const uint8_t *row = b + r * k / 2;
+    __m256 total[BNB4_MAX_ROWS];
+    for (int i = 0; i < nrows; i++) total[i] = _mm256_setzero_ps();
+    for (size_t blk = 0; blk < blocks; blk++) {
+        __m256 acc[BNB4_MAX_ROWS];
+        for (int i = 0; i < nrows; i++) acc[i] = _mm256_setzero_ps();
+        for (size_t c = blk * block_size; c < (blk + 1) * block_size; c += 16) {
+            const __m128i bytes = _mm_loadl_epi64((const __m128i *)(row + c / 2));
+            const __m128i hi = _mm_and_si128(_mm_srli_epi16(bytes, 4), low_nibble);
+            const __m128i codes = _mm_unpacklo_epi8(hi, _mm_and_si128(bytes, low_nibble));  // weight order
+            for (int half = 0; half < 2; half++) {
+                const __m256i idx = _mm256_cvtepu8_epi32(half ? _mm_srli_si128(codes, 8) : codes);
+                const __m256 w = _mm256_blendv_ps(_mm256_permutevar8x32_ps(lo_table, idx),
+                                                  _mm256_permutevar8x32_ps(hi_table, idx),
+                                                  _mm256_castsi256_ps(_mm256_cmpgt_epi32(idx, seven)));
+                for (int i = 0; i < nrows; i++) acc[i] = _mm256_fmadd_ps(_mm256_loadu_ps(a + i * lda + c + 8 * half), w, acc[i]);
             }
-            total = _mm256_fmadd_ps(acc, _mm256_set1_ps(scales[blk]), total);
         }
-        __m128 s = _mm_add_ps(_mm256_castps256_ps128(total), _mm256_extractf128_ps(total, 1));
+        const __m256 scale = _mm256_set1_ps(absmax[r * blocks + blk]);
+        for (int i = 0; i < nrows; i++) total[i] = _mm256_fmadd_ps(acc[i], scale, total[i]);
+    }
+    for (int i = 0; i < nrows; i++) {
+        __m128 s = _mm_add_ps(_mm256_castps256_ps128(total[i]), _mm256_extractf128_ps(total[i], 1));
         s = _mm_add_ps(s, _mm_movehl_ps(s, s));
         s = _mm_add_ss(s, _mm_movehdup_ps(s));
-        y[r - row_begin] = _mm_cvtss_f32(s);
+        y[i * ldy] = _mm_cvtss_f32(s);
     }
+}
+
+// y[i * ldy + (r - row_begin)] for weight rows [row_begin, row_end) and `m` activation rows, up to
+// four activation rows a pass.
+AVX2 static void bnb4_gemv_avx2(const uint8_t *b, const float *absmax, size_t block_size, int quant_type, size_t k,
+                                const float *a, size_t lda, size_t m, size_t row_begin, size_t row_end, float *y, size_t ldy) {
+    const float *map = bnb4_map(quant_type);
+    for (size_t r = row_begin; r < row_end; r++)
+        for (size_t i = 0; i < m; i += BNB4_MAX_ROWS) {
+            const float *ai = a + i * lda;
+            float *yi = y + i * ldy + (r - row_begin);
+            switch (m - i >= BNB4_MAX_ROWS ? BNB4_MAX_ROWS : m - i) {
+            case 4: bnb4_row_avx2(b, absmax, block_size, map, k, ai, lda, 4, r, yi, ldy); break;
+            case 3: bnb4_row_avx2(b, absmax, block_size, map, k, ai, lda, 3, r, yi, ldy); break;
+            case 2: bnb4_row_avx2(b, absmax, block_size, map, k, ai, lda, 2, r, yi, ldy); break;
+            default: bnb4_row_avx2(b, absmax, block_size, map, k, ai, lda, 1, r, yi, ldy); break;
+            }
+        }
 }
 #elif defined(__aarch64__)
 #include "simd_neon.h"
@@ -126,18 +149,24 @@ static void bnb4_gemv_neon(const uint8_t *b, const float *absmax, size_t block_s
 }
 #endif
 
-void qk_bnb4_gemv(const uint8_t *b, const float *absmax, size_t block_size, int quant_type, size_t k, const float *a,
-                  size_t row_begin, size_t row_end, float *y, int portable) {
+void qk_bnb4_gemv_multi(const uint8_t *b, const float *absmax, size_t block_size, int quant_type, size_t k, const float *a,
+                        size_t lda, size_t m, size_t row_begin, size_t row_end, float *y, size_t ldy, int portable) {
 #if defined(__x86_64__) || defined(_M_X64)
     if (!portable && qk_cpu_has_avx2_fma_f16c() && block_size % 16 == 0 && k % block_size == 0) {
-        bnb4_gemv_avx2(b, absmax, block_size, quant_type, k, a, row_begin, row_end, y);
+        bnb4_gemv_avx2(b, absmax, block_size, quant_type, k, a, lda, m, row_begin, row_end, y, ldy);
         return;
     }
 #elif defined(__aarch64__)
     if (!portable && qk_isa() >= QK_ISA_NEON && block_size % 16 == 0 && k % block_size == 0) {
-        bnb4_gemv_neon(b, absmax, block_size, quant_type, k, a, row_begin, row_end, y);
+        for (size_t i = 0; i < m; i++)
+            bnb4_gemv_neon(b, absmax, block_size, quant_type, k, a + i * lda, row_begin, row_end, y + i * ldy);
         return;
     }
 #endif
-    bnb4_gemv_portable(b, absmax, block_size, quant_type, k, a, row_begin, row_end, y);
+    for (size_t i = 0; i < m; i++) bnb4_gemv_portable(b, absmax, block_size, quant_type, k, a + i * lda, row_begin, row_end, y + i * ldy);
+}
+
+void qk_bnb4_gemv(const uint8_t *b, const float *absmax, size_t block_size, int quant_type, size_t k, const float *a,
+                  size_t row_begin, size_t row_end, float *y, int portable) {
+    qk_bnb4_gemv_multi(b, absmax, block_size, quant_type, k, a, k, 1, row_begin, row_end, y, row_end - row_begin, portable);
 }

@@ -96,10 +96,12 @@ public enum IntegerDotProducts {
     }
 }
 
-/// MatMulBnb4 (bitsandbytes 4-bit) GEMV over rows of B (`qk_bnb4_gemv`).
+/// MatMulBnb4 (bitsandbytes 4-bit) GEMV over rows of B for `m` activation rows of k floats
+/// (`qk_bnb4_gemv_multi`): row i's results for B's `rows` at y + i · ldy, each row's floats those
+/// of its GEMV alone.
 public func bnb4Gemv(_ b: UnsafePointer<UInt8>, absmax: UnsafePointer<Float>, blockSize: Int, quantType: Int32, k: Int,
-                     a: UnsafePointer<Float>, rows: Range<Int>, into y: UnsafeMutablePointer<Float>) {
-    qk_bnb4_gemv(b, absmax, blockSize, quantType, k, a, rows.lowerBound, rows.upperBound, y, 0)
+                     a: UnsafePointer<Float>, m: Int = 1, rows: Range<Int>, into y: UnsafeMutablePointer<Float>, ldy: Int = 0) {
+    qk_bnb4_gemv_multi(b, absmax, blockSize, quantType, k, a, k, m, rows.lowerBound, rows.upperBound, y, ldy, 0)
 }
 
 /// Rows of a MatMulBnb4 B dequantized to float32 (`qk_bnb4_dequantize`).

@@ -1,7 +1,7 @@
 #include "harness.h"
 #include "float_tests.h"
 
-// qk_sigmoid, qk_silu_mul, qk_round_to_half, qk_f16_gemv_rows (and _multi), qk_bnb4_gemv and qk_int_gemm
+// qk_sigmoid, qk_silu_mul, qk_round_to_half, qk_f16_gemv_rows (and _multi), qk_bnb4_gemv (and _multi) and qk_int_gemm
 // against references computed here (double precision, or exact integers). u = 2^-24 is float32's
 // unit roundoff; each tolerance is twice the error bound stated beside it.
 
@@ -229,6 +229,22 @@ static void bnb4_case(harness_rng *rng, int quant_type, size_t block_size, size_
     for (size_t i = 0; i < count; i++) y_double[i] = y_portable[i];
     harness_check_close(name, y, y_double, scale, count, 0, 2 * rel);
     if (vector) digest_simd_floats(name, y, count);
+    // Five activation rows at once (qk_bnb4_gemv_multi: a pass of four and one on x86), rows and
+    // outputs strided: each row's floats those of qk_bnb4_gemv alone, vector and portable.
+    const size_t m = 5, lda = k + 3, ldy = count + 2;
+    float *am = harness_alloc(m * lda * sizeof(float)), *ym = harness_alloc(m * ldy * sizeof(float));
+    float *ym_portable = harness_alloc(m * ldy * sizeof(float)), *y1 = harness_alloc(count * sizeof(float));
+    fill_uniform(rng, am, m * lda, -1, 1);
+    qk_bnb4_gemv_multi(b, absmax, block_size, quant_type, k, am, lda, m, row_begin, row_end, ym, ldy, 0);
+    qk_bnb4_gemv_multi(b, absmax, block_size, quant_type, k, am, lda, m, row_begin, row_end, ym_portable, ldy, 1);
+    for (size_t i = 0; i < m; i++) {
+        qk_bnb4_gemv(b, absmax, block_size, quant_type, k, am + i * lda, row_begin, row_end, y1, 0);
+        harness_check(name, memcmp(ym + i * ldy, y1, count * sizeof(float)) == 0, "multi-row result differs from the row alone");
+        qk_bnb4_gemv(b, absmax, block_size, quant_type, k, am + i * lda, row_begin, row_end, y1, 1);
+        harness_check(name, memcmp(ym_portable + i * ldy, y1, count * sizeof(float)) == 0,
+                      "portable multi-row result differs from the row alone");
+    }
+    free(am); free(ym); free(ym_portable); free(y1);
     free(b); free(absmax); free(a); free(y); free(y_portable); free(ref); free(scale); free(y_double);
 }
 

@@ -308,6 +308,12 @@ void qk_bnb4_dequantize(const uint8_t *b, const float *absmax, size_t block_size
 void qk_bnb4_gemv(const uint8_t *b, const float *absmax, size_t block_size, int quant_type, size_t k, const float *a,
                   size_t row_begin, size_t row_end, float *y, int portable);
 
+/// qk_bnb4_gemv for `m` activation rows `lda` apart, row i's results at y + i · ldy: each row's
+/// floats those of qk_bnb4_gemv alone; on x86 each weight row's codes are looked up once for up
+/// to four activation rows.
+void qk_bnb4_gemv_multi(const uint8_t *b, const float *absmax, size_t block_size, int quant_type, size_t k, const float *a,
+                        size_t lda, size_t m, size_t row_begin, size_t row_end, float *y, size_t ldy, int portable);
+
 /// y[r − row_begin] = Σ_{c < k} a[c] · W[r, c] for rows [row_begin, row_end) of W float16 bits
 /// [rows, k] (a weight stored transposed): sequential rows, four per pass, F16C (NEON fcvtl)
 /// conversion and float32 FMA. Returns 0 (nothing written) below the SIMD level.

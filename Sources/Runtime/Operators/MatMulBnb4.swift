@@ -13,8 +13,9 @@ struct MatMulBnb4Operator: Operator {
 
     /// Rows of several sequences (a batched decode step), each sequence one or two rows, which
     /// alone take the GEMV: every row still takes it, over the same chunks of B's rows in one
-    /// parallel loop, so a chunk of codes comes from memory once for all the rows (each output is
-    /// one dot product over K, whatever the chunks: the solo results).
+    /// parallel loop (`qk_bnb4_gemv_multi`: each weight row's codes looked up once for up to four
+    /// activation rows), so the codes come from memory once for all the rows; each output is one
+    /// dot product over K in the GEMV's order, whatever the chunks: the solo results.
     var rowStacking: RowStacking { .firstInput }
     func stacks(_ inputs: [Tensor?]) -> Bool {
         guard let a = inputs.first ?? nil, a.rank >= 2, a.shape.last == k, a.shape[0] > 0 else { return false }
@@ -61,10 +62,8 @@ struct MatMulBnb4Operator: Operator {
         let (k, blockSize, quantType) = (self.k, self.blockSize, Int32(self.quantType))
         if m <= 2 || gemvRows {
             parallelFor(n, minChunk: max(16, (1 << 17) / k)) { rows in
-                for row in 0..<m {
-                    bnb4Gemv(pb, absmax: ps, blockSize: blockSize, quantType: quantType, k: k, a: pa + row * k, rows: rows,
-                             into: po + row * n + rows.lowerBound)
-                }
+                bnb4Gemv(pb, absmax: ps, blockSize: blockSize, quantType: quantType, k: k, a: pa, m: m, rows: rows,
+                         into: po + rows.lowerBound, ldy: n)
             }
         } else {
             let tile = min(MatMulBnb4Operator.tileRows, n)
