@@ -30,6 +30,17 @@ static int apple_feature(const char *name) {
 }
 #endif
 
+#if defined(__x86_64__) || defined(_M_X64)
+#include <cpuid.h>
+// The CPU's family as CPUID leaf 1 gives it (base family, plus the extended family when the base is 15).
+static unsigned cpu_family(void) {
+    unsigned eax, ebx, ecx, edx;
+    if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return 0;
+    const unsigned base = (eax >> 8) & 0xF;
+    return base == 0xF ? base + ((eax >> 20) & 0xFF) : base;
+}
+#endif
+
 static int detect(void) {
 #if defined(__x86_64__) || defined(_M_X64)
     // __builtin_cpu_supports also asks XGETBV whether the OS saves the AVX / AVX-512 state.
@@ -39,7 +50,11 @@ static int detect(void) {
     if (!(__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")))
         return QK_ISA_AVX2;
-    return __builtin_cpu_supports("avx512vnni") ? QK_ISA_AVX512_VNNI : QK_ISA_AVX512;
+    if (!__builtin_cpu_supports("avx512vnni")) return QK_ISA_AVX512;
+    // AMD Zen 4 (family 0x19) executes a 512-bit operation as two 256-bit halves: its integer
+    // products run as fast in 256-bit registers, as measured there (q4x8_avx512.c). Zen 5 (family
+    // 0x1A) and Intel's AVX-512 cores execute them whole, twice the work per instruction.
+    return __builtin_cpu_is("amd") && cpu_family() == 0x19 ? QK_ISA_AVX512_VNNI : QK_ISA_AVX512_WIDE;
 #elif defined(__aarch64__) && defined(__linux__)
     // The kernel's view of the CPU (it also hides what it does not let user space use).
     const unsigned long hwcap = getauxval(AT_HWCAP), hwcap2 = getauxval(AT_HWCAP2);
@@ -72,9 +87,9 @@ int qk_isa_parse(const char *name) {
 #if defined(__aarch64__)
     static const char *const names[] = { "portable", "neon", "dotprod", "i8mm" };
 #else
-    static const char *const names[] = { "portable", "avx2", "avx512", "avx512vnni" };
+    static const char *const names[] = { "portable", "avx2", "avx512", "avx512vnni", "avx512wide" };
 #endif
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++)
         if (strcmp(name, names[i]) == 0) return i;
     return -1;
 }

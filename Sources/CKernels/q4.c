@@ -224,11 +224,11 @@ int qk_q4_gemv(const uint8_t *data, const uint16_t *scales_f16, const float *sca
 int qk_q4_dequantize(const uint8_t *data, const uint16_t *scales_f16, const float *scales_f32,
                      const uint8_t *zero_points, size_t blocks,
                      size_t row_begin, size_t row_end, float *out, size_t ld) {
-    switch (qk_isa()) {
-    case QK_ISA_AVX512: case QK_ISA_AVX512_VNNI: dequantize_avx512(data, scales_f16, scales_f32, zero_points, blocks, row_begin, row_end, out, ld); return 1;
-    case QK_ISA_AVX2: dequantize_avx2(data, scales_f16, scales_f32, zero_points, blocks, row_begin, row_end, out, ld); return 1;
-    default: return 0;
-    }
+    const int isa = qk_isa();
+    if (isa < QK_ISA_AVX2) return 0;
+    (isa >= QK_ISA_AVX512 ? dequantize_avx512 : dequantize_avx2)(data, scales_f16, scales_f32, zero_points, blocks,
+                                                                 row_begin, row_end, out, ld);
+    return 1;
 }
 
 #elif !defined(__aarch64__)   // arm64: q4_neon.c

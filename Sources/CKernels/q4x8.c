@@ -363,6 +363,10 @@ int qk_q4x8_gemm_q8(const uint8_t *packed, int f32_scales, size_t blocks, const 
     if (isa < QK_ISA_AVX2 || col_begin % 8 || col_end % 8) return 0;
     if (m == 0) return 1;
     const size_t row_bytes = qk_q8_activation_bytes(blocks);
+    if (isa >= QK_ISA_AVX512_WIDE) {
+        q4x8_q8_wide(packed, f32_scales, blocks, aq, row_bytes, m, col_begin / 8, col_end / 8, c, ldc);
+        return 1;
+    }
     q4x8_gemm_q8_drive(isa >= QK_ISA_AVX512_VNNI ? q4x8_gemm_group_i8x4_vnni : gemm_group_i8x4, packed, f32_scales,
                        blocks, aq, row_bytes, m, col_begin, col_end, c, ldc);
     return 1;
@@ -389,8 +393,8 @@ int qk_q4x8_gemv_q8_multi(const uint8_t *packed, int f32_scales, size_t blocks, 
                           size_t m, size_t row_begin, size_t row_end, float *y, size_t ldy, int isa) {
     isa = qk_isa_clamp(isa);
     if (isa < QK_ISA_AVX2 || row_begin % 8 || row_end % 8) return 0;
-    (isa >= QK_ISA_AVX512_VNNI ? q4x8_gemv_q8_multi_vnni : gemv_groups_i8_multi)(packed, f32_scales, blocks, aq, row_bytes, m,
-                                                                               row_begin / 8, row_end / 8, y, ldy);
+    (isa >= QK_ISA_AVX512_WIDE && m > 1 ? q4x8_q8_wide : isa >= QK_ISA_AVX512_VNNI ? q4x8_gemv_q8_multi_vnni : gemv_groups_i8_multi)(
+        packed, f32_scales, blocks, aq, row_bytes, m, row_begin / 8, row_end / 8, y, ldy);
     return 1;
 }
 
@@ -512,8 +516,8 @@ int qk_q4x8_gemv_q16_multi(const uint8_t *packed, int f32_scales, size_t blocks,
                            size_t m, size_t row_begin, size_t row_end, float *y, size_t ldy, int isa) {
     isa = qk_isa_clamp(isa);
     if (isa < QK_ISA_AVX2 || row_begin % 8 || row_end % 8) return 0;
-    (isa >= QK_ISA_AVX512_VNNI ? q4x8_gemv_q16_multi_vnni : gemv_groups_i16_multi)(packed, f32_scales, blocks, aq, row_bytes, m,
-                                                                                 row_begin / 8, row_end / 8, y, ldy);
+    (isa >= QK_ISA_AVX512_WIDE && m > 1 ? q4x8_q16_wide : isa >= QK_ISA_AVX512_VNNI ? q4x8_gemv_q16_multi_vnni : gemv_groups_i16_multi)(
+        packed, f32_scales, blocks, aq, row_bytes, m, row_begin / 8, row_end / 8, y, ldy);
     return 1;
 }
 

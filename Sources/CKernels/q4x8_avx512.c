@@ -195,6 +195,163 @@ AVX512_VNNI void q4x8_gemm_group_i8x4_vnni(const uint8_t *rec0, int f32, size_t 
     for (int i = 0; i < 4; i++) _mm256_storeu_ps(out[i], acc[i]);
 }
 
+// --- 512-bit integer products (QK_ISA_AVX512_WIDE) ------------------------------------------------
+//
+// Two row groups side by side in each 512-bit register (lanes 0–7 group g, 8–15 group g + 1): per
+// instruction twice the `vpdpbusd` work of the 256-bit kernels, on CPUs that execute 512-bit
+// operations whole (Zen 5, Intel; Zen 4 splits them in two halves and keeps the 256-bit kernels).
+// Each lane's integer sums and float epilogue are the 256-bit kernels', so are its floats.
+
+#define AVX512_WIDE AVX512_VNNI
+
+// The scales of records ra (lanes 0–7) and rb (lanes 8–15) as floats.
+AVX512_WIDE static inline __attribute__((always_inline)) __m512 record_scales2(const uint8_t *ra, const uint8_t *rb,
+                                                                              const int f32) {
+    if (f32)
+        return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps((const float *)ra)),
+                                  _mm256_loadu_ps((const float *)rb), 1);
+    return _mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)ra)),
+                                                   _mm_loadu_si128((const __m128i *)rb), 1));
+}
+
+// Word j (32 bytes) of records ra and rb in one register.
+AVX512_WIDE static inline __attribute__((always_inline)) __m512i record_words2(const uint8_t *qa, const uint8_t *qb, int j) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(qa + 32 * j))),
+                              _mm256_loadu_si256((const __m256i *)(qb + 32 * j)), 1);
+}
+
+// One pass of R activation rows x[0..R) over two row groups (records from ra0 and rb0; rb0 == ra0
+// for a lone last group): row i's 16 results to out[i], or its first 8 when `lone`. The passes'
+// body: `SUMS(qa, qb, B, dot)` sets dot[i] (i < R) to row i's integer sums over block B of the two
+// records' weights (words at qa and qb), each word pair loaded and split once for all rows; the
+// row layout has the blocks' float scales SCALES_AT bytes and zero-point terms ZTERMS_AT bytes
+// after the row's start; the epilogue is `block_accumulate` in 16 lanes, so each row's results
+// are those of the single-row GEMVs bit for bit.
+// The records 8 KB ahead of each of the two streams a pass reads are asked for: with 2 KB (the
+// 256-bit kernels' distance, `prefetch_record`) the two streams came from memory slower than one
+// (C harness, one thread, Zen 5, 151,936 × 896 from memory, int16 activations, 2 rows a pass:
+// 3.0 ms at 2 KB, 2.06 ms at 8 KB, 1.86 ms at 12 KB; the 256-bit kernel 3.3 ms; at K = 4,864
+// 8 KB and 12 KB alike).
+enum { WIDE_AHEAD = 8192 };
+#define WIDE_PREFETCH(r) { \
+        _mm_prefetch((const char *)(r) + WIDE_AHEAD, _MM_HINT_T0); \
+        _mm_prefetch((const char *)(r) + WIDE_AHEAD + 64, _MM_HINT_T0); \
+        _mm_prefetch((const char *)(r) + WIDE_AHEAD + 128, _MM_HINT_T0); \
+    }
+#define Q4X8_WIDE_PASS(SUMS, SCALES_AT, ZTERMS_AT) \
+    const size_t rec = record_bytes(f32), sbytes = f32 ? 32 : 16, scales_at = (SCALES_AT), zterms_at = (ZTERMS_AT); \
+    __m512 acc[8]; \
+    for (int i = 0; i < R; i++) acc[i] = _mm512_setzero_ps(); \
+    for (size_t b = 0; b < blocks; b++) { \
+        const uint8_t *ra = ra0 + b * rec, *rb = rb0 + b * rec; \
+        WIDE_PREFETCH(ra); \
+        WIDE_PREFETCH(rb); \
+        __m512i dot[8]; \
+        SUMS(ra + sbytes, rb + sbytes, b, dot) \
+        const __m512 ws = record_scales2(ra, rb, f32); \
+        for (int i = 0; i < R; i++) { \
+            const uint8_t *xi = (const uint8_t *)x[i]; \
+            const __m512i d = _mm512_sub_epi32(dot[i], _mm512_set1_epi32(((const int32_t *)(xi + zterms_at))[b])); \
+            const __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(d), _mm512_set1_ps(((const float *)(xi + scales_at))[b])); \
+            acc[i] = _mm512_fmadd_ps(v, ws, acc[i]); \
+        } \
+    } \
+    for (int i = 0; i < R; i++) _mm512_mask_storeu_ps(out[i], lone ? 0x00FF : 0xFFFF, acc[i]);
+
+// int8 activations (`qk_q8_quantize`): `vpdpbusd`, one integer accumulator per row (chains of 8 a
+// block: with 8 rows in flight the latency hides, and the registers a split into low- and
+// high-nibble sums would take are better spent on rows: C harness, one thread, Zen 5, int8 GEMM
+// 128 × 896 × 4864, 4 rows with split sums 617, 8 rows split 643, 8 rows one sum 698 GOP/s,
+// the 256-bit kernel 361).
+#define Q8_WIDE_SUMS(qa, qb, B, dot) { \
+        const __m512i nibbles = _mm512_set1_epi8(0x0F); \
+        for (int i = 0; i < R; i++) dot[i] = _mm512_setzero_si512(); \
+        _Pragma("unroll") \
+        for (int j = 0; j < 4; j++) { \
+            const __m512i w = record_words2(qa, qb, j); \
+            const __m512i lo = _mm512_and_si512(w, nibbles), hi = _mm512_and_si512(_mm512_srli_epi16(w, 4), nibbles); \
+            for (int i = 0; i < R; i++) { \
+                const int32_t *xi = (const int32_t *)(x[i] + (B) * 32); \
+                dot[i] = _mm512_dpbusd_epi32(dot[i], lo, _mm512_set1_epi32(xi[2 * j])); \
+                dot[i] = _mm512_dpbusd_epi32(dot[i], hi, _mm512_set1_epi32(xi[2 * j + 1])); \
+            } \
+        } \
+    }
+AVX512_WIDE static inline __attribute__((always_inline)) void q8_wide_pass(const int R, const uint8_t *ra0,
+        const uint8_t *rb0, const int f32, size_t blocks, const int8_t *const *x, float *const *out, int lone) {
+    Q4X8_WIDE_PASS(Q8_WIDE_SUMS, blocks * 32, blocks * 36)
+}
+
+// int16 activations (`qk_q16_quantize`): `Q16_SUMS_VNNI` (below) in 16 lanes.
+#define Q16_WIDE_SUMS(qa, qb, B, dot) { \
+        const __m512i nibble = _mm512_set1_epi16(0x000F); \
+        for (int i = 0; i < R; i++) dot[i] = _mm512_setzero_si512(); \
+        _Pragma("unroll") \
+        for (int j = 0; j < 4; j++) { \
+            const __m512i w = record_words2(qa, qb, j); \
+            const __m512i w0 = _mm512_and_si512(w, nibble), w1 = _mm512_and_si512(_mm512_srli_epi16(w, 4), nibble); \
+            const __m512i w2 = _mm512_and_si512(_mm512_srli_epi16(w, 8), nibble), w3 = _mm512_srli_epi16(w, 12); \
+            for (int i = 0; i < R; i++) { \
+                const int32_t *xj = x[i] + (B) * 16 + 4 * j; \
+                dot[i] = _mm512_dpwssd_epi32(dot[i], w0, _mm512_set1_epi32(xj[0])); \
+                dot[i] = _mm512_dpwssd_epi32(dot[i], w1, _mm512_set1_epi32(xj[1])); \
+                dot[i] = _mm512_dpwssd_epi32(dot[i], w2, _mm512_set1_epi32(xj[2])); \
+                dot[i] = _mm512_dpwssd_epi32(dot[i], w3, _mm512_set1_epi32(xj[3])); \
+            } \
+        } \
+    }
+AVX512_WIDE static inline __attribute__((always_inline)) void q16_wide_pass(const int R, const uint8_t *ra0,
+        const uint8_t *rb0, const int f32, size_t blocks, const int32_t *const *x, float *const *out, int lone) {
+    Q4X8_WIDE_PASS(Q16_WIDE_SUMS, blocks * 64, blocks * 68)
+}
+
+// Every pair of row groups in [g0, g1) against the m activation rows at aq (`row_bytes` apart,
+// of type XTYPE), parameters (packed, f32 — a constant —, blocks, aq, row_bytes, m, g0, g1, y,
+// ldy): row i's results at y + i * ldy + 8 g. As `q4x8_gemm_q8_drive`, 32 row groups (~130 KB
+// at K = 896) stay in L2 while every row passes over them; 8 rows a pass and the rows past the
+// last multiple of 8 in a pass of their own. A batch of up to 8 rows (batched decode) reads
+// each record once.
+#define Q4X8_WIDE_GROUPS(PASS, XTYPE) { \
+        const size_t group_bytes = blocks * record_bytes(f32); \
+        for (size_t c0 = g0; c0 < g1; c0 += 32) { \
+            const size_t c1 = c0 + 32 < g1 ? c0 + 32 : g1; \
+            for (size_t i = 0; i < m; i += 8) { \
+                XTYPE x[8]; \
+                for (size_t r = 0; r < 8; r++) x[r] = (XTYPE)(aq + (i + r < m ? i + r : i) * row_bytes); \
+                for (size_t g = c0; g < c1; g += 2) { \
+                    float *out[8]; \
+                    for (size_t r = 0; r < 8; r++) out[r] = y + (i + r < m ? i + r : i) * ldy + g * 8; \
+                    const uint8_t *ra = packed + g * group_bytes; \
+                    const int lone = g + 1 == c1; \
+                    const uint8_t *rb = lone ? ra : ra + group_bytes; \
+                    switch (m - i >= 8 ? 8 : m - i) { \
+                    case 8: PASS(8, ra, rb, f32, blocks, x, out, lone); break; \
+                    case 7: PASS(7, ra, rb, f32, blocks, x, out, lone); break; \
+                    case 6: PASS(6, ra, rb, f32, blocks, x, out, lone); break; \
+                    case 5: PASS(5, ra, rb, f32, blocks, x, out, lone); break; \
+                    case 4: PASS(4, ra, rb, f32, blocks, x, out, lone); break; \
+                    case 3: PASS(3, ra, rb, f32, blocks, x, out, lone); break; \
+                    case 2: PASS(2, ra, rb, f32, blocks, x, out, lone); break; \
+                    default: PASS(1, ra, rb, f32, blocks, x, out, lone); break; \
+                    } \
+                } \
+            } \
+        } \
+    }
+
+// The entry points (`q4x8_gemm_q8_wide` serves the int8 GEMM and the int8 multi-row GEMV, whose
+// row layouts are the same).
+#define Q4X8_WIDE_ENTRY(NAME, PASS, XTYPE) \
+    AVX512_WIDE static inline __attribute__((always_inline)) void NAME##_groups(const uint8_t *packed, const int f32, \
+            size_t blocks, const uint8_t *aq, size_t row_bytes, size_t m, size_t g0, size_t g1, float *y, size_t ldy) \
+        Q4X8_WIDE_GROUPS(PASS, XTYPE) \
+    AVX512_WIDE void NAME(const uint8_t *packed, int f32, size_t blocks, const uint8_t *aq, size_t row_bytes, size_t m, \
+                          size_t g0, size_t g1, float *y, size_t ldy) { \
+        Q4X8_WITH_CONSTANT_SCALES(NAME##_groups, packed, f32, blocks, aq, row_bytes, m, g0, g1, y, ldy); \
+    }
+Q4X8_WIDE_ENTRY(q4x8_q8_wide, q8_wide_pass, const int8_t *)
+Q4X8_WIDE_ENTRY(q4x8_q16_wide, q16_wide_pass, const int32_t *)
+
 // One block of `q4x8_gemv_q16_vnni`: the integer sums Σ q·a of the record's 8 rows. As q4x8.c:
 // nibble 1 summed times 16, nibble 2 times 256, shifted back per block (the sums are exact
 // multiples of 16 and 256 however they are split); accumulators for even and odd words, chains

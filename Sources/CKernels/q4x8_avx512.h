@@ -15,6 +15,12 @@ void q4x8_gemv_q8_vnni(const uint8_t *packed, int f32, size_t blocks, const int8
                        const int32_t *zterm, size_t g0, size_t g1, float *y);
 void q4x8_gemm_group_i8x4_vnni(const uint8_t *rec0, int f32, size_t blocks, const int8_t *const x[4],
                                float *const out[4]);
+// QK_ISA_AVX512_WIDE: the int8 GEMM and multi-row GEMVs over row groups [g0, g1), m rows of aq
+// `row_bytes` apart (int8 or int16 activations), row i's results at y + i * ldy.
+void q4x8_q8_wide(const uint8_t *packed, int f32, size_t blocks, const uint8_t *aq, size_t row_bytes, size_t m,
+                  size_t g0, size_t g1, float *y, size_t ldy);
+void q4x8_q16_wide(const uint8_t *packed, int f32, size_t blocks, const uint8_t *aq, size_t row_bytes, size_t m,
+                   size_t g0, size_t g1, float *y, size_t ldy);
 void q4x8_gemv_q16_vnni(const uint8_t *packed, int f32, size_t blocks, const int32_t *aq,
                         const float *ascale, const int32_t *zterm, size_t g0, size_t g1, float *y);
 void q4x8_gemv_q8_multi_vnni(const uint8_t *packed, int f32, size_t blocks, const uint8_t *aq, size_t row_bytes,

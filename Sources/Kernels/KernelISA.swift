@@ -8,7 +8,7 @@ import Darwin
 /// The instruction-set levels of the C kernels (`qk_isa_level`), each including the ones below.
 ///
 /// Chosen at run time: the highest level the CPU and OS support (``detected``), lowered by the
-/// environment variable `QWEN_ISA` (x86-64: `portable`, `avx2`, `avx512`, `avx512vnni`; arm64:
+/// environment variable `QWEN_ISA` (x86-64: `portable`, `avx2`, `avx512`, `avx512vnni`, `avx512wide`; arm64:
 /// `portable`, `neon`, `dotprod`, `i8mm`) when it names a lower one (``active``). Every level
 /// computes the same floats, on both architectures; only the speed differs.
 public enum KernelISA: Int32, Comparable, CaseIterable, Sendable, CustomStringConvertible {
@@ -29,6 +29,10 @@ public enum KernelISA: Int32, Comparable, CaseIterable, Sendable, CustomStringCo
     /// AVX-512 VNNI: the integer (int8 and int16 activation) int4 products with `vpdpbusd` and
     /// `vpdpwssd`.
     case avx512VNNI = 3
+    /// The integer products in 512-bit registers (two row groups per register): chosen on AVX-512
+    /// VNNI CPUs that execute 512-bit operations whole (AMD Zen 5, Intel), not on AMD Zen 4, which
+    /// splits them into 256-bit halves and runs the 256-bit kernels as fast.
+    case avx512Wide = 4
     #endif
 
     /// The lowest level with C SIMD kernels (AVX2 on x86-64, NEON on arm64): every packed
@@ -59,6 +63,7 @@ public enum KernelISA: Int32, Comparable, CaseIterable, Sendable, CustomStringCo
         case .avx2: "avx2"
         case .avx512: "avx512"
         case .avx512VNNI: "avx512vnni"
+        case .avx512Wide: "avx512wide"
         #endif
         }
     }
@@ -74,6 +79,7 @@ public enum KernelISA: Int32, Comparable, CaseIterable, Sendable, CustomStringCo
         case .avx2: "AVX2 + FMA + F16C"
         case .avx512: "AVX-512 F/BW/VL/DQ"
         case .avx512VNNI: "AVX-512 VNNI"
+        case .avx512Wide: "AVX-512 VNNI, 512-bit integer products"
         #endif
         }
     }

@@ -110,8 +110,8 @@ void *harness_alloc(size_t bytes) {
 }
 
 int main(void) {
-    static const char *const names[2][4] = {{"portable", "avx2", "avx512", "avx512vnni"},
-                                            {"portable", "neon", "dotprod", "i8mm"}};
+    static const char *const names[2][5] = {{"portable", "avx2", "avx512", "avx512vnni", "avx512wide"},
+                                            {"portable", "neon", "dotprod", "i8mm", "?"}};
 #if defined(__aarch64__)
     const int arm = 1;
 #else

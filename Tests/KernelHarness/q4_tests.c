@@ -194,16 +194,19 @@ static void reference_integer_gemv(const q4_matrix *m, const int32_t *qa, const 
 typedef int (*multi_gemv)(const uint8_t *, int, size_t, const void *, size_t, size_t, size_t, size_t, float *, size_t, int);
 typedef int (*single_gemv)(const uint8_t *, int, size_t, const void *, size_t, size_t, float *, int);
 
-// A multi-row integer GEMV over `rows` quantized rows (`row_bytes` apart) at every level: each
-// row's floats are its single-row GEMV's (y, y2: rows × n floats of scratch).
+// A multi-row integer GEMV over 1 to `rows` quantized rows (`row_bytes` apart: every pass width
+// of every level's kernels) at every level: each row's floats are its single-row GEMV's (y, y2:
+// rows × n floats of scratch). The digest is of the `rows`-row run.
 static void check_multi_rows(const char *name, multi_gemv multi, single_gemv single, const uint8_t *p, int f32_scales,
                              size_t blocks, const uint8_t *aq, size_t row_bytes, size_t rows, size_t n, float *y, float *y2) {
     const int *levels = harness_levels();
     for (int l = 0; levels[l] > 0; l++) {
-        harness_check(name, multi(p, f32_scales, blocks, aq, row_bytes, rows, 0, n, y2, n, levels[l]) == 1, "kernel declined");
-        for (size_t i = 0; i < rows; i++) {
-            single(p, f32_scales, blocks, aq + i * row_bytes, 0, n, y, levels[l]);
-            harness_check_same(name, y2 + i * n, y, n);
+        for (size_t m = 1; m <= rows; m++) {
+            harness_check(name, multi(p, f32_scales, blocks, aq, row_bytes, m, 0, n, y2, n, levels[l]) == 1, "kernel declined");
+            for (size_t i = 0; i < m; i++) {
+                single(p, f32_scales, blocks, aq + i * row_bytes, 0, n, y, levels[l]);
+                harness_check_same(name, y2 + i * n, y, n);
+            }
         }
     }
     harness_digest(name, y2, rows * n * sizeof(float));
@@ -396,5 +399,6 @@ void run_q4_tests(void) {
     test_q4x8(&g, 16, 5, 1, 0);
     test_q4x8(&g, 24, 28, 0, 0);
     test_q4x8(&g, 40, 70, 0, 0);     // past the GEMV's 64-block stack buffer
+    test_q4x8(&g, 280, 2, 0, 0);     // 35 row groups: the wide kernels' chunk of 32, then a pair and a lone group
     test_q4x8(&g, 16, 3, 0, 1);
 }

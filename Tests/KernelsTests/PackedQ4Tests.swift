@@ -479,7 +479,14 @@ import CKernels
         if !flags.isSuperset(of: ["avx2", "fma", "f16c"]) { expected = .portable }
         else if !flags.isSuperset(of: ["avx512f", "avx512bw", "avx512vl", "avx512dq"]) { expected = .avx2 }
         else if !flags.contains("avx512_vnni") { expected = .avx512 }
-        else { expected = .avx512VNNI }
+        else {
+            // Zen 4 (AMD family 25) splits 512-bit operations; every other AVX-512 VNNI CPU gets the wide level.
+            let field = { (name: String) in
+                cpuinfo.split(separator: "\n").first { $0.hasPrefix(name) }.map { $0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces) }
+            }
+            let zen4 = field("vendor_id") == "AuthenticAMD" && field("cpu family") == "25"
+            expected = zen4 ? .avx512VNNI : .avx512Wide
+        }
         #expect(KernelISA.detected == expected, "/proc/cpuinfo says \(expected.name)")
         #endif
     }

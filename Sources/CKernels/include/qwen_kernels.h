@@ -22,6 +22,8 @@ enum qk_isa_level {
     QK_ISA_AVX2 = 1,         ///< x86-64: AVX2 + FMA + F16C
     QK_ISA_AVX512 = 2,       ///< x86-64: + AVX-512 F/BW/VL/DQ
     QK_ISA_AVX512_VNNI = 3,  ///< x86-64: + AVX-512 VNNI (`vpdpbusd`, `vpdpwssd`)
+    QK_ISA_AVX512_WIDE = 4,  ///< x86-64: + integer products in 512-bit registers, for CPUs that execute 512-bit
+                             ///< operations at full width (every AVX-512 VNNI CPU but AMD Zen 4, which splits them)
     QK_ISA_NEON = 1,         ///< arm64: Advanced SIMD (every AArch64 CPU; float16 conversions included)
     QK_ISA_NEON_DOTPROD = 2, ///< arm64: + the dot product instructions (`sdot`, FEAT_DotProd)
     QK_ISA_NEON_I8MM = 3,    ///< arm64: + the int8 matrix multiply (`smmla`, FEAT_I8MM)
@@ -31,7 +33,7 @@ enum qk_isa_level {
 int qk_isa_detected(void);
 
 /// The level the kernels use: `qk_isa_detected()`, lowered by the environment variable QWEN_ISA
-/// (x86-64: `portable`, `avx2`, `avx512`, `avx512vnni`; arm64: `portable`, `neon`, `dotprod`,
+/// (x86-64: `portable`, `avx2`, `avx512`, `avx512vnni`, `avx512wide`; arm64: `portable`, `neon`, `dotprod`,
 /// `i8mm`) when it names a lower one. Read once.
 int qk_isa(void);
 
@@ -148,7 +150,8 @@ int qk_q4x8_gemv_q8_multi(const uint8_t *packed, int f32_scales, size_t blocks, 
 
 /// The int8-activation GEMM (accuracy level 4, M > 2): c[i, j] for the m activation rows at aq
 /// (each quantized by `qk_q8_quantize`, `qk_q8_activation_bytes(blocks)` apart) and columns j in
-/// [col_begin, col_end) (multiples of 8); four activation rows per pass over the weights. The
+/// [col_begin, col_end) (multiples of 8); four activation rows per pass over the weights (eight
+/// rows against two row groups in 512-bit registers at QK_ISA_AVX512_WIDE). The
 /// same integer block products as `qk_q4x8_gemv_q8`; across blocks one float32 sum in block
 /// order. Returns 0 when it cannot run.
 int qk_q4x8_gemm_q8(const uint8_t *packed, int f32_scales, size_t blocks, const void *aq, size_t m,
@@ -163,7 +166,8 @@ size_t qk_q16_activation_bytes(size_t blocks);
 int qk_q16_quantize(const float *a, size_t blocks, void *out);
 
 /// `qk_q4x8_gemv` with activations quantized by `qk_q16_quantize`: integer products per block
-/// (`vpmaddwd`; `vpdpwssd` at QK_ISA_AVX512_VNNI; `smlal` on arm64), float32 across blocks. Same row rules and
+/// (`vpmaddwd`; `vpdpwssd` at QK_ISA_AVX512_VNNI, in 512-bit registers at QK_ISA_AVX512_WIDE; `smlal` on
+/// arm64), float32 across blocks. Same row rules and
 /// return values as `qk_q4x8_gemv`.
 int qk_q4x8_gemv_q16(const uint8_t *packed, int f32_scales, size_t blocks, const void *aq,
                      size_t row_begin, size_t row_end, float *y, int isa);
