@@ -160,14 +160,15 @@ static void f16_gemv_rows_neon(const float *a, const uint16_t *w, size_t k, size
 //
 // C = A · Wᵀ for M > 2 through the int4 GEMMs' driver and register-blocked kernel (`q4_gemm_run`,
 // q4_strips.h; A packed in strips by `qk_q4_pack_a`): W's rows converted from float16 a panel of
-// 16 columns × 32 k at a time into an L1 buffer, k-major, instead of widened tiles of 1,024 rows
-// through memory for BLAS. Each element of C is the kernel's FMA chain over k (from zero per
+// 16 columns (32 with AVX-512: `q4_gemm_run_avx512`) × 32 k at a time into an L1 buffer, k-major,
+// instead of widened tiles of 1,024 rows through memory for BLAS. Each element of C is the kernel's FMA chain over k (from zero per
 // 256-deep chunk, added to C after the first), whatever M and the rows around it, on every ISA.
 
 typedef struct { const uint16_t *w; size_t k; } f16_weights;
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include "q4_shared.h"
+#include "q4x8_avx512.h"
 
 // v[i] ← lane i of each of v[0..8) (an 8 × 8 transpose).
 AVX2 static inline void transpose8(__m256 v[8]) {
@@ -185,25 +186,36 @@ AVX2 static inline void transpose8(__m256 v[8]) {
     v[6] = _mm256_permute2f128_ps(u2, u6, 0x31); v[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
 }
 
-// panel[kk * 16 + j] = W[n + j, 32 · block + kk], zero past nr columns and past k.
-AVX2 static void f16_fill(const void *weights, size_t n, size_t nr, size_t block, float *panel) {
+// panel[kk * width + j] = W[n + j, 32 · block + kk] for j < width (16 or 32), zero past nr
+// columns and past k.
+AVX2 static inline __attribute__((always_inline)) void f16_fill_width(const void *weights, size_t n, size_t nr,
+                                                                      size_t block, float *panel, const size_t width) {
     const f16_weights *fw = weights;
     const size_t k = fw->k, k0 = block * 32;
-    if (nr == 16 && k0 + 32 <= k) {
-        for (size_t g = 0; g < 16; g += 8) {
+    if (nr == width && k0 + 32 <= k) {
+        for (size_t g = 0; g < width; g += 8) {
             const uint16_t *rows = fw->w + (n + g) * k + k0;
             for (size_t t = 0; t < 32; t += 8) {
                 __m256 v[8];
                 for (int j = 0; j < 8; j++) v[j] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(rows + j * k + t)));
                 transpose8(v);
-                for (int j = 0; j < 8; j++) _mm256_store_ps(panel + (t + j) * 16 + g, v[j]);
+                for (int j = 0; j < 8; j++) _mm256_store_ps(panel + (t + j) * width + g, v[j]);
             }
         }
         return;
     }
     for (size_t kk = 0; kk < 32; kk++)
-        for (size_t j = 0; j < 16; j++)
-            panel[kk * 16 + j] = j < nr && k0 + kk < k ? _cvtsh_ss(fw->w[(n + j) * k + k0 + kk]) : 0.0f;
+        for (size_t j = 0; j < width; j++)
+            panel[kk * width + j] = j < nr && k0 + kk < k ? _cvtsh_ss(fw->w[(n + j) * k + k0 + kk]) : 0.0f;
+}
+
+AVX2 static void f16_fill(const void *weights, size_t n, size_t nr, size_t block, float *panel) {
+    f16_fill_width(weights, n, nr, block, panel, 16);
+}
+
+// The panels of the AVX-512 kernel (`q4_gemm_run_avx512`): 32 columns.
+AVX2 static void f16_fill32(const void *weights, size_t n, size_t nr, size_t block, float *panel) {
+    f16_fill_width(weights, n, nr, block, panel, 32);
 }
 #elif defined(__aarch64__)
 #include "q4_neon.h"
@@ -223,6 +235,10 @@ int qk_f16_gemm(const uint16_t *w, size_t k, const float *ap, size_t m, size_t s
     const f16_weights fw = { w, k };
     const size_t blocks = (k + 31) / 32;
 #if defined(__x86_64__) || defined(_M_X64)
+    if (qk_isa() >= QK_ISA_AVX512) {
+        q4_gemm_run_avx512(f16_fill32, &fw, blocks, ap, m, strip_begin, strip_end, col_begin, col_end, c, ldc);
+        return 1;
+    }
     if (qk_cpu_has_avx2_fma_f16c()) {
         q4_gemm_run(f16_fill, q4_kernel, &fw, blocks, ap, m, strip_begin, strip_end, col_begin, col_end, c, ldc);
         return 1;

@@ -102,8 +102,10 @@ AVX512 static void kernel(size_t h, const float *ap, const float *panel, size_t 
     }
 }
 
-AVX512 void q4x8_gemm_avx512(const uint8_t *packed, int f32, size_t blocks, const float *ap, size_t m, size_t s0,
-                             size_t s1, size_t n0, size_t n1, float *c, size_t ldc) {
+// Rows [row of strip s0, row of strip s1) × columns [n0, n1) of C = A · Bᵀ: `q4_gemm_run`
+// (q4_strips.h) with 32-column panels, filled by `fill` (panel[k * 32 + j], columns past nr zero).
+AVX512 void q4_gemm_run_avx512(q4_panel_fill fill, const void *weights, size_t blocks, const float *ap, size_t m,
+                               size_t s0, size_t s1, size_t n0, size_t n1, float *c, size_t ldc) {
     float panel[Q4_KC * NR] __attribute__((aligned(64)));
     const q4_strips strips = q4_strip_plan(m);
     if (s1 > strips.count) s1 = strips.count;
@@ -113,13 +115,26 @@ AVX512 void q4x8_gemm_avx512(const uint8_t *packed, int f32, size_t blocks, cons
         for (size_t b0 = 0; b0 < blocks; b0 += blocks_per_chunk) {
             const size_t nb = blocks - b0 < blocks_per_chunk ? blocks - b0 : blocks_per_chunk;
             const size_t kc = nb * 32, k0 = b0 * 32;
-            for (size_t b = 0; b < nb; b++) fill_block(packed, f32, blocks, n, nr, b0 + b, panel + b * 32 * NR);
+            for (size_t b = 0; b < nb; b++) fill(weights, n, nr, b0 + b, panel + b * 32 * NR);
             for (size_t s = s0; s < s1; s++) {
                 const size_t i = q4_strip_row(strips, s), h = q4_strip_height(strips, s);
                 kernel(h, ap + i * kp + k0 * h, panel, kc, c + i * ldc + n, ldc, nr, b0 > 0);
             }
         }
     }
+}
+
+typedef struct { const uint8_t *packed; int f32; size_t blocks; } q4x8_weights;
+
+AVX512 static void q4x8_fill(const void *weights, size_t n, size_t nr, size_t block, float *panel) {
+    const q4x8_weights *w = weights;
+    fill_block(w->packed, w->f32, w->blocks, n, nr, block, panel);
+}
+
+void q4x8_gemm_avx512(const uint8_t *packed, int f32, size_t blocks, const float *ap, size_t m, size_t s0,
+                      size_t s1, size_t n0, size_t n1, float *c, size_t ldc) {
+    const q4x8_weights w = { packed, f32, blocks };
+    q4_gemm_run_avx512(q4x8_fill, &w, blocks, ap, m, s0, s1, n0, n1, c, ldc);
 }
 
 // --- integer products with VNNI ------------------------------------------------------------------

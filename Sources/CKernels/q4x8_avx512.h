@@ -8,7 +8,11 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "qwen_kernels.h"
+#include "q4_strips.h"
 
+// `q4_gemm_run` with the AVX-512 float32 kernel: `fill` fills panels of 32 columns (panel[k * 32 + j]).
+void q4_gemm_run_avx512(q4_panel_fill fill, const void *weights, size_t blocks, const float *ap, size_t m,
+                        size_t s0, size_t s1, size_t n0, size_t n1, float *c, size_t ldc);
 void q4x8_gemm_avx512(const uint8_t *packed, int f32, size_t blocks, const float *ap, size_t m, size_t s0,
                       size_t s1, size_t n0, size_t n1, float *c, size_t ldc);
 void q4x8_gemv_q8_vnni(const uint8_t *packed, int f32, size_t blocks, const int8_t *aq, const float *ascale,
