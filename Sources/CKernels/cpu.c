@@ -9,6 +9,15 @@
 
 int qk_cpu_has_avx2_fma_f16c(void) { return qk_isa() >= QK_ISA_AVX2; }
 
+int qk_cpu_has_avx_vnni(void) {
+#if defined(__x86_64__) || defined(_M_X64)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avxvnni");
+#else
+    return 0;
+#endif
+}
+
 #if defined(__aarch64__) && defined(__linux__)
 #include <sys/auxv.h>
 #ifndef HWCAP_ASIMD
@@ -49,7 +58,7 @@ static int detect(void) {
         return QK_ISA_PORTABLE;
     if (!(__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")))
-        return QK_ISA_AVX2;
+        return qk_cpu_has_avx_vnni() ? QK_ISA_AVX_VNNI : QK_ISA_AVX2;
     if (!__builtin_cpu_supports("avx512vnni")) return QK_ISA_AVX512;
     // AMD Zen 4 (family 0x19) executes a 512-bit operation as two 256-bit halves: its integer
     // products run as fast in 256-bit registers, as measured there (q4x8_avx512.c). Zen 5 (family
@@ -87,7 +96,7 @@ int qk_isa_parse(const char *name) {
 #if defined(__aarch64__)
     static const char *const names[] = { "portable", "neon", "dotprod", "i8mm" };
 #else
-    static const char *const names[] = { "portable", "avx2", "avx512", "avx512vnni", "avx512wide" };
+    static const char *const names[] = { "portable", "avx2", "avxvnni", "avx512", "avx512vnni", "avx512wide" };
 #endif
     for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++)
         if (strcmp(name, names[i]) == 0) return i;
@@ -100,10 +109,17 @@ int qk_isa(void) {
     if (isa < 0) {
         isa = qk_isa_detected();
         const int cap = qk_isa_parse(getenv("QWEN_ISA"));
-        if (cap >= 0 && cap < isa) isa = cap;
+        if (cap >= 0 && cap < isa) isa = qk_isa_runs(cap) ? cap : QK_ISA_AVX2;
         atomic_store_explicit(&cached, isa, memory_order_relaxed);
     }
     return isa;
+}
+
+int qk_isa_runs(int isa) {
+#if defined(__x86_64__) || defined(_M_X64)
+    if (isa == QK_ISA_AVX_VNNI) return qk_cpu_has_avx_vnni();
+#endif
+    return isa >= 0 && isa <= qk_isa_detected();
 }
 
 int qk_kernels_optimized(void) {

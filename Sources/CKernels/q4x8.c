@@ -367,7 +367,8 @@ int qk_q4x8_gemm_q8(const uint8_t *packed, int f32_scales, size_t blocks, const 
         q4x8_q8_wide(packed, f32_scales, blocks, aq, row_bytes, m, col_begin / 8, col_end / 8, c, ldc);
         return 1;
     }
-    q4x8_gemm_q8_drive(isa >= QK_ISA_AVX512_VNNI ? q4x8_gemm_group_i8x4_vnni : gemm_group_i8x4, packed, f32_scales,
+    q4x8_gemm_q8_drive(isa >= QK_ISA_AVX512_VNNI ? q4x8_gemm_group_i8x4_vnni
+                       : isa == QK_ISA_AVX_VNNI ? q4x8_gemm_group_i8x4_avxvnni : gemm_group_i8x4, packed, f32_scales,
                        blocks, aq, row_bytes, m, col_begin, col_end, c, ldc);
     return 1;
 }
@@ -384,7 +385,7 @@ int qk_q4x8_gemv_q8(const uint8_t *packed, int f32_scales, size_t blocks, const 
     isa = qk_isa_clamp(isa);
     if (isa < QK_ISA_AVX2 || row_begin % 8 || row_end % 8) return 0;
     const int8_t *q = aq;
-    (isa >= QK_ISA_AVX512_VNNI ? q4x8_gemv_q8_vnni : gemv_groups_i8)(packed, f32_scales, blocks, q, (const float *)(q + blocks * 32), (const int32_t *)(q + blocks * 36),
+    (isa >= QK_ISA_AVX512_VNNI ? q4x8_gemv_q8_vnni : isa == QK_ISA_AVX_VNNI ? q4x8_gemv_q8_avxvnni : gemv_groups_i8)(packed, f32_scales, blocks, q, (const float *)(q + blocks * 32), (const int32_t *)(q + blocks * 36),
                    row_begin / 8, row_end / 8, y);
     return 1;
 }
@@ -393,7 +394,8 @@ int qk_q4x8_gemv_q8_multi(const uint8_t *packed, int f32_scales, size_t blocks, 
                           size_t m, size_t row_begin, size_t row_end, float *y, size_t ldy, int isa) {
     isa = qk_isa_clamp(isa);
     if (isa < QK_ISA_AVX2 || row_begin % 8 || row_end % 8) return 0;
-    (isa >= QK_ISA_AVX512_WIDE && m > 1 ? q4x8_q8_wide : isa >= QK_ISA_AVX512_VNNI ? q4x8_gemv_q8_multi_vnni : gemv_groups_i8_multi)(
+    (isa >= QK_ISA_AVX512_WIDE && m > 1 ? q4x8_q8_wide : isa >= QK_ISA_AVX512_VNNI ? q4x8_gemv_q8_multi_vnni
+     : isa == QK_ISA_AVX_VNNI ? q4x8_gemv_q8_multi_avxvnni : gemv_groups_i8_multi)(
         packed, f32_scales, blocks, aq, row_bytes, m, row_begin / 8, row_end / 8, y, ldy);
     return 1;
 }
@@ -516,7 +518,8 @@ int qk_q4x8_gemv_q16_multi(const uint8_t *packed, int f32_scales, size_t blocks,
                            size_t m, size_t row_begin, size_t row_end, float *y, size_t ldy, int isa) {
     isa = qk_isa_clamp(isa);
     if (isa < QK_ISA_AVX2 || row_begin % 8 || row_end % 8) return 0;
-    (isa >= QK_ISA_AVX512_WIDE && m > 1 ? q4x8_q16_wide : isa >= QK_ISA_AVX512_VNNI ? q4x8_gemv_q16_multi_vnni : gemv_groups_i16_multi)(
+    (isa >= QK_ISA_AVX512_WIDE && m > 1 ? q4x8_q16_wide : isa >= QK_ISA_AVX512_VNNI ? q4x8_gemv_q16_multi_vnni
+     : isa == QK_ISA_AVX_VNNI ? q4x8_gemv_q16_multi_avxvnni : gemv_groups_i16_multi)(
         packed, f32_scales, blocks, aq, row_bytes, m, row_begin / 8, row_end / 8, y, ldy);
     return 1;
 }
@@ -526,7 +529,7 @@ int qk_q4x8_gemv_q16(const uint8_t *packed, int f32_scales, size_t blocks, const
     isa = qk_isa_clamp(isa);
     if (isa < QK_ISA_AVX2 || row_begin % 8 || row_end % 8) return 0;
     const int32_t *q = aq;
-    (isa >= QK_ISA_AVX512_VNNI ? q4x8_gemv_q16_vnni : gemv_groups_i16)(packed, f32_scales, blocks, q, (const float *)(q + blocks * 16), q + blocks * 17,
+    (isa >= QK_ISA_AVX512_VNNI ? q4x8_gemv_q16_vnni : isa == QK_ISA_AVX_VNNI ? q4x8_gemv_q16_avxvnni : gemv_groups_i16)(packed, f32_scales, blocks, q, (const float *)(q + blocks * 16), q + blocks * 17,
                     row_begin / 8, row_end / 8, y);
     return 1;
 }

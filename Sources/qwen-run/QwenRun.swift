@@ -23,7 +23,7 @@ struct QwenRun: AsyncParsableCommand {
 
     /// `qwen-run --version`: the version, then how this binary was built and which kernels run here.
     static var versionText: String {
-        let levels = KernelISA.allCases.filter { $0 <= KernelISA.detected }.map(\.name).joined(separator: ", ")
+        let levels = KernelISA.allCases.filter { $0 <= KernelISA.detected && $0.runsHere }.map(\.name).joined(separator: ", ")
         let isa = ProcessInfo.processInfo.environment["QWEN_ISA"].map { " (QWEN_ISA=\($0))" } ?? ""
         return """
         qwen-run \(QwenSwift.version)

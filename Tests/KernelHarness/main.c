@@ -95,7 +95,8 @@ void harness_digest(const char *name, const void *bytes, size_t count) {
 const int *harness_levels(void) {
     static int levels[8];
     int n = 0;
-    for (int isa = qk_isa(); isa >= 0; isa--) levels[n++] = isa;
+    for (int isa = qk_isa(); isa >= 0; isa--)
+        if (qk_isa_runs(isa)) levels[n++] = isa;
     levels[n] = -1;
     return levels;
 }
@@ -110,8 +111,8 @@ void *harness_alloc(size_t bytes) {
 }
 
 int main(void) {
-    static const char *const names[2][5] = {{"portable", "avx2", "avx512", "avx512vnni", "avx512wide"},
-                                            {"portable", "neon", "dotprod", "i8mm", "?"}};
+    static const char *const names[2][6] = {{"portable", "avx2", "avxvnni", "avx512", "avx512vnni", "avx512wide"},
+                                            {"portable", "neon", "dotprod", "i8mm", "?", "?"}};
 #if defined(__aarch64__)
     const int arm = 1;
 #else

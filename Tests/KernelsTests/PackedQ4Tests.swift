@@ -477,7 +477,9 @@ import CKernels
         let flags = Set(flagsLine.split(separator: ":")[1].split(separator: " ").map(String.init))
         let expected: KernelISA
         if !flags.isSuperset(of: ["avx2", "fma", "f16c"]) { expected = .portable }
-        else if !flags.isSuperset(of: ["avx512f", "avx512bw", "avx512vl", "avx512dq"]) { expected = .avx2 }
+        else if !flags.isSuperset(of: ["avx512f", "avx512bw", "avx512vl", "avx512dq"]) {
+            expected = flags.contains("avx_vnni") ? .avxVNNI : .avx2
+        }
         else if !flags.contains("avx512_vnni") { expected = .avx512 }
         else {
             // Zen 4 (AMD family 25) splits 512-bit operations; every other AVX-512 VNNI CPU gets the wide level.

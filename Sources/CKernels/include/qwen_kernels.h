@@ -20,9 +20,12 @@ extern "C" {
 enum qk_isa_level {
     QK_ISA_PORTABLE = 0,     ///< no C SIMD kernel: the Swift/scalar fallbacks
     QK_ISA_AVX2 = 1,         ///< x86-64: AVX2 + FMA + F16C
-    QK_ISA_AVX512 = 2,       ///< x86-64: + AVX-512 F/BW/VL/DQ
-    QK_ISA_AVX512_VNNI = 3,  ///< x86-64: + AVX-512 VNNI (`vpdpbusd`, `vpdpwssd`)
-    QK_ISA_AVX512_WIDE = 4,  ///< x86-64: + integer products in 512-bit registers, for CPUs that execute 512-bit
+    QK_ISA_AVX_VNNI = 2,     ///< x86-64: AVX2 + AVX-VNNI (VEX `vpdpbusd`, `vpdpwssd`), for CPUs without AVX-512:
+                             ///< the one level the next ones do not include (their integer kernels are AVX-512
+                             ///< VNNI's, or AVX2's at QK_ISA_AVX512); a CPU without AVX-VNNI runs it as AVX2
+    QK_ISA_AVX512 = 3,       ///< x86-64: AVX2 + AVX-512 F/BW/VL/DQ
+    QK_ISA_AVX512_VNNI = 4,  ///< x86-64: + AVX-512 VNNI (`vpdpbusd`, `vpdpwssd`)
+    QK_ISA_AVX512_WIDE = 5,  ///< x86-64: + integer products in 512-bit registers, for CPUs that execute 512-bit
                              ///< operations at full width (every AVX-512 VNNI CPU but AMD Zen 4, which splits them)
     QK_ISA_NEON = 1,         ///< arm64: Advanced SIMD (every AArch64 CPU; float16 conversions included)
     QK_ISA_NEON_DOTPROD = 2, ///< arm64: + the dot product instructions (`sdot`, FEAT_DotProd)
@@ -33,12 +36,16 @@ enum qk_isa_level {
 int qk_isa_detected(void);
 
 /// The level the kernels use: `qk_isa_detected()`, lowered by the environment variable QWEN_ISA
-/// (x86-64: `portable`, `avx2`, `avx512`, `avx512vnni`, `avx512wide`; arm64: `portable`, `neon`, `dotprod`,
+/// (x86-64: `portable`, `avx2`, `avxvnni`, `avx512`, `avx512vnni`, `avx512wide`; arm64: `portable`, `neon`, `dotprod`,
 /// `i8mm`) when it names a lower one. Read once.
 int qk_isa(void);
 
 /// The level named `name` (as QWEN_ISA spells it), or -1.
 int qk_isa_parse(const char *name);
+
+/// Whether the kernels of level `isa` (at most `qk_isa()`) run as that level here: 0 for
+/// QK_ISA_AVX_VNNI on a CPU without AVX-VNNI (the kernels then run at QK_ISA_AVX2).
+int qk_isa_runs(int isa);
 
 /// 1 when this C code was compiled with optimisation (`__OPTIMIZE__`: -O1 and up), 0 for -O0,
 /// which SwiftPM uses for C targets in debug builds (the kernels then run ~100× slower). Clang
