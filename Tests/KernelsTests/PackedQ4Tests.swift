@@ -490,6 +490,11 @@ import CKernels
             expected = zen4 ? .avx512VNNI : .avx512Wide
         }
         #expect(KernelISA.detected == expected, "/proc/cpuinfo says \(expected.name)")
+        // AVX-VNNI is the one level the ones above it do not imply.
+        #expect(KernelISA.avxVNNI.runsHere == flags.contains("avx_vnni"))
+        for isa in KernelISA.allCases where isa <= KernelISA.detected && !isa.runsHere {
+            #expect(KernelISA.settingWarning(isa.name, detected: KernelISA.detected)?.contains("does not have it") == true)
+        }
         #endif
     }
 
