@@ -171,7 +171,8 @@ int qk_q4x8_gemv(const uint8_t *packed, int f32_scales, size_t blocks, const flo
     float *xs = blocks <= 64 ? stack : malloc(blocks * 33 * sizeof(float));
     if (!xs) return 0;
     q4_prescale_activations(a, blocks, xs, xs + blocks * 32);
-    gemv_groups(packed, f32_scales, blocks, xs, xs + blocks * 32, row_begin / 8, row_end / 8, y);
+    (qk_isa() >= QK_ISA_AVX512_WIDE ? q4x8_gemv_f32_wide : gemv_groups)(packed, f32_scales, blocks, xs, xs + blocks * 32,
+                                                                         row_begin / 8, row_end / 8, y);
     if (xs != stack) free(xs);
     return 1;
 }

@@ -305,4 +305,55 @@ AVX512_WIDE static inline __attribute__((always_inline)) void q16_wide_pass(cons
 Q4X8_WIDE_ENTRY(q4x8_q8_wide, q8_wide_pass, const int8_t *)
 Q4X8_WIDE_ENTRY(q4x8_q16_wide, q16_wide_pass, const int32_t *)
 
+// --- float32 decode GEMV on two row groups (QK_ISA_AVX512_WIDE) -----------------------------------
+//
+// q4x8.c's `gemv_groups` (float32 activations: the q4 exports' decode, `--decode-activations
+// float32`) with the records of groups g and g + 1 side by side in 16 lanes (a lone last group
+// computed twice, stored once): per lane its AND, convert and FMA sequence, the block's
+// ((c0 + c1) + (c2 + c3)), the zero point through the block sum, the even and odd blocks'
+// accumulators, so its floats. Half the instructions per weight: that GEMV is compute-bound
+// where the integer ones are not (the int16 one, tried the same way, lost: 118–124 against 134–140
+// tok/s). Both streams asked for 8 KB ahead (`WIDE_PREFETCH`: at 2 KB the model decoded slower
+// than with the 256-bit kernel: `decode-speed --onnx onnx/model_q4.onnx`, Zen 5, 102–106 against
+// 109–112 tok/s; at 8 KB 112–141).
+AVX512_WIDE static inline __attribute__((always_inline)) void gemv_f32_wide_groups(const uint8_t *packed, const int f32,
+        size_t blocks, const float *xs, const float *xsum, size_t g0, size_t g1, float *y) {
+    const size_t rec = record_bytes(f32), sbytes = f32 ? 32 : 16, group_bytes = blocks * rec;
+    const __m512i m0 = _mm512_set1_epi32(0xF), m1 = _mm512_set1_epi32(0xF0);
+    const __m512i m2 = _mm512_set1_epi32(0xF00), m3 = _mm512_set1_epi32(0xF000);
+    const __m512 eight = _mm512_set1_ps(8.0f);
+#define Q4_STEP16(c, w, m, x) c = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_and_si512(w, m)), _mm512_set1_ps(*(x)), c)
+    for (size_t g = g0; g < g1; g += 2) {
+        const uint8_t *pa = packed + g * group_bytes;
+        const int lone = g + 1 == g1;
+        const uint8_t *pb = lone ? pa : pa + group_bytes;
+        __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+        for (size_t b = 0; b < blocks; b++) {
+            const uint8_t *ra = pa + b * rec, *rb = pb + b * rec;
+            WIDE_PREFETCH(ra);
+            WIDE_PREFETCH(rb);
+            const float *xb = xs + b * 32;
+            __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                const __m512i lo = record_words2(ra + sbytes, rb + sbytes, j), hi = _mm512_srli_epi32(lo, 16);
+                const float *x = xb + 8 * j;
+                Q4_STEP16(c0, lo, m0, x + 0); Q4_STEP16(c1, lo, m1, x + 1); Q4_STEP16(c2, lo, m2, x + 2); Q4_STEP16(c3, lo, m3, x + 3);
+                Q4_STEP16(c0, hi, m0, x + 4); Q4_STEP16(c1, hi, m1, x + 5); Q4_STEP16(c2, hi, m2, x + 6); Q4_STEP16(c3, hi, m3, x + 7);
+            }
+            const __m512 dot = _mm512_add_ps(_mm512_add_ps(c0, c1), _mm512_add_ps(c2, c3));
+            const __m512 v = _mm512_fnmadd_ps(eight, _mm512_set1_ps(xsum[b]), dot);
+            if (b & 1) acc1 = _mm512_fmadd_ps(v, record_scales2(ra, rb, f32), acc1);
+            else acc0 = _mm512_fmadd_ps(v, record_scales2(ra, rb, f32), acc0);
+        }
+        _mm512_mask_storeu_ps(y + g * 8, lone ? 0x00FF : 0xFFFF, _mm512_add_ps(acc0, acc1));
+    }
+#undef Q4_STEP16
+}
+
+AVX512_WIDE void q4x8_gemv_f32_wide(const uint8_t *packed, int f32, size_t blocks, const float *xs, const float *xsum,
+                               size_t g0, size_t g1, float *y) {
+    Q4X8_WITH_CONSTANT_SCALES(gemv_f32_wide_groups, packed, f32, blocks, xs, xsum, g0, g1, y);
+}
+
 #endif

@@ -16,6 +16,10 @@ void q4_gemm_run_avx512(q4_panel_fill fill, const void *weights, size_t blocks, 
 void q4x8_gemm_avx512(const uint8_t *packed, int f32, size_t blocks, const float *ap, size_t m, size_t s0,
                       size_t s1, size_t n0, size_t n1, float *c, size_t ldc);
 
+// QK_ISA_AVX512_WIDE: the float32 decode GEMV (q4x8.c's `gemv_groups`) on two row groups per register.
+void q4x8_gemv_f32_wide(const uint8_t *packed, int f32, size_t blocks, const float *xs, const float *xsum,
+                        size_t g0, size_t g1, float *y);
+
 // The 256-bit VNNI kernels (q4x8_vnni256.h): suffix _vnni the EVEX instance (QK_ISA_AVX512_VNNI),
 // _avxvnni the VEX one (QK_ISA_AVX_VNNI).
 #define Q4X8_VNNI256_KERNELS(SUFFIX) \
