@@ -1,8 +1,10 @@
 #include "q4x8_avx512.h"
 
 // AVX-512 kernels over the q4x8 layout (q4x8.c), chosen by q4x8.c's entry points at level
-// QK_ISA_AVX512 (the float32 GEMM) and QK_ISA_AVX512_VNNI (the integer GEMVs and GEMM). Each
-// computes exactly the floats of its AVX2 counterpart in q4x8.c: the same products summed in
+// QK_ISA_AVX512 (the float32 GEMM, also the fp16 one's: half_gemv.c), QK_ISA_AVX512_VNNI (the
+// integer GEMVs and GEMM in 256-bit registers: q4x8_vnni256.h) and QK_ISA_AVX512_WIDE (the int8
+// GEMM, the multi-row integer GEMVs and the float32 GEMV on two row groups per 512-bit register).
+// Each computes exactly the floats of its AVX2 counterpart in q4x8.c: the same products summed in
 // the same order (integer sums are exact either way), so the ISA level never changes a result.
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -235,7 +237,7 @@ AVX512_WIDE static inline __attribute__((always_inline)) void q8_wide_pass(const
     Q4X8_WIDE_PASS(Q8_WIDE_SUMS, blocks * 32, blocks * 36)
 }
 
-// int16 activations (`qk_q16_quantize`): `Q16_SUMS_VNNI` (below) in 16 lanes.
+// int16 activations (`qk_q16_quantize`): `Q16_SUMS_VNNI` (q4x8_vnni256.h) in 16 lanes.
 #define Q16_WIDE_SUMS(qa, qb, B, dot) { \
         const __m512i nibble = _mm512_set1_epi16(0x000F); \
         for (int i = 0; i < R; i++) dot[i] = _mm512_setzero_si512(); \
