@@ -5,12 +5,14 @@ import Glibc
 import Darwin
 #endif
 
-/// The instruction-set levels of the C kernels (`qk_isa_level`), each including the ones below.
+/// The instruction-set levels of the C kernels (`qk_isa_level`), each including the ones below
+/// but for ``avxVNNI``, which the AVX-512 levels do not include.
 ///
 /// Chosen at run time: the highest level the CPU and OS support (``detected``), lowered by the
-/// environment variable `QWEN_ISA` (x86-64: `portable`, `avx2`, `avxvnni`, `avx512`, `avx512vnni`, `avx512wide`; arm64:
-/// `portable`, `neon`, `dotprod`, `i8mm`) when it names a lower one (``active``). Every level
-/// computes the same floats, on both architectures; only the speed differs.
+/// environment variable `QWEN_ISA` (x86-64: `portable`, `avx2`, `avxvnni`, `avx512`,
+/// `avx512vnni`, `avx512wide`; arm64: `portable`, `neon`, `dotprod`, `i8mm`) when it names a lower
+/// one (``active``). Every level computes the same floats, on both architectures; only the speed
+/// differs.
 public enum KernelISA: Int32, Comparable, CaseIterable, Sendable, CustomStringConvertible {
     /// No C SIMD kernel: the Swift and scalar fallbacks.
     case portable = 0
