@@ -166,6 +166,122 @@ AVX2 static void weighted_sum_avx2(const float *p, const void *v, int half, size
     }
 }
 
+// --- AVX-512: the scores, weighted sums and staging above in 16 lanes ----------------------------
+//
+// The same floats as the AVX2 kernels: a key's two accumulators (d mod 16 below and above 8) are
+// the two halves of one 512-bit register, added half to half as `HALVES` adds them; a head of 64
+// values is four registers of the weighted sum's eight chains; the staging is elementwise; the
+// softmax (`softmax_avx512`, below) keeps its sum over 8 lanes in t order.
+#define AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq")))
+
+AVX512 static inline __m512 load16(const void *p, size_t i, int half) {
+    if (half) return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)p + i)));
+    return _mm512_loadu_ps((const float *)p + i);
+}
+
+AVX512 static inline __attribute__((always_inline)) __m512 key16(const void *k, size_t i, int half, int scaled, __m512 cv) {
+    return scaled ? _mm512_loadu_ps((const float *)k + i) : _mm512_mul_ps(load16(k, i, half), cv);
+}
+
+// `key8` in the low 8 lanes (the high ones zero).
+AVX512 static inline __attribute__((always_inline)) __m512 key8_low(const void *k, size_t i, int half, int scaled, __m512 cv) {
+    const __m256 lo = half ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)k + i)))
+                           : _mm256_loadu_ps((const float *)k + i);
+    const __m512 v = _mm512_castps256_ps512(lo);
+    return scaled ? _mm512_insertf32x8(v, _mm256_setzero_ps(), 1) : _mm512_insertf32x8(_mm512_mul_ps(v, cv), _mm256_setzero_ps(), 1);
+}
+
+// acc + q[d..d+16) · k: the AVX2 kernel's a (lanes 0–7) and b (8–15) steps at once; at a tail of 8
+// (d mod 16 = 8) only a's.
+#define SCORE_STEP16(acc, d, r) acc = _mm512_fmadd_ps(_mm512_loadu_ps(q + (d)), key16(k, (r) + (d), half, scaled, cv), acc)
+#define SCORE_STEP8(acc, d, r) acc = _mm512_mask3_fmadd_ps(_mm512_castps256_ps512(_mm256_loadu_ps(q + (d))), \
+                                                           key8_low(k, (r) + (d), half, scaled, cv), acc, 0x00FF)
+
+// hsum8(a + b) of a key's register (a, b its halves), as a 128-bit vector of its 4 partial sums.
+AVX512 static inline __attribute__((always_inline)) __m128 halves16(__m512 acc) {
+    const __m256 s = _mm256_add_ps(_mm512_castps512_ps256(acc), _mm512_extractf32x8_ps(acc, 1));
+    return _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+}
+
+AVX512 static inline __attribute__((always_inline)) void scores_kernel_avx512(const float *q, const void *k, int half, int scaled,
+                                                                            size_t t_count, size_t d_count, float c,
+                                                                            float *scores) {
+    const __m512 cv = _mm512_set1_ps(c);
+    const size_t d16 = d_count / 16 * 16;
+    size_t t0 = 0;
+    for (; t0 + 4 <= t_count; t0 += 4) {
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        const size_t r0 = t0 * d_count, r1 = r0 + d_count, r2 = r1 + d_count, r3 = r2 + d_count;
+        for (size_t d = 0; d < d16; d += 16) {
+            SCORE_STEP16(a0, d, r0); SCORE_STEP16(a1, d, r1); SCORE_STEP16(a2, d, r2); SCORE_STEP16(a3, d, r3);
+        }
+        if (d16 < d_count) {
+            SCORE_STEP8(a0, d16, r0); SCORE_STEP8(a1, d16, r1); SCORE_STEP8(a2, d16, r2); SCORE_STEP8(a3, d16, r3);
+        }
+        __m128 x0 = halves16(a0), x1 = halves16(a1), x2 = halves16(a2), x3 = halves16(a3);
+        _MM_TRANSPOSE4_PS(x0, x1, x2, x3);
+        _mm_storeu_ps(scores + t0, _mm_add_ps(_mm_add_ps(x0, x2), _mm_add_ps(x1, x3)));
+    }
+    for (size_t t = t0; t < t_count; t++) {
+        __m512 acc = _mm512_setzero_ps();
+        for (size_t d = 0; d < d16; d += 16) SCORE_STEP16(acc, d, t * d_count);
+        if (d16 < d_count) SCORE_STEP8(acc, d16, t * d_count);
+        __m128 x = halves16(acc);
+        x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+        x = _mm_add_ss(x, _mm_movehdup_ps(x));
+        scores[t] = _mm_cvtss_f32(x);
+    }
+}
+#undef SCORE_STEP16
+#undef SCORE_STEP8
+
+AVX512 static void scores_avx512(const float *q, const void *k, int half, size_t t_count, size_t d_count, float c, float *scores) {
+    if (half) scores_kernel_avx512(q, k, 1, 0, t_count, d_count, c, scores);
+    else scores_kernel_avx512(q, k, 0, 0, t_count, d_count, c, scores);
+}
+
+AVX512 static void scores_scaled_avx512(const float *q, const float *kc, size_t t_count, size_t d_count, float *scores) {
+    scores_kernel_avx512(q, kc, 0, 1, t_count, d_count, 1, scores);
+}
+
+AVX512 static void scale_keys_avx512(const void *k, int half, size_t n, float c, float *kc) {
+    const __m512 cv = _mm512_set1_ps(c);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(kc + i, _mm512_mul_ps(load16(k, i, half), cv));
+    if (i < n) _mm256_storeu_ps(kc + i, _mm256_mul_ps(load8(k, i, half), _mm512_castps512_ps256(cv)));
+}
+
+AVX512 static void widen_avx512(const void *v, size_t n, float *out) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(out + i, load16(v, i, 1));
+    if (i < n) _mm256_storeu_ps(out + i, load8(v, i, 1));
+}
+
+// A head of 64 values in four registers (each lane's chain over t is the AVX2 kernel's); other
+// widths take the AVX2 kernel.
+AVX512 static void weighted_sum_avx512(const float *p, const void *v, int half, size_t t_count, size_t d_count, float *out,
+                                       int accumulate) {
+    if (d_count != 64) {
+        weighted_sum_avx2(p, v, half, t_count, d_count, out, accumulate);
+        return;
+    }
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    if (accumulate) {
+        a0 = _mm512_loadu_ps(out); a1 = _mm512_loadu_ps(out + 16);
+        a2 = _mm512_loadu_ps(out + 32); a3 = _mm512_loadu_ps(out + 48);
+    }
+    for (size_t t = 0; t < t_count; t++) {
+        const __m512 pt = _mm512_set1_ps(p[t]);
+        const size_t base = t * 64;
+        a0 = _mm512_fmadd_ps(pt, load16(v, base, half), a0);
+        a1 = _mm512_fmadd_ps(pt, load16(v, base + 16, half), a1);
+        a2 = _mm512_fmadd_ps(pt, load16(v, base + 32, half), a2);
+        a3 = _mm512_fmadd_ps(pt, load16(v, base + 48, half), a3);
+    }
+    _mm512_storeu_ps(out, a0); _mm512_storeu_ps(out + 16, a1);
+    _mm512_storeu_ps(out + 32, a2); _mm512_storeu_ps(out + 48, a3);
+}
+
 // p = softmax(scores) in place, e^x vectorised (simd_exp.h). Returns 0 (scores untouched) when
 // a score is NaN, for the scalar path to propagate it as the formula does.
 AVX2 static int softmax_avx2(float *scores, size_t n, int nan_to_zero) {
@@ -205,6 +321,55 @@ AVX2 static int softmax_avx2(float *scores, size_t n, int nan_to_zero) {
     const float inv = 1 / sum;
     const __m256 vinv = _mm256_set1_ps(inv);
     for (t = 0; t + 8 <= n; t += 8) _mm256_storeu_ps(scores + t, _mm256_mul_ps(_mm256_loadu_ps(scores + t), vinv));
+    for (; t < n; t++) scores[t] *= inv;
+    return 1;
+}
+
+// `softmax_avx2` with 16 lanes where the order allows: the maximum, e^x (`exp_avx512`, exp_avx2's
+// floats) and the normalisation; the sum of the e^x in exp_avx2's order (8 lanes, t ascending:
+// a register's low half, then its high half), so its floats.
+AVX512 static int softmax_avx512(float *scores, size_t n, int nan_to_zero) {
+    __m512 vmax = _mm512_set1_ps(-INFINITY);
+    __mmask16 nan = 0;
+    size_t t = 0;
+    for (; t + 16 <= n; t += 16) {
+        const __m512 x = _mm512_loadu_ps(scores + t);
+        nan |= _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+        vmax = _mm512_max_ps(vmax, x);
+    }
+    if (nan) return 0;
+    float max_value = _mm512_reduce_max_ps(vmax);
+    for (; t < n; t++) {
+        if (scores[t] != scores[t]) return 0;
+        max_value = scores[t] > max_value ? scores[t] : max_value;
+    }
+    if (max_value == -INFINITY) {
+        for (t = 0; t < n; t++) scores[t] = nan_to_zero ? 0 : NAN;
+        return 1;
+    }
+    const __m512 vm = _mm512_set1_ps(max_value);
+    __m256 vsum = _mm256_setzero_ps();
+    for (t = 0; t + 16 <= n; t += 16) {
+        const __m512 e = exp_avx512(_mm512_sub_ps(_mm512_loadu_ps(scores + t), vm));
+        _mm512_storeu_ps(scores + t, e);
+        vsum = _mm256_add_ps(vsum, _mm512_castps512_ps256(e));
+        vsum = _mm256_add_ps(vsum, _mm512_extractf32x8_ps(e, 1));
+    }
+    if (t + 8 <= n) {
+        const __m256 e = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(scores + t), _mm512_castps512_ps256(vm)));
+        _mm256_storeu_ps(scores + t, e);
+        vsum = _mm256_add_ps(vsum, e);
+        t += 8;
+    }
+    float sum = hsum8(vsum);
+    for (; t < n; t++) {
+        float e = expf(scores[t] - max_value);
+        scores[t] = e;
+        sum += e;
+    }
+    const float inv = 1 / sum;
+    const __m512 vinv = _mm512_set1_ps(inv);
+    for (t = 0; t + 16 <= n; t += 16) _mm512_storeu_ps(scores + t, _mm512_mul_ps(_mm512_loadu_ps(scores + t), vinv));
     for (; t < n; t++) scores[t] *= inv;
     return 1;
 }
@@ -388,12 +553,13 @@ static int softmax_neon(float *scores, size_t n, int nan_to_zero) {
 #if defined(__x86_64__) || defined(_M_X64)
 #define SIMD_KERNELS 1
 #define simd_runs() qk_cpu_has_avx2_fma_f16c()
-#define scores_simd scores_avx2
-#define scores_scaled_simd scores_scaled_avx2
-#define scale_keys_simd scale_keys_avx2
-#define widen_simd widen_avx2
-#define weighted_sum_simd weighted_sum_avx2
-#define softmax_simd softmax_avx2
+#define AVX512_RUNS (qk_isa() >= QK_ISA_AVX512)
+#define scores_simd (AVX512_RUNS ? scores_avx512 : scores_avx2)
+#define scores_scaled_simd (AVX512_RUNS ? scores_scaled_avx512 : scores_scaled_avx2)
+#define scale_keys_simd (AVX512_RUNS ? scale_keys_avx512 : scale_keys_avx2)
+#define widen_simd (AVX512_RUNS ? widen_avx512 : widen_avx2)
+#define weighted_sum_simd (AVX512_RUNS ? weighted_sum_avx512 : weighted_sum_avx2)
+#define softmax_simd (AVX512_RUNS ? softmax_avx512 : softmax_avx2)
 #elif defined(__aarch64__)
 #define SIMD_KERNELS 1
 #define simd_runs() (qk_isa() >= QK_ISA_NEON)
