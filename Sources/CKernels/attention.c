@@ -183,19 +183,12 @@ AVX512 static inline __attribute__((always_inline)) __m512 key16(const void *k, 
     return scaled ? _mm512_loadu_ps((const float *)k + i) : _mm512_mul_ps(load16(k, i, half), cv);
 }
 
-// `key8` in the low 8 lanes (the high ones zero).
-AVX512 static inline __attribute__((always_inline)) __m512 key8_low(const void *k, size_t i, int half, int scaled, __m512 cv) {
-    const __m256 lo = half ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)k + i)))
-                           : _mm256_loadu_ps((const float *)k + i);
-    const __m512 v = _mm512_castps256_ps512(lo);
-    return scaled ? _mm512_insertf32x8(v, _mm256_setzero_ps(), 1) : _mm512_insertf32x8(_mm512_mul_ps(v, cv), _mm256_setzero_ps(), 1);
-}
-
 // acc + q[d..d+16) · k: the AVX2 kernel's a (lanes 0–7) and b (8–15) steps at once; at a tail of 8
-// (d mod 16 = 8) only a's.
+// (d mod 16 = 8) only a's, through `key8` (lanes 8–15 of the operands unused: the mask keeps acc's).
 #define SCORE_STEP16(acc, d, r) acc = _mm512_fmadd_ps(_mm512_loadu_ps(q + (d)), key16(k, (r) + (d), half, scaled, cv), acc)
-#define SCORE_STEP8(acc, d, r) acc = _mm512_mask3_fmadd_ps(_mm512_castps256_ps512(_mm256_loadu_ps(q + (d))), \
-                                                           key8_low(k, (r) + (d), half, scaled, cv), acc, 0x00FF)
+#define SCORE_STEP8(acc, d, r) acc = _mm512_mask3_fmadd_ps( \
+        _mm512_castps256_ps512(_mm256_loadu_ps(q + (d))), \
+        _mm512_castps256_ps512(key8(k, (r) + (d), half, scaled, _mm512_castps512_ps256(cv))), acc, 0x00FF)
 
 // hsum8(a + b) of a key's register (a, b its halves), as a 128-bit vector of its 4 partial sums.
 AVX512 static inline __attribute__((always_inline)) __m128 halves16(__m512 acc) {
@@ -226,10 +219,7 @@ AVX512 static inline __attribute__((always_inline)) void scores_kernel_avx512(co
         __m512 acc = _mm512_setzero_ps();
         for (size_t d = 0; d < d16; d += 16) SCORE_STEP16(acc, d, t * d_count);
         if (d16 < d_count) SCORE_STEP8(acc, d16, t * d_count);
-        __m128 x = halves16(acc);
-        x = _mm_add_ps(x, _mm_movehl_ps(x, x));
-        x = _mm_add_ss(x, _mm_movehdup_ps(x));
-        scores[t] = _mm_cvtss_f32(x);
+        scores[t] = hsum8(_mm256_add_ps(_mm512_castps512_ps256(acc), _mm512_extractf32x8_ps(acc, 1)));
     }
 }
 #undef SCORE_STEP16

@@ -188,11 +188,7 @@ AVX512_WIDE static inline __attribute__((always_inline)) __m512i record_words2(c
 // 3.0 ms at 2 KB, 2.06 ms at 8 KB, 1.86 ms at 12 KB; the 256-bit kernel 3.3 ms; at K = 4,864
 // 8 KB and 12 KB alike).
 enum { WIDE_AHEAD = 8192 };
-#define WIDE_PREFETCH(r) { \
-        _mm_prefetch((const char *)(r) + WIDE_AHEAD, _MM_HINT_T0); \
-        _mm_prefetch((const char *)(r) + WIDE_AHEAD + 64, _MM_HINT_T0); \
-        _mm_prefetch((const char *)(r) + WIDE_AHEAD + 128, _MM_HINT_T0); \
-    }
+#define WIDE_PREFETCH(r) prefetch_record_at(r, WIDE_AHEAD)
 #define Q4X8_WIDE_PASS(SUMS, SCALES_AT, ZTERMS_AT) \
     const size_t rec = record_bytes(f32), sbytes = f32 ? 32 : 16, scales_at = (SCALES_AT), zterms_at = (ZTERMS_AT); \
     __m512 acc[8]; \
@@ -294,8 +290,8 @@ AVX512_WIDE static inline __attribute__((always_inline)) void q16_wide_pass(cons
         } \
     }
 
-// The entry points (`q4x8_gemm_q8_wide` serves the int8 GEMM and the int8 multi-row GEMV, whose
-// row layouts are the same).
+// The entry points (`q4x8_q8_wide` serves the int8 GEMM and the int8 multi-row GEMV, whose row
+// layouts are the same).
 #define Q4X8_WIDE_ENTRY(NAME, PASS, XTYPE) \
     AVX512_WIDE static inline __attribute__((always_inline)) void NAME##_groups(const uint8_t *packed, const int f32, \
             size_t blocks, const uint8_t *aq, size_t row_bytes, size_t m, size_t g0, size_t g1, float *y, size_t ldy) \

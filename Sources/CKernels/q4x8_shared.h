@@ -15,12 +15,15 @@ Q4_AVX2 static inline __m256 record_scales(const uint8_t *rec, int f32) {
     return f32 ? _mm256_loadu_ps((const float *)rec) : _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)rec));
 }
 
-// Asks for the (144 or 160 byte) record PREFETCH_AHEAD bytes after r.
-static inline void prefetch_record(const uint8_t *r) {
-    _mm_prefetch((const char *)r + PREFETCH_AHEAD, _MM_HINT_T0);
-    _mm_prefetch((const char *)r + PREFETCH_AHEAD + 64, _MM_HINT_T0);
-    _mm_prefetch((const char *)r + PREFETCH_AHEAD + 128, _MM_HINT_T0);
+// Asks for the (144 or 160 byte) record `ahead` bytes after r.
+static inline __attribute__((always_inline)) void prefetch_record_at(const uint8_t *r, size_t ahead) {
+    _mm_prefetch((const char *)r + ahead, _MM_HINT_T0);
+    _mm_prefetch((const char *)r + ahead + 64, _MM_HINT_T0);
+    _mm_prefetch((const char *)r + ahead + 128, _MM_HINT_T0);
 }
+
+// Asks for the record PREFETCH_AHEAD bytes after r.
+static inline void prefetch_record(const uint8_t *r) { prefetch_record_at(r, PREFETCH_AHEAD); }
 
 // The end of a block in the integer GEMVs: `dot` holds the 8 rows' integer sums Σ q·a over the
 // block; the zero point comes off as the activation row's zero-point term `zterm` (8 × the
